@@ -1,0 +1,117 @@
+# -*- test-case-name: tests.test_errors -*-
+"""
+One exception hierarchy for spc.
+
+Each class's docstring is the sentence a user is shown, so the command line
+and the daemon's log speak with one voice; details that help (a path, a line
+number, two fingerprints) travel as the exception's arguments and are appended
+by L{SPCError.__str__}.
+"""
+
+
+class SPCError(Exception):
+    """
+    spc failed.
+    """
+
+    exitCode = 1
+
+    def __str__(self) -> str:
+        message = (self.__doc__ or "").strip().split("\n\n")[0]
+        message = " ".join(message.split())
+        details = ", ".join(str(arg) for arg in self.args)
+        if details:
+            return f"{message} {details}" if message.endswith(":") else (
+                f"{message} ({details})"
+            )
+        return message
+
+
+class ConfigurationError(SPCError):
+    """
+    The configuration is not valid:
+    """
+
+    exitCode = 2
+
+
+class ProtocolError(SPCError):
+    """
+    The peer sent data that does not follow the SPC/1 protocol:
+    """
+
+
+class FrameTooLarge(ProtocolError):
+    """
+    The peer announced a frame larger than the protocol allows:
+    """
+
+
+class AuthenticationFailed(ProtocolError):
+    """
+    A protected frame failed authentication; it was forged, corrupted or
+    replayed.
+    """
+
+
+class KeyFileError(SPCError):
+    """
+    A key file could not be used:
+    """
+
+
+class InsecureKeyFile(KeyFileError):
+    """
+    The private key file is readable by other users; restrict it with
+    `chmod 600` before spc will use it:
+    """
+
+
+class KeyFileExists(KeyFileError):
+    """
+    A key already exists there; pass --force to replace it (the old identity
+    is lost):
+    """
+
+
+class BadPublicKey(SPCError):
+    """
+    The public key is not acceptable to spc (it needs an RSA key of 2048 to
+    4096 bits with exponent 65537, in canonical DER):
+    """
+
+
+class TrustFileError(SPCError):
+    """
+    A trust file has a line that spc cannot read:
+    """
+
+
+class TrustError(SPCError):
+    """
+    The peer is not trusted.
+    """
+
+    exitCode = 3
+
+
+class UnknownServerKey(TrustError):
+    """
+    The server's key is not known; pin it with --server-fingerprint, add it to
+    known_hosts, or pass --accept-new to trust it on first use:
+    """
+
+
+class ServerKeyChanged(TrustError):
+    """
+    WARNING: THE SERVER'S KEY HAS CHANGED. Someone may be intercepting the
+    connection, or the server was given a new key. Nothing was sent. Expected
+    and received fingerprints:
+    """
+
+
+class ClientNotAuthorized(TrustError):
+    """
+    The server refused this client; ask its operator to add the client's
+    fingerprint to authorized_keys.
+    """

@@ -1,0 +1,340 @@
+"""
+Tests for L{spc.wire}: every frame and record round-trips, and no input at
+all makes a decoder raise anything but L{ProtocolError}.
+"""
+
+from hypothesis import given, settings, strategies as st
+from twisted.trial import unittest
+
+from spc import wire
+from spc.errors import ProtocolError
+
+u8 = st.integers(0, 2**8 - 1)
+u16 = st.integers(0, 2**16 - 1)
+u32 = st.integers(0, 2**32 - 1)
+u64 = st.integers(0, 2**64 - 1)
+
+
+def fixed(size):
+    return st.binary(min_size=size, max_size=size)
+
+
+def sized(low, high):
+    return st.integers(low, high).flatmap(fixed)
+
+
+@st.composite
+def serverHellos(draw):
+    count = draw(st.integers(1, 0xFFFF))
+    return wire.ServerHello(
+        versions=tuple(draw(st.lists(u8, min_size=1, max_size=wire.MAX_VERSIONS))),
+        suite=draw(u8),
+        channel=draw(st.integers(0, count - 1)),
+        channelCount=count,
+        nonce=draw(fixed(32)),
+        ephemeral=draw(fixed(32)),
+        hostKey=draw(sized(wire.MIN_SPKI_SIZE, wire.MAX_SPKI_SIZE)),
+    )
+
+
+clientAuths = st.builds(
+    wire.ClientAuth,
+    version=u8,
+    nonce=fixed(32),
+    session=fixed(16),
+    epoch=u32,
+    ephemeral=fixed(32),
+    identityKey=sized(wire.MIN_SPKI_SIZE, wire.MAX_SPKI_SIZE),
+    exchangeKey=fixed(wire.EXCHANGE_SPKI_SIZE),
+    encryptedSecret=sized(wire.MIN_RSA_OUTPUT_SIZE, wire.MAX_RSA_OUTPUT_SIZE),
+    signature=sized(wire.MIN_RSA_OUTPUT_SIZE, wire.MAX_RSA_OUTPUT_SIZE),
+)
+params = st.builds(wire.Params, u32, u16, u32, u32, u32, u32, u32, u64, u16, u32)
+serverFinisheds = st.builds(wire.ServerFinished, fixed(16), u32, params, fixed(32))
+alerts = st.builds(wire.Alert, st.sampled_from(sorted(wire.ALERT_CODES)))
+
+
+@st.composite
+def fragments(draw):
+    count = draw(st.integers(1, 2**32 - 1))
+    return wire.Fragment(
+        msgID=draw(u64),
+        index=draw(st.integers(0, count - 1)),
+        count=count,
+        totalLength=draw(u64),
+        kind=draw(st.sampled_from(sorted(wire.MESSAGE_KINDS))),
+        digest=draw(fixed(32)),
+        payload=draw(st.binary(max_size=200)),
+    )
+
+
+heartbeatFields = (u32, u64, u32, u32, u64, u64, u64)
+records = st.one_of(
+    fragments(),
+    st.builds(
+        wire.Ack,
+        u64,
+        st.sampled_from([wire.ACK_PROGRESS, wire.ACK_COMPLETE, wire.ACK_ABANDONED]),
+        st.lists(st.tuples(u32, u32), max_size=wire.MAX_ACK_RANGES).map(tuple),
+    ),
+    st.builds(wire.HeartbeatRequest, *heartbeatFields),
+    st.builds(wire.HeartbeatResponse, *heartbeatFields),
+    st.builds(wire.RotationOffer, u32, fixed(32), fixed(wire.EXCHANGE_RSA_OUTPUT_SIZE)),
+    st.builds(wire.RotationAck, u32, fixed(32), fixed(32)),
+    st.builds(wire.RotationCommit, u32),
+    st.builds(wire.RotationAbort, u32, u8),
+    st.builds(wire.RotationRequest, st.sampled_from([wire.REKEY_VOLUME, wire.REKEY_AGE])),
+    st.builds(
+        wire.Bye,
+        st.sampled_from(sorted(wire.BYE_CODES)),
+        st.sampled_from([wire.SCOPE_CHANNEL, wire.SCOPE_SESSION]),
+        st.text(max_size=60),
+    ),
+)
+
+
+class RoundTripTests(unittest.TestCase):
+    """
+    C{decode(encode(x)) == x}, with the same type, for every frame and
+    record; and encoding is canonical.
+    """
+
+    def assertRoundTrip(self, value, decoded):
+        self.assertIs(type(decoded), type(value))
+        self.assertEqual(tuple(decoded), tuple(value))
+
+    @settings(max_examples=200)
+    @given(st.one_of(serverHellos(), clientAuths, serverFinisheds, alerts))
+    def test_handshakeFrames(self, frame):
+        """
+        Handshake frames round-trip through L{wire.decodeHandshake}, within
+        the pre-authentication size cap.
+        """
+        body = frame.encode()
+        self.assertLessEqual(len(body), wire.MAX_BODY_PRE)
+        decoded = wire.decodeHandshake(body)
+        self.assertRoundTrip(frame, decoded)
+        self.assertEqual(decoded.encode(), body)
+
+    @settings(max_examples=300)
+    @given(records)
+    def test_records(self, record):
+        """
+        Inner records round-trip through L{wire.decodeRecord}.
+        """
+        self.assertRoundTrip(record, wire.decodeRecord(record.encode()))
+
+    @given(st.integers(0, 255), fixed(16), u16, u32, u64, st.integers(0, 2**20))
+    def test_protectedHeader(self, suite, session, channel, epoch, seq, length):
+        """
+        The header decodes from the AAD it produces, past the length prefix.
+        """
+        header = wire.ProtectedHeader(suite, session, channel, epoch, seq)
+        aad = header.aad(length)
+        self.assertEqual(aad[:4], wire.LENGTH.pack(length))
+        self.assertEqual(wire.ProtectedHeader.decode(aad[4:]), header)
+
+    def test_sizes(self):
+        """
+        The documented sizes: F1 369 bytes with an RSA-2048 key and one
+        version, F3 94, the protected header 34, an HBQ 48.
+        """
+        hello = wire.ServerHello((1,), 1, 0, 4, bytes(32), bytes(32), bytes(294))
+        self.assertEqual(len(hello.encode()), 369)
+        finished = wire.ServerFinished(bytes(16), 0, wire.Params(), bytes(32))
+        self.assertEqual(len(finished.encode()), 94)
+        self.assertEqual(wire.PROTECTED_HEADER_SIZE, 34)
+        self.assertEqual(len(wire.HeartbeatRequest(0, 0, 0, 0, 0, 0, 0).encode()), 48)
+
+    def test_largestClientAuthFits(self):
+        """
+        With 4096-bit identity and server keys, F2 still fits the
+        pre-authentication cap.
+        """
+        auth = wire.ClientAuth(1, bytes(32), bytes(16), 0, bytes(32), bytes(550),
+                               bytes(294), bytes(512), bytes(512))
+        self.assertLessEqual(len(auth.encode()), wire.MAX_BODY_PRE)
+
+    def test_signedPart(self):
+        """
+        The signature covers the whole body before its own length field.
+        """
+        auth = wire.ClientAuth(1, bytes(32), bytes(16), 0, bytes(32), bytes(294),
+                               bytes(294), bytes(256), b"s" * 256)
+        body = auth.encode()
+        self.assertEqual(body, auth.unsigned() + b"\x01\x00" + b"s" * 256)
+
+    def test_fragmentPayloadIsView(self):
+        """
+        A decoded fragment's payload is a view into the plaintext, not a
+        copy.
+        """
+        plaintext = wire.Fragment(1, 0, 1, 3, wire.KIND_TEXT, bytes(32), b"abc").encode()
+        fragment = wire.decodeRecord(plaintext)
+        self.assertIsInstance(fragment.payload, memoryview)
+        self.assertEqual(bytes(fragment.payload), b"abc")
+
+
+class StrictnessTests(unittest.TestCase):
+    """
+    Decoders refuse anything that is not exactly a valid encoding.
+    """
+
+    hello = wire.ServerHello((1,), 1, 0, 4, bytes(32), bytes(32), bytes(294)).encode()
+
+    def assertRefused(self, decoder, data):
+        self.assertRaises(ProtocolError, decoder, data)
+
+    def test_trailingBytes(self):
+        """
+        One extra byte after any frame or record is refused.
+        """
+        self.assertRefused(wire.decodeHandshake, self.hello + b"\x00")
+        self.assertRefused(wire.decodeRecord, wire.RotationCommit(1).encode() + b"\x00")
+        self.assertRefused(wire.decodeRecord, wire.Ack(1, 0, ()).encode() + b"\x00")
+
+    def test_truncation(self):
+        """
+        Every proper prefix of a frame is refused.
+        """
+        for size in range(len(self.hello)):
+            self.assertRefused(wire.decodeHandshake, self.hello[:size])
+
+    def test_badVersionAndType(self):
+        """
+        A wrong wire version or a type not allowed before keys is refused;
+        a protected header with a handshake type is refused.
+        """
+        self.assertRefused(wire.decodeHandshake, b"\x02" + self.hello[1:])
+        self.assertRefused(wire.decodeHandshake, b"\x01\x10" + self.hello[2:])
+        self.assertRefused(wire.decodeHandshake, b"\x01\x03" + self.hello[2:])
+        self.assertRefused(wire.ProtectedHeader.decode, b"\x01\x01" + bytes(32))
+
+    def test_reservedFlags(self):
+        """
+        A protected header with reserved flags set is refused.
+        """
+        body = wire.ProtectedHeader(1, bytes(16), 0, 0, 0).aad(40)[4:]
+        self.assertRefused(wire.ProtectedHeader.decode, body[:3] + b"\x01" + body[4:])
+
+    def test_oversizedHandshake(self):
+        """
+        A handshake body over the cap is refused without being parsed.
+        """
+        self.assertRefused(wire.decodeHandshake, self.hello + bytes(wire.MAX_BODY_PRE))
+
+    def test_keyLengthLimits(self):
+        """
+        Host keys shorter or longer than RSA-2048..4096 SPKIs are refused.
+        """
+        for size in (wire.MIN_SPKI_SIZE - 1, wire.MAX_SPKI_SIZE + 1):
+            hello = wire.ServerHello((1,), 1, 0, 4, bytes(32), bytes(32), bytes(size))
+            self.assertRefused(wire.decodeHandshake, hello.encode())
+
+    def test_channelOutOfRange(self):
+        """
+        A channel index not below the channel count is refused.
+        """
+        hello = wire.ServerHello((1,), 1, 4, 4, bytes(32), bytes(32), bytes(294))
+        self.assertRefused(wire.decodeHandshake, hello.encode())
+
+    def test_versionList(self):
+        """
+        Empty or over-long version lists are refused.
+        """
+        self.assertRefused(wire.decodeHandshake, b"\x01\x01\x00" + self.hello[4:])
+        self.assertRefused(wire.decodeHandshake, b"\x01\x01\x09" + self.hello[3:])
+
+    def test_tooManyAckRanges(self):
+        """
+        An ACK with more ranges than allowed is refused on its count, before
+        the ranges are read.
+        """
+        body = b"ACK:" + wire.Ack._FIXED.pack(1, 0, wire.MAX_ACK_RANGES + 1)
+        self.assertRefused(wire.decodeRecord, body)
+
+    def test_unknownValues(self):
+        """
+        Unknown tags, kinds, statuses, alert codes, BYE codes and rotation
+        reasons are refused, as is a BYE reason that is not UTF-8.
+        """
+        self.assertRefused(wire.decodeRecord, b"XYZ:")
+        fragment = wire.Fragment(1, 0, 1, 1, wire.KIND_TEXT, bytes(32), b"x").encode()
+        self.assertRefused(wire.decodeRecord, fragment[:28] + b"\x07" + fragment[29:])
+        self.assertRefused(wire.decodeRecord, b"ACK:" + wire.Ack._FIXED.pack(1, 3, 0))
+        self.assertRefused(wire.decodeHandshake, b"\x01\x0f\x09")
+        self.assertRefused(wire.decodeRecord, b"BYE:\x00\x08\x00\x00")
+        self.assertRefused(wire.decodeRecord, b"RKR:\x03")
+        self.assertRefused(wire.decodeRecord, b"BYE:\x00\x00\x00\x01\xff")
+
+    def test_fragmentIndex(self):
+        """
+        A fragment whose index is not below its count is refused.
+        """
+        body = wire.Fragment(1, 0, 1, 1, wire.KIND_TEXT, bytes(32), b"x").encode()
+        bad = body[:12] + (5).to_bytes(4, "big") + body[16:]
+        self.assertRefused(wire.decodeRecord, bad)
+
+    def test_limits(self):
+        """
+        The post-handshake cap follows the fragment size.
+        """
+        inner = wire.maxInnerSize(wire.DEFAULT_FRAGMENT_SIZE)
+        self.assertEqual(inner, 4 + 57 + 65536)
+        self.assertEqual(wire.maxProtectedBody(inner), 34 + 64 + inner)
+
+
+class GarbageTests(unittest.TestCase):
+    """
+    Arbitrary bytes raise only L{ProtocolError}, from every decoder.
+    """
+
+    @settings(max_examples=500)
+    @given(st.binary(max_size=3000))
+    def test_handshake(self, data):
+        """
+        Random bytes into the handshake decoder.
+        """
+        try:
+            wire.decodeHandshake(data)
+        except ProtocolError:
+            pass
+
+    @settings(max_examples=500)
+    @given(st.sampled_from([t.TAG for t in wire.RECORD_TYPES]), st.binary(max_size=400))
+    def test_records(self, tag, data):
+        """
+        Random bodies behind every valid tag, and random bytes alone.
+        """
+        for candidate in (tag + data, data):
+            try:
+                wire.decodeRecord(candidate)
+            except ProtocolError:
+                pass
+
+    @settings(max_examples=300)
+    @given(st.binary(max_size=80))
+    def test_protectedHeader(self, data):
+        """
+        Random bytes into the protected-header decoder.
+        """
+        try:
+            wire.ProtectedHeader.decode(data)
+        except ProtocolError:
+            pass
+
+    @settings(max_examples=300)
+    @given(st.one_of(serverHellos(), clientAuths, serverFinisheds), st.data())
+    def test_mutations(self, frame, data):
+        """
+        Valid frames with one byte changed, cut or added either decode or
+        raise L{ProtocolError}.
+        """
+        body = bytearray(frame.encode())
+        position = data.draw(st.integers(0, len(body) - 1))
+        body[position] = data.draw(u8)
+        for candidate in (bytes(body), bytes(body[:position]), bytes(body) + b"\x00"):
+            try:
+                wire.decodeHandshake(candidate)
+            except ProtocolError:
+                pass

@@ -54,6 +54,18 @@ class AuthenticationFailed(ProtocolError):
     """
 
 
+class HandshakeRefused(SPCError):
+    """
+    The server refused the handshake:
+    """
+
+
+class ServerBusy(HandshakeRefused):
+    """
+    The server is busy; spc retries with backoff.
+    """
+
+
 class KeyFileError(SPCError):
     """
     A key file could not be used:

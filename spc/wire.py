@@ -407,6 +407,22 @@ def decodeHandshake(body: bytes | memoryview) -> HandshakeFrame:
 # Protected frames.
 
 
+_AAD = struct.Struct("!IBBBB16sHIQ")
+AAD_SIZE = _AAD.size
+
+
+def protectedAAD(
+    bodyLength: int, suite: int, session: bytes, channel: int, epoch: int, seq: int
+) -> bytes:
+    """
+    Length prefix and header of a protected frame: the bytes written before
+    its suite body, and the associated data that authenticates them.
+    """
+    return _AAD.pack(
+        bodyLength, WIRE_VERSION, PROTECTED, suite, 0, session, channel, epoch, seq
+    )
+
+
 class ProtectedHeader(NamedTuple):
     """
     The 34 clear bytes before a protected frame's suite body.  With the
@@ -424,9 +440,8 @@ class ProtectedHeader(NamedTuple):
         """
         The associated data of a frame whose body is C{bodyLength} long.
         """
-        return LENGTH.pack(bodyLength) + PROTECTED_HEADER.pack(
-            WIRE_VERSION, PROTECTED, self.suite, 0, self.session, self.channel,
-            self.epoch, self.seq,
+        return protectedAAD(
+            bodyLength, self.suite, self.session, self.channel, self.epoch, self.seq
         )
 
     @classmethod

@@ -1,0 +1,262 @@
+# -*- test-case-name: tests.test_cli -*-
+"""
+The C{spc} command: C{spc keygen}, C{spc fingerprint}, and later C{spc send}
+and C{spc demo}.
+
+Every subcommand is a L{usage.Options} subclass with a C{run} method. To add
+one, write a L{Command} subclass and list it in L{SPCOptions.subCommands}.
+L{main} turns the errors a user can cause into one line on stderr and an exit
+code (DESIGN.md section 1: 1 generic, 2 usage, 3 trust, 4 transfer), so a
+user never sees a traceback for their own mistake. Output goes to streams
+passed in, so tests call L{main} directly.
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+from typing import Mapping, Sequence, TextIO
+
+from twisted.python import usage
+
+import spc
+from spc.errors import SPCError
+from spc.identity import (
+    DEFAULT_BITS,
+    MAX_RSA_BITS,
+    MIN_RSA_BITS,
+    PRIVATE_KEY_NAME,
+    PUBLIC_KEY_NAME,
+    checkKeyFilesAbsent,
+    defaultKeyDir,
+    fingerprint,
+    generateIdentity,
+    readIdentityPublicKey,
+    readPublicKeyFile,
+    saveIdentity,
+)
+
+EXIT_OK = 0
+EXIT_FAILURE = 1
+EXIT_USAGE = 2
+
+
+class _Exit(Exception):
+    """
+    Raised by C{--help} and C{--version} in place of L{usage.Options}'
+    C{print} and C{sys.exit}, so that L{main} writes the text to its own
+    stdout.
+
+    @ivar text: What to print.
+    """
+
+    def __init__(self, text: str) -> None:
+        super().__init__(text)
+        self.text = text
+
+
+class Context:
+    """
+    What a command may use of the world outside it. Commands write only to
+    these streams and read only this environment, so tests can supply them.
+
+    @ivar stdout: For results (a fingerprint, "Wrote ...").
+    @ivar stderr: For errors and progress.
+    @ivar environ: The environment, for C{$SPC_HOME}.
+    """
+
+    def __init__(self, stdout: TextIO, stderr: TextIO, environ: Mapping[str, str]) -> None:
+        self.stdout = stdout
+        self.stderr = stderr
+        self.environ = environ
+
+
+class _BaseOptions(usage.Options):
+    """
+    Print C{--help} and C{--version} through L{main}'s streams.
+    """
+
+    def opt_help(self) -> None:
+        """
+        Display this help and exit.
+        """
+        raise _Exit(str(self))
+
+    def opt_version(self) -> None:
+        """
+        Display the spc version and exit.
+        """
+        raise _Exit(f"spc {spc.__version__}")
+
+
+class Command(_BaseOptions):
+    """
+    A subcommand. Subclasses declare their options as usual and implement
+    L{run}.
+    """
+
+    def getSynopsis(self) -> str:
+        name = self.parent.subCommand if self.parent is not None else "COMMAND"
+        return f"Usage: spc {name} {getattr(self, 'synopsis', '[options]')}".rstrip()
+
+    def run(self, context: Context) -> int:
+        """
+        Do the work.
+
+        @return: The exit code.
+        @raise SPCError: For failures that a user can understand and fix.
+        """
+        raise NotImplementedError()
+
+
+class KeyDirMixin:
+    """
+    The C{--key-dir} option, shared by every command that uses an identity.
+    """
+
+    optParameters = [
+        ["key-dir", None, None,
+         "Directory of the identity and trust files "
+         "[default: $SPC_HOME or ~/.config/spc]."],
+    ]
+
+    def keyDir(self, context: Context) -> str:
+        """
+        @return: C{--key-dir}, or the default for C{context}'s environment.
+        """
+        return self["key-dir"] or defaultKeyDir(context.environ)  # type: ignore[index]
+
+
+class KeygenOptions(KeyDirMixin, Command):
+    """
+    C{spc keygen}: create the RSA identity that peers pin.
+    """
+
+    synopsis = "[--key-dir DIR] [--bits N] [--force]"
+    optParameters = [
+        ["bits", None, str(DEFAULT_BITS),
+         f"RSA key size in bits, from {MIN_RSA_BITS} to {MAX_RSA_BITS}."],
+    ]
+    optFlags = [["force", None, "Replace an existing identity (the old one is lost)."]]
+
+    def postOptions(self) -> None:
+        text = self["bits"]
+        bits = int(text) if text.isascii() and text.isdigit() and len(text) < 6 else 0
+        if not MIN_RSA_BITS <= bits <= MAX_RSA_BITS:
+            raise usage.UsageError(
+                f"--bits must be a number from {MIN_RSA_BITS} to {MAX_RSA_BITS}, not {text}"
+            )
+        self["bits"] = bits
+
+    def run(self, context: Context) -> int:
+        keyDir = self.keyDir(context)
+        if not self["force"]:
+            checkKeyFilesAbsent(keyDir)  # before spending time on generation
+        identity = generateIdentity(self["bits"])
+        saveIdentity(identity, keyDir, force=self["force"])
+        privatePath = os.path.join(keyDir, PRIVATE_KEY_NAME)
+        publicPath = os.path.join(keyDir, PUBLIC_KEY_NAME)
+        context.stdout.write(f"Wrote {privatePath} and {publicPath}\n")
+        context.stdout.write(f"Fingerprint: {identity.fingerprint}\n")
+        return EXIT_OK
+
+
+class FingerprintOptions(KeyDirMixin, Command):
+    """
+    C{spc fingerprint}: print the fingerprint that peers pin, so it can be
+    given to them.
+    """
+
+    synopsis = "[--key-dir DIR | PUBKEY_FILE]"
+    publicKeyFile: str | None = None
+
+    def parseArgs(self, publicKeyFile: str | None = None) -> None:
+        self.publicKeyFile = publicKeyFile
+
+    def postOptions(self) -> None:
+        if self.publicKeyFile is not None and self["key-dir"] is not None:
+            raise usage.UsageError("give --key-dir or PUBKEY_FILE, not both")
+
+    def run(self, context: Context) -> int:
+        if self.publicKeyFile is not None:
+            der = readPublicKeyFile(self.publicKeyFile)
+        else:
+            der = readIdentityPublicKey(self.keyDir(context))
+        context.stdout.write(fingerprint(der) + "\n")
+        return EXIT_OK
+
+
+class SPCOptions(_BaseOptions):
+    """
+    The top level of the C{spc} command.
+    """
+
+    synopsis = "Usage: spc [--version] [--help] COMMAND [options]"
+    subCommands = [
+        ["keygen", None, KeygenOptions, "Create an RSA identity in the key directory."],
+        ["fingerprint", None, FingerprintOptions, "Print the fingerprint of a public key."],
+    ]
+
+    def getSynopsis(self) -> str:
+        return self.synopsis
+
+    def postOptions(self) -> None:
+        if self.subCommand is None:
+            raise usage.UsageError("no command given")
+
+
+def _helpHint(options: SPCOptions) -> str:
+    command = f"spc {options.subCommand}" if options.subCommand else "spc"
+    return f"Try '{command} --help' for more information."
+
+
+def main(
+    argv: Sequence[str] | None = None,
+    stdout: TextIO | None = None,
+    stderr: TextIO | None = None,
+    *,
+    environ: Mapping[str, str] | None = None,
+) -> int:
+    """
+    Run the C{spc} command.
+
+    @param argv: The arguments after the program name (C{sys.argv[1:]} if
+        L{None}).
+    @param stdout: Where results go (L{sys.stdout} if L{None}).
+    @param stderr: Where errors go (L{sys.stderr} if L{None}).
+    @param environ: The environment (L{os.environ} if L{None}).
+    @return: The exit code.
+    """
+    context = Context(
+        sys.stdout if stdout is None else stdout,
+        sys.stderr if stderr is None else stderr,
+        os.environ if environ is None else environ,
+    )
+    options = SPCOptions()
+    try:
+        options.parseOptions(list(sys.argv[1:] if argv is None else argv))
+    except _Exit as e:
+        context.stdout.write(e.text.rstrip("\n") + "\n")
+        return EXIT_OK
+    except usage.UsageError as e:
+        context.stderr.write(f"spc: {e}\n{_helpHint(options)}\n")
+        return EXIT_USAGE
+    try:
+        return options.subOptions.run(context)
+    except SPCError as e:
+        context.stderr.write(f"spc: {e}\n")
+        return e.exitCode
+    except OSError as e:
+        where = f": {e.filename}" if e.filename else ""
+        context.stderr.write(f"spc: {e.strerror or e}{where}\n")
+        return EXIT_FAILURE
+    except KeyboardInterrupt:
+        context.stderr.write("spc: interrupted\n")
+        return 130
+
+
+def run() -> None:
+    """
+    The console-script entry point (C{spc = spc.cli:run}).
+    """
+    sys.exit(main())

@@ -1,0 +1,264 @@
+# -*- test-case-name: tests.test_tap -*-
+"""
+The spc daemon as a twistd plugin:
+C{twistd -n spc --inbox DIR --ports 9000-9003}.
+
+L{Options} parses and checks the command line; L{makeService} turns the
+result into the service that twistd runs. The dropin
+C{twisted/plugins/spc_plugin.py} points twistd here.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+import os
+from collections import Counter
+
+from twisted.application.service import MultiService
+from twisted.internet.endpoints import quoteStringArgument, serverFromString
+from twisted.internet.interfaces import IReactorCore
+from twisted.python import usage
+
+MAX_CHANNELS = 16
+"""
+The most channels (listening endpoints) one daemon opens.
+"""
+
+DEFAULT_INTERFACE = "127.0.0.1"
+"""
+The address C{--ports} listen on unless C{--interface} says otherwise.
+"""
+
+
+def defaultKeyDirectory() -> str:
+    """
+    The key directory used when none is given: C{$SPC_HOME} if set and not
+    empty, else C{~/.config/spc}.
+
+    Read when called, not when this module is imported, so the environment
+    of the running process counts.
+    """
+    return os.environ.get("SPC_HOME") or os.path.expanduser(
+        os.path.join("~", ".config", "spc")
+    )
+
+
+def parsePorts(spec: str) -> list[int]:
+    """
+    Parse a port list such as C{9000-9003} or C{9000,9001,9005} (the forms
+    may be mixed: C{9000-9002,9005}).
+
+    @param spec: The value of C{--ports}.
+    @return: The ports, in the order given.
+    @raise usage.UsageError: If C{spec} is malformed, a range is reversed or
+        a port is outside 1..65535.
+    """
+    ports: list[int] = []
+    for item in spec.split(","):
+        first, dash, last = item.strip().partition("-")
+        if dash:
+            low, high = _parsePort(first, spec), _parsePort(last, spec)
+            if low > high:
+                raise usage.UsageError(
+                    f"--ports: reversed range {item.strip()!r}; "
+                    f"write it low-high, e.g. {high}-{low}"
+                )
+            ports.extend(range(low, high + 1))
+        else:
+            ports.append(_parsePort(first, spec))
+    return ports
+
+
+def _parsePort(text: str, spec: str) -> int:
+    """
+    Parse one port number of a C{--ports} value.
+
+    @param text: The digits.
+    @param spec: The whole C{--ports} value, for the error message.
+    @return: The port.
+    @raise usage.UsageError: If C{text} is not a decimal port in 1..65535.
+    """
+    text = text.strip()
+    if not (text.isascii() and text.isdigit()):
+        raise usage.UsageError(
+            f"--ports: cannot parse {spec!r}; expected ports and ranges "
+            f"separated by commas, e.g. 9000-9003 or 9000,9001,9005"
+        )
+    port = int(text)
+    if not 1 <= port <= 65535:
+        raise usage.UsageError(f"--ports: port {port} is not in 1..65535")
+    return port
+
+
+def tcpEndpoint(port: int, interface: str) -> str:
+    """
+    The server endpoint description for a TCP port on an interface.
+
+    @param port: The TCP port.
+    @param interface: An IPv4 or IPv6 address; the colons of an IPv6 address
+        are escaped as the endpoint syntax requires (C{::1} becomes
+        C{\\:\\:1}).
+    @return: For example C{tcp:9000:interface=127.0.0.1}.
+    """
+    return f"tcp:{port}:interface={quoteStringArgument(interface)}"
+
+
+class _ParseOnlyReactor:
+    """
+    Stands in for the reactor while a C{--listen} description is parsed, so
+    that checking the command line neither needs nor installs a reactor.
+    Twisted's endpoint parsers only store the reactor they are given.
+    """
+
+
+class Options(usage.Options):
+    """
+    Command line of the spc daemon.
+
+    After parsing, besides the options themselves:
+      - C{self["ports"]}: the C{--ports}, as a list of ints;
+      - C{self["listen"]}: the C{--listen} descriptions, in order;
+      - C{self["endpoints"]}: every server endpoint description to listen
+        on, one per channel: the C{--ports} first, then the C{--listen}
+        entries;
+      - C{self["key-dir"]} and C{self["authorized-keys"]}: resolved to
+        their defaults when not given.
+    """
+
+    synopsis = "--inbox DIR [--ports PORTS] [--listen ENDPOINT]... [options]"
+
+    longdesc = (
+        "Receive messages and files from spc senders. Each port (or --listen "
+        "endpoint) is one channel of a session. --ports and --listen may be "
+        "combined: the channels are the ports first, then the --listen "
+        f"endpoints, at most {MAX_CHANNELS} in all. In an endpoint "
+        "description the colons of an IPv6 address are escaped: --listen "
+        "'tcp:9000:interface=\\:\\:1'. Only clients whose key fingerprints "
+        "are in the authorized_keys file are admitted, unless "
+        "--allow-any-client is given."
+    )
+
+    optParameters = [
+        [
+            "key-dir",
+            None,
+            None,
+            "Directory holding the identity key (default: $SPC_HOME, "
+            "or ~/.config/spc).",
+        ],
+        [
+            "interface",
+            None,
+            DEFAULT_INTERFACE,
+            "IP address the --ports listen on (IPv4 or IPv6); "
+            "--listen endpoints name their own.",
+        ],
+        [
+            "inbox",
+            None,
+            None,
+            "Directory where received files and messages go (required).",
+        ],
+        [
+            "authorized-keys",
+            None,
+            None,
+            "File listing the fingerprints of admitted clients "
+            "(default: KEYDIR/authorized_keys).",
+        ],
+    ]
+
+    optFlags = [
+        [
+            "allow-any-client",
+            None,
+            "Admit every client, whatever its key (no client authentication).",
+        ],
+    ]
+
+    def __init__(self) -> None:
+        super().__init__()
+        self["ports"] = []
+        self["listen"] = []
+        self["endpoints"] = []
+
+    def opt_ports(self, spec: str) -> None:
+        """TCP ports, one channel each, e.g. 9000-9003 or 9000,9001,9005."""
+        self["ports"].extend(parsePorts(spec))
+
+    def opt_listen(self, description: str) -> None:
+        """A Twisted server endpoint to listen on, one channel. Repeatable."""
+        try:
+            serverFromString(_ParseOnlyReactor(), description)
+        except Exception as e:
+            raise usage.UsageError(
+                f"--listen: {description!r} is not a valid server endpoint "
+                f"description: {e}"
+            ) from e
+        self["listen"].append(description)
+
+    def postOptions(self) -> None:
+        """
+        Check the options together and fill in the defaults.
+
+        @raise usage.UsageError: If a required option is missing, a port is
+            repeated, there are too many channels or the interface is not an
+            IP address.
+        """
+        if not self["inbox"]:
+            raise usage.UsageError("--inbox DIR is required")
+        if not self["ports"] and not self["listen"]:
+            raise usage.UsageError(
+                "nothing to listen on: give --ports (e.g. 9000-9003) or --listen"
+            )
+        repeated = sorted(
+            port for port, n in Counter(self["ports"]).items() if n > 1
+        )
+        if repeated:
+            raise usage.UsageError(
+                "--ports: repeated port(s) " + ", ".join(map(str, repeated))
+            )
+        if len(set(self["listen"])) != len(self["listen"]):
+            raise usage.UsageError("--listen: the same endpoint is given twice")
+        count = len(self["ports"]) + len(self["listen"])
+        if count > MAX_CHANNELS:
+            raise usage.UsageError(
+                f"{count} channels requested; at most {MAX_CHANNELS} are allowed"
+            )
+        interface = self["interface"].strip()
+        if interface.startswith("[") and interface.endswith("]"):
+            interface = interface[1:-1]
+        try:
+            ipaddress.ip_address(interface)
+        except ValueError as e:
+            raise usage.UsageError(
+                f"--interface: {self['interface']!r} is not an IP address "
+                "(e.g. 127.0.0.1, 0.0.0.0 or ::1)"
+            ) from e
+        self["interface"] = interface
+        self["endpoints"] = [
+            tcpEndpoint(port, interface) for port in self["ports"]
+        ] + list(self["listen"])
+        if self["key-dir"] is None:
+            self["key-dir"] = defaultKeyDirectory()
+        if self["authorized-keys"] is None:
+            self["authorized-keys"] = os.path.join(
+                self["key-dir"], "authorized_keys"
+            )
+
+
+def makeService(
+    config: Options, reactor: IReactorCore | None = None
+) -> MultiService:
+    """
+    Build the spc daemon's service from a parsed command line.
+
+    @param config: The parsed L{Options}.
+    @param reactor: The reactor the channels are to use; L{None} means the
+        global reactor.
+    @return: The service, named C{"spc"}. For now it has no children: the
+        channel services are added by a later change.
+    """
+    service = MultiService()
+    service.setName("spc")
+    return service

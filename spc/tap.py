@@ -19,6 +19,8 @@ from twisted.internet.endpoints import quoteStringArgument, serverFromString
 from twisted.internet.interfaces import IReactorCore
 from twisted.python import usage
 
+from spc.identity import defaultKeyDir
+
 MAX_CHANNELS = 16
 """
 The most channels (listening endpoints) one daemon opens.
@@ -28,19 +30,6 @@ DEFAULT_INTERFACE = "127.0.0.1"
 """
 The address C{--ports} listen on unless C{--interface} says otherwise.
 """
-
-
-def defaultKeyDirectory() -> str:
-    """
-    The key directory used when none is given: C{$SPC_HOME} if set and not
-    empty, else C{~/.config/spc}.
-
-    Read when called, not when this module is imported, so the environment
-    of the running process counts.
-    """
-    return os.environ.get("SPC_HOME") or os.path.expanduser(
-        os.path.join("~", ".config", "spc")
-    )
 
 
 def parsePorts(spec: str) -> list[int]:
@@ -240,7 +229,8 @@ class Options(usage.Options):
             tcpEndpoint(port, interface) for port in self["ports"]
         ] + list(self["listen"])
         if self["key-dir"] is None:
-            self["key-dir"] = defaultKeyDirectory()
+            # Read now, not at import, so the running process's environment counts.
+            self["key-dir"] = defaultKeyDir()
         if self["authorized-keys"] is None:
             self["authorized-keys"] = os.path.join(
                 self["key-dir"], "authorized_keys"

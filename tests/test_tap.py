@@ -13,7 +13,7 @@ from twisted.internet.testing import MemoryReactor
 from twisted.python import usage
 from twisted.trial.unittest import SynchronousTestCase
 
-from spc.tap import MAX_CHANNELS, Options, defaultKeyDirectory, makeService
+from spc.tap import MAX_CHANNELS, Options, makeService
 
 
 def makeOptions(*argv: str) -> Options:
@@ -332,6 +332,17 @@ class RequiredAndDefaultTests(SynchronousTestCase):
             os.path.join("/somewhere/spc", "authorized_keys"),
         )
 
+    def test_keyDirExpandsHome(self) -> None:
+        """
+        A C{~} in C{$SPC_HOME} is expanded, as C{spc keygen} expands it, so
+        the daemon and the command line agree on the key directory.
+        """
+        os.environ["SPC_HOME"] = os.path.join("~", "spc-keys")
+        options = makeOptions("--ports", "9000", "--inbox", "X")
+        self.assertEqual(
+            options["key-dir"], os.path.expanduser(os.path.join("~", "spc-keys"))
+        )
+
     def test_keyDirInHome(self) -> None:
         """
         Without C{$SPC_HOME} (or with it empty) the key directory is
@@ -343,7 +354,6 @@ class RequiredAndDefaultTests(SynchronousTestCase):
             else:
                 os.environ["SPC_HOME"] = value
             expected = os.path.expanduser(os.path.join("~", ".config", "spc"))
-            self.assertEqual(defaultKeyDirectory(), expected)
             options = makeOptions("--ports", "9000", "--inbox", "X")
             self.assertEqual(options["key-dir"], expected)
 

@@ -17,7 +17,11 @@ import os
 import sys
 from typing import Mapping, Sequence, TextIO
 
+from twisted.internet.defer import maybeDeferred
+from twisted.internet.error import ConnectError
+from twisted.logger import globalLogBeginner, textFileLogObserver
 from twisted.python import usage
+from twisted.python.failure import Failure
 
 import spc
 from spc.errors import SPCError
@@ -31,10 +35,15 @@ from spc.identity import (
     defaultKeyDir,
     fingerprint,
     generateIdentity,
+    loadIdentity,
     readIdentityPublicKey,
     readPublicKeyFile,
     saveIdentity,
 )
+from spc.sender import SendRequest, send
+from spc.suites import parseSuiteMap
+from spc.tap import MAX_CHANNELS, parsePorts
+from spc.trust import formatHostPort, loadServerTrust
 
 EXIT_OK = 0
 EXIT_FAILURE = 1
@@ -186,6 +195,169 @@ class FingerprintOptions(KeyDirMixin, Command):
         return EXIT_OK
 
 
+class ReactorCommand(Command):
+    """
+    A subcommand that runs the reactor until its work is done.
+    """
+
+    optFlags = [["verbose", "v", "Log what happens to stderr."]]
+
+    def runWithReactor(self, reactor, context: Context):
+        """
+        Do the work.
+
+        @return: the exit code, or a Deferred firing with it.
+        """
+        raise NotImplementedError()
+
+    def run(self, context: Context) -> int:
+        from twisted.internet import reactor
+
+        if self["verbose"]:
+            globalLogBeginner.beginLoggingTo(
+                [textFileLogObserver(context.stderr)], redirectStandardIO=False
+            )
+        outcome: list = []
+
+        def finish(result):
+            outcome.append(result)
+            reactor.stop()
+
+        reactor.callWhenRunning(
+            lambda: maybeDeferred(self.runWithReactor, reactor, context).addBoth(finish)
+        )
+        reactor.run()
+        if not outcome:
+            raise KeyboardInterrupt()
+        if isinstance(outcome[0], Failure):
+            outcome[0].raiseException()
+        return outcome[0]
+
+
+class SendOptions(KeyDirMixin, ReactorCommand):
+    """
+    C{spc send}: deliver messages to a daemon, and exit 0 only once the
+    daemon confirmed it stored every one.
+    """
+
+    synopsis = (
+        "--server HOST --ports PORTS [--connect ENDPOINT]... "
+        "[--server-fingerprint FP | --accept-new] --message TEXT..."
+    )
+    optParameters = [
+        ["server", None, None, "Host name or address of the daemon."],
+        ["server-fingerprint", None, None,
+         "Expected fingerprint of the daemon's key (overrides known_hosts)."],
+    ]
+    optFlags = [
+        ["accept-new", None,
+         "Trust and record the key of a server not yet in known_hosts."],
+    ]
+
+    def __init__(self) -> None:
+        super().__init__()
+        self["ports"] = []
+        self["connect"] = []
+        self["messages"] = []
+        self["suites"] = None
+
+    def opt_ports(self, text: str) -> None:
+        """The daemon's ports, one channel each, e.g. 9000-9003."""
+        self["ports"].extend(parsePorts(text))
+
+    def opt_connect(self, description: str) -> None:
+        """A Twisted client endpoint, one channel; repeatable."""
+        self["connect"].append(description)
+
+    def opt_message(self, text: str) -> None:
+        """A text message to send; repeatable."""
+        self["messages"].append(text.encode("utf-8"))
+
+    def opt_suites(self, text: str) -> None:
+        """Cipher suite of each channel, as given to the daemon."""
+        try:
+            self["suites"] = parseSuiteMap(text)
+        except SPCError as error:
+            raise usage.UsageError(f"--suites: {error}") from None
+
+    def postOptions(self) -> None:
+        if not self["messages"]:
+            raise usage.UsageError("nothing to send: give --message TEXT")
+        if self["ports"] and not self["server"]:
+            raise usage.UsageError("--ports needs --server HOST")
+        if not self["ports"] and not self["connect"]:
+            raise usage.UsageError("give --server HOST --ports PORTS, or --connect")
+        host = self["server"]
+        endpoints = [f"tcp:{_bracketed(host)}:{port}" for port in self["ports"]]
+        endpoints += self["connect"]
+        if len(endpoints) > MAX_CHANNELS:
+            raise usage.UsageError(f"at most {MAX_CHANNELS} channels")
+        if self["suites"] is not None and len(self["suites"]) != len(endpoints):
+            raise usage.UsageError("--suites must name one suite per channel")
+        self["endpoints"] = endpoints
+        if host and self["ports"]:
+            self["host-port"] = formatHostPort(host, self["ports"][0])
+        else:
+            self["host-port"] = _endpointHostPort(self["connect"][0], host)
+
+    def runWithReactor(self, reactor, context: Context):
+        keyDir = self.keyDir(context)
+        request = SendRequest(
+            loadIdentity(keyDir),
+            loadServerTrust(keyDir, self["server-fingerprint"], self["accept-new"]),
+            self["host-port"],
+            self["endpoints"],
+            self["messages"],
+            self["suites"],
+        )
+        return send(reactor, request).addCallback(self._report, context)
+
+    def _report(self, summary, context: Context) -> int:
+        context.stdout.write(
+            f"Delivered {summary.messages} message(s), {summary.bytes} bytes, over "
+            f"{summary.channels} channel(s) to {summary.server}\n"
+        )
+        return EXIT_OK
+
+
+class DemoOptions(ReactorCommand):
+    """
+    C{spc demo}: a server and a client in one process, on loopback.
+    """
+
+    synopsis = "[--channels N]"
+    optParameters = [["channels", None, "4", "How many channels (ports)."]]
+
+    def postOptions(self) -> None:
+        text = self["channels"]
+        if not (text.isdigit() and 1 <= int(text) <= MAX_CHANNELS):
+            raise usage.UsageError(f"--channels must be 1 to {MAX_CHANNELS}")
+        self["channels"] = int(text)
+
+    def runWithReactor(self, reactor, context: Context):
+        from spc.demo import runDemo
+
+        return runDemo(reactor, context.stdout, self["channels"])
+
+
+def _bracketed(host: str) -> str:
+    return f"[{host}]" if ":" in host and not host.startswith("[") else host
+
+
+def _endpointHostPort(description: str, host: str | None) -> str:
+    """
+    The known_hosts name of a server reached through C{--connect}: its
+    host and port, when the description has them in the usual places.
+    """
+    parts = description.split(":")
+    if len(parts) >= 3 and parts[2].isdigit():
+        return formatHostPort(host or parts[1], int(parts[2]))
+    raise usage.UsageError(
+        "cannot tell the server's host and port from --connect; "
+        "give --server and --ports"
+    )
+
+
 class SPCOptions(_BaseOptions):
     """
     The top level of the C{spc} command.
@@ -195,6 +367,8 @@ class SPCOptions(_BaseOptions):
     subCommands = [
         ["keygen", None, KeygenOptions, "Create an RSA identity in the key directory."],
         ["fingerprint", None, FingerprintOptions, "Print the fingerprint of a public key."],
+        ["send", None, SendOptions, "Send messages to an spc daemon."],
+        ["demo", None, DemoOptions, "Run a server and a client on loopback."],
     ]
 
     def getSynopsis(self) -> str:
@@ -246,6 +420,9 @@ def main(
     except SPCError as e:
         context.stderr.write(f"spc: {e}\n")
         return e.exitCode
+    except ConnectError as e:
+        context.stderr.write(f"spc: could not connect: {e}\n")
+        return EXIT_FAILURE
     except OSError as e:
         where = f": {e.filename}" if e.filename else ""
         context.stderr.write(f"spc: {e.strerror or e}{where}\n")

@@ -127,3 +127,29 @@ class ClientNotAuthorized(TrustError):
     The server refused this client; ask its operator to add the client's
     fingerprint to authorized_keys.
     """
+
+
+class TransferFailed(SPCError):
+    """
+    The transfer failed:
+    """
+
+    exitCode = 4
+
+
+class MessageAbandoned(TransferFailed):
+    """
+    The peer could not deliver the message:
+    """
+
+
+class SessionClosed(TransferFailed):
+    """
+    The session closed before the peer confirmed everything:
+    """
+
+
+class ConnectFailed(SPCError):
+    """
+    Could not connect to the server:
+    """

@@ -40,6 +40,7 @@ __all__ = [
     "RecordCipher",
     "Suite",
     "defaultSuiteFor",
+    "parseSuiteMap",
     "suiteByID",
     "suiteByName",
     "SUITES",
@@ -283,6 +284,16 @@ def suiteByName(name: str) -> Suite:
         known = ", ".join(s.name for s in SUITES)
         raise ConfigurationError(f"unknown cipher suite {name!r}; known: {known}")
     return suite
+
+
+def parseSuiteMap(text: str) -> list[Suite]:
+    """
+    A suite per channel from a comma-separated list, e.g.
+    C{aes-256-cbc,chacha20,aes-256-gcm}; both ends must use the same map.
+
+    @raise ConfigurationError: for an unknown name.
+    """
+    return [suiteByName(name) for name in text.split(",") if name.strip()]
 
 
 def defaultSuiteFor(channelIndex: int) -> Suite:

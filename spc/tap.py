@@ -12,14 +12,22 @@ from __future__ import annotations
 
 import ipaddress
 import os
+import signal
 from collections import Counter
 
 from twisted.application.service import MultiService
+from twisted.logger import Logger
 from twisted.internet.endpoints import quoteStringArgument, serverFromString
 from twisted.internet.interfaces import IReactorCore
 from twisted.python import usage
 
-from spc.identity import defaultKeyDir
+from spc.errors import SPCError
+from spc.identity import defaultKeyDir, loadIdentity
+from spc.inbox import InboxReceiver
+from spc.service import ServerService
+from spc.suites import parseSuiteMap
+from spc.trust import AUTHORIZED_KEYS_NAME, AllowAny, AuthorizedKeys
+
 
 MAX_CHANNELS = 16
 """
@@ -170,10 +178,20 @@ class Options(usage.Options):
         self["ports"] = []
         self["listen"] = []
         self["endpoints"] = []
+        self["suites"] = None
 
     def opt_ports(self, spec: str) -> None:
         """TCP ports, one channel each, e.g. 9000-9003 or 9000,9001,9005."""
         self["ports"].extend(parsePorts(spec))
+
+    def opt_suites(self, text: str) -> None:
+        """Cipher suite of each channel, comma-separated, e.g.
+        aes-256-cbc,chacha20,aes-256-gcm (default: even channels
+        AES-256-CBC, odd ChaCha20). Senders must use the same map."""
+        try:
+            self["suites"] = parseSuiteMap(text)
+        except SPCError as error:
+            raise usage.UsageError(f"--suites: {error}") from None
 
     def opt_listen(self, description: str) -> None:
         """A Twisted server endpoint to listen on, one channel. Repeatable."""
@@ -233,7 +251,11 @@ class Options(usage.Options):
             self["key-dir"] = defaultKeyDir()
         if self["authorized-keys"] is None:
             self["authorized-keys"] = os.path.join(
-                self["key-dir"], "authorized_keys"
+                self["key-dir"], AUTHORIZED_KEYS_NAME
+            )
+        if self["suites"] is not None and len(self["suites"]) != count:
+            raise usage.UsageError(
+                f"--suites names {len(self['suites'])} suites for {count} channels"
             )
 
 
@@ -243,12 +265,89 @@ def makeService(
     """
     Build the spc daemon's service from a parsed command line.
 
+    A missing or unsafe key, or an unreadable trust file, stops the daemon
+    with one clear line rather than a traceback: twistd prints the message
+    of a C{SystemExit}.
+
     @param config: The parsed L{Options}.
-    @param reactor: The reactor the channels are to use; L{None} means the
-        global reactor.
-    @return: The service, named C{"spc"}. For now it has no children: the
-        channel services are added by a later change.
+    @param reactor: The reactor the channels use; L{None} means the global
+        reactor.
+    @return: The service, named C{"spc"}.
     """
-    service = MultiService()
-    service.setName("spc")
-    return service
+    if reactor is None:
+        from twisted.internet import reactor
+    try:
+        return DaemonService(reactor, config)
+    except SPCError as error:
+        raise SystemExit(f"spc: {error}") from None
+
+
+class DaemonService(ServerService):
+    """
+    The daemon: the server service with the inbox as its receiver, and
+    C{authorized_keys} re-read on SIGHUP without dropping sessions that
+    stay authorized.
+    """
+
+    log = Logger()
+
+    def __init__(self, reactor, config: Options) -> None:
+        self._config = config
+        self._reactor = reactor
+        hostIdentity = loadIdentity(config["key-dir"])
+        endpoints = [serverFromString(reactor, text) for text in config["endpoints"]]
+        super().__init__(
+            reactor,
+            endpoints,
+            hostIdentity,
+            self._loadAuthorizer(),
+            InboxReceiver(config["inbox"]),
+            suites=config["suites"],
+        )
+        self.hostIdentity = hostIdentity
+        self._previousHandler = None
+
+    def _loadAuthorizer(self):
+        if self._config["allow-any-client"]:
+            return AllowAny
+        return AuthorizedKeys.fromFile(self._config["authorized-keys"])
+
+    def startService(self) -> None:
+        super().startService()
+        authorizer = self.directory.authorizer
+        self.log.info(
+            "spc daemon {fingerprint} serving {count} channels; clients: {clients}",
+            fingerprint=self.hostIdentity.fingerprint,
+            count=len(self._config["endpoints"]),
+            clients=authorizer.describe(),
+        )
+        if authorizer is not AllowAny and not len(authorizer):
+            self.log.warn(
+                "No client is authorized: every client will be refused. Add "
+                "fingerprints to {path} (then send SIGHUP) or start with "
+                "--allow-any-client.",
+                path=self._config["authorized-keys"],
+            )
+        if hasattr(signal, "SIGHUP"):
+            self._previousHandler = signal.signal(signal.SIGHUP, self._hangup)
+
+    def stopService(self):
+        if self._previousHandler is not None:
+            signal.signal(signal.SIGHUP, self._previousHandler)
+            self._previousHandler = None
+        return super().stopService()
+
+    def _hangup(self, signum, frame) -> None:
+        self._reactor.callFromThread(self.reload)
+
+    def reload(self) -> None:
+        """
+        Re-read C{authorized_keys}; on an error keep the current list.
+        """
+        try:
+            authorizer = self._loadAuthorizer()
+        except SPCError as error:
+            self.log.error("Keeping the current authorized keys: {error}", error=str(error))
+            return
+        self.directory.setAuthorizer(authorizer)
+        self.log.info("Reloaded authorized keys: {clients}", clients=authorizer.describe())

@@ -18,6 +18,7 @@ from twisted.python.filepath import FilePath
 from twisted.trial.unittest import SynchronousTestCase, TestCase
 
 import spc.tap
+from spc.identity import generateIdentity, saveIdentity
 
 SOURCE_ROOT = FilePath(__file__).parent().parent()
 """
@@ -67,7 +68,11 @@ class DiscoveryTests(SynchronousTestCase):
         """
         (maker,) = spcMakers()
         options = maker.options()
-        options.parseOptions(["--ports", "9000", "--inbox", "X"])
+        keyDir = self.mktemp()
+        saveIdentity(generateIdentity(), keyDir)
+        options.parseOptions(
+            ["--key-dir", keyDir, "--ports", "9000", "--inbox", self.mktemp()]
+        )
         service = maker.makeService(options)
         self.assertEqual(service.name, "spc")
 

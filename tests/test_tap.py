@@ -5,6 +5,7 @@ Tests for L{spc.tap}: the daemon's command line and service.
 from __future__ import annotations
 
 import os
+import signal
 
 from twisted.application.service import IService, MultiService
 from twisted.internet.endpoints import serverFromString
@@ -13,7 +14,10 @@ from twisted.internet.testing import MemoryReactor
 from twisted.python import usage
 from twisted.trial.unittest import SynchronousTestCase
 
+from spc.identity import generateIdentity, saveIdentity
 from spc.tap import MAX_CHANNELS, Options, makeService
+
+UsageError = usage.UsageError
 
 
 def makeOptions(*argv: str) -> Options:
@@ -394,16 +398,129 @@ class RequiredAndDefaultTests(SynchronousTestCase):
         self.assertFalse(options["allow-any-client"])
 
 
+def keyDirWithIdentity(case) -> str:
+    """
+    A key directory holding the module's host identity.
+    """
+    keyDir = case.mktemp()
+    saveIdentity(HOST, keyDir)
+    return keyDir
+
+
+HOST = generateIdentity()
+
+
 class MakeServiceTests(SynchronousTestCase):
     """
     L{makeService} builds the daemon's service.
     """
 
+    def makeService(self, *extra: str):
+        self.keyDir = keyDirWithIdentity(self)
+        self.inbox = self.mktemp()
+        return makeService(
+            makeOptions(
+                "--key-dir", self.keyDir, "--ports", "9000-9003", "--inbox", self.inbox,
+                *extra,
+            ),
+            reactor=MemoryReactor(),
+        )
+
     def test_multiService(self) -> None:
         """
-        The service is a L{MultiService} named C{"spc"}.
+        The service is a L{MultiService} named C{"spc"} with one endpoint
+        service per port.
         """
-        service = makeService(makeOptions("--ports", "9000", "--inbox", "X"))
+        service = self.makeService("--allow-any-client")
         self.assertTrue(IService.providedBy(service))
         self.assertIsInstance(service, MultiService)
         self.assertEqual(service.name, "spc")
+        self.assertEqual(len(service.endpointServices), 4)
+        self.assertEqual(service.hostIdentity.fingerprint, HOST.fingerprint)
+
+    def test_missingKey(self) -> None:
+        """
+        Without an identity in the key directory the daemon stops with one
+        line naming the fix, not a traceback.
+        """
+        error = self.assertRaises(
+            SystemExit,
+            makeService,
+            makeOptions("--key-dir", self.mktemp(), "--ports", "9000", "--inbox", "X"),
+            MemoryReactor(),
+        )
+        self.assertIn("spc keygen", str(error))
+
+    def test_badAuthorizedKeys(self) -> None:
+        """
+        An unreadable line in authorized_keys stops the daemon with its line
+        number.
+        """
+        keyDir = keyDirWithIdentity(self)
+        with open(os.path.join(keyDir, "authorized_keys"), "w") as f:
+            f.write("# ok\nnot-a-fingerprint\n")
+        error = self.assertRaises(
+            SystemExit,
+            makeService,
+            makeOptions("--key-dir", keyDir, "--ports", "9000", "--inbox", "X"),
+            MemoryReactor(),
+        )
+        self.assertIn("line 2", str(error))
+
+    def test_noClientsAuthorized(self) -> None:
+        """
+        With no authorized_keys and no --allow-any-client the daemon starts,
+        refuses everyone, and says so at start-up.
+        """
+        service = self.makeService()
+        events = []
+        from twisted.logger import globalLogPublisher
+
+        globalLogPublisher.addObserver(events.append)
+        self.addCleanup(globalLogPublisher.removeObserver, events.append)
+        service.startService()
+        self.addCleanup(service.stopService)
+        self.assertFalse(service.directory.isAuthorized(HOST.fingerprint))
+        self.assertTrue(
+            any("every client will be refused" in e.get("log_format", "") for e in events)
+        )
+
+    def test_reload(self) -> None:
+        """
+        C{reload} (what SIGHUP triggers) re-reads authorized_keys; a broken
+        file keeps the previous list.
+        """
+        service = self.makeService()
+        path = os.path.join(self.keyDir, "authorized_keys")
+        with open(path, "w") as f:
+            f.write(HOST.fingerprint + " someone\n")
+        service.reload()
+        self.assertTrue(service.directory.isAuthorized(HOST.fingerprint))
+        with open(path, "w") as f:
+            f.write("garbage\n")
+        service.reload()
+        self.assertTrue(service.directory.isAuthorized(HOST.fingerprint))
+
+    def test_sighupInstalled(self) -> None:
+        """
+        Starting the service installs a SIGHUP handler; stopping restores
+        the previous one.
+        """
+        before = signal.getsignal(signal.SIGHUP)
+        service = self.makeService("--allow-any-client")
+        service.startService()
+        self.assertNotEqual(signal.getsignal(signal.SIGHUP), before)
+        service.stopService()
+        self.assertEqual(signal.getsignal(signal.SIGHUP), before)
+
+    def test_suites(self) -> None:
+        """
+        C{--suites} must name one suite per channel.
+        """
+        options = makeOptions("--ports", "9000-9001", "--inbox", "X",
+                              "--suites", "aes-256-gcm,chacha20")
+        self.assertEqual([s.suiteID for s in options["suites"]], [3, 2])
+        self.assertRaises(UsageError, makeOptions, "--ports", "9000-9002",
+                          "--inbox", "X", "--suites", "gcm")
+        self.assertRaises(UsageError, makeOptions, "--ports", "9000",
+                          "--inbox", "X", "--suites", "rc4")

@@ -1,0 +1,296 @@
+# -*- test-case-name: tests.test_channel -*-
+"""
+One TCP connection of a session: framing, the handshake, the record layer.
+
+L{ChannelProtocol} wires three layers and nothing else: a framer that knows
+only length prefixes and the size cap of the current phase, the sans-IO
+handshake machine until F3, and the L{RecordLayer} after it.  Every peer
+fault takes one exit, L{ChannelProtocol.fatal}: it marks the connection dead
+before anything else (so no buffered frame is processed after the fault),
+logs the reason for the operator, and aborts without telling the peer
+anything it could use as an oracle.
+
+The factories carry per-port configuration; what a connection joins or
+creates is the business of the L{ChannelOwner} it reports to.
+"""
+
+from __future__ import annotations
+
+from typing import Callable, Protocol
+
+from twisted.internet import protocol
+from twisted.internet.interfaces import IDelayedCall, IReactorTime
+from twisted.logger import Logger
+from twisted.python.failure import Failure
+
+from spc import wire
+from spc.errors import ProtocolError, SPCError
+from spc.handshake import ClientHandshake, ClientResult, ServerHandshake, ServerResult
+from spc.record import RecordLayer
+
+__all__ = [
+    "ChannelOwner",
+    "ChannelProtocol",
+    "DEFAULT_HANDSHAKE_TIMEOUT",
+    "Framer",
+]
+
+DEFAULT_HANDSHAKE_TIMEOUT = 10.0
+
+
+class Framer:
+    """
+    Splits a byte stream into length-prefixed frames.
+
+    The buffer is one C{bytearray} that grows by appending and is trimmed
+    once per L{feed}, so a large frame arriving in many small reads is not
+    copied over and over.  The length is checked against C{maxBody} as soon
+    as its prefix arrives, before any of the body is buffered.
+
+    @ivar maxBody: the largest body the current phase accepts.
+    """
+
+    def __init__(self, maxBody: int) -> None:
+        self.maxBody = maxBody
+        self._buffer = bytearray()
+
+    def feed(self, data: bytes, deliver: Callable[[bytes], bool]) -> None:
+        """
+        Add C{data} and pass each complete body to C{deliver}, which returns
+        C{False} to stop (the connection died, or the phase changed and
+        later frames must wait for the new limit).
+
+        @raise ProtocolError: when a prefix announces more than L{maxBody}.
+        """
+        buffer = self._buffer
+        buffer += data
+        offset = 0
+        try:
+            while len(buffer) - offset >= wire.LENGTH_PREFIX_SIZE:
+                (length,) = wire.LENGTH.unpack_from(buffer, offset)
+                if length > self.maxBody:
+                    raise ProtocolError(f"frame of {length} bytes exceeds {self.maxBody}")
+                end = offset + wire.LENGTH_PREFIX_SIZE + length
+                if len(buffer) < end:
+                    break
+                body = bytes(buffer[offset + wire.LENGTH_PREFIX_SIZE : end])
+                offset = end
+                if not deliver(body):
+                    break
+        finally:
+            del buffer[:offset]
+
+    def pending(self) -> int:
+        """
+        Bytes received but not yet delivered.
+        """
+        return len(self._buffer)
+
+
+class ChannelOwner(Protocol):
+    """
+    Who a connection reports to: the server's session directory or the
+    client's connector, then the session it belongs to.
+    """
+
+    def channelEstablished(
+        self, channel: ChannelProtocol, result: ServerResult | ClientResult
+    ) -> None:
+        ...
+
+    def channelFailed(self, channel: ChannelProtocol, error: SPCError) -> None:
+        """
+        The handshake failed (client side: with the error to report).
+        """
+
+    def recordReceived(self, channel: ChannelProtocol, epoch: int, record: object) -> None:
+        ...
+
+    def channelLost(self, channel: ChannelProtocol, reason: str) -> None:
+        ...
+
+
+class ChannelProtocol(protocol.Protocol):
+    """
+    One connection.
+
+    @ivar owner: where events go; the session replaces the directory or
+        connector as owner once the connection belongs to it.
+    @ivar records: the record layer, from F3 on.
+    @ivar result: what the handshake established.
+    @ivar dead: set first thing on any fatal error.
+    """
+
+    log = Logger()
+
+    def __init__(
+        self,
+        owner: ChannelOwner,
+        makeHandshake: Callable[[ChannelProtocol], ServerHandshake | ClientHandshake],
+        clock: IReactorTime,
+        handshakeTimeout: float = DEFAULT_HANDSHAKE_TIMEOUT,
+        isServer: bool = True,
+    ) -> None:
+        self.owner = owner
+        self._makeHandshake = makeHandshake
+        self._clock = clock
+        self._handshakeTimeout = handshakeTimeout
+        self.isServer = isServer
+        self._framer = Framer(wire.MAX_BODY_PRE)
+        self._handshake: ServerHandshake | ClientHandshake | None = None
+        self._timer: IDelayedCall | None = None
+        self.records: RecordLayer | None = None
+        self.result: ServerResult | ClientResult | None = None
+        self.dead = False
+        self._lostReason = "connection closed"
+
+    # Transport events.
+
+    def connectionMade(self) -> None:
+        self._timer = self._clock.callLater(self._handshakeTimeout, self._timedOut)
+        self._handshake = self._makeHandshake(self)
+        if self.isServer:
+            self._handshake.start()
+
+    def dataReceived(self, data: bytes) -> None:
+        if self.dead:
+            return
+        try:
+            self._framer.feed(data, self._deliver)
+        except SPCError as error:
+            self.fatal(str(error))
+
+    def connectionLost(self, reason: Failure = protocol.connectionDone) -> None:
+        self.dead = True
+        self._cancelTimer()
+        if self.result is not None:
+            self.owner.channelLost(self, self._lostReason)
+        elif not self.isServer and self._handshake is not None:
+            self._handshake.gotBad(ProtocolError("the connection closed during the handshake"))
+
+    # Frames.
+
+    def _deliver(self, body: bytes) -> bool:
+        if self.dead:
+            return False
+        if self.records is None:
+            self._handshake.frameReceived(body)
+            return not self.dead
+        try:
+            epoch, plaintext = self.records.open(body)
+            record = wire.decodeRecord(plaintext)
+        except SPCError as error:
+            self.fatal(str(error))
+            return False
+        self.owner.recordReceived(self, epoch, record)
+        return not self.dead
+
+    def sendFrame(self, body: bytes) -> None:
+        """
+        Write one handshake frame.
+        """
+        self.transport.writeSequence([wire.LENGTH.pack(len(body)), body])
+
+    def sendRecord(self, plaintext: bytes) -> None:
+        """
+        Seal and write one inner record under the current send epoch.
+        """
+        if self.dead:
+            return
+        aad, body = self.records.seal(plaintext)
+        self.transport.writeSequence([aad, body])
+
+    # Handshake owner interface (both roles).
+
+    def handshakeSucceeded(self, result: ServerResult | ClientResult) -> None:
+        self._cancelTimer()
+        self.result = result
+        self._handshake = None
+        self._framer.maxBody = wire.maxProtectedBody(result.params.maxInner)
+        self.owner.channelEstablished(self, result)
+
+    def activate(self, epoch: int, epochSecret: bytes) -> None:
+        """
+        Give the connection its record layer: called by whoever owns the
+        session's epoch secrets, synchronously inside L{handshakeSucceeded}
+        so that no frame is read without keys (amendment A17).
+        """
+        self.records = RecordLayer(
+            self.result.keys,
+            self.isServer,
+            epoch,
+            epochSecret,
+            self.result.params.maxInner,
+        )
+
+    def handshakeFailed(self, codeOrError, reason: str = "") -> None:
+        """
+        Server: send the alert, log the reason, close.  Client: close and
+        report the error.
+        """
+        self._cancelTimer()
+        if self.isServer:
+            self.log.info(
+                "Handshake refused from {peer}: {reason}",
+                peer=_peerText(self.transport),
+                reason=reason,
+                alert=codeOrError,
+            )
+            self.dead = True
+            self.sendFrame(wire.Alert(codeOrError).encode())
+            self.transport.loseConnection()
+        else:
+            self.dead = True
+            self.transport.abortConnection()
+            self.owner.channelFailed(self, codeOrError)
+
+    # Faults and timers.
+
+    def fatal(self, reason: str) -> None:
+        """
+        The one exit for peer faults: mark dead, log, abort.
+        """
+        if self.dead:
+            return
+        if self.result is None and not self.isServer and self._handshake is not None:
+            self._handshake.gotBad(ProtocolError(reason))
+            return
+        self.dead = True
+        self._lostReason = reason
+        self.log.warn(
+            "Closing channel {channel} from {peer}: {reason}",
+            channel=self.result.keys.channel if self.result else None,
+            peer=_peerText(self.transport),
+            reason=reason,
+        )
+        self._cancelTimer()
+        self.transport.abortConnection()
+
+    def close(self, reason: str = "closed locally") -> None:
+        """
+        Close after flushing what was written.
+        """
+        self._lostReason = reason
+        self.transport.loseConnection()
+
+    def _timedOut(self) -> None:
+        self._timer = None
+        if self._handshake is not None:
+            self._handshake.timedOut()
+        if not self.dead:
+            self.fatal("handshake timed out")
+
+    def _cancelTimer(self) -> None:
+        if self._timer is not None and self._timer.active():
+            self._timer.cancel()
+        self._timer = None
+
+
+def _peerText(transport) -> str:
+    try:
+        peer = transport.getPeer()
+    except Exception:
+        return "unknown peer"
+    host = getattr(peer, "host", None)
+    port = getattr(peer, "port", None)
+    return f"{host}:{port}" if host is not None else str(peer)

@@ -1,0 +1,91 @@
+# -*- test-case-name: tests.test_inbox -*-
+"""
+The daemon's default receiver: what arrives is stored in an inbox directory.
+
+A message is appended to C{INBOX/messages.jsonl} as one JSON object per
+line, and the line is flushed and fsynced before the sender is told the
+message was delivered: a confirmed message survives a crash of the daemon.
+Applications that want something else implement
+L{spc.session.IMessageReceiver} themselves.
+"""
+
+from __future__ import annotations
+
+import base64
+import datetime
+import json
+import os
+from typing import Callable
+
+from twisted.logger import Logger
+from zope.interface import implementer
+
+from spc.session import IMessageReceiver
+
+__all__ = ["InboxReceiver", "MESSAGES_NAME", "messageRecord"]
+
+MESSAGES_NAME = "messages.jsonl"
+
+
+def _now() -> datetime.datetime:
+    return datetime.datetime.now(datetime.timezone.utc)
+
+
+def messageRecord(sender: str, data: bytes, received: datetime.datetime) -> dict:
+    """
+    The JSON object stored for one message: text when it is UTF-8, base64
+    otherwise, so every message can be stored whatever its bytes.
+    """
+    record = {
+        "from": sender,
+        "received": received.isoformat(timespec="milliseconds"),
+        "bytes": len(data),
+    }
+    try:
+        record["text"] = data.decode("utf-8")
+    except UnicodeDecodeError:
+        record["base64"] = base64.b64encode(data).decode("ascii")
+    return record
+
+
+@implementer(IMessageReceiver)
+class InboxReceiver:
+    """
+    Stores messages in an inbox directory.
+
+    @ivar directory: the inbox.
+    """
+
+    log = Logger()
+
+    def __init__(
+        self, directory: str, now: Callable[[], datetime.datetime] = _now
+    ) -> None:
+        self.directory = directory
+        self._now = now
+        os.makedirs(directory, mode=0o700, exist_ok=True)
+
+    @property
+    def messagesPath(self) -> str:
+        return os.path.join(self.directory, MESSAGES_NAME)
+
+    def messageReceived(self, session, data: bytes, kind: int) -> None:
+        line = json.dumps(
+            messageRecord(session.peer, data, self._now()), ensure_ascii=False
+        )
+        descriptor = os.open(
+            self.messagesPath, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o600
+        )
+        try:
+            payload = (line + "\n").encode("utf-8")
+            written = 0
+            while written < len(payload):
+                written += os.write(descriptor, payload[written:])
+            os.fsync(descriptor)
+        finally:
+            os.close(descriptor)
+        self.log.info(
+            "Stored a message of {size} bytes from {peer}",
+            size=len(data),
+            peer=session.peer,
+        )

@@ -1,0 +1,571 @@
+# -*- test-case-name: tests.test_service -*-
+"""
+The two ends an application embeds: L{ServerService}, a C{MultiService}
+with one listening endpoint per channel, and L{connect}, which opens a
+client session over a list of endpoints.
+
+The server's L{SessionDirectory} is what its handshakes consult: who is
+authorized, what may be joined, and the limits that keep unauthenticated
+peers from costing the daemon memory or private-key work.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+import random
+from collections import defaultdict, deque
+from typing import Sequence
+
+from twisted.application.internet import StreamServerEndpointService
+from twisted.application.service import MultiService
+from twisted.internet import protocol
+from twisted.internet.defer import Deferred, DeferredList, inlineCallbacks
+from twisted.internet.interfaces import IReactorTime, IStreamClientEndpoint
+from twisted.logger import Logger
+
+from spc import asymmetric, wire
+from spc.channel import DEFAULT_HANDSHAKE_TIMEOUT, ChannelProtocol
+from spc.errors import SPCError
+from spc.handshake import (
+    ChannelSpec,
+    ClientHandshake,
+    ClientResult,
+    JoinTarget,
+    ServerHandshake,
+    ServerResult,
+)
+from spc.identity import Identity, fingerprintsEqual, publicKeyDER
+from spc.session import IMessageReceiver, Session
+from spc.suites import Suite, defaultSuiteFor
+
+__all__ = ["Limits", "ServerService", "SessionDirectory", "connect", "channelSpecs"]
+
+
+def channelSpecs(count: int, suites: Sequence[Suite | None] | None = None) -> list[ChannelSpec]:
+    """
+    The per-port configuration both ends must share: by default the user's
+    rule, even ports AES-256-CBC and odd ports ChaCha20.
+    """
+    chosen = list(suites or [])
+    return [
+        ChannelSpec(
+            index,
+            count,
+            chosen[index] if index < len(chosen) and chosen[index] else defaultSuiteFor(index),
+        )
+        for index in range(count)
+    ]
+
+
+class Limits:
+    """
+    The daemon's resource bounds (PROTOCOL section 9 with amendments A8 and
+    A16).
+
+    @ivar pendingPerSource: handshakes in progress from one IPv4 address or
+        IPv6 /64.
+    @ivar pendingTotal: handshakes in progress in all.
+    @ivar newSessionsPerIdentity: NEW handshakes one identity may make per
+        C{newSessionWindow} seconds.
+    @ivar joinsPerChannelPerMinute: joins per session per minute, times
+        the channel count.
+    @ivar privateOperationsPerSecond: the cap on host-key decryptions.
+    @ivar sessionsPerIdentity: live sessions of one identity; a new one
+        replaces the oldest.
+    @ivar maxSessions: live sessions in all.
+    """
+
+    pendingPerSource = 64
+    pendingTotal = 512
+    newSessionsPerIdentity = 5
+    newSessionWindow = 10.0
+    joinsPerChannelPerMinute = 4
+    privateOperationsPerSecond = 500
+    sessionsPerIdentity = 4
+    maxSessions = 1024
+
+    def __init__(self, **overrides: float) -> None:
+        for name, value in overrides.items():
+            if not hasattr(Limits, name):
+                raise TypeError(f"unknown limit {name}")
+            setattr(self, name, value)
+
+
+class _RateWindow:
+    """
+    Counts events per key in a sliding window of C{period} seconds.
+    """
+
+    def __init__(self, clock: IReactorTime, period: float) -> None:
+        self._clock = clock
+        self._period = period
+        self._events: dict[object, deque[float]] = defaultdict(deque)
+
+    def admit(self, key: object, limit: float) -> bool:
+        now = self._clock.seconds()
+        events = self._events[key]
+        while events and events[0] <= now - self._period:
+            events.popleft()
+        if len(events) >= limit:
+            return False
+        events.append(now)
+        return True
+
+    def forget(self, key: object) -> None:
+        self._events.pop(key, None)
+
+
+def sourceKey(host: str) -> str:
+    """
+    The unit per-source limits count: an IPv4 address, or an IPv6 /64 (one
+    host usually owns a whole /64).
+    """
+    try:
+        address = ipaddress.ip_address(host)
+    except ValueError:
+        return host
+    if address.version == 6:
+        if address.ipv4_mapped is not None:
+            return str(address.ipv4_mapped)
+        return str(ipaddress.ip_network(f"{address}/64", strict=False))
+    return str(address)
+
+
+class SessionDirectory:
+    """
+    The server's sessions, its handshake policy and its limits.
+
+    @ivar sessions: live sessions by id.
+    @ivar authorizer: decides which client identities are admitted; replace
+        it with L{setAuthorizer}.
+    @ivar channelCount: how many channels the daemon serves.
+    """
+
+    log = Logger()
+
+    def __init__(
+        self,
+        clock: IReactorTime,
+        hostIdentity: Identity,
+        authorizer,
+        receiver: IMessageReceiver | None,
+        channelCount: int,
+        params: wire.Params = wire.Params(),
+        limits: Limits | None = None,
+        handshakeTimeout: float = DEFAULT_HANDSHAKE_TIMEOUT,
+        linger: float = 60.0,
+    ) -> None:
+        self.clock = clock
+        self.hostIdentity = hostIdentity
+        self.authorizer = authorizer
+        self.receiver = receiver
+        self.channelCount = channelCount
+        self.params = params
+        self.limits = limits or Limits()
+        self.handshakeTimeout = handshakeTimeout
+        self.linger = linger
+        self.sessions: dict[bytes, Session] = {}
+        self._pending: dict[ChannelProtocol, str] = {}
+        self._pendingBySource: dict[str, int] = defaultdict(int)
+        self._newSessions = _RateWindow(clock, self.limits.newSessionWindow)
+        self._joins = _RateWindow(clock, 60.0)
+        self._privateOperations = _RateWindow(clock, 1.0)
+
+    # Authorization.
+
+    def setAuthorizer(self, authorizer) -> None:
+        """
+        Replace the authorizer (after C{authorized_keys} was re-read) and
+        end every session whose identity it no longer admits (A15); the
+        others keep running.
+        """
+        self.authorizer = authorizer
+        for session in list(self.sessions.values()):
+            if not authorizer.isAuthorized(session.peer):
+                self.log.info("Revoking the session of {peer}", peer=session.peer)
+                session.terminate(wire.BYE_UNAUTHORIZED, "no longer authorized")
+
+    # ServerDirectory, for handshakes.
+
+    def isAuthorized(self, fingerprint: str) -> bool:
+        return self.authorizer.isAuthorized(fingerprint)
+
+    def admitNewSession(self, fingerprint: str) -> bool:
+        return self._newSessions.admit(fingerprint, self.limits.newSessionsPerIdentity)
+
+    def admitJoin(self, session: bytes) -> bool:
+        return self._joins.admit(
+            session, self.limits.joinsPerChannelPerMinute * self.channelCount
+        )
+
+    def admitPrivateOperation(self) -> bool:
+        return self._privateOperations.admit(None, self.limits.privateOperationsPerSecond)
+
+    def joinTarget(
+        self, session: bytes, fingerprint: str, exchangeKey: bytes, epoch: int
+    ) -> JoinTarget | None:
+        found = self.sessions.get(session)
+        if found is None or found.closedReason is not None:
+            return None
+        if not fingerprintsEqual(found.peer, fingerprint):
+            return None
+        if exchangeKey != found.exchangeKeyDER:
+            return None
+        secret = found.epochSecret(epoch)
+        if secret is None:
+            return None
+        return JoinTarget(secret, found.epoch, found.params)
+
+    def sessionExists(self, session: bytes) -> bool:
+        return session in self.sessions
+
+    # Connections before they belong to a session.
+
+    def admitConnection(self, channel: ChannelProtocol, host: str) -> bool:
+        """
+        Count a new connection against the pending-handshake caps.  Over the
+        per-source cap the newcomer is refused; over the global cap a random
+        connection still in its handshake makes room (A16).
+        """
+        source = sourceKey(host)
+        if self._pendingBySource[source] >= self.limits.pendingPerSource:
+            self.log.info("Too many handshakes from {source}", source=source)
+            return False
+        if len(self._pending) >= self.limits.pendingTotal:
+            victim = random.choice(list(self._pending))
+            self._forgetPending(victim)
+            victim.fatal("evicted to make room for a new handshake")
+        self._pending[channel] = source
+        self._pendingBySource[source] += 1
+        return True
+
+    def _forgetPending(self, channel: ChannelProtocol) -> None:
+        source = self._pending.pop(channel, None)
+        if source is not None:
+            self._pendingBySource[source] -= 1
+            if not self._pendingBySource[source]:
+                del self._pendingBySource[source]
+
+    def pendingHandshakes(self) -> int:
+        """
+        Connections still in their handshake.
+        """
+        return len(self._pending)
+
+    # ChannelOwner, until a session takes the connection over.
+
+    def channelEstablished(self, channel: ChannelProtocol, result: ServerResult) -> None:
+        self._forgetPending(channel)
+        if result.isNew:
+            session = Session(
+                result.session,
+                True,
+                result.fingerprint,
+                result.params,
+                result.epoch,
+                result.epochSecret,
+                self.receiver,
+                self.clock,
+                linger=self.linger,
+                exchangeKeyDER=result.exchangeKeyDER,
+            )
+            self._admitSession(session)
+        else:
+            session = self.sessions[result.session]
+        session.attach(channel, result.epoch)
+        self.log.info(
+            "Channel {channel} {how} session {session} of {peer}",
+            channel=result.keys.channel,
+            how="opened" if result.isNew else "joined",
+            session=result.session.hex()[:16],
+            peer=result.fingerprint,
+        )
+
+    def _admitSession(self, session: Session) -> None:
+        mine = [s for s in self.sessions.values() if s.peer == session.peer]
+        if len(mine) >= self.limits.sessionsPerIdentity:
+            mine[0].terminate(wire.BYE_REPLACED, "replaced by a newer session")
+        if len(self.sessions) >= self.limits.maxSessions:
+            next(iter(self.sessions.values())).terminate(
+                wire.BYE_RESOURCE_LIMIT, "too many sessions"
+            )
+        self.sessions[session.id] = session
+        session.onEnd.append(self._sessionEnded)
+
+    def _sessionEnded(self, session: Session) -> None:
+        self.sessions.pop(session.id, None)
+        self._joins.forget(session.id)
+        self.log.info(
+            "Session {session} of {peer} ended",
+            session=session.id.hex()[:16],
+            peer=session.peer,
+        )
+
+    def channelFailed(self, channel: ChannelProtocol, error: SPCError) -> None:
+        self._forgetPending(channel)
+
+    def recordReceived(self, channel: ChannelProtocol, epoch: int, record: object) -> None:
+        raise RuntimeError("a record reached a connection without a session")
+
+    def channelLost(self, channel: ChannelProtocol, reason: str) -> None:
+        self._forgetPending(channel)
+
+
+class _BusyProtocol(protocol.Protocol):
+    """
+    Answers a connection over the pending cap with "busy" and closes it
+    (A17), so a legitimate client behind a busy address backs off and
+    retries instead of failing.
+    """
+
+    def connectionMade(self) -> None:
+        self.transport.write(wire.framed(wire.Alert(wire.ALERT_BUSY).encode()))
+        self.transport.loseConnection()
+
+
+class ServerChannelFactory(protocol.Factory):
+    """
+    Builds the connections of one port.
+    """
+
+    noisy = False
+
+    def __init__(self, directory: SessionDirectory, spec: ChannelSpec) -> None:
+        self.directory = directory
+        self.spec = spec
+
+    def buildProtocol(self, addr) -> protocol.Protocol:
+        directory = self.directory
+        channel = ChannelProtocol(
+            directory,
+            self._makeHandshake,
+            directory.clock,
+            directory.handshakeTimeout,
+            isServer=True,
+        )
+        if not directory.admitConnection(channel, getattr(addr, "host", str(addr))):
+            return _BusyProtocol()
+        return channel
+
+    def _makeHandshake(self, channel: ChannelProtocol) -> ServerHandshake:
+        directory = self.directory
+        identity = directory.hostIdentity
+        return ServerHandshake(
+            self.spec,
+            identity.privateKey,
+            identity.publicDER,
+            directory.params,
+            directory,
+            channel,
+        )
+
+
+class ServerService(MultiService):
+    """
+    The spc server as a service an application adds to its own
+    C{MultiService}: one C{StreamServerEndpointService} per channel.
+
+    @ivar directory: the L{SessionDirectory} behind every port.
+    """
+
+    def __init__(
+        self,
+        reactor,
+        endpoints: Sequence,
+        hostIdentity: Identity,
+        authorizer,
+        receiver: IMessageReceiver | None,
+        suites: Sequence[Suite | None] | None = None,
+        params: wire.Params = wire.Params(),
+        limits: Limits | None = None,
+        handshakeTimeout: float = DEFAULT_HANDSHAKE_TIMEOUT,
+    ) -> None:
+        super().__init__()
+        self.setName("spc")
+        self.directory = SessionDirectory(
+            reactor,
+            hostIdentity,
+            authorizer,
+            receiver,
+            len(endpoints),
+            params=params,
+            limits=limits,
+            handshakeTimeout=handshakeTimeout,
+        )
+        self.endpointServices = []
+        for spec, endpoint in zip(channelSpecs(len(endpoints), suites), endpoints):
+            service = StreamServerEndpointService(
+                endpoint, ServerChannelFactory(self.directory, spec)
+            )
+            service._raiseSynchronously = True
+            service.setServiceParent(self)
+            self.endpointServices.append(service)
+
+    def stopService(self) -> Deferred:
+        for session in list(self.directory.sessions.values()):
+            session.terminate(wire.BYE_SHUTTING_DOWN, "the server is shutting down")
+        return super().stopService()
+
+
+# The client.
+
+
+class _Connector:
+    """
+    Owns a client connection until its handshake ends, then hands it to
+    the session.
+    """
+
+    def __init__(self) -> None:
+        self.done: Deferred = Deferred()
+
+    def channelEstablished(self, channel: ChannelProtocol, result: ClientResult) -> None:
+        self.done.callback((channel, result))
+
+    def channelFailed(self, channel: ChannelProtocol, error: SPCError) -> None:
+        if not self.done.called:
+            self.done.errback(error)
+
+    def recordReceived(self, channel, epoch, record) -> None:
+        raise RuntimeError("a record reached a connection without a session")
+
+    def channelLost(self, channel: ChannelProtocol, reason: str) -> None:
+        if not self.done.called:
+            self.done.errback(SPCError(f"connection lost: {reason}"))
+
+
+class _ClientChannelFactory(protocol.Factory):
+    noisy = False
+
+    def __init__(self, clock, connector: _Connector, makeHandshake, timeout: float) -> None:
+        self._clock = clock
+        self._connector = connector
+        self._makeHandshake = makeHandshake
+        self._timeout = timeout
+
+    def buildProtocol(self, addr) -> ChannelProtocol:
+        return ChannelProtocol(
+            self._connector, self._makeHandshake, self._clock, self._timeout, isServer=False
+        )
+
+
+class ClientSessionFactory:
+    """
+    Opens the connections of one client session: the first makes the
+    session, the others join it.
+    """
+
+    log = Logger()
+
+    def __init__(
+        self,
+        reactor,
+        endpoints: Sequence[IStreamClientEndpoint],
+        identity: Identity,
+        trust,
+        hostPort: str,
+        receiver: IMessageReceiver | None = None,
+        suites: Sequence[Suite | None] | None = None,
+        handshakeTimeout: float = DEFAULT_HANDSHAKE_TIMEOUT,
+    ) -> None:
+        self.reactor = reactor
+        self.endpoints = list(endpoints)
+        self.identity = identity
+        self.trust = trust
+        self.hostPort = hostPort
+        self.receiver = receiver
+        self.specs = channelSpecs(len(self.endpoints), suites)
+        self.handshakeTimeout = handshakeTimeout
+        self.exchangeKey = asymmetric.generateExchangeKey()
+        self.exchangeKeyDER = publicKeyDER(self.exchangeKey.public_key())
+        self.session: Session | None = None
+
+    def openChannel(self, index: int) -> Deferred:
+        """
+        Connect channel C{index} and run its handshake: NEW while there is
+        no session, a join afterwards.
+
+        @return: a Deferred firing with the connection once it belongs to
+            the session.
+        """
+        connector = _Connector()
+        join = self.session.joinTicket() if self.session is not None else None
+
+        def makeHandshake(channel: ChannelProtocol) -> ClientHandshake:
+            return ClientHandshake(
+                self.specs[index],
+                self.identity.privateKey,
+                self.identity.publicDER,
+                self.exchangeKeyDER,
+                lambda fingerprint: self.trust.check(self.hostPort, fingerprint),
+                channel,
+                join=join,
+            )
+
+        factory = _ClientChannelFactory(
+            self.reactor, connector, makeHandshake, self.handshakeTimeout
+        )
+        connected = self.endpoints[index].connect(factory)
+        connected.addErrback(self._connectFailed, connector)
+        connector.done.addCallback(self._established)
+        return connector.done
+
+    def _connectFailed(self, failure, connector: _Connector):
+        if not connector.done.called:
+            connector.done.errback(failure)
+
+    def _established(self, established: tuple[ChannelProtocol, ClientResult]):
+        channel, result = established
+        if self.session is None:
+            self.session = Session(
+                result.session,
+                False,
+                result.serverFingerprint,
+                result.params,
+                result.epoch,
+                result.epochSecret,
+                self.receiver,
+                self.reactor,
+                exchangeKeyDER=self.exchangeKeyDER,
+                serverKey=result.serverKey,
+            )
+        self.session.attach(channel, result.epoch)
+        return channel
+
+
+@inlineCallbacks
+def connect(
+    reactor,
+    endpoints: Sequence[IStreamClientEndpoint],
+    identity: Identity,
+    trust,
+    hostPort: str,
+    receiver: IMessageReceiver | None = None,
+    suites: Sequence[Suite | None] | None = None,
+    handshakeTimeout: float = DEFAULT_HANDSHAKE_TIMEOUT,
+):
+    """
+    Open a session with an spc server over one connection per endpoint.
+
+    @param endpoints: one client endpoint per channel, in the server's
+        port order.
+    @param identity: this client's L{Identity}.
+    @param trust: checks the server key: a C{PinnedKey} or C{KnownHosts}.
+    @param hostPort: the name the server key is pinned under
+        (C{"host:first-port"}).
+    @param receiver: receives messages the server sends, if any.
+    @return: a Deferred firing with the L{Session} once the first channel
+        is up and every other channel joined or failed once.
+    """
+    factory = ClientSessionFactory(
+        reactor, endpoints, identity, trust, hostPort, receiver, suites, handshakeTimeout
+    )
+    yield factory.openChannel(0)
+    joins = [factory.openChannel(index) for index in range(1, len(factory.endpoints))]
+    results = yield DeferredList(joins, consumeErrors=True)
+    for index, (ok, value) in enumerate(results, start=1):
+        if not ok:
+            factory.log.warn(
+                "Channel {index} could not join: {error}", index=index, error=value.value
+            )
+    return factory.session

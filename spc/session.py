@@ -1,0 +1,318 @@
+# -*- test-case-name: tests.test_session -*-
+"""
+A session: one peer, its set of channels, its epoch secrets and its
+messenger.  Both roles use the same class; the server's directory and the
+client's connector create sessions and hand them connections.
+
+The session is the owner of every connection that belongs to it: it routes
+their records (data to the messenger, control records answered here), and
+when a channel dies its unacknowledged fragments go out again on the others.
+"""
+
+from __future__ import annotations
+
+from typing import Callable
+
+from twisted.internet.defer import Deferred, succeed
+from twisted.internet.interfaces import IDelayedCall, IReactorTime
+from twisted.logger import Logger
+from twisted.python.failure import Failure
+from zope.interface import Interface
+
+from spc import wire
+from spc.channel import ChannelProtocol
+from spc.errors import ProtocolError, SessionClosed, SPCError
+from spc.handshake import JoinTicket
+from spc.messenger import MultiChannelMessenger
+
+__all__ = ["IMessageReceiver", "Session", "SessionClosed"]
+
+DEFAULT_LINGER = 60.0
+
+
+class IMessageReceiver(Interface):
+    """
+    What an application implements to receive messages.
+    """
+
+    def messageReceived(session, data, kind):
+        """
+        One whole message arrived, verified.
+
+        @param session: the L{Session} it came on; C{session.peer} is the
+            sender's identity fingerprint.
+        @param data: the message bytes.
+        @param kind: L{spc.wire.KIND_TEXT} or L{spc.wire.KIND_BINARY}.
+        @return: C{None}, or a Deferred; the sender is told the message was
+            delivered only when it fires, and that it was abandoned if it
+            fails.
+        """
+
+
+class Session:
+    """
+    @ivar id: the session id.
+    @ivar isServer: which end this is.
+    @ivar peer: the peer's identity fingerprint (the server's host key
+        fingerprint on the client side).
+    @ivar params: the session parameters.
+    @ivar epoch: the committed epoch.
+    @ivar channels: live connections by channel index.
+    @ivar messenger: the session's L{MultiChannelMessenger}.
+    """
+
+    log = Logger()
+
+    def __init__(
+        self,
+        sessionID: bytes,
+        isServer: bool,
+        peer: str,
+        params: wire.Params,
+        epoch: int,
+        epochSecret: bytes,
+        receiver: IMessageReceiver | None,
+        clock: IReactorTime,
+        linger: float = DEFAULT_LINGER,
+        exchangeKeyDER: bytes = b"",
+        serverKey: bytes = b"",
+    ) -> None:
+        self.id = sessionID
+        self.isServer = isServer
+        self.peer = peer
+        self.params = params
+        self.epoch = epoch
+        self._epochSecrets = {epoch: epochSecret}
+        self.receiver = receiver
+        self._clock = clock
+        self._linger = linger
+        self.exchangeKeyDER = exchangeKeyDER
+        self.serverKey = serverKey
+        self.channels: dict[int, ChannelProtocol] = {}
+        self._candidates: set[ChannelProtocol] = set()
+        self.messenger = MultiChannelMessenger(self, params, self._deliver)
+        self._lingerCall: IDelayedCall | None = None
+        self._closedWaiters: list[Deferred] = []
+        self.closedReason: Failure | None = None
+        self.onEnd: list[Callable[[Session], None]] = []
+
+    def __repr__(self) -> str:
+        return f"<Session {self.id.hex()[:8]} peer={self.peer}>"
+
+    # Public API.
+
+    def sendMessage(self, data: bytes, kind: int = wire.KIND_BINARY) -> Deferred:
+        """
+        Send C{data} to the peer.
+
+        @return: a Deferred firing once the peer confirmed delivery.
+        """
+        return self.messenger.send(bytes(data), kind)
+
+    def close(self) -> Deferred:
+        """
+        Say goodbye on every channel and end the session.
+
+        @return: a Deferred firing when the session has ended.
+        """
+        waiter = self.whenClosed()
+        if self.closedReason is None:
+            self._sayBye(wire.BYE_NORMAL, "closed")
+            self._end(Failure(SessionClosed("closed locally")))
+        return waiter
+
+    def terminate(self, code: int, reason: str) -> None:
+        """
+        End the session for a local reason the peer should know: revoked,
+        replaced, shutting down.
+        """
+        if self.closedReason is None:
+            self._sayBye(code, reason)
+            self._end(Failure(SessionClosed(reason)))
+
+    def whenClosed(self) -> Deferred:
+        """
+        @return: a Deferred firing with the reason (an exception) once the
+            session ended.
+        """
+        if self.closedReason is not None:
+            return succeed(self.closedReason.value)
+        waiter: Deferred = Deferred()
+        self._closedWaiters.append(waiter)
+        return waiter
+
+    def liveChannels(self) -> list[ChannelProtocol]:
+        """
+        Connections that may carry data, in channel order.
+        """
+        return [
+            channel
+            for _, channel in sorted(self.channels.items())
+            if not channel.dead
+        ]
+
+    def joinTicket(self) -> JoinTicket:
+        """
+        What a client needs to add another connection to this session.
+        """
+        return JoinTicket(
+            self.id,
+            self.epoch,
+            self._epochSecrets[self.epoch],
+            self.serverKey,
+            self.params,
+            frozenset(self._epochSecrets),
+        )
+
+    def epochSecret(self, epoch: int) -> bytes | None:
+        """
+        The secret of an epoch this session still holds.
+        """
+        return self._epochSecrets.get(epoch)
+
+    # Connections.
+
+    def attach(self, channel: ChannelProtocol, epoch: int) -> None:
+        """
+        Take over a connection whose handshake just finished, and give it
+        keys.  On the server a joining connection counts as a channel only
+        once the client has sent an authenticated frame on it (key
+        confirmation); the client confirms at once with a heartbeat.
+        """
+        if self._lingerCall is not None and self._lingerCall.active():
+            self._lingerCall.cancel()
+        self._lingerCall = None
+        channel.owner = self
+        channel.activate(epoch, self._epochSecrets[epoch])
+        if self.isServer:
+            self._candidates.add(channel)
+        else:
+            self._admit(channel)
+            channel.sendRecord(self._heartbeat(wire.HeartbeatRequest, 0, 0, channel))
+
+    def _admit(self, channel: ChannelProtocol) -> None:
+        index = channel.result.keys.channel
+        previous = self.channels.get(index)
+        self.channels[index] = channel
+        if previous is not None and previous is not channel and not previous.dead:
+            previous.sendRecord(
+                wire.Bye(wire.BYE_REPLACED, wire.SCOPE_CHANNEL, "replaced").encode()
+            )
+            previous.close("replaced by a newer connection")
+        if previous is not None:
+            self.messenger.resendAll()
+
+    def sendOn(self, channel: ChannelProtocol, record: bytes) -> None:
+        channel.sendRecord(record)
+
+    def recordReceived(self, channel: ChannelProtocol, epoch: int, record: object) -> None:
+        if channel in self._candidates:
+            self._candidates.discard(channel)
+            self._admit(channel)
+        try:
+            self._dispatch(channel, record)
+        except ProtocolError as error:
+            self.protocolError(str(error))
+
+    def _dispatch(self, channel: ChannelProtocol, record: object) -> None:
+        kind = type(record)
+        if kind is wire.Fragment:
+            self.messenger.fragmentReceived(record)
+        elif kind is wire.Ack:
+            self.messenger.ackReceived(record)
+        elif kind is wire.HeartbeatRequest:
+            channel.sendRecord(
+                self._heartbeat(wire.HeartbeatResponse, record.hbID, record.originTime, channel)
+            )
+        elif kind is wire.HeartbeatResponse:
+            pass
+        elif kind is wire.Bye:
+            self._byeReceived(channel, record)
+        else:
+            raise ProtocolError(f"unexpected {kind.TAG!r} record")
+
+    def _heartbeat(self, kind, hbID: int, originTime: int, channel: ChannelProtocol) -> bytes:
+        received = channel.records.receivedFrames
+        return kind(
+            hbID,
+            originTime,
+            self.epoch,
+            wire.NO_EPOCH,
+            received - 1 if received else wire.NO_SEQUENCE,
+            self.messenger.nextSendID,
+            self.messenger.nextDeliveryID,
+        ).encode()
+
+    def _byeReceived(self, channel: ChannelProtocol, bye: wire.Bye) -> None:
+        self.log.info(
+            "Peer {peer} said goodbye ({scope}): code {code} {reason!r}",
+            peer=self.peer,
+            scope="session" if bye.scope == wire.SCOPE_SESSION else "channel",
+            code=bye.code,
+            reason=bye.reason,
+        )
+        if bye.scope == wire.SCOPE_SESSION:
+            self._end(Failure(SessionClosed(f"the peer closed the session: {bye.reason}")))
+        else:
+            channel.close("the peer closed the channel")
+
+    def channelLost(self, channel: ChannelProtocol, reason: str) -> None:
+        self._candidates.discard(channel)
+        index = channel.result.keys.channel
+        if self.channels.get(index) is channel:
+            del self.channels[index]
+        if self.closedReason is not None:
+            return
+        if self.liveChannels():
+            self.messenger.resendAll()
+        elif not self.isServer:
+            self._end(Failure(SessionClosed(f"every channel closed: {reason}")))
+        elif self._lingerCall is None:
+            self._lingerCall = self._clock.callLater(
+                self._linger,
+                self._end,
+                Failure(SessionClosed("no channel rejoined in time")),
+            )
+
+    def protocolError(self, reason: str) -> None:
+        """
+        The peer broke a session rule: tell it, log it, end the session.
+        """
+        self.log.warn("Session with {peer} failed: {reason}", peer=self.peer, reason=reason)
+        self._sayBye(wire.BYE_PROTOCOL_ERROR, "protocol error")
+        self._end(Failure(ProtocolError(reason)))
+
+    # Ending.
+
+    def _sayBye(self, code: int, reason: str) -> None:
+        bye = wire.Bye(code, wire.SCOPE_SESSION, reason).encode()
+        for channel in list(self.channels.values()) + list(self._candidates):
+            if not channel.dead:
+                channel.sendRecord(bye)
+
+    def _end(self, reason: Failure) -> None:
+        if self.closedReason is not None:
+            return
+        self.closedReason = reason
+        if self._lingerCall is not None and self._lingerCall.active():
+            self._lingerCall.cancel()
+        self._lingerCall = None
+        channels = list(self.channels.values()) + list(self._candidates)
+        self.channels.clear()
+        self._candidates.clear()
+        for channel in channels:
+            channel.close("session ended")
+        self.messenger.failAll(reason)
+        self._epochSecrets.clear()
+        for callback in self.onEnd:
+            callback(self)
+        waiters, self._closedWaiters = self._closedWaiters, []
+        for waiter in waiters:
+            waiter.callback(reason.value)
+
+    # Delivery to the application.
+
+    def _deliver(self, data: bytes, kind: int) -> object:
+        if self.receiver is None:
+            raise SPCError("this end does not accept messages")
+        return self.receiver.messageReceived(self, data, kind)

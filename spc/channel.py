@@ -32,10 +32,12 @@ __all__ = [
     "ChannelOwner",
     "ChannelProtocol",
     "DEFAULT_HANDSHAKE_TIMEOUT",
+    "DEFAULT_REPLY_TIMEOUT",
     "Framer",
 ]
 
 DEFAULT_HANDSHAKE_TIMEOUT = 10.0
+DEFAULT_REPLY_TIMEOUT = 3.0
 
 
 class Framer:
@@ -130,15 +132,18 @@ class ChannelProtocol(protocol.Protocol):
         clock: IReactorTime,
         handshakeTimeout: float = DEFAULT_HANDSHAKE_TIMEOUT,
         isServer: bool = True,
+        replyTimeout: float = DEFAULT_REPLY_TIMEOUT,
     ) -> None:
         self.owner = owner
         self._makeHandshake = makeHandshake
         self._clock = clock
         self._handshakeTimeout = handshakeTimeout
+        self._replyTimeout = replyTimeout
         self.isServer = isServer
         self._framer = Framer(wire.MAX_BODY_PRE)
         self._handshake: ServerHandshake | ClientHandshake | None = None
         self._timer: IDelayedCall | None = None
+        self._replyTimer: IDelayedCall | None = None
         self.records: RecordLayer | None = None
         self.result: ServerResult | ClientResult | None = None
         self.dead = False
@@ -150,6 +155,7 @@ class ChannelProtocol(protocol.Protocol):
         self._timer = self._clock.callLater(self._handshakeTimeout, self._timedOut)
         self._handshake = self._makeHandshake(self)
         if self.isServer:
+            self._replyTimer = self._clock.callLater(self._replyTimeout, self._timedOut)
             self._handshake.start()
 
     def dataReceived(self, data: bytes) -> None:
@@ -174,6 +180,7 @@ class ChannelProtocol(protocol.Protocol):
         if self.dead:
             return False
         if self.records is None:
+            self._cancelReplyTimer()
             self._handshake.frameReceived(body)
             return not self.dead
         try:
@@ -274,7 +281,7 @@ class ChannelProtocol(protocol.Protocol):
         self.transport.loseConnection()
 
     def _timedOut(self) -> None:
-        self._timer = None
+        self._cancelTimer()
         if self._handshake is not None:
             self._handshake.timedOut()
         if not self.dead:
@@ -284,6 +291,16 @@ class ChannelProtocol(protocol.Protocol):
         if self._timer is not None and self._timer.active():
             self._timer.cancel()
         self._timer = None
+        self._cancelReplyTimer()
+
+    def _cancelReplyTimer(self) -> None:
+        """
+        The peer's first frame arrived (or the handshake is over): the
+        short deadline of a server waiting for F2 (A16) no longer applies.
+        """
+        if self._replyTimer is not None and self._replyTimer.active():
+            self._replyTimer.cancel()
+        self._replyTimer = None
 
 
 def _peerText(transport) -> str:

@@ -169,7 +169,7 @@ class ChannelProtocol(protocol.Protocol):
     def connectionLost(self, reason: Failure = protocol.connectionDone) -> None:
         self.dead = True
         self._cancelTimer()
-        if self.result is not None:
+        if self.result is not None or self.isServer:
             self.owner.channelLost(self, self._lostReason)
         elif not self.isServer and self._handshake is not None:
             self._handshake.gotBad(ProtocolError("the connection closed during the handshake"))

@@ -47,6 +47,12 @@ class FrameTooLarge(ProtocolError):
     """
 
 
+class ResourceLimitExceeded(ProtocolError):
+    """
+    The peer exceeded a resource limit of the session:
+    """
+
+
 class AuthenticationFailed(ProtocolError):
     """
     A protected frame failed authentication; it was forged, corrupted or

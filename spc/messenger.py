@@ -19,14 +19,15 @@ from __future__ import annotations
 
 import hashlib
 import hmac
+from collections import deque
 from typing import Callable, Protocol
 
-from twisted.internet.defer import Deferred, maybeDeferred
+from twisted.internet.defer import Deferred, fail, maybeDeferred
 from twisted.logger import Logger
 from twisted.python.failure import Failure
 
 from spc import wire
-from spc.errors import MessageAbandoned, ProtocolError
+from spc.errors import MessageAbandoned, ProtocolError, ResourceLimitExceeded
 
 __all__ = ["FragmentSink", "MultiChannelMessenger", "messageDigest"]
 
@@ -59,9 +60,12 @@ class FragmentSink(Protocol):
 
 
 class _Outgoing:
-    __slots__ = ("msgID", "fragments", "deferred")
+    __slots__ = ("msgID", "fragments", "deferred", "digest")
 
-    def __init__(self, msgID: int, fragments: list[bytes], deferred: Deferred) -> None:
+    def __init__(
+        self, msgID: int, fragments: list[bytes], deferred: Deferred, digest: bytes
+    ) -> None:
+        self.digest = digest
         self.msgID = msgID
         self.fragments = fragments
         self.deferred = deferred
@@ -103,6 +107,8 @@ class MultiChannelMessenger:
         self._delivering = False
         self._closed: Failure | None = None
         self._turn = 0
+        self._reserved = 0
+        self._waiting: deque = deque()
 
     @property
     def nextSendID(self) -> int:
@@ -126,14 +132,25 @@ class MultiChannelMessenger:
 
         @return: a Deferred that fires with the message digest once the
             peer confirmed delivery, or fails with the reason it could not.
+            Beyond the session's in-flight limit, messages wait their turn.
         """
         if self._closed is not None:
-            return Deferred.fromFailure(self._closed)
+            return fail(self._closed)
         params = self._params
         if len(data) > params.maxMessageSize:
             raise ValueError("message larger than the session allows")
-        if len(self._outgoing) >= params.maxInflightMessages:
-            raise ValueError("too many messages in flight")
+        deferred = Deferred()
+        self._waiting.append((bytes(data), kind, deferred))
+        self._startWaiting()
+        return deferred
+
+    def _startWaiting(self) -> None:
+        while self._waiting and len(self._outgoing) < self._params.maxInflightMessages:
+            data, kind, deferred = self._waiting.popleft()
+            self._start(data, kind, deferred)
+
+    def _start(self, data: bytes, kind: int, deferred: Deferred) -> None:
+        params = self._params
         msgID = self._nextID
         self._nextID += 1
         digest = messageDigest(kind, data)
@@ -147,11 +164,9 @@ class MultiChannelMessenger:
             ).encode()
             for index in range(count)
         ]
-        deferred = Deferred()
-        self._outgoing[msgID] = _Outgoing(msgID, fragments, deferred)
+        self._outgoing[msgID] = _Outgoing(msgID, fragments, deferred, digest)
         for fragment in fragments:
             self._sendFragment(fragment)
-        return deferred
 
     def _sendFragment(self, record: bytes) -> None:
         channels = self._sink.liveChannels()
@@ -166,9 +181,10 @@ class MultiChannelMessenger:
             return
         del self._outgoing[ack.msgID]
         if ack.status == wire.ACK_COMPLETE:
-            outgoing.deferred.callback(ack.msgID)
+            outgoing.deferred.callback(outgoing.digest)
         else:
             outgoing.deferred.errback(MessageAbandoned(f"message {ack.msgID}"))
+        self._startWaiting()
 
     def resendAll(self) -> None:
         """
@@ -185,9 +201,13 @@ class MultiChannelMessenger:
         """
         self._closed = reason
         outgoing, self._outgoing = self._outgoing, {}
+        waiting, self._waiting = self._waiting, deque()
         for pending in outgoing.values():
             pending.deferred.errback(reason)
+        for _, _, deferred in waiting:
+            deferred.errback(reason)
         self._incoming.clear()
+        self._reserved = 0
 
     # Receiving.
 
@@ -198,10 +218,12 @@ class MultiChannelMessenger:
             return
         params = self._params
         if msgID >= self._nextDelivery + params.maxInflightMessages:
-            raise ProtocolError("message id beyond the in-flight window")
+            raise ResourceLimitExceeded("message id beyond the in-flight window")
         size = params.fragmentSize
         expectedCount = max(1, -(-fragment.totalLength // size))
-        if fragment.totalLength > params.maxMessageSize or fragment.count != expectedCount:
+        if fragment.totalLength > params.maxMessageSize:
+            raise ResourceLimitExceeded("message larger than the session allows")
+        if fragment.count != expectedCount:
             raise ProtocolError("fragment count does not match the message size")
         last = fragment.index == fragment.count - 1
         expectedLength = fragment.totalLength - size * (fragment.count - 1) if last else size
@@ -210,6 +232,9 @@ class MultiChannelMessenger:
         header = (fragment.count, fragment.totalLength, fragment.kind, fragment.digest)
         incoming = self._incoming.get(msgID)
         if incoming is None:
+            if self._reserved + fragment.totalLength > params.reassemblyBudget:
+                raise ResourceLimitExceeded("reassembly budget exceeded")
+            self._reserved += fragment.totalLength
             incoming = self._incoming[msgID] = _Incoming(header)
         elif incoming.header != header:
             raise ProtocolError("fragments of one message disagree")
@@ -243,7 +268,9 @@ class MultiChannelMessenger:
         if failure is not None:
             self.log.failure("Delivering message {msgID} failed", failure, msgID=msgID)
         self._delivering = False
-        self._incoming.pop(msgID, None)
+        done = self._incoming.pop(msgID, None)
+        if done is not None:
+            self._reserved -= done.header[1]
         self._nextDelivery = msgID + 1
         if self._closed is None:
             self._acknowledge(msgID, status)

@@ -21,7 +21,7 @@ from zope.interface import Interface
 
 from spc import wire
 from spc.channel import ChannelProtocol
-from spc.errors import ProtocolError, SessionClosed, SPCError
+from spc.errors import ProtocolError, ResourceLimitExceeded, SessionClosed, SPCError
 from spc.handshake import JoinTicket
 from spc.messenger import MultiChannelMessenger
 
@@ -191,7 +191,12 @@ class Session:
             channel.sendRecord(self._heartbeat(wire.HeartbeatRequest, 0, 0, channel))
 
     def _admit(self, channel: ChannelProtocol) -> None:
+        """
+        Make C{channel} carry data.  What was sent while no channel was
+        live, or on a connection this one replaces, goes out again.
+        """
         index = channel.result.keys.channel
+        wasIdle = not self.liveChannels()
         previous = self.channels.get(index)
         self.channels[index] = channel
         if previous is not None and previous is not channel and not previous.dead:
@@ -199,18 +204,22 @@ class Session:
                 wire.Bye(wire.BYE_REPLACED, wire.SCOPE_CHANNEL, "replaced").encode()
             )
             previous.close("replaced by a newer connection")
-        if previous is not None:
+        if previous is not None or wasIdle:
             self.messenger.resendAll()
 
     def sendOn(self, channel: ChannelProtocol, record: bytes) -> None:
         channel.sendRecord(record)
 
     def recordReceived(self, channel: ChannelProtocol, epoch: int, record: object) -> None:
+        if self.closedReason is not None:
+            return
         if channel in self._candidates:
             self._candidates.discard(channel)
             self._admit(channel)
         try:
             self._dispatch(channel, record)
+        except ResourceLimitExceeded as error:
+            self.protocolError(str(error), wire.BYE_RESOURCE_LIMIT)
         except ProtocolError as error:
             self.protocolError(str(error))
 
@@ -274,12 +283,12 @@ class Session:
                 Failure(SessionClosed("no channel rejoined in time")),
             )
 
-    def protocolError(self, reason: str) -> None:
+    def protocolError(self, reason: str, code: int = wire.BYE_PROTOCOL_ERROR) -> None:
         """
         The peer broke a session rule: tell it, log it, end the session.
         """
         self.log.warn("Session with {peer} failed: {reason}", peer=self.peer, reason=reason)
-        self._sayBye(wire.BYE_PROTOCOL_ERROR, "protocol error")
+        self._sayBye(code, "resource limit" if code == wire.BYE_RESOURCE_LIMIT else "protocol error")
         self._end(Failure(ProtocolError(reason)))
 
     # Ending.

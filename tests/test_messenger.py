@@ -1,0 +1,696 @@
+# -*- test-case-name: tests.test_messenger -*-
+"""
+Tests for L{spc.messenger}: fragmentation, scheduling over channels,
+acknowledgement, retransmission and in-order reassembly, driven through a
+recording L{FragmentSink} with no session, no sockets and no clock.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import random
+
+from twisted.internet.defer import Deferred
+from twisted.python.failure import Failure
+from twisted.trial.unittest import SynchronousTestCase
+
+from spc import wire
+from spc.errors import MessageAbandoned, ProtocolError, SessionClosed
+from spc.messenger import MultiChannelMessenger, messageDigest
+
+SIZE = wire.MIN_FRAGMENT_SIZE
+
+
+def makeParams(**overrides) -> wire.Params:
+    """
+    Small session parameters: 16 KiB fragments, 8-fragment messages, four
+    messages in flight.
+    """
+    values = dict(
+        fragmentSize=SIZE,
+        maxInner=wire.maxInnerSize(SIZE),
+        maxMessageSize=8 * SIZE,
+        maxInflightMessages=4,
+        reassemblyBudget=64 * SIZE,
+    )
+    values.update(overrides)
+    return wire.Params(**values)
+
+
+class FakeChannel:
+    """
+    A channel as the messenger sees it: something to name in C{sendOn}.
+
+    @ivar name: for test failure messages.
+    @ivar dead: whether the sink still lists it.
+    """
+
+    def __init__(self, name: str) -> None:
+        self.name = name
+        self.dead = False
+
+    def __repr__(self) -> str:
+        return f"<FakeChannel {self.name}>"
+
+
+class RecordingSink:
+    """
+    A L{spc.messenger.FragmentSink} with C{count} fake channels that records
+    every C{(channel, record bytes)} sent.
+
+    @ivar channels: the fake channels, in order.
+    @ivar sent: C{(channel, record)} pairs, oldest first.
+    @ivar errors: reasons given to L{protocolError}.
+    """
+
+    def __init__(self, count: int) -> None:
+        self.channels = [FakeChannel(str(index)) for index in range(count)]
+        self.sent: list[tuple[FakeChannel, bytes]] = []
+        self.errors: list[str] = []
+
+    def liveChannels(self) -> list[FakeChannel]:
+        return [channel for channel in self.channels if not channel.dead]
+
+    def sendOn(self, channel: FakeChannel, record: bytes) -> None:
+        self.sent.append((channel, bytes(record)))
+
+    def protocolError(self, reason: str) -> None:
+        self.errors.append(reason)
+
+    def take(self) -> list[tuple[FakeChannel, object]]:
+        """
+        Decode and forget everything sent so far.
+        """
+        sent, self.sent = self.sent, []
+        return [(channel, wire.decodeRecord(record)) for channel, record in sent]
+
+    def takeRecords(self, kind: type | None = None) -> list:
+        """
+        Decode and forget everything sent so far, keeping only C{kind}.
+        """
+        return [
+            record
+            for _, record in self.take()
+            if kind is None or type(record) is kind
+        ]
+
+
+def makeMessenger(channels: int = 3, deliver=None, **params):
+    """
+    A messenger on a L{RecordingSink}.
+
+    @param deliver: the delivery callable; by default one that records
+        C{(data, kind)} in the returned list.
+    @return: C{(messenger, sink, delivered)}.
+    """
+    sink = RecordingSink(channels)
+    delivered: list[tuple[bytes, int]] = []
+    if deliver is None:
+        def deliver(data: bytes, kind: int) -> None:
+            delivered.append((data, kind))
+    messenger = MultiChannelMessenger(sink, makeParams(**params), deliver)
+    return messenger, sink, delivered
+
+
+def fragment(
+    msgID: int = 0,
+    index: int = 0,
+    count: int = 1,
+    totalLength: int | None = None,
+    kind: int = wire.KIND_BINARY,
+    digest: bytes | None = None,
+    payload: bytes = b"payload",
+) -> wire.Fragment:
+    """
+    A fragment as the session hands it over: decoded from its encoding.
+    """
+    if totalLength is None:
+        totalLength = len(payload)
+    if digest is None:
+        digest = messageDigest(kind, payload)
+    record = wire.Fragment(msgID, index, count, totalLength, kind, digest, payload)
+    return wire.decodeRecord(record.encode())
+
+
+class SendTests(SynchronousTestCase):
+    """
+    L{MultiChannelMessenger.send} splits a message into C{MSG:} fragments
+    spread over the live channels, and its Deferred follows the peer's
+    C{ACK:}.
+    """
+
+    def test_fragments(self) -> None:
+        """
+        A message larger than the fragment size becomes ceil(n / size)
+        fragments with consecutive indexes, one count, the total length, the
+        kind, and the digest of the whole message; their payloads are full
+        fragments except the last, and concatenate to the message.
+        """
+        messenger, sink, _ = makeMessenger()
+        data = os.urandom(2 * SIZE + 100)
+        messenger.send(data, wire.KIND_TEXT)
+        records = sink.takeRecords()
+        self.assertEqual([type(r) for r in records], [wire.Fragment] * 3)
+        self.assertEqual([r.index for r in records], [0, 1, 2])
+        digest = messageDigest(wire.KIND_TEXT, data)
+        for record in records:
+            self.assertEqual(
+                (record.msgID, record.count, record.totalLength, record.kind, record.digest),
+                (0, 3, len(data), wire.KIND_TEXT, digest),
+            )
+        self.assertEqual([len(r.payload) for r in records], [SIZE, SIZE, 100])
+        self.assertEqual(b"".join(bytes(r.payload) for r in records), data)
+
+    def test_fragmentCount(self) -> None:
+        """
+        The count is max(1, ceil(length / fragment size)): an empty message
+        is one empty fragment, and an exact multiple has no empty tail.
+        """
+        for length, count in [(0, 1), (1, 1), (SIZE, 1), (SIZE + 1, 2), (3 * SIZE, 3)]:
+            messenger, sink, _ = makeMessenger()
+            messenger.send(b"x" * length)
+            records = sink.takeRecords()
+            self.assertEqual(len(records), count, f"length {length}")
+            self.assertEqual({r.count for r in records}, {count})
+            self.assertEqual(sum(len(r.payload) for r in records), length)
+
+    def test_digestBindsKindAndLength(self) -> None:
+        """
+        The digest is H(kind || u64(length) || message), so the same bytes
+        sent as another kind carry another digest.
+        """
+        data = b"hello"
+        self.assertEqual(
+            messageDigest(wire.KIND_TEXT, data),
+            hashlib.sha256(b"\x01" + (5).to_bytes(8, "big") + data).digest(),
+        )
+        self.assertNotEqual(
+            messageDigest(wire.KIND_TEXT, data), messageDigest(wire.KIND_BINARY, data)
+        )
+
+    def test_spreadOverChannels(self) -> None:
+        """
+        The fragments of a message go out over every live channel, evenly.
+        """
+        messenger, sink, _ = makeMessenger(channels=3)
+        messenger.send(b"y" * (6 * SIZE))
+        perChannel: dict[FakeChannel, int] = {}
+        for channel, record in sink.take():
+            perChannel[channel] = perChannel.get(channel, 0) + 1
+        self.assertEqual(perChannel, {channel: 2 for channel in sink.channels})
+
+    def test_deadChannelsSkipped(self) -> None:
+        """
+        A channel the sink no longer lists as live gets nothing.
+        """
+        messenger, sink, _ = makeMessenger(channels=3)
+        sink.channels[1].dead = True
+        messenger.send(b"z" * (4 * SIZE))
+        used = {channel for channel, _ in sink.take()}
+        self.assertEqual(used, {sink.channels[0], sink.channels[2]})
+
+    def test_messageIDs(self) -> None:
+        """
+        Each message gets the next id, from 0; L{nextSendID} says which.
+        """
+        messenger, sink, _ = makeMessenger()
+        self.assertEqual(messenger.nextSendID, 0)
+        messenger.send(b"a")
+        messenger.send(b"b")
+        self.assertEqual([r.msgID for r in sink.takeRecords()], [0, 1])
+        self.assertEqual(messenger.nextSendID, 2)
+
+    def test_tooLarge(self) -> None:
+        """
+        A message larger than the session's maximum is refused at once and
+        nothing is sent.
+        """
+        messenger, sink, _ = makeMessenger()
+        self.assertRaises(ValueError, messenger.send, b"x" * (8 * SIZE + 1))
+        self.assertEqual(sink.sent, [])
+        self.assertEqual(messenger.nextSendID, 0)
+
+    def test_inflightWindow(self) -> None:
+        """
+        At most C{maxInflightMessages} messages are on the wire unacknowledged
+        (the receiver refuses ids beyond its window); later sends wait, in
+        order, and go out as ACKs free the window; every Deferred fires.
+        """
+        messenger, sink, _ = makeMessenger(maxInflightMessages=2)
+        sends = [messenger.send(data) for data in (b"a", b"b", b"c", b"d")]
+        self.assertEqual(
+            [(r.msgID, bytes(r.payload)) for r in sink.takeRecords()], [(0, b"a"), (1, b"b")]
+        )
+        messenger.ackReceived(wire.Ack(0, wire.ACK_COMPLETE))
+        self.assertEqual(
+            [(r.msgID, bytes(r.payload)) for r in sink.takeRecords()], [(2, b"c")]
+        )
+        for msgID in (1, 2, 3):
+            messenger.ackReceived(wire.Ack(msgID, wire.ACK_COMPLETE))
+        self.assertEqual(
+            [(r.msgID, bytes(r.payload)) for r in sink.takeRecords()], [(3, b"d")]
+        )
+        for sent in sends:
+            self.successResultOf(sent)
+
+    def test_waitingFailWithSession(self) -> None:
+        """
+        Messages still waiting for room in the window fail with the session
+        too, and are never sent.
+        """
+        messenger, sink, _ = makeMessenger(maxInflightMessages=1)
+        first = messenger.send(b"a")
+        waiting = messenger.send(b"b")
+        messenger.failAll(Failure(SessionClosed("gone")))
+        self.failureResultOf(first, SessionClosed)
+        self.failureResultOf(waiting, SessionClosed)
+        self.assertEqual([bytes(r.payload) for r in sink.takeRecords()], [b"a"])
+
+    def test_firesOnlyOnComplete(self) -> None:
+        """
+        The send Deferred waits through progress ACKs and fires on ACK
+        complete.
+        """
+        messenger, sink, _ = makeMessenger()
+        sent = messenger.send(b"x" * (2 * SIZE))
+        self.assertNoResult(sent)
+        messenger.ackReceived(wire.Ack(0, wire.ACK_PROGRESS, ((0, 2),)))
+        self.assertNoResult(sent)
+        messenger.ackReceived(wire.Ack(0, wire.ACK_COMPLETE))
+        self.successResultOf(sent)
+
+    def test_firesWithDigest(self) -> None:
+        """
+        As its docstring promises, the send Deferred fires with the message
+        digest (what an application uses to de-duplicate across sessions).
+        """
+        messenger, sink, _ = makeMessenger()
+        data = b"digest me"
+        sent = messenger.send(data, wire.KIND_TEXT)
+        messenger.ackReceived(wire.Ack(0, wire.ACK_COMPLETE))
+        self.assertEqual(self.successResultOf(sent), messageDigest(wire.KIND_TEXT, data))
+
+    def test_abandoned(self) -> None:
+        """
+        ACK abandoned fails the send Deferred with L{MessageAbandoned}, and
+        only that message's.
+        """
+        messenger, sink, _ = makeMessenger()
+        first = messenger.send(b"a")
+        second = messenger.send(b"b")
+        messenger.ackReceived(wire.Ack(0, wire.ACK_ABANDONED))
+        self.failureResultOf(first, MessageAbandoned)
+        self.assertNoResult(second)
+
+    def test_unknownAckIgnored(self) -> None:
+        """
+        An ACK for a message never sent, or acknowledged already, changes
+        nothing.
+        """
+        messenger, sink, _ = makeMessenger()
+        sent = messenger.send(b"a")
+        messenger.ackReceived(wire.Ack(7, wire.ACK_COMPLETE))
+        self.assertNoResult(sent)
+        messenger.ackReceived(wire.Ack(0, wire.ACK_COMPLETE))
+        messenger.ackReceived(wire.Ack(0, wire.ACK_ABANDONED))
+        self.successResultOf(sent)
+
+    def test_noLiveChannel(self) -> None:
+        """
+        Sent while no channel is live, a message is kept, not lost: it goes
+        out at the next L{resendAll}.
+        """
+        messenger, sink, _ = makeMessenger(channels=1)
+        sink.channels[0].dead = True
+        sent = messenger.send(b"kept")
+        self.assertEqual(sink.sent, [])
+        sink.channels[0].dead = False
+        messenger.resendAll()
+        [record] = sink.takeRecords()
+        self.assertEqual(bytes(record.payload), b"kept")
+        self.assertNoResult(sent)
+
+
+class RetransmitTests(SynchronousTestCase):
+    """
+    L{MultiChannelMessenger.resendAll} and L{MultiChannelMessenger.failAll}:
+    what happens to unacknowledged fragments when channels or the session
+    die.
+    """
+
+    def test_resendAll(self) -> None:
+        """
+        Every fragment of every unacknowledged message goes out again, and
+        nothing of acknowledged ones.
+        """
+        messenger, sink, _ = makeMessenger(channels=2)
+        messenger.send(b"a" * (2 * SIZE + 1))
+        messenger.send(b"b" * 10)
+        messenger.send(b"c" * (SIZE + 1))
+        first = sorted((r.msgID, r.index, bytes(r.payload)) for r in sink.takeRecords())
+        messenger.resendAll()
+        again = sorted((r.msgID, r.index, bytes(r.payload)) for r in sink.takeRecords())
+        self.assertEqual(again, first)
+        messenger.ackReceived(wire.Ack(1, wire.ACK_COMPLETE))
+        messenger.resendAll()
+        self.assertEqual(
+            sorted((r.msgID, r.index) for r in sink.takeRecords()),
+            [(0, 0), (0, 1), (0, 2), (2, 0), (2, 1)],
+        )
+
+    def test_failAll(self) -> None:
+        """
+        L{failAll} errbacks every outstanding send with the reason, and
+        every later send fails at once with it, sending nothing.
+        """
+        messenger, sink, _ = makeMessenger()
+        first = messenger.send(b"a")
+        second = messenger.send(b"b" * (3 * SIZE))
+        messenger.failAll(Failure(SessionClosed("gone")))
+        self.failureResultOf(first, SessionClosed)
+        self.failureResultOf(second, SessionClosed)
+        sink.take()
+        later = messenger.send(b"c")
+        self.failureResultOf(later, SessionClosed)
+        self.assertEqual(sink.sent, [])
+        messenger.resendAll()
+        self.assertEqual(sink.sent, [])
+
+
+def transfer(sender: RecordingSink, receiver: MultiChannelMessenger, shuffle=None) -> None:
+    """
+    Feed every fragment C{sender} recorded to C{receiver}, shuffled by
+    C{shuffle} (a L{random.Random}) if given.
+    """
+    records = sender.takeRecords(wire.Fragment)
+    if shuffle is not None:
+        shuffle.shuffle(records)
+    for record in records:
+        receiver.fragmentReceived(record)
+
+
+def acknowledge(receiver: RecordingSink, sender: MultiChannelMessenger) -> list[wire.Ack]:
+    """
+    Feed every ACK C{receiver} recorded back to C{sender}.
+    """
+    acks = receiver.takeRecords(wire.Ack)
+    for ack in acks:
+        sender.ackReceived(ack)
+    return acks
+
+
+class ReceiveTests(SynchronousTestCase):
+    """
+    Reassembly: fragments in any order become whole messages, delivered
+    exactly once and in message-id order, each acknowledged.
+    """
+
+    def test_roundTrip(self) -> None:
+        """
+        Fragments fed in shuffled order to a second messenger deliver each
+        message once, in msg-id order, and the ACKs it sends complete the
+        sender's Deferreds.
+        """
+        sender, senderSink, _ = makeMessenger(channels=3)
+        receiver, receiverSink, delivered = makeMessenger(channels=2)
+        messages = [os.urandom(3 * SIZE + 7), b"", os.urandom(SIZE), os.urandom(5 * SIZE)]
+        kinds = [wire.KIND_BINARY, wire.KIND_TEXT, wire.KIND_BINARY, wire.KIND_TEXT]
+        sends = [sender.send(data, kind) for data, kind in zip(messages, kinds)]
+        transfer(senderSink, receiver, random.Random(1234))
+        self.assertEqual(delivered, list(zip(messages, kinds)))
+        acks = acknowledge(receiverSink, sender)
+        self.assertEqual(
+            [(a.msgID, a.status) for a in acks], [(i, wire.ACK_COMPLETE) for i in range(4)]
+        )
+        for sent in sends:
+            self.successResultOf(sent)
+        self.assertEqual(receiver.nextDeliveryID, 4)
+
+    def test_laterMessageWaits(self) -> None:
+        """
+        Message 1, complete before message 0, is neither delivered nor
+        acknowledged until message 0 completes; then both are, in order.
+        """
+        sender, senderSink, _ = makeMessenger()
+        receiver, receiverSink, delivered = makeMessenger()
+        sender.send(b"zero" * SIZE)
+        zero = senderSink.takeRecords()
+        sender.send(b"one")
+        one = senderSink.takeRecords()
+        for record in one + zero[:-1]:
+            receiver.fragmentReceived(record)
+        self.assertEqual(delivered, [])
+        self.assertEqual(receiverSink.takeRecords(wire.Ack), [])
+        self.assertEqual(receiver.nextDeliveryID, 0)
+        receiver.fragmentReceived(zero[-1])
+        self.assertEqual(
+            delivered, [(b"zero" * SIZE, wire.KIND_BINARY), (b"one", wire.KIND_BINARY)]
+        )
+        self.assertEqual(
+            [(a.msgID, a.status) for a in receiverSink.takeRecords(wire.Ack)],
+            [(0, wire.ACK_COMPLETE), (1, wire.ACK_COMPLETE)],
+        )
+
+    def test_duplicateFragmentsDropped(self) -> None:
+        """
+        A fragment received twice while its message is being gathered (or
+        waits for an earlier one) is dropped: the message is delivered once.
+        """
+        sender, senderSink, _ = makeMessenger()
+        receiver, receiverSink, delivered = makeMessenger()
+        sender.send(b"a" * (2 * SIZE))
+        zero = senderSink.takeRecords()
+        sender.send(b"b" * 10)
+        one = senderSink.takeRecords()
+        for record in [zero[0], zero[0], one[0], one[0], zero[0], zero[1], one[0], zero[1]]:
+            receiver.fragmentReceived(record)
+        self.assertEqual(
+            delivered, [(b"a" * (2 * SIZE), wire.KIND_BINARY), (b"b" * 10, wire.KIND_BINARY)]
+        )
+        self.assertEqual(receiverSink.errors, [])
+
+    def test_deliveredDuplicateReAcknowledged(self) -> None:
+        """
+        A fragment of a message already delivered is not delivered again but
+        acknowledged again (the first ACK may have been lost with its
+        channel).
+        """
+        sender, senderSink, _ = makeMessenger()
+        receiver, receiverSink, delivered = makeMessenger()
+        sender.send(b"a" * (2 * SIZE))
+        records = senderSink.takeRecords()
+        for record in records:
+            receiver.fragmentReceived(record)
+        self.assertEqual(len(receiverSink.takeRecords(wire.Ack)), 1)
+        receiver.fragmentReceived(records[1])
+        self.assertEqual(len(delivered), 1)
+        [ack] = receiverSink.takeRecords(wire.Ack)
+        self.assertEqual((ack.msgID, ack.status), (0, wire.ACK_COMPLETE))
+
+    def test_ackOnFirstLiveChannel(self) -> None:
+        """
+        ACKs go on a live channel.
+        """
+        receiver, sink, delivered = makeMessenger(channels=2)
+        sink.channels[0].dead = True
+        receiver.fragmentReceived(fragment())
+        [(channel, ack)] = sink.take()
+        self.assertIs(channel, sink.channels[1])
+        self.assertEqual(type(ack), wire.Ack)
+
+
+class HostileTests(SynchronousTestCase):
+    """
+    Every size and header field an authenticated peer declares is checked;
+    a violation raises L{ProtocolError} (the session then ends), and nothing
+    is delivered.
+    """
+
+    def assertRefused(self, receiver: MultiChannelMessenger, record: wire.Fragment) -> None:
+        self.assertRaises(ProtocolError, receiver.fragmentReceived, record)
+
+    def test_totalLengthTooLarge(self) -> None:
+        """
+        T23: a total length beyond C{maxMessageSize}, even 2**40 with a
+        consistent count, is refused on the first fragment.
+        """
+        receiver, _, delivered = makeMessenger()
+        for total in (8 * SIZE + 1, 2**40):
+            count = -(-total // SIZE)
+            self.assertRefused(
+                receiver,
+                fragment(count=count, totalLength=total, payload=b"x" * SIZE),
+            )
+        self.assertEqual(delivered, [])
+
+    def test_countInconsistent(self) -> None:
+        """
+        A count that is not max(1, ceil(total / size)) is refused, too many
+        or too few.
+        """
+        receiver, _, _ = makeMessenger()
+        self.assertRefused(receiver, fragment(count=3, totalLength=2 * SIZE, payload=b"x" * SIZE))
+        self.assertRefused(receiver, fragment(count=1, totalLength=2 * SIZE, payload=b"x" * SIZE))
+        self.assertRefused(receiver, fragment(count=2, totalLength=0, payload=b""))
+
+    def test_wrongPayloadLength(self) -> None:
+        """
+        A payload is exactly one fragment size, except the last, which holds
+        exactly the rest.
+        """
+        receiver, _, _ = makeMessenger()
+        total = 2 * SIZE + 10
+        self.assertRefused(
+            receiver, fragment(index=0, count=3, totalLength=total, payload=b"x" * (SIZE - 1))
+        )
+        self.assertRefused(
+            receiver, fragment(index=1, count=3, totalLength=total, payload=b"x" * (SIZE + 1))
+        )
+        self.assertRefused(
+            receiver, fragment(index=2, count=3, totalLength=total, payload=b"x" * 11)
+        )
+        self.assertRefused(
+            receiver, fragment(index=2, count=3, totalLength=total, payload=b"x" * SIZE)
+        )
+
+    def test_headerDisagrees(self) -> None:
+        """
+        T24: a second fragment of the same message id with another count,
+        total length, kind or digest is refused.
+        """
+        total = 2 * SIZE
+        digest = messageDigest(wire.KIND_BINARY, b"x" * total)
+        changes = [
+            dict(count=3, totalLength=2 * SIZE + 5),
+            dict(kind=wire.KIND_TEXT),
+            dict(digest=bytes(32)),
+        ]
+        for change in changes:
+            receiver, _, delivered = makeMessenger()
+            receiver.fragmentReceived(
+                fragment(index=0, count=2, totalLength=total, digest=digest, payload=b"x" * SIZE)
+            )
+            second = dict(index=1, count=2, totalLength=total, digest=digest, payload=b"x" * SIZE)
+            second.update(change)
+            self.assertRefused(receiver, fragment(**second))
+            self.assertEqual(delivered, [], change)
+
+    def test_digestMismatch(self) -> None:
+        """
+        A complete message whose bytes do not match its digest is refused,
+        not delivered.
+        """
+        receiver, sink, delivered = makeMessenger()
+        self.assertRefused(
+            receiver,
+            fragment(payload=b"tampered", digest=messageDigest(wire.KIND_BINARY, b"original")),
+        )
+        self.assertEqual(delivered, [])
+        self.assertEqual(sink.takeRecords(wire.Ack), [])
+
+    def test_beyondWindow(self) -> None:
+        """
+        T23: a message id C{maxInflightMessages} or more ahead of the next
+        one to deliver is refused; the last id inside the window is
+        accepted, and the window moves with delivery.
+        """
+        receiver, _, delivered = makeMessenger(maxInflightMessages=4)
+        self.assertRefused(receiver, fragment(msgID=4))
+        self.assertRefused(receiver, fragment(msgID=2**63))
+        receiver.fragmentReceived(fragment(msgID=3, payload=b"three"))
+        receiver.fragmentReceived(fragment(msgID=0, payload=b"zero"))
+        self.assertEqual(delivered, [(b"zero", wire.KIND_BINARY)])
+        receiver.fragmentReceived(fragment(msgID=4, payload=b"four"))
+        self.assertRefused(receiver, fragment(msgID=5))
+
+    def test_reassemblyBudget(self) -> None:
+        """
+        T23 and PROTOCOL 7.3: the first fragment of a message reserves its
+        total length from the session's reassembly budget; messages that
+        together declare more than the budget are refused before they are
+        gathered, though each alone is within C{maxMessageSize}.
+        """
+        receiver, _, _ = makeMessenger(
+            maxMessageSize=8 * SIZE, maxInflightMessages=8, reassemblyBudget=16 * SIZE
+        )
+        total = 8 * SIZE
+        for msgID in (1, 2):
+            receiver.fragmentReceived(
+                fragment(msgID=msgID, count=8, totalLength=total, payload=b"x" * SIZE)
+            )
+        self.assertRefused(
+            receiver, fragment(msgID=3, count=8, totalLength=total, payload=b"x" * SIZE)
+        )
+
+
+class DeliveryTests(SynchronousTestCase):
+    """
+    The application's delivery callable decides when a message counts as
+    delivered.
+    """
+
+    def test_deferredDelaysAck(self) -> None:
+        """
+        A delivery that returns a Deferred delays the ACK (and the next
+        message's delivery) until it fires.
+        """
+        calls: list[tuple[bytes, Deferred]] = []
+
+        def deliver(data: bytes, kind: int) -> Deferred:
+            waiting: Deferred = Deferred()
+            calls.append((data, waiting))
+            return waiting
+
+        receiver, sink, _ = makeMessenger(deliver=deliver)
+        receiver.fragmentReceived(fragment(msgID=0, payload=b"zero"))
+        receiver.fragmentReceived(fragment(msgID=1, payload=b"one"))
+        self.assertEqual([data for data, _ in calls], [b"zero"])
+        self.assertEqual(sink.takeRecords(wire.Ack), [])
+        self.assertEqual(receiver.nextDeliveryID, 0)
+        calls[0][1].callback(None)
+        [ack] = sink.takeRecords(wire.Ack)
+        self.assertEqual((ack.msgID, ack.status), (0, wire.ACK_COMPLETE))
+        self.assertEqual([data for data, _ in calls], [b"zero", b"one"])
+        calls[1][1].callback(None)
+        [ack] = sink.takeRecords(wire.Ack)
+        self.assertEqual((ack.msgID, ack.status), (1, wire.ACK_COMPLETE))
+
+    def test_failingDeliveryAbandons(self) -> None:
+        """
+        A delivery that fails (raising, or through its Deferred) is
+        acknowledged as abandoned and logged; later messages are still
+        delivered.
+        """
+        results: list = [ValueError("disk full"), Deferred(), None]
+        seen: list[bytes] = []
+
+        def deliver(data: bytes, kind: int):
+            seen.append(data)
+            result = results[len(seen) - 1]
+            if isinstance(result, Exception):
+                raise result
+            return result
+
+        receiver, sink, _ = makeMessenger(deliver=deliver)
+        for msgID in range(3):
+            receiver.fragmentReceived(fragment(msgID=msgID, payload=b"m%d" % msgID))
+        results[1].errback(KeyError("gone"))
+        self.assertEqual(seen, [b"m0", b"m1", b"m2"])
+        self.assertEqual(
+            [(a.msgID, a.status) for a in sink.takeRecords(wire.Ack)],
+            [(0, wire.ACK_ABANDONED), (1, wire.ACK_ABANDONED), (2, wire.ACK_COMPLETE)],
+        )
+        self.assertEqual(len(self.flushLoggedErrors(ValueError, KeyError)), 2)
+
+    def test_noAckAfterFailAll(self) -> None:
+        """
+        A delivery still pending when the session ends sends no ACK when it
+        finally fires.
+        """
+        waiting: Deferred = Deferred()
+        receiver, sink, _ = makeMessenger(deliver=lambda data, kind: waiting)
+        receiver.fragmentReceived(fragment())
+        receiver.failAll(Failure(SessionClosed("gone")))
+        waiting.callback(None)
+        self.assertEqual(sink.takeRecords(wire.Ack), [])

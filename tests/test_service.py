@@ -1,0 +1,734 @@
+# -*- test-case-name: tests.test_service -*-
+"""
+Tests for L{spc.service}: the server service and L{connect} over real
+loopback TCP, and the L{SessionDirectory}'s admission rules and limits with
+L{task.Clock} and in-memory transports.
+"""
+
+from __future__ import annotations
+
+from twisted.application.service import MultiService
+from twisted.internet import protocol, reactor, task
+from twisted.internet.address import IPv4Address, IPv6Address
+from twisted.internet.defer import Deferred, gatherResults, inlineCallbacks
+from twisted.internet.endpoints import TCP4ClientEndpoint, serverFromString
+from twisted.internet.error import ConnectionRefusedError
+from twisted.internet.testing import StringTransportWithDisconnection
+from twisted.logger import globalLogPublisher
+from twisted.trial.unittest import SynchronousTestCase, TestCase
+from zope.interface import implementer
+
+from spc import asymmetric, wire
+from spc.channel import DEFAULT_HANDSHAKE_TIMEOUT, DEFAULT_REPLY_TIMEOUT, ChannelProtocol
+from spc.errors import SessionClosed
+from spc.handshake import JoinTarget
+from spc.service import (
+    ClientSessionFactory,
+    Limits,
+    ServerChannelFactory,
+    ServerService,
+    SessionDirectory,
+    channelSpecs,
+    connect,
+    sourceKey,
+)
+from spc.session import IMessageReceiver
+from spc.suites import A256CBC_HS512, CHACHA20_POLY1305
+from spc.trust import AllowAny, AuthorizedKeys, PinnedKey
+from tests.test_session import (
+    OTHER_PEER,
+    PARAMS,
+    PEER,
+    SECRET,
+    SESSION_ID,
+    FakeChannel,
+    MemoryNetwork,
+    RecordingReceiver,
+    cachedExchangeKey,
+    cachedIdentity,
+    confirm,
+    serverResult,
+)
+
+FRAGMENT = wire.DEFAULT_FRAGMENT_SIZE
+
+
+@implementer(IMessageReceiver)
+class WaitingReceiver:
+    """
+    An application receiver whose messages can be waited for.
+
+    @ivar messages: C{(session, data, kind)} in arrival order.
+    """
+
+    def __init__(self) -> None:
+        self.messages: list = []
+        self._waiters: list[Deferred] = []
+
+    def messageReceived(self, session, data, kind):
+        self.messages.append((session, data, kind))
+        waiters, self._waiters = self._waiters, []
+        for waiter in waiters:
+            waiter.callback(None)
+
+    @inlineCallbacks
+    def waitFor(self, count: int):
+        """
+        Fire once C{count} messages arrived.
+        """
+        while len(self.messages) < count:
+            waiter: Deferred = Deferred()
+            self._waiters.append(waiter)
+            yield waiter
+        return self.messages
+
+
+def whenLost(connection: protocol.Protocol) -> Deferred:
+    """
+    A Deferred firing after C{connection}'s C{connectionLost}.
+    """
+    lost: Deferred = Deferred()
+    original = connection.connectionLost
+
+    def connectionLost(reason=protocol.connectionDone):
+        try:
+            original(reason)
+        finally:
+            lost.callback(None)
+
+    connection.connectionLost = connectionLost
+    return lost
+
+
+class TrackingFactory(protocol.Factory):
+    """
+    Wraps a server factory, keeping a L{whenLost} for every connection.
+    """
+
+    noisy = False
+
+    def __init__(self, wrapped: protocol.Factory, lost: list[Deferred]) -> None:
+        self.wrapped = wrapped
+        self.lost = lost
+
+    def buildProtocol(self, addr):
+        connection = self.wrapped.buildProtocol(addr)
+        if connection is not None:
+            self.lost.append(whenLost(connection))
+        return connection
+
+
+class TrackingEndpoint:
+    """
+    Wraps a client endpoint, keeping a L{whenLost} for every connection.
+    """
+
+    def __init__(self, wrapped, lost: list[Deferred]) -> None:
+        self.wrapped = wrapped
+        self.lost = lost
+
+    def connect(self, factory) -> Deferred:
+        def track(connection):
+            self.lost.append(whenLost(connection))
+            return connection
+
+        return self.wrapped.connect(factory).addCallback(track)
+
+
+def listeningPort(service) -> Deferred:
+    """
+    The port a C{StreamServerEndpointService} listens on, without taking
+    it from the service (which needs it to stop listening).
+    """
+    port: Deferred = Deferred()
+
+    def seen(listening):
+        port.callback(listening)
+        return listening
+
+    service._waitingForPort.addCallback(seen)
+    return port
+
+
+class LoopbackTests(TestCase):
+    """
+    A L{ServerService} on four loopback ports inside an application's own
+    C{MultiService}, and L{connect}, over real TCP.
+    """
+
+    timeout = 15
+
+    @inlineCallbacks
+    def setUp(self):
+        self.patch(asymmetric, "generateExchangeKey", cachedExchangeKey)
+        self.client = cachedIdentity("client")
+        self.server = cachedIdentity("server")
+        self.lost: list[Deferred] = []
+        self.sessions: list = []
+        self.serverReceiver = WaitingReceiver()
+        self.clientReceiver = WaitingReceiver()
+        self.service = ServerService(
+            reactor,
+            [serverFromString(reactor, "tcp:0:interface=127.0.0.1") for _ in range(4)],
+            self.server,
+            AuthorizedKeys("authorized_keys", [(self.client.fingerprint, "client")]),
+            self.serverReceiver,
+        )
+        for child in self.service.endpointServices:
+            child.factory = TrackingFactory(child.factory, self.lost)
+        self.application = MultiService()
+        self.service.setServiceParent(self.application)
+        self.application.startService()
+        self.addCleanup(self.cleanUp)
+        ports = yield gatherResults(
+            [listeningPort(child) for child in self.service.endpointServices]
+        )
+        self.ports = [port.getHost().port for port in ports]
+
+    @inlineCallbacks
+    def cleanUp(self):
+        for session in self.sessions:
+            yield session.close()
+        if self.application.running:
+            yield self.application.stopService()
+        yield gatherResults(self.lost)
+
+    @inlineCallbacks
+    def connect(self):
+        endpoints = [
+            TrackingEndpoint(TCP4ClientEndpoint(reactor, "127.0.0.1", port), self.lost)
+            for port in self.ports
+        ]
+        session = yield connect(
+            reactor,
+            endpoints,
+            self.client,
+            PinnedKey(self.server.fingerprint),
+            f"127.0.0.1:{self.ports[0]}",
+            receiver=self.clientReceiver,
+        )
+        self.sessions.append(session)
+        return session
+
+    @inlineCallbacks
+    def test_fourChannels(self):
+        """
+        L{connect} opens one session of four channels, even ports with
+        AES-256-CBC and odd ones with ChaCha20, the same on the server once
+        every channel has carried a record.
+        """
+        session = yield self.connect()
+        self.assertEqual(sorted(session.channels), [0, 1, 2, 3])
+        expected = [A256CBC_HS512, CHACHA20_POLY1305, A256CBC_HS512, CHACHA20_POLY1305]
+        self.assertEqual(
+            [session.channels[i].result.keys.suite for i in range(4)], expected
+        )
+        yield session.sendMessage(b"f" * (4 * FRAGMENT))
+        server = self.service.directory.sessions[session.id]
+        self.assertEqual(server.peer, self.client.fingerprint)
+        self.assertEqual(session.peer, self.server.fingerprint)
+        self.assertEqual(sorted(server.channels), [0, 1, 2, 3])
+        self.assertEqual([server.channels[i].result.keys.suite for i in range(4)], expected)
+
+    @inlineCallbacks
+    def test_messagesBothWays(self):
+        """
+        Messages of several fragments go client to server and server to
+        client, intact, through the applications' L{IMessageReceiver}s; each
+        send fires once the other end has the message.
+        """
+        session = yield self.connect()
+        upstream = bytes(range(256)) * (5 * FRAGMENT // 256) + b"tail"
+        yield session.sendMessage(upstream)
+        yield session.sendMessage("text ✓".encode(), wire.KIND_TEXT)
+        messages = yield self.serverReceiver.waitFor(2)
+        server = self.service.directory.sessions[session.id]
+        self.assertEqual(
+            messages,
+            [
+                (server, upstream, wire.KIND_BINARY),
+                (server, "text ✓".encode(), wire.KIND_TEXT),
+            ],
+        )
+        downstream = bytes(reversed(upstream))
+        yield server.sendMessage(downstream)
+        messages = yield self.clientReceiver.waitFor(1)
+        self.assertEqual(messages, [(session, downstream, wire.KIND_BINARY)])
+
+    @inlineCallbacks
+    def test_stopService(self):
+        """
+        The application stops its C{MultiService}: the server says C{BYE:}
+        shutting_down to every session, stops listening, and the client's
+        session ends.
+        """
+        byes: list[int] = []
+
+        def observe(event):
+            if event.get("log_namespace") == "spc.session.Session" and "code" in event:
+                byes.append(event["code"])
+
+        globalLogPublisher.addObserver(observe)
+        self.addCleanup(globalLogPublisher.removeObserver, observe)
+        session = yield self.connect()
+        closed = session.whenClosed()
+        yield self.application.stopService()
+        self.assertFalse(self.service.running)
+        reason = yield closed
+        self.assertIsInstance(reason, SessionClosed)
+        self.assertIn("shutting down", str(reason))
+        self.assertEqual(byes, [wire.BYE_SHUTTING_DOWN])
+        self.assertEqual(self.service.directory.sessions, {})
+        yield self.assertFailure(
+            TCP4ClientEndpoint(reactor, "127.0.0.1", self.ports[0]).connect(
+                protocol.Factory.forProtocol(protocol.Protocol)
+            ),
+            ConnectionRefusedError,
+        )
+
+
+def makeDirectory(clock=None, authorizer=AllowAny, channelCount: int = 4, **limits):
+    """
+    A directory with fake time and the given limits.
+    """
+    return SessionDirectory(
+        clock if clock is not None else task.Clock(),
+        cachedIdentity("server"),
+        authorizer,
+        RecordingReceiver(),
+        channelCount,
+        params=PARAMS,
+        limits=Limits(**limits),
+    )
+
+
+def addSession(directory: SessionDirectory, sessionID: bytes = SESSION_ID, peer: str = PEER):
+    """
+    A NEW handshake's result reaches the directory: make the session,
+    confirm its first channel.
+
+    @return: C{(session, channel)}.
+    """
+    channel = FakeChannel(0)
+    directory.channelEstablished(channel, serverResult(sessionID=sessionID, peer=peer))
+    session = directory.sessions[sessionID]
+    confirm(session, channel)
+    return session, channel
+
+
+class RateTests(SynchronousTestCase):
+    """
+    The directory's sliding-window limits, checked by handshakes before the
+    private-key operation.
+    """
+
+    def test_newSessions(self) -> None:
+        """
+        An identity may open 5 sessions per 10 s; the sixth is refused, other
+        identities are not, and after the window it may again.
+        """
+        clock = task.Clock()
+        directory = makeDirectory(clock)
+        self.assertEqual([directory.admitNewSession(PEER) for _ in range(6)], [True] * 5 + [False])
+        self.assertTrue(directory.admitNewSession(OTHER_PEER))
+        clock.advance(9.9)
+        self.assertFalse(directory.admitNewSession(PEER))
+        clock.advance(0.1)
+        self.assertTrue(directory.admitNewSession(PEER))
+
+    def test_joins(self) -> None:
+        """
+        A session may be joined 4 x channel count times per minute.
+        """
+        clock = task.Clock()
+        directory = makeDirectory(clock, channelCount=3)
+        self.assertEqual(
+            [directory.admitJoin(SESSION_ID) for _ in range(13)], [True] * 12 + [False]
+        )
+        self.assertTrue(directory.admitJoin(b"another session."))
+        clock.advance(59)
+        self.assertFalse(directory.admitJoin(SESSION_ID))
+        clock.advance(1)
+        self.assertTrue(directory.admitJoin(SESSION_ID))
+
+    def test_privateOperations(self) -> None:
+        """
+        Private-key operations are capped per second, server-wide.
+        """
+        clock = task.Clock()
+        directory = makeDirectory(clock, privateOperationsPerSecond=3)
+        self.assertEqual(
+            [directory.admitPrivateOperation() for _ in range(4)], [True] * 3 + [False]
+        )
+        clock.advance(1)
+        self.assertTrue(directory.admitPrivateOperation())
+
+    def test_defaults(self) -> None:
+        """
+        The defaults are those of PROTOCOL section 9 with A8 and A16.
+        """
+        limits = Limits()
+        self.assertEqual(
+            (
+                limits.pendingPerSource,
+                limits.pendingTotal,
+                limits.newSessionsPerIdentity,
+                limits.newSessionWindow,
+                limits.joinsPerChannelPerMinute,
+                limits.privateOperationsPerSecond,
+                limits.sessionsPerIdentity,
+                limits.maxSessions,
+            ),
+            (64, 512, 5, 10.0, 4, 500, 4, 1024),
+        )
+
+    def test_unknownLimit(self) -> None:
+        """
+        A misspelt limit is an error, not silently ignored.
+        """
+        self.assertRaises(TypeError, Limits, pendingPerSauce=1)
+
+
+class JoinTargetTests(SynchronousTestCase):
+    """
+    L{SessionDirectory.joinTarget} gives the epoch secret only to the
+    session's own identity with its own exchange key.
+    """
+
+    def setUp(self) -> None:
+        self.directory = makeDirectory()
+        self.session, self.channel = addSession(self.directory)
+
+    def test_found(self) -> None:
+        """
+        The right identity, exchange key and committed epoch get S_e, the
+        committed epoch and the session parameters.
+        """
+        self.assertEqual(
+            self.directory.joinTarget(SESSION_ID, PEER, b"exchange key", 0),
+            JoinTarget(SECRET, 0, PARAMS),
+        )
+        self.assertTrue(self.directory.sessionExists(SESSION_ID))
+
+    def test_refused(self) -> None:
+        """
+        Another identity, another exchange key, an epoch the session does
+        not hold, or an unknown session: nothing.
+        """
+        self.assertIsNone(self.directory.joinTarget(SESSION_ID, OTHER_PEER, b"exchange key", 0))
+        self.assertIsNone(self.directory.joinTarget(SESSION_ID, PEER, b"exchange kez", 0))
+        self.assertIsNone(self.directory.joinTarget(SESSION_ID, PEER, b"exchange key", 1))
+        self.assertIsNone(self.directory.joinTarget(bytes(16), PEER, b"exchange key", 0))
+        self.assertFalse(self.directory.sessionExists(bytes(16)))
+
+    def test_closed(self) -> None:
+        """
+        A closed session cannot be joined.
+        """
+        self.session.close()
+        self.assertIsNone(self.directory.joinTarget(SESSION_ID, PEER, b"exchange key", 0))
+        self.assertFalse(self.directory.sessionExists(SESSION_ID))
+
+    def test_joinAttaches(self) -> None:
+        """
+        A join's result attaches the connection to its session, which counts
+        it once it confirmed its keys.
+        """
+        joined = FakeChannel(1)
+        self.directory.channelEstablished(joined, serverResult(channel=1, isNew=False))
+        self.assertIs(joined.owner, self.session)
+        self.assertEqual(sorted(self.session.channels), [0])
+        confirm(self.session, joined)
+        self.assertEqual(sorted(self.session.channels), [0, 1])
+
+
+class SourceKeyTests(SynchronousTestCase):
+    """
+    L{sourceKey}: the unit per-source limits count (A16).
+    """
+
+    def test_ipv4(self) -> None:
+        """
+        An IPv4 address counts alone.
+        """
+        self.assertEqual(sourceKey("192.0.2.1"), "192.0.2.1")
+        self.assertNotEqual(sourceKey("192.0.2.1"), sourceKey("192.0.2.2"))
+
+    def test_ipv6Prefix(self) -> None:
+        """
+        IPv6 addresses count by /64.
+        """
+        self.assertEqual(sourceKey("2001:db8:1:2::1"), "2001:db8:1:2::/64")
+        self.assertEqual(
+            sourceKey("2001:db8:1:2:ffff:ffff:ffff:ffff"), sourceKey("2001:DB8:1:2::7")
+        )
+        self.assertNotEqual(sourceKey("2001:db8:1:2::1"), sourceKey("2001:db8:1:3::1"))
+
+    def test_mapped(self) -> None:
+        """
+        An IPv4-mapped IPv6 address counts as its IPv4 address.
+        """
+        self.assertEqual(sourceKey("::ffff:192.0.2.1"), "192.0.2.1")
+
+    def test_notAnAddress(self) -> None:
+        """
+        Anything else (a UNIX socket path) counts as itself.
+        """
+        self.assertEqual(sourceKey("/run/spc.sock"), "/run/spc.sock")
+
+
+class PendingChannel:
+    """
+    A connection still in its handshake, recording C{fatal}.
+    """
+
+    def __init__(self) -> None:
+        self.fatalReason: str | None = None
+
+    def fatal(self, reason: str) -> None:
+        self.fatalReason = reason
+
+
+class PendingTests(SynchronousTestCase):
+    """
+    L{SessionDirectory.admitConnection}: caps on handshakes in progress.
+    """
+
+    def test_perSource(self) -> None:
+        """
+        Over the per-source cap the newcomer is refused; other sources are
+        not affected; a handshake that ends frees its slot.
+        """
+        directory = makeDirectory(pendingPerSource=2)
+        first, second, third = PendingChannel(), PendingChannel(), PendingChannel()
+        self.assertTrue(directory.admitConnection(first, "192.0.2.1"))
+        self.assertTrue(directory.admitConnection(second, "192.0.2.1"))
+        self.assertFalse(directory.admitConnection(third, "192.0.2.1"))
+        self.assertTrue(directory.admitConnection(PendingChannel(), "192.0.2.2"))
+        self.assertEqual(directory.pendingHandshakes(), 3)
+        directory.channelFailed(first, None)
+        self.assertTrue(directory.admitConnection(third, "192.0.2.1"))
+        directory.channelLost(second, "closed")
+        self.assertTrue(directory.admitConnection(PendingChannel(), "192.0.2.1"))
+        self.assertFalse(directory.admitConnection(PendingChannel(), "192.0.2.1"))
+        self.assertIsNone(first.fatalReason)
+
+    def test_perSourceIPv6(self) -> None:
+        """
+        Connections from one IPv6 /64 share a cap, and IPv4-mapped addresses
+        share their IPv4 address's.
+        """
+        directory = makeDirectory(pendingPerSource=2)
+        self.assertTrue(directory.admitConnection(PendingChannel(), "2001:db8::1"))
+        self.assertTrue(directory.admitConnection(PendingChannel(), "2001:db8::2:3"))
+        self.assertFalse(directory.admitConnection(PendingChannel(), "2001:db8::ffff"))
+        self.assertTrue(directory.admitConnection(PendingChannel(), "2001:db8:0:1::1"))
+        self.assertTrue(directory.admitConnection(PendingChannel(), "192.0.2.1"))
+        self.assertTrue(directory.admitConnection(PendingChannel(), "::ffff:192.0.2.1"))
+        self.assertFalse(directory.admitConnection(PendingChannel(), "192.0.2.1"))
+
+    def test_globalCapEvicts(self) -> None:
+        """
+        A16: with the global cap full, a newcomer is admitted and one pending
+        connection is aborted to make room.
+        """
+        directory = makeDirectory(pendingTotal=3)
+        pending = [PendingChannel() for _ in range(3)]
+        for index, channel in enumerate(pending):
+            self.assertTrue(directory.admitConnection(channel, f"192.0.2.{index}"))
+        newcomer = PendingChannel()
+        self.assertTrue(directory.admitConnection(newcomer, "198.51.100.1"))
+        evicted = [channel for channel in pending if channel.fatalReason is not None]
+        self.assertEqual(len(evicted), 1)
+        self.assertIsNone(newcomer.fatalReason)
+        self.assertEqual(directory.pendingHandshakes(), 3)
+
+    def test_established(self) -> None:
+        """
+        A connection whose handshake succeeded no longer counts as pending.
+        """
+        directory = makeDirectory(pendingPerSource=1)
+        channel = FakeChannel(0)
+        self.assertTrue(directory.admitConnection(channel, "192.0.2.1"))
+        directory.channelEstablished(channel, serverResult())
+        self.assertEqual(directory.pendingHandshakes(), 0)
+        self.assertTrue(directory.admitConnection(PendingChannel(), "192.0.2.1"))
+
+
+class SessionPolicyTests(SynchronousTestCase):
+    """
+    Session counts and revocation.
+    """
+
+    def test_perIdentityEvictsOldest(self) -> None:
+        """
+        Over C{sessionsPerIdentity}, a new session of an identity evicts its
+        oldest with C{BYE:} replaced; other identities' sessions stay.
+        """
+        directory = makeDirectory(sessionsPerIdentity=2)
+        other, otherChannel = addSession(directory, b"o" * 16, OTHER_PEER)
+        oldest, oldestChannel = addSession(directory, b"1" * 16)
+        addSession(directory, b"2" * 16)
+        self.assertIsNone(oldest.closedReason)
+        addSession(directory, b"3" * 16)
+        [bye] = oldestChannel.take(wire.Bye)
+        self.assertEqual((bye.code, bye.scope), (wire.BYE_REPLACED, wire.SCOPE_SESSION))
+        self.assertIsInstance(oldest.closedReason.value, SessionClosed)
+        self.assertEqual(sorted(directory.sessions), [b"2" * 16, b"3" * 16, b"o" * 16])
+        self.assertIsNone(other.closedReason)
+        self.assertEqual(otherChannel.take(wire.Bye), [])
+
+    def test_totalEvictsOldest(self) -> None:
+        """
+        Over C{maxSessions}, the oldest session overall ends with C{BYE:}
+        resource_limit.
+        """
+        directory = makeDirectory(maxSessions=2)
+        oldest, channel = addSession(directory, b"1" * 16, OTHER_PEER)
+        addSession(directory, b"2" * 16)
+        addSession(directory, b"3" * 16)
+        [bye] = channel.take(wire.Bye)
+        self.assertEqual(bye.code, wire.BYE_RESOURCE_LIMIT)
+        self.assertEqual(sorted(directory.sessions), [b"2" * 16, b"3" * 16])
+
+    def test_revocation(self) -> None:
+        """
+        A15: a new authorizer ends, with C{BYE:} code 7 (session scope),
+        every session whose identity it no longer admits, and keeps the
+        others running.
+        """
+        directory = makeDirectory()
+        revoked = [addSession(directory, bytes([n]) * 16, PEER) for n in (1, 2)]
+        kept, keptChannel = addSession(directory, b"k" * 16, OTHER_PEER)
+        directory.setAuthorizer(AuthorizedKeys("authorized_keys", [(OTHER_PEER, "other")]))
+        for session, channel in revoked:
+            [bye] = channel.take(wire.Bye)
+            self.assertEqual((bye.code, bye.scope), (wire.BYE_UNAUTHORIZED, wire.SCOPE_SESSION))
+            self.assertIsInstance(session.closedReason.value, SessionClosed)
+        self.assertEqual(list(directory.sessions), [b"k" * 16])
+        self.assertIsNone(kept.closedReason)
+        self.assertEqual(keptChannel.take(wire.Bye), [])
+        self.assertFalse(directory.isAuthorized(PEER))
+        self.assertTrue(directory.isAuthorized(OTHER_PEER))
+
+
+class SlowlorisTests(SynchronousTestCase):
+    """
+    T21: connections from one address that never finish their handshake.
+    """
+
+    FLOOD = "192.0.2.66"
+
+    def setUp(self) -> None:
+        self.patch(asymmetric, "generateExchangeKey", cachedExchangeKey)
+        self.clock = task.Clock()
+        self.client = cachedIdentity("client")
+        self.directory = makeDirectory(
+            self.clock,
+            AuthorizedKeys("authorized_keys", [(self.client.fingerprint, None)]),
+            channelCount=1,
+            pendingPerSource=8,
+        )
+        self.factory = ServerChannelFactory(self.directory, channelSpecs(1)[0])
+        self._port = 50000
+
+    def open(self, host: str):
+        """
+        A connection from C{host} that sends nothing.
+
+        @return: its protocol and transport.
+        """
+        self._port += 1
+        address = (IPv6Address if ":" in host else IPv4Address)("TCP", host, self._port)
+        connection = self.factory.buildProtocol(address)
+        transport = StringTransportWithDisconnection(peerAddress=address)
+        transport.protocol = connection
+        connection.makeConnection(transport)
+        return connection, transport
+
+    def legitimate(self):
+        """
+        A real client from another address runs a whole handshake in memory.
+
+        @return: the client's session.
+        """
+        network = MemoryNetwork(self.clock)
+        factory = ClientSessionFactory(
+            self.clock,
+            [network.endpoint(self.factory, "198.51.100.7")],
+            self.client,
+            PinnedKey(cachedIdentity("server").fingerprint),
+            "127.0.0.1:9000",
+        )
+        opening = factory.openChannel(0)
+        network.flush()
+        self.successResultOf(opening)
+        return factory.session
+
+    def flood(self, count: int = 20):
+        connections = [self.open(self.FLOOD) for _ in range(count)]
+        busy = wire.framed(wire.Alert(wire.ALERT_BUSY).encode())
+        pending = [(c, t) for c, t in connections if isinstance(c, ChannelProtocol)]
+        refused = [(c, t) for c, t in connections if not isinstance(c, ChannelProtocol)]
+        return pending, refused, busy
+
+    def test_slowloris(self) -> None:
+        """
+        Of 20 connections from one address that never complete F2, 8 are
+        pending (each got the server's hello) and 12 are answered "busy" and
+        closed; each pending one is aborted with a timeout alert at the F2
+        deadline (A16: 3 s, well inside the 10 s handshake limit), even one
+        that dribbles bytes; a client from another address completes its
+        handshake throughout.
+        """
+        pending, refused, busy = self.flood()
+        self.assertEqual((len(pending), len(refused)), (8, 12))
+        for _, transport in refused:
+            self.assertEqual(transport.value(), busy)
+            self.assertFalse(transport.connected)
+        for _, transport in pending:
+            (length,) = wire.LENGTH.unpack(transport.value()[:4])
+            hello = wire.decodeHandshake(transport.value()[4 : 4 + length])
+            self.assertIsInstance(hello, wire.ServerHello)
+            self.assertTrue(transport.connected)
+        self.assertEqual(self.directory.pendingHandshakes(), 8)
+
+        session = self.legitimate()
+        self.assertIn(session.id, self.directory.sessions)
+
+        self.clock.advance(DEFAULT_REPLY_TIMEOUT - 0.1)
+        self.assertTrue(all(t.connected for _, t in pending))
+        for connection, _ in pending:
+            connection.dataReceived(b"\x00")
+        self.legitimate()
+        self.clock.advance(0.1)
+        timeout = wire.framed(wire.Alert(wire.ALERT_TIMEOUT).encode())
+        for connection, transport in pending:
+            self.assertFalse(transport.connected)
+            self.assertTrue(transport.value().endswith(timeout))
+            self.assertTrue(connection.dead)
+        self.assertEqual(len(self.directory.sessions), 2)
+
+    def test_timedOutFreesSlot(self) -> None:
+        """
+        A pending connection aborted at the handshake timeout stops counting
+        against its source: after the flood times out, that address may
+        connect again.
+        """
+        pending, _, _ = self.flood(8)
+        self.assertEqual(len(pending), 8)
+        self.clock.advance(DEFAULT_HANDSHAKE_TIMEOUT)
+        self.assertEqual(self.directory.pendingHandshakes(), 0)
+        connection, _ = self.open(self.FLOOD)
+        self.assertIsInstance(connection, ChannelProtocol)
+
+    def test_closedFreesSlot(self) -> None:
+        """
+        A pending connection that the peer closes stops counting too.
+        """
+        pending, _, _ = self.flood(8)
+        for _, transport in pending:
+            transport.loseConnection()
+        self.assertEqual(self.directory.pendingHandshakes(), 0)
+        connection, _ = self.open(self.FLOOD)
+        self.assertIsInstance(connection, ChannelProtocol)

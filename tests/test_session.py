@@ -1,0 +1,994 @@
+# -*- test-case-name: tests.test_session -*-
+"""
+Tests for L{spc.session}: how a session routes its channels' records, what
+happens when channels come, go and are replaced, and how it ends.
+
+Two tiers: L{Session} driven directly with recording fake channels, and
+whole client and server sessions over real L{spc.channel.ChannelProtocol}s
+connected in memory by L{twisted.test.iosim}, with L{task.Clock} for time.
+"""
+
+from __future__ import annotations
+
+import os
+from types import SimpleNamespace
+
+from cryptography.hazmat.primitives.asymmetric import rsa
+from twisted.internet import task
+from twisted.internet.address import IPv4Address
+from twisted.internet.defer import Deferred, succeed
+from twisted.test import iosim
+from twisted.trial.unittest import SynchronousTestCase
+from zope.interface import implementer
+from zope.interface.verify import verifyObject
+
+from spc import asymmetric, wire
+from spc.errors import ProtocolError, SessionClosed, SPCError
+from spc.handshake import ServerResult
+from spc.identity import Identity, fingerprint
+from spc.messenger import messageDigest
+from spc.service import (
+    ClientSessionFactory,
+    ServerChannelFactory,
+    SessionDirectory,
+    channelSpecs,
+    connect,
+)
+from spc.session import DEFAULT_LINGER, IMessageReceiver, Session
+from spc.suites import defaultSuiteFor
+from spc.trust import AuthorizedKeys, PinnedKey
+
+# Keys: RSA generation is slow, so each is made once per process.
+
+_keys: dict[str, rsa.RSAPrivateKey] = {}
+_identities: dict[str, Identity] = {}
+
+
+def cachedKey(name: str) -> rsa.RSAPrivateKey:
+    """
+    An RSA-2048 key made on first use and shared by every test after.
+    """
+    if name not in _keys:
+        _keys[name] = rsa.generate_private_key(public_exponent=65537, key_size=2048)
+    return _keys[name]
+
+
+def cachedIdentity(name: str) -> Identity:
+    """
+    An L{Identity} for C{name} ("server", "client", ...), made once.
+    """
+    if name not in _identities:
+        _identities[name] = Identity(cachedKey(name))
+    return _identities[name]
+
+
+def cachedExchangeKey() -> rsa.RSAPrivateKey:
+    """
+    The client exchange key every client session of the tests uses, in
+    place of a fresh one per session.
+    """
+    return cachedKey("exchange")
+
+
+PEER = fingerprint(b"the peer")
+OTHER_PEER = fingerprint(b"another peer")
+SESSION_ID = bytes(range(1, 17))
+SECRET = b"S" * 32
+PARAMS = wire.Params(
+    fragmentSize=wire.MIN_FRAGMENT_SIZE, maxInner=wire.maxInnerSize(wire.MIN_FRAGMENT_SIZE)
+)
+SIZE = PARAMS.fragmentSize
+
+
+@implementer(IMessageReceiver)
+class RecordingReceiver:
+    """
+    An application that records every message.
+
+    @ivar messages: C{(session, data, kind)} in arrival order.
+    @ivar result: what L{messageReceived} returns.
+    """
+
+    def __init__(self) -> None:
+        self.messages: list[tuple[Session, bytes, int]] = []
+        self.result: object = None
+
+    def messageReceived(self, session, data, kind):
+        self.messages.append((session, data, kind))
+        return self.result
+
+    def data(self) -> list[bytes]:
+        return [data for _, data, _ in self.messages]
+
+
+class FakeChannel:
+    """
+    What a session uses of a L{spc.channel.ChannelProtocol}, recording what
+    it is asked to do.
+
+    @ivar sent: the inner records sent, as bytes.
+    @ivar closed: the reason given to L{close}, or C{None}.
+    @ivar activated: the C{(epoch, secret)} it was given keys for.
+    """
+
+    def __init__(self, index: int = 0, receivedFrames: int = 0) -> None:
+        self.result = SimpleNamespace(keys=SimpleNamespace(channel=index))
+        self.records = SimpleNamespace(receivedFrames=receivedFrames)
+        self.owner = None
+        self.dead = False
+        self.closed: str | None = None
+        self.activated: tuple[int, bytes] | None = None
+        self.sent: list[bytes] = []
+
+    def __repr__(self) -> str:
+        return f"<FakeChannel {self.result.keys.channel} at {id(self):x}>"
+
+    def activate(self, epoch: int, secret: bytes) -> None:
+        self.activated = (epoch, secret)
+
+    def sendRecord(self, plaintext: bytes) -> None:
+        if not self.dead:
+            self.sent.append(bytes(plaintext))
+
+    def close(self, reason: str = "closed locally") -> None:
+        self.closed = reason
+
+    def lose(self, reason: str = "connection lost") -> None:
+        """
+        The transport went away: tell the owner, as C{connectionLost} does.
+        """
+        self.dead = True
+        self.owner.channelLost(self, reason)
+
+    def take(self, kind: type | None = None) -> list:
+        """
+        Decode and forget the records sent, keeping only C{kind}.
+        """
+        sent, self.sent = self.sent, []
+        records = [wire.decodeRecord(record) for record in sent]
+        return [r for r in records if kind is None or type(r) is kind]
+
+
+def makeSession(isServer: bool = False, receiver=None, clock=None, **kw) -> Session:
+    """
+    A session with no channel yet.
+    """
+    return Session(
+        SESSION_ID,
+        isServer,
+        PEER,
+        PARAMS,
+        0,
+        SECRET,
+        receiver,
+        clock if clock is not None else task.Clock(),
+        **kw,
+    )
+
+
+def confirm(session: Session, channel: FakeChannel) -> None:
+    """
+    Deliver the client's key-confirming heartbeat on C{channel}.
+    """
+    session.recordReceived(channel, 0, heartbeatRequest(hbID=99))
+    channel.take()
+
+
+def attached(session: Session, *indexes: int) -> list[FakeChannel]:
+    """
+    Attach and (on the server) confirm one fake channel per index; forget
+    what they sent on the way.
+    """
+    channels = []
+    for index in indexes:
+        channel = FakeChannel(index)
+        session.attach(channel, 0)
+        if session.isServer:
+            confirm(session, channel)
+        channel.take()
+        channels.append(channel)
+    return channels
+
+
+def decoded(record) -> object:
+    """
+    A record as a channel hands it to its owner: encoded then decoded.
+    """
+    return wire.decodeRecord(record.encode())
+
+
+def heartbeatRequest(hbID: int = 1, originTime: int = 0) -> wire.HeartbeatRequest:
+    return decoded(
+        wire.HeartbeatRequest(hbID, originTime, 0, wire.NO_EPOCH, wire.NO_SEQUENCE, 0, 0)
+    )
+
+
+def message(data: bytes, msgID: int = 0, kind: int = wire.KIND_BINARY) -> wire.Fragment:
+    """
+    A one-fragment message as received.
+    """
+    return decoded(
+        wire.Fragment(msgID, 0, 1, len(data), kind, messageDigest(kind, data), data)
+    )
+
+
+def serverResult(
+    sessionID: bytes = SESSION_ID,
+    peer: str = PEER,
+    channel: int = 0,
+    isNew: bool = True,
+    exchangeKeyDER: bytes = b"exchange key",
+    params: wire.Params = PARAMS,
+) -> ServerResult:
+    """
+    What a server handshake reports, with fake connection keys.
+    """
+    return ServerResult(
+        sessionID,
+        isNew,
+        peer,
+        None,
+        exchangeKeyDER,
+        0,
+        SECRET if isNew else None,
+        params,
+        SimpleNamespace(channel=channel),
+    )
+
+
+class RoutingTests(SynchronousTestCase):
+    """
+    L{Session.recordReceived} sends data records to the messenger and
+    answers or acts on control records itself.
+    """
+
+    def test_fragmentDelivered(self) -> None:
+        """
+        A complete message is handed to the application's
+        L{IMessageReceiver} with the session and kind, and acknowledged.
+        """
+        receiver = RecordingReceiver()
+        verifyObject(IMessageReceiver, receiver)
+        session = makeSession(receiver=receiver)
+        [channel] = attached(session, 0)
+        session.recordReceived(channel, 0, message(b"hello", kind=wire.KIND_TEXT))
+        self.assertEqual(receiver.messages, [(session, b"hello", wire.KIND_TEXT)])
+        [ack] = channel.take(wire.Ack)
+        self.assertEqual((ack.msgID, ack.status), (0, wire.ACK_COMPLETE))
+
+    def test_noReceiver(self) -> None:
+        """
+        An end without a receiver abandons the message it gets, telling the
+        peer, and the session goes on.
+        """
+        session = makeSession(receiver=None)
+        [channel] = attached(session, 0)
+        session.recordReceived(channel, 0, message(b"unwanted"))
+        [ack] = channel.take(wire.Ack)
+        self.assertEqual(ack.status, wire.ACK_ABANDONED)
+        self.assertIsNone(session.closedReason)
+        self.assertEqual(len(self.flushLoggedErrors(SPCError)), 1)
+
+    def test_ackRouted(self) -> None:
+        """
+        An C{ACK:} completes the matching L{Session.sendMessage} Deferred.
+        """
+        session = makeSession()
+        [channel] = attached(session, 0)
+        sent = session.sendMessage(b"data")
+        [fragment] = channel.take(wire.Fragment)
+        self.assertEqual(bytes(fragment.payload), b"data")
+        self.assertNoResult(sent)
+        session.recordReceived(channel, 0, decoded(wire.Ack(0, wire.ACK_COMPLETE)))
+        self.successResultOf(sent)
+
+    def test_heartbeatAnswered(self) -> None:
+        """
+        An C{HBQ:} is answered at once with an C{HBR:} on the same channel,
+        echoing its id and origin time and giving this end's view: the
+        committed epoch, the last sequence number received on that channel,
+        and both message watermarks.
+        """
+        session = makeSession()
+        first, second = attached(session, 0, 1)
+        second.records.receivedFrames = 5
+        session.sendMessage(b"one")
+        first.take()
+        second.take()
+        session.recordReceived(second, 0, heartbeatRequest(hbID=7, originTime=123456))
+        self.assertEqual(first.sent, [])
+        [response] = second.take()
+        self.assertEqual(
+            response,
+            wire.HeartbeatResponse(7, 123456, 0, wire.NO_EPOCH, 4, 1, 0),
+        )
+
+    def test_heartbeatBeforeAnyFrame(self) -> None:
+        """
+        With nothing received yet on the channel, the last sequence number
+        is "none".
+        """
+        session = makeSession()
+        [channel] = attached(session, 0)
+        channel.records.receivedFrames = 0
+        session.recordReceived(channel, 0, heartbeatRequest())
+        [response] = channel.take()
+        self.assertEqual(response.lastSeqReceived, wire.NO_SEQUENCE)
+
+    def test_heartbeatResponseIgnored(self) -> None:
+        """
+        An C{HBR:} needs no answer.
+        """
+        session = makeSession()
+        [channel] = attached(session, 0)
+        session.recordReceived(
+            channel, 0, decoded(wire.HeartbeatResponse(1, 2, 0, wire.NO_EPOCH, 0, 0, 0))
+        )
+        self.assertEqual(channel.sent, [])
+        self.assertIsNone(session.closedReason)
+
+    def test_byeSession(self) -> None:
+        """
+        C{BYE:} with session scope ends the session with L{SessionClosed}:
+        every channel is closed and outstanding sends fail.
+        """
+        session = makeSession()
+        first, second = attached(session, 0, 1)
+        sent = session.sendMessage(b"pending")
+        closed = session.whenClosed()
+        session.recordReceived(
+            second, 0, decoded(wire.Bye(wire.BYE_NORMAL, wire.SCOPE_SESSION, "done"))
+        )
+        self.assertIsInstance(self.successResultOf(closed), SessionClosed)
+        self.assertIn("done", str(session.closedReason.value))
+        self.failureResultOf(sent, SessionClosed)
+        self.assertIsNotNone(first.closed)
+        self.assertIsNotNone(second.closed)
+        self.assertEqual(session.liveChannels(), [])
+
+    def test_byeChannel(self) -> None:
+        """
+        C{BYE:} with channel scope closes that channel only; when it is gone
+        the session carries on over the others.
+        """
+        session = makeSession()
+        first, second = attached(session, 0, 1)
+        session.recordReceived(
+            second, 0, decoded(wire.Bye(wire.BYE_NORMAL, wire.SCOPE_CHANNEL, "this one"))
+        )
+        self.assertIsNotNone(second.closed)
+        self.assertIsNone(first.closed)
+        second.lose()
+        self.assertIsNone(session.closedReason)
+        self.assertEqual(session.liveChannels(), [first])
+
+    def test_unexpectedRecord(self) -> None:
+        """
+        An C{RKO:} this end does not expect is a session protocol error:
+        C{BYE:} protocol_error (session scope) on every channel, then the
+        session ends with L{ProtocolError}.
+        """
+        session = makeSession()
+        channels = attached(session, 0, 1, 2)
+        closed = session.whenClosed()
+        session.recordReceived(
+            channels[1], 0, decoded(wire.RotationOffer(1, bytes(32), bytes(256)))
+        )
+        self.assertIsInstance(self.successResultOf(closed), ProtocolError)
+        for channel in channels:
+            [bye] = channel.take()
+            self.assertEqual(
+                (type(bye), bye.code, bye.scope),
+                (wire.Bye, wire.BYE_PROTOCOL_ERROR, wire.SCOPE_SESSION),
+            )
+            self.assertIsNotNone(channel.closed)
+
+    def test_messengerProtocolError(self) -> None:
+        """
+        A hostile fragment (T24: the same message id with another count)
+        ends the session the same way.
+        """
+        session = makeSession(receiver=RecordingReceiver())
+        [channel] = attached(session, 0)
+        digest = messageDigest(wire.KIND_BINARY, b"x" * (2 * SIZE))
+        session.recordReceived(
+            channel,
+            0,
+            decoded(wire.Fragment(0, 0, 2, 2 * SIZE, wire.KIND_BINARY, digest, b"x" * SIZE)),
+        )
+        session.recordReceived(
+            channel,
+            0,
+            decoded(wire.Fragment(0, 1, 3, 3 * SIZE, wire.KIND_BINARY, digest, b"x" * SIZE)),
+        )
+        self.assertIsInstance(session.closedReason.value, ProtocolError)
+        [bye] = channel.take(wire.Bye)
+        self.assertEqual(bye.code, wire.BYE_PROTOCOL_ERROR)
+
+    def test_nothingDeliveredAfterEnd(self) -> None:
+        """
+        Records a channel still hands over after the session ended (frames
+        read in the same chunk as a session-scope C{BYE:}, before the
+        transport stops reading) are not delivered to the application.
+        """
+        receiver = RecordingReceiver()
+        session = makeSession(receiver=receiver)
+        [channel] = attached(session, 0)
+        session.recordReceived(
+            channel, 0, decoded(wire.Bye(wire.BYE_NORMAL, wire.SCOPE_SESSION, "done"))
+        )
+        session.recordReceived(channel, 0, message(b"after the end"))
+        self.assertEqual(receiver.messages, [])
+
+
+class ChannelLossTests(SynchronousTestCase):
+    """
+    L{Session.channelLost}: survivors take over, the last loss ends a client
+    session at once and a server session after its linger.
+    """
+
+    def test_survivorsResend(self) -> None:
+        """
+        When a channel dies and others live, every unacknowledged fragment
+        goes out again on the survivors.
+        """
+        session = makeSession()
+        first, second = attached(session, 0, 1)
+        session.sendMessage(b"m" * (2 * SIZE + 1))
+        first.take()
+        second.take()
+        first.lose()
+        self.assertIsNone(session.closedReason)
+        self.assertEqual(
+            sorted(f.index for f in second.take(wire.Fragment)), [0, 1, 2]
+        )
+        self.assertEqual(session.liveChannels(), [second])
+
+    def test_clientLastChannel(self) -> None:
+        """
+        A client session whose last channel dies ends at once: outstanding
+        sends fail with L{SessionClosed}, and so do later ones.
+        """
+        session = makeSession(isServer=False)
+        [channel] = attached(session, 0)
+        sent = session.sendMessage(b"pending")
+        closed = session.whenClosed()
+        channel.lose("reset by peer")
+        self.assertIsInstance(self.successResultOf(closed), SessionClosed)
+        self.failureResultOf(sent, SessionClosed)
+        self.failureResultOf(session.sendMessage(b"later"), SessionClosed)
+
+    def makeServer(self, clock: task.Clock):
+        """
+        A directory's session with one confirmed channel.
+        """
+        directory = SessionDirectory(
+            clock, cachedIdentity("server"), None, RecordingReceiver(), 4
+        )
+        channel = FakeChannel(0)
+        directory.channelEstablished(channel, serverResult())
+        session = directory.sessions[SESSION_ID]
+        confirm(session, channel)
+        return directory, session, channel
+
+    def test_serverLingers(self) -> None:
+        """
+        A server session whose last channel dies lingers for 60 s, so the
+        client can rejoin; then it ends with L{SessionClosed}, its sends
+        fail, and its directory forgets it.
+        """
+        clock = task.Clock()
+        directory, session, channel = self.makeServer(clock)
+        sent = session.sendMessage(b"unacknowledged")
+        channel.lose()
+        self.assertIsNone(session.closedReason)
+        self.assertIn(SESSION_ID, directory.sessions)
+        clock.advance(DEFAULT_LINGER - 0.5)
+        self.assertIsNone(session.closedReason)
+        self.assertNoResult(sent)
+        clock.advance(0.5)
+        self.assertIsInstance(session.closedReason.value, SessionClosed)
+        self.failureResultOf(sent, SessionClosed)
+        self.assertNotIn(SESSION_ID, directory.sessions)
+        self.assertEqual(clock.getDelayedCalls(), [])
+
+    def test_rejoinCancelsLinger(self) -> None:
+        """
+        A connection that joins during the linger cancels it; the session
+        lives on past the 60 s.
+        """
+        clock = task.Clock()
+        directory, session, channel = self.makeServer(clock)
+        channel.lose()
+        clock.advance(30)
+        rejoined = FakeChannel(0)
+        session.attach(rejoined, 0)
+        confirm(session, rejoined)
+        clock.advance(DEFAULT_LINGER)
+        self.assertIsNone(session.closedReason)
+        self.assertEqual(session.liveChannels(), [rejoined])
+        self.assertIn(SESSION_ID, directory.sessions)
+
+    def test_rejoinResumes(self) -> None:
+        """
+        PROTOCOL 7.4: the linger exists "so JOINs can resume unfinished
+        transfers": a message unacknowledged when the last channel died, and
+        one sent while none was live, both go out on the rejoined channel.
+        """
+        clock = task.Clock()
+        directory, session, channel = self.makeServer(clock)
+        session.sendMessage(b"before")
+        channel.take()
+        channel.lose()
+        session.sendMessage(b"during")
+        rejoined = FakeChannel(0)
+        session.attach(rejoined, 0)
+        session.recordReceived(rejoined, 0, heartbeatRequest())
+        self.assertEqual(
+            sorted(bytes(f.payload) for f in rejoined.take(wire.Fragment)),
+            [b"before", b"during"],
+        )
+
+    def test_unconfirmedRejoinDies(self) -> None:
+        """
+        A joining connection that dies before confirming its keys leaves the
+        session lingering again: it ends 60 s later.
+        """
+        clock = task.Clock()
+        directory, session, channel = self.makeServer(clock)
+        channel.lose()
+        candidate = FakeChannel(0)
+        session.attach(candidate, 0)
+        candidate.lose()
+        clock.advance(DEFAULT_LINGER)
+        self.assertIsInstance(session.closedReason.value, SessionClosed)
+        self.assertNotIn(SESSION_ID, directory.sessions)
+
+
+class CloseTests(SynchronousTestCase):
+    """
+    Ending a session locally: L{Session.close} and L{Session.terminate}.
+    """
+
+    def test_close(self) -> None:
+        """
+        L{Session.close} sends C{BYE:} normal with session scope on every
+        channel, closes them, fails outstanding sends, and fires the
+        returned Deferred and L{Session.whenClosed}.
+        """
+        session = makeSession()
+        channels = attached(session, 0, 1, 2, 3)
+        sent = session.sendMessage(b"pending")
+        for channel in channels:
+            channel.take()
+        earlier = session.whenClosed()
+        closing = session.close()
+        for channel in channels:
+            [bye] = channel.take()
+            self.assertEqual(
+                (type(bye), bye.code, bye.scope), (wire.Bye, wire.BYE_NORMAL, wire.SCOPE_SESSION)
+            )
+            self.assertIsNotNone(channel.closed)
+        self.assertIsInstance(self.successResultOf(closing), SessionClosed)
+        self.assertIsInstance(self.successResultOf(earlier), SessionClosed)
+        self.assertIsInstance(self.successResultOf(session.whenClosed()), SessionClosed)
+        self.failureResultOf(sent, SessionClosed)
+
+    def test_closeTwice(self) -> None:
+        """
+        Closing again says nothing more and fires at once.
+        """
+        session = makeSession()
+        [channel] = attached(session, 0)
+        session.close()
+        channel.take()
+        self.successResultOf(session.close())
+        self.assertEqual(channel.sent, [])
+
+    def test_onEnd(self) -> None:
+        """
+        Every C{onEnd} callback is called once, with the session.
+        """
+        session = makeSession()
+        attached(session, 0)
+        ended: list[Session] = []
+        session.onEnd.append(ended.append)
+        session.close()
+        session.terminate(wire.BYE_REPLACED, "again")
+        self.assertEqual(ended, [session])
+
+    def test_terminate(self) -> None:
+        """
+        L{Session.terminate} sends C{BYE:} with the given code and reason
+        on every channel and ends the session.
+        """
+        session = makeSession()
+        channels = attached(session, 0, 1)
+        session.terminate(wire.BYE_SHUTTING_DOWN, "stopping")
+        for channel in channels:
+            [bye] = channel.take()
+            self.assertEqual(
+                bye, wire.Bye(wire.BYE_SHUTTING_DOWN, wire.SCOPE_SESSION, "stopping")
+            )
+        self.assertIsInstance(session.closedReason.value, SessionClosed)
+
+    def test_closeReachesCandidates(self) -> None:
+        """
+        A server session's goodbye also reaches connections that joined but
+        have not confirmed their keys yet.
+        """
+        session = makeSession(isServer=True)
+        [confirmed] = attached(session, 0)
+        candidate = FakeChannel(1)
+        session.attach(candidate, 0)
+        session.close()
+        self.assertEqual(len(confirmed.take(wire.Bye)), 1)
+        self.assertEqual(len(candidate.take(wire.Bye)), 1)
+        self.assertIsNotNone(candidate.closed)
+
+
+class KeyConfirmationTests(SynchronousTestCase):
+    """
+    A9: on the server a joining connection counts as a channel only after
+    its first authenticated record; the client confirms at once.
+    """
+
+    def test_clientConfirms(self) -> None:
+        """
+        A client session gives an attached connection its keys, counts it
+        at once, and confirms the keys with an C{HBQ:} on it.
+        """
+        session = makeSession(isServer=False)
+        channel = FakeChannel(2)
+        session.attach(channel, 0)
+        self.assertEqual(channel.activated, (0, SECRET))
+        self.assertIs(channel.owner, session)
+        self.assertEqual(session.channels, {2: channel})
+        [request] = channel.take()
+        self.assertIsInstance(request, wire.HeartbeatRequest)
+
+    def test_candidateNotScheduled(self) -> None:
+        """
+        On the server a joined connection has keys but carries no data until
+        its first record arrives; then it is a channel like the others.
+        """
+        session = makeSession(isServer=True)
+        [first] = attached(session, 0)
+        candidate = FakeChannel(1)
+        session.attach(candidate, 0)
+        self.assertEqual(candidate.activated, (0, SECRET))
+        self.assertEqual(candidate.sent, [])
+        self.assertEqual(session.liveChannels(), [first])
+        session.sendMessage(b"m" * (3 * SIZE))
+        self.assertEqual(len(first.take(wire.Fragment)), 3)
+        self.assertEqual(candidate.sent, [])
+        session.recordReceived(candidate, 0, heartbeatRequest(hbID=3))
+        self.assertEqual(session.liveChannels(), [first, candidate])
+        [response] = candidate.take()
+        self.assertEqual((type(response), response.hbID), (wire.HeartbeatResponse, 3))
+
+    def test_replacesOnlyAfterConfirmation(self) -> None:
+        """
+        A joined connection for an index already live replaces the old one
+        only after its first record: then the old one gets C{BYE:} replaced
+        (channel scope) and is closed, and unacknowledged fragments go out
+        again.
+        """
+        session = makeSession(isServer=True)
+        [old] = attached(session, 0)
+        session.sendMessage(b"unacknowledged")
+        old.take()
+        new = FakeChannel(0)
+        session.attach(new, 0)
+        self.assertIs(session.channels[0], old)
+        self.assertIsNone(old.closed)
+        self.assertEqual(old.sent, [])
+        session.recordReceived(new, 0, heartbeatRequest())
+        self.assertIs(session.channels[0], new)
+        [bye] = old.take()
+        self.assertEqual((bye.code, bye.scope), (wire.BYE_REPLACED, wire.SCOPE_CHANNEL))
+        self.assertIsNotNone(old.closed)
+        self.assertEqual(
+            [bytes(f.payload) for f in new.take(wire.Fragment)], [b"unacknowledged"]
+        )
+        old.lose()
+        self.assertIs(session.channels[0], new)
+        self.assertIsNone(session.closedReason)
+
+    def test_unconfirmedLossHarmless(self) -> None:
+        """
+        A joined connection that dies unconfirmed leaves the live one on its
+        index alone.
+        """
+        session = makeSession(isServer=True)
+        [old] = attached(session, 0)
+        candidate = FakeChannel(0)
+        session.attach(candidate, 0)
+        candidate.lose()
+        self.assertEqual(session.channels, {0: old})
+        self.assertIsNone(old.closed)
+        self.assertIsNone(session.closedReason)
+
+
+# Tier (b): real channels in memory.
+
+
+class MemoryNetwork:
+    """
+    Client endpoints that connect to server factories in memory, one
+    L{iosim.IOPump} per connection.
+
+    @ivar pumps: every connection made, oldest first.
+    """
+
+    def __init__(self, clock: task.Clock) -> None:
+        self.clock = clock
+        self.pumps: list[iosim.IOPump] = []
+        self._port = 40000
+
+    def endpoint(self, serverFactory, host: str = "192.0.2.10") -> _MemoryEndpoint:
+        return _MemoryEndpoint(self, serverFactory, host)
+
+    def connect(self, serverFactory, clientFactory, host: str) -> iosim.IOPump:
+        self._port += 1
+        clientAddress = IPv4Address("TCP", host, self._port)
+        serverAddress = IPv4Address("TCP", "127.0.0.1", 9000)
+        server = serverFactory.buildProtocol(clientAddress)
+        client = clientFactory.buildProtocol(serverAddress)
+        pump = iosim.connect(
+            server,
+            iosim.FakeTransport(server, True, serverAddress, clientAddress),
+            client,
+            iosim.FakeTransport(client, False, clientAddress, serverAddress),
+            greet=False,
+            clock=self.clock,
+        )
+        self.pumps.append(pump)
+        return pump
+
+    def flush(self) -> None:
+        """
+        Move bytes on every connection until none moves.
+        """
+        while True:
+            moved = [pump.flush() for pump in list(self.pumps)]
+            if not any(moved):
+                return
+
+    def cut(self, pump: iosim.IOPump) -> None:
+        """
+        Drop what is in flight on one connection and close it abruptly.
+        """
+        pump.clientIO.stream = []
+        pump.serverIO.stream = []
+        pump.clientIO.abortConnection()
+        pump.serverIO.abortConnection()
+
+    def pumpFor(self, protocol) -> iosim.IOPump:
+        [pump] = [p for p in self.pumps if protocol in (p.client, p.server)]
+        return pump
+
+
+class _MemoryEndpoint:
+    def __init__(self, network: MemoryNetwork, serverFactory, host: str) -> None:
+        self._network = network
+        self._serverFactory = serverFactory
+        self._host = host
+
+    def connect(self, factory) -> Deferred:
+        pump = self._network.connect(self._serverFactory, factory, self._host)
+        return succeed(pump.client)
+
+
+class MemoryServer:
+    """
+    A server's directory and port factories over a L{MemoryNetwork}, and a
+    client connecting to it.
+    """
+
+    def __init__(self, testCase: SynchronousTestCase, channels: int = 4) -> None:
+        testCase.patch(asymmetric, "generateExchangeKey", cachedExchangeKey)
+        self.clock = task.Clock()
+        self.network = MemoryNetwork(self.clock)
+        self.serverReceiver = RecordingReceiver()
+        self.clientReceiver = RecordingReceiver()
+        self.client = cachedIdentity("client")
+        self.server = cachedIdentity("server")
+        self.directory = SessionDirectory(
+            self.clock,
+            self.server,
+            AuthorizedKeys("authorized_keys", [(self.client.fingerprint, "client")]),
+            self.serverReceiver,
+            channels,
+        )
+        self.factories = [
+            ServerChannelFactory(self.directory, spec) for spec in channelSpecs(channels)
+        ]
+
+    def endpoints(self, host: str = "192.0.2.10") -> list[_MemoryEndpoint]:
+        return [self.network.endpoint(factory, host) for factory in self.factories]
+
+    def clientFactory(self) -> ClientSessionFactory:
+        return ClientSessionFactory(
+            self.clock,
+            self.endpoints(),
+            self.client,
+            PinnedKey(self.server.fingerprint),
+            "127.0.0.1:9000",
+            receiver=self.clientReceiver,
+        )
+
+    def connect(self, testCase: SynchronousTestCase) -> Session:
+        connecting = connect(
+            self.clock,
+            self.endpoints(),
+            self.client,
+            PinnedKey(self.server.fingerprint),
+            "127.0.0.1:9000",
+            receiver=self.clientReceiver,
+        )
+        self.network.flush()
+        return testCase.successResultOf(connecting)
+
+    def serverSession(self) -> Session:
+        [session] = self.directory.sessions.values()
+        return session
+
+
+class OverChannelsTests(SynchronousTestCase):
+    """
+    Client and server sessions over real channels, in memory.
+    """
+
+    def setUp(self) -> None:
+        self.server = MemoryServer(self)
+        self.session = self.server.connect(self)
+        self.network = self.server.network
+
+    def test_fourChannels(self) -> None:
+        """
+        L{connect} makes one session of four channels on both ends, each
+        with the suite of the default map, each end naming the other by its
+        key's fingerprint.
+        """
+        client = self.session
+        server = self.server.serverSession()
+        self.assertEqual(client.id, server.id)
+        self.assertEqual(sorted(client.channels), [0, 1, 2, 3])
+        self.assertEqual(sorted(server.channels), [0, 1, 2, 3])
+        for index in range(4):
+            self.assertIs(client.channels[index].result.keys.suite, defaultSuiteFor(index))
+            self.assertIs(server.channels[index].result.keys.suite, defaultSuiteFor(index))
+        self.assertEqual(client.peer, self.server.server.fingerprint)
+        self.assertEqual(server.peer, self.server.client.fingerprint)
+        self.assertEqual(self.server.directory.pendingHandshakes(), 0)
+
+    def test_messagesBothWays(self) -> None:
+        """
+        Messages go both ways over the four channels, intact, and each
+        sender's Deferred fires once the other end has them.
+        """
+        upstream = os.urandom(5 * 64 * 1024 + 3)
+        sent = self.session.sendMessage(upstream)
+        self.network.flush()
+        self.successResultOf(sent)
+        server = self.server.serverSession()
+        self.assertEqual(
+            self.server.serverReceiver.messages, [(server, upstream, wire.KIND_BINARY)]
+        )
+        downstream = server.sendMessage(b"reply", wire.KIND_TEXT)
+        self.network.flush()
+        self.successResultOf(downstream)
+        self.assertEqual(
+            self.server.clientReceiver.messages, [(self.session, b"reply", wire.KIND_TEXT)]
+        )
+
+    def test_heartbeatAnswered(self) -> None:
+        """
+        The client's key-confirming C{HBQ:} on each channel was answered:
+        every client channel has received a frame.
+        """
+        for channel in self.session.channels.values():
+            self.assertEqual(channel.records.receivedFrames, 1)
+
+    def test_closeEndsBoth(self) -> None:
+        """
+        L{Session.close} on the client ends the server's session too (it
+        got the C{BYE:}, so it does not linger), and every connection
+        closes.
+        """
+        server = self.server.serverSession()
+        closing = self.session.close()
+        self.network.flush()
+        self.assertIsInstance(self.successResultOf(closing), SessionClosed)
+        self.assertIsInstance(self.successResultOf(server.whenClosed()), SessionClosed)
+        self.assertEqual(self.server.directory.sessions, {})
+        self.assertEqual(self.server.clock.getDelayedCalls(), [])
+        for pump in self.network.pumps:
+            self.assertTrue(pump.client.dead and pump.server.dead)
+
+    def test_channelCutMidMessage(self) -> None:
+        """
+        T8/T18: one connection cut with fragments in flight; the message
+        completes over the others and is delivered once.
+        """
+        data = os.urandom(8 * 64 * 1024)
+        sent = self.session.sendMessage(data)
+        self.network.cut(self.network.pumpFor(self.session.channels[1]))
+        self.network.flush()
+        self.successResultOf(sent)
+        self.assertEqual(self.server.serverReceiver.data(), [data])
+        self.assertEqual(sorted(self.session.channels), [0, 2, 3])
+        self.assertEqual(sorted(self.server.serverSession().channels), [0, 2, 3])
+
+    def test_allCutServerLingers(self) -> None:
+        """
+        Every connection cut: the client session ends at once; the server's
+        lingers 60 s, then ends and is forgotten.
+        """
+        clientClosed = self.session.whenClosed()
+        server = self.server.serverSession()
+        for pump in list(self.network.pumps):
+            self.network.cut(pump)
+        self.network.flush()
+        self.assertIsInstance(self.successResultOf(clientClosed), SessionClosed)
+        self.assertIsNone(server.closedReason)
+        self.server.clock.advance(DEFAULT_LINGER)
+        self.assertIsInstance(server.closedReason.value, SessionClosed)
+        self.assertEqual(self.server.directory.sessions, {})
+
+
+class JoinTests(SynchronousTestCase):
+    """
+    Joining and replacing connections with real handshakes.
+    """
+
+    def setUp(self) -> None:
+        self.server = MemoryServer(self)
+        self.network = self.server.network
+        self.factory = self.server.clientFactory()
+        opening = self.factory.openChannel(0)
+        self.network.flush()
+        self.successResultOf(opening)
+        self.session = self.factory.session
+
+    def join(self, index: int):
+        joining = self.factory.openChannel(index)
+        self.network.flush()
+        return self.successResultOf(joining)
+
+    def test_rejoinAfterCut(self) -> None:
+        """
+        A cut channel rejoins the same session and carries data again.
+        """
+        first = self.join(1)
+        self.network.cut(self.network.pumpFor(first))
+        self.network.flush()
+        self.assertEqual(sorted(self.session.channels), [0])
+        second = self.join(1)
+        server = self.server.serverSession()
+        self.assertEqual(sorted(server.channels), [0, 1])
+        self.assertIs(server.channels[1], self.network.pumpFor(second).server)
+        sent = self.session.sendMessage(b"j" * (4 * 64 * 1024))
+        self.network.flush()
+        self.successResultOf(sent)
+
+    def test_replace(self) -> None:
+        """
+        A second connection joined on a live index replaces the first once
+        confirmed: the old connection closes on both ends, the session
+        goes on.
+        """
+        old = self.join(1)
+        oldServer = self.network.pumpFor(old).server
+        new = self.join(1)
+        server = self.server.serverSession()
+        self.assertIs(server.channels[1], self.network.pumpFor(new).server)
+        self.assertIs(self.session.channels[1], new)
+        self.assertTrue(old.dead and oldServer.dead)
+        self.assertIsNone(server.closedReason)
+        self.assertIsNone(self.session.closedReason)
+        sent = self.session.sendMessage(b"after")
+        self.network.flush()
+        self.successResultOf(sent)
+        self.assertEqual(self.server.serverReceiver.data(), [b"after"])

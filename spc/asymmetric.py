@@ -106,6 +106,8 @@ class Ephemeral:
         @raise ValueError: for a malformed share or a low-order point that
             gives the all-zero secret.
         """
+        if self._private is None:
+            raise RuntimeError("an ephemeral key is used for one exchange only")
         shared = self._private.exchange(X25519PublicKey.from_public_bytes(peer))
         self._private = None
         return shared

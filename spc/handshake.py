@@ -742,7 +742,7 @@ class ClientHandshake:
             signature=b"",
         )
         unsigned = auth.unsigned()
-        signedLength = len(unsigned) + 2 + self._identityKey.key_size // 8
+        signedLength = len(unsigned) + 2 + (self._identityKey.key_size + 7) // 8
         signature = asymmetric.sign(
             self._identityKey,
             CLIENT_AUTH_CONTEXT + _h(helloFrame, wire.LENGTH.pack(signedLength), unsigned),

@@ -19,6 +19,7 @@ from __future__ import annotations
 from typing import Callable, Protocol
 
 from twisted.internet import protocol
+from twisted.internet.defer import Deferred, succeed
 from twisted.internet.interfaces import IDelayedCall, IReactorTime
 from twisted.logger import Logger
 from twisted.python.failure import Failure
@@ -148,10 +149,13 @@ class ChannelProtocol(protocol.Protocol):
         self.result: ServerResult | ClientResult | None = None
         self.dead = False
         self._lostReason = "connection closed"
+        self._lostWaiters: list[Deferred] = []
+        self._connected = False
 
     # Transport events.
 
     def connectionMade(self) -> None:
+        self._connected = True
         self._timer = self._clock.callLater(self._handshakeTimeout, self._timedOut)
         self._handshake = self._makeHandshake(self)
         if self.isServer:
@@ -168,7 +172,11 @@ class ChannelProtocol(protocol.Protocol):
 
     def connectionLost(self, reason: Failure = protocol.connectionDone) -> None:
         self.dead = True
+        self._connected = False
         self._cancelTimer()
+        waiters, self._lostWaiters = self._lostWaiters, []
+        for waiter in waiters:
+            waiter.callback(None)
         if self.result is not None or self.isServer:
             self.owner.channelLost(self, self._lostReason)
         elif not self.isServer and self._handshake is not None:
@@ -279,6 +287,17 @@ class ChannelProtocol(protocol.Protocol):
         """
         self._lostReason = reason
         self.transport.loseConnection()
+
+    def whenLost(self) -> Deferred:
+        """
+        @return: a Deferred firing once the connection is closed, so what
+            was written before a close (a goodbye) has left.
+        """
+        if not self._connected:
+            return succeed(None)
+        waiter: Deferred = Deferred()
+        self._lostWaiters.append(waiter)
+        return waiter
 
     def _timedOut(self) -> None:
         self._cancelTimer()

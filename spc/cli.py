@@ -19,6 +19,7 @@ from typing import Mapping, Sequence, TextIO
 
 from twisted.internet.defer import maybeDeferred
 from twisted.internet.error import ConnectError
+from twisted.internet.testing import MemoryReactor
 from twisted.logger import globalLogBeginner, textFileLogObserver
 from twisted.python import usage
 from twisted.python.failure import Failure
@@ -40,10 +41,16 @@ from spc.identity import (
     readPublicKeyFile,
     saveIdentity,
 )
-from spc.sender import SendRequest, send
+from spc.sender import SendRequest, clientEndpoints, send
 from spc.suites import parseSuiteMap
 from spc.tap import MAX_CHANNELS, parsePorts
-from spc.trust import formatHostPort, loadServerTrust
+from spc.trust import (
+    KNOWN_HOSTS_NAME,
+    ServerTrust,
+    TrustDecision,
+    formatHostPort,
+    loadServerTrust,
+)
 
 EXIT_OK = 0
 EXIT_FAILURE = 1
@@ -267,6 +274,12 @@ class SendOptions(KeyDirMixin, ReactorCommand):
 
     def opt_connect(self, description: str) -> None:
         """A Twisted client endpoint, one channel; repeatable."""
+        try:
+            clientEndpoints(MemoryReactor(), [description])
+        except Exception as error:
+            raise usage.UsageError(
+                f"--connect: {description!r} is not a client endpoint: {error}"
+            ) from None
         self["connect"].append(description)
 
     def opt_message(self, text: str) -> None:
@@ -288,6 +301,8 @@ class SendOptions(KeyDirMixin, ReactorCommand):
         if not self["ports"] and not self["connect"]:
             raise usage.UsageError("give --server HOST --ports PORTS, or --connect")
         host = self["server"]
+        if host:
+            host = self["server"] = host.strip("[]")
         endpoints = [f"tcp:{_bracketed(host)}:{port}" for port in self["ports"]]
         endpoints += self["connect"]
         if len(endpoints) > MAX_CHANNELS:
@@ -295,16 +310,23 @@ class SendOptions(KeyDirMixin, ReactorCommand):
         if self["suites"] is not None and len(self["suites"]) != len(endpoints):
             raise usage.UsageError("--suites must name one suite per channel")
         self["endpoints"] = endpoints
-        if host and self["ports"]:
-            self["host-port"] = formatHostPort(host, self["ports"][0])
-        else:
-            self["host-port"] = _endpointHostPort(self["connect"][0], host)
+        try:
+            if host and self["ports"]:
+                self["host-port"] = formatHostPort(host, self["ports"][0])
+            else:
+                self["host-port"] = _endpointHostPort(self["connect"][0], host)
+        except ValueError as error:
+            raise usage.UsageError(f"--server: {error}") from None
 
     def runWithReactor(self, reactor, context: Context):
         keyDir = self.keyDir(context)
         request = SendRequest(
             loadIdentity(keyDir),
-            loadServerTrust(keyDir, self["server-fingerprint"], self["accept-new"]),
+            _ReportingTrust(
+                loadServerTrust(keyDir, self["server-fingerprint"], self["accept-new"]),
+                os.path.join(keyDir, KNOWN_HOSTS_NAME),
+                context.stderr,
+            ),
             self["host-port"],
             self["endpoints"],
             self["messages"],
@@ -330,7 +352,7 @@ class DemoOptions(ReactorCommand):
 
     def postOptions(self) -> None:
         text = self["channels"]
-        if not (text.isdigit() and 1 <= int(text) <= MAX_CHANNELS):
+        if not (text.isascii() and text.isdigit() and 1 <= int(text) <= MAX_CHANNELS):
             raise usage.UsageError(f"--channels must be 1 to {MAX_CHANNELS}")
         self["channels"] = int(text)
 
@@ -338,6 +360,27 @@ class DemoOptions(ReactorCommand):
         from spc.demo import runDemo
 
         return runDemo(reactor, context.stdout, self["channels"])
+
+
+class _ReportingTrust:
+    """
+    Tells the user when trust on first use recorded a server key: they
+    should compare it with the server's real fingerprint.
+    """
+
+    def __init__(self, trust: ServerTrust, path: str, stderr: TextIO) -> None:
+        self._trust = trust
+        self._path = path
+        self._stderr = stderr
+
+    def check(self, hostPort: str, fingerprint: str) -> TrustDecision:
+        decision = self._trust.check(hostPort, fingerprint)
+        if decision is TrustDecision.ADDED:
+            self._stderr.write(
+                f"spc: added {hostPort} {fingerprint} to {self._path}; "
+                "check it with the server's operator\n"
+            )
+        return decision
 
 
 def _bracketed(host: str) -> str:
@@ -349,9 +392,14 @@ def _endpointHostPort(description: str, host: str | None) -> str:
     The known_hosts name of a server reached through C{--connect}: its
     host and port, when the description has them in the usual places.
     """
-    parts = description.split(":")
-    if len(parts) >= 3 and parts[2].isdigit():
-        return formatHostPort(host or parts[1], int(parts[2]))
+    kind, _, rest = description.partition(":")
+    if rest.startswith("["):
+        address, _, tail = rest[1:].partition("]:")
+    else:
+        address, _, tail = rest.partition(":")
+    portText = tail.split(":")[0]
+    if address and portText.isascii() and portText.isdigit():
+        return formatHostPort(host or address, int(portText))
     raise usage.UsageError(
         "cannot tell the server's host and port from --connect; "
         "give --server and --ports"

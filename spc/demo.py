@@ -64,10 +64,7 @@ def runDemo(reactor, out: TextIO, channels: int = 4):
         )
         service.startService()
         try:
-            ports = []
-            for endpointService in service.endpointServices:
-                port = yield endpointService._waitingForPort
-                ports.append(port.getHost().port)
+            ports = [port.getHost().port for port in (yield service.whenListening())]
             started = time.monotonic()
             session = yield connect(
                 reactor,

@@ -37,7 +37,7 @@ from spc.errors import (
     ServerBusy,
     SPCError,
 )
-from spc.suites import RecordCipher, Suite
+from spc.suites import RecordCipher, Suite, suiteByID
 
 __all__ = [
     "ChannelSpec",
@@ -132,6 +132,13 @@ class ConnectionKeys:
 
     def __repr__(self) -> str:
         return f"<ConnectionKeys channel={self.channel} (redacted)>"
+
+
+def _suiteName(suiteID: int) -> str:
+    try:
+        return suiteByID(suiteID).name
+    except KeyError:
+        return f"unknown suite 0x{suiteID:02x}"
 
 
 def checkParams(params: wire.Params) -> None:
@@ -714,8 +721,9 @@ class ClientHandshake:
         ):
             raise ConfigurationError(
                 f"the server's port {hello.channel} of {hello.channelCount} uses "
-                f"suite 0x{hello.suite:02x}; this client expected port "
-                f"{spec.channel} of {spec.channelCount} with {spec.suite.name}"
+                f"{_suiteName(hello.suite)}; this client expected port "
+                f"{spec.channel} of {spec.channelCount} with {spec.suite.name} "
+                "(both ends need the same ports and --suites)"
             )
         serverKey = identity.loadPublicKey(hello.hostKey)
         fingerprint = identity.fingerprint(hello.hostKey)

@@ -7,15 +7,17 @@ one as stored.
 
 from __future__ import annotations
 
+import random
 from typing import NamedTuple, Sequence
 
 from twisted.internet.defer import gatherResults, inlineCallbacks
+from twisted.internet.task import deferLater
 from twisted.internet.endpoints import HostnameEndpoint, clientFromString
 from twisted.internet.error import ConnectError
 from twisted.logger import Logger
 
 from spc import wire
-from spc.errors import ConnectFailed
+from spc.errors import ConnectFailed, ServerBusy
 from spc.identity import Identity
 from spc.service import connect
 from spc.suites import Suite
@@ -24,6 +26,11 @@ from spc.trust import ServerTrust
 __all__ = ["SendRequest", "SendSummary", "send", "clientEndpoints"]
 
 log = Logger()
+
+# A busy server (amendment A8) is asked again after a growing, jittered wait.
+BUSY_ATTEMPTS = 8
+BUSY_FIRST_DELAY = 0.25
+BUSY_MAX_DELAY = 4.0
 
 
 class SendRequest(NamedTuple):
@@ -86,17 +93,27 @@ def send(reactor, request: SendRequest):
     @return: a Deferred firing with a L{SendSummary}.
     @raise ConnectFailed: if the first channel cannot be reached.
     """
-    try:
-        session = yield connect(
-            reactor,
-            clientEndpoints(reactor, request.endpoints),
-            request.identity,
-            request.trust,
-            request.hostPort,
-            suites=request.suites,
-        )
-    except ConnectError as error:
-        raise ConnectFailed(f"{request.hostPort}: {error}") from None
+    delay = BUSY_FIRST_DELAY
+    for attempt in range(BUSY_ATTEMPTS):
+        try:
+            session = yield connect(
+                reactor,
+                clientEndpoints(reactor, request.endpoints),
+                request.identity,
+                request.trust,
+                request.hostPort,
+                suites=request.suites,
+            )
+        except ConnectError as error:
+            raise ConnectFailed(f"{request.hostPort}: {error}") from None
+        except ServerBusy:
+            if attempt == BUSY_ATTEMPTS - 1:
+                raise
+            log.info("The server is busy; retrying in {delay:.2f} s", delay=delay)
+            yield deferLater(reactor, delay * random.uniform(0.8, 1.2), lambda: None)
+            delay = min(delay * 2, BUSY_MAX_DELAY)
+        else:
+            break
     try:
         channels = len(session.channels)
         yield gatherResults(

@@ -12,14 +12,14 @@ peers from costing the daemon memory or private-key work.
 from __future__ import annotations
 
 import ipaddress
-import random
+import secrets
 from collections import defaultdict, deque
 from typing import Sequence
 
 from twisted.application.internet import StreamServerEndpointService
 from twisted.application.service import MultiService
 from twisted.internet import protocol
-from twisted.internet.defer import Deferred, DeferredList, inlineCallbacks
+from twisted.internet.defer import Deferred, DeferredList, gatherResults, inlineCallbacks
 from twisted.internet.interfaces import IReactorTime, IStreamClientEndpoint
 from twisted.logger import Logger
 
@@ -232,7 +232,7 @@ class SessionDirectory:
             self.log.info("Too many handshakes from {source}", source=source)
             return False
         if len(self._pending) >= self.limits.pendingTotal:
-            victim = random.choice(list(self._pending))
+            victim = secrets.choice(list(self._pending))
             self._forgetPending(victim)
             victim.fatal("evicted to make room for a new handshake")
         self._pending[channel] = source
@@ -400,6 +400,23 @@ class ServerService(MultiService):
             service._raiseSynchronously = True
             service.setServiceParent(self)
             self.endpointServices.append(service)
+
+    def whenListening(self) -> Deferred:
+        """
+        @return: a Deferred firing with the listening ports, in channel
+            order, once every endpoint listens (useful with port 0).
+        """
+        waits = []
+        for service in self.endpointServices:
+            seen: Deferred = Deferred()
+
+            def passOn(result, seen=seen):
+                seen.callback(result)
+                return result
+
+            service._waitingForPort.addBoth(passOn)
+            waits.append(seen)
+        return gatherResults(waits, consumeErrors=True)
 
     def stopService(self) -> Deferred:
         for session in list(self.directory.sessions.values()):

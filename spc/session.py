@@ -13,7 +13,7 @@ from __future__ import annotations
 
 from typing import Callable
 
-from twisted.internet.defer import Deferred, succeed
+from twisted.internet.defer import Deferred, DeferredList, succeed
 from twisted.internet.interfaces import IDelayedCall, IReactorTime
 from twisted.logger import Logger
 from twisted.python.failure import Failure
@@ -28,6 +28,7 @@ from spc.messenger import MultiChannelMessenger
 __all__ = ["IMessageReceiver", "Session", "SessionClosed"]
 
 DEFAULT_LINGER = 60.0
+CLOSE_TIMEOUT = 5.0
 
 
 class IMessageReceiver(Interface):
@@ -113,13 +114,30 @@ class Session:
         """
         Say goodbye on every channel and end the session.
 
-        @return: a Deferred firing when the session has ended.
+        @return: a Deferred firing with the reason (as L{whenClosed}) when
+            the session has ended and every connection has closed, so the
+            goodbye reached the peer (a peer that does not close within
+            C{CLOSE_TIMEOUT} is cut off).
         """
+        channels = list(self.channels.values()) + list(self._candidates)
         waiter = self.whenClosed()
         if self.closedReason is None:
             self._sayBye(wire.BYE_NORMAL, "closed")
             self._end(Failure(SessionClosed("closed locally")))
-        return waiter
+        flushed = [channel.whenLost() for channel in channels]
+        timeout = self._clock.callLater(CLOSE_TIMEOUT, self._abortAll, channels)
+
+        def finished(results: list) -> Exception:
+            if timeout.active():
+                timeout.cancel()
+            return results[0][1]
+
+        return DeferredList([waiter, *flushed]).addCallback(finished)
+
+    def _abortAll(self, channels: list[ChannelProtocol]) -> None:
+        for channel in channels:
+            if channel.transport is not None:
+                channel.transport.abortConnection()
 
     def terminate(self, code: int, reason: str) -> None:
         """

@@ -293,7 +293,10 @@ def parseSuiteMap(text: str) -> list[Suite]:
 
     @raise ConfigurationError: for an unknown name.
     """
-    return [suiteByName(name) for name in text.split(",") if name.strip()]
+    names = text.split(",")
+    if not all(name.strip() for name in names):
+        raise ConfigurationError(f"empty entry in the suite list {text!r}")
+    return [suiteByName(name) for name in names]
 
 
 def defaultSuiteFor(channelIndex: int) -> Suite:

@@ -18,6 +18,7 @@ from collections import Counter
 from twisted.application.service import MultiService
 from twisted.logger import Logger
 from twisted.internet.endpoints import quoteStringArgument, serverFromString
+from twisted.internet.error import CannotListenError
 from twisted.internet.interfaces import IReactorCore
 from twisted.python import usage
 
@@ -312,7 +313,18 @@ class DaemonService(ServerService):
             return AllowAny
         return AuthorizedKeys.fromFile(self._config["authorized-keys"])
 
+    def privilegedStartService(self) -> None:
+        try:
+            super().privilegedStartService()
+        except CannotListenError as error:
+            reason = getattr(error.socketError, "strerror", None) or error.socketError
+            raise SystemExit(
+                f"spc: cannot listen on {error.interface or '*'}:{error.port}: {reason}"
+            ) from None
+
     def startService(self) -> None:
+        if hasattr(signal, "SIGHUP"):
+            self._previousHandler = signal.signal(signal.SIGHUP, self._hangup)
         super().startService()
         authorizer = self.directory.authorizer
         self.log.info(
@@ -328,8 +340,6 @@ class DaemonService(ServerService):
                 "--allow-any-client.",
                 path=self._config["authorized-keys"],
             )
-        if hasattr(signal, "SIGHUP"):
-            self._previousHandler = signal.signal(signal.SIGHUP, self._hangup)
 
     def stopService(self):
         if self._previousHandler is not None:

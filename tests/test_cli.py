@@ -281,3 +281,273 @@ class TopLevelTests(CLITestCase):
         error = self.assertRaises(SystemExit, cli.run)
         self.assertEqual(error.code, 0)
         self.assertEqual(stdout.getvalue(), f"spc {spc.__version__}\n")
+
+
+def parseCommand(*argv: str) -> cli.Command:
+    """
+    Parse C{spc argv} and return the subcommand's options, without running
+    it.
+    """
+    options = cli.SPCOptions()
+    options.parseOptions(list(argv))
+    return options.subOptions
+
+
+class SendOptionsTests(CLITestCase):
+    """
+    Tests for the command line of C{spc send}: what is checked before any
+    connection is made. Delivery itself is in L{tests.test_sender} and
+    L{tests.test_endtoend}.
+    """
+
+    def test_missingMessage(self) -> None:
+        """
+        Nothing to send is a usage error (exit 2) naming --message.
+        """
+        self.assertEqual(self.spc("send", "--server", "127.0.0.1", "--ports", "9000"), 2)
+        self.assertUsageError("spc send", "nothing to send", "--message")
+
+    def test_portsWithoutServer(self) -> None:
+        """
+        --ports without --server is a usage error.
+        """
+        self.assertEqual(self.spc("send", "--ports", "9000-9003", "--message", "x"), 2)
+        self.assertUsageError("spc send", "--ports needs --server")
+
+    def test_noDestination(self) -> None:
+        """
+        Neither --server/--ports nor --connect is a usage error.
+        """
+        self.assertEqual(self.spc("send", "--message", "x"), 2)
+        self.assertUsageError("spc send", "--connect")
+        self.assertEqual(self.spc("send", "--server", "127.0.0.1", "--message", "x"), 2)
+        self.assertUsageError("spc send", "--server HOST --ports PORTS")
+
+    def test_badPorts(self) -> None:
+        """
+        A malformed or reversed --ports is a usage error.
+        """
+        for ports in ["9003-9000", "abc", "0", "70000"]:
+            code = self.spc("send", "--server", "h", "--ports", ports, "--message", "x")
+            self.assertEqual(code, 2, ports)
+            self.assertUsageError("spc send", "--ports")
+
+    def test_tooManyChannels(self) -> None:
+        """
+        More channels than a daemon can serve is a usage error.
+        """
+        argv = ["send", "--server", "h", "--ports", "9000-9016", "--message", "x"]
+        self.assertEqual(self.spc(*argv), 2)
+        self.assertUsageError("spc send", f"at most {cli.MAX_CHANNELS} channels")
+        argv[4] = "9000-9015"
+        self.assertEqual(len(parseCommand(*argv)["endpoints"]), cli.MAX_CHANNELS)
+
+    def test_suitesLengthMismatch(self) -> None:
+        """
+        A --suites map must name one suite per channel.
+        """
+        argv = ["send", "--server", "h", "--ports", "9000-9003", "--message", "x"]
+        self.assertEqual(self.spc(*argv, "--suites", "aes-256-cbc,chacha20"), 2)
+        self.assertUsageError("spc send", "one suite per channel")
+
+    def test_unknownSuite(self) -> None:
+        """
+        An unknown suite name is a usage error naming the known suites.
+        """
+        argv = ["send", "--server", "h", "--ports", "9000", "--message", "x"]
+        self.assertEqual(self.spc(*argv, "--suites", "rot13"), 2)
+        self.assertUsageError("spc send", "--suites", "rot13", "ChaCha20-Poly1305")
+
+    def test_suites(self) -> None:
+        """
+        --suites is parsed into the suite of each channel.
+        """
+        from spc.suites import parseSuiteMap
+
+        text = "aes-256-gcm,chacha20,aes-256-cbc,chacha20"
+        options = parseCommand(
+            "send", "--server", "h", "--ports", "9000-9003", "--message", "x", "--suites", text
+        )
+        self.assertEqual(options["suites"], parseSuiteMap(text))
+
+    def test_serverAndPorts(self) -> None:
+        """
+        --server and --ports give one C{tcp:HOST:PORT} endpoint per port, and
+        the server key is pinned under the host and the first port.
+        """
+        options = parseCommand(
+            "send", "--server", "127.0.0.1", "--ports", "9000-9002", "--message", "x"
+        )
+        self.assertEqual(
+            options["endpoints"],
+            ["tcp:127.0.0.1:9000", "tcp:127.0.0.1:9001", "tcp:127.0.0.1:9002"],
+        )
+        self.assertEqual(options["host-port"], "127.0.0.1:9000")
+
+    def test_ipv6Server(self) -> None:
+        """
+        An IPv6 --server is bracketed in the endpoints and in the
+        known_hosts name.
+        """
+        options = parseCommand(
+            "send", "--server", "::1", "--ports", "9000,9005", "--message", "x"
+        )
+        self.assertEqual(options["endpoints"], ["tcp:[::1]:9000", "tcp:[::1]:9005"])
+        self.assertEqual(options["host-port"], "[::1]:9000")
+
+    def test_bracketedIPv6Server(self) -> None:
+        """
+        C{--server [::1]}, the form the daemon's C{--interface} also
+        accepts, means the same as C{--server ::1}.
+        """
+        options = parseCommand(
+            "send", "--server", "[::1]", "--ports", "9000,9005", "--message", "x"
+        )
+        self.assertEqual(options["endpoints"], ["tcp:[::1]:9000", "tcp:[::1]:9005"])
+        self.assertEqual(options["host-port"], "[::1]:9000")
+
+    def test_hostNameCanonical(self) -> None:
+        """
+        The known_hosts name of a server is lower-cased, so one server has
+        one entry whatever case the user types.
+        """
+        options = parseCommand("send", "--server", "Example.COM", "--ports", "9000", "--message", "x")
+        self.assertEqual(options["host-port"], "example.com:9000")
+
+    def test_badServer(self) -> None:
+        """
+        A --server that is neither a host name nor an IP address is a usage
+        error (exit 2), not a traceback.
+        """
+        self.assertEqual(
+            self.spc("send", "--server", "bad!host", "--ports", "9000", "--message", "x"), 2
+        )
+        self.assertUsageError("spc send", "bad!host")
+
+    def test_portsThenConnect(self) -> None:
+        """
+        --connect endpoints come after the --ports channels; the key is still
+        pinned under --server and the first port.
+        """
+        options = parseCommand(
+            "send", "--server", "127.0.0.1", "--ports", "9000",
+            "--connect", "tcp:10.0.0.1:9100", "--message", "x",
+        )
+        self.assertEqual(options["endpoints"], ["tcp:127.0.0.1:9000", "tcp:10.0.0.1:9100"])
+        self.assertEqual(options["host-port"], "127.0.0.1:9000")
+
+    def test_connectHostPort(self) -> None:
+        """
+        With --connect alone, the known_hosts name comes from the first
+        endpoint's host and port.
+        """
+        options = parseCommand(
+            "send", "--connect", "tcp:Example.COM:9000", "--connect", "tcp:example.com:9001",
+            "--message", "x",
+        )
+        self.assertEqual(options["endpoints"], ["tcp:Example.COM:9000", "tcp:example.com:9001"])
+        self.assertEqual(options["host-port"], "example.com:9000")
+
+    def test_connectWithServer(self) -> None:
+        """
+        With --server and --connect (no --ports), the key is pinned under
+        --server and the first endpoint's port.
+        """
+        options = parseCommand(
+            "send", "--server", "10.0.0.1", "--connect", "tcp:relay.example:9000",
+            "--message", "x",
+        )
+        self.assertEqual(options["host-port"], "10.0.0.1:9000")
+
+    def test_connectIPv6(self) -> None:
+        """
+        C{--connect tcp:[ADDRESS]:PORT}, which the sender accepts
+        (L{spc.sender.clientEndpoints}), gives the bracketed known_hosts name.
+        """
+        options = parseCommand("send", "--connect", "tcp:[::1]:9000", "--message", "x")
+        self.assertEqual(options["endpoints"], ["tcp:[::1]:9000"])
+        self.assertEqual(options["host-port"], "[::1]:9000")
+
+    def test_connectWithoutHostPort(self) -> None:
+        """
+        When the server's host and port cannot be told from --connect, the
+        user is told to give --server and --ports.
+        """
+        self.assertEqual(self.spc("send", "--connect", "unix:path=/tmp/s", "--message", "x"), 2)
+        self.assertUsageError("spc send", "--server and --ports")
+
+    def test_connectPortOutOfRange(self) -> None:
+        """
+        A --connect port outside 1..65535 is a usage error, not a
+        traceback.
+        """
+        self.assertEqual(self.spc("send", "--connect", "tcp:h:70000", "--message", "x"), 2)
+        self.assertUsageError("spc send", "70000")
+
+    def test_messages(self) -> None:
+        """
+        Each --message is one message, in order, encoded as UTF-8.
+        """
+        options = parseCommand(
+            "send", "--server", "h", "--ports", "9000",
+            "--message", "hello", "--message", "wörld", "--message", "",
+        )
+        self.assertEqual(options["messages"], [b"hello", "wörld".encode("utf-8"), b""])
+
+    def test_defaults(self) -> None:
+        """
+        Without trust options, known_hosts is used strictly: no pin, no
+        --accept-new; no suite map means the default one.
+        """
+        options = parseCommand("send", "--server", "h", "--ports", "9000", "--message", "x")
+        self.assertIsNone(options["server-fingerprint"])
+        self.assertFalse(options["accept-new"])
+        self.assertIsNone(options["suites"])
+        self.assertIsNone(options["key-dir"])
+
+    def test_help(self) -> None:
+        """
+        C{spc send --help} names the trust options.
+        """
+        self.assertEqual(self.spc("send", "--help"), 0)
+        self.assertTrue(self.out.startswith("Usage: spc send "), self.out)
+        for option in ["--server-fingerprint", "--accept-new", "--message", "--ports"]:
+            self.assertIn(option, self.out)
+
+
+class DemoOptionsTests(CLITestCase):
+    """
+    Tests for the command line of C{spc demo}; the demo itself is in
+    L{tests.test_demo}.
+    """
+
+    def test_default(self) -> None:
+        """
+        The demo uses four channels by default.
+        """
+        self.assertEqual(parseCommand("demo")["channels"], 4)
+
+    def test_bounds(self) -> None:
+        """
+        One to sixteen channels are accepted.
+        """
+        for text, count in [("1", 1), ("16", 16), (str(cli.MAX_CHANNELS), cli.MAX_CHANNELS)]:
+            self.assertEqual(parseCommand("demo", "--channels", text)["channels"], count)
+
+    def test_outOfBounds(self) -> None:
+        """
+        Zero, too many, negative or non-numeric channel counts are usage
+        errors (exit 2) naming the range.
+        """
+        for text in ["0", "17", "-1", "", "four", "4.0", "9" * 400]:
+            self.assertEqual(self.spc("demo", "--channels", text), 2, text)
+            self.assertUsageError("spc demo", "--channels must be 1 to 16")
+
+    def test_nonASCIIDigits(self) -> None:
+        """
+        Characters that are digits but not decimal numbers (a superscript
+        two) are a usage error, not a traceback.
+        """
+        for text in ["\u00b2", "\u2460"]:
+            self.assertEqual(self.spc("demo", "--channels", text), 2, text)
+            self.assertUsageError("spc demo", "--channels must be 1 to 16")

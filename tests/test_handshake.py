@@ -833,7 +833,7 @@ class ClientHelloCheckTests(unittest.TestCase):
         ).run()
         self.assertNothingSent(pair, ConfigurationError)
         message = str(pair.clientError)
-        self.assertIn("0x01", message)
+        self.assertIn("A256CBC-HS512", message)
         self.assertIn("ChaCha20-Poly1305", message)
         self.assertIn("port 1 of 2", message)
 

@@ -133,6 +133,12 @@ class FakeChannel:
     def close(self, reason: str = "closed locally") -> None:
         self.closed = reason
 
+    def whenLost(self):
+        """
+        A fake connection is gone as soon as it is closed.
+        """
+        return succeed(None)
+
     def lose(self, reason: str = "connection lost") -> None:
         """
         The transport went away: tell the owner, as C{connectionLost} does.

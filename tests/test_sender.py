@@ -1,0 +1,388 @@
+"""
+Tests for L{spc.sender}: what C{spc send} does once its options are parsed,
+run in-process against a real L{spc.service.ServerService} on loopback.
+"""
+
+from __future__ import annotations
+
+import socket
+
+from twisted.internet import reactor
+from twisted.internet.defer import Deferred, gatherResults, inlineCallbacks
+from twisted.internet.endpoints import (
+    HostnameEndpoint,
+    TCP4ClientEndpoint,
+    UNIXClientEndpoint,
+    serverFromString,
+)
+from twisted.trial import unittest
+from zope.interface import implementer
+
+from spc import wire
+from spc.errors import (
+    ClientNotAuthorized,
+    ConfigurationError,
+    ConnectFailed,
+    MessageAbandoned,
+    ServerKeyChanged,
+    SessionClosed,
+)
+from spc.identity import Identity, generateIdentity
+from spc.sender import SendRequest, SendSummary, clientEndpoints, send
+from spc.service import Limits, ServerService
+from spc.session import IMessageReceiver
+from spc.suites import parseSuiteMap
+from spc.trust import AuthorizedKeys, PinnedKey
+
+_identities: dict[str, Identity] = {}
+
+
+def sharedIdentity(name: str) -> Identity:
+    """
+    An RSA identity generated once per test run and name, since key
+    generation is slow.
+    """
+    if name not in _identities:
+        _identities[name] = generateIdentity()
+    return _identities[name]
+
+
+def unusedPort() -> int:
+    """
+    A loopback port nothing listens on (barring a race with another
+    process).
+    """
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def listeningPorts(service: ServerService) -> Deferred:
+    """
+    The ports C{service} listens on, without consuming the result of its
+    endpoint services' C{_waitingForPort}: their C{stopService} needs it to
+    stop listening.
+
+    @return: a Deferred firing with the port numbers, in channel order.
+    """
+    waiting = []
+    for endpointService in service.endpointServices:
+        found: Deferred = Deferred()
+
+        def passOn(port, found=found):
+            found.callback(port.getHost().port)
+            return port
+
+        endpointService._waitingForPort.addCallback(passOn)
+        waiting.append(found)
+    return gatherResults(waiting)
+
+
+@implementer(IMessageReceiver)
+class Collector:
+    """
+    Keeps what the server receives.
+
+    @ivar messages: (data, kind) pairs in delivery order.
+    @ivar sessions: the session of each message.
+    @ivar fail: an exception to raise instead of storing, if set.
+    """
+
+    def __init__(self) -> None:
+        self.messages: list[tuple[bytes, int]] = []
+        self.sessions: list = []
+        self.fail: Exception | None = None
+
+    def messageReceived(self, session, data: bytes, kind: int) -> None:
+        if self.fail is not None:
+            raise self.fail
+        self.messages.append((data, kind))
+        self.sessions.append(session)
+
+
+class SendTests(unittest.TestCase):
+    """
+    L{send} delivers messages to a server and summarizes what the server
+    confirmed.
+    """
+
+    timeout = 30
+
+    @inlineCallbacks
+    def startServer(self, channels: int = 4, authorized: str = "client", **kw):
+        """
+        Start a L{ServerService} on C{channels} loopback ports, authorizing
+        the identity named C{authorized}, and stop it after the test.
+
+        Sets C{self.service}, C{self.receiver} and C{self.ports}.
+        """
+        self.server = sharedIdentity("server")
+        self.receiver = Collector()
+        self.service = ServerService(
+            reactor,
+            [serverFromString(reactor, "tcp:0:interface=127.0.0.1") for _ in range(channels)],
+            self.server,
+            AuthorizedKeys.parse(f"{sharedIdentity(authorized).fingerprint} test\n", "test"),
+            self.receiver,
+            **kw,
+        )
+        self.service.startService()
+        self.addCleanup(self.service.stopService)
+        self.ports = yield listeningPorts(self.service)
+
+    def makeRequest(self, messages, client: str = "client", **kw) -> SendRequest:
+        """
+        A request to send C{messages} to the server over its ports, pinning
+        its key, unless keywords say otherwise.
+        """
+        kw.setdefault("trust", PinnedKey(self.server.fingerprint))
+        kw.setdefault("hostPort", f"127.0.0.1:{self.ports[0]}")
+        kw.setdefault("endpoints", [f"tcp:127.0.0.1:{port}" for port in self.ports])
+        return SendRequest(sharedIdentity(client), messages=list(messages), **kw)
+
+    @inlineCallbacks
+    def test_summary(self):
+        """
+        Once the server confirmed every message, L{send} fires with how many
+        messages and bytes were sent, over how many channels, to which
+        server key; the server received the texts in order, as text.
+        """
+        yield self.startServer()
+        messages = [b"hello", "wörld".encode("utf-8")]
+        summary = yield send(reactor, self.makeRequest(messages))
+        self.assertEqual(summary, SendSummary(2, 11, 4, self.server.fingerprint))
+        self.assertEqual(self.receiver.messages, [(m, wire.KIND_TEXT) for m in messages])
+        self.assertEqual(
+            [s.peer for s in self.receiver.sessions],
+            [sharedIdentity("client").fingerprint] * 2,
+        )
+
+    @inlineCallbacks
+    def test_longMessage(self):
+        """
+        A message of many fragments arrives intact.
+        """
+        yield self.startServer()
+        text = bytes(range(256)) * 1200 + b"end"
+        summary = yield send(reactor, self.makeRequest([text]))
+        self.assertEqual(summary.bytes, len(text))
+        self.assertEqual(self.receiver.messages, [(text, wire.KIND_TEXT)])
+
+    @inlineCallbacks
+    def test_emptyMessage(self):
+        """
+        An empty message is delivered as an empty message.
+        """
+        yield self.startServer()
+        summary = yield send(reactor, self.makeRequest([b""]))
+        self.assertEqual((summary.messages, summary.bytes), (1, 0))
+        self.assertEqual(self.receiver.messages, [(b"", wire.KIND_TEXT)])
+
+    @inlineCallbacks
+    def test_moreMessagesThanTheWindow(self):
+        """
+        More messages than may be in flight at once (the session's
+        C{maxInflightMessages}, 32 by default) are all delivered: L{send}
+        waits for room instead of failing.
+        """
+        yield self.startServer()
+        count = wire.Params().maxInflightMessages + 8
+        messages = [f"message {i}".encode() for i in range(count)]
+        summary = yield send(reactor, self.makeRequest(messages))
+        self.assertEqual(summary.messages, count)
+        self.assertEqual([m for m, _ in self.receiver.messages], messages)
+
+    @inlineCallbacks
+    def test_sessionClosedAfterwards(self):
+        """
+        L{send} closes its session: the server hears the goodbye and ends its
+        side of the session at once instead of waiting for it to linger out.
+        """
+        yield self.startServer()
+        yield send(reactor, self.makeRequest([b"x"]))
+        (session,) = self.receiver.sessions
+        reason = yield session.whenClosed()
+        self.assertIsInstance(reason, SessionClosed)
+        self.assertIn("the peer closed the session", str(reason))
+        self.assertEqual(self.service.directory.sessions, {})
+
+    @inlineCallbacks
+    def test_someChannelsUnreachable(self):
+        """
+        When only the first channel can be reached the messages still go
+        through, and the summary says on how many channels.
+        """
+        yield self.startServer()
+        closed = unusedPort()
+        endpoints = [f"tcp:127.0.0.1:{self.ports[0]}"] + [f"tcp:127.0.0.1:{closed}"] * 3
+        summary = yield send(reactor, self.makeRequest([b"a", b"b"], endpoints=endpoints))
+        self.assertEqual((summary.messages, summary.channels), (2, 1))
+        self.assertEqual([m for m, _ in self.receiver.messages], [b"a", b"b"])
+
+    @inlineCallbacks
+    def test_serverBusyRetried(self):
+        """
+        A server that answers "busy" (here its new-session rate limit for
+        this client is used up for a second) is retried with backoff, as
+        L{spc.errors.ServerBusy} tells the user, instead of failing the send
+        at once: the second of two quick sends is delivered too.
+        """
+        yield self.startServer(limits=Limits(newSessionsPerIdentity=1, newSessionWindow=1.0))
+        yield send(reactor, self.makeRequest([b"first"]))
+        summary = yield send(reactor, self.makeRequest([b"second"]))
+        self.assertEqual(summary.messages, 1)
+        self.assertEqual([m for m, _ in self.receiver.messages], [b"first", b"second"])
+
+    @inlineCallbacks
+    def test_unreachable(self):
+        """
+        If the first channel cannot be reached, L{send} fails with
+        L{ConnectFailed} naming the server.
+        """
+        self.server = sharedIdentity("server")
+        self.ports = [unusedPort()]
+        failure = yield self.assertFailure(send(reactor, self.makeRequest([b"x"])), ConnectFailed)
+        self.assertIn(f"127.0.0.1:{self.ports[0]}", str(failure))
+        self.assertEqual(failure.exitCode, 1)
+
+    @inlineCallbacks
+    def test_wrongServerKey(self):
+        """
+        A server whose key is not the pinned one is refused with
+        L{ServerKeyChanged} (exit code 3), and nothing is delivered.
+        """
+        yield self.startServer()
+        request = self.makeRequest([b"x"], trust=PinnedKey(sharedIdentity("other").fingerprint))
+        failure = yield self.assertFailure(send(reactor, request), ServerKeyChanged)
+        self.assertEqual(failure.exitCode, 3)
+        self.assertIn(self.server.fingerprint, str(failure))
+        self.assertIn(sharedIdentity("other").fingerprint, str(failure))
+        self.assertEqual(self.receiver.messages, [])
+
+    @inlineCallbacks
+    def test_clientNotAuthorized(self):
+        """
+        A client the server does not list is refused with
+        L{ClientNotAuthorized} (exit code 3).
+        """
+        yield self.startServer(authorized="other")
+        failure = yield self.assertFailure(
+            send(reactor, self.makeRequest([b"x"])), ClientNotAuthorized
+        )
+        self.assertEqual(failure.exitCode, 3)
+        self.assertEqual(self.receiver.messages, [])
+
+    @inlineCallbacks
+    def test_abandoned(self):
+        """
+        If the server cannot store a message, L{send} fails with
+        L{MessageAbandoned} (exit code 4) rather than reporting success.
+        """
+        yield self.startServer()
+        self.receiver.fail = OSError(28, "No space left on device")
+        failure = yield self.assertFailure(
+            send(reactor, self.makeRequest([b"x"])), MessageAbandoned
+        )
+        self.assertEqual(failure.exitCode, 4)
+        self.assertEqual(len(self.flushLoggedErrors(OSError)), 1)
+
+    @inlineCallbacks
+    def test_suiteMapMismatch(self):
+        """
+        A sender whose suite map differs from the server's fails with a
+        L{ConfigurationError} (exit code 2) naming the suites.
+        """
+        suites = parseSuiteMap("aes-256-gcm,chacha20,aes-256-cbc,chacha20")
+        yield self.startServer(suites=suites)
+        failure = yield self.assertFailure(
+            send(reactor, self.makeRequest([b"x"])), ConfigurationError
+        )
+        self.assertEqual(failure.exitCode, 2)
+        self.assertIn("A256CBC-HS512", str(failure))
+        self.assertEqual(self.receiver.messages, [])
+
+    @inlineCallbacks
+    def test_suiteMapMatches(self):
+        """
+        With the server's suite map, the same sender succeeds.
+        """
+        suites = parseSuiteMap("aes-256-gcm,chacha20,aes-256-cbc,chacha20")
+        yield self.startServer(suites=suites)
+        summary = yield send(reactor, self.makeRequest([b"x"], suites=suites))
+        self.assertEqual(summary.channels, 4)
+
+
+class ClientEndpointsTests(unittest.SynchronousTestCase):
+    """
+    L{clientEndpoints} turns C{--server}/C{--ports} and C{--connect}
+    descriptions into client endpoints.
+    """
+
+    def endpoint(self, description: str):
+        (endpoint,) = clientEndpoints(reactor, [description])
+        return endpoint
+
+    def assertHostname(self, endpoint, host: str, port: int) -> None:
+        self.assertIsInstance(endpoint, HostnameEndpoint)
+        self.assertEqual((endpoint._hostText, endpoint._port), (host, port))
+
+    def test_ipv4(self) -> None:
+        """
+        C{tcp:HOST:PORT} is resolved with L{HostnameEndpoint}.
+        """
+        self.assertHostname(self.endpoint("tcp:127.0.0.1:9000"), "127.0.0.1", 9000)
+
+    def test_hostName(self) -> None:
+        """
+        A host name is kept for L{HostnameEndpoint} to resolve, to IPv6 or
+        IPv4.
+        """
+        self.assertHostname(self.endpoint("tcp:example.com:9000"), "example.com", 9000)
+
+    def test_ipv6(self) -> None:
+        """
+        C{tcp:[ADDRESS]:PORT} loses its brackets.
+        """
+        self.assertHostname(self.endpoint("tcp:[::1]:9000"), "::1", 9000)
+
+    def test_keywords(self) -> None:
+        """
+        Any other description is an ordinary Twisted endpoint string.
+        """
+        endpoint = self.endpoint("tcp:host=example.com:port=9001:timeout=7")
+        self.assertIsInstance(endpoint, TCP4ClientEndpoint)
+        self.assertEqual(
+            (endpoint._host, endpoint._port, endpoint._timeout), ("example.com", 9001, 7)
+        )
+
+    def test_extraArguments(self) -> None:
+        """
+        A positional C{tcp:} description with more arguments goes to
+        Twisted's parser too.
+        """
+        endpoint = self.endpoint("tcp:example.com:9000:timeout=5")
+        self.assertIsInstance(endpoint, TCP4ClientEndpoint)
+        self.assertEqual((endpoint._host, endpoint._port), ("example.com", 9000))
+
+    def test_unix(self) -> None:
+        """
+        A non-TCP endpoint, such as a UNIX socket, is accepted.
+        """
+        endpoint = self.endpoint("unix:path=/tmp/spc.sock")
+        self.assertIsInstance(endpoint, UNIXClientEndpoint)
+        self.assertEqual(endpoint._path, "/tmp/spc.sock")
+
+    def test_order(self) -> None:
+        """
+        The endpoints keep the order of the descriptions: channel order.
+        """
+        endpoints = clientEndpoints(
+            reactor, [f"tcp:127.0.0.1:{port}" for port in (9003, 9001, 9002)]
+        )
+        self.assertEqual([e._port for e in endpoints], [9003, 9001, 9002])
+
+    def test_unknownType(self) -> None:
+        """
+        An unknown endpoint type is a L{ValueError} from Twisted's parser.
+        """
+        self.assertRaises(ValueError, clientEndpoints, reactor, ["bogus:host:9000"])

@@ -42,8 +42,7 @@ from spc.identity import (
     saveIdentity,
 )
 from spc.sender import SendRequest, clientEndpoints, send
-from spc.suites import parseSuiteMap
-from spc.tap import MAX_CHANNELS, parsePorts
+from spc.tap import MAX_CHANNELS, SuiteMapOption, parsePorts
 from spc.trust import (
     KNOWN_HOSTS_NAME,
     ServerTrust,
@@ -241,7 +240,7 @@ class ReactorCommand(Command):
         return outcome[0]
 
 
-class SendOptions(KeyDirMixin, ReactorCommand):
+class SendOptions(KeyDirMixin, SuiteMapOption, ReactorCommand):
     """
     C{spc send}: deliver messages to a daemon, and exit 0 only once the
     daemon confirmed it stored every one.
@@ -285,13 +284,6 @@ class SendOptions(KeyDirMixin, ReactorCommand):
     def opt_message(self, text: str) -> None:
         """A text message to send; repeatable."""
         self["messages"].append(text.encode("utf-8"))
-
-    def opt_suites(self, text: str) -> None:
-        """Cipher suite of each channel, as given to the daemon."""
-        try:
-            self["suites"] = parseSuiteMap(text)
-        except SPCError as error:
-            raise usage.UsageError(f"--suites: {error}") from None
 
     def postOptions(self) -> None:
         if not self["messages"]:

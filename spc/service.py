@@ -551,16 +551,7 @@ class ClientSessionFactory:
 
 
 @inlineCallbacks
-def connect(
-    reactor,
-    endpoints: Sequence[IStreamClientEndpoint],
-    identity: Identity,
-    trust,
-    hostPort: str,
-    receiver: IMessageReceiver | None = None,
-    suites: Sequence[Suite | None] | None = None,
-    handshakeTimeout: float = DEFAULT_HANDSHAKE_TIMEOUT,
-):
+def connect(reactor, endpoints, identity, trust, hostPort, **options):
     """
     Open a session with an spc server over one connection per endpoint.
 
@@ -570,13 +561,13 @@ def connect(
     @param trust: checks the server key: a C{PinnedKey} or C{KnownHosts}.
     @param hostPort: the name the server key is pinned under
         (C{"host:first-port"}).
-    @param receiver: receives messages the server sends, if any.
+    @param options: C{receiver} (an L{IMessageReceiver} for what the
+        server sends), C{suites} and C{handshakeTimeout}, as
+        L{ClientSessionFactory} takes them.
     @return: a Deferred firing with the L{Session} once the first channel
         is up and every other channel joined or failed once.
     """
-    factory = ClientSessionFactory(
-        reactor, endpoints, identity, trust, hostPort, receiver, suites, handshakeTimeout
-    )
+    factory = ClientSessionFactory(reactor, endpoints, identity, trust, hostPort, **options)
     yield factory.openChannel(0)
     joins = [factory.openChannel(index) for index in range(1, len(factory.endpoints))]
     results = yield DeferredList(joins, consumeErrors=True)

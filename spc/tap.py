@@ -109,7 +109,23 @@ class _ParseOnlyReactor:
     """
 
 
-class Options(usage.Options):
+class SuiteMapOption:
+    """
+    The C{--suites} option, which the daemon and the sender share: both
+    ends must configure the same map, nothing is negotiated.
+    """
+
+    def opt_suites(self, text: str) -> None:
+        """Cipher suite of each channel, comma-separated, e.g.
+        aes-256-cbc,chacha20,aes-256-gcm (default: even channels
+        AES-256-CBC, odd ChaCha20). Both ends must use the same map."""
+        try:
+            self["suites"] = parseSuiteMap(text)  # type: ignore[index]
+        except SPCError as error:
+            raise usage.UsageError(f"--suites: {error}") from None
+
+
+class Options(SuiteMapOption, usage.Options):
     """
     Command line of the spc daemon.
 
@@ -184,15 +200,6 @@ class Options(usage.Options):
     def opt_ports(self, spec: str) -> None:
         """TCP ports, one channel each, e.g. 9000-9003 or 9000,9001,9005."""
         self["ports"].extend(parsePorts(spec))
-
-    def opt_suites(self, text: str) -> None:
-        """Cipher suite of each channel, comma-separated, e.g.
-        aes-256-cbc,chacha20,aes-256-gcm (default: even channels
-        AES-256-CBC, odd ChaCha20). Senders must use the same map."""
-        try:
-            self["suites"] = parseSuiteMap(text)
-        except SPCError as error:
-            raise usage.UsageError(f"--suites: {error}") from None
 
     def opt_listen(self, description: str) -> None:
         """A Twisted server endpoint to listen on, one channel. Repeatable."""

@@ -462,6 +462,32 @@ class ProtectedHeader(NamedTuple):
         return cls(suite, session, channel, epoch, seq)
 
 
+def _encodeFixed(self) -> bytes:
+    return self.TAG + self._LAYOUT.pack(*self)
+
+
+def _decodeFixed(cls, body: memoryview):
+    reader = _Reader(body)
+    values = reader.unpack(cls._LAYOUT)
+    reader.end()
+    return cls(*values)
+
+
+def _fixedLayout(layout: str):
+    """
+    Give a record whose body is one fixed C{struct} layout, field by field,
+    its strict encoder and decoder.
+    """
+
+    def decorate(cls):
+        cls._LAYOUT = struct.Struct(layout)
+        cls.encode = _encodeFixed
+        cls.decode = classmethod(_decodeFixed)
+        return cls
+
+    return decorate
+
+
 # Inner records: a 4-byte ASCII tag, then the body.  They are only ever
 # decoded after authentication; strictness here catches bugs in honest
 # peers and keeps a compromised one inside the limits.
@@ -551,21 +577,11 @@ class _HeartbeatLayout(NamedTuple):
     rxLowMsgID: int
 
 
-_HEARTBEAT = struct.Struct("!IQIIQQQ")
 
 
+@_fixedLayout("!IQIIQQQ")
 class _Heartbeat(_HeartbeatLayout):
     TAG = b""
-
-    def encode(self) -> bytes:
-        return self.TAG + _HEARTBEAT.pack(*self)
-
-    @classmethod
-    def decode(cls, body: memoryview):
-        reader = _Reader(body)
-        values = reader.unpack(_HEARTBEAT)
-        reader.end()
-        return cls(*values)
 
 
 class HeartbeatRequest(_Heartbeat):
@@ -614,6 +630,7 @@ class RotationOffer(NamedTuple):
         return cls(newEpoch, ephemeral, ciphertext)
 
 
+@_fixedLayout("!I32s32s")
 class RotationAck(NamedTuple):
     """
     RKA: the client's X25519 share and its proof that it derived the new
@@ -621,23 +638,13 @@ class RotationAck(NamedTuple):
     """
 
     TAG = b"RKA:"
-    _LAYOUT = struct.Struct("!I32s32s")
 
     newEpoch: int
     ephemeral: bytes
     confirm: bytes
 
-    def encode(self) -> bytes:
-        return self.TAG + self._LAYOUT.pack(*self)
 
-    @classmethod
-    def decode(cls, body: memoryview) -> RotationAck:
-        reader = _Reader(body)
-        values = reader.unpack(cls._LAYOUT)
-        reader.end()
-        return cls(*values)
-
-
+@_fixedLayout("!I")
 class RotationCommit(NamedTuple):
     """
     RKC: the server switched to the new epoch; sent under it.
@@ -647,37 +654,17 @@ class RotationCommit(NamedTuple):
 
     newEpoch: int
 
-    def encode(self) -> bytes:
-        return self.TAG + _U32.pack(self.newEpoch)
 
-    @classmethod
-    def decode(cls, body: memoryview) -> RotationCommit:
-        reader = _Reader(body)
-        (newEpoch,) = reader.unpack(_U32)
-        reader.end()
-        return cls(newEpoch)
-
-
+@_fixedLayout("!IB")
 class RotationAbort(NamedTuple):
     """
     RKX: the offer of C{newEpoch} is rolled back; both sides stay put.
     """
 
     TAG = b"RKX:"
-    _LAYOUT = struct.Struct("!IB")
 
     newEpoch: int
     reason: int
-
-    def encode(self) -> bytes:
-        return self.TAG + self._LAYOUT.pack(*self)
-
-    @classmethod
-    def decode(cls, body: memoryview) -> RotationAbort:
-        reader = _Reader(body)
-        values = reader.unpack(cls._LAYOUT)
-        reader.end()
-        return cls(*values)
 
 
 class RotationRequest(NamedTuple):

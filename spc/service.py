@@ -65,6 +65,8 @@ class Limits:
     @ivar pendingPerSource: handshakes in progress from one IPv4 address or
         IPv6 /64.
     @ivar pendingTotal: handshakes in progress in all.
+    @ivar connectionsPerSecond: new connections per second from one source,
+        with bursts up to C{connectionBurst}.
     @ivar newSessionsPerIdentity: NEW handshakes one identity may make per
         C{newSessionWindow} seconds.
     @ivar joinsPerChannelPerMinute: joins per session per minute, times
@@ -77,6 +79,8 @@ class Limits:
 
     pendingPerSource = 64
     pendingTotal = 512
+    connectionsPerSecond = 50
+    connectionBurst = 100
     newSessionsPerIdentity = 5
     newSessionWindow = 10.0
     joinsPerChannelPerMinute = 4
@@ -89,6 +93,42 @@ class Limits:
             if not hasattr(Limits, name):
                 raise TypeError(f"unknown limit {name}")
             setattr(self, name, value)
+
+
+class _TokenBuckets:
+    """
+    One token bucket per key: C{rate} tokens a second, up to C{burst}.
+    """
+
+    def __init__(self, clock: IReactorTime, rate: float, burst: float) -> None:
+        self._clock = clock
+        self._rate = rate
+        self._burst = burst
+        self._buckets: dict[object, tuple[float, float]] = {}
+
+    def admit(self, key: object) -> bool:
+        now = self._clock.seconds()
+        if key not in self._buckets and len(self._buckets) >= _MAX_BUCKETS:
+            self._prune(now)
+        tokens, last = self._buckets.get(key, (self._burst, now))
+        tokens = min(self._burst, tokens + (now - last) * self._rate)
+        if tokens < 1:
+            self._buckets[key] = (tokens, now)
+            return False
+        self._buckets[key] = (tokens - 1, now)
+        return True
+
+    def _prune(self, now: float) -> None:
+        """
+        Forget keys whose buckets have refilled, so memory follows the
+        sources seen recently, not every source ever seen.
+        """
+        for key, (tokens, last) in list(self._buckets.items()):
+            if tokens + (now - last) * self._rate >= self._burst:
+                del self._buckets[key]
+
+
+_MAX_BUCKETS = 4096
 
 
 class _RateWindow:
@@ -170,6 +210,9 @@ class SessionDirectory:
         self._newSessions = _RateWindow(clock, self.limits.newSessionWindow)
         self._joins = _RateWindow(clock, 60.0)
         self._privateOperations = _RateWindow(clock, 1.0)
+        self._connections = _TokenBuckets(
+            clock, self.limits.connectionsPerSecond, self.limits.connectionBurst
+        )
 
     # Authorization.
 
@@ -223,13 +266,17 @@ class SessionDirectory:
 
     def admitConnection(self, channel: ChannelProtocol, host: str) -> bool:
         """
-        Count a new connection against the pending-handshake caps.  Over the
-        per-source cap the newcomer is refused; over the global cap a random
-        connection still in its handshake makes room (A16).
+        Count a new connection against the pending-handshake caps and the
+        per-source connection rate (A8).  Over a per-source limit the
+        newcomer is answered "busy"; over the global cap a random connection
+        still in its handshake makes room (A16).
         """
         source = sourceKey(host)
         if self._pendingBySource[source] >= self.limits.pendingPerSource:
             self.log.info("Too many handshakes from {source}", source=source)
+            return False
+        if not self._connections.admit(source):
+            self.log.info("Too many new connections from {source}", source=source)
             return False
         if len(self._pending) >= self.limits.pendingTotal:
             victim = secrets.choice(list(self._pending))

@@ -513,6 +513,28 @@ class PendingTests(SynchronousTestCase):
         self.assertFalse(directory.admitConnection(PendingChannel(), "192.0.2.1"))
         self.assertIsNone(first.fatalReason)
 
+    def test_connectionRate(self) -> None:
+        """
+        A source may open C{connectionBurst} connections at once and then
+        C{connectionsPerSecond} a second (A8); each closed handshake frees
+        its pending slot but not its token, and other sources keep theirs.
+        """
+        clock = task.Clock()
+        directory = makeDirectory(clock, connectionsPerSecond=2, connectionBurst=3)
+
+        def attempt(host="192.0.2.1"):
+            channel = PendingChannel()
+            admitted = directory.admitConnection(channel, host)
+            directory.channelLost(channel, "closed")
+            return admitted
+
+        self.assertEqual([attempt() for _ in range(4)], [True, True, True, False])
+        self.assertTrue(attempt("192.0.2.2"))
+        clock.advance(0.5)
+        self.assertEqual([attempt(), attempt()], [True, False])
+        clock.advance(10)
+        self.assertEqual([attempt() for _ in range(4)], [True, True, True, False])
+
     def test_perSourceIPv6(self) -> None:
         """
         Connections from one IPv6 /64 share a cap, and IPv4-mapped addresses

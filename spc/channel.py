@@ -24,10 +24,12 @@ from twisted.internet.interfaces import IDelayedCall, IReactorTime
 from twisted.logger import Logger
 from twisted.python.failure import Failure
 
-from spc import wire
+from spc import records, wire
+from spc.clienthandshake import ClientHandshake
 from spc.errors import ProtocolError, SPCError
-from spc.handshake import ClientHandshake, ClientResult, ServerHandshake, ServerResult
+from spc.handshake import ClientResult, ServerResult
 from spc.record import RecordLayer
+from spc.serverhandshake import ServerHandshake
 
 __all__ = [
     "ChannelOwner",
@@ -193,7 +195,7 @@ class ChannelProtocol(protocol.Protocol):
             return not self.dead
         try:
             epoch, plaintext = self.records.open(body)
-            record = wire.decodeRecord(plaintext)
+            record = records.decodeRecord(plaintext)
         except SPCError as error:
             self.fatal(str(error))
             return False

@@ -20,9 +20,10 @@ from twisted.internet.defer import gatherResults, inlineCallbacks
 from twisted.internet.endpoints import TCP4ClientEndpoint, serverFromString
 from zope.interface import implementer
 
-from spc import wire
+from spc import records
+from spc.client import connect
 from spc.identity import generateIdentity, saveIdentity
-from spc.service import ServerService, connect
+from spc.service import ServerService
 from spc.session import IMessageReceiver
 from spc.trust import AuthorizedKeys, PinnedKey
 
@@ -86,7 +87,7 @@ def runDemo(reactor, out: TextIO, channels: int = 4):
             payloads = [os.urandom(DEMO_MESSAGE_SIZE) for _ in range(DEMO_MESSAGES)]
             yield gatherResults([session.sendMessage(p) for p in payloads])
             (serverSession,) = service.directory.sessions.values()
-            yield serverSession.sendMessage(b"hello from the server", wire.KIND_TEXT)
+            yield serverSession.sendMessage(b"hello from the server", records.KIND_TEXT)
             elapsed = time.monotonic() - started
             yield session.close()
         finally:

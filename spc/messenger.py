@@ -26,7 +26,7 @@ from twisted.internet.defer import Deferred, fail, maybeDeferred
 from twisted.logger import Logger
 from twisted.python.failure import Failure
 
-from spc import wire
+from spc import records, wire
 from spc.errors import MessageAbandoned, ProtocolError, ResourceLimitExceeded
 
 __all__ = ["FragmentSink", "MultiChannelMessenger", "messageDigest"]
@@ -126,7 +126,7 @@ class MultiChannelMessenger:
 
     # Sending.
 
-    def send(self, data: bytes, kind: int = wire.KIND_BINARY) -> Deferred:
+    def send(self, data: bytes, kind: int = records.KIND_BINARY) -> Deferred:
         """
         Send one message.
 
@@ -158,7 +158,7 @@ class MultiChannelMessenger:
         count = max(1, -(-len(data) // size))
         view = memoryview(data)
         fragments = [
-            wire.Fragment(
+            records.Fragment(
                 msgID, index, count, len(data), kind, digest,
                 view[index * size : (index + 1) * size],
             ).encode()
@@ -175,12 +175,12 @@ class MultiChannelMessenger:
         self._turn = (self._turn + 1) % len(channels)
         self._sink.sendOn(channels[self._turn], record)
 
-    def ackReceived(self, ack: wire.Ack) -> None:
+    def ackReceived(self, ack: records.Ack) -> None:
         outgoing = self._outgoing.get(ack.msgID)
-        if outgoing is None or ack.status == wire.ACK_PROGRESS:
+        if outgoing is None or ack.status == records.ACK_PROGRESS:
             return
         del self._outgoing[ack.msgID]
-        if ack.status == wire.ACK_COMPLETE:
+        if ack.status == records.ACK_COMPLETE:
             outgoing.deferred.callback(outgoing.digest)
         else:
             outgoing.deferred.errback(MessageAbandoned(f"message {ack.msgID}"))
@@ -211,10 +211,10 @@ class MultiChannelMessenger:
 
     # Receiving.
 
-    def fragmentReceived(self, fragment: wire.Fragment) -> None:
+    def fragmentReceived(self, fragment: records.Fragment) -> None:
         msgID = fragment.msgID
         if msgID < self._nextDelivery:
-            self._acknowledge(msgID, wire.ACK_COMPLETE)
+            self._acknowledge(msgID, records.ACK_COMPLETE)
             return
         params = self._params
         if msgID >= self._nextDelivery + params.maxInflightMessages:
@@ -260,8 +260,8 @@ class MultiChannelMessenger:
         self._delivering = True
         result = maybeDeferred(self.deliver, incoming.complete, incoming.header[2])
         result.addCallbacks(
-            lambda _: self._delivered(msgID, wire.ACK_COMPLETE),
-            lambda failure: self._delivered(msgID, wire.ACK_ABANDONED, failure),
+            lambda _: self._delivered(msgID, records.ACK_COMPLETE),
+            lambda failure: self._delivered(msgID, records.ACK_ABANDONED, failure),
         )
 
     def _delivered(self, msgID: int, status: int, failure: Failure | None = None) -> None:
@@ -279,4 +279,4 @@ class MultiChannelMessenger:
     def _acknowledge(self, msgID: int, status: int) -> None:
         channels = self._sink.liveChannels()
         if channels:
-            self._sink.sendOn(channels[0], wire.Ack(msgID, status).encode())
+            self._sink.sendOn(channels[0], records.Ack(msgID, status).encode())

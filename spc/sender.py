@@ -16,10 +16,10 @@ from twisted.internet.endpoints import HostnameEndpoint, clientFromString
 from twisted.internet.error import ConnectError
 from twisted.logger import Logger
 
-from spc import wire
+from spc import records
+from spc.client import connect
 from spc.errors import ConnectFailed, ServerBusy
 from spc.identity import Identity
-from spc.service import connect
 from spc.suites import Suite
 from spc.trust import ServerTrust
 
@@ -117,7 +117,7 @@ def send(reactor, request: SendRequest):
     try:
         channels = len(session.channels)
         yield gatherResults(
-            [session.sendMessage(text, wire.KIND_TEXT) for text in request.messages],
+            [session.sendMessage(text, records.KIND_TEXT) for text in request.messages],
             consumeErrors=True,
         ).addErrback(lambda failure: failure.value.subFailure)
     finally:

@@ -1,8 +1,8 @@
 # -*- test-case-name: tests.test_service -*-
 """
-The two ends an application embeds: L{ServerService}, a C{MultiService}
-with one listening endpoint per channel, and L{connect}, which opens a
-client session over a list of endpoints.
+The server end an application embeds: L{ServerService}, a C{MultiService}
+with one listening endpoint per channel.  The other end,
+L{spc.client.connect}, opens a client session over a list of endpoints.
 
 The server's L{SessionDirectory} is what its handshakes consult: who is
 authorized, what may be joined, and the limits that keep unauthenticated
@@ -19,42 +19,20 @@ from typing import Sequence
 from twisted.application.internet import StreamServerEndpointService
 from twisted.application.service import MultiService
 from twisted.internet import protocol
-from twisted.internet.defer import Deferred, DeferredList, gatherResults, inlineCallbacks
-from twisted.internet.interfaces import IReactorTime, IStreamClientEndpoint
+from twisted.internet.defer import Deferred, gatherResults
+from twisted.internet.interfaces import IReactorTime
 from twisted.logger import Logger
 
-from spc import asymmetric, wire
+from spc import records, wire
 from spc.channel import DEFAULT_HANDSHAKE_TIMEOUT, ChannelProtocol
 from spc.errors import SPCError
-from spc.handshake import (
-    ChannelSpec,
-    ClientHandshake,
-    ClientResult,
-    JoinTarget,
-    ServerHandshake,
-    ServerResult,
-)
-from spc.identity import Identity, fingerprintsEqual, publicKeyDER
+from spc.handshake import ChannelSpec, JoinTarget, ServerResult, channelSpecs
+from spc.identity import Identity, fingerprintsEqual
+from spc.serverhandshake import ServerHandshake
 from spc.session import IMessageReceiver, Session
-from spc.suites import Suite, defaultSuiteFor
+from spc.suites import Suite
 
-__all__ = ["Limits", "ServerService", "SessionDirectory", "connect", "channelSpecs"]
-
-
-def channelSpecs(count: int, suites: Sequence[Suite | None] | None = None) -> list[ChannelSpec]:
-    """
-    The per-port configuration both ends must share: by default the user's
-    rule, even ports AES-256-CBC and odd ports ChaCha20.
-    """
-    chosen = list(suites or [])
-    return [
-        ChannelSpec(
-            index,
-            count,
-            chosen[index] if index < len(chosen) and chosen[index] else defaultSuiteFor(index),
-        )
-        for index in range(count)
-    ]
+__all__ = ["Limits", "ServerService", "SessionDirectory"]
 
 
 class Limits:
@@ -226,7 +204,7 @@ class SessionDirectory:
         for session in list(self.sessions.values()):
             if not authorizer.isAuthorized(session.peer):
                 self.log.info("Revoking the session of {peer}", peer=session.peer)
-                session.terminate(wire.BYE_UNAUTHORIZED, "no longer authorized")
+                session.terminate(records.BYE_UNAUTHORIZED, "no longer authorized")
 
     # ServerDirectory, for handshakes.
 
@@ -331,10 +309,10 @@ class SessionDirectory:
     def _admitSession(self, session: Session) -> None:
         mine = [s for s in self.sessions.values() if s.peer == session.peer]
         if len(mine) >= self.limits.sessionsPerIdentity:
-            mine[0].terminate(wire.BYE_REPLACED, "replaced by a newer session")
+            mine[0].terminate(records.BYE_REPLACED, "replaced by a newer session")
         if len(self.sessions) >= self.limits.maxSessions:
             next(iter(self.sessions.values())).terminate(
-                wire.BYE_RESOURCE_LIMIT, "too many sessions"
+                records.BYE_RESOURCE_LIMIT, "too many sessions"
             )
         self.sessions[session.id] = session
         session.onEnd.append(self._sessionEnded)
@@ -467,160 +445,5 @@ class ServerService(MultiService):
 
     def stopService(self) -> Deferred:
         for session in list(self.directory.sessions.values()):
-            session.terminate(wire.BYE_SHUTTING_DOWN, "the server is shutting down")
+            session.terminate(records.BYE_SHUTTING_DOWN, "the server is shutting down")
         return super().stopService()
-
-
-# The client.
-
-
-class _Connector:
-    """
-    Owns a client connection until its handshake ends, then hands it to
-    the session.
-    """
-
-    def __init__(self) -> None:
-        self.done: Deferred = Deferred()
-
-    def channelEstablished(self, channel: ChannelProtocol, result: ClientResult) -> None:
-        self.done.callback((channel, result))
-
-    def channelFailed(self, channel: ChannelProtocol, error: SPCError) -> None:
-        if not self.done.called:
-            self.done.errback(error)
-
-    def recordReceived(self, channel, epoch, record) -> None:
-        raise RuntimeError("a record reached a connection without a session")
-
-    def channelLost(self, channel: ChannelProtocol, reason: str) -> None:
-        if not self.done.called:
-            self.done.errback(SPCError(f"connection lost: {reason}"))
-
-
-class _ClientChannelFactory(protocol.Factory):
-    noisy = False
-
-    def __init__(self, clock, connector: _Connector, makeHandshake, timeout: float) -> None:
-        self._clock = clock
-        self._connector = connector
-        self._makeHandshake = makeHandshake
-        self._timeout = timeout
-
-    def buildProtocol(self, addr) -> ChannelProtocol:
-        return ChannelProtocol(
-            self._connector, self._makeHandshake, self._clock, self._timeout, isServer=False
-        )
-
-
-class ClientSessionFactory:
-    """
-    Opens the connections of one client session: the first makes the
-    session, the others join it.
-    """
-
-    log = Logger()
-
-    def __init__(
-        self,
-        reactor,
-        endpoints: Sequence[IStreamClientEndpoint],
-        identity: Identity,
-        trust,
-        hostPort: str,
-        receiver: IMessageReceiver | None = None,
-        suites: Sequence[Suite | None] | None = None,
-        handshakeTimeout: float = DEFAULT_HANDSHAKE_TIMEOUT,
-    ) -> None:
-        self.reactor = reactor
-        self.endpoints = list(endpoints)
-        self.identity = identity
-        self.trust = trust
-        self.hostPort = hostPort
-        self.receiver = receiver
-        self.specs = channelSpecs(len(self.endpoints), suites)
-        self.handshakeTimeout = handshakeTimeout
-        self.exchangeKey = asymmetric.generateExchangeKey()
-        self.exchangeKeyDER = publicKeyDER(self.exchangeKey.public_key())
-        self.session: Session | None = None
-
-    def openChannel(self, index: int) -> Deferred:
-        """
-        Connect channel C{index} and run its handshake: NEW while there is
-        no session, a join afterwards.
-
-        @return: a Deferred firing with the connection once it belongs to
-            the session.
-        """
-        connector = _Connector()
-        join = self.session.joinTicket() if self.session is not None else None
-
-        def makeHandshake(channel: ChannelProtocol) -> ClientHandshake:
-            return ClientHandshake(
-                self.specs[index],
-                self.identity.privateKey,
-                self.identity.publicDER,
-                self.exchangeKeyDER,
-                lambda fingerprint: self.trust.check(self.hostPort, fingerprint),
-                channel,
-                join=join,
-            )
-
-        factory = _ClientChannelFactory(
-            self.reactor, connector, makeHandshake, self.handshakeTimeout
-        )
-        connected = self.endpoints[index].connect(factory)
-        connected.addErrback(self._connectFailed, connector)
-        connector.done.addCallback(self._established)
-        return connector.done
-
-    def _connectFailed(self, failure, connector: _Connector):
-        if not connector.done.called:
-            connector.done.errback(failure)
-
-    def _established(self, established: tuple[ChannelProtocol, ClientResult]):
-        channel, result = established
-        if self.session is None:
-            self.session = Session(
-                result.session,
-                False,
-                result.serverFingerprint,
-                result.params,
-                result.epoch,
-                result.epochSecret,
-                self.receiver,
-                self.reactor,
-                exchangeKeyDER=self.exchangeKeyDER,
-                serverKey=result.serverKey,
-            )
-        self.session.attach(channel, result.epoch)
-        return channel
-
-
-@inlineCallbacks
-def connect(reactor, endpoints, identity, trust, hostPort, **options):
-    """
-    Open a session with an spc server over one connection per endpoint.
-
-    @param endpoints: one client endpoint per channel, in the server's
-        port order.
-    @param identity: this client's L{Identity}.
-    @param trust: checks the server key: a C{PinnedKey} or C{KnownHosts}.
-    @param hostPort: the name the server key is pinned under
-        (C{"host:first-port"}).
-    @param options: C{receiver} (an L{IMessageReceiver} for what the
-        server sends), C{suites} and C{handshakeTimeout}, as
-        L{ClientSessionFactory} takes them.
-    @return: a Deferred firing with the L{Session} once the first channel
-        is up and every other channel joined or failed once.
-    """
-    factory = ClientSessionFactory(reactor, endpoints, identity, trust, hostPort, **options)
-    yield factory.openChannel(0)
-    joins = [factory.openChannel(index) for index in range(1, len(factory.endpoints))]
-    results = yield DeferredList(joins, consumeErrors=True)
-    for index, (ok, value) in enumerate(results, start=1):
-        if not ok:
-            factory.log.warn(
-                "Channel {index} could not join: {error}", index=index, error=value.value
-            )
-    return factory.session

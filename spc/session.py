@@ -19,7 +19,7 @@ from twisted.logger import Logger
 from twisted.python.failure import Failure
 from zope.interface import Interface
 
-from spc import wire
+from spc import records, wire
 from spc.channel import ChannelProtocol
 from spc.errors import ProtocolError, ResourceLimitExceeded, SessionClosed, SPCError
 from spc.handshake import JoinTicket
@@ -43,7 +43,7 @@ class IMessageReceiver(Interface):
         @param session: the L{Session} it came on; C{session.peer} is the
             sender's identity fingerprint.
         @param data: the message bytes.
-        @param kind: L{spc.wire.KIND_TEXT} or L{spc.wire.KIND_BINARY}.
+        @param kind: L{spc.records.KIND_TEXT} or L{spc.records.KIND_BINARY}.
         @return: C{None}, or a Deferred; the sender is told the message was
             delivered only when it fires, and that it was abandoned if it
             fails.
@@ -102,7 +102,7 @@ class Session:
 
     # Public API.
 
-    def sendMessage(self, data: bytes, kind: int = wire.KIND_BINARY) -> Deferred:
+    def sendMessage(self, data: bytes, kind: int = records.KIND_BINARY) -> Deferred:
         """
         Send C{data} to the peer.
 
@@ -122,7 +122,7 @@ class Session:
         channels = list(self.channels.values()) + list(self._candidates)
         waiter = self.whenClosed()
         if self.closedReason is None:
-            self._sayBye(wire.BYE_NORMAL, "closed")
+            self._sayBye(records.BYE_NORMAL, "closed")
             self._end(Failure(SessionClosed("closed locally")))
         flushed = [channel.whenLost() for channel in channels]
         timeout = self._clock.callLater(CLOSE_TIMEOUT, self._abortAll, channels)
@@ -206,7 +206,7 @@ class Session:
             self._candidates.add(channel)
         else:
             self._admit(channel)
-            channel.sendRecord(self._heartbeat(wire.HeartbeatRequest, 0, 0, channel))
+            channel.sendRecord(self._heartbeat(records.HeartbeatRequest, 0, 0, channel))
 
     def _admit(self, channel: ChannelProtocol) -> None:
         """
@@ -219,7 +219,7 @@ class Session:
         self.channels[index] = channel
         if previous is not None and previous is not channel and not previous.dead:
             previous.sendRecord(
-                wire.Bye(wire.BYE_REPLACED, wire.SCOPE_CHANNEL, "replaced").encode()
+                records.Bye(records.BYE_REPLACED, records.SCOPE_CHANNEL, "replaced").encode()
             )
             previous.close("replaced by a newer connection")
         if previous is not None or wasIdle:
@@ -237,23 +237,23 @@ class Session:
         try:
             self._dispatch(channel, record)
         except ResourceLimitExceeded as error:
-            self.protocolError(str(error), wire.BYE_RESOURCE_LIMIT)
+            self.protocolError(str(error), records.BYE_RESOURCE_LIMIT)
         except ProtocolError as error:
             self.protocolError(str(error))
 
     def _dispatch(self, channel: ChannelProtocol, record: object) -> None:
         kind = type(record)
-        if kind is wire.Fragment:
+        if kind is records.Fragment:
             self.messenger.fragmentReceived(record)
-        elif kind is wire.Ack:
+        elif kind is records.Ack:
             self.messenger.ackReceived(record)
-        elif kind is wire.HeartbeatRequest:
+        elif kind is records.HeartbeatRequest:
             channel.sendRecord(
-                self._heartbeat(wire.HeartbeatResponse, record.hbID, record.originTime, channel)
+                self._heartbeat(records.HeartbeatResponse, record.hbID, record.originTime, channel)
             )
-        elif kind is wire.HeartbeatResponse:
+        elif kind is records.HeartbeatResponse:
             pass
-        elif kind is wire.Bye:
+        elif kind is records.Bye:
             self._byeReceived(channel, record)
         else:
             raise ProtocolError(f"unexpected {kind.TAG!r} record")
@@ -264,21 +264,21 @@ class Session:
             hbID,
             originTime,
             self.epoch,
-            wire.NO_EPOCH,
-            received - 1 if received else wire.NO_SEQUENCE,
+            records.NO_EPOCH,
+            received - 1 if received else records.NO_SEQUENCE,
             self.messenger.nextSendID,
             self.messenger.nextDeliveryID,
         ).encode()
 
-    def _byeReceived(self, channel: ChannelProtocol, bye: wire.Bye) -> None:
+    def _byeReceived(self, channel: ChannelProtocol, bye: records.Bye) -> None:
         self.log.info(
             "Peer {peer} said goodbye ({scope}): code {code} {reason!r}",
             peer=self.peer,
-            scope="session" if bye.scope == wire.SCOPE_SESSION else "channel",
+            scope="session" if bye.scope == records.SCOPE_SESSION else "channel",
             code=bye.code,
             reason=bye.reason,
         )
-        if bye.scope == wire.SCOPE_SESSION:
+        if bye.scope == records.SCOPE_SESSION:
             self._end(Failure(SessionClosed(f"the peer closed the session: {bye.reason}")))
         else:
             channel.close("the peer closed the channel")
@@ -301,18 +301,20 @@ class Session:
                 Failure(SessionClosed("no channel rejoined in time")),
             )
 
-    def protocolError(self, reason: str, code: int = wire.BYE_PROTOCOL_ERROR) -> None:
+    def protocolError(self, reason: str, code: int = records.BYE_PROTOCOL_ERROR) -> None:
         """
         The peer broke a session rule: tell it, log it, end the session.
         """
         self.log.warn("Session with {peer} failed: {reason}", peer=self.peer, reason=reason)
-        self._sayBye(code, "resource limit" if code == wire.BYE_RESOURCE_LIMIT else "protocol error")
+        self._sayBye(
+            code, "resource limit" if code == records.BYE_RESOURCE_LIMIT else "protocol error"
+        )
         self._end(Failure(ProtocolError(reason)))
 
     # Ending.
 
     def _sayBye(self, code: int, reason: str) -> None:
-        bye = wire.Bye(code, wire.SCOPE_SESSION, reason).encode()
+        bye = records.Bye(code, records.SCOPE_SESSION, reason).encode()
         for channel in list(self.channels.values()) + list(self._candidates):
             if not channel.dead:
                 channel.sendRecord(bye)

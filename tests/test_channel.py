@@ -20,12 +20,14 @@ from twisted.test import iosim
 from twisted.trial import unittest
 from zope.interface import implementer
 
-from spc import asymmetric, channel, service, wire
+from spc import asymmetric, channel, records, wire
 from spc.channel import ChannelProtocol, Framer
+from spc.client import connect
+from spc.clienthandshake import ClientHandshake
 from spc.errors import ClientNotAuthorized, ProtocolError, ServerBusy
-from spc.handshake import ChannelSpec, ClientHandshake
+from spc.handshake import ChannelSpec, channelSpecs
 from spc.messenger import messageDigest
-from spc.service import Limits, ServerChannelFactory, SessionDirectory, channelSpecs
+from spc.service import Limits, ServerChannelFactory, SessionDirectory
 from spc.suites import A256CBC_HS512, AES256_GCM, CHACHA20_POLY1305
 from spc.trust import AllowAny, AuthorizedKeys, PinnedKey
 from tests.common import (
@@ -63,17 +65,19 @@ class Receiver:
         self.messages.append((session, data, kind))
 
 
-def fragment(data: bytes, msgID: int = 0, kind: int = wire.KIND_TEXT) -> bytes:
+def fragment(data: bytes, msgID: int = 0, kind: int = records.KIND_TEXT) -> bytes:
     """
     A one-fragment message record.
     """
-    return wire.Fragment(
+    return records.Fragment(
         msgID, 0, 1, len(data), kind, messageDigest(kind, data), data
     ).encode()
 
 
 def heartbeat(hbID: int = 7) -> bytes:
-    return wire.HeartbeatRequest(hbID, 0, 0, wire.NO_EPOCH, wire.NO_SEQUENCE, 0, 0).encode()
+    return records.HeartbeatRequest(
+        hbID, 0, 0, records.NO_EPOCH, records.NO_SEQUENCE, 0, 0
+    ).encode()
 
 
 class Server:
@@ -266,17 +270,17 @@ class HandshakeTests(unittest.TestCase):
             client.sendRecord(fragment(b"hello server", msgID=0))
             pump.flush()
             session, data, kind = server.receiver.messages[-1]
-            self.assertEqual((data, kind), (b"hello server", wire.KIND_TEXT))
+            self.assertEqual((data, kind), (b"hello server", records.KIND_TEXT))
             ack = owner.records[-1][2]
-            self.assertEqual(ack, wire.Ack(0, wire.ACK_COMPLETE))
+            self.assertEqual(ack, records.Ack(0, records.ACK_COMPLETE))
 
-            sent = session.sendMessage(b"hello client", wire.KIND_BINARY)
+            sent = session.sendMessage(b"hello client", records.KIND_BINARY)
             pump.flush()
             self.assertNoResult(sent)
             received = owner.records[-1][2]
-            self.assertIsInstance(received, wire.Fragment)
+            self.assertIsInstance(received, records.Fragment)
             self.assertEqual(bytes(received.payload), b"hello client")
-            client.sendRecord(wire.Ack(received.msgID, wire.ACK_COMPLETE).encode())
+            client.sendRecord(records.Ack(received.msgID, records.ACK_COMPLETE).encode())
             pump.flush()
             self.successResultOf(sent)
 
@@ -290,7 +294,7 @@ class HandshakeTests(unittest.TestCase):
         pump.flush()
         _, epoch, answer = owner.records[-1]
         self.assertEqual(epoch, 0)
-        self.assertIsInstance(answer, wire.HeartbeatResponse)
+        self.assertIsInstance(answer, records.HeartbeatResponse)
         self.assertEqual(answer.hbID, 42)
         self.assertEqual(answer.lastSeqReceived, 0)
 
@@ -358,7 +362,7 @@ class HandshakeTests(unittest.TestCase):
 
 class ClientServiceTests(unittest.TestCase):
     """
-    L{service.connect} against the server, over in-memory endpoints.
+    L{spc.client.connect} against the server, over in-memory endpoints.
     """
 
     def setUp(self) -> None:
@@ -397,7 +401,7 @@ class ClientServiceTests(unittest.TestCase):
             pass
 
     def connect(self, suites):
-        connecting = service.connect(
+        connecting = connect(
             self.server.clock,
             [self.endpoint(index) for index in range(3)],
             clientIdentity(),
@@ -421,10 +425,10 @@ class ClientServiceTests(unittest.TestCase):
         serverSession = self.server.directory.sessions[session.id]
         self.assertEqual(sorted(serverSession.channels), [0, 1, 2])
         self.assertEqual(self.server.directory.pendingHandshakes(), 0)
-        sent = session.sendMessage(b"over three channels", wire.KIND_TEXT)
+        sent = session.sendMessage(b"over three channels", records.KIND_TEXT)
         self.flushAll()
         self.assertEqual(
-            self.server.receiver.messages[-1][1:], (b"over three channels", wire.KIND_TEXT)
+            self.server.receiver.messages[-1][1:], (b"over three channels", records.KIND_TEXT)
         )
         self.successResultOf(sent)
 
@@ -457,7 +461,7 @@ class SessionEndTests(unittest.TestCase):
         client, owner, serverProtocol, pump = server.connect()
         client.sendRecord(fragment(b"first", msgID=0))
         pump.flush()
-        bye = wire.Bye(wire.BYE_NORMAL, wire.SCOPE_SESSION, "done").encode()
+        bye = records.Bye(records.BYE_NORMAL, records.SCOPE_SESSION, "done").encode()
         data = b"".join(client.records.seal(bye))
         data += b"".join(client.records.seal(fragment(b"after the end", msgID=1)))
         serverProtocol.dataReceived(data)

@@ -25,13 +25,9 @@ from spc.errors import (
     ServerKeyChanged,
     UnknownServerKey,
 )
-from spc.handshake import (
-    ChannelSpec,
-    ClientHandshake,
-    JoinTarget,
-    JoinTicket,
-    ServerHandshake,
-)
+from spc.clienthandshake import ClientHandshake
+from spc.handshake import ChannelSpec, JoinTarget, JoinTicket
+from spc.serverhandshake import ServerHandshake
 from spc.service import Limits, SessionDirectory
 from spc.session import Session
 from spc.suites import A256CBC_HS512, AES256_GCM, CHACHA20_POLY1305

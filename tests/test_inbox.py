@@ -13,7 +13,7 @@ import stat
 
 from twisted.trial.unittest import SynchronousTestCase
 
-from spc import inbox, wire
+from spc import inbox, records
 from spc.inbox import MESSAGES_NAME, InboxReceiver, messageRecord
 
 SENDER = "SHA256:" + "A" * 43
@@ -143,7 +143,7 @@ class InboxReceiverTests(SynchronousTestCase):
         session = FakeSession()
         messages = [b"hello", "wörld".encode("utf-8"), b"two\nlines", b"\x80\x81"]
         for data in messages:
-            receiver.messageReceived(session, data, wire.KIND_TEXT)
+            receiver.messageReceived(session, data, records.KIND_TEXT)
         self.assertEqual(
             readLines(receiver),
             [messageRecord(SENDER, data, WHEN) for data in messages],
@@ -155,7 +155,7 @@ class InboxReceiverTests(SynchronousTestCase):
         file is readable as it is.
         """
         receiver = makeReceiver(self)
-        receiver.messageReceived(FakeSession(), "wörld".encode("utf-8"), wire.KIND_TEXT)
+        receiver.messageReceived(FakeSession(), "wörld".encode("utf-8"), records.KIND_TEXT)
         with open(receiver.messagesPath, "rb") as f:
             self.assertIn("wörld".encode("utf-8"), f.read())
 
@@ -165,7 +165,7 @@ class InboxReceiverTests(SynchronousTestCase):
         """
         receiver = makeReceiver(self)
         other = "SHA256:" + "B" * 43
-        receiver.messageReceived(FakeSession(other), b"x", wire.KIND_BINARY)
+        receiver.messageReceived(FakeSession(other), b"x", records.KIND_BINARY)
         self.assertEqual(readLines(receiver)[0]["from"], other)
 
     def test_fsyncedBeforeReturning(self) -> None:
@@ -181,10 +181,10 @@ class InboxReceiverTests(SynchronousTestCase):
                 synced.append(f.read())
 
         self.patch(inbox.os, "fsync", fsync)
-        receiver.messageReceived(FakeSession(), b"one", wire.KIND_TEXT)
+        receiver.messageReceived(FakeSession(), b"one", records.KIND_TEXT)
         self.assertEqual(len(synced), 1)
         first = synced[0]
-        receiver.messageReceived(FakeSession(), b"two", wire.KIND_TEXT)
+        receiver.messageReceived(FakeSession(), b"two", records.KIND_TEXT)
         self.assertEqual(len(synced), 2)
         self.assertTrue(first.endswith(b"\n"))
         self.assertTrue(synced[1].startswith(first))
@@ -212,7 +212,7 @@ class InboxReceiverTests(SynchronousTestCase):
         self.patch(inbox.os, "open", recordingOpen)
         self.patch(inbox.os, "fsync", failingFsync)
         self.assertRaises(
-            OSError, receiver.messageReceived, FakeSession(), b"x", wire.KIND_TEXT
+            OSError, receiver.messageReceived, FakeSession(), b"x", records.KIND_TEXT
         )
         self.assertEqual(len(opened), 1)
         self.assertRaises(OSError, os.fstat, opened[0])
@@ -232,7 +232,7 @@ class InboxReceiverTests(SynchronousTestCase):
         C{messages.jsonl} is created readable by its owner only.
         """
         receiver = makeReceiver(self)
-        receiver.messageReceived(FakeSession(), b"secret", wire.KIND_TEXT)
+        receiver.messageReceived(FakeSession(), b"secret", records.KIND_TEXT)
         mode = stat.S_IMODE(os.stat(receiver.messagesPath).st_mode)
         self.assertEqual(mode, 0o600)
 
@@ -263,7 +263,7 @@ class InboxReceiverTests(SynchronousTestCase):
         """
         receiver = InboxReceiver(self.mktemp())
         before = datetime.datetime.now(datetime.timezone.utc)
-        receiver.messageReceived(FakeSession(), b"x", wire.KIND_TEXT)
+        receiver.messageReceived(FakeSession(), b"x", records.KIND_TEXT)
         after = datetime.datetime.now(datetime.timezone.utc)
         received = datetime.datetime.fromisoformat(readLines(receiver)[0]["received"])
         self.assertEqual(received.utcoffset(), datetime.timedelta(0))

@@ -15,7 +15,7 @@ from twisted.internet.defer import Deferred
 from twisted.python.failure import Failure
 from twisted.trial.unittest import SynchronousTestCase
 
-from spc import wire
+from spc import records, wire
 from spc.errors import MessageAbandoned, ProtocolError, SessionClosed
 from spc.messenger import MultiChannelMessenger, messageDigest
 
@@ -83,7 +83,7 @@ class RecordingSink:
         Decode and forget everything sent so far.
         """
         sent, self.sent = self.sent, []
-        return [(channel, wire.decodeRecord(record)) for channel, record in sent]
+        return [(channel, records.decodeRecord(record)) for channel, record in sent]
 
     def takeRecords(self, kind: type | None = None) -> list:
         """
@@ -118,10 +118,10 @@ def fragment(
     index: int = 0,
     count: int = 1,
     totalLength: int | None = None,
-    kind: int = wire.KIND_BINARY,
+    kind: int = records.KIND_BINARY,
     digest: bytes | None = None,
     payload: bytes = b"payload",
-) -> wire.Fragment:
+) -> records.Fragment:
     """
     A fragment as the session hands it over: decoded from its encoding.
     """
@@ -129,8 +129,8 @@ def fragment(
         totalLength = len(payload)
     if digest is None:
         digest = messageDigest(kind, payload)
-    record = wire.Fragment(msgID, index, count, totalLength, kind, digest, payload)
-    return wire.decodeRecord(record.encode())
+    record = records.Fragment(msgID, index, count, totalLength, kind, digest, payload)
+    return records.decodeRecord(record.encode())
 
 
 class SendTests(SynchronousTestCase):
@@ -149,18 +149,18 @@ class SendTests(SynchronousTestCase):
         """
         messenger, sink, _ = makeMessenger()
         data = os.urandom(2 * SIZE + 100)
-        messenger.send(data, wire.KIND_TEXT)
-        records = sink.takeRecords()
-        self.assertEqual([type(r) for r in records], [wire.Fragment] * 3)
-        self.assertEqual([r.index for r in records], [0, 1, 2])
-        digest = messageDigest(wire.KIND_TEXT, data)
-        for record in records:
+        messenger.send(data, records.KIND_TEXT)
+        fragments = sink.takeRecords()
+        self.assertEqual([type(r) for r in fragments], [records.Fragment] * 3)
+        self.assertEqual([r.index for r in fragments], [0, 1, 2])
+        digest = messageDigest(records.KIND_TEXT, data)
+        for record in fragments:
             self.assertEqual(
                 (record.msgID, record.count, record.totalLength, record.kind, record.digest),
-                (0, 3, len(data), wire.KIND_TEXT, digest),
+                (0, 3, len(data), records.KIND_TEXT, digest),
             )
-        self.assertEqual([len(r.payload) for r in records], [SIZE, SIZE, 100])
-        self.assertEqual(b"".join(bytes(r.payload) for r in records), data)
+        self.assertEqual([len(r.payload) for r in fragments], [SIZE, SIZE, 100])
+        self.assertEqual(b"".join(bytes(r.payload) for r in fragments), data)
 
     def test_fragmentCount(self) -> None:
         """
@@ -170,10 +170,10 @@ class SendTests(SynchronousTestCase):
         for length, count in [(0, 1), (1, 1), (SIZE, 1), (SIZE + 1, 2), (3 * SIZE, 3)]:
             messenger, sink, _ = makeMessenger()
             messenger.send(b"x" * length)
-            records = sink.takeRecords()
-            self.assertEqual(len(records), count, f"length {length}")
-            self.assertEqual({r.count for r in records}, {count})
-            self.assertEqual(sum(len(r.payload) for r in records), length)
+            fragments = sink.takeRecords()
+            self.assertEqual(len(fragments), count, f"length {length}")
+            self.assertEqual({r.count for r in fragments}, {count})
+            self.assertEqual(sum(len(r.payload) for r in fragments), length)
 
     def test_digestBindsKindAndLength(self) -> None:
         """
@@ -182,11 +182,11 @@ class SendTests(SynchronousTestCase):
         """
         data = b"hello"
         self.assertEqual(
-            messageDigest(wire.KIND_TEXT, data),
+            messageDigest(records.KIND_TEXT, data),
             hashlib.sha256(b"\x01" + (5).to_bytes(8, "big") + data).digest(),
         )
         self.assertNotEqual(
-            messageDigest(wire.KIND_TEXT, data), messageDigest(wire.KIND_BINARY, data)
+            messageDigest(records.KIND_TEXT, data), messageDigest(records.KIND_BINARY, data)
         )
 
     def test_spreadOverChannels(self) -> None:
@@ -242,12 +242,12 @@ class SendTests(SynchronousTestCase):
         self.assertEqual(
             [(r.msgID, bytes(r.payload)) for r in sink.takeRecords()], [(0, b"a"), (1, b"b")]
         )
-        messenger.ackReceived(wire.Ack(0, wire.ACK_COMPLETE))
+        messenger.ackReceived(records.Ack(0, records.ACK_COMPLETE))
         self.assertEqual(
             [(r.msgID, bytes(r.payload)) for r in sink.takeRecords()], [(2, b"c")]
         )
         for msgID in (1, 2, 3):
-            messenger.ackReceived(wire.Ack(msgID, wire.ACK_COMPLETE))
+            messenger.ackReceived(records.Ack(msgID, records.ACK_COMPLETE))
         self.assertEqual(
             [(r.msgID, bytes(r.payload)) for r in sink.takeRecords()], [(3, b"d")]
         )
@@ -275,9 +275,9 @@ class SendTests(SynchronousTestCase):
         messenger, sink, _ = makeMessenger()
         sent = messenger.send(b"x" * (2 * SIZE))
         self.assertNoResult(sent)
-        messenger.ackReceived(wire.Ack(0, wire.ACK_PROGRESS, ((0, 2),)))
+        messenger.ackReceived(records.Ack(0, records.ACK_PROGRESS, ((0, 2),)))
         self.assertNoResult(sent)
-        messenger.ackReceived(wire.Ack(0, wire.ACK_COMPLETE))
+        messenger.ackReceived(records.Ack(0, records.ACK_COMPLETE))
         self.successResultOf(sent)
 
     def test_firesWithDigest(self) -> None:
@@ -287,9 +287,9 @@ class SendTests(SynchronousTestCase):
         """
         messenger, sink, _ = makeMessenger()
         data = b"digest me"
-        sent = messenger.send(data, wire.KIND_TEXT)
-        messenger.ackReceived(wire.Ack(0, wire.ACK_COMPLETE))
-        self.assertEqual(self.successResultOf(sent), messageDigest(wire.KIND_TEXT, data))
+        sent = messenger.send(data, records.KIND_TEXT)
+        messenger.ackReceived(records.Ack(0, records.ACK_COMPLETE))
+        self.assertEqual(self.successResultOf(sent), messageDigest(records.KIND_TEXT, data))
 
     def test_abandoned(self) -> None:
         """
@@ -299,7 +299,7 @@ class SendTests(SynchronousTestCase):
         messenger, sink, _ = makeMessenger()
         first = messenger.send(b"a")
         second = messenger.send(b"b")
-        messenger.ackReceived(wire.Ack(0, wire.ACK_ABANDONED))
+        messenger.ackReceived(records.Ack(0, records.ACK_ABANDONED))
         self.failureResultOf(first, MessageAbandoned)
         self.assertNoResult(second)
 
@@ -310,10 +310,10 @@ class SendTests(SynchronousTestCase):
         """
         messenger, sink, _ = makeMessenger()
         sent = messenger.send(b"a")
-        messenger.ackReceived(wire.Ack(7, wire.ACK_COMPLETE))
+        messenger.ackReceived(records.Ack(7, records.ACK_COMPLETE))
         self.assertNoResult(sent)
-        messenger.ackReceived(wire.Ack(0, wire.ACK_COMPLETE))
-        messenger.ackReceived(wire.Ack(0, wire.ACK_ABANDONED))
+        messenger.ackReceived(records.Ack(0, records.ACK_COMPLETE))
+        messenger.ackReceived(records.Ack(0, records.ACK_ABANDONED))
         self.successResultOf(sent)
 
     def test_noLiveChannel(self) -> None:
@@ -352,7 +352,7 @@ class RetransmitTests(SynchronousTestCase):
         messenger.resendAll()
         again = sorted((r.msgID, r.index, bytes(r.payload)) for r in sink.takeRecords())
         self.assertEqual(again, first)
-        messenger.ackReceived(wire.Ack(1, wire.ACK_COMPLETE))
+        messenger.ackReceived(records.Ack(1, records.ACK_COMPLETE))
         messenger.resendAll()
         self.assertEqual(
             sorted((r.msgID, r.index) for r in sink.takeRecords()),
@@ -383,18 +383,18 @@ def transfer(sender: RecordingSink, receiver: MultiChannelMessenger, shuffle=Non
     Feed every fragment C{sender} recorded to C{receiver}, shuffled by
     C{shuffle} (a L{random.Random}) if given.
     """
-    records = sender.takeRecords(wire.Fragment)
+    fragments = sender.takeRecords(records.Fragment)
     if shuffle is not None:
-        shuffle.shuffle(records)
-    for record in records:
+        shuffle.shuffle(fragments)
+    for record in fragments:
         receiver.fragmentReceived(record)
 
 
-def acknowledge(receiver: RecordingSink, sender: MultiChannelMessenger) -> list[wire.Ack]:
+def acknowledge(receiver: RecordingSink, sender: MultiChannelMessenger) -> list[records.Ack]:
     """
     Feed every ACK C{receiver} recorded back to C{sender}.
     """
-    acks = receiver.takeRecords(wire.Ack)
+    acks = receiver.takeRecords(records.Ack)
     for ack in acks:
         sender.ackReceived(ack)
     return acks
@@ -415,13 +415,13 @@ class ReceiveTests(SynchronousTestCase):
         sender, senderSink, _ = makeMessenger(channels=3)
         receiver, receiverSink, delivered = makeMessenger(channels=2)
         messages = [os.urandom(3 * SIZE + 7), b"", os.urandom(SIZE), os.urandom(5 * SIZE)]
-        kinds = [wire.KIND_BINARY, wire.KIND_TEXT, wire.KIND_BINARY, wire.KIND_TEXT]
+        kinds = [records.KIND_BINARY, records.KIND_TEXT, records.KIND_BINARY, records.KIND_TEXT]
         sends = [sender.send(data, kind) for data, kind in zip(messages, kinds)]
         transfer(senderSink, receiver, random.Random(1234))
         self.assertEqual(delivered, list(zip(messages, kinds)))
         acks = acknowledge(receiverSink, sender)
         self.assertEqual(
-            [(a.msgID, a.status) for a in acks], [(i, wire.ACK_COMPLETE) for i in range(4)]
+            [(a.msgID, a.status) for a in acks], [(i, records.ACK_COMPLETE) for i in range(4)]
         )
         for sent in sends:
             self.successResultOf(sent)
@@ -441,15 +441,15 @@ class ReceiveTests(SynchronousTestCase):
         for record in one + zero[:-1]:
             receiver.fragmentReceived(record)
         self.assertEqual(delivered, [])
-        self.assertEqual(receiverSink.takeRecords(wire.Ack), [])
+        self.assertEqual(receiverSink.takeRecords(records.Ack), [])
         self.assertEqual(receiver.nextDeliveryID, 0)
         receiver.fragmentReceived(zero[-1])
         self.assertEqual(
-            delivered, [(b"zero" * SIZE, wire.KIND_BINARY), (b"one", wire.KIND_BINARY)]
+            delivered, [(b"zero" * SIZE, records.KIND_BINARY), (b"one", records.KIND_BINARY)]
         )
         self.assertEqual(
-            [(a.msgID, a.status) for a in receiverSink.takeRecords(wire.Ack)],
-            [(0, wire.ACK_COMPLETE), (1, wire.ACK_COMPLETE)],
+            [(a.msgID, a.status) for a in receiverSink.takeRecords(records.Ack)],
+            [(0, records.ACK_COMPLETE), (1, records.ACK_COMPLETE)],
         )
 
     def test_duplicateFragmentsDropped(self) -> None:
@@ -466,7 +466,7 @@ class ReceiveTests(SynchronousTestCase):
         for record in [zero[0], zero[0], one[0], one[0], zero[0], zero[1], one[0], zero[1]]:
             receiver.fragmentReceived(record)
         self.assertEqual(
-            delivered, [(b"a" * (2 * SIZE), wire.KIND_BINARY), (b"b" * 10, wire.KIND_BINARY)]
+            delivered, [(b"a" * (2 * SIZE), records.KIND_BINARY), (b"b" * 10, records.KIND_BINARY)]
         )
         self.assertEqual(receiverSink.errors, [])
 
@@ -479,14 +479,14 @@ class ReceiveTests(SynchronousTestCase):
         sender, senderSink, _ = makeMessenger()
         receiver, receiverSink, delivered = makeMessenger()
         sender.send(b"a" * (2 * SIZE))
-        records = senderSink.takeRecords()
-        for record in records:
+        fragments = senderSink.takeRecords()
+        for record in fragments:
             receiver.fragmentReceived(record)
-        self.assertEqual(len(receiverSink.takeRecords(wire.Ack)), 1)
-        receiver.fragmentReceived(records[1])
+        self.assertEqual(len(receiverSink.takeRecords(records.Ack)), 1)
+        receiver.fragmentReceived(fragments[1])
         self.assertEqual(len(delivered), 1)
-        [ack] = receiverSink.takeRecords(wire.Ack)
-        self.assertEqual((ack.msgID, ack.status), (0, wire.ACK_COMPLETE))
+        [ack] = receiverSink.takeRecords(records.Ack)
+        self.assertEqual((ack.msgID, ack.status), (0, records.ACK_COMPLETE))
 
     def test_ackOnFirstLiveChannel(self) -> None:
         """
@@ -497,7 +497,7 @@ class ReceiveTests(SynchronousTestCase):
         receiver.fragmentReceived(fragment())
         [(channel, ack)] = sink.take()
         self.assertIs(channel, sink.channels[1])
-        self.assertEqual(type(ack), wire.Ack)
+        self.assertEqual(type(ack), records.Ack)
 
 
 class HostileTests(SynchronousTestCase):
@@ -507,7 +507,7 @@ class HostileTests(SynchronousTestCase):
     is delivered.
     """
 
-    def assertRefused(self, receiver: MultiChannelMessenger, record: wire.Fragment) -> None:
+    def assertRefused(self, receiver: MultiChannelMessenger, record: records.Fragment) -> None:
         self.assertRaises(ProtocolError, receiver.fragmentReceived, record)
 
     def test_totalLengthTooLarge(self) -> None:
@@ -560,10 +560,10 @@ class HostileTests(SynchronousTestCase):
         total length, kind or digest is refused.
         """
         total = 2 * SIZE
-        digest = messageDigest(wire.KIND_BINARY, b"x" * total)
+        digest = messageDigest(records.KIND_BINARY, b"x" * total)
         changes = [
             dict(count=3, totalLength=2 * SIZE + 5),
-            dict(kind=wire.KIND_TEXT),
+            dict(kind=records.KIND_TEXT),
             dict(digest=bytes(32)),
         ]
         for change in changes:
@@ -584,10 +584,10 @@ class HostileTests(SynchronousTestCase):
         receiver, sink, delivered = makeMessenger()
         self.assertRefused(
             receiver,
-            fragment(payload=b"tampered", digest=messageDigest(wire.KIND_BINARY, b"original")),
+            fragment(payload=b"tampered", digest=messageDigest(records.KIND_BINARY, b"original")),
         )
         self.assertEqual(delivered, [])
-        self.assertEqual(sink.takeRecords(wire.Ack), [])
+        self.assertEqual(sink.takeRecords(records.Ack), [])
 
     def test_beyondWindow(self) -> None:
         """
@@ -600,7 +600,7 @@ class HostileTests(SynchronousTestCase):
         self.assertRefused(receiver, fragment(msgID=2**63))
         receiver.fragmentReceived(fragment(msgID=3, payload=b"three"))
         receiver.fragmentReceived(fragment(msgID=0, payload=b"zero"))
-        self.assertEqual(delivered, [(b"zero", wire.KIND_BINARY)])
+        self.assertEqual(delivered, [(b"zero", records.KIND_BINARY)])
         receiver.fragmentReceived(fragment(msgID=4, payload=b"four"))
         self.assertRefused(receiver, fragment(msgID=5))
 
@@ -646,15 +646,15 @@ class DeliveryTests(SynchronousTestCase):
         receiver.fragmentReceived(fragment(msgID=0, payload=b"zero"))
         receiver.fragmentReceived(fragment(msgID=1, payload=b"one"))
         self.assertEqual([data for data, _ in calls], [b"zero"])
-        self.assertEqual(sink.takeRecords(wire.Ack), [])
+        self.assertEqual(sink.takeRecords(records.Ack), [])
         self.assertEqual(receiver.nextDeliveryID, 0)
         calls[0][1].callback(None)
-        [ack] = sink.takeRecords(wire.Ack)
-        self.assertEqual((ack.msgID, ack.status), (0, wire.ACK_COMPLETE))
+        [ack] = sink.takeRecords(records.Ack)
+        self.assertEqual((ack.msgID, ack.status), (0, records.ACK_COMPLETE))
         self.assertEqual([data for data, _ in calls], [b"zero", b"one"])
         calls[1][1].callback(None)
-        [ack] = sink.takeRecords(wire.Ack)
-        self.assertEqual((ack.msgID, ack.status), (1, wire.ACK_COMPLETE))
+        [ack] = sink.takeRecords(records.Ack)
+        self.assertEqual((ack.msgID, ack.status), (1, records.ACK_COMPLETE))
 
     def test_failingDeliveryAbandons(self) -> None:
         """
@@ -678,8 +678,8 @@ class DeliveryTests(SynchronousTestCase):
         results[1].errback(KeyError("gone"))
         self.assertEqual(seen, [b"m0", b"m1", b"m2"])
         self.assertEqual(
-            [(a.msgID, a.status) for a in sink.takeRecords(wire.Ack)],
-            [(0, wire.ACK_ABANDONED), (1, wire.ACK_ABANDONED), (2, wire.ACK_COMPLETE)],
+            [(a.msgID, a.status) for a in sink.takeRecords(records.Ack)],
+            [(0, records.ACK_ABANDONED), (1, records.ACK_ABANDONED), (2, records.ACK_COMPLETE)],
         )
         self.assertEqual(len(self.flushLoggedErrors(ValueError, KeyError)), 2)
 
@@ -693,4 +693,4 @@ class DeliveryTests(SynchronousTestCase):
         receiver.fragmentReceived(fragment())
         receiver.failAll(Failure(SessionClosed("gone")))
         waiting.callback(None)
-        self.assertEqual(sink.takeRecords(wire.Ack), [])
+        self.assertEqual(sink.takeRecords(records.Ack), [])

@@ -18,7 +18,7 @@ from twisted.internet.endpoints import (
 from twisted.trial import unittest
 from zope.interface import implementer
 
-from spc import wire
+from spc import records, wire
 from spc.errors import (
     ClientNotAuthorized,
     ConfigurationError,
@@ -151,7 +151,7 @@ class SendTests(unittest.TestCase):
         messages = [b"hello", "wörld".encode("utf-8")]
         summary = yield send(reactor, self.makeRequest(messages))
         self.assertEqual(summary, SendSummary(2, 11, 4, self.server.fingerprint))
-        self.assertEqual(self.receiver.messages, [(m, wire.KIND_TEXT) for m in messages])
+        self.assertEqual(self.receiver.messages, [(m, records.KIND_TEXT) for m in messages])
         self.assertEqual(
             [s.peer for s in self.receiver.sessions],
             [sharedIdentity("client").fingerprint] * 2,
@@ -166,7 +166,7 @@ class SendTests(unittest.TestCase):
         text = bytes(range(256)) * 1200 + b"end"
         summary = yield send(reactor, self.makeRequest([text]))
         self.assertEqual(summary.bytes, len(text))
-        self.assertEqual(self.receiver.messages, [(text, wire.KIND_TEXT)])
+        self.assertEqual(self.receiver.messages, [(text, records.KIND_TEXT)])
 
     @inlineCallbacks
     def test_emptyMessage(self):
@@ -176,7 +176,7 @@ class SendTests(unittest.TestCase):
         yield self.startServer()
         summary = yield send(reactor, self.makeRequest([b""]))
         self.assertEqual((summary.messages, summary.bytes), (1, 0))
-        self.assertEqual(self.receiver.messages, [(b"", wire.KIND_TEXT)])
+        self.assertEqual(self.receiver.messages, [(b"", records.KIND_TEXT)])
 
     @inlineCallbacks
     def test_moreMessagesThanTheWindow(self):

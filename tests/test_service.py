@@ -1,8 +1,8 @@
 # -*- test-case-name: tests.test_service -*-
 """
-Tests for L{spc.service}: the server service and L{connect} over real
-loopback TCP, and the L{SessionDirectory}'s admission rules and limits with
-L{task.Clock} and in-memory transports.
+Tests for L{spc.service} and L{spc.client}: the server service and
+L{connect} over real loopback TCP, and the L{SessionDirectory}'s admission
+rules and limits with L{task.Clock} and in-memory transports.
 """
 
 from __future__ import annotations
@@ -18,18 +18,16 @@ from twisted.logger import globalLogPublisher
 from twisted.trial.unittest import SynchronousTestCase, TestCase
 from zope.interface import implementer
 
-from spc import asymmetric, wire
+from spc import asymmetric, records, wire
 from spc.channel import DEFAULT_HANDSHAKE_TIMEOUT, DEFAULT_REPLY_TIMEOUT, ChannelProtocol
+from spc.client import ClientSessionFactory, connect
 from spc.errors import SessionClosed
-from spc.handshake import JoinTarget
+from spc.handshake import JoinTarget, channelSpecs
 from spc.service import (
-    ClientSessionFactory,
     Limits,
     ServerChannelFactory,
     ServerService,
     SessionDirectory,
-    channelSpecs,
-    connect,
     sourceKey,
 )
 from spc.session import IMessageReceiver
@@ -240,20 +238,20 @@ class LoopbackTests(TestCase):
         session = yield self.connect()
         upstream = bytes(range(256)) * (5 * FRAGMENT // 256) + b"tail"
         yield session.sendMessage(upstream)
-        yield session.sendMessage("text ✓".encode(), wire.KIND_TEXT)
+        yield session.sendMessage("text ✓".encode(), records.KIND_TEXT)
         messages = yield self.serverReceiver.waitFor(2)
         server = self.service.directory.sessions[session.id]
         self.assertEqual(
             messages,
             [
-                (server, upstream, wire.KIND_BINARY),
-                (server, "text ✓".encode(), wire.KIND_TEXT),
+                (server, upstream, records.KIND_BINARY),
+                (server, "text ✓".encode(), records.KIND_TEXT),
             ],
         )
         downstream = bytes(reversed(upstream))
         yield server.sendMessage(downstream)
         messages = yield self.clientReceiver.waitFor(1)
-        self.assertEqual(messages, [(session, downstream, wire.KIND_BINARY)])
+        self.assertEqual(messages, [(session, downstream, records.KIND_BINARY)])
 
     @inlineCallbacks
     def test_stopService(self):
@@ -277,7 +275,7 @@ class LoopbackTests(TestCase):
         reason = yield closed
         self.assertIsInstance(reason, SessionClosed)
         self.assertIn("shutting down", str(reason))
-        self.assertEqual(byes, [wire.BYE_SHUTTING_DOWN])
+        self.assertEqual(byes, [records.BYE_SHUTTING_DOWN])
         self.assertEqual(self.service.directory.sessions, {})
         yield self.assertFailure(
             TCP4ClientEndpoint(reactor, "127.0.0.1", self.ports[0]).connect(
@@ -593,12 +591,12 @@ class SessionPolicyTests(SynchronousTestCase):
         addSession(directory, b"2" * 16)
         self.assertIsNone(oldest.closedReason)
         addSession(directory, b"3" * 16)
-        [bye] = oldestChannel.take(wire.Bye)
-        self.assertEqual((bye.code, bye.scope), (wire.BYE_REPLACED, wire.SCOPE_SESSION))
+        [bye] = oldestChannel.take(records.Bye)
+        self.assertEqual((bye.code, bye.scope), (records.BYE_REPLACED, records.SCOPE_SESSION))
         self.assertIsInstance(oldest.closedReason.value, SessionClosed)
         self.assertEqual(sorted(directory.sessions), [b"2" * 16, b"3" * 16, b"o" * 16])
         self.assertIsNone(other.closedReason)
-        self.assertEqual(otherChannel.take(wire.Bye), [])
+        self.assertEqual(otherChannel.take(records.Bye), [])
 
     def test_totalEvictsOldest(self) -> None:
         """
@@ -609,8 +607,8 @@ class SessionPolicyTests(SynchronousTestCase):
         oldest, channel = addSession(directory, b"1" * 16, OTHER_PEER)
         addSession(directory, b"2" * 16)
         addSession(directory, b"3" * 16)
-        [bye] = channel.take(wire.Bye)
-        self.assertEqual(bye.code, wire.BYE_RESOURCE_LIMIT)
+        [bye] = channel.take(records.Bye)
+        self.assertEqual(bye.code, records.BYE_RESOURCE_LIMIT)
         self.assertEqual(sorted(directory.sessions), [b"2" * 16, b"3" * 16])
 
     def test_revocation(self) -> None:
@@ -624,12 +622,14 @@ class SessionPolicyTests(SynchronousTestCase):
         kept, keptChannel = addSession(directory, b"k" * 16, OTHER_PEER)
         directory.setAuthorizer(AuthorizedKeys("authorized_keys", [(OTHER_PEER, "other")]))
         for session, channel in revoked:
-            [bye] = channel.take(wire.Bye)
-            self.assertEqual((bye.code, bye.scope), (wire.BYE_UNAUTHORIZED, wire.SCOPE_SESSION))
+            [bye] = channel.take(records.Bye)
+            self.assertEqual(
+                (bye.code, bye.scope), (records.BYE_UNAUTHORIZED, records.SCOPE_SESSION)
+            )
             self.assertIsInstance(session.closedReason.value, SessionClosed)
         self.assertEqual(list(directory.sessions), [b"k" * 16])
         self.assertIsNone(kept.closedReason)
-        self.assertEqual(keptChannel.take(wire.Bye), [])
+        self.assertEqual(keptChannel.take(records.Bye), [])
         self.assertFalse(directory.isAuthorized(PEER))
         self.assertTrue(directory.isAuthorized(OTHER_PEER))
 

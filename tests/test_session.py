@@ -22,18 +22,13 @@ from twisted.trial.unittest import SynchronousTestCase
 from zope.interface import implementer
 from zope.interface.verify import verifyObject
 
-from spc import asymmetric, wire
+from spc import asymmetric, records, wire
+from spc.client import ClientSessionFactory, connect
 from spc.errors import ProtocolError, SessionClosed, SPCError
-from spc.handshake import ServerResult
+from spc.handshake import ServerResult, channelSpecs
 from spc.identity import Identity, fingerprint
 from spc.messenger import messageDigest
-from spc.service import (
-    ClientSessionFactory,
-    ServerChannelFactory,
-    SessionDirectory,
-    channelSpecs,
-    connect,
-)
+from spc.service import ServerChannelFactory, SessionDirectory
 from spc.session import DEFAULT_LINGER, IMessageReceiver, Session
 from spc.suites import defaultSuiteFor
 from spc.trust import AuthorizedKeys, PinnedKey
@@ -151,8 +146,8 @@ class FakeChannel:
         Decode and forget the records sent, keeping only C{kind}.
         """
         sent, self.sent = self.sent, []
-        records = [wire.decodeRecord(record) for record in sent]
-        return [r for r in records if kind is None or type(r) is kind]
+        decoded = [records.decodeRecord(record) for record in sent]
+        return [r for r in decoded if kind is None or type(r) is kind]
 
 
 def makeSession(isServer: bool = False, receiver=None, clock=None, **kw) -> Session:
@@ -200,21 +195,21 @@ def decoded(record) -> object:
     """
     A record as a channel hands it to its owner: encoded then decoded.
     """
-    return wire.decodeRecord(record.encode())
+    return records.decodeRecord(record.encode())
 
 
-def heartbeatRequest(hbID: int = 1, originTime: int = 0) -> wire.HeartbeatRequest:
+def heartbeatRequest(hbID: int = 1, originTime: int = 0) -> records.HeartbeatRequest:
     return decoded(
-        wire.HeartbeatRequest(hbID, originTime, 0, wire.NO_EPOCH, wire.NO_SEQUENCE, 0, 0)
+        records.HeartbeatRequest(hbID, originTime, 0, records.NO_EPOCH, records.NO_SEQUENCE, 0, 0)
     )
 
 
-def message(data: bytes, msgID: int = 0, kind: int = wire.KIND_BINARY) -> wire.Fragment:
+def message(data: bytes, msgID: int = 0, kind: int = records.KIND_BINARY) -> records.Fragment:
     """
     A one-fragment message as received.
     """
     return decoded(
-        wire.Fragment(msgID, 0, 1, len(data), kind, messageDigest(kind, data), data)
+        records.Fragment(msgID, 0, 1, len(data), kind, messageDigest(kind, data), data)
     )
 
 
@@ -257,10 +252,10 @@ class RoutingTests(SynchronousTestCase):
         verifyObject(IMessageReceiver, receiver)
         session = makeSession(receiver=receiver)
         [channel] = attached(session, 0)
-        session.recordReceived(channel, 0, message(b"hello", kind=wire.KIND_TEXT))
-        self.assertEqual(receiver.messages, [(session, b"hello", wire.KIND_TEXT)])
-        [ack] = channel.take(wire.Ack)
-        self.assertEqual((ack.msgID, ack.status), (0, wire.ACK_COMPLETE))
+        session.recordReceived(channel, 0, message(b"hello", kind=records.KIND_TEXT))
+        self.assertEqual(receiver.messages, [(session, b"hello", records.KIND_TEXT)])
+        [ack] = channel.take(records.Ack)
+        self.assertEqual((ack.msgID, ack.status), (0, records.ACK_COMPLETE))
 
     def test_noReceiver(self) -> None:
         """
@@ -270,8 +265,8 @@ class RoutingTests(SynchronousTestCase):
         session = makeSession(receiver=None)
         [channel] = attached(session, 0)
         session.recordReceived(channel, 0, message(b"unwanted"))
-        [ack] = channel.take(wire.Ack)
-        self.assertEqual(ack.status, wire.ACK_ABANDONED)
+        [ack] = channel.take(records.Ack)
+        self.assertEqual(ack.status, records.ACK_ABANDONED)
         self.assertIsNone(session.closedReason)
         self.assertEqual(len(self.flushLoggedErrors(SPCError)), 1)
 
@@ -282,10 +277,10 @@ class RoutingTests(SynchronousTestCase):
         session = makeSession()
         [channel] = attached(session, 0)
         sent = session.sendMessage(b"data")
-        [fragment] = channel.take(wire.Fragment)
+        [fragment] = channel.take(records.Fragment)
         self.assertEqual(bytes(fragment.payload), b"data")
         self.assertNoResult(sent)
-        session.recordReceived(channel, 0, decoded(wire.Ack(0, wire.ACK_COMPLETE)))
+        session.recordReceived(channel, 0, decoded(records.Ack(0, records.ACK_COMPLETE)))
         self.successResultOf(sent)
 
     def test_heartbeatAnswered(self) -> None:
@@ -306,7 +301,7 @@ class RoutingTests(SynchronousTestCase):
         [response] = second.take()
         self.assertEqual(
             response,
-            wire.HeartbeatResponse(7, 123456, 0, wire.NO_EPOCH, 4, 1, 0),
+            records.HeartbeatResponse(7, 123456, 0, records.NO_EPOCH, 4, 1, 0),
         )
 
     def test_heartbeatBeforeAnyFrame(self) -> None:
@@ -319,7 +314,7 @@ class RoutingTests(SynchronousTestCase):
         channel.records.receivedFrames = 0
         session.recordReceived(channel, 0, heartbeatRequest())
         [response] = channel.take()
-        self.assertEqual(response.lastSeqReceived, wire.NO_SEQUENCE)
+        self.assertEqual(response.lastSeqReceived, records.NO_SEQUENCE)
 
     def test_heartbeatResponseIgnored(self) -> None:
         """
@@ -328,7 +323,7 @@ class RoutingTests(SynchronousTestCase):
         session = makeSession()
         [channel] = attached(session, 0)
         session.recordReceived(
-            channel, 0, decoded(wire.HeartbeatResponse(1, 2, 0, wire.NO_EPOCH, 0, 0, 0))
+            channel, 0, decoded(records.HeartbeatResponse(1, 2, 0, records.NO_EPOCH, 0, 0, 0))
         )
         self.assertEqual(channel.sent, [])
         self.assertIsNone(session.closedReason)
@@ -343,7 +338,7 @@ class RoutingTests(SynchronousTestCase):
         sent = session.sendMessage(b"pending")
         closed = session.whenClosed()
         session.recordReceived(
-            second, 0, decoded(wire.Bye(wire.BYE_NORMAL, wire.SCOPE_SESSION, "done"))
+            second, 0, decoded(records.Bye(records.BYE_NORMAL, records.SCOPE_SESSION, "done"))
         )
         self.assertIsInstance(self.successResultOf(closed), SessionClosed)
         self.assertIn("done", str(session.closedReason.value))
@@ -360,7 +355,7 @@ class RoutingTests(SynchronousTestCase):
         session = makeSession()
         first, second = attached(session, 0, 1)
         session.recordReceived(
-            second, 0, decoded(wire.Bye(wire.BYE_NORMAL, wire.SCOPE_CHANNEL, "this one"))
+            second, 0, decoded(records.Bye(records.BYE_NORMAL, records.SCOPE_CHANNEL, "this one"))
         )
         self.assertIsNotNone(second.closed)
         self.assertIsNone(first.closed)
@@ -378,14 +373,14 @@ class RoutingTests(SynchronousTestCase):
         channels = attached(session, 0, 1, 2)
         closed = session.whenClosed()
         session.recordReceived(
-            channels[1], 0, decoded(wire.RotationOffer(1, bytes(32), bytes(256)))
+            channels[1], 0, decoded(records.RotationOffer(1, bytes(32), bytes(256)))
         )
         self.assertIsInstance(self.successResultOf(closed), ProtocolError)
         for channel in channels:
             [bye] = channel.take()
             self.assertEqual(
                 (type(bye), bye.code, bye.scope),
-                (wire.Bye, wire.BYE_PROTOCOL_ERROR, wire.SCOPE_SESSION),
+                (records.Bye, records.BYE_PROTOCOL_ERROR, records.SCOPE_SESSION),
             )
             self.assertIsNotNone(channel.closed)
 
@@ -396,20 +391,20 @@ class RoutingTests(SynchronousTestCase):
         """
         session = makeSession(receiver=RecordingReceiver())
         [channel] = attached(session, 0)
-        digest = messageDigest(wire.KIND_BINARY, b"x" * (2 * SIZE))
+        digest = messageDigest(records.KIND_BINARY, b"x" * (2 * SIZE))
         session.recordReceived(
             channel,
             0,
-            decoded(wire.Fragment(0, 0, 2, 2 * SIZE, wire.KIND_BINARY, digest, b"x" * SIZE)),
+            decoded(records.Fragment(0, 0, 2, 2 * SIZE, records.KIND_BINARY, digest, b"x" * SIZE)),
         )
         session.recordReceived(
             channel,
             0,
-            decoded(wire.Fragment(0, 1, 3, 3 * SIZE, wire.KIND_BINARY, digest, b"x" * SIZE)),
+            decoded(records.Fragment(0, 1, 3, 3 * SIZE, records.KIND_BINARY, digest, b"x" * SIZE)),
         )
         self.assertIsInstance(session.closedReason.value, ProtocolError)
-        [bye] = channel.take(wire.Bye)
-        self.assertEqual(bye.code, wire.BYE_PROTOCOL_ERROR)
+        [bye] = channel.take(records.Bye)
+        self.assertEqual(bye.code, records.BYE_PROTOCOL_ERROR)
 
     def test_nothingDeliveredAfterEnd(self) -> None:
         """
@@ -421,7 +416,7 @@ class RoutingTests(SynchronousTestCase):
         session = makeSession(receiver=receiver)
         [channel] = attached(session, 0)
         session.recordReceived(
-            channel, 0, decoded(wire.Bye(wire.BYE_NORMAL, wire.SCOPE_SESSION, "done"))
+            channel, 0, decoded(records.Bye(records.BYE_NORMAL, records.SCOPE_SESSION, "done"))
         )
         session.recordReceived(channel, 0, message(b"after the end"))
         self.assertEqual(receiver.messages, [])
@@ -446,7 +441,7 @@ class ChannelLossTests(SynchronousTestCase):
         first.lose()
         self.assertIsNone(session.closedReason)
         self.assertEqual(
-            sorted(f.index for f in second.take(wire.Fragment)), [0, 1, 2]
+            sorted(f.index for f in second.take(records.Fragment)), [0, 1, 2]
         )
         self.assertEqual(session.liveChannels(), [second])
 
@@ -531,7 +526,7 @@ class ChannelLossTests(SynchronousTestCase):
         session.attach(rejoined, 0)
         session.recordReceived(rejoined, 0, heartbeatRequest())
         self.assertEqual(
-            sorted(bytes(f.payload) for f in rejoined.take(wire.Fragment)),
+            sorted(bytes(f.payload) for f in rejoined.take(records.Fragment)),
             [b"before", b"during"],
         )
 
@@ -572,7 +567,7 @@ class CloseTests(SynchronousTestCase):
         for channel in channels:
             [bye] = channel.take()
             self.assertEqual(
-                (type(bye), bye.code, bye.scope), (wire.Bye, wire.BYE_NORMAL, wire.SCOPE_SESSION)
+                (type(bye), bye.code, bye.scope), (records.Bye, records.BYE_NORMAL, records.SCOPE_SESSION)
             )
             self.assertIsNotNone(channel.closed)
         self.assertIsInstance(self.successResultOf(closing), SessionClosed)
@@ -600,7 +595,7 @@ class CloseTests(SynchronousTestCase):
         ended: list[Session] = []
         session.onEnd.append(ended.append)
         session.close()
-        session.terminate(wire.BYE_REPLACED, "again")
+        session.terminate(records.BYE_REPLACED, "again")
         self.assertEqual(ended, [session])
 
     def test_terminate(self) -> None:
@@ -610,11 +605,11 @@ class CloseTests(SynchronousTestCase):
         """
         session = makeSession()
         channels = attached(session, 0, 1)
-        session.terminate(wire.BYE_SHUTTING_DOWN, "stopping")
+        session.terminate(records.BYE_SHUTTING_DOWN, "stopping")
         for channel in channels:
             [bye] = channel.take()
             self.assertEqual(
-                bye, wire.Bye(wire.BYE_SHUTTING_DOWN, wire.SCOPE_SESSION, "stopping")
+                bye, records.Bye(records.BYE_SHUTTING_DOWN, records.SCOPE_SESSION, "stopping")
             )
         self.assertIsInstance(session.closedReason.value, SessionClosed)
 
@@ -628,8 +623,8 @@ class CloseTests(SynchronousTestCase):
         candidate = FakeChannel(1)
         session.attach(candidate, 0)
         session.close()
-        self.assertEqual(len(confirmed.take(wire.Bye)), 1)
-        self.assertEqual(len(candidate.take(wire.Bye)), 1)
+        self.assertEqual(len(confirmed.take(records.Bye)), 1)
+        self.assertEqual(len(candidate.take(records.Bye)), 1)
         self.assertIsNotNone(candidate.closed)
 
 
@@ -651,7 +646,7 @@ class KeyConfirmationTests(SynchronousTestCase):
         self.assertIs(channel.owner, session)
         self.assertEqual(session.channels, {2: channel})
         [request] = channel.take()
-        self.assertIsInstance(request, wire.HeartbeatRequest)
+        self.assertIsInstance(request, records.HeartbeatRequest)
 
     def test_candidateNotScheduled(self) -> None:
         """
@@ -666,12 +661,12 @@ class KeyConfirmationTests(SynchronousTestCase):
         self.assertEqual(candidate.sent, [])
         self.assertEqual(session.liveChannels(), [first])
         session.sendMessage(b"m" * (3 * SIZE))
-        self.assertEqual(len(first.take(wire.Fragment)), 3)
+        self.assertEqual(len(first.take(records.Fragment)), 3)
         self.assertEqual(candidate.sent, [])
         session.recordReceived(candidate, 0, heartbeatRequest(hbID=3))
         self.assertEqual(session.liveChannels(), [first, candidate])
         [response] = candidate.take()
-        self.assertEqual((type(response), response.hbID), (wire.HeartbeatResponse, 3))
+        self.assertEqual((type(response), response.hbID), (records.HeartbeatResponse, 3))
 
     def test_replacesOnlyAfterConfirmation(self) -> None:
         """
@@ -692,10 +687,10 @@ class KeyConfirmationTests(SynchronousTestCase):
         session.recordReceived(new, 0, heartbeatRequest())
         self.assertIs(session.channels[0], new)
         [bye] = old.take()
-        self.assertEqual((bye.code, bye.scope), (wire.BYE_REPLACED, wire.SCOPE_CHANNEL))
+        self.assertEqual((bye.code, bye.scope), (records.BYE_REPLACED, records.SCOPE_CHANNEL))
         self.assertIsNotNone(old.closed)
         self.assertEqual(
-            [bytes(f.payload) for f in new.take(wire.Fragment)], [b"unacknowledged"]
+            [bytes(f.payload) for f in new.take(records.Fragment)], [b"unacknowledged"]
         )
         old.lose()
         self.assertIs(session.channels[0], new)
@@ -880,13 +875,13 @@ class OverChannelsTests(SynchronousTestCase):
         self.successResultOf(sent)
         server = self.server.serverSession()
         self.assertEqual(
-            self.server.serverReceiver.messages, [(server, upstream, wire.KIND_BINARY)]
+            self.server.serverReceiver.messages, [(server, upstream, records.KIND_BINARY)]
         )
-        downstream = server.sendMessage(b"reply", wire.KIND_TEXT)
+        downstream = server.sendMessage(b"reply", records.KIND_TEXT)
         self.network.flush()
         self.successResultOf(downstream)
         self.assertEqual(
-            self.server.clientReceiver.messages, [(self.session, b"reply", wire.KIND_TEXT)]
+            self.server.clientReceiver.messages, [(self.session, b"reply", records.KIND_TEXT)]
         )
 
     def test_heartbeatAnswered(self) -> None:

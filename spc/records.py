@@ -40,6 +40,15 @@ ACK_PROGRESS = 0
 ACK_COMPLETE = 1
 ACK_ABANDONED = 2
 
+# FAK: statuses.
+FILE_PROGRESS = 0
+FILE_COMPLETE = 1
+FILE_RESUME = 2
+FILE_RESTART = 3
+FILE_REFUSED = 4
+FILE_STATUSES = frozenset(range(5))
+MAX_FILE_NAME = 4096
+
 # RKR: reasons.
 REKEY_VOLUME = 1
 REKEY_AGE = 2
@@ -58,6 +67,7 @@ SCOPE_CHANNEL = 0
 SCOPE_SESSION = 1
 
 _U8 = struct.Struct("!B")
+_U16 = struct.Struct("!H")
 
 
 def _encodeFixed(self) -> bytes:
@@ -133,6 +143,19 @@ class Fragment(NamedTuple):
         return cls(msgID, index, count, total, kind, digest, body[FRAGMENT_HEADER_SIZE:])
 
 
+def _encodeRanges(layout: struct.Struct, ranges) -> list[bytes]:
+    if len(ranges) > MAX_ACK_RANGES:
+        raise ValueError("too many ranges for one acknowledgement")
+    return [_U16.pack(len(ranges)), *(layout.pack(*pair) for pair in ranges)]
+
+
+def _decodeRanges(reader: Reader, layout: struct.Struct) -> tuple[tuple[int, int], ...]:
+    (count,) = reader.unpack(_U16)
+    if count > MAX_ACK_RANGES:
+        raise ProtocolError("too many ranges in an acknowledgement")
+    return tuple(reader.unpack(layout) for _ in range(count))
+
+
 class Ack(NamedTuple):
     """
     ACK: which fragments of a message arrived (ranges of indexes), or that
@@ -140,7 +163,7 @@ class Ack(NamedTuple):
     """
 
     TAG = b"ACK:"
-    _FIXED = struct.Struct("!QBH")
+    _FIXED = struct.Struct("!QB")
     _RANGE = struct.Struct("!II")
 
     msgID: int
@@ -148,19 +171,18 @@ class Ack(NamedTuple):
     ranges: tuple[tuple[int, int], ...] = ()
 
     def encode(self) -> bytes:
-        parts = [self.TAG, self._FIXED.pack(self.msgID, self.status, len(self.ranges))]
-        parts.extend(self._RANGE.pack(start, count) for start, count in self.ranges)
-        return b"".join(parts)
+        return b"".join(
+            [self.TAG, self._FIXED.pack(self.msgID, self.status),
+             *_encodeRanges(self._RANGE, self.ranges)]
+        )
 
     @classmethod
     def decode(cls, body: memoryview) -> Ack:
         reader = Reader(body)
-        msgID, status, count = reader.unpack(cls._FIXED)
+        msgID, status = reader.unpack(cls._FIXED)
         if status not in (ACK_PROGRESS, ACK_COMPLETE, ACK_ABANDONED):
             raise ProtocolError(f"unknown ACK status {status}")
-        if count > MAX_ACK_RANGES:
-            raise ProtocolError("too many ACK ranges")
-        ranges = tuple(reader.unpack(cls._RANGE) for _ in range(count))
+        ranges = _decodeRanges(reader, cls._RANGE)
         reader.end()
         return cls(msgID, status, ranges)
 
@@ -320,18 +342,108 @@ class Bye(NamedTuple):
         return cls(code, scope, reason)
 
 
-Record = Union[
-    Fragment,
-    Ack,
-    HeartbeatRequest,
-    HeartbeatResponse,
-    RotationOffer,
-    RotationAck,
-    RotationCommit,
-    RotationAbort,
-    RotationRequest,
-    Bye,
-]
+class FileOffer(NamedTuple):
+    """
+    FIL: a file transfer begins (A12): its id, its size, fixed now, and the
+    sender's name for it (a relative path; the receiver makes it safe).
+    """
+
+    TAG = b"FIL:"
+    _FIXED = struct.Struct("!16sQ")
+
+    transferID: bytes
+    size: int
+    name: str
+
+    def encode(self) -> bytes:
+        return b"".join(
+            (self.TAG, self._FIXED.pack(self.transferID, self.size),
+             sized(self.name.encode("utf-8")))
+        )
+
+    @classmethod
+    def decode(cls, body: memoryview) -> FileOffer:
+        reader = Reader(body)
+        transferID, size = reader.unpack(cls._FIXED)
+        raw = reader.sized(1, MAX_FILE_NAME, "file name")
+        reader.end()
+        try:
+            name = raw.decode("utf-8")
+        except UnicodeDecodeError:
+            raise ProtocolError("file name is not UTF-8") from None
+        return cls(transferID, size, name)
+
+
+class FileData(NamedTuple):
+    """
+    FDT: bytes of a file at an offset (A13).  The whole-file digest in
+    L{FileEnd} vouches for them; C{payload} is a view, not a copy.
+    """
+
+    TAG = b"FDT:"
+    HEADER = struct.Struct("!16sQ")
+
+    transferID: bytes
+    offset: int
+    payload: bytes | memoryview
+
+    def encode(self) -> bytes:
+        return b"".join(
+            (self.TAG, self.HEADER.pack(self.transferID, self.offset), self.payload)
+        )
+
+    @classmethod
+    def decode(cls, body: memoryview) -> FileData:
+        if len(body) < cls.HEADER.size:
+            raise ProtocolError("truncated file data")
+        transferID, offset = cls.HEADER.unpack_from(body)
+        return cls(transferID, offset, body[cls.HEADER.size :])
+
+
+@_fixedLayout("!16s32s")
+class FileEnd(NamedTuple):
+    """
+    FEN: every byte of the file was handed out; its SHA-256, computed while
+    reading, covers the whole file as this attempt read it.
+    """
+
+    TAG = b"FEN:"
+
+    transferID: bytes
+    digest: bytes
+
+
+class FileAck(NamedTuple):
+    """
+    FAK: the receiver's word on a transfer: byte ranges written (progress)
+    or already held (the answer to an offer), stored, restart, or refused.
+    """
+
+    TAG = b"FAK:"
+    _FIXED = struct.Struct("!16sB")
+    _RANGE = struct.Struct("!QQ")
+
+    transferID: bytes
+    status: int
+    ranges: tuple[tuple[int, int], ...] = ()
+
+    def encode(self) -> bytes:
+        return b"".join(
+            [self.TAG, self._FIXED.pack(self.transferID, self.status),
+             *_encodeRanges(self._RANGE, self.ranges)]
+        )
+
+    @classmethod
+    def decode(cls, body: memoryview) -> FileAck:
+        reader = Reader(body)
+        transferID, status = reader.unpack(cls._FIXED)
+        if status not in FILE_STATUSES:
+            raise ProtocolError(f"unknown file status {status}")
+        ranges = _decodeRanges(reader, cls._RANGE)
+        reader.end()
+        return cls(transferID, status, ranges)
+
+
 RECORD_TYPES: tuple[type, ...] = (
     Fragment,
     Ack,
@@ -343,7 +455,12 @@ RECORD_TYPES: tuple[type, ...] = (
     RotationAbort,
     RotationRequest,
     Bye,
+    FileOffer,
+    FileData,
+    FileEnd,
+    FileAck,
 )
+Record = Union[RECORD_TYPES]
 _RECORD_DECODERS = {kind.TAG: kind.decode for kind in RECORD_TYPES}
 
 

@@ -3,6 +3,8 @@ Tests for L{spc.records}: every inner record round-trips, and no input at
 all makes the record decoder raise anything but L{ProtocolError}.
 """
 
+import struct
+
 from hypothesis import given, settings, strategies as st
 from twisted.trial import unittest
 
@@ -39,6 +41,22 @@ innerRecords = st.one_of(
     st.builds(records.RotationOffer, u32, fixed(32), fixed(wire.EXCHANGE_RSA_OUTPUT_SIZE)),
     st.builds(records.RotationAck, u32, fixed(32), fixed(32)),
     st.builds(records.RotationCommit, u32),
+    st.builds(
+        records.FileOffer,
+        fixed(16),
+        u64,
+        st.text(min_size=1, max_size=200).filter(
+            lambda name: 0 < len(name.encode("utf-8")) <= records.MAX_FILE_NAME
+        ),
+    ),
+    st.builds(records.FileData, fixed(16), u64, st.binary(max_size=300)),
+    st.builds(records.FileEnd, fixed(16), fixed(32)),
+    st.builds(
+        records.FileAck,
+        fixed(16),
+        st.sampled_from(sorted(records.FILE_STATUSES)),
+        st.lists(st.tuples(u64, u64), max_size=records.MAX_ACK_RANGES).map(tuple),
+    ),
     st.builds(records.RotationAbort, u32, u8),
     st.builds(records.RotationRequest, st.sampled_from([records.REKEY_VOLUME, records.REKEY_AGE])),
     st.builds(
@@ -92,7 +110,7 @@ class StrictnessTests(unittest.TestCase):
         An ACK with more ranges than allowed is refused on its count, before
         the ranges are read.
         """
-        body = b"ACK:" + records.Ack._FIXED.pack(1, 0, records.MAX_ACK_RANGES + 1)
+        body = b"ACK:" + struct.pack("!QBH", 1, 0, records.MAX_ACK_RANGES + 1)
         self.assertRefused(records.decodeRecord, body)
 
     def test_unknownValues(self):
@@ -103,11 +121,30 @@ class StrictnessTests(unittest.TestCase):
         self.assertRefused(records.decodeRecord, b"XYZ:")
         fragment = records.Fragment(1, 0, 1, 1, records.KIND_TEXT, bytes(32), b"x").encode()
         self.assertRefused(records.decodeRecord, fragment[:28] + b"\x07" + fragment[29:])
-        self.assertRefused(records.decodeRecord, b"ACK:" + records.Ack._FIXED.pack(1, 3, 0))
+        self.assertRefused(records.decodeRecord, b"ACK:" + struct.pack("!QBH", 1, 3, 0))
         self.assertRefused(wire.decodeHandshake, b"\x01\x0f\x09")
         self.assertRefused(records.decodeRecord, b"BYE:\x00\x08\x00\x00")
         self.assertRefused(records.decodeRecord, b"RKR:\x03")
         self.assertRefused(records.decodeRecord, b"BYE:\x00\x00\x00\x01\xff")
+
+    def test_fileRecords(self):
+        """
+        File records refuse empty or non-UTF-8 names, unknown statuses, too
+        many ranges and short bodies.
+        """
+        self.assertRefused(records.decodeRecord, b"FIL:" + bytes(24) + b"\x00\x00")
+        self.assertRefused(records.decodeRecord, b"FIL:" + bytes(24) + b"\x00\x01\xff")
+        self.assertRefused(records.decodeRecord, b"FAK:" + bytes(16) + b"\x09\x00\x00")
+        self.assertRefused(
+            records.decodeRecord,
+            b"FAK:" + bytes(16) + b"\x00" + struct.pack("!H", records.MAX_ACK_RANGES + 1),
+        )
+        self.assertRefused(records.decodeRecord, b"FDT:" + bytes(23))
+        self.assertRefused(records.decodeRecord, b"FEN:" + bytes(47))
+        self.assertRaises(
+            ValueError,
+            records.FileAck(bytes(16), 0, ((0, 1),) * (records.MAX_ACK_RANGES + 1)).encode,
+        )
 
     def test_fragmentIndex(self):
         """

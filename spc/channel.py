@@ -16,6 +16,7 @@ creates is the business of the L{ChannelOwner} it reports to.
 
 from __future__ import annotations
 
+import socket
 from typing import Callable, Protocol
 
 from twisted.internet import protocol
@@ -41,6 +42,9 @@ __all__ = [
 
 DEFAULT_HANDSHAKE_TIMEOUT = 10.0
 DEFAULT_REPLY_TIMEOUT = 3.0
+SEND_BUFFER = 256 * 1024
+NOTSENT_LOWAT = 128 * 1024
+_TCP_NOTSENT_LOWAT = getattr(socket, "TCP_NOTSENT_LOWAT", 25)
 
 
 class Framer:
@@ -114,6 +118,11 @@ class ChannelOwner(Protocol):
     def channelLost(self, channel: ChannelProtocol, reason: str) -> None:
         ...
 
+    def channelWritable(self, channel: ChannelProtocol) -> None:
+        """
+        The connection's send buffer drained: it can take more data.
+        """
+
 
 class ChannelProtocol(protocol.Protocol):
     """
@@ -124,6 +133,8 @@ class ChannelProtocol(protocol.Protocol):
     @ivar records: the record layer, from F3 on.
     @ivar result: what the handshake established.
     @ivar dead: set first thing on any fatal error.
+    @ivar writePaused: whether the transport asked for a pause: the
+        scheduler gives this connection no data until it resumes.
     """
 
     log = Logger()
@@ -150,6 +161,7 @@ class ChannelProtocol(protocol.Protocol):
         self.records: RecordLayer | None = None
         self.result: ServerResult | ClientResult | None = None
         self.dead = False
+        self.writePaused = False
         self._lostReason = "connection closed"
         self._lostWaiters: list[Deferred] = []
         self._connected = False
@@ -158,11 +170,42 @@ class ChannelProtocol(protocol.Protocol):
 
     def connectionMade(self) -> None:
         self._connected = True
+        self._limitBuffering()
+        self.transport.registerProducer(self, True)
         self._timer = self._clock.callLater(self._handshakeTimeout, self._timedOut)
         self._handshake = self._makeHandshake(self)
         if self.isServer:
             self._replyTimer = self._clock.callLater(self._replyTimeout, self._timedOut)
             self._handshake.start()
+
+    def _limitBuffering(self) -> None:
+        """
+        Keep unsent data short-lived (amendment A10): Twisted pauses this
+        connection as a producer once C{SEND_BUFFER} bytes wait in user
+        space, and on Linux the kernel keeps at most C{NOTSENT_LOWAT}
+        unsent bytes, so a slow channel is noticed at once and the
+        scheduler gives fragments to the others.
+        """
+        self.transport.bufferSize = SEND_BUFFER
+        handle = getattr(self.transport, "getHandle", lambda: None)()
+        if hasattr(handle, "setsockopt"):
+            try:
+                handle.setsockopt(socket.IPPROTO_TCP, _TCP_NOTSENT_LOWAT, NOTSENT_LOWAT)
+            except OSError:
+                pass
+
+    # IPushProducer: the transport says when it can take more.
+
+    def pauseProducing(self) -> None:
+        self.writePaused = True
+
+    def resumeProducing(self) -> None:
+        self.writePaused = False
+        if self.records is not None and not self.dead:
+            self.owner.channelWritable(self)
+
+    def stopProducing(self) -> None:
+        self.writePaused = True
 
     def dataReceived(self, data: bytes) -> None:
         if self.dead:

@@ -8,20 +8,22 @@ others join it.
 
 from __future__ import annotations
 
-from typing import Sequence
+from typing import Callable, Sequence
 
+from twisted.application.internet import backoffPolicy
 from twisted.internet import protocol
 from twisted.internet.defer import Deferred, DeferredList, inlineCallbacks
-from twisted.internet.interfaces import IStreamClientEndpoint
+from twisted.internet.interfaces import IDelayedCall, IStreamClientEndpoint
 from twisted.logger import Logger
 
 from spc import asymmetric
 from spc.channel import DEFAULT_HANDSHAKE_TIMEOUT, ChannelProtocol
 from spc.clienthandshake import ClientHandshake
 from spc.errors import SPCError
+from spc.filestore import FileStore
 from spc.handshake import ClientResult, channelSpecs
 from spc.identity import Identity, publicKeyDER
-from spc.session import IMessageReceiver, Session
+from spc.session import DEFAULT_LINGER, IMessageReceiver, Session
 from spc.suites import Suite
 
 __all__ = ["ClientSessionFactory", "connect"]
@@ -49,6 +51,9 @@ class _Connector:
     def channelLost(self, channel: ChannelProtocol, reason: str) -> None:
         if not self.done.called:
             self.done.errback(SPCError(f"connection lost: {reason}"))
+
+    def channelWritable(self, channel: ChannelProtocol) -> None:
+        pass
 
 
 class _ClientChannelFactory(protocol.Factory):
@@ -84,6 +89,10 @@ class ClientSessionFactory:
         receiver: IMessageReceiver | None = None,
         suites: Sequence[Suite | None] | None = None,
         handshakeTimeout: float = DEFAULT_HANDSHAKE_TIMEOUT,
+        files: FileStore | None = None,
+        transferSecret: bytes | None = None,
+        linger: float = DEFAULT_LINGER,
+        retryPolicy: Callable[[int], float] | None = None,
     ) -> None:
         self.reactor = reactor
         self.endpoints = list(endpoints)
@@ -96,6 +105,12 @@ class ClientSessionFactory:
         self.exchangeKey = asymmetric.generateExchangeKey()
         self.exchangeKeyDER = publicKeyDER(self.exchangeKey.public_key())
         self.session: Session | None = None
+        self._files = files
+        self._transferSecret = transferSecret
+        self._linger = linger
+        self._retryPolicy = retryPolicy or backoffPolicy(initialDelay=0.5, maxDelay=8.0)
+        self._retries: dict[int, int] = {}
+        self._pendingRetries: dict[int, IDelayedCall] = {}
 
     def openChannel(self, index: int) -> Deferred:
         """
@@ -145,9 +160,54 @@ class ClientSessionFactory:
                 self.reactor,
                 exchangeKeyDER=self.exchangeKeyDER,
                 serverKey=result.serverKey,
+                files=self._files,
+                transferSecret=self._transferSecret,
+                linger=self._linger,
             )
+            self.session.onChannelLost.append(self.reconnectLater)
+            self.session.onEnd.append(self._sessionEnded)
+        self._retries.pop(result.keys.channel, None)
         self.session.attach(channel, result.epoch)
         return channel
+
+    # Reconnection: a dead channel is joined again, with backoff, for as
+    # long as the session lives (the server keeps it for a while after its
+    # last channel dropped, so transfers resume).
+
+    def reconnectLater(self, index: int) -> None:
+        """
+        Join channel C{index} again after the backoff delay for its number
+        of failed attempts.
+        """
+        session = self.session
+        if session is None or session.closedReason is not None:
+            return
+        if index in self._pendingRetries:
+            return
+        attempt = self._retries.get(index, 0)
+        self._retries[index] = attempt + 1
+        delay = self._retryPolicy(attempt)
+        self.log.info("Rejoining channel {index} in {delay:.1f} s", index=index, delay=delay)
+        self._pendingRetries[index] = self.reactor.callLater(delay, self._reconnect, index)
+
+    def _reconnect(self, index: int) -> None:
+        del self._pendingRetries[index]
+        session = self.session
+        if session.closedReason is not None or index in session.channels:
+            return
+        self.openChannel(index).addErrback(self._rejoinFailed, index)
+
+    def _rejoinFailed(self, failure, index: int) -> None:
+        self.log.info(
+            "Channel {index} could not rejoin: {error}", index=index, error=failure.value
+        )
+        self.reconnectLater(index)
+
+    def _sessionEnded(self, session: Session) -> None:
+        pending, self._pendingRetries = self._pendingRetries, {}
+        for call in pending.values():
+            if call.active():
+                call.cancel()
 
 
 @inlineCallbacks
@@ -162,8 +222,10 @@ def connect(reactor, endpoints, identity, trust, hostPort, **options):
     @param hostPort: the name the server key is pinned under
         (C{"host:first-port"}).
     @param options: C{receiver} (an L{IMessageReceiver} for what the
-        server sends), C{suites} and C{handshakeTimeout}, as
-        L{ClientSessionFactory} takes them.
+        server sends), C{files} (a L{FileStore} for the files it sends),
+        C{suites}, C{handshakeTimeout}, C{transferSecret} (keeps file
+        transfer ids stable across runs, so they resume), C{linger} and
+        C{retryPolicy}, as L{ClientSessionFactory} takes them.
     @return: a Deferred firing with the L{Session} once the first channel
         is up and every other channel joined or failed once.
     """
@@ -176,4 +238,5 @@ def connect(reactor, endpoints, identity, trust, hostPort, **options):
             factory.log.warn(
                 "Channel {index} could not join: {error}", index=index, error=value.value
             )
+            factory.reconnectLater(index)
     return factory.session

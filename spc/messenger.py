@@ -1,45 +1,37 @@
 # -*- test-case-name: tests.test_messenger -*-
 """
-The MultiChannelMessenger: messages out as fragments over a session's
-channels, fragments in as whole messages, each acknowledged once delivered.
+The MultiChannelMessenger: what a session sends, fragment by fragment, over
+whichever of its channels has room, and what it receives, gathered back into
+whole messages.
 
-Sending, every fragment is kept until the peer's C{ACK:} says its message
-was delivered, so the Deferred returned by L{MultiChannelMessenger.send}
-fires only when the peer has the message (for the daemon: stored).
-Receiving, fragments are gathered per message id, checked against the
-message digest, and delivered in message-id order, exactly once; duplicates
-are dropped and acknowledged again.  Every size the peer declares is checked
-against the session's limits before anything is allocated.
-
-The messenger knows the session only through L{FragmentSink}: which
-channels are live, and how to send a record on one.
+Sending is pull-based.  Messages and files are I{sources} that make their
+next record only when asked, and L{MultiChannelMessenger.pump} asks only
+while some channel can take data (its transport has not paused it, A6/A10)
+and the bytes awaiting acknowledgement stay within the send window.  Every
+record handed out is kept until the peer acknowledges it; when a channel
+dies, what it carried and nobody acknowledged goes out again on the others.
+So a slow channel never sets the pace, memory stays bounded whatever the
+size of a file, and nothing is lost with a path.
 """
 
 from __future__ import annotations
 
-import hashlib
-import hmac
 from collections import deque
-from typing import Callable, Protocol
+from typing import Callable, Hashable, Protocol
 
-from twisted.internet.defer import Deferred, fail, maybeDeferred
+from twisted.internet.defer import Deferred, fail
+from twisted.internet.interfaces import IReactorTime
 from twisted.logger import Logger
 from twisted.python.failure import Failure
 
 from spc import records, wire
-from spc.errors import MessageAbandoned, ProtocolError, ResourceLimitExceeded
+from spc.errors import MessageAbandoned
+from spc.reassembly import Budget, Reassembler
 
-__all__ = ["FragmentSink", "MultiChannelMessenger", "messageDigest"]
+__all__ = ["FragmentSink", "MultiChannelMessenger", "Source", "YIELD", "SEND_WINDOW"]
 
-
-def messageDigest(kind: int, data: bytes) -> bytes:
-    """
-    The digest every fragment of a message carries: it binds the kind and
-    length too, so a fragment cannot be moved into another message.
-    """
-    return hashlib.sha256(
-        bytes((kind,)) + len(data).to_bytes(8, "big") + data
-    ).digest()
+SEND_WINDOW = 16 * 1024 * 1024
+YIELD = object()
 
 
 class FragmentSink(Protocol):
@@ -47,46 +39,55 @@ class FragmentSink(Protocol):
     The session, as the messenger sees it.
     """
 
-    def liveChannels(self) -> list:
-        ...
+    def writableChannel(self):
+        """
+        @return: a live channel whose transport can take data now, or
+            C{None}.
+        """
 
     def sendOn(self, channel, record: bytes) -> None:
         ...
 
-    def protocolError(self, reason: str) -> None:
+    def sendControl(self, record: bytes) -> None:
         """
-        The peer broke a session-wide rule; end the session.
+        Send a small control record on any live channel.
         """
 
 
-class _Outgoing:
-    __slots__ = ("msgID", "fragments", "deferred", "digest")
+class Source(Protocol):
+    """
+    Something with records to send: a message or a file.
+    """
 
-    def __init__(
-        self, msgID: int, fragments: list[bytes], deferred: Deferred, digest: bytes
-    ) -> None:
-        self.digest = digest
+    def nextRecord(self):
+        """
+        @return: C{(key, record)}, or C{None} when it has nothing to send
+            now, or L{YIELD} when it worked long enough and wants to be
+            asked again on a later turn of the reactor.
+        """
+
+
+class _Message:
+    """
+    A message being sent, until the peer confirms or abandons it.
+    """
+
+    __slots__ = ("msgID", "data", "kind", "digest", "count", "deferred")
+
+    def __init__(self, msgID: int, data: bytes, kind: int, size: int, deferred: Deferred):
         self.msgID = msgID
-        self.fragments = fragments
+        self.data = memoryview(data)
+        self.kind = kind
+        self.digest = records.messageDigest(kind, data)
+        self.count = max(1, -(-len(data) // size))
         self.deferred = deferred
-
-
-class _Incoming:
-    __slots__ = ("header", "parts", "received", "complete")
-
-    def __init__(self, header: tuple) -> None:
-        self.header = header
-        self.parts: dict[int, bytes] = {}
-        self.received = 0
-        self.complete: bytes | None = None
 
 
 class MultiChannelMessenger:
     """
-    One per session and direction pair.
+    One per session.
 
-    @ivar deliver: called with C{(data, kind)} for each message, in order;
-        may return a Deferred, and the message is acknowledged when it fires.
+    @ivar reassembler: the receiving half.
     """
 
     log = Logger()
@@ -96,19 +97,27 @@ class MultiChannelMessenger:
         sink: FragmentSink,
         params: wire.Params,
         deliver: Callable[[bytes, int], object],
+        clock: IReactorTime,
+        budget: Budget | None = None,
+        window: int = SEND_WINDOW,
     ) -> None:
         self._sink = sink
         self._params = params
-        self.deliver = deliver
+        self._clock = clock
+        self._window = window
+        self.reassembler = Reassembler(params, deliver, sink.sendControl, clock, budget)
         self._nextID = 0
-        self._outgoing: dict[int, _Outgoing] = {}
-        self._incoming: dict[int, _Incoming] = {}
-        self._nextDelivery = 0
-        self._delivering = False
+        self._messages: dict[int, _Message] = {}
+        self._files: dict[bytes, object] = {}
+        self._waiting: deque[tuple[bytes, int, Deferred]] = deque()
+        self._sources: deque[Source] = deque()
+        self._unacked: dict[Hashable, bytes] = {}
+        self._unackedBytes = 0
+        self._sentOn: dict[Hashable, object] = {}
+        self._retransmit: deque[Hashable] = deque()
         self._closed: Failure | None = None
-        self._turn = 0
-        self._reserved = 0
-        self._waiting: deque = deque()
+        self._pumping = False
+        self._pumpLater = None
 
     @property
     def nextSendID(self) -> int:
@@ -122,9 +131,9 @@ class MultiChannelMessenger:
         """
         The lowest message id not yet delivered here.
         """
-        return self._nextDelivery
+        return self.reassembler.nextDeliveryID
 
-    # Sending.
+    # Sending messages.
 
     def send(self, data: bytes, kind: int = records.KIND_BINARY) -> Deferred:
         """
@@ -136,147 +145,224 @@ class MultiChannelMessenger:
         """
         if self._closed is not None:
             return fail(self._closed)
-        params = self._params
-        if len(data) > params.maxMessageSize:
+        if len(data) > self._params.maxMessageSize:
             raise ValueError("message larger than the session allows")
-        deferred = Deferred()
-        self._waiting.append((bytes(data), kind, deferred))
+        deferred: Deferred = Deferred()
+        self._waiting.append((data, kind, deferred))
         self._startWaiting()
         return deferred
 
     def _startWaiting(self) -> None:
-        while self._waiting and len(self._outgoing) < self._params.maxInflightMessages:
+        while self._waiting and len(self._messages) < self._params.maxInflightMessages:
             data, kind, deferred = self._waiting.popleft()
-            self._start(data, kind, deferred)
-
-    def _start(self, data: bytes, kind: int, deferred: Deferred) -> None:
-        params = self._params
-        msgID = self._nextID
-        self._nextID += 1
-        digest = messageDigest(kind, data)
-        size = params.fragmentSize
-        count = max(1, -(-len(data) // size))
-        view = memoryview(data)
-        fragments = [
-            records.Fragment(
-                msgID, index, count, len(data), kind, digest,
-                view[index * size : (index + 1) * size],
-            ).encode()
-            for index in range(count)
-        ]
-        self._outgoing[msgID] = _Outgoing(msgID, fragments, deferred, digest)
-        for fragment in fragments:
-            self._sendFragment(fragment)
-
-    def _sendFragment(self, record: bytes) -> None:
-        channels = self._sink.liveChannels()
-        if not channels:
-            return
-        self._turn = (self._turn + 1) % len(channels)
-        self._sink.sendOn(channels[self._turn], record)
+            message = _Message(self._nextID, data, kind, self._params.fragmentSize, deferred)
+            self._nextID += 1
+            self._messages[message.msgID] = message
+            self.addSource(_MessageSource(message, self._params.fragmentSize))
+        self.pump()
 
     def ackReceived(self, ack: records.Ack) -> None:
-        outgoing = self._outgoing.get(ack.msgID)
-        if outgoing is None or ack.status == records.ACK_PROGRESS:
+        message = self._messages.get(ack.msgID)
+        if message is None:
             return
-        del self._outgoing[ack.msgID]
+        if ack.status == records.ACK_PROGRESS:
+            for start, count in ack.ranges:
+                for index in range(start, min(start + count, message.count)):
+                    self.acknowledge(("m", ack.msgID, index))
+            return
+        del self._messages[ack.msgID]
+        for index in range(message.count):
+            self.acknowledge(("m", ack.msgID, index))
         if ack.status == records.ACK_COMPLETE:
-            outgoing.deferred.callback(outgoing.digest)
+            message.deferred.callback(message.digest)
         else:
-            outgoing.deferred.errback(MessageAbandoned(f"message {ack.msgID}"))
+            message.deferred.errback(MessageAbandoned(f"message {ack.msgID}"))
         self._startWaiting()
+
+    # The scheduler.
+
+    def addSource(self, source: Source) -> None:
+        """
+        Start taking records from C{source}.
+        """
+        self._sources.append(source)
+        self.pump()
+
+    def acknowledge(self, key: Hashable) -> bool:
+        """
+        The peer has what C{key} carried: forget it.
+
+        @return: whether C{key} was still awaiting acknowledgement.
+        """
+        record = self._unacked.pop(key, None)
+        if record is None:
+            return False
+        self._unackedBytes -= len(record)
+        self._sentOn.pop(key, None)
+        self.pump()
+        return True
+
+    # Sending files.
+
+    def sendFile(self, sender) -> Deferred:
+        """
+        Start sending a file.
+
+        @param sender: a L{spc.transfer.FileSender}.
+        @return: its Deferred.
+        """
+        if self._closed is not None:
+            sender.sessionEnded(self._closed)
+            return sender.deferred
+        sender.messenger = self
+        self._files[sender.transferID] = sender
+        self.addSource(sender)
+        return sender.deferred
+
+    def fileAckReceived(self, ack: records.FileAck) -> None:
+        sender = self._files.get(ack.transferID)
+        if sender is not None:
+            sender.ackReceived(ack)
+
+    def senderDone(self, sender) -> None:
+        self._files.pop(sender.transferID, None)
+
+    def renameSender(self, sender, previous: bytes) -> None:
+        """
+        A restarted file goes on under a new transfer id.
+        """
+        self._files.pop(previous, None)
+        self._files[sender.transferID] = sender
+
+    def pump(self) -> None:
+        """
+        Hand records to channels while one can take them: retransmissions
+        first, then new records while the send window allows.
+        """
+        if self._pumping or self._closed is not None:
+            return
+        self._pumping = True
+        try:
+            while True:
+                channel = self._sink.writableChannel()
+                if channel is None:
+                    return
+                key = self._nextKey()
+                if key is None:
+                    return
+                self._sentOn[key] = channel
+                self._sink.sendOn(channel, self._unacked[key])
+        finally:
+            self._pumping = False
+
+    def _nextKey(self):
+        while self._retransmit:
+            key = self._retransmit.popleft()
+            if key in self._unacked:
+                return key
+        while self._sources and self._unackedBytes < self._window:
+            source = self._sources[0]
+            produced = source.nextRecord()
+            if produced is YIELD:
+                self._sources.rotate(-1)
+                self._pumpSoon()
+                return None
+            if produced is None:
+                self._sources.popleft()
+                continue
+            key, record = produced
+            self._sources.rotate(-1)
+            self._unacked[key] = record
+            self._unackedBytes += len(record)
+            return key
+        return None
+
+    def _pumpSoon(self) -> None:
+        if self._pumpLater is None:
+            self._pumpLater = self._clock.callLater(0, self._pumpNow)
+
+    def _pumpNow(self) -> None:
+        self._pumpLater = None
+        self.pump()
+
+    def channelDied(self, channel) -> None:
+        """
+        What C{channel} carried and nobody acknowledged goes out again.
+        """
+        lost = [key for key, on in self._sentOn.items() if on is channel]
+        for key in lost:
+            del self._sentOn[key]
+        self._retransmit.extend(lost)
+        self.pump()
 
     def resendAll(self) -> None:
         """
-        Send every unacknowledged fragment again on the live channels: a
-        channel died, and what it carried may be lost.
+        Send again everything unacknowledged that is not on its way on a
+        live channel: nothing could be sent, or a connection was replaced.
         """
-        for outgoing in list(self._outgoing.values()):
-            for fragment in outgoing.fragments:
-                self._sendFragment(fragment)
+        pending = set(self._retransmit)
+        self._retransmit.extend(
+            key for key in self._unacked if key not in self._sentOn and key not in pending
+        )
+        self.pump()
 
     def failAll(self, reason: Failure) -> None:
         """
         The session is over: every outstanding send fails with C{reason}.
         """
         self._closed = reason
-        outgoing, self._outgoing = self._outgoing, {}
+        if self._pumpLater is not None and self._pumpLater.active():
+            self._pumpLater.cancel()
+        self._pumpLater = None
+        messages, self._messages = self._messages, {}
         waiting, self._waiting = self._waiting, deque()
-        for pending in outgoing.values():
-            pending.deferred.errback(reason)
+        sources, self._sources = self._sources, deque()
+        files, self._files = self._files, {}
+        self._unacked.clear()
+        self._sentOn.clear()
+        self._retransmit.clear()
+        self._unackedBytes = 0
+        for message in messages.values():
+            message.deferred.errback(reason)
         for _, _, deferred in waiting:
             deferred.errback(reason)
-        self._incoming.clear()
-        self._reserved = 0
+        for sender in files.values():
+            sender.sessionEnded(reason)
+        self.reassembler.close()
 
     # Receiving.
 
     def fragmentReceived(self, fragment: records.Fragment) -> None:
-        msgID = fragment.msgID
-        if msgID < self._nextDelivery:
-            self._acknowledge(msgID, records.ACK_COMPLETE)
-            return
-        params = self._params
-        if msgID >= self._nextDelivery + params.maxInflightMessages:
-            raise ResourceLimitExceeded("message id beyond the in-flight window")
-        size = params.fragmentSize
-        expectedCount = max(1, -(-fragment.totalLength // size))
-        if fragment.totalLength > params.maxMessageSize:
-            raise ResourceLimitExceeded("message larger than the session allows")
-        if fragment.count != expectedCount:
-            raise ProtocolError("fragment count does not match the message size")
-        last = fragment.index == fragment.count - 1
-        expectedLength = fragment.totalLength - size * (fragment.count - 1) if last else size
-        if len(fragment.payload) != expectedLength:
-            raise ProtocolError("fragment payload of the wrong length")
-        header = (fragment.count, fragment.totalLength, fragment.kind, fragment.digest)
-        incoming = self._incoming.get(msgID)
-        if incoming is None:
-            if self._reserved + fragment.totalLength > params.reassemblyBudget:
-                raise ResourceLimitExceeded("reassembly budget exceeded")
-            self._reserved += fragment.totalLength
-            incoming = self._incoming[msgID] = _Incoming(header)
-        elif incoming.header != header:
-            raise ProtocolError("fragments of one message disagree")
-        if incoming.complete is not None or fragment.index in incoming.parts:
-            return
-        incoming.parts[fragment.index] = bytes(fragment.payload)
-        incoming.received += 1
-        if incoming.received == fragment.count:
-            data = b"".join(incoming.parts[i] for i in range(fragment.count))
-            incoming.parts.clear()
-            if not hmac.compare_digest(messageDigest(fragment.kind, data), fragment.digest):
-                raise ProtocolError("message digest mismatch")
-            incoming.complete = data
-            self._deliverReady()
+        self.reassembler.fragmentReceived(fragment)
 
-    def _deliverReady(self) -> None:
-        if self._delivering:
-            return
-        incoming = self._incoming.get(self._nextDelivery)
-        if incoming is None or incoming.complete is None:
-            return
-        msgID = self._nextDelivery
-        self._delivering = True
-        result = maybeDeferred(self.deliver, incoming.complete, incoming.header[2])
-        result.addCallbacks(
-            lambda _: self._delivered(msgID, records.ACK_COMPLETE),
-            lambda failure: self._delivered(msgID, records.ACK_ABANDONED, failure),
-        )
 
-    def _delivered(self, msgID: int, status: int, failure: Failure | None = None) -> None:
-        if failure is not None:
-            self.log.failure("Delivering message {msgID} failed", failure, msgID=msgID)
-        self._delivering = False
-        done = self._incoming.pop(msgID, None)
-        if done is not None:
-            self._reserved -= done.header[1]
-        self._nextDelivery = msgID + 1
-        if self._closed is None:
-            self._acknowledge(msgID, status)
-            self._deliverReady()
+class _MessageSource:
+    """
+    Hands out a message's fragments, encoding each only when a channel can
+    take it.
+    """
 
-    def _acknowledge(self, msgID: int, status: int) -> None:
-        channels = self._sink.liveChannels()
-        if channels:
-            self._sink.sendOn(channels[0], records.Ack(msgID, status).encode())
+    __slots__ = ("_message", "_size", "_next")
+
+    def __init__(self, message: _Message, size: int) -> None:
+        self._message = message
+        self._size = size
+        self._next = 0
+
+    def nextRecord(self):
+        message = self._message
+        index = self._next
+        if index >= message.count or message.deferred.called:
+            return None
+        self._next = index + 1
+        size = self._size
+        record = records.Fragment(
+            message.msgID,
+            index,
+            message.count,
+            len(message.data),
+            message.kind,
+            message.digest,
+            message.data[index * size : (index + 1) * size],
+        ).encode()
+        return ("m", message.msgID, index), record

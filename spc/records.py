@@ -11,6 +11,7 @@ L{ProtocolError}.  The byte-by-byte description is C{docs/protocol.rst}.
 
 from __future__ import annotations
 
+import hashlib
 import struct
 from typing import NamedTuple, Union
 
@@ -99,6 +100,16 @@ def _fixedLayout(layout: str):
 # Inner records: a 4-byte ASCII tag, then the body.  They are only ever
 # decoded after authentication; strictness here catches bugs in honest
 # peers and keeps a compromised one inside the limits.
+
+
+def messageDigest(kind: int, data: bytes) -> bytes:
+    """
+    The digest every fragment of a message carries: it binds the kind and
+    length too, so a fragment cannot be moved into another message.
+    """
+    digest = hashlib.sha256(bytes((kind,)) + len(data).to_bytes(8, "big"))
+    digest.update(data)
+    return digest.digest()
 
 
 class Fragment(NamedTuple):

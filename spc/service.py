@@ -27,8 +27,10 @@ from spc import records, wire
 from spc.channel import DEFAULT_HANDSHAKE_TIMEOUT, ChannelProtocol
 from spc.errors import SPCError
 from spc.handshake import ChannelSpec, JoinTarget, ServerResult, channelSpecs
+from spc.filestore import FileStore
 from spc.identity import Identity, fingerprintsEqual
 from spc.serverhandshake import ServerHandshake
+from spc.reassembly import Budget
 from spc.session import IMessageReceiver, Session
 from spc.suites import Suite
 
@@ -172,6 +174,7 @@ class SessionDirectory:
         limits: Limits | None = None,
         handshakeTimeout: float = DEFAULT_HANDSHAKE_TIMEOUT,
         linger: float = 60.0,
+        files: FileStore | None = None,
     ) -> None:
         self.clock = clock
         self.hostIdentity = hostIdentity
@@ -182,6 +185,8 @@ class SessionDirectory:
         self.limits = limits or Limits()
         self.handshakeTimeout = handshakeTimeout
         self.linger = linger
+        self.files = files
+        self.budget = Budget()
         self.sessions: dict[bytes, Session] = {}
         self._pending: dict[ChannelProtocol, str] = {}
         self._pendingBySource: dict[str, int] = defaultdict(int)
@@ -293,6 +298,8 @@ class SessionDirectory:
                 self.clock,
                 linger=self.linger,
                 exchangeKeyDER=result.exchangeKeyDER,
+                files=self.files,
+                budget=self.budget,
             )
             self._admitSession(session)
         else:
@@ -334,6 +341,9 @@ class SessionDirectory:
 
     def channelLost(self, channel: ChannelProtocol, reason: str) -> None:
         self._forgetPending(channel)
+
+    def channelWritable(self, channel: ChannelProtocol) -> None:
+        pass
 
 
 class _BusyProtocol(protocol.Protocol):
@@ -404,6 +414,7 @@ class ServerService(MultiService):
         params: wire.Params = wire.Params(),
         limits: Limits | None = None,
         handshakeTimeout: float = DEFAULT_HANDSHAKE_TIMEOUT,
+        files: FileStore | None = None,
     ) -> None:
         super().__init__()
         self.setName("spc")
@@ -416,6 +427,7 @@ class ServerService(MultiService):
             params=params,
             limits=limits,
             handshakeTimeout=handshakeTimeout,
+            files=files,
         )
         self.endpointServices = []
         for spec, endpoint in zip(channelSpecs(len(endpoints), suites), endpoints):

@@ -11,6 +11,7 @@ when a channel dies its unacknowledged fragments go out again on the others.
 
 from __future__ import annotations
 
+import os
 from typing import Callable
 
 from twisted.internet.defer import Deferred, DeferredList, succeed
@@ -22,10 +23,13 @@ from zope.interface import Interface
 from spc import records, wire
 from spc.channel import ChannelProtocol
 from spc.errors import ProtocolError, ResourceLimitExceeded, SessionClosed, SPCError
+from spc.filestore import FileStore
 from spc.handshake import JoinTicket
 from spc.messenger import MultiChannelMessenger
+from spc.reassembly import Budget
+from spc.transfer import FileSender, IncomingFiles
 
-__all__ = ["IMessageReceiver", "Session", "SessionClosed"]
+__all__ = ["IFileReceiver", "IMessageReceiver", "Session", "SessionClosed"]
 
 DEFAULT_LINGER = 60.0
 CLOSE_TIMEOUT = 5.0
@@ -47,6 +51,21 @@ class IMessageReceiver(Interface):
         @return: C{None}, or a Deferred; the sender is told the message was
             delivered only when it fires, and that it was abandoned if it
             fails.
+        """
+
+
+class IFileReceiver(Interface):
+    """
+    Optional: what an application implements to hear of stored files.  The
+    files themselves go to the L{spc.filestore.FileStore} the session was
+    given; without one, offered files are refused.
+    """
+
+    def fileReceived(session, name, path, size):
+        """
+        A file arrived, verified, and is stored at C{path}.
+
+        @param name: the sender's name for it (a relative path).
         """
 
 
@@ -77,6 +96,9 @@ class Session:
         linger: float = DEFAULT_LINGER,
         exchangeKeyDER: bytes = b"",
         serverKey: bytes = b"",
+        files: FileStore | None = None,
+        budget: Budget | None = None,
+        transferSecret: bytes | None = None,
     ) -> None:
         self.id = sessionID
         self.isServer = isServer
@@ -91,7 +113,13 @@ class Session:
         self.serverKey = serverKey
         self.channels: dict[int, ChannelProtocol] = {}
         self._candidates: set[ChannelProtocol] = set()
-        self.messenger = MultiChannelMessenger(self, params, self._deliver)
+        self.messenger = MultiChannelMessenger(self, params, self._deliver, clock, budget)
+        self.incomingFiles = IncomingFiles(
+            files, peer, params.fragmentSize, self.sendControl, clock, self._fileStored
+        )
+        self._transferSecret = transferSecret or os.urandom(32)
+        self._turn = 0
+        self.onChannelLost: list[Callable[[int], None]] = []
         self._lingerCall: IDelayedCall | None = None
         self._closedWaiters: list[Deferred] = []
         self.closedReason: Failure | None = None
@@ -109,6 +137,34 @@ class Session:
         @return: a Deferred firing once the peer confirmed delivery.
         """
         return self.messenger.send(bytes(data), kind)
+
+    def sendFile(
+        self,
+        path: str,
+        name: str | None = None,
+        progress: Callable[[int], None] | None = None,
+    ) -> Deferred:
+        """
+        Send the file at C{path}, streamed from disk; if an earlier attempt
+        with the same file was interrupted, only what the peer lacks is
+        sent.
+
+        @param name: the name the peer stores it under (a relative path);
+            the file's own name by default.
+        @param progress: called with the number of bytes the peer has
+            acknowledged so far.
+        @return: a Deferred firing once the peer stored and verified the
+            file.
+        """
+        sender = FileSender(
+            path,
+            name or os.path.basename(path),
+            self._transferSecret,
+            self.peer,
+            self.params.fragmentSize,
+            progress,
+        )
+        return self.messenger.sendFile(sender)
 
     def close(self) -> Deferred:
         """
@@ -228,6 +284,30 @@ class Session:
     def sendOn(self, channel: ChannelProtocol, record: bytes) -> None:
         channel.sendRecord(record)
 
+    def writableChannel(self) -> ChannelProtocol | None:
+        """
+        A live channel whose transport can take data now, taking turns among
+        them: a channel its transport paused gets nothing, so a slow path
+        never holds the others back (A6).
+        """
+        ready = [channel for channel in self.liveChannels() if not channel.writePaused]
+        if not ready:
+            return None
+        self._turn = (self._turn + 1) % len(ready)
+        return ready[self._turn]
+
+    def channelWritable(self, channel: ChannelProtocol) -> None:
+        self.messenger.pump()
+
+    def sendControl(self, record: bytes) -> None:
+        """
+        Send a small control record (an acknowledgement) right away, on the
+        first live channel.
+        """
+        channels = self.liveChannels()
+        if channels:
+            channels[0].sendRecord(record)
+
     def recordReceived(self, channel: ChannelProtocol, epoch: int, record: object) -> None:
         if self.closedReason is not None:
             return
@@ -245,8 +325,16 @@ class Session:
         kind = type(record)
         if kind is records.Fragment:
             self.messenger.fragmentReceived(record)
+        elif kind is records.FileData:
+            self.incomingFiles.dataReceived(record)
         elif kind is records.Ack:
             self.messenger.ackReceived(record)
+        elif kind is records.FileAck:
+            self.messenger.fileAckReceived(record)
+        elif kind is records.FileOffer:
+            self.incomingFiles.offerReceived(record)
+        elif kind is records.FileEnd:
+            self.incomingFiles.endReceived(record)
         elif kind is records.HeartbeatRequest:
             channel.sendRecord(
                 self._heartbeat(records.HeartbeatResponse, record.hbID, record.originTime, channel)
@@ -290,11 +378,10 @@ class Session:
             del self.channels[index]
         if self.closedReason is not None:
             return
-        if self.liveChannels():
-            self.messenger.resendAll()
-        elif not self.isServer:
-            self._end(Failure(SessionClosed(f"every channel closed: {reason}")))
-        elif self._lingerCall is None:
+        self.messenger.channelDied(channel)
+        for callback in self.onChannelLost:
+            callback(index)
+        if not self.liveChannels() and self._lingerCall is None:
             self._lingerCall = self._clock.callLater(
                 self._linger,
                 self._end,
@@ -332,6 +419,7 @@ class Session:
         for channel in channels:
             channel.close("session ended")
         self.messenger.failAll(reason)
+        self.incomingFiles.close()
         self._epochSecrets.clear()
         for callback in self.onEnd:
             callback(self)
@@ -340,6 +428,15 @@ class Session:
             waiter.callback(reason.value)
 
     # Delivery to the application.
+
+    def _fileStored(self, name: str, path: str, size: int) -> None:
+        self.log.info(
+            "Stored {name} ({size} bytes) from {peer} as {path}",
+            name=name, size=size, peer=self.peer, path=path,
+        )
+        notify = getattr(self.receiver, "fileReceived", None)
+        if notify is not None:
+            notify(self, name, path, size)
 
     def _deliver(self, data: bytes, kind: int) -> object:
         if self.receiver is None:

@@ -24,6 +24,7 @@ from twisted.python import usage
 
 from spc.errors import SPCError
 from spc.identity import defaultKeyDir, loadIdentity
+from spc.filestore import FileStore
 from spc.inbox import InboxReceiver
 from spc.service import ServerService
 from spc.suites import parseSuiteMap
@@ -311,6 +312,7 @@ class DaemonService(ServerService):
             self._loadAuthorizer(),
             InboxReceiver(config["inbox"]),
             suites=config["suites"],
+            files=FileStore(config["inbox"]),
         )
         self.hostIdentity = hostIdentity
         self._previousHandler = None

@@ -1,0 +1,381 @@
+# -*- test-case-name: tests.test_transfer -*-
+"""
+Files, both ways: a sender that streams from disk and a receiver that
+writes each piece where it belongs (amendments A3, A12, A13, A14).
+
+The sender is a L{spc.messenger.Source}: it reads the next fragment only
+when the messenger can send it, hashes every byte in order as it reads
+(the digest goes in the final record; nothing is read twice, and nothing is
+pre-hashed), and skips sending what the receiver said it already holds.  The
+receiver writes each fragment at its offset into a partial file, claims
+only fsynced ranges for resumption, and puts the file under its final name
+only once the whole-file digest matched.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+import os
+from typing import Callable
+
+from twisted.internet.defer import Deferred
+from twisted.internet.interfaces import IDelayedCall, IReactorTime
+from twisted.internet.threads import deferToThread
+from twisted.logger import Logger
+from twisted.python.failure import Failure
+
+from spc import records
+from spc.errors import ProtocolError, ResourceLimitExceeded, TransferFailed
+from spc.filestore import FileStore, PartialFile, RangeSet
+from spc.messenger import YIELD
+
+__all__ = ["FileSender", "IncomingFiles", "transferID"]
+
+HELD_CHUNKS_PER_TURN = 256
+SYNC_BYTES = 32 * 1024 * 1024
+ACK_EVERY = 16
+ACK_DELAY = 0.25
+MAX_ACTIVE_FILES = 64
+
+
+def transferID(secret: bytes, server: str, path: str, stat: os.stat_result) -> bytes:
+    """
+    The id of sending one file to one server: the same while the file is
+    unchanged (path, device, inode, size, modification time), so a re-run
+    resumes, and unlinkable by anyone without the sender's secret.
+    """
+    identity = "\0".join(
+        (server, os.path.abspath(path), str(stat.st_dev), str(stat.st_ino),
+         str(stat.st_size), str(stat.st_mtime_ns))
+    ).encode("utf-8")
+    return hmac.new(secret, identity, hashlib.sha256).digest()[:16]
+
+
+class FileSender:
+    """
+    One file on its way out.
+
+    @ivar deferred: fires with the file's SHA-256 once the receiver stored
+        it, or fails with L{TransferFailed}.
+    @ivar size: the file's size, fixed when the transfer starts.
+    """
+
+    log = Logger()
+
+    def __init__(
+        self,
+        path: str,
+        name: str,
+        secret: bytes,
+        server: str,
+        fragmentSize: int,
+        progress: Callable[[int], None] | None = None,
+    ) -> None:
+        self.path = path
+        self.name = name
+        self._secret = secret
+        self._server = server
+        self._fragmentSize = fragmentSize
+        self._progress = progress or (lambda done: None)
+        self._file = open(path, "rb", buffering=0)
+        self._stat = os.fstat(self._file.fileno())
+        self.size = self._stat.st_size
+        self.transferID = transferID(secret, server, path, self._stat)
+        self.deferred: Deferred = Deferred()
+        self._restarted = False
+        self._reset(RangeSet())
+        self._state = "offer"
+        self.messenger = None
+
+    def _reset(self, held: RangeSet) -> None:
+        self._held = held
+        self._offset = 0
+        self._hash = hashlib.sha256()
+        self._acked = held.total()
+
+    # Source.
+
+    def nextRecord(self):
+        if self._state == "offer":
+            self._state = "waiting"
+            offer = records.FileOffer(self.transferID, self.size, self.name).encode()
+            return ("o", self.transferID), offer
+        if self._state != "sending":
+            return None
+        skipped = 0
+        while self._offset < self.size:
+            offset = self._offset
+            chunk = os.pread(self._file.fileno(), min(self._fragmentSize, self.size - offset), offset)
+            if len(chunk) != min(self._fragmentSize, self.size - offset):
+                self._fail(TransferFailed(f"{self.path} shrank while it was being sent"))
+                return None
+            self._hash.update(chunk)
+            self._offset = offset + len(chunk)
+            if not self._held.covers(offset, self._offset):
+                data = records.FileData(self.transferID, offset, chunk).encode()
+                return ("f", self.transferID, offset), data
+            skipped += 1
+            if skipped >= HELD_CHUNKS_PER_TURN:
+                return YIELD
+        self._state = "ending"
+        if self._changed():
+            self._fail(TransferFailed(f"{self.path} changed while it was being sent"))
+            return None
+        end = records.FileEnd(self.transferID, self._hash.digest()).encode()
+        return ("e", self.transferID), end
+
+    def _changed(self) -> bool:
+        now = os.fstat(self._file.fileno())
+        return (now.st_size, now.st_mtime_ns) != (self._stat.st_size, self._stat.st_mtime_ns)
+
+    # What the receiver says.
+
+    def ackReceived(self, ack: records.FileAck) -> None:
+        messenger = self.messenger
+        status = ack.status
+        if status == records.FILE_PROGRESS:
+            for start, length in ack.ranges:
+                end = min(start + length, self.size)
+                first = start - start % self._fragmentSize
+                for offset in range(first, end, self._fragmentSize):
+                    if offset >= start and messenger.acknowledge(("f", self.transferID, offset)):
+                        self._acked += min(self._fragmentSize, self.size - offset)
+            self._progress(self._acked)
+        elif status == records.FILE_RESUME and self._state == "waiting":
+            messenger.acknowledge(("o", self.transferID))
+            self._reset(RangeSet(ack.ranges))
+            self._state = "sending"
+            self._progress(self._acked)
+            messenger.addSource(self)
+        elif status == records.FILE_COMPLETE:
+            self._finish()
+            self._progress(self.size)
+            self.deferred.callback(self.name)
+        elif status == records.FILE_RESTART and not self._restarted:
+            self._forgetKeys()
+            self._restarted = True
+            self.transferID = os.urandom(16)
+            self._reset(RangeSet())
+            self._state = "offer"
+            messenger.renameSender(self, ack.transferID)
+            messenger.addSource(self)
+        elif status in (records.FILE_RESTART, records.FILE_REFUSED):
+            why = "was refused" if status == records.FILE_REFUSED else "arrived corrupt twice"
+            self._fail(TransferFailed(f"{self.name} {why}"))
+
+    def _forgetKeys(self) -> None:
+        messenger = self.messenger
+        for key in (("o", self.transferID), ("e", self.transferID)):
+            messenger.acknowledge(key)
+        for offset in range(0, self.size, self._fragmentSize):
+            messenger.acknowledge(("f", self.transferID, offset))
+
+    def _finish(self) -> None:
+        self._state = "done"
+        self._forgetKeys()
+        self._file.close()
+        self.messenger.senderDone(self)
+
+    def _fail(self, error: Exception) -> None:
+        if self._state == "done":
+            return
+        self._finish()
+        self.deferred.errback(error)
+
+    def sessionEnded(self, reason: Failure) -> None:
+        if self._state != "done":
+            self._state = "done"
+            self._file.close()
+            self.deferred.errback(reason)
+
+
+class _Receiving:
+    __slots__ = ("partial", "digest", "fragments", "unsynced", "progress", "finishing")
+
+    def __init__(self, partial: PartialFile) -> None:
+        self.partial = partial
+        self.digest: bytes | None = None
+        self.fragments = 0
+        self.unsynced = 0
+        self.progress = RangeSet()
+        self.finishing = False
+
+
+class IncomingFiles:
+    """
+    The files one peer is sending to this end.
+
+    @ivar onStored: called with C{(name, path, size)} for each stored file.
+    """
+
+    log = Logger()
+
+    def __init__(
+        self,
+        store: FileStore | None,
+        peer: str,
+        fragmentSize: int,
+        sendControl: Callable[[bytes], None],
+        clock: IReactorTime,
+        onStored: Callable[[str, str, int], None] = lambda name, path, size: None,
+        runInThread: Callable[..., Deferred] = deferToThread,
+    ) -> None:
+        self._store = store
+        self._peer = peer
+        self._fragmentSize = fragmentSize
+        self._send = sendControl
+        self._clock = clock
+        self.onStored = onStored
+        self._runInThread = runInThread
+        self._active: dict[bytes, _Receiving] = {}
+        self._ackCall: IDelayedCall | None = None
+        self._closed = False
+
+    def _answer(self, transfer: bytes, status: int, ranges=()) -> None:
+        ranges = tuple(ranges)
+        for start in range(0, max(1, len(ranges)), records.MAX_ACK_RANGES):
+            chunk = ranges[start : start + records.MAX_ACK_RANGES]
+            self._send(records.FileAck(transfer, status, chunk).encode())
+
+    def offerReceived(self, offer: records.FileOffer) -> None:
+        transfer = offer.transferID
+        receiving = self._active.get(transfer)
+        if receiving is not None:
+            self._answer(transfer, records.FILE_RESUME, receiving.partial.held.ranges())
+            return
+        if self._store is None:
+            self._answer(transfer, records.FILE_REFUSED)
+            return
+        key = self._store.key(self._peer, transfer)
+        if self._store.isCompleted(key):
+            self._answer(transfer, records.FILE_COMPLETE)
+            return
+        if len(self._active) >= MAX_ACTIVE_FILES:
+            raise ResourceLimitExceeded("too many files at once")
+        try:
+            partial = self._store.open(key, offer.name, offer.size)
+        except ResourceLimitExceeded as error:
+            self.log.warn("Refusing {name}: {error}", name=offer.name, error=str(error))
+            self._answer(transfer, records.FILE_REFUSED)
+            return
+        self._active[transfer] = _Receiving(partial)
+        self._answer(transfer, records.FILE_RESUME, partial.held.ranges()[: records.MAX_ACK_RANGES])
+        self._maybeFinish(transfer)
+
+    def dataReceived(self, data: records.FileData) -> None:
+        receiving = self._active.get(data.transferID)
+        if receiving is None:
+            if self._store is not None and self._store.isCompleted(
+                self._store.key(self._peer, data.transferID)
+            ):
+                return
+            raise ProtocolError("file data for a transfer that was never offered")
+        partial = receiving.partial
+        offset, length = data.offset, len(data.payload)
+        if offset % self._fragmentSize or offset >= partial.size or (
+            length != min(self._fragmentSize, partial.size - offset)
+        ):
+            raise ProtocolError("file data outside the file's fragment grid")
+        if partial.write(offset, data.payload):
+            receiving.unsynced += length
+        receiving.progress.add(offset, offset + length)
+        receiving.fragments += 1
+        if receiving.fragments >= ACK_EVERY:
+            self._acknowledge(data.transferID, receiving)
+        elif self._ackCall is None:
+            self._ackCall = self._clock.callLater(ACK_DELAY, self._flushAcks)
+        if receiving.unsynced >= SYNC_BYTES:
+            self._sync(receiving)
+        self._maybeFinish(data.transferID)
+
+    def endReceived(self, end: records.FileEnd) -> None:
+        receiving = self._active.get(end.transferID)
+        if receiving is None:
+            if self._store is not None and self._store.isCompleted(
+                self._store.key(self._peer, end.transferID)
+            ):
+                self._answer(end.transferID, records.FILE_COMPLETE)
+                return
+            raise ProtocolError("file end for a transfer that was never offered")
+        receiving.digest = end.digest
+        self._maybeFinish(end.transferID)
+
+    def _acknowledge(self, transfer: bytes, receiving: _Receiving) -> None:
+        receiving.fragments = 0
+        ranges, receiving.progress = receiving.progress.ranges(), RangeSet()
+        if ranges:
+            self._answer(transfer, records.FILE_PROGRESS, ranges)
+
+    def _flushAcks(self) -> None:
+        self._ackCall = None
+        for transfer, receiving in list(self._active.items()):
+            self._acknowledge(transfer, receiving)
+
+    def _sync(self, receiving: _Receiving) -> None:
+        """
+        fsync in a thread, then claim what the fsync covered.
+        """
+        receiving.unsynced = 0
+        partial = receiving.partial
+        covered = partial.written.ranges()
+
+        def claim(_):
+            partial.held = RangeSet(covered)
+            if not self._closed:
+                partial.saveHeld()
+
+        self._runInThread(partial.syncData).addCallback(claim).addErrback(
+            self.log.failure, "Syncing a partial file failed"
+        )
+
+    def _maybeFinish(self, transfer: bytes) -> None:
+        receiving = self._active.get(transfer)
+        if receiving is None or receiving.finishing or receiving.digest is None:
+            return
+        if not receiving.partial.isComplete():
+            return
+        receiving.finishing = True
+        self._acknowledge(transfer, receiving)
+        partial = receiving.partial
+        expected = receiving.digest
+
+        def verify():
+            if not hmac.compare_digest(partial.digest(), expected):
+                partial.discard()
+                return None
+            return partial.finish()
+
+        self._runInThread(verify).addCallbacks(
+            lambda path: self._finished(transfer, partial, path),
+            lambda failure: self._failed(transfer, partial, failure),
+        )
+
+    def _finished(self, transfer: bytes, partial: PartialFile, path: str | None) -> None:
+        self._active.pop(transfer, None)
+        if path is None:
+            self.log.warn("{name} arrived corrupt; asking for it again", name=partial.name)
+            self._answer(transfer, records.FILE_RESTART)
+            return
+        self._answer(transfer, records.FILE_COMPLETE)
+        self.onStored(partial.name, path, partial.size)
+
+    def _failed(self, transfer: bytes, partial: PartialFile, failure: Failure) -> None:
+        self.log.failure("Storing {name} failed", failure, name=partial.name)
+        self._active.pop(transfer, None)
+        partial.close()
+        self._answer(transfer, records.FILE_REFUSED)
+
+    def close(self) -> None:
+        """
+        The session ended: keep partial files for a later resume, close
+        them.
+        """
+        self._closed = True
+        if self._ackCall is not None and self._ackCall.active():
+            self._ackCall.cancel()
+        self._ackCall = None
+        for receiving in self._active.values():
+            if not receiving.finishing:
+                receiving.partial.close()
+        self._active.clear()

@@ -37,12 +37,14 @@ from spc.identity import (
     fingerprint,
     generateIdentity,
     loadIdentity,
+    loadTransferSecret,
     readIdentityPublicKey,
     readPublicKeyFile,
     saveIdentity,
 )
-from spc.sender import SendRequest, clientEndpoints, send
-from spc.tap import MAX_CHANNELS, SuiteMapOption, parsePorts
+from spc.progress import ProgressBar
+from spc.sender import SendRequest, clientEndpoints, collectFiles, send
+from spc.tap import MAX_CHANNELS, SuiteMapOption, parsePorts, parseSize
 from spc.trust import (
     KNOWN_HOSTS_NAME,
     ServerTrust,
@@ -242,13 +244,13 @@ class ReactorCommand(Command):
 
 class SendOptions(KeyDirMixin, SuiteMapOption, ReactorCommand):
     """
-    C{spc send}: deliver messages to a daemon, and exit 0 only once the
-    daemon confirmed it stored every one.
+    C{spc send}: deliver messages and files to a daemon, and exit 0 only
+    once the daemon confirmed it stored and verified every one.
     """
 
     synopsis = (
         "--server HOST --ports PORTS [--connect ENDPOINT]... "
-        "[--server-fingerprint FP | --accept-new] --message TEXT..."
+        "[--server-fingerprint FP | --accept-new] [--message TEXT]... [FILE|DIR]..."
     )
     optParameters = [
         ["server", None, None, "Host name or address of the daemon."],
@@ -258,6 +260,7 @@ class SendOptions(KeyDirMixin, SuiteMapOption, ReactorCommand):
     optFlags = [
         ["accept-new", None,
          "Trust and record the key of a server not yet in known_hosts."],
+        ["no-progress", None, "Show no progress bar."],
     ]
 
     def __init__(self) -> None:
@@ -266,6 +269,10 @@ class SendOptions(KeyDirMixin, SuiteMapOption, ReactorCommand):
         self["connect"] = []
         self["messages"] = []
         self["suites"] = None
+        self["paths"] = []
+
+    def parseArgs(self, *paths: str) -> None:
+        self["paths"] = list(paths)
 
     def opt_ports(self, text: str) -> None:
         """The daemon's ports, one channel each, e.g. 9000-9003."""
@@ -286,8 +293,12 @@ class SendOptions(KeyDirMixin, SuiteMapOption, ReactorCommand):
         self["messages"].append(text.encode("utf-8"))
 
     def postOptions(self) -> None:
-        if not self["messages"]:
-            raise usage.UsageError("nothing to send: give --message TEXT")
+        if not self["messages"] and not self["paths"]:
+            raise usage.UsageError("nothing to send: give --message TEXT or files")
+        try:
+            self["files"] = collectFiles(self["paths"])
+        except SPCError as error:
+            raise usage.UsageError(str(error)) from None
         if self["ports"] and not self["server"]:
             raise usage.UsageError("--ports needs --server HOST")
         if not self["ports"] and not self["connect"]:
@@ -312,6 +323,7 @@ class SendOptions(KeyDirMixin, SuiteMapOption, ReactorCommand):
 
     def runWithReactor(self, reactor, context: Context):
         keyDir = self.keyDir(context)
+        bar = ProgressBar(context.stderr, enabled=not self["no-progress"])
         request = SendRequest(
             loadIdentity(keyDir),
             _ReportingTrust(
@@ -322,13 +334,20 @@ class SendOptions(KeyDirMixin, SuiteMapOption, ReactorCommand):
             self["host-port"],
             self["endpoints"],
             self["messages"],
+            self["files"],
             self["suites"],
+            loadTransferSecret(keyDir),
+            bar.update,
         )
-        return send(reactor, request).addCallback(self._report, context)
+        result = send(reactor, request)
+        result.addBoth(bar.close)
+        return result.addCallback(self._report, context)
 
     def _report(self, summary, context: Context) -> int:
+        rate = summary.bytes / summary.seconds / 1e6 if summary.seconds > 0 else 0.0
         context.stdout.write(
-            f"Delivered {summary.messages} message(s), {summary.bytes} bytes, over "
+            f"Delivered {summary.messages} message(s) and {summary.files} file(s), "
+            f"{summary.bytes} bytes in {summary.seconds:.2f} s ({rate:.1f} MB/s), over "
             f"{summary.channels} channel(s) to {summary.server}\n"
         )
         return EXIT_OK
@@ -339,19 +358,26 @@ class DemoOptions(ReactorCommand):
     C{spc demo}: a server and a client in one process, on loopback.
     """
 
-    synopsis = "[--channels N]"
-    optParameters = [["channels", None, "4", "How many channels (ports)."]]
+    synopsis = "[--channels N] [--size BYTES]"
+    optParameters = [
+        ["channels", None, "4", "How many channels (ports)."],
+        ["size", None, "64M", "Size of the generated file (suffixes K, M, G)."],
+    ]
+    optFlags = [["no-progress", None, "Show no progress bar."]]
 
     def postOptions(self) -> None:
         text = self["channels"]
         if not (text.isascii() and text.isdigit() and 1 <= int(text) <= MAX_CHANNELS):
             raise usage.UsageError(f"--channels must be 1 to {MAX_CHANNELS}")
         self["channels"] = int(text)
+        self["size"] = parseSize(self["size"])
 
     def runWithReactor(self, reactor, context: Context):
         from spc.demo import runDemo
 
-        return runDemo(reactor, context.stdout, self["channels"])
+        bar = ProgressBar(context.stderr, enabled=not self["no-progress"])
+        result = runDemo(reactor, context.stdout, self["channels"], self["size"], bar.update)
+        return result.addBoth(bar.close)
 
 
 class _ReportingTrust:

@@ -10,19 +10,22 @@ channel, and a summary says what happened.
 
 from __future__ import annotations
 
+import hashlib
 import os
 import shutil
 import tempfile
 import time
-from typing import TextIO
+from typing import Callable, TextIO
 
 from twisted.internet.defer import gatherResults, inlineCallbacks
 from twisted.internet.endpoints import TCP4ClientEndpoint, serverFromString
+from twisted.internet.threads import deferToThread
 from zope.interface import implementer
 
 from spc import records
 from spc.client import connect
-from spc.identity import generateIdentity, saveIdentity
+from spc.filestore import FileStore
+from spc.identity import generateIdentity
 from spc.service import ServerService
 from spc.session import IMessageReceiver
 from spc.trust import AuthorizedKeys, PinnedKey
@@ -30,7 +33,8 @@ from spc.trust import AuthorizedKeys, PinnedKey
 __all__ = ["runDemo"]
 
 DEMO_MESSAGES = 8
-DEMO_MESSAGE_SIZE = 256 * 1024
+DEMO_MESSAGE_SIZE = 64 * 1024
+DEMO_FILE_SIZE = 64 * 1024 * 1024
 
 
 @implementer(IMessageReceiver)
@@ -42,18 +46,52 @@ class _Collector:
         self.messages.append(data)
 
 
+def _makeFile(path: str, size: int) -> str:
+    """
+    Write C{size} random bytes to C{path}, hashing them on the way.
+
+    @return: the SHA-256, as hex.
+    """
+    digest = hashlib.sha256()
+    with open(path, "wb") as f:
+        left = size
+        while left:
+            block = os.urandom(min(left, 1 << 20))
+            digest.update(block)
+            f.write(block)
+            left -= len(block)
+    return digest.hexdigest()
+
+
+def _fileDigest(path: str) -> str:
+    digest = hashlib.sha256()
+    with open(path, "rb") as f:
+        for block in iter(lambda: f.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()
+
+
 @inlineCallbacks
-def runDemo(reactor, out: TextIO, channels: int = 4):
+def runDemo(
+    reactor,
+    out: TextIO,
+    channels: int = 4,
+    size: int = DEMO_FILE_SIZE,
+    progress: Callable[[int, int], None] | None = None,
+):
     """
     Run the demo and write its report to C{out}.
 
+    @param size: bytes of the generated file.
+    @param progress: called with C{(done, total)} bytes of the file.
     @return: a Deferred firing with the exit code.
     """
     workspace = tempfile.mkdtemp(prefix="spc-demo-")
     try:
         server, client = generateIdentity(), generateIdentity()
-        saveIdentity(server, os.path.join(workspace, "server"))
-        saveIdentity(client, os.path.join(workspace, "client"))
+        source = os.path.join(workspace, "demo.bin")
+        expected = yield deferToThread(_makeFile, source, size)
+        inbox = os.path.join(workspace, "inbox")
         out.write(f"Server key {server.fingerprint}\nClient key {client.fingerprint}\n")
         atServer, atClient = _Collector(), _Collector()
         service = ServerService(
@@ -62,11 +100,11 @@ def runDemo(reactor, out: TextIO, channels: int = 4):
             server,
             AuthorizedKeys.parse(f"{client.fingerprint} demo-client\n", "demo"),
             atServer,
+            files=FileStore(inbox),
         )
         service.startService()
         try:
             ports = [port.getHost().port for port in (yield service.whenListening())]
-            started = time.monotonic()
             session = yield connect(
                 reactor,
                 [TCP4ClientEndpoint(reactor, "127.0.0.1", port) for port in ports],
@@ -84,21 +122,29 @@ def runDemo(reactor, out: TextIO, channels: int = 4):
                 )
                 + "\n"
             )
+            started = time.monotonic()
+            yield session.sendFile(
+                source, "demo.bin", (lambda done: progress(done, size)) if progress else None
+            )
+            elapsed = time.monotonic() - started
             payloads = [os.urandom(DEMO_MESSAGE_SIZE) for _ in range(DEMO_MESSAGES)]
             yield gatherResults([session.sendMessage(p) for p in payloads])
             (serverSession,) = service.directory.sessions.values()
             yield serverSession.sendMessage(b"hello from the server", records.KIND_TEXT)
-            elapsed = time.monotonic() - started
             yield session.close()
         finally:
             yield service.stopService()
-        ok = atServer.messages == payloads and atClient.messages == [b"hello from the server"]
-        total = sum(map(len, payloads))
+        received = yield deferToThread(_fileDigest, os.path.join(inbox, "demo.bin"))
+        fileOK = received == expected
+        ok = fileOK and atServer.messages == payloads and atClient.messages == [
+            b"hello from the server"
+        ]
         out.write(
-            f"Client -> server: {len(atServer.messages)} messages, {total} bytes\n"
-            f"Server -> client: {len(atClient.messages)} message\n"
-            f"Time {elapsed:.2f} s, {total / elapsed / 1e6:.1f} MB/s, "
-            f"content {'verified' if ok else 'DIFFERENT'}\n"
+            f"File: {size} bytes in {elapsed:.2f} s, {size / elapsed / 1e6:.1f} MB/s, "
+            f"SHA-256 {'OK' if fileOK else 'MISMATCH'} ({received[:16]}...)\n"
+            f"Client -> server: {len(atServer.messages)} messages; "
+            f"server -> client: {len(atClient.messages)} message\n"
+            f"Content {'verified' if ok else 'DIFFERENT'}\n"
         )
         return 0 if ok else 1
     finally:

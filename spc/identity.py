@@ -20,6 +20,7 @@ import hashlib
 import hmac
 import os
 import re
+import secrets
 import shlex
 from typing import Mapping
 
@@ -43,6 +44,8 @@ PUBLIC_EXPONENT = 65537
 
 PRIVATE_KEY_NAME = "id_rsa"
 PUBLIC_KEY_NAME = "id_rsa.pub"
+TRANSFER_SECRET_NAME = "transfer_secret"
+TRANSFER_SECRET_SIZE = 32
 KEY_DIR_VARIABLE = "SPC_HOME"
 
 MAX_KEY_FILE_SIZE = 64 * 1024
@@ -363,3 +366,26 @@ def readIdentityPublicKey(keyDir: str) -> bytes:
     if not os.path.lexists(path):
         raise KeyFileError(path, _missingKeyDetail(keyDir))
     return readPublicKeyFile(path)
+
+
+def loadTransferSecret(keyDir: str) -> bytes:
+    """
+    The secret that makes file transfer ids stable across runs of
+    C{spc send} (so an interrupted file resumes) without revealing which
+    file is sent: C{KEYDIR/transfer_secret}, 32 random bytes made on first
+    use with mode 0600.
+    """
+    path = os.path.join(keyDir, TRANSFER_SECRET_NAME)
+    try:
+        _, data = readRegularFile(path, TRANSFER_SECRET_SIZE + 1)
+    except FileNotFoundError:
+        os.makedirs(keyDir, mode=0o700, exist_ok=True)
+        temporary = stage(path, secrets.token_bytes(TRANSFER_SECRET_SIZE), 0o600)
+        try:
+            install(temporary, path, replace=False)
+        except FileExistsError:
+            unlinkQuietly(temporary)
+        _, data = readRegularFile(path, TRANSFER_SECRET_SIZE + 1)
+    if len(data) != TRANSFER_SECRET_SIZE:
+        raise KeyFileError(f"{path} is not {TRANSFER_SECRET_SIZE} bytes long")
+    return data

@@ -7,10 +7,12 @@ one as stored.
 
 from __future__ import annotations
 
-import random
-from typing import NamedTuple, Sequence
+import os
+from functools import partial
+from typing import Callable, NamedTuple, Sequence
 
-from twisted.internet.defer import gatherResults, inlineCallbacks
+from twisted.application.internet import backoffPolicy
+from twisted.internet.defer import DeferredSemaphore, gatherResults, inlineCallbacks
 from twisted.internet.task import deferLater
 from twisted.internet.endpoints import HostnameEndpoint, clientFromString
 from twisted.internet.error import ConnectError
@@ -18,17 +20,18 @@ from twisted.logger import Logger
 
 from spc import records
 from spc.client import connect
-from spc.errors import ConnectFailed, ServerBusy
+from spc.errors import ConfigurationError, ConnectFailed, ServerBusy
 from spc.identity import Identity
 from spc.suites import Suite
 from spc.trust import ServerTrust
 
-__all__ = ["SendRequest", "SendSummary", "send", "clientEndpoints"]
+__all__ = ["SendRequest", "SendSummary", "clientEndpoints", "collectFiles", "send"]
 
 log = Logger()
 
 # A busy server (amendment A8) is asked again after a growing, jittered wait.
 BUSY_ATTEMPTS = 8
+FILES_AT_ONCE = 4
 BUSY_FIRST_DELAY = 0.25
 BUSY_MAX_DELAY = 4.0
 
@@ -42,7 +45,11 @@ class SendRequest(NamedTuple):
     @ivar hostPort: the name the server key is pinned under.
     @ivar endpoints: one client endpoint description per channel.
     @ivar messages: the texts to send.
+    @ivar files: C{(path, name)} of each file to send.
     @ivar suites: the per-channel suite map, or C{None} for the default.
+    @ivar transferSecret: keeps transfer ids stable across runs, so an
+        interrupted file resumes.
+    @ivar progress: called with C{(done, total)} bytes of the files.
     """
 
     identity: Identity
@@ -50,21 +57,58 @@ class SendRequest(NamedTuple):
     hostPort: str
     endpoints: Sequence[str]
     messages: Sequence[bytes]
+    files: Sequence[tuple[str, str]] = ()
     suites: Sequence[Suite] | None = None
+    transferSecret: bytes | None = None
+    progress: Callable[[int, int], None] | None = None
 
 
 class SendSummary(NamedTuple):
     """
     @ivar messages: how many messages the daemon confirmed.
-    @ivar bytes: how many message bytes that was.
+    @ivar files: how many files it stored.
+    @ivar bytes: how many message and file bytes that was.
+    @ivar seconds: how long sending took, handshakes excluded.
     @ivar channels: how many channels the session ran on.
     @ivar server: the server key fingerprint.
     """
 
     messages: int
+    files: int
     bytes: int
+    seconds: float
     channels: int
     server: str
+
+
+def collectFiles(paths: Sequence[str]) -> list[tuple[str, str]]:
+    """
+    The files to send for the paths a user gave: a file as itself, a
+    directory as every regular file under it, named by its path relative
+    to the directory's parent.  Symbolic links are followed only when they
+    stay inside the directory; links to directories are not descended.
+
+    @raise ConfigurationError: for a path that is neither.
+    """
+    files = []
+    for path in paths:
+        if os.path.isfile(path):
+            files.append((path, os.path.basename(os.path.abspath(path))))
+        elif os.path.isdir(path):
+            root = os.path.realpath(path)
+            base = os.path.dirname(os.path.abspath(path).rstrip(os.sep))
+            for folder, _, names in sorted(os.walk(path)):
+                for name in sorted(names):
+                    full = os.path.join(folder, name)
+                    real = os.path.realpath(full)
+                    if os.path.commonpath([root, real]) != root or not os.path.isfile(real):
+                        log.warn("Skipping {path}: it leads outside {root}", path=full, root=path)
+                        continue
+                    relative = os.path.relpath(os.path.abspath(full), base)
+                    files.append((full, relative.replace(os.sep, "/")))
+        else:
+            raise ConfigurationError(f"{path} is not a file or a directory")
+    return files
 
 
 def clientEndpoints(reactor, descriptions: Sequence[str]) -> list:
@@ -85,15 +129,11 @@ def clientEndpoints(reactor, descriptions: Sequence[str]) -> list:
 
 
 @inlineCallbacks
-def send(reactor, request: SendRequest):
+def _connect(reactor, request: SendRequest):
     """
-    Send every message of C{request} and wait for the daemon's
-    confirmations.
-
-    @return: a Deferred firing with a L{SendSummary}.
-    @raise ConnectFailed: if the first channel cannot be reached.
+    Open the session, asking a busy server again after a growing wait.
     """
-    delay = BUSY_FIRST_DELAY
+    delay = backoffPolicy(initialDelay=BUSY_FIRST_DELAY, maxDelay=BUSY_MAX_DELAY)
     for attempt in range(BUSY_ATTEMPTS):
         try:
             session = yield connect(
@@ -103,28 +143,57 @@ def send(reactor, request: SendRequest):
                 request.trust,
                 request.hostPort,
                 suites=request.suites,
+                transferSecret=request.transferSecret,
             )
         except ConnectError as error:
             raise ConnectFailed(f"{request.hostPort}: {error}") from None
         except ServerBusy:
             if attempt == BUSY_ATTEMPTS - 1:
                 raise
-            log.info("The server is busy; retrying in {delay:.2f} s", delay=delay)
-            yield deferLater(reactor, delay * random.uniform(0.8, 1.2), lambda: None)
-            delay = min(delay * 2, BUSY_MAX_DELAY)
+            wait = delay(attempt)
+            log.info("The server is busy; retrying in {delay:.2f} s", delay=wait)
+            yield deferLater(reactor, wait, lambda: None)
         else:
-            break
+            return session
+
+
+@inlineCallbacks
+def send(reactor, request: SendRequest):
+    """
+    Send every message and file of C{request} and wait for the daemon's
+    confirmations.
+
+    @return: a Deferred firing with a L{SendSummary}.
+    @raise ConnectFailed: if the first channel cannot be reached.
+    """
+    session = yield _connect(reactor, request)
+    total = sum(os.path.getsize(path) for path, _ in request.files)
+    done: dict[str, int] = {}
+
+    def progress(path: str, acknowledged: int) -> None:
+        done[path] = acknowledged
+        if request.progress is not None:
+            request.progress(sum(done.values()), total)
+
+    started = reactor.seconds()
+    limit = DeferredSemaphore(FILES_AT_ONCE)
     try:
         channels = len(session.channels)
-        yield gatherResults(
-            [session.sendMessage(text, records.KIND_TEXT) for text in request.messages],
-            consumeErrors=True,
-        ).addErrback(lambda failure: failure.value.subFailure)
+        work = [session.sendMessage(text, records.KIND_TEXT) for text in request.messages]
+        work += [
+            limit.run(session.sendFile, path, name, partial(progress, path))
+            for path, name in request.files
+        ]
+        yield gatherResults(work, consumeErrors=True).addErrback(
+            lambda failure: failure.value.subFailure
+        )
     finally:
         yield session.close()
     return SendSummary(
         len(request.messages),
-        sum(len(text) for text in request.messages),
+        len(request.files),
+        sum(map(len, request.messages)) + total,
+        reactor.seconds() - started,
         channels,
         session.peer,
     )

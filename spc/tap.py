@@ -29,6 +29,7 @@ from spc.inbox import InboxReceiver
 from spc.service import ServerService
 from spc.suites import parseSuiteMap
 from spc.trust import AUTHORIZED_KEYS_NAME, AllowAny, AuthorizedKeys
+from spc.wire import MAX_FRAGMENT_SIZE, MIN_FRAGMENT_SIZE, Params, maxInnerSize
 
 
 MAX_CHANNELS = 16
@@ -66,6 +67,21 @@ def parsePorts(spec: str) -> list[int]:
         else:
             ports.append(_parsePort(first, spec))
     return ports
+
+
+def parseSize(text: str) -> int:
+    """
+    A byte count with an optional binary suffix: C{1048576}, C{64M}, C{1G}.
+
+    @raise usage.UsageError: for anything else, or more than 1 TiB.
+    """
+    units = {"": 1, "K": 1 << 10, "M": 1 << 20, "G": 1 << 30}
+    cleaned = text.strip().upper().removesuffix("IB").removesuffix("B")
+    unit = cleaned[-1] if cleaned and cleaned[-1] in "KMG" else ""
+    number = cleaned[: len(cleaned) - len(unit)]
+    if not (number.isascii() and number.isdigit()) or int(number) * units[unit] > 1 << 40:
+        raise usage.UsageError(f"{text!r} is not a size such as 64K, 64M or 1G")
+    return int(number) * units[unit]
 
 
 def _parsePort(text: str, spec: str) -> int:
@@ -181,6 +197,13 @@ class Options(SuiteMapOption, usage.Options):
             "File listing the fingerprints of admitted clients "
             "(default: KEYDIR/authorized_keys).",
         ],
+        [
+            "fragment-size",
+            None,
+            "64K",
+            "Bytes of file or message data per fragment, 16K to 1M; the "
+            "daemon announces it to every client.",
+        ],
     ]
 
     optFlags = [
@@ -262,6 +285,10 @@ class Options(SuiteMapOption, usage.Options):
             self["authorized-keys"] = os.path.join(
                 self["key-dir"], AUTHORIZED_KEYS_NAME
             )
+        size = parseSize(self["fragment-size"])
+        if not MIN_FRAGMENT_SIZE <= size <= MAX_FRAGMENT_SIZE:
+            raise usage.UsageError("--fragment-size must be from 16K to 1M")
+        self["params"] = Params(fragmentSize=size, maxInner=maxInnerSize(size))
         if self["suites"] is not None and len(self["suites"]) != count:
             raise usage.UsageError(
                 f"--suites names {len(self['suites'])} suites for {count} channels"
@@ -312,6 +339,7 @@ class DaemonService(ServerService):
             self._loadAuthorizer(),
             InboxReceiver(config["inbox"]),
             suites=config["suites"],
+            params=config["params"],
             files=FileStore(config["inbox"]),
         )
         self.hostIdentity = hostIdentity

@@ -32,7 +32,7 @@ class RunDemoTests(unittest.TestCase):
         @return: a Deferred firing with the report.
         """
         out = io.StringIO()
-        code = yield runDemo(reactor, out, channels)
+        code = yield runDemo(reactor, out, channels, size=4 * 1024 * 1024)
         report = out.getvalue()
         self.assertEqual(code, 0, report)
         self.assertIn("verified", report)
@@ -64,9 +64,11 @@ class RunDemoTests(unittest.TestCase):
         throughput, and the content is verified.
         """
         report = yield self.checkDemo(4)
-        self.assertRegex(report, r"Client -> server: 8 messages, 2097152 bytes\n")
-        self.assertIn("Server -> client: 1 message\n", report)
-        self.assertRegex(report, r"Time \d+\.\d\d s, \d+\.\d MB/s, content verified\n")
+        self.assertIn("Client -> server: 8 messages; server -> client: 1 message\n", report)
+        self.assertRegex(
+            report, r"File: \d+ bytes in \d+\.\d\d s, \d+\.\d MB/s, SHA-256 OK"
+        )
+        self.assertIn("Content verified\n", report)
 
     @inlineCallbacks
     def test_oneChannel(self):

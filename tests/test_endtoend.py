@@ -485,7 +485,7 @@ class EndToEndTestCase(unittest.TestCase):
         C{spc send} exited 0 and said it delivered C{count} messages.
         """
         self.assertEqual(result.code, 0, result)
-        self.assertIn(f"Delivered {count} message(s), ", result.out)
+        self.assertIn(f"Delivered {count} message(s) and ", result.out)
         self.assertIn(f"over {channels} channel(s) to {self.serverFingerprint}", result.out)
         self.assertNotIn("Traceback", result.err)
 
@@ -941,7 +941,7 @@ class SenderFailureTests(EndToEndTestCase):
         self.assertEqual(
             result.err.splitlines(),
             [
-                "spc: nothing to send: give --message TEXT",
+                "spc: nothing to send: give --message TEXT or files",
                 "Try 'spc send --help' for more information.",
             ],
         )
@@ -994,7 +994,7 @@ class DemoCommandTests(EndToEndTestCase):
         result = yield self.spc("demo", "--channels", "2")
         self.assertEqual(result.code, 0, result)
         self.assertIn("Session over 2 channels", result.out)
-        self.assertIn("content verified", result.out)
+        self.assertIn("Content verified", result.out)
         self.assertEqual(result.err, "")
 
 

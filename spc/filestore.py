@@ -18,6 +18,7 @@ import bisect
 import hashlib
 import json
 import os
+import stat
 import time
 import unicodedata
 from typing import Callable, Iterator
@@ -38,6 +39,7 @@ MAX_DEPTH = 32
 MAX_NAME_BYTES = 4096
 DEFAULT_RESERVE = 64 * 1024 * 1024
 KEEP_SECONDS = 24 * 3600
+EXPIRY_INTERVAL = 3600
 MAX_UNIQUE_TRIES = 10_000
 _HASH_BLOCK = 1024 * 1024
 
@@ -60,17 +62,24 @@ def safeParts(name: str) -> list[str]:
             continue
         encoded = cleaned.encode("utf-8")[:MAX_COMPONENT_BYTES]
         cleaned = encoded.decode("utf-8", "ignore").strip() or "_"
-        if cleaned.startswith(PARTIAL_DIRECTORY):
+        if cleaned.lower().startswith(PARTIAL_DIRECTORY):
             cleaned = "_" + cleaned
         parts.append(cleaned)
     return parts[-MAX_DEPTH:] or ["unnamed"]
 
 
 def _numbered(name: str, number: int) -> str:
+    """
+    C{name (number).ext}, with the stem shortened (never inside a UTF-8
+    character) so the result still fits a file-name component.
+    """
     stem, dot, extension = name.rpartition(".")
     if not stem or not dot:
-        return f"{name} ({number})"
-    return f"{stem} ({number}).{extension}"
+        stem, extension = name, ""
+    suffix = f" ({number})" + (f".{extension}" if extension else "")
+    room = MAX_COMPONENT_BYTES - len(suffix.encode("utf-8"))
+    stem = stem.encode("utf-8")[: max(room, 1)].decode("utf-8", "ignore") or "_"
+    return stem + suffix
 
 
 class RangeSet:
@@ -199,7 +208,11 @@ class PartialFile:
         os.fsync(self._descriptor)
         os.close(self._descriptor)
         self._descriptor = -1
-        final = self._store.place(self.path, self.name)
+        try:
+            final = self._store.place(self.path, self.name)
+        except BaseException:
+            self.discard()
+            raise
         self._store.forget(self.key, completed=True)
         return final
 
@@ -237,6 +250,8 @@ class FileStore:
         os.makedirs(self._partials, mode=0o700, exist_ok=True)
         self._completedPath = os.path.join(self._partials, "completed.json")
         self._completed: dict[str, float] = self._loadCompleted()
+        self._lastExpiry = self._now()
+        self.expire()
 
     @staticmethod
     def key(peer: str, transferID: bytes) -> str:
@@ -264,6 +279,9 @@ class FileStore:
         @raise ResourceLimitExceeded: when the file would not fit on disk
             beyond the reserve.
         """
+        if self._now() - self._lastExpiry > EXPIRY_INTERVAL:
+            self._lastExpiry = self._now()
+            self.expire()
         held = RangeSet()
         try:
             with open(self._statePath(key)) as f:
@@ -301,11 +319,16 @@ class FileStore:
         Link C{source} under the safe, unique final path for C{name}.
         """
         parts = safeParts(name)
-        folder = os.path.join(self.directory, *parts[:-1])
-        os.makedirs(folder, mode=0o700, exist_ok=True)
-        root = os.path.realpath(self.directory)
-        if os.path.commonpath([root, os.path.realpath(folder)]) != root:
-            raise ResourceLimitExceeded("the file's folder leaves the inbox")
+        folder = self.directory
+        for part in parts[:-1]:
+            folder = os.path.join(folder, part)
+            try:
+                os.mkdir(folder, 0o700)
+            except FileExistsError:
+                if not stat.S_ISDIR(os.lstat(folder).st_mode):
+                    raise ResourceLimitExceeded(
+                        f"{part!r} in the inbox is not a plain folder"
+                    ) from None
         for number in range(MAX_UNIQUE_TRIES):
             leaf = parts[-1] if number == 0 else _numbered(parts[-1], number)
             final = os.path.join(folder, leaf)

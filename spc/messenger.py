@@ -25,7 +25,7 @@ from twisted.logger import Logger
 from twisted.python.failure import Failure
 
 from spc import records, wire
-from spc.errors import MessageAbandoned
+from spc.errors import MessageAbandoned, TransferFailed
 from spc.reassembly import Budget, Reassembler
 
 __all__ = ["FragmentSink", "MultiChannelMessenger", "Source", "YIELD", "SEND_WINDOW"]
@@ -213,6 +213,11 @@ class MultiChannelMessenger:
         """
         if self._closed is not None:
             sender.sessionEnded(self._closed)
+            return sender.deferred
+        if sender.transferID in self._files:
+            sender.sessionEnded(
+                Failure(TransferFailed(f"{sender.name} is already being sent"))
+            )
             return sender.deferred
         sender.messenger = self
         self._files[sender.transferID] = sender

@@ -1,4 +1,4 @@
-# -*- test-case-name: tests.test_messenger -*-
+# -*- test-case-name: tests.test_reassembly -*-
 """
 Incoming messages: fragments gathered into whole messages, verified, and
 delivered in message-id order, exactly once.
@@ -29,6 +29,7 @@ REASSEMBLY_TIMEOUT = 60.0
 DEFAULT_GLOBAL_BUDGET = 1 << 30
 ACK_EVERY = 16
 ACK_DELAY = 0.25
+REMEMBERED_FAILURES = 1024
 
 
 class Budget:
@@ -116,6 +117,7 @@ class Reassembler:
         self._delivering = False
         self._closed = False
         self._ackCall: IDelayedCall | None = None
+        self._unsuccessful: dict[int, int] = {}
 
     def fragmentReceived(self, fragment: records.Fragment) -> None:
         """
@@ -125,7 +127,8 @@ class Reassembler:
         """
         msgID = fragment.msgID
         if msgID < self.nextDeliveryID:
-            self._acknowledge(records.Ack(msgID, records.ACK_COMPLETE).encode())
+            status = self._unsuccessful.get(msgID, records.ACK_COMPLETE)
+            self._acknowledge(records.Ack(msgID, status).encode())
             return
         incoming = self._incoming.get(msgID) or self._begin(fragment)
         header = (fragment.count, fragment.totalLength, fragment.kind, fragment.digest)
@@ -227,6 +230,10 @@ class Reassembler:
         if done is not None:
             self._release(done)
         self.nextDeliveryID = msgID + 1
+        if status != records.ACK_COMPLETE:
+            self._unsuccessful[msgID] = status
+            if len(self._unsuccessful) > REMEMBERED_FAILURES:
+                del self._unsuccessful[min(self._unsuccessful)]
         if not self._closed:
             self._acknowledge(records.Ack(msgID, status).encode())
             self._deliverReady()

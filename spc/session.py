@@ -16,6 +16,7 @@ from typing import Callable
 
 from twisted.internet.defer import Deferred, DeferredList, succeed
 from twisted.internet.interfaces import IDelayedCall, IReactorTime
+from twisted.internet.threads import deferToThread
 from twisted.logger import Logger
 from twisted.python.failure import Failure
 from zope.interface import Interface
@@ -99,6 +100,7 @@ class Session:
         files: FileStore | None = None,
         budget: Budget | None = None,
         transferSecret: bytes | None = None,
+        runInThread: Callable[..., Deferred] = deferToThread,
     ) -> None:
         self.id = sessionID
         self.isServer = isServer
@@ -115,7 +117,13 @@ class Session:
         self._candidates: set[ChannelProtocol] = set()
         self.messenger = MultiChannelMessenger(self, params, self._deliver, clock, budget)
         self.incomingFiles = IncomingFiles(
-            files, peer, params.fragmentSize, self.sendControl, clock, self._fileStored
+            files,
+            peer,
+            params.fragmentSize,
+            self.sendControl,
+            clock,
+            self._fileStored,
+            runInThread,
         )
         self._transferSecret = transferSecret or os.urandom(32)
         self._turn = 0
@@ -278,7 +286,9 @@ class Session:
                 records.Bye(records.BYE_REPLACED, records.SCOPE_CHANNEL, "replaced").encode()
             )
             previous.close("replaced by a newer connection")
-        if previous is not None or wasIdle:
+        if previous is not None and previous is not channel:
+            self.messenger.channelDied(previous)
+        if wasIdle:
             self.messenger.resendAll()
 
     def sendOn(self, channel: ChannelProtocol, record: bytes) -> None:

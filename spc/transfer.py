@@ -37,16 +37,20 @@ SYNC_BYTES = 32 * 1024 * 1024
 ACK_EVERY = 16
 ACK_DELAY = 0.25
 MAX_ACTIVE_FILES = 64
+REMEMBERED_TRANSFERS = 1024
 
 
-def transferID(secret: bytes, server: str, path: str, stat: os.stat_result) -> bytes:
+def transferID(
+    secret: bytes, server: str, path: str, name: str, stat: os.stat_result
+) -> bytes:
     """
-    The id of sending one file to one server: the same while the file is
-    unchanged (path, device, inode, size, modification time), so a re-run
-    resumes, and unlinkable by anyone without the sender's secret.
+    The id of sending one file to one server under one name: the same while
+    the file is unchanged (path, device, inode, size, modification time),
+    so a re-run resumes, and unlinkable by anyone without the sender's
+    secret.
     """
     identity = "\0".join(
-        (server, os.path.abspath(path), str(stat.st_dev), str(stat.st_ino),
+        (server, os.path.abspath(path), name, str(stat.st_dev), str(stat.st_ino),
          str(stat.st_size), str(stat.st_mtime_ns))
     ).encode("utf-8")
     return hmac.new(secret, identity, hashlib.sha256).digest()[:16]
@@ -56,8 +60,8 @@ class FileSender:
     """
     One file on its way out.
 
-    @ivar deferred: fires with the file's SHA-256 once the receiver stored
-        it, or fails with L{TransferFailed}.
+    @ivar deferred: fires with the file's name once the receiver stored and
+        verified it, or fails with L{TransferFailed}.
     @ivar size: the file's size, fixed when the transfer starts.
     """
 
@@ -81,7 +85,7 @@ class FileSender:
         self._file = open(path, "rb", buffering=0)
         self._stat = os.fstat(self._file.fileno())
         self.size = self._stat.st_size
-        self.transferID = transferID(secret, server, path, self._stat)
+        self.transferID = transferID(secret, server, path, name, self._stat)
         self.deferred: Deferred = Deferred()
         self._restarted = False
         self._reset(RangeSet())
@@ -231,6 +235,7 @@ class IncomingFiles:
         self._active: dict[bytes, _Receiving] = {}
         self._ackCall: IDelayedCall | None = None
         self._closed = False
+        self._ended: dict[bytes, int] = {}
 
     def _answer(self, transfer: bytes, status: int, ranges=()) -> None:
         ranges = tuple(ranges)
@@ -266,9 +271,7 @@ class IncomingFiles:
     def dataReceived(self, data: records.FileData) -> None:
         receiving = self._active.get(data.transferID)
         if receiving is None:
-            if self._store is not None and self._store.isCompleted(
-                self._store.key(self._peer, data.transferID)
-            ):
+            if self._endedStatus(data.transferID) is not None:
                 return
             raise ProtocolError("file data for a transfer that was never offered")
         partial = receiving.partial
@@ -292,14 +295,32 @@ class IncomingFiles:
     def endReceived(self, end: records.FileEnd) -> None:
         receiving = self._active.get(end.transferID)
         if receiving is None:
-            if self._store is not None and self._store.isCompleted(
-                self._store.key(self._peer, end.transferID)
-            ):
-                self._answer(end.transferID, records.FILE_COMPLETE)
-                return
-            raise ProtocolError("file end for a transfer that was never offered")
+            status = self._endedStatus(end.transferID)
+            if status is None:
+                raise ProtocolError("file end for a transfer that was never offered")
+            self._answer(end.transferID, status)
+            return
         receiving.digest = end.digest
         self._maybeFinish(end.transferID)
+
+    def _endedStatus(self, transfer: bytes) -> int | None:
+        """
+        How a transfer that is no longer active ended, so late copies of
+        its records (retransmitted over another channel) are answered
+        instead of being taken for a protocol violation.
+        """
+        status = self._ended.get(transfer)
+        if status is None and self._store is not None:
+            if self._store.isCompleted(self._store.key(self._peer, transfer)):
+                status = records.FILE_COMPLETE
+        return status
+
+    def _end(self, transfer: bytes, status: int) -> None:
+        self._active.pop(transfer, None)
+        self._ended[transfer] = status
+        if len(self._ended) > REMEMBERED_TRANSFERS:
+            del self._ended[next(iter(self._ended))]
+        self._answer(transfer, status)
 
     def _acknowledge(self, transfer: bytes, receiving: _Receiving) -> None:
         receiving.fragments = 0
@@ -352,19 +373,17 @@ class IncomingFiles:
         )
 
     def _finished(self, transfer: bytes, partial: PartialFile, path: str | None) -> None:
-        self._active.pop(transfer, None)
         if path is None:
             self.log.warn("{name} arrived corrupt; asking for it again", name=partial.name)
-            self._answer(transfer, records.FILE_RESTART)
+            self._end(transfer, records.FILE_RESTART)
             return
-        self._answer(transfer, records.FILE_COMPLETE)
+        self._end(transfer, records.FILE_COMPLETE)
         self.onStored(partial.name, path, partial.size)
 
     def _failed(self, transfer: bytes, partial: PartialFile, failure: Failure) -> None:
         self.log.failure("Storing {name} failed", failure, name=partial.name)
-        self._active.pop(transfer, None)
-        partial.close()
-        self._answer(transfer, records.FILE_REFUSED)
+        partial.discard()
+        self._end(transfer, records.FILE_REFUSED)
 
     def close(self) -> None:
         """
@@ -377,5 +396,10 @@ class IncomingFiles:
         self._ackCall = None
         for receiving in self._active.values():
             if not receiving.finishing:
+                try:
+                    receiving.partial.sync()
+                except OSError as error:
+                    self.log.warn("Could not keep {name}: {error}",
+                                  name=receiving.partial.name, error=str(error))
                 receiving.partial.close()
         self._active.clear()

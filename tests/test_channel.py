@@ -26,7 +26,7 @@ from spc.client import connect
 from spc.clienthandshake import ClientHandshake
 from spc.errors import ClientNotAuthorized, ProtocolError, ServerBusy
 from spc.handshake import ChannelSpec, channelSpecs
-from spc.messenger import messageDigest
+from spc.records import messageDigest
 from spc.service import Limits, ServerChannelFactory, SessionDirectory
 from spc.suites import A256CBC_HS512, AES256_GCM, CHACHA20_POLY1305
 from spc.trust import AllowAny, AuthorizedKeys, PinnedKey

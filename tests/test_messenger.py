@@ -1,8 +1,9 @@
 # -*- test-case-name: tests.test_messenger -*-
 """
-Tests for L{spc.messenger}: fragmentation, scheduling over channels,
-acknowledgement, retransmission and in-order reassembly, driven through a
-recording L{FragmentSink} with no session, no sockets and no clock.
+Tests for L{spc.messenger}: fragmentation, the pull-based scheduler over
+channels and its send window, acknowledgement, retransmission and in-order
+reassembly, driven through a recording L{FragmentSink} with no session and
+no sockets, and with L{task.Clock} for time.
 """
 
 from __future__ import annotations
@@ -11,13 +12,16 @@ import hashlib
 import os
 import random
 
+from twisted.internet import task
 from twisted.internet.defer import Deferred
 from twisted.python.failure import Failure
 from twisted.trial.unittest import SynchronousTestCase
 
 from spc import records, wire
 from spc.errors import MessageAbandoned, ProtocolError, SessionClosed
-from spc.messenger import MultiChannelMessenger, messageDigest
+from spc.messenger import SEND_WINDOW, YIELD, MultiChannelMessenger
+from spc.reassembly import ACK_DELAY
+from spc.records import messageDigest
 
 SIZE = wire.MIN_FRAGMENT_SIZE
 
@@ -44,11 +48,17 @@ class FakeChannel:
 
     @ivar name: for test failure messages.
     @ivar dead: whether the sink still lists it.
+    @ivar writePaused: whether its transport paused it: the sink does not
+        offer it for data.
+    @ivar room: how many more records it takes before its transport
+        pauses it, or C{None} for no limit.
     """
 
     def __init__(self, name: str) -> None:
         self.name = name
         self.dead = False
+        self.writePaused = False
+        self.room: int | None = None
 
     def __repr__(self) -> str:
         return f"<FakeChannel {self.name}>"
@@ -57,26 +67,46 @@ class FakeChannel:
 class RecordingSink:
     """
     A L{spc.messenger.FragmentSink} with C{count} fake channels that records
-    every C{(channel, record bytes)} sent.
+    every C{(channel, record bytes)} sent, offering the live, unpaused
+    channels in turn as L{spc.session.Session} does.
 
     @ivar channels: the fake channels, in order.
-    @ivar sent: C{(channel, record)} pairs, oldest first.
-    @ivar errors: reasons given to L{protocolError}.
+    @ivar sent: C{(channel, record)} pairs, oldest first; control records
+        go on the first live channel, paused or not.
+    @ivar control: the control records sent, in order.
     """
 
     def __init__(self, count: int) -> None:
         self.channels = [FakeChannel(str(index)) for index in range(count)]
         self.sent: list[tuple[FakeChannel, bytes]] = []
-        self.errors: list[str] = []
+        self.control: list[bytes] = []
+        self._turn = 0
 
     def liveChannels(self) -> list[FakeChannel]:
         return [channel for channel in self.channels if not channel.dead]
 
-    def sendOn(self, channel: FakeChannel, record: bytes) -> None:
-        self.sent.append((channel, bytes(record)))
+    def writableChannel(self) -> FakeChannel | None:
+        ready = [channel for channel in self.liveChannels() if not channel.writePaused]
+        if not ready:
+            return None
+        channel = ready[self._turn % len(ready)]
+        self._turn += 1
+        return channel
 
-    def protocolError(self, reason: str) -> None:
-        self.errors.append(reason)
+    def sendOn(self, channel: FakeChannel, record: bytes) -> None:
+        if channel.dead or channel.writePaused:
+            raise AssertionError(f"data sent on {channel!r}, which cannot take it")
+        self.sent.append((channel, bytes(record)))
+        if channel.room is not None:
+            channel.room -= 1
+            if channel.room <= 0:
+                channel.writePaused = True
+
+    def sendControl(self, record: bytes) -> None:
+        self.control.append(bytes(record))
+        channels = self.liveChannels()
+        if channels:
+            self.sent.append((channels[0], bytes(record)))
 
     def take(self) -> list[tuple[FakeChannel, object]]:
         """
@@ -96,20 +126,25 @@ class RecordingSink:
         ]
 
 
-def makeMessenger(channels: int = 3, deliver=None, **params):
+def makeMessenger(channels: int = 3, deliver=None, clock=None, window=None, **params):
     """
     A messenger on a L{RecordingSink}.
 
     @param deliver: the delivery callable; by default one that records
         C{(data, kind)} in the returned list.
+    @param clock: a L{task.Clock}; a new one by default (reachable as
+        C{sink.clock}).
+    @param window: the send window in bytes; the default otherwise.
     @return: C{(messenger, sink, delivered)}.
     """
     sink = RecordingSink(channels)
+    sink.clock = clock if clock is not None else task.Clock()
     delivered: list[tuple[bytes, int]] = []
     if deliver is None:
         def deliver(data: bytes, kind: int) -> None:
             delivered.append((data, kind))
-    messenger = MultiChannelMessenger(sink, makeParams(**params), deliver)
+    extra = {} if window is None else {"window": window}
+    messenger = MultiChannelMessenger(sink, makeParams(**params), deliver, sink.clock, **extra)
     return messenger, sink, delivered
 
 
@@ -282,8 +317,9 @@ class SendTests(SynchronousTestCase):
 
     def test_firesWithDigest(self) -> None:
         """
-        As its docstring promises, the send Deferred fires with the message
-        digest (what an application uses to de-duplicate across sessions).
+        The send Deferred fires with the message digest (what an
+        application uses to de-duplicate across sessions), as
+        L{MultiChannelMessenger.send} documents.
         """
         messenger, sink, _ = makeMessenger()
         data = b"digest me"
@@ -341,8 +377,13 @@ class RetransmitTests(SynchronousTestCase):
 
     def test_resendAll(self) -> None:
         """
-        Every fragment of every unacknowledged message goes out again, and
-        nothing of acknowledged ones.
+        L{resendAll} sends again, once, every unacknowledged fragment that is
+        not on its way on a channel, and nothing of acknowledged messages.
+
+        Changed with the window scheduler: fragments already handed to a
+        live channel count as on their way and are not sent again (a dead
+        channel gives its fragments back through C{channelDied}); so here
+        every channel dies while nothing can be sent, and one comes back.
         """
         messenger, sink, _ = makeMessenger(channels=2)
         messenger.send(b"a" * (2 * SIZE + 1))
@@ -350,14 +391,19 @@ class RetransmitTests(SynchronousTestCase):
         messenger.send(b"c" * (SIZE + 1))
         first = sorted((r.msgID, r.index, bytes(r.payload)) for r in sink.takeRecords())
         messenger.resendAll()
-        again = sorted((r.msgID, r.index, bytes(r.payload)) for r in sink.takeRecords())
-        self.assertEqual(again, first)
+        self.assertEqual(sink.sent, [])
+        for channel in sink.channels:
+            channel.dead = True
+        for channel in sink.channels:
+            messenger.channelDied(channel)
+        self.assertEqual(sink.sent, [])
         messenger.ackReceived(records.Ack(1, records.ACK_COMPLETE))
+        sink.channels[0].dead = False
         messenger.resendAll()
-        self.assertEqual(
-            sorted((r.msgID, r.index) for r in sink.takeRecords()),
-            [(0, 0), (0, 1), (0, 2), (2, 0), (2, 1)],
-        )
+        again = sorted((r.msgID, r.index, bytes(r.payload)) for r in sink.takeRecords())
+        self.assertEqual(again, [record for record in first if record[0] != 1])
+        messenger.resendAll()
+        self.assertEqual(sink.sent, [])
 
     def test_failAll(self) -> None:
         """
@@ -376,6 +422,302 @@ class RetransmitTests(SynchronousTestCase):
         self.assertEqual(sink.sent, [])
         messenger.resendAll()
         self.assertEqual(sink.sent, [])
+
+
+RECORD = wire.TAG_SIZE + wire.FRAGMENT_HEADER_SIZE + SIZE
+
+
+class ScriptedSource:
+    """
+    A L{spc.messenger.Source} that answers from a script.
+
+    @ivar script: what the next calls return, in order; C{None} once it
+        runs out.
+    @ivar asked: how many times it was asked.
+    """
+
+    def __init__(self, *script) -> None:
+        self.script = list(script)
+        self.asked = 0
+
+    def nextRecord(self):
+        self.asked += 1
+        return self.script.pop(0) if self.script else None
+
+
+def keyed(name: str, number: int) -> tuple[tuple, bytes]:
+    """
+    A C{(key, record)} pair a scripted source hands out.
+    """
+    return (name, number), records.FileData(name.encode() * 16, number, b"r").encode()
+
+
+class FakeFileSender:
+    """
+    What the messenger uses of an L{spc.transfer.FileSender}: it waits for
+    the receiver's answer, so it has nothing to send.
+
+    @ivar ended: the reasons given to L{sessionEnded}.
+    """
+
+    def __init__(self, transferID: bytes = b"f" * 16) -> None:
+        self.transferID = transferID
+        self.deferred: Deferred = Deferred()
+        self.messenger = None
+        self.ended: list[Failure] = []
+
+    def nextRecord(self):
+        return None
+
+    def sessionEnded(self, reason: Failure) -> None:
+        self.ended.append(reason)
+        self.deferred.errback(reason)
+
+
+class SchedulerTests(SynchronousTestCase):
+    """
+    The pull-based scheduler (A6, A10): records are made only when a
+    channel can take them and the send window has room; retransmissions go
+    first; a dead channel's unacknowledged records go out again.
+    """
+
+    def test_onlyWritableChannels(self) -> None:
+        """
+        A6: a channel whose transport paused it gets no fragment; the others
+        take turns.
+        """
+        messenger, sink, _ = makeMessenger(channels=3)
+        sink.channels[1].writePaused = True
+        messenger.send(b"x" * (6 * SIZE))
+        used = [channel for channel, _ in sink.take()]
+        self.assertEqual(used.count(sink.channels[0]), 3)
+        self.assertEqual(used.count(sink.channels[2]), 3)
+        self.assertNotIn(sink.channels[1], used)
+
+    def test_pausedGetsNothingUntilPump(self) -> None:
+        """
+        While every channel is paused nothing is sent and no source is even
+        asked for a record; a channel that resumes gets data only when the
+        messenger is pumped again (what C{channelWritable} does).
+        """
+        messenger, sink, _ = makeMessenger(channels=1)
+        [channel] = sink.channels
+        channel.writePaused = True
+        source = ScriptedSource(keyed("a", 0), keyed("a", 1))
+        messenger.addSource(source)
+        sent = messenger.send(b"m" * (2 * SIZE))
+        self.assertEqual(sink.sent, [])
+        self.assertEqual(source.asked, 0)
+        channel.writePaused = False
+        self.assertEqual(sink.sent, [])
+        messenger.pump()
+        self.assertEqual(len(sink.sent), 4)
+        self.assertNoResult(sent)
+
+    def test_transportPausesMidway(self) -> None:
+        """
+        A transport that pauses its channel partway stops the pump there;
+        after it resumes, the rest follows in order, nothing twice.
+        """
+        messenger, sink, _ = makeMessenger(channels=1)
+        [channel] = sink.channels
+        channel.room = 2
+        messenger.send(b"m" * (5 * SIZE))
+        self.assertEqual([r.index for r in sink.takeRecords()], [0, 1])
+        self.assertTrue(channel.writePaused)
+        channel.writePaused, channel.room = False, None
+        messenger.pump()
+        self.assertEqual([r.index for r in sink.takeRecords()], [2, 3, 4])
+
+    def test_windowStopsPulling(self) -> None:
+        """
+        Once the bytes awaiting acknowledgement reach the send window, no
+        source is asked for a new record, though channels could take more;
+        each acknowledgement that frees room lets more out, the sources
+        taking turns.
+        """
+        messenger, sink, _ = makeMessenger(channels=2, window=2 * RECORD)
+        sent = messenger.send(b"w" * (6 * SIZE))
+        self.assertEqual([r.index for r in sink.takeRecords()], [0, 1])
+        source = ScriptedSource(keyed("s", 0))
+        messenger.addSource(source)
+        self.assertEqual((sink.sent, source.asked), ([], 0))
+
+        def names() -> list:
+            return [
+                r.index if type(r) is records.Fragment else "small"
+                for r in sink.takeRecords()
+            ]
+
+        messenger.ackReceived(records.Ack(0, records.ACK_PROGRESS, ((0, 1),)))
+        self.assertEqual((names(), source.asked), ([2], 0))
+        messenger.ackReceived(records.Ack(0, records.ACK_PROGRESS, ((1, 2),)))
+        self.assertEqual(names(), ["small", 3, 4])
+        messenger.ackReceived(records.Ack(0, records.ACK_PROGRESS, ((3, 1),)))
+        self.assertEqual(names(), [5])
+        self.assertTrue(messenger.acknowledge(("s", 0)))
+        self.assertFalse(messenger.acknowledge(("s", 0)))
+        self.assertEqual(names(), [])
+        messenger.ackReceived(records.Ack(0, records.ACK_COMPLETE))
+        self.successResultOf(sent)
+
+    def test_defaultWindow(self) -> None:
+        """
+        The default send window is 16 MiB.
+        """
+        self.assertEqual(SEND_WINDOW, 16 * 1024 * 1024)
+
+    def test_retransmissionsFirst(self) -> None:
+        """
+        Records to send again go before any new record.
+        """
+        messenger, sink, _ = makeMessenger(channels=2)
+        messenger.send(b"a" * (2 * SIZE))
+        byChannel = {channel: record.index for channel, record in sink.take()}
+        for channel in sink.channels:
+            channel.writePaused = True
+        messenger.send(b"b" * (2 * SIZE))
+        dead, alive = sink.channels
+        dead.dead = True
+        messenger.channelDied(dead)
+        self.assertEqual(sink.sent, [])
+        alive.writePaused = False
+        messenger.pump()
+        self.assertEqual(
+            [(r.msgID, r.index) for r in sink.takeRecords()],
+            [(0, byChannel[dead]), (1, 0), (1, 1)],
+        )
+
+    def test_channelDiedRequeuesItsOwn(self) -> None:
+        """
+        C{channelDied} sends again exactly what the dead channel carried and
+        nobody acknowledged: not what it carried that was acknowledged, and
+        not what the other channels carry.
+        """
+        messenger, sink, _ = makeMessenger(channels=3)
+        messenger.send(b"d" * (6 * SIZE))
+        carried: dict[FakeChannel, list[int]] = {}
+        for channel, record in sink.take():
+            carried.setdefault(channel, []).append(record.index)
+        victim = sink.channels[1]
+        acked, lost = carried[victim]
+        messenger.ackReceived(records.Ack(0, records.ACK_PROGRESS, ((acked, 1),)))
+        victim.dead = True
+        messenger.channelDied(victim)
+        resent = sink.take()
+        self.assertEqual([record.index for _, record in resent], [lost])
+        self.assertNotIn(victim, [channel for channel, _ in resent])
+        messenger.channelDied(victim)
+        messenger.channelDied(sink.channels[0])
+        self.assertEqual(
+            sorted(record.index for _, record in sink.take()), sorted(carried[sink.channels[0]])
+        )
+
+    def test_acknowledgedWhileQueued(self) -> None:
+        """
+        A record queued for retransmission that is acknowledged before a
+        channel can take it is not sent.
+        """
+        messenger, sink, _ = makeMessenger(channels=1)
+        messenger.send(b"q" * (3 * SIZE))
+        sink.take()
+        [channel] = sink.channels
+        channel.dead = True
+        messenger.channelDied(channel)
+        messenger.ackReceived(records.Ack(0, records.ACK_PROGRESS, ((1, 1),)))
+        channel.dead = False
+        messenger.pump()
+        self.assertEqual([r.index for r in sink.takeRecords()], [0, 2])
+
+    def test_yieldAskedLater(self) -> None:
+        """
+        A source that answers L{YIELD} gets the reactor back: nothing more
+        is pulled in that turn, and it is asked again on the next turn of
+        the clock.
+        """
+        messenger, sink, _ = makeMessenger(channels=1)
+        source = ScriptedSource(keyed("y", 0), YIELD, keyed("y", 1))
+        messenger.addSource(source)
+        self.assertEqual(len(sink.sent), 1)
+        self.assertEqual(source.asked, 2)
+        self.assertEqual(len(sink.clock.getDelayedCalls()), 1)
+        sink.clock.advance(0)
+        self.assertEqual(len(sink.sent), 2)
+        self.assertEqual(source.asked, 4)
+        self.assertEqual(sink.clock.getDelayedCalls(), [])
+
+    def test_sourcesTakeTurns(self) -> None:
+        """
+        Sources take turns record by record, so one large file does not
+        hold back a message.
+        """
+        messenger, sink, _ = makeMessenger(channels=1)
+        for channel in sink.channels:
+            channel.writePaused = True
+        first = ScriptedSource(keyed("a", 0), keyed("a", 1), keyed("a", 2))
+        second = ScriptedSource(keyed("b", 0), keyed("b", 1))
+        messenger.addSource(first)
+        messenger.addSource(second)
+        sink.channels[0].writePaused = False
+        messenger.pump()
+        order = [(bytes(r.transferID[:1]), r.offset) for r in sink.takeRecords()]
+        self.assertEqual(
+            order, [(b"a", 0), (b"b", 0), (b"a", 1), (b"b", 1), (b"a", 2)]
+        )
+
+    def test_failAllEverything(self) -> None:
+        """
+        Habit 10: L{failAll} errbacks every outstanding Deferred with the
+        reason: messages on the wire, messages waiting for the in-flight
+        limit, and file senders (through C{sessionEnded}); a pending
+        L{YIELD} turn is cancelled, and nothing more is sent.
+        """
+        messenger, sink, _ = makeMessenger(channels=1, maxInflightMessages=1)
+        onWire = messenger.send(b"a")
+        waiting = messenger.send(b"b")
+        sender = FakeFileSender()
+        fileSent = messenger.sendFile(sender)
+        self.assertIs(sender.messenger, messenger)
+        messenger.addSource(ScriptedSource(YIELD, keyed("y", 0)))
+        sink.take()
+        reason = Failure(SessionClosed("gone"))
+        messenger.failAll(reason)
+        self.failureResultOf(onWire, SessionClosed)
+        self.failureResultOf(waiting, SessionClosed)
+        self.failureResultOf(fileSent, SessionClosed)
+        self.assertEqual(sender.ended, [reason])
+        self.assertEqual(sink.clock.getDelayedCalls(), [])
+        messenger.pump()
+        messenger.resendAll()
+        self.assertEqual(sink.sent, [])
+
+    def test_sendFileAfterFailAll(self) -> None:
+        """
+        A file given to a messenger whose session ended fails at once.
+        """
+        messenger, sink, _ = makeMessenger()
+        messenger.failAll(Failure(SessionClosed("gone")))
+        sender = FakeFileSender()
+        self.failureResultOf(messenger.sendFile(sender), SessionClosed)
+        self.assertEqual(len(sender.ended), 1)
+
+    def test_fileAcksRouted(self) -> None:
+        """
+        A C{FAK:} goes to the sender of its transfer id, and to no other;
+        one for an unknown transfer is ignored.
+        """
+        messenger, sink, _ = makeMessenger()
+        heard: list = []
+        sender = FakeFileSender(b"1" * 16)
+        sender.ackReceived = heard.append
+        messenger.sendFile(sender)
+        ack = records.FileAck(b"1" * 16, records.FILE_PROGRESS, ((0, 5),))
+        messenger.fileAckReceived(ack)
+        messenger.fileAckReceived(records.FileAck(b"2" * 16, records.FILE_REFUSED))
+        self.assertEqual(heard, [ack])
+        messenger.senderDone(sender)
+        messenger.fileAckReceived(ack)
+        self.assertEqual(heard, [ack])
 
 
 def transfer(sender: RecordingSink, receiver: MultiChannelMessenger, shuffle=None) -> None:
@@ -430,7 +772,12 @@ class ReceiveTests(SynchronousTestCase):
     def test_laterMessageWaits(self) -> None:
         """
         Message 1, complete before message 0, is neither delivered nor
-        acknowledged until message 0 completes; then both are, in order.
+        acknowledged as complete until message 0 completes; then both are,
+        in order.
+
+        Changed: the receiver now sends progress C{ACK:}s after
+        C{ACK_DELAY}; they cover the fragments of the message still being
+        gathered and say nothing of message 1, which is complete and waits.
         """
         sender, senderSink, _ = makeMessenger()
         receiver, receiverSink, delivered = makeMessenger()
@@ -442,6 +789,12 @@ class ReceiveTests(SynchronousTestCase):
             receiver.fragmentReceived(record)
         self.assertEqual(delivered, [])
         self.assertEqual(receiverSink.takeRecords(records.Ack), [])
+        receiverSink.clock.advance(ACK_DELAY)
+        [progress] = receiverSink.takeRecords(records.Ack)
+        self.assertEqual(
+            (progress.msgID, progress.status, progress.ranges),
+            (0, records.ACK_PROGRESS, ((0, len(zero) - 1),)),
+        )
         self.assertEqual(receiver.nextDeliveryID, 0)
         receiver.fragmentReceived(zero[-1])
         self.assertEqual(
@@ -456,6 +809,9 @@ class ReceiveTests(SynchronousTestCase):
         """
         A fragment received twice while its message is being gathered (or
         waits for an earlier one) is dropped: the message is delivered once.
+        A14: each duplicate is answered with a progress C{ACK:} of what is
+        held (so the sender stops resending it), and once the messages are
+        delivered each later duplicate is answered with C{ACK:} complete.
         """
         sender, senderSink, _ = makeMessenger()
         receiver, receiverSink, delivered = makeMessenger()
@@ -463,12 +819,23 @@ class ReceiveTests(SynchronousTestCase):
         zero = senderSink.takeRecords()
         sender.send(b"b" * 10)
         one = senderSink.takeRecords()
-        for record in [zero[0], zero[0], one[0], one[0], zero[0], zero[1], one[0], zero[1]]:
+        receiver.fragmentReceived(zero[0])
+        receiver.fragmentReceived(zero[0])
+        [progress] = receiverSink.takeRecords(records.Ack)
+        self.assertEqual(
+            (progress.msgID, progress.status, progress.ranges),
+            (0, records.ACK_PROGRESS, ((0, 1),)),
+        )
+        for record in [one[0], one[0], zero[0], zero[1], one[0], zero[1]]:
             receiver.fragmentReceived(record)
         self.assertEqual(
             delivered, [(b"a" * (2 * SIZE), records.KIND_BINARY), (b"b" * 10, records.KIND_BINARY)]
         )
-        self.assertEqual(receiverSink.errors, [])
+        complete = [
+            a.msgID for a in receiverSink.takeRecords(records.Ack)
+            if a.status == records.ACK_COMPLETE
+        ]
+        self.assertEqual(sorted(complete), [0, 0, 1, 1])
 
     def test_deliveredDuplicateReAcknowledged(self) -> None:
         """
@@ -488,16 +855,18 @@ class ReceiveTests(SynchronousTestCase):
         [ack] = receiverSink.takeRecords(records.Ack)
         self.assertEqual((ack.msgID, ack.status), (0, records.ACK_COMPLETE))
 
-    def test_ackOnFirstLiveChannel(self) -> None:
+    def test_acksAreControl(self) -> None:
         """
-        ACKs go on a live channel.
+        ACKs go through the sink's control path (A10: control first), not
+        the data scheduler: they leave at once even while every channel's
+        transport has paused data.
         """
         receiver, sink, delivered = makeMessenger(channels=2)
-        sink.channels[0].dead = True
+        for channel in sink.channels:
+            channel.writePaused = True
         receiver.fragmentReceived(fragment())
-        [(channel, ack)] = sink.take()
-        self.assertIs(channel, sink.channels[1])
-        self.assertEqual(type(ack), records.Ack)
+        [ack] = [records.decodeRecord(record) for record in sink.control]
+        self.assertEqual((type(ack), ack.status), (records.Ack, records.ACK_COMPLETE))
 
 
 class HostileTests(SynchronousTestCase):

@@ -21,7 +21,7 @@ from zope.interface import implementer
 from spc import asymmetric, records, wire
 from spc.channel import DEFAULT_HANDSHAKE_TIMEOUT, DEFAULT_REPLY_TIMEOUT, ChannelProtocol
 from spc.client import ClientSessionFactory, connect
-from spc.errors import SessionClosed
+from spc.errors import ProtocolError, SessionClosed
 from spc.handshake import JoinTarget, channelSpecs
 from spc.service import (
     Limits,
@@ -30,7 +30,8 @@ from spc.service import (
     SessionDirectory,
     sourceKey,
 )
-from spc.session import IMessageReceiver
+from spc.records import messageDigest
+from spc.session import DEFAULT_LINGER, IMessageReceiver
 from spc.suites import A256CBC_HS512, CHACHA20_POLY1305
 from spc.trust import AllowAny, AuthorizedKeys, PinnedKey
 from tests.test_session import (
@@ -39,12 +40,15 @@ from tests.test_session import (
     PEER,
     SECRET,
     SESSION_ID,
+    SIZE,
     FakeChannel,
     MemoryNetwork,
+    MemoryServer,
     RecordingReceiver,
     cachedExchangeKey,
     cachedIdentity,
     confirm,
+    decoded,
     serverResult,
 )
 
@@ -632,6 +636,135 @@ class SessionPolicyTests(SynchronousTestCase):
         self.assertEqual(keptChannel.take(records.Bye), [])
         self.assertFalse(directory.isAuthorized(PEER))
         self.assertTrue(directory.isAuthorized(OTHER_PEER))
+
+
+class SharedBudgetTests(SynchronousTestCase):
+    """
+    Every session of a directory reserves incoming messages from the
+    directory's one L{spc.reassembly.Budget}, so many sessions together
+    cannot pin more memory than the daemon allows.
+    """
+
+    def firstFragment(self, length: int) -> records.Fragment:
+        data = b"b" * length
+        count = -(-length // SIZE)
+        return decoded(
+            records.Fragment(
+                0, 0, count, length, records.KIND_BINARY,
+                messageDigest(records.KIND_BINARY, data), data[:SIZE],
+            )
+        )
+
+    def test_sharedAcrossSessions(self) -> None:
+        """
+        Two sessions of different identities, each within its own session
+        budget, together exceed the directory's: the second is ended with
+        C{BYE:} resource_limit, the first goes on; its reservation counts
+        against the directory until the message completes.
+        """
+        directory = makeDirectory()
+        directory.budget.limit = 6 * SIZE
+        first, firstChannel = addSession(directory, b"1" * 16, PEER)
+        second, secondChannel = addSession(directory, b"2" * 16, OTHER_PEER)
+        first.recordReceived(firstChannel, 0, self.firstFragment(4 * SIZE))
+        self.assertEqual(directory.budget.reserved, 4 * SIZE)
+        second.recordReceived(secondChannel, 0, self.firstFragment(4 * SIZE))
+        self.assertIsInstance(second.closedReason.value, ProtocolError)
+        self.assertIn("reassembly budget", str(second.closedReason.value))
+        [bye] = secondChannel.take(records.Bye)
+        self.assertEqual(bye.code, records.BYE_RESOURCE_LIMIT)
+        self.assertIsNone(first.closedReason)
+        self.assertEqual(directory.budget.reserved, 4 * SIZE)
+        first.close()
+        self.assertEqual(directory.budget.reserved, 0)
+
+
+class ClientRetryTests(SynchronousTestCase):
+    """
+    L{ClientSessionFactory.reconnectLater}: a dead client channel is joined
+    again after the retry policy's delay for its count of failed attempts.
+    """
+
+    def setUp(self) -> None:
+        self.memory = MemoryServer(self)
+        self.clock = self.memory.clock
+        self.asked: list[int] = []
+
+        def policy(attempt: int) -> float:
+            self.asked.append(attempt)
+            return 2.0
+
+        self.memory.retryPolicy = policy
+        self.factory = self.memory.clientFactory()
+        opening = self.factory.openChannel(0)
+        self.memory.network.flush()
+        self.successResultOf(opening)
+        self.joining = self.factory.openChannel(1)
+        self.memory.network.flush()
+        self.session = self.factory.session
+
+    def cutChannel(self, index: int) -> None:
+        network = self.memory.network
+        network.cut(network.pumpFor(self.session.channels[index]))
+        network.flush()
+
+    def test_rejoinsAfterDelay(self) -> None:
+        """
+        A lost channel is rejoined only once the policy's delay has passed.
+        """
+        self.cutChannel(1)
+        self.assertEqual(self.asked, [0])
+        self.clock.advance(1.9)
+        self.memory.network.flush()
+        self.assertNotIn(1, self.session.channels)
+        self.clock.advance(0.1)
+        self.memory.network.flush()
+        self.assertIn(1, self.session.channels)
+
+    def test_backoffGrowsThenResets(self) -> None:
+        """
+        Each failed rejoin asks the policy with the next attempt number; a
+        successful one starts the count again.
+        """
+        self.cutChannel(1)
+        busy = self.memory.directory.limits
+        busy.joinsPerChannelPerMinute = 0
+        for _ in range(3):
+            self.clock.advance(2.0)
+            self.memory.network.flush()
+        self.assertEqual(self.asked, [0, 1, 2, 3])
+        self.assertNotIn(1, self.session.channels)
+        busy.joinsPerChannelPerMinute = 4
+        self.clock.advance(2.0)
+        self.memory.network.flush()
+        self.assertIn(1, self.session.channels)
+        self.cutChannel(1)
+        self.assertEqual(self.asked, [0, 1, 2, 3, 0])
+
+    def test_oneRetryPerChannel(self) -> None:
+        """
+        Asking again for a channel whose rejoin is already scheduled changes
+        nothing.
+        """
+        self.cutChannel(1)
+        scheduled = len(self.clock.getDelayedCalls())
+        self.factory.reconnectLater(1)
+        self.assertEqual(self.asked, [0])
+        self.assertEqual(len(self.clock.getDelayedCalls()), scheduled)
+
+    def test_endedSessionCancelsRetries(self) -> None:
+        """
+        A session that ends (here: closed locally) cancels its scheduled
+        rejoins, and no new one is scheduled for it.
+        """
+        self.cutChannel(1)
+        closing = self.session.close()
+        self.memory.network.flush()
+        self.successResultOf(closing)
+        self.factory.reconnectLater(1)
+        self.assertEqual(self.asked, [0])
+        self.clock.advance(DEFAULT_LINGER)
+        self.assertEqual(self.clock.getDelayedCalls(), [])
 
 
 class SlowlorisTests(SynchronousTestCase):

@@ -16,7 +16,7 @@ from types import SimpleNamespace
 from cryptography.hazmat.primitives.asymmetric import rsa
 from twisted.internet import task
 from twisted.internet.address import IPv4Address
-from twisted.internet.defer import Deferred, succeed
+from twisted.internet.defer import Deferred, fail, succeed
 from twisted.test import iosim
 from twisted.trial.unittest import SynchronousTestCase
 from zope.interface import implementer
@@ -24,10 +24,11 @@ from zope.interface.verify import verifyObject
 
 from spc import asymmetric, records, wire
 from spc.client import ClientSessionFactory, connect
-from spc.errors import ProtocolError, SessionClosed, SPCError
+from spc.errors import ProtocolError, SessionClosed, SPCError, TransferFailed
+from spc.filestore import FileStore
 from spc.handshake import ServerResult, channelSpecs
 from spc.identity import Identity, fingerprint
-from spc.messenger import messageDigest
+from spc.records import messageDigest
 from spc.service import ServerChannelFactory, SessionDirectory
 from spc.session import DEFAULT_LINGER, IMessageReceiver, Session
 from spc.suites import defaultSuiteFor
@@ -73,6 +74,7 @@ PARAMS = wire.Params(
     fragmentSize=wire.MIN_FRAGMENT_SIZE, maxInner=wire.maxInnerSize(wire.MIN_FRAGMENT_SIZE)
 )
 SIZE = PARAMS.fragmentSize
+RETRY_DELAY = 1.0
 
 
 @implementer(IMessageReceiver)
@@ -104,6 +106,8 @@ class FakeChannel:
     @ivar sent: the inner records sent, as bytes.
     @ivar closed: the reason given to L{close}, or C{None}.
     @ivar activated: the C{(epoch, secret)} it was given keys for.
+    @ivar writePaused: whether its transport paused it (set by a test);
+        the session's scheduler gives a paused channel no data.
     """
 
     def __init__(self, index: int = 0, receivedFrames: int = 0) -> None:
@@ -111,6 +115,7 @@ class FakeChannel:
         self.records = SimpleNamespace(receivedFrames=receivedFrames)
         self.owner = None
         self.dead = False
+        self.writePaused = False
         self.closed: str | None = None
         self.activated: tuple[int, bytes] | None = None
         self.sent: list[bytes] = []
@@ -424,40 +429,114 @@ class RoutingTests(SynchronousTestCase):
 
 class ChannelLossTests(SynchronousTestCase):
     """
-    L{Session.channelLost}: survivors take over, the last loss ends a client
-    session at once and a server session after its linger.
+    L{Session.channelLost}: survivors take over what the dead channel
+    carried; after the last loss a session of either role lingers, and ends
+    only if no channel rejoins in time.
     """
 
     def test_survivorsResend(self) -> None:
         """
-        When a channel dies and others live, every unacknowledged fragment
-        goes out again on the survivors.
+        When a channel dies and others live, what the dead channel carried
+        and the peer did not acknowledge goes out again on the survivors;
+        what the survivors carried is not sent twice.
+
+        Changed with the window scheduler: before, every unacknowledged
+        fragment of the session went out again; now the session tells the
+        messenger which channel died (C{channelDied}) and only its fragments
+        are resent.
         """
         session = makeSession()
         first, second = attached(session, 0, 1)
-        session.sendMessage(b"m" * (2 * SIZE + 1))
-        first.take()
-        second.take()
+        session.sendMessage(b"m" * (3 * SIZE + 1))
+        onFirst = sorted(f.index for f in first.take(records.Fragment))
+        onSecond = sorted(f.index for f in second.take(records.Fragment))
+        self.assertEqual(sorted(onFirst + onSecond), [0, 1, 2, 3])
+        self.assertTrue(onFirst and onSecond)
         first.lose()
         self.assertIsNone(session.closedReason)
-        self.assertEqual(
-            sorted(f.index for f in second.take(records.Fragment)), [0, 1, 2]
-        )
+        self.assertEqual(sorted(f.index for f in second.take(records.Fragment)), onFirst)
         self.assertEqual(session.liveChannels(), [second])
 
-    def test_clientLastChannel(self) -> None:
+    def test_acknowledgedNotResent(self) -> None:
         """
-        A client session whose last channel dies ends at once: outstanding
-        sends fail with L{SessionClosed}, and so do later ones.
+        Fragments of the dead channel that a progress C{ACK:} already
+        covered are not resent; the others are.
         """
-        session = makeSession(isServer=False)
+        session = makeSession()
+        first, second = attached(session, 0, 1)
+        session.sendMessage(b"m" * (4 * SIZE))
+        onFirst = sorted(f.index for f in first.take(records.Fragment))
+        second.take()
+        acked, *rest = onFirst
+        session.recordReceived(
+            second, 0, decoded(records.Ack(0, records.ACK_PROGRESS, ((acked, 1),)))
+        )
+        first.lose()
+        self.assertEqual(sorted(f.index for f in second.take(records.Fragment)), rest)
+
+    def test_onChannelLost(self) -> None:
+        """
+        Every C{onChannelLost} callback hears the index of a channel that
+        died (the client's factory rejoins it from there), but not after the
+        session ended.
+        """
+        session = makeSession()
+        first, second, third = attached(session, 0, 1, 2)
+        lost: list[int] = []
+        session.onChannelLost.append(lost.append)
+        second.lose()
+        self.assertEqual(lost, [1])
+        session.close()
+        first.lose()
+        self.assertEqual(lost, [1])
+
+    def test_clientLastChannelLingers(self) -> None:
+        """
+        A client session whose last channel dies lingers like the server's,
+        so its factory can rejoin channels and transfers resume: sends stay
+        pending; if nothing rejoins within the linger, it ends with
+        L{SessionClosed}, outstanding sends fail, and so do later ones.
+
+        Changed: a client session used to end at once when its last channel
+        dropped.
+        """
+        clock = task.Clock()
+        session = makeSession(isServer=False, clock=clock)
         [channel] = attached(session, 0)
         sent = session.sendMessage(b"pending")
         closed = session.whenClosed()
         channel.lose("reset by peer")
+        self.assertNoResult(closed)
+        self.assertNoResult(sent)
+        self.assertIsNone(session.closedReason)
+        clock.advance(DEFAULT_LINGER - 0.5)
+        self.assertNoResult(closed)
+        clock.advance(0.5)
         self.assertIsInstance(self.successResultOf(closed), SessionClosed)
         self.failureResultOf(sent, SessionClosed)
         self.failureResultOf(session.sendMessage(b"later"), SessionClosed)
+        self.assertEqual(clock.getDelayedCalls(), [])
+
+    def test_clientRejoinDuringLinger(self) -> None:
+        """
+        A client channel attached during the linger cancels it, and what was
+        unacknowledged or sent meanwhile goes out on it.
+        """
+        clock = task.Clock()
+        session = makeSession(isServer=False, clock=clock)
+        [channel] = attached(session, 0)
+        session.sendMessage(b"before")
+        channel.take()
+        channel.lose()
+        session.sendMessage(b"during")
+        rejoined = FakeChannel(0)
+        session.attach(rejoined, 0)
+        clock.advance(DEFAULT_LINGER)
+        self.assertIsNone(session.closedReason)
+        self.assertEqual(
+            sorted(bytes(f.payload) for f in rejoined.take(records.Fragment)),
+            [b"before", b"during"],
+        )
 
     def makeServer(self, clock: task.Clock):
         """
@@ -673,7 +752,11 @@ class KeyConfirmationTests(SynchronousTestCase):
         A joined connection for an index already live replaces the old one
         only after its first record: then the old one gets C{BYE:} replaced
         (channel scope) and is closed, and unacknowledged fragments go out
-        again.
+        again at once on the new one (as L{Session._admit} and
+        L{MultiChannelMessenger.resendAll} promise: "what was sent ... on a
+        connection this one replaces, goes out again"), not only when the
+        old connection finally finishes closing; and they are not sent a
+        third time when it does.
         """
         session = makeSession(isServer=True)
         [old] = attached(session, 0)
@@ -695,6 +778,7 @@ class KeyConfirmationTests(SynchronousTestCase):
         old.lose()
         self.assertIs(session.channels[0], new)
         self.assertIsNone(session.closedReason)
+        self.assertEqual(new.take(records.Fragment), [])
 
     def test_unconfirmedLossHarmless(self) -> None:
         """
@@ -709,6 +793,233 @@ class KeyConfirmationTests(SynchronousTestCase):
         self.assertEqual(session.channels, {0: old})
         self.assertIsNone(old.closed)
         self.assertIsNone(session.closedReason)
+
+
+class SchedulingTests(SynchronousTestCase):
+    """
+    The session as the messenger's sink: which channel gets data
+    (L{Session.writableChannel}), when a paused channel gets it again
+    (L{Session.channelWritable}), and where control records go
+    (L{Session.sendControl}).
+    """
+
+    def test_takesTurns(self) -> None:
+        """
+        Fragments go to the live channels in turn.
+        """
+        session = makeSession()
+        channels = attached(session, 0, 1, 2)
+        session.sendMessage(b"t" * (6 * SIZE))
+        self.assertEqual([len(c.take(records.Fragment)) for c in channels], [2, 2, 2])
+
+    def test_pausedChannelSkipped(self) -> None:
+        """
+        A6: a channel whose transport paused it gets no fragment; the others
+        carry the message.
+        """
+        session = makeSession()
+        first, second, third = attached(session, 0, 1, 2)
+        second.writePaused = True
+        session.sendMessage(b"p" * (4 * SIZE))
+        self.assertEqual(second.sent, [])
+        self.assertEqual(
+            len(first.take(records.Fragment)) + len(third.take(records.Fragment)), 4
+        )
+
+    def test_channelWritable(self) -> None:
+        """
+        With every channel paused nothing is sent; when a transport resumes
+        and says so (L{Session.channelWritable}), the waiting fragments go
+        out on it.
+        """
+        session = makeSession()
+        first, second = attached(session, 0, 1)
+        first.writePaused = second.writePaused = True
+        sent = session.sendMessage(b"w" * (2 * SIZE))
+        self.assertEqual((first.sent, second.sent), ([], []))
+        second.writePaused = False
+        session.channelWritable(second)
+        self.assertEqual(first.sent, [])
+        self.assertEqual([f.index for f in second.take(records.Fragment)], [0, 1])
+        self.assertNoResult(sent)
+
+    def test_controlIgnoresPause(self) -> None:
+        """
+        A10: acknowledgements are control records; they go out at once on
+        the first live channel even while its transport paused data.
+        """
+        session = makeSession(receiver=RecordingReceiver())
+        first, second = attached(session, 0, 1)
+        first.writePaused = second.writePaused = True
+        session.recordReceived(second, 0, message(b"hello"))
+        [ack] = first.take(records.Ack)
+        self.assertEqual((ack.msgID, ack.status), (0, records.ACK_COMPLETE))
+        self.assertEqual(second.sent, [])
+
+    def test_controlWithoutChannel(self) -> None:
+        """
+        With no live channel a control record is dropped, not queued and not
+        an error (the peer's retransmission will ask again).
+        """
+        session = makeSession()
+        session.sendControl(records.Ack(0, records.ACK_COMPLETE).encode())
+        self.assertIsNone(session.closedReason)
+
+
+def runNow(function, *args, **kwargs) -> Deferred:
+    """
+    A synchronous stand-in for C{deferToThread}.
+    """
+    try:
+        return succeed(function(*args, **kwargs))
+    except BaseException:
+        return fail()
+
+
+class LinkedChannel(FakeChannel):
+    """
+    A fake channel whose records reach a peer session when L{Link.flush}
+    runs.
+    """
+
+    def __init__(self, link: Link, index: int) -> None:
+        super().__init__(index)
+        self.link = link
+        self.peer: LinkedChannel | None = None
+
+    def sendRecord(self, plaintext: bytes) -> None:
+        if not self.dead:
+            self.link.queue.append((self.peer, bytes(plaintext)))
+
+
+class Link:
+    """
+    Two sessions joined by pairs of L{LinkedChannel}s.
+    """
+
+    def __init__(self, client: Session, server: Session, channels: int = 1) -> None:
+        self.queue: list[tuple[LinkedChannel, bytes]] = []
+        for index in range(channels):
+            near, far = LinkedChannel(self, index), LinkedChannel(self, index)
+            near.peer, far.peer = far, near
+            server.attach(far, 0)
+            client.attach(near, 0)
+
+    def flush(self) -> None:
+        while self.queue:
+            channel, record = self.queue.pop(0)
+            channel.owner.recordReceived(channel, 0, records.decodeRecord(record))
+
+
+@implementer(IMessageReceiver)
+class FileRecordingReceiver(RecordingReceiver):
+    """
+    Also records the files it is told of, as an C{IFileReceiver}.
+    """
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.files: list[tuple[Session, str, str, int]] = []
+
+    def fileReceived(self, session, name, path, size):
+        self.files.append((session, name, path, size))
+
+
+class FileRoutingTests(SynchronousTestCase):
+    """
+    C{FIL:}, C{FDT:} and C{FEN:} go to the session's L{IncomingFiles};
+    C{FAK:} goes to the messenger's file senders.
+    """
+
+    def test_sendFileBetweenSessions(self) -> None:
+        """
+        L{Session.sendFile} streams a file to the peer session, which stores
+        it in its L{FileStore} under the given name and tells its
+        application's C{fileReceived}; the sender's Deferred fires.
+        """
+        inbox = self.mktemp()
+        source = self.mktemp()
+        data = os.urandom(5 * SIZE + 17)
+        with open(source, "wb") as f:
+            f.write(data)
+        receiver = FileRecordingReceiver()
+        client = makeSession(isServer=False)
+        server = makeSession(isServer=True, receiver=receiver, files=FileStore(inbox))
+        server.incomingFiles._runInThread = runNow
+        link = Link(client, server, channels=2)
+        link.flush()
+        sent = client.sendFile(source, "sub/dir/report.bin")
+        link.flush()
+        self.successResultOf(sent)
+        [(session, name, path, size)] = receiver.files
+        self.assertEqual(
+            (session, name, size), (server, "sub/dir/report.bin", len(data))
+        )
+        self.assertEqual(path, os.path.join(inbox, "sub", "dir", "report.bin"))
+        with open(path, "rb") as f:
+            self.assertEqual(f.read(), data)
+
+    def test_offerWithoutStore(self) -> None:
+        """
+        A session without a file store refuses an offered file with C{FAK:}
+        refused, on a control channel, and goes on.
+        """
+        session = makeSession()
+        [channel] = attached(session, 0)
+        session.recordReceived(channel, 0, decoded(records.FileOffer(b"t" * 16, 10, "f")))
+        [answer] = channel.take(records.FileAck)
+        self.assertEqual(
+            (answer.transferID, answer.status), (b"t" * 16, records.FILE_REFUSED)
+        )
+        self.assertIsNone(session.closedReason)
+
+    def test_refusalFailsSendFile(self) -> None:
+        """
+        C{FIL:} goes out for L{Session.sendFile}; the peer's C{FAK:} refused
+        reaches the sender, whose Deferred fails with L{TransferFailed}.
+        """
+        source = self.mktemp()
+        with open(source, "wb") as f:
+            f.write(b"content")
+        session = makeSession()
+        [channel] = attached(session, 0)
+        sent = session.sendFile(source)
+        [offer] = channel.take(records.FileOffer)
+        self.assertEqual((offer.size, offer.name), (7, os.path.basename(source)))
+        session.recordReceived(
+            channel, 0, decoded(records.FileAck(offer.transferID, records.FILE_REFUSED))
+        )
+        self.failureResultOf(sent, TransferFailed)
+
+    def test_unknownFileData(self) -> None:
+        """
+        C{FDT:} or C{FEN:} for a transfer never offered is a protocol error:
+        the session ends with C{BYE:} protocol_error.
+        """
+        for record in (
+            records.FileData(b"u" * 16, 0, b"data"),
+            records.FileEnd(b"u" * 16, bytes(32)),
+        ):
+            session = makeSession(files=FileStore(self.mktemp()))
+            [channel] = attached(session, 0)
+            session.recordReceived(channel, 0, decoded(record))
+            self.assertIsInstance(session.closedReason.value, ProtocolError)
+            [bye] = channel.take(records.Bye)
+            self.assertEqual(bye.code, records.BYE_PROTOCOL_ERROR)
+
+    def test_sessionEndFailsSendFile(self) -> None:
+        """
+        A file still on its way when the session ends fails with the
+        session's reason.
+        """
+        source = self.mktemp()
+        with open(source, "wb") as f:
+            f.write(b"x" * (3 * SIZE))
+        session = makeSession()
+        attached(session, 0)
+        sent = session.sendFile(source)
+        session.close()
+        self.failureResultOf(sent, SessionClosed)
 
 
 # Tier (b): real channels in memory.
@@ -785,10 +1096,15 @@ class MemoryServer:
     """
     A server's directory and port factories over a L{MemoryNetwork}, and a
     client connecting to it.
+
+    @ivar retryPolicy: the client's rejoin delay for each attempt; a
+        constant L{RETRY_DELAY} instead of the jittered default, so tests
+        know when a rejoin happens.
     """
 
     def __init__(self, testCase: SynchronousTestCase, channels: int = 4) -> None:
         testCase.patch(asymmetric, "generateExchangeKey", cachedExchangeKey)
+        self.retryPolicy = lambda attempt: RETRY_DELAY
         self.clock = task.Clock()
         self.network = MemoryNetwork(self.clock)
         self.serverReceiver = RecordingReceiver()
@@ -817,6 +1133,7 @@ class MemoryServer:
             PinnedKey(self.server.fingerprint),
             "127.0.0.1:9000",
             receiver=self.clientReceiver,
+            retryPolicy=self.retryPolicy,
         )
 
     def connect(self, testCase: SynchronousTestCase) -> Session:
@@ -827,6 +1144,7 @@ class MemoryServer:
             PinnedKey(self.server.fingerprint),
             "127.0.0.1:9000",
             receiver=self.clientReceiver,
+            retryPolicy=self.retryPolicy,
         )
         self.network.flush()
         return testCase.successResultOf(connecting)
@@ -922,21 +1240,78 @@ class OverChannelsTests(SynchronousTestCase):
         self.assertEqual(sorted(self.session.channels), [0, 2, 3])
         self.assertEqual(sorted(self.server.serverSession().channels), [0, 2, 3])
 
-    def test_allCutServerLingers(self) -> None:
+    def test_cutChannelRejoins(self) -> None:
         """
-        Every connection cut: the client session ends at once; the server's
-        lingers 60 s, then ends and is forgotten.
+        A cut channel is joined again by the client after its retry delay,
+        into the same session on both ends, and carries data again.
+        """
+        self.network.cut(self.network.pumpFor(self.session.channels[2]))
+        self.network.flush()
+        self.assertEqual(sorted(self.session.channels), [0, 1, 3])
+        self.server.clock.advance(RETRY_DELAY)
+        self.network.flush()
+        self.assertEqual(sorted(self.session.channels), [0, 1, 2, 3])
+        server = self.server.serverSession()
+        self.assertEqual(sorted(server.channels), [0, 1, 2, 3])
+        self.assertEqual(self.server.directory.sessions, {self.session.id: server})
+        sent = self.session.sendMessage(os.urandom(8 * 64 * 1024))
+        self.network.flush()
+        self.successResultOf(sent)
+
+    def test_allCutClientRejoins(self) -> None:
+        """
+        Every connection cut: neither session ends.  The server's lingers;
+        the client's lingers too and rejoins every channel after its retry
+        delay, so a message sent during the outage is delivered once, and
+        both ends keep their session.
+
+        Changed: the client session used to end at once when its last
+        channel dropped.
         """
         clientClosed = self.session.whenClosed()
         server = self.server.serverSession()
         for pump in list(self.network.pumps):
             self.network.cut(pump)
         self.network.flush()
-        self.assertIsInstance(self.successResultOf(clientClosed), SessionClosed)
+        self.assertNoResult(clientClosed)
+        self.assertEqual(self.session.channels, {})
         self.assertIsNone(server.closedReason)
+        sent = self.session.sendMessage(b"during the outage")
+        self.server.clock.advance(RETRY_DELAY)
+        self.network.flush()
+        self.successResultOf(sent)
+        self.assertEqual(self.server.serverReceiver.data(), [b"during the outage"])
+        self.assertEqual(sorted(self.session.channels), [0, 1, 2, 3])
+        self.assertEqual(sorted(server.channels), [0, 1, 2, 3])
         self.server.clock.advance(DEFAULT_LINGER)
-        self.assertIsInstance(server.closedReason.value, SessionClosed)
+        self.assertNoResult(clientClosed)
+        self.assertIsNone(server.closedReason)
+
+    def test_allCutServerGone(self) -> None:
+        """
+        Every connection cut and the server's session gone: the client's
+        rejoins are refused, it keeps retrying with its backoff for as long
+        as it lingers, then its session ends with L{SessionClosed} and no
+        retry stays scheduled.
+        """
+        clientClosed = self.session.whenClosed()
+        server = self.server.serverSession()
+        for pump in list(self.network.pumps):
+            self.network.cut(pump)
+        self.network.flush()
+        server.terminate(records.BYE_SHUTTING_DOWN, "gone")
         self.assertEqual(self.server.directory.sessions, {})
+        attempts = 0
+        while self.session.closedReason is None:
+            before = len(self.network.pumps)
+            self.server.clock.advance(RETRY_DELAY)
+            self.network.flush()
+            attempts += len(self.network.pumps) > before
+            self.assertEqual(self.session.channels, {})
+        self.assertIsInstance(self.successResultOf(clientClosed), SessionClosed)
+        self.assertGreater(attempts, 1)
+        self.assertEqual(self.server.directory.sessions, {})
+        self.assertEqual(self.server.clock.getDelayedCalls(), [])
 
 
 class JoinTests(SynchronousTestCase):

@@ -1,0 +1,523 @@
+# -*- test-case-name: tests.test_filestore -*-
+"""
+Tests for L{spc.filestore}: names from the wire reduced to safe path
+components, unique final names that never replace a file, partial files
+and their state across restarts, the memory of completed transfers, and
+L{RangeSet} against a model.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import time
+
+from hypothesis import given, settings, strategies as st
+from twisted.trial.unittest import SynchronousTestCase
+
+from spc.errors import ResourceLimitExceeded
+from spc.filestore import (
+    KEEP_SECONDS,
+    MAX_COMPONENT_BYTES,
+    MAX_DEPTH,
+    PARTIAL_DIRECTORY,
+    FileStore,
+    RangeSet,
+    safeParts,
+)
+
+PEER = "SHA256:peer"
+HOSTILE = [
+    "../../x",
+    "a/../../b",
+    "/etc/passwd",
+    "C:\\x\\..\\y",
+    "..\\..\\windows\\system32",
+    "a\x00b/\x00/c\x01\x1f\x7f",
+    "\x00\x00",
+    "",
+    "   ",
+    ".",
+    "..",
+    "./././..",
+    "x" * 1000,
+    "é" * 300 + ".txt",
+    "/".join(["d"] * 100) + "/leaf",
+    ".spc-partial/completed.json",
+    ".spc-partial",
+    " .spc-partial /x",
+    "a/.spc-partial-evil/b",
+    "line\nbreak\r.txt",
+    "\u202egnp.exe",
+    "//server/share/file",
+    "\\\\?\\C:\\file",
+]
+
+
+class Clock:
+    """
+    A settable C{now} for L{FileStore}.
+    """
+
+    def __init__(self, now: float = 1_000_000.0) -> None:
+        self.now = now
+
+    def __call__(self) -> float:
+        return self.now
+
+
+def makeStore(testCase: SynchronousTestCase, directory: str | None = None, **kw) -> FileStore:
+    """
+    A L{FileStore} in a new directory (or C{directory}).
+    """
+    return FileStore(directory or testCase.mktemp(), **kw)
+
+
+def placeBytes(store: FileStore, name: str, data: bytes) -> str:
+    """
+    Receive C{data} as C{name} all at once and put it under its final name.
+    """
+    key = store.key(PEER, os.urandom(16))
+    partial = store.open(key, name, len(data))
+    partial.write(0, data)
+    return partial.finish()
+
+
+def read(path: str) -> bytes:
+    with open(path, "rb") as f:
+        return f.read()
+
+
+class SafePartsTests(SynchronousTestCase):
+    """
+    L{safeParts}: whatever the peer names a file, the components that come
+    out stay inside the inbox.
+    """
+
+    def assertSafe(self, name: str) -> list[str]:
+        parts = safeParts(name)
+        self.assertTrue(parts, name)
+        self.assertLessEqual(len(parts), MAX_DEPTH, name)
+        for part in parts:
+            self.assertNotIn(part, ("", ".", ".."), name)
+            self.assertNotIn("/", part, name)
+            self.assertNotIn("\\", part, name)
+            self.assertFalse(any(ord(c) < 0x20 or c == "\x7f" for c in part), repr(name))
+            self.assertLessEqual(len(part.encode("utf-8")), MAX_COMPONENT_BYTES, name)
+            self.assertEqual(part, part.strip(), repr(name))
+        self.assertFalse(parts[0].startswith(PARTIAL_DIRECTORY), name)
+        inbox = "/inbox"
+        joined = os.path.normpath(os.path.join(inbox, *parts))
+        self.assertTrue(joined.startswith(inbox + "/"), name)
+        return parts
+
+    def test_hostileNames(self) -> None:
+        """
+        Traversal, absolute paths of either kind, NUL and control
+        characters, empty and dot names, overlong components, deep paths
+        and the partial directory's own name all give safe components.
+        """
+        for name in HOSTILE:
+            self.assertSafe(name)
+
+    def test_examples(self) -> None:
+        """
+        What a few names become.
+        """
+        self.assertEqual(safeParts("../../x"), ["x"])
+        self.assertEqual(safeParts("a/../../b"), ["a", "b"])
+        self.assertEqual(safeParts("/etc/passwd"), ["etc", "passwd"])
+        self.assertEqual(safeParts("C:\\x\\..\\y"), ["C:", "x", "y"])
+        self.assertEqual(safeParts("a\x00b"), ["ab"])
+        self.assertEqual(safeParts(""), ["unnamed"])
+        self.assertEqual(safeParts("../.."), ["unnamed"])
+        self.assertEqual(safeParts(".spc-partial/x"), ["_.spc-partial", "x"])
+        self.assertEqual(safeParts("sub/dir/report.pdf"), ["sub", "dir", "report.pdf"])
+
+    def test_longComponent(self) -> None:
+        """
+        A component is cut to 255 bytes of UTF-8, never inside a character.
+        """
+        [part] = safeParts("é" * 300)
+        self.assertEqual(part, "é" * 127)
+
+    def test_deepPath(self) -> None:
+        """
+        A path deeper than C{MAX_DEPTH} keeps its last components.
+        """
+        parts = safeParts("/".join(str(n) for n in range(100)))
+        self.assertEqual(parts, [str(n) for n in range(68, 100)])
+
+    @settings(max_examples=300, deadline=None, derandomize=True)
+    @given(st.text(alphabet=st.characters(codec="utf-8"), max_size=300))
+    def test_anyName(self, name: str) -> None:
+        """
+        Any string at all gives safe components.
+        """
+        self.assertSafe(name)
+
+    def test_placedInsideInbox(self) -> None:
+        """
+        Each hostile name, stored, lands inside the inbox and outside its
+        partial directory, and nothing is written anywhere else.
+        """
+        root = self.mktemp()
+        inbox = os.path.join(root, "inbox")
+        store = makeStore(self, inbox)
+        for name in HOSTILE:
+            path = placeBytes(store, name, name.encode("utf-8", "replace"))
+            real = os.path.realpath(path)
+            self.assertTrue(real.startswith(os.path.realpath(inbox) + os.sep), name)
+            partials = os.path.realpath(os.path.join(inbox, PARTIAL_DIRECTORY))
+            self.assertFalse(real.startswith(partials + os.sep), name)
+        self.assertEqual(os.listdir(root), ["inbox"])
+
+
+class PlaceTests(SynchronousTestCase):
+    """
+    L{FileStore.place}: unique final names; an existing file is never
+    replaced.
+    """
+
+    def test_numbered(self) -> None:
+        """
+        A second and third file of one name get C{name (1).ext} and
+        C{name (2).ext}; a name without an extension gets C{name (1)}.
+        """
+        store = makeStore(self)
+        paths = [placeBytes(store, "report.pdf", b"%d" % n) for n in range(3)]
+        self.assertEqual(
+            [os.path.basename(p) for p in paths],
+            ["report.pdf", "report (1).pdf", "report (2).pdf"],
+        )
+        self.assertEqual([read(p) for p in paths], [b"0", b"1", b"2"])
+        bare = [placeBytes(store, "README", b"%d" % n) for n in range(3)]
+        self.assertEqual(
+            [os.path.basename(p) for p in bare], ["README", "README (1)", "README (2)"]
+        )
+
+    def test_existingNeverOverwritten(self) -> None:
+        """
+        A file or directory already in the inbox under the name is left
+        alone; the new file gets the next free name.
+        """
+        store = makeStore(self)
+        with open(os.path.join(store.directory, "notes.txt"), "wb") as f:
+            f.write(b"mine")
+        os.mkdir(os.path.join(store.directory, "notes (1).txt"))
+        path = placeBytes(store, "notes.txt", b"theirs")
+        self.assertEqual(os.path.basename(path), "notes (2).txt")
+        self.assertEqual(read(os.path.join(store.directory, "notes.txt")), b"mine")
+        self.assertEqual(read(path), b"theirs")
+
+    def test_subdirectories(self) -> None:
+        """
+        A relative path creates its folders inside the inbox.
+        """
+        store = makeStore(self)
+        path = placeBytes(store, "a/b/c.bin", b"deep")
+        self.assertEqual(path, os.path.join(store.directory, "a", "b", "c.bin"))
+
+    def test_longNameNumbered(self) -> None:
+        """
+        A second file whose name already has the longest component allowed
+        is stored too, under a numbered name that still fits.
+        """
+        store = makeStore(self)
+        name = "n" * (MAX_COMPONENT_BYTES - 4) + ".txt"
+        first = placeBytes(store, name, b"1")
+        second = placeBytes(store, name, b"2")
+        self.assertNotEqual(first, second)
+        self.assertLessEqual(len(os.path.basename(second).encode()), MAX_COMPONENT_BYTES)
+        self.assertEqual(read(second), b"2")
+
+    def test_symlinkOutside(self) -> None:
+        """
+        A folder of the inbox that is a symbolic link leading out of it is
+        refused, and nothing is created out there.
+        """
+        root = os.path.abspath(self.mktemp())
+        os.makedirs(os.path.join(root, "outside"))
+        store = makeStore(self, os.path.join(root, "inbox"))
+        os.symlink(os.path.join(root, "outside"), os.path.join(store.directory, "link"))
+        for name in ("link/file", "link/sub/file"):
+            self.assertRaises(ResourceLimitExceeded, placeBytes, store, name, b"x")
+        self.assertEqual(os.listdir(os.path.join(root, "outside")), [])
+
+
+class PartialTests(SynchronousTestCase):
+    """
+    Partial files and their state file: only synced ranges are claimed,
+    and they survive a new L{FileStore} on the same directory.
+    """
+
+    def test_stateRoundTrip(self) -> None:
+        """
+        Ranges made durable with L{PartialFile.sync} are held by a new store
+        on the same inbox; ranges written after the last sync are not.
+        """
+        directory = self.mktemp()
+        store = makeStore(self, directory)
+        key = store.key(PEER, b"t" * 16)
+        partial = store.open(key, "big.bin", 100)
+        self.assertEqual(partial.held.ranges(), [])
+        partial.write(0, b"a" * 10)
+        partial.write(40, b"b" * 10)
+        partial.sync()
+        partial.write(10, b"c" * 10)
+        partial.close()
+        again = FileStore(directory).open(key, "big.bin", 100)
+        self.assertEqual(again.held.ranges(), [(0, 10), (40, 10)])
+        self.assertEqual(again.written.ranges(), [(0, 10), (40, 10)])
+        again.close()
+        with open(store.partialPath(key), "rb") as f:
+            self.assertEqual(f.read(10), b"a" * 10)
+
+    def test_stateIgnoredWhenDifferent(self) -> None:
+        """
+        State for another size or name, or a state file that is not valid,
+        is not trusted: the transfer starts empty, with a fresh partial.
+        """
+        directory = self.mktemp()
+        store = makeStore(self, directory)
+        key = store.key(PEER, b"t" * 16)
+        partial = store.open(key, "f", 100)
+        partial.write(0, b"x" * 50)
+        partial.sync()
+        partial.close()
+        for name, size in (("f", 101), ("g", 100)):
+            other = FileStore(directory).open(key, name, size)
+            self.assertEqual(other.held.ranges(), [])
+            other.close()
+        with open(os.path.join(directory, PARTIAL_DIRECTORY, key + ".json"), "w") as f:
+            f.write("{not json")
+        broken = FileStore(directory).open(key, "f", 100)
+        self.assertEqual(broken.held.ranges(), [])
+        self.assertEqual(os.path.getsize(store.partialPath(key)), 0)
+        broken.close()
+
+    def test_keyPerIdentity(self) -> None:
+        """
+        Partial state is keyed by (identity, transfer id): another identity
+        with the same transfer id gets another partial file.
+        """
+        store = makeStore(self)
+        transfer = b"t" * 16
+        self.assertNotEqual(store.key(PEER, transfer), store.key("SHA256:other", transfer))
+        self.assertNotEqual(store.key(PEER, transfer), store.key(PEER, b"u" * 16))
+        self.assertEqual(store.key(PEER, transfer), FileStore.key(PEER, transfer))
+
+    def test_writeOnce(self) -> None:
+        """
+        Writing bytes already written does nothing and says so.
+        """
+        store = makeStore(self)
+        partial = store.open(store.key(PEER, b"w" * 16), "f", 20)
+        self.assertTrue(partial.write(0, b"1" * 10))
+        self.assertFalse(partial.write(0, b"2" * 10))
+        self.assertFalse(partial.isComplete())
+        self.assertTrue(partial.write(10, b"3" * 10))
+        self.assertTrue(partial.isComplete())
+        self.assertEqual(read(partial.finish()), b"1" * 10 + b"3" * 10)
+
+    def test_emptyComplete(self) -> None:
+        """
+        A 0-byte file is complete at once.
+        """
+        store = makeStore(self)
+        partial = store.open(store.key(PEER, b"e" * 16), "empty", 0)
+        self.assertTrue(partial.isComplete())
+        self.assertEqual(read(partial.finish()), b"")
+
+    def test_discard(self) -> None:
+        """
+        L{PartialFile.discard} removes the partial and its state, and does
+        not count as completed.
+        """
+        store = makeStore(self)
+        key = store.key(PEER, b"d" * 16)
+        partial = store.open(key, "f", 10)
+        partial.write(0, b"x" * 10)
+        partial.discard()
+        self.assertFalse(os.path.exists(store.partialPath(key)))
+        self.assertEqual(os.listdir(os.path.join(store.directory, PARTIAL_DIRECTORY)), [])
+        self.assertFalse(store.isCompleted(key))
+
+    def test_noRoom(self) -> None:
+        """
+        A file that does not fit in the free space less the reserve is
+        refused before anything is created; one that fits exactly is
+        accepted; held ranges do not count against it.
+        """
+        store = makeStore(self, reserve=1000)
+        stats = type("statvfs", (), {"f_bavail": 3, "f_frsize": 1000})
+        self.patch(os, "statvfs", lambda path: stats)
+        key = store.key(PEER, b"r" * 16)
+        self.assertRaises(ResourceLimitExceeded, store.open, key, "f", 2001)
+        self.assertFalse(os.path.exists(store.partialPath(key)))
+        partial = store.open(key, "f", 2000)
+        partial.write(0, b"x" * 1000)
+        partial.sync()
+        partial.close()
+        stats.f_bavail = 2
+        other = store.key(PEER, b"o" * 16)
+        self.assertRaises(ResourceLimitExceeded, store.open, other, "f", 2000)
+        resumed = store.open(key, "f", 2000)
+        self.assertEqual(resumed.held.ranges(), [(0, 1000)])
+        resumed.close()
+
+
+class CompletedTests(SynchronousTestCase):
+    """
+    Completed transfers are remembered for 24 h, across restarts.
+    """
+
+    def test_remembered(self) -> None:
+        """
+        A finished transfer is completed for this store and a new one on
+        the same inbox, until 24 h after it finished.
+        """
+        directory = self.mktemp()
+        now = Clock()
+        store = FileStore(directory, now=now)
+        key = store.key(PEER, b"c" * 16)
+        partial = store.open(key, "f", 1)
+        partial.write(0, b"x")
+        partial.finish()
+        self.assertTrue(store.isCompleted(key))
+        self.assertFalse(store.isCompleted(store.key(PEER, b"d" * 16)))
+        now.now += KEEP_SECONDS - 1
+        self.assertTrue(FileStore(directory, now=now).isCompleted(key))
+        now.now += 1
+        self.assertFalse(store.isCompleted(key))
+        self.assertFalse(FileStore(directory, now=now).isCompleted(key))
+
+    def test_expiredForgotten(self) -> None:
+        """
+        Entries older than 24 h are dropped from the completed file when
+        another transfer completes.
+        """
+        directory = self.mktemp()
+        now = Clock()
+        store = FileStore(directory, now=now)
+        keys = [store.key(PEER, bytes([n]) * 16) for n in range(2)]
+        for key in keys:
+            store.open(key, "f", 0).finish()
+            now.now += KEEP_SECONDS
+        with open(os.path.join(directory, PARTIAL_DIRECTORY, "completed.json")) as f:
+            self.assertEqual(list(json.load(f)), [keys[1]])
+
+    def test_corruptCompletedFile(self) -> None:
+        """
+        An unreadable completed file is treated as empty.
+        """
+        directory = self.mktemp()
+        os.makedirs(os.path.join(directory, PARTIAL_DIRECTORY))
+        with open(os.path.join(directory, PARTIAL_DIRECTORY, "completed.json"), "w") as f:
+            f.write("[1, 2")
+        self.assertFalse(FileStore(directory).isCompleted("x"))
+
+
+class ExpireTests(SynchronousTestCase):
+    """
+    L{FileStore.expire}: partial files untouched for 24 h go.
+    """
+
+    def test_expire(self) -> None:
+        """
+        A partial whose state was last written more than 24 h ago is
+        deleted with its state; a fresh one and the completed memory stay.
+        """
+        directory = self.mktemp()
+        store = FileStore(directory)
+        stale = store.key(PEER, b"s" * 16)
+        fresh = store.key(PEER, b"f" * 16)
+        for key in (stale, fresh):
+            store.open(key, "f", 10).close()
+        store.open(store.key(PEER, b"c" * 16), "c", 0).finish()
+        old = time.time() - KEEP_SECONDS - 60
+        os.utime(os.path.join(directory, PARTIAL_DIRECTORY, stale + ".json"), (old, old))
+        self.assertEqual(store.expire(), 1)
+        remaining = sorted(os.listdir(os.path.join(directory, PARTIAL_DIRECTORY)))
+        self.assertEqual(remaining, sorted(["completed.json", fresh + ".json", fresh + ".part"]))
+        self.assertEqual(store.expire(), 0)
+
+    def test_expireWithInjectedTime(self) -> None:
+        """
+        The store's own C{now} decides what is stale.
+        """
+        now = Clock(time.time())
+        store = makeStore(self, now=now)
+        store.open(store.key(PEER, b"s" * 16), "f", 10).close()
+        self.assertEqual(store.expire(), 0)
+        now.now += KEEP_SECONDS + 60
+        self.assertEqual(store.expire(), 1)
+
+
+def applyModel(operations) -> tuple[RangeSet, set[int]]:
+    ranges, model = RangeSet(), set()
+    for start, length in operations:
+        ranges.add(start, start + length)
+        model.update(range(start, start + length))
+    return ranges, model
+
+
+operationsStrategy = st.lists(
+    st.tuples(st.integers(0, 200), st.integers(0, 40)), max_size=30
+)
+
+
+class RangeSetTests(SynchronousTestCase):
+    """
+    L{RangeSet} against a set of integers.
+    """
+
+    @settings(max_examples=400, deadline=None, derandomize=True)
+    @given(operationsStrategy)
+    def test_model(self, operations) -> None:
+        """
+        After any additions, the ranges are sorted, disjoint, not touching,
+        non-empty, and cover exactly the integers added; L{RangeSet.total}
+        is their count; and the set built from its own ranges is equal.
+        """
+        ranges, model = applyModel(operations)
+        pairs = ranges.ranges()
+        covered = set()
+        previousEnd = None
+        for start, length in pairs:
+            self.assertGreater(length, 0)
+            if previousEnd is not None:
+                self.assertGreater(start, previousEnd)
+            previousEnd = start + length
+            covered.update(range(start, start + length))
+        self.assertEqual(covered, model)
+        self.assertEqual(ranges.total(), len(model))
+        self.assertEqual(len(ranges), len(pairs))
+        self.assertEqual(RangeSet(pairs).ranges(), pairs)
+
+    @settings(max_examples=300, deadline=None, derandomize=True)
+    @given(operationsStrategy, st.integers(0, 250), st.integers(1, 60))
+    def test_covers(self, operations, start, length) -> None:
+        """
+        C{covers(a, b)} for a non-empty C{[a, b)} says whether every integer
+        in it was added.
+        """
+        ranges, model = applyModel(operations)
+        expected = all(i in model for i in range(start, start + length))
+        self.assertEqual(ranges.covers(start, start + length), expected)
+
+    def test_examples(self) -> None:
+        """
+        Adjacent ranges merge; a range spanning several swallows them.
+        """
+        ranges = RangeSet()
+        ranges.add(10, 20)
+        ranges.add(30, 40)
+        ranges.add(20, 25)
+        self.assertEqual(ranges.ranges(), [(10, 15), (30, 10)])
+        ranges.add(0, 100)
+        self.assertEqual(ranges.ranges(), [(0, 100)])
+        ranges.add(5, 5)
+        self.assertEqual(ranges.ranges(), [(0, 100)])
+        self.assertTrue(ranges.covers(0, 100))
+        self.assertFalse(ranges.covers(0, 101))

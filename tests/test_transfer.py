@@ -1,0 +1,890 @@
+# -*- test-case-name: tests.test_transfer -*-
+"""
+Tests for L{spc.transfer}: a L{FileSender} on a real
+L{MultiChannelMessenger} and an L{IncomingFiles} on a real L{FileStore},
+joined by a L{Link} that carries records one at a time in order, with
+L{task.Clock} for time and a synchronous stand-in for the thread pool.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+
+from twisted.internet import task
+from twisted.internet.defer import Deferred, fail, succeed
+from twisted.python.failure import Failure
+from twisted.trial.unittest import SynchronousTestCase
+
+from spc import records, transfer, wire
+from spc.errors import ProtocolError, ResourceLimitExceeded, SessionClosed, TransferFailed
+from spc.filestore import PARTIAL_DIRECTORY, FileStore
+from spc.messenger import YIELD, MultiChannelMessenger
+from spc.transfer import FileSender, IncomingFiles, transferID
+
+SIZE = 16 * 1024
+PARAMS = wire.Params(fragmentSize=SIZE, maxInner=wire.maxInnerSize(SIZE))
+PEER = "SHA256:sender"
+SERVER = "SHA256:server"
+SECRET = b"s" * 32
+
+
+def runNow(function, *args, **kwargs) -> Deferred:
+    """
+    A synchronous stand-in for C{deferToThread}.
+    """
+    try:
+        return succeed(function(*args, **kwargs))
+    except BaseException:
+        return fail()
+
+
+class Sink:
+    """
+    The sending session as its messenger sees it: one channel, every record
+    kept in order.
+    """
+
+    channel = "the channel"
+
+    def __init__(self) -> None:
+        self.outbound: list[bytes] = []
+
+    def writableChannel(self):
+        return self.channel
+
+    def sendOn(self, channel, record: bytes) -> None:
+        self.outbound.append(bytes(record))
+
+    def sendControl(self, record: bytes) -> None:
+        raise AssertionError("the sender sends no control records here")
+
+
+class Link:
+    """
+    A sending messenger and a receiving L{IncomingFiles}, and the records
+    between them.
+
+    @ivar seen: every record the sender sent, decoded, in order.
+    @ivar answers: every C{FAK:} the receiver sent, decoded, in order.
+    @ivar stored: C{(name, path, size)} for each file stored.
+    @ivar held: records kept back by L{flow}, in order.
+    """
+
+    def __init__(self, testCase: SynchronousTestCase, store: FileStore | None, **kw) -> None:
+        self.testCase = testCase
+        self.clock = task.Clock()
+        self.store = store
+        self.sink = Sink()
+        self.messenger = MultiChannelMessenger(
+            self.sink, PARAMS, lambda data, kind: None, self.clock, **kw
+        )
+        self.faks: list[bytes] = []
+        self.stored: list[tuple[str, str, int]] = []
+        self.incoming = IncomingFiles(
+            store, PEER, SIZE, self.faks.append, self.clock,
+            lambda *stored: self.stored.append(stored), runNow,
+        )
+        self.seen: list = []
+        self.answers: list[records.FileAck] = []
+        self.held: list = []
+        self._deferreds: list[Deferred] = []
+        testCase.addCleanup(self.close)
+
+    def send(self, path: str, name: str = "file.bin", secret: bytes = SECRET, progress=None):
+        """
+        Start sending C{path}.
+
+        @return: the L{FileSender} and its Deferred.
+        """
+        sender = FileSender(path, name, secret, SERVER, SIZE, progress)
+        sent = self.messenger.sendFile(sender)
+        self._deferreds.append(sent)
+        return sender, sent
+
+    def step(self, hold=()) -> bool:
+        """
+        Move one record: the receiver's answers first, then the sender's
+        oldest record, unless its type is in C{hold}.
+
+        @return: whether anything moved.
+        """
+        if self.faks:
+            answer = records.decodeRecord(self.faks.pop(0))
+            self.answers.append(answer)
+            self.messenger.fileAckReceived(answer)
+            return True
+        if self.sink.outbound:
+            record = records.decodeRecord(self.sink.outbound.pop(0))
+            self.seen.append(record)
+            if type(record) in hold:
+                self.held.append(record)
+            else:
+                self.deliver(record)
+            return True
+        return False
+
+    def deliver(self, record) -> None:
+        kind = type(record)
+        if kind is records.FileOffer:
+            self.incoming.offerReceived(record)
+        elif kind is records.FileData:
+            self.incoming.dataReceived(record)
+        elif kind is records.FileEnd:
+            self.incoming.endReceived(record)
+        else:
+            raise AssertionError(f"unexpected {record!r}")
+
+    def flow(self, hold=(), check=None) -> None:
+        """
+        Move records until none moves, calling C{check} after each.
+        """
+        while self.step(hold):
+            if check is not None:
+                check()
+
+    def release(self) -> None:
+        """
+        Deliver the records L{flow} held back, then let everything flow.
+        """
+        held, self.held = self.held, []
+        for record in held:
+            self.deliver(record)
+        self.flow()
+
+    def sent(self, kind: type) -> list:
+        return [record for record in self.seen if type(record) is kind]
+
+    def statuses(self) -> list[int]:
+        return [answer.status for answer in self.answers]
+
+    def end(self) -> None:
+        """
+        The session ends on both sides.
+        """
+        self.incoming.close()
+        self.messenger.failAll(Failure(SessionClosed("session over")))
+
+    def close(self) -> None:
+        self.end()
+        for sent in self._deferreds:
+            sent.addErrback(lambda failure: None)
+
+
+class TransferTestCase(SynchronousTestCase):
+    def setUp(self) -> None:
+        self.inbox = self.mktemp()
+        self.store = FileStore(self.inbox)
+        self.sources = self.mktemp()
+        os.makedirs(self.sources)
+
+    def source(self, data: bytes, name: str = "source.bin") -> str:
+        path = os.path.join(self.sources, name)
+        with open(path, "wb") as f:
+            f.write(data)
+        return path
+
+    def inboxFiles(self) -> list[str]:
+        """
+        Every file under the inbox, outside the partial directory, relative.
+        """
+        found = []
+        for folder, directories, files in os.walk(self.inbox):
+            if PARTIAL_DIRECTORY in directories:
+                directories.remove(PARTIAL_DIRECTORY)
+            found += [os.path.relpath(os.path.join(folder, f), self.inbox) for f in files]
+        return sorted(found)
+
+    def partials(self) -> list[str]:
+        return sorted(
+            name for name in os.listdir(os.path.join(self.inbox, PARTIAL_DIRECTORY))
+            if name != "completed.json"
+        )
+
+    def read(self, path: str) -> bytes:
+        with open(path, "rb") as f:
+            return f.read()
+
+
+class DeliveryTests(TransferTestCase):
+    """
+    A whole file goes across and is stored under its sanitized name, and
+    only once its digest matched.
+    """
+
+    def assertArrives(self, data: bytes, name: str, expected: str) -> Link:
+        link = Link(self, self.store)
+        sender, sent = link.send(self.source(data), name)
+        link.flow()
+        self.successResultOf(sent)
+        [(storedName, path, size)] = link.stored
+        self.assertEqual((storedName, size), (name, len(data)))
+        self.assertEqual(path, os.path.join(self.inbox, expected))
+        self.assertEqual(self.read(path), data)
+        self.assertEqual(self.inboxFiles(), [expected])
+        self.assertEqual(self.partials(), [])
+        self.assertEqual(link.statuses()[0], records.FILE_RESUME)
+        self.assertEqual(link.statuses()[-1], records.FILE_COMPLETE)
+        return link
+
+    def test_severalFragments(self) -> None:
+        """
+        A file of several fragments and a tail arrives intact: one C{FIL:},
+        one C{FDT:} per fragment at its offset, one C{FEN:} with the
+        SHA-256 of the file; the sender's Deferred fires.
+        """
+        data = os.urandom(5 * SIZE + 123)
+        link = self.assertArrives(data, "report.bin", "report.bin")
+        self.assertEqual(len(link.sent(records.FileOffer)), 1)
+        self.assertEqual(
+            [d.offset for d in link.sent(records.FileData)], [n * SIZE for n in range(6)]
+        )
+        [end] = link.sent(records.FileEnd)
+        self.assertEqual(end.digest, hashlib.sha256(data).digest())
+
+    def test_empty(self) -> None:
+        """
+        A 0-byte file is an offer and an end, no data, and is stored.
+        """
+        link = self.assertArrives(b"", "empty", "empty")
+        self.assertEqual(link.sent(records.FileData), [])
+
+    def test_exactFragments(self) -> None:
+        """
+        A file of exactly N fragments has no empty tail fragment.
+        """
+        link = self.assertArrives(os.urandom(3 * SIZE), "exact.bin", "exact.bin")
+        self.assertEqual([len(d.payload) for d in link.sent(records.FileData)], [SIZE] * 3)
+
+    def test_sanitizedName(self) -> None:
+        """
+        A hostile name is stored under its safe form, inside the inbox.
+        """
+        self.assertArrives(b"x" * 10, "../../etc/../passwd", "etc/passwd")
+
+    def test_notFinalBeforeDigest(self) -> None:
+        """
+        No file appears under a final name while data is arriving, nor
+        after all data arrived but before the digest did, nor when the
+        digest arrives before the last data; it appears once both are in.
+        """
+        link = Link(self, self.store)
+        data = os.urandom(4 * SIZE + 1)
+        sender, sent = link.send(self.source(data), "final.bin")
+        link.flow(hold=(records.FileEnd,), check=lambda: self.assertEqual(self.inboxFiles(), []))
+        self.assertEqual(len(link.held), 1)
+        self.assertEqual(self.inboxFiles(), [])
+        self.assertNoResult(sent)
+        link.release()
+        self.assertEqual(self.inboxFiles(), ["final.bin"])
+        self.successResultOf(sent)
+
+        early = Link(self, self.store)
+        early.send(self.source(data, "again.bin"), "early.bin")
+        early.flow(hold=(records.FileData,))
+        self.assertEqual(len(early.sent(records.FileEnd)), 1)
+        *firstData, lastData = early.held
+        early.held = []
+        for record in firstData:
+            early.deliver(record)
+            self.assertEqual(self.inboxFiles(), ["final.bin"])
+        early.deliver(lastData)
+        self.assertEqual(self.inboxFiles(), ["early.bin", "final.bin"])
+
+    def test_progress(self) -> None:
+        """
+        The progress callback climbs with the receiver's acknowledgements
+        and ends at the file size.
+        """
+        link = Link(self, self.store)
+        seen: list[int] = []
+        data = os.urandom(20 * SIZE + 5)
+        link.send(self.source(data), progress=seen.append)
+        link.flow()
+        link.clock.advance(transfer.ACK_DELAY)
+        link.flow()
+        self.assertEqual(seen[-1], len(data))
+        self.assertEqual(seen, sorted(seen))
+        self.assertIn(16 * SIZE, seen)
+
+    def test_progressAcks(self) -> None:
+        """
+        The receiver acknowledges data every 16 fragments at once, and the
+        rest after C{ACK_DELAY}; acknowledged data leaves the sender's send
+        window.
+        """
+        link = Link(self, self.store)
+        data = os.urandom(18 * SIZE)
+        link.send(self.source(data))
+        link.flow(hold=(records.FileEnd,))
+        progress = [a for a in link.answers if a.status == records.FILE_PROGRESS]
+        self.assertEqual([a.ranges for a in progress], [((0, 16 * SIZE),)])
+        link.clock.advance(transfer.ACK_DELAY)
+        link.flow(hold=(records.FileEnd,))
+        progress = [a for a in link.answers if a.status == records.FILE_PROGRESS]
+        self.assertEqual(progress[-1].ranges, ((16 * SIZE, 2 * SIZE),))
+        self.assertFalse(link.messenger.acknowledge(("f", progress[0].transferID, 0)))
+
+    def test_offerAgainWhileActive(self) -> None:
+        """
+        An offer repeated for a transfer in progress (resent after a channel
+        died) is answered with what is held, and changes nothing else.
+        """
+        link = Link(self, self.store)
+        sender, sent = link.send(self.source(os.urandom(2 * SIZE)))
+        link.flow(hold=(records.FileEnd,))
+        [offer] = link.sent(records.FileOffer)
+        link.incoming.offerReceived(offer)
+        link.release()
+        self.assertEqual(link.statuses().count(records.FILE_RESUME), 2)
+        self.successResultOf(sent)
+
+
+class ResumeTests(TransferTestCase):
+    """
+    A12: an interrupted transfer resumes; the receiver claims only fsynced
+    byte ranges and the sender sends only the rest.
+    """
+
+    def test_transferIDs(self) -> None:
+        """
+        The transfer id is the same while the file (path, device, inode,
+        size, modification time), the secret and the server are; any change
+        gives another.
+        """
+        path = self.source(b"a" * 100)
+        first = transferID(SECRET, SERVER, path, "f.bin", os.stat(path))
+        self.assertEqual(first, transferID(SECRET, SERVER, path, "f.bin", os.stat(path)))
+        self.assertEqual(len(first), 16)
+        self.assertNotEqual(first, transferID(b"t" * 32, SERVER, path, "f.bin", os.stat(path)))
+        self.assertNotEqual(first, transferID(SECRET, "SHA256:other", path, "f.bin", os.stat(path)))
+        self.assertNotEqual(first, transferID(SECRET, SERVER, path, "g.bin", os.stat(path)))
+        stat = os.stat(path)
+        os.utime(path, ns=(stat.st_atime_ns, stat.st_mtime_ns + 1))
+        touched = transferID(SECRET, SERVER, path, "f.bin", os.stat(path))
+        self.assertNotEqual(first, touched)
+        with open(path, "ab") as f:
+            f.write(b"b")
+        os.utime(path, ns=(stat.st_atime_ns, stat.st_mtime_ns + 1))
+        self.assertNotEqual(touched, transferID(SECRET, SERVER, path, "f.bin", os.stat(path)))
+        link = Link(self, self.store)
+        self.assertEqual(
+            link.send(path, "f.bin")[0].transferID,
+            transferID(SECRET, SERVER, path, "f.bin", os.stat(path)),
+        )
+
+    def test_resume(self) -> None:
+        """
+        A transfer cut after some data was written resumes in a new session
+        with a new store on the same inbox: the end of the session fsyncs
+        what was written and claims it, so the offer is answered with every
+        written range, the sender sends only the other chunks, its digest
+        still covers the whole file, and the file is stored intact.
+        """
+        self.patch(transfer, "SYNC_BYTES", 4 * SIZE)
+        data = os.urandom(10 * SIZE + 77)
+        path = self.source(data)
+        first = Link(self, self.store)
+        sender, sent = first.send(path)
+        while len(first.sent(records.FileData)) < 6:
+            first.step(hold=(records.FileEnd,))
+        first.end()
+        self.failureResultOf(sent, SessionClosed)
+        self.assertEqual(self.inboxFiles(), [])
+
+        second = Link(self, FileStore(self.inbox))
+        resumed, again = second.send(path)
+        self.assertEqual(resumed.transferID, sender.transferID)
+        second.flow()
+        self.successResultOf(again)
+        [resume] = [a for a in second.answers if a.status == records.FILE_RESUME]
+        self.assertEqual(resume.ranges, ((0, 6 * SIZE),))
+        self.assertEqual(
+            [d.offset for d in second.sent(records.FileData)],
+            [n * SIZE for n in range(6, 11)],
+        )
+        [end] = second.sent(records.FileEnd)
+        self.assertEqual(end.digest, hashlib.sha256(data).digest())
+        self.assertEqual(self.read(os.path.join(self.inbox, "file.bin")), data)
+
+    def test_resumeEverythingHeld(self) -> None:
+        """
+        When the receiver holds every byte, no data is sent; the sender
+        still reads and hashes it all, yielding the reactor between
+        batches of skipped chunks.
+        """
+        self.patch(transfer, "SYNC_BYTES", SIZE)
+        self.patch(transfer, "HELD_CHUNKS_PER_TURN", 2)
+        data = os.urandom(6 * SIZE)
+        path = self.source(data)
+        first = Link(self, self.store)
+        first.send(path)
+        first.flow(hold=(records.FileEnd,))
+        self.assertEqual(self.inboxFiles(), [])
+        first.close()
+
+        second = Link(self, FileStore(self.inbox))
+        sender, sent = second.send(path)
+        answers = []
+        nextRecord = sender.nextRecord
+
+        def recording():
+            answer = nextRecord()
+            answers.append(answer)
+            return answer
+
+        sender.nextRecord = recording
+        second.flow()
+        self.assertEqual(answers, [YIELD])
+        self.assertEqual(second.sent(records.FileEnd), [])
+        self.assertEqual(len(second.clock.getDelayedCalls()), 1)
+        second.clock.advance(0)
+        second.flow()
+        self.assertEqual(answers[:3], [YIELD] * 3)
+        self.assertEqual(len(second.sent(records.FileEnd)), 1)
+        self.assertEqual(second.sent(records.FileData), [])
+        self.successResultOf(sent)
+        self.assertEqual(self.read(os.path.join(self.inbox, "file.bin")), data)
+
+    def test_completedAnsweredComplete(self) -> None:
+        """
+        An offer of a transfer this receiver completed within 24 h is
+        answered "complete", and the file is not stored again.
+        """
+        path = self.source(os.urandom(SIZE + 1))
+        first = Link(self, self.store)
+        first.send(path)
+        first.flow()
+        second = Link(self, FileStore(self.inbox))
+        sender, sent = second.send(path)
+        second.flow()
+        self.successResultOf(sent)
+        self.assertEqual(second.statuses(), [records.FILE_COMPLETE])
+        self.assertEqual(second.sent(records.FileData), [])
+        self.assertEqual(self.inboxFiles(), ["file.bin"])
+
+    def test_newIdentityNoResume(self) -> None:
+        """
+        Another identity offering the same transfer id does not get the
+        first one's ranges (partial state is keyed by identity).
+        """
+        self.patch(transfer, "SYNC_BYTES", SIZE)
+        path = self.source(os.urandom(4 * SIZE))
+        first = Link(self, self.store)
+        sender, _ = first.send(path)
+        first.flow(hold=(records.FileEnd,))
+        first.close()
+        answers: list = []
+        other = IncomingFiles(self.store, "SHA256:someone else", SIZE, answers.append, task.Clock())
+        other.offerReceived(records.FileOffer(sender.transferID, 4 * SIZE, "file.bin"))
+        [answer] = [records.decodeRecord(a) for a in answers]
+        self.assertEqual((answer.status, answer.ranges), (records.FILE_RESUME, ()))
+        other.close()
+
+
+class ThreadTests(TransferTestCase):
+    """
+    fsync and verification run in a thread (here: a queue the test runs by
+    hand); the reactor side claims only what an fsync covered, and names a
+    file only once verification finished.
+    """
+
+    def setUp(self) -> None:
+        super().setUp()
+        self.work: list[tuple[Deferred, object]] = []
+        self.answers: list[bytes] = []
+        self.stored: list = []
+        self.incoming = IncomingFiles(
+            self.store, PEER, SIZE, self.answers.append, task.Clock(),
+            lambda *stored: self.stored.append(stored), self.later,
+        )
+        self.addCleanup(self.incoming.close)
+
+    def later(self, function) -> Deferred:
+        done: Deferred = Deferred()
+        self.work.append((done, function))
+        return done
+
+    def runWork(self) -> None:
+        work, self.work = self.work, []
+        for done, function in work:
+            try:
+                done.callback(function())
+            except Exception:
+                done.errback()
+
+    def test_claimsOnlyWhatFsyncCovered(self) -> None:
+        """
+        Bytes written while an fsync runs are not claimed by it.
+        """
+        self.patch(transfer, "SYNC_BYTES", 2 * SIZE)
+        tid = b"y" * 16
+        self.incoming.offerReceived(records.FileOffer(tid, 4 * SIZE, "f"))
+        for offset in (0, SIZE):
+            self.incoming.dataReceived(records.FileData(tid, offset, b"a" * SIZE))
+        self.assertEqual(len(self.work), 1)
+        self.incoming.dataReceived(records.FileData(tid, 2 * SIZE, b"b" * SIZE))
+        self.runWork()
+        with open(os.path.join(self.inbox, PARTIAL_DIRECTORY,
+                               self.store.key(PEER, tid) + ".json")) as f:
+            self.assertEqual(json.load(f)["ranges"], [[0, 2 * SIZE]])
+
+    def test_nameOnlyAfterVerification(self) -> None:
+        """
+        The file gets its final name, and the sender its "complete", only
+        when the verification in the thread finished; a repeated end
+        meanwhile starts no second verification.
+        """
+        tid = b"v" * 16
+        content = os.urandom(SIZE + 1)
+        self.incoming.offerReceived(records.FileOffer(tid, len(content), "v.bin"))
+        self.incoming.dataReceived(records.FileData(tid, 0, content[:SIZE]))
+        self.incoming.dataReceived(records.FileData(tid, SIZE, content[SIZE:]))
+        end = records.FileEnd(tid, hashlib.sha256(content).digest())
+        self.incoming.endReceived(end)
+        self.incoming.endReceived(end)
+        self.assertEqual(len(self.work), 1)
+        self.assertEqual(self.inboxFiles(), [])
+        self.assertNotIn(
+            records.FILE_COMPLETE, [records.decodeRecord(a).status for a in self.answers]
+        )
+        self.runWork()
+        self.assertEqual(self.inboxFiles(), ["v.bin"])
+        self.assertEqual(records.decodeRecord(self.answers[-1]).status, records.FILE_COMPLETE)
+        self.assertEqual(len(self.stored), 1)
+
+    def test_storeFailureRefuses(self) -> None:
+        """
+        Verification or naming that fails in the thread (the disk gave out)
+        is logged and answered "refused".
+        """
+        tid = b"e" * 16
+        self.incoming.offerReceived(records.FileOffer(tid, 1, "e.bin"))
+        self.incoming.dataReceived(records.FileData(tid, 0, b"e"))
+        self.patch(self.store, "place", lambda source, name: 1 / 0)
+        self.incoming.endReceived(records.FileEnd(tid, hashlib.sha256(b"e").digest()))
+        self.runWork()
+        self.assertEqual(records.decodeRecord(self.answers[-1]).status, records.FILE_REFUSED)
+        self.assertEqual(len(self.flushLoggedErrors(ZeroDivisionError)), 1)
+        self.assertEqual(self.stored, [])
+
+
+class CorruptionTests(TransferTestCase):
+    """
+    A12: a digest mismatch deletes the partial file and asks for a restart;
+    the sender restarts once from offset 0 with a new transfer id.
+    """
+
+    def corrupt(self, which: bytes) -> None:
+        """
+        Flip one byte of the partial file of transfer C{which} on disk.
+        """
+        path = self.store.partialPath(self.store.key(PEER, which))
+        with open(path, "r+b") as f:
+            f.seek(SIZE + 3)
+            byte = f.read(1)
+            f.seek(SIZE + 3)
+            f.write(bytes([byte[0] ^ 0xFF]))
+
+    def test_restartOnce(self) -> None:
+        """
+        One corrupted byte on disk: C{FAK:} restart, the partial is
+        deleted, nothing is stored under a final name; the sender offers
+        again under a new transfer id, sends everything again, and
+        succeeds.
+        """
+        data = os.urandom(3 * SIZE + 9)
+        link = Link(self, self.store)
+        sender, sent = link.send(self.source(data))
+        firstID = sender.transferID
+        link.flow(hold=(records.FileEnd,))
+        self.corrupt(firstID)
+        link.release()
+        self.assertIn(records.FILE_RESTART, link.statuses())
+        self.assertNotEqual(sender.transferID, firstID)
+        offers = link.sent(records.FileOffer)
+        self.assertEqual([o.transferID for o in offers], [firstID, sender.transferID])
+        self.assertEqual(len(link.sent(records.FileData)), 8)
+        self.successResultOf(sent)
+        self.assertEqual(self.read(os.path.join(self.inbox, "file.bin")), data)
+        self.assertEqual(self.inboxFiles(), ["file.bin"])
+        self.assertEqual(self.partials(), [])
+
+    def test_restartCrossesRetransmission(self) -> None:
+        """
+        The receiver's "restart" and the sender's retransmission of that
+        attempt's end (its channel died before the answer arrived) cross:
+        the late end is dropped, and the restarted transfer succeeds.
+        """
+        data = os.urandom(2 * SIZE + 9)
+        link = Link(self, self.store)
+        sender, sent = link.send(self.source(data))
+        link.flow(hold=(records.FileEnd,))
+        self.corrupt(sender.transferID)
+        [end] = link.held
+        link.held = []
+        link.deliver(end)
+        self.assertEqual(records.decodeRecord(link.faks[-1]).status, records.FILE_RESTART)
+        link.messenger.channelDied(Sink.channel)
+        resent = [records.decodeRecord(r) for r in link.sink.outbound]
+        del link.sink.outbound[:]
+        self.assertIn(end, resent)
+        for record in resent:
+            link.deliver(record)
+        link.flow()
+        self.successResultOf(sent)
+        self.assertEqual(self.read(os.path.join(self.inbox, "file.bin")), data)
+
+    def test_twiceFails(self) -> None:
+        """
+        A second mismatch fails the item with L{TransferFailed}; nothing is
+        stored and no partial is left.
+        """
+        link = Link(self, self.store)
+        sender, sent = link.send(self.source(os.urandom(2 * SIZE + 1)))
+        for _ in range(2):
+            link.flow(hold=(records.FileEnd,))
+            self.corrupt(sender.transferID)
+            held, link.held = link.held, []
+            for record in held:
+                link.deliver(record)
+        link.flow()
+        self.failureResultOf(sent, TransferFailed)
+        self.assertEqual(link.statuses().count(records.FILE_RESTART), 2)
+        self.assertEqual(self.inboxFiles(), [])
+        self.assertEqual(self.partials(), [])
+
+    def test_wrongDigest(self) -> None:
+        """
+        A C{FEN:} whose digest does not match what arrived gives restart.
+        """
+        link = Link(self, self.store)
+        sender, sent = link.send(self.source(b"abc"))
+        link.flow(hold=(records.FileEnd,))
+        [end] = link.held
+        link.held = []
+        link.incoming.endReceived(end._replace(digest=bytes(32)))
+        self.assertEqual(
+            records.decodeRecord(link.faks[-1]).status, records.FILE_RESTART
+        )
+        self.assertEqual(self.inboxFiles(), [])
+
+
+class RefusalTests(TransferTestCase):
+    """
+    Files the receiver will not take.
+    """
+
+    def test_noStore(self) -> None:
+        """
+        A receiver without a store refuses; the sender fails with
+        L{TransferFailed} and sends no data.
+        """
+        link = Link(self, None)
+        sender, sent = link.send(self.source(b"data"))
+        link.flow()
+        self.assertEqual(link.statuses(), [records.FILE_REFUSED])
+        self.failureResultOf(sent, TransferFailed)
+        self.assertEqual(link.sent(records.FileData), [])
+
+    def test_diskFull(self) -> None:
+        """
+        A12: a file larger than the free space less the reserve is refused
+        before its first byte.
+        """
+        stats = type("statvfs", (), {"f_bavail": 1, "f_frsize": 4096})
+        self.patch(os, "statvfs", lambda path: stats)
+        link = Link(self, FileStore(self.mktemp(), reserve=0))
+        sender, sent = link.send(self.source(os.urandom(4097)))
+        link.flow()
+        self.assertEqual(link.statuses(), [records.FILE_REFUSED])
+        self.failureResultOf(sent, TransferFailed)
+        self.assertEqual(link.sent(records.FileData), [])
+
+    def test_tooManyAtOnce(self) -> None:
+        """
+        More than C{MAX_ACTIVE_FILES} transfers at once from one peer is a
+        resource limit.
+        """
+        self.patch(transfer, "MAX_ACTIVE_FILES", 2)
+        incoming = IncomingFiles(self.store, PEER, SIZE, [].append, task.Clock())
+        self.addCleanup(incoming.close)
+        for n in range(2):
+            incoming.offerReceived(records.FileOffer(bytes([n]) * 16, 10, "f"))
+        self.assertRaises(
+            ResourceLimitExceeded,
+            incoming.offerReceived,
+            records.FileOffer(b"\x09" * 16, 10, "f"),
+        )
+
+
+class HostileDataTests(TransferTestCase):
+    """
+    File data that does not fit the offered transfer is a protocol error.
+    """
+
+    def setUp(self) -> None:
+        super().setUp()
+        self.answers: list[bytes] = []
+        self.incoming = IncomingFiles(
+            self.store, PEER, SIZE, self.answers.append, task.Clock(), runInThread=runNow
+        )
+        self.addCleanup(self.incoming.close)
+        self.transfer = b"h" * 16
+        self.incoming.offerReceived(records.FileOffer(self.transfer, 2 * SIZE + 10, "f"))
+
+    def data(self, offset: int, length: int, transfer: bytes | None = None):
+        return records.FileData(transfer or self.transfer, offset, b"d" * length)
+
+    def test_offGrid(self) -> None:
+        """
+        An offset not on the fragment grid is refused.
+        """
+        self.assertRaises(ProtocolError, self.incoming.dataReceived, self.data(100, SIZE))
+
+    def test_beyondSize(self) -> None:
+        """
+        An offset at or past the size, or a last fragment of the wrong
+        length, is refused.
+        """
+        for offset, length in [(3 * SIZE, 10), (2 * SIZE, 11), (2 * SIZE, 9), (0, SIZE + 1)]:
+            self.assertRaises(
+                ProtocolError, self.incoming.dataReceived, self.data(offset, length)
+            )
+
+    def test_unknownTransfer(self) -> None:
+        """
+        Data or an end for a transfer never offered is refused.
+        """
+        self.assertRaises(
+            ProtocolError, self.incoming.dataReceived, self.data(0, SIZE, b"u" * 16)
+        )
+        self.assertRaises(
+            ProtocolError, self.incoming.endReceived, records.FileEnd(b"u" * 16, bytes(32))
+        )
+
+    def test_emptyFileData(self) -> None:
+        """
+        Any data for a 0-byte file is refused.
+        """
+        self.incoming.offerReceived(records.FileOffer(b"z" * 16, 0, "empty"))
+        self.assertRaises(
+            ProtocolError, self.incoming.dataReceived, self.data(0, 0, b"z" * 16)
+        )
+
+    def test_afterCompletionIgnored(self) -> None:
+        """
+        Data arriving after the transfer completed (a retransmission) is
+        ignored; an end is answered "complete" again.
+        """
+        content = os.urandom(2 * SIZE + 10)
+        for offset in (0, SIZE, 2 * SIZE):
+            self.incoming.dataReceived(
+                records.FileData(self.transfer, offset, content[offset : offset + SIZE])
+            )
+        end = records.FileEnd(self.transfer, hashlib.sha256(content).digest())
+        self.incoming.endReceived(end)
+        self.assertEqual(records.decodeRecord(self.answers[-1]).status, records.FILE_COMPLETE)
+        del self.answers[:]
+        self.incoming.dataReceived(records.FileData(self.transfer, SIZE, b"x" * SIZE))
+        self.assertEqual(self.answers, [])
+        self.incoming.endReceived(end)
+        [again] = [records.decodeRecord(a) for a in self.answers]
+        self.assertEqual(again.status, records.FILE_COMPLETE)
+        with open(os.path.join(self.inbox, "f"), "rb") as f:
+            self.assertEqual(f.read(), content)
+
+
+class LateRecordTests(TransferTestCase):
+    """
+    A14: records of a transfer this receiver has already finished with
+    (retransmissions that crossed its answer) are dropped, never fatal.
+    """
+
+    def setUp(self) -> None:
+        super().setUp()
+        self.answers: list[bytes] = []
+        self.incoming = IncomingFiles(
+            self.store, PEER, SIZE, self.answers.append, task.Clock(), runInThread=runNow
+        )
+        self.addCleanup(self.incoming.close)
+        self.transfer = b"l" * 16
+        self.content = os.urandom(SIZE + 5)
+        self.incoming.offerReceived(records.FileOffer(self.transfer, len(self.content), "l"))
+        self.data = [
+            records.FileData(self.transfer, offset, self.content[offset : offset + SIZE])
+            for offset in (0, SIZE)
+        ]
+        for record in self.data:
+            self.incoming.dataReceived(record)
+
+    def test_afterRestart(self) -> None:
+        """
+        After a digest mismatch the receiver answered "restart"; a copy of
+        that attempt's data or end, resent by the sender before the answer
+        reached it (its channel died), is dropped: the session must not end
+        over a race the receiver started.
+        """
+        self.incoming.endReceived(records.FileEnd(self.transfer, bytes(32)))
+        self.assertEqual(records.decodeRecord(self.answers[-1]).status, records.FILE_RESTART)
+        self.incoming.dataReceived(self.data[1])
+        self.incoming.endReceived(records.FileEnd(self.transfer, bytes(32)))
+        self.assertEqual(self.inboxFiles(), [])
+
+
+class SenderFailureTests(TransferTestCase):
+    """
+    A12: the sender fails the item if the file changes while it reads.
+    """
+
+    def test_shrinks(self) -> None:
+        """
+        A file that shrinks while being sent fails with L{TransferFailed};
+        no C{FEN:} is sent and nothing is stored.
+        """
+        data = os.urandom(8 * SIZE)
+        path = self.source(data)
+        link = Link(self, self.store, window=3 * SIZE)
+        sender, sent = link.send(path)
+        while len(link.sent(records.FileData)) < 2:
+            link.step()
+        with open(path, "r+b") as f:
+            f.truncate(4 * SIZE + 5)
+        link.flow()
+        link.clock.advance(transfer.ACK_DELAY)
+        link.flow()
+        failure = self.failureResultOf(sent, TransferFailed)
+        self.assertIn("shrank", str(failure.value))
+        self.assertEqual(len(link.sent(records.FileData)), 4)
+        self.assertEqual(link.sent(records.FileEnd), [])
+        self.assertEqual(self.inboxFiles(), [])
+
+    def test_modified(self) -> None:
+        """
+        A file whose modification time changes while it is read fails with
+        L{TransferFailed} before its end record.
+        """
+        path = self.source(os.urandom(2 * SIZE))
+        link = Link(self, self.store)
+        sender, sent = link.send(path)
+        link.step()
+        stat = os.stat(path)
+        os.utime(path, ns=(stat.st_atime_ns, stat.st_mtime_ns + 10**9))
+        link.flow()
+        self.failureResultOf(sent, TransferFailed)
+        self.assertEqual(link.sent(records.FileEnd), [])
+
+    def test_sessionEnds(self) -> None:
+        """
+        A transfer still on its way when the session ends fails with the
+        session's reason, and the receiver keeps its partial file for a
+        later resume.
+        """
+        self.patch(transfer, "SYNC_BYTES", SIZE)
+        link = Link(self, self.store)
+        sender, sent = link.send(self.source(os.urandom(3 * SIZE)))
+        link.flow(hold=(records.FileEnd,))
+        link.end()
+        self.failureResultOf(sent, SessionClosed)
+        self.assertEqual(len(self.partials()), 2)

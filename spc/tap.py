@@ -200,7 +200,7 @@ class Options(SuiteMapOption, usage.Options):
         [
             "fragment-size",
             None,
-            "64K",
+            "256K",
             "Bytes of file or message data per fragment, 16K to 1M; the "
             "daemon announces it to every client.",
         ],

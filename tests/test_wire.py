@@ -195,7 +195,7 @@ class StrictnessTests(unittest.TestCase):
         The post-handshake cap follows the fragment size.
         """
         inner = wire.maxInnerSize(wire.DEFAULT_FRAGMENT_SIZE)
-        self.assertEqual(inner, 4 + 57 + 65536)
+        self.assertEqual(inner, 4 + 57 + 262144)
         self.assertEqual(wire.maxProtectedBody(inner), 34 + 64 + inner)
 
 

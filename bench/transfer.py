@@ -1,0 +1,124 @@
+"""
+Benchmark: one file through a real daemon (`twistd -n spc`) and a real
+`spc send`, each in its own process, on loopback.  Reports wall time,
+throughput and the peak resident memory of each process.  Not a test.
+
+    python bench/transfer.py --size 1G --fragment-size 64K --channels 4
+"""
+
+from __future__ import annotations
+
+import argparse
+import hashlib
+import os
+import resource
+import signal
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+SPC = [sys.executable, "-c", "from spc.cli import run; run()"]
+TWISTD = [sys.executable, "-c", "from twisted.scripts.twistd import run; run()"]
+
+
+def freePorts(count: int) -> list[int]:
+    sockets = [socket.socket() for _ in range(count)]
+    for s in sockets:
+        s.bind(("127.0.0.1", 0))
+    ports = [s.getsockname()[1] for s in sockets]
+    for s in sockets:
+        s.close()
+    return ports
+
+
+def parseSize(text: str) -> int:
+    units = {"K": 1 << 10, "M": 1 << 20, "G": 1 << 30}
+    return int(text[:-1]) * units[text[-1]] if text[-1] in units else int(text)
+
+
+def makeFile(path: str, size: int) -> str:
+    digest = hashlib.sha256()
+    block = os.urandom(1 << 20)
+    with open(path, "wb") as f:
+        left = size
+        while left:
+            chunk = block[: min(left, len(block))]
+            f.write(chunk)
+            digest.update(chunk)
+            left -= len(chunk)
+    return digest.hexdigest()
+
+
+def fileDigest(path: str) -> str:
+    digest = hashlib.sha256()
+    with open(path, "rb") as f:
+        for block in iter(lambda: f.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()
+
+
+def peakRSS(pid: int) -> int:
+    with open(f"/proc/{pid}/status") as f:
+        for line in f:
+            if line.startswith("VmHWM:"):
+                return int(line.split()[1]) * 1024
+    return 0
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("--size", default="256M")
+    parser.add_argument("--fragment-size", default="64K")
+    parser.add_argument("--channels", type=int, default=4)
+    parser.add_argument("--suites", default=None)
+    args = parser.parse_args()
+    size = parseSize(args.size)
+    env = dict(os.environ, PYTHONPATH=ROOT)
+    with tempfile.TemporaryDirectory(prefix="spc-bench-") as work:
+        server, client, inbox = (os.path.join(work, n) for n in ("server", "client", "inbox"))
+        for keyDir in (server, client):
+            subprocess.run(SPC + ["keygen", "--key-dir", keyDir], env=env, check=True,
+                           stdout=subprocess.DEVNULL)
+        fingerprint = lambda d: subprocess.run(  # noqa: E731
+            SPC + ["fingerprint", "--key-dir", d], env=env, check=True,
+            capture_output=True, text=True).stdout.strip()
+        with open(os.path.join(server, "authorized_keys"), "w") as f:
+            f.write(fingerprint(client) + "\n")
+        source = os.path.join(work, "payload.bin")
+        expected = makeFile(source, size)
+        ports = freePorts(args.channels)
+        portList = ",".join(map(str, ports))
+        suites = ["--suites", args.suites] if args.suites else []
+        daemon = subprocess.Popen(
+            TWISTD + ["-n", "--pidfile=", "spc", "--key-dir", server, "--ports", portList,
+                      "--inbox", inbox, "--fragment-size", args.fragment_size] + suites,
+            env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
+        )
+        for line in daemon.stdout:
+            if " serving " in line:
+                break
+        started = time.monotonic()
+        sender = subprocess.run(
+            SPC + ["send", "--key-dir", client, "--server", "127.0.0.1", "--ports", portList,
+                   "--server-fingerprint", fingerprint(server), "--no-progress"] + suites + [source],
+            env=env, capture_output=True, text=True,
+        )
+        elapsed = time.monotonic() - started
+        senderRSS = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss * 1024
+        daemonRSS = peakRSS(daemon.pid)
+        daemon.send_signal(signal.SIGTERM)
+        daemon.wait()
+        ok = sender.returncode == 0 and fileDigest(os.path.join(inbox, "payload.bin")) == expected
+        print(
+            f"size={size} fragment={args.fragment_size} channels={args.channels} "
+            f"time={elapsed:.2f}s rate={size / elapsed / 1e6:.0f}MB/s "
+            f"sender_peak_rss={senderRSS / 2**20:.0f}MiB daemon_peak_rss={daemonRSS / 2**20:.0f}MiB "
+            f"digest={'OK' if ok else 'FAIL ' + sender.stderr.strip()}"
+        )
+
+
+if __name__ == "__main__":
+    main()

@@ -82,7 +82,7 @@ class Framer:
                 end = offset + wire.LENGTH_PREFIX_SIZE + length
                 if len(buffer) < end:
                     break
-                body = bytes(buffer[offset + wire.LENGTH_PREFIX_SIZE : end])
+                body = bytes(memoryview(buffer)[offset + wire.LENGTH_PREFIX_SIZE : end])
                 offset = end
                 if not deliver(body):
                     break

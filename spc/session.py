@@ -127,6 +127,7 @@ class Session:
         )
         self._transferSecret = transferSecret or os.urandom(32)
         self._turn = 0
+        self._handlers = self._routes()
         self.onChannelLost: list[Callable[[int], None]] = []
         self._lingerCall: IDelayedCall | None = None
         self._closedWaiters: list[Deferred] = []
@@ -332,29 +333,34 @@ class Session:
             self.protocolError(str(error))
 
     def _dispatch(self, channel: ChannelProtocol, record: object) -> None:
-        kind = type(record)
-        if kind is records.Fragment:
-            self.messenger.fragmentReceived(record)
-        elif kind is records.FileData:
-            self.incomingFiles.dataReceived(record)
-        elif kind is records.Ack:
-            self.messenger.ackReceived(record)
-        elif kind is records.FileAck:
-            self.messenger.fileAckReceived(record)
-        elif kind is records.FileOffer:
-            self.incomingFiles.offerReceived(record)
-        elif kind is records.FileEnd:
-            self.incomingFiles.endReceived(record)
-        elif kind is records.HeartbeatRequest:
-            channel.sendRecord(
-                self._heartbeat(records.HeartbeatResponse, record.hbID, record.originTime, channel)
+        handler = self._handlers.get(type(record))
+        if handler is None:
+            raise ProtocolError(f"unexpected {type(record).TAG!r} record")
+        handler(channel, record)
+
+    def _routes(self) -> dict:
+        """
+        Which part of the session takes each kind of record.
+        """
+        messenger, files = self.messenger, self.incomingFiles
+        return {
+            records.Fragment: lambda channel, r: messenger.fragmentReceived(r),
+            records.FileData: lambda channel, r: files.dataReceived(r),
+            records.Ack: lambda channel, r: messenger.ackReceived(r),
+            records.FileAck: lambda channel, r: messenger.fileAckReceived(r),
+            records.FileOffer: lambda channel, r: files.offerReceived(r),
+            records.FileEnd: lambda channel, r: files.endReceived(r),
+            records.HeartbeatRequest: self._heartbeatReceived,
+            records.HeartbeatResponse: lambda channel, r: None,
+            records.Bye: self._byeReceived,
+        }
+
+    def _heartbeatReceived(self, channel: ChannelProtocol, request) -> None:
+        channel.sendRecord(
+            self._heartbeat(
+                records.HeartbeatResponse, request.hbID, request.originTime, channel
             )
-        elif kind is records.HeartbeatResponse:
-            pass
-        elif kind is records.Bye:
-            self._byeReceived(channel, record)
-        else:
-            raise ProtocolError(f"unexpected {kind.TAG!r} record")
+        )
 
     def _heartbeat(self, kind, hbID: int, originTime: int, channel: ChannelProtocol) -> bytes:
         received = channel.records.receivedFrames

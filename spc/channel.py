@@ -123,6 +123,12 @@ class ChannelOwner(Protocol):
         The connection's send buffer drained: it can take more data.
         """
 
+    def malformedRecord(self, channel: ChannelProtocol, reason: str) -> None:
+        """
+        An authenticated record does not parse: the peer itself, not the
+        network, broke the protocol.
+        """
+
 
 class ChannelProtocol(protocol.Protocol):
     """
@@ -238,9 +244,13 @@ class ChannelProtocol(protocol.Protocol):
             return not self.dead
         try:
             epoch, plaintext = self.records.open(body)
-            record = records.decodeRecord(plaintext)
         except SPCError as error:
             self.fatal(str(error))
+            return False
+        try:
+            record = records.decodeRecord(plaintext)
+        except ProtocolError as error:
+            self.owner.malformedRecord(self, str(error))
             return False
         self.owner.recordReceived(self, epoch, record)
         return not self.dead

@@ -53,6 +53,12 @@ class ResourceLimitExceeded(ProtocolError):
     """
 
 
+class NameUnavailable(ResourceLimitExceeded):
+    """
+    The inbox cannot take a file under that name:
+    """
+
+
 class AuthenticationFailed(ProtocolError):
     """
     A protected frame failed authentication; it was forged, corrupted or

@@ -24,7 +24,7 @@ import unicodedata
 from typing import Callable, Iterator
 
 from spc._files import fsyncDirectory, replaceFile, unlinkQuietly
-from spc.errors import ResourceLimitExceeded
+from spc.errors import NameUnavailable, ResourceLimitExceeded
 
 __all__ = [
     "FileStore",
@@ -235,6 +235,8 @@ class FileStore:
     Partial and finished files of an inbox directory.
 
     @ivar directory: the inbox.
+    @ivar _reserved: top-level names files may not take (the daemon's own
+        files, such as C{messages.jsonl}), compared without case.
     """
 
     def __init__(
@@ -242,8 +244,10 @@ class FileStore:
         directory: str,
         reserve: int = DEFAULT_RESERVE,
         now: Callable[[], float] = time.time,
+        reserved: frozenset[str] = frozenset(),
     ) -> None:
         self.directory = directory
+        self._reserved = frozenset(name.lower() for name in reserved)
         self.reserve = reserve
         self._now = now
         self._partials = os.path.join(directory, PARTIAL_DIRECTORY)
@@ -301,6 +305,12 @@ class FileStore:
         return partial
 
     def saveState(self, partial: PartialFile) -> None:
+        """
+        Record what C{partial} holds; nothing for a transfer that completed
+        meanwhile (an older session's copy closing late).
+        """
+        if self.isCompleted(partial.key):
+            return
         replaceFile(
             self._statePath(partial.key),
             json.dumps(
@@ -326,10 +336,9 @@ class FileStore:
                 os.mkdir(folder, 0o700)
             except FileExistsError:
                 if not stat.S_ISDIR(os.lstat(folder).st_mode):
-                    raise ResourceLimitExceeded(
-                        f"{part!r} in the inbox is not a plain folder"
-                    ) from None
-        for number in range(MAX_UNIQUE_TRIES):
+                    raise NameUnavailable(f"{part!r} in the inbox is not a folder") from None
+        first = 1 if len(parts) == 1 and parts[0].lower() in self._reserved else 0
+        for number in range(first, MAX_UNIQUE_TRIES):
             leaf = parts[-1] if number == 0 else _numbered(parts[-1], number)
             final = os.path.join(folder, leaf)
             try:
@@ -339,7 +348,7 @@ class FileStore:
             os.unlink(source)
             fsyncDirectory(folder)
             return final
-        raise ResourceLimitExceeded(f"too many files named {parts[-1]!r}")
+        raise NameUnavailable(f"too many files named {parts[-1]!r}")
 
     def forget(self, key: str, completed: bool) -> None:
         unlinkQuietly(self.partialPath(key))

@@ -108,6 +108,7 @@ class MultiChannelMessenger:
         self.reassembler = Reassembler(params, deliver, sink.sendControl, clock, budget)
         self._nextID = 0
         self._messages: dict[int, _Message] = {}
+        self._declared = 0
         self._files: dict[bytes, object] = {}
         self._waiting: deque[tuple[bytes, int, Deferred]] = deque()
         self._sources: deque[Source] = deque()
@@ -153,7 +154,18 @@ class MultiChannelMessenger:
         return deferred
 
     def _startWaiting(self) -> None:
-        while self._waiting and len(self._messages) < self._params.maxInflightMessages:
+        """
+        Start waiting messages while the peer's limits allow: at most
+        C{maxInflightMessages} at once, and never more declared bytes than
+        its reassembly budget (it reserves a message's whole length when the
+        first fragment arrives).
+        """
+        params = self._params
+        while self._waiting and len(self._messages) < params.maxInflightMessages:
+            size = len(self._waiting[0][0])
+            if self._messages and self._declared + size > params.reassemblyBudget:
+                break
+            self._declared += size
             data, kind, deferred = self._waiting.popleft()
             message = _Message(self._nextID, data, kind, self._params.fragmentSize, deferred)
             self._nextID += 1
@@ -171,6 +183,7 @@ class MultiChannelMessenger:
                     self.acknowledge(("m", ack.msgID, index))
             return
         del self._messages[ack.msgID]
+        self._declared -= len(message.data)
         for index in range(message.count):
             self.acknowledge(("m", ack.msgID, index))
         if ack.status == records.ACK_COMPLETE:

@@ -13,6 +13,7 @@ so a peer cannot pin memory by sending all fragments but one.
 from __future__ import annotations
 
 import hmac
+from collections import deque
 from typing import Callable
 
 from twisted.internet.defer import Deferred, maybeDeferred
@@ -30,6 +31,7 @@ DEFAULT_GLOBAL_BUDGET = 1 << 30
 ACK_EVERY = 16
 ACK_DELAY = 0.25
 REMEMBERED_FAILURES = 1024
+RECENT_FINAL = 64
 
 
 class Budget:
@@ -118,6 +120,7 @@ class Reassembler:
         self._closed = False
         self._ackCall: IDelayedCall | None = None
         self._unsuccessful: dict[int, int] = {}
+        self._recentFinal: deque[tuple[int, int]] = deque(maxlen=RECENT_FINAL)
 
     def fragmentReceived(self, fragment: records.Fragment) -> None:
         """
@@ -234,6 +237,7 @@ class Reassembler:
             self._unsuccessful[msgID] = status
             if len(self._unsuccessful) > REMEMBERED_FAILURES:
                 del self._unsuccessful[min(self._unsuccessful)]
+        self._recentFinal.append((msgID, status))
         if not self._closed:
             self._acknowledge(records.Ack(msgID, status).encode())
             self._deliverReady()
@@ -261,6 +265,19 @@ class Reassembler:
         for msgID, incoming in list(self._incoming.items()):
             if incoming.unacknowledged and not incoming.done.called:
                 self._sendProgress(msgID, incoming)
+
+    def reacknowledge(self) -> None:
+        """
+        Acknowledgements travel on one channel; when a channel dies, some
+        may have died with it.  Say again what arrived of every message in
+        progress and how the latest ones ended, so the sender forgets them
+        and none waits for an answer that will not come.
+        """
+        for msgID, incoming in list(self._incoming.items()):
+            if not incoming.done.called:
+                self._sendProgress(msgID, incoming)
+        for msgID, status in self._recentFinal:
+            self._acknowledge(records.Ack(msgID, status).encode())
 
     def _cancelTimer(self, incoming: _Incoming) -> None:
         if incoming.timer is not None and incoming.timer.active():

@@ -332,6 +332,9 @@ class Session:
         except ProtocolError as error:
             self.protocolError(str(error))
 
+    def malformedRecord(self, channel: ChannelProtocol, reason: str) -> None:
+        self.protocolError(f"malformed record: {reason}")
+
     def _dispatch(self, channel: ChannelProtocol, record: object) -> None:
         handler = self._handlers.get(type(record))
         if handler is None:
@@ -395,6 +398,8 @@ class Session:
         if self.closedReason is not None:
             return
         self.messenger.channelDied(channel)
+        self.messenger.reassembler.reacknowledge()
+        self.incomingFiles.reacknowledge()
         for callback in self.onChannelLost:
             callback(index)
         if not self.liveChannels() and self._lingerCall is None:

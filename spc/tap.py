@@ -25,7 +25,7 @@ from twisted.python import usage
 from spc.errors import SPCError
 from spc.identity import defaultKeyDir, loadIdentity
 from spc.filestore import FileStore
-from spc.inbox import InboxReceiver
+from spc.inbox import MESSAGES_NAME, InboxReceiver
 from spc.service import ServerService
 from spc.suites import parseSuiteMap
 from spc.trust import AUTHORIZED_KEYS_NAME, AllowAny, AuthorizedKeys
@@ -340,7 +340,7 @@ class DaemonService(ServerService):
             InboxReceiver(config["inbox"]),
             suites=config["suites"],
             params=config["params"],
-            files=FileStore(config["inbox"]),
+            files=FileStore(config["inbox"], reserved=frozenset({MESSAGES_NAME})),
         )
         self.hostIdentity = hostIdentity
         self._previousHandler = None

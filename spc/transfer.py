@@ -38,6 +38,7 @@ ACK_EVERY = 16
 ACK_DELAY = 0.25
 MAX_ACTIVE_FILES = 64
 REMEMBERED_TRANSFERS = 1024
+RECENT_FINAL = 64
 
 
 def transferID(
@@ -260,7 +261,7 @@ class IncomingFiles:
             raise ResourceLimitExceeded("too many files at once")
         try:
             partial = self._store.open(key, offer.name, offer.size)
-        except ResourceLimitExceeded as error:
+        except (ResourceLimitExceeded, OSError) as error:
             self.log.warn("Refusing {name}: {error}", name=offer.name, error=str(error))
             self._answer(transfer, records.FILE_REFUSED)
             return
@@ -280,7 +281,14 @@ class IncomingFiles:
             length != min(self._fragmentSize, partial.size - offset)
         ):
             raise ProtocolError("file data outside the file's fragment grid")
-        if partial.write(offset, data.payload):
+        try:
+            written = partial.write(offset, data.payload)
+        except OSError as error:
+            self.log.warn("Refusing {name}: {error}", name=partial.name, error=str(error))
+            partial.discard()
+            self._end(data.transferID, records.FILE_REFUSED)
+            return
+        if written:
             receiving.unsynced += length
         receiving.progress.add(offset, offset + length)
         receiving.fragments += 1
@@ -327,6 +335,21 @@ class IncomingFiles:
         ranges, receiving.progress = receiving.progress.ranges(), RangeSet()
         if ranges:
             self._answer(transfer, records.FILE_PROGRESS, ranges)
+
+    def reacknowledge(self) -> None:
+        """
+        A channel died, perhaps with acknowledgements on it: say again what
+        is written of every file in progress and how the latest transfers
+        ended.
+        """
+        for transfer, receiving in list(self._active.items()):
+            receiving.fragments = 0
+            receiving.progress = RangeSet()
+            written = receiving.partial.written.ranges()
+            if written:
+                self._answer(transfer, records.FILE_PROGRESS, written)
+        for transfer in list(self._ended)[-RECENT_FINAL:]:
+            self._answer(transfer, self._ended[transfer])
 
     def _flushAcks(self) -> None:
         self._ackCall = None
@@ -381,7 +404,12 @@ class IncomingFiles:
         self.onStored(partial.name, path, partial.size)
 
     def _failed(self, transfer: bytes, partial: PartialFile, failure: Failure) -> None:
-        self.log.failure("Storing {name} failed", failure, name=partial.name)
+        if failure.check(ResourceLimitExceeded, OSError):
+            self.log.warn(
+                "Refusing {name}: {error}", name=partial.name, error=str(failure.value)
+            )
+        else:
+            self.log.failure("Storing {name} failed", failure, name=partial.name)
         partial.discard()
         self._end(transfer, records.FILE_REFUSED)
 

@@ -1063,3 +1063,27 @@ class DeliveryTests(SynchronousTestCase):
         receiver.failAll(Failure(SessionClosed("gone")))
         waiting.callback(None)
         self.assertEqual(sink.takeRecords(records.Ack), [])
+
+
+class DeclaredBytesTests(SynchronousTestCase):
+    """
+    The receiver reserves a message's whole length when its first fragment
+    arrives, so the sender never has more declared bytes in flight than the
+    peer's reassembly budget.
+    """
+
+    def test_budgetBoundsInflight(self) -> None:
+        """
+        Messages whose lengths would together exceed the budget wait until
+        earlier ones are acknowledged; a single message is always started.
+        """
+        messenger, sink, _ = makeMessenger(channels=1, reassemblyBudget=3 * SIZE)
+        first = messenger.send(b"a" * (2 * SIZE))
+        second = messenger.send(b"b" * (2 * SIZE))
+        self.assertEqual({r.msgID for r in sink.takeRecords()}, {0})
+        messenger.ackReceived(records.Ack(0, records.ACK_COMPLETE))
+        self.successResultOf(first)
+        self.assertEqual({r.msgID for r in sink.takeRecords()}, {1})
+        messenger.ackReceived(records.Ack(1, records.ACK_COMPLETE))
+        self.successResultOf(second)
+

@@ -431,3 +431,34 @@ class DuplicateTests(SynchronousTestCase):
             receiving.receive,
             fragments[0]._replace(kind=records.KIND_TEXT),
         )
+
+
+class ReacknowledgeTests(SynchronousTestCase):
+    """
+    L{Reassembler.reacknowledge}: after a channel died, perhaps with
+    acknowledgements on it, the receiver says again what it has.
+    """
+
+    def test_progressAndFinal(self) -> None:
+        """
+        Every message in progress gets a progress ACK listing all it
+        received, and the latest finished messages their final status.
+        """
+        receiving = Receiving()
+        first, second = split(payload(1)), split(payload(3, b"q"), msgID=1)
+        receiving.receive(*first)
+        receiving.receive(second[0], second[2])
+        receiving.take()
+        receiving.reassembler.reacknowledge()
+        self.assertEqual(
+            receiving.take(),
+            [(1, PROGRESS, ((0, 1), (2, 1))), (0, COMPLETE, ())],
+        )
+
+    def test_nothingToSay(self) -> None:
+        """
+        With nothing received, nothing is sent.
+        """
+        receiving = Receiving()
+        receiving.reassembler.reacknowledge()
+        self.assertEqual(receiving.take(), [])

@@ -19,7 +19,7 @@ from twisted.logger import Logger
 from spc import asymmetric
 from spc.channel import DEFAULT_HANDSHAKE_TIMEOUT, ChannelProtocol
 from spc.clienthandshake import ClientHandshake
-from spc.errors import SPCError
+from spc.errors import ConfigurationError, SPCError, TrustError
 from spc.filestore import FileStore
 from spc.handshake import ClientResult, channelSpecs
 from spc.identity import Identity, publicKeyDER
@@ -201,7 +201,8 @@ class ClientSessionFactory:
         self.log.info(
             "Channel {index} could not rejoin: {error}", index=index, error=failure.value
         )
-        self.reconnectLater(index)
+        if not failure.check(ConfigurationError, TrustError):
+            self.reconnectLater(index)
 
     def _sessionEnded(self, session: Session) -> None:
         pending, self._pendingRetries = self._pendingRetries, {}
@@ -238,5 +239,6 @@ def connect(reactor, endpoints, identity, trust, hostPort, **options):
             factory.log.warn(
                 "Channel {index} could not join: {error}", index=index, error=value.value
             )
-            factory.reconnectLater(index)
+            if not value.check(ConfigurationError, TrustError):
+                factory.reconnectLater(index)
     return factory.session

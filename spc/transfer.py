@@ -338,13 +338,17 @@ class IncomingFiles:
 
     def reacknowledge(self) -> None:
         """
-        A channel died, perhaps with acknowledgements on it: say again what
-        is written of every file in progress and how the latest transfers
-        ended.
+        A channel died, perhaps with acknowledgements on it: say again the
+        answer to every offer in progress (a sender still waiting for it
+        starts; one already sending ignores it), what is written of each
+        file, and how the latest transfers ended.
         """
         for transfer, receiving in list(self._active.items()):
             receiving.fragments = 0
             receiving.progress = RangeSet()
+            self._answer(
+                transfer, records.FILE_RESUME, receiving.partial.held.ranges()[: records.MAX_ACK_RANGES]
+            )
             written = receiving.partial.written.ranges()
             if written:
                 self._answer(transfer, records.FILE_PROGRESS, written)

@@ -429,7 +429,9 @@ class ProtectedHeader(NamedTuple):
         version, kind, suite, flags, session, channel, epoch, seq = (
             PROTECTED_HEADER.unpack_from(body)
         )
-        if version != WIRE_VERSION or kind != PROTECTED:
+        if version != WIRE_VERSION:
+            raise ProtocolError(f"wire version {version} not supported")
+        if kind != PROTECTED:
             raise ProtocolError(f"frame type 0x{kind:02x} not allowed after keys")
         if flags:
             raise ProtocolError("reserved flags set")

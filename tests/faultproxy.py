@@ -522,7 +522,8 @@ class ProxiedConnection:
             self.firstLost = who
         self.up.stop()
         self.down.stop()
-        for side, done in ((self.clientSide, self._clientDone), (self.serverSide, self._serverDone)):
+        sides = ((self.clientSide, self._clientDone), (self.serverSide, self._serverDone))
+        for side, done in sides:
             if side is not None and not done:
                 if abort:
                     side.transport.abortConnection()

@@ -26,6 +26,7 @@ from twisted.internet.defer import Deferred, gatherResults, inlineCallbacks, suc
 from twisted.internet.endpoints import TCP4ClientEndpoint, serverFromString
 from twisted.internet.task import deferLater
 from twisted.logger import globalLogPublisher
+from twisted.python.failure import Failure
 from twisted.trial.unittest import TestCase
 from zope.interface import implementer
 
@@ -288,7 +289,8 @@ class Network:
     def cleanUp(self):
         globalLogPublisher.removeObserver(self.observer)
         closing = [session.close() for session in self.sessions]
-        yield self.proxy.stop()
+        if getattr(self, "proxy", None) is not None:
+            yield self.proxy.stop()
         yield gatherResults(closing)
         if self.application.running:
             yield self.application.stopService()
@@ -506,7 +508,10 @@ class _HostileTestCase(TestCase):
             if timer.active():
                 timer.cancel()
             if not result.called:
-                result.callback(value)
+                if isinstance(value, Failure):
+                    result.errback(value)
+                else:
+                    result.callback(value)
             return None
 
         waited.addBoth(done)
@@ -522,10 +527,12 @@ class _HostileTestCase(TestCase):
 
             - the message arrives exactly once, intact;
             - the faulted connection was closed by C{closer} (by default the
-              receiving end) for C{reason} (a fault of the record layer),
-              or, with C{reason=None}, without a fault being logged;
-            - the closing end accepted C{accepted} protected frames on that
-              connection (by default: those before the faulted one);
+              receiving end; C{"proxy"} for a cut) for C{reason} (a fault
+              of the record layer), or, with C{reason=None}, without a fault
+              being logged;
+            - the closing end (the receiving end for a cut) accepted
+              C{accepted} protected frames on that connection (by default:
+              those before the faulted one);
             - the other channels' connections stayed up;
             - the channel rejoined, and a second message is served.
 
@@ -535,18 +542,18 @@ class _HostileTestCase(TestCase):
         configure(net.proxy.plan(channel, direction))
         session = yield net.connect()
         server = net.serverSession(session)
-        sender, target = (session, net.receiver) if direction == UP else (
-            server, session.receiver)
-        receiving = (server if direction == UP else session)
+        if direction == UP:
+            sender, target, receiving = session, net.receiver, server
+        else:
+            sender, target, receiving = server, session.receiver, session
         first = message(FRAGMENTS, b"first")
         yield sender.sendMessage(first)
         connection = net.proxy.connection(channel)
         yield connection.lost
-        receiver = "server" if direction == UP else "client"
-        if closer is None:
-            closer = receiver
-        end = (net.serverChannel if (closer if closer != "proxy" else receiver) == "server"
-               else net.clientChannel)(connection)
+        receivingEnd = "server" if direction == UP else "client"
+        closer = closer or receivingEnd
+        checked = receivingEnd if closer == "proxy" else closer
+        end = (net.serverChannel if checked == "server" else net.clientChannel)(connection)
         self.assertEqual(connection.firstLost, closer)
         if reason is None:
             self.assertNotIn(end, net.observer.closes)
@@ -628,7 +635,7 @@ class HeaderTamperingTests(_HostileTestCase):
         The wire version.
         """
         return self.tampered(
-            3, lambda plan: plan.flip(big(0), VERSION, 1), "not allowed after keys"
+            3, lambda plan: plan.flip(big(0), VERSION, 1), "wire version 3 not supported"
         )
 
     def test_type(self):
@@ -1304,6 +1311,68 @@ class FileChannelDeathTests(_HostileTestCase):
             self.assertEqual(net.proxy.connection(channel, 1).sessionID, session.id)
 
 
+    @inlineCallbacks
+    def test_completionLostWithItsChannel(self):
+        """
+        The server's word that the file is stored (C{FAK:} complete, on its
+        first channel like every control record) dies with that channel.
+        The client sent nothing on that channel (its transport was paused,
+        as a slow path's is, so the file went on the other three), so
+        nothing is re-sent there; the sender learns the file arrived only
+        if the answer is given again.  The send fires, and the file is
+        stored once.
+        """
+        net = self.net
+        net.proxy.plan(0, DOWN).hold(protected(2))
+        session = yield net.connect()
+        control = net.proxy.connection(0)
+        session.channels[0].pauseProducing()
+        path, data = self.makeFile()
+        sending = session.sendFile(path, "received.bin")
+        yield net.until(lambda: net.receiver.files, "the file to be stored")
+        self.assertFalse(sending.called)
+        self.assertTrue(control.down.holding)
+        self.assertEqual(control.up.bigIn, 0)
+        session.channels[0].resumeProducing()
+        control.kill()
+        yield net.rejoined(session, 0)
+        name = yield self.within(sending, PROMPTLY, "the file send firing")
+        self.assertEqual(name, "received.bin")
+        [(_, _, where, size)] = net.receiver.files
+        self.assertEqual((self.inboxFiles(), size), ([where], self.SIZE))
+        yield self.servedAfterwards(session)
+
+
+    @inlineCallbacks
+    def test_offerAnswerLostWithItsChannel(self):
+        """
+        The server's answer to the file offer (C{FAK:} resume, which lets
+        the sender start streaming) dies with the server's first channel;
+        the offer itself went on another channel, so nothing is re-sent.
+        The transfer must still start and complete.
+        """
+        net = self.net
+        net.proxy.plan(0, DOWN).hold(protected(1))
+        session = yield net.connect()
+        control = net.proxy.connection(0)
+        session.channels[0].pauseProducing()
+        path, data = self.makeFile()
+        sending = session.sendFile(path, "received.bin")
+        yield net.until(lambda: control.down.protectedIn == 2, "the answer to the offer")
+        self.assertTrue(control.down.holding)
+        self.assertEqual(control.up.protectedIn, 1)
+        session.channels[0].resumeProducing()
+        control.kill()
+        yield net.rejoined(session, 0)
+        name = yield self.within(sending, PROMPTLY, "the file send firing")
+        self.assertEqual(name, "received.bin")
+        [(_, _, where, size)] = net.receiver.files
+        self.assertEqual((self.inboxFiles(), size), ([where], self.SIZE))
+        with open(where, "rb") as f:
+            self.assertEqual(hashlib.sha256(f.read()).digest(), hashlib.sha256(data).digest())
+        yield self.servedAfterwards(session)
+
+
 class HostilePeerTests(_HostileTestCase):
     """
     T23 and T24: an authenticated client that breaks the session's rules,
@@ -1361,7 +1430,7 @@ class HostilePeerTests(_HostileTestCase):
         """
         return self.hostile(
             [self.fragment(0, 2**40)], records.BYE_RESOURCE_LIMIT,
-            "larger than the session allows", memory=16 * 2**20,
+            "larger than the session allows", memory=4 * 2**20,
         )
 
     def test_beyondInflightWindow(self):
@@ -1369,7 +1438,10 @@ class HostilePeerTests(_HostileTestCase):
         T23: 32 messages begun (the session's in-flight limit) and a 33rd:
         resource limit.
         """
-        sent = [self.fragment(msgID, 2 * FRAGMENT) for msgID in range(PARAMS.maxInflightMessages + 1)]
+        sent = [
+            self.fragment(msgID, 2 * FRAGMENT)
+            for msgID in range(PARAMS.maxInflightMessages + 1)
+        ]
         return self.hostile(sent, records.BYE_RESOURCE_LIMIT, "beyond the in-flight window")
 
     def test_farAhead(self):
@@ -1389,7 +1461,7 @@ class HostilePeerTests(_HostileTestCase):
         largest = PARAMS.maxMessageSize
         sent = [self.fragment(0, largest), self.fragment(1, largest), self.fragment(2, FRAGMENT)]
         return self.hostile(
-            sent, records.BYE_RESOURCE_LIMIT, "reassembly budget exceeded", memory=16 * 2**20
+            sent, records.BYE_RESOURCE_LIMIT, "reassembly budget exceeded", memory=4 * 2**20
         )
 
     def test_differentCount(self):
@@ -1450,7 +1522,9 @@ class HostilePeerTests(_HostileTestCase):
         digest = records.messageDigest(records.KIND_BINARY, data)
         channel = session.channels[2]
         for payload, index in ((data[:FRAGMENT], 0), (b"x" * FRAGMENT, 0), (data[FRAGMENT:], 1)):
-            channel.sendRecord(self.fragment(0, 2 * FRAGMENT, index, digest=digest, payload=payload))
+            channel.sendRecord(
+                self.fragment(0, 2 * FRAGMENT, index, digest=digest, payload=payload)
+            )
         yield net.until(lambda: net.receiver.data(), "the message")
         self.assertEqual(net.receiver.data(), [data])
         self.assertIsNone(session.closedReason)
@@ -1491,7 +1565,8 @@ class CrossSessionTests(_HostileTestCase):
         serverA, serverB = net.serverSession(a), net.serverSession(b)
         self.assertEqual(net.receiver.data(serverA), [dataA])
         self.assertEqual(net.receiver.data(serverB), [dataB])
-        self.assertEqual([c for c in net.proxy.connections if c.sessionID == a.id and c.isLost], [])
+        lostOfA = [c for c in net.proxy.connections if c.sessionID == a.id and c.isLost]
+        self.assertEqual(lostOfA, [])
         yield net.ready(b)
         yield self.servedAfterwards(a)
         yield self.servedAfterwards(b)

@@ -19,7 +19,7 @@ from twisted.logger import Logger
 from spc import asymmetric
 from spc.channel import DEFAULT_HANDSHAKE_TIMEOUT, ChannelProtocol
 from spc.clienthandshake import ClientHandshake
-from spc.errors import ConfigurationError, SPCError, TrustError
+from spc.errors import ConfigurationError, SPCError
 from spc.filestore import FileStore
 from spc.handshake import ClientResult, channelSpecs
 from spc.identity import Identity, publicKeyDER
@@ -201,7 +201,7 @@ class ClientSessionFactory:
         self.log.info(
             "Channel {index} could not rejoin: {error}", index=index, error=failure.value
         )
-        if not failure.check(ConfigurationError, TrustError):
+        if not failure.check(ConfigurationError):
             self.reconnectLater(index)
 
     def _sessionEnded(self, session: Session) -> None:
@@ -239,6 +239,6 @@ def connect(reactor, endpoints, identity, trust, hostPort, **options):
             factory.log.warn(
                 "Channel {index} could not join: {error}", index=index, error=value.value
             )
-            if not value.check(ConfigurationError, TrustError):
+            if not value.check(ConfigurationError):
                 factory.reconnectLater(index)
     return factory.session

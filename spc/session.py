@@ -16,6 +16,7 @@ from typing import Callable
 
 from twisted.internet.defer import Deferred, DeferredList, succeed
 from twisted.internet.interfaces import IDelayedCall, IReactorTime
+from twisted.internet.task import LoopingCall
 from twisted.internet.threads import deferToThread
 from twisted.logger import Logger
 from twisted.python.failure import Failure
@@ -26,6 +27,7 @@ from spc.channel import ChannelProtocol
 from spc.errors import ProtocolError, ResourceLimitExceeded, SessionClosed, SPCError
 from spc.filestore import FileStore
 from spc.handshake import JoinTicket
+from spc.heartbeat import Liveness, RequestLimiter, epochsAgree
 from spc.messenger import MultiChannelMessenger
 from spc.reassembly import Budget
 from spc.transfer import FileSender, IncomingFiles
@@ -128,6 +130,12 @@ class Session:
         self._transferSecret = transferSecret or os.urandom(32)
         self._turn = 0
         self._handlers = self._routes()
+        self._beatInterval = params.heartbeatInterval / 1000
+        self._beats = LoopingCall(self._beat)
+        self._beats.clock = clock
+        self._liveness: dict[ChannelProtocol, Liveness] = {}
+        self._limiters: dict[ChannelProtocol, RequestLimiter] = {}
+        self._desyncSince: float | None = None
         self.onChannelLost: list[Callable[[int], None]] = []
         self._lingerCall: IDelayedCall | None = None
         self._closedWaiters: list[Deferred] = []
@@ -267,11 +275,16 @@ class Session:
         self._lingerCall = None
         channel.owner = self
         channel.activate(epoch, self._epochSecrets[epoch])
+        now = self._clock.seconds()
+        self._liveness[channel] = Liveness(self._beatInterval, self.params.heartbeatMissLimit, now)
+        self._limiters[channel] = RequestLimiter(self._beatInterval, now)
+        if not self._beats.running:
+            self._beats.start(self._beatInterval, now=False)
         if self.isServer:
             self._candidates.add(channel)
         else:
             self._admit(channel)
-            channel.sendRecord(self._heartbeat(records.HeartbeatRequest, 0, 0, channel))
+            self._sendHeartbeat(channel, now)
 
     def _admit(self, channel: ChannelProtocol) -> None:
         """
@@ -322,6 +335,9 @@ class Session:
     def recordReceived(self, channel: ChannelProtocol, epoch: int, record: object) -> None:
         if self.closedReason is not None:
             return
+        liveness = self._liveness.get(channel)
+        if liveness is not None:
+            liveness.heard(self._clock.seconds())
         if channel in self._candidates:
             self._candidates.discard(channel)
             self._admit(channel)
@@ -354,16 +370,74 @@ class Session:
             records.FileOffer: lambda channel, r: files.offerReceived(r),
             records.FileEnd: lambda channel, r: files.endReceived(r),
             records.HeartbeatRequest: self._heartbeatReceived,
-            records.HeartbeatResponse: lambda channel, r: None,
+            records.HeartbeatResponse: self._heartbeatAnswered,
             records.Bye: self._byeReceived,
         }
 
+    # Heartbeats: the timer is the session's, the counting is spc.heartbeat's.
+
+    def _beat(self) -> None:
+        """
+        Every heartbeat interval: a channel silent for too long is dead
+        (its fragments go elsewhere and the client rejoins it); the others
+        get a heartbeat request.
+        """
+        now = self._clock.seconds()
+        for channel in self.liveChannels() + list(self._candidates):
+            liveness = self._liveness.get(channel)
+            if liveness is None or channel.dead:
+                continue
+            if liveness.isDead(now):
+                channel.fatal("no heartbeat from the peer")
+                continue
+            self._sendHeartbeat(channel, now)
+
+    def _sendHeartbeat(self, channel: ChannelProtocol, now: float) -> None:
+        hbID = self._liveness[channel].request(now)
+        channel.sendRecord(
+            self._heartbeat(records.HeartbeatRequest, hbID, int(now * 1000), channel)
+        )
+
     def _heartbeatReceived(self, channel: ChannelProtocol, request) -> None:
+        limiter = self._limiters.get(channel)
+        now = self._clock.seconds()
+        if limiter is not None and not limiter.allow(now):
+            if limiter.abusive():
+                channel.fatal("heartbeat flood")
+            return
+        self._checkPeerState(channel, request)
         channel.sendRecord(
             self._heartbeat(
                 records.HeartbeatResponse, request.hbID, request.originTime, channel
             )
         )
+
+    def _heartbeatAnswered(self, channel: ChannelProtocol, response) -> None:
+        self._checkPeerState(channel, response)
+        liveness = self._liveness.get(channel)
+        if liveness is not None:
+            liveness.answered(response.hbID, self._clock.seconds())
+
+    def _checkPeerState(self, channel: ChannelProtocol, beat) -> None:
+        """
+        What a heartbeat says of the peer must be possible: it cannot have
+        received more frames than were sent (a connection-level fault), and
+        its committed epoch must be one this end can follow; a disagreement
+        that outlives the rotation overlap ends the session (desync).
+        """
+        sent = channel.records.sentFrames
+        if beat.lastSeqReceived != records.NO_SEQUENCE and beat.lastSeqReceived >= sent:
+            channel.fatal("the peer claims frames that were never sent")
+            return
+        if epochsAgree(beat.committedEpoch, self.epoch, frozenset(self._epochSecrets)):
+            self._desyncSince = None
+            return
+        now = self._clock.seconds()
+        if self._desyncSince is None:
+            self._desyncSince = now
+        elif now - self._desyncSince > self.params.overlap / 1000:
+            self.log.warn("Session with {peer} lost epoch sync", peer=self.peer)
+            self.terminate(records.BYE_DESYNC, "epoch desync")
 
     def _heartbeat(self, kind, hbID: int, originTime: int, channel: ChannelProtocol) -> bytes:
         received = channel.records.receivedFrames
@@ -392,6 +466,8 @@ class Session:
 
     def channelLost(self, channel: ChannelProtocol, reason: str) -> None:
         self._candidates.discard(channel)
+        self._liveness.pop(channel, None)
+        self._limiters.pop(channel, None)
         index = channel.result.keys.channel
         if self.channels.get(index) is channel:
             del self.channels[index]
@@ -431,6 +507,10 @@ class Session:
         if self.closedReason is not None:
             return
         self.closedReason = reason
+        if self._beats.running:
+            self._beats.stop()
+        self._liveness.clear()
+        self._limiters.clear()
         if self._lingerCall is not None and self._lingerCall.active():
             self._lingerCall.cancel()
         self._lingerCall = None

@@ -105,6 +105,7 @@ class FakeChannel:
 
     @ivar sent: the inner records sent, as bytes.
     @ivar closed: the reason given to L{close}, or C{None}.
+    @ivar fatalReason: the reason given to L{fatal}, or C{None}.
     @ivar activated: the C{(epoch, secret)} it was given keys for.
     @ivar writePaused: whether its transport paused it (set by a test);
         the session's scheduler gives a paused channel no data.
@@ -112,8 +113,9 @@ class FakeChannel:
 
     def __init__(self, index: int = 0, receivedFrames: int = 0) -> None:
         self.result = SimpleNamespace(keys=SimpleNamespace(channel=index))
-        self.records = SimpleNamespace(receivedFrames=receivedFrames)
+        self.records = SimpleNamespace(receivedFrames=receivedFrames, sentFrames=0)
         self.owner = None
+        self.fatalReason: str | None = None
         self.dead = False
         self.writePaused = False
         self.closed: str | None = None
@@ -129,9 +131,18 @@ class FakeChannel:
     def sendRecord(self, plaintext: bytes) -> None:
         if not self.dead:
             self.sent.append(bytes(plaintext))
+            self.records.sentFrames += 1
 
     def close(self, reason: str = "closed locally") -> None:
         self.closed = reason
+
+    def fatal(self, reason: str) -> None:
+        """
+        A fault closed the connection, as C{ChannelProtocol.fatal} does.
+        """
+        if not self.dead:
+            self.fatalReason = reason
+            self.lose(reason)
 
     def whenLost(self):
         """
@@ -575,7 +586,8 @@ class ChannelLossTests(SynchronousTestCase):
     def test_rejoinCancelsLinger(self) -> None:
         """
         A connection that joins during the linger cancels it; the session
-        lives on past the 60 s.
+        lives on past the 60 s (the rejoined peer answers its heartbeats,
+        so the channel stays alive).
         """
         clock = task.Clock()
         directory, session, channel = self.makeServer(clock)
@@ -584,7 +596,12 @@ class ChannelLossTests(SynchronousTestCase):
         rejoined = FakeChannel(0)
         session.attach(rejoined, 0)
         confirm(session, rejoined)
-        clock.advance(DEFAULT_LINGER)
+        for _ in range(int(DEFAULT_LINGER)):
+            clock.advance(1)
+            for request in rejoined.take(records.HeartbeatRequest):
+                session.recordReceived(
+                    rejoined, 0, decoded(records.HeartbeatResponse(*request))
+                )
         self.assertIsNone(session.closedReason)
         self.assertEqual(session.liveChannels(), [rejoined])
         self.assertIn(SESSION_ID, directory.sessions)

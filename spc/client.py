@@ -163,6 +163,7 @@ class ClientSessionFactory:
                 files=self._files,
                 transferSecret=self._transferSecret,
                 linger=self._linger,
+                exchangeKey=self.exchangeKey,
             )
             self.session.onChannelLost.append(self.reconnectLater)
             self.session.onEnd.append(self._sessionEnded)

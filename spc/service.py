@@ -12,6 +12,7 @@ peers from costing the daemon memory or private-key work.
 from __future__ import annotations
 
 import ipaddress
+import random
 import secrets
 from collections import defaultdict, deque
 from typing import Sequence
@@ -21,6 +22,7 @@ from twisted.application.service import MultiService
 from twisted.internet import protocol
 from twisted.internet.defer import Deferred, gatherResults
 from twisted.internet.interfaces import IReactorTime
+from twisted.internet.task import LoopingCall
 from twisted.logger import Logger
 
 from spc import records, wire
@@ -33,6 +35,8 @@ from spc.serverhandshake import ServerHandshake
 from spc.reassembly import Budget
 from spc.session import IMessageReceiver, Session
 from spc.suites import Suite
+
+ROUND_JITTER = 0.1
 
 __all__ = ["Limits", "ServerService", "SessionDirectory"]
 
@@ -300,6 +304,7 @@ class SessionDirectory:
                 exchangeKeyDER=result.exchangeKeyDER,
                 files=self.files,
                 budget=self.budget,
+                exchangeKey=result.exchangeKey,
             )
             self._admitSession(session)
         else:
@@ -403,6 +408,8 @@ class ServerService(MultiService):
     @ivar directory: the L{SessionDirectory} behind every port.
     """
 
+    log = Logger()
+
     def __init__(
         self,
         reactor,
@@ -429,6 +436,10 @@ class ServerService(MultiService):
             handshakeTimeout=handshakeTimeout,
             files=files,
         )
+        self._rounds = LoopingCall(self.rotationRound)
+        self._rounds.clock = reactor
+        self._reactor = reactor
+        self.rounds = 0
         self.endpointServices = []
         for spec, endpoint in zip(channelSpecs(len(endpoints), suites), endpoints):
             service = StreamServerEndpointService(
@@ -455,7 +466,36 @@ class ServerService(MultiService):
             waits.append(seen)
         return gatherResults(waits, consumeErrors=True)
 
+    def startService(self) -> None:
+        super().startService()
+        interval = self.directory.params.rotationInterval / 1000
+        self._rounds.start(interval, now=False)
+
+    def rotationRound(self) -> None:
+        """
+        Every rotation interval: each session rotates, at a random moment
+        within the first tenth of the interval so the RSA work of many
+        sessions is spread out.  The outcome of the previous round is
+        logged as a whole.
+        """
+        sessions = list(self.directory.sessions.values())
+        committed = sum(s.rotationsCommitted for s in sessions)
+        rolledBack = sum(s.rotationsRolledBack for s in sessions)
+        if self.rounds:
+            self.log.info(
+                "Rotation round {round}: {sessions} sessions; {committed} committed "
+                "and {rolledBack} rolled back so far",
+                round=self.rounds, sessions=len(sessions),
+                committed=committed, rolledBack=rolledBack,
+            )
+        self.rounds += 1
+        spread = self.directory.params.rotationInterval / 1000 * ROUND_JITTER
+        for session in sessions:
+            self._reactor.callLater(random.uniform(0, spread), session.rotate)
+
     def stopService(self) -> Deferred:
+        if self._rounds.running:
+            self._rounds.stop()
         for session in list(self.directory.sessions.values()):
             session.terminate(records.BYE_SHUTTING_DOWN, "the server is shutting down")
         return super().stopService()

@@ -30,6 +30,7 @@ from spc.handshake import JoinTicket
 from spc.heartbeat import Liveness, RequestLimiter, epochsAgree
 from spc.messenger import MultiChannelMessenger
 from spc.reassembly import Budget
+from spc.rotation import ClientRotation, ServerRotation
 from spc.transfer import FileSender, IncomingFiles
 
 __all__ = ["IFileReceiver", "IMessageReceiver", "Session", "SessionClosed"]
@@ -103,6 +104,7 @@ class Session:
         budget: Budget | None = None,
         transferSecret: bytes | None = None,
         runInThread: Callable[..., Deferred] = deferToThread,
+        exchangeKey=None,
     ) -> None:
         self.id = sessionID
         self.isServer = isServer
@@ -136,6 +138,10 @@ class Session:
         self._liveness: dict[ChannelProtocol, Liveness] = {}
         self._limiters: dict[ChannelProtocol, RequestLimiter] = {}
         self._desyncSince: float | None = None
+        self._timers: dict[str, IDelayedCall] = {}
+        self.rotationsCommitted = 0
+        self.rotationsRolledBack = 0
+        self.rotation = self._makeRotation(exchangeKey)
         self.onChannelLost: list[Callable[[int], None]] = []
         self._lingerCall: IDelayedCall | None = None
         self._closedWaiters: list[Deferred] = []
@@ -275,6 +281,9 @@ class Session:
         self._lingerCall = None
         channel.owner = self
         channel.activate(epoch, self._epochSecrets[epoch])
+        for other, secret in self._epochSecrets.items():
+            if other > epoch:
+                channel.records.installEpoch(other, secret)
         now = self._clock.seconds()
         self._liveness[channel] = Liveness(self._beatInterval, self.params.heartbeatMissLimit, now)
         self._limiters[channel] = RequestLimiter(self._beatInterval, now)
@@ -338,6 +347,8 @@ class Session:
         liveness = self._liveness.get(channel)
         if liveness is not None:
             liveness.heard(self._clock.seconds())
+        if not self.isServer and self.rotation is not None and epoch == self.rotation.pending:
+            self.rotation.committed(epoch)
         if channel in self._candidates:
             self._candidates.discard(channel)
             self._admit(channel)
@@ -372,6 +383,11 @@ class Session:
             records.HeartbeatRequest: self._heartbeatReceived,
             records.HeartbeatResponse: self._heartbeatAnswered,
             records.Bye: self._byeReceived,
+            records.RotationOffer: self._rotationRecord,
+            records.RotationAck: self._rotationRecord,
+            records.RotationCommit: self._rotationRecord,
+            records.RotationAbort: self._rotationRecord,
+            records.RotationRequest: self._rotationRecord,
         }
 
     # Heartbeats: the timer is the session's, the counting is spc.heartbeat's.
@@ -439,13 +455,17 @@ class Session:
             self.log.warn("Session with {peer} lost epoch sync", peer=self.peer)
             self.terminate(records.BYE_DESYNC, "epoch desync")
 
+    def _pendingEpoch(self) -> int:
+        pending = getattr(self.rotation, "pending", None)
+        return records.NO_EPOCH if pending is None else pending
+
     def _heartbeat(self, kind, hbID: int, originTime: int, channel: ChannelProtocol) -> bytes:
         received = channel.records.receivedFrames
         return kind(
             hbID,
             originTime,
             self.epoch,
-            records.NO_EPOCH,
+            self._pendingEpoch(),
             received - 1 if received else records.NO_SEQUENCE,
             self.messenger.nextSendID,
             self.messenger.nextDeliveryID,
@@ -495,6 +515,101 @@ class Session:
         )
         self._end(Failure(ProtocolError(reason)))
 
+    # Rotation: the machine decides, the session carries it out.
+
+    def _makeRotation(self, exchangeKey):
+        if exchangeKey is None:
+            return None
+        if self.isServer:
+            return ServerRotation(
+                self, self.id, exchangeKey, self.epoch,
+                self.params.ackTimeout / 1000, self.params.overlap / 1000,
+            )
+        return ClientRotation(self, self.id, exchangeKey, self.epoch, self.params.overlap / 1000)
+
+    def rotate(self) -> None:
+        """
+        Start a rotation now (a round of the daemon's rotation timer); a
+        session with no live channel skips the round (A11).
+        """
+        if self.rotation is not None and self.isServer and self.liveChannels():
+            self.rotation.tick()
+
+    def _rotationRecord(self, channel: ChannelProtocol, record) -> None:
+        rotation, kind = self.rotation, type(record)
+        if rotation is None:
+            raise ProtocolError(f"unexpected {kind.TAG!r} record")
+        if self.isServer and kind is records.RotationAck:
+            rotation.ackReceived(record)
+        elif self.isServer and kind is records.RotationRequest:
+            self.rotate()
+        elif not self.isServer and kind is records.RotationOffer:
+            rotation.offerReceived(record)
+        elif not self.isServer and kind is records.RotationCommit:
+            rotation.committed(record.newEpoch)
+        elif not self.isServer and kind is records.RotationAbort:
+            rotation.aborted(record.newEpoch)
+        else:
+            raise ProtocolError(f"unexpected {kind.TAG!r} record")
+
+    def sendOffer(self, record: bytes) -> None:
+        channels = self.liveChannels()
+        ready = [channel for channel in channels if not channel.writePaused]
+        (ready or channels)[0].sendRecord(record)
+
+    def _allConnections(self) -> list[ChannelProtocol]:
+        return [c for c in list(self.channels.values()) + list(self._candidates) if not c.dead]
+
+    def installEpoch(self, epoch: int, secret: bytes) -> None:
+        self._epochSecrets[epoch] = secret
+        for channel in self._allConnections():
+            channel.records.installEpoch(epoch, secret)
+
+    def switchEpoch(self, epoch: int) -> None:
+        self.epoch = epoch
+        for channel in self._allConnections():
+            channel.records.switchSendEpoch(epoch)
+
+    def dropEpoch(self, epoch: int) -> None:
+        self._epochSecrets.pop(epoch, None)
+        for channel in self._allConnections():
+            channel.records.dropEpoch(epoch)
+
+    def startTimer(self, name: str, seconds: float) -> None:
+        self.cancelTimer(name)
+        self._timers[name] = self._clock.callLater(seconds, self._timerFired, name)
+
+    def cancelTimer(self, name: str) -> None:
+        call = self._timers.pop(name, None)
+        if call is not None and call.active():
+            call.cancel()
+
+    def _timerFired(self, name: str) -> None:
+        del self._timers[name]
+        rotation = self.rotation
+        if name == "ack":
+            rotation.ackTimedOut()
+        elif name == "overlap":
+            rotation.overlapEnded()
+        elif name == "tick":
+            self.rotate()
+
+    def rotationEnded(self, epoch: int, committed: bool, reason: str) -> None:
+        if committed:
+            self.rotationsCommitted += 1
+        else:
+            self.rotationsRolledBack += 1
+        self.log.info(
+            "Rotation to epoch {epoch} with {peer} {outcome}: {reason}",
+            epoch=epoch, peer=self.peer, reason=reason,
+            outcome="committed" if committed else "rolled back",
+            committed=committed,
+        )
+
+    def rekeyFailed(self) -> None:
+        self.log.warn("Key rotation with {peer} failed repeatedly", peer=self.peer)
+        self.terminate(records.BYE_REKEY_FAILED, "key rotation failed")
+
     # Ending.
 
     def _sayBye(self, code: int, reason: str) -> None:
@@ -511,6 +626,8 @@ class Session:
             self._beats.stop()
         self._liveness.clear()
         self._limiters.clear()
+        for name in list(self._timers):
+            self.cancelTimer(name)
         if self._lingerCall is not None and self._lingerCall.active():
             self._lingerCall.cancel()
         self._lingerCall = None

@@ -26,7 +26,7 @@ from spc.errors import SPCError
 from spc.identity import defaultKeyDir, loadIdentity
 from spc.filestore import FileStore
 from spc.inbox import MESSAGES_NAME, InboxReceiver
-from spc.service import ServerService
+from spc.service import ROUND_JITTER, ServerService
 from spc.suites import parseSuiteMap
 from spc.trust import AUTHORIZED_KEYS_NAME, AllowAny, AuthorizedKeys
 from spc.wire import MAX_FRAGMENT_SIZE, MIN_FRAGMENT_SIZE, Params, maxInnerSize
@@ -82,6 +82,22 @@ def parseSize(text: str) -> int:
     if not (number.isascii() and number.isdigit()) or int(number) * units[unit] > 1 << 40:
         raise usage.UsageError(f"{text!r} is not a size such as 64K, 64M or 1G")
     return int(number) * units[unit]
+
+
+_TIMERS = ("rotate-interval", "ack-timeout", "transition", "heartbeat-interval")
+
+
+def _seconds(text: str, name: str) -> float:
+    """
+    A positive number of seconds, fractions allowed.
+    """
+    try:
+        value = float(text)
+    except ValueError:
+        value = -1.0
+    if not 0 < value < 86400:
+        raise usage.UsageError(f"--{name}: {text!r} is not a number of seconds")
+    return value
 
 
 def _parsePort(text: str, spec: str) -> int:
@@ -198,6 +214,27 @@ class Options(SuiteMapOption, usage.Options):
             "(default: KEYDIR/authorized_keys).",
         ],
         [
+            "rotate-interval",
+            None,
+            "30",
+            "Seconds between key rotations (fractions allowed); must exceed "
+            "--ack-timeout plus --transition by the 10% jitter.",
+        ],
+        ["ack-timeout", None, "5", "Seconds a client has to acknowledge a new key."],
+        [
+            "transition",
+            None,
+            "10",
+            "Seconds in which old and new keys are both accepted after a rotation.",
+        ],
+        [
+            "heartbeat-interval",
+            None,
+            "5",
+            "Seconds between heartbeats on each channel (0.1 to 60); three "
+            "missed make a channel dead.",
+        ],
+        [
             "fragment-size",
             None,
             "256K",
@@ -288,7 +325,25 @@ class Options(SuiteMapOption, usage.Options):
         size = parseSize(self["fragment-size"])
         if not MIN_FRAGMENT_SIZE <= size <= MAX_FRAGMENT_SIZE:
             raise usage.UsageError("--fragment-size must be from 16K to 1M")
-        self["params"] = Params(fragmentSize=size, maxInner=maxInnerSize(size))
+        timers = {name: _seconds(self[name], name) for name in _TIMERS}
+        if timers["rotate-interval"] * (1 - ROUND_JITTER) <= (
+            timers["ack-timeout"] + timers["transition"]
+        ):
+            raise usage.UsageError(
+                "--rotate-interval must be longer than --ack-timeout plus "
+                "--transition, with 10% to spare for jitter"
+            )
+        if not 0.1 <= timers["heartbeat-interval"] <= 60:
+            raise usage.UsageError("--heartbeat-interval must be from 0.1 to 60 seconds")
+        milliseconds = {name: round(value * 1000) for name, value in timers.items()}
+        self["params"] = Params(
+            heartbeatInterval=milliseconds["heartbeat-interval"],
+            rotationInterval=milliseconds["rotate-interval"],
+            ackTimeout=milliseconds["ack-timeout"],
+            overlap=milliseconds["transition"],
+            fragmentSize=size,
+            maxInner=maxInnerSize(size),
+        )
         if self["suites"] is not None and len(self["suites"]) != count:
             raise usage.UsageError(
                 f"--suites names {len(self['suites'])} suites for {count} channels"

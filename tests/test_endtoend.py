@@ -805,7 +805,7 @@ class DaemonReadinessTests(unittest.SynchronousTestCase):
         serving; otherwise a SIGHUP sent on that line (to reload
         authorized_keys) takes the default action and kills the daemon.
         """
-        from twisted.internet.testing import MemoryReactor
+        from twisted.internet.testing import MemoryReactorClock as MemoryReactor
         from twisted.logger import globalLogPublisher
 
         import signal as signalModule

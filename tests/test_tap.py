@@ -10,7 +10,7 @@ import signal
 from twisted.application.service import IService, MultiService
 from twisted.internet.endpoints import serverFromString
 from twisted.internet.protocol import Factory
-from twisted.internet.testing import MemoryReactor
+from twisted.internet.testing import MemoryReactor, MemoryReactorClock
 from twisted.python import usage
 from twisted.trial.unittest import SynchronousTestCase
 
@@ -423,7 +423,7 @@ class MakeServiceTests(SynchronousTestCase):
                 "--key-dir", self.keyDir, "--ports", "9000-9003", "--inbox", self.inbox,
                 *extra,
             ),
-            reactor=MemoryReactor(),
+            reactor=MemoryReactorClock(),
         )
 
     def test_multiService(self) -> None:

@@ -22,7 +22,7 @@ from twisted.internet.endpoints import TCP4ClientEndpoint, serverFromString
 from twisted.internet.threads import deferToThread
 from zope.interface import implementer
 
-from spc import records
+from spc import records, wire
 from spc.client import connect
 from spc.filestore import FileStore
 from spc.identity import generateIdentity
@@ -35,6 +35,8 @@ __all__ = ["runDemo"]
 DEMO_MESSAGES = 8
 DEMO_MESSAGE_SIZE = 64 * 1024
 DEMO_FILE_SIZE = 64 * 1024 * 1024
+# Rotate twice a second, so even a short demo transfer sees rotations.
+DEMO_PARAMS = wire.Params(rotationInterval=500, ackTimeout=150, overlap=150)
 
 
 @implementer(IMessageReceiver)
@@ -101,6 +103,7 @@ def runDemo(
             AuthorizedKeys.parse(f"{client.fingerprint} demo-client\n", "demo"),
             atServer,
             files=FileStore(inbox),
+            params=DEMO_PARAMS,
         )
         service.startService()
         try:
@@ -139,7 +142,10 @@ def runDemo(
         ok = fileOK and atServer.messages == payloads and atClient.messages == [
             b"hello from the server"
         ]
+        rotations = f"{serverSession.rotationsCommitted} committed, " \
+            f"{serverSession.rotationsRolledBack} rolled back"
         out.write(
+            f"Key rotations every {DEMO_PARAMS.rotationInterval / 1000:g} s: {rotations}\n"
             f"File: {size} bytes in {elapsed:.2f} s, {size / elapsed / 1e6:.1f} MB/s, "
             f"SHA-256 {'OK' if fileOK else 'MISMATCH'} ({received[:16]}...)\n"
             f"Client -> server: {len(atServer.messages)} messages; "

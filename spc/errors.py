@@ -161,6 +161,13 @@ class SessionClosed(TransferFailed):
     """
 
 
+class SessionReset(SessionClosed):
+    """
+    The session's keys fell out of step and it was closed; a new session
+    picks up what was not confirmed:
+    """
+
+
 class ConnectFailed(SPCError):
     """
     Could not connect to the server:

@@ -12,7 +12,7 @@ from functools import partial
 from typing import Callable, NamedTuple, Sequence
 
 from twisted.application.internet import backoffPolicy
-from twisted.internet.defer import DeferredSemaphore, gatherResults, inlineCallbacks
+from twisted.internet.defer import DeferredList, DeferredSemaphore, inlineCallbacks
 from twisted.internet.task import deferLater
 from twisted.internet.endpoints import HostnameEndpoint, clientFromString
 from twisted.internet.error import ConnectError
@@ -20,7 +20,7 @@ from twisted.logger import Logger
 
 from spc import records
 from spc.client import connect
-from spc.errors import ConfigurationError, ConnectFailed, ServerBusy
+from spc.errors import ConfigurationError, ConnectFailed, ServerBusy, SessionReset
 from spc.identity import Identity
 from spc.suites import Suite
 from spc.trust import ServerTrust
@@ -32,6 +32,7 @@ log = Logger()
 # A busy server (amendment A8) is asked again after a growing, jittered wait.
 BUSY_ATTEMPTS = 8
 FILES_AT_ONCE = 4
+MAX_RESETS = 3
 BUSY_FIRST_DELAY = 0.25
 BUSY_MAX_DELAY = 4.0
 
@@ -161,12 +162,13 @@ def _connect(reactor, request: SendRequest):
 def send(reactor, request: SendRequest):
     """
     Send every message and file of C{request} and wait for the daemon's
-    confirmations.
+    confirmations.  If the session is reset (its keys fell out of step,
+    or rotation failed repeatedly), a new session sends what was not
+    confirmed: files resume, messages are sent again.
 
     @return: a Deferred firing with a L{SendSummary}.
     @raise ConnectFailed: if the first channel cannot be reached.
     """
-    session = yield _connect(reactor, request)
     total = sum(os.path.getsize(path) for path, _ in request.files)
     done: dict[str, int] = {}
 
@@ -175,20 +177,30 @@ def send(reactor, request: SendRequest):
         if request.progress is not None:
             request.progress(sum(done.values()), total)
 
+    messages, files = list(request.messages), list(request.files)
     started = reactor.seconds()
-    limit = DeferredSemaphore(FILES_AT_ONCE)
-    try:
-        channels = len(session.channels)
-        work = [session.sendMessage(text, records.KIND_TEXT) for text in request.messages]
-        work += [
-            limit.run(session.sendFile, path, name, partial(progress, path))
-            for path, name in request.files
-        ]
-        yield gatherResults(work, consumeErrors=True).addErrback(
-            lambda failure: failure.value.subFailure
-        )
-    finally:
-        yield session.close()
+    for attempt in range(MAX_RESETS + 1):
+        session = yield _connect(reactor, request)
+        limit = DeferredSemaphore(FILES_AT_ONCE)
+        try:
+            channels = len(session.channels)
+            items = [(text, session.sendMessage(text, records.KIND_TEXT)) for text in messages]
+            items += [
+                (entry, limit.run(session.sendFile, entry[0], entry[1], partial(progress, entry[0])))
+                for entry in files
+            ]
+            outcomes = yield DeferredList([d for _, d in items], consumeErrors=True)
+        finally:
+            yield session.close()
+        failed = [(item, result) for (item, _), (ok, result) in zip(items, outcomes) if not ok]
+        if not failed:
+            break
+        fatal = [f for _, f in failed if attempt == MAX_RESETS or not f.check(SessionReset)]
+        if fatal:
+            fatal[0].raiseException()
+        log.warn("The session was reset; sending {count} item(s) again", count=len(failed))
+        messages = [item for item, _ in failed if isinstance(item, bytes)]
+        files = [item for item, _ in failed if not isinstance(item, bytes)]
     return SendSummary(
         len(request.messages),
         len(request.files),

@@ -24,7 +24,13 @@ from zope.interface import Interface
 
 from spc import records, wire
 from spc.channel import ChannelProtocol
-from spc.errors import ProtocolError, ResourceLimitExceeded, SessionClosed, SPCError
+from spc.errors import (
+    ProtocolError,
+    ResourceLimitExceeded,
+    SessionClosed,
+    SessionReset,
+    SPCError,
+)
 from spc.filestore import FileStore
 from spc.handshake import JoinTicket
 from spc.heartbeat import Liveness, RequestLimiter, epochsAgree
@@ -36,6 +42,7 @@ from spc.transfer import FileSender, IncomingFiles
 __all__ = ["IFileReceiver", "IMessageReceiver", "Session", "SessionClosed"]
 
 DEFAULT_LINGER = 60.0
+RESET_CODES = frozenset({records.BYE_REKEY_FAILED, records.BYE_DESYNC})
 CLOSE_TIMEOUT = 5.0
 
 
@@ -218,14 +225,14 @@ class Session:
             if channel.transport is not None:
                 channel.transport.abortConnection()
 
-    def terminate(self, code: int, reason: str) -> None:
+    def terminate(self, code: int, reason: str, error: type = SessionClosed) -> None:
         """
         End the session for a local reason the peer should know: revoked,
-        replaced, shutting down.
+        replaced, shutting down, keys out of step.
         """
         if self.closedReason is None:
             self._sayBye(code, reason)
-            self._end(Failure(SessionClosed(reason)))
+            self._end(Failure(error(reason)))
 
     def whenClosed(self) -> Deferred:
         """
@@ -453,7 +460,7 @@ class Session:
             self._desyncSince = now
         elif now - self._desyncSince > self.params.overlap / 1000:
             self.log.warn("Session with {peer} lost epoch sync", peer=self.peer)
-            self.terminate(records.BYE_DESYNC, "epoch desync")
+            self.terminate(records.BYE_DESYNC, "epoch desync", SessionReset)
 
     def _pendingEpoch(self) -> int:
         pending = getattr(self.rotation, "pending", None)
@@ -480,7 +487,8 @@ class Session:
             reason=bye.reason,
         )
         if bye.scope == records.SCOPE_SESSION:
-            self._end(Failure(SessionClosed(f"the peer closed the session: {bye.reason}")))
+            error = SessionReset if bye.code in RESET_CODES else SessionClosed
+            self._end(Failure(error(f"the peer closed the session: {bye.reason}")))
         else:
             channel.close("the peer closed the channel")
 
@@ -599,16 +607,20 @@ class Session:
             self.rotationsCommitted += 1
         else:
             self.rotationsRolledBack += 1
-        self.log.info(
-            "Rotation to epoch {epoch} with {peer} {outcome}: {reason}",
-            epoch=epoch, peer=self.peer, reason=reason,
-            outcome="committed" if committed else "rolled back",
-            committed=committed,
-        )
+        if committed:
+            self.log.info(
+                "Rotation to epoch {epoch} with {peer} committed",
+                epoch=epoch, peer=self.peer, committed=True,
+            )
+        else:
+            self.log.warn(
+                "Rotation to epoch {epoch} with {peer} rolled back: {reason}",
+                epoch=epoch, peer=self.peer, reason=reason, committed=False,
+            )
 
     def rekeyFailed(self) -> None:
         self.log.warn("Key rotation with {peer} failed repeatedly", peer=self.peer)
-        self.terminate(records.BYE_REKEY_FAILED, "key rotation failed")
+        self.terminate(records.BYE_REKEY_FAILED, "key rotation failed", SessionReset)
 
     # Ending.
 

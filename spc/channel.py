@@ -29,7 +29,7 @@ from spc import records, wire
 from spc.clienthandshake import ClientHandshake
 from spc.errors import ProtocolError, SPCError
 from spc.handshake import ClientResult, ServerResult
-from spc.record import RecordLayer
+from spc.record import RecordLayer, SequenceExhausted
 from spc.serverhandshake import ServerHandshake
 
 __all__ = [
@@ -127,6 +127,11 @@ class ChannelOwner(Protocol):
         """
         An authenticated record does not parse: the peer itself, not the
         network, broke the protocol.
+        """
+
+    def keyWornOut(self, channel: ChannelProtocol) -> None:
+        """
+        The connection's send key passed its soft volume limit.
         """
 
 
@@ -267,8 +272,14 @@ class ChannelProtocol(protocol.Protocol):
         """
         if self.dead:
             return
-        aad, body = self.records.seal(plaintext)
+        try:
+            aad, body = self.records.seal(plaintext)
+        except SequenceExhausted as error:
+            self.fatal(str(error))
+            return
         self.transport.writeSequence([aad, body])
+        if self.records.keyWornOut():
+            self.owner.keyWornOut(self)
 
     # Handshake owner interface (both roles).
 

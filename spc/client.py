@@ -55,6 +55,9 @@ class _Connector:
     def channelWritable(self, channel: ChannelProtocol) -> None:
         pass
 
+    def keyWornOut(self, channel: ChannelProtocol) -> None:
+        pass
+
 
 class _ClientChannelFactory(protocol.Factory):
     noisy = False

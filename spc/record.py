@@ -22,6 +22,12 @@ from spc.suites import RecordCipher
 __all__ = ["MAX_SEQUENCE", "RecordLayer", "SequenceExhausted"]
 
 MAX_SEQUENCE = 1 << 48
+# Volume limits per send key (PROTOCOL 4.5): far below the AEAD and CBC
+# bounds; the soft ones ask for a rotation, the hard ones are never passed.
+SOFT_BYTES = 1 << 34
+SOFT_FRAMES = 1 << 24
+HARD_BYTES = 1 << 36
+HARD_FRAMES = 1 << 28
 
 
 class SequenceExhausted(ProtocolError):
@@ -38,6 +44,7 @@ class RecordLayer:
     @ivar sentFrames: frames sealed so far (the next send sequence number).
     @ivar receivedFrames: frames opened so far (the next expected one).
     @ivar sentBytes: plaintext bytes sealed under the current send key.
+    @ivar keyFrames: frames sealed under the current send key.
     """
 
     def __init__(
@@ -63,6 +70,7 @@ class RecordLayer:
         self.sentFrames = 0
         self.receivedFrames = 0
         self.sentBytes = 0
+        self.keyFrames = 0
 
     def installEpoch(self, epoch: int, epochSecret: bytes) -> None:
         """
@@ -83,6 +91,7 @@ class RecordLayer:
         self.sendEpoch = epoch
         self._sendCipher = self._sendCiphers[epoch]
         self.sentBytes = 0
+        self.keyFrames = 0
         for old in [e for e in self._sendCiphers if e < epoch]:
             del self._sendCiphers[old]
 
@@ -112,6 +121,8 @@ class RecordLayer:
         seq = self.sentFrames
         if seq >= MAX_SEQUENCE:
             raise SequenceExhausted("sequence numbers exhausted")
+        if self.sentBytes >= HARD_BYTES or self.keyFrames >= HARD_FRAMES:
+            raise SequenceExhausted("the send key carried all it may")
         cipher = self._sendCipher
         aad = wire.protectedAAD(
             wire.PROTECTED_HEADER_SIZE + cipher.sealedLength(len(plaintext)),
@@ -123,8 +134,16 @@ class RecordLayer:
         )
         body = cipher.seal(seq, aad, plaintext)
         self.sentFrames = seq + 1
+        self.keyFrames += 1
         self.sentBytes += len(plaintext)
         return aad, body
+
+    def keyWornOut(self) -> bool:
+        """
+        Whether the send key passed its soft volume limit (PROTOCOL 4.5):
+        time to rotate, well before the hard limit closes the connection.
+        """
+        return self.sentBytes >= SOFT_BYTES or self.keyFrames >= SOFT_FRAMES
 
     def open(self, frame: bytes) -> tuple[int, bytes]:
         """

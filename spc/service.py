@@ -350,6 +350,9 @@ class SessionDirectory:
     def channelWritable(self, channel: ChannelProtocol) -> None:
         pass
 
+    def keyWornOut(self, channel: ChannelProtocol) -> None:
+        pass
+
 
 class _BusyProtocol(protocol.Protocol):
     """

@@ -44,6 +44,7 @@ __all__ = ["IFileReceiver", "IMessageReceiver", "Session", "SessionClosed"]
 DEFAULT_LINGER = 60.0
 RESET_CODES = frozenset({records.BYE_REKEY_FAILED, records.BYE_DESYNC})
 CLOSE_TIMEOUT = 5.0
+MAX_KEY_AGE_ROUNDS = 4
 
 
 class IMessageReceiver(Interface):
@@ -149,6 +150,8 @@ class Session:
         self.rotationsCommitted = 0
         self.rotationsRolledBack = 0
         self.rotation = self._makeRotation(exchangeKey)
+        self._rotationRequested = False
+        self._keyBorn = clock.seconds()
         self.onChannelLost: list[Callable[[int], None]] = []
         self._lingerCall: IDelayedCall | None = None
         self._closedWaiters: list[Deferred] = []
@@ -406,6 +409,8 @@ class Session:
         get a heartbeat request.
         """
         now = self._clock.seconds()
+        if now - self._keyBorn > MAX_KEY_AGE_ROUNDS * self.params.rotationInterval / 1000:
+            self._requestRotation(records.REKEY_AGE)
         for channel in self.liveChannels() + list(self._candidates):
             liveness = self._liveness.get(channel)
             if liveness is None or channel.dead:
@@ -543,6 +548,22 @@ class Session:
         if self.rotation is not None and self.isServer and self.liveChannels():
             self.rotation.tick()
 
+    def keyWornOut(self, channel: ChannelProtocol) -> None:
+        """
+        A send key carried a lot: the server rotates, the client asks for
+        a rotation (once until the next one ends).
+        """
+        self._requestRotation(records.REKEY_VOLUME)
+
+    def _requestRotation(self, reason: int) -> None:
+        if self.rotation is None:
+            return
+        if self.isServer:
+            self.rotate()
+        elif not self._rotationRequested:
+            self._rotationRequested = True
+            self.sendControl(records.RotationRequest(reason).encode())
+
     def _rotationRecord(self, channel: ChannelProtocol, record) -> None:
         rotation, kind = self.rotation, type(record)
         if rotation is None:
@@ -554,8 +575,10 @@ class Session:
         elif not self.isServer and kind is records.RotationOffer:
             rotation.offerReceived(record)
         elif not self.isServer and kind is records.RotationCommit:
+            self._rotationRequested = False
             rotation.committed(record.newEpoch)
         elif not self.isServer and kind is records.RotationAbort:
+            self._rotationRequested = False
             rotation.aborted(record.newEpoch)
         else:
             raise ProtocolError(f"unexpected {kind.TAG!r} record")
@@ -605,6 +628,7 @@ class Session:
     def rotationEnded(self, epoch: int, committed: bool, reason: str) -> None:
         if committed:
             self.rotationsCommitted += 1
+            self._keyBorn = self._clock.seconds()
         else:
             self.rotationsRolledBack += 1
         if committed:

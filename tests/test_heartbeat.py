@@ -158,3 +158,25 @@ class SessionHeartbeatTests(SynchronousTestCase):
         self.assertIsNotNone(self.session.closedReason)
         byes = self.channel.take(records.Bye)
         self.assertEqual(byes[-1].code, records.BYE_DESYNC)
+
+
+class RotationRequestTests(SynchronousTestCase):
+    """
+    A client whose key wore out or aged asks the server for a rotation,
+    once until the next rotation ends.
+    """
+
+    def test_oneRequest(self) -> None:
+        """
+        Two worn-out signals send one C{RKR:}; an C{RKX:} allows the next.
+        """
+        from tests.test_rotation_support import clientSession
+
+        session, channel = clientSession()
+        session.keyWornOut(channel)
+        session.keyWornOut(channel)
+        requests = channel.take(records.RotationRequest)
+        self.assertEqual([r.reason for r in requests], [records.REKEY_VOLUME])
+        session.recordReceived(channel, 0, decoded(records.RotationAbort(1, 0)))
+        session.keyWornOut(channel)
+        self.assertEqual(len(channel.take(records.RotationRequest)), 1)

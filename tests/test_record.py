@@ -465,3 +465,40 @@ class EpochTests(unittest.TestCase):
         self.assertEqual(wire.ProtectedHeader.decode(aad[4:]).epoch, 3)
         self.assertEqual(server.open(aad[4:] + body), (3, b"x"))
         self.assertEqual(server.receiveEpochs(), frozenset({3}))
+
+
+class VolumeTests(unittest.TestCase):
+    """
+    PROTOCOL 4.5: a send key past its soft limit asks for a rotation; past
+    the hard limit it seals nothing more; a new epoch resets both.
+    """
+
+    def test_soft(self):
+        """
+        C{keyWornOut} turns true at the soft byte or frame limit.
+        """
+        self.patch(record, "SOFT_BYTES", 10)
+        self.patch(record, "SOFT_FRAMES", 3)
+        _, client, _ = makeLayers()
+        client.seal(b"12345")
+        self.assertFalse(client.keyWornOut())
+        client.seal(b"67890")
+        self.assertTrue(client.keyWornOut())
+        _, other, _ = makeLayers()
+        for _ in range(3):
+            other.seal(b"x")
+        self.assertTrue(other.keyWornOut())
+
+    def test_hard(self):
+        """
+        At the hard limit sealing fails with L{SequenceExhausted}; after
+        a switch to a new epoch the counts start again.
+        """
+        self.patch(record, "HARD_FRAMES", 2)
+        _, client, _ = makeLayers()
+        client.seal(b"a")
+        client.seal(b"b")
+        self.assertRaises(SequenceExhausted, client.seal, b"c")
+        client.installEpoch(1, b"N" * 32)
+        client.switchSendEpoch(1)
+        client.seal(b"d")

@@ -147,6 +147,7 @@ class ServerRotation:
         self._overlap = overlap
         self.rollbacks = 0
         self._offer: tuple[int, bytes, bytes, asymmetric.Ephemeral] | None = None
+        self._previous: int | None = None
         self._waiting = False
 
     @_machine.input()
@@ -208,8 +209,8 @@ class ServerRotation:
         self._owner.installEpoch(epoch, secret)
         self._owner.switchEpoch(epoch)
         self._owner.sendControl(records.RotationCommit(epoch).encode())
-        self._owner.startTimer("overlap", self._overlap)
         self._previous = previous
+        self._owner.startTimer("overlap", self._overlap)
         self._owner.rotationEnded(epoch, True, "committed")
 
     @_machine.output()
@@ -233,6 +234,7 @@ class ServerRotation:
     @_machine.output()
     def _retire(self) -> None:
         self._owner.dropEpoch(self._previous)
+        self._previous = None
         if self._waiting:
             self._owner.startTimer("tick", 0)
 

@@ -29,7 +29,7 @@ from spc import records, wire
 from spc.clienthandshake import ClientHandshake
 from spc.errors import ProtocolError, SPCError
 from spc.handshake import ClientResult, ServerResult
-from spc.record import RecordLayer, SequenceExhausted
+from spc.record import EpochAhead, RecordLayer, SequenceExhausted
 from spc.serverhandshake import ServerHandshake
 
 __all__ = [
@@ -132,6 +132,11 @@ class ChannelOwner(Protocol):
     def keyWornOut(self, channel: ChannelProtocol) -> None:
         """
         The connection's send key passed its soft volume limit.
+        """
+
+    def epochAhead(self, channel: ChannelProtocol) -> None:
+        """
+        The peer sent under an epoch this end does not hold.
         """
 
 
@@ -249,6 +254,10 @@ class ChannelProtocol(protocol.Protocol):
             return not self.dead
         try:
             epoch, plaintext = self.records.open(body)
+        except EpochAhead as error:
+            self.fatal(str(error))
+            self.owner.epochAhead(self)
+            return False
         except SPCError as error:
             self.fatal(str(error))
             return False

@@ -58,6 +58,9 @@ class _Connector:
     def keyWornOut(self, channel: ChannelProtocol) -> None:
         pass
 
+    def epochAhead(self, channel: ChannelProtocol) -> None:
+        pass
+
 
 class _ClientChannelFactory(protocol.Factory):
     noisy = False

@@ -19,7 +19,7 @@ from spc.errors import ProtocolError
 from spc.handshake import ConnectionKeys
 from spc.suites import RecordCipher
 
-__all__ = ["MAX_SEQUENCE", "RecordLayer", "SequenceExhausted"]
+__all__ = ["EpochAhead", "MAX_SEQUENCE", "RecordLayer", "SequenceExhausted"]
 
 MAX_SEQUENCE = 1 << 48
 # Volume limits per send key (PROTOCOL 4.5): far below the AEAD and CBC
@@ -28,6 +28,13 @@ SOFT_BYTES = 1 << 34
 SOFT_FRAMES = 1 << 24
 HARD_BYTES = 1 << 36
 HARD_FRAMES = 1 << 28
+
+
+class EpochAhead(ProtocolError):
+    """
+    The peer sends under an epoch this end never got: the two ends' keys
+    are out of step.
+    """
 
 
 class SequenceExhausted(ProtocolError):
@@ -158,6 +165,8 @@ class RecordLayer:
             raise ProtocolError("frame of another session or channel")
         epoch = header.epoch
         cipher = self._receiveCiphers.get(epoch)
+        if cipher is None and epoch > max(self._receiveCiphers, default=-1):
+            raise EpochAhead(f"epoch {epoch} is ahead of every key this end holds")
         if cipher is None or epoch < self._lastReceiveEpoch:
             raise ProtocolError(f"epoch {epoch} is not acceptable")
         if header.seq != self.receivedFrames:

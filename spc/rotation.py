@@ -79,7 +79,7 @@ class RotationOwner(Protocol):
 
     def sendOffer(self, record: bytes) -> None:
         """
-        Send an RKO on the live channel with the least queued data.
+        Send an RKO on a live channel that can take data now.
         """
 
     def sendControl(self, record: bytes) -> None:
@@ -305,12 +305,28 @@ class ClientRotation:
         "An offer decrypted and its new epoch is derived."
 
     @_machine.input()
-    def committed(self, epoch: int) -> None:
+    def gotCommit(self, epoch: int) -> None:
         "RKC, or the first authenticated frame under the pending epoch."
 
     @_machine.input()
-    def aborted(self, epoch: int) -> None:
+    def gotAbort(self, epoch: int) -> None:
         "RKX for the pending epoch."
+
+    def committed(self, epoch: int) -> None:
+        """
+        The server committed C{epoch}; a commit of any epoch but the pending
+        one (a late RKC overtaken by a newer offer) means nothing.
+        """
+        if epoch == self.pending:
+            self.gotCommit(epoch)
+
+    def aborted(self, epoch: int) -> None:
+        """
+        The server rolled C{epoch} back; an RKX for an epoch this client
+        does not hold is ignored (A11).
+        """
+        if epoch == self.pending:
+            self.gotAbort(epoch)
 
     @_machine.input()
     def overlapEnded(self) -> None:
@@ -338,8 +354,6 @@ class ClientRotation:
 
     @_machine.output()
     def _switch(self, epoch: int) -> None:
-        if epoch != self.pending:
-            return
         self._previous, self.epoch, self.pending = self.epoch, epoch, None
         self._owner.switchEpoch(epoch)
         self._owner.startTimer("overlap", self._overlap)
@@ -347,9 +361,8 @@ class ClientRotation:
 
     @_machine.output()
     def _forget(self, epoch: int) -> None:
-        if epoch == self.pending:
-            self.pending = None
-            self._owner.dropEpoch(epoch)
+        self.pending = None
+        self._owner.dropEpoch(epoch)
 
     @_machine.output()
     def _retire(self) -> None:
@@ -369,16 +382,16 @@ class ClientRotation:
             self._previous = None
 
     steady.upon(gotGoodOffer, enter=pendingCommit, outputs=[_acknowledge])
-    steady.upon(committed, enter=steady, outputs=[])
-    steady.upon(aborted, enter=steady, outputs=[])
+    steady.upon(gotCommit, enter=steady, outputs=[])
+    steady.upon(gotAbort, enter=steady, outputs=[])
     steady.upon(overlapEnded, enter=steady, outputs=[])
     pendingCommit.upon(gotGoodOffer, enter=pendingCommit, outputs=[_acknowledge])
-    pendingCommit.upon(committed, enter=overlapping, outputs=[_switch])
-    pendingCommit.upon(aborted, enter=steady, outputs=[_forget])
+    pendingCommit.upon(gotCommit, enter=overlapping, outputs=[_switch])
+    pendingCommit.upon(gotAbort, enter=steady, outputs=[_forget])
     pendingCommit.upon(overlapEnded, enter=pendingCommit, outputs=[_retire])
     overlapping.upon(gotGoodOffer, enter=pendingCommit, outputs=[_retireEarly, _acknowledge])
-    overlapping.upon(committed, enter=overlapping, outputs=[])
-    overlapping.upon(aborted, enter=overlapping, outputs=[])
+    overlapping.upon(gotCommit, enter=overlapping, outputs=[])
+    overlapping.upon(gotAbort, enter=overlapping, outputs=[])
     overlapping.upon(overlapEnded, enter=steady, outputs=[_retire])
 
     def offerReceived(self, offer: records.RotationOffer) -> None:

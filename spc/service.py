@@ -353,6 +353,9 @@ class SessionDirectory:
     def keyWornOut(self, channel: ChannelProtocol) -> None:
         pass
 
+    def epochAhead(self, channel: ChannelProtocol) -> None:
+        pass
+
 
 class _BusyProtocol(protocol.Protocol):
     """
@@ -494,7 +497,7 @@ class ServerService(MultiService):
         self.rounds += 1
         spread = self.directory.params.rotationInterval / 1000 * ROUND_JITTER
         for session in sessions:
-            self._reactor.callLater(random.uniform(0, spread), session.rotate)
+            self._reactor.callLater(random.uniform(0, spread), session.rotate, True)
 
     def stopService(self) -> Deferred:
         if self._rounds.running:

@@ -540,13 +540,29 @@ class Session:
             )
         return ClientRotation(self, self.id, exchangeKey, self.epoch, self.params.overlap / 1000)
 
-    def rotate(self) -> None:
+    def rotate(self, scheduled: bool = False) -> None:
         """
-        Start a rotation now (a round of the daemon's rotation timer); a
-        session with no live channel skips the round (A11).
+        Start a rotation now.  A session with no live channel makes no
+        offer, and a scheduled round within half an interval of the last
+        commit is skipped (A11): a volume or age rotation just happened.
         """
-        if self.rotation is not None and self.isServer and self.liveChannels():
-            self.rotation.tick()
+        if self.rotation is None or not self.isServer or not self.liveChannels():
+            return
+        sinceCommit = self._clock.seconds() - self._keyBorn
+        if scheduled and self.rotationsCommitted and (
+            sinceCommit < self.params.rotationInterval / 2000
+        ):
+            return
+        self.rotation.tick()
+
+    def epochAhead(self, channel: ChannelProtocol) -> None:
+        """
+        The server sends under an epoch this client never got (it missed a
+        commit and the overlap is over): no repair, a new session (T30).
+        """
+        if not self.isServer:
+            self.log.warn("Session with {peer} lost epoch sync", peer=self.peer)
+            self.terminate(records.BYE_DESYNC, "epoch desync", SessionReset)
 
     def keyWornOut(self, channel: ChannelProtocol) -> None:
         """

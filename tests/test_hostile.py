@@ -679,7 +679,7 @@ class HeaderTamperingTests(_HostileTestCase):
         The epoch: epoch 1 was never installed.
         """
         return self.tampered(
-            1, lambda plan: plan.flip(big(0), EPOCH + 3, 0), "epoch 1 is not acceptable"
+            1, lambda plan: plan.flip(big(0), EPOCH + 3, 0), "epoch 1 is ahead of every key this end holds"
         )
 
     def test_seqLow(self):

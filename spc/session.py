@@ -559,8 +559,11 @@ class Session:
         """
         The server sends under an epoch this client never got (it missed a
         commit and the overlap is over): no repair, a new session (T30).
+        The header is read before it is authenticated, so one such frame
+        only closes its channel; the session is reset once no channel is
+        left, when every path agrees.
         """
-        if not self.isServer:
+        if not self.isServer and not self.liveChannels():
             self.log.warn("Session with {peer} lost epoch sync", peer=self.peer)
             self.terminate(records.BYE_DESYNC, "epoch desync", SessionReset)
 

@@ -16,10 +16,10 @@ from twisted.internet.defer import Deferred, DeferredList, inlineCallbacks
 from twisted.internet.interfaces import IDelayedCall, IStreamClientEndpoint
 from twisted.logger import Logger
 
-from spc import asymmetric
+from spc import asymmetric, records
 from spc.channel import DEFAULT_HANDSHAKE_TIMEOUT, ChannelProtocol
 from spc.clienthandshake import ClientHandshake
-from spc.errors import ConfigurationError, SPCError
+from spc.errors import ClientNotAuthorized, ConfigurationError, SessionReset, SPCError
 from spc.filestore import FileStore
 from spc.handshake import ClientResult, channelSpecs
 from spc.identity import Identity, publicKeyDER
@@ -208,6 +208,16 @@ class ClientSessionFactory:
         self.log.info(
             "Channel {index} could not rejoin: {error}", index=index, error=failure.value
         )
+        session = self.session
+        if (
+            failure.check(ClientNotAuthorized)
+            and not session.liveChannels()
+            and getattr(session.rotation, "pending", None) is not None
+        ):
+            session.terminate(
+                records.BYE_DESYNC, "the session moved on without this client", SessionReset
+            )
+            return
         if not failure.check(ConfigurationError):
             self.reconnectLater(index)
 

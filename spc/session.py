@@ -152,6 +152,8 @@ class Session:
         self.rotation = self._makeRotation(exchangeKey)
         self._rotationRequested = False
         self._keyBorn = clock.seconds()
+        self._committedAt: float | None = None
+        self._desyncProven = False
         self.onChannelLost: list[Callable[[int], None]] = []
         self._lingerCall: IDelayedCall | None = None
         self._closedWaiters: list[Deferred] = []
@@ -440,7 +442,26 @@ class Session:
             )
         )
 
+    def _probeCommit(self, now: float) -> None:
+        """
+        Right after a commit, ask every channel for a heartbeat under the
+        new epoch: an honest client commits on reading it, so an answer
+        that still names the old epoch proves the client missed the
+        commit, and the session is reset when the overlap ends (T30).
+        """
+        self._committedAt = now
+        self._desyncProven = False
+        for channel in self.liveChannels():
+            self._sendHeartbeat(channel, now)
+
     def _heartbeatAnswered(self, channel: ChannelProtocol, response) -> None:
+        if (
+            self.isServer
+            and self._committedAt is not None
+            and response.originTime >= int(self._committedAt * 1000)
+            and response.committedEpoch != self.epoch
+        ):
+            self._desyncProven = True
         self._checkPeerState(channel, response)
         liveness = self._liveness.get(channel)
         if liveness is not None:
@@ -640,6 +661,10 @@ class Session:
         if name == "ack":
             rotation.ackTimedOut()
         elif name == "overlap":
+            if self._desyncProven:
+                self.log.warn("Session with {peer} missed a commit", peer=self.peer)
+                self.terminate(records.BYE_DESYNC, "epoch desync", SessionReset)
+                return
             rotation.overlapEnded()
         elif name == "tick":
             self.rotate()
@@ -647,7 +672,9 @@ class Session:
     def rotationEnded(self, epoch: int, committed: bool, reason: str) -> None:
         if committed:
             self.rotationsCommitted += 1
-            self._keyBorn = self._clock.seconds()
+            self._keyBorn = now = self._clock.seconds()
+            if self.isServer:
+                self._probeCommit(now)
         else:
             self.rotationsRolledBack += 1
         if committed:

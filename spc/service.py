@@ -191,6 +191,7 @@ class SessionDirectory:
         self.linger = linger
         self.files = files
         self.budget = Budget()
+        self.roundOutcomes = {True: 0, False: 0}
         self.sessions: dict[bytes, Session] = {}
         self._pending: dict[ChannelProtocol, str] = {}
         self._pendingBySource: dict[str, int] = defaultdict(int)
@@ -328,6 +329,10 @@ class SessionDirectory:
             )
         self.sessions[session.id] = session
         session.onEnd.append(self._sessionEnded)
+        session.onRotationEnded.append(self._rotationEnded)
+
+    def _rotationEnded(self, committed: bool) -> None:
+        self.roundOutcomes[committed] += 1
 
     def _sessionEnded(self, session: Session) -> None:
         self.sessions.pop(session.id, None)
@@ -485,15 +490,15 @@ class ServerService(MultiService):
         logged as a whole.
         """
         sessions = list(self.directory.sessions.values())
-        committed = sum(s.rotationsCommitted for s in sessions)
-        rolledBack = sum(s.rotationsRolledBack for s in sessions)
+        outcomes = self.directory.roundOutcomes
         if self.rounds:
             self.log.info(
-                "Rotation round {round}: {sessions} sessions; {committed} committed "
-                "and {rolledBack} rolled back so far",
+                "Rotation round {round}: {committed} committed, {rolledBack} rolled "
+                "back; {sessions} sessions now",
                 round=self.rounds, sessions=len(sessions),
-                committed=committed, rolledBack=rolledBack,
+                committed=outcomes[True], rolledBack=outcomes[False],
             )
+        outcomes[True] = outcomes[False] = 0
         self.rounds += 1
         spread = self.directory.params.rotationInterval / 1000 * ROUND_JITTER
         for session in sessions:

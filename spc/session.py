@@ -155,6 +155,7 @@ class Session:
         self._committedAt: float | None = None
         self._desyncProven = False
         self.onChannelLost: list[Callable[[int], None]] = []
+        self.onRotationEnded: list[Callable[[bool], None]] = []
         self._lingerCall: IDelayedCall | None = None
         self._closedWaiters: list[Deferred] = []
         self.closedReason: Failure | None = None
@@ -670,6 +671,8 @@ class Session:
             self.rotate()
 
     def rotationEnded(self, epoch: int, committed: bool, reason: str) -> None:
+        for callback in self.onRotationEnded:
+            callback(committed)
         if committed:
             self.rotationsCommitted += 1
             self._keyBorn = now = self._clock.seconds()

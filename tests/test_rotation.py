@@ -1509,14 +1509,15 @@ class RotationRoundTests(SynchronousTestCase):
     def test_summaryLogged(self) -> None:
         """
         The round after one where a session committed and another rolled
-        back logs a summary naming the round, the sessions and both counts.
+        back logs a summary naming the round, the sessions and the counts of
+        that round; the next round starts counting afresh.
         """
         made = makeService(sessions=2)
         made.service.rotationRound()
         self.assertEqual(made.events, [])
         made.clock.advance(INTERVAL)
-        made.sessions[0].rotationsCommitted = 1
-        made.sessions[1].rotationsRolledBack = 1
+        made.service.directory._rotationEnded(True)
+        made.service.directory._rotationEnded(False)
         made.service.rotationRound()
         [event] = made.events
         self.assertEqual(
@@ -1524,6 +1525,10 @@ class RotationRoundTests(SynchronousTestCase):
             {"round": 1, "sessions": 2, "committed": 1, "rolledBack": 1},
         )
         self.assertIn("Rotation round", event["log_format"])
+        del made.events[:]
+        made.service.rotationRound()
+        [event] = made.events
+        self.assertEqual((event["committed"], event["rolledBack"]), (0, 0))
 
     def test_sessionWithoutChannelSkipped(self) -> None:
         """

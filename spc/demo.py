@@ -35,8 +35,8 @@ __all__ = ["runDemo"]
 DEMO_MESSAGES = 8
 DEMO_MESSAGE_SIZE = 64 * 1024
 DEMO_FILE_SIZE = 64 * 1024 * 1024
-# Rotate twice a second, so even a short demo transfer sees rotations.
-DEMO_PARAMS = wire.Params(rotationInterval=500, ackTimeout=150, overlap=150)
+# Rotate every 0.3 s, so even the short default transfer sees rotations.
+DEMO_PARAMS = wire.Params(rotationInterval=300, ackTimeout=100, overlap=100)
 
 
 @implementer(IMessageReceiver)

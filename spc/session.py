@@ -33,10 +33,11 @@ from spc.errors import (
 )
 from spc.filestore import FileStore
 from spc.handshake import JoinTicket
-from spc.heartbeat import Liveness, RequestLimiter, epochsAgree
+from spc.heartbeat import Liveness, RequestLimiter
 from spc.messenger import MultiChannelMessenger
 from spc.reassembly import Budget
-from spc.rotation import ClientRotation, ServerRotation
+from spc.sessionheartbeats import SessionHeartbeats
+from spc.sessionrotation import SessionRotation
 from spc.transfer import FileSender, IncomingFiles
 
 __all__ = ["IFileReceiver", "IMessageReceiver", "Session", "SessionClosed"]
@@ -44,7 +45,6 @@ __all__ = ["IFileReceiver", "IMessageReceiver", "Session", "SessionClosed"]
 DEFAULT_LINGER = 60.0
 RESET_CODES = frozenset({records.BYE_REKEY_FAILED, records.BYE_DESYNC})
 CLOSE_TIMEOUT = 5.0
-MAX_KEY_AGE_ROUNDS = 4
 
 
 class IMessageReceiver(Interface):
@@ -81,7 +81,7 @@ class IFileReceiver(Interface):
         """
 
 
-class Session:
+class Session(SessionRotation, SessionHeartbeats):
     """
     @ivar id: the session id.
     @ivar isServer: which end this is.
@@ -403,108 +403,6 @@ class Session:
             records.RotationRequest: self._rotationRecord,
         }
 
-    # Heartbeats: the timer is the session's, the counting is spc.heartbeat's.
-
-    def _beat(self) -> None:
-        """
-        Every heartbeat interval: a channel silent for too long is dead
-        (its fragments go elsewhere and the client rejoins it); the others
-        get a heartbeat request.
-        """
-        now = self._clock.seconds()
-        if now - self._keyBorn > MAX_KEY_AGE_ROUNDS * self.params.rotationInterval / 1000:
-            self._requestRotation(records.REKEY_AGE)
-        for channel in self.liveChannels() + list(self._candidates):
-            liveness = self._liveness.get(channel)
-            if liveness is None or channel.dead:
-                continue
-            if liveness.isDead(now):
-                channel.fatal("no heartbeat from the peer")
-                continue
-            self._sendHeartbeat(channel, now)
-
-    def _sendHeartbeat(self, channel: ChannelProtocol, now: float) -> None:
-        hbID = self._liveness[channel].request(now)
-        channel.sendRecord(
-            self._heartbeat(records.HeartbeatRequest, hbID, int(now * 1000), channel)
-        )
-
-    def _heartbeatReceived(self, channel: ChannelProtocol, request) -> None:
-        limiter = self._limiters.get(channel)
-        now = self._clock.seconds()
-        if limiter is not None and not limiter.allow(now):
-            if limiter.abusive():
-                channel.fatal("heartbeat flood")
-            return
-        self._checkPeerState(channel, request)
-        channel.sendRecord(
-            self._heartbeat(
-                records.HeartbeatResponse, request.hbID, request.originTime, channel
-            )
-        )
-
-    def _probeCommit(self, now: float) -> None:
-        """
-        Right after a commit, ask every channel for a heartbeat under the
-        new epoch: an honest client commits on reading it, so an answer
-        that still names the old epoch proves the client missed the
-        commit, and the session is reset when the overlap ends (T30).
-        """
-        self._committedAt = now
-        self._desyncProven = False
-        for channel in self.liveChannels():
-            self._sendHeartbeat(channel, now)
-
-    def _heartbeatAnswered(self, channel: ChannelProtocol, response) -> None:
-        if (
-            self.isServer
-            and self._committedAt is not None
-            and response.originTime >= int(self._committedAt * 1000)
-            and response.committedEpoch != self.epoch
-        ):
-            self._desyncProven = True
-        self._checkPeerState(channel, response)
-        liveness = self._liveness.get(channel)
-        if liveness is not None:
-            liveness.answered(response.hbID, self._clock.seconds())
-
-    def _checkPeerState(self, channel: ChannelProtocol, beat) -> None:
-        """
-        What a heartbeat says of the peer must be possible: it cannot have
-        received more frames than were sent (a connection-level fault), and
-        its committed epoch must be one this end can follow; a disagreement
-        that outlives the rotation overlap ends the session (desync).
-        """
-        sent = channel.records.sentFrames
-        if beat.lastSeqReceived != records.NO_SEQUENCE and beat.lastSeqReceived >= sent:
-            channel.fatal("the peer claims frames that were never sent")
-            return
-        if epochsAgree(beat.committedEpoch, self.epoch, frozenset(self._epochSecrets)):
-            self._desyncSince = None
-            return
-        now = self._clock.seconds()
-        if self._desyncSince is None:
-            self._desyncSince = now
-        elif now - self._desyncSince > self.params.overlap / 1000:
-            self.log.warn("Session with {peer} lost epoch sync", peer=self.peer)
-            self.terminate(records.BYE_DESYNC, "epoch desync", SessionReset)
-
-    def _pendingEpoch(self) -> int:
-        pending = getattr(self.rotation, "pending", None)
-        return records.NO_EPOCH if pending is None else pending
-
-    def _heartbeat(self, kind, hbID: int, originTime: int, channel: ChannelProtocol) -> bytes:
-        received = channel.records.receivedFrames
-        return kind(
-            hbID,
-            originTime,
-            self.epoch,
-            self._pendingEpoch(),
-            received - 1 if received else records.NO_SEQUENCE,
-            self.messenger.nextSendID,
-            self.messenger.nextDeliveryID,
-        ).encode()
-
     def _byeReceived(self, channel: ChannelProtocol, bye: records.Bye) -> None:
         self.log.info(
             "Peer {peer} said goodbye ({scope}): code {code} {reason!r}",
@@ -549,151 +447,6 @@ class Session:
             code, "resource limit" if code == records.BYE_RESOURCE_LIMIT else "protocol error"
         )
         self._end(Failure(ProtocolError(reason)))
-
-    # Rotation: the machine decides, the session carries it out.
-
-    def _makeRotation(self, exchangeKey):
-        if exchangeKey is None:
-            return None
-        if self.isServer:
-            return ServerRotation(
-                self, self.id, exchangeKey, self.epoch,
-                self.params.ackTimeout / 1000, self.params.overlap / 1000,
-            )
-        return ClientRotation(self, self.id, exchangeKey, self.epoch, self.params.overlap / 1000)
-
-    def rotate(self, scheduled: bool = False) -> None:
-        """
-        Start a rotation now.  A session with no live channel makes no
-        offer, and a scheduled round within half an interval of the last
-        commit is skipped (A11): a volume or age rotation just happened.
-        """
-        if self.rotation is None or not self.isServer or not self.liveChannels():
-            return
-        sinceCommit = self._clock.seconds() - self._keyBorn
-        if scheduled and self.rotationsCommitted and (
-            sinceCommit < self.params.rotationInterval / 2000
-        ):
-            return
-        self.rotation.tick()
-
-    def epochAhead(self, channel: ChannelProtocol) -> None:
-        """
-        The server sends under an epoch this client never got (it missed a
-        commit and the overlap is over): no repair, a new session (T30).
-        The header is read before it is authenticated, so one such frame
-        only closes its channel; the session is reset once no channel is
-        left, when every path agrees.
-        """
-        if not self.isServer and not self.liveChannels():
-            self.log.warn("Session with {peer} lost epoch sync", peer=self.peer)
-            self.terminate(records.BYE_DESYNC, "epoch desync", SessionReset)
-
-    def keyWornOut(self, channel: ChannelProtocol) -> None:
-        """
-        A send key carried a lot: the server rotates, the client asks for
-        a rotation (once until the next one ends).
-        """
-        self._requestRotation(records.REKEY_VOLUME)
-
-    def _requestRotation(self, reason: int) -> None:
-        if self.rotation is None:
-            return
-        if self.isServer:
-            self.rotate()
-        elif not self._rotationRequested:
-            self._rotationRequested = True
-            self.sendControl(records.RotationRequest(reason).encode())
-
-    def _rotationRecord(self, channel: ChannelProtocol, record) -> None:
-        rotation, kind = self.rotation, type(record)
-        if rotation is None:
-            raise ProtocolError(f"unexpected {kind.TAG!r} record")
-        if self.isServer and kind is records.RotationAck:
-            rotation.ackReceived(record)
-        elif self.isServer and kind is records.RotationRequest:
-            self.rotate()
-        elif not self.isServer and kind is records.RotationOffer:
-            rotation.offerReceived(record)
-        elif not self.isServer and kind is records.RotationCommit:
-            self._rotationRequested = False
-            rotation.committed(record.newEpoch)
-        elif not self.isServer and kind is records.RotationAbort:
-            self._rotationRequested = False
-            rotation.aborted(record.newEpoch)
-        else:
-            raise ProtocolError(f"unexpected {kind.TAG!r} record")
-
-    def sendOffer(self, record: bytes) -> None:
-        channels = self.liveChannels()
-        ready = [channel for channel in channels if not channel.writePaused]
-        (ready or channels)[0].sendRecord(record)
-
-    def _allConnections(self) -> list[ChannelProtocol]:
-        return [c for c in list(self.channels.values()) + list(self._candidates) if not c.dead]
-
-    def installEpoch(self, epoch: int, secret: bytes) -> None:
-        self._epochSecrets[epoch] = secret
-        for channel in self._allConnections():
-            channel.records.installEpoch(epoch, secret)
-
-    def switchEpoch(self, epoch: int) -> None:
-        self.epoch = epoch
-        for channel in self._allConnections():
-            channel.records.switchSendEpoch(epoch)
-
-    def dropEpoch(self, epoch: int) -> None:
-        self._epochSecrets.pop(epoch, None)
-        for channel in self._allConnections():
-            channel.records.dropEpoch(epoch)
-
-    def startTimer(self, name: str, seconds: float) -> None:
-        self.cancelTimer(name)
-        self._timers[name] = self._clock.callLater(seconds, self._timerFired, name)
-
-    def cancelTimer(self, name: str) -> None:
-        call = self._timers.pop(name, None)
-        if call is not None and call.active():
-            call.cancel()
-
-    def _timerFired(self, name: str) -> None:
-        del self._timers[name]
-        rotation = self.rotation
-        if name == "ack":
-            rotation.ackTimedOut()
-        elif name == "overlap":
-            if self._desyncProven:
-                self.log.warn("Session with {peer} missed a commit", peer=self.peer)
-                self.terminate(records.BYE_DESYNC, "epoch desync", SessionReset)
-                return
-            rotation.overlapEnded()
-        elif name == "tick":
-            self.rotate()
-
-    def rotationEnded(self, epoch: int, committed: bool, reason: str) -> None:
-        for callback in self.onRotationEnded:
-            callback(committed)
-        if committed:
-            self.rotationsCommitted += 1
-            self._keyBorn = now = self._clock.seconds()
-            if self.isServer:
-                self._probeCommit(now)
-        else:
-            self.rotationsRolledBack += 1
-        if committed:
-            self.log.info(
-                "Rotation to epoch {epoch} with {peer} committed",
-                epoch=epoch, peer=self.peer, committed=True,
-            )
-        else:
-            self.log.warn(
-                "Rotation to epoch {epoch} with {peer} rolled back: {reason}",
-                epoch=epoch, peer=self.peer, reason=reason, committed=False,
-            )
-
-    def rekeyFailed(self) -> None:
-        self.log.warn("Key rotation with {peer} failed repeatedly", peer=self.peer)
-        self.terminate(records.BYE_REKEY_FAILED, "key rotation failed", SessionReset)
 
     # Ending.
 

@@ -1,0 +1,115 @@
+# -*- test-case-name: tests.test_heartbeat -*-
+"""
+The heartbeat part of L{spc.session.Session}, as a mixin.
+
+The session is the owner the heartbeat counters talk to: the timer and
+the records live here, the counting and the rules (liveness, request
+limits, which epochs agree) in L{spc.heartbeat}.
+"""
+
+from __future__ import annotations
+
+from spc import records
+from spc.channel import ChannelProtocol
+from spc.errors import SessionReset
+from spc.heartbeat import epochsAgree
+
+__all__ = ["SessionHeartbeats"]
+
+MAX_KEY_AGE_ROUNDS = 4
+
+
+class SessionHeartbeats:
+    """
+    Heartbeats: the timer is the session's, the counting is
+    L{spc.heartbeat}'s.  Mixed into L{spc.session.Session}, whose state
+    it uses.
+    """
+
+    def _beat(self) -> None:
+        """
+        Every heartbeat interval: a channel silent for too long is dead
+        (its fragments go elsewhere and the client rejoins it); the others
+        get a heartbeat request.
+        """
+        now = self._clock.seconds()
+        if now - self._keyBorn > MAX_KEY_AGE_ROUNDS * self.params.rotationInterval / 1000:
+            self._requestRotation(records.REKEY_AGE)
+        for channel in self.liveChannels() + list(self._candidates):
+            liveness = self._liveness.get(channel)
+            if liveness is None or channel.dead:
+                continue
+            if liveness.isDead(now):
+                channel.fatal("no heartbeat from the peer")
+                continue
+            self._sendHeartbeat(channel, now)
+
+    def _sendHeartbeat(self, channel: ChannelProtocol, now: float) -> None:
+        hbID = self._liveness[channel].request(now)
+        channel.sendRecord(
+            self._heartbeat(records.HeartbeatRequest, hbID, int(now * 1000), channel)
+        )
+
+    def _heartbeatReceived(self, channel: ChannelProtocol, request) -> None:
+        limiter = self._limiters.get(channel)
+        now = self._clock.seconds()
+        if limiter is not None and not limiter.allow(now):
+            if limiter.abusive():
+                channel.fatal("heartbeat flood")
+            return
+        self._checkPeerState(channel, request)
+        channel.sendRecord(
+            self._heartbeat(
+                records.HeartbeatResponse, request.hbID, request.originTime, channel
+            )
+        )
+
+    def _heartbeatAnswered(self, channel: ChannelProtocol, response) -> None:
+        if (
+            self.isServer
+            and self._committedAt is not None
+            and response.originTime >= int(self._committedAt * 1000)
+            and response.committedEpoch != self.epoch
+        ):
+            self._desyncProven = True
+        self._checkPeerState(channel, response)
+        liveness = self._liveness.get(channel)
+        if liveness is not None:
+            liveness.answered(response.hbID, self._clock.seconds())
+
+    def _checkPeerState(self, channel: ChannelProtocol, beat) -> None:
+        """
+        What a heartbeat says of the peer must be possible: it cannot have
+        received more frames than were sent (a connection-level fault), and
+        its committed epoch must be one this end can follow; a disagreement
+        that outlives the rotation overlap ends the session (desync).
+        """
+        sent = channel.records.sentFrames
+        if beat.lastSeqReceived != records.NO_SEQUENCE and beat.lastSeqReceived >= sent:
+            channel.fatal("the peer claims frames that were never sent")
+            return
+        if epochsAgree(beat.committedEpoch, self.epoch, frozenset(self._epochSecrets)):
+            self._desyncSince = None
+            return
+        now = self._clock.seconds()
+        if self._desyncSince is None:
+            self._desyncSince = now
+        elif now - self._desyncSince > self.params.overlap / 1000:
+            self.log.warn("Session with {peer} lost epoch sync", peer=self.peer)
+            self.terminate(records.BYE_DESYNC, "epoch desync", SessionReset)
+
+    def _pendingEpoch(self) -> int:
+        pending = getattr(self.rotation, "pending", None)
+        return records.NO_EPOCH if pending is None else pending
+
+    def _heartbeat(self, kind, hbID: int, originTime: int, channel: ChannelProtocol) -> bytes:
+        received = channel.records.receivedFrames
+        return kind(
+            hbID,
+            originTime,
+            self.epoch,
+            self._pendingEpoch(),
+            received - 1 if received else records.NO_SEQUENCE,
+            self.messenger.nextSendID,
+            self.messenger.nextDeliveryID,
+        ).encode()

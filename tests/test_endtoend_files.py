@@ -77,28 +77,35 @@ Seconds C{spc send} may take to report a transfer the daemon cannot store
 (it takes about one when all goes well).
 """
 
-_bigFile: dict[str, object] = {}
+_randomFiles: dict[tuple[str, int], tuple[str, str]] = {}
+
+
+def randomFile(name: str, size: int) -> tuple[str, str]:
+    """
+    A file of C{size} random bytes called C{name}, written on first use
+    into a temporary directory that is removed when the process exits.
+
+    @return: its path and its SHA-256 (hex).
+    """
+    if (name, size) not in _randomFiles:
+        directory = tempfile.mkdtemp(prefix="spc-e2e-")
+        atexit.register(shutil.rmtree, directory, True)
+        path = os.path.join(directory, name)
+        digest = hashlib.sha256()
+        with open(path, "wb") as f:
+            for _ in range(size // (4 * MiB)):
+                block = os.urandom(4 * MiB)
+                digest.update(block)
+                f.write(block)
+        _randomFiles[name, size] = (path, digest.hexdigest())
+    return _randomFiles[name, size]
 
 
 def bigFile() -> tuple[str, str]:
     """
-    A file of L{BIG_SIZE} random bytes, written on first use into a
-    temporary directory that is removed when the process exits.
-
-    @return: its path and its SHA-256 (hex).
+    The L{BIG_SIZE} file most tests here send.
     """
-    if not _bigFile:
-        directory = tempfile.mkdtemp(prefix="spc-e2e-files-")
-        atexit.register(shutil.rmtree, directory, True)
-        path = os.path.join(directory, "big.bin")
-        digest = hashlib.sha256()
-        with open(path, "wb") as f:
-            for _ in range(BIG_SIZE // (4 * MiB)):
-                block = os.urandom(4 * MiB)
-                digest.update(block)
-                f.write(block)
-        _bigFile.update(path=path, digest=digest.hexdigest())
-    return _bigFile["path"], _bigFile["digest"]
+    return randomFile("big.bin", BIG_SIZE)
 
 
 def sha256(path: str) -> str:

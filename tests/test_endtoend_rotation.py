@@ -13,13 +13,9 @@ two rotation intervals the test needs (see the test's docstring).
 
 from __future__ import annotations
 
-import atexit
-import hashlib
 import os
 import re
-import shutil
 import socket
-import tempfile
 import time
 
 from twisted.internet import reactor
@@ -28,6 +24,7 @@ from twisted.internet.endpoints import TCP4ClientEndpoint, connectProtocol
 from twisted.internet.protocol import Factory, Protocol
 
 from tests.test_endtoend import SPC, EndToEndTestCase, run
+from tests.test_endtoend_files import randomFile, sha256
 
 MiB = 1024 * 1024
 SIZE = 256 * MiB
@@ -48,36 +45,13 @@ kernel queue in front of the relay.
 COMMITTED = re.compile(r"Rotation to epoch (\d+) with \S+ committed")
 ROLLED_BACK = re.compile(r"Rotation to epoch \d+ with \S+ rolled back")
 
-_file: dict[str, str] = {}
-
-
 def bigFile() -> tuple[str, str]:
     """
-    A file of L{SIZE} random bytes, written once per test process into a
-    temporary directory removed at exit.
+    A file of L{SIZE} random bytes, written once per test process.
 
     @return: its path and its SHA-256 (hex).
     """
-    if not _file:
-        directory = tempfile.mkdtemp(prefix="spc-e2e-rotation-")
-        atexit.register(shutil.rmtree, directory, True)
-        path = os.path.join(directory, "rotating.bin")
-        digest = hashlib.sha256()
-        with open(path, "wb") as f:
-            for _ in range(SIZE // (4 * MiB)):
-                block = os.urandom(4 * MiB)
-                digest.update(block)
-                f.write(block)
-        _file.update(path=path, digest=digest.hexdigest())
-    return _file["path"], _file["digest"]
-
-
-def sha256(path: str) -> str:
-    digest = hashlib.sha256()
-    with open(path, "rb") as f:
-        for block in iter(lambda: f.read(4 * MiB), b""):
-            digest.update(block)
-    return digest.hexdigest()
+    return randomFile("rotating.bin", SIZE)
 
 
 class _Upstream(Protocol):

@@ -38,6 +38,7 @@ __all__ = [
     "DEFAULT_HANDSHAKE_TIMEOUT",
     "DEFAULT_REPLY_TIMEOUT",
     "Framer",
+    "HandshakeOwner",
 ]
 
 DEFAULT_HANDSHAKE_TIMEOUT = 10.0
@@ -138,6 +139,29 @@ class ChannelOwner(Protocol):
         """
         The peer sent under an epoch this end does not hold.
         """
+
+
+class HandshakeOwner:
+    """
+    What owns a connection until its handshake ends: no record can reach it
+    yet, so the events that only a session hears are refused or ignored
+    here once, for the server's directory and the client's connector alike.
+    """
+
+    def recordReceived(self, channel: ChannelProtocol, epoch: int, record: object) -> None:
+        raise RuntimeError("a record reached a connection without a session")
+
+    def malformedRecord(self, channel: ChannelProtocol, reason: str) -> None:
+        raise RuntimeError("a record reached a connection without a session")
+
+    def channelWritable(self, channel: ChannelProtocol) -> None:
+        pass
+
+    def keyWornOut(self, channel: ChannelProtocol) -> None:
+        pass
+
+    def epochAhead(self, channel: ChannelProtocol) -> None:
+        pass
 
 
 class ChannelProtocol(protocol.Protocol):

@@ -17,7 +17,7 @@ from twisted.internet.interfaces import IDelayedCall, IStreamClientEndpoint
 from twisted.logger import Logger
 
 from spc import asymmetric, records
-from spc.channel import DEFAULT_HANDSHAKE_TIMEOUT, ChannelProtocol
+from spc.channel import DEFAULT_HANDSHAKE_TIMEOUT, ChannelProtocol, HandshakeOwner
 from spc.clienthandshake import ClientHandshake
 from spc.errors import ClientNotAuthorized, ConfigurationError, SessionReset, SPCError
 from spc.filestore import FileStore
@@ -29,7 +29,7 @@ from spc.suites import Suite
 __all__ = ["ClientSessionFactory", "connect"]
 
 
-class _Connector:
+class _Connector(HandshakeOwner):
     """
     Owns a client connection until its handshake ends, then hands it to
     the session.
@@ -45,21 +45,9 @@ class _Connector:
         if not self.done.called:
             self.done.errback(error)
 
-    def recordReceived(self, channel, epoch, record) -> None:
-        raise RuntimeError("a record reached a connection without a session")
-
     def channelLost(self, channel: ChannelProtocol, reason: str) -> None:
         if not self.done.called:
             self.done.errback(SPCError(f"connection lost: {reason}"))
-
-    def channelWritable(self, channel: ChannelProtocol) -> None:
-        pass
-
-    def keyWornOut(self, channel: ChannelProtocol) -> None:
-        pass
-
-    def epochAhead(self, channel: ChannelProtocol) -> None:
-        pass
 
 
 class _ClientChannelFactory(protocol.Factory):

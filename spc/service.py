@@ -26,7 +26,7 @@ from twisted.internet.task import LoopingCall
 from twisted.logger import Logger
 
 from spc import records, wire
-from spc.channel import DEFAULT_HANDSHAKE_TIMEOUT, ChannelProtocol
+from spc.channel import DEFAULT_HANDSHAKE_TIMEOUT, ChannelProtocol, HandshakeOwner
 from spc.errors import SPCError
 from spc.handshake import ChannelSpec, JoinTarget, ServerResult, channelSpecs
 from spc.filestore import FileStore
@@ -155,7 +155,7 @@ def sourceKey(host: str) -> str:
     return str(address)
 
 
-class SessionDirectory:
+class SessionDirectory(HandshakeOwner):
     """
     The server's sessions, its handshake policy and its limits.
 
@@ -346,20 +346,8 @@ class SessionDirectory:
     def channelFailed(self, channel: ChannelProtocol, error: SPCError) -> None:
         self._forgetPending(channel)
 
-    def recordReceived(self, channel: ChannelProtocol, epoch: int, record: object) -> None:
-        raise RuntimeError("a record reached a connection without a session")
-
     def channelLost(self, channel: ChannelProtocol, reason: str) -> None:
         self._forgetPending(channel)
-
-    def channelWritable(self, channel: ChannelProtocol) -> None:
-        pass
-
-    def keyWornOut(self, channel: ChannelProtocol) -> None:
-        pass
-
-    def epochAhead(self, channel: ChannelProtocol) -> None:
-        pass
 
 
 class _BusyProtocol(protocol.Protocol):

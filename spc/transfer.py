@@ -19,7 +19,7 @@ import hmac
 import os
 from typing import Callable
 
-from twisted.internet.defer import Deferred
+from twisted.internet.defer import Deferred, DeferredLock
 from twisted.internet.interfaces import IDelayedCall, IReactorTime
 from twisted.internet.threads import deferToThread
 from twisted.logger import Logger
@@ -196,10 +196,13 @@ class FileSender:
 
 
 class _Receiving:
-    __slots__ = ("partial", "digest", "fragments", "unsynced", "progress", "finishing")
+    __slots__ = ("partial", "digest", "fragments", "unsynced", "progress", "finishing", "disk")
 
     def __init__(self, partial: PartialFile) -> None:
         self.partial = partial
+        # One thread job at a time per file: an fsync never meets the
+        # final close, and a late claim never follows the verification.
+        self.disk = DeferredLock()
         self.digest: bytes | None = None
         self.fragments = 0
         self.unsynced = 0
@@ -370,10 +373,10 @@ class IncomingFiles:
 
         def claim(_):
             partial.held = RangeSet(covered)
-            if not self._closed:
+            if not (self._closed or receiving.finishing):
                 partial.saveHeld()
 
-        self._runInThread(partial.syncData).addCallback(claim).addErrback(
+        receiving.disk.run(self._runInThread, partial.syncData).addCallback(claim).addErrback(
             self.log.failure, "Syncing a partial file failed"
         )
 
@@ -394,7 +397,7 @@ class IncomingFiles:
                 return None
             return partial.finish()
 
-        self._runInThread(verify).addCallbacks(
+        receiving.disk.run(self._runInThread, verify).addCallbacks(
             lambda path: self._finished(transfer, partial, path),
             lambda failure: self._failed(transfer, partial, failure),
         )

@@ -554,6 +554,27 @@ class ThreadTests(TransferTestCase):
         self.assertEqual(records.decodeRecord(self.answers[-1]).status, records.FILE_COMPLETE)
         self.assertEqual(len(self.stored), 1)
 
+    def test_syncInFlightWhenComplete(self) -> None:
+        """
+        A file that completes while an fsync of it is still in its thread is
+        verified only after that fsync, and the fsync's late claim leaves no
+        state file behind the finished file.
+        """
+        self.patch(transfer, "SYNC_BYTES", 2 * SIZE)
+        tid = b"r" * 16
+        content = os.urandom(2 * SIZE)
+        self.incoming.offerReceived(records.FileOffer(tid, len(content), "r.bin"))
+        self.incoming.dataReceived(records.FileData(tid, 0, content[:SIZE]))
+        self.incoming.dataReceived(records.FileData(tid, SIZE, content[SIZE:]))
+        self.incoming.endReceived(records.FileEnd(tid, hashlib.sha256(content).digest()))
+        self.assertEqual(len(self.work), 1)
+        self.runWork()
+        self.assertEqual(len(self.work), 1)
+        self.assertEqual(self.inboxFiles(), [])
+        self.runWork()
+        self.assertEqual(self.inboxFiles(), ["r.bin"])
+        self.assertEqual(self.partials(), [])
+
     def test_storeFailureRefuses(self) -> None:
         """
         Verification or naming that fails in the thread (the disk gave out)

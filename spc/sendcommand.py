@@ -1,0 +1,208 @@
+# -*- test-case-name: tests.test_cli -*-
+"""
+C{spc send} and C{spc demo}: the commands that move data.
+"""
+
+from __future__ import annotations
+
+import os
+from typing import TextIO
+
+from twisted.internet.testing import MemoryReactor
+from twisted.python import usage
+
+from spc.command import EXIT_OK, Context, KeyDirMixin, ReactorCommand
+from spc.errors import SPCError
+from spc.identity import loadIdentity, loadTransferSecret
+from spc.progress import ProgressBar
+from spc.sender import SendRequest, clientEndpoints, collectFiles, send
+from spc.tap import MAX_CHANNELS, SuiteMapOption, parsePorts, parseSize
+from spc.trust import (
+    KNOWN_HOSTS_NAME,
+    ServerTrust,
+    TrustDecision,
+    formatHostPort,
+    loadServerTrust,
+)
+
+
+class SendOptions(KeyDirMixin, SuiteMapOption, ReactorCommand):
+    """
+    C{spc send}: deliver messages and files to a daemon, and exit 0 only
+    once the daemon confirmed it stored and verified every one.
+    """
+
+    synopsis = (
+        "--server HOST --ports PORTS [--connect ENDPOINT]... "
+        "[--server-fingerprint FP | --accept-new] [--message TEXT]... [FILE|DIR]..."
+    )
+    optParameters = [
+        ["server", None, None, "Host name or address of the daemon."],
+        ["server-fingerprint", None, None,
+         "Expected fingerprint of the daemon's key (overrides known_hosts)."],
+    ]
+    optFlags = [
+        ["accept-new", None,
+         "Trust and record the key of a server not yet in known_hosts."],
+        ["no-progress", None, "Show no progress bar."],
+    ]
+
+    def __init__(self) -> None:
+        super().__init__()
+        self["ports"] = []
+        self["connect"] = []
+        self["messages"] = []
+        self["suites"] = None
+        self["paths"] = []
+
+    def parseArgs(self, *paths: str) -> None:
+        self["paths"] = list(paths)
+
+    def opt_ports(self, text: str) -> None:
+        """The daemon's ports, one channel each, e.g. 9000-9003."""
+        self["ports"].extend(parsePorts(text))
+
+    def opt_connect(self, description: str) -> None:
+        """A Twisted client endpoint, one channel; repeatable."""
+        try:
+            clientEndpoints(MemoryReactor(), [description])
+        except Exception as error:
+            raise usage.UsageError(
+                f"--connect: {description!r} is not a client endpoint: {error}"
+            ) from None
+        self["connect"].append(description)
+
+    def opt_message(self, text: str) -> None:
+        """A text message to send; repeatable."""
+        self["messages"].append(text.encode("utf-8"))
+
+    def postOptions(self) -> None:
+        if not self["messages"] and not self["paths"]:
+            raise usage.UsageError("nothing to send: give --message TEXT or files")
+        try:
+            self["files"] = collectFiles(self["paths"])
+        except SPCError as error:
+            raise usage.UsageError(str(error)) from None
+        if self["ports"] and not self["server"]:
+            raise usage.UsageError("--ports needs --server HOST")
+        if not self["ports"] and not self["connect"]:
+            raise usage.UsageError("give --server HOST --ports PORTS, or --connect")
+        host = self["server"]
+        if host:
+            host = self["server"] = host.strip("[]")
+        endpoints = [f"tcp:{_bracketed(host)}:{port}" for port in self["ports"]]
+        endpoints += self["connect"]
+        if len(endpoints) > MAX_CHANNELS:
+            raise usage.UsageError(f"at most {MAX_CHANNELS} channels")
+        if self["suites"] is not None and len(self["suites"]) != len(endpoints):
+            raise usage.UsageError("--suites must name one suite per channel")
+        self["endpoints"] = endpoints
+        try:
+            if host and self["ports"]:
+                self["host-port"] = formatHostPort(host, self["ports"][0])
+            else:
+                self["host-port"] = _endpointHostPort(self["connect"][0], host)
+        except ValueError as error:
+            raise usage.UsageError(f"--server: {error}") from None
+
+    def runWithReactor(self, reactor, context: Context):
+        keyDir = self.keyDir(context)
+        bar = ProgressBar(context.stderr, enabled=not self["no-progress"])
+        request = SendRequest(
+            loadIdentity(keyDir),
+            _ReportingTrust(
+                loadServerTrust(keyDir, self["server-fingerprint"], self["accept-new"]),
+                os.path.join(keyDir, KNOWN_HOSTS_NAME),
+                context.stderr,
+            ),
+            self["host-port"],
+            self["endpoints"],
+            self["messages"],
+            self["files"],
+            self["suites"],
+            loadTransferSecret(keyDir),
+            bar.update,
+        )
+        result = send(reactor, request)
+        result.addBoth(bar.close)
+        return result.addCallback(self._report, context)
+
+    def _report(self, summary, context: Context) -> int:
+        rate = summary.bytes / summary.seconds / 1e6 if summary.seconds > 0 else 0.0
+        context.stdout.write(
+            f"Delivered {summary.messages} message(s) and {summary.files} file(s), "
+            f"{summary.bytes} bytes in {summary.seconds:.2f} s ({rate:.1f} MB/s), over "
+            f"{summary.channels} channel(s) to {summary.server}\n"
+        )
+        return EXIT_OK
+
+
+class DemoOptions(ReactorCommand):
+    """
+    C{spc demo}: a server and a client in one process, on loopback.
+    """
+
+    synopsis = "[--channels N] [--size BYTES]"
+    optParameters = [
+        ["channels", None, "4", "How many channels (ports)."],
+        ["size", None, "64M", "Size of the generated file (suffixes K, M, G)."],
+    ]
+    optFlags = [["no-progress", None, "Show no progress bar."]]
+
+    def postOptions(self) -> None:
+        text = self["channels"]
+        if not (text.isascii() and text.isdigit() and 1 <= int(text) <= MAX_CHANNELS):
+            raise usage.UsageError(f"--channels must be 1 to {MAX_CHANNELS}")
+        self["channels"] = int(text)
+        self["size"] = parseSize(self["size"])
+
+    def runWithReactor(self, reactor, context: Context):
+        from spc.demo import runDemo
+
+        bar = ProgressBar(context.stderr, enabled=not self["no-progress"])
+        result = runDemo(reactor, context.stdout, self["channels"], self["size"], bar.update)
+        return result.addBoth(bar.close)
+
+
+class _ReportingTrust:
+    """
+    Tells the user when trust on first use recorded a server key: they
+    should compare it with the server's real fingerprint.
+    """
+
+    def __init__(self, trust: ServerTrust, path: str, stderr: TextIO) -> None:
+        self._trust = trust
+        self._path = path
+        self._stderr = stderr
+
+    def check(self, hostPort: str, fingerprint: str) -> TrustDecision:
+        decision = self._trust.check(hostPort, fingerprint)
+        if decision is TrustDecision.ADDED:
+            self._stderr.write(
+                f"spc: added {hostPort} {fingerprint} to {self._path}; "
+                "check it with the server's operator\n"
+            )
+        return decision
+
+
+def _bracketed(host: str) -> str:
+    return f"[{host}]" if ":" in host and not host.startswith("[") else host
+
+
+def _endpointHostPort(description: str, host: str | None) -> str:
+    """
+    The known_hosts name of a server reached through C{--connect}: its
+    host and port, when the description has them in the usual places.
+    """
+    kind, _, rest = description.partition(":")
+    if rest.startswith("["):
+        address, _, tail = rest[1:].partition("]:")
+    else:
+        address, _, tail = rest.partition(":")
+    portText = tail.split(":")[0]
+    if address and portText.isascii() and portText.isdigit():
+        return formatHostPort(host or address, int(portText))
+    raise usage.UsageError(
+        "cannot tell the server's host and port from --connect; "
+        "give --server and --ports"
+    )

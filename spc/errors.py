@@ -168,6 +168,13 @@ class SessionReset(SessionClosed):
     """
 
 
+class ServerShuttingDown(SessionClosed):
+    """
+    The server is shutting down; run the same command again once it is
+    back (files resume where they stopped):
+    """
+
+
 class ConnectFailed(SPCError):
     """
     Could not connect to the server:

@@ -334,7 +334,7 @@ class MultiChannelMessenger:
         self._pumpLater = None
         messages, self._messages = self._messages, {}
         waiting, self._waiting = self._waiting, deque()
-        sources, self._sources = self._sources, deque()
+        self._sources = deque()
         files, self._files = self._files, {}
         self._unacked.clear()
         self._sentOn.clear()

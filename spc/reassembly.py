@@ -23,6 +23,7 @@ from twisted.python.failure import Failure
 
 from spc import records, wire
 from spc.errors import ProtocolError, ResourceLimitExceeded
+from spc.inflight import InFlight
 
 __all__ = ["Budget", "Reassembler", "REASSEMBLY_TIMEOUT"]
 
@@ -117,6 +118,7 @@ class Reassembler:
         self._reserved = 0
         self.nextDeliveryID = 0
         self._delivering = False
+        self.delivering = InFlight()
         self._closed = False
         self._ackCall: IDelayedCall | None = None
         self._unsuccessful: dict[int, int] = {}
@@ -220,9 +222,11 @@ class Reassembler:
             self._delivered(msgID, records.ACK_ABANDONED)
             return
         self._delivering = True
-        maybeDeferred(self._deliver, data, incoming.header[2]).addCallbacks(
-            lambda _: self._delivered(msgID, records.ACK_COMPLETE),
-            lambda failure: self._delivered(msgID, records.ACK_ABANDONED, failure),
+        self.delivering.track(
+            maybeDeferred(self._deliver, data, incoming.header[2]).addCallbacks(
+                lambda _: self._delivered(msgID, records.ACK_COMPLETE),
+                lambda failure: self._delivered(msgID, records.ACK_ABANDONED, failure),
+            )
         )
 
     def _delivered(self, msgID: int, status: int, failure: Failure | None = None) -> None:

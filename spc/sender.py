@@ -20,7 +20,13 @@ from twisted.logger import Logger
 
 from spc import records
 from spc.client import connect
-from spc.errors import ConfigurationError, ConnectFailed, ServerBusy, SessionReset
+from spc.errors import (
+    ConfigurationError,
+    ConnectFailed,
+    ServerBusy,
+    ServerShuttingDown,
+    SessionReset,
+)
 from spc.identity import Identity
 from spc.suites import Suite
 from spc.trust import ServerTrust
@@ -195,6 +201,9 @@ def send(reactor, request: SendRequest):
         failed = [(item, result) for (item, _), (ok, result) in zip(items, outcomes) if not ok]
         if not failed:
             break
+        if any(result.check(ServerShuttingDown) for _, result in failed):
+            count = len(request.messages) + len(request.files)
+            raise ServerShuttingDown(f"{count - len(failed)} of {count} item(s) were confirmed")
         fatal = [f for _, f in failed if attempt == MAX_RESETS or not f.check(SessionReset)]
         if fatal:
             fatal[0].raiseException()

@@ -24,6 +24,7 @@ from twisted.internet.defer import Deferred, gatherResults
 from twisted.internet.interfaces import IReactorTime
 from twisted.internet.task import LoopingCall
 from twisted.logger import Logger
+from twisted.python.failure import Failure
 
 from spc import records, wire
 from spc.channel import DEFAULT_HANDSHAKE_TIMEOUT, ChannelProtocol, HandshakeOwner
@@ -37,6 +38,7 @@ from spc.session import IMessageReceiver, Session
 from spc.suites import Suite
 
 ROUND_JITTER = 0.1
+DEFAULT_SHUTDOWN_GRACE = 2.0
 
 __all__ = ["Limits", "ServerService", "SessionDirectory"]
 
@@ -421,9 +423,11 @@ class ServerService(MultiService):
         limits: Limits | None = None,
         handshakeTimeout: float = DEFAULT_HANDSHAKE_TIMEOUT,
         files: FileStore | None = None,
+        shutdownGrace: float = DEFAULT_SHUTDOWN_GRACE,
     ) -> None:
         super().__init__()
         self.setName("spc")
+        self.shutdownGrace = shutdownGrace
         self.directory = SessionDirectory(
             reactor,
             hostIdentity,
@@ -493,8 +497,27 @@ class ServerService(MultiService):
             self._reactor.callLater(random.uniform(0, spread), session.rotate, True)
 
     def stopService(self) -> Deferred:
+        """
+        Stop listening; give every session up to C{shutdownGrace} seconds
+        to send the answers its peer waits for (a delivered message, a
+        verified file), then say goodbye with "shutting down".
+
+        @return: a Deferred firing once every goodbye left.
+        """
         if self._rounds.running:
             self._rounds.stop()
-        for session in list(self.directory.sessions.values()):
-            session.terminate(records.BYE_SHUTTING_DOWN, "the server is shutting down")
-        return super().stopService()
+        sessions = list(self.directory.sessions.values())
+        return gatherResults(
+            [super().stopService(), *(self._shutDown(session) for session in sessions)]
+        )
+
+    def _shutDown(self, session: Session) -> Deferred:
+        def goodbye(result):
+            if isinstance(result, Failure):
+                self.log.warn(
+                    "Session with {peer} still busy after {grace} s; closing it",
+                    peer=session.peer, grace=self.shutdownGrace,
+                )
+            return session.close(records.BYE_SHUTTING_DOWN, "the server is shutting down")
+
+        return session.whenSettled().addTimeout(self.shutdownGrace, self._reactor).addBoth(goodbye)

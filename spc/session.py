@@ -14,7 +14,7 @@ from __future__ import annotations
 import os
 from typing import Callable
 
-from twisted.internet.defer import Deferred, DeferredList, succeed
+from twisted.internet.defer import Deferred, DeferredList, gatherResults, succeed
 from twisted.internet.interfaces import IDelayedCall, IReactorTime
 from twisted.internet.task import LoopingCall
 from twisted.internet.threads import deferToThread
@@ -29,6 +29,7 @@ from spc.errors import (
     ResourceLimitExceeded,
     SessionClosed,
     SessionReset,
+    ServerShuttingDown,
     SPCError,
 )
 from spc.filestore import FileStore
@@ -43,7 +44,11 @@ from spc.transfer import FileSender, IncomingFiles
 __all__ = ["IFileReceiver", "IMessageReceiver", "Session", "SessionClosed"]
 
 DEFAULT_LINGER = 60.0
-RESET_CODES = frozenset({records.BYE_REKEY_FAILED, records.BYE_DESYNC})
+CLOSE_ERRORS = {
+    records.BYE_REKEY_FAILED: SessionReset,
+    records.BYE_DESYNC: SessionReset,
+    records.BYE_SHUTTING_DOWN: ServerShuttingDown,
+}
 CLOSE_TIMEOUT = 5.0
 
 
@@ -202,9 +207,10 @@ class Session(SessionRotation, SessionHeartbeats):
         )
         return self.messenger.sendFile(sender)
 
-    def close(self) -> Deferred:
+    def close(self, code: int = records.BYE_NORMAL, reason: str = "closed") -> Deferred:
         """
-        Say goodbye on every channel and end the session.
+        Say goodbye (C{code}, C{reason}) on every channel and end the
+        session.
 
         @return: a Deferred firing with the reason (as L{whenClosed}) when
             the session has ended and every connection has closed, so the
@@ -214,8 +220,8 @@ class Session(SessionRotation, SessionHeartbeats):
         channels = list(self.channels.values()) + list(self._candidates)
         waiter = self.whenClosed()
         if self.closedReason is None:
-            self._sayBye(records.BYE_NORMAL, "closed")
-            self._end(Failure(SessionClosed("closed locally")))
+            self._sayBye(code, reason)
+            self._end(Failure(SessionClosed(f"closed locally: {reason}")))
         flushed = [channel.whenLost() for channel in channels]
         timeout = self._clock.callLater(CLOSE_TIMEOUT, self._abortAll, channels)
 
@@ -225,6 +231,17 @@ class Session(SessionRotation, SessionHeartbeats):
             return results[0][1]
 
         return DeferredList([waiter, *flushed]).addCallback(finished)
+
+    def whenSettled(self) -> Deferred:
+        """
+        @return: a Deferred firing once no answer the peer waits for is
+            still being worked out (a message's delivery, a file's
+            verification), so a goodbye after it loses none.
+        """
+        return gatherResults([
+            self.messenger.reassembler.delivering.whenIdle(),
+            self.incomingFiles.verifying.whenIdle(),
+        ], consumeErrors=True)
 
     def _abortAll(self, channels: list[ChannelProtocol]) -> None:
         for channel in channels:
@@ -412,7 +429,7 @@ class Session(SessionRotation, SessionHeartbeats):
             reason=bye.reason,
         )
         if bye.scope == records.SCOPE_SESSION:
-            error = SessionReset if bye.code in RESET_CODES else SessionClosed
+            error = CLOSE_ERRORS.get(bye.code, SessionClosed)
             self._end(Failure(error(f"the peer closed the session: {bye.reason}")))
         else:
             channel.close("the peer closed the channel")

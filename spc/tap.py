@@ -26,7 +26,7 @@ from spc.errors import SPCError
 from spc.identity import defaultKeyDir, loadIdentity
 from spc.filestore import FileStore
 from spc.inbox import MESSAGES_NAME, InboxReceiver
-from spc.service import ROUND_JITTER, ServerService
+from spc.service import DEFAULT_SHUTDOWN_GRACE, ROUND_JITTER, ServerService
 from spc.suites import parseSuiteMap
 from spc.trust import AUTHORIZED_KEYS_NAME, AllowAny, AuthorizedKeys
 from spc.wire import MAX_FRAGMENT_SIZE, MIN_FRAGMENT_SIZE, Params, maxInnerSize
@@ -235,6 +235,14 @@ class Options(SuiteMapOption, usage.Options):
             "missed make a channel dead.",
         ],
         [
+            "shutdown-grace",
+            None,
+            str(DEFAULT_SHUTDOWN_GRACE),
+            "Seconds a stopping daemon lets sessions send the answers their "
+            "senders wait for (stored messages, verified files) before it "
+            "says goodbye.",
+        ],
+        [
             "fragment-size",
             None,
             "256K",
@@ -326,6 +334,7 @@ class Options(SuiteMapOption, usage.Options):
         if not MIN_FRAGMENT_SIZE <= size <= MAX_FRAGMENT_SIZE:
             raise usage.UsageError("--fragment-size must be from 16K to 1M")
         timers = {name: _seconds(self[name], name) for name in _TIMERS}
+        self["shutdown-grace"] = _seconds(self["shutdown-grace"], "shutdown-grace")
         if timers["rotate-interval"] * (1 - ROUND_JITTER) <= (
             timers["ack-timeout"] + timers["transition"]
         ):
@@ -396,6 +405,7 @@ class DaemonService(ServerService):
             suites=config["suites"],
             params=config["params"],
             files=FileStore(config["inbox"], reserved=frozenset({MESSAGES_NAME})),
+            shutdownGrace=config["shutdown-grace"],
         )
         self.hostIdentity = hostIdentity
         self._previousHandler = None

@@ -28,6 +28,7 @@ from twisted.python.failure import Failure
 from spc import records
 from spc.errors import ProtocolError, ResourceLimitExceeded, TransferFailed
 from spc.filestore import FileStore, PartialFile, RangeSet
+from spc.inflight import InFlight
 from spc.messenger import YIELD
 
 __all__ = ["FileSender", "IncomingFiles", "transferID"]
@@ -240,6 +241,7 @@ class IncomingFiles:
         self._ackCall: IDelayedCall | None = None
         self._closed = False
         self._ended: dict[bytes, int] = {}
+        self.verifying = InFlight()
 
     def _answer(self, transfer: bytes, status: int, ranges=()) -> None:
         ranges = tuple(ranges)
@@ -397,9 +399,11 @@ class IncomingFiles:
                 return None
             return partial.finish()
 
-        receiving.disk.run(self._runInThread, verify).addCallbacks(
-            lambda path: self._finished(transfer, partial, path),
-            lambda failure: self._failed(transfer, partial, failure),
+        self.verifying.track(
+            receiving.disk.run(self._runInThread, verify).addCallbacks(
+                lambda path: self._finished(transfer, partial, path),
+                lambda failure: self._failed(transfer, partial, failure),
+            )
         )
 
     def _finished(self, transfer: bytes, partial: PartialFile, path: str | None) -> None:

@@ -25,6 +25,7 @@ import glob
 import hashlib
 import json
 import os
+import signal
 import shutil
 import subprocess
 import tempfile
@@ -514,6 +515,33 @@ class ResumeTests(FileTestCase):
         sent = yield self.resume()
         self.assertLess(sent, 0.9 * BIG_SIZE, sent)
         self.assertNoPartials()
+
+    @inlineCallbacks
+    def test_daemonShutdownMidTransfer(self):
+        """
+        SIGTERM to the daemon in the middle of a file: the sender says the
+        server is shutting down and exits 4; the daemon stops within its
+        grace period and close timeout (twistd ends by the signal it got,
+        which systemd counts as a clean stop); nothing is under the final name, the
+        received part is kept; a later run against the restarted daemon
+        resumes.
+        """
+        path, digest = bigFile()
+        self.relay.reset(budget=BIG_SIZE * 3 // 4)
+        sender, _ = spawn(SPC + self.relayArgs(path), self.root, self.env)
+        ended = sender.whenEnded()
+        yield self.waitUntilHeld(int(BIG_SIZE * self.HELD_AT_LEAST), sender)
+        stopped = yield self.daemon.stop()
+        result = yield ended
+        self.assertEqual(stopped.code, -signal.SIGTERM, self.daemon.output.log)
+        self.assertEqual(result.code, 4, sender.log)
+        self.assertIn("The server is shutting down", result.err)
+        self.assertIn("0 of 1 item(s) were confirmed", result.err)
+        self.assertFalse(os.path.exists(os.path.join(self.inbox, "big.bin")))
+        self.assertEqual(len(glob.glob(os.path.join(self.partials, "*.part"))), 1)
+        self.daemon = yield self.startDaemon()
+        sent = yield self.resume()
+        self.assertLess(sent, 0.9 * BIG_SIZE, sent)
 
     @inlineCallbacks
     def test_resumedLeavesNoState(self):

@@ -21,7 +21,7 @@ from zope.interface import implementer
 from spc import asymmetric, records, wire
 from spc.channel import DEFAULT_HANDSHAKE_TIMEOUT, DEFAULT_REPLY_TIMEOUT, ChannelProtocol
 from spc.client import ClientSessionFactory, connect
-from spc.errors import ProtocolError, SessionClosed
+from spc.errors import ProtocolError, ServerShuttingDown, SessionClosed
 from spc.handshake import JoinTarget, channelSpecs
 from spc.service import (
     Limits,
@@ -277,7 +277,7 @@ class LoopbackTests(TestCase):
         yield self.application.stopService()
         self.assertFalse(self.service.running)
         reason = yield closed
-        self.assertIsInstance(reason, SessionClosed)
+        self.assertIsInstance(reason, ServerShuttingDown)
         self.assertIn("shutting down", str(reason))
         self.assertEqual(byes, [records.BYE_SHUTTING_DOWN])
         self.assertEqual(self.service.directory.sessions, {})
@@ -287,6 +287,61 @@ class LoopbackTests(TestCase):
             ),
             ConnectionRefusedError,
         )
+
+    def holdDeliveries(self) -> list[Deferred]:
+        """
+        Make the server's application take its time storing messages.
+
+        @return: the Deferreds it returns, one per message, for the test to
+            fire.
+        """
+        pending: list[Deferred] = []
+
+        def messageReceived(session, data, kind):
+            pending.append(Deferred())
+            return pending[-1]
+
+        self.serverReceiver.messageReceived = messageReceived
+        return pending
+
+    @inlineCallbacks
+    def test_stopLetsDeliveryFinish(self):
+        """
+        A message the server's application is still storing when the
+        service stops is confirmed to the client before the goodbye: the
+        client's send succeeds, then its session ends as shutting down.
+        """
+        pending = self.holdDeliveries()
+        session = yield self.connect()
+        sent = session.sendMessage(b"in flight")
+        while not pending:
+            yield task.deferLater(reactor, 0.01, lambda: None)
+        stopped = self.application.stopService()
+        self.assertNoResult(stopped)
+        self.assertNoResult(sent)
+        pending[0].callback(None)
+        yield sent
+        reason = yield session.whenClosed()
+        self.assertIsInstance(reason, ServerShuttingDown)
+        yield stopped
+
+    @inlineCallbacks
+    def test_stopGraceExpires(self):
+        """
+        A delivery that outlasts the grace period does not hold the
+        shutdown: the goodbye goes out after C{shutdownGrace} seconds and
+        the client's send fails as shut down.
+        """
+        self.service.shutdownGrace = 0.2
+        pending = self.holdDeliveries()
+        session = yield self.connect()
+        sent = session.sendMessage(b"stuck")
+        while not pending:
+            yield task.deferLater(reactor, 0.01, lambda: None)
+        started = reactor.seconds()
+        yield self.application.stopService()
+        self.assertGreaterEqual(reactor.seconds() - started, 0.2)
+        yield self.assertFailure(sent, ServerShuttingDown)
 
 
 def makeDirectory(clock=None, authorizer=AllowAny, channelCount: int = 4, **limits):

@@ -438,6 +438,21 @@ class MakeServiceTests(SynchronousTestCase):
         self.assertEqual(len(service.endpointServices), 4)
         self.assertEqual(service.hostIdentity.fingerprint, HOST.fingerprint)
 
+    def test_shutdownGrace(self) -> None:
+        """
+        C{--shutdown-grace} (fractions allowed, default 2 s) is how long a
+        stopping daemon waits for answers in flight; a non-number is a
+        usage error.
+        """
+        self.assertEqual(self.makeService("--allow-any-client").shutdownGrace, 2.0)
+        service = self.makeService("--allow-any-client", "--shutdown-grace", "0.5")
+        self.assertEqual(service.shutdownGrace, 0.5)
+        error = self.assertRaises(
+            usage.UsageError, makeOptions, "--inbox", "x", "--ports", "9000",
+            "--shutdown-grace", "soon",
+        )
+        self.assertIn("--shutdown-grace", str(error))
+
     def test_missingKey(self) -> None:
         """
         Without an identity in the key directory the daemon stops with one

@@ -575,6 +575,21 @@ class ThreadTests(TransferTestCase):
         self.assertEqual(self.inboxFiles(), ["r.bin"])
         self.assertEqual(self.partials(), [])
 
+    def test_verificationInFlight(self) -> None:
+        """
+        A file being verified counts as in flight until its final answer
+        went out, so a shutdown waits for it.
+        """
+        tid = b"i" * 16
+        self.incoming.offerReceived(records.FileOffer(tid, 1, "i.bin"))
+        self.incoming.dataReceived(records.FileData(tid, 0, b"i"))
+        self.incoming.endReceived(records.FileEnd(tid, hashlib.sha256(b"i").digest()))
+        idle = self.incoming.verifying.whenIdle()
+        self.assertNoResult(idle)
+        self.runWork()
+        self.successResultOf(idle)
+        self.assertEqual(records.decodeRecord(self.answers[-1]).status, records.FILE_COMPLETE)
+
     def test_storeFailureRefuses(self) -> None:
         """
         Verification or naming that fails in the thread (the disk gave out)

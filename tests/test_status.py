@@ -19,7 +19,7 @@ from types import SimpleNamespace
 
 from twisted.internet import reactor, task
 from twisted.internet.defer import inlineCallbacks, succeed
-from twisted.internet.endpoints import UNIXClientEndpoint
+from twisted.internet.endpoints import TCP4ClientEndpoint, UNIXClientEndpoint
 from twisted.internet.error import CannotListenError
 from twisted.test import iosim
 from twisted.trial.unittest import SynchronousTestCase, TestCase
@@ -44,6 +44,9 @@ from spc.statusservice import statusServices
 from spc.suites import A256CBC_HS512
 from spc.tap import MAX_CHANNELS
 from spc.transfer import IncomingFiles, TransferProgress
+from spc.client import connect
+from spc.trust import PinnedKey
+from tests.test_endtoend import EndToEndTestCase, sharedIdentity
 from tests.test_session import MemoryServer
 
 
@@ -491,3 +494,79 @@ class SocketTests(TestCase):
         code = yield options.runWithReactor(reactor, Context(out, io.StringIO(), {}))
         self.assertEqual(code, 0)
         self.assertEqual(json.loads(out.getvalue())["sessions"][0]["epoch"], 7)
+
+
+class EndToEndTests(EndToEndTestCase):
+    """
+    C{spc status} against a real C{twistd -n spc}.
+    """
+
+    def setUp(self) -> None:
+        super().setUp()
+        self.authorize(self.serverKeys, "client")
+        self.socket = os.path.join(shortTemporaryDirectory(self), "control.sock")
+
+    def startWithSocket(self):
+        return self.startDaemon("--control-socket", self.socket)
+
+    @inlineCallbacks
+    def openSession(self):
+        """
+        Hold a session open from this process, as a sender would.
+        """
+        session = yield connect(
+            reactor,
+            [TCP4ClientEndpoint(reactor, self.server, port) for port in self.ports],
+            sharedIdentity("client"),
+            PinnedKey(self.serverFingerprint),
+            f"{self.server}:{self.ports[0]}",
+        )
+        self.addCleanup(session.close)
+        return session
+
+    @inlineCallbacks
+    def test_listsSession(self):
+        """
+        A connected session is listed with its identity, name, epoch and
+        four channels, in JSON; the socket is the owner's only.
+        """
+        yield self.startWithSocket()
+        self.assertEqual(stat.S_IMODE(os.stat(self.socket).st_mode), 0o600)
+        session = yield self.openSession()
+        yield session.sendMessage(b"hello")
+        result = yield self.spc("status", "--socket", self.socket, "--json")
+        self.assertEqual(result.code, 0, result.err)
+        document = json.loads(result.out)
+        self.assertEqual(document["daemon"]["fingerprint"], self.serverFingerprint)
+        [listed] = document["sessions"]
+        self.assertEqual(listed["peer"], sharedIdentity("client").fingerprint)
+        self.assertEqual(listed["name"], "client")
+        self.assertEqual(listed["session"], session.id.hex()[:16])
+        self.assertEqual([c["index"] for c in listed["channels"]], [0, 1, 2, 3])
+        self.assertGreater(sum(c["received"] for c in listed["channels"]), 0)
+
+    @inlineCallbacks
+    def test_noDaemon(self):
+        """
+        Without a daemon C{spc status} prints one line and exits 1.
+        """
+        result = yield self.spc("status", "--socket", self.socket)
+        self.assertEqual(result.code, 1)
+        self.assertEqual(result.out, "")
+        self.assertEqual(len(result.err.splitlines()), 1, result.err)
+        self.assertIn("is it running?", result.err)
+
+    @inlineCallbacks
+    def test_restartAfterKill(self):
+        """
+        A daemon killed with SIGKILL leaves its socket behind; the next one
+        starts anyway and answers on it.
+        """
+        daemon = yield self.startWithSocket()
+        daemon.signal("KILL")
+        yield daemon.output.whenEnded()
+        self.assertTrue(os.path.exists(self.socket))
+        yield self.startWithSocket()
+        result = yield self.spc("status", "--socket", self.socket)
+        self.assertEqual(result.code, 0, result.err)
+        self.assertIn("0 sessions", result.out)

@@ -78,13 +78,16 @@ def encodePage(sessions, limit: int = PAGE_BYTES) -> tuple[bytes, bool]:
     return b"[" + b",".join(encoded) + b"]", False
 
 
-class ControlProtocol(amp.AMP):
+class ControlProtocol(amp.BinaryBoxProtocol, amp.BoxDispatcher, amp.CommandLocator):
     """
-    The daemon's end of one control connection.
+    The daemon's end of one control connection: AMP's parser, dispatcher
+    and command locator, without C{amp.AMP}'s log line for every
+    connection (a C{watch spc status} would fill the daemon's log).
     """
 
     def __init__(self, source: StatusSource) -> None:
-        super().__init__()
+        amp.BoxDispatcher.__init__(self, self)
+        amp.BinaryBoxProtocol.__init__(self, self)
         self._source = source
 
     @GetDaemon.responder

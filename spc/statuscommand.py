@@ -16,7 +16,7 @@ from twisted.python import usage
 
 from spc.command import EXIT_OK, Context, KeyDirMixin, ReactorCommand
 from spc.control import fetchStatus
-from spc.errors import DaemonNotRunning, StatusUnavailable
+from spc.errors import ConfigurationError, DaemonNotRunning, StatusUnavailable
 from spc.status import SessionStatus, Snapshot
 from spc.statusservice import checkSocketPath, defaultControlSocket
 
@@ -124,6 +124,11 @@ class StatusOptions(KeyDirMixin, ReactorCommand):
     def postOptions(self) -> None:
         if self["socket"] is not None and self["key-dir"] is not None:
             raise usage.UsageError("give --key-dir or --socket, not both")
+        if self["socket"] is not None:
+            try:
+                self["socket"] = checkSocketPath(self["socket"], "--socket")
+            except ConfigurationError as error:
+                raise usage.UsageError(error.args[0]) from None
 
     def socketPath(self, context: Context) -> str:
         path = self["socket"] or defaultControlSocket(self.keyDir(context))

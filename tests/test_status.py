@@ -44,6 +44,7 @@ from spc.statusservice import statusServices
 from spc.suites import A256CBC_HS512
 from spc.tap import MAX_CHANNELS
 from spc.transfer import IncomingFiles, TransferProgress
+from spc.cli import main
 from spc.client import connect
 from spc.trust import PinnedKey
 from tests.test_endtoend import EndToEndTestCase, sharedIdentity
@@ -408,6 +409,41 @@ class FormatTests(SynchronousTestCase):
         self.assertEqual(session["channels"][0]["rtt"], 0.0012)
         self.assertEqual(session["transfers"][0]["done"], 250)
         self.assertEqual(SessionStatus.fromDict(session), SNAPSHOT.sessions[0])
+
+
+class UsageTests(SynchronousTestCase):
+    """
+    C{spc status} options that cannot work are refused before anything
+    connects.
+    """
+
+    def status(self, *argv: str) -> tuple[int, str]:
+        err = io.StringIO()
+        return main(["status", *argv], io.StringIO(), err, environ={}), err.getvalue()
+
+    def test_both(self) -> None:
+        """
+        C{--key-dir} and C{--socket} together are a usage error.
+        """
+        code, err = self.status("--key-dir", "k", "--socket", "s")
+        self.assertEqual(code, 2)
+        self.assertIn("give --key-dir or --socket, not both", err)
+
+    def test_tooLong(self) -> None:
+        """
+        A socket path no UNIX socket can have is a usage error.
+        """
+        code, err = self.status("--socket", "/tmp/" + "x" * 200)
+        self.assertEqual(code, 2)
+        self.assertIn("longer than the 107 bytes", err)
+
+    def test_listed(self) -> None:
+        """
+        C{spc --help} lists the command.
+        """
+        out = io.StringIO()
+        main(["--help"], out, io.StringIO(), environ={})
+        self.assertIn("status", out.getvalue())
 
 
 DEAD_PID = 999_999_999

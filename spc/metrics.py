@@ -119,6 +119,18 @@ class MetricsPage(Resource):
         return generate_latest(self._registry)
 
 
+class MetricsSite(Site):
+    """
+    A site without an access log: a scraper every few seconds would fill
+    the daemon's log with the same line.
+    """
+
+    noisy = False
+
+    def log(self, request) -> None:
+        pass
+
+
 def metricsFactory(source: StatusSource) -> Site:
     """
     The web site a C{--metrics} endpoint serves: the figures at any path
@@ -128,6 +140,4 @@ def metricsFactory(source: StatusSource) -> Site:
 
     registry = CollectorRegistry(auto_describe=False)
     registry.register(StatusCollector(source))
-    site = Site(MetricsPage(registry))
-    site.noisy = False
-    return site
+    return MetricsSite(MetricsPage(registry))

@@ -24,10 +24,9 @@ from tests.test_service import listeningPort
 from tests.test_status import FakeChannel, FakeDirectory, FakeSession, _Clock
 from tests.test_tap import keyDirWithIdentity, makeOptions
 
-try:
-    from spc.metrics import metricsFactory
-    import prometheus_client  # noqa: F401
-except ImportError:
+from spc.metrics import metricsFactory
+
+if importlib.util.find_spec("prometheus_client") is None:
     skip = "prometheus_client is not installed"
 
 

@@ -19,8 +19,9 @@ from types import SimpleNamespace
 
 from twisted.internet import reactor, task
 from twisted.internet.defer import inlineCallbacks, succeed
-from twisted.internet.endpoints import TCP4ClientEndpoint, UNIXClientEndpoint
+from twisted.internet.endpoints import TCP4ClientEndpoint, UNIXClientEndpoint, connectProtocol
 from twisted.internet.error import CannotListenError
+from twisted.protocols import amp
 from twisted.test import iosim
 from twisted.trial.unittest import SynchronousTestCase, TestCase
 
@@ -162,6 +163,12 @@ class MemoryEndpoint:
                 pass
 
 
+class _Terminate(amp.Command):
+    """
+    What a control protocol that changed state might offer.
+    """
+
+
 def fetch(testCase, source: StatusSource) -> Snapshot:
     endpoint = MemoryEndpoint(ControlFactory(source))
     fetching = fetchStatus(endpoint)
@@ -247,6 +254,20 @@ class SnapshotTests(SynchronousTestCase):
         self.client.close()
         self.memory.network.flush()
         self.assertEqual(self.source.snapshot().sessions, [])
+
+    def test_readOnly(self) -> None:
+        """
+        A command other than the reading ones is refused, and the sessions
+        are as they were.
+        """
+        endpoint = MemoryEndpoint(ControlFactory(self.source))
+        client = self.successResultOf(connectProtocol(endpoint, amp.AMP()))
+        answers: list = []
+        client.callRemote(_Terminate).addErrback(answers.append)
+        endpoint.flush()
+        [refusal] = answers
+        self.assertTrue(refusal.check(amp.UnhandledCommand))
+        self.assertEqual(len(self.source.snapshot().sessions), 1)
 
     def test_overAMP(self) -> None:
         """

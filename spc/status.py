@@ -140,7 +140,8 @@ class DaemonStatus:
     The daemon as a whole.
 
     @ivar fingerprint: its host key's fingerprint.
-    @ivar uptime: seconds since it started serving.
+    @ivar uptime: seconds since the daemon was set up (just before it
+        started listening).
     @ivar channels: how many channels (ports) it serves.
     @ivar sessions: how many sessions are live.
     @ivar pendingHandshakes: connections still in their handshake.

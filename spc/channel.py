@@ -175,6 +175,8 @@ class ChannelProtocol(protocol.Protocol):
     @ivar dead: set first thing on any fatal error.
     @ivar writePaused: whether the transport asked for a pause: the
         scheduler gives this connection no data until it resumes.
+    @ivar bytesSent: bytes written to the transport, framing included.
+    @ivar bytesReceived: bytes read from the transport.
     """
 
     log = Logger()
@@ -205,6 +207,8 @@ class ChannelProtocol(protocol.Protocol):
         self._lostReason = "connection closed"
         self._lostWaiters: list[Deferred] = []
         self._connected = False
+        self.bytesSent = 0
+        self.bytesReceived = 0
 
     # Transport events.
 
@@ -250,6 +254,7 @@ class ChannelProtocol(protocol.Protocol):
     def dataReceived(self, data: bytes) -> None:
         if self.dead:
             return
+        self.bytesReceived += len(data)
         try:
             self._framer.feed(data, self._deliver)
         except SPCError as error:
@@ -297,6 +302,7 @@ class ChannelProtocol(protocol.Protocol):
         """
         Write one handshake frame.
         """
+        self.bytesSent += wire.LENGTH_PREFIX_SIZE + len(body)
         self.transport.writeSequence([wire.LENGTH.pack(len(body)), body])
 
     def sendRecord(self, plaintext: bytes) -> None:
@@ -310,6 +316,7 @@ class ChannelProtocol(protocol.Protocol):
         except SequenceExhausted as error:
             self.fatal(str(error))
             return
+        self.bytesSent += len(aad) + len(body)
         self.transport.writeSequence([aad, body])
         if self.records.keyWornOut():
             self.owner.keyWornOut(self)

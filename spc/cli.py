@@ -1,7 +1,7 @@
 # -*- test-case-name: tests.test_cli -*-
 """
-The C{spc} command: C{spc keygen}, C{spc fingerprint}, C{spc send} and
-C{spc demo}.
+The C{spc} command: C{spc keygen}, C{spc fingerprint}, C{spc send},
+C{spc demo} and C{spc status}.
 
 Every subcommand is a L{Command} subclass with a C{run} method; to add one,
 list it in L{SPCOptions.subCommands}. L{main} turns the errors a user can
@@ -45,6 +45,7 @@ from spc.identity import (
     saveIdentity,
 )
 from spc.sendcommand import DemoOptions, SendOptions
+from spc.statuscommand import StatusOptions
 from spc.tap import MAX_CHANNELS
 
 __all__ = ["Command", "MAX_CHANNELS", "SPCOptions", "main", "run"]
@@ -120,6 +121,7 @@ class SPCOptions(_BaseOptions):
         ["fingerprint", None, FingerprintOptions, "Print the fingerprint of a public key."],
         ["send", None, SendOptions, "Send messages to an spc daemon."],
         ["demo", None, DemoOptions, "Run a server and a client on loopback."],
+        ["status", None, StatusOptions, "Show the sessions of a running daemon."],
     ]
 
     def getSynopsis(self) -> str:

@@ -179,3 +179,15 @@ class ConnectFailed(SPCError):
     """
     Could not connect to the server:
     """
+
+
+class DaemonNotRunning(SPCError):
+    """
+    No spc daemon answers on the control socket (is it running?):
+    """
+
+
+class StatusUnavailable(SPCError):
+    """
+    The daemon's answer on its control socket could not be read:
+    """

@@ -237,6 +237,12 @@ class MultiChannelMessenger:
         self.addSource(sender)
         return sender.deferred
 
+    def outgoingFiles(self) -> list:
+        """
+        The L{spc.transfer.FileSender}s still at work, oldest first.
+        """
+        return list(self._files.values())
+
     def fileAckReceived(self, ack: records.FileAck) -> None:
         sender = self._files.get(ack.transferID)
         if sender is not None:

@@ -20,7 +20,6 @@ from twisted.internet.task import LoopingCall
 from twisted.internet.threads import deferToThread
 from twisted.logger import Logger
 from twisted.python.failure import Failure
-from zope.interface import Interface
 
 from spc import records, wire
 from spc.channel import ChannelProtocol
@@ -37,6 +36,7 @@ from spc.handshake import JoinTicket
 from spc.heartbeat import Liveness, RequestLimiter
 from spc.messenger import MultiChannelMessenger
 from spc.reassembly import Budget
+from spc.receivers import IFileReceiver, IMessageReceiver
 from spc.sessionheartbeats import SessionHeartbeats
 from spc.sessionrotation import SessionRotation
 from spc.transfer import FileSender, IncomingFiles
@@ -52,40 +52,6 @@ CLOSE_ERRORS = {
 CLOSE_TIMEOUT = 5.0
 
 
-class IMessageReceiver(Interface):
-    """
-    What an application implements to receive messages.
-    """
-
-    def messageReceived(session, data, kind):
-        """
-        One whole message arrived, verified.
-
-        @param session: the L{Session} it came on; C{session.peer} is the
-            sender's identity fingerprint.
-        @param data: the message bytes.
-        @param kind: L{spc.records.KIND_TEXT} or L{spc.records.KIND_BINARY}.
-        @return: C{None}, or a Deferred; the sender is told the message was
-            delivered only when it fires, and that it was abandoned if it
-            fails.
-        """
-
-
-class IFileReceiver(Interface):
-    """
-    Optional: what an application implements to hear of stored files.  The
-    files themselves go to the L{spc.filestore.FileStore} the session was
-    given; without one, offered files are refused.
-    """
-
-    def fileReceived(session, name, path, size):
-        """
-        A file arrived, verified, and is stored at C{path}.
-
-        @param name: the sender's name for it (a relative path).
-        """
-
-
 class Session(SessionRotation, SessionHeartbeats):
     """
     @ivar id: the session id.
@@ -96,6 +62,7 @@ class Session(SessionRotation, SessionHeartbeats):
     @ivar epoch: the committed epoch.
     @ivar channels: live connections by channel index.
     @ivar messenger: the session's L{MultiChannelMessenger}.
+    @ivar started: when the session was made, on the session's clock.
     """
 
     log = Logger()
@@ -156,7 +123,7 @@ class Session(SessionRotation, SessionHeartbeats):
         self.rotationsRolledBack = 0
         self.rotation = self._makeRotation(exchangeKey)
         self._rotationRequested = False
-        self._keyBorn = clock.seconds()
+        self.started = self._keyBorn = clock.seconds()
         self._committedAt: float | None = None
         self._desyncProven = False
         self.onChannelLost: list[Callable[[int], None]] = []

@@ -26,6 +26,14 @@ class SessionHeartbeats:
     it uses.
     """
 
+    def roundTrip(self, channel: ChannelProtocol) -> float | None:
+        """
+        The last heartbeat round trip measured on C{channel}, in seconds on
+        this end's clock, or C{None} before the first answer.
+        """
+        liveness = self._liveness.get(channel)
+        return None if liveness is None else liveness.rtt
+
     def _beat(self) -> None:
         """
         Every heartbeat interval: a channel silent for too long is dead

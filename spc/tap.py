@@ -27,6 +27,8 @@ from spc.identity import defaultKeyDir, loadIdentity
 from spc.filestore import FileStore
 from spc.inbox import MESSAGES_NAME, InboxReceiver
 from spc.service import DEFAULT_SHUTDOWN_GRACE, ROUND_JITTER, ServerService
+from spc.status import StatusSource
+from spc.statusservice import StatusOptionsMixin, statusServices
 from spc.suites import parseSuiteMap
 from spc.trust import AUTHORIZED_KEYS_NAME, AllowAny, AuthorizedKeys
 from spc.wire import MAX_FRAGMENT_SIZE, MIN_FRAGMENT_SIZE, Params, maxInnerSize
@@ -158,7 +160,7 @@ class SuiteMapOption:
             raise usage.UsageError(f"--suites: {error}") from None
 
 
-class Options(SuiteMapOption, usage.Options):
+class Options(SuiteMapOption, StatusOptionsMixin, usage.Options):
     """
     Command line of the spc daemon.
 
@@ -169,7 +171,8 @@ class Options(SuiteMapOption, usage.Options):
         on, one per channel: the C{--ports} first, then the C{--listen}
         entries;
       - C{self["key-dir"]} and C{self["authorized-keys"]}: resolved to
-        their defaults when not given.
+        their defaults when not given;
+      - C{self["control-socket"]}: an absolute path, or L{None} for none.
     """
 
     synopsis = "--inbox DIR [--ports PORTS] [--listen ENDPOINT]... [options]"
@@ -330,6 +333,7 @@ class Options(SuiteMapOption, usage.Options):
             self["authorized-keys"] = os.path.join(
                 self["key-dir"], AUTHORIZED_KEYS_NAME
             )
+        self.resolveStatusOptions(self["key-dir"])
         size = parseSize(self["fragment-size"])
         if not MIN_FRAGMENT_SIZE <= size <= MAX_FRAGMENT_SIZE:
             raise usage.UsageError("--fragment-size must be from 16K to 1M")
@@ -409,6 +413,9 @@ class DaemonService(ServerService):
         )
         self.hostIdentity = hostIdentity
         self._previousHandler = None
+        self.status = StatusSource(self.directory, reactor, hostIdentity.fingerprint)
+        for service in statusServices(reactor, config, self.status):
+            service.setServiceParent(self)
 
     def _loadAuthorizer(self):
         if self._config["allow-any-client"]:
@@ -419,10 +426,7 @@ class DaemonService(ServerService):
         try:
             super().privilegedStartService()
         except CannotListenError as error:
-            reason = getattr(error.socketError, "strerror", None) or error.socketError
-            raise SystemExit(
-                f"spc: cannot listen on {error.interface or '*'}:{error.port}: {reason}"
-            ) from None
+            raise SystemExit(f"spc: {_listenFailure(error)}") from None
 
     def startService(self) -> None:
         if hasattr(signal, "SIGHUP"):
@@ -463,3 +467,17 @@ class DaemonService(ServerService):
             return
         self.directory.setAuthorizer(authorizer)
         self.log.info("Reloaded authorized keys: {clients}", clients=authorizer.describe())
+
+
+def _listenFailure(error: CannotListenError) -> str:
+    """
+    The line a user reads when a port or the control socket cannot be
+    bound.
+    """
+    reason = getattr(error.socketError, "strerror", None) or error.socketError
+    if isinstance(error.port, int):
+        return f"cannot listen on {error.interface or '*'}:{error.port}: {reason}"
+    path = os.fsdecode(error.port)
+    if reason == "Cannot acquire lock":
+        reason = f"{path}.lock is held: is another daemon using this socket?"
+    return f"cannot listen on the control socket {path}: {reason}"

@@ -17,7 +17,7 @@ from __future__ import annotations
 import hashlib
 import hmac
 import os
-from typing import Callable
+from typing import Callable, NamedTuple
 
 from twisted.internet.defer import Deferred, DeferredLock
 from twisted.internet.interfaces import IDelayedCall, IReactorTime
@@ -31,7 +31,7 @@ from spc.filestore import FileStore, PartialFile, RangeSet
 from spc.inflight import InFlight
 from spc.messenger import YIELD
 
-__all__ = ["FileSender", "IncomingFiles", "transferID"]
+__all__ = ["FileSender", "IncomingFiles", "TransferProgress", "transferID"]
 
 HELD_CHUNKS_PER_TURN = 256
 SYNC_BYTES = 32 * 1024 * 1024
@@ -40,6 +40,26 @@ ACK_DELAY = 0.25
 MAX_ACTIVE_FILES = 64
 REMEMBERED_TRANSFERS = 1024
 RECENT_FINAL = 64
+
+
+class TransferProgress(NamedTuple):
+    """
+    How far one file in progress has come, for an operator's status view.
+
+    @ivar name: the sender's name for the file.
+    @ivar size: its declared size.
+    @ivar done: bytes the receiver has (outgoing: acknowledged; incoming:
+        written).
+    @ivar held: of those, bytes fsynced; known only on the receiving end
+        (C{None} on the sending one).
+    @ivar outgoing: whether this end is the sender.
+    """
+
+    name: str
+    size: int
+    done: int
+    held: int | None
+    outgoing: bool
 
 
 def transferID(
@@ -130,6 +150,13 @@ class FileSender:
             return None
         end = records.FileEnd(self.transferID, self._hash.digest()).encode()
         return ("e", self.transferID), end
+
+    def progress(self) -> TransferProgress:
+        """
+        The receiver acknowledges what it has written, not when it fsyncs,
+        so this end knows nothing of what is held.
+        """
+        return TransferProgress(self.name, self.size, self._acked, None, True)
 
     def _changed(self) -> bool:
         now = os.fstat(self._file.fileno())
@@ -242,6 +269,21 @@ class IncomingFiles:
         self._closed = False
         self._ended: dict[bytes, int] = {}
         self.verifying = InFlight()
+
+    def inProgress(self) -> list[TransferProgress]:
+        """
+        The files being received now, in the order they were offered.
+        """
+        return [
+            TransferProgress(
+                receiving.partial.name,
+                receiving.partial.size,
+                receiving.partial.written.total(),
+                receiving.partial.held.total(),
+                False,
+            )
+            for receiving in self._active.values()
+        ]
 
     def _answer(self, transfer: bytes, status: int, ranges=()) -> None:
         ranges = tuple(ranges)

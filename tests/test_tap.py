@@ -9,13 +9,14 @@ import signal
 
 from twisted.application.service import IService, MultiService
 from twisted.internet.endpoints import serverFromString
+from twisted.internet.error import CannotListenError
 from twisted.internet.protocol import Factory
 from twisted.internet.testing import MemoryReactor, MemoryReactorClock
 from twisted.python import usage
 from twisted.trial.unittest import SynchronousTestCase
 
 from spc.identity import generateIdentity, saveIdentity
-from spc.tap import MAX_CHANNELS, Options, makeService
+from spc.tap import MAX_CHANNELS, Options, _listenFailure, makeService
 
 UsageError = usage.UsageError
 
@@ -539,3 +540,81 @@ class MakeServiceTests(SynchronousTestCase):
                           "--inbox", "X", "--suites", "gcm")
         self.assertRaises(UsageError, makeOptions, "--ports", "9000",
                           "--inbox", "X", "--suites", "rc4")
+
+
+class ControlSocketTests(SynchronousTestCase):
+    """
+    C{--control-socket}: where C{spc status} reaches the daemon.
+    """
+
+    def test_defaultInKeyDir(self) -> None:
+        """
+        By default the socket is C{control.sock} in the key directory.
+        """
+        options = makeOptions("--key-dir", "keys", "--ports", "9000", "--inbox", "in")
+        self.assertEqual(options["control-socket"], os.path.abspath("keys/control.sock"))
+
+    def test_none(self) -> None:
+        """
+        C{--control-socket none} turns the socket off.
+        """
+        options = makeOptions("--ports", "9000", "--inbox", "in", "--control-socket", "none")
+        self.assertIsNone(options["control-socket"])
+
+    def test_tooLong(self) -> None:
+        """
+        A path longer than a UNIX socket may have is refused with a clear
+        message when given, and leaves the daemon without a socket when it
+        is the default.
+        """
+        deep = "/tmp/" + "d" * 120
+        error = self.assertRaises(
+            UsageError, makeOptions,
+            "--ports", "9000", "--inbox", "in", "--control-socket", deep + "/s",
+        )
+        self.assertIn("107 bytes", str(error))
+        options = makeOptions("--key-dir", deep, "--ports", "9000", "--inbox", "in")
+        self.assertIsNone(options["control-socket"])
+        self.assertEqual(options["control-socket-skipped"], deep + "/control.sock")
+
+    def makeService(self, *extra: str):
+        self.reactor = MemoryReactorClock()
+        self.keyDir = keyDirWithIdentity(self)
+        return makeService(
+            makeOptions(
+                "--key-dir", self.keyDir, "--ports", "9000", "--inbox", self.mktemp(),
+                "--allow-any-client", *extra,
+            ),
+            reactor=self.reactor,
+        )
+
+    def test_listens(self) -> None:
+        """
+        The daemon listens on the socket, mode 0600, with a lock file that
+        lets a restart replace a killed daemon's socket.
+        """
+        self.makeService().privilegedStartService()
+        [(path, factory, backlog, mode, wantPID)] = self.reactor.unixServers
+        self.assertEqual(path, os.path.join(os.path.abspath(self.keyDir), "control.sock"))
+        self.assertEqual((mode, bool(wantPID)), (0o600, True))
+
+    def test_off(self) -> None:
+        """
+        With C{--control-socket none} nothing listens on a UNIX socket.
+        """
+        self.makeService("--control-socket", "none").privilegedStartService()
+        self.assertEqual(self.reactor.unixServers, [])
+
+    def test_cannotListen(self) -> None:
+        """
+        A socket that cannot be bound stops the daemon with one line naming
+        it; a lock held by another daemon says so.
+        """
+        self.assertEqual(
+            _listenFailure(CannotListenError(None, b"/run/x.sock", OSError(13, "Permission denied"))),
+            "cannot listen on the control socket /run/x.sock: Permission denied",
+        )
+        self.assertIn(
+            "is another daemon using this socket?",
+            _listenFailure(CannotListenError(None, b"/run/x.sock", "Cannot acquire lock")),
+        )

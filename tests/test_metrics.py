@@ -1,0 +1,169 @@
+# -*- test-case-name: tests.test_metrics -*-
+"""
+Tests for L{spc.metrics}: the Prometheus figures from a snapshot, the page
+that serves them, and the C{--metrics} option.
+"""
+
+from __future__ import annotations
+
+import importlib.util
+
+from twisted.internet import reactor
+from twisted.internet.defer import inlineCallbacks
+from twisted.internet.testing import MemoryReactorClock
+from twisted.python import usage
+from twisted.trial.unittest import SynchronousTestCase, TestCase
+from twisted.web.client import Agent, HTTPConnectionPool, readBody
+from twisted.web.server import Site
+from twisted.web.test.requesthelper import DummyRequest
+
+from spc.status import StatusSource
+from spc.statusservice import statusServices
+from spc.tap import makeService
+from tests.test_service import listeningPort
+from tests.test_status import FakeChannel, FakeDirectory, FakeSession, _Clock
+from tests.test_tap import keyDirWithIdentity, makeOptions
+
+from spc.metrics import metricsFactory
+
+if importlib.util.find_spec("prometheus_client") is None:
+    skip = "prometheus_client is not installed"
+
+
+def makeSource() -> StatusSource:
+    """
+    A daemon with one named session of two channels and three incoming
+    files.
+    """
+    session = FakeSession(1, 3, "secret-plans.pdf")
+    session.channels = {index: FakeChannel(index) for index in range(2)}
+    session.roundTrip = lambda channel: 0.004
+    return StatusSource(FakeDirectory([session], {session.peer: "alice"}), _Clock(), "h")
+
+
+def scrape(site: Site) -> str:
+    request = DummyRequest([b"metrics"])
+    body = site.resource.render_GET(request)
+    return body.decode()
+
+
+class CollectorTests(SynchronousTestCase):
+    """
+    The figures of C{spc status}, as Prometheus text.
+    """
+
+    def test_figures(self) -> None:
+        """
+        Sessions, channels and transfers appear with their labels; file
+        names do not.
+        """
+        text = scrape(metricsFactory(makeSource()))
+        self.assertIn("spc_sessions 1.0", text)
+        self.assertIn("spc_pending_handshakes 2.0", text)
+        self.assertIn(
+            'spc_session_age_seconds{name="alice",peer="SHA256:peer1",'
+            'session="0000000000000001"} 60.0',
+            text,
+        )
+        self.assertIn(
+            'spc_channel_rtt_seconds{channel="1",peer="SHA256:peer1",'
+            'session="0000000000000001",suite="A256CBC-HS512"} 0.004',
+            text,
+        )
+        self.assertIn("spc_channel_sent_bytes_total{", text)
+        self.assertIn(
+            'spc_transfers{direction="in",peer="SHA256:peer1",session="0000000000000001"} 3.0',
+            text,
+        )
+        self.assertIn(
+            'spc_transfer_done_bytes{direction="in",peer="SHA256:peer1",'
+            'session="0000000000000001"} 150.0',
+            text,
+        )
+        self.assertNotIn("secret-plans", text)
+
+    def test_contentType(self) -> None:
+        """
+        The page says it is Prometheus text.
+        """
+        site = metricsFactory(makeSource())
+        request = DummyRequest([b"metrics"])
+        site.resource.render_GET(request)
+        [contentType] = request.responseHeaders.getRawHeaders(b"content-type")
+        self.assertTrue(contentType.startswith(b"text/plain"))
+
+
+class OptionTests(SynchronousTestCase):
+    """
+    C{twistd spc --metrics ENDPOINT}.
+    """
+
+    def test_invalidEndpoint(self) -> None:
+        """
+        A description that is no endpoint is refused when parsing.
+        """
+        error = self.assertRaises(
+            usage.UsageError, makeOptions,
+            "--ports", "9000", "--inbox", "in", "--metrics", "bogus:1",
+        )
+        self.assertIn("--metrics", str(error))
+
+    def test_notInstalled(self) -> None:
+        """
+        Without prometheus_client, C{--metrics} says what to install.
+        """
+        real = importlib.util.find_spec
+        self.patch(
+            importlib.util, "find_spec",
+            lambda name, *a: None if name == "prometheus_client" else real(name, *a),
+        )
+        error = self.assertRaises(
+            usage.UsageError, makeOptions,
+            "--ports", "9000", "--inbox", "in", "--metrics", "tcp:9100",
+        )
+        self.assertIn("pip install 'spc[metrics]'", str(error))
+
+    def test_listens(self) -> None:
+        """
+        The daemon serves the figures on the endpoint given.
+        """
+        memory = MemoryReactorClock()
+        service = makeService(
+            makeOptions(
+                "--key-dir", keyDirWithIdentity(self), "--ports", "9000",
+                "--inbox", self.mktemp(), "--allow-any-client",
+                "--control-socket", "none", "--metrics", "tcp:9100:interface=127.0.0.1",
+            ),
+            reactor=memory,
+        )
+        service.privilegedStartService()
+        [daemonPort, metricsPort] = memory.tcpServers
+        self.assertEqual(metricsPort[0], 9100)
+        self.assertIsInstance(metricsPort[1], Site)
+
+
+class ScrapeTests(TestCase):
+    """
+    A scrape over real HTTP.
+    """
+
+    @inlineCallbacks
+    def test_scrape(self):
+        """
+        GET on the metrics endpoint returns the figures.
+        """
+        [service] = statusServices(
+            reactor,
+            {"control-socket": None, "metrics": "tcp:0:interface=127.0.0.1"},
+            makeSource(),
+        )
+        service.privilegedStartService()
+        service.startService()
+        self.addCleanup(service.stopService)
+        port = yield listeningPort(service)
+        url = f"http://127.0.0.1:{port.getHost().port}/metrics".encode()
+        pool = HTTPConnectionPool(reactor, persistent=False)
+        response = yield Agent(reactor, pool=pool).request(b"GET", url)
+        body = yield readBody(response)
+        self.assertEqual(response.code, 200)
+        self.assertIn(b"spc_sessions 1.0", body)

@@ -139,11 +139,13 @@ def makeCertificate(host: str, days: int = DEFAULT_DAYS) -> tuple[bytes, bytes]:
 
 class WrittenCertificate(NamedTuple):
     """
+    @ivar host: the name the certificate is for.
     @ivar certificatePath: where the certificate went.
     @ivar keyPath: where its key went (mode 0600).
     @ivar fingerprint: the certificate's SPKI fingerprint, for clients to pin.
     """
 
+    host: str
     certificatePath: str
     keyPath: str
     fingerprint: str
@@ -175,7 +177,9 @@ def writeCertificate(
     except FileExistsError as error:
         raise TLSFilesExist(error.args[0]) from None
     certificate = x509.load_pem_x509_certificate(certificatePEM)
-    return WrittenCertificate(certificatePath, keyPath, certificateFingerprint(certificate))
+    return WrittenCertificate(
+        host, certificatePath, keyPath, certificateFingerprint(certificate)
+    )
 
 
 def readPEM(path: str) -> bytes:

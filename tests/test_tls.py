@@ -97,7 +97,7 @@ class CertificateTests(SynchronousTestCase):
             self.assertRaises(ConfigurationError, writeCertificate, name, self.directory)
         self.assertFalse(os.path.exists(self.directory))
 
-    def run(self, *args: str) -> tuple[int, str, str]:
+    def spc(self, *args: str) -> tuple[int, str, str]:
         out, err = io.StringIO(), io.StringIO()
         code = main(list(args), out, err, environ={"SPC_HOME": self.directory})
         return code, out.getvalue(), err.getvalue()
@@ -108,7 +108,7 @@ class CertificateTests(SynchronousTestCase):
         both paths, the fingerprint of the certificate it wrote, and how to
         use them.
         """
-        code, out, err = self.run("tls-cert", "--host", "spc.test")
+        code, out, err = self.spc("tls-cert", "--host", "spc.test")
         self.assertEqual((code, err), (0, ""))
         certificatePath = os.path.join(self.directory, "spc.test.crt")
         keyPath = os.path.join(self.directory, "spc.test.key")
@@ -124,15 +124,15 @@ class CertificateTests(SynchronousTestCase):
         A second C{spc tls-cert} for the same host fails with one line and
         changes nothing; C{--force} replaces the pair.
         """
-        self.run("tls-cert", "--host", "spc.test", "--out-dir", self.directory)
+        self.spc("tls-cert", "--host", "spc.test", "--out-dir", self.directory)
         path = os.path.join(self.directory, "spc.test.crt")
         before = loadCertificate(path)
-        code, out, err = self.run("tls-cert", "--host", "spc.test")
+        code, out, err = self.spc("tls-cert", "--host", "spc.test")
         self.assertEqual(code, 1)
         self.assertEqual(err.count("\n"), 1, err)
         self.assertIn("--force", err)
         self.assertEqual(loadCertificate(path), before)
-        code, out, err = self.run("tls-cert", "--host", "spc.test", "--force")
+        code, out, err = self.spc("tls-cert", "--host", "spc.test", "--force")
         self.assertEqual(code, 0, err)
         self.assertNotEqual(loadCertificate(path), before)
 
@@ -142,7 +142,7 @@ class CertificateTests(SynchronousTestCase):
         """
         for args in (["tls-cert"], ["tls-cert", "--host", "x.test", "--days", "0"],
                      ["tls-cert", "--host", "x.test", "--days", "soon"]):
-            code, out, err = self.run(*args)
+            code, out, err = self.spc(*args)
             self.assertEqual(code, 2, err)
             self.assertTrue(err.startswith("spc: "), err)
 

@@ -8,28 +8,34 @@ in-process over loopback TCP and as the real programs.
 
 from __future__ import annotations
 
+import datetime
 import io
 import os
 import shutil
 import stat
 
 from cryptography import x509
+from cryptography.hazmat.primitives import hashes, serialization
+from cryptography.x509.oid import NameOID
 from twisted.application.service import MultiService
 from twisted.internet import reactor
 from twisted.internet.defer import inlineCallbacks
-from twisted.internet.utils import getProcessOutputAndValue
-from twisted.trial.unittest import SynchronousTestCase, TestCase
+from twisted.internet.testing import MemoryReactorClock
+from twisted.trial.unittest import SkipTest, SynchronousTestCase, TestCase
 
 from spc import asymmetric, records, tls
 from spc.cli import main
 from spc.client import connect
 from spc.errors import ConfigurationError, TLSFailed, TLSFilesExist
+from spc.identity import PRIVATE_KEY_NAME
 from spc.service import ServerService
+from spc.tap import makeService
 from spc.tlscert import certificateFingerprint, writeCertificate
 from spc.trust import AuthorizedKeys, PinnedKey
-from tests.test_endtoend import Daemon, EndToEndTestCase, freePorts, sharedIdentity
+from tests.test_endtoend import Daemon, EndToEndTestCase, Output
 from tests.test_service import WaitingReceiver
 from tests.test_session import cachedExchangeKey, cachedIdentity
+from tests.test_tap import HOST, keyDirWithIdentity, makeOptions
 
 
 def loadCertificate(path: str) -> x509.Certificate:
@@ -325,3 +331,169 @@ class LoopbackTests(TestCase):
             ValueError, tls.tlsClientEndpoint, reactor, "127.0.0.1", 1,
             trustRoots=self.certificate.certificatePath, pins=[self.certificate.fingerprint],
         )
+
+
+def certificateFor(privateKey, path: str) -> str:
+    """
+    Write a self-signed certificate for an existing key to C{path}.
+    """
+    name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "spc.test")])
+    now = datetime.datetime.now(datetime.timezone.utc)
+    certificate = (
+        x509.CertificateBuilder()
+        .subject_name(name)
+        .issuer_name(name)
+        .public_key(privateKey.public_key())
+        .serial_number(x509.random_serial_number())
+        .not_valid_before(now)
+        .not_valid_after(now + datetime.timedelta(days=1))
+        .sign(privateKey, hashes.SHA256())
+    )
+    with open(path, "wb") as f:
+        f.write(certificate.public_bytes(serialization.Encoding.PEM))
+    return path
+
+
+class DaemonTLSTests(SynchronousTestCase):
+    """
+    The daemon's service with C{--listen ssl:...}.
+    """
+
+    def makeService(self, description: str):
+        return makeService(
+            makeOptions(
+                "--key-dir", self.keyDir, "--listen", description, "--inbox", self.mktemp(),
+                "--allow-any-client",
+            ),
+            reactor=MemoryReactorClock(),
+        )
+
+    def setUp(self) -> None:
+        self.keyDir = keyDirWithIdentity(self)
+
+    def test_tlsEndpoint(self) -> None:
+        """
+        A certificate with its own key gives one TLS channel.
+        """
+        written = writeCertificate("spc.test", self.mktemp())
+        service = self.makeService(
+            f"ssl:0:privateKey={written.keyPath}:certKey={written.certificatePath}"
+        )
+        self.assertEqual(len(service.endpointServices), 1)
+
+    def test_hostKeyRefused(self) -> None:
+        """
+        The host key as TLS key stops the daemon with one line saying so:
+        each key has one purpose.
+        """
+        certificate = certificateFor(HOST.privateKey, os.path.join(self.keyDir, "host.crt"))
+        error = self.assertRaises(
+            SystemExit,
+            self.makeService,
+            f"ssl:9443:privateKey={os.path.join(self.keyDir, PRIVATE_KEY_NAME)}"
+            f":certKey={certificate}",
+        )
+        self.assertIn("the TLS key is the spc host key", str(error))
+        self.assertTrue(str(error).startswith("spc: "), str(error))
+
+
+class ProgramTests(EndToEndTestCase):
+    """
+    The real C{twistd -n spc} with two C{--listen ssl:} channels, the real
+    C{spc send --connect tls:...}, and the real C{openssl s_client}.
+    """
+
+    @inlineCallbacks
+    def setUp(self):
+        super().setUp()
+        self.authorize(self.serverKeys, "client")
+        self.certificate = writeCertificate("localhost", os.path.join(self.root, "tls"))
+        self.tlsPorts = self.ports[:2]
+        listen = []
+        for port in self.tlsPorts:
+            listen += [
+                "--listen",
+                f"ssl:{port}:privateKey={self.certificate.keyPath}"
+                f":certKey={self.certificate.certificatePath}:interface=127.0.0.1",
+            ]
+        self.daemon = Daemon(
+            self.root,
+            self.env,
+            ["--key-dir", self.serverKeys, "--inbox", self.inbox, *listen],
+        )
+        self.addCleanup(self.checkDaemonLog, self.daemon)
+        self.addCleanup(self.daemon.stop)
+        yield self.daemon.start()
+
+    def sendTLS(self, host: str, *extra: str):
+        connect = []
+        for port in self.tlsPorts:
+            connect += ["--connect", f"tls:{host}:{port}{extra[0] if extra else ''}"]
+        return self.spc(
+            "send", "--key-dir", self.clientKeys, *connect,
+            "--server-fingerprint", self.serverFingerprint, "--message", "über TLS",
+            *extra[1:],
+        )
+
+    @inlineCallbacks
+    def test_delivered(self):
+        """
+        Trusting the daemon's certificate and checking its name, C{spc
+        send} delivers over both TLS channels and exits 0.
+        """
+        result = yield self.sendTLS(
+            "localhost", f":trustRoots={self.certificate.certificatePath}"
+        )
+        self.assertDelivered(result, 1, channels=2)
+        (record,) = self.storedMessages()
+        self.assertRecord(record, "über TLS")
+
+    @inlineCallbacks
+    def test_wrongPin(self):
+        """
+        A pin of another certificate: one line showing both fingerprints,
+        exit code 3, nothing stored.
+        """
+        other = writeCertificate("localhost", os.path.join(self.root, "other")).fingerprint
+        result = yield self.sendTLS("127.0.0.1", "", "--tls-fingerprint", other)
+        self.assertFailed(
+            result, 3,
+            f"spc: TLS: the certificate of 127.0.0.1:{self.tlsPorts[0]} has SPKI fingerprint "
+            f"{self.certificate.fingerprint}, expected {other}",
+        )
+        self.assertEqual(self.storedMessages(), [])
+
+    def openssl(self, openssl: str, *args: str):
+        """
+        Run C{openssl s_client args} with its input closed, for at most 10 s.
+
+        @return: a Deferred firing with its L{Result}.
+        """
+        output = Output()
+        transport = reactor.spawnProcess(
+            output, "/usr/bin/timeout", ["timeout", "10", openssl, "s_client", *args],
+            env=self.env,
+        )
+        transport.closeStdin()
+        return output.whenEnded()
+
+    @inlineCallbacks
+    def test_openssl(self):
+        """
+        C{openssl s_client} completes a TLS 1.3 handshake with the daemon
+        and receives F1; one limited to TLS 1.2 is refused, which the
+        daemon logs in one line.
+        """
+        openssl = shutil.which("openssl")
+        if openssl is None:
+            raise SkipTest("openssl is not installed")
+        address = f"127.0.0.1:{self.tlsPorts[0]}"
+        common = ["-connect", address, "-servername", "localhost", "-brief", "-no_ign_eof"]
+        result = yield self.openssl(openssl, "-tls1_3", *common)
+        self.assertEqual(result.code, 0, result)
+        self.assertIn("CONNECTION ESTABLISHED", result.err)
+        self.assertIn("Protocol version: TLSv1.3", result.err)
+        result = yield self.openssl(openssl, "-tls1_2", *common)
+        self.assertNotEqual(result.code, 0, result)
+        self.assertNotIn("CONNECTION ESTABLISHED", result.err)
+        yield self.daemon.output.waitFor("TLS: the connection with 127.0.0.1:", 5)

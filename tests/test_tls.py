@@ -310,6 +310,22 @@ class LoopbackTests(TestCase):
         return self.assertDelivers(pins=[self.certificate.fingerprint], hostname="other.test")
 
     @inlineCallbacks
+    def test_wrongName(self):
+        """
+        Reaching the daemon by an address its certificate does not name:
+        one line saying so, exit code 3, nothing stored.
+        """
+        result = yield self.sendTLS(
+            "127.0.0.1", f":trustRoots={self.certificate.certificatePath}"
+        )
+        self.assertFailed(
+            result, 3,
+            f'spc: TLS: the certificate of 127.0.0.1:{self.tlsPorts[0]} is not valid for '
+            '"127.0.0.1"',
+        )
+        self.assertEqual(self.storedMessages(), [])
+
+    @inlineCallbacks
     def test_wrongPin(self):
         """
         Another fingerprint is refused with a L{TLSFailed} showing both.
@@ -447,6 +463,22 @@ class ProgramTests(EndToEndTestCase):
         self.assertDelivered(result, 1, channels=2)
         (record,) = self.storedMessages()
         self.assertRecord(record, "über TLS")
+
+    @inlineCallbacks
+    def test_wrongName(self):
+        """
+        Reaching the daemon by an address its certificate does not name:
+        one line saying so, exit code 3, nothing stored.
+        """
+        result = yield self.sendTLS(
+            "127.0.0.1", f":trustRoots={self.certificate.certificatePath}"
+        )
+        self.assertFailed(
+            result, 3,
+            f'spc: TLS: the certificate of 127.0.0.1:{self.tlsPorts[0]} is not valid for '
+            '"127.0.0.1"',
+        )
+        self.assertEqual(self.storedMessages(), [])
 
     @inlineCallbacks
     def test_wrongPin(self):

@@ -206,7 +206,7 @@ def parseServerDescription(description: str) -> ServerTLS:
     if not (backlog.isascii() and backlog.isdigit()):
         raise ValueError(f"backlog={backlog} is not a number")
     try:
-        key = serialization.load_pem_private_key(readPEM(keyPath), password=None)
+        key = serialization.load_pem_private_key(readPEM(keyPath, private=True), password=None)
     except (ValueError, TypeError):
         raise ConfigurationError(f"{keyPath} holds no unencrypted PEM private key") from None
     chain = readCertificates(certificatePath)
@@ -374,6 +374,15 @@ class _ExplainingProtocol(ProtocolWrapper):
 
 
 class _ExplainingFactory(WrappingFactory):
+    """
+    Wraps a channel factory's protocols in L{_ExplainingProtocol}s.
+
+    @ivar where: C{HOST:PORT} of the server, or L{None} on the server side,
+        where the peer's address is named instead.
+    @ivar hostname: the name the client checks the certificate for.
+    @ivar logFailures: log each failure in one line (the daemon does).
+    """
+
     protocol = _ExplainingProtocol
     noisy = False
 
@@ -386,6 +395,11 @@ class _ExplainingFactory(WrappingFactory):
 
 @implementer(IStreamClientEndpoint)
 class _ExplainedClientEndpoint:
+    """
+    A TLS client endpoint whose failures are L{TLSFailed}; C{connect} gives
+    the caller its own protocol, as if nothing stood in between.
+    """
+
     def __init__(self, wrapped: IStreamClientEndpoint, where: str, hostname: str) -> None:
         self._wrapped = wrapped
         self._where = where
@@ -398,6 +412,10 @@ class _ExplainedClientEndpoint:
 
 @implementer(IStreamServerEndpoint)
 class _ExplainedServerEndpoint:
+    """
+    A TLS listener that logs each failed TLS connection in one line.
+    """
+
     def __init__(self, wrapped: IStreamServerEndpoint) -> None:
         self._wrapped = wrapped
 

@@ -23,7 +23,7 @@ from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
 
 from spc._files import installFiles, readRegularFile
-from spc.errors import ConfigurationError, TLSFilesExist
+from spc.errors import ConfigurationError, InsecureKeyFile, TLSFilesExist
 from spc.identity import fingerprint
 
 __all__ = [
@@ -120,7 +120,7 @@ def makeCertificate(host: str, days: int = DEFAULT_DAYS) -> tuple[bytes, bytes]:
         .serial_number(x509.random_serial_number())
         .not_valid_before(now - datetime.timedelta(minutes=5))
         .not_valid_after(now + datetime.timedelta(days=days))
-        .add_extension(x509.SubjectAlternativeName([alternative]), critical=True)
+        .add_extension(x509.SubjectAlternativeName([alternative]), critical=not len(subject))
         .add_extension(x509.BasicConstraints(ca=False, path_length=None), critical=True)
         .add_extension(x509.KeyUsage(digital_signature=True, **usage), critical=True)
         .add_extension(x509.ExtendedKeyUsage([ExtendedKeyUsageOID.SERVER_AUTH]), critical=False)
@@ -182,13 +182,26 @@ def writeCertificate(
     )
 
 
-def readPEM(path: str) -> bytes:
+def readPEM(path: str, private: bool = False) -> bytes:
+    """
+    Read a PEM file for TLS.
+
+    @param private: it holds a private key, which, as with spc's identity,
+        is refused when other users may read it: it must be treated as
+        leaked.
+    @raise ConfigurationError: if it cannot be read.
+    @raise InsecureKeyFile: if it is private and the group or others have
+        any permission on it.
+    """
     try:
-        return readRegularFile(path, MAX_PEM_SIZE)[1]
+        status, data = readRegularFile(path, MAX_PEM_SIZE)
     except ValueError as error:
         raise ConfigurationError(f"{path}: {error}") from None
     except OSError as error:
         raise ConfigurationError(f"cannot read {path}: {error.strerror or error}") from None
+    if private and os.name == "posix" and status.st_mode & 0o077:
+        raise InsecureKeyFile(path)
+    return data
 
 
 def readCertificates(path: str) -> list[x509.Certificate]:

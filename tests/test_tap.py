@@ -333,6 +333,20 @@ class TLSListenTests(SynchronousTestCase):
             )
             self.assertIn(fragment, str(error))
 
+    def test_keyReadableByOthers(self) -> None:
+        """
+        A TLS key that other users may read is refused, as the identity is:
+        it must be treated as leaked.
+        """
+        written = writeCertificate("spc.test", self.mktemp())
+        os.chmod(written.keyPath, 0o640)
+        error = self.assertRaises(
+            usage.UsageError, makeOptions,
+            "--listen", f"ssl:9443:privateKey={written.keyPath}:certKey={written.certificatePath}",
+            "--inbox", "X",
+        )
+        self.assertIn("chmod 600", str(error))
+
 
 class RequiredAndDefaultTests(SynchronousTestCase):
     """

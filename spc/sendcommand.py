@@ -75,8 +75,7 @@ class SendOptions(KeyDirMixin, SuiteMapOption, ReactorCommand):
         self["connect"].append(description)
 
     def opt_tls_fingerprint(self, text: str) -> None:
-        """Accept a tls: server whose certificate has this SPKI fingerprint
-        (from spc tls-cert), instead of checking its name; repeatable."""
+        """Pin the tls: server's certificate (SPKI, from spc tls-cert)."""
         try:
             self["tls-fingerprints"].append(parseFingerprint(text))
         except ValueError as error:

@@ -265,8 +265,7 @@ class Options(SuiteMapOption, usage.Options):
         self["ports"].extend(parsePorts(spec))
 
     def opt_listen(self, description: str) -> None:
-        """A Twisted server endpoint to listen on, one channel. Repeatable.
-        ssl:PORT:privateKey=KEY:certKey=CERT[:interface=ADDRESS] is TLS 1.3."""
+        """A Twisted server endpoint, one channel; repeatable (ssl: is TLS 1.3)."""
         try:
             if description.startswith("ssl:"):
                 self["tls"][description] = tls.parseServerDescription(description)

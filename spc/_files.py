@@ -20,6 +20,7 @@ from __future__ import annotations
 import os
 import secrets
 import stat
+from typing import Sequence
 
 _O_CLOEXEC = getattr(os, "O_CLOEXEC", 0)
 _O_BINARY = getattr(os, "O_BINARY", 0)
@@ -125,6 +126,41 @@ def install(temporary: str, finalPath: str, replace: bool) -> None:
         if os.path.lexists(finalPath):
             raise FileExistsError(finalPath) from None
         os.replace(temporary, finalPath)
+
+
+def installFiles(files: Sequence[tuple[str, bytes, int]], replace: bool) -> None:
+    """
+    Write a set of files that belong together (a private key and its
+    public half or certificate): every one is staged completely before any
+    is renamed into place, so a failure leaves the old set or the new one,
+    never half of each.
+
+    @param files: C{(path, data, mode)} of each file, all in one directory.
+    @param replace: Replace existing files. Without it nothing is
+        replaced, and the files of the set already installed are removed
+        again when a later one exists.
+    @raise FileExistsError: With the existing path as its argument.
+    """
+    staged: list[tuple[str, str]] = []
+    installed: list[str] = []
+    try:
+        for path, data, mode in files:
+            staged.append((stage(path, data, mode), path))
+        for temporary, path in staged:
+            try:
+                install(temporary, path, replace=replace)
+            except FileExistsError:
+                raise FileExistsError(path) from None
+            installed.append(path)
+    except BaseException:
+        if not replace:
+            for path in installed:  # ours alone: they did not exist before
+                unlinkQuietly(path)
+        raise
+    finally:
+        for temporary, _ in staged:
+            unlinkQuietly(temporary)
+    fsyncDirectory(os.path.dirname(files[0][0]))
 
 
 def replaceFile(path: str, data: bytes, mode: int) -> None:

@@ -270,7 +270,11 @@ class ChannelProtocol(protocol.Protocol):
         if self.result is not None or self.isServer:
             self.owner.channelLost(self, self._lostReason)
         elif not self.isServer and self._handshake is not None:
-            self._handshake.gotBad(ProtocolError("the connection closed during the handshake"))
+            # A layer below (TLS) may say why in words a user can act on.
+            error = reason.value if isinstance(reason.value, SPCError) else None
+            self._handshake.gotBad(
+                error or ProtocolError("the connection closed during the handshake")
+            )
 
     # Frames.
 
@@ -359,7 +363,7 @@ class ChannelProtocol(protocol.Protocol):
             )
             self.dead = True
             self.sendFrame(wire.Alert(codeOrError).encode())
-            self.transport.loseConnection()
+            self._loseConnection()
         else:
             self.dead = True
             self.transport.abortConnection()
@@ -392,6 +396,15 @@ class ChannelProtocol(protocol.Protocol):
         Close after flushing what was written.
         """
         self._lostReason = reason
+        self._loseConnection()
+
+    def _loseConnection(self) -> None:
+        """
+        Close once what was written has left.  This connection stops being
+        the transport's producer first: TLS waits for its producer to go
+        before it sends its close, where plain TCP does not.
+        """
+        self.transport.unregisterProducer()
         self.transport.loseConnection()
 
     def whenLost(self) -> Deferred:

@@ -1,7 +1,7 @@
 # -*- test-case-name: tests.test_cli -*-
 """
-The C{spc} command: C{spc keygen}, C{spc fingerprint}, C{spc send},
-C{spc demo} and C{spc status}.
+The C{spc} command: C{spc keygen}, C{spc fingerprint}, C{spc tls-cert},
+C{spc send}, C{spc demo} and C{spc status}.
 
 Every subcommand is a L{Command} subclass with a C{run} method; to add one,
 list it in L{SPCOptions.subCommands}. L{main} turns the errors a user can
@@ -17,6 +17,7 @@ import os
 import sys
 from typing import Mapping, Sequence, TextIO
 
+from twisted.internet.endpoints import quoteStringArgument
 from twisted.internet.error import ConnectError
 from twisted.python import usage
 
@@ -47,6 +48,7 @@ from spc.identity import (
 from spc.sendcommand import DemoOptions, SendOptions
 from spc.statuscommand import StatusOptions
 from spc.tap import MAX_CHANNELS
+from spc.tlscert import DEFAULT_DAYS, writeCertificate
 
 __all__ = ["Command", "MAX_CHANNELS", "SPCOptions", "main", "run"]
 
@@ -110,6 +112,48 @@ class FingerprintOptions(KeyDirMixin, Command):
         return EXIT_OK
 
 
+class TLSCertOptions(KeyDirMixin, Command):
+    """
+    C{spc tls-cert}: a key and self-signed certificate for the optional
+    TLS underlay, and the fingerprint that senders pin instead of checking
+    the name against a certificate authority.
+    """
+
+    synopsis = "--host NAME [--out-dir DIR] [--days N] [--force]"
+    optParameters = [
+        ["host", None, None, "Host name or IP address the certificate is for (required)."],
+        ["out-dir", None, None,
+         "Where to write NAME.crt and NAME.key [default: the key directory]."],
+        ["days", None, str(DEFAULT_DAYS), "How many days the certificate is valid."],
+    ]
+    optFlags = [["force", None, "Replace an existing certificate and key."]]
+
+    def postOptions(self) -> None:
+        if not self["host"]:
+            raise usage.UsageError("--host NAME is required")
+        text = self["days"]
+        if not (text.isascii() and text.isdigit() and 1 <= int(text) <= 36500):
+            raise usage.UsageError(f"--days must be a number from 1 to 36500, not {text}")
+        self["days"] = int(text)
+
+    def run(self, context: Context) -> int:
+        directory = self["out-dir"] or self.keyDir(context)
+        written = writeCertificate(self["host"], directory, self["days"], self["force"])
+        host = written.host
+        key = quoteStringArgument(written.keyPath)
+        certificate = quoteStringArgument(written.certificatePath)
+        target = f"[{host}]" if ":" in host else host
+        context.stdout.write(
+            f"Wrote {written.certificatePath} and {written.keyPath}\n"
+            f"TLS fingerprint: {written.fingerprint}\n"
+            f"Daemon: twistd -n spc --listen ssl:9443:privateKey={key}:certKey={certificate} ...\n"
+            f"Sender: spc send --connect tls:{target}:9443:trustRoots={certificate} ...\n"
+            f"    or: spc send --connect tls:{target}:9443 "
+            f"--tls-fingerprint {written.fingerprint} ...\n"
+        )
+        return EXIT_OK
+
+
 class SPCOptions(_BaseOptions):
     """
     The top level of the C{spc} command.
@@ -119,6 +163,7 @@ class SPCOptions(_BaseOptions):
     subCommands = [
         ["keygen", None, KeygenOptions, "Create an RSA identity in the key directory."],
         ["fingerprint", None, FingerprintOptions, "Print the fingerprint of a public key."],
+        ["tls-cert", None, TLSCertOptions, "Make a TLS key and self-signed certificate."],
         ["send", None, SendOptions, "Send messages to an spc daemon."],
         ["demo", None, DemoOptions, "Run a server and a client on loopback."],
         ["status", None, StatusOptions, "Show the sessions of a running daemon."],

@@ -98,6 +98,13 @@ class KeyFileExists(KeyFileError):
     """
 
 
+class TLSFilesExist(KeyFileError):
+    """
+    A TLS certificate or key already exists there; pass --force to replace
+    it:
+    """
+
+
 class BadPublicKey(SPCError):
     """
     The public key is not acceptable to spc (it needs an RSA key of 2048 to
@@ -138,6 +145,12 @@ class ClientNotAuthorized(TrustError):
     """
     The server refused this client; ask its operator to add the client's
     fingerprint to authorized_keys.
+    """
+
+
+class TLSFailed(TrustError):
+    """
+    TLS:
     """
 
 

@@ -28,7 +28,7 @@ from cryptography.exceptions import UnsupportedAlgorithm
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import rsa
 
-from spc._files import fsyncDirectory, install, readRegularFile, stage, unlinkQuietly
+from spc._files import install, installFiles, readRegularFile, stage, unlinkQuietly
 from spc.errors import (
     BadPublicKey,
     ConfigurationError,
@@ -259,26 +259,10 @@ def saveIdentity(identity: Identity, keyDir: str, force: bool = False) -> None:
         (os.path.join(keyDir, PRIVATE_KEY_NAME), privatePEM, 0o600),
         (os.path.join(keyDir, PUBLIC_KEY_NAME), publicPEM, 0o644),
     ]
-    staged: list[tuple[str, str]] = []
-    installed: list[str] = []
     try:
-        for path, data, mode in files:
-            staged.append((stage(path, data, mode), path))
-        for temporary, path in staged:
-            try:
-                install(temporary, path, replace=force)
-            except FileExistsError:
-                raise KeyFileExists(path) from None
-            installed.append(path)
-    except BaseException:
-        if not force:
-            for path in installed:  # ours alone: they did not exist before
-                unlinkQuietly(path)
-        raise
-    finally:
-        for temporary, _ in staged:
-            unlinkQuietly(temporary)
-    fsyncDirectory(keyDir)
+        installFiles(files, replace=force)
+    except FileExistsError as error:
+        raise KeyFileExists(error.args[0]) from None
 
 
 def _readKeyFile(path: str, missing: str) -> tuple[os.stat_result, bytes]:

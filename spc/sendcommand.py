@@ -13,7 +13,7 @@ from twisted.python import usage
 
 from spc.command import EXIT_OK, Context, KeyDirMixin, ReactorCommand
 from spc.errors import SPCError
-from spc.identity import loadIdentity, loadTransferSecret
+from spc.identity import loadIdentity, loadTransferSecret, parseFingerprint
 from spc.progress import ProgressBar
 from spc.sender import SendRequest, clientEndpoints, collectFiles, send
 from spc.tap import MAX_CHANNELS, SuiteMapOption, parsePorts, parseSize
@@ -34,7 +34,8 @@ class SendOptions(KeyDirMixin, SuiteMapOption, ReactorCommand):
 
     synopsis = (
         "--server HOST --ports PORTS [--connect ENDPOINT]... "
-        "[--server-fingerprint FP | --accept-new] [--message TEXT]... [FILE|DIR]..."
+        "[--server-fingerprint FP | --accept-new] [--tls-fingerprint FP] "
+        "[--message TEXT]... [FILE|DIR]..."
     )
     optParameters = [
         ["server", None, None, "Host name or address of the daemon."],
@@ -54,6 +55,7 @@ class SendOptions(KeyDirMixin, SuiteMapOption, ReactorCommand):
         self["messages"] = []
         self["suites"] = None
         self["paths"] = []
+        self["tls-fingerprints"] = []
 
     def parseArgs(self, *paths: str) -> None:
         self["paths"] = list(paths)
@@ -71,6 +73,13 @@ class SendOptions(KeyDirMixin, SuiteMapOption, ReactorCommand):
                 f"--connect: {description!r} is not a client endpoint: {error}"
             ) from None
         self["connect"].append(description)
+
+    def opt_tls_fingerprint(self, text: str) -> None:
+        """Pin the tls: server's certificate (SPKI, from spc tls-cert)."""
+        try:
+            self["tls-fingerprints"].append(parseFingerprint(text))
+        except ValueError as error:
+            raise usage.UsageError(f"--tls-fingerprint: {error}") from None
 
     def opt_message(self, text: str) -> None:
         """A text message to send; repeatable."""
@@ -97,6 +106,13 @@ class SendOptions(KeyDirMixin, SuiteMapOption, ReactorCommand):
         if self["suites"] is not None and len(self["suites"]) != len(endpoints):
             raise usage.UsageError("--suites must name one suite per channel")
         self["endpoints"] = endpoints
+        if self["tls-fingerprints"]:
+            if not any(text.startswith("tls:") for text in endpoints):
+                raise usage.UsageError("--tls-fingerprint needs a --connect tls:HOST:PORT")
+            try:
+                clientEndpoints(MemoryReactor(), endpoints, self["tls-fingerprints"])
+            except ValueError as error:
+                raise usage.UsageError(f"--tls-fingerprint: {error}") from None
         try:
             if host and self["ports"]:
                 self["host-port"] = formatHostPort(host, self["ports"][0])
@@ -122,6 +138,7 @@ class SendOptions(KeyDirMixin, SuiteMapOption, ReactorCommand):
             self["suites"],
             loadTransferSecret(keyDir),
             bar.update,
+            self["tls-fingerprints"],
         )
         result = send(reactor, request)
         result.addBoth(bar.close)

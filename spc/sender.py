@@ -18,7 +18,7 @@ from twisted.internet.endpoints import HostnameEndpoint, clientFromString
 from twisted.internet.error import ConnectError
 from twisted.logger import Logger
 
-from spc import records
+from spc import records, tls
 from spc.client import connect
 from spc.errors import (
     ConfigurationError,
@@ -57,6 +57,8 @@ class SendRequest(NamedTuple):
     @ivar transferSecret: keeps transfer ids stable across runs, so an
         interrupted file resumes.
     @ivar progress: called with C{(done, total)} bytes of the files.
+    @ivar tlsFingerprints: SPKI fingerprints pinned for C{tls:} channels
+        in place of checking the certificate's name.
     """
 
     identity: Identity
@@ -68,6 +70,7 @@ class SendRequest(NamedTuple):
     suites: Sequence[Suite] | None = None
     transferSecret: bytes | None = None
     progress: Callable[[int, int], None] | None = None
+    tlsFingerprints: Sequence[str] = ()
 
 
 class SendSummary(NamedTuple):
@@ -118,11 +121,14 @@ def collectFiles(paths: Sequence[str]) -> list[tuple[str, str]]:
     return files
 
 
-def clientEndpoints(reactor, descriptions: Sequence[str]) -> list:
+def clientEndpoints(
+    reactor, descriptions: Sequence[str], tlsFingerprints: Sequence[str] = ()
+) -> list:
     """
     Client endpoints from C{--server}/C{--ports} (C{tcp:HOST:PORT}, resolved
     with L{HostnameEndpoint} so IPv6 and IPv4 both work) or C{--connect}
-    strings.
+    strings.  C{tls:} is spc's own (L{spc.tls}): TLS 1.3 at least, and
+    C{tlsFingerprints} pin the certificate.
     """
     endpoints = []
     for description in descriptions:
@@ -130,6 +136,8 @@ def clientEndpoints(reactor, descriptions: Sequence[str]) -> list:
         host, _, port = rest.rpartition(":")
         if kind == "tcp" and host and port.isdigit() and "=" not in rest:
             endpoints.append(HostnameEndpoint(reactor, host.strip("[]"), int(port)))
+        elif kind == "tls":
+            endpoints.append(tls.clientEndpoint(reactor, description, tlsFingerprints))
         else:
             endpoints.append(clientFromString(reactor, description))
     return endpoints
@@ -145,7 +153,7 @@ def _connect(reactor, request: SendRequest):
         try:
             session = yield connect(
                 reactor,
-                clientEndpoints(reactor, request.endpoints),
+                clientEndpoints(reactor, request.endpoints, request.tlsFingerprints),
                 request.identity,
                 request.trust,
                 request.hostPort,

@@ -22,7 +22,8 @@ from twisted.internet.error import CannotListenError
 from twisted.internet.interfaces import IReactorCore
 from twisted.python import usage
 
-from spc.errors import SPCError
+from spc import tls
+from spc.errors import ConfigurationError, SPCError
 from spc.identity import defaultKeyDir, loadIdentity
 from spc.filestore import FileStore
 from spc.inbox import MESSAGES_NAME, InboxReceiver
@@ -268,15 +269,19 @@ class Options(SuiteMapOption, StatusOptionsMixin, usage.Options):
         self["listen"] = []
         self["endpoints"] = []
         self["suites"] = None
+        self["tls"] = {}
 
     def opt_ports(self, spec: str) -> None:
         """TCP ports, one channel each, e.g. 9000-9003 or 9000,9001,9005."""
         self["ports"].extend(parsePorts(spec))
 
     def opt_listen(self, description: str) -> None:
-        """A Twisted server endpoint to listen on, one channel. Repeatable."""
+        """A Twisted server endpoint, one channel; repeatable (ssl: is TLS 1.3)."""
         try:
-            serverFromString(_ParseOnlyReactor(), description)
+            if description.startswith("ssl:"):
+                self["tls"][description] = tls.parseServerDescription(description)
+            else:
+                serverFromString(_ParseOnlyReactor(), description)
         except Exception as e:
             raise usage.UsageError(
                 f"--listen: {description!r} is not a valid server endpoint "
@@ -399,7 +404,9 @@ class DaemonService(ServerService):
         self._config = config
         self._reactor = reactor
         hostIdentity = loadIdentity(config["key-dir"])
-        endpoints = [serverFromString(reactor, text) for text in config["endpoints"]]
+        endpoints = [
+            self._endpoint(reactor, text, hostIdentity.publicDER) for text in config["endpoints"]
+        ]
         super().__init__(
             reactor,
             endpoints,
@@ -416,6 +423,24 @@ class DaemonService(ServerService):
         self.status = StatusSource(self.directory, reactor, hostIdentity.fingerprint)
         for service in statusServices(reactor, config, self.status):
             service.setServiceParent(self)
+
+    def _endpoint(self, reactor, description: str, hostKeyDER: bytes):
+        """
+        The server endpoint of one channel; spc builds C{ssl:} itself, to
+        require TLS 1.3.
+
+        @raise ConfigurationError: if the TLS key is the host key, which
+            must have one purpose only.
+        """
+        server = self._config["tls"].get(description)
+        if server is None:
+            return serverFromString(reactor, description)
+        if server.publicKeyDER == hostKeyDER:
+            raise ConfigurationError(
+                f"--listen {description}: the TLS key is the spc host key; "
+                "give TLS a key of its own (spc tls-cert makes one)"
+            )
+        return tls.serverEndpoint(reactor, server)
 
     def _loadAuthorizer(self):
         if self._config["allow-any-client"]:

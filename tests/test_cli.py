@@ -484,6 +484,37 @@ class SendOptionsTests(CLITestCase):
         self.assertEqual(self.spc("send", "--connect", "tcp:h:70000", "--message", "x"), 2)
         self.assertUsageError("spc send", "70000")
 
+    def test_connectTLS(self) -> None:
+        """
+        C{--connect tls:HOST:PORT} is pinned in known_hosts under its host
+        and port; C{--tls-fingerprint} is kept in canonical form.
+        """
+        pin = "SHA256:" + "A" * 43
+        options = parseCommand(
+            "send", "--connect", "tls:spc.example:9443", "--tls-fingerprint", pin,
+            "--message", "x",
+        )
+        self.assertEqual(options["host-port"], "spc.example:9443")
+        self.assertEqual(options["tls-fingerprints"], [pin])
+
+    def test_tlsUsageErrors(self) -> None:
+        """
+        A bad TLS fingerprint, one without a tls: channel, one with
+        trustRoots=, a tls: description spc does not know, or trust roots
+        that cannot be read are usage errors naming the problem.
+        """
+        pin = "SHA256:" + "A" * 43
+        cases = [
+            (["--connect", "tls:h:9443", "--tls-fingerprint", "SHA256:nope"], "--tls-fingerprint"),
+            (["--server", "h", "--ports", "9000", "--tls-fingerprint", pin], "tls:HOST:PORT"),
+            (["--connect", "tls:h:9443:trustRoots=/nonexistent", "--tls-fingerprint", pin],
+             "/nonexistent"),
+            (["--connect", "tls:h:9443:timeout=3"], "tls:HOST:PORT[:trustRoots=PATH]"),
+        ]
+        for args, fragment in cases:
+            self.assertEqual(self.spc("send", *args, "--message", "x"), 2, args)
+            self.assertUsageError("spc send", fragment)
+
     def test_messages(self) -> None:
         """
         Each --message is one message, in order, encoded as UTF-8.

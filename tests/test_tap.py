@@ -17,6 +17,7 @@ from twisted.trial.unittest import SynchronousTestCase
 
 from spc.identity import generateIdentity, saveIdentity
 from spc.tap import MAX_CHANNELS, Options, _listenFailure, makeService
+from spc.tlscert import writeCertificate
 
 UsageError = usage.UsageError
 
@@ -292,6 +293,60 @@ class ListenTests(SynchronousTestCase):
             "--inbox",
             "X",
         )
+
+
+class TLSListenTests(SynchronousTestCase):
+    """
+    C{--listen ssl:...} is spc's own TLS 1.3 listener (L{spc.tls}), checked
+    when the command line is parsed.
+    """
+
+    def test_parsed(self) -> None:
+        """
+        The key and certificate are read while parsing, and the description
+        is one channel like any other.
+        """
+        written = writeCertificate("spc.test", self.mktemp())
+        description = (
+            f"ssl:9443:privateKey={written.keyPath}:certKey={written.certificatePath}"
+        )
+        options = makeOptions("--listen", description, "--inbox", "X")
+        self.assertEqual(options["endpoints"], [description])
+        self.assertEqual(options["tls"][description].port, 9443)
+
+    def test_usageErrors(self) -> None:
+        """
+        A missing key, a certificate of another key, or a parameter spc's
+        listener does not take is a usage error naming it.
+        """
+        one = writeCertificate("one.test", self.mktemp())
+        two = writeCertificate("two.test", self.mktemp())
+        cases = [
+            ("ssl:9443:privateKey=/nonexistent.key", "/nonexistent.key"),
+            (f"ssl:9443:privateKey={one.keyPath}:certKey={two.certificatePath}",
+             "is not for the key"),
+            (f"ssl:9443:privateKey={one.keyPath}:sslmethod=TLSv1_METHOD", "privateKey=KEY"),
+            ("ssl:9443", "privateKey=KEY"),
+        ]
+        for description, fragment in cases:
+            error = self.assertRaises(
+                usage.UsageError, makeOptions, "--listen", description, "--inbox", "X"
+            )
+            self.assertIn(fragment, str(error))
+
+    def test_keyReadableByOthers(self) -> None:
+        """
+        A TLS key that other users may read is refused, as the identity is:
+        it must be treated as leaked.
+        """
+        written = writeCertificate("spc.test", self.mktemp())
+        os.chmod(written.keyPath, 0o640)
+        error = self.assertRaises(
+            usage.UsageError, makeOptions,
+            "--listen", f"ssl:9443:privateKey={written.keyPath}:certKey={written.certificatePath}",
+            "--inbox", "X",
+        )
+        self.assertIn("chmod 600", str(error))
 
 
 class RequiredAndDefaultTests(SynchronousTestCase):

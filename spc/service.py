@@ -11,10 +11,9 @@ peers from costing the daemon memory or private-key work.
 
 from __future__ import annotations
 
-import ipaddress
 import random
 import secrets
-from collections import defaultdict, deque
+from collections import defaultdict
 from typing import Sequence
 
 from twisted.application.internet import StreamServerEndpointService
@@ -34,6 +33,7 @@ from spc.identity import Identity, fingerprintsEqual
 from spc.serverhandshake import ServerHandshake
 from spc.reassembly import Budget
 from spc.session import IMessageReceiver, Session
+from spc.ratelimit import RateWindow, TokenBuckets, sourceKey
 from spc.suites import Suite
 
 ROUND_JITTER = 0.1
@@ -79,82 +79,6 @@ class Limits:
             setattr(self, name, value)
 
 
-class _TokenBuckets:
-    """
-    One token bucket per key: C{rate} tokens a second, up to C{burst}.
-    """
-
-    def __init__(self, clock: IReactorTime, rate: float, burst: float) -> None:
-        self._clock = clock
-        self._rate = rate
-        self._burst = burst
-        self._buckets: dict[object, tuple[float, float]] = {}
-
-    def admit(self, key: object) -> bool:
-        now = self._clock.seconds()
-        if key not in self._buckets and len(self._buckets) >= _MAX_BUCKETS:
-            self._prune(now)
-        tokens, last = self._buckets.get(key, (self._burst, now))
-        tokens = min(self._burst, tokens + (now - last) * self._rate)
-        if tokens < 1:
-            self._buckets[key] = (tokens, now)
-            return False
-        self._buckets[key] = (tokens - 1, now)
-        return True
-
-    def _prune(self, now: float) -> None:
-        """
-        Forget keys whose buckets have refilled, so memory follows the
-        sources seen recently, not every source ever seen.
-        """
-        for key, (tokens, last) in list(self._buckets.items()):
-            if tokens + (now - last) * self._rate >= self._burst:
-                del self._buckets[key]
-
-
-_MAX_BUCKETS = 4096
-
-
-class _RateWindow:
-    """
-    Counts events per key in a sliding window of C{period} seconds.
-    """
-
-    def __init__(self, clock: IReactorTime, period: float) -> None:
-        self._clock = clock
-        self._period = period
-        self._events: dict[object, deque[float]] = defaultdict(deque)
-
-    def admit(self, key: object, limit: float) -> bool:
-        now = self._clock.seconds()
-        events = self._events[key]
-        while events and events[0] <= now - self._period:
-            events.popleft()
-        if len(events) >= limit:
-            return False
-        events.append(now)
-        return True
-
-    def forget(self, key: object) -> None:
-        self._events.pop(key, None)
-
-
-def sourceKey(host: str) -> str:
-    """
-    The unit per-source limits count: an IPv4 address, or an IPv6 /64 (one
-    host usually owns a whole /64).
-    """
-    try:
-        address = ipaddress.ip_address(host)
-    except ValueError:
-        return host
-    if address.version == 6:
-        if address.ipv4_mapped is not None:
-            return str(address.ipv4_mapped)
-        return str(ipaddress.ip_network(f"{address}/64", strict=False))
-    return str(address)
-
-
 class SessionDirectory(HandshakeOwner):
     """
     The server's sessions, its handshake policy and its limits.
@@ -195,10 +119,10 @@ class SessionDirectory(HandshakeOwner):
         self.sessions: dict[bytes, Session] = {}
         self._pending: dict[ChannelProtocol, str] = {}
         self._pendingBySource: dict[str, int] = defaultdict(int)
-        self._newSessions = _RateWindow(clock, self.limits.newSessionWindow)
-        self._joins = _RateWindow(clock, 60.0)
-        self._privateOperations = _RateWindow(clock, 1.0)
-        self._connections = _TokenBuckets(
+        self._newSessions = RateWindow(clock, self.limits.newSessionWindow)
+        self._joins = RateWindow(clock, 60.0)
+        self._privateOperations = RateWindow(clock, 1.0)
+        self._connections = TokenBuckets(
             clock, self.limits.connectionsPerSecond, self.limits.connectionBurst
         )
 

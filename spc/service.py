@@ -24,7 +24,7 @@ from twisted.internet.interfaces import IReactorTime
 from twisted.internet.task import LoopingCall
 from twisted.logger import Logger
 
-from spc import records, wire
+from spc import logevents, records, wire
 from spc.channel import DEFAULT_HANDSHAKE_TIMEOUT, ChannelProtocol, HandshakeOwner
 from spc.errors import SPCError
 from spc.handshake import ChannelSpec, JoinTarget, ServerResult, channelSpecs
@@ -87,6 +87,8 @@ class SessionDirectory(HandshakeOwner):
     @ivar authorizer: decides which client identities are admitted; replace
         it with L{setAuthorizer}.
     @ivar channelCount: how many channels the daemon serves.
+    @ivar preAuthLog: the rate-limited log of unauthenticated peers'
+        failures.
     """
 
     log = Logger()
@@ -117,6 +119,7 @@ class SessionDirectory(HandshakeOwner):
         self.budget = Budget()
         self.roundOutcomes = {True: 0, False: 0}
         self.sessions: dict[bytes, Session] = {}
+        self.preAuthLog = logevents.PreAuthLog(clock, self.log)
         self._pending: dict[ChannelProtocol, str] = {}
         self._pendingBySource: dict[str, int] = defaultdict(int)
         self._newSessions = RateWindow(clock, self.limits.newSessionWindow)
@@ -185,10 +188,10 @@ class SessionDirectory(HandshakeOwner):
         """
         source = sourceKey(host)
         if self._pendingBySource[source] >= self.limits.pendingPerSource:
-            self.log.info("Too many handshakes from {source}", source=source)
+            self.preAuthLog.refused("busy", host, f"too many handshakes from {source}")
             return False
         if not self._connections.admit(source):
-            self.log.info("Too many new connections from {source}", source=source)
+            self.preAuthLog.refused("busy", host, f"too many new connections from {source}")
             return False
         if len(self._pending) >= self.limits.pendingTotal:
             victim = secrets.choice(list(self._pending))
@@ -213,8 +216,22 @@ class SessionDirectory(HandshakeOwner):
 
     # ChannelOwner, until a session takes the connection over.
 
+    def handshakeRefused(
+        self, channel: ChannelProtocol, kind: str, reason: str, alert: int | None
+    ) -> None:
+        self.preAuthLog.refused(kind, channel.peerAddress(), reason, alert=alert)
+
     def channelEstablished(self, channel: ChannelProtocol, result: ServerResult) -> None:
         self._forgetPending(channel)
+        logevents.handshakeAccepted(
+            self.log,
+            channel.peerAddress(),
+            "NEW" if result.isNew else "JOIN",
+            result.keys.channel,
+            result.session,
+            result.fingerprint,
+            self.authorizer.nameOf(result.fingerprint),
+        )
         if result.isNew:
             session = Session(
                 result.session,
@@ -232,16 +249,10 @@ class SessionDirectory(HandshakeOwner):
                 exchangeKey=result.exchangeKey,
             )
             self._admitSession(session)
+            logevents.sessionOpened(self.log, session, "server")
         else:
             session = self.sessions[result.session]
         session.attach(channel, result.epoch)
-        self.log.info(
-            "Channel {channel} {how} session {session} of {peer}",
-            channel=result.keys.channel,
-            how="opened" if result.isNew else "joined",
-            session=result.session.hex()[:16],
-            peer=result.fingerprint,
-        )
 
     def _admitSession(self, session: Session) -> None:
         mine = [s for s in self.sessions.values() if s.peer == session.peer]
@@ -261,11 +272,7 @@ class SessionDirectory(HandshakeOwner):
     def _sessionEnded(self, session: Session) -> None:
         self.sessions.pop(session.id, None)
         self._joins.forget(session.id)
-        self.log.info(
-            "Session {session} of {peer} ended",
-            session=session.id.hex()[:16],
-            peer=session.peer,
-        )
+        logevents.sessionClosed(self.log, session, "server", self.clock.seconds())
 
     def channelFailed(self, channel: ChannelProtocol, error: SPCError) -> None:
         self._forgetPending(channel)
@@ -404,11 +411,8 @@ class ServerService(MultiService):
         sessions = list(self.directory.sessions.values())
         outcomes = self.directory.roundOutcomes
         if self.rounds:
-            self.log.info(
-                "Rotation round {round}: {committed} committed, {rolledBack} rolled "
-                "back; {sessions} sessions now",
-                round=self.rounds, sessions=len(sessions),
-                committed=outcomes[True], rolledBack=outcomes[False],
+            logevents.rotationRound(
+                self.log, self.rounds, outcomes[True], outcomes[False], len(sessions)
             )
         outcomes[True] = outcomes[False] = 0
         self.rounds += 1
@@ -421,4 +425,5 @@ class ServerService(MultiService):
             self._rounds.stop()
         for session in list(self.directory.sessions.values()):
             session.terminate(records.BYE_SHUTTING_DOWN, "the server is shutting down")
+        self.directory.preAuthLog.flush()
         return super().stopService()

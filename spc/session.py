@@ -20,9 +20,8 @@ from twisted.internet.task import LoopingCall
 from twisted.internet.threads import deferToThread
 from twisted.logger import Logger
 from twisted.python.failure import Failure
-from zope.interface import Interface
 
-from spc import records, wire
+from spc import logevents, records, wire
 from spc.channel import ChannelProtocol
 from spc.errors import (
     ProtocolError,
@@ -36,6 +35,7 @@ from spc.handshake import JoinTicket
 from spc.heartbeat import Liveness, RequestLimiter
 from spc.messenger import MultiChannelMessenger
 from spc.reassembly import Budget
+from spc.receivers import IFileReceiver, IMessageReceiver
 from spc.sessionheartbeats import SessionHeartbeats
 from spc.sessionrotation import SessionRotation
 from spc.transfer import FileSender, IncomingFiles
@@ -45,40 +45,6 @@ __all__ = ["IFileReceiver", "IMessageReceiver", "Session", "SessionClosed"]
 DEFAULT_LINGER = 60.0
 RESET_CODES = frozenset({records.BYE_REKEY_FAILED, records.BYE_DESYNC})
 CLOSE_TIMEOUT = 5.0
-
-
-class IMessageReceiver(Interface):
-    """
-    What an application implements to receive messages.
-    """
-
-    def messageReceived(session, data, kind):
-        """
-        One whole message arrived, verified.
-
-        @param session: the L{Session} it came on; C{session.peer} is the
-            sender's identity fingerprint.
-        @param data: the message bytes.
-        @param kind: L{spc.records.KIND_TEXT} or L{spc.records.KIND_BINARY}.
-        @return: C{None}, or a Deferred; the sender is told the message was
-            delivered only when it fires, and that it was abandoned if it
-            fails.
-        """
-
-
-class IFileReceiver(Interface):
-    """
-    Optional: what an application implements to hear of stored files.  The
-    files themselves go to the L{spc.filestore.FileStore} the session was
-    given; without one, offered files are refused.
-    """
-
-    def fileReceived(session, name, path, size):
-        """
-        A file arrived, verified, and is stored at C{path}.
-
-        @param name: the sender's name for it (a relative path).
-        """
 
 
 class Session(SessionRotation, SessionHeartbeats):
@@ -91,6 +57,7 @@ class Session(SessionRotation, SessionHeartbeats):
     @ivar epoch: the committed epoch.
     @ivar channels: live connections by channel index.
     @ivar messenger: the session's L{MultiChannelMessenger}.
+    @ivar openedAt: when it began, by its clock.
     """
 
     log = Logger()
@@ -122,10 +89,12 @@ class Session(SessionRotation, SessionHeartbeats):
         self._epochSecrets = {epoch: epochSecret}
         self.receiver = receiver
         self._clock = clock
+        self.openedAt = clock.seconds()
         self._linger = linger
         self.exchangeKeyDER = exchangeKeyDER
         self.serverKey = serverKey
         self.channels: dict[int, ChannelProtocol] = {}
+        self._lostAt: dict[int, float] = {}
         self._candidates: set[ChannelProtocol] = set()
         self.messenger = MultiChannelMessenger(self, params, self._deliver, clock, budget)
         self.incomingFiles = IncomingFiles(
@@ -199,6 +168,7 @@ class Session(SessionRotation, SessionHeartbeats):
             self.peer,
             self.params.fragmentSize,
             progress,
+            self._clock,
         )
         return self.messenger.sendFile(sender)
 
@@ -317,6 +287,9 @@ class Session(SessionRotation, SessionHeartbeats):
         wasIdle = not self.liveChannels()
         previous = self.channels.get(index)
         self.channels[index] = channel
+        lostAt = self._lostAt.pop(index, None)
+        if lostAt is not None:
+            logevents.channelRejoined(self.log, self, index, self._clock.seconds() - lostAt)
         if previous is not None and previous is not channel and not previous.dead:
             previous.sendRecord(
                 records.Bye(records.BYE_REPLACED, records.SCOPE_CHANNEL, "replaced").encode()
@@ -424,6 +397,7 @@ class Session(SessionRotation, SessionHeartbeats):
         index = channel.result.keys.channel
         if self.channels.get(index) is channel:
             del self.channels[index]
+            self._lostAt[index] = self._clock.seconds()
         if self.closedReason is not None:
             return
         self.messenger.channelDied(channel)
@@ -486,10 +460,6 @@ class Session(SessionRotation, SessionHeartbeats):
     # Delivery to the application.
 
     def _fileStored(self, name: str, path: str, size: int) -> None:
-        self.log.info(
-            "Stored {name} ({size} bytes) from {peer} as {path}",
-            name=name, size=size, peer=self.peer, path=path,
-        )
         notify = getattr(self.receiver, "fileReceived", None)
         if notify is not None:
             notify(self, name, path, size)

@@ -26,6 +26,7 @@ from spc.errors import SPCError
 from spc.identity import defaultKeyDir, loadIdentity
 from spc.filestore import FileStore
 from spc.inbox import MESSAGES_NAME, InboxReceiver
+from spc.logformat import checkFormat, installJSONObserver
 from spc.service import ROUND_JITTER, ServerService
 from spc.suites import parseSuiteMap
 from spc.trust import AUTHORIZED_KEYS_NAME, AllowAny, AuthorizedKeys
@@ -241,6 +242,13 @@ class Options(SuiteMapOption, usage.Options):
             "Bytes of file or message data per fragment, 16K to 1M; the "
             "daemon announces it to every client.",
         ],
+        [
+            "log-format",
+            None,
+            "text",
+            "text (lines for people) or json (one JSON object per line, "
+            "every event's fields by name), where twistd logs.",
+        ],
     ]
 
     optFlags = [
@@ -348,6 +356,15 @@ class Options(SuiteMapOption, usage.Options):
             raise usage.UsageError(
                 f"--suites names {len(self['suites'])} suites for {count} channels"
             )
+        problem = checkFormat(self["log-format"], self.twistdOptions())
+        if problem is not None:
+            raise usage.UsageError(problem)
+
+    def twistdOptions(self) -> usage.Options | dict:
+        """
+        The options of the twistd that runs the daemon ({} outside twistd).
+        """
+        return self.parent if self.parent is not None else {}
 
 
 def makeService(
@@ -399,6 +416,15 @@ class DaemonService(ServerService):
         )
         self.hostIdentity = hostIdentity
         self._previousHandler = None
+
+    def setServiceParent(self, parent) -> None:
+        """
+        Joining twistd's application: with C{--log-format json}, give it
+        the JSON log observer (see L{spc.logformat}).
+        """
+        super().setServiceParent(parent)
+        if self._config["log-format"] == "json" and hasattr(parent, "setComponent"):
+            installJSONObserver(parent, self._config.twistdOptions(), self._reactor)
 
     def _loadAuthorizer(self):
         if self._config["allow-any-client"]:

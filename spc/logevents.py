@@ -32,6 +32,14 @@ __all__ = [
     "ROTATION",
     "SESSION",
     "TRANSFER",
+    "channelDead",
+    "channelRejoined",
+    "fileSent",
+    "fileStored",
+    "handshakeAccepted",
+    "rotationRound",
+    "sessionClosed",
+    "sessionOpened",
     "shortID",
 ]
 

@@ -400,7 +400,8 @@ class ChannelProtocol(protocol.Protocol):
         choice, so the connection is not reported dead.
         """
         self._closing = True
-        self._lostReason = reason
+        if not self.faulted:
+            self._lostReason = reason
         self.transport.loseConnection()
 
     def whenLost(self) -> Deferred:

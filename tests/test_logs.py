@@ -42,7 +42,7 @@ from spc.receivers import IFileReceiver, IMessageReceiver
 from spc.service import ServerChannelFactory, ServerService, SessionDirectory
 from spc.trust import AllowAny, AuthorizedKeys, PinnedKey
 from tests.test_endtoend import GOODBYE_TIMEOUT, EndToEndTestCase, sharedIdentity
-from tests.test_session import cachedExchangeKey, cachedIdentity
+from tests.test_session import RETRY_DELAY, MemoryServer, cachedExchangeKey, cachedIdentity
 
 FRAGMENT = wire.MIN_FRAGMENT_SIZE
 
@@ -177,6 +177,119 @@ class GarbageFloodTests(unittest.SynchronousTestCase):
         [summary] = named(events, logevents.PREAUTH_SUPPRESSED)
         self.assertEqual(summary["count"], 40 - logevents.PREAUTH_BURST)
         self.assertEqual(directory.pendingHandshakes(), 0)
+
+
+class EventsInMemoryTests(unittest.SynchronousTestCase):
+    """
+    The events of a session's life, client and server over in-memory
+    channels on one L{task.Clock}, so every field is exact.
+    """
+
+    def setUp(self) -> None:
+        self.events: list[dict] = []
+        globalLogPublisher.addObserver(self.events.append)
+        self.addCleanup(globalLogPublisher.removeObserver, self.events.append)
+        self.memory = MemoryServer(self)
+        self.client = self.memory.connect(self)
+        self.server = self.memory.serverSession()
+
+    def test_opened(self) -> None:
+        """
+        The server logs one NEW handshake and three JOINs, each with the
+        client's fingerprint and its name from C{authorized_keys}; both ends
+        log the session opened, with their role.
+        """
+        accepted = named(self.events, logevents.HANDSHAKE_ACCEPTED)
+        self.assertEqual([e["mode"] for e in accepted], ["NEW", "JOIN", "JOIN", "JOIN"])
+        self.assertEqual([e["channel"] for e in accepted], [0, 1, 2, 3])
+        session = logevents.shortID(self.client.id)
+        for event in accepted:
+            self.assertEqual(
+                {k: event[k] for k in ("session", "peer", "peer_name")},
+                {"session": session, "peer": self.memory.client.fingerprint,
+                 "peer_name": "client"},
+            )
+            self.assertTrue(event["source"].startswith("192.0.2.10:"), event)
+        opened = named(self.events, logevents.SESSION_OPENED)
+        self.assertEqual(
+            sorted((e["role"], e["peer"], e["session"]) for e in opened),
+            [("client", self.memory.server.fingerprint, session),
+             ("server", self.memory.client.fingerprint, session)],
+        )
+
+    def test_deadAndRejoined(self) -> None:
+        """
+        A cut connection is dead on both ends, with the reason and the
+        peer's address; once the client joined it again, both ends log it
+        rejoined after the time it was away.
+        """
+        self.network = self.memory.network
+        self.network.cut(self.network.pumpFor(self.client.channels[2]))
+        self.network.flush()
+        dead = named(self.events, logevents.CHANNEL_DEAD)
+        self.assertEqual([(e["channel"], e["fault"]) for e in dead], [(2, False), (2, False)])
+        self.assertEqual(
+            {e["peer"] for e in dead},
+            {self.memory.client.fingerprint, self.memory.server.fingerprint},
+        )
+        self.assertEqual({e["log_namespace"] for e in dead}, {logevents.CHANNEL})
+        self.memory.clock.advance(RETRY_DELAY)
+        self.network.flush()
+        rejoined = named(self.events, logevents.CHANNEL_REJOINED)
+        self.assertEqual([(e["channel"], e["downtime"]) for e in rejoined], [(2, 1.0)] * 2)
+
+    def test_faultIsDead(self) -> None:
+        """
+        A connection this end cuts for a peer fault is dead with the fault
+        as its reason.
+        """
+        cut = self.server.channels[1]
+        cut.fatal("a forged frame")
+        self.memory.network.flush()
+        dead = named(self.events, logevents.CHANNEL_DEAD)
+        [serverSide] = [e for e in dead if e["log_source"] is cut]
+        [clientSide] = [e for e in dead if e["log_source"] is not cut]
+        self.assertEqual((serverSide["fault"], serverSide["reason"]), (True, "a forged frame"))
+        self.assertFalse(clientSide["fault"])
+
+    def test_closed(self) -> None:
+        """
+        Closing the session is no channel's death: both ends log only the
+        session ended, with its duration and reason.
+        """
+        for _ in range(42):
+            self.memory.clock.advance(1)
+            self.memory.network.flush()
+        self.client.close()
+        self.memory.network.flush()
+        self.assertEqual(named(self.events, logevents.CHANNEL_DEAD), [])
+        ended = named(self.events, logevents.SESSION_CLOSED)
+        self.assertEqual(sorted(e["role"] for e in ended), ["client", "server"])
+        for event in ended:
+            self.assertEqual(event["duration"], 42.0)
+            self.assertIn("closed", event["reason"])
+
+    def test_unauthorizedRefused(self) -> None:
+        """
+        A client that is not authorized is refused, and the log says who it
+        was and why.
+        """
+        other = cachedIdentity("other")
+        connecting = connect(
+            self.memory.clock,
+            self.memory.endpoints("192.0.2.99"),
+            other,
+            PinnedKey(self.memory.server.fingerprint),
+            "127.0.0.1:9000",
+        )
+        self.memory.network.flush()
+        self.failureResultOf(connecting)
+        [refused] = named(self.events, logevents.HANDSHAKE_REFUSED)
+        self.assertEqual(
+            (refused["kind"], refused["alert"]), ("refused", wire.ALERT_HANDSHAKE_FAILURE)
+        )
+        self.assertIn(f"{other.fingerprint} is not authorized", refused["reason"])
+        self.assertTrue(refused["source"].startswith("192.0.2.99:"), refused)
 
 
 class RotationRoundEventTests(unittest.SynchronousTestCase):

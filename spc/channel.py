@@ -195,7 +195,6 @@ class ChannelProtocol(protocol.Protocol):
 
     log = Logger()
 
-
     def __init__(
         self,
         owner: ChannelOwner,
@@ -427,7 +426,7 @@ class ChannelProtocol(protocol.Protocol):
             self.log,
             result.keys.channel,
             result.session,
-            getattr(result, "fingerprint", None) or getattr(result, "serverFingerprint", None),
+            result.fingerprint if self.isServer else result.serverFingerprint,
             self.peerAddress(),
             self._lostReason if self.faulted else reason.getErrorMessage(),
             self.faulted,

@@ -134,15 +134,18 @@ def sessionOpened(log: Logger, session, role: str) -> None:
 
 def sessionClosed(log: Logger, session, role: str, now: float) -> None:
     """
-    C{session} ended, for the reason it holds.
+    C{session} ended, for the reason it holds: the detail the exception
+    carries (its class, in C{error}, says what kind of end it was).
     """
+    error = session.closedReason.value
     _as(SESSION, log).info(
         SESSION_CLOSED,
         session=shortID(session.id),
         peer=session.peer,
         role=role,
         duration=round(now - session.openedAt, 3),
-        reason=str(session.closedReason.value),
+        reason=", ".join(str(arg) for arg in error.args) or str(error),
+        error=type(error).__name__,
         rotations=session.rotationsCommitted,
         rollbacks=session.rotationsRolledBack,
     )

@@ -265,9 +265,13 @@ class EventsInMemoryTests(unittest.SynchronousTestCase):
         self.assertEqual(named(self.events, logevents.CHANNEL_DEAD), [])
         ended = named(self.events, logevents.SESSION_CLOSED)
         self.assertEqual(sorted(e["role"] for e in ended), ["client", "server"])
+        self.assertEqual(
+            sorted((e["role"], e["reason"], e["error"]) for e in ended),
+            [("client", "closed locally", "SessionClosed"),
+             ("server", "the peer closed the session: closed", "SessionClosed")],
+        )
         for event in ended:
             self.assertEqual(event["duration"], 42.0)
-            self.assertIn("closed", event["reason"])
 
     def test_unauthorizedRefused(self) -> None:
         """

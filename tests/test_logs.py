@@ -179,6 +179,31 @@ class GarbageFloodTests(unittest.SynchronousTestCase):
         self.assertEqual(directory.pendingHandshakes(), 0)
 
 
+class SilentPeerTests(unittest.SynchronousTestCase):
+    """
+    A peer that connects and says nothing is logged as a timeout, with the
+    alert it was sent.
+    """
+
+    def test_timeout(self) -> None:
+        clock = task.Clock()
+        directory = SessionDirectory(clock, cachedIdentity("server"), AllowAny, None, 1)
+        [spec] = channelSpecs(1)
+        address = IPv4Address("TCP", "203.0.113.5", 4444)
+        channel = ServerChannelFactory(directory, spec).buildProtocol(address)
+        events: list[dict] = []
+        globalLogPublisher.addObserver(events.append)
+        self.addCleanup(globalLogPublisher.removeObserver, events.append)
+        channel.makeConnection(StringTransport(peerAddress=address))
+        clock.advance(directory.handshakeTimeout)
+        [refused] = named(events, logevents.HANDSHAKE_REFUSED)
+        self.assertEqual(
+            {k: refused[k] for k in ("kind", "source", "alert")},
+            {"kind": "timeout", "source": "203.0.113.5:4444", "alert": wire.ALERT_TIMEOUT},
+        )
+        channel.connectionLost()
+
+
 class EventsInMemoryTests(unittest.SynchronousTestCase):
     """
     The events of a session's life, client and server over in-memory

@@ -7,8 +7,10 @@ only length prefixes and the size cap of the current phase, the sans-IO
 handshake machine until F3, and the L{RecordLayer} after it.  Every peer
 fault takes one exit, L{ChannelProtocol.fatal}: it marks the connection dead
 before anything else (so no buffered frame is processed after the fault),
-logs the reason for the operator, and aborts without telling the peer
-anything it could use as an oracle.
+keeps the reason for the operator's log, and aborts without telling the peer
+anything it could use as an oracle.  Before authentication the reason goes
+to the owner's rate-limited log; after it, the reason is that of the
+"channel dead" event once the connection is gone.
 
 The factories carry per-port configuration; what a connection joins or
 creates is the business of the L{ChannelOwner} it reports to.
@@ -25,7 +27,7 @@ from twisted.internet.interfaces import IDelayedCall, IReactorTime
 from twisted.logger import Logger
 from twisted.python.failure import Failure
 
-from spc import records, wire
+from spc import logevents, records, wire
 from spc.clienthandshake import ClientHandshake
 from spc.errors import ProtocolError, SPCError
 from spc.handshake import ClientResult, ServerResult
@@ -140,6 +142,14 @@ class ChannelOwner(Protocol):
         The peer sent under an epoch this end does not hold.
         """
 
+    def handshakeRefused(
+        self, channel: ChannelProtocol, kind: str, reason: str, alert: int | None
+    ) -> None:
+        """
+        The server ended a connection before the peer authenticated: log
+        it, rate-limited (kinds as L{spc.logevents.PreAuthLog.refused}).
+        """
+
 
 class HandshakeOwner:
     """
@@ -155,6 +165,11 @@ class HandshakeOwner:
         raise RuntimeError("a record reached a connection without a session")
 
     def channelWritable(self, channel: ChannelProtocol) -> None:
+        pass
+
+    def handshakeRefused(
+        self, channel: ChannelProtocol, kind: str, reason: str, alert: int | None
+    ) -> None:
         pass
 
     def keyWornOut(self, channel: ChannelProtocol) -> None:
@@ -173,6 +188,7 @@ class ChannelProtocol(protocol.Protocol):
     @ivar records: the record layer, from F3 on.
     @ivar result: what the handshake established.
     @ivar dead: set first thing on any fatal error.
+    @ivar faulted: whether L{fatal} closed the connection.
     @ivar writePaused: whether the transport asked for a pause: the
         scheduler gives this connection no data until it resumes.
     @ivar bytesSent: bytes written to the transport, framing included.
@@ -203,7 +219,9 @@ class ChannelProtocol(protocol.Protocol):
         self.records: RecordLayer | None = None
         self.result: ServerResult | ClientResult | None = None
         self.dead = False
+        self.faulted = False
         self.writePaused = False
+        self._closing = False
         self._lostReason = "connection closed"
         self._lostWaiters: list[Deferred] = []
         self._connected = False
@@ -267,6 +285,8 @@ class ChannelProtocol(protocol.Protocol):
         waiters, self._lostWaiters = self._lostWaiters, []
         for waiter in waiters:
             waiter.callback(None)
+        if self.result is not None and (self.faulted or not self._closing):
+            self._logDead(reason)
         if self.result is not None or self.isServer:
             self.owner.channelLost(self, self._lostReason)
         elif not self.isServer and self._handshake is not None:
@@ -355,12 +375,8 @@ class ChannelProtocol(protocol.Protocol):
         """
         self._cancelTimer()
         if self.isServer:
-            self.log.info(
-                "Handshake refused from {peer}: {reason}",
-                peer=_peerText(self.transport),
-                reason=reason,
-                alert=codeOrError,
-            )
+            kind = "timeout" if codeOrError == wire.ALERT_TIMEOUT else "refused"
+            self.owner.handshakeRefused(self, kind, reason, codeOrError)
             self.dead = True
             self.sendFrame(wire.Alert(codeOrError).encode())
             self._loseConnection()
@@ -373,7 +389,7 @@ class ChannelProtocol(protocol.Protocol):
 
     def fatal(self, reason: str) -> None:
         """
-        The one exit for peer faults: mark dead, log, abort.
+        The one exit for peer faults: mark dead, keep the reason, abort.
         """
         if self.dead:
             return
@@ -381,21 +397,21 @@ class ChannelProtocol(protocol.Protocol):
             self._handshake.gotBad(ProtocolError(reason))
             return
         self.dead = True
+        self.faulted = True
         self._lostReason = reason
-        self.log.warn(
-            "Closing channel {channel} from {peer}: {reason}",
-            channel=self.result.keys.channel if self.result else None,
-            peer=_peerText(self.transport),
-            reason=reason,
-        )
+        if self.result is None:
+            self.owner.handshakeRefused(self, "aborted", reason, None)
         self._cancelTimer()
         self.transport.abortConnection()
 
     def close(self, reason: str = "closed locally") -> None:
         """
-        Close after flushing what was written.
+        Close after flushing what was written; closing is this end's
+        choice, so the connection is not reported dead.
         """
-        self._lostReason = reason
+        self._closing = True
+        if not self.faulted:
+            self._lostReason = reason
         self._loseConnection()
 
     def _loseConnection(self) -> None:
@@ -417,6 +433,24 @@ class ChannelProtocol(protocol.Protocol):
         waiter: Deferred = Deferred()
         self._lostWaiters.append(waiter)
         return waiter
+
+    def peerAddress(self) -> str:
+        """
+        The peer's address, C{host:port}, for logs.
+        """
+        return _peerText(self.transport)
+
+    def _logDead(self, reason: Failure) -> None:
+        result = self.result
+        logevents.channelDead(
+            self.log,
+            result.keys.channel,
+            result.session,
+            result.fingerprint if self.isServer else result.serverFingerprint,
+            self.peerAddress(),
+            self._lostReason if self.faulted else reason.getErrorMessage(),
+            self.faulted,
+        )
 
     def _timedOut(self) -> None:
         self._cancelTimer()

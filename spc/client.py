@@ -16,7 +16,7 @@ from twisted.internet.defer import Deferred, DeferredList, inlineCallbacks
 from twisted.internet.interfaces import IDelayedCall, IStreamClientEndpoint
 from twisted.logger import Logger
 
-from spc import asymmetric, records
+from spc import asymmetric, logevents, records
 from spc.channel import DEFAULT_HANDSHAKE_TIMEOUT, ChannelProtocol, HandshakeOwner
 from spc.clienthandshake import ClientHandshake
 from spc.errors import ClientNotAuthorized, ConfigurationError, SessionReset, SPCError
@@ -161,6 +161,7 @@ class ClientSessionFactory:
             )
             self.session.onChannelLost.append(self.reconnectLater)
             self.session.onEnd.append(self._sessionEnded)
+            logevents.sessionOpened(self.log, self.session, "client")
         self._retries.pop(result.keys.channel, None)
         self.session.attach(channel, result.epoch)
         return channel
@@ -210,6 +211,7 @@ class ClientSessionFactory:
             self.reconnectLater(index)
 
     def _sessionEnded(self, session: Session) -> None:
+        logevents.sessionClosed(self.log, session, "client", self.reactor.seconds())
         pending, self._pendingRetries = self._pendingRetries, {}
         for call in pending.values():
             if call.active():

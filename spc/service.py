@@ -11,10 +11,9 @@ peers from costing the daemon memory or private-key work.
 
 from __future__ import annotations
 
-import ipaddress
 import random
 import secrets
-from collections import defaultdict, deque
+from collections import defaultdict
 from typing import Sequence
 
 from twisted.application.internet import StreamServerEndpointService
@@ -26,7 +25,7 @@ from twisted.internet.task import LoopingCall
 from twisted.logger import Logger
 from twisted.python.failure import Failure
 
-from spc import records, wire
+from spc import logevents, records, wire
 from spc.channel import DEFAULT_HANDSHAKE_TIMEOUT, ChannelProtocol, HandshakeOwner
 from spc.errors import SPCError
 from spc.handshake import ChannelSpec, JoinTarget, ServerResult, channelSpecs
@@ -35,6 +34,7 @@ from spc.identity import Identity, fingerprintsEqual
 from spc.serverhandshake import ServerHandshake
 from spc.reassembly import Budget
 from spc.session import IMessageReceiver, Session
+from spc.ratelimit import RateWindow, TokenBuckets, sourceKey
 from spc.suites import Suite
 
 ROUND_JITTER = 0.1
@@ -81,82 +81,6 @@ class Limits:
             setattr(self, name, value)
 
 
-class _TokenBuckets:
-    """
-    One token bucket per key: C{rate} tokens a second, up to C{burst}.
-    """
-
-    def __init__(self, clock: IReactorTime, rate: float, burst: float) -> None:
-        self._clock = clock
-        self._rate = rate
-        self._burst = burst
-        self._buckets: dict[object, tuple[float, float]] = {}
-
-    def admit(self, key: object) -> bool:
-        now = self._clock.seconds()
-        if key not in self._buckets and len(self._buckets) >= _MAX_BUCKETS:
-            self._prune(now)
-        tokens, last = self._buckets.get(key, (self._burst, now))
-        tokens = min(self._burst, tokens + (now - last) * self._rate)
-        if tokens < 1:
-            self._buckets[key] = (tokens, now)
-            return False
-        self._buckets[key] = (tokens - 1, now)
-        return True
-
-    def _prune(self, now: float) -> None:
-        """
-        Forget keys whose buckets have refilled, so memory follows the
-        sources seen recently, not every source ever seen.
-        """
-        for key, (tokens, last) in list(self._buckets.items()):
-            if tokens + (now - last) * self._rate >= self._burst:
-                del self._buckets[key]
-
-
-_MAX_BUCKETS = 4096
-
-
-class _RateWindow:
-    """
-    Counts events per key in a sliding window of C{period} seconds.
-    """
-
-    def __init__(self, clock: IReactorTime, period: float) -> None:
-        self._clock = clock
-        self._period = period
-        self._events: dict[object, deque[float]] = defaultdict(deque)
-
-    def admit(self, key: object, limit: float) -> bool:
-        now = self._clock.seconds()
-        events = self._events[key]
-        while events and events[0] <= now - self._period:
-            events.popleft()
-        if len(events) >= limit:
-            return False
-        events.append(now)
-        return True
-
-    def forget(self, key: object) -> None:
-        self._events.pop(key, None)
-
-
-def sourceKey(host: str) -> str:
-    """
-    The unit per-source limits count: an IPv4 address, or an IPv6 /64 (one
-    host usually owns a whole /64).
-    """
-    try:
-        address = ipaddress.ip_address(host)
-    except ValueError:
-        return host
-    if address.version == 6:
-        if address.ipv4_mapped is not None:
-            return str(address.ipv4_mapped)
-        return str(ipaddress.ip_network(f"{address}/64", strict=False))
-    return str(address)
-
-
 class SessionDirectory(HandshakeOwner):
     """
     The server's sessions, its handshake policy and its limits.
@@ -165,6 +89,8 @@ class SessionDirectory(HandshakeOwner):
     @ivar authorizer: decides which client identities are admitted; replace
         it with L{setAuthorizer}.
     @ivar channelCount: how many channels the daemon serves.
+    @ivar preAuthLog: the rate-limited log of unauthenticated peers'
+        failures.
     """
 
     log = Logger()
@@ -195,12 +121,13 @@ class SessionDirectory(HandshakeOwner):
         self.budget = Budget()
         self.roundOutcomes = {True: 0, False: 0}
         self.sessions: dict[bytes, Session] = {}
+        self.preAuthLog = logevents.PreAuthLog(clock, self.log)
         self._pending: dict[ChannelProtocol, str] = {}
         self._pendingBySource: dict[str, int] = defaultdict(int)
-        self._newSessions = _RateWindow(clock, self.limits.newSessionWindow)
-        self._joins = _RateWindow(clock, 60.0)
-        self._privateOperations = _RateWindow(clock, 1.0)
-        self._connections = _TokenBuckets(
+        self._newSessions = RateWindow(clock, self.limits.newSessionWindow)
+        self._joins = RateWindow(clock, 60.0)
+        self._privateOperations = RateWindow(clock, 1.0)
+        self._connections = TokenBuckets(
             clock, self.limits.connectionsPerSecond, self.limits.connectionBurst
         )
 
@@ -263,10 +190,10 @@ class SessionDirectory(HandshakeOwner):
         """
         source = sourceKey(host)
         if self._pendingBySource[source] >= self.limits.pendingPerSource:
-            self.log.info("Too many handshakes from {source}", source=source)
+            self.preAuthLog.refused("busy", host, f"too many handshakes from {source}")
             return False
         if not self._connections.admit(source):
-            self.log.info("Too many new connections from {source}", source=source)
+            self.preAuthLog.refused("busy", host, f"too many new connections from {source}")
             return False
         if len(self._pending) >= self.limits.pendingTotal:
             victim = secrets.choice(list(self._pending))
@@ -291,8 +218,22 @@ class SessionDirectory(HandshakeOwner):
 
     # ChannelOwner, until a session takes the connection over.
 
+    def handshakeRefused(
+        self, channel: ChannelProtocol, kind: str, reason: str, alert: int | None
+    ) -> None:
+        self.preAuthLog.refused(kind, channel.peerAddress(), reason, alert=alert)
+
     def channelEstablished(self, channel: ChannelProtocol, result: ServerResult) -> None:
         self._forgetPending(channel)
+        logevents.handshakeAccepted(
+            self.log,
+            channel.peerAddress(),
+            "NEW" if result.isNew else "JOIN",
+            result.keys.channel,
+            result.session,
+            result.fingerprint,
+            self.authorizer.nameOf(result.fingerprint),
+        )
         if result.isNew:
             session = Session(
                 result.session,
@@ -310,16 +251,10 @@ class SessionDirectory(HandshakeOwner):
                 exchangeKey=result.exchangeKey,
             )
             self._admitSession(session)
+            logevents.sessionOpened(self.log, session, "server")
         else:
             session = self.sessions[result.session]
         session.attach(channel, result.epoch)
-        self.log.info(
-            "Channel {channel} {how} session {session} of {peer}",
-            channel=result.keys.channel,
-            how="opened" if result.isNew else "joined",
-            session=result.session.hex()[:16],
-            peer=result.fingerprint,
-        )
 
     def _admitSession(self, session: Session) -> None:
         mine = [s for s in self.sessions.values() if s.peer == session.peer]
@@ -339,11 +274,7 @@ class SessionDirectory(HandshakeOwner):
     def _sessionEnded(self, session: Session) -> None:
         self.sessions.pop(session.id, None)
         self._joins.forget(session.id)
-        self.log.info(
-            "Session {session} of {peer} ended",
-            session=session.id.hex()[:16],
-            peer=session.peer,
-        )
+        logevents.sessionClosed(self.log, session, "server", self.clock.seconds())
 
     def channelFailed(self, channel: ChannelProtocol, error: SPCError) -> None:
         self._forgetPending(channel)
@@ -484,11 +415,8 @@ class ServerService(MultiService):
         sessions = list(self.directory.sessions.values())
         outcomes = self.directory.roundOutcomes
         if self.rounds:
-            self.log.info(
-                "Rotation round {round}: {committed} committed, {rolledBack} rolled "
-                "back; {sessions} sessions now",
-                round=self.rounds, sessions=len(sessions),
-                committed=outcomes[True], rolledBack=outcomes[False],
+            logevents.rotationRound(
+                self.log, self.rounds, outcomes[True], outcomes[False], len(sessions)
             )
         outcomes[True] = outcomes[False] = 0
         self.rounds += 1
@@ -506,6 +434,7 @@ class ServerService(MultiService):
         """
         if self._rounds.running:
             self._rounds.stop()
+        self.directory.preAuthLog.flush()
         sessions = list(self.directory.sessions.values())
         return gatherResults(
             [super().stopService(), *(self._shutDown(session) for session in sessions)]

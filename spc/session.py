@@ -21,7 +21,7 @@ from twisted.internet.threads import deferToThread
 from twisted.logger import Logger
 from twisted.python.failure import Failure
 
-from spc import records, wire
+from spc import logevents, records, wire
 from spc.channel import ChannelProtocol
 from spc.errors import (
     ProtocolError,
@@ -98,6 +98,7 @@ class Session(SessionRotation, SessionHeartbeats):
         self.exchangeKeyDER = exchangeKeyDER
         self.serverKey = serverKey
         self.channels: dict[int, ChannelProtocol] = {}
+        self._lostAt: dict[int, float] = {}
         self._candidates: set[ChannelProtocol] = set()
         self.messenger = MultiChannelMessenger(self, params, self._deliver, clock, budget)
         self.incomingFiles = IncomingFiles(
@@ -171,6 +172,7 @@ class Session(SessionRotation, SessionHeartbeats):
             self.peer,
             self.params.fragmentSize,
             progress,
+            self._clock,
         )
         return self.messenger.sendFile(sender)
 
@@ -301,6 +303,9 @@ class Session(SessionRotation, SessionHeartbeats):
         wasIdle = not self.liveChannels()
         previous = self.channels.get(index)
         self.channels[index] = channel
+        lostAt = self._lostAt.pop(index, None)
+        if lostAt is not None:
+            logevents.channelRejoined(self.log, self, index, self._clock.seconds() - lostAt)
         if previous is not None and previous is not channel and not previous.dead:
             previous.sendRecord(
                 records.Bye(records.BYE_REPLACED, records.SCOPE_CHANNEL, "replaced").encode()
@@ -408,6 +413,7 @@ class Session(SessionRotation, SessionHeartbeats):
         index = channel.result.keys.channel
         if self.channels.get(index) is channel:
             del self.channels[index]
+            self._lostAt[index] = self._clock.seconds()
         if self.closedReason is not None:
             return
         self.messenger.channelDied(channel)
@@ -470,10 +476,6 @@ class Session(SessionRotation, SessionHeartbeats):
     # Delivery to the application.
 
     def _fileStored(self, name: str, path: str, size: int) -> None:
-        self.log.info(
-            "Stored {name} ({size} bytes) from {peer} as {path}",
-            name=name, size=size, peer=self.peer, path=path,
-        )
         notify = getattr(self.receiver, "fileReceived", None)
         if notify is not None:
             notify(self, name, path, size)

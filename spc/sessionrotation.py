@@ -12,6 +12,7 @@ from __future__ import annotations
 from spc import records
 from spc.channel import ChannelProtocol
 from spc.errors import ProtocolError, SessionReset
+from spc.logevents import shortID
 from spc.rotation import ClientRotation, ServerRotation
 
 __all__ = ["SessionRotation"]
@@ -151,15 +152,16 @@ class SessionRotation:
                 self._probeCommit(now)
         else:
             self.rotationsRolledBack += 1
+        session = shortID(self.id)
         if committed:
             self.log.info(
                 "Rotation to epoch {epoch} with {peer} committed",
-                epoch=epoch, peer=self.peer, committed=True,
+                epoch=epoch, peer=self.peer, session=session, committed=True,
             )
         else:
             self.log.warn(
                 "Rotation to epoch {epoch} with {peer} rolled back: {reason}",
-                epoch=epoch, peer=self.peer, reason=reason, committed=False,
+                epoch=epoch, peer=self.peer, session=session, reason=reason, committed=False,
             )
 
     def rekeyFailed(self) -> None:

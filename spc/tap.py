@@ -27,6 +27,7 @@ from spc.errors import ConfigurationError, SPCError
 from spc.identity import defaultKeyDir, loadIdentity
 from spc.filestore import FileStore
 from spc.inbox import MESSAGES_NAME, InboxReceiver
+from spc.logformat import checkFormat, installJSONObserver
 from spc.service import DEFAULT_SHUTDOWN_GRACE, ROUND_JITTER, ServerService
 from spc.status import StatusSource
 from spc.statusservice import StatusOptionsMixin, statusServices
@@ -253,6 +254,13 @@ class Options(SuiteMapOption, StatusOptionsMixin, usage.Options):
             "Bytes of file or message data per fragment, 16K to 1M; the "
             "daemon announces it to every client.",
         ],
+        [
+            "log-format",
+            None,
+            "text",
+            "text (lines for people) or json (one JSON object per line, "
+            "every event's fields by name), where twistd logs.",
+        ],
     ]
 
     optFlags = [
@@ -366,6 +374,15 @@ class Options(SuiteMapOption, StatusOptionsMixin, usage.Options):
             raise usage.UsageError(
                 f"--suites names {len(self['suites'])} suites for {count} channels"
             )
+        problem = checkFormat(self["log-format"], self.twistdOptions())
+        if problem is not None:
+            raise usage.UsageError(problem)
+
+    def twistdOptions(self) -> usage.Options | dict:
+        """
+        The options of the twistd that runs the daemon ({} outside twistd).
+        """
+        return self.parent if self.parent is not None else {}
 
 
 def makeService(
@@ -441,6 +458,15 @@ class DaemonService(ServerService):
                 "give TLS a key of its own (spc tls-cert makes one)"
             )
         return tls.serverEndpoint(reactor, server)
+
+    def setServiceParent(self, parent) -> None:
+        """
+        Joining twistd's application: with C{--log-format json}, give it
+        the JSON log observer (see L{spc.logformat}).
+        """
+        super().setServiceParent(parent)
+        if self._config["log-format"] == "json" and hasattr(parent, "setComponent"):
+            installJSONObserver(parent, self._config.twistdOptions(), self._reactor)
 
     def _loadAuthorizer(self):
         if self._config["allow-any-client"]:

@@ -25,7 +25,7 @@ from twisted.internet.threads import deferToThread
 from twisted.logger import Logger
 from twisted.python.failure import Failure
 
-from spc import records
+from spc import logevents, records
 from spc.errors import ProtocolError, ResourceLimitExceeded, TransferFailed
 from spc.filestore import FileStore, PartialFile, RangeSet
 from spc.inflight import InFlight
@@ -85,6 +85,8 @@ class FileSender:
     @ivar deferred: fires with the file's name once the receiver stored and
         verified it, or fails with L{TransferFailed}.
     @ivar size: the file's size, fixed when the transfer starts.
+    @ivar digest: the SHA-256 of what was read, once all of it was; it
+        stays L{None} when the receiver already had the whole file.
     """
 
     log = Logger()
@@ -97,6 +99,7 @@ class FileSender:
         server: str,
         fragmentSize: int,
         progress: Callable[[int], None] | None = None,
+        clock: IReactorTime | None = None,
     ) -> None:
         self.path = path
         self.name = name
@@ -109,6 +112,9 @@ class FileSender:
         self.size = self._stat.st_size
         self.transferID = transferID(secret, server, path, name, self._stat)
         self.deferred: Deferred = Deferred()
+        self.digest: bytes | None = None
+        self._clock = clock
+        self._started = clock.seconds() if clock is not None else 0.0
         self._restarted = False
         self._reset(RangeSet())
         self._state = "offer"
@@ -148,7 +154,8 @@ class FileSender:
         if self._changed():
             self._fail(TransferFailed(f"{self.path} changed while it was being sent"))
             return None
-        end = records.FileEnd(self.transferID, self._hash.digest()).encode()
+        self.digest = self._hash.digest()
+        end = records.FileEnd(self.transferID, self.digest).encode()
         return ("e", self.transferID), end
 
     def progress(self) -> TransferProgress:
@@ -183,6 +190,8 @@ class FileSender:
             messenger.addSource(self)
         elif status == records.FILE_COMPLETE:
             self._finish()
+            elapsed = self._clock.seconds() - self._started if self._clock else 0.0
+            logevents.fileSent(self.log, self.name, self.size, self._server, elapsed, self.digest)
             self._progress(self.size)
             self.deferred.callback(self.name)
         elif status == records.FILE_RESTART and not self._restarted:
@@ -224,10 +233,13 @@ class FileSender:
 
 
 class _Receiving:
-    __slots__ = ("partial", "digest", "fragments", "unsynced", "progress", "finishing", "disk")
+    __slots__ = (
+        "partial", "digest", "fragments", "unsynced", "progress", "finishing", "disk", "started"
+    )
 
-    def __init__(self, partial: PartialFile) -> None:
+    def __init__(self, partial: PartialFile, started: float) -> None:
         self.partial = partial
+        self.started = started
         # One thread job at a time per file: an fsync never meets the
         # final close, and a late claim never follows the verification.
         self.disk = DeferredLock()
@@ -312,7 +324,7 @@ class IncomingFiles:
             self.log.warn("Refusing {name}: {error}", name=offer.name, error=str(error))
             self._answer(transfer, records.FILE_REFUSED)
             return
-        self._active[transfer] = _Receiving(partial)
+        self._active[transfer] = _Receiving(partial, self._clock.seconds())
         self._answer(transfer, records.FILE_RESUME, partial.held.ranges()[: records.MAX_ACK_RANGES])
         self._maybeFinish(transfer)
 
@@ -443,17 +455,22 @@ class IncomingFiles:
 
         self.verifying.track(
             receiving.disk.run(self._runInThread, verify).addCallbacks(
-                lambda path: self._finished(transfer, partial, path),
+                lambda path: self._finished(transfer, receiving, path),
                 lambda failure: self._failed(transfer, partial, failure),
             )
         )
 
-    def _finished(self, transfer: bytes, partial: PartialFile, path: str | None) -> None:
+    def _finished(self, transfer: bytes, receiving: _Receiving, path: str | None) -> None:
+        partial = receiving.partial
         if path is None:
             self.log.warn("{name} arrived corrupt; asking for it again", name=partial.name)
             self._end(transfer, records.FILE_RESTART)
             return
         self._end(transfer, records.FILE_COMPLETE)
+        logevents.fileStored(
+            self.log, partial.name, partial.size, self._peer, path,
+            self._clock.seconds() - receiving.started, receiving.digest,
+        )
         self.onStored(partial.name, path, partial.size)
 
     def _failed(self, transfer: bytes, partial: PartialFile, failure: Failure) -> None:

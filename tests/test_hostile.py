@@ -36,6 +36,7 @@ from spc.client import connect
 from spc.errors import AuthenticationFailed, ProtocolError, SessionClosed
 from spc.filestore import PARTIAL_DIRECTORY, FileStore
 from spc.identity import generateIdentity
+from spc.logevents import CHANNEL_DEAD
 from spc.service import ServerService
 from spc.session import IFileReceiver, IMessageReceiver, Session
 from spc.suites import A256CBC_HS512, AES256_GCM, CHACHA20_POLY1305
@@ -159,7 +160,8 @@ class Receiver:
 class Observer:
     """
     Reads spc's log: why each connection was closed for a fault (the one
-    exit, L{ChannelProtocol.fatal}) and which goodbyes sessions received.
+    exit, L{ChannelProtocol.fatal}, whose reason the channel's "dead" event
+    carries) and which goodbyes sessions received.
 
     @ivar closes: C{{ChannelProtocol: reason}}.
     @ivar byes: C{(receiving session, code, scope)}.
@@ -172,7 +174,7 @@ class Observer:
     def __call__(self, event) -> None:
         source = event.get("log_source")
         text = event.get("log_format") or ""
-        if isinstance(source, ChannelProtocol) and text.startswith("Closing channel"):
+        if isinstance(source, ChannelProtocol) and text == CHANNEL_DEAD and event["fault"]:
             self.closes[source] = event["reason"]
         elif isinstance(source, Session) and text.startswith("Peer {peer} said goodbye"):
             self.byes.append((source, event["code"], event["scope"]))

@@ -1521,14 +1521,14 @@ class RotationRoundTests(SynchronousTestCase):
         made.service.rotationRound()
         [event] = made.events
         self.assertEqual(
-            {k: event[k] for k in ("round", "sessions", "committed", "rolledBack")},
-            {"round": 1, "sessions": 2, "committed": 1, "rolledBack": 1},
+            {k: event[k] for k in ("round", "sessions", "committed", "rolled_back")},
+            {"round": 1, "sessions": 2, "committed": 1, "rolled_back": 1},
         )
         self.assertIn("Rotation round", event["log_format"])
         del made.events[:]
         made.service.rotationRound()
         [event] = made.events
-        self.assertEqual((event["committed"], event["rolledBack"]), (0, 0))
+        self.assertEqual((event["committed"], event["rolled_back"]), (0, 0))
 
     def test_sessionWithoutChannelSkipped(self) -> None:
         """

@@ -32,7 +32,7 @@ from spc.records import messageDigest
 from spc.service import ServerChannelFactory, SessionDirectory
 from spc.session import DEFAULT_LINGER, IMessageReceiver, Session
 from spc.suites import defaultSuiteFor
-from spc.trust import AuthorizedKeys, PinnedKey
+from spc.trust import AllowAny, AuthorizedKeys, PinnedKey
 
 # Keys: RSA generation is slow, so each is made once per process.
 
@@ -127,6 +127,9 @@ class FakeChannel:
 
     def activate(self, epoch: int, secret: bytes) -> None:
         self.activated = (epoch, secret)
+
+    def peerAddress(self) -> str:
+        return "192.0.2.10:40000"
 
     def sendRecord(self, plaintext: bytes) -> None:
         if not self.dead:
@@ -554,7 +557,7 @@ class ChannelLossTests(SynchronousTestCase):
         A directory's session with one confirmed channel.
         """
         directory = SessionDirectory(
-            clock, cachedIdentity("server"), None, RecordingReceiver(), 4
+            clock, cachedIdentity("server"), AllowAny, RecordingReceiver(), 4
         )
         channel = FakeChannel(0)
         directory.channelEstablished(channel, serverResult())
@@ -1328,6 +1331,7 @@ class OverChannelsTests(SynchronousTestCase):
         self.assertIsInstance(self.successResultOf(clientClosed), SessionClosed)
         self.assertGreater(attempts, 1)
         self.assertEqual(self.server.directory.sessions, {})
+        self.server.directory.preAuthLog.flush()
         self.assertEqual(self.server.clock.getDelayedCalls(), [])
 
 

@@ -1,0 +1,694 @@
+# -*- test-case-name: tests.test_logs -*-
+"""
+Tests for spc's structured logs (L{spc.logevents}, L{spc.logformat}): the
+rate limit on failures before authentication (PROTOCOL T19), the named
+fields of each event, C{twistd spc --log-format json}, and that no key,
+secret or plaintext of a whole session ever reaches a log line.
+"""
+
+from __future__ import annotations
+
+import base64
+import copy
+import hashlib
+import json
+import os
+
+from cryptography.hazmat.primitives import serialization
+from twisted.application.service import Application
+from twisted.internet import reactor, task
+from twisted.internet.address import IPv4Address
+from twisted.internet.defer import Deferred, gatherResults, inlineCallbacks
+from twisted.internet.endpoints import TCP4ClientEndpoint, serverFromString
+from twisted.internet.testing import MemoryReactorClock, StringTransport
+from twisted.logger import (
+    ILogObserver,
+    Logger,
+    eventAsJSON,
+    formatEvent,
+    globalLogPublisher,
+)
+from twisted.python import usage
+from twisted.scripts.twistd import ServerOptions
+from twisted.trial import unittest
+from zope.interface import implementer
+
+from spc import asymmetric, keyschedule, logevents, tap, wire
+from spc.client import connect
+from spc.filestore import FileStore
+from spc.handshake import channelSpecs
+from spc.identity import saveIdentity
+from spc.receivers import IFileReceiver, IMessageReceiver
+from spc.service import ServerChannelFactory, ServerService, SessionDirectory
+from spc.trust import AllowAny, AuthorizedKeys, PinnedKey
+from tests.test_endtoend import GOODBYE_TIMEOUT, EndToEndTestCase, sharedIdentity
+from tests.test_session import RETRY_DELAY, MemoryServer, cachedExchangeKey, cachedIdentity
+
+FRAGMENT = wire.MIN_FRAGMENT_SIZE
+
+
+def recorder():
+    """
+    A logger whose events land in a list, and the list.
+    """
+    events: list[dict] = []
+    return Logger(observer=events.append), events
+
+
+def named(events: list[dict], fmt: str) -> list[dict]:
+    """
+    The events written with format C{fmt}.
+    """
+    return [event for event in events if event.get("log_format") == fmt]
+
+
+# ---------------------------------------------------------------------------
+# The rate limit before authentication.
+
+
+class PreAuthLogTests(unittest.SynchronousTestCase):
+    """
+    L{logevents.PreAuthLog}: each kind of failure writes a few lines, then
+    is counted and summed up once.
+    """
+
+    def setUp(self) -> None:
+        self.clock = task.Clock()
+        log, self.events = recorder()
+        self.preAuth = logevents.PreAuthLog(self.clock, log, burst=3, period=60.0)
+
+    def refuse(self, count: int, kind: str = "aborted") -> None:
+        for number in range(count):
+            self.preAuth.refused(kind, f"192.0.2.1:{1000 + number}", "garbage", alert=None)
+
+    def test_burstThenSummary(self) -> None:
+        """
+        The first C{burst} failures are logged with their fields; the rest
+        only count, and one line C{period} seconds after the first one held
+        back says how many were held back, and of which kinds.
+        """
+        self.refuse(10)
+        lines = named(self.events, logevents.HANDSHAKE_REFUSED)
+        self.assertEqual(len(lines), 3)
+        self.assertEqual(
+            {k: lines[0][k] for k in ("kind", "source", "reason", "alert", "log_namespace")},
+            {
+                "kind": "aborted",
+                "source": "192.0.2.1:1000",
+                "reason": "garbage",
+                "alert": None,
+                "log_namespace": logevents.HANDSHAKE,
+            },
+        )
+        self.assertEqual(named(self.events, logevents.PREAUTH_SUPPRESSED), [])
+        self.clock.advance(60)
+        [summary] = named(self.events, logevents.PREAUTH_SUPPRESSED)
+        self.assertEqual(
+            (summary["count"], summary["kinds"], summary["seconds"]), (7, {"aborted": 7}, 60.0)
+        )
+        self.assertEqual(
+            formatEvent(summary), "Suppressed 7 pre-authentication failures in the last 60 s"
+        )
+        self.assertEqual(self.clock.getDelayedCalls(), [])
+
+    def test_kindsApart(self) -> None:
+        """
+        A flood of one kind does not hide the first lines of another.
+        """
+        self.refuse(10, "aborted")
+        self.refuse(2, "busy")
+        kinds = [e["kind"] for e in named(self.events, logevents.HANDSHAKE_REFUSED)]
+        self.assertEqual(kinds, ["aborted"] * 3 + ["busy"] * 2)
+
+    def test_refills(self) -> None:
+        """
+        The allowance comes back over the period: after it, lines are
+        written again.
+        """
+        self.refuse(4)
+        self.clock.advance(60)
+        del self.events[:]
+        self.refuse(3)
+        self.assertEqual(len(named(self.events, logevents.HANDSHAKE_REFUSED)), 3)
+
+    def test_flush(self) -> None:
+        """
+        L{PreAuthLog.flush} (the service stopping) writes the summary at
+        once and leaves no timer; with nothing held back it writes nothing.
+        """
+        self.preAuth.flush()
+        self.assertEqual(self.events, [])
+        self.refuse(5)
+        self.clock.advance(10)
+        self.preAuth.flush()
+        [summary] = named(self.events, logevents.PREAUTH_SUPPRESSED)
+        self.assertEqual((summary["count"], summary["seconds"]), (2, 10.0))
+        self.assertEqual(self.clock.getDelayedCalls(), [])
+
+
+class GarbageFloodTests(unittest.SynchronousTestCase):
+    """
+    T19 through the real server path: connections that send garbage
+    instead of a handshake are refused before any RSA work, and the log
+    holds a few lines and one summary, not one line each.
+    """
+
+    def test_httpFlood(self) -> None:
+        clock = task.Clock()
+        directory = SessionDirectory(clock, cachedIdentity("server"), AllowAny, None, 1)
+        [spec] = channelSpecs(1)
+        factory = ServerChannelFactory(directory, spec)
+        events: list[dict] = []
+        globalLogPublisher.addObserver(events.append)
+        self.addCleanup(globalLogPublisher.removeObserver, events.append)
+        for number in range(40):
+            address = IPv4Address("TCP", "198.51.100.7", 2000 + number)
+            channel = factory.buildProtocol(address)
+            channel.makeConnection(StringTransport(peerAddress=address))
+            channel.dataReceived(b"GET / HTTP/1.1\r\nHost: example\r\n\r\n")
+            self.assertTrue(channel.dead)
+            channel.connectionLost()
+        lines = named(events, logevents.HANDSHAKE_REFUSED)
+        self.assertEqual(len(lines), logevents.PREAUTH_BURST)
+        self.assertEqual(lines[0]["source"], "198.51.100.7:2000")
+        self.assertEqual(lines[0]["kind"], "aborted")
+        self.assertIn("exceeds", lines[0]["reason"])
+        clock.advance(logevents.PREAUTH_PERIOD)
+        [summary] = named(events, logevents.PREAUTH_SUPPRESSED)
+        self.assertEqual(summary["count"], 40 - logevents.PREAUTH_BURST)
+        self.assertEqual(directory.pendingHandshakes(), 0)
+
+
+class SilentPeerTests(unittest.SynchronousTestCase):
+    """
+    A peer that connects and says nothing is logged as a timeout, with the
+    alert it was sent.
+    """
+
+    def test_timeout(self) -> None:
+        clock = task.Clock()
+        directory = SessionDirectory(clock, cachedIdentity("server"), AllowAny, None, 1)
+        [spec] = channelSpecs(1)
+        address = IPv4Address("TCP", "203.0.113.5", 4444)
+        channel = ServerChannelFactory(directory, spec).buildProtocol(address)
+        events: list[dict] = []
+        globalLogPublisher.addObserver(events.append)
+        self.addCleanup(globalLogPublisher.removeObserver, events.append)
+        channel.makeConnection(StringTransport(peerAddress=address))
+        clock.advance(directory.handshakeTimeout)
+        [refused] = named(events, logevents.HANDSHAKE_REFUSED)
+        self.assertEqual(
+            {k: refused[k] for k in ("kind", "source", "alert")},
+            {"kind": "timeout", "source": "203.0.113.5:4444", "alert": wire.ALERT_TIMEOUT},
+        )
+        channel.connectionLost()
+
+
+class EventsInMemoryTests(unittest.SynchronousTestCase):
+    """
+    The events of a session's life, client and server over in-memory
+    channels on one L{task.Clock}, so every field is exact.
+    """
+
+    def setUp(self) -> None:
+        self.events: list[dict] = []
+        globalLogPublisher.addObserver(self.events.append)
+        self.addCleanup(globalLogPublisher.removeObserver, self.events.append)
+        self.memory = MemoryServer(self)
+        self.client = self.memory.connect(self)
+        self.server = self.memory.serverSession()
+
+    def test_opened(self) -> None:
+        """
+        The server logs one NEW handshake and three JOINs, each with the
+        client's fingerprint and its name from C{authorized_keys}; both ends
+        log the session opened, with their role.
+        """
+        accepted = named(self.events, logevents.HANDSHAKE_ACCEPTED)
+        self.assertEqual([e["mode"] for e in accepted], ["NEW", "JOIN", "JOIN", "JOIN"])
+        self.assertEqual([e["channel"] for e in accepted], [0, 1, 2, 3])
+        session = logevents.shortID(self.client.id)
+        for event in accepted:
+            self.assertEqual(
+                {k: event[k] for k in ("session", "peer", "peer_name")},
+                {"session": session, "peer": self.memory.client.fingerprint,
+                 "peer_name": "client"},
+            )
+            self.assertTrue(event["source"].startswith("192.0.2.10:"), event)
+        opened = named(self.events, logevents.SESSION_OPENED)
+        self.assertEqual(
+            sorted((e["role"], e["peer"], e["session"]) for e in opened),
+            [("client", self.memory.server.fingerprint, session),
+             ("server", self.memory.client.fingerprint, session)],
+        )
+
+    def test_deadAndRejoined(self) -> None:
+        """
+        A cut connection is dead on both ends, with the reason and the
+        peer's address; once the client joined it again, both ends log it
+        rejoined after the time it was away.
+        """
+        self.network = self.memory.network
+        self.network.cut(self.network.pumpFor(self.client.channels[2]))
+        self.network.flush()
+        dead = named(self.events, logevents.CHANNEL_DEAD)
+        self.assertEqual([(e["channel"], e["fault"]) for e in dead], [(2, False), (2, False)])
+        self.assertEqual(
+            {e["peer"] for e in dead},
+            {self.memory.client.fingerprint, self.memory.server.fingerprint},
+        )
+        self.assertEqual({e["log_namespace"] for e in dead}, {logevents.CHANNEL})
+        self.memory.clock.advance(RETRY_DELAY)
+        self.network.flush()
+        rejoined = named(self.events, logevents.CHANNEL_REJOINED)
+        self.assertEqual([(e["channel"], e["downtime"]) for e in rejoined], [(2, 1.0)] * 2)
+
+    def test_faultIsDead(self) -> None:
+        """
+        A connection this end cuts for a peer fault is dead with the fault
+        as its reason.
+        """
+        cut = self.server.channels[1]
+        cut.fatal("a forged frame")
+        self.memory.network.flush()
+        dead = named(self.events, logevents.CHANNEL_DEAD)
+        [serverSide] = [e for e in dead if e["log_source"] is cut]
+        [clientSide] = [e for e in dead if e["log_source"] is not cut]
+        self.assertEqual((serverSide["fault"], serverSide["reason"]), (True, "a forged frame"))
+        self.assertFalse(clientSide["fault"])
+
+    def test_closed(self) -> None:
+        """
+        Closing the session is no channel's death: both ends log only the
+        session ended, with its duration and reason.
+        """
+        for _ in range(42):
+            self.memory.clock.advance(1)
+            self.memory.network.flush()
+        self.client.close()
+        self.memory.network.flush()
+        self.assertEqual(named(self.events, logevents.CHANNEL_DEAD), [])
+        ended = named(self.events, logevents.SESSION_CLOSED)
+        self.assertEqual(sorted(e["role"] for e in ended), ["client", "server"])
+        self.assertEqual(
+            sorted((e["role"], e["reason"], e["error"]) for e in ended),
+            [("client", "closed locally", "SessionClosed"),
+             ("server", "the peer closed the session: closed", "SessionClosed")],
+        )
+        for event in ended:
+            self.assertEqual(event["duration"], 42.0)
+
+    def test_unauthorizedRefused(self) -> None:
+        """
+        A client that is not authorized is refused, and the log says who it
+        was and why.
+        """
+        other = cachedIdentity("other")
+        connecting = connect(
+            self.memory.clock,
+            self.memory.endpoints("192.0.2.99"),
+            other,
+            PinnedKey(self.memory.server.fingerprint),
+            "127.0.0.1:9000",
+        )
+        self.memory.network.flush()
+        self.failureResultOf(connecting)
+        [refused] = named(self.events, logevents.HANDSHAKE_REFUSED)
+        self.assertEqual(
+            (refused["kind"], refused["alert"]), ("refused", wire.ALERT_HANDSHAKE_FAILURE)
+        )
+        self.assertIn(f"{other.fingerprint} is not authorized", refused["reason"])
+        self.assertTrue(refused["source"].startswith("192.0.2.99:"), refused)
+
+
+class RotationRoundEventTests(unittest.SynchronousTestCase):
+    """
+    The rotation round's summary is an C{spc.rotation} event.
+    """
+
+    def test_fields(self) -> None:
+        log, events = recorder()
+        logevents.rotationRound(log, 7, 3, 1, 4)
+        [event] = events
+        self.assertEqual(event["log_namespace"], logevents.ROTATION)
+        self.assertEqual(
+            formatEvent(event), "Rotation round 7: 3 committed, 1 rolled back; 4 sessions now"
+        )
+
+
+# ---------------------------------------------------------------------------
+# --log-format.
+
+
+class LogFormatOptionTests(unittest.TestCase):
+    """
+    C{twistd spc --log-format}.
+    """
+
+    def setUp(self) -> None:
+        self.root = os.path.abspath(self.mktemp())
+        self.keyDir = os.path.join(self.root, "server")
+        saveIdentity(sharedIdentity("server"), self.keyDir)
+
+    def twistd(self, *before: str, logFormat: str = "json") -> ServerOptions:
+        config = ServerOptions()
+        config.parseOptions(
+            [*before, "spc", "--key-dir", self.keyDir, "--ports", "9000", "--allow-any-client",
+             "--inbox", os.path.join(self.root, "inbox"), "--log-format", logFormat]
+        )
+        return config
+
+    def application(self, config: ServerOptions) -> Application:
+        service = tap.makeService(config.subOptions, reactor=MemoryReactorClock())
+        application = Application("spc")
+        service.setServiceParent(application)
+        return application
+
+    def test_textByDefault(self) -> None:
+        """
+        Without C{--log-format} the daemon leaves the log to twistd.
+        """
+        config = self.twistd("-n", logFormat="text")
+        self.assertIsNone(ILogObserver(self.application(config), None))
+
+    def test_unknown(self) -> None:
+        self.assertRaises(usage.UsageError, self.twistd, "-n", logFormat="xml")
+
+    def test_notWithSyslog(self) -> None:
+        """
+        JSON goes to a file or stdout; with C{--syslog} it is refused.
+        """
+        self.assertRaises(usage.UsageError, self.twistd, "--syslog")
+
+    def test_logfile(self) -> None:
+        """
+        With C{--logfile}, the JSON lines go to that file, one event each,
+        with the event's named fields.
+        """
+        path = os.path.join(self.root, "spc.log")
+        application = self.application(self.twistd("--logfile", path))
+        observer = ILogObserver(application)
+        log = Logger(observer=observer)
+        logevents.rotationRound(log, 2, 1, 0, 1)
+        logevents.rotationRound(log, 3, 1, 0, 1)
+        with open(path) as f:
+            lines = f.read().splitlines()
+        self.assertEqual(len(lines), 2)
+        first = json.loads(lines[0])
+        self.assertEqual(
+            {k: first[k] for k in ("log_namespace", "round", "committed", "rolled_back")},
+            {"log_namespace": logevents.ROTATION, "round": 2, "committed": 1, "rolled_back": 0},
+        )
+
+
+class JSONDaemonTests(EndToEndTestCase):
+    """
+    A real C{twistd -n spc --log-format json} and a real C{spc send}.
+    """
+
+    @inlineCallbacks
+    def test_jsonLines(self):
+        """
+        Every line the daemon writes is one JSON object; the handshakes and
+        the session carry their fields by name.
+        """
+        self.authorize(self.serverKeys, "client")
+        daemon = yield self.startDaemon("--log-format", "json")
+        result = yield self.send("hello")
+        self.assertDelivered(result, 1)
+        yield daemon.output.waitFor(logevents.SESSION_CLOSED, GOODBYE_TIMEOUT)
+        yield daemon.stop()
+        lines = daemon.output.stdout.decode("utf-8").splitlines()
+        events = [json.loads(line) for line in lines]
+        self.assertTrue(all(isinstance(event, dict) for event in events))
+        client = sharedIdentity("client").fingerprint
+        accepted = named(events, logevents.HANDSHAKE_ACCEPTED)
+        self.assertEqual(sorted(e["mode"] for e in accepted), ["JOIN"] * 3 + ["NEW"])
+        self.assertEqual(sorted(e["channel"] for e in accepted), [0, 1, 2, 3])
+        for event in accepted:
+            self.assertEqual((event["peer"], event["peer_name"]), (client, "client"))
+            self.assertTrue(event["source"].startswith("127.0.0.1:"), event)
+            self.assertEqual(event["log_namespace"], logevents.HANDSHAKE)
+        [opened] = named(events, logevents.SESSION_OPENED)
+        [closed] = named(events, logevents.SESSION_CLOSED)
+        self.assertEqual((opened["peer"], opened["role"]), (client, "server"))
+        self.assertEqual(closed["session"], opened["session"])
+        self.assertEqual(len(closed["session"]), 16)
+        self.assertIsInstance(closed["duration"], float)
+        self.assertIn("closed", closed["reason"])
+
+
+# ---------------------------------------------------------------------------
+# No secret in any log line of a whole session.
+
+MESSAGE_MARKER = b"message-marker-" + os.urandom(6).hex().encode()
+FILE_MARKER = b"file-marker-" + os.urandom(6).hex().encode()
+ROTATION_COMMITTED = "Rotation to epoch {epoch} with {peer} committed"
+WAIT = 10.0
+
+
+class KeyMaterial:
+    """
+    Every secret the key schedule takes in or derives during a test, as
+    the code asks for it: C{keyschedule.extract} and
+    C{keyschedule.hkdfExpand} are wrapped, which covers the X25519 and
+    RSA-transported secrets, handshake, join, connection and epoch
+    secrets, finished and confirmation keys, and every traffic key and
+    IV.  The session id is the one output left out: it is public.
+
+    @ivar secrets: the values recorded.
+    """
+
+    def __init__(self, testCase: unittest.TestCase) -> None:
+        self.secrets: list[bytes] = []
+        extract, expand = keyschedule.extract, keyschedule.hkdfExpand
+
+        def recordExtract(salt: bytes, ikm: bytes) -> bytes:
+            out = extract(salt, ikm)
+            if salt != keyschedule.HANDSHAKE_SALT:
+                self.add(salt)
+            self.add(ikm, ikm[:32], ikm[32:], out)
+            return out
+
+        def recordExpand(prk: bytes, info: bytes, length: int) -> bytes:
+            out = expand(prk, info, length)
+            self.add(prk)
+            if not info.startswith(keyschedule.PREFIX + b"sid\x00"):
+                self.add(out)
+            return out
+
+        testCase.patch(keyschedule, "extract", recordExtract)
+        testCase.patch(keyschedule, "hkdfExpand", recordExpand)
+
+    def add(self, *values: bytes) -> None:
+        self.secrets.extend(value for value in values if len(value) >= 8)
+
+
+def forms(value: bytes) -> set[str]:
+    """
+    How C{value}, or its first eight bytes, could show in a log line: as
+    raw bytes (the JSON observer writes bytes as latin-1, escaped), as a
+    bytes repr, in hex, or in base64 at any alignment within a longer
+    encoded string.
+    """
+    found = set()
+    for part in (value, value[:8]):
+        raw = part.decode("latin-1")
+        found |= {raw, json.dumps(raw)[1:-1], repr(part)[2:-1], part.hex(), part.hex().upper()}
+    for shift in range(3):
+        for encode in (base64.b64encode, base64.urlsafe_b64encode):
+            text = encode(value[shift:]).decode("ascii")
+            found.add(text[:-4] if len(text) > 12 else text)
+    return {text for text in found if len(text) >= 8}
+
+
+def privateForms(key) -> set[str]:
+    """
+    The forms of an RSA private key: its PEM (every body line but the
+    first, which all RSA-2048 keys share) and its private numbers.
+    """
+    pem = key.private_bytes(
+        serialization.Encoding.PEM,
+        serialization.PrivateFormat.PKCS8,
+        serialization.NoEncryption(),
+    ).decode("ascii")
+    numbers = key.private_numbers()
+    found = {pem.strip(), *pem.strip().splitlines()[2:-1]}
+    for number in (numbers.d, numbers.p, numbers.q):
+        raw = number.to_bytes((number.bit_length() + 7) // 8, "big")
+        found |= forms(raw) | {str(number)}
+    return found
+
+
+def rendered(event: dict) -> str:
+    """
+    An event as a text log and a JSON log would write it, and its repr.
+    """
+    try:
+        asJSON = eventAsJSON(copy.copy(event))
+    except Exception:
+        asJSON = repr(event)
+    return "\n".join([formatEvent(event) or "", asJSON, repr(event)])
+
+
+@implementer(IMessageReceiver, IFileReceiver)
+class Receiver:
+    def __init__(self) -> None:
+        self.messages: list[bytes] = []
+        self.files: list[tuple[str, str, int]] = []
+
+    def messageReceived(self, session, data, kind):
+        self.messages.append(data)
+
+    def fileReceived(self, session, name, path, size):
+        self.files.append((name, path, size))
+
+
+def firstResult(callbacks: list) -> Deferred:
+    """
+    A Deferred firing with the first value given to a callback appended
+    to C{callbacks}.
+    """
+    result: Deferred = Deferred()
+    callbacks.append(lambda value: None if result.called else result.callback(value))
+    return result
+
+
+@inlineCallbacks
+def until(predicate, what: str):
+    """
+    Wait, on the real reactor, until C{predicate()} holds.
+    """
+    for _ in range(int(WAIT / 0.05)):
+        if predicate():
+            return
+        yield task.deferLater(reactor, 0.05, lambda: None)
+    raise AssertionError(f"{what} did not happen within {WAIT} s")
+
+
+class NoSecretsTests(unittest.TestCase):
+    """
+    A whole session over loopback TCP, both ends in this process: the
+    handshakes, a message, a key rotation, a channel killed and rejoined,
+    a file of many fragments, the goodbye.  Every event either end logged
+    is rendered as text and as JSON, and none holds key material, a
+    private key, or a byte of what was sent.
+    """
+
+    timeout = 60
+
+    @inlineCallbacks
+    def test_fullSession(self):
+        material = KeyMaterial(self)
+        self.patch(asymmetric, "generateExchangeKey", cachedExchangeKey)
+        events: list[dict] = []
+        globalLogPublisher.addObserver(events.append)
+        self.addCleanup(globalLogPublisher.removeObserver, events.append)
+        server, client = cachedIdentity("server"), cachedIdentity("client")
+        inbox = os.path.abspath(self.mktemp())
+        os.makedirs(inbox)
+        receiver = Receiver()
+        service = ServerService(
+            reactor,
+            [serverFromString(reactor, "tcp:0:interface=127.0.0.1") for _ in range(3)],
+            server,
+            AuthorizedKeys("authorized_keys", [(client.fingerprint, "client")]),
+            receiver,
+            params=wire.Params(fragmentSize=FRAGMENT, maxInner=wire.maxInnerSize(FRAGMENT)),
+            files=FileStore(inbox),
+        )
+        service.startService()
+        self.addCleanup(lambda: service.running and service.stopService())
+        ports = [port.getHost().port for port in (yield service.whenListening())]
+        session = yield connect(
+            reactor,
+            [TCP4ClientEndpoint(reactor, "127.0.0.1", port) for port in ports],
+            client,
+            PinnedKey(server.fingerprint),
+            f"127.0.0.1:{ports[0]}",
+            retryPolicy=lambda attempt: 0.05,
+        )
+        serverSession = service.directory.sessions[session.id]
+
+        message = MESSAGE_MARKER * 40
+        yield session.sendMessage(message)
+        self.assertEqual(receiver.messages, [message])
+
+        yield until(lambda: len(serverSession.liveChannels()) == 3, "three live channels")
+        rotated = [
+            firstResult(serverSession.onRotationEnded),
+            firstResult(session.onRotationEnded),
+        ]
+        serverSession.rotate()
+        outcomes = yield gatherResults(rotated)
+        self.assertEqual(outcomes, [True, True])
+        self.assertEqual((session.epoch, serverSession.epoch), (1, 1))
+
+        session.channels[1].transport.abortConnection()
+        yield until(
+            lambda: len(named(events, logevents.CHANNEL_REJOINED)) == 2
+            and len(serverSession.liveChannels()) == 3,
+            "channel 1 rejoining on both ends",
+        )
+
+        content = FILE_MARKER * (5 * FRAGMENT // len(FILE_MARKER))
+        path = os.path.abspath(self.mktemp())
+        with open(path, "wb") as f:
+            f.write(content)
+        yield session.sendFile(path, name="report.bin")
+        self.assertEqual(len(receiver.files), 1)
+
+        secrets = list(material.secrets)
+        for owner in (session, serverSession):
+            secrets.append(owner._transferSecret)
+        yield session.close()
+        yield serverSession.whenClosed()
+        yield service.stopService()
+
+        self.assertExpectedEvents(events, client, server, content)
+        self.assertGreater(len(secrets), 50)
+        text = "\n".join(rendered(event) for event in events)
+        checks = [("secret", form) for value in secrets for form in forms(value)]
+        for name, key in [
+            ("server identity", server.privateKey),
+            ("client identity", client.privateKey),
+            ("exchange key", cachedExchangeKey()),
+        ]:
+            checks += [(name, form) for form in privateForms(key)]
+        for name, marker in [("message", MESSAGE_MARKER), ("file", FILE_MARKER)]:
+            checks += [(name, form) for form in forms(marker)]
+        leaks = [(name, form) for name, form in checks if form in text]
+        self.assertEqual(leaks, [])
+
+    def assertExpectedEvents(self, events, client, server, content: bytes) -> None:
+        """
+        The session's story is in the log, so the check above is not
+        vacuous.
+        """
+        accepted = named(events, logevents.HANDSHAKE_ACCEPTED)
+        modes = sorted(event["mode"] for event in accepted)
+        self.assertEqual(modes, ["JOIN", "JOIN", "JOIN", "NEW"])
+        self.assertEqual({event["peer_name"] for event in accepted}, {"client"})
+        opened = named(events, logevents.SESSION_OPENED)
+        closed = named(events, logevents.SESSION_CLOSED)
+        self.assertEqual(sorted(e["role"] for e in opened), ["client", "server"])
+        self.assertEqual(sorted(e["role"] for e in closed), ["client", "server"])
+        self.assertEqual(
+            {(e["role"], e["peer"]) for e in closed},
+            {("client", server.fingerprint), ("server", client.fingerprint)},
+        )
+        dead = named(events, logevents.CHANNEL_DEAD)
+        self.assertEqual({e["channel"] for e in dead}, {1})
+        rejoined = named(events, logevents.CHANNEL_REJOINED)
+        self.assertEqual([e["channel"] for e in rejoined], [1, 1])
+        self.assertEqual(len(named(events, ROTATION_COMMITTED)), 2)
+        [stored] = named(events, logevents.FILE_STORED)
+        [sent] = named(events, logevents.FILE_SENT)
+        digest = hashlib.sha256(content).hexdigest()
+        for event in (stored, sent):
+            self.assertEqual(
+                (event["name"], event["bytes"], event["digest"]),
+                ("report.bin", len(content), digest),
+            )
+            self.assertIsInstance(event["rate_mbps"], float)
+            self.assertGreater(event["seconds"], 0)

@@ -47,7 +47,7 @@ from spc.identity import (
 )
 from spc.sendcommand import DemoOptions, SendOptions
 from spc.statuscommand import StatusOptions
-from spc.tap import MAX_CHANNELS
+from spc.options import MAX_CHANNELS
 from spc.tlscert import DEFAULT_DAYS, writeCertificate
 
 __all__ = ["Command", "MAX_CHANNELS", "SPCOptions", "main", "run"]

@@ -221,7 +221,7 @@ class MultiChannelMessenger:
         """
         Start sending a file.
 
-        @param sender: a L{spc.transfer.FileSender}.
+        @param sender: a L{spc.filesender.FileSender}.
         @return: its Deferred.
         """
         if self._closed is not None:
@@ -239,7 +239,7 @@ class MultiChannelMessenger:
 
     def outgoingFiles(self) -> list:
         """
-        The L{spc.transfer.FileSender}s still at work, oldest first.
+        The L{spc.filesender.FileSender}s still at work, oldest first.
         """
         return list(self._files.values())
 

@@ -16,7 +16,7 @@ from spc.errors import SPCError
 from spc.identity import loadIdentity, loadTransferSecret, parseFingerprint
 from spc.progress import ProgressBar
 from spc.sender import SendRequest, clientEndpoints, collectFiles, send
-from spc.tap import MAX_CHANNELS, SuiteMapOption, parsePorts, parseSize
+from spc.options import MAX_CHANNELS, SuiteMapOption, parsePorts, parseSize
 from spc.trust import (
     KNOWN_HOSTS_NAME,
     ServerTrust,

@@ -39,7 +39,8 @@ from spc.reassembly import Budget
 from spc.receivers import IFileReceiver, IMessageReceiver
 from spc.sessionheartbeats import SessionHeartbeats
 from spc.sessionrotation import SessionRotation
-from spc.transfer import FileSender, IncomingFiles
+from spc.filesender import FileSender
+from spc.transfer import IncomingFiles
 
 __all__ = ["IFileReceiver", "IMessageReceiver", "Session", "SessionClosed"]
 
@@ -190,7 +191,7 @@ class Session(SessionRotation, SessionHeartbeats):
         waiter = self.whenClosed()
         if self.closedReason is None:
             self._sayBye(code, reason)
-            self._end(Failure(SessionClosed(f"closed locally: {reason}")))
+            self._end(Failure(SessionClosed("closed locally")))
         flushed = [channel.whenLost() for channel in channels]
         timeout = self._clock.callLater(CLOSE_TIMEOUT, self._abortAll, channels)
 

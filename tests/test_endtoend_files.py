@@ -42,7 +42,7 @@ from spc.client import connect
 from spc.errors import SessionClosed
 from spc.filestore import PARTIAL_DIRECTORY
 from spc.inbox import MESSAGES_NAME
-from spc.transfer import FileSender
+from spc.filesender import FileSender
 from spc.trust import PinnedKey
 from tests.test_endtoend import (
     READY_TIMEOUT,

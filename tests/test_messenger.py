@@ -454,7 +454,7 @@ def keyed(name: str, number: int) -> tuple[tuple, bytes]:
 
 class FakeFileSender:
     """
-    What the messenger uses of an L{spc.transfer.FileSender}: it waits for
+    What the messenger uses of an L{spc.filesender.FileSender}: it waits for
     the receiver's answer, so it has nothing to send.
 
     @ivar ended: the reasons given to L{sessionEnded}.

@@ -27,6 +27,7 @@ from types import SimpleNamespace
 
 from twisted.internet import task
 from twisted.internet.address import IPv4Address
+from twisted.internet.defer import succeed
 from twisted.internet.endpoints import TCP4ServerEndpoint
 from twisted.internet.testing import MemoryReactorClock
 from twisted.logger import Logger
@@ -1436,8 +1437,11 @@ class FakeRotatingSession:
         self.rotated.append(self._clock.seconds())
         self.scheduled.append(scheduled)
 
-    def terminate(self, code, reason, error=None) -> None:
-        pass
+    def whenSettled(self):
+        return succeed(None)
+
+    def close(self, code, reason):
+        return succeed(None)
 
 
 INTERVAL = 30.0

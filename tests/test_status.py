@@ -43,8 +43,9 @@ from spc.status import (
 from spc.statuscommand import StatusOptions, formatJSON, formatTable
 from spc.statusservice import statusServices
 from spc.suites import A256CBC_HS512
-from spc.tap import MAX_CHANNELS
-from spc.transfer import IncomingFiles, TransferProgress
+from spc.options import MAX_CHANNELS
+from spc.filesender import TransferProgress
+from spc.transfer import IncomingFiles
 from spc.cli import main
 from spc.client import connect
 from spc.trust import PinnedKey

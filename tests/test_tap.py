@@ -16,7 +16,8 @@ from twisted.python import usage
 from twisted.trial.unittest import SynchronousTestCase
 
 from spc.identity import generateIdentity, saveIdentity
-from spc.tap import MAX_CHANNELS, Options, _listenFailure, makeService
+from spc.options import MAX_CHANNELS
+from spc.tap import Options, _listenFailure, makeService
 from spc.tlscert import writeCertificate
 
 UsageError = usage.UsageError

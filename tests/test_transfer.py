@@ -17,11 +17,12 @@ from twisted.internet.defer import Deferred, fail, succeed
 from twisted.python.failure import Failure
 from twisted.trial.unittest import SynchronousTestCase
 
-from spc import records, transfer, wire
+from spc import filesender, records, transfer, wire
 from spc.errors import ProtocolError, ResourceLimitExceeded, SessionClosed, TransferFailed
 from spc.filestore import PARTIAL_DIRECTORY, FileStore
 from spc.messenger import YIELD, MultiChannelMessenger
-from spc.transfer import FileSender, IncomingFiles, transferID
+from spc.filesender import FileSender, transferID
+from spc.transfer import IncomingFiles
 
 SIZE = 16 * 1024
 PARAMS = wire.Params(fragmentSize=SIZE, maxInner=wire.maxInnerSize(SIZE))
@@ -415,7 +416,7 @@ class ResumeTests(TransferTestCase):
         batches of skipped chunks.
         """
         self.patch(transfer, "SYNC_BYTES", SIZE)
-        self.patch(transfer, "HELD_CHUNKS_PER_TURN", 2)
+        self.patch(filesender, "HELD_CHUNKS_PER_TURN", 2)
         data = os.urandom(6 * SIZE)
         path = self.source(data)
         first = Link(self, self.store)

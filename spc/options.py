@@ -1,0 +1,113 @@
+# -*- test-case-name: tests.test_tap -*-
+"""
+Command-line values the daemon (L{spc.tap}) and the sender
+(L{spc.sendcommand}) read alike: port lists, sizes, seconds and the
+per-channel suite map.  Both ends must agree on the last, so they share
+one parser.
+"""
+
+from __future__ import annotations
+
+from twisted.python import usage
+
+from spc.errors import SPCError
+from spc.suites import parseSuiteMap
+
+__all__ = ["MAX_CHANNELS", "SuiteMapOption", "parsePorts", "parseSeconds", "parseSize"]
+
+
+MAX_CHANNELS = 16
+"""
+The most channels (listening endpoints) one daemon opens.
+"""
+
+
+def parsePorts(spec: str) -> list[int]:
+    """
+    Parse a port list such as C{9000-9003} or C{9000,9001,9005} (the forms
+    may be mixed: C{9000-9002,9005}).
+
+    @param spec: The value of C{--ports}.
+    @return: The ports, in the order given.
+    @raise usage.UsageError: If C{spec} is malformed, a range is reversed or
+        a port is outside 1..65535.
+    """
+    ports: list[int] = []
+    for item in spec.split(","):
+        first, dash, last = item.strip().partition("-")
+        if dash:
+            low, high = _parsePort(first, spec), _parsePort(last, spec)
+            if low > high:
+                raise usage.UsageError(
+                    f"--ports: reversed range {item.strip()!r}; "
+                    f"write it low-high, e.g. {high}-{low}"
+                )
+            ports.extend(range(low, high + 1))
+        else:
+            ports.append(_parsePort(first, spec))
+    return ports
+
+
+def parseSize(text: str) -> int:
+    """
+    A byte count with an optional binary suffix: C{1048576}, C{64M}, C{1G}.
+
+    @raise usage.UsageError: for anything else, or more than 1 TiB.
+    """
+    units = {"": 1, "K": 1 << 10, "M": 1 << 20, "G": 1 << 30}
+    cleaned = text.strip().upper().removesuffix("IB").removesuffix("B")
+    unit = cleaned[-1] if cleaned and cleaned[-1] in "KMG" else ""
+    number = cleaned[: len(cleaned) - len(unit)]
+    if not (number.isascii() and number.isdigit()) or int(number) * units[unit] > 1 << 40:
+        raise usage.UsageError(f"{text!r} is not a size such as 64K, 64M or 1G")
+    return int(number) * units[unit]
+
+
+def parseSeconds(text: str, name: str) -> float:
+    """
+    A positive number of seconds, fractions allowed.
+    """
+    try:
+        value = float(text)
+    except ValueError:
+        value = -1.0
+    if not 0 < value < 86400:
+        raise usage.UsageError(f"--{name}: {text!r} is not a number of seconds")
+    return value
+
+
+def _parsePort(text: str, spec: str) -> int:
+    """
+    Parse one port number of a C{--ports} value.
+
+    @param text: The digits.
+    @param spec: The whole C{--ports} value, for the error message.
+    @return: The port.
+    @raise usage.UsageError: If C{text} is not a decimal port in 1..65535.
+    """
+    text = text.strip()
+    if not (text.isascii() and text.isdigit()):
+        raise usage.UsageError(
+            f"--ports: cannot parse {spec!r}; expected ports and ranges "
+            f"separated by commas, e.g. 9000-9003 or 9000,9001,9005"
+        )
+    port = int(text)
+    if not 1 <= port <= 65535:
+        raise usage.UsageError(f"--ports: port {port} is not in 1..65535")
+    return port
+
+
+class SuiteMapOption:
+    """
+    The C{--suites} option, which the daemon and the sender share: both
+    ends must configure the same map, nothing is negotiated.
+    """
+
+    def opt_suites(self, text: str) -> None:
+        """Cipher suite of each channel, comma-separated, e.g.
+        aes-256-cbc,chacha20,aes-256-gcm (default: even channels
+        AES-256-CBC, odd ChaCha20). Both ends must use the same map."""
+        try:
+            self["suites"] = parseSuiteMap(text)  # type: ignore[index]
+        except SPCError as error:
+            raise usage.UsageError(f"--suites: {error}") from None

@@ -18,8 +18,9 @@ import signal
 import sys
 from typing import IO, Any, Mapping
 
-from twisted.logger import ILogObserver, jsonFileLogObserver
+from twisted.logger import ILogObserver, LogEvent, formatEvent, jsonFileLogObserver
 from twisted.python.logfile import LogFile
+from zope.interface import provider
 
 __all__ = ["FORMATS", "checkFormat", "installJSONObserver", "jsonObserver", "logFileFor"]
 
@@ -55,9 +56,17 @@ def logFileFor(twistdOptions: Mapping[str, Any]) -> IO[str]:
 def jsonObserver(outFile: IO[str]) -> ILogObserver:
     """
     One JSON object per line, without the record separator character that
-    RFC 7464 JSON text sequences put before each.
+    RFC 7464 JSON text sequences put before each, and with the sentence the
+    text log would show as C{log_text}, so a reader need not render
+    C{log_format} itself.
     """
-    return jsonFileLogObserver(outFile, recordSeparator="")
+    write = jsonFileLogObserver(outFile, recordSeparator="")
+
+    @provider(ILogObserver)
+    def observe(event: LogEvent) -> None:
+        write({**event, "log_text": formatEvent(event)})
+
+    return observe
 
 
 def installJSONObserver(application, twistdOptions: Mapping[str, Any], reactor) -> None:

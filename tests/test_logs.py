@@ -436,6 +436,8 @@ class JSONDaemonTests(EndToEndTestCase):
         self.assertEqual(len(closed["session"]), 16)
         self.assertIsInstance(closed["duration"], float)
         self.assertIn("closed", closed["reason"])
+        self.assertIn(f"opened with {client} as server", opened["log_text"])
+        self.assertNotIn("{", opened["log_text"])
 
 
 # ---------------------------------------------------------------------------

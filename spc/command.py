@@ -10,6 +10,7 @@ L{spc.cli.SPCOptions.subCommands}.
 
 from __future__ import annotations
 
+import getopt
 from typing import Mapping, TextIO
 
 from twisted.internet.defer import maybeDeferred
@@ -78,6 +79,30 @@ class Command(_BaseOptions):
     A subcommand. Subclasses declare their options as usual and implement
     L{run}.
     """
+
+    def parseOptions(self, options=None) -> None:
+        """
+        Let options follow the file names (C{spc send FILE --no-progress}),
+        as GNU tools do; C{--} still ends the options.
+        """
+        if options is not None:
+            try:
+                found, arguments = getopt.gnu_getopt(options, self.shortOpt, self.longOpt)
+            except getopt.error as error:
+                raise usage.UsageError(str(error)) from None
+            options = []
+            for option, value in found:
+                options.append(option)
+                if self._takesValue(option):
+                    options.append(value)
+            options += ["--", *arguments]
+        super().parseOptions(options)
+
+    def _takesValue(self, option: str) -> bool:
+        if option.startswith("--"):
+            return option[2:] + "=" in self.longOpt
+        at = self.shortOpt.find(option[1])
+        return self.shortOpt[at + 1 : at + 2] == ":"
 
     def getSynopsis(self) -> str:
         name = self.parent.subCommand if self.parent is not None else "COMMAND"

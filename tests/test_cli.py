@@ -307,6 +307,30 @@ class SendOptionsTests(CLITestCase):
         self.assertEqual(self.spc("send", "--server", "127.0.0.1", "--ports", "9000"), 2)
         self.assertUsageError("spc send", "nothing to send", "--message")
 
+    def test_optionsAfterFiles(self) -> None:
+        """
+        Options may follow the files, as with GNU tools, values included;
+        after C{--} everything is a file, even what looks like an option.
+        """
+        folder = self.mktemp()
+        os.makedirs(folder)
+        first, dashed = os.path.join(folder, "a.bin"), os.path.join(folder, "--no-progress")
+        for path in (first, dashed):
+            with open(path, "wb") as f:
+                f.write(b"x")
+        options = parseCommand(
+            "send", first, "--server", "127.0.0.1", "--ports", "9000", "--no-progress",
+            "--message", "--not-an-option",
+        )
+        self.assertEqual(options["paths"], [first])
+        self.assertTrue(options["no-progress"])
+        self.assertEqual(options["messages"], [b"--not-an-option"])
+        options = parseCommand(
+            "send", "--server", "127.0.0.1", "--ports", "9000", "--", first, dashed,
+        )
+        self.assertEqual(options["paths"], [first, dashed])
+        self.assertFalse(options["no-progress"])
+
     def test_portsWithoutServer(self) -> None:
         """
         --ports without --server is a usage error.

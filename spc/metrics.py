@@ -17,14 +17,13 @@ from __future__ import annotations
 
 import importlib.util
 
-from twisted.internet.endpoints import serverFromString
 from twisted.python import usage
 from twisted.web.resource import Resource
 from twisted.web.server import Site
 
 from spc.status import StatusSource
 
-__all__ = ["StatusCollector", "checkAvailable", "checkEndpoint", "metricsFactory"]
+__all__ = ["StatusCollector", "checkAvailable", "metricsFactory"]
 
 SESSION_LABELS = ["session", "peer", "name"]
 CHANNEL_LABELS = ["session", "peer", "channel", "suite"]
@@ -37,19 +36,6 @@ def checkAvailable() -> None:
     """
     if importlib.util.find_spec("prometheus_client") is None:
         raise usage.UsageError("--metrics needs prometheus_client: pip install 'spc[metrics]'")
-
-
-def checkEndpoint(description: str) -> None:
-    """
-    @raise usage.UsageError: when C{description} is no server endpoint.
-    """
-    try:
-        serverFromString(object(), description)
-    except Exception as error:
-        raise usage.UsageError(
-            f"--metrics: {description!r} is not a valid server endpoint "
-            f"description: {error}"
-        ) from None
 
 
 class StatusCollector:

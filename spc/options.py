@@ -8,12 +8,20 @@ one parser.
 
 from __future__ import annotations
 
+from twisted.internet.endpoints import serverFromString
 from twisted.python import usage
 
 from spc.errors import SPCError
 from spc.suites import parseSuiteMap
 
-__all__ = ["MAX_CHANNELS", "SuiteMapOption", "parsePorts", "parseSeconds", "parseSize"]
+__all__ = [
+    "MAX_CHANNELS",
+    "SuiteMapOption",
+    "checkServerEndpoint",
+    "parsePorts",
+    "parseSeconds",
+    "parseSize",
+]
 
 
 MAX_CHANNELS = 16
@@ -111,3 +119,25 @@ class SuiteMapOption:
             self["suites"] = parseSuiteMap(text)  # type: ignore[index]
         except SPCError as error:
             raise usage.UsageError(f"--suites: {error}") from None
+
+
+class _ParseOnlyReactor:
+    """
+    Stands in for the reactor while an endpoint description is parsed, so
+    that checking the command line neither needs nor installs a reactor.
+    Twisted's endpoint parsers only store the reactor they are given.
+    """
+
+
+def checkServerEndpoint(option: str, description: str) -> None:
+    """
+    @raise usage.UsageError: when C{description}, given to C{option}, is no
+        Twisted server endpoint description.
+    """
+    try:
+        serverFromString(_ParseOnlyReactor(), description)
+    except Exception as error:
+        raise usage.UsageError(
+            f"{option}: {description!r} is not a valid server endpoint "
+            f"description: {error}"
+        ) from None

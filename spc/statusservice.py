@@ -20,6 +20,7 @@ from twisted.python import usage
 
 from spc.control import ControlFactory, controlEndpoint
 from spc.errors import ConfigurationError
+from spc.options import checkServerEndpoint
 from spc.status import StatusSource
 
 __all__ = ["CONTROL_SOCKET_NAME", "StatusOptionsMixin", "statusServices"]
@@ -97,10 +98,10 @@ class StatusOptionsMixin:
             self["control-socket"] = path  # type: ignore[index]
         metrics = self["metrics"]  # type: ignore[index]
         if metrics is not None:
-            from spc.metrics import checkAvailable, checkEndpoint
+            from spc.metrics import checkAvailable
 
             checkAvailable()
-            checkEndpoint(metrics)
+            checkServerEndpoint("--metrics", metrics)
 
 
 def statusServices(reactor, config, source: StatusSource) -> list:

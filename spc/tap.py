@@ -28,7 +28,14 @@ from spc.identity import defaultKeyDir, loadIdentity
 from spc.filestore import FileStore
 from spc.inbox import MESSAGES_NAME, InboxReceiver
 from spc.logformat import checkFormat, installJSONObserver
-from spc.options import MAX_CHANNELS, SuiteMapOption, parsePorts, parseSeconds, parseSize
+from spc.options import (
+    MAX_CHANNELS,
+    SuiteMapOption,
+    checkServerEndpoint,
+    parsePorts,
+    parseSeconds,
+    parseSize,
+)
 from spc.service import DEFAULT_SHUTDOWN_GRACE, ROUND_JITTER, ServerService
 from spc.status import StatusSource
 from spc.statusservice import StatusOptionsMixin, statusServices
@@ -56,14 +63,6 @@ def tcpEndpoint(port: int, interface: str) -> str:
     @return: For example C{tcp:9000:interface=127.0.0.1}.
     """
     return f"tcp:{port}:interface={quoteStringArgument(interface)}"
-
-
-class _ParseOnlyReactor:
-    """
-    Stands in for the reactor while a C{--listen} description is parsed, so
-    that checking the command line neither needs nor installs a reactor.
-    Twisted's endpoint parsers only store the reactor they are given.
-    """
 
 
 class Options(SuiteMapOption, StatusOptionsMixin, usage.Options):
@@ -189,16 +188,16 @@ class Options(SuiteMapOption, StatusOptionsMixin, usage.Options):
 
     def opt_listen(self, description: str) -> None:
         """A Twisted server endpoint, one channel; repeatable (ssl: is TLS 1.3)."""
-        try:
-            if description.startswith("ssl:"):
+        if description.startswith("ssl:"):
+            try:
                 self["tls"][description] = tls.parseServerDescription(description)
-            else:
-                serverFromString(_ParseOnlyReactor(), description)
-        except Exception as e:
-            raise usage.UsageError(
-                f"--listen: {description!r} is not a valid server endpoint "
-                f"description: {e}"
-            ) from e
+            except Exception as e:
+                raise usage.UsageError(
+                    f"--listen: {description!r} is not a valid server endpoint "
+                    f"description: {e}"
+                ) from e
+        else:
+            checkServerEndpoint("--listen", description)
         self["listen"].append(description)
 
     def postOptions(self) -> None:

@@ -38,6 +38,7 @@ MAX_COMPONENT_BYTES = 255
 MAX_DEPTH = 32
 MAX_NAME_BYTES = 4096
 DEFAULT_RESERVE = 64 * 1024 * 1024
+DEFAULT_QUOTA = 256 * 1024**3
 KEEP_SECONDS = 24 * 3600
 EXPIRY_INTERVAL = 3600
 MAX_UNIQUE_TRIES = 10_000
@@ -235,8 +236,13 @@ class FileStore:
     Partial and finished files of an inbox directory.
 
     @ivar directory: the inbox.
+    @ivar quota: the most bytes one identity's unfinished files may
+        declare together (A12), so one sender cannot fill the disk with
+        transfers it never finishes.
     @ivar _reserved: top-level names files may not take (the daemon's own
         files, such as C{messages.jsonl}), compared without case.
+    @ivar _owners: C{key -> (identity, declared size)} of every partial
+        file, kept in memory so an offer costs no directory scan.
     """
 
     def __init__(
@@ -245,15 +251,18 @@ class FileStore:
         reserve: int = DEFAULT_RESERVE,
         now: Callable[[], float] = time.time,
         reserved: frozenset[str] = frozenset(),
+        quota: int = DEFAULT_QUOTA,
     ) -> None:
         self.directory = directory
         self._reserved = frozenset(name.lower() for name in reserved)
         self.reserve = reserve
+        self.quota = quota
         self._now = now
         self._partials = os.path.join(directory, PARTIAL_DIRECTORY)
         os.makedirs(self._partials, mode=0o700, exist_ok=True)
         self._completedPath = os.path.join(self._partials, "completed.json")
         self._completed: dict[str, float] = self._loadCompleted()
+        self._owners: dict[str, tuple[str, int]] = dict(self._loadOwners())
         self._lastExpiry = self._now()
         self.expire()
 
@@ -275,13 +284,13 @@ class FileStore:
         finished = self._completed.get(key)
         return finished is not None and self._now() - finished < KEEP_SECONDS
 
-    def open(self, key: str, name: str, size: int) -> PartialFile:
+    def open(self, key: str, name: str, size: int, peer: str = "") -> PartialFile:
         """
-        The partial file for a transfer: resumed if its state matches, new
-        otherwise.
+        The partial file for a transfer from C{peer}: resumed if its state
+        matches, new otherwise.
 
         @raise ResourceLimitExceeded: when the file would not fit on disk
-            beyond the reserve.
+            beyond the reserve, or would take C{peer} over its quota.
         """
         if self._now() - self._lastExpiry > EXPIRY_INTERVAL:
             self._lastExpiry = self._now()
@@ -294,6 +303,12 @@ class FileStore:
                 held = RangeSet((int(s), int(n)) for s, n in state["ranges"])
         except (OSError, ValueError, KeyError, TypeError):
             pass
+        owing = sum(n for k, (owner, n) in list(self._owners.items()) if owner == peer and k != key)
+        if owing + size > self.quota:
+            raise ResourceLimitExceeded(
+                f"{size} bytes would take the sender's unfinished files over "
+                f"its quota of {self.quota} bytes"
+            )
         missing = size - held.total()
         stats = os.statvfs(self._partials)
         if missing > stats.f_bavail * stats.f_frsize - self.reserve:
@@ -301,6 +316,7 @@ class FileStore:
         if not len(held):
             unlinkQuietly(self.partialPath(key))
         partial = PartialFile(self, key, name, size, held)
+        self._owners[key] = (peer, size)
         self.saveState(partial)
         return partial
 
@@ -315,6 +331,7 @@ class FileStore:
             self._statePath(partial.key),
             json.dumps(
                 {
+                    "peer": self._owners.get(partial.key, ("", 0))[0],
                     "name": partial.name,
                     "size": partial.size,
                     "ranges": partial.held.ranges(),
@@ -351,6 +368,7 @@ class FileStore:
         raise NameUnavailable(f"too many files named {parts[-1]!r}")
 
     def forget(self, key: str, completed: bool) -> None:
+        self._owners.pop(key, None)
         unlinkQuietly(self.partialPath(key))
         unlinkQuietly(self._statePath(key))
         if completed:
@@ -376,6 +394,33 @@ class FileStore:
                     self.forget(entry.name[: -len(".json")], completed=False)
                     removed += 1
         return removed
+
+    def forgetUnless(self, admitted: Callable[[str], bool]) -> int:
+        """
+        Delete the unfinished files of every identity C{admitted} refuses:
+        a revoked sender can never resume them (A15).  Files recorded
+        without their sender are left to expire.
+
+        @return: how many were deleted.
+        """
+        revoked = [
+            key for key, (owner, _) in list(self._owners.items())
+            if owner and not admitted(owner)
+        ]
+        for key in revoked:
+            self.forget(key, completed=False)
+        return len(revoked)
+
+    def _loadOwners(self) -> Iterator[tuple[str, tuple[str, int]]]:
+        for entry in os.scandir(self._partials):
+            if entry.name.endswith(".json") and entry.name != "completed.json":
+                try:
+                    with open(entry.path) as f:
+                        state = json.load(f)
+                    owner = (str(state.get("peer", "")), int(state["size"]))
+                except (OSError, ValueError, KeyError, TypeError, AttributeError):
+                    continue
+                yield entry.name[: -len(".json")], owner
 
     def _loadCompleted(self) -> dict[str, float]:
         try:

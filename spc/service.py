@@ -135,15 +135,21 @@ class SessionDirectory(HandshakeOwner):
 
     def setAuthorizer(self, authorizer) -> None:
         """
-        Replace the authorizer (after C{authorized_keys} was re-read) and
-        end every session whose identity it no longer admits (A15); the
-        others keep running.
+        Replace the authorizer (after C{authorized_keys} was re-read), end
+        every session whose identity it no longer admits and delete the
+        unfinished files of such identities (A15); the others keep running.
         """
         self.authorizer = authorizer
         for session in list(self.sessions.values()):
             if not authorizer.isAuthorized(session.peer):
                 self.log.info("Revoking the session of {peer}", peer=session.peer)
                 session.terminate(records.BYE_UNAUTHORIZED, "no longer authorized")
+        if self.files is not None:
+            deleted = self.files.forgetUnless(authorizer.isAuthorized)
+            if deleted:
+                self.log.info(
+                    "Deleted {count} unfinished file(s) of revoked senders", count=deleted
+                )
 
     # ServerDirectory, for handshakes.
 

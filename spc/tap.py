@@ -143,6 +143,13 @@ class Options(SuiteMapOption, StatusOptionsMixin, usage.Options):
             "missed make a channel dead.",
         ],
         [
+            "partial-quota",
+            None,
+            "256G",
+            "Most bytes one sender's unfinished files may declare together "
+            "(suffixes K, M, G); an offer beyond it is refused.",
+        ],
+        [
             "shutdown-grace",
             None,
             str(DEFAULT_SHUTDOWN_GRACE),
@@ -255,6 +262,10 @@ class Options(SuiteMapOption, StatusOptionsMixin, usage.Options):
             raise usage.UsageError("--fragment-size must be from 16K to 1M")
         timers = {name: parseSeconds(self[name], name) for name in _TIMERS}
         self["shutdown-grace"] = parseSeconds(self["shutdown-grace"], "shutdown-grace")
+        try:
+            self["partial-quota"] = parseSize(self["partial-quota"])
+        except usage.UsageError as error:
+            raise usage.UsageError(f"--partial-quota: {error}") from None
         if timers["rotate-interval"] * (1 - ROUND_JITTER) <= (
             timers["ack-timeout"] + timers["transition"]
         ):
@@ -335,7 +346,11 @@ class DaemonService(ServerService):
             InboxReceiver(config["inbox"]),
             suites=config["suites"],
             params=config["params"],
-            files=FileStore(config["inbox"], reserved=frozenset({MESSAGES_NAME})),
+            files=FileStore(
+                config["inbox"],
+                reserved=frozenset({MESSAGES_NAME}),
+                quota=config["partial-quota"],
+            ),
             shutdownGrace=config["shutdown-grace"],
         )
         self.hostIdentity = hostIdentity

@@ -120,7 +120,7 @@ class IncomingFiles:
         if len(self._active) >= MAX_ACTIVE_FILES:
             raise ResourceLimitExceeded("too many files at once")
         try:
-            partial = self._store.open(key, offer.name, offer.size)
+            partial = self._store.open(key, offer.name, offer.size, self._peer)
         except (ResourceLimitExceeded, OSError) as error:
             self.log.warn("Refusing {name}: {error}", name=offer.name, error=str(error))
             self._answer(transfer, records.FILE_REFUSED)

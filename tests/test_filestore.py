@@ -467,6 +467,80 @@ operationsStrategy = st.lists(
 )
 
 
+OTHER = "SHA256:other"
+
+
+class QuotaTests(SynchronousTestCase):
+    """
+    One identity's unfinished files together may declare at most the
+    store's quota (A12); a revoked identity's are deleted (A15).
+    """
+
+    def openFile(self, store: FileStore, peer: str, tid: bytes, size: int):
+        partial = store.open(store.key(peer, tid), "f", size, peer)
+        partial.close()
+        return partial
+
+    def test_quotaPerIdentity(self) -> None:
+        """
+        An offer that would take its sender's unfinished files over the
+        quota is refused; another sender is not affected; offering again
+        a file already counted does not count it twice.
+        """
+        store = makeStore(self, quota=100)
+        self.openFile(store, PEER, b"a" * 16, 60)
+        error = self.assertRaises(
+            ResourceLimitExceeded, self.openFile, store, PEER, b"b" * 16, 41
+        )
+        self.assertIn("quota of 100 bytes", str(error))
+        self.openFile(store, PEER, b"b" * 16, 40)
+        self.openFile(store, OTHER, b"c" * 16, 100)
+        self.openFile(store, PEER, b"a" * 16, 60)
+
+    def test_finishedFilesFreeQuota(self) -> None:
+        """
+        A file that was stored or discarded no longer counts.
+        """
+        store = makeStore(self, quota=100)
+        partial = store.open(store.key(PEER, b"a" * 16), "done.bin", 1, PEER)
+        partial.write(0, b"x")
+        self.assertTrue(os.path.exists(partial.finish()))
+        discarded = store.open(store.key(PEER, b"b" * 16), "f", 100, PEER)
+        discarded.discard()
+        self.openFile(store, PEER, b"c" * 16, 100)
+
+    def test_quotaAcrossRestart(self) -> None:
+        """
+        A new store on the same inbox counts the unfinished files left by
+        the previous one.
+        """
+        directory = self.mktemp()
+        self.openFile(makeStore(self, directory, quota=100), PEER, b"a" * 16, 70)
+        again = makeStore(self, directory, quota=100)
+        self.assertRaises(ResourceLimitExceeded, self.openFile, again, PEER, b"b" * 16, 31)
+
+    def test_forgetUnless(self) -> None:
+        """
+        L{FileStore.forgetUnless} deletes the partial and state files of
+        every identity it is told to refuse, and only those; files saved
+        without their sender are left to expire.
+        """
+        directory = self.mktemp()
+        store = makeStore(self, directory)
+        revoked = self.openFile(store, PEER, b"a" * 16, 10)
+        kept = self.openFile(store, OTHER, b"b" * 16, 10)
+        legacy = os.path.join(directory, PARTIAL_DIRECTORY, "0" * 40 + ".json")
+        with open(legacy, "w") as f:
+            json.dump({"name": "old", "size": 5, "ranges": []}, f)
+        store = makeStore(self, directory)
+        self.assertEqual(store.forgetUnless(lambda peer: peer == OTHER), 1)
+        self.assertFalse(os.path.exists(revoked.path))
+        self.assertFalse(os.path.exists(revoked.path[: -len(".part")] + ".json"))
+        self.assertTrue(os.path.exists(kept.path))
+        self.assertTrue(os.path.exists(legacy))
+        self.openFile(store, PEER, b"c" * 16, 10)
+
+
 class RangeSetTests(SynchronousTestCase):
     """
     L{RangeSet} against a set of integers.

@@ -7,6 +7,8 @@ rules and limits with L{task.Clock} and in-memory transports.
 
 from __future__ import annotations
 
+import os
+
 from twisted.application.service import MultiService
 from twisted.internet import protocol, reactor, task
 from twisted.internet.address import IPv4Address, IPv6Address
@@ -22,6 +24,7 @@ from spc import asymmetric, records, wire
 from spc.channel import DEFAULT_HANDSHAKE_TIMEOUT, DEFAULT_REPLY_TIMEOUT, ChannelProtocol
 from spc.client import ClientSessionFactory, connect
 from spc.errors import ProtocolError, ServerShuttingDown, SessionClosed
+from spc.filestore import FileStore
 from spc.handshake import JoinTarget, channelSpecs
 from spc.service import (
     Limits,
@@ -691,6 +694,23 @@ class SessionPolicyTests(SynchronousTestCase):
         self.assertEqual(keptChannel.take(records.Bye), [])
         self.assertFalse(directory.isAuthorized(PEER))
         self.assertTrue(directory.isAuthorized(OTHER_PEER))
+
+    def test_revocationDeletesUnfinishedFiles(self) -> None:
+        """
+        A15: the unfinished files of an identity no longer admitted are
+        deleted with its sessions, whether it is connected or not; those
+        of admitted identities stay.
+        """
+        directory = makeDirectory()
+        directory.files = FileStore(self.mktemp())
+        partials = {}
+        for peer in (PEER, OTHER_PEER):
+            partial = directory.files.open(directory.files.key(peer, b"t" * 16), "f", 10, peer)
+            partial.close()
+            partials[peer] = partial.path
+        directory.setAuthorizer(AuthorizedKeys("authorized_keys", [(OTHER_PEER, "other")]))
+        self.assertFalse(os.path.exists(partials[PEER]))
+        self.assertTrue(os.path.exists(partials[OTHER_PEER]))
 
 
 class SharedBudgetTests(SynchronousTestCase):

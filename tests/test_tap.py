@@ -495,6 +495,22 @@ class MakeServiceTests(SynchronousTestCase):
         self.assertEqual(len(service.endpointServices), 4)
         self.assertEqual(service.hostIdentity.fingerprint, HOST.fingerprint)
 
+    def test_partialQuota(self) -> None:
+        """
+        C{--partial-quota} (default 256 GiB) becomes the file store's quota
+        per sender; a non-size is a usage error naming the option.
+        """
+        self.assertEqual(
+            self.makeService("--allow-any-client").directory.files.quota, 256 * 1024**3
+        )
+        service = self.makeService("--allow-any-client", "--partial-quota", "10M")
+        self.assertEqual(service.directory.files.quota, 10 * 1024**2)
+        error = self.assertRaises(
+            usage.UsageError, makeOptions, "--inbox", "x", "--ports", "9000",
+            "--partial-quota", "lots",
+        )
+        self.assertIn("--partial-quota", str(error))
+
     def test_shutdownGrace(self) -> None:
         """
         C{--shutdown-grace} (fractions allowed, default 2 s) is how long a

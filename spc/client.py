@@ -194,17 +194,23 @@ class ClientSessionFactory:
         self.openChannel(index).addErrback(self._rejoinFailed, index)
 
     def _rejoinFailed(self, failure, index: int) -> None:
+        """
+        A join the server refuses (alert 2) means it no longer has this
+        session at this epoch (it restarted, or moved on to an epoch this
+        client never saw) or no longer admits this client; joining again
+        cannot help.  With no channel left the session is reset, so a
+        caller may start a NEW one (A9), which also finds out which it was.
+        """
+        refused = failure.check(ClientNotAuthorized)
         self.log.info(
-            "Channel {index} could not rejoin: {error}", index=index, error=failure.value
+            "Channel {index} could not rejoin: {error}",
+            index=index,
+            error="the server refused the join" if refused else failure.value,
         )
         session = self.session
-        if (
-            failure.check(ClientNotAuthorized)
-            and not session.liveChannels()
-            and getattr(session.rotation, "pending", None) is not None
-        ):
+        if refused and not session.liveChannels():
             session.terminate(
-                records.BYE_DESYNC, "the session moved on without this client", SessionReset
+                records.BYE_DESYNC, "the server no longer has this session", SessionReset
             )
             return
         if not failure.check(ConfigurationError):

@@ -544,6 +544,30 @@ class ResumeTests(FileTestCase):
         self.assertLess(sent, 0.9 * BIG_SIZE, sent)
 
     @inlineCallbacks
+    def test_daemonCrashMidTransfer(self):
+        """
+        The daemon is SIGKILLed in the middle of a file and started again:
+        the same C{spc send} finds its session gone, opens a new one and
+        finishes, sending much less than the whole file again; the file
+        arrives intact.
+        """
+        path, digest = bigFile()
+        self.relay.reset(budget=BIG_SIZE * 3 // 4)
+        sender, _ = spawn(SPC + self.relayArgs(path), self.root, self.env)
+        ended = sender.whenEnded()
+        yield self.waitUntilHeld(int(BIG_SIZE * self.HELD_AT_LEAST), sender)
+        self.daemon.signal("KILL")
+        killed = yield self.daemon.output.whenEnded()
+        self.assertEqual(killed.code, -9)
+        self.relay.reset()
+        self.daemon = yield self.startDaemon()
+        result = yield ended
+        self.assertFilesDelivered(result, 1)
+        self.assertEqual(sha256(os.path.join(self.inbox, "big.bin")), digest)
+        self.assertLess(self.relay.upstream, 0.9 * BIG_SIZE, self.relay.upstream)
+        self.assertNoPartials()
+
+    @inlineCallbacks
     def test_resumedLeavesNoState(self):
         """
         Once the resumed file is stored, nothing of the interrupted

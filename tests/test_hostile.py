@@ -33,7 +33,7 @@ from zope.interface import implementer
 from spc import asymmetric, records, suites, wire
 from spc.channel import ChannelProtocol
 from spc.client import connect
-from spc.errors import AuthenticationFailed, ProtocolError, SessionClosed
+from spc.errors import AuthenticationFailed, ProtocolError, SessionClosed, SessionReset
 from spc.filestore import PARTIAL_DIRECTORY, FileStore
 from spc.identity import generateIdentity
 from spc.logevents import CHANNEL_DEAD
@@ -1118,6 +1118,29 @@ class TruncationTests(_HostileTestCase):
         for channel in range(CHANNELS):
             self.assertEqual(net.proxy.connection(channel, 1).sessionID, session.id)
         yield self.servedAfterwards(session)
+
+    @inlineCallbacks
+    def test_allKilledSessionForgotten(self):
+        """
+        Every connection aborted mid-message and the server forgot the
+        session meanwhile (as a restarted daemon has): the first refused
+        join resets the session at once, long before its linger, so a
+        caller can start a new one; nothing partial was delivered.
+        """
+        net = self.net
+        session, first, sent, connections, livePerLoss = yield self.holdAllThenKill(
+            linger=30.0, retryPolicy=lambda attempt: 0.2
+        )
+        started = reactor.seconds()
+        for connection in connections:
+            connection.kill()
+        net.service.directory.sessions[session.id].terminate(
+            records.BYE_SHUTTING_DOWN, "forgotten"
+        )
+        error = yield self.assertFailure(sent, SessionReset)
+        self.assertIn("no longer has this session", str(error))
+        self.assertLess(reactor.seconds() - started, 5.0)
+        self.assertEqual(net.receiver.data(), [])
 
     @inlineCallbacks
     def test_allKilledServerGone(self):

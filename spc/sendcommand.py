@@ -107,7 +107,7 @@ class SendOptions(KeyDirMixin, SuiteMapOption, ReactorCommand):
             raise usage.UsageError("--suites must name one suite per channel")
         self["endpoints"] = endpoints
         if self["tls-fingerprints"]:
-            if not any(text.startswith("tls:") for text in endpoints):
+            if not any(text[:4].lower() == "tls:" for text in endpoints):
                 raise usage.UsageError("--tls-fingerprint needs a --connect tls:HOST:PORT")
             try:
                 clientEndpoints(MemoryReactor(), endpoints, self["tls-fingerprints"])

@@ -128,16 +128,26 @@ def clientEndpoints(
     Client endpoints from C{--server}/C{--ports} (C{tcp:HOST:PORT}, resolved
     with L{HostnameEndpoint} so IPv6 and IPv4 both work) or C{--connect}
     strings.  C{tls:} is spc's own (L{spc.tls}): TLS 1.3 at least, and
-    C{tlsFingerprints} pin the certificate.
+    C{tlsFingerprints} pin the certificate.  Twisted's C{ssl:} client
+    endpoint checks no certificate at all, so it is refused.  Kinds are
+    compared without case, as Twisted does.
+
+    @raise ConfigurationError: for an C{ssl:} description.
     """
     endpoints = []
     for description in descriptions:
         kind, _, rest = description.partition(":")
+        kind = kind.lower()
         host, _, port = rest.rpartition(":")
         if kind == "tcp" and host and port.isdigit() and "=" not in rest:
             endpoints.append(HostnameEndpoint(reactor, host.strip("[]"), int(port)))
         elif kind == "tls":
-            endpoints.append(tls.clientEndpoint(reactor, description, tlsFingerprints))
+            endpoints.append(tls.clientEndpoint(reactor, f"tls:{rest}", tlsFingerprints))
+        elif kind == "ssl":
+            raise ConfigurationError(
+                "ssl: client endpoints do not check the server's certificate; "
+                "use tls:HOST:PORT"
+            )
         else:
             endpoints.append(clientFromString(reactor, description))
     return endpoints

@@ -195,9 +195,9 @@ class Options(SuiteMapOption, StatusOptionsMixin, usage.Options):
 
     def opt_listen(self, description: str) -> None:
         """A Twisted server endpoint, one channel; repeatable (ssl: is TLS 1.3)."""
-        if description.startswith("ssl:"):
+        if description[:4].lower() == "ssl:":
             try:
-                self["tls"][description] = tls.parseServerDescription(description)
+                self["tls"][description] = tls.parseServerDescription(f"ssl:{description[4:]}")
             except Exception as e:
                 raise usage.UsageError(
                     f"--listen: {description!r} is not a valid server endpoint "

@@ -9,11 +9,13 @@ import io
 import os
 import sys
 
+from twisted.internet.testing import MemoryReactor
 from twisted.trial import unittest
 
 import spc
-from spc import cli, identity
+from spc import cli, identity, tls
 from spc.identity import Identity
+from spc.sender import clientEndpoints
 
 _identities: dict[int, Identity] = {}
 
@@ -520,6 +522,28 @@ class SendOptionsTests(CLITestCase):
         )
         self.assertEqual(options["host-port"], "spc.example:9443")
         self.assertEqual(options["tls-fingerprints"], [pin])
+
+    def test_connectKindsWithoutCase(self) -> None:
+        """
+        Endpoint kinds are read without case, as Twisted reads them: C{TLS:}
+        is spc's TLS, with its pin; Twisted's C{ssl:} client, which checks
+        no certificate, is refused in any case.
+        """
+        pin = "SHA256:" + "A" * 43
+        options = parseCommand(
+            "send", "--connect", "TLS:spc.example:9443", "--tls-fingerprint", pin,
+            "--message", "x",
+        )
+        self.patch(tls, "clientEndpoint", lambda reactor, text, pins: (text, pins))
+        self.assertEqual(
+            clientEndpoints(MemoryReactor(), options["endpoints"], [pin]),
+            [("tls:spc.example:9443", [pin])],
+        )
+        for kind in ("ssl", "SSL"):
+            self.assertEqual(
+                self.spc("send", "--connect", f"{kind}:h:9443", "--message", "x"), 2
+            )
+            self.assertUsageError("spc send", "use tls:HOST:PORT")
 
     def test_tlsUsageErrors(self) -> None:
         """

@@ -315,6 +315,19 @@ class TLSListenTests(SynchronousTestCase):
         self.assertEqual(options["endpoints"], [description])
         self.assertEqual(options["tls"][description].port, 9443)
 
+    def test_kindWithoutCase(self) -> None:
+        """
+        C{SSL:} is spc's listener too, not Twisted's (which would accept
+        TLS older than 1.3): endpoint kinds are read without case, as
+        Twisted reads them.
+        """
+        written = writeCertificate("spc.test", self.mktemp())
+        description = (
+            f"SSL:9443:privateKey={written.keyPath}:certKey={written.certificatePath}"
+        )
+        options = makeOptions("--listen", description, "--inbox", "X")
+        self.assertEqual(options["tls"][description].port, 9443)
+
     def test_usageErrors(self) -> None:
         """
         A missing key, a certificate of another key, or a parameter spc's

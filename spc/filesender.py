@@ -84,8 +84,8 @@ class FileSender:
         secret: bytes,
         server: str,
         fragmentSize: int,
+        clock: IReactorTime,
         progress: Callable[[int], None] | None = None,
-        clock: IReactorTime | None = None,
     ) -> None:
         self.path = path
         self.name = name
@@ -100,7 +100,7 @@ class FileSender:
         self.deferred: Deferred = Deferred()
         self.digest: bytes | None = None
         self._clock = clock
-        self._started = clock.seconds() if clock is not None else 0.0
+        self._started = clock.seconds()
         self._restarted = False
         self._reset(RangeSet())
         self._state = "offer"
@@ -176,7 +176,7 @@ class FileSender:
             messenger.addSource(self)
         elif status == records.FILE_COMPLETE:
             self._finish()
-            elapsed = self._clock.seconds() - self._started if self._clock else 0.0
+            elapsed = self._clock.seconds() - self._started
             logevents.fileSent(self.log, self.name, self.size, self._server, elapsed, self.digest)
             self._progress(self.size)
             self.deferred.callback(self.name)

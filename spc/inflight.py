@@ -46,6 +46,10 @@ class InFlight:
         """
         if not self.count:
             return succeed(None)
-        waiter: Deferred = Deferred(lambda cancelled: self._waiters.remove(cancelled))
+        waiter: Deferred = Deferred(self._forget)
         self._waiters.append(waiter)
         return waiter
+
+    def _forget(self, waiter: Deferred) -> None:
+        if waiter in self._waiters:
+            self._waiters.remove(waiter)

@@ -20,7 +20,7 @@ from twisted.application.internet import StreamServerEndpointService
 from twisted.application.service import MultiService
 from twisted.internet import protocol
 from twisted.internet.defer import Deferred, gatherResults
-from twisted.internet.interfaces import IReactorTime
+from twisted.internet.interfaces import IDelayedCall, IReactorTime
 from twisted.internet.task import LoopingCall
 from twisted.logger import Logger
 from twisted.python.failure import Failure
@@ -123,6 +123,7 @@ class SessionDirectory(HandshakeOwner):
         self.sessions: dict[bytes, Session] = {}
         self.preAuthLog = logevents.PreAuthLog(clock, self.log)
         self._pending: dict[ChannelProtocol, str] = {}
+        self.stopping = False
         self._pendingBySource: dict[str, int] = defaultdict(int)
         self._newSessions = RateWindow(clock, self.limits.newSessionWindow)
         self._joins = RateWindow(clock, 60.0)
@@ -194,6 +195,8 @@ class SessionDirectory(HandshakeOwner):
         newcomer is answered "busy"; over the global cap a random connection
         still in its handshake makes room (A16).
         """
+        if self.stopping:
+            return False
         source = sourceKey(host)
         if self._pendingBySource[source] >= self.limits.pendingPerSource:
             self.preAuthLog.refused("busy", host, f"too many handshakes from {source}")
@@ -208,6 +211,17 @@ class SessionDirectory(HandshakeOwner):
         self._pending[channel] = source
         self._pendingBySource[source] += 1
         return True
+
+    def stop(self) -> None:
+        """
+        The server is stopping: no session starts or gains a channel from
+        now on, so every session there is gets its goodbye.  Handshakes in
+        progress end; new connections are answered "busy".
+        """
+        self.stopping = True
+        for channel in list(self._pending):
+            self._forgetPending(channel)
+            channel.fatal("the server is shutting down")
 
     def _forgetPending(self, channel: ChannelProtocol) -> None:
         source = self._pending.pop(channel, None)
@@ -376,6 +390,7 @@ class ServerService(MultiService):
             handshakeTimeout=handshakeTimeout,
             files=files,
         )
+        self._rotations: list[IDelayedCall] = []
         self._rounds = LoopingCall(self.rotationRound)
         self._rounds.clock = reactor
         self._reactor = reactor
@@ -427,8 +442,10 @@ class ServerService(MultiService):
         outcomes[True] = outcomes[False] = 0
         self.rounds += 1
         spread = self.directory.params.rotationInterval / 1000 * ROUND_JITTER
-        for session in sessions:
+        self._rotations = [
             self._reactor.callLater(random.uniform(0, spread), session.rotate, True)
+            for session in sessions
+        ]
 
     def stopService(self) -> Deferred:
         """
@@ -440,6 +457,10 @@ class ServerService(MultiService):
         """
         if self._rounds.running:
             self._rounds.stop()
+        for call in self._rotations:
+            if call.active():
+                call.cancel()
+        self.directory.stop()
         self.directory.preAuthLog.flush()
         sessions = list(self.directory.sessions.values())
         return gatherResults(

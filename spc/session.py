@@ -172,8 +172,8 @@ class Session(SessionRotation, SessionHeartbeats):
             self._transferSecret,
             self.peer,
             self.params.fragmentSize,
-            progress,
             self._clock,
+            progress,
         )
         return self.messenger.sendFile(sender)
 

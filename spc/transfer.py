@@ -295,10 +295,16 @@ class IncomingFiles:
         self._ackCall = None
         for receiving in self._active.values():
             if not receiving.finishing:
-                try:
-                    receiving.partial.sync()
-                except OSError as error:
-                    self.log.warn("Could not keep {name}: {error}",
-                                  name=receiving.partial.name, error=str(error))
-                receiving.partial.close()
+                receiving.disk.run(self._keep, receiving.partial)
         self._active.clear()
+
+    def _keep(self, partial: PartialFile) -> None:
+        """
+        Claim and close a partial file for a later resume; run under the
+        file's lock, after any fsync still in its thread.
+        """
+        try:
+            partial.sync()
+        except OSError as error:
+            self.log.warn("Could not keep {name}: {error}", name=partial.name, error=str(error))
+        partial.close()

@@ -998,7 +998,7 @@ class HostileNameTests(FileTestCase):
         path, content = self.newSource()
         before = tree(self.root)
         sender = FileSender(path, "", os.urandom(32), self.session.peer,
-                            self.session.params.fragmentSize)
+                            self.session.params.fragmentSize, reactor)
         failed = self.session.messenger.sendFile(sender)
         yield self.daemon.output.waitFor("file name length 0 out of range", READY_TIMEOUT)
         self.assertEqual(self.storedAs(content), [])

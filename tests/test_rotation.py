@@ -1493,6 +1493,19 @@ class RotationRoundTests(SynchronousTestCase):
         made.clock.advance(spread)
         self.assertEqual([fake.scheduled for fake in made.sessions], [[True]] * 20)
 
+    def test_stopCancelsScheduledRotations(self) -> None:
+        """
+        A service that stops cancels the rotations its last round had
+        scheduled: no key change starts while sessions wind down.
+        """
+        made = makeService(sessions=3)
+        made.service.startService()
+        made.clock.advance(INTERVAL)
+        self.assertEqual(len(made.clock.getDelayedCalls()), 3 + 1)  # and the next round
+        made.service.stopService()
+        made.clock.advance(INTERVAL * ROUND_JITTER)
+        self.assertEqual([fake.rotated for fake in made.sessions], [[], [], []])
+
     def test_roundsEveryInterval(self) -> None:
         """
         Once started, the service runs a round every rotation interval (not

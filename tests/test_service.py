@@ -329,6 +329,28 @@ class LoopbackTests(TestCase):
         yield stopped
 
     @inlineCallbacks
+    def test_stopEndsHandshakes(self):
+        """
+        A stopping server ends the handshakes in progress and admits no new
+        connection, so no session can start after the goodbyes were said.
+        """
+        lost: Deferred = Deferred()
+
+        class Silent(protocol.Protocol):
+            def connectionLost(self, reason):
+                lost.callback(None)
+
+        yield TCP4ClientEndpoint(reactor, "127.0.0.1", self.ports[0]).connect(
+            protocol.Factory.forProtocol(Silent)
+        )
+        while not self.service.directory.pendingHandshakes():
+            yield task.deferLater(reactor, 0.01, lambda: None)
+        yield self.application.stopService()
+        yield lost
+        self.assertEqual(self.service.directory.pendingHandshakes(), 0)
+        self.assertFalse(self.service.directory.admitConnection(None, "127.0.0.1"))
+
+    @inlineCallbacks
     def test_stopGraceExpires(self):
         """
         A delivery that outlasts the grace period does not hold the

@@ -24,7 +24,7 @@ from zope.interface.verify import verifyObject
 
 from spc import asymmetric, records, wire
 from spc.client import ClientSessionFactory, connect
-from spc.errors import ProtocolError, SessionClosed, SPCError, TransferFailed
+from spc.errors import ProtocolError, SessionClosed, SessionReset, SPCError, TransferFailed
 from spc.filestore import FileStore
 from spc.handshake import ServerResult, channelSpecs
 from spc.identity import Identity, fingerprint
@@ -1309,10 +1309,10 @@ class OverChannelsTests(SynchronousTestCase):
 
     def test_allCutServerGone(self) -> None:
         """
-        Every connection cut and the server's session gone: the client's
-        rejoins are refused, it keeps retrying with its backoff for as long
-        as it lingers, then its session ends with L{SessionClosed} and no
-        retry stays scheduled.
+        Every connection cut and the server's session gone: the first
+        refused rejoin ends the client's session with L{SessionReset} (a
+        caller may start a new one), long before its linger, and no retry
+        stays scheduled.
         """
         clientClosed = self.session.whenClosed()
         server = self.server.serverSession()
@@ -1328,8 +1328,8 @@ class OverChannelsTests(SynchronousTestCase):
             self.network.flush()
             attempts += len(self.network.pumps) > before
             self.assertEqual(self.session.channels, {})
-        self.assertIsInstance(self.successResultOf(clientClosed), SessionClosed)
-        self.assertGreater(attempts, 1)
+        self.assertIsInstance(self.successResultOf(clientClosed), SessionReset)
+        self.assertEqual(attempts, 1)
         self.assertEqual(self.server.directory.sessions, {})
         self.server.directory.preAuthLog.flush()
         self.assertEqual(self.server.clock.getDelayedCalls(), [])

@@ -99,7 +99,7 @@ class Link:
 
         @return: the L{FileSender} and its Deferred.
         """
-        sender = FileSender(path, name, secret, SERVER, SIZE, progress)
+        sender = FileSender(path, name, secret, SERVER, SIZE, task.Clock(), progress)
         sent = self.messenger.sendFile(sender)
         self._deferreds.append(sent)
         return sender, sent
@@ -575,6 +575,26 @@ class ThreadTests(TransferTestCase):
         self.runWork()
         self.assertEqual(self.inboxFiles(), ["r.bin"])
         self.assertEqual(self.partials(), [])
+
+    def test_closeWaitsForSync(self) -> None:
+        """
+        A session that ends while an fsync of a file is in its thread keeps
+        the file only after that fsync: the descriptor is not closed under
+        it, and what was written is claimed.
+        """
+        self.patch(transfer, "SYNC_BYTES", SIZE)
+        tid = b"c" * 16
+        self.incoming.offerReceived(records.FileOffer(tid, 4 * SIZE, "c.bin"))
+        self.incoming.dataReceived(records.FileData(tid, 0, b"c" * SIZE))
+        self.incoming.dataReceived(records.FileData(tid, SIZE, b"d" * SIZE))
+        partial = self.incoming._active[tid].partial
+        self.incoming.close()
+        self.assertGreaterEqual(partial._descriptor, 0)
+        while self.work:
+            self.runWork()
+        self.assertEqual(partial._descriptor, -1)
+        with open(partial.path[: -len(".part")] + ".json") as f:
+            self.assertEqual(json.load(f)["ranges"], [[0, 2 * SIZE]])
 
     def test_verificationInFlight(self) -> None:
         """

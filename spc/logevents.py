@@ -10,7 +10,10 @@ a program can select on without parsing the sentence.
 Nothing secret or private reaches these fields: peers appear as identity
 fingerprints, sessions as the first eight bytes of their id in hex (the id
 travels in clear in every record header), files by name, size and SHA-256
-digest (the public check value the sender sends), never by content.
+digest, never by content.  The digest lets an operator check a delivery
+against the sender's copy; like the name, it identifies the content to
+anyone holding a candidate file, so the log deserves the inbox's
+protection.
 
 Failures of unauthenticated peers go through a L{PreAuthLog}, so that a
 flood of garbage connections cannot flood the log (PROTOCOL T19).

@@ -88,13 +88,20 @@ class SessionHeartbeats:
     def _checkPeerState(self, channel: ChannelProtocol, beat) -> None:
         """
         What a heartbeat says of the peer must be possible: it cannot have
-        received more frames than were sent (a connection-level fault), and
-        its committed epoch must be one this end can follow; a disagreement
+        received more frames than were sent (a connection-level fault), nor
+        have delivered messages this end never sent (a session-level one:
+        this end's next message id only grows, so no reordering across
+        channels excuses it; the converse check would not be sound, as a
+        message can overtake an older heartbeat on another channel); its
+        committed epoch must be one this end can follow, and a disagreement
         that outlives the rotation overlap ends the session (desync).
         """
         sent = channel.records.sentFrames
         if beat.lastSeqReceived != records.NO_SEQUENCE and beat.lastSeqReceived >= sent:
             channel.fatal("the peer claims frames that were never sent")
+            return
+        if beat.rxLowMsgID > self.messenger.nextSendID:
+            self.protocolError("the peer claims messages that were never sent")
             return
         if epochsAgree(beat.committedEpoch, self.epoch, frozenset(self._epochSecrets)):
             self._desyncSince = None

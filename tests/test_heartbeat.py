@@ -7,6 +7,7 @@ from twisted.internet import task
 from twisted.trial.unittest import SynchronousTestCase
 
 from spc import records
+from spc.errors import ProtocolError
 from spc.heartbeat import Liveness, RequestLimiter, epochsAgree
 from tests.test_session import FakeChannel, decoded, makeSession
 
@@ -138,6 +139,37 @@ class SessionHeartbeatTests(SynchronousTestCase):
             decoded(records.HeartbeatRequest(1, 0, 0, records.NO_EPOCH, 10**6, 0, 0)),
         )
         self.assertEqual(self.channel.fatalReason, "the peer claims frames that were never sent")
+
+    def beat(self, nextTx: int, rxLow: int) -> None:
+        self.session.recordReceived(
+            self.channel,
+            0,
+            decoded(records.HeartbeatRequest(
+                1, 0, 0, records.NO_EPOCH, records.NO_SEQUENCE, nextTx, rxLow
+            )),
+        )
+
+    def test_impossibleMessageIDs(self) -> None:
+        """
+        A peer claiming to have delivered a message this end never sent
+        ends the session with BYE protocol error.
+        """
+        sent = self.session.sendMessage(b"one")
+        self.beat(0, 1)
+        self.assertIsNone(self.session.closedReason)
+        self.beat(0, 2)
+        self.assertIsNotNone(self.session.closedReason)
+        self.assertEqual(self.channel.take(records.Bye)[-1].code, records.BYE_PROTOCOL_ERROR)
+        self.failureResultOf(sent, ProtocolError)
+
+    def test_peerBehindDelivery(self) -> None:
+        """
+        A heartbeat naming fewer sent messages than this end delivered is
+        no fault: the messages can overtake it on another channel.
+        """
+        self.session.messenger.reassembler.nextDeliveryID = 3
+        self.beat(1, 0)
+        self.assertIsNone(self.session.closedReason)
 
     def test_desync(self) -> None:
         """

@@ -105,9 +105,11 @@ def formatTable(snapshot: Snapshot) -> str:
 def formatJSON(snapshot: Snapshot) -> str:
     """
     One JSON document: C{{"daemon": {...}, "sessions": [...]}}, with the
-    field names of L{spc.status}; times in seconds, sizes in bytes.
+    field names of L{spc.status}; times in seconds, sizes in bytes.  Text
+    beyond ASCII is escaped, so that no character the daemon let through
+    (a C1 control such as U+009B among them) reaches the terminal raw.
     """
-    return json.dumps(snapshot.asDict(), indent=2, ensure_ascii=False) + "\n"
+    return json.dumps(snapshot.asDict(), indent=2, ensure_ascii=True) + "\n"
 
 
 class StatusOptions(KeyDirMixin, ReactorCommand):

@@ -310,6 +310,21 @@ class TransferTests(SynchronousTestCase):
         self.assertEqual(status.transfers[0].percent, 50.0)
 
 
+    def test_controlsDropped(self) -> None:
+        """
+        A file name from the wire and a peer's name from authorized_keys
+        lose their control and format characters (ESC, CR, BEL, the C1
+        CSI U+009B, a right-to-left override), so that printing them cannot
+        drive the operator's terminal.
+        """
+        hostile = "\x1b]0;owned\x07evil\r\u009b2J\u202ename.txt"
+        session = FakeSession(1, 1, hostile)
+        directory = FakeDirectory([session], {session.peer: "\x1b[31malice\x00"})
+        [status] = StatusSource(directory, _Clock(), "h").sessions()
+        self.assertEqual(status.transfers[0].name, "]0;ownedevil2Jname.txt")
+        self.assertEqual(status.name, "[31malice")
+
+
 class _Clock:
     def seconds(self) -> float:
         return 60.0
@@ -431,6 +446,20 @@ class FormatTests(SynchronousTestCase):
         self.assertEqual(session["channels"][0]["rtt"], 0.0012)
         self.assertEqual(session["transfers"][0]["done"], 250)
         self.assertEqual(SessionStatus.fromDict(session), SNAPSHOT.sessions[0])
+
+    def test_jsonASCII(self) -> None:
+        """
+        The JSON is ASCII: characters beyond it, C1 controls included, are
+        escaped, and read back as they were.
+        """
+        name = "caf\u00e9 \u009b2J \U0001f600"
+        transfer = TransferStatus(name, 1, 0, None, "out")
+        session = SessionStatus("ab", "SHA256:p", "\u00e9ve", 1.0, 0, (), (transfer,))
+        text = formatJSON(Snapshot(SNAPSHOT.daemon, [session]))
+        self.assertTrue(text.isascii(), text)
+        [listed] = json.loads(text)["sessions"]
+        self.assertEqual(listed["transfers"][0]["name"], name)
+        self.assertEqual(listed["name"], "\u00e9ve")
 
 
 class UsageTests(SynchronousTestCase):

@@ -23,6 +23,7 @@ from typing import Any, Iterable
 from twisted.internet.interfaces import IReactorTime
 
 from spc.filestore import withoutControls
+from spc.logevents import shortID
 from spc.service import SessionDirectory
 from spc.session import Session
 
@@ -37,7 +38,6 @@ __all__ = [
 
 MAX_TRANSFERS_LISTED = 16
 MAX_NAME = 200
-SESSION_ID_CHARACTERS = 16
 
 
 def _shown(text: str | None) -> str | None:
@@ -222,7 +222,7 @@ def sessionStatus(session: Session, now: float, nameOf) -> SessionStatus:
     """
     transfers, omitted = transferStatuses(session)
     return SessionStatus(
-        session.id.hex()[:SESSION_ID_CHARACTERS],
+        shortID(session.id),
         session.peer,
         _shown(nameOf(session.peer)),
         max(0.0, now - session.started),
@@ -271,7 +271,7 @@ class StatusSource:
         now = self._clock.seconds()
         nameOf = self.directory.authorizer.nameOf
         keyed = sorted(
-            ((session.id.hex()[:SESSION_ID_CHARACTERS], session) for session in self._live()),
+            ((shortID(session.id), session) for session in self._live()),
             key=lambda pair: pair[0],
         )
         for key, session in keyed:

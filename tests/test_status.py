@@ -25,7 +25,7 @@ from twisted.protocols import amp
 from twisted.test import iosim
 from twisted.trial.unittest import SynchronousTestCase, TestCase
 
-from spc import control, records
+from spc import control, logevents, records
 from spc.command import Context
 from spc.control import PAGE_BYTES, ControlFactory, encodePage, fetchStatus
 from spc.errors import DaemonNotRunning
@@ -192,7 +192,7 @@ class SnapshotTests(SynchronousTestCase):
     def test_session(self) -> None:
         """
         A session shows its peer's fingerprint and authorized_keys name, its
-        age on the injected clock, its epoch, and each channel's suite and
+        id as the log names it, its age on the injected clock, its epoch, and each channel's suite and
         epoch.
         """
         self.clock.advance(12.5)
@@ -201,6 +201,7 @@ class SnapshotTests(SynchronousTestCase):
         self.assertEqual(status.name, "client")
         self.assertEqual(status.age, 12.5)
         self.assertEqual(status.session, self.client.id.hex()[:16])
+        self.assertEqual(status.session, logevents.shortID(self.client.id))
         self.assertEqual(status.epoch, self.memory.serverSession().epoch)
         self.assertEqual([c.index for c in status.channels], [0, 1, 2, 3])
         self.assertEqual(

@@ -17,9 +17,14 @@ import stat
 import tempfile
 from types import SimpleNamespace
 
-from twisted.internet import reactor, task
+from twisted.internet import protocol, reactor, task
 from twisted.internet.defer import inlineCallbacks, succeed
-from twisted.internet.endpoints import TCP4ClientEndpoint, UNIXClientEndpoint, connectProtocol
+from twisted.internet.endpoints import (
+    TCP4ClientEndpoint,
+    UNIXClientEndpoint,
+    UNIXServerEndpoint,
+    connectProtocol,
+)
 from twisted.internet.error import CannotListenError
 from twisted.protocols import amp
 from twisted.test import iosim
@@ -28,7 +33,7 @@ from twisted.trial.unittest import SynchronousTestCase, TestCase
 from spc import control, logevents, records
 from spc.command import Context
 from spc.control import PAGE_BYTES, ControlFactory, encodePage, fetchStatus
-from spc.errors import DaemonNotRunning
+from spc.errors import DaemonNotRunning, StatusUnavailable
 from spc.filestore import FileStore
 from spc.status import (
     MAX_NAME,
@@ -582,6 +587,98 @@ class SocketTests(TestCase):
         code = yield options.runWithReactor(reactor, Context(out, io.StringIO(), {}))
         self.assertEqual(code, 0)
         self.assertEqual(json.loads(out.getvalue())["sessions"][0]["epoch"], 7)
+
+
+class _HalfAnswer(protocol.Protocol):
+    """
+    A daemon that dies mid-answer: the start of a box, then the end.
+    """
+
+    def dataReceived(self, data: bytes) -> None:
+        self.transport.write(b"\x00\x04_ans")
+        self.transport.loseConnection()
+
+
+class _OverlongKey(protocol.Protocol):
+    """
+    A daemon that answers with a key longer than AMP allows.
+    """
+
+    def dataReceived(self, data: bytes) -> None:
+        self.transport.write(b"\x01\x00" + b"k" * 256)
+
+
+class _GetDaemonFailing(control.GetDaemon):
+    """
+    L{control.GetDaemon} as a daemon that reports its failures by name
+    declares it.
+    """
+
+    commandName = b"GetDaemon"
+    errors = {RuntimeError: b"BROKEN"}
+
+
+class _Failing(amp.AMP):
+    """
+    A daemon whose status command fails, with a description that would
+    clear the screen.
+    """
+
+    @_GetDaemonFailing.responder
+    def getDaemon(self):
+        raise RuntimeError("\x1b[2Jbroken")
+
+
+class BrokenDaemonTests(TestCase):
+    """
+    C{spc status} against control sockets that do not answer as they
+    should ends in L{StatusUnavailable} (one line, exit 1), never a
+    traceback.
+    """
+
+    def setUp(self) -> None:
+        self.path = os.path.join(shortTemporaryDirectory(self), "control.sock")
+
+    @inlineCallbacks
+    def status(self, factory):
+        port = yield UNIXServerEndpoint(reactor, self.path).listen(factory)
+        self.addCleanup(port.stopListening)
+        options = StatusOptions()
+        options.parseOptions(["--socket", self.path])
+        out = io.StringIO()
+        error = yield self.assertFailure(
+            options.runWithReactor(reactor, Context(out, io.StringIO(), {})),
+            StatusUnavailable,
+        )
+        self.assertEqual(out.getvalue(), "")
+        self.assertEqual(error.exitCode, 1)
+        self.assertEqual(len(str(error).splitlines()), 1)
+        return str(error)
+
+    @inlineCallbacks
+    def test_closedMidAnswer(self):
+        """
+        A daemon that closes the connection halfway through an answer.
+        """
+        message = yield self.status(protocol.Factory.forProtocol(_HalfAnswer))
+        self.assertIn("closed the connection before it answered", message)
+
+    @inlineCallbacks
+    def test_errorAnswer(self):
+        """
+        A daemon that answers with an AMP error; its description is shown
+        without control characters.
+        """
+        message = yield self.status(protocol.Factory.forProtocol(_Failing))
+        self.assertIn("answered with an error: [2Jbroken", message)
+
+    @inlineCallbacks
+    def test_tooLong(self):
+        """
+        A daemon that sends a key past AMP's length limit.
+        """
+        message = yield self.status(protocol.Factory.forProtocol(_OverlongKey))
+        self.assertIn("longer than AMP allows", message)
 
 
 class EndToEndTests(EndToEndTestCase):

@@ -20,8 +20,8 @@ from spc.command import EXIT_OK, Context, KeyDirMixin, ReactorCommand
 from spc.control import fetchStatus
 from spc.errors import ConfigurationError, DaemonNotRunning, StatusUnavailable
 from spc.filestore import withoutControls
+from spc.options import checkSocketPath, defaultControlSocket
 from spc.status import SessionStatus, Snapshot
-from spc.statusservice import checkSocketPath, defaultControlSocket
 
 __all__ = ["StatusOptions", "formatJSON", "formatTable"]
 

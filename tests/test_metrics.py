@@ -24,7 +24,8 @@ from tests.test_service import listeningPort
 from tests.test_status import FakeChannel, FakeDirectory, FakeSession, _Clock
 from tests.test_tap import keyDirWithIdentity, makeOptions
 
-from spc.metrics import metricsFactory
+from spc.errors import ConfigurationError
+from spc.metrics import checkAvailable, metricsFactory
 
 if importlib.util.find_spec("prometheus_client") is None:
     skip = "prometheus_client is not installed"
@@ -123,6 +124,20 @@ class OptionTests(SynchronousTestCase):
         )
         self.assertIn("pip install 'spc[metrics]'", str(error))
 
+    def test_notInstalledIsConfiguration(self) -> None:
+        """
+        L{checkAvailable} speaks for the configuration, not the command
+        line: it raises L{ConfigurationError}, which the option layer turns
+        into a usage error.
+        """
+        real = importlib.util.find_spec
+        self.patch(
+            importlib.util, "find_spec",
+            lambda name, *a: None if name == "prometheus_client" else real(name, *a),
+        )
+        error = self.assertRaises(ConfigurationError, checkAvailable)
+        self.assertIn("pip install 'spc[metrics]'", str(error))
+
     def test_listens(self) -> None:
         """
         The daemon serves the figures on the endpoint given.
@@ -153,9 +168,7 @@ class ScrapeTests(TestCase):
         GET on the metrics endpoint returns the figures.
         """
         [service] = statusServices(
-            reactor,
-            {"control-socket": None, "metrics": "tcp:0:interface=127.0.0.1"},
-            makeSource(),
+            reactor, makeSource(), metrics="tcp:0:interface=127.0.0.1"
         )
         service.privilegedStartService()
         service.startService()

@@ -26,6 +26,7 @@ from twisted.internet.endpoints import (
     connectProtocol,
 )
 from twisted.internet.error import CannotListenError
+from twisted.logger import LogLevel, capturedLogs
 from twisted.protocols import amp
 from twisted.test import iosim
 from twisted.trial.unittest import SynchronousTestCase, TestCase
@@ -519,13 +520,24 @@ class SocketTests(TestCase):
         self.source = StatusSource(FakeDirectory([FakeSession(1)]), reactor, "SHA256:h")
 
     def listen(self):
-        [service] = statusServices(
-            reactor, {"control-socket": self.path, "metrics": None}, self.source
-        )
+        [service] = statusServices(reactor, self.source, controlSocket=self.path)
         service.privilegedStartService()
         service.startService()
         self.addCleanup(service.stopService)
         return service
+
+    def test_plainValues(self) -> None:
+        """
+        The services are built from plain values, with no parsed command
+        line: no socket and no metrics make no service, and a default
+        socket path that was too long is reported.
+        """
+        with capturedLogs() as events:
+            services = statusServices(reactor, self.source, skippedSocket="/deep/control.sock")
+        self.assertEqual(services, [])
+        [event] = events
+        self.assertEqual(event["log_level"], LogLevel.warn)
+        self.assertEqual(event["path"], "/deep/control.sock")
 
     @inlineCallbacks
     def test_modeAndAnswer(self):
@@ -555,9 +567,7 @@ class SocketTests(TestCase):
         A second daemon on the same socket cannot listen.
         """
         self.listen()
-        [second] = statusServices(
-            reactor, {"control-socket": self.path, "metrics": None}, self.source
-        )
+        [second] = statusServices(reactor, self.source, controlSocket=self.path)
         self.assertRaises(CannotListenError, second.privilegedStartService)
 
     @inlineCallbacks

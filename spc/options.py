@@ -201,8 +201,10 @@ class StatusOptionsMixin:
             "metrics",
             None,
             None,
-            "Server endpoint serving the same figures to Prometheus, e.g. "
-            "tcp:9100:interface=127.0.0.1 (needs prometheus_client).",
+            "Server endpoint serving the same figures to Prometheus (needs "
+            "prometheus_client). It has no authentication and names peers: "
+            "bind it to loopback, tcp:9100:interface=127.0.0.1 (plain "
+            "tcp:9100 listens on every interface).",
         ],
     ]
 

@@ -31,6 +31,7 @@ __all__ = [
     "PartialFile",
     "RangeSet",
     "safeParts",
+    "withoutControls",
 ]
 
 PARTIAL_DIRECTORY = ".spc-partial"
@@ -45,6 +46,18 @@ MAX_UNIQUE_TRIES = 10_000
 _HASH_BLOCK = 1024 * 1024
 
 
+def withoutControls(text: str) -> str:
+    """
+    C{text} without its characters of Unicode category C (controls, format
+    characters such as bidirectional overrides, surrogates, private use and
+    unassigned): a name from the wire may carry a terminal escape or a
+    carriage return, which must reach neither a file system nor a screen.
+    """
+    return "".join(
+        character for character in text if unicodedata.category(character)[0] != "C"
+    )
+
+
 def safeParts(name: str) -> list[str]:
     """
     Reduce a path from the wire to components that stay inside a directory:
@@ -54,11 +67,7 @@ def safeParts(name: str) -> list[str]:
     """
     parts = []
     for raw in name.replace("\\", "/").split("/"):
-        cleaned = "".join(
-            character
-            for character in unicodedata.normalize("NFC", raw)
-            if unicodedata.category(character)[0] != "C"
-        ).strip()
+        cleaned = withoutControls(unicodedata.normalize("NFC", raw)).strip()
         if cleaned in ("", ".", ".."):
             continue
         encoded = cleaned.encode("utf-8")[:MAX_COMPONENT_BYTES]

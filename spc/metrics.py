@@ -17,10 +17,10 @@ from __future__ import annotations
 
 import importlib.util
 
-from twisted.python import usage
 from twisted.web.resource import Resource
 from twisted.web.server import Site
 
+from spc.errors import ConfigurationError
 from spc.status import StatusSource
 
 __all__ = ["StatusCollector", "checkAvailable", "metricsFactory"]
@@ -32,10 +32,12 @@ TRANSFER_LABELS = ["session", "peer", "direction"]
 
 def checkAvailable() -> None:
     """
-    @raise usage.UsageError: when C{prometheus_client} is not installed.
+    @raise ConfigurationError: when C{prometheus_client} is not installed.
     """
     if importlib.util.find_spec("prometheus_client") is None:
-        raise usage.UsageError("--metrics needs prometheus_client: pip install 'spc[metrics]'")
+        raise ConfigurationError(
+            "--metrics needs prometheus_client: pip install 'spc[metrics]'"
+        )
 
 
 class StatusCollector:

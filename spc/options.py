@@ -4,20 +4,30 @@ Command-line values the daemon (L{spc.tap}) and the sender
 (L{spc.sendcommand}) read alike: port lists, sizes, seconds and the
 per-channel suite map.  Both ends must agree on the last, so they share
 one parser.
+
+The daemon's status options live here too: the control socket's path is
+resolved alike by the daemon that binds it and by C{spc status}
+(L{spc.statuscommand}) that connects to it.
 """
 
 from __future__ import annotations
 
+import os
+
 from twisted.internet.endpoints import serverFromString
 from twisted.python import usage
 
-from spc.errors import SPCError
+from spc.errors import ConfigurationError, SPCError
 from spc.suites import parseSuiteMap
 
 __all__ = [
+    "CONTROL_SOCKET_NAME",
     "MAX_CHANNELS",
+    "StatusOptionsMixin",
     "SuiteMapOption",
     "checkServerEndpoint",
+    "checkSocketPath",
+    "defaultControlSocket",
     "parsePorts",
     "parseSeconds",
     "parseSize",
@@ -141,3 +151,90 @@ def checkServerEndpoint(option: str, description: str) -> None:
             f"{option}: {description!r} is not a valid server endpoint "
             f"description: {error}"
         ) from None
+
+
+CONTROL_SOCKET_NAME = "control.sock"
+MAX_SOCKET_PATH = 107
+"""
+The longest path of a UNIX socket on Linux (C{sun_path} holds 108 bytes,
+the last a NUL).
+"""
+
+
+def defaultControlSocket(keyDir: str) -> str:
+    """
+    The key directory is the socket's default home because it is the one
+    directory the daemon is sure to own, private to its user (mode 0700),
+    and writable under the systemd unit.
+    """
+    return os.path.join(keyDir, CONTROL_SOCKET_NAME)
+
+
+def checkSocketPath(path: str, option: str) -> str:
+    """
+    @return: C{path}, made absolute.
+    @raise ConfigurationError: when it is too long to bind or connect to.
+    """
+    path = os.path.abspath(path)
+    if len(os.fsencode(path)) > MAX_SOCKET_PATH:
+        raise ConfigurationError(
+            f"{option}: {path!r} is longer than the {MAX_SOCKET_PATH} bytes a "
+            "UNIX socket path may have; choose a shorter path"
+        )
+    return path
+
+
+class StatusOptionsMixin:
+    """
+    The daemon's C{--control-socket} and C{--metrics} options.
+    """
+
+    optParameters = [
+        [
+            "control-socket",
+            None,
+            None,
+            "UNIX socket (mode 0600) where `spc status` reads the daemon's "
+            f"state (default: KEYDIR/{CONTROL_SOCKET_NAME}; 'none' for no socket).",
+        ],
+        [
+            "metrics",
+            None,
+            None,
+            "Server endpoint serving the same figures to Prometheus (needs "
+            "prometheus_client). It has no authentication and names peers: "
+            "bind it to loopback, tcp:9100:interface=127.0.0.1 (plain "
+            "tcp:9100 listens on every interface).",
+        ],
+    ]
+
+    def resolveStatusOptions(self, keyDir: str) -> None:
+        """
+        Fill in the control socket's default and check both options.  A
+        key directory too deep for a socket path leaves the daemon without
+        one (it says so when it starts) rather than refusing to run.
+        """
+        path = self["control-socket"]  # type: ignore[index]
+        self["control-socket-skipped"] = None  # type: ignore[index]
+        if path is None:
+            path = defaultControlSocket(keyDir)
+            if len(os.fsencode(os.path.abspath(path))) > MAX_SOCKET_PATH:
+                self["control-socket-skipped"] = path  # type: ignore[index]
+                path = "none"
+        if path.strip().lower() == "none":
+            self["control-socket"] = None  # type: ignore[index]
+        else:
+            try:
+                path = checkSocketPath(path, "--control-socket")
+            except ConfigurationError as error:
+                raise usage.UsageError(error.args[0]) from None
+            self["control-socket"] = path  # type: ignore[index]
+        metrics = self["metrics"]  # type: ignore[index]
+        if metrics is not None:
+            from spc.metrics import checkAvailable
+
+            try:
+                checkAvailable()
+            except ConfigurationError as error:
+                raise usage.UsageError(error.args[0]) from None
+            checkServerEndpoint("--metrics", metrics)

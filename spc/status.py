@@ -11,7 +11,8 @@ over the control socket (L{spc.control}), print as a table or JSON
 
 Every list is bounded so that one session always fits in one control
 answer: at most L{MAX_TRANSFERS_LISTED} files per session, names cut to
-L{MAX_NAME}.
+L{MAX_NAME}.  Names are also stripped of control characters (Unicode
+category C), since they end up on an operator's terminal.
 """
 
 from __future__ import annotations
@@ -21,6 +22,8 @@ from typing import Any, Iterable
 
 from twisted.internet.interfaces import IReactorTime
 
+from spc.filestore import withoutControls
+from spc.logevents import shortID
 from spc.service import SessionDirectory
 from spc.session import Session
 
@@ -35,11 +38,19 @@ __all__ = [
 
 MAX_TRANSFERS_LISTED = 16
 MAX_NAME = 200
-SESSION_ID_CHARACTERS = 16
 
 
-def _clip(text: str | None) -> str | None:
-    if text is None or len(text) <= MAX_NAME:
+def _shown(text: str | None) -> str | None:
+    """
+    A name as an operator may safely see it: a file name is the sender's
+    raw UTF-8 and a peer's name comes from C{authorized_keys}, so either
+    could hold a terminal escape; those characters go, and what is left is
+    cut to L{MAX_NAME}.
+    """
+    if text is None:
+        return None
+    text = withoutControls(text)
+    if len(text) <= MAX_NAME:
         return text
     return text[: MAX_NAME - 1] + "…"
 
@@ -198,7 +209,7 @@ def transferStatuses(session: Session) -> tuple[list[TransferStatus], int]:
     progress += [sender.progress() for sender in session.messenger.outgoingFiles()]
     listed = [
         TransferStatus(
-            _clip(item.name), item.size, item.done, item.held, "out" if item.outgoing else "in"
+            _shown(item.name), item.size, item.done, item.held, "out" if item.outgoing else "in"
         )
         for item in progress[:MAX_TRANSFERS_LISTED]
     ]
@@ -211,9 +222,9 @@ def sessionStatus(session: Session, now: float, nameOf) -> SessionStatus:
     """
     transfers, omitted = transferStatuses(session)
     return SessionStatus(
-        session.id.hex()[:SESSION_ID_CHARACTERS],
+        shortID(session.id),
         session.peer,
-        _clip(nameOf(session.peer)),
+        _shown(nameOf(session.peer)),
         max(0.0, now - session.started),
         session.epoch,
         channelStatuses(session),
@@ -260,7 +271,7 @@ class StatusSource:
         now = self._clock.seconds()
         nameOf = self.directory.authorizer.nameOf
         keyed = sorted(
-            ((session.id.hex()[:SESSION_ID_CHARACTERS], session) for session in self._live()),
+            ((shortID(session.id), session) for session in self._live()),
             key=lambda pair: pair[0],
         )
         for key, session in keyed:

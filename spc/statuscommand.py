@@ -11,14 +11,17 @@ import json
 
 from twisted.internet.endpoints import UNIXClientEndpoint
 from twisted.internet.defer import TimeoutError
-from twisted.internet.error import ConnectError
+from twisted.internet.error import ConnectError, ConnectionClosed
+from twisted.protocols import amp
 from twisted.python import usage
+from twisted.python.failure import Failure
 
 from spc.command import EXIT_OK, Context, KeyDirMixin, ReactorCommand
 from spc.control import fetchStatus
 from spc.errors import ConfigurationError, DaemonNotRunning, StatusUnavailable
+from spc.filestore import withoutControls
+from spc.options import checkSocketPath, defaultControlSocket
 from spc.status import SessionStatus, Snapshot
-from spc.statusservice import checkSocketPath, defaultControlSocket
 
 __all__ = ["StatusOptions", "formatJSON", "formatTable"]
 
@@ -105,9 +108,30 @@ def formatTable(snapshot: Snapshot) -> str:
 def formatJSON(snapshot: Snapshot) -> str:
     """
     One JSON document: C{{"daemon": {...}, "sessions": [...]}}, with the
-    field names of L{spc.status}; times in seconds, sizes in bytes.
+    field names of L{spc.status}; times in seconds, sizes in bytes.  Text
+    beyond ASCII is escaped, so that no character the daemon let through
+    (a C1 control such as U+009B among them) reaches the terminal raw.
     """
-    return json.dumps(snapshot.asDict(), indent=2, ensure_ascii=False) + "\n"
+    return json.dumps(snapshot.asDict(), indent=2, ensure_ascii=True) + "\n"
+
+
+def unreadable(failure: Failure) -> StatusUnavailable:
+    """
+    What went wrong once the control socket was open, in words: a daemon
+    that stops or breaks mid-answer must end C{spc status} with one line,
+    not a traceback.
+
+    @param failure: a L{ConnectionClosed} or an L{amp.AmpError}.
+    """
+    error = failure.value
+    if isinstance(error, ConnectionClosed):
+        return StatusUnavailable("the daemon closed the connection before it answered")
+    if isinstance(error, amp.RemoteAmpError):
+        description = withoutControls(str(error.description))
+        return StatusUnavailable(f"the daemon answered with an error: {description}")
+    if isinstance(error, amp.TooLong):
+        return StatusUnavailable("the daemon sent a field longer than AMP allows")
+    return StatusUnavailable(f"the control protocol failed: {type(error).__name__}")
 
 
 class StatusOptions(KeyDirMixin, ReactorCommand):
@@ -141,9 +165,11 @@ class StatusOptions(KeyDirMixin, ReactorCommand):
         fetching.addTimeout(STATUS_TIMEOUT, reactor)
 
         def failed(failure):
-            error = failure.trap(ConnectError, TimeoutError)
+            error = failure.trap(ConnectError, TimeoutError, ConnectionClosed, amp.AmpError)
             if error is TimeoutError:
                 raise StatusUnavailable(f"no answer within {STATUS_TIMEOUT:g} seconds")
+            if error is not ConnectError:
+                raise unreadable(failure)
             if failure.value.osError in (errno.ENOENT, errno.ECONNREFUSED):
                 raise DaemonNotRunning(path)
             return failure

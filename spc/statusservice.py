@@ -1,134 +1,123 @@
 # -*- test-case-name: tests.test_status -*-
 """
-The daemon's status outlets as twistd options and services: the control
-socket C{spc status} reads (on by default, in the key directory) and, if
-asked for, a Prometheus endpoint.
-
-The key directory is the default home of the socket because it is the one
-directory the daemon is sure to own, private to its user (mode 0700), and
-writable under the systemd unit.
+The daemon's status outlets as services: the control socket C{spc status}
+reads and, if asked for, a Prometheus endpoint.  What the command line
+says about them is parsed in L{spc.options}; here they are plain values.
 """
 
 from __future__ import annotations
 
-import os
+import ipaddress
 
 from twisted.application.internet import StreamServerEndpointService
 from twisted.internet.endpoints import serverFromString
 from twisted.logger import Logger
-from twisted.python import usage
 
 from spc.control import ControlFactory, controlEndpoint
-from spc.errors import ConfigurationError
-from spc.options import checkServerEndpoint
 from spc.status import StatusSource
 
-__all__ = ["CONTROL_SOCKET_NAME", "StatusOptionsMixin", "statusServices"]
+__all__ = ["reachableFromOtherHosts", "statusServices"]
 
 log = Logger()
 
-CONTROL_SOCKET_NAME = "control.sock"
-MAX_SOCKET_PATH = 107
+TCP_ENDPOINTS = ("tcp", "tcp6", "ssl")
 """
-The longest path of a UNIX socket on Linux (C{sun_path} holds 108 bytes,
-the last a NUL).
+The endpoint types that listen on IP addresses, all of them when no
+interface is named.
 """
 
 
-def defaultControlSocket(keyDir: str) -> str:
-    return os.path.join(keyDir, CONTROL_SOCKET_NAME)
-
-
-def checkSocketPath(path: str, option: str) -> str:
+def _fields(description: str) -> list[str]:
     """
-    @return: C{path}, made absolute.
-    @raise ConfigurationError: when it is too long to bind or connect to.
+    The colon-separated fields of an endpoint description, escapes undone,
+    so that C{interface=\\:\\:1} reads as C{::1}.
     """
-    path = os.path.abspath(path)
-    if len(os.fsencode(path)) > MAX_SOCKET_PATH:
-        raise ConfigurationError(
-            f"{option}: {path!r} is longer than the {MAX_SOCKET_PATH} bytes a "
-            "UNIX socket path may have; choose a shorter path"
-        )
-    return path
-
-
-class StatusOptionsMixin:
-    """
-    The daemon's C{--control-socket} and C{--metrics} options.
-    """
-
-    optParameters = [
-        [
-            "control-socket",
-            None,
-            None,
-            "UNIX socket (mode 0600) where `spc status` reads the daemon's "
-            f"state (default: KEYDIR/{CONTROL_SOCKET_NAME}; 'none' for no socket).",
-        ],
-        [
-            "metrics",
-            None,
-            None,
-            "Server endpoint serving the same figures to Prometheus, e.g. "
-            "tcp:9100:interface=127.0.0.1 (needs prometheus_client).",
-        ],
-    ]
-
-    def resolveStatusOptions(self, keyDir: str) -> None:
-        """
-        Fill in the control socket's default and check both options.  A
-        key directory too deep for a socket path leaves the daemon without
-        one (it says so when it starts) rather than refusing to run.
-        """
-        path = self["control-socket"]  # type: ignore[index]
-        self["control-socket-skipped"] = None  # type: ignore[index]
-        if path is None:
-            path = defaultControlSocket(keyDir)
-            if len(os.fsencode(os.path.abspath(path))) > MAX_SOCKET_PATH:
-                self["control-socket-skipped"] = path  # type: ignore[index]
-                path = "none"
-        if path.strip().lower() == "none":
-            self["control-socket"] = None  # type: ignore[index]
+    fields, current, escaped = [], [], False
+    for character in description:
+        if escaped:
+            current.append(character)
+            escaped = False
+        elif character == "\\":
+            escaped = True
+        elif character == ":":
+            fields.append("".join(current))
+            current = []
         else:
-            try:
-                path = checkSocketPath(path, "--control-socket")
-            except ConfigurationError as error:
-                raise usage.UsageError(error.args[0]) from None
-            self["control-socket"] = path  # type: ignore[index]
-        metrics = self["metrics"]  # type: ignore[index]
-        if metrics is not None:
-            from spc.metrics import checkAvailable
-
-            checkAvailable()
-            checkServerEndpoint("--metrics", metrics)
+            current.append(character)
+    fields.append("".join(current))
+    return fields
 
 
-def statusServices(reactor, config, source: StatusSource) -> list:
+def reachableFromOtherHosts(description: str) -> bool:
     """
-    The services C{config} asks for, each listening when started.
+    Whether a server endpoint description listens beyond this host: a TCP
+    endpoint whose interface is not a loopback address.  A plain
+    C{tcp:9100} binds every interface, and the metrics page has no
+    authentication but names peers.
+
+    @param description: a valid server endpoint description.
+    """
+    kind, *arguments = _fields(description)
+    if kind not in TCP_ENDPOINTS:
+        return False
+    positional = [argument for argument in arguments if "=" not in argument]
+    named = dict(argument.split("=", 1) for argument in arguments if "=" in argument)
+    interface = named.get("interface", "")
+    if kind != "ssl" and len(positional) > 1:
+        interface = positional[1]
+    try:
+        return not ipaddress.ip_address(interface.strip("[]")).is_loopback
+    except ValueError:
+        return True
+
+
+def statusServices(
+    reactor,
+    source: StatusSource,
+    controlSocket: str | None = None,
+    metrics: str | None = None,
+    skippedSocket: str | None = None,
+) -> list:
+    """
+    The services that serve C{source}, each listening when started.
+
+    @param controlSocket: the control socket's absolute path, or C{None}
+        for none.
+    @param metrics: the server endpoint description of the Prometheus
+        page, or C{None} for none; one reachable from other hosts is
+        warned about.
+    @param skippedSocket: the default socket path that was too long to
+        use, so the operator learns why C{spc status} finds no daemon.
     """
     services = []
-    skipped = config.get("control-socket-skipped")
-    if skipped is not None:
+    if skippedSocket is not None:
         log.warn(
             "No control socket: {path} is too long for a UNIX socket; give "
             "--control-socket a shorter path",
-            path=skipped,
+            path=skippedSocket,
         )
-    path = config["control-socket"]
-    if path is not None:
+    if controlSocket is not None:
         services.append(
             StreamServerEndpointService(
-                serverFromString(reactor, controlEndpoint(path)), ControlFactory(source)
+                serverFromString(reactor, controlEndpoint(controlSocket)),
+                ControlFactory(source),
             )
         )
-    if config["metrics"] is not None:
+    if metrics is not None:
         from spc.metrics import metricsFactory
+
+        if reachableFromOtherHosts(metrics):
+            log.warn(
+                "The metrics endpoint {endpoint} may be reachable from other "
+                "hosts, and it serves peer fingerprints and names to anyone "
+                "who asks; bind it to loopback, e.g. --metrics "
+                "tcp:9100:interface=127.0.0.1",
+                endpoint=metrics,
+            )
 
         services.append(
             StreamServerEndpointService(
-                serverFromString(reactor, config["metrics"]), metricsFactory(source)
+                serverFromString(reactor, metrics), metricsFactory(source)
             )
         )
     for service in services:

@@ -30,6 +30,7 @@ from spc.inbox import MESSAGES_NAME, InboxReceiver
 from spc.logformat import checkFormat, installJSONObserver
 from spc.options import (
     MAX_CHANNELS,
+    StatusOptionsMixin,
     SuiteMapOption,
     checkServerEndpoint,
     parsePorts,
@@ -38,7 +39,7 @@ from spc.options import (
 )
 from spc.service import DEFAULT_SHUTDOWN_GRACE, ROUND_JITTER, ServerService
 from spc.status import StatusSource
-from spc.statusservice import StatusOptionsMixin, statusServices
+from spc.statusservice import statusServices
 from spc.trust import AUTHORIZED_KEYS_NAME, AllowAny, AuthorizedKeys
 from spc.wire import MAX_FRAGMENT_SIZE, MIN_FRAGMENT_SIZE, Params, maxInnerSize
 
@@ -356,7 +357,13 @@ class DaemonService(ServerService):
         self.hostIdentity = hostIdentity
         self._previousHandler = None
         self.status = StatusSource(self.directory, reactor, hostIdentity.fingerprint)
-        for service in statusServices(reactor, config, self.status):
+        for service in statusServices(
+            reactor,
+            self.status,
+            controlSocket=config["control-socket"],
+            metrics=config["metrics"],
+            skippedSocket=config["control-socket-skipped"],
+        ):
             service.setServiceParent(self)
 
     def _endpoint(self, reactor, description: str, hostKeyDER: bytes):

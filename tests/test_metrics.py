@@ -11,6 +11,7 @@ import importlib.util
 from twisted.internet import reactor
 from twisted.internet.defer import inlineCallbacks
 from twisted.internet.testing import MemoryReactorClock
+from twisted.logger import LogLevel, capturedLogs, formatEvent
 from twisted.python import usage
 from twisted.trial.unittest import SynchronousTestCase, TestCase
 from twisted.web.client import Agent, HTTPConnectionPool, readBody
@@ -18,13 +19,14 @@ from twisted.web.server import Site
 from twisted.web.test.requesthelper import DummyRequest
 
 from spc.status import StatusSource
-from spc.statusservice import statusServices
+from spc.statusservice import reachableFromOtherHosts, statusServices
 from spc.tap import makeService
 from tests.test_service import listeningPort
 from tests.test_status import FakeChannel, FakeDirectory, FakeSession, _Clock
 from tests.test_tap import keyDirWithIdentity, makeOptions
 
-from spc.metrics import metricsFactory
+from spc.errors import ConfigurationError
+from spc.metrics import checkAvailable, metricsFactory
 
 if importlib.util.find_spec("prometheus_client") is None:
     skip = "prometheus_client is not installed"
@@ -123,6 +125,20 @@ class OptionTests(SynchronousTestCase):
         )
         self.assertIn("pip install 'spc[metrics]'", str(error))
 
+    def test_notInstalledIsConfiguration(self) -> None:
+        """
+        L{checkAvailable} speaks for the configuration, not the command
+        line: it raises L{ConfigurationError}, which the option layer turns
+        into a usage error.
+        """
+        real = importlib.util.find_spec
+        self.patch(
+            importlib.util, "find_spec",
+            lambda name, *a: None if name == "prometheus_client" else real(name, *a),
+        )
+        error = self.assertRaises(ConfigurationError, checkAvailable)
+        self.assertIn("pip install 'spc[metrics]'", str(error))
+
     def test_listens(self) -> None:
         """
         The daemon serves the figures on the endpoint given.
@@ -142,6 +158,69 @@ class OptionTests(SynchronousTestCase):
         self.assertIsInstance(metricsPort[1], Site)
 
 
+class ExposureTests(SynchronousTestCase):
+    """
+    A C{--metrics} endpoint that other hosts may reach is warned about:
+    the page has no authentication and names peers.
+    """
+
+    def test_reachable(self) -> None:
+        """
+        TCP endpoints without a loopback interface are reachable from other
+        hosts; loopback ones, in any of the description's spellings, and
+        UNIX sockets are not.
+        """
+        reachable = [
+            "tcp:9100",
+            "tcp:9100:interface=0.0.0.0",
+            "tcp:port=9100:interface=10.0.0.1",
+            "tcp6:9100",
+            "tcp6:9100:interface=\\:\\:",
+            "tcp:9100:interface=localhost",
+            "ssl:9100:privateKey=k.pem",
+        ]
+        local = [
+            "tcp:9100:interface=127.0.0.1",
+            "tcp:9100:127.0.0.1",
+            "tcp:9100:interface=127.0.0.2:backlog=5",
+            "tcp6:9100:interface=\\:\\:1",
+            "ssl:9100:privateKey=k.pem:interface=127.0.0.1",
+            "unix:/run/spc/metrics.sock",
+        ]
+        for description in reachable:
+            self.assertTrue(reachableFromOtherHosts(description), description)
+        for description in local:
+            self.assertFalse(reachableFromOtherHosts(description), description)
+
+    def test_warned(self) -> None:
+        """
+        The daemon warns at start-up when its metrics endpoint listens on
+        every interface, and names the endpoint.
+        """
+        with capturedLogs() as events:
+            statusServices(reactor, makeSource(), metrics="tcp:9100")
+        [event] = events
+        self.assertEqual(event["log_level"], LogLevel.warn)
+        self.assertEqual(event["endpoint"], "tcp:9100")
+        self.assertIn("interface=127.0.0.1", formatEvent(event))
+
+    def test_loopbackQuiet(self) -> None:
+        """
+        A loopback metrics endpoint is not warned about.
+        """
+        with capturedLogs() as events:
+            statusServices(reactor, makeSource(), metrics="tcp:9100:interface=127.0.0.1")
+        self.assertEqual(events, [])
+
+    def test_help(self) -> None:
+        """
+        The option's help says to bind the page to loopback.
+        """
+        help = str(makeOptions("--ports", "9000", "--inbox", "in"))
+        self.assertIn("interface=127.0.0.1", help)
+        self.assertIn("no authentication", " ".join(help.split()))
+
+
 class ScrapeTests(TestCase):
     """
     A scrape over real HTTP.
@@ -153,9 +232,7 @@ class ScrapeTests(TestCase):
         GET on the metrics endpoint returns the figures.
         """
         [service] = statusServices(
-            reactor,
-            {"control-socket": None, "metrics": "tcp:0:interface=127.0.0.1"},
-            makeSource(),
+            reactor, makeSource(), metrics="tcp:0:interface=127.0.0.1"
         )
         service.privilegedStartService()
         service.startService()

@@ -17,18 +17,24 @@ import stat
 import tempfile
 from types import SimpleNamespace
 
-from twisted.internet import reactor, task
+from twisted.internet import protocol, reactor, task
 from twisted.internet.defer import inlineCallbacks, succeed
-from twisted.internet.endpoints import TCP4ClientEndpoint, UNIXClientEndpoint, connectProtocol
+from twisted.internet.endpoints import (
+    TCP4ClientEndpoint,
+    UNIXClientEndpoint,
+    UNIXServerEndpoint,
+    connectProtocol,
+)
 from twisted.internet.error import CannotListenError
+from twisted.logger import LogLevel, capturedLogs
 from twisted.protocols import amp
 from twisted.test import iosim
 from twisted.trial.unittest import SynchronousTestCase, TestCase
 
-from spc import control, records
+from spc import control, logevents, records
 from spc.command import Context
 from spc.control import PAGE_BYTES, ControlFactory, encodePage, fetchStatus
-from spc.errors import DaemonNotRunning
+from spc.errors import DaemonNotRunning, StatusUnavailable
 from spc.filestore import FileStore
 from spc.status import (
     MAX_NAME,
@@ -192,7 +198,7 @@ class SnapshotTests(SynchronousTestCase):
     def test_session(self) -> None:
         """
         A session shows its peer's fingerprint and authorized_keys name, its
-        age on the injected clock, its epoch, and each channel's suite and
+        id as the log names it, its age on the injected clock, its epoch, and each channel's suite and
         epoch.
         """
         self.clock.advance(12.5)
@@ -201,6 +207,7 @@ class SnapshotTests(SynchronousTestCase):
         self.assertEqual(status.name, "client")
         self.assertEqual(status.age, 12.5)
         self.assertEqual(status.session, self.client.id.hex()[:16])
+        self.assertEqual(status.session, logevents.shortID(self.client.id))
         self.assertEqual(status.epoch, self.memory.serverSession().epoch)
         self.assertEqual([c.index for c in status.channels], [0, 1, 2, 3])
         self.assertEqual(
@@ -308,6 +315,21 @@ class TransferTests(SynchronousTestCase):
         self.assertEqual(len(status.transfers[0].name), MAX_NAME)
         self.assertEqual(status.transfers[0].direction, "in")
         self.assertEqual(status.transfers[0].percent, 50.0)
+
+
+    def test_controlsDropped(self) -> None:
+        """
+        A file name from the wire and a peer's name from authorized_keys
+        lose their control and format characters (ESC, CR, BEL, the C1
+        CSI U+009B, a right-to-left override), so that printing them cannot
+        drive the operator's terminal.
+        """
+        hostile = "\x1b]0;owned\x07evil\r\u009b2J\u202ename.txt"
+        session = FakeSession(1, 1, hostile)
+        directory = FakeDirectory([session], {session.peer: "\x1b[31malice\x00"})
+        [status] = StatusSource(directory, _Clock(), "h").sessions()
+        self.assertEqual(status.transfers[0].name, "]0;ownedevil2Jname.txt")
+        self.assertEqual(status.name, "[31malice")
 
 
 class _Clock:
@@ -432,6 +454,20 @@ class FormatTests(SynchronousTestCase):
         self.assertEqual(session["transfers"][0]["done"], 250)
         self.assertEqual(SessionStatus.fromDict(session), SNAPSHOT.sessions[0])
 
+    def test_jsonASCII(self) -> None:
+        """
+        The JSON is ASCII: characters beyond it, C1 controls included, are
+        escaped, and read back as they were.
+        """
+        name = "caf\u00e9 \u009b2J \U0001f600"
+        transfer = TransferStatus(name, 1, 0, None, "out")
+        session = SessionStatus("ab", "SHA256:p", "\u00e9ve", 1.0, 0, (), (transfer,))
+        text = formatJSON(Snapshot(SNAPSHOT.daemon, [session]))
+        self.assertTrue(text.isascii(), text)
+        [listed] = json.loads(text)["sessions"]
+        self.assertEqual(listed["transfers"][0]["name"], name)
+        self.assertEqual(listed["name"], "\u00e9ve")
+
 
 class UsageTests(SynchronousTestCase):
     """
@@ -484,13 +520,24 @@ class SocketTests(TestCase):
         self.source = StatusSource(FakeDirectory([FakeSession(1)]), reactor, "SHA256:h")
 
     def listen(self):
-        [service] = statusServices(
-            reactor, {"control-socket": self.path, "metrics": None}, self.source
-        )
+        [service] = statusServices(reactor, self.source, controlSocket=self.path)
         service.privilegedStartService()
         service.startService()
         self.addCleanup(service.stopService)
         return service
+
+    def test_plainValues(self) -> None:
+        """
+        The services are built from plain values, with no parsed command
+        line: no socket and no metrics make no service, and a default
+        socket path that was too long is reported.
+        """
+        with capturedLogs() as events:
+            services = statusServices(reactor, self.source, skippedSocket="/deep/control.sock")
+        self.assertEqual(services, [])
+        [event] = events
+        self.assertEqual(event["log_level"], LogLevel.warn)
+        self.assertEqual(event["path"], "/deep/control.sock")
 
     @inlineCallbacks
     def test_modeAndAnswer(self):
@@ -520,9 +567,7 @@ class SocketTests(TestCase):
         A second daemon on the same socket cannot listen.
         """
         self.listen()
-        [second] = statusServices(
-            reactor, {"control-socket": self.path, "metrics": None}, self.source
-        )
+        [second] = statusServices(reactor, self.source, controlSocket=self.path)
         self.assertRaises(CannotListenError, second.privilegedStartService)
 
     @inlineCallbacks
@@ -552,6 +597,98 @@ class SocketTests(TestCase):
         code = yield options.runWithReactor(reactor, Context(out, io.StringIO(), {}))
         self.assertEqual(code, 0)
         self.assertEqual(json.loads(out.getvalue())["sessions"][0]["epoch"], 7)
+
+
+class _HalfAnswer(protocol.Protocol):
+    """
+    A daemon that dies mid-answer: the start of a box, then the end.
+    """
+
+    def dataReceived(self, data: bytes) -> None:
+        self.transport.write(b"\x00\x04_ans")
+        self.transport.loseConnection()
+
+
+class _OverlongKey(protocol.Protocol):
+    """
+    A daemon that answers with a key longer than AMP allows.
+    """
+
+    def dataReceived(self, data: bytes) -> None:
+        self.transport.write(b"\x01\x00" + b"k" * 256)
+
+
+class _GetDaemonFailing(control.GetDaemon):
+    """
+    L{control.GetDaemon} as a daemon that reports its failures by name
+    declares it.
+    """
+
+    commandName = b"GetDaemon"
+    errors = {RuntimeError: b"BROKEN"}
+
+
+class _Failing(amp.AMP):
+    """
+    A daemon whose status command fails, with a description that would
+    clear the screen.
+    """
+
+    @_GetDaemonFailing.responder
+    def getDaemon(self):
+        raise RuntimeError("\x1b[2Jbroken")
+
+
+class BrokenDaemonTests(TestCase):
+    """
+    C{spc status} against control sockets that do not answer as they
+    should ends in L{StatusUnavailable} (one line, exit 1), never a
+    traceback.
+    """
+
+    def setUp(self) -> None:
+        self.path = os.path.join(shortTemporaryDirectory(self), "control.sock")
+
+    @inlineCallbacks
+    def status(self, factory):
+        port = yield UNIXServerEndpoint(reactor, self.path).listen(factory)
+        self.addCleanup(port.stopListening)
+        options = StatusOptions()
+        options.parseOptions(["--socket", self.path])
+        out = io.StringIO()
+        error = yield self.assertFailure(
+            options.runWithReactor(reactor, Context(out, io.StringIO(), {})),
+            StatusUnavailable,
+        )
+        self.assertEqual(out.getvalue(), "")
+        self.assertEqual(error.exitCode, 1)
+        self.assertEqual(len(str(error).splitlines()), 1)
+        return str(error)
+
+    @inlineCallbacks
+    def test_closedMidAnswer(self):
+        """
+        A daemon that closes the connection halfway through an answer.
+        """
+        message = yield self.status(protocol.Factory.forProtocol(_HalfAnswer))
+        self.assertIn("closed the connection before it answered", message)
+
+    @inlineCallbacks
+    def test_errorAnswer(self):
+        """
+        A daemon that answers with an AMP error; its description is shown
+        without control characters.
+        """
+        message = yield self.status(protocol.Factory.forProtocol(_Failing))
+        self.assertIn("answered with an error: [2Jbroken", message)
+
+    @inlineCallbacks
+    def test_tooLong(self):
+        """
+        A daemon that sends a key past AMP's length limit.
+        """
+        message = yield self.status(protocol.Factory.forProtocol(_OverlongKey))
+        self.assertIn("longer than AMP allows", message)
 
 
 class EndToEndTests(EndToEndTestCase):

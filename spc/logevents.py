@@ -26,6 +26,7 @@ from collections import Counter
 from twisted.internet.interfaces import IDelayedCall, IReactorTime
 from twisted.logger import Logger
 
+from spc.filestore import withoutControls
 from spc.ratelimit import TokenBuckets
 
 __all__ = [
@@ -210,7 +211,7 @@ def fileStored(
     """
     _as(TRANSFER, log).info(
         FILE_STORED,
-        name=name,
+        name=withoutControls(name),
         bytes=size,
         peer=peer,
         path=path,
@@ -230,7 +231,7 @@ def fileSent(
     """
     _as(TRANSFER, log).info(
         FILE_SENT,
-        name=name,
+        name=withoutControls(name),
         bytes=size,
         peer=peer,
         seconds=round(seconds, 3),

@@ -19,7 +19,7 @@ from twisted.python.failure import Failure
 
 from spc import logevents, records
 from spc.errors import ProtocolError, ResourceLimitExceeded
-from spc.filestore import FileStore, PartialFile, RangeSet
+from spc.filestore import FileStore, PartialFile, RangeSet, withoutControls
 from spc.inflight import InFlight
 from spc.filesender import TransferProgress
 
@@ -122,7 +122,7 @@ class IncomingFiles:
         try:
             partial = self._store.open(key, offer.name, offer.size, self._peer)
         except (ResourceLimitExceeded, OSError) as error:
-            self.log.warn("Refusing {name}: {error}", name=offer.name, error=str(error))
+            self.log.warn("Refusing {name}: {error}", name=withoutControls(offer.name), error=str(error))
             self._answer(transfer, records.FILE_REFUSED)
             return
         self._active[transfer] = _Receiving(partial, self._clock.seconds())
@@ -144,7 +144,7 @@ class IncomingFiles:
         try:
             written = partial.write(offset, data.payload)
         except OSError as error:
-            self.log.warn("Refusing {name}: {error}", name=partial.name, error=str(error))
+            self.log.warn("Refusing {name}: {error}", name=withoutControls(partial.name), error=str(error))
             partial.discard()
             self._end(data.transferID, records.FILE_REFUSED)
             return
@@ -264,7 +264,7 @@ class IncomingFiles:
     def _finished(self, transfer: bytes, receiving: _Receiving, path: str | None) -> None:
         partial = receiving.partial
         if path is None:
-            self.log.warn("{name} arrived corrupt; asking for it again", name=partial.name)
+            self.log.warn("{name} arrived corrupt; asking for it again", name=withoutControls(partial.name))
             self._end(transfer, records.FILE_RESTART)
             return
         self._end(transfer, records.FILE_COMPLETE)
@@ -277,10 +277,10 @@ class IncomingFiles:
     def _failed(self, transfer: bytes, partial: PartialFile, failure: Failure) -> None:
         if failure.check(ResourceLimitExceeded, OSError):
             self.log.warn(
-                "Refusing {name}: {error}", name=partial.name, error=str(failure.value)
+                "Refusing {name}: {error}", name=withoutControls(partial.name), error=str(failure.value)
             )
         else:
-            self.log.failure("Storing {name} failed", failure, name=partial.name)
+            self.log.failure("Storing {name} failed", failure, name=withoutControls(partial.name))
         partial.discard()
         self._end(transfer, records.FILE_REFUSED)
 
@@ -306,5 +306,5 @@ class IncomingFiles:
         try:
             partial.sync()
         except OSError as error:
-            self.log.warn("Could not keep {name}: {error}", name=partial.name, error=str(error))
+            self.log.warn("Could not keep {name}: {error}", name=withoutControls(partial.name), error=str(error))
         partial.close()

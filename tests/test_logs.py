@@ -336,6 +336,22 @@ class RotationRoundEventTests(unittest.SynchronousTestCase):
         )
 
 
+class TransferEventTests(unittest.SynchronousTestCase):
+    """
+    File names come from the sender; in a log line they lose the control
+    characters that could drive the terminal of whoever reads it.
+    """
+
+    def test_namesWithoutControls(self) -> None:
+        log, events = recorder()
+        name = "evil\x1b[2J\rname\u202e.txt"
+        logevents.fileStored(log, name, 10, "SHA256:p", "/inbox/x", 1.0, b"\0" * 32)
+        logevents.fileSent(log, name, 10, "SHA256:p", 1.0, None)
+        self.assertEqual([event["name"] for event in events], ["evil[2Jname.txt"] * 2)
+        for event in events:
+            self.assertNotIn("\x1b", formatEvent(event))
+
+
 # ---------------------------------------------------------------------------
 # --log-format.
 

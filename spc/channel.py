@@ -10,7 +10,8 @@ before anything else (so no buffered frame is processed after the fault),
 keeps the reason for the operator's log, and aborts without telling the peer
 anything it could use as an oracle.  Before authentication the reason goes
 to the owner's rate-limited log; after it, the reason is that of the
-"channel dead" event once the connection is gone.
+"channel dead" event once the connection is gone.  A failed TLS handshake
+below takes the same path, in the words of L{spc.tls.explainFailure}.
 
 The factories carry per-port configuration; what a connection joins or
 creates is the business of the L{ChannelOwner} it reports to.
@@ -29,10 +30,12 @@ from twisted.python.failure import Failure
 
 from spc import logevents, records, wire
 from spc.clienthandshake import ClientHandshake
-from spc.errors import ProtocolError, SPCError
+from spc.errors import ProtocolError, SPCError, TLSFailed
 from spc.handshake import ClientResult, ServerResult
 from spc.record import EpochAhead, RecordLayer, SequenceExhausted
 from spc.serverhandshake import ServerHandshake
+from spc.tls import TLSPeer, explainFailure
+from spc.trust import formatHostPort
 
 __all__ = [
     "ChannelOwner",
@@ -193,6 +196,9 @@ class ChannelProtocol(protocol.Protocol):
         scheduler gives this connection no data until it resumes.
     @ivar bytesSent: bytes written to the transport, framing included.
     @ivar bytesReceived: bytes read from the transport.
+    @ivar tlsPeer: how the client named the server of this connection, if
+        it runs over TLS (set by L{spc.tls.tlsClientEndpoint}), so that a
+        failed TLS handshake is reported in those words.
     """
 
     log = Logger()
@@ -227,6 +233,7 @@ class ChannelProtocol(protocol.Protocol):
         self._connected = False
         self.bytesSent = 0
         self.bytesReceived = 0
+        self.tlsPeer: TLSPeer | None = None
 
     # Transport events.
 
@@ -279,18 +286,22 @@ class ChannelProtocol(protocol.Protocol):
             self.fatal(str(error))
 
     def connectionLost(self, reason: Failure = protocol.connectionDone) -> None:
+        wasAlive = not self.dead
         self.dead = True
         self._connected = False
         self._cancelTimer()
+        reason = explainFailure(reason, self.tlsPeer or TLSPeer(self.peerAddress(), ""))
         waiters, self._lostWaiters = self._lostWaiters, []
         for waiter in waiters:
             waiter.callback(None)
         if self.result is not None and (self.faulted or not self._closing):
             self._logDead(reason)
+        if self.result is None and self.isServer and wasAlive and reason.check(TLSFailed):
+            self.owner.handshakeRefused(self, "tls", str(reason.value), None)
         if self.result is not None or self.isServer:
             self.owner.channelLost(self, self._lostReason)
         elif not self.isServer and self._handshake is not None:
-            # A layer below (TLS) may say why in words a user can act on.
+            # TLS may have said why, in words a user can act on.
             error = reason.value if isinstance(reason.value, SPCError) else None
             self._handshake.gotBad(
                 error or ProtocolError("the connection closed during the handshake")
@@ -480,6 +491,8 @@ def _peerText(transport) -> str:
         peer = transport.getPeer()
     except Exception:
         return "unknown peer"
-    host = getattr(peer, "host", None)
-    port = getattr(peer, "port", None)
-    return f"{host}:{port}" if host is not None else str(peer)
+    host, port = getattr(peer, "host", None), getattr(peer, "port", None)
+    try:
+        return formatHostPort(host, port)
+    except (TypeError, ValueError):
+        return str(peer) if host is None else f"{host}:{port}"

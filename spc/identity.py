@@ -27,6 +27,7 @@ from typing import Mapping
 from cryptography.exceptions import UnsupportedAlgorithm
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import rsa
+from cryptography.hazmat.primitives.asymmetric.types import PublicKeyTypes
 
 from spc._files import install, installFiles, readRegularFile, stage, unlinkQuietly
 from spc.errors import (
@@ -123,10 +124,11 @@ def fingerprintsEqual(a: str, b: str) -> bool:
     return hmac.compare_digest(a.encode("utf-8"), b.encode("utf-8"))
 
 
-def publicKeyDER(key: rsa.RSAPublicKey) -> bytes:
+def publicKeyDER(key: PublicKeyTypes) -> bytes:
     """
     @return: The DER SubjectPublicKeyInfo of C{key}, the bytes that are sent
-        on the wire and fingerprinted.
+        on the wire and fingerprinted: of spc's RSA keys, and of TLS keys,
+        whose certificates are pinned by it.
     """
     return key.public_bytes(
         serialization.Encoding.DER, serialization.PublicFormat.SubjectPublicKeyInfo
@@ -325,10 +327,7 @@ def readPublicKeyFile(path: str) -> bytes:
     _, data = _readKeyFile(path, "no such file")
     try:
         if data.lstrip().startswith(b"-----BEGIN"):
-            der = serialization.load_pem_public_key(data).public_bytes(
-                serialization.Encoding.DER,
-                serialization.PublicFormat.SubjectPublicKeyInfo,
-            )
+            der = publicKeyDER(serialization.load_pem_public_key(data))
         else:
             der = data
     except (ValueError, UnsupportedAlgorithm):

@@ -270,7 +270,7 @@ class PreAuthLog:
         """
         A connection from C{source} failed before authentication, for
         C{reason}; C{kind} groups failures for the rate limit (C{"refused"},
-        C{"timeout"}, C{"aborted"}, C{"busy"}).
+        C{"timeout"}, C{"aborted"}, C{"busy"}, C{"tls"}).
         """
         if self._buckets.admit(kind):
             self._log.info(

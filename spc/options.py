@@ -19,6 +19,7 @@ from twisted.python import usage
 
 from spc.errors import ConfigurationError, SPCError
 from spc.suites import parseSuiteMap
+from spc.trust import parsePort
 
 __all__ = [
     "CONTROL_SOCKET_NAME",
@@ -96,11 +97,12 @@ def parseSeconds(text: str, name: str) -> float:
 
 def _parsePort(text: str, spec: str) -> int:
     """
-    Parse one port number of a C{--ports} value.
+    One port of a C{--ports} value, as L{spc.trust.parsePort} reads ports;
+    the syntax is checked here first, so that its error quotes the whole
+    value.
 
     @param text: The digits.
     @param spec: The whole C{--ports} value, for the error message.
-    @return: The port.
     @raise usage.UsageError: If C{text} is not a decimal port in 1..65535.
     """
     text = text.strip()
@@ -109,10 +111,10 @@ def _parsePort(text: str, spec: str) -> int:
             f"--ports: cannot parse {spec!r}; expected ports and ranges "
             f"separated by commas, e.g. 9000-9003 or 9000,9001,9005"
         )
-    port = int(text)
-    if not 1 <= port <= 65535:
-        raise usage.UsageError(f"--ports: port {port} is not in 1..65535")
-    return port
+    try:
+        return parsePort(text)
+    except ValueError:
+        raise usage.UsageError(f"--ports: port {int(text)} is not in 1..65535") from None
 
 
 class SuiteMapOption:

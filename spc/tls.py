@@ -1,7 +1,8 @@
 # -*- test-case-name: tests.test_tls -*-
 """
-The optional TLS underlay (protocol section 2.7): each connection of a
-channel is first wrapped in TLS 1.3, and SPC/1 runs unchanged inside it.
+The optional TLS underlay (docs/protocol.rst, section 2.1): each connection
+of a channel is first wrapped in TLS 1.3, and SPC/1 runs unchanged inside
+it.
 
 SPC/1 relies on TLS for nothing.  TLS hides what SPC/1 shows in clear (the
 session id, the channel, both public keys) and is a second layer of
@@ -11,8 +12,11 @@ roots with service_identity, as Twisted's L{optionsForClientTLS} does, or,
 for the self-signed certificates that C{spc tls-cert} makes, pins the SPKI
 fingerprint of the server's certificate.
 
-A TLS failure reaches the channel as a L{TLSFailed} naming the problem,
-so C{spc send} prints one line and exits 3, and the daemon logs one line.
+A TLS failure ends the connection with an OpenSSL or service_identity
+error; L{explainFailure} turns it into a L{TLSFailed} naming the problem
+where the channel learns of it, so C{spc send} prints one line and exits 3,
+and the daemon logs one line through its rate-limited log of failures
+before authentication.
 """
 
 from __future__ import annotations
@@ -30,6 +34,7 @@ from twisted.internet.interfaces import (
     IStreamClientEndpoint,
     IStreamServerEndpoint,
 )
+from twisted.internet.protocol import Factory
 from twisted.internet.ssl import (
     Certificate,
     CertificateOptions,
@@ -39,23 +44,26 @@ from twisted.internet.ssl import (
     trustRootFromCertificates,
 )
 from twisted.logger import Logger
-from twisted.protocols.policies import ProtocolWrapper, WrappingFactory
 from twisted.python.failure import Failure
 from zope.interface import implementer
 
 from spc.errors import ConfigurationError, TLSFailed
-from spc.identity import fingerprintsEqual, parseFingerprint
+from spc.identity import fingerprintsEqual, parseFingerprint, publicKeyDER
 from spc.tlscert import certificateFingerprint, isAddress, readCertificates, readPEM
+from spc.trust import formatHostPort, parsePort
 
 __all__ = [
     "MINIMUM_VERSION",
     "PinnedCertificate",
     "ServerTLS",
+    "TLSPeer",
     "TLSTarget",
     "clientEndpoint",
+    "explainFailure",
     "parseClientDescription",
     "parseServerDescription",
     "serverEndpoint",
+    "serverOptions",
     "tlsClientEndpoint",
 ]
 
@@ -63,14 +71,10 @@ log = Logger()
 
 MINIMUM_VERSION = TLSVersion.TLSv1_3
 """
-The oldest TLS either end accepts (protocol section 2.7).
+The oldest TLS either end accepts (docs/protocol.rst, section 2.1).
 """
 
 _SERVER_KEYWORDS = ("privateKey", "certKey", "interface", "backlog")
-
-
-def _formatHostPort(host: str, port: int) -> str:
-    return f"[{host}]:{port}" if ":" in host else f"{host}:{port}"
 
 
 # Descriptions.
@@ -81,6 +85,12 @@ def _splitDescription(description: str) -> tuple[str, list[str], dict[str, str]]
     Split an endpoint description as Twisted writes them: colons separate
     arguments, a backslash escapes the next character, C{key=value} is a
     keyword; an argument in brackets (an IPv6 address) is taken whole.
+
+    Twisted's own splitter is private (C{twisted.internet.endpoints._parse});
+    its public parsers, C{clientFromString} and C{serverFromString}, return
+    endpoints, not what was parsed, and theirs for C{tls:} and C{ssl:} can
+    neither raise the minimum to TLS 1.3 nor pin a certificate.  This one
+    also refuses a keyword given twice, which Twisted's lets the last win.
     """
     kind, _, rest = description.partition(":")
     args: list[str] = []
@@ -113,10 +123,12 @@ def _splitDescription(description: str) -> tuple[str, list[str], dict[str, str]]
     return kind, args, kwargs
 
 
-def _port(text: str) -> int:
-    if not (text.isascii() and text.isdigit() and 0 <= int(text) <= 65535):
-        raise ValueError(f"{text!r} is not a port number")
-    return int(text)
+def _listeningPort(text: str) -> int:
+    """
+    The port of an C{ssl:} listener: 0 asks for any free one, as in
+    Twisted's descriptions.
+    """
+    return 0 if text == "0" else parsePort(text)
 
 
 class TLSTarget(NamedTuple):
@@ -142,7 +154,7 @@ def parseClientDescription(description: str) -> TLSTarget:
     unknown = set(kwargs) - {"trustRoots"}
     if kind != "tls" or len(args) != 2 or not args[0] or unknown:
         raise ValueError("spc's TLS endpoints are tls:HOST:PORT[:trustRoots=PATH]")
-    return TLSTarget(args[0], _port(args[1]), kwargs.get("trustRoots"))
+    return TLSTarget(args[0], parsePort(args[1]), kwargs.get("trustRoots"))
 
 
 def _loadTrustRoots(path: str):
@@ -179,9 +191,7 @@ class ServerTLS(NamedTuple):
 
     @property
     def publicKeyDER(self) -> bytes:
-        return self.chain[0].public_key().public_bytes(
-            serialization.Encoding.DER, serialization.PublicFormat.SubjectPublicKeyInfo
-        )
+        return publicKeyDER(self.chain[0].public_key())
 
 
 def parseServerDescription(description: str) -> ServerTLS:
@@ -210,11 +220,10 @@ def parseServerDescription(description: str) -> ServerTLS:
     except (ValueError, TypeError):
         raise ConfigurationError(f"{keyPath} holds no unencrypted PEM private key") from None
     chain = readCertificates(certificatePath)
-    server = ServerTLS(_port(args[0]), kwargs.get("interface", ""), int(backlog), key, chain)
-    ours = key.public_key().public_bytes(
-        serialization.Encoding.DER, serialization.PublicFormat.SubjectPublicKeyInfo
+    server = ServerTLS(
+        _listeningPort(args[0]), kwargs.get("interface", ""), int(backlog), key, chain
     )
-    if ours != server.publicKeyDER:
+    if publicKeyDER(key.public_key()) != server.publicKeyDER:
         raise ConfigurationError(
             f"the certificate in {certificatePath} is not for the key in {keyPath}"
         )
@@ -224,21 +233,32 @@ def parseServerDescription(description: str) -> ServerTLS:
 # Endpoints.
 
 
-def serverEndpoint(reactor, server: ServerTLS) -> IStreamServerEndpoint:
+def serverOptions(server: ServerTLS) -> CertificateOptions:
     """
-    A TLS 1.3 listener for C{server} that logs a failed TLS connection in
-    one line.
+    The TLS settings of a listener for C{server}: its key and chain, and
+    nothing older than TLS 1.3.
     """
-    options = CertificateOptions(
+    return CertificateOptions(
         privateKey=crypto.PKey.from_cryptography_key(server.key),
         certificate=crypto.X509.from_cryptography(server.chain[0]),
         extraCertChain=[crypto.X509.from_cryptography(c) for c in server.chain[1:]],
         raiseMinimumTo=MINIMUM_VERSION,
     )
-    endpoint = SSL4ServerEndpoint(
-        reactor, server.port, options, backlog=server.backlog, interface=server.interface
+
+
+def serverEndpoint(reactor, server: ServerTLS) -> IStreamServerEndpoint:
+    """
+    A TLS 1.3 listener for C{server}.  Its channels see a failed TLS
+    connection through L{explainFailure} and log it as a refused
+    handshake, rate-limited like every failure before authentication.
+    """
+    return SSL4ServerEndpoint(
+        reactor,
+        server.port,
+        serverOptions(server),
+        backlog=server.backlog,
+        interface=server.interface,
     )
-    return _ExplainedServerEndpoint(endpoint)
 
 
 @implementer(IOpenSSLClientConnectionCreator)
@@ -294,39 +314,51 @@ class PinnedCertificate:
         return verify
 
 
+class TLSPeer(NamedTuple):
+    """
+    How a client named the TLS server of a connection, so that the error of
+    a failed handshake uses the user's words rather than the address the
+    name resolved to.
+
+    @ivar where: C{HOST:PORT}.
+    @ivar hostname: the name the server's certificate is checked for.
+    """
+
+    where: str
+    hostname: str
+
+
 def tlsClientEndpoint(
     reactor,
     host: str,
     port: int,
     trustRoots: str | None = None,
     pins: Sequence[str] = (),
-    hostname: str | None = None,
 ) -> IStreamClientEndpoint:
     """
-    A TLS 1.3 client endpoint to C{host}, C{port}.
+    A TLS 1.3 client endpoint to C{host}, C{port}, checking the server's
+    certificate for C{host}.
 
     @param trustRoots: a PEM file or directory of trusted certificates;
         the platform's by default.
     @param pins: SPKI fingerprints of which the server's certificate must
         have one; given, they replace the check of the name and trust roots.
-    @param hostname: the name to check and send, if not C{host}.
-    @raise ValueError: if both C{trustRoots} and C{pins} are given.
+    @raise ValueError: if both C{trustRoots} and C{pins} are given, or
+        C{host} or C{port} cannot name a server.
     @raise ConfigurationError: if C{trustRoots} cannot be read.
     """
-    hostname = hostname or host
-    where = _formatHostPort(host, port)
+    peer = TLSPeer(formatHostPort(host, port), host)
     if pins:
         if trustRoots is not None:
             raise ValueError("give trustRoots= or a TLS fingerprint to pin, not both")
-        creator = PinnedCertificate(hostname, pins, where)
+        creator = PinnedCertificate(host, pins, peer.where)
     else:
         creator = optionsForClientTLS(
-            hostname,
+            host,
             trustRoot=_loadTrustRoots(trustRoots) if trustRoots else platformTrust(),
             extraCertificateOptions={"raiseMinimumTo": MINIMUM_VERSION},
         )
-    endpoint = wrapClientTLS(creator, HostnameEndpoint(reactor, host, port))
-    return _ExplainedClientEndpoint(endpoint, where, hostname)
+    return _NamingEndpoint(wrapClientTLS(creator, HostnameEndpoint(reactor, host, port)), peer)
 
 
 def clientEndpoint(reactor, description: str, pins: Sequence[str] = ()) -> IStreamClientEndpoint:
@@ -335,6 +367,48 @@ def clientEndpoint(reactor, description: str, pins: Sequence[str] = ()) -> IStre
     """
     target = parseClientDescription(description)
     return tlsClientEndpoint(reactor, target.host, target.port, target.trustRoots, pins)
+
+
+@implementer(IStreamClientEndpoint)
+class _NamingEndpoint:
+    """
+    A TLS client endpoint that tells each connection it makes how its
+    server was named, as the connection's C{tlsPeer}: the one place that
+    knows it, when the connection is lost, is the connection itself.
+    """
+
+    def __init__(self, wrapped: IStreamClientEndpoint, peer: TLSPeer) -> None:
+        self._wrapped = wrapped
+        self._peer = peer
+
+    def connect(self, factory: Factory):
+        return self._wrapped.connect(_NamingFactory(factory, self._peer))
+
+
+class _NamingFactory(Factory):
+    """
+    Sets C{tlsPeer} on each protocol C{wrapped} builds, and hands the
+    protocol itself to TLS: nothing stands between TLS and the connection's
+    data, unlike with a L{twisted.protocols.policies.ProtocolWrapper}.
+    """
+
+    noisy = False
+
+    def __init__(self, wrapped: Factory, peer: TLSPeer) -> None:
+        self._wrapped = wrapped
+        self._peer = peer
+
+    def doStart(self) -> None:
+        self._wrapped.doStart()
+
+    def doStop(self) -> None:
+        self._wrapped.doStop()
+
+    def buildProtocol(self, addr):
+        built = self._wrapped.buildProtocol(addr)
+        if built is not None:
+            built.tlsPeer = self._peer
+        return built
 
 
 # Turning TLS failures into one clear line.
@@ -348,84 +422,25 @@ def _sslReason(error: SSL.Error) -> str:
     return "; ".join(reasons) or str(error)
 
 
-class _ExplainingProtocol(ProtocolWrapper):
+def explainFailure(reason: Failure, peer: TLSPeer) -> Failure:
     """
-    Stands between TLS and a channel: a TLS failure in the reason a
-    connection was lost becomes a L{TLSFailed} saying what went wrong,
-    which a client channel reports and a server logs.
-    """
+    The reason a connection was lost, with a failure of its TLS, which
+    OpenSSL and service_identity give in their own terms, turned into a
+    L{TLSFailed} that says what went wrong with C{peer}; any other reason
+    unchanged.
 
-    def connectionLost(self, reason: Failure) -> None:
-        where = self.factory.where or _peerText(self)
-        if reason.check(VerificationError):
-            reason = Failure(
-                TLSFailed(
-                    f"the certificate of {where} is not valid for "
-                    f'"{self.factory.hostname}": no name in it matches'
-                )
+    @param peer: the server as the client named it; on the server, the
+        client's address and no host name.
+    """
+    if reason.check(VerificationError):
+        return Failure(
+            TLSFailed(
+                f'the certificate of {peer.where} is not valid for "{peer.hostname}": '
+                "no name in it matches"
             )
-        elif reason.check(SSL.Error):
-            reason = Failure(
-                TLSFailed(f"the connection with {where} failed: {_sslReason(reason.value)}")
-            )
-        if self.factory.logFailures and reason.check(TLSFailed):
-            log.info("{error}", error=str(reason.value))
-        super().connectionLost(reason)
-
-
-class _ExplainingFactory(WrappingFactory):
-    """
-    Wraps a channel factory's protocols in L{_ExplainingProtocol}s.
-
-    @ivar where: C{HOST:PORT} of the server, or L{None} on the server side,
-        where the peer's address is named instead.
-    @ivar hostname: the name the client checks the certificate for.
-    @ivar logFailures: log each failure in one line (the daemon does).
-    """
-
-    protocol = _ExplainingProtocol
-    noisy = False
-
-    def __init__(self, wrapped, where: str | None, hostname: str | None, logFailures: bool):
-        super().__init__(wrapped)
-        self.where = where
-        self.hostname = hostname
-        self.logFailures = logFailures
-
-
-@implementer(IStreamClientEndpoint)
-class _ExplainedClientEndpoint:
-    """
-    A TLS client endpoint whose failures are L{TLSFailed}; C{connect} gives
-    the caller its own protocol, as if nothing stood in between.
-    """
-
-    def __init__(self, wrapped: IStreamClientEndpoint, where: str, hostname: str) -> None:
-        self._wrapped = wrapped
-        self._where = where
-        self._hostname = hostname
-
-    def connect(self, factory):
-        explaining = _ExplainingFactory(factory, self._where, self._hostname, False)
-        return self._wrapped.connect(explaining).addCallback(lambda p: p.wrappedProtocol)
-
-
-@implementer(IStreamServerEndpoint)
-class _ExplainedServerEndpoint:
-    """
-    A TLS listener that logs each failed TLS connection in one line.
-    """
-
-    def __init__(self, wrapped: IStreamServerEndpoint) -> None:
-        self._wrapped = wrapped
-
-    def listen(self, factory):
-        return self._wrapped.listen(_ExplainingFactory(factory, None, None, True))
-
-
-def _peerText(transport) -> str:
-    try:
-        peer = transport.getPeer()
-        return _formatHostPort(peer.host, peer.port)
-    except Exception:
-        return "an unknown peer"
+        )
+    if reason.check(SSL.Error):
+        return Failure(
+            TLSFailed(f"the connection with {peer.where} failed: {_sslReason(reason.value)}")
+        )
+    return reason

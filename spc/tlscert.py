@@ -24,7 +24,7 @@ from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
 
 from spc._files import installFiles, readRegularFile
 from spc.errors import ConfigurationError, InsecureKeyFile, TLSFilesExist
-from spc.identity import fingerprint
+from spc.identity import fingerprint, publicKeyDER
 
 __all__ = [
     "DEFAULT_DAYS",
@@ -82,11 +82,7 @@ def certificateFingerprint(certificate: x509.Certificate) -> str:
     The SPKI fingerprint of a certificate, in the same form as spc's key
     fingerprints, so one tool and one habit serve both pins.
     """
-    return fingerprint(
-        certificate.public_key().public_bytes(
-            serialization.Encoding.DER, serialization.PublicFormat.SubjectPublicKeyInfo
-        )
-    )
+    return fingerprint(publicKeyDER(certificate.public_key()))
 
 
 def makeCertificate(host: str, days: int = DEFAULT_DAYS) -> tuple[bytes, bytes]:

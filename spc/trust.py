@@ -129,9 +129,19 @@ def parseHostPort(text: str) -> tuple[str, int]:
             raise ValueError("expected HOST:PORT")
         if ":" in host:
             raise ValueError("an IPv6 address is written [ADDRESS]:PORT")
-    if not (portText.isascii() and portText.isdigit() and 0 < int(portText) < 65536):
-        raise ValueError(f"port {portText!r} is not a number from 1 to 65535")
-    return _canonicalHost(host), int(portText)
+    return _canonicalHost(host), parsePort(portText)
+
+
+def parsePort(text: str) -> int:
+    """
+    A port to connect to, in ASCII decimal digits: port 0 names no server,
+    and other digits (or a sign) would let two spellings name one entry.
+
+    @raise ValueError: With a short reason.
+    """
+    if not (text.isascii() and text.isdigit() and 0 < int(text) < 65536):
+        raise ValueError(f"port {text!r} is not a number from 1 to 65535")
+    return int(text)
 
 
 class TrustDecision(enum.Enum):

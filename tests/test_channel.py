@@ -16,6 +16,7 @@ from twisted.internet.defer import succeed
 from twisted.internet.interfaces import IStreamClientEndpoint
 from twisted.internet.task import Clock
 from twisted.internet.testing import StringTransport
+from twisted.python.failure import Failure
 from twisted.test import iosim
 from twisted.trial import unittest
 from zope.interface import implementer
@@ -791,6 +792,14 @@ class PendingLimitTests(unittest.TestCase):
         served, _ = server.acceptString(host="2001:db8:0:1::1")
         self.assertIsInstance(served, ChannelProtocol)
 
+    def test_ipv6PeerAddress(self) -> None:
+        """
+        A connection names an IPv6 peer C{[ADDRESS]:PORT}, so the port
+        cannot be read as part of the address.
+        """
+        protocol, _ = Server().acceptString(host="2001:DB8::1")
+        self.assertEqual(protocol.peerAddress(), "[2001:db8::1]:1234")
+
     def test_completedHandshakesFreeSlots(self) -> None:
         """
         Connections that finished their handshake no longer count.
@@ -809,10 +818,10 @@ class PendingLimitTests(unittest.TestCase):
         server = Server(limits=Limits(pendingPerSource=2), handshakeTimeout=2.0)
         protocol, transport = server.acceptString(host="10.0.0.1")
         protocol.dataReceived(GARBAGE["HTTP"])
-        protocol.connectionLost(iosim.error.ConnectionDone())
+        protocol.connectionLost(Failure(iosim.error.ConnectionDone()))
         protocol, transport = server.acceptString(host="10.0.0.1")
         server.clock.advance(2.1)
-        protocol.connectionLost(iosim.error.ConnectionDone())
+        protocol.connectionLost(Failure(iosim.error.ConnectionDone()))
         self.assertEqual(server.directory.pendingHandshakes(), 0)
         _, owner, _, _ = server.connect(host="10.0.0.1")
         self.assertEqual(len(owner.established), 1)

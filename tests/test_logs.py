@@ -1,9 +1,10 @@
 # -*- test-case-name: tests.test_logs -*-
 """
 Tests for spc's structured logs (L{spc.logevents}, L{spc.logformat}): the
-rate limit on failures before authentication (PROTOCOL T19), the named
-fields of each event, C{twistd spc --log-format json}, and that no key,
-secret or plaintext of a whole session ever reaches a log line.
+rate limit on failures before authentication (PROTOCOL T19, TLS failures
+included), the named fields of each event, C{twistd spc --log-format json},
+and that no key, secret or plaintext of a whole session ever reaches a log
+line.
 """
 
 from __future__ import annotations
@@ -20,6 +21,7 @@ from twisted.internet import reactor, task
 from twisted.internet.address import IPv4Address
 from twisted.internet.defer import Deferred, gatherResults, inlineCallbacks
 from twisted.internet.endpoints import TCP4ClientEndpoint, serverFromString
+from twisted.internet.error import ConnectionDone
 from twisted.internet.testing import MemoryReactorClock, StringTransport
 from twisted.logger import (
     ILogObserver,
@@ -28,18 +30,21 @@ from twisted.logger import (
     formatEvent,
     globalLogPublisher,
 )
+from twisted.protocols.tls import TLSMemoryBIOFactory
 from twisted.python import usage
+from twisted.python.failure import Failure
 from twisted.scripts.twistd import ServerOptions
 from twisted.trial import unittest
 from zope.interface import implementer
 
-from spc import asymmetric, keyschedule, logevents, tap, wire
+from spc import asymmetric, keyschedule, logevents, tap, tls, wire
 from spc.client import connect
 from spc.filestore import FileStore
 from spc.handshake import channelSpecs
 from spc.identity import saveIdentity
 from spc.receivers import IFileReceiver, IMessageReceiver
 from spc.service import ServerChannelFactory, ServerService, SessionDirectory
+from spc.tlscert import writeCertificate
 from spc.trust import AllowAny, AuthorizedKeys, PinnedKey
 from tests.test_endtoend import GOODBYE_TIMEOUT, EndToEndTestCase, sharedIdentity
 from tests.test_session import RETRY_DELAY, MemoryServer, cachedExchangeKey, cachedIdentity
@@ -176,6 +181,52 @@ class GarbageFloodTests(unittest.SynchronousTestCase):
         clock.advance(logevents.PREAUTH_PERIOD)
         [summary] = named(events, logevents.PREAUTH_SUPPRESSED)
         self.assertEqual(summary["count"], 40 - logevents.PREAUTH_BURST)
+        self.assertEqual(directory.pendingHandshakes(), 0)
+
+    def test_tlsFlood(self) -> None:
+        """
+        Garbage instead of a TLS handshake, from many sources, on a TLS
+        listener's channels: each fails in TLS before spc's handshake, and
+        the log holds a few "tls" lines naming the source and the TLS
+        error, then one summary.
+        """
+        clock = task.Clock()
+        directory = SessionDirectory(clock, cachedIdentity("server"), AllowAny, None, 1)
+        [spec] = channelSpecs(1)
+        written = writeCertificate("spc.test", self.mktemp())
+        server = tls.parseServerDescription(
+            f"ssl:0:privateKey={written.keyPath}:certKey={written.certificatePath}"
+        )
+        factory = TLSMemoryBIOFactory(
+            tls.serverOptions(server), False, ServerChannelFactory(directory, spec)
+        )
+        events: list[dict] = []
+        globalLogPublisher.addObserver(events.append)
+        self.addCleanup(globalLogPublisher.removeObserver, events.append)
+        for number in range(40):
+            address = IPv4Address("TCP", f"198.51.100.{number + 1}", 2000 + number)
+            connection = factory.buildProtocol(address)
+            connection.makeConnection(StringTransport(peerAddress=address))
+            channel = connection.wrappedProtocol
+            connection.dataReceived(b"GET / HTTP/1.1\r\nHost: example\r\n\r\n")
+            connection.connectionLost(Failure(ConnectionDone()))
+            self.assertTrue(channel.dead)
+        lines = named(events, logevents.HANDSHAKE_REFUSED)
+        self.assertEqual(len(lines), logevents.PREAUTH_BURST)
+        self.assertEqual(
+            (lines[0]["kind"], lines[0]["source"], lines[0]["alert"]),
+            ("tls", "198.51.100.1:2000", None),
+        )
+        self.assertTrue(
+            lines[0]["reason"].startswith("TLS: the connection with 198.51.100.1:2000 failed: "),
+            lines[0]["reason"],
+        )
+        self.assertEqual(len(events), logevents.PREAUTH_BURST)
+        clock.advance(logevents.PREAUTH_PERIOD)
+        [summary] = named(events, logevents.PREAUTH_SUPPRESSED)
+        self.assertEqual(
+            (summary["count"], summary["kinds"]), (40 - logevents.PREAUTH_BURST, {"tls": 30})
+        )
         self.assertEqual(directory.pendingHandshakes(), 0)
 
 

@@ -21,6 +21,7 @@ from twisted.application.service import MultiService
 from twisted.internet import reactor
 from twisted.internet.defer import inlineCallbacks
 from twisted.internet.testing import MemoryReactorClock
+from twisted.protocols.tls import TLSMemoryBIOProtocol
 from twisted.trial.unittest import SkipTest, SynchronousTestCase, TestCase
 
 from spc import asymmetric, records, tls
@@ -161,7 +162,7 @@ class DescriptionTests(SynchronousTestCase):
     def test_client(self) -> None:
         """
         C{tls:HOST:PORT}, with optional trust roots; an IPv6 address in
-        brackets or with escaped colons.
+        brackets or with escaped colons.  Port 0 names no server.
         """
         parse = tls.parseClientDescription
         self.assertEqual(parse("tls:spc.test:9443"), ("spc.test", 9443, None))
@@ -172,7 +173,7 @@ class DescriptionTests(SynchronousTestCase):
         self.assertEqual(parse("tls:\\:\\:1:9443"), ("::1", 9443, None))
         for bad in ["tls:spc.test", "tls:spc.test:x", "tls:spc.test:1:bogus=1",
                     "tcp:spc.test:1", "tls:spc.test:1:trustRoots=a:trustRoots=b",
-                    "tls:spc.test:1\\"]:
+                    "tls:spc.test:1\\", "tls:spc.test:0", "tls:spc.test:+1"]:
             self.assertRaises(ValueError, parse, bad)
 
     def test_server(self) -> None:
@@ -223,7 +224,7 @@ class LoopbackTests(TestCase):
         self.patch(asymmetric, "generateExchangeKey", cachedExchangeKey)
         self.client = cachedIdentity("client")
         self.server = cachedIdentity("server")
-        self.certificate = writeCertificate("spc.test", self.mktemp())
+        self.certificate = writeCertificate("localhost", self.mktemp())
         self.receiver = WaitingReceiver()
         self.service = ServerService(
             reactor,
@@ -243,8 +244,8 @@ class LoopbackTests(TestCase):
         self.port = ports[0].getHost().port
 
     @inlineCallbacks
-    def connect(self, **options):
-        endpoint = tls.tlsClientEndpoint(reactor, "127.0.0.1", self.port, **options)
+    def connect(self, host: str = "127.0.0.1", **options):
+        endpoint = tls.tlsClientEndpoint(reactor, host, self.port, **options)
         session = yield connect(
             reactor,
             [endpoint],
@@ -262,16 +263,15 @@ class LoopbackTests(TestCase):
         messages = yield self.receiver.waitFor(1)
         self.assertEqual([m[1] for m in messages], [b"through TLS"])
         channel = session.channels[0]
+        self.assertIsInstance(channel.transport, TLSMemoryBIOProtocol)
         self.assertEqual(channel.transport.getHandle().get_protocol_version_name(), "TLSv1.3")
 
     def test_trustedName(self):
         """
         Trusting the certificate and checking the name it holds, a message
-        gets through over TLS 1.3.
+        gets through over TLS 1.3, the channel reading straight from TLS.
         """
-        return self.assertDelivers(
-            trustRoots=self.certificate.certificatePath, hostname="spc.test"
-        )
+        return self.assertDelivers(host="localhost", trustRoots=self.certificate.certificatePath)
 
     @inlineCallbacks
     def test_wrongName(self):
@@ -280,12 +280,11 @@ class LoopbackTests(TestCase):
         L{TLSFailed} naming the address reached and the name expected.
         """
         error = yield self.assertFailure(
-            self.connect(trustRoots=self.certificate.certificatePath, hostname="wronghost"),
-            TLSFailed,
+            self.connect(trustRoots=self.certificate.certificatePath), TLSFailed
         )
         self.assertEqual(
             str(error),
-            f'TLS: the certificate of 127.0.0.1:{self.port} is not valid for "wronghost": '
+            f'TLS: the certificate of 127.0.0.1:{self.port} is not valid for "127.0.0.1": '
             "no name in it matches",
         )
         self.assertEqual(error.exitCode, 3)
@@ -296,25 +295,29 @@ class LoopbackTests(TestCase):
         Without the certificate among the trust roots, the handshake fails
         with a L{TLSFailed}.
         """
-        other = writeCertificate("spc.test", self.mktemp())
+        other = writeCertificate("localhost", self.mktemp())
         error = yield self.assertFailure(
-            self.connect(trustRoots=other.certificatePath, hostname="spc.test"), TLSFailed
+            self.connect("localhost", trustRoots=other.certificatePath), TLSFailed
+        )
+        self.assertTrue(
+            str(error).startswith(f"TLS: the connection with localhost:{self.port} failed: "),
+            str(error),
         )
         self.assertIn("certificate verify failed", str(error))
 
     def test_rightPin(self):
         """
         Pinning the certificate's fingerprint, a message gets through,
-        whatever name the certificate holds.
+        whatever name the certificate holds (here not the address reached).
         """
-        return self.assertDelivers(pins=[self.certificate.fingerprint], hostname="other.test")
+        return self.assertDelivers(pins=[self.certificate.fingerprint])
 
     @inlineCallbacks
     def test_wrongPin(self):
         """
         Another fingerprint is refused with a L{TLSFailed} showing both.
         """
-        wrong = writeCertificate("spc.test", self.mktemp()).fingerprint
+        wrong = writeCertificate("localhost", self.mktemp()).fingerprint
         error = yield self.assertFailure(self.connect(pins=[wrong]), TLSFailed)
         self.assertEqual(
             str(error),

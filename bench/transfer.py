@@ -19,6 +19,8 @@ import sys
 import tempfile
 import time
 
+from spc.demo import fileDigest
+
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 SPC = [sys.executable, "-c", "from spc.cli import run; run()"]
 TWISTD = [sys.executable, "-c", "from twisted.scripts.twistd import run; run()"]
@@ -49,14 +51,6 @@ def makeFile(path: str, size: int) -> str:
             f.write(chunk)
             digest.update(chunk)
             left -= len(chunk)
-    return digest.hexdigest()
-
-
-def fileDigest(path: str) -> str:
-    digest = hashlib.sha256()
-    with open(path, "rb") as f:
-        for block in iter(lambda: f.read(1 << 20), b""):
-            digest.update(block)
     return digest.hexdigest()
 
 

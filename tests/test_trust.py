@@ -10,7 +10,7 @@ import stat
 
 from twisted.trial import unittest
 
-from spc import trust
+from spc import trust, trustfile
 from spc.errors import (
     ConfigurationError,
     ServerKeyChanged,
@@ -116,9 +116,22 @@ class KnownHostsTests(unittest.TestCase):
         writeFile(self.path, b"# ok\n# \xff\n")
         error = self.assertRaises(TrustFileError, KnownHosts.fromFile, self.path)
         self.assertIn(f"{self.path}, line 2: not UTF-8", str(error))
-        writeFile(self.path, b"#" * (trust.MAX_TRUST_FILE_SIZE + 1))
+        writeFile(self.path, b"#" * (trustfile.MAX_TRUST_FILE_SIZE + 1))
         error = self.assertRaises(TrustFileError, KnownHosts.fromFile, self.path)
         self.assertIn("larger than", str(error))
+
+    def test_unreadable(self) -> None:
+        """
+        A trust file that cannot be read is a L{TrustFileError} naming it,
+        not a traceback.
+        """
+
+        def denied(path: str, limit: int):
+            raise PermissionError(13, "Permission denied", path)
+
+        self.patch(trustfile, "readRegularFile", denied)
+        error = self.assertRaises(TrustFileError, KnownHosts.fromFile, self.path)
+        self.assertIn(f"{self.path}: Permission denied", str(error))
 
     def test_strictUnknown(self) -> None:
         """

@@ -345,31 +345,72 @@ class AuthorizedKeys:
     @classmethod
     def parse(cls, text: str, path: str) -> AuthorizedKeys:
         """
-        @raise TrustFileError: Naming the path and line of a malformed line.
+        Read every line or none: at start-up a bad line stops the daemon,
+        so the operator fixes it before any client is admitted.
+
+        @raise TrustFileError: Naming the path and line of the first
+            malformed line.
+        """
+        keys, problems = cls.parseValid(text, path)
+        if problems:
+            raise problems[0]
+        return keys
+
+    @classmethod
+    def parseValid(cls, text: str, path: str) -> tuple[AuthorizedKeys, list[TrustFileError]]:
+        """
+        Read the valid lines and skip the others, as a reload must: keeping
+        the old list because of one typo would keep every key that the
+        edit removed.
+
+        @return: The keys of the valid lines, and one error per malformed
+            line, naming the path and line and saying why without quoting
+            it.
         """
         entries: list[tuple[str, str | None]] = []
+        problems: list[TrustFileError] = []
         for number, line in entryLines(text):
             try:
-                checkUTF8(line)
+                entries.append(cls._parseLine(line))
             except ValueError as e:
-                raise lineError(path, number, str(e)) from None
-            fields = line.split(None, 1)
-            try:
-                authorized = parseFingerprint(fields[0])
-            except ValueError as e:
-                raise lineError(path, number, f"expected 'SHA256:... [name]': {e}") from None
-            name = fields[1].strip() if len(fields) > 1 else None
-            if name is not None and not name.isprintable():
-                raise lineError(path, number, "the name has control characters")
-            entries.append((authorized, name))
-        return cls(path, entries)
+                problems.append(lineError(path, number, str(e)))
+        return cls(path, entries), problems
+
+    @staticmethod
+    def _parseLine(line: str) -> tuple[str, str | None]:
+        """
+        @return: The canonical fingerprint and the name, if any.
+        @raise ValueError: With a short reason.
+        """
+        checkUTF8(line)
+        fields = line.split(None, 1)
+        try:
+            authorized = parseFingerprint(fields[0])
+        except ValueError as e:
+            raise ValueError(f"expected 'SHA256:... [name]': {e}") from None
+        name = fields[1].strip() if len(fields) > 1 else None
+        if name is not None and not name.isprintable():
+            raise ValueError("the name has control characters")
+        return authorized, name
 
     @classmethod
     def fromFile(cls, path: str) -> AuthorizedKeys:
         """
-        Read C{path}. A missing file authorizes nobody; L{describe} says so.
+        Read C{path} with L{parse}. A missing file authorizes nobody;
+        L{describe} says so.
+
+        @raise TrustFileError: If it cannot be read or a line is malformed.
         """
         return cls.parse(readTrustFile(path), path)
+
+    @classmethod
+    def fromFileValid(cls, path: str) -> tuple[AuthorizedKeys, list[TrustFileError]]:
+        """
+        Read C{path} with L{parseValid}.
+
+        @raise TrustFileError: If it cannot be read at all.
+        """
+        return cls.parseValid(readTrustFile(path), path)
 
     def __len__(self) -> int:
         return len(self._entries)

@@ -5,7 +5,7 @@ L{spc.trust}.
 
 What both files share is here: a trust file is never read beyond a size
 limit, and it is read line by line, so that one bad line can be named by its
-number.
+number, and, where the caller wants it, skipped while the others count.
 """
 
 from __future__ import annotations

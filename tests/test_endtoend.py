@@ -772,25 +772,46 @@ class AuthorizedKeysReloadTests(EndToEndTestCase):
         self.assertEqual([r["text"] for r in self.storedMessages()], ["late"])
 
     @inlineCallbacks
-    def test_sighupKeepsListOnError(self):
+    def test_sighupSkipsBadLines(self):
         """
-        If authorized_keys is broken when SIGHUP arrives, the daemon logs
-        why and keeps the list it had: authorized clients still get in.
+        If authorized_keys has a bad line when SIGHUP arrives, the daemon
+        logs its file and line, skips it and applies the others: the client
+        listed on a good line still gets in.
         """
         path = self.authorize(self.serverKeys, "client")
         daemon = yield self.startDaemon()
         result = yield self.send("before")
         self.assertDelivered(result, 1)
         with open(path, "w") as f:
-            f.write("not a fingerprint\n")
-        kept = daemon.output.waitFor("Keeping the current authorized keys", READY_TIMEOUT)
+            f.write(f"not a fingerprint\n{sharedIdentity('client').fingerprint} client\n")
+        reloaded = daemon.output.waitFor("Reloaded authorized keys", READY_TIMEOUT)
         daemon.signal("HUP")
-        log = yield kept
-        self.assertIn(f"{path}, line 1", log)
+        log = yield reloaded
+        self.assertIn(f"Skipped a bad line: {path}, line 1: ", log)
+        self.assertNotIn("not a fingerprint", log)
         result = yield self.send("still here")
         self.assertDelivered(result, 1)
         self.assertEqual([r["text"] for r in self.storedMessages()], ["before", "still here"])
 
+    @inlineCallbacks
+    def test_sighupRevokesDespiteBadLine(self):
+        """
+        A revocation saved with a typo on another line still revokes: after
+        SIGHUP the removed client is refused (exit code 3).
+        """
+        path = self.authorize(self.serverKeys, "client")
+        daemon = yield self.startDaemon()
+        result = yield self.send("before")
+        self.assertDelivered(result, 1)
+        with open(path, "w") as f:
+            f.write("SHA256:typo someone-else\n")
+        reloaded = daemon.output.waitFor("Reloaded authorized keys", READY_TIMEOUT)
+        daemon.signal("HUP")
+        log = yield reloaded
+        self.assertIn(f"{path}, line 1", log)
+        result = yield self.send("after")
+        self.assertFailed(result, 3, "authorized_keys")
+        self.assertEqual([r["text"] for r in self.storedMessages()], ["before"])
 
 class DaemonReadinessTests(unittest.SynchronousTestCase):
     """

@@ -6,8 +6,10 @@ the choice between them and their overrides.
 from __future__ import annotations
 
 import os
+import re
 import stat
 
+from hypothesis import given, strategies as st
 from twisted.trial import unittest
 
 from spc import trust, trustfile
@@ -335,6 +337,95 @@ class AuthorizedKeysTests(unittest.TestCase):
         writeFile(path, AUTHORIZED_KEYS.encode(), 0o644)
         loaded = trust.loadClientTrust(directory)
         self.assertTrue(loaded.isAuthorized(TEST_FINGERPRINT))
+
+    def test_parseValid(self) -> None:
+        """
+        L{AuthorizedKeys.parseValid}, what a reload uses, keeps the valid
+        lines and reports each bad one by path and line number, without
+        quoting it; L{AuthorizedKeys.parse}, used at start-up, refuses the
+        whole file for the first bad line.
+        """
+        text = (
+            f"{TEST_FINGERPRINT} alice\n"
+            "SHA256:not-a-secret-but-a-typo bob\n"
+            "# comment \n"
+            f"{OTHER_FINGERPRINT} carol\x07\n"
+            f"{OTHER_FINGERPRINT} carol\n"
+        )
+        keys, problems = AuthorizedKeys.parseValid(text, "/x/ak")
+        self.assertEqual(len(keys), 2)
+        self.assertTrue(keys.isAuthorized(TEST_FINGERPRINT))
+        self.assertEqual(keys.nameOf(OTHER_FINGERPRINT), "carol")
+        self.assertEqual(
+            [str(problem.args[0]).split(":")[0] for problem in problems],
+            ["/x/ak, line 2", "/x/ak, line 4"],
+        )
+        for problem in problems:
+            self.assertIsInstance(problem, TrustFileError)
+            self.assertNotIn("typo", str(problem))
+            self.assertNotIn("bob", str(problem))
+        error = self.assertRaises(TrustFileError, AuthorizedKeys.parse, text, "/x/ak")
+        self.assertEqual(str(error), str(problems[0]))
+
+    def test_notUTF8LineSkipped(self) -> None:
+        """
+        A line that is not UTF-8 is one bad line: L{AuthorizedKeys.fromFile}
+        refuses the file for it, L{AuthorizedKeys.fromFileValid} skips it
+        and keeps the others.
+        """
+        directory = self.mktemp()
+        os.makedirs(directory)
+        path = os.path.join(directory, "authorized_keys")
+        writeFile(path, f"{TEST_FINGERPRINT} \xff\n{OTHER_FINGERPRINT}\n".encode("latin-1"))
+        error = self.assertRaises(TrustFileError, AuthorizedKeys.fromFile, path)
+        self.assertIn(f"{path}, line 1: not UTF-8 text", str(error))
+        keys, problems = AuthorizedKeys.fromFileValid(path)
+        self.assertEqual(len(keys), 1)
+        self.assertTrue(keys.isAuthorized(OTHER_FINGERPRINT))
+        self.assertFalse(keys.isAuthorized(TEST_FINGERPRINT))
+        self.assertEqual([str(problem) for problem in problems], [str(error)])
+
+    @given(
+        st.lists(
+            st.one_of(
+                st.builds(
+                    str.__add__,
+                    st.sampled_from([TEST_FINGERPRINT, OTHER_FINGERPRINT]),
+                    st.sampled_from(["", " alice", " bob's laptop", " x\x1b"]),
+                ),
+                st.text(max_size=60).map(lambda text: text.replace("\n", " ")),
+                st.sampled_from(["", "# note", "   "]),
+            ),
+            max_size=12,
+        )
+    )
+    def test_parseValidKeepsExactlyTheValidLines(self, lines: list[str]) -> None:
+        """
+        Whatever the lines, L{AuthorizedKeys.parseValid} admits the
+        fingerprints of the lines that L{AuthorizedKeys.parse} accepts on
+        their own and no others, reports every other line that is not a
+        comment by its number, and L{AuthorizedKeys.parse} accepts the
+        whole file exactly when nothing is reported.
+        """
+        text = "\n".join(lines)
+        keys, problems = AuthorizedKeys.parseValid(text, "ak")
+        admitted: set[str] = set()
+        badNumbers = []
+        for number, line in enumerate(lines, start=1):
+            if not line.strip() or line.strip().startswith("#"):
+                continue
+            try:
+                admitted.update(f for f, _ in AuthorizedKeys.parse(line, "ak")._entries)
+            except TrustFileError:
+                badNumbers.append(number)
+        reported = [int(re.match(r"ak, line (\d+): ", p.args[0]).group(1)) for p in problems]
+        self.assertEqual(reported, badNumbers)
+        for fingerprint in (TEST_FINGERPRINT, OTHER_FINGERPRINT):
+            self.assertEqual(keys.isAuthorized(fingerprint), fingerprint in admitted)
+        if badNumbers:
+            self.assertRaises(TrustFileError, AuthorizedKeys.parse, text, "ak")
+        else:
+            self.assertEqual(len(AuthorizedKeys.parse(text, "ak")), len(keys))
 
     def test_allowAny(self) -> None:
         """

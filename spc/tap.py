@@ -333,9 +333,10 @@ class DaemonService(ServerService):
     C{authorized_keys} re-read on SIGHUP without dropping sessions that
     stay authorized.
 
-    At start-up C{authorized_keys} must be entirely right: a bad line stops
-    the daemon with one line naming the file and line. At a reload the
-    daemon keeps serving and fails closed instead (L{reload}).
+    At start-up the key and trust files must be entirely right: a bad line
+    in C{authorized_keys}, or a file another user could write, stops the
+    daemon with one line naming the file and the fix. At a reload the daemon
+    keeps serving and fails closed instead (L{reload}).
     """
 
     log = Logger()
@@ -343,7 +344,9 @@ class DaemonService(ServerService):
     def __init__(self, reactor, config: Options) -> None:
         self._config = config
         self._reactor = reactor
-        hostIdentity = loadIdentity(config["key-dir"])
+        # Under twistd --uid USER, files of USER are as safe as root's.
+        self._owner = config.twistdOptions().get("uid")
+        hostIdentity = loadIdentity(config["key-dir"], self._owner)
         endpoints = [
             self._endpoint(reactor, text, hostIdentity.publicDER) for text in config["endpoints"]
         ]
@@ -408,8 +411,8 @@ class DaemonService(ServerService):
         if self._config["allow-any-client"]:
             return AllowAny, []
         if skipBadLines:
-            return AuthorizedKeys.fromFileValid(self._config["authorized-keys"])
-        return AuthorizedKeys.fromFile(self._config["authorized-keys"]), []
+            return AuthorizedKeys.fromFileValid(self._config["authorized-keys"], self._owner)
+        return AuthorizedKeys.fromFile(self._config["authorized-keys"], self._owner), []
 
     def privilegedStartService(self) -> None:
         try:
@@ -450,8 +453,8 @@ class DaemonService(ServerService):
         Re-read C{authorized_keys}, failing closed. Its valid lines become
         the list and each bad line is logged and skipped, so that a typo
         beside a removed key cannot keep that key admitted. A file that
-        cannot be used at all (unreadable or too large) admits nobody
-        until it is fixed. Either
+        cannot be used at all (another user could write it, or it is
+        unreadable or too large) admits nobody until it is fixed. Either
         way, the sessions of keys no longer admitted end (A15).
         """
         path = self._config["authorized-keys"]

@@ -15,7 +15,8 @@ is trusted, and this module never touches a private key.
 The handshake asks one question ("is this key trusted for this peer?") and
 gets one answer: a L{TrustDecision}, or an exception from L{spc.errors} whose
 text is what the user reads. Both files are read through
-L{spc.trustfile} and rewritten atomically through L{spc._files}.
+L{spc.trustfile}, which refuses a file that another user could have
+written, and rewritten atomically through L{spc._files}.
 """
 
 from __future__ import annotations
@@ -394,23 +395,29 @@ class AuthorizedKeys:
         return authorized, name
 
     @classmethod
-    def fromFile(cls, path: str) -> AuthorizedKeys:
+    def fromFile(cls, path: str, uid: int | None = None) -> AuthorizedKeys:
         """
         Read C{path} with L{parse}. A missing file authorizes nobody;
         L{describe} says so.
 
+        @param uid: The user besides root who may own it (L{None}: this one).
+        @raise InsecurePath: If another user could change or replace it.
         @raise TrustFileError: If it cannot be read or a line is malformed.
         """
-        return cls.parse(readTrustFile(path), path)
+        return cls.parse(readTrustFile(path, uid), path)
 
     @classmethod
-    def fromFileValid(cls, path: str) -> tuple[AuthorizedKeys, list[TrustFileError]]:
+    def fromFileValid(
+        cls, path: str, uid: int | None = None
+    ) -> tuple[AuthorizedKeys, list[TrustFileError]]:
         """
         Read C{path} with L{parseValid}.
 
+        @param uid: The user besides root who may own it (L{None}: this one).
+        @raise InsecurePath: If another user could change or replace it.
         @raise TrustFileError: If it cannot be read at all.
         """
-        return cls.parseValid(readTrustFile(path), path)
+        return cls.parseValid(readTrustFile(path, uid), path)
 
     def __len__(self) -> int:
         return len(self._entries)

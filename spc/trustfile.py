@@ -3,32 +3,39 @@
 Reading the trust files, C{known_hosts} and C{authorized_keys}, for
 L{spc.trust}.
 
-What both files share is here: a trust file is never read beyond a size
-limit, and it is read line by line, so that one bad line can be named by its
-number, and, where the caller wants it, skipped while the others count.
+What both files share is here: a trust file is only read if nobody but its
+user and root could have written it (L{spc._files.checkPrivatePath}), never
+beyond a size limit, and line by line, so that one bad line can be named by
+its number, and, where the caller wants it, skipped while the others count.
 """
 
 from __future__ import annotations
 
 from typing import Iterator
 
-from spc._files import readRegularFile
+from spc._files import checkPrivatePath, readRegularFile
 from spc.errors import TrustFileError
 
 MAX_TRUST_FILE_SIZE = 1024 * 1024
 """Largest trust file read. That is about 15,000 entries."""
 
 
-def readTrustFile(path: str) -> str:
+def readTrustFile(path: str, uid: int | None = None) -> str:
     """
-    Read a trust file.
+    Read a trust file that nobody but its user and root could have written.
+
+    @param uid: The user besides root who may own it and the directories
+        above it (L{None}: the effective user).
     @return: The text of a trust file, or C{""} if it does not exist. Bytes
         that are not UTF-8 are kept as surrogate escapes, so that the parsers
         can refuse the lines that hold them one by one (L{checkUTF8}).
+    @raise InsecurePath: If another user could change or replace it
+        (L{checkPrivatePath}).
     @raise TrustFileError: If it is too large, not a regular file or
         cannot be read.
     """
     try:
+        checkPrivatePath(path, uid)
         _, data = readRegularFile(path, MAX_TRUST_FILE_SIZE)
     except FileNotFoundError:
         return ""

@@ -813,6 +813,31 @@ class AuthorizedKeysReloadTests(EndToEndTestCase):
         self.assertFailed(result, 3, "authorized_keys")
         self.assertEqual([r["text"] for r in self.storedMessages()], ["before"])
 
+    @inlineCallbacks
+    def test_sighupRefusesFileOthersMayWrite(self):
+        """
+        If authorized_keys is writable by others when SIGHUP arrives, the
+        daemon keeps serving but admits nobody, and says why and which
+        C{chmod} fixes it; fixed and reloaded, it admits the client again.
+        """
+        path = self.authorize(self.serverKeys, "client")
+        daemon = yield self.startDaemon()
+        os.chmod(path, 0o666)
+        refusing = daemon.output.waitFor("Refusing every client", READY_TIMEOUT)
+        daemon.signal("HUP")
+        log = yield refusing
+        self.assertIn(f"chmod go-w {path}", log)
+        result = yield self.send("refused")
+        self.assertFailed(result, 3, "authorized_keys")
+        os.chmod(path, 0o644)
+        reloaded = daemon.output.waitFor("Reloaded authorized keys", READY_TIMEOUT)
+        daemon.signal("HUP")
+        yield reloaded
+        result = yield self.send("admitted")
+        self.assertDelivered(result, 1)
+        self.assertEqual([r["text"] for r in self.storedMessages()], ["admitted"])
+
+
 class DaemonReadinessTests(unittest.SynchronousTestCase):
     """
     The daemon's "serving" line is what these tests, and any supervisor,
@@ -986,6 +1011,24 @@ class SenderFailureTests(EndToEndTestCase):
         self.assertFailed(result, 1, "spc keygen")
 
     @inlineCallbacks
+    def test_trustFilesOthersMayWrite(self):
+        """
+        C{spc send} refuses a key directory or a known_hosts that others may
+        write (exit code 1, as for other key file errors), with one line
+        naming the C{chmod} that fixes it, before it connects anywhere.
+        """
+        os.chmod(self.clientKeys, 0o777)
+        result = yield self.send("hello")
+        self.assertFailed(result, 1, f"chmod go-w {self.clientKeys}")
+        os.chmod(self.clientKeys, 0o700)
+        knownHosts = os.path.join(self.clientKeys, "known_hosts")
+        with open(knownHosts, "w") as f:
+            f.write(f"{self.server}:{self.ports[0]} {self.serverFingerprint}\n")
+        os.chmod(knownHosts, 0o666)
+        result = yield self.send("hello", pin=False)
+        self.assertFailed(result, 1, f"chmod go-w {knownHosts}")
+
+    @inlineCallbacks
     def test_unknownEndpointType(self):
         """
         A --connect endpoint of an unknown type is a usage error (exit code
@@ -1063,6 +1106,19 @@ class DaemonStartupTests(EndToEndTestCase):
             "--key-dir", self.serverKeys, "--ports", self.portList, "--inbox", self.inbox
         )
         self.assertOneLine(result, f"{path}, line 2")
+
+    @inlineCallbacks
+    def test_keyDirOthersMayWrite(self):
+        """
+        A key directory that others may write stops the daemon with one
+        line naming it and the C{chmod} that fixes it.
+        """
+        self.authorize(self.serverKeys, "client")
+        os.chmod(self.serverKeys, 0o777)
+        result = yield self.twistd(
+            "--key-dir", self.serverKeys, "--ports", self.portList, "--inbox", self.inbox
+        )
+        self.assertOneLine(result, f"chmod go-w {self.serverKeys}")
 
     @inlineCallbacks
     def test_portInUse(self):

@@ -21,6 +21,7 @@ from spc.options import MAX_CHANNELS
 from spc.tap import Options, _listenFailure, makeService
 from spc.tlscert import writeCertificate
 from spc.trustfile import MAX_TRUST_FILE_SIZE
+from tests.test_files import ANOTHER_USER
 from tests.test_identity import OTHER_FINGERPRINT, writeFile
 
 UsageError = usage.UsageError
@@ -653,23 +654,74 @@ class MakeServiceTests(SynchronousTestCase):
     def test_reloadFailsClosed(self) -> None:
         """
         An authorized_keys that cannot be used at all when SIGHUP comes
-        (here, one too large) admits nobody, and the log says so and why;
-        the daemon keeps serving, and admits the listed keys again once the
-        file is fixed and reloaded.
+        (one others may write, or one too large) admits nobody, and the log
+        says so and how to fix it; the daemon keeps serving, and admits the
+        listed keys again once the file is fixed and reloaded.
         """
         service = self.makeService()
         path = self.writeAuthorizedKeys(f"{HOST.fingerprint}\n")
         service.reload()
         log = self.captureLog()
-        self.writeAuthorizedKeys(f"{HOST.fingerprint}\n" + "#" * MAX_TRUST_FILE_SIZE)
+        os.chmod(path, 0o666)
         service.reload()
         self.assertFalse(service.directory.isAuthorized(HOST.fingerprint))
         refusals = [line for line in log if line.startswith("Refusing every client")]
         self.assertEqual(len(refusals), 1, log)
-        self.assertIn(f"{path}: larger than", refusals[0])
-        self.writeAuthorizedKeys(f"{HOST.fingerprint}\n")
+        self.assertIn(f"chmod go-w {os.path.abspath(path)}", refusals[0])
+        os.chmod(path, 0o644)
         service.reload()
         self.assertTrue(service.directory.isAuthorized(HOST.fingerprint))
+        self.writeAuthorizedKeys(f"{HOST.fingerprint}\n" + "#" * MAX_TRUST_FILE_SIZE)
+        service.reload()
+        self.assertFalse(service.directory.isAuthorized(HOST.fingerprint))
+        refusals = [line for line in log if line.startswith("Refusing every client")]
+        self.assertEqual(len(refusals), 2, log)
+        self.assertIn(f"{path}: larger than", refusals[1])
+
+    def test_startRefusesFilesOthersMayWrite(self) -> None:
+        """
+        A key directory or an authorized_keys that others may write stops
+        the daemon at start-up with one line naming it and the C{chmod} that
+        fixes it.
+        """
+        keyDir = keyDirWithIdentity(self)
+        path = os.path.join(keyDir, "authorized_keys")
+        writeFile(path, f"{HOST.fingerprint}\n".encode(), 0o644)
+        argv = ["--key-dir", keyDir, "--ports", "9000", "--inbox", self.mktemp()]
+        for culprit in (keyDir, path):
+            os.chmod(culprit, 0o777)
+            error = self.assertRaises(
+                SystemExit, makeService, makeOptions(*argv), MemoryReactorClock()
+            )
+            self.assertIn(f"chmod go-w {os.path.abspath(culprit)}", str(error))
+            self.assertEqual(str(error).count("\n"), 0)
+            os.chmod(culprit, 0o700)
+        makeService(makeOptions(*argv), MemoryReactorClock())
+
+    def test_startAcceptsFilesOfTwistdUser(self) -> None:
+        """
+        Under C{twistd --uid USER}, started as root, the key directory and
+        authorized_keys may belong to USER: the daemon will run as USER.
+        Files of any other user are refused.
+        """
+        keyDir = keyDirWithIdentity(self)
+        path = os.path.join(keyDir, "authorized_keys")
+        writeFile(path, f"{HOST.fingerprint}\n".encode(), 0o644)
+        for owned in (keyDir, path, *(os.path.join(keyDir, n) for n in ("id_rsa", "id_rsa.pub"))):
+            os.chown(owned, ANOTHER_USER, -1)
+        options = makeOptions("--key-dir", keyDir, "--ports", "9000", "--inbox", self.mktemp())
+        error = self.assertRaises(SystemExit, makeService, options, MemoryReactorClock())
+        self.assertIn(f"belongs to user {ANOTHER_USER}", str(error))
+        options.parent = {"uid": ANOTHER_USER}
+        service = makeService(options, MemoryReactorClock())
+        self.assertTrue(service.directory.isAuthorized(HOST.fingerprint))
+        service.reload()
+        self.assertTrue(service.directory.isAuthorized(HOST.fingerprint))
+
+    if os.geteuid() != 0:
+        test_startAcceptsFilesOfTwistdUser.skip = (  # type: ignore[attr-defined]
+            "only root can give files to another user"
+        )
 
     def test_sighupInstalled(self) -> None:
         """

@@ -15,6 +15,7 @@ from twisted.trial import unittest
 from spc import trust, trustfile
 from spc.errors import (
     ConfigurationError,
+    InsecurePath,
     ServerKeyChanged,
     TrustFileError,
     UnknownServerKey,
@@ -121,6 +122,30 @@ class KnownHostsTests(unittest.TestCase):
         writeFile(self.path, b"#" * (trustfile.MAX_TRUST_FILE_SIZE + 1))
         error = self.assertRaises(TrustFileError, KnownHosts.fromFile, self.path)
         self.assertIn("larger than", str(error))
+
+    def test_refusesFileOthersMayWrite(self) -> None:
+        """
+        A known_hosts that others may write, or one in a directory they may
+        write (where it could be made), is refused with the C{chmod go-w}
+        that fixes it: anyone could replace a pinned key. Nothing is
+        recorded there either.
+        """
+        os.makedirs(self.keyDir)
+        os.chmod(self.keyDir, 0o777)
+        directory = os.path.abspath(self.keyDir)
+        for acceptNew in (False, True):
+            error = self.assertRaises(InsecurePath, KnownHosts.fromFile, self.path, acceptNew)
+            self.assertIn(f"chmod go-w {directory}", str(error))
+        os.chmod(self.keyDir, 0o700)
+        known = KnownHosts.fromFile(self.path, acceptNew=True)
+        os.chmod(self.keyDir, 0o777)
+        self.assertRaises(InsecurePath, known.check, "example.com:9000", TEST_FINGERPRINT)
+        self.assertFalse(os.path.exists(self.path))
+        os.chmod(self.keyDir, 0o700)
+        writeFile(self.path, KNOWN_HOSTS.encode(), 0o666)
+        error = self.assertRaises(InsecurePath, KnownHosts.fromFile, self.path)
+        self.assertIn(f"chmod go-w {os.path.abspath(self.path)}", str(error))
+        self.assertRaises(InsecurePath, trust.loadServerTrust, self.keyDir)
 
     def test_unreadable(self) -> None:
         """
@@ -384,6 +409,29 @@ class AuthorizedKeysTests(unittest.TestCase):
         self.assertTrue(keys.isAuthorized(OTHER_FINGERPRINT))
         self.assertFalse(keys.isAuthorized(TEST_FINGERPRINT))
         self.assertEqual([str(problem) for problem in problems], [str(error)])
+
+    def test_refusesFileOthersMayWrite(self) -> None:
+        """
+        An authorized_keys that others may write, or in a directory they
+        may write, is refused as a whole, by both readers: anyone could add
+        a key.
+        """
+        directory = self.mktemp()
+        os.makedirs(directory)
+        path = os.path.join(directory, "authorized_keys")
+        for reader in (AuthorizedKeys.fromFile, AuthorizedKeys.fromFileValid):
+            os.chmod(directory, 0o777)
+            error = self.assertRaises(InsecurePath, reader, path)
+            self.assertIn(f"chmod go-w {os.path.abspath(directory)}", str(error))
+            os.chmod(directory, 0o700)
+            writeFile(path, AUTHORIZED_KEYS.encode(), 0o666)
+            error = self.assertRaises(InsecurePath, reader, path)
+            self.assertIn(f"chmod go-w {os.path.abspath(path)}", str(error))
+            os.chmod(path, 0o644)
+            self.assertEqual(len(AuthorizedKeys.fromFile(path)), 2)
+            os.unlink(path)
+        os.chmod(directory, 0o777)
+        self.assertRaises(InsecurePath, trust.loadClientTrust, directory)
 
     @given(
         st.lists(

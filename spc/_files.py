@@ -1,4 +1,4 @@
-# -*- test-case-name: tests.test_identity,tests.test_trust -*-
+# -*- test-case-name: tests.test_files,tests.test_identity,tests.test_trust -*-
 """
 Reading and writing the small files that hold keys and trust, safely.
 
@@ -13,14 +13,29 @@ Writing: a crash or a concurrent reader must never see a partial file, and a
 private key must never be readable by others, not even for a moment. New
 content goes to a fresh temporary file in the same directory, created with
 its final permissions. That file is fsynced and then renamed into place.
+
+Trusting: a file is only as safe as the directories above it, since whoever
+may write to one of them can put another file in its place. Before a key or
+trust file is used, L{checkPrivatePath} refuses it, as OpenSSH's
+C{StrictModes} does, unless only its user and root can change it or any
+directory on the way to it.
 """
 
 from __future__ import annotations
 
+import errno
 import os
 import secrets
+import shlex
 import stat
 from typing import Sequence
+
+from spc.errors import InsecurePath
+
+try:
+    import pwd
+except ImportError:  # Windows, where permissions are not checked
+    pwd = None  # type: ignore[assignment]
 
 _O_CLOEXEC = getattr(os, "O_CLOEXEC", 0)
 _O_BINARY = getattr(os, "O_BINARY", 0)
@@ -176,3 +191,131 @@ def replaceFile(path: str, data: bytes, mode: int) -> None:
     finally:
         unlinkQuietly(temporary)
     fsyncDirectory(os.path.dirname(path))
+
+
+MAX_SYMLINKS = 40
+"""Most symbolic links followed on the way to a file, as Linux allows."""
+
+
+def checkPrivatePath(path: str, uid: int | None = None) -> None:
+    """
+    Refuse C{path} if a user other than C{uid} and root could change it or
+    put another file in its place, as OpenSSH's C{StrictModes} does.
+
+    The path is resolved one component at a time, following symbolic links
+    as the kernel would, so that every directory a name is looked up in is
+    examined, on the way to a link's target too. Every directory, link and
+    file met must belong to C{uid} or root, and every directory must be
+    writable by nobody else, unless it has the sticky bit (as C{/tmp}
+    has): there only an entry's owner may remove or rename it, and the
+    entries spc goes through are owned by C{uid} or root. The file itself
+    (or directory, if C{path} names one) must be writable by nobody else.
+    A path that does not exist passes if the directories that would hold it
+    do: nobody else can create it there, or, in a sticky directory, what
+    another user creates there later is theirs and will be refused.
+
+    Once this passes, nobody but C{uid} and root can change what C{path}
+    names, so opening it afterwards is not a race.
+
+    @param uid: The user who may own the files (the effective user if
+        L{None}). Root may always own them.
+    @raise InsecurePath: Naming the file or directory at fault and the
+        C{chmod} or C{chown} that fixes it.
+    @raise OSError: If a component cannot be examined (permission denied,
+        a file where a directory should be, too many symbolic links).
+    """
+    if os.name != "posix":
+        return
+    if uid is None:
+        uid = os.geteuid()
+    absolute = path if os.path.isabs(path) else os.path.join(os.getcwd(), path)
+    pending = _components(absolute)
+    current, status = "/", os.lstat("/")
+    _checkOwner(path, current, status, uid)
+    links = 0
+    while pending:
+        name = pending.pop()
+        if name in ("", "."):
+            continue
+        if name == "..":
+            current = os.path.dirname(current)
+            status = os.lstat(current)
+            continue
+        _checkDirectory(path, current, status)
+        candidate = os.path.join(current, name)
+        try:
+            entry = os.lstat(candidate)
+        except FileNotFoundError:
+            return
+        _checkOwner(path, candidate, entry, uid)
+        if stat.S_ISLNK(entry.st_mode):
+            links += 1
+            if links > MAX_SYMLINKS:
+                raise OSError(errno.ELOOP, os.strerror(errno.ELOOP), path)
+            target = os.readlink(candidate)
+            pending.extend(_components(target))
+            if target.startswith("/"):
+                current, status = "/", os.lstat("/")
+            continue
+        current, status = candidate, entry
+    if status.st_mode & 0o022:
+        _refuse(path, current, _writers(status), f"chmod go-w {shlex.quote(current)}")
+
+
+def _components(path: str) -> list[str]:
+    """
+    @return: The names in C{path}, last first, to be popped in order.
+    """
+    return path.split("/")[::-1]
+
+
+def _checkOwner(path: str, component: str, status: os.stat_result, uid: int) -> None:
+    """
+    Refuse a component of C{path} that belongs to a user other than C{uid}
+    and root: its owner could change its permissions.
+    """
+    if status.st_uid not in (0, uid):
+        trusted = "root" if uid == 0 else f"{_userName(uid)} or root"
+        _refuse(
+            path, component,
+            f"belongs to user {_userName(status.st_uid)}, not to {trusted}",
+            f"chown {shlex.quote(_userName(uid))} {shlex.quote(component)}",
+        )
+
+
+def _checkDirectory(path: str, directory: str, status: os.stat_result) -> None:
+    """
+    Refuse a directory on the way to C{path} that others may write to,
+    unless it is sticky.
+    """
+    if status.st_mode & 0o022 and not status.st_mode & stat.S_ISVTX:
+        _refuse(path, directory, _writers(status), f"chmod go-w {shlex.quote(directory)}")
+
+
+def _writers(status: os.stat_result) -> str:
+    """
+    @return: Who besides the owner may write, for the error message.
+    """
+    who = {0o020: "its group", 0o002: "others", 0o022: "its group and others"}
+    mode = stat.S_IMODE(status.st_mode)
+    return f"is writable by {who[mode & 0o022]} (mode {mode:04o})"
+
+
+def _refuse(path: str, component: str, problem: str, fix: str) -> None:
+    """
+    @raise InsecurePath: Saying which component of C{path} is at fault,
+        why, and the command that fixes it.
+    """
+    where = component if os.path.abspath(path) == component else f"{path}: {component}"
+    raise InsecurePath(f"{where} {problem}; fix it with: {fix}")
+
+
+def _userName(uid: int) -> str:
+    """
+    @return: The name of user C{uid}, or the number if it has none; either
+        suits C{chown}.
+    """
+    try:
+        return pwd.getpwuid(uid).pw_name
+    except KeyError:
+        return str(uid)

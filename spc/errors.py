@@ -91,6 +91,13 @@ class InsecureKeyFile(KeyFileError):
     """
 
 
+class InsecurePath(KeyFileError):
+    """
+    Another user could change or replace this key or trust file, so spc
+    will not trust it:
+    """
+
+
 class KeyFileExists(KeyFileError):
     """
     A key already exists there; pass --force to replace it (the old identity

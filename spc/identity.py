@@ -29,11 +29,19 @@ from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import rsa
 from cryptography.hazmat.primitives.asymmetric.types import PublicKeyTypes
 
-from spc._files import install, installFiles, readRegularFile, stage, unlinkQuietly
+from spc._files import (
+    checkPrivatePath,
+    install,
+    installFiles,
+    readRegularFile,
+    stage,
+    unlinkQuietly,
+)
 from spc.errors import (
     BadPublicKey,
     ConfigurationError,
     InsecureKeyFile,
+    InsecurePath,
     KeyFileError,
     KeyFileExists,
 )
@@ -287,17 +295,54 @@ def _readKeyFile(path: str, missing: str) -> tuple[os.stat_result, bytes]:
         raise KeyFileError(path, e.strerror or str(e)) from None
 
 
-def loadIdentity(keyDir: str) -> Identity:
+def _checkKeyPath(path: str, uid: int | None) -> None:
+    """
+    Refuse a key file that another user could replace (see
+    L{checkPrivatePath}): their key would become this identity.
+
+    @param uid: The user besides root who may own it (L{None}: this one).
+    @raise InsecurePath: Naming what to fix.
+    @raise KeyFileError: If a directory on the way cannot be examined.
+    """
+    try:
+        checkPrivatePath(path, uid)
+    except OSError as e:
+        raise KeyFileError(path, e.strerror or str(e)) from None
+
+
+def _openToOthers(path: str) -> bool:
+    """
+    @return: Whether the group or others have any permission on C{path}.
+    """
+    try:
+        return bool(os.stat(path).st_mode & 0o077)
+    except OSError:
+        return False
+
+
+def loadIdentity(keyDir: str, uid: int | None = None) -> Identity:
     """
     Read C{keyDir/id_rsa}. As with OpenSSH, a key that other users can read
-    is refused: it must be treated as leaked.
+    is refused: it must be treated as leaked; and so is a key that they
+    could replace.
 
+    @param uid: The user besides root who may own the key and the
+        directories above it: by default the effective user; the daemon
+        names the user it will run as (C{twistd --uid}).
     @raise KeyFileError: If the file is missing (with a hint to run
         C{spc keygen}), unreadable, unparseable, encrypted, not RSA or
         outside the key policy.
     @raise InsecureKeyFile: If the group or others have any permission on it.
+    @raise InsecurePath: If another user could change it or a directory
+        above it.
     """
     path = os.path.join(keyDir, PRIVATE_KEY_NAME)
+    try:
+        _checkKeyPath(path, uid)
+    except InsecurePath:
+        if _openToOthers(path):
+            raise InsecureKeyFile(path) from None  # its chmod 600 fixes both
+        raise
     status, data = _readKeyFile(path, _missingKeyDetail(keyDir))
     if os.name == "posix" and status.st_mode & 0o077:
         raise InsecureKeyFile(path)
@@ -356,9 +401,14 @@ def loadTransferSecret(keyDir: str) -> bytes:
     The secret that makes file transfer ids stable across runs of
     C{spc send} (so an interrupted file resumes) without revealing which
     file is sent: C{KEYDIR/transfer_secret}, 32 random bytes made on first
-    use with mode 0600.
+    use with mode 0600. Another user able to replace it could make it
+    known to them, so it is refused as a key file is (L{checkPrivatePath}).
+
+    @raise InsecurePath: If another user could change it or a directory
+        above it.
     """
     path = os.path.join(keyDir, TRANSFER_SECRET_NAME)
+    _checkKeyPath(path, None)
     try:
         _, data = readRegularFile(path, TRANSFER_SECRET_SIZE + 1)
     except FileNotFoundError:

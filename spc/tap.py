@@ -50,6 +50,10 @@ The address C{--ports} listen on unless C{--interface} says otherwise.
 """
 
 
+MAX_LOGGED_BAD_LINES = 10
+"""Bad lines of C{authorized_keys} logged one by one at a reload; then a count."""
+
+
 _TIMERS = ("rotate-interval", "ack-timeout", "transition", "heartbeat-interval")
 
 
@@ -328,6 +332,11 @@ class DaemonService(ServerService):
     The daemon: the server service with the inbox as its receiver, and
     C{authorized_keys} re-read on SIGHUP without dropping sessions that
     stay authorized.
+
+    At start-up the key and trust files must be entirely right: a bad line
+    in C{authorized_keys}, or a file another user could write, stops the
+    daemon with one line naming the file and the fix. At a reload the daemon
+    keeps serving and fails closed instead (L{reload}).
     """
 
     log = Logger()
@@ -335,7 +344,9 @@ class DaemonService(ServerService):
     def __init__(self, reactor, config: Options) -> None:
         self._config = config
         self._reactor = reactor
-        hostIdentity = loadIdentity(config["key-dir"])
+        # Under twistd --uid USER, files of USER are as safe as root's.
+        self._owner = config.twistdOptions().get("uid")
+        hostIdentity = loadIdentity(config["key-dir"], self._owner)
         endpoints = [
             self._endpoint(reactor, text, hostIdentity.publicDER) for text in config["endpoints"]
         ]
@@ -343,7 +354,7 @@ class DaemonService(ServerService):
             reactor,
             endpoints,
             hostIdentity,
-            self._loadAuthorizer(),
+            self._loadAuthorizer()[0],
             InboxReceiver(config["inbox"]),
             suites=config["suites"],
             params=config["params"],
@@ -393,10 +404,15 @@ class DaemonService(ServerService):
         if self._config["log-format"] == "json" and hasattr(parent, "setComponent"):
             installJSONObserver(parent, self._config.twistdOptions(), self._reactor)
 
-    def _loadAuthorizer(self):
+    def _loadAuthorizer(self, skipBadLines: bool = False):
+        """
+        @return: The authorizer, and the errors of the lines skipped.
+        """
         if self._config["allow-any-client"]:
-            return AllowAny
-        return AuthorizedKeys.fromFile(self._config["authorized-keys"])
+            return AllowAny, []
+        if skipBadLines:
+            return AuthorizedKeys.fromFileValid(self._config["authorized-keys"], self._owner)
+        return AuthorizedKeys.fromFile(self._config["authorized-keys"], self._owner), []
 
     def privilegedStartService(self) -> None:
         try:
@@ -434,13 +450,28 @@ class DaemonService(ServerService):
 
     def reload(self) -> None:
         """
-        Re-read C{authorized_keys}; on an error keep the current list.
+        Re-read C{authorized_keys}, failing closed. Its valid lines become
+        the list and each bad line is logged and skipped, so that a typo
+        beside a removed key cannot keep that key admitted. A file that
+        cannot be used at all (another user could write it, or it is
+        unreadable or too large) admits nobody until it is fixed. Either
+        way, the sessions of keys no longer admitted end (A15).
         """
+        path = self._config["authorized-keys"]
         try:
-            authorizer = self._loadAuthorizer()
+            authorizer, problems = self._loadAuthorizer(skipBadLines=True)
         except SPCError as error:
-            self.log.error("Keeping the current authorized keys: {error}", error=str(error))
+            self.directory.setAuthorizer(AuthorizedKeys(path))
+            self.log.error(
+                "Refusing every client until authorized_keys is fixed (then send "
+                "SIGHUP again): {error}", error=str(error),
+            )
             return
+        for problem in problems[:MAX_LOGGED_BAD_LINES]:
+            self.log.error("Skipped a bad line: {problem}", problem=problem.args[0])
+        if len(problems) > MAX_LOGGED_BAD_LINES:
+            more = len(problems) - MAX_LOGGED_BAD_LINES
+            self.log.error("Skipped {count} more bad lines of {path}", count=more, path=path)
         self.directory.setAuthorizer(authorizer)
         self.log.info("Reloaded authorized keys: {clients}", clients=authorizer.describe())
 

@@ -14,8 +14,9 @@ is trusted, and this module never touches a private key.
 
 The handshake asks one question ("is this key trusted for this peer?") and
 gets one answer: a L{TrustDecision}, or an exception from L{spc.errors} whose
-text is what the user reads. Both files are read with a size limit and
-rewritten atomically through L{spc._files}.
+text is what the user reads. Both files are read through
+L{spc.trustfile}, which refuses a file that another user could have
+written, and rewritten atomically through L{spc._files}.
 """
 
 from __future__ import annotations
@@ -25,9 +26,9 @@ import ipaddress
 import os
 import re
 import stat
-from typing import Iterator, Mapping, Protocol, Sequence
+from typing import Mapping, Protocol, Sequence
 
-from spc._files import readRegularFile, replaceFile
+from spc._files import replaceFile
 from spc.errors import (
     ConfigurationError,
     ServerKeyChanged,
@@ -35,51 +36,12 @@ from spc.errors import (
     UnknownServerKey,
 )
 from spc.identity import fingerprintsEqual, parseFingerprint
+from spc.trustfile import checkUTF8, entryLines, lineError, readTrustFile
 
 KNOWN_HOSTS_NAME = "known_hosts"
 AUTHORIZED_KEYS_NAME = "authorized_keys"
 
-MAX_TRUST_FILE_SIZE = 1024 * 1024
-"""Largest trust file read. That is about 15,000 entries."""
-
 _HOSTNAME = re.compile(r"[A-Za-z0-9._-]+")
-
-
-def _readTrustFile(path: str) -> str:
-    """
-    @return: The text of a trust file, or C{""} if it does not exist.
-    @raise TrustFileError: If it is too large, not a regular file or not UTF-8.
-    """
-    try:
-        _, data = readRegularFile(path, MAX_TRUST_FILE_SIZE)
-    except FileNotFoundError:
-        return ""
-    except ValueError as e:
-        raise TrustFileError(f"{path}: {e}") from None
-    try:
-        return data.decode("utf-8")
-    except UnicodeDecodeError as e:
-        line = data.count(b"\n", 0, e.start) + 1
-        raise TrustFileError(f"{path}, line {line}: not UTF-8 text") from None
-
-
-def _entryLines(text: str) -> Iterator[tuple[int, str]]:
-    """
-    @return: (line number, stripped line) for each line that is neither
-        blank nor a C{#} comment.
-    """
-    for number, line in enumerate(text.split("\n"), start=1):
-        line = line.strip()
-        if line and not line.startswith("#"):
-            yield number, line
-
-
-def _lineError(path: str, number: int, reason: str) -> TrustFileError:
-    """
-    @return: The error for a bad line, naming the file and line so that the
-        user can fix it.
-    """
-    return TrustFileError(f"{path}, line {number}: {reason}")
 
 
 def _canonicalHost(host: str) -> str:
@@ -212,25 +174,27 @@ class KnownHosts:
         """
         Read C{path}. A missing file means that no server is known yet.
         """
-        return cls.parse(_readTrustFile(path), path, acceptNew)
+        return cls.parse(readTrustFile(path), path, acceptNew)
 
     @staticmethod
     def _parseEntries(text: str, path: str) -> dict[str, tuple[str, int]]:
         entries: dict[str, tuple[str, int]] = {}
-        for number, line in _entryLines(text):
+        for number, line in entryLines(text):
             fields = line.split()
-            if len(fields) != 2:
-                reason = f"expected 'HOST:PORT SHA256:...', found {len(fields)} fields"
-                raise _lineError(path, number, reason)
             try:
+                checkUTF8(line)
+                if len(fields) != 2:
+                    raise ValueError(
+                        f"expected 'HOST:PORT SHA256:...', found {len(fields)} fields"
+                    )
                 hostPort = formatHostPort(*parseHostPort(fields[0]))
                 pinned = parseFingerprint(fields[1])
             except ValueError as e:
-                raise _lineError(path, number, str(e)) from None
+                raise lineError(path, number, str(e)) from None
             previous = entries.setdefault(hostPort, (pinned, number))
             if not fingerprintsEqual(previous[0], pinned):
                 reason = f"{hostPort} already has a different key on line {previous[1]}"
-                raise _lineError(path, number, reason)
+                raise lineError(path, number, reason)
         return entries
 
     def __len__(self) -> int:
@@ -277,7 +241,7 @@ class KnownHosts:
 
         @return: The existing entry if one appeared, else L{None} once written.
         """
-        text = _readTrustFile(self.path)
+        text = readTrustFile(self.path)
         self._entries = self._parseEntries(text, self.path)
         if hostPort in self._entries:
             return self._entries[hostPort]
@@ -382,27 +346,78 @@ class AuthorizedKeys:
     @classmethod
     def parse(cls, text: str, path: str) -> AuthorizedKeys:
         """
-        @raise TrustFileError: Naming the path and line of a malformed line.
+        Read every line or none: at start-up a bad line stops the daemon,
+        so the operator fixes it before any client is admitted.
+
+        @raise TrustFileError: Naming the path and line of the first
+            malformed line.
         """
-        entries: list[tuple[str, str | None]] = []
-        for number, line in _entryLines(text):
-            fields = line.split(None, 1)
-            try:
-                authorized = parseFingerprint(fields[0])
-            except ValueError as e:
-                raise _lineError(path, number, f"expected 'SHA256:... [name]': {e}") from None
-            name = fields[1].strip() if len(fields) > 1 else None
-            if name is not None and not name.isprintable():
-                raise _lineError(path, number, "the name has control characters")
-            entries.append((authorized, name))
-        return cls(path, entries)
+        keys, problems = cls.parseValid(text, path)
+        if problems:
+            raise problems[0]
+        return keys
 
     @classmethod
-    def fromFile(cls, path: str) -> AuthorizedKeys:
+    def parseValid(cls, text: str, path: str) -> tuple[AuthorizedKeys, list[TrustFileError]]:
         """
-        Read C{path}. A missing file authorizes nobody; L{describe} says so.
+        Read the valid lines and skip the others, as a reload must: keeping
+        the old list because of one typo would keep every key that the
+        edit removed.
+
+        @return: The keys of the valid lines, and one error per malformed
+            line, naming the path and line and saying why without quoting
+            it.
         """
-        return cls.parse(_readTrustFile(path), path)
+        entries: list[tuple[str, str | None]] = []
+        problems: list[TrustFileError] = []
+        for number, line in entryLines(text):
+            try:
+                entries.append(cls._parseLine(line))
+            except ValueError as e:
+                problems.append(lineError(path, number, str(e)))
+        return cls(path, entries), problems
+
+    @staticmethod
+    def _parseLine(line: str) -> tuple[str, str | None]:
+        """
+        @return: The canonical fingerprint and the name, if any.
+        @raise ValueError: With a short reason.
+        """
+        checkUTF8(line)
+        fields = line.split(None, 1)
+        try:
+            authorized = parseFingerprint(fields[0])
+        except ValueError as e:
+            raise ValueError(f"expected 'SHA256:... [name]': {e}") from None
+        name = fields[1].strip() if len(fields) > 1 else None
+        if name is not None and not name.isprintable():
+            raise ValueError("the name has control characters")
+        return authorized, name
+
+    @classmethod
+    def fromFile(cls, path: str, uid: int | None = None) -> AuthorizedKeys:
+        """
+        Read C{path} with L{parse}. A missing file authorizes nobody;
+        L{describe} says so.
+
+        @param uid: The user besides root who may own it (L{None}: this one).
+        @raise InsecurePath: If another user could change or replace it.
+        @raise TrustFileError: If it cannot be read or a line is malformed.
+        """
+        return cls.parse(readTrustFile(path, uid), path)
+
+    @classmethod
+    def fromFileValid(
+        cls, path: str, uid: int | None = None
+    ) -> tuple[AuthorizedKeys, list[TrustFileError]]:
+        """
+        Read C{path} with L{parseValid}.
+
+        @param uid: The user besides root who may own it (L{None}: this one).
+        @raise InsecurePath: If another user could change or replace it.
+        @raise TrustFileError: If it cannot be read at all.
+        """
+        return cls.parseValid(readTrustFile(path, uid), path)
 
     def __len__(self) -> int:
         return len(self._entries)

@@ -772,24 +772,70 @@ class AuthorizedKeysReloadTests(EndToEndTestCase):
         self.assertEqual([r["text"] for r in self.storedMessages()], ["late"])
 
     @inlineCallbacks
-    def test_sighupKeepsListOnError(self):
+    def test_sighupSkipsBadLines(self):
         """
-        If authorized_keys is broken when SIGHUP arrives, the daemon logs
-        why and keeps the list it had: authorized clients still get in.
+        If authorized_keys has a bad line when SIGHUP arrives, the daemon
+        logs its file and line, skips it and applies the others: the client
+        listed on a good line still gets in.
         """
         path = self.authorize(self.serverKeys, "client")
         daemon = yield self.startDaemon()
         result = yield self.send("before")
         self.assertDelivered(result, 1)
         with open(path, "w") as f:
-            f.write("not a fingerprint\n")
-        kept = daemon.output.waitFor("Keeping the current authorized keys", READY_TIMEOUT)
+            f.write(f"not a fingerprint\n{sharedIdentity('client').fingerprint} client\n")
+        reloaded = daemon.output.waitFor("Reloaded authorized keys", READY_TIMEOUT)
         daemon.signal("HUP")
-        log = yield kept
-        self.assertIn(f"{path}, line 1", log)
+        log = yield reloaded
+        self.assertIn(f"Skipped a bad line: {path}, line 1: ", log)
+        self.assertNotIn("not a fingerprint", log)
         result = yield self.send("still here")
         self.assertDelivered(result, 1)
         self.assertEqual([r["text"] for r in self.storedMessages()], ["before", "still here"])
+
+    @inlineCallbacks
+    def test_sighupRevokesDespiteBadLine(self):
+        """
+        A revocation saved with a typo on another line still revokes: after
+        SIGHUP the removed client is refused (exit code 3).
+        """
+        path = self.authorize(self.serverKeys, "client")
+        daemon = yield self.startDaemon()
+        result = yield self.send("before")
+        self.assertDelivered(result, 1)
+        with open(path, "w") as f:
+            f.write("SHA256:typo someone-else\n")
+        reloaded = daemon.output.waitFor("Reloaded authorized keys", READY_TIMEOUT)
+        daemon.signal("HUP")
+        log = yield reloaded
+        self.assertIn(f"{path}, line 1", log)
+        result = yield self.send("after")
+        self.assertFailed(result, 3, "authorized_keys")
+        self.assertEqual([r["text"] for r in self.storedMessages()], ["before"])
+
+    @inlineCallbacks
+    def test_sighupRefusesFileOthersMayWrite(self):
+        """
+        If authorized_keys is writable by others when SIGHUP arrives, the
+        daemon keeps serving but admits nobody, and says why and which
+        C{chmod} fixes it; fixed and reloaded, it admits the client again.
+        """
+        path = self.authorize(self.serverKeys, "client")
+        daemon = yield self.startDaemon()
+        os.chmod(path, 0o666)
+        refusing = daemon.output.waitFor("Refusing every client", READY_TIMEOUT)
+        daemon.signal("HUP")
+        log = yield refusing
+        self.assertIn(f"chmod go-w {path}", log)
+        result = yield self.send("refused")
+        self.assertFailed(result, 3, "authorized_keys")
+        os.chmod(path, 0o644)
+        reloaded = daemon.output.waitFor("Reloaded authorized keys", READY_TIMEOUT)
+        daemon.signal("HUP")
+        yield reloaded
+        result = yield self.send("admitted")
+        self.assertDelivered(result, 1)
+        self.assertEqual([r["text"] for r in self.storedMessages()], ["admitted"])
 
 
 class DaemonReadinessTests(unittest.SynchronousTestCase):
@@ -965,6 +1011,24 @@ class SenderFailureTests(EndToEndTestCase):
         self.assertFailed(result, 1, "spc keygen")
 
     @inlineCallbacks
+    def test_trustFilesOthersMayWrite(self):
+        """
+        C{spc send} refuses a key directory or a known_hosts that others may
+        write (exit code 1, as for other key file errors), with one line
+        naming the C{chmod} that fixes it, before it connects anywhere.
+        """
+        os.chmod(self.clientKeys, 0o777)
+        result = yield self.send("hello")
+        self.assertFailed(result, 1, f"chmod go-w {self.clientKeys}")
+        os.chmod(self.clientKeys, 0o700)
+        knownHosts = os.path.join(self.clientKeys, "known_hosts")
+        with open(knownHosts, "w") as f:
+            f.write(f"{self.server}:{self.ports[0]} {self.serverFingerprint}\n")
+        os.chmod(knownHosts, 0o666)
+        result = yield self.send("hello", pin=False)
+        self.assertFailed(result, 1, f"chmod go-w {knownHosts}")
+
+    @inlineCallbacks
     def test_unknownEndpointType(self):
         """
         A --connect endpoint of an unknown type is a usage error (exit code
@@ -1042,6 +1106,19 @@ class DaemonStartupTests(EndToEndTestCase):
             "--key-dir", self.serverKeys, "--ports", self.portList, "--inbox", self.inbox
         )
         self.assertOneLine(result, f"{path}, line 2")
+
+    @inlineCallbacks
+    def test_keyDirOthersMayWrite(self):
+        """
+        A key directory that others may write stops the daemon with one
+        line naming it and the C{chmod} that fixes it.
+        """
+        self.authorize(self.serverKeys, "client")
+        os.chmod(self.serverKeys, 0o777)
+        result = yield self.twistd(
+            "--key-dir", self.serverKeys, "--ports", self.portList, "--inbox", self.inbox
+        )
+        self.assertOneLine(result, f"chmod go-w {self.serverKeys}")
 
     @inlineCallbacks
     def test_portInUse(self):

@@ -19,6 +19,7 @@ from spc.errors import (
     BadPublicKey,
     ConfigurationError,
     InsecureKeyFile,
+    InsecurePath,
     KeyFileError,
     KeyFileExists,
 )
@@ -365,6 +366,48 @@ class KeyFileTests(unittest.TestCase):
             self.assertIn(self.private, str(error))
         os.chmod(self.private, 0o400)
         identity.loadIdentity(self.keyDir)
+
+    def test_refusesKeyOthersMayReplace(self) -> None:
+        """
+        A private key in a key directory, or below a directory, that others
+        may write is refused, naming that directory and the C{chmod go-w}
+        that fixes it: anyone could have put their key in its place. A
+        private key that others may write is refused with its own
+        C{chmod 600}, which fixes both.
+        """
+        identity.saveIdentity(sharedIdentity(), self.keyDir)
+        parent = os.path.dirname(self.keyDir)
+        for directory in (self.keyDir, parent):
+            os.chmod(directory, 0o777)
+            error = self.assertRaises(InsecurePath, identity.loadIdentity, self.keyDir)
+            culprit = os.path.abspath(directory)
+            self.assertIn(f"{self.private}: {culprit} is writable", str(error))
+            self.assertIn(f"fix it with: chmod go-w {culprit}", str(error))
+            os.chmod(directory, 0o755)
+        os.chmod(self.private, 0o622)
+        error = self.assertRaises(InsecureKeyFile, identity.loadIdentity, self.keyDir)
+        self.assertIn("chmod 600", str(error))
+        os.chmod(self.private, 0o600)
+        identity.loadIdentity(self.keyDir)
+
+    def test_refusesTransferSecretOthersMayReplace(self) -> None:
+        """
+        The transfer secret is refused, and not made, where others may
+        write: they could give spc a secret of their choosing.
+        """
+        os.makedirs(self.keyDir)
+        os.chmod(self.keyDir, 0o777)
+        secret = os.path.join(self.keyDir, identity.TRANSFER_SECRET_NAME)
+        error = self.assertRaises(InsecurePath, identity.loadTransferSecret, self.keyDir)
+        self.assertIn(f"chmod go-w {os.path.abspath(self.keyDir)}", str(error))
+        self.assertFalse(os.path.exists(secret))
+        os.chmod(self.keyDir, 0o700)
+        made = identity.loadTransferSecret(self.keyDir)
+        os.chmod(secret, 0o666)
+        error = self.assertRaises(InsecurePath, identity.loadTransferSecret, self.keyDir)
+        self.assertIn(f"chmod go-w {os.path.abspath(secret)}", str(error))
+        os.chmod(secret, 0o600)
+        self.assertEqual(identity.loadTransferSecret(self.keyDir), made)
 
     def test_missingKeyDir(self) -> None:
         """

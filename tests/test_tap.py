@@ -12,6 +12,7 @@ from twisted.internet.endpoints import serverFromString
 from twisted.internet.error import CannotListenError
 from twisted.internet.protocol import Factory
 from twisted.internet.testing import MemoryReactor, MemoryReactorClock
+from twisted.logger import formatEvent, globalLogPublisher
 from twisted.python import usage
 from twisted.trial.unittest import SynchronousTestCase
 
@@ -19,6 +20,9 @@ from spc.identity import generateIdentity, saveIdentity
 from spc.options import MAX_CHANNELS
 from spc.tap import Options, _listenFailure, makeService
 from spc.tlscert import writeCertificate
+from spc.trustfile import MAX_TRUST_FILE_SIZE
+from tests.test_files import ANOTHER_USER
+from tests.test_identity import OTHER_FINGERPRINT, writeFile
 
 UsageError = usage.UsageError
 
@@ -586,21 +590,138 @@ class MakeServiceTests(SynchronousTestCase):
             any("every client will be refused" in e.get("log_format", "") for e in events)
         )
 
+    def captureLog(self) -> list[str]:
+        """
+        @return: A list that gets the text of every event logged from now
+            until the test ends.
+        """
+        lines: list[str] = []
+
+        def observe(event) -> None:
+            lines.append(formatEvent(event))
+
+        globalLogPublisher.addObserver(observe)
+        self.addCleanup(globalLogPublisher.removeObserver, observe)
+        return lines
+
+    def writeAuthorizedKeys(self, text: str, mode: int = 0o644) -> str:
+        """
+        Replace C{KEYDIR/authorized_keys}.
+
+        @return: Its path.
+        """
+        path = os.path.join(self.keyDir, "authorized_keys")
+        writeFile(path, text.encode("utf-8"), mode)
+        return path
+
     def test_reload(self) -> None:
         """
-        C{reload} (what SIGHUP triggers) re-reads authorized_keys; a broken
-        file keeps the previous list.
+        C{reload} (what SIGHUP triggers) re-reads authorized_keys: its valid
+        lines replace the list and a bad line is skipped, logged with its
+        file and line number but not its text. A key removed in the same
+        edit as a typo is revoked all the same.
         """
         service = self.makeService()
-        path = os.path.join(self.keyDir, "authorized_keys")
-        with open(path, "w") as f:
-            f.write(HOST.fingerprint + " someone\n")
+        path = self.writeAuthorizedKeys(f"{HOST.fingerprint} someone\n")
         service.reload()
         self.assertTrue(service.directory.isAuthorized(HOST.fingerprint))
-        with open(path, "w") as f:
-            f.write("garbage\n")
+        log = self.captureLog()
+        self.writeAuthorizedKeys(f"SHA256:typo-of-a-secret\n{OTHER_FINGERPRINT} other\n")
+        service.reload()
+        self.assertFalse(service.directory.isAuthorized(HOST.fingerprint))
+        self.assertTrue(service.directory.isAuthorized(OTHER_FINGERPRINT))
+        skipped = [line for line in log if line.startswith("Skipped a bad line")]
+        self.assertEqual(len(skipped), 1, log)
+        self.assertIn(f"{path}, line 1: ", skipped[0])
+        self.assertNotIn("typo-of-a-secret", "\n".join(log))
+        self.assertIn(f"Reloaded authorized keys: 1 authorized client key(s) from {path}", log)
+
+    def test_reloadLogsFewBadLines(self) -> None:
+        """
+        However many lines are bad, a reload logs the first ten and counts
+        the others in one line.
+        """
+        service = self.makeService()
+        log = self.captureLog()
+        path = self.writeAuthorizedKeys("bad\n" * 25 + f"{HOST.fingerprint}\n")
         service.reload()
         self.assertTrue(service.directory.isAuthorized(HOST.fingerprint))
+        skipped = [line for line in log if line.startswith("Skipped")]
+        self.assertEqual(len(skipped), 11, log)
+        self.assertIn(f"{path}, line 10: ", skipped[9])
+        self.assertEqual(skipped[10], f"Skipped 15 more bad lines of {path}")
+
+    def test_reloadFailsClosed(self) -> None:
+        """
+        An authorized_keys that cannot be used at all when SIGHUP comes
+        (one others may write, or one too large) admits nobody, and the log
+        says so and how to fix it; the daemon keeps serving, and admits the
+        listed keys again once the file is fixed and reloaded.
+        """
+        service = self.makeService()
+        path = self.writeAuthorizedKeys(f"{HOST.fingerprint}\n")
+        service.reload()
+        log = self.captureLog()
+        os.chmod(path, 0o666)
+        service.reload()
+        self.assertFalse(service.directory.isAuthorized(HOST.fingerprint))
+        refusals = [line for line in log if line.startswith("Refusing every client")]
+        self.assertEqual(len(refusals), 1, log)
+        self.assertIn(f"chmod go-w {os.path.abspath(path)}", refusals[0])
+        os.chmod(path, 0o644)
+        service.reload()
+        self.assertTrue(service.directory.isAuthorized(HOST.fingerprint))
+        self.writeAuthorizedKeys(f"{HOST.fingerprint}\n" + "#" * MAX_TRUST_FILE_SIZE)
+        service.reload()
+        self.assertFalse(service.directory.isAuthorized(HOST.fingerprint))
+        refusals = [line for line in log if line.startswith("Refusing every client")]
+        self.assertEqual(len(refusals), 2, log)
+        self.assertIn(f"{path}: larger than", refusals[1])
+
+    def test_startRefusesFilesOthersMayWrite(self) -> None:
+        """
+        A key directory or an authorized_keys that others may write stops
+        the daemon at start-up with one line naming it and the C{chmod} that
+        fixes it.
+        """
+        keyDir = keyDirWithIdentity(self)
+        path = os.path.join(keyDir, "authorized_keys")
+        writeFile(path, f"{HOST.fingerprint}\n".encode(), 0o644)
+        argv = ["--key-dir", keyDir, "--ports", "9000", "--inbox", self.mktemp()]
+        for culprit in (keyDir, path):
+            os.chmod(culprit, 0o777)
+            error = self.assertRaises(
+                SystemExit, makeService, makeOptions(*argv), MemoryReactorClock()
+            )
+            self.assertIn(f"chmod go-w {os.path.abspath(culprit)}", str(error))
+            self.assertEqual(str(error).count("\n"), 0)
+            os.chmod(culprit, 0o700)
+        makeService(makeOptions(*argv), MemoryReactorClock())
+
+    def test_startAcceptsFilesOfTwistdUser(self) -> None:
+        """
+        Under C{twistd --uid USER}, started as root, the key directory and
+        authorized_keys may belong to USER: the daemon will run as USER.
+        Files of any other user are refused.
+        """
+        keyDir = keyDirWithIdentity(self)
+        path = os.path.join(keyDir, "authorized_keys")
+        writeFile(path, f"{HOST.fingerprint}\n".encode(), 0o644)
+        for owned in (keyDir, path, *(os.path.join(keyDir, n) for n in ("id_rsa", "id_rsa.pub"))):
+            os.chown(owned, ANOTHER_USER, -1)
+        options = makeOptions("--key-dir", keyDir, "--ports", "9000", "--inbox", self.mktemp())
+        error = self.assertRaises(SystemExit, makeService, options, MemoryReactorClock())
+        self.assertIn(f"belongs to user {ANOTHER_USER}", str(error))
+        options.parent = {"uid": ANOTHER_USER}
+        service = makeService(options, MemoryReactorClock())
+        self.assertTrue(service.directory.isAuthorized(HOST.fingerprint))
+        service.reload()
+        self.assertTrue(service.directory.isAuthorized(HOST.fingerprint))
+
+    if os.geteuid() != 0:
+        test_startAcceptsFilesOfTwistdUser.skip = (  # type: ignore[attr-defined]
+            "only root can give files to another user"
+        )
 
     def test_sighupInstalled(self) -> None:
         """

@@ -6,13 +6,16 @@ the choice between them and their overrides.
 from __future__ import annotations
 
 import os
+import re
 import stat
 
+from hypothesis import given, strategies as st
 from twisted.trial import unittest
 
-from spc import trust
+from spc import trust, trustfile
 from spc.errors import (
     ConfigurationError,
+    InsecurePath,
     ServerKeyChanged,
     TrustFileError,
     UnknownServerKey,
@@ -116,9 +119,46 @@ class KnownHostsTests(unittest.TestCase):
         writeFile(self.path, b"# ok\n# \xff\n")
         error = self.assertRaises(TrustFileError, KnownHosts.fromFile, self.path)
         self.assertIn(f"{self.path}, line 2: not UTF-8", str(error))
-        writeFile(self.path, b"#" * (trust.MAX_TRUST_FILE_SIZE + 1))
+        writeFile(self.path, b"#" * (trustfile.MAX_TRUST_FILE_SIZE + 1))
         error = self.assertRaises(TrustFileError, KnownHosts.fromFile, self.path)
         self.assertIn("larger than", str(error))
+
+    def test_refusesFileOthersMayWrite(self) -> None:
+        """
+        A known_hosts that others may write, or one in a directory they may
+        write (where it could be made), is refused with the C{chmod go-w}
+        that fixes it: anyone could replace a pinned key. Nothing is
+        recorded there either.
+        """
+        os.makedirs(self.keyDir)
+        os.chmod(self.keyDir, 0o777)
+        directory = os.path.abspath(self.keyDir)
+        for acceptNew in (False, True):
+            error = self.assertRaises(InsecurePath, KnownHosts.fromFile, self.path, acceptNew)
+            self.assertIn(f"chmod go-w {directory}", str(error))
+        os.chmod(self.keyDir, 0o700)
+        known = KnownHosts.fromFile(self.path, acceptNew=True)
+        os.chmod(self.keyDir, 0o777)
+        self.assertRaises(InsecurePath, known.check, "example.com:9000", TEST_FINGERPRINT)
+        self.assertFalse(os.path.exists(self.path))
+        os.chmod(self.keyDir, 0o700)
+        writeFile(self.path, KNOWN_HOSTS.encode(), 0o666)
+        error = self.assertRaises(InsecurePath, KnownHosts.fromFile, self.path)
+        self.assertIn(f"chmod go-w {os.path.abspath(self.path)}", str(error))
+        self.assertRaises(InsecurePath, trust.loadServerTrust, self.keyDir)
+
+    def test_unreadable(self) -> None:
+        """
+        A trust file that cannot be read is a L{TrustFileError} naming it,
+        not a traceback.
+        """
+
+        def denied(path: str, limit: int):
+            raise PermissionError(13, "Permission denied", path)
+
+        self.patch(trustfile, "readRegularFile", denied)
+        error = self.assertRaises(TrustFileError, KnownHosts.fromFile, self.path)
+        self.assertIn(f"{self.path}: Permission denied", str(error))
 
     def test_strictUnknown(self) -> None:
         """
@@ -322,6 +362,118 @@ class AuthorizedKeysTests(unittest.TestCase):
         writeFile(path, AUTHORIZED_KEYS.encode(), 0o644)
         loaded = trust.loadClientTrust(directory)
         self.assertTrue(loaded.isAuthorized(TEST_FINGERPRINT))
+
+    def test_parseValid(self) -> None:
+        """
+        L{AuthorizedKeys.parseValid}, what a reload uses, keeps the valid
+        lines and reports each bad one by path and line number, without
+        quoting it; L{AuthorizedKeys.parse}, used at start-up, refuses the
+        whole file for the first bad line.
+        """
+        text = (
+            f"{TEST_FINGERPRINT} alice\n"
+            "SHA256:not-a-secret-but-a-typo bob\n"
+            "# comment \n"
+            f"{OTHER_FINGERPRINT} carol\x07\n"
+            f"{OTHER_FINGERPRINT} carol\n"
+        )
+        keys, problems = AuthorizedKeys.parseValid(text, "/x/ak")
+        self.assertEqual(len(keys), 2)
+        self.assertTrue(keys.isAuthorized(TEST_FINGERPRINT))
+        self.assertEqual(keys.nameOf(OTHER_FINGERPRINT), "carol")
+        self.assertEqual(
+            [str(problem.args[0]).split(":")[0] for problem in problems],
+            ["/x/ak, line 2", "/x/ak, line 4"],
+        )
+        for problem in problems:
+            self.assertIsInstance(problem, TrustFileError)
+            self.assertNotIn("typo", str(problem))
+            self.assertNotIn("bob", str(problem))
+        error = self.assertRaises(TrustFileError, AuthorizedKeys.parse, text, "/x/ak")
+        self.assertEqual(str(error), str(problems[0]))
+
+    def test_notUTF8LineSkipped(self) -> None:
+        """
+        A line that is not UTF-8 is one bad line: L{AuthorizedKeys.fromFile}
+        refuses the file for it, L{AuthorizedKeys.fromFileValid} skips it
+        and keeps the others.
+        """
+        directory = self.mktemp()
+        os.makedirs(directory)
+        path = os.path.join(directory, "authorized_keys")
+        writeFile(path, f"{TEST_FINGERPRINT} \xff\n{OTHER_FINGERPRINT}\n".encode("latin-1"))
+        error = self.assertRaises(TrustFileError, AuthorizedKeys.fromFile, path)
+        self.assertIn(f"{path}, line 1: not UTF-8 text", str(error))
+        keys, problems = AuthorizedKeys.fromFileValid(path)
+        self.assertEqual(len(keys), 1)
+        self.assertTrue(keys.isAuthorized(OTHER_FINGERPRINT))
+        self.assertFalse(keys.isAuthorized(TEST_FINGERPRINT))
+        self.assertEqual([str(problem) for problem in problems], [str(error)])
+
+    def test_refusesFileOthersMayWrite(self) -> None:
+        """
+        An authorized_keys that others may write, or in a directory they
+        may write, is refused as a whole, by both readers: anyone could add
+        a key.
+        """
+        directory = self.mktemp()
+        os.makedirs(directory)
+        path = os.path.join(directory, "authorized_keys")
+        for reader in (AuthorizedKeys.fromFile, AuthorizedKeys.fromFileValid):
+            os.chmod(directory, 0o777)
+            error = self.assertRaises(InsecurePath, reader, path)
+            self.assertIn(f"chmod go-w {os.path.abspath(directory)}", str(error))
+            os.chmod(directory, 0o700)
+            writeFile(path, AUTHORIZED_KEYS.encode(), 0o666)
+            error = self.assertRaises(InsecurePath, reader, path)
+            self.assertIn(f"chmod go-w {os.path.abspath(path)}", str(error))
+            os.chmod(path, 0o644)
+            self.assertEqual(len(AuthorizedKeys.fromFile(path)), 2)
+            os.unlink(path)
+        os.chmod(directory, 0o777)
+        self.assertRaises(InsecurePath, trust.loadClientTrust, directory)
+
+    @given(
+        st.lists(
+            st.one_of(
+                st.builds(
+                    str.__add__,
+                    st.sampled_from([TEST_FINGERPRINT, OTHER_FINGERPRINT]),
+                    st.sampled_from(["", " alice", " bob's laptop", " x\x1b"]),
+                ),
+                st.text(max_size=60).map(lambda text: text.replace("\n", " ")),
+                st.sampled_from(["", "# note", "   "]),
+            ),
+            max_size=12,
+        )
+    )
+    def test_parseValidKeepsExactlyTheValidLines(self, lines: list[str]) -> None:
+        """
+        Whatever the lines, L{AuthorizedKeys.parseValid} admits the
+        fingerprints of the lines that L{AuthorizedKeys.parse} accepts on
+        their own and no others, reports every other line that is not a
+        comment by its number, and L{AuthorizedKeys.parse} accepts the
+        whole file exactly when nothing is reported.
+        """
+        text = "\n".join(lines)
+        keys, problems = AuthorizedKeys.parseValid(text, "ak")
+        admitted: set[str] = set()
+        badNumbers = []
+        for number, line in enumerate(lines, start=1):
+            if not line.strip() or line.strip().startswith("#"):
+                continue
+            try:
+                admitted.update(f for f, _ in AuthorizedKeys.parse(line, "ak")._entries)
+            except TrustFileError:
+                badNumbers.append(number)
+        reported = [int(re.match(r"ak, line (\d+): ", p.args[0]).group(1)) for p in problems]
+        self.assertEqual(reported, badNumbers)
+        for fingerprint in (TEST_FINGERPRINT, OTHER_FINGERPRINT):
+            self.assertEqual(keys.isAuthorized(fingerprint), fingerprint in admitted)
+        if badNumbers:
+            self.assertRaises(TrustFileError, AuthorizedKeys.parse, text, "ak")
+        else:
+            self.assertEqual(len(AuthorizedKeys.parse(text, "ak")), len(keys))
 
     def test_allowAny(self) -> None:
         """

@@ -20,23 +20,34 @@ import json
 import os
 import stat
 import time
-import unicodedata
 from typing import Callable, Iterator
 
 from spc._files import fsyncDirectory, replaceFile, unlinkQuietly
 from spc.errors import NameUnavailable, ResourceLimitExceeded
+from spc.filenames import (
+    MAX_COMPONENT_BYTES,
+    MAX_DEPTH,
+    PARTIAL_DIRECTORY,
+    RESERVED_NAMES,
+    numbered,
+    safeParts,
+    withoutControls,
+)
 
+# The name rules live in spc.filenames; callers of this module know them
+# from here.
 __all__ = [
     "FileStore",
+    "MAX_COMPONENT_BYTES",
+    "MAX_DEPTH",
+    "PARTIAL_DIRECTORY",
     "PartialFile",
+    "RESERVED_NAMES",
     "RangeSet",
     "safeParts",
     "withoutControls",
 ]
 
-PARTIAL_DIRECTORY = ".spc-partial"
-MAX_COMPONENT_BYTES = 255
-MAX_DEPTH = 32
 MAX_NAME_BYTES = 4096
 DEFAULT_RESERVE = 64 * 1024 * 1024
 DEFAULT_QUOTA = 256 * 1024**3
@@ -44,52 +55,6 @@ KEEP_SECONDS = 24 * 3600
 EXPIRY_INTERVAL = 3600
 MAX_UNIQUE_TRIES = 10_000
 _HASH_BLOCK = 1024 * 1024
-
-
-def withoutControls(text: str) -> str:
-    """
-    C{text} without its characters of Unicode category C (controls, format
-    characters such as bidirectional overrides, surrogates, private use and
-    unassigned): a name from the wire may carry a terminal escape or a
-    carriage return, which must reach neither a file system nor a screen.
-    """
-    return "".join(
-        character for character in text if unicodedata.category(character)[0] != "C"
-    )
-
-
-def safeParts(name: str) -> list[str]:
-    """
-    Reduce a path from the wire to components that stay inside a directory:
-    separators of either kind split, empty, C{.} and C{..} components go,
-    control characters (NUL included) go, and what is left is bounded in
-    length and depth.  A name with nothing left becomes C{unnamed}.
-    """
-    parts = []
-    for raw in name.replace("\\", "/").split("/"):
-        cleaned = withoutControls(unicodedata.normalize("NFC", raw)).strip()
-        if cleaned in ("", ".", ".."):
-            continue
-        encoded = cleaned.encode("utf-8")[:MAX_COMPONENT_BYTES]
-        cleaned = encoded.decode("utf-8", "ignore").strip() or "_"
-        if cleaned.lower().startswith(PARTIAL_DIRECTORY):
-            cleaned = "_" + cleaned
-        parts.append(cleaned)
-    return parts[-MAX_DEPTH:] or ["unnamed"]
-
-
-def _numbered(name: str, number: int) -> str:
-    """
-    C{name (number).ext}, with the stem shortened (never inside a UTF-8
-    character) so the result still fits a file-name component.
-    """
-    stem, dot, extension = name.rpartition(".")
-    if not stem or not dot:
-        stem, extension = name, ""
-    suffix = f" ({number})" + (f".{extension}" if extension else "")
-    room = MAX_COMPONENT_BYTES - len(suffix.encode("utf-8"))
-    stem = stem.encode("utf-8")[: max(room, 1)].decode("utf-8", "ignore") or "_"
-    return stem + suffix
 
 
 class RangeSet:
@@ -248,8 +213,10 @@ class FileStore:
     @ivar quota: the most bytes one identity's unfinished files may
         declare together (A12), so one sender cannot fill the disk with
         transfers it never finishes.
-    @ivar _reserved: top-level names files may not take (the daemon's own
-        files, such as C{messages.jsonl}), compared without case.
+    @ivar reserved: names no component of a stored file may take, at any
+        depth and in any case (L{RESERVED_NAMES}, the daemon's own files,
+        and whatever the caller adds): a folder named C{messages.jsonl}
+        would stop every later message.
     @ivar _owners: C{key -> (identity, declared size)} of every partial
         file, kept in memory so an offer costs no directory scan.
     """
@@ -263,7 +230,7 @@ class FileStore:
         quota: int = DEFAULT_QUOTA,
     ) -> None:
         self.directory = directory
-        self._reserved = frozenset(name.lower() for name in reserved)
+        self.reserved = RESERVED_NAMES | frozenset(reserved)
         self.reserve = reserve
         self.quota = quota
         self._now = now
@@ -354,7 +321,7 @@ class FileStore:
         """
         Link C{source} under the safe, unique final path for C{name}.
         """
-        parts = safeParts(name)
+        parts = safeParts(name, self.reserved)
         folder = self.directory
         for part in parts[:-1]:
             folder = os.path.join(folder, part)
@@ -363,9 +330,8 @@ class FileStore:
             except FileExistsError:
                 if not stat.S_ISDIR(os.lstat(folder).st_mode):
                     raise NameUnavailable(f"{part!r} in the inbox is not a folder") from None
-        first = 1 if len(parts) == 1 and parts[0].lower() in self._reserved else 0
-        for number in range(first, MAX_UNIQUE_TRIES):
-            leaf = parts[-1] if number == 0 else _numbered(parts[-1], number)
+        for number in range(MAX_UNIQUE_TRIES):
+            leaf = parts[-1] if number == 0 else numbered(parts[-1], number)
             final = os.path.join(folder, leaf)
             try:
                 os.link(source, final)

@@ -5,7 +5,8 @@ The daemon's default receiver: what arrives is stored in an inbox directory.
 A message is appended to C{INBOX/messages.jsonl} as one JSON object per
 line, and the line is flushed and fsynced before the sender is told the
 message was delivered: a confirmed message survives a crash of the daemon.
-Applications that want something else implement
+The log's name is reserved (L{spc.filenames.RESERVED_NAMES}): no received
+file can take it, nor make a folder of it, at any depth.  Applications that want something else implement
 L{spc.session.IMessageReceiver} themselves.
 """
 
@@ -20,11 +21,10 @@ from typing import Callable
 from twisted.logger import Logger
 from zope.interface import implementer
 
+from spc.filenames import MESSAGES_NAME
 from spc.session import IMessageReceiver
 
 __all__ = ["InboxReceiver", "MESSAGES_NAME", "messageRecord"]
-
-MESSAGES_NAME = "messages.jsonl"
 
 
 def _now() -> datetime.datetime:

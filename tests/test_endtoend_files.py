@@ -916,7 +916,9 @@ class HostileNameTests(FileTestCase):
         backslashes separate too: C{../../x} is C{INBOX/x},
         C{a/../../b} is C{INBOX/a/b}, C{/etc/passwd-spc-test} is
         C{INBOX/etc/passwd-spc-test}, C{..\\..\\win} is C{INBOX/win}, and
-        a name with nothing left is C{INBOX/unnamed}.
+        a name with nothing left is C{INBOX/unnamed}; a component that is
+        C{..} only once cut to 255 bytes and stripped (C{..}, 253 spaces,
+        C{x}) is dropped like C{..}.
         """
         self.assertFalse(os.path.lexists("/etc/passwd-spc-test"))
         for name, expected in [
@@ -925,6 +927,7 @@ class HostileNameTests(FileTestCase):
             ("/etc/passwd-spc-test", ["etc", "passwd-spc-test"]),
             ("..\\..\\win", ["win"]),
             ("./../.", ["unnamed"]),
+            ("c/" + (".." + " " * 253 + "x/") * 2 + "d", ["c", "d"]),
         ]:
             parts = yield self.sendHostile(name)
             self.assertEqual(parts, expected, name)

@@ -10,11 +10,13 @@ from __future__ import annotations
 
 import json
 import os
+import stat
 import time
 
 from hypothesis import given, settings, strategies as st
 from twisted.trial.unittest import SynchronousTestCase
 
+from spc import records
 from spc.errors import ResourceLimitExceeded
 from spc.filestore import (
     KEEP_SECONDS,
@@ -25,6 +27,7 @@ from spc.filestore import (
     RangeSet,
     safeParts,
 )
+from spc.inbox import MESSAGES_NAME, InboxReceiver
 
 PEER = "SHA256:peer"
 HOSTILE = [
@@ -243,6 +246,88 @@ class PlaceTests(SynchronousTestCase):
         for name in ("link/file", "link/sub/file"):
             self.assertRaises(ResourceLimitExceeded, placeBytes, store, name, b"x")
         self.assertEqual(os.listdir(os.path.join(root, "outside")), [])
+
+
+    def test_dotsRevealedByTheCut(self) -> None:
+        """
+        A component that is C{..} only once cut to 255 bytes and stripped
+        (C{..}, 253 spaces, C{x}) does not lead out of the inbox: the file
+        is stored inside it, and nothing is created beside the inbox.
+        """
+        root = os.path.abspath(self.mktemp())
+        store = makeStore(self, os.path.join(root, "inbox"))
+        dots = ".." + " " * 253 + "x"
+        path = placeBytes(store, f"a/{dots}/{dots}/escaped", b"payload")
+        self.assertEqual(os.listdir(root), ["inbox"])
+        self.assertEqual(os.path.relpath(path, store.directory), os.path.join("a", "escaped"))
+        self.assertEqual(read(path), b"payload")
+
+
+class Peer:
+    """
+    The part of a session an L{InboxReceiver} uses.
+    """
+
+    peer = PEER
+
+
+class ReservedNameTests(SynchronousTestCase):
+    """
+    The daemon's own files keep their names, whichever comes first: a
+    message or a file whose path names them at any depth.
+    """
+
+    def setUp(self) -> None:
+        self.inbox = self.mktemp()
+        self.store = FileStore(self.inbox)
+        self.receiver = InboxReceiver(self.inbox)
+
+    def message(self, text: bytes) -> None:
+        self.receiver.messageReceived(Peer(), text, records.KIND_TEXT)
+
+    def messages(self) -> list[str]:
+        with open(self.receiver.messagesPath) as f:
+            return [json.loads(line)["text"] for line in f]
+
+    def stored(self, name: str, data: bytes) -> str:
+        return os.path.relpath(placeBytes(self.store, name, data), self.inbox)
+
+    def test_fileFirst(self) -> None:
+        """
+        A file named C{messages.jsonl/x} received before the first message
+        does not make the message log a folder: it is stored as
+        C{_messages.jsonl/x}, and messages are stored after it.
+        """
+        self.assertEqual(self.stored("messages.jsonl/x", b"file"), "_messages.jsonl/x")
+        self.message(b"after")
+        self.assertEqual(self.messages(), ["after"])
+        self.assertTrue(stat.S_ISREG(os.lstat(self.receiver.messagesPath).st_mode))
+
+    def test_messageFirst(self) -> None:
+        """
+        After a message, files named after the log at any depth, or the
+        log itself, are stored under other names, and the log goes on.
+        """
+        self.message(b"before")
+        for name, expected in [
+            ("messages.jsonl/x", "_messages.jsonl/x"),
+            ("MESSAGES.JSONL", "_MESSAGES.JSONL"),
+            ("sub/messages.jsonl", "sub/_messages.jsonl"),
+            ("messages.jsonl", "_messages (1).jsonl"),
+        ]:
+            self.assertEqual(self.stored(name, name.encode()), expected)
+        self.message(b"after")
+        self.assertEqual(self.messages(), ["before", "after"])
+
+    def test_receiptLog(self) -> None:
+        """
+        C{files.jsonl}, the receipt log beside the message log, is
+        reserved too, at any depth.
+        """
+        self.assertEqual(self.stored("files.jsonl", b"1"), "_files.jsonl")
+        self.assertEqual(self.stored("sub/files.jsonl/x", b"2"), "sub/_files.jsonl/x")
+        self.assertEqual(self.stored("a/Files.JSONL", b"3"), "a/_Files.JSONL")
+        self.assertFalse(os.path.lexists(os.path.join(self.inbox, "files.jsonl")))
 
 
 class PartialTests(SynchronousTestCase):

@@ -7,9 +7,12 @@ after the sender's identity and the transfer id, never after anything the
 peer chose; next to it a small state file lists the byte ranges that are
 written and fsynced, which is what a resumed transfer may skip (A12).  Only
 after the whole-file SHA-256 matched is the file linked under its final
-name, which is the sender's name reduced to safe path components and made
-unique: an existing file is never replaced, and a partial or corrupt file
-never appears under a final name.
+name: the sender's name reduced to safe path components
+(L{spc.filenames}), placed through directory descriptors opened from the
+inbox (L{spc.inboxtree}) and made unique.  An existing file is never
+replaced, and a partial or corrupt file never appears under a final name.
+A name that could not be stored is refused when it is offered, before any
+data is sent.
 """
 
 from __future__ import annotations
@@ -18,32 +21,33 @@ import bisect
 import hashlib
 import json
 import os
-import stat
 import time
 from typing import Callable, Iterator
 
-from spc._files import fsyncDirectory, replaceFile, unlinkQuietly
-from spc.errors import NameUnavailable, ResourceLimitExceeded
+from spc._files import replaceFile, unlinkQuietly
+from spc.errors import ResourceLimitExceeded
 from spc.filenames import (
     MAX_COMPONENT_BYTES,
     MAX_DEPTH,
     PARTIAL_DIRECTORY,
     RESERVED_NAMES,
-    numbered,
     safeParts,
     withoutControls,
 )
+from spc.inboxtree import MAX_UNIQUE_TRIES, StoredFile, checkFolders, placeFile
 
-# The name rules live in spc.filenames; callers of this module know them
-# from here.
+# The name rules live in spc.filenames and the folders in spc.inboxtree;
+# callers of this module know them from here.
 __all__ = [
     "FileStore",
     "MAX_COMPONENT_BYTES",
     "MAX_DEPTH",
+    "MAX_UNIQUE_TRIES",
     "PARTIAL_DIRECTORY",
     "PartialFile",
     "RESERVED_NAMES",
     "RangeSet",
+    "StoredFile",
     "safeParts",
     "withoutControls",
 ]
@@ -53,7 +57,6 @@ DEFAULT_RESERVE = 64 * 1024 * 1024
 DEFAULT_QUOTA = 256 * 1024**3
 KEEP_SECONDS = 24 * 3600
 EXPIRY_INTERVAL = 3600
-MAX_UNIQUE_TRIES = 10_000
 _HASH_BLOCK = 1024 * 1024
 
 
@@ -184,12 +187,12 @@ class PartialFile:
         os.close(self._descriptor)
         self._descriptor = -1
         try:
-            final = self._store.place(self.path, self.name)
+            stored = self._store.place(self.path, self.name)
         except BaseException:
             self.discard()
             raise
         self._store.forget(self.key, completed=True)
-        return final
+        return stored.path
 
     def discard(self) -> None:
         """
@@ -260,14 +263,29 @@ class FileStore:
         finished = self._completed.get(key)
         return finished is not None and self._now() - finished < KEEP_SECONDS
 
+    def checkName(self, name: str) -> list[str]:
+        """
+        The components C{name} would be stored under, checked against the
+        inbox as it is now, so that a name which could not be stored is
+        refused before any data is sent.
+
+        @raise NameUnavailable: if a folder of the path exists and is not
+            a folder (a file, or a symbolic link).
+        """
+        parts = safeParts(name, self.reserved)
+        checkFolders(self.directory, parts[:-1])
+        return parts
+
     def open(self, key: str, name: str, size: int, peer: str = "") -> PartialFile:
         """
         The partial file for a transfer from C{peer}: resumed if its state
         matches, new otherwise.
 
+        @raise NameUnavailable: when the name could not be stored.
         @raise ResourceLimitExceeded: when the file would not fit on disk
             beyond the reserve, or would take C{peer} over its quota.
         """
+        self.checkName(name)
         if self._now() - self._lastExpiry > EXPIRY_INTERVAL:
             self._lastExpiry = self._now()
             self.expire()
@@ -317,30 +335,11 @@ class FileStore:
             0o600,
         )
 
-    def place(self, source: str, name: str) -> str:
+    def place(self, source: str, name: str) -> StoredFile:
         """
         Link C{source} under the safe, unique final path for C{name}.
         """
-        parts = safeParts(name, self.reserved)
-        folder = self.directory
-        for part in parts[:-1]:
-            folder = os.path.join(folder, part)
-            try:
-                os.mkdir(folder, 0o700)
-            except FileExistsError:
-                if not stat.S_ISDIR(os.lstat(folder).st_mode):
-                    raise NameUnavailable(f"{part!r} in the inbox is not a folder") from None
-        for number in range(MAX_UNIQUE_TRIES):
-            leaf = parts[-1] if number == 0 else numbered(parts[-1], number)
-            final = os.path.join(folder, leaf)
-            try:
-                os.link(source, final)
-            except FileExistsError:
-                continue
-            os.unlink(source)
-            fsyncDirectory(folder)
-            return final
-        raise NameUnavailable(f"too many files named {parts[-1]!r}")
+        return placeFile(self.directory, source, safeParts(name, self.reserved))
 
     def forget(self, key: str, completed: bool) -> None:
         self._owners.pop(key, None)

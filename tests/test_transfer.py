@@ -759,6 +759,24 @@ class RefusalTests(TransferTestCase):
         self.failureResultOf(sent, TransferFailed)
         self.assertEqual(link.sent(records.FileData), [])
 
+    def test_unstorableNameRefusedAtOffer(self) -> None:
+        """
+        A name that could not be stored (a file stands where one of its
+        folders must go) is refused at the offer, before any data is sent,
+        and no partial file is made; the file in the way is untouched.
+        """
+        with open(os.path.join(self.inbox, "blocker"), "wb") as f:
+            f.write(b"in the way")
+        link = Link(self, self.store)
+        sender, sent = link.send(self.source(os.urandom(3 * SIZE)), "blocker/x")
+        link.flow()
+        failure = self.failureResultOf(sent, TransferFailed)
+        self.assertIn("refused", str(failure.value))
+        self.assertEqual(link.statuses(), [records.FILE_REFUSED])
+        self.assertEqual(link.sent(records.FileData), [])
+        self.assertEqual(self.partials(), [])
+        self.assertEqual(self.inboxFiles(), ["blocker"])
+
     def test_tooManyAtOnce(self) -> None:
         """
         More than C{MAX_ACTIVE_FILES} transfers at once from one peer is a

@@ -12,7 +12,8 @@ name: the sender's name reduced to safe path components
 inbox (L{spc.inboxtree}) and made unique.  An existing file is never
 replaced, and a partial or corrupt file never appears under a final name.
 A name that could not be stored is refused when it is offered, before any
-data is sent.
+data is sent.  A completed transfer is remembered with the file it stored
+(L{spc.completed}), and counts as complete only while that file is there.
 """
 
 from __future__ import annotations
@@ -25,6 +26,7 @@ import time
 from typing import Callable, Iterator
 
 from spc._files import replaceFile, unlinkQuietly
+from spc.completed import CompletedTransfers, fileIdentity
 from spc.errors import ResourceLimitExceeded
 from spc.filenames import (
     MAX_COMPONENT_BYTES,
@@ -34,7 +36,7 @@ from spc.filenames import (
     safeParts,
     withoutControls,
 )
-from spc.inboxtree import MAX_UNIQUE_TRIES, StoredFile, checkFolders, placeFile
+from spc.inboxtree import MAX_UNIQUE_TRIES, StoredFile, checkFolders, findFile, placeFile
 
 # The name rules live in spc.filenames and the folders in spc.inboxtree;
 # callers of this module know them from here.
@@ -191,7 +193,7 @@ class PartialFile:
         except BaseException:
             self.discard()
             raise
-        self._store.forget(self.key, completed=True)
+        self._store.forget(self.key, stored)
         return stored.path
 
     def discard(self) -> None:
@@ -200,7 +202,7 @@ class PartialFile:
         sender, an expired transfer).
         """
         self.close()
-        self._store.forget(self.key, completed=False)
+        self._store.forget(self.key)
 
     def close(self) -> None:
         if self._descriptor >= 0:
@@ -222,6 +224,7 @@ class FileStore:
         would stop every later message.
     @ivar _owners: C{key -> (identity, declared size)} of every partial
         file, kept in memory so an offer costs no directory scan.
+    @ivar _completed: the completed transfers and what they stored.
     """
 
     def __init__(
@@ -239,8 +242,9 @@ class FileStore:
         self._now = now
         self._partials = os.path.join(directory, PARTIAL_DIRECTORY)
         os.makedirs(self._partials, mode=0o700, exist_ok=True)
-        self._completedPath = os.path.join(self._partials, "completed.json")
-        self._completed: dict[str, float] = self._loadCompleted()
+        self._completed = CompletedTransfers(
+            os.path.join(self._partials, "completed.json"), now, KEEP_SECONDS
+        )
         self._owners: dict[str, tuple[str, int]] = dict(self._loadOwners())
         self._lastExpiry = self._now()
         self.expire()
@@ -259,9 +263,37 @@ class FileStore:
     def _statePath(self, key: str) -> str:
         return os.path.join(self._partials, key + ".json")
 
+    def completedName(self, key: str) -> str | None:
+        """
+        Where the transfer C{key} stored its file, if it completed within
+        C{KEEP_SECONDS} and that file is still there, unchanged: a sender
+        told "complete" acts on the file being in the inbox.  Otherwise
+        the record is dropped, and the file is received again.
+
+        "Unchanged" means a regular file, reached without following a
+        symbolic link, with the device, inode, size, modification and
+        change times it had right after it was stored.  The content is not
+        hashed again (too slow for large files), so this misses a change
+        that keeps all of those: a rewrite of the same size within the
+        file system's timestamp granularity right after the file was
+        stored, or any rewrite on a file system that keeps no change time.
+        A user can set a modification time back (C{touch -r}), not a
+        change time.
+
+        @return: the path relative to the inbox, C{/}-separated, or
+            L{None}.
+        """
+        record = self._completed.get(key)
+        if record is None:
+            return None
+        status = findFile(self.directory, record.name)
+        if status is not None and fileIdentity(status) == record.identity:
+            return record.name
+        self._completed.drop(key)
+        return None
+
     def isCompleted(self, key: str) -> bool:
-        finished = self._completed.get(key)
-        return finished is not None and self._now() - finished < KEEP_SECONDS
+        return self.completedName(key) is not None
 
     def checkName(self, name: str) -> list[str]:
         """
@@ -341,19 +373,16 @@ class FileStore:
         """
         return placeFile(self.directory, source, safeParts(name, self.reserved))
 
-    def forget(self, key: str, completed: bool) -> None:
+    def forget(self, key: str, stored: StoredFile | None = None) -> None:
+        """
+        Delete the partial file and state of C{key}; remember it as
+        completed if it C{stored} a file.
+        """
         self._owners.pop(key, None)
         unlinkQuietly(self.partialPath(key))
         unlinkQuietly(self._statePath(key))
-        if completed:
-            now = self._now()
-            self._completed = {
-                k: t for k, t in self._completed.items() if now - t < KEEP_SECONDS
-            }
-            self._completed[key] = now
-            replaceFile(
-                self._completedPath, json.dumps(self._completed).encode("utf-8"), 0o600
-            )
+        if stored is not None:
+            self._completed.add(key, stored.name, stored.status)
 
     def expire(self) -> int:
         """
@@ -365,7 +394,7 @@ class FileStore:
         for entry in os.scandir(self._partials):
             if entry.name.endswith(".json") and entry.name != "completed.json":
                 if self._now() - entry.stat().st_mtime > KEEP_SECONDS:
-                    self.forget(entry.name[: -len(".json")], completed=False)
+                    self.forget(entry.name[: -len(".json")])
                     removed += 1
         return removed
 
@@ -382,7 +411,7 @@ class FileStore:
             if owner and not admitted(owner)
         ]
         for key in revoked:
-            self.forget(key, completed=False)
+            self.forget(key)
         return len(revoked)
 
     def _loadOwners(self) -> Iterator[tuple[str, tuple[str, int]]]:
@@ -395,11 +424,3 @@ class FileStore:
                 except (OSError, ValueError, KeyError, TypeError, AttributeError):
                     continue
                 yield entry.name[: -len(".json")], owner
-
-    def _loadCompleted(self) -> dict[str, float]:
-        try:
-            with open(self._completedPath) as f:
-                loaded = json.load(f)
-            return {str(k): float(v) for k, v in loaded.items()}
-        except (OSError, ValueError, AttributeError, TypeError):
-            return {}

@@ -21,7 +21,7 @@ from typing import NamedTuple, Sequence
 from spc.errors import NameUnavailable
 from spc.filenames import numbered
 
-__all__ = ["MAX_UNIQUE_TRIES", "StoredFile", "checkFolders", "placeFile"]
+__all__ = ["MAX_UNIQUE_TRIES", "StoredFile", "checkFolders", "findFile", "placeFile"]
 
 MAX_UNIQUE_TRIES = 10_000
 _O_CLOEXEC = getattr(os, "O_CLOEXEC", 0)
@@ -174,3 +174,21 @@ def placeFile(inbox: str, source: str, parts: Sequence[str]) -> StoredFile:
             relative = "/".join([*folders, leaf])
             return StoredFile(os.path.join(inbox, *folders, leaf), relative, status)
     raise NameUnavailable(f"too many files named {wanted!r}")
+
+
+def findFile(inbox: str, name: str) -> os.stat_result | None:
+    """
+    The C{lstat} of the regular file at C{name} (relative, C{/}-separated)
+    inside the inbox, reached without following any symbolic link; L{None}
+    if there is no such file.
+    """
+    *folders, leaf = name.split("/")
+    try:
+        _checkComponent(leaf)
+        with _Folders(inbox, folders, create=False) as opened:
+            if not opened.complete:
+                return None
+            status = os.stat(leaf, dir_fd=opened.last, follow_symlinks=False)
+    except (OSError, NameUnavailable):
+        return None
+    return status if stat.S_ISREG(status.st_mode) else None

@@ -679,6 +679,22 @@ class NoOverwriteTests(FileTestCase):
         self.assertEqual(self.daemon.output.log.count("Stored notes.txt "), 1)
 
     @inlineCallbacks
+    def test_sameFileMovedAway(self):
+        """
+        The very same file sent again after the stored copy was moved out
+        of the inbox is not answered "complete" from memory: it is received
+        and stored again, and C{spc send} reports what really happened.
+        """
+        path = writeFile(os.path.join(self.source, "report.pdf"), b"%PDF once")
+        result = yield self.sendFiles(path)
+        self.assertFilesDelivered(result, 1)
+        os.rename(os.path.join(self.inbox, "report.pdf"), os.path.join(self.root, "moved.pdf"))
+        result = yield self.sendFiles(path)
+        self.assertFilesDelivered(result, 1)
+        self.assertEqual(self.inboxFiles(), {"report.pdf": b"%PDF once"})
+        self.assertEqual(self.daemon.output.log.count("Stored report.pdf "), 2)
+
+    @inlineCallbacks
     def test_sameFileChanged(self):
         """
         The same path with new content is a new transfer: stored beside the

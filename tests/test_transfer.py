@@ -465,6 +465,28 @@ class ResumeTests(TransferTestCase):
         self.assertEqual(second.sent(records.FileData), [])
         self.assertEqual(self.inboxFiles(), ["file.bin"])
 
+    def test_completedButMovedAway(self) -> None:
+        """
+        An offer of a completed transfer whose stored file was moved away
+        is not answered "complete": the file is received and stored again.
+        """
+        data = os.urandom(SIZE + 1)
+        path = self.source(data)
+        first = Link(self, self.store)
+        first.send(path)
+        first.flow()
+        os.rename(os.path.join(self.inbox, "file.bin"), os.path.join(self.sources, "moved"))
+        self.assertEqual(self.inboxFiles(), [])
+        second = Link(self, self.store)
+        sender, sent = second.send(path)
+        second.flow()
+        self.successResultOf(sent)
+        self.assertEqual(second.statuses()[0], records.FILE_RESUME)
+        self.assertEqual(second.statuses()[-1], records.FILE_COMPLETE)
+        self.assertEqual(len(second.sent(records.FileData)), 2)
+        self.assertEqual(self.inboxFiles(), ["file.bin"])
+        self.assertEqual(self.read(os.path.join(self.inbox, "file.bin")), data)
+
     def test_newIdentityNoResume(self) -> None:
         """
         Another identity offering the same transfer id does not get the

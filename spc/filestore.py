@@ -109,10 +109,17 @@ class PartialFile:
     @ivar name: the sender's name for it.
     @ivar held: byte ranges written and fsynced (safe to claim on resume).
     @ivar written: byte ranges written, fsynced or not.
+    @ivar claim: the store's record of this opening; once the store forgot
+        it (the file completed, was discarded or revoked, or opened anew),
+        nothing this object does touches the state file again.
     """
 
-    def __init__(self, store: FileStore, key: str, name: str, size: int, held: RangeSet):
+    def __init__(
+        self, store: FileStore, key: str, name: str, size: int, held: RangeSet,
+        claim: tuple[str, int],
+    ) -> None:
         self._store = store
+        self.claim = claim
         self.key = key
         self.name = name
         self.size = size
@@ -223,7 +230,8 @@ class FileStore:
         and whatever the caller adds): a folder named C{messages.jsonl}
         would stop every later message.
     @ivar _owners: C{key -> (identity, declared size)} of every partial
-        file, kept in memory so an offer costs no directory scan.
+        file, kept in memory so an offer costs no directory scan; the
+        tuple is also the L{PartialFile.claim} of its latest opening.
     @ivar _completed: the completed transfers and what they stored.
     """
 
@@ -341,23 +349,26 @@ class FileStore:
             raise ResourceLimitExceeded(f"no room for a file of {size} bytes")
         if not len(held):
             unlinkQuietly(self.partialPath(key))
-        partial = PartialFile(self, key, name, size, held)
-        self._owners[key] = (peer, size)
+        claim = (peer, size)
+        partial = PartialFile(self, key, name, size, held, claim)
+        self._owners[key] = claim
         self.saveState(partial)
         return partial
 
     def saveState(self, partial: PartialFile) -> None:
         """
-        Record what C{partial} holds; nothing for a transfer that completed
-        meanwhile (an older session's copy closing late).
+        Record what C{partial} holds, unless the store forgot that opening
+        meanwhile: a transfer completed, discarded or revoked (A15) while
+        an fsync of it was still running must not get its state file back,
+        nor may an older opening's late claim replace a newer one's.
         """
-        if self.isCompleted(partial.key):
+        if self._owners.get(partial.key) is not partial.claim:
             return
         replaceFile(
             self._statePath(partial.key),
             json.dumps(
                 {
-                    "peer": self._owners.get(partial.key, ("", 0))[0],
+                    "peer": self._owners[partial.key][0],
                     "name": partial.name,
                     "size": partial.size,
                     "ranges": partial.held.ranges(),

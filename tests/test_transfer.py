@@ -649,6 +649,40 @@ class ThreadTests(TransferTestCase):
         self.assertEqual(self.stored, [])
 
 
+    def test_revokedWhileSyncing(self) -> None:
+        """
+        A sender revoked while an fsync of its file is in the thread: the
+        session ends, the store deletes the sender's unfinished files
+        (A15), and when the fsync returns, neither its claim nor the
+        session's final sync brings the state file back.
+        """
+        self.patch(transfer, "SYNC_BYTES", SIZE)
+        tid = b"k" * 16
+        self.incoming.offerReceived(records.FileOffer(tid, 4 * SIZE, "k.bin"))
+        self.incoming.dataReceived(records.FileData(tid, 0, b"k" * SIZE))
+        self.assertEqual(len(self.work), 1)
+        self.incoming.close()
+        self.assertEqual(self.store.forgetUnless(lambda peer: False), 1)
+        self.assertEqual(self.partials(), [])
+        while self.work:
+            self.runWork()
+        self.assertEqual(self.partials(), [])
+
+    def test_revokedBeforeClaim(self) -> None:
+        """
+        A sender's files deleted while an fsync is in the thread and its
+        session still open: the fsync's claim does not bring the state
+        file back either.
+        """
+        self.patch(transfer, "SYNC_BYTES", SIZE)
+        tid = b"q" * 16
+        self.incoming.offerReceived(records.FileOffer(tid, 4 * SIZE, "q.bin"))
+        self.incoming.dataReceived(records.FileData(tid, 0, b"q" * SIZE))
+        self.store.forgetUnless(lambda peer: False)
+        self.runWork()
+        self.assertEqual(self.partials(), [])
+
+
 class CorruptionTests(TransferTestCase):
     """
     A12: a digest mismatch deletes the partial file and asks for a restart;

@@ -126,7 +126,9 @@ class PartialFile:
         self.held = held
         self.written = RangeSet(held.ranges())
         self.path = store.partialPath(key)
-        self._descriptor = os.open(self.path, os.O_RDWR | os.O_CREAT, 0o600)
+        self._descriptor = os.open(
+            self.path, os.O_RDWR | os.O_CREAT | os.O_NOFOLLOW | os.O_CLOEXEC, 0o600
+        )
 
     def write(self, offset: int, data: bytes | memoryview) -> bool:
         """

@@ -518,6 +518,26 @@ class PartialTests(SynchronousTestCase):
         with open(store.partialPath(key), "rb") as f:
             self.assertEqual(f.read(10), b"a" * 10)
 
+    def test_partialSymlinkNotFollowed(self) -> None:
+        """
+        A symbolic link planted in place of a partial file (by anyone who
+        can write the partial directory) is not written through: resuming
+        the transfer fails, and the file it points to is untouched.
+        """
+        store = makeStore(self)
+        key = store.key(PEER, b"l" * 16)
+        partial = store.open(key, "f", 10)
+        partial.write(0, b"x" * 5)
+        partial.sync()
+        partial.close()
+        target = os.path.abspath(self.mktemp())
+        with open(target, "wb") as f:
+            f.write(b"precious")
+        os.unlink(store.partialPath(key))
+        os.symlink(target, store.partialPath(key))
+        self.assertRaises(OSError, store.open, key, "f", 10)
+        self.assertEqual(read(target), b"precious")
+
     def test_stateIgnoredWhenDifferent(self) -> None:
         """
         State for another size or name, or a state file that is not valid,

@@ -23,6 +23,7 @@ from spc.filestore import PARTIAL_DIRECTORY, FileStore
 from spc.messenger import YIELD, MultiChannelMessenger
 from spc.filesender import FileSender, transferID
 from spc.transfer import IncomingFiles
+from tests.files import rewriteKeepingTimes
 
 SIZE = 16 * 1024
 PARAMS = wire.Params(fragmentSize=SIZE, maxInner=wire.maxInnerSize(SIZE))
@@ -486,6 +487,17 @@ class ResumeTests(TransferTestCase):
         self.assertEqual(len(second.sent(records.FileData)), 2)
         self.assertEqual(self.inboxFiles(), ["file.bin"])
         self.assertEqual(self.read(os.path.join(self.inbox, "file.bin")), data)
+
+    def test_transferIDChangeTime(self) -> None:
+        """
+        A file edited in place with its size, inode and modification time
+        kept (C{touch -r}) has another transfer id: it is not taken for the
+        file already sent.
+        """
+        path = self.source(b"a" * 100)
+        first = transferID(SECRET, SERVER, path, "f.bin", os.stat(path))
+        edited = rewriteKeepingTimes(path, b"b" * 100)
+        self.assertNotEqual(first, transferID(SECRET, SERVER, path, "f.bin", edited))
 
     def test_newIdentityNoResume(self) -> None:
         """
@@ -1005,6 +1017,22 @@ class SenderFailureTests(TransferTestCase):
         link.flow()
         self.failureResultOf(sent, TransferFailed)
         self.assertEqual(link.sent(records.FileEnd), [])
+
+    def test_editedInPlaceTimesKept(self) -> None:
+        """
+        A file rewritten in place while it is read, with its size and
+        modification time set back (C{touch -r}), fails with
+        L{TransferFailed} before its end record: its change time moved.
+        """
+        path = self.source(os.urandom(2 * SIZE))
+        link = Link(self, self.store)
+        sender, sent = link.send(path)
+        link.step()
+        rewriteKeepingTimes(path, os.urandom(2 * SIZE))
+        link.flow()
+        self.failureResultOf(sent, TransferFailed)
+        self.assertEqual(link.sent(records.FileEnd), [])
+        self.assertEqual(self.inboxFiles(), [])
 
     def test_sessionEnds(self) -> None:
         """

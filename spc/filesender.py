@@ -53,13 +53,15 @@ def transferID(
 ) -> bytes:
     """
     The id of sending one file to one server under one name: the same while
-    the file is unchanged (path, device, inode, size, modification time),
-    so a re-run resumes, and unlinkable by anyone without the sender's
-    secret.
+    the file is unchanged (path, device, inode, size, modification and
+    change times), so a re-run resumes, and unlinkable by anyone without
+    the sender's secret.  The change time is there because a modification
+    time can be set back (C{touch -r}) after an edit that kept the size; a
+    change time cannot.
     """
     identity = "\0".join(
         (server, os.path.abspath(path), name, str(stat.st_dev), str(stat.st_ino),
-         str(stat.st_size), str(stat.st_mtime_ns))
+         str(stat.st_size), str(stat.st_mtime_ns), str(stat.st_ctime_ns))
     ).encode("utf-8")
     return hmac.new(secret, identity, hashlib.sha256).digest()[:16]
 
@@ -152,8 +154,14 @@ class FileSender:
         return TransferProgress(self.name, self.size, self._acked, None, True)
 
     def _changed(self) -> bool:
-        now = os.fstat(self._file.fileno())
-        return (now.st_size, now.st_mtime_ns) != (self._stat.st_size, self._stat.st_mtime_ns)
+        """
+        Whether the file changed since it was opened, by the same measures
+        as its transfer id.
+        """
+        now, then = os.fstat(self._file.fileno()), self._stat
+        return (now.st_size, now.st_mtime_ns, now.st_ctime_ns) != (
+            then.st_size, then.st_mtime_ns, then.st_ctime_ns
+        )
 
     # What the receiver says.
 

@@ -7,9 +7,13 @@ after the sender's identity and the transfer id, never after anything the
 peer chose; next to it a small state file lists the byte ranges that are
 written and fsynced, which is what a resumed transfer may skip (A12).  Only
 after the whole-file SHA-256 matched is the file linked under its final
-name, which is the sender's name reduced to safe path components and made
-unique: an existing file is never replaced, and a partial or corrupt file
-never appears under a final name.
+name: the sender's name reduced to safe path components
+(L{spc.filenames}), placed through directory descriptors opened from the
+inbox (L{spc.inboxtree}) and made unique.  An existing file is never
+replaced, and a partial or corrupt file never appears under a final name.
+A name that could not be stored is refused when it is offered, before any
+data is sent.  A completed transfer is remembered with the file it stored
+(L{spc.completed}), and counts as complete only while that file is there.
 """
 
 from __future__ import annotations
@@ -18,78 +22,44 @@ import bisect
 import hashlib
 import json
 import os
-import stat
 import time
-import unicodedata
 from typing import Callable, Iterator
 
-from spc._files import fsyncDirectory, replaceFile, unlinkQuietly
-from spc.errors import NameUnavailable, ResourceLimitExceeded
+from spc._files import replaceFile, unlinkQuietly
+from spc.completed import CompletedTransfers, fileIdentity
+from spc.errors import ResourceLimitExceeded
+from spc.filenames import (
+    MAX_COMPONENT_BYTES,
+    MAX_DEPTH,
+    PARTIAL_DIRECTORY,
+    RESERVED_NAMES,
+    safeParts,
+    withoutControls,
+)
+from spc.inboxtree import MAX_UNIQUE_TRIES, StoredFile, checkFolders, findFile, placeFile
 
+# The name rules live in spc.filenames and the folders in spc.inboxtree;
+# callers of this module know them from here.
 __all__ = [
     "FileStore",
+    "MAX_COMPONENT_BYTES",
+    "MAX_DEPTH",
+    "MAX_UNIQUE_TRIES",
+    "PARTIAL_DIRECTORY",
     "PartialFile",
+    "RESERVED_NAMES",
     "RangeSet",
+    "StoredFile",
     "safeParts",
     "withoutControls",
 ]
 
-PARTIAL_DIRECTORY = ".spc-partial"
-MAX_COMPONENT_BYTES = 255
-MAX_DEPTH = 32
 MAX_NAME_BYTES = 4096
 DEFAULT_RESERVE = 64 * 1024 * 1024
 DEFAULT_QUOTA = 256 * 1024**3
 KEEP_SECONDS = 24 * 3600
 EXPIRY_INTERVAL = 3600
-MAX_UNIQUE_TRIES = 10_000
 _HASH_BLOCK = 1024 * 1024
-
-
-def withoutControls(text: str) -> str:
-    """
-    C{text} without its characters of Unicode category C (controls, format
-    characters such as bidirectional overrides, surrogates, private use and
-    unassigned): a name from the wire may carry a terminal escape or a
-    carriage return, which must reach neither a file system nor a screen.
-    """
-    return "".join(
-        character for character in text if unicodedata.category(character)[0] != "C"
-    )
-
-
-def safeParts(name: str) -> list[str]:
-    """
-    Reduce a path from the wire to components that stay inside a directory:
-    separators of either kind split, empty, C{.} and C{..} components go,
-    control characters (NUL included) go, and what is left is bounded in
-    length and depth.  A name with nothing left becomes C{unnamed}.
-    """
-    parts = []
-    for raw in name.replace("\\", "/").split("/"):
-        cleaned = withoutControls(unicodedata.normalize("NFC", raw)).strip()
-        if cleaned in ("", ".", ".."):
-            continue
-        encoded = cleaned.encode("utf-8")[:MAX_COMPONENT_BYTES]
-        cleaned = encoded.decode("utf-8", "ignore").strip() or "_"
-        if cleaned.lower().startswith(PARTIAL_DIRECTORY):
-            cleaned = "_" + cleaned
-        parts.append(cleaned)
-    return parts[-MAX_DEPTH:] or ["unnamed"]
-
-
-def _numbered(name: str, number: int) -> str:
-    """
-    C{name (number).ext}, with the stem shortened (never inside a UTF-8
-    character) so the result still fits a file-name component.
-    """
-    stem, dot, extension = name.rpartition(".")
-    if not stem or not dot:
-        stem, extension = name, ""
-    suffix = f" ({number})" + (f".{extension}" if extension else "")
-    room = MAX_COMPONENT_BYTES - len(suffix.encode("utf-8"))
-    stem = stem.encode("utf-8")[: max(room, 1)].decode("utf-8", "ignore") or "_"
-    return stem + suffix
 
 
 class RangeSet:
@@ -139,17 +109,26 @@ class PartialFile:
     @ivar name: the sender's name for it.
     @ivar held: byte ranges written and fsynced (safe to claim on resume).
     @ivar written: byte ranges written, fsynced or not.
+    @ivar claim: the store's record of this opening; once the store forgot
+        it (the file completed, was discarded or revoked, or opened anew),
+        nothing this object does touches the state file again.
     """
 
-    def __init__(self, store: FileStore, key: str, name: str, size: int, held: RangeSet):
+    def __init__(
+        self, store: FileStore, key: str, name: str, size: int, held: RangeSet,
+        claim: tuple[str, int],
+    ) -> None:
         self._store = store
+        self.claim = claim
         self.key = key
         self.name = name
         self.size = size
         self.held = held
         self.written = RangeSet(held.ranges())
         self.path = store.partialPath(key)
-        self._descriptor = os.open(self.path, os.O_RDWR | os.O_CREAT, 0o600)
+        self._descriptor = os.open(
+            self.path, os.O_RDWR | os.O_CREAT | os.O_NOFOLLOW | os.O_CLOEXEC, 0o600
+        )
 
     def write(self, offset: int, data: bytes | memoryview) -> bool:
         """
@@ -219,12 +198,12 @@ class PartialFile:
         os.close(self._descriptor)
         self._descriptor = -1
         try:
-            final = self._store.place(self.path, self.name)
+            stored = self._store.place(self.path, self.name)
         except BaseException:
             self.discard()
             raise
-        self._store.forget(self.key, completed=True)
-        return final
+        self._store.forget(self.key, stored)
+        return stored.path
 
     def discard(self) -> None:
         """
@@ -232,7 +211,7 @@ class PartialFile:
         sender, an expired transfer).
         """
         self.close()
-        self._store.forget(self.key, completed=False)
+        self._store.forget(self.key)
 
     def close(self) -> None:
         if self._descriptor >= 0:
@@ -248,10 +227,14 @@ class FileStore:
     @ivar quota: the most bytes one identity's unfinished files may
         declare together (A12), so one sender cannot fill the disk with
         transfers it never finishes.
-    @ivar _reserved: top-level names files may not take (the daemon's own
-        files, such as C{messages.jsonl}), compared without case.
+    @ivar reserved: names no component of a stored file may take, at any
+        depth and in any case (L{RESERVED_NAMES}, the daemon's own files,
+        and whatever the caller adds): a folder named C{messages.jsonl}
+        would stop every later message.
     @ivar _owners: C{key -> (identity, declared size)} of every partial
-        file, kept in memory so an offer costs no directory scan.
+        file, kept in memory so an offer costs no directory scan; the
+        tuple is also the L{PartialFile.claim} of its latest opening.
+    @ivar _completed: the completed transfers and what they stored.
     """
 
     def __init__(
@@ -263,14 +246,15 @@ class FileStore:
         quota: int = DEFAULT_QUOTA,
     ) -> None:
         self.directory = directory
-        self._reserved = frozenset(name.lower() for name in reserved)
+        self.reserved = RESERVED_NAMES | frozenset(reserved)
         self.reserve = reserve
         self.quota = quota
         self._now = now
         self._partials = os.path.join(directory, PARTIAL_DIRECTORY)
         os.makedirs(self._partials, mode=0o700, exist_ok=True)
-        self._completedPath = os.path.join(self._partials, "completed.json")
-        self._completed: dict[str, float] = self._loadCompleted()
+        self._completed = CompletedTransfers(
+            os.path.join(self._partials, "completed.json"), now, KEEP_SECONDS
+        )
         self._owners: dict[str, tuple[str, int]] = dict(self._loadOwners())
         self._lastExpiry = self._now()
         self.expire()
@@ -289,18 +273,61 @@ class FileStore:
     def _statePath(self, key: str) -> str:
         return os.path.join(self._partials, key + ".json")
 
+    def completedName(self, key: str) -> str | None:
+        """
+        Where the transfer C{key} stored its file, if it completed within
+        C{KEEP_SECONDS} and that file is still there, unchanged: a sender
+        told "complete" acts on the file being in the inbox.  Otherwise
+        the record is dropped, and the file is received again.
+
+        "Unchanged" means a regular file, reached without following a
+        symbolic link, with the device, inode, size, modification and
+        change times it had right after it was stored.  The content is not
+        hashed again (too slow for large files), so this misses a change
+        that keeps all of those: a rewrite of the same size within the
+        file system's timestamp granularity right after the file was
+        stored, or any rewrite on a file system that keeps no change time.
+        A user can set a modification time back (C{touch -r}), not a
+        change time.
+
+        @return: the path relative to the inbox, C{/}-separated, or
+            L{None}.
+        """
+        record = self._completed.get(key)
+        if record is None:
+            return None
+        status = findFile(self.directory, record.name)
+        if status is not None and fileIdentity(status) == record.identity:
+            return record.name
+        self._completed.drop(key)
+        return None
+
     def isCompleted(self, key: str) -> bool:
-        finished = self._completed.get(key)
-        return finished is not None and self._now() - finished < KEEP_SECONDS
+        return self.completedName(key) is not None
+
+    def checkName(self, name: str) -> list[str]:
+        """
+        The components C{name} would be stored under, checked against the
+        inbox as it is now, so that a name which could not be stored is
+        refused before any data is sent.
+
+        @raise NameUnavailable: if a folder of the path exists and is not
+            a folder (a file, or a symbolic link).
+        """
+        parts = safeParts(name, self.reserved)
+        checkFolders(self.directory, parts[:-1])
+        return parts
 
     def open(self, key: str, name: str, size: int, peer: str = "") -> PartialFile:
         """
         The partial file for a transfer from C{peer}: resumed if its state
         matches, new otherwise.
 
+        @raise NameUnavailable: when the name could not be stored.
         @raise ResourceLimitExceeded: when the file would not fit on disk
             beyond the reserve, or would take C{peer} over its quota.
         """
+        self.checkName(name)
         if self._now() - self._lastExpiry > EXPIRY_INTERVAL:
             self._lastExpiry = self._now()
             self.expire()
@@ -324,23 +351,26 @@ class FileStore:
             raise ResourceLimitExceeded(f"no room for a file of {size} bytes")
         if not len(held):
             unlinkQuietly(self.partialPath(key))
-        partial = PartialFile(self, key, name, size, held)
-        self._owners[key] = (peer, size)
+        claim = (peer, size)
+        partial = PartialFile(self, key, name, size, held, claim)
+        self._owners[key] = claim
         self.saveState(partial)
         return partial
 
     def saveState(self, partial: PartialFile) -> None:
         """
-        Record what C{partial} holds; nothing for a transfer that completed
-        meanwhile (an older session's copy closing late).
+        Record what C{partial} holds, unless the store forgot that opening
+        meanwhile: a transfer completed, discarded or revoked (A15) while
+        an fsync of it was still running must not get its state file back,
+        nor may an older opening's late claim replace a newer one's.
         """
-        if self.isCompleted(partial.key):
+        if self._owners.get(partial.key) is not partial.claim:
             return
         replaceFile(
             self._statePath(partial.key),
             json.dumps(
                 {
-                    "peer": self._owners.get(partial.key, ("", 0))[0],
+                    "peer": self._owners[partial.key][0],
                     "name": partial.name,
                     "size": partial.size,
                     "ranges": partial.held.ranges(),
@@ -350,45 +380,22 @@ class FileStore:
             0o600,
         )
 
-    def place(self, source: str, name: str) -> str:
+    def place(self, source: str, name: str) -> StoredFile:
         """
         Link C{source} under the safe, unique final path for C{name}.
         """
-        parts = safeParts(name)
-        folder = self.directory
-        for part in parts[:-1]:
-            folder = os.path.join(folder, part)
-            try:
-                os.mkdir(folder, 0o700)
-            except FileExistsError:
-                if not stat.S_ISDIR(os.lstat(folder).st_mode):
-                    raise NameUnavailable(f"{part!r} in the inbox is not a folder") from None
-        first = 1 if len(parts) == 1 and parts[0].lower() in self._reserved else 0
-        for number in range(first, MAX_UNIQUE_TRIES):
-            leaf = parts[-1] if number == 0 else _numbered(parts[-1], number)
-            final = os.path.join(folder, leaf)
-            try:
-                os.link(source, final)
-            except FileExistsError:
-                continue
-            os.unlink(source)
-            fsyncDirectory(folder)
-            return final
-        raise NameUnavailable(f"too many files named {parts[-1]!r}")
+        return placeFile(self.directory, source, safeParts(name, self.reserved))
 
-    def forget(self, key: str, completed: bool) -> None:
+    def forget(self, key: str, stored: StoredFile | None = None) -> None:
+        """
+        Delete the partial file and state of C{key}; remember it as
+        completed if it C{stored} a file.
+        """
         self._owners.pop(key, None)
         unlinkQuietly(self.partialPath(key))
         unlinkQuietly(self._statePath(key))
-        if completed:
-            now = self._now()
-            self._completed = {
-                k: t for k, t in self._completed.items() if now - t < KEEP_SECONDS
-            }
-            self._completed[key] = now
-            replaceFile(
-                self._completedPath, json.dumps(self._completed).encode("utf-8"), 0o600
-            )
+        if stored is not None:
+            self._completed.add(key, stored.name, stored.status)
 
     def expire(self) -> int:
         """
@@ -400,7 +407,7 @@ class FileStore:
         for entry in os.scandir(self._partials):
             if entry.name.endswith(".json") and entry.name != "completed.json":
                 if self._now() - entry.stat().st_mtime > KEEP_SECONDS:
-                    self.forget(entry.name[: -len(".json")], completed=False)
+                    self.forget(entry.name[: -len(".json")])
                     removed += 1
         return removed
 
@@ -417,7 +424,7 @@ class FileStore:
             if owner and not admitted(owner)
         ]
         for key in revoked:
-            self.forget(key, completed=False)
+            self.forget(key)
         return len(revoked)
 
     def _loadOwners(self) -> Iterator[tuple[str, tuple[str, int]]]:
@@ -430,11 +437,3 @@ class FileStore:
                 except (OSError, ValueError, KeyError, TypeError, AttributeError):
                     continue
                 yield entry.name[: -len(".json")], owner
-
-    def _loadCompleted(self) -> dict[str, float]:
-        try:
-            with open(self._completedPath) as f:
-                loaded = json.load(f)
-            return {str(k): float(v) for k, v in loaded.items()}
-        except (OSError, ValueError, AttributeError, TypeError):
-            return {}

@@ -26,7 +26,7 @@ from spc import tls
 from spc.errors import ConfigurationError, SPCError
 from spc.identity import defaultKeyDir, loadIdentity
 from spc.filestore import FileStore
-from spc.inbox import MESSAGES_NAME, InboxReceiver
+from spc.inbox import InboxReceiver
 from spc.logformat import checkFormat, installJSONObserver
 from spc.options import (
     MAX_CHANNELS,
@@ -360,7 +360,6 @@ class DaemonService(ServerService):
             params=config["params"],
             files=FileStore(
                 config["inbox"],
-                reserved=frozenset({MESSAGES_NAME}),
                 quota=config["partial-quota"],
             ),
             shutdownGrace=config["shutdown-grace"],

@@ -679,6 +679,22 @@ class NoOverwriteTests(FileTestCase):
         self.assertEqual(self.daemon.output.log.count("Stored notes.txt "), 1)
 
     @inlineCallbacks
+    def test_sameFileMovedAway(self):
+        """
+        The very same file sent again after the stored copy was moved out
+        of the inbox is not answered "complete" from memory: it is received
+        and stored again, and C{spc send} reports what really happened.
+        """
+        path = writeFile(os.path.join(self.source, "report.pdf"), b"%PDF once")
+        result = yield self.sendFiles(path)
+        self.assertFilesDelivered(result, 1)
+        os.rename(os.path.join(self.inbox, "report.pdf"), os.path.join(self.root, "moved.pdf"))
+        result = yield self.sendFiles(path)
+        self.assertFilesDelivered(result, 1)
+        self.assertEqual(self.inboxFiles(), {"report.pdf": b"%PDF once"})
+        self.assertEqual(self.daemon.output.log.count("Stored report.pdf "), 2)
+
+    @inlineCallbacks
     def test_sameFileChanged(self):
         """
         The same path with new content is a new transfer: stored beside the
@@ -916,7 +932,9 @@ class HostileNameTests(FileTestCase):
         backslashes separate too: C{../../x} is C{INBOX/x},
         C{a/../../b} is C{INBOX/a/b}, C{/etc/passwd-spc-test} is
         C{INBOX/etc/passwd-spc-test}, C{..\\..\\win} is C{INBOX/win}, and
-        a name with nothing left is C{INBOX/unnamed}.
+        a name with nothing left is C{INBOX/unnamed}; a component that is
+        C{..} only once cut to 255 bytes and stripped (C{..}, 253 spaces,
+        C{x}) is dropped like C{..}.
         """
         self.assertFalse(os.path.lexists("/etc/passwd-spc-test"))
         for name, expected in [
@@ -925,6 +943,7 @@ class HostileNameTests(FileTestCase):
             ("/etc/passwd-spc-test", ["etc", "passwd-spc-test"]),
             ("..\\..\\win", ["win"]),
             ("./../.", ["unnamed"]),
+            ("c/" + (".." + " " * 253 + "x/") * 2 + "d", ["c", "d"]),
         ]:
             parts = yield self.sendHostile(name)
             self.assertEqual(parts, expected, name)

@@ -10,12 +10,14 @@ from __future__ import annotations
 
 import json
 import os
+import stat
 import time
 
 from hypothesis import given, settings, strategies as st
-from twisted.trial.unittest import SynchronousTestCase
+from twisted.trial.unittest import SkipTest, SynchronousTestCase
 
-from spc.errors import ResourceLimitExceeded
+from spc import filestore, records
+from spc.errors import NameUnavailable, ResourceLimitExceeded
 from spc.filestore import (
     KEEP_SECONDS,
     MAX_COMPONENT_BYTES,
@@ -25,6 +27,8 @@ from spc.filestore import (
     RangeSet,
     safeParts,
 )
+from spc.inbox import MESSAGES_NAME, InboxReceiver
+from tests.names import nameStrategy
 
 PEER = "SHA256:peer"
 HOSTILE = [
@@ -245,6 +249,247 @@ class PlaceTests(SynchronousTestCase):
         self.assertEqual(os.listdir(os.path.join(root, "outside")), [])
 
 
+    def test_dotsRevealedByTheCut(self) -> None:
+        """
+        A component that is C{..} only once cut to 255 bytes and stripped
+        (C{..}, 253 spaces, C{x}) does not lead out of the inbox: the file
+        is stored inside it, and nothing is created beside the inbox.
+        """
+        root = os.path.abspath(self.mktemp())
+        store = makeStore(self, os.path.join(root, "inbox"))
+        dots = ".." + " " * 253 + "x"
+        path = placeBytes(store, f"a/{dots}/{dots}/escaped", b"payload")
+        self.assertEqual(os.listdir(root), ["inbox"])
+        self.assertEqual(os.path.relpath(path, store.directory), os.path.join("a", "escaped"))
+        self.assertEqual(read(path), b"payload")
+
+
+    def test_brokenNameRulesCannotEscape(self) -> None:
+        """
+        Should the name rules ever let through a component that leaves its
+        folder, the file is still never placed outside the inbox: folders
+        are opened from the inbox one at a time and the file is linked
+        relative to the last, and such a component is refused, with a
+        message saying why.
+        """
+        root = os.path.abspath(self.mktemp())
+        store = makeStore(self, os.path.join(root, "inbox"))
+        for parts in (["..", "escaped"], ["a", "..", "..", "escaped"], [".."], ["a", "."],
+                      ["a/../../b"], ["a/../../made", "x"], ["a", "b\0c"]):
+            self.patch(filestore, "safeParts", lambda name, reserved=(), parts=parts: parts)
+            error = self.assertRaises(NameUnavailable, placeBytes, store, "x", b"payload")
+            self.assertIn("cannot be a name in the inbox", str(error))
+        self.assertEqual(os.listdir(root), ["inbox"])
+        self.assertEqual(
+            sorted(os.listdir(store.directory)), sorted(["a", PARTIAL_DIRECTORY])
+        )
+
+    def test_symlinkPlantedDeeper(self) -> None:
+        """
+        A symbolic link planted anywhere along the path, even to a folder
+        inside the inbox, is not followed: the name is refused.
+        """
+        root = os.path.abspath(self.mktemp())
+        outside = os.path.join(root, "outside")
+        os.makedirs(outside)
+        store = makeStore(self, os.path.join(root, "inbox"))
+        os.makedirs(os.path.join(store.directory, "a", "real"))
+        os.symlink(outside, os.path.join(store.directory, "a", "out"))
+        os.symlink("real", os.path.join(store.directory, "a", "in"))
+        for name in ("a/out/file", "a/out/sub/file", "a/in/file"):
+            error = self.assertRaises(NameUnavailable, placeBytes, store, name, b"x")
+            self.assertIn("in the inbox is not a folder", str(error))
+        self.assertEqual(os.listdir(outside), [])
+        self.assertEqual(os.listdir(os.path.join(store.directory, "a", "real")), [])
+
+    def test_symlinkSwappedInAfterOffer(self) -> None:
+        """
+        A folder replaced by a symbolic link after the offer was accepted
+        refuses the file when it is placed; nothing goes where it points.
+        """
+        root = os.path.abspath(self.mktemp())
+        outside = os.path.join(root, "outside")
+        os.makedirs(outside)
+        store = makeStore(self, os.path.join(root, "inbox"))
+        os.mkdir(os.path.join(store.directory, "a"))
+        partial = store.open(store.key(PEER, b"s" * 16), "a/file", 1)
+        partial.write(0, b"x")
+        os.rmdir(os.path.join(store.directory, "a"))
+        os.symlink(outside, os.path.join(store.directory, "a"))
+        self.assertRaises(NameUnavailable, partial.finish)
+        self.assertEqual(os.listdir(outside), [])
+
+    def test_createdFoldersSynced(self) -> None:
+        """
+        Before a file counts as stored, its folder and the parent of every
+        folder made for it are fsynced, from the deepest up: the file's
+        entry and the entries leading to it survive a crash.
+        """
+        if not os.path.isdir("/proc/self/fd"):
+            raise SkipTest("needs /proc/self/fd to name descriptors")
+        store = makeStore(self)
+        os.mkdir(os.path.join(store.directory, "a"))
+        synced: list[str] = []
+        realFsync = os.fsync
+
+        def fsync(descriptor: int) -> None:
+            synced.append(os.readlink(f"/proc/self/fd/{descriptor}"))
+            realFsync(descriptor)
+
+        self.patch(os, "fsync", fsync)
+        placeBytes(store, "a/b/c/d.bin", b"x")
+        inbox = os.path.realpath(store.directory)
+        folders = [
+            os.path.relpath(path, inbox) for path in synced
+            if os.path.isdir(path) and not path.startswith(os.path.join(inbox, PARTIAL_DIRECTORY))
+        ]
+        self.assertEqual(folders, ["a/b/c", "a/b", "a"])
+
+
+class PlaceAnyNameTests(SynchronousTestCase):
+    """
+    Whatever the name, a stored file ends up inside the inbox or is refused
+    with a clear error; it never replaces anything.
+    """
+
+    def setUp(self) -> None:
+        self.root = os.path.abspath(self.mktemp())
+        os.makedirs(os.path.join(self.root, "outside"))
+        self.store = makeStore(self, os.path.join(self.root, "inbox"))
+        inbox = self.store.directory
+        with open(os.path.join(inbox, "existing.txt"), "wb") as f:
+            f.write(b"mine")
+        with open(os.path.join(inbox, "blocker"), "wb") as f:
+            f.write(b"a file")
+        os.symlink(os.path.join(self.root, "outside"), os.path.join(inbox, "link"))
+        with open(os.path.join(inbox, MESSAGES_NAME), "wb") as f:
+            f.write(b"{}\n")
+
+    def snapshot(self) -> dict[str, object]:
+        """
+        Every entry under the root but the partial directory: a file's
+        content, a link's target, or C{"folder"}.
+        """
+        found: dict[str, object] = {}
+        for folder, folders, files in os.walk(self.root):
+            if PARTIAL_DIRECTORY in folders:
+                folders.remove(PARTIAL_DIRECTORY)
+            for name in folders + files:
+                path = os.path.join(folder, name)
+                if os.path.islink(path):
+                    found[path] = ("link", os.readlink(path))
+                elif os.path.isdir(path):
+                    found[path] = "folder"
+                else:
+                    found[path] = read(path)
+        return found
+
+    @settings(max_examples=300, deadline=None, derandomize=True)
+    @given(
+        st.one_of(
+            nameStrategy,
+            st.lists(
+                st.sampled_from(["link", "blocker", "existing.txt", "sub", "..", MESSAGES_NAME]),
+                min_size=1, max_size=4,
+            ).map("/".join),
+        ),
+        st.binary(max_size=16),
+    )
+    def test_anyName(self, name: str, data: bytes) -> None:
+        """
+        For any name: either the file is stored, inside the inbox and
+        outside its partial directory, with the content sent, and the only
+        new entries are it and folders inside the inbox; or it is refused
+        with L{NameUnavailable} saying why, and nothing changed.  Nothing
+        that was there is changed either way.
+        """
+        inbox = os.path.realpath(self.store.directory)
+        before = self.snapshot()
+        try:
+            path = placeBytes(self.store, name, data)
+        except NameUnavailable as error:
+            self.assertIn("in the inbox", str(error))
+            self.assertEqual(self.snapshot(), before)
+            return
+        real = os.path.realpath(path)
+        self.assertEqual(os.path.commonpath([real, inbox]), inbox, repr(name))
+        self.assertNotEqual(os.path.relpath(real, inbox).split(os.sep)[0], PARTIAL_DIRECTORY)
+        self.assertEqual(read(path), data)
+        after = self.snapshot()
+        self.assertEqual({k: after[k] for k in before}, before, repr(name))
+        for new in set(after) - set(before):
+            self.assertEqual(os.path.commonpath([new, inbox]), inbox, repr(name))
+            if new != path:
+                self.assertEqual(after[new], "folder", repr(name))
+
+
+class Peer:
+    """
+    The part of a session an L{InboxReceiver} uses.
+    """
+
+    peer = PEER
+
+
+class ReservedNameTests(SynchronousTestCase):
+    """
+    The daemon's own files keep their names, whichever comes first: a
+    message or a file whose path names them at any depth.
+    """
+
+    def setUp(self) -> None:
+        self.inbox = self.mktemp()
+        self.store = FileStore(self.inbox)
+        self.receiver = InboxReceiver(self.inbox)
+
+    def message(self, text: bytes) -> None:
+        self.receiver.messageReceived(Peer(), text, records.KIND_TEXT)
+
+    def messages(self) -> list[str]:
+        with open(self.receiver.messagesPath) as f:
+            return [json.loads(line)["text"] for line in f]
+
+    def stored(self, name: str, data: bytes) -> str:
+        return os.path.relpath(placeBytes(self.store, name, data), self.inbox)
+
+    def test_fileFirst(self) -> None:
+        """
+        A file named C{messages.jsonl/x} received before the first message
+        does not make the message log a folder: it is stored as
+        C{_messages.jsonl/x}, and messages are stored after it.
+        """
+        self.assertEqual(self.stored("messages.jsonl/x", b"file"), "_messages.jsonl/x")
+        self.message(b"after")
+        self.assertEqual(self.messages(), ["after"])
+        self.assertTrue(stat.S_ISREG(os.lstat(self.receiver.messagesPath).st_mode))
+
+    def test_messageFirst(self) -> None:
+        """
+        After a message, files named after the log at any depth, or the
+        log itself, are stored under other names, and the log goes on.
+        """
+        self.message(b"before")
+        for name, expected in [
+            ("messages.jsonl/x", "_messages.jsonl/x"),
+            ("MESSAGES.JSONL", "_MESSAGES.JSONL"),
+            ("sub/messages.jsonl", "sub/_messages.jsonl"),
+            ("messages.jsonl", "_messages (1).jsonl"),
+        ]:
+            self.assertEqual(self.stored(name, name.encode()), expected)
+        self.message(b"after")
+        self.assertEqual(self.messages(), ["before", "after"])
+
+    def test_receiptLog(self) -> None:
+        """
+        C{files.jsonl}, the receipt log beside the message log, is
+        reserved too, at any depth.
+        """
+        self.assertEqual(self.stored("files.jsonl", b"1"), "_files.jsonl")
+        self.assertEqual(self.stored("sub/files.jsonl/x", b"2"), "sub/_files.jsonl/x")
+        self.assertEqual(self.stored("a/Files.JSONL", b"3"), "a/_Files.JSONL")
+        self.assertFalse(os.path.lexists(os.path.join(self.inbox, "files.jsonl")))
+
+
 class PartialTests(SynchronousTestCase):
     """
     Partial files and their state file: only synced ranges are claimed,
@@ -272,6 +517,26 @@ class PartialTests(SynchronousTestCase):
         again.close()
         with open(store.partialPath(key), "rb") as f:
             self.assertEqual(f.read(10), b"a" * 10)
+
+    def test_partialSymlinkNotFollowed(self) -> None:
+        """
+        A symbolic link planted in place of a partial file (by anyone who
+        can write the partial directory) is not written through: resuming
+        the transfer fails, and the file it points to is untouched.
+        """
+        store = makeStore(self)
+        key = store.key(PEER, b"l" * 16)
+        partial = store.open(key, "f", 10)
+        partial.write(0, b"x" * 5)
+        partial.sync()
+        partial.close()
+        target = os.path.abspath(self.mktemp())
+        with open(target, "wb") as f:
+            f.write(b"precious")
+        os.unlink(store.partialPath(key))
+        os.symlink(target, store.partialPath(key))
+        self.assertRaises(OSError, store.open, key, "f", 10)
+        self.assertEqual(read(target), b"precious")
 
     def test_stateIgnoredWhenDifferent(self) -> None:
         """

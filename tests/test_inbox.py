@@ -7,11 +7,13 @@ from __future__ import annotations
 
 import base64
 import datetime
+import errno
 import json
 import os
 import stat
+import subprocess
 
-from twisted.trial.unittest import SynchronousTestCase
+from twisted.trial.unittest import SkipTest, SynchronousTestCase
 
 from spc import inbox, records
 from spc.inbox import MESSAGES_NAME, InboxReceiver, messageRecord
@@ -175,8 +177,11 @@ class InboxReceiverTests(SynchronousTestCase):
         """
         receiver = makeReceiver(self)
         synced: list[bytes] = []
+        realFsync = os.fsync
 
         def fsync(descriptor: int) -> None:
+            if stat.S_ISDIR(os.fstat(descriptor).st_mode):
+                return realFsync(descriptor)  # the inbox's, see test_inboxSynced
             with open(receiver.messagesPath, "rb") as f:
                 synced.append(f.read())
 
@@ -216,6 +221,111 @@ class InboxReceiverTests(SynchronousTestCase):
         )
         self.assertEqual(len(opened), 1)
         self.assertRaises(OSError, os.fstat, opened[0])
+
+    def test_inboxSynced(self) -> None:
+        """
+        When the first line of the log is written, the inbox is fsynced
+        after the log and before the receiver returns: the log's entry in
+        the inbox is durable, not only its content.  Later lines need no
+        such fsync.
+        """
+        receiver = makeReceiver(self)
+        synced: list[str] = []
+        realFsync = os.fsync
+
+        def fsync(descriptor: int) -> None:
+            isFolder = stat.S_ISDIR(os.fstat(descriptor).st_mode)
+            synced.append("inbox" if isFolder else "log")
+            realFsync(descriptor)
+
+        self.patch(os, "fsync", fsync)
+        receiver.messageReceived(FakeSession(), b"one", records.KIND_TEXT)
+        self.assertEqual(synced, ["log", "inbox"])
+        receiver.messageReceived(FakeSession(), b"two", records.KIND_TEXT)
+        self.assertEqual(synced, ["log", "inbox", "log"])
+
+    def test_tornLineRemoved(self) -> None:
+        """
+        An append that fails part-way (the disk is full) raises, and what it
+        wrote is cut off again: the next message is stored on a line of its
+        own, and every line of the log parses.
+        """
+        receiver = makeReceiver(self)
+        receiver.messageReceived(FakeSession(), b"first", records.KIND_TEXT)
+        with open(receiver.messagesPath, "rb") as f:
+            before = f.read()
+        realWrite = os.write
+
+        def fullDisk(descriptor: int, data) -> int:
+            if len(data) > 10:
+                return realWrite(descriptor, bytes(data[:10]))
+            raise OSError(errno.ENOSPC, "No space left on device")
+
+        self.patch(inbox.os, "write", fullDisk)
+        error = self.assertRaises(
+            OSError, receiver.messageReceived, FakeSession(), b"lost" * 10, records.KIND_TEXT
+        )
+        self.assertEqual(error.errno, errno.ENOSPC)
+        with open(receiver.messagesPath, "rb") as f:
+            self.assertEqual(f.read(), before)
+        self.patch(inbox.os, "write", realWrite)
+        receiver.messageReceived(FakeSession(), b"third", records.KIND_TEXT)
+        self.assertEqual([r["text"] for r in readLines(receiver)], ["first", "third"])
+
+    def test_tornLineRemovedOnFullFileSystem(self) -> None:
+        """
+        On a real file system that fills up (a small tmpfs, where the test
+        may mount one), a message that does not fit raises and leaves no
+        torn line; once there is room again, messages are stored whole.
+        """
+        directory = os.path.abspath(self.mktemp())
+        os.makedirs(directory)
+        mounted = subprocess.run(
+            ["mount", "-t", "tmpfs", "-o", "size=64k,mode=0700", "tmpfs", directory],
+            capture_output=True,
+        )
+        if mounted.returncode != 0:
+            raise SkipTest("cannot mount a small tmpfs here: " + mounted.stderr.decode().strip())
+        self.addCleanup(subprocess.run, ["umount", directory], check=True)
+        receiver = makeReceiver(self, directory)
+        receiver.messageReceived(FakeSession(), b"first", records.KIND_TEXT)
+        filler = os.path.join(directory, "filler")
+        with open(filler, "wb", buffering=0) as f:
+            try:
+                while True:
+                    f.write(b"\0" * 4096)
+            except OSError as error:
+                self.assertEqual(error.errno, errno.ENOSPC)
+        with open(filler, "r+b") as f:
+            f.truncate(os.path.getsize(filler) - 4096)
+        with open(receiver.messagesPath, "rb") as f:
+            before = f.read()
+        error = self.assertRaises(
+            OSError, receiver.messageReceived, FakeSession(), b"x" * 20000, records.KIND_TEXT
+        )
+        self.assertEqual(error.errno, errno.ENOSPC)
+        with open(receiver.messagesPath, "rb") as f:
+            self.assertEqual(f.read(), before)
+        os.unlink(filler)
+        receiver.messageReceived(FakeSession(), b"third", records.KIND_TEXT)
+        self.assertEqual([r["text"] for r in readLines(receiver)], ["first", "third"])
+
+    def test_symlinkNotFollowed(self) -> None:
+        """
+        A symbolic link planted as C{messages.jsonl} is not followed: the
+        message is not stored (the sender is told so), and the file it
+        points to is untouched.
+        """
+        receiver = makeReceiver(self)
+        target = os.path.abspath(self.mktemp())
+        with open(target, "wb") as f:
+            f.write(b"someone else's file\n")
+        os.symlink(target, receiver.messagesPath)
+        self.assertRaises(
+            OSError, receiver.messageReceived, FakeSession(), b"x", records.KIND_TEXT
+        )
+        with open(target, "rb") as f:
+            self.assertEqual(f.read(), b"someone else's file\n")
 
     def test_keepsEarlierLines(self) -> None:
         """

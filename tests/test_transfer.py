@@ -23,6 +23,7 @@ from spc.filestore import PARTIAL_DIRECTORY, FileStore
 from spc.messenger import YIELD, MultiChannelMessenger
 from spc.filesender import FileSender, transferID
 from spc.transfer import IncomingFiles
+from tests.files import rewriteKeepingTimes
 
 SIZE = 16 * 1024
 PARAMS = wire.Params(fragmentSize=SIZE, maxInner=wire.maxInnerSize(SIZE))
@@ -465,6 +466,39 @@ class ResumeTests(TransferTestCase):
         self.assertEqual(second.sent(records.FileData), [])
         self.assertEqual(self.inboxFiles(), ["file.bin"])
 
+    def test_completedButMovedAway(self) -> None:
+        """
+        An offer of a completed transfer whose stored file was moved away
+        is not answered "complete": the file is received and stored again.
+        """
+        data = os.urandom(SIZE + 1)
+        path = self.source(data)
+        first = Link(self, self.store)
+        first.send(path)
+        first.flow()
+        os.rename(os.path.join(self.inbox, "file.bin"), os.path.join(self.sources, "moved"))
+        self.assertEqual(self.inboxFiles(), [])
+        second = Link(self, self.store)
+        sender, sent = second.send(path)
+        second.flow()
+        self.successResultOf(sent)
+        self.assertEqual(second.statuses()[0], records.FILE_RESUME)
+        self.assertEqual(second.statuses()[-1], records.FILE_COMPLETE)
+        self.assertEqual(len(second.sent(records.FileData)), 2)
+        self.assertEqual(self.inboxFiles(), ["file.bin"])
+        self.assertEqual(self.read(os.path.join(self.inbox, "file.bin")), data)
+
+    def test_transferIDChangeTime(self) -> None:
+        """
+        A file edited in place with its size, inode and modification time
+        kept (C{touch -r}) has another transfer id: it is not taken for the
+        file already sent.
+        """
+        path = self.source(b"a" * 100)
+        first = transferID(SECRET, SERVER, path, "f.bin", os.stat(path))
+        edited = rewriteKeepingTimes(path, b"b" * 100)
+        self.assertNotEqual(first, transferID(SECRET, SERVER, path, "f.bin", edited))
+
     def test_newIdentityNoResume(self) -> None:
         """
         Another identity offering the same transfer id does not get the
@@ -627,6 +661,40 @@ class ThreadTests(TransferTestCase):
         self.assertEqual(self.stored, [])
 
 
+    def test_revokedWhileSyncing(self) -> None:
+        """
+        A sender revoked while an fsync of its file is in the thread: the
+        session ends, the store deletes the sender's unfinished files
+        (A15), and when the fsync returns, neither its claim nor the
+        session's final sync brings the state file back.
+        """
+        self.patch(transfer, "SYNC_BYTES", SIZE)
+        tid = b"k" * 16
+        self.incoming.offerReceived(records.FileOffer(tid, 4 * SIZE, "k.bin"))
+        self.incoming.dataReceived(records.FileData(tid, 0, b"k" * SIZE))
+        self.assertEqual(len(self.work), 1)
+        self.incoming.close()
+        self.assertEqual(self.store.forgetUnless(lambda peer: False), 1)
+        self.assertEqual(self.partials(), [])
+        while self.work:
+            self.runWork()
+        self.assertEqual(self.partials(), [])
+
+    def test_revokedBeforeClaim(self) -> None:
+        """
+        A sender's files deleted while an fsync is in the thread and its
+        session still open: the fsync's claim does not bring the state
+        file back either.
+        """
+        self.patch(transfer, "SYNC_BYTES", SIZE)
+        tid = b"q" * 16
+        self.incoming.offerReceived(records.FileOffer(tid, 4 * SIZE, "q.bin"))
+        self.incoming.dataReceived(records.FileData(tid, 0, b"q" * SIZE))
+        self.store.forgetUnless(lambda peer: False)
+        self.runWork()
+        self.assertEqual(self.partials(), [])
+
+
 class CorruptionTests(TransferTestCase):
     """
     A12: a digest mismatch deletes the partial file and asks for a restart;
@@ -758,6 +826,24 @@ class RefusalTests(TransferTestCase):
         self.assertEqual(link.statuses(), [records.FILE_REFUSED])
         self.failureResultOf(sent, TransferFailed)
         self.assertEqual(link.sent(records.FileData), [])
+
+    def test_unstorableNameRefusedAtOffer(self) -> None:
+        """
+        A name that could not be stored (a file stands where one of its
+        folders must go) is refused at the offer, before any data is sent,
+        and no partial file is made; the file in the way is untouched.
+        """
+        with open(os.path.join(self.inbox, "blocker"), "wb") as f:
+            f.write(b"in the way")
+        link = Link(self, self.store)
+        sender, sent = link.send(self.source(os.urandom(3 * SIZE)), "blocker/x")
+        link.flow()
+        failure = self.failureResultOf(sent, TransferFailed)
+        self.assertIn("refused", str(failure.value))
+        self.assertEqual(link.statuses(), [records.FILE_REFUSED])
+        self.assertEqual(link.sent(records.FileData), [])
+        self.assertEqual(self.partials(), [])
+        self.assertEqual(self.inboxFiles(), ["blocker"])
 
     def test_tooManyAtOnce(self) -> None:
         """
@@ -931,6 +1017,22 @@ class SenderFailureTests(TransferTestCase):
         link.flow()
         self.failureResultOf(sent, TransferFailed)
         self.assertEqual(link.sent(records.FileEnd), [])
+
+    def test_editedInPlaceTimesKept(self) -> None:
+        """
+        A file rewritten in place while it is read, with its size and
+        modification time set back (C{touch -r}), fails with
+        L{TransferFailed} before its end record: its change time moved.
+        """
+        path = self.source(os.urandom(2 * SIZE))
+        link = Link(self, self.store)
+        sender, sent = link.send(path)
+        link.step()
+        rewriteKeepingTimes(path, os.urandom(2 * SIZE))
+        link.flow()
+        self.failureResultOf(sent, TransferFailed)
+        self.assertEqual(link.sent(records.FileEnd), [])
+        self.assertEqual(self.inboxFiles(), [])
 
     def test_sessionEnds(self) -> None:
         """

@@ -65,7 +65,7 @@ class SendOptions(KeyDirMixin, SuiteMapOption, ReactorCommand):
         self["ports"].extend(parsePorts(text))
 
     def opt_connect(self, description: str) -> None:
-        """A Twisted client endpoint, one channel; repeatable."""
+        """A tcp:, tls: or unix: client endpoint, one channel; repeatable."""
         try:
             clientEndpoints(MemoryReactor(), [description])
         except Exception as error:

@@ -42,6 +42,11 @@ MAX_RESETS = 3
 BUSY_FIRST_DELAY = 0.25
 BUSY_MAX_DELAY = 4.0
 
+CLIENT_KINDS = ("tcp", "tls", "unix")
+"""
+The endpoint kinds C{--connect} accepts, as written before any unescaping.
+"""
+
 
 class SendRequest(NamedTuple):
     """
@@ -128,26 +133,36 @@ def clientEndpoints(
     Client endpoints from C{--server}/C{--ports} (C{tcp:HOST:PORT}, resolved
     with L{HostnameEndpoint} so IPv6 and IPv4 both work) or C{--connect}
     strings.  C{tls:} is spc's own (L{spc.tls}): TLS 1.3 at least, and
-    C{tlsFingerprints} pin the certificate.  Twisted's C{ssl:} client
-    endpoint checks no certificate at all, so it is refused.  Kinds are
-    compared without case, as Twisted does.
+    C{tlsFingerprints} pin the certificate.
 
-    @raise ConfigurationError: for an C{ssl:} description.
+    Only the kinds of L{CLIENT_KINDS} are accepted, compared without case
+    as Twisted does, and as written: Twisted's parser unescapes
+    backslashes, so C{s\\sl:} would reach its C{ssl:} client endpoint,
+    which checks no certificate at all.  An allow-list refuses that, and
+    every kind from a plugin spc knows nothing about, before Twisted reads
+    the description.
+
+    @raise ConfigurationError: for a kind not in L{CLIENT_KINDS}.
     """
     endpoints = []
     for description in descriptions:
-        kind, _, rest = description.partition(":")
-        kind = kind.lower()
+        written, _, rest = description.partition(":")
+        kind = written.lower()
         host, _, port = rest.rpartition(":")
-        if kind == "tcp" and host and port.isdigit() and "=" not in rest:
-            endpoints.append(HostnameEndpoint(reactor, host.strip("[]"), int(port)))
-        elif kind == "tls":
-            endpoints.append(tls.clientEndpoint(reactor, f"tls:{rest}", tlsFingerprints))
-        elif kind == "ssl":
+        if kind == "ssl":
             raise ConfigurationError(
                 "ssl: client endpoints do not check the server's certificate; "
                 "use tls:HOST:PORT"
             )
+        if kind not in CLIENT_KINDS:
+            raise ConfigurationError(
+                f"spc connects with {', '.join(k + ':' for k in CLIENT_KINDS)} "
+                f"endpoints, not {written}:"
+            )
+        if kind == "tcp" and host and port.isdigit() and "=" not in rest:
+            endpoints.append(HostnameEndpoint(reactor, host.strip("[]"), int(port)))
+        elif kind == "tls":
+            endpoints.append(tls.clientEndpoint(reactor, f"tls:{rest}", tlsFingerprints))
         else:
             endpoints.append(clientFromString(reactor, description))
     return endpoints

@@ -545,6 +545,17 @@ class SendOptionsTests(CLITestCase):
             )
             self.assertUsageError("spc send", "use tls:HOST:PORT")
 
+    def test_connectEscapedKind(self) -> None:
+        """
+        C{--connect 's\\sl:HOST:PORT'}, which Twisted's parser reads as its
+        unchecked C{ssl:} client, is a usage error naming the kinds spc
+        connects with.
+        """
+        self.assertEqual(
+            self.spc("send", "--connect", "s\\sl:h:9443", "--message", "x"), 2
+        )
+        self.assertUsageError("spc send", "tcp:, tls:, unix:")
+
     def test_tlsUsageErrors(self) -> None:
         """
         A bad TLS fingerprint, one without a tls: channel, one with

@@ -386,6 +386,27 @@ class ClientEndpointsTests(unittest.SynchronousTestCase):
 
     def test_unknownType(self) -> None:
         """
-        An unknown endpoint type is a L{ValueError} from Twisted's parser.
+        An endpoint kind spc does not know is refused with a
+        L{ConfigurationError} naming the kinds it knows, before Twisted's
+        parser (which would look for a plugin) sees it.
         """
-        self.assertRaises(ValueError, clientEndpoints, reactor, ["bogus:host:9000"])
+        for description in ("bogus:host:9000", "tcp6:host:9000", " tcp:host:9000"):
+            error = self.assertRaises(
+                ConfigurationError, clientEndpoints, reactor, [description]
+            )
+            self.assertIn("tcp:, tls:, unix:", str(error))
+
+    def test_escapedKinds(self) -> None:
+        """
+        A kind with a backslash escape, which Twisted's parser would read as
+        C{ssl:} (its client checks no certificate) or as any other kind, is
+        refused as written, in any case.
+        """
+        for description in (
+            "s\\sl:example.com:443",
+            "\\ssl:example.com:443",
+            "S\\SL:example.com:443",
+            "ss\\l:host=example.com:port=443",
+            "t\\cp:example.com:9000",
+        ):
+            self.assertRaises(ConfigurationError, clientEndpoints, reactor, [description])

@@ -224,6 +224,7 @@ class PartialFile:
             self.discard()
             raise
         self._store.forget(self.key, completed=True)
+        self._store._stored[self.key] = final
         return final
 
     def discard(self) -> None:
@@ -272,6 +273,7 @@ class FileStore:
         self._completedPath = os.path.join(self._partials, "completed.json")
         self._completed: dict[str, float] = self._loadCompleted()
         self._owners: dict[str, tuple[str, int]] = dict(self._loadOwners())
+        self._stored: dict[str, str] = {}
         self._lastExpiry = self._now()
         self.expire()
 
@@ -292,6 +294,19 @@ class FileStore:
     def isCompleted(self, key: str) -> bool:
         finished = self._completed.get(key)
         return finished is not None and self._now() - finished < KEEP_SECONDS
+
+    def completedName(self, key: str) -> str | None:
+        """
+        Where the file of a completed transfer is stored, relative to the
+        inbox with C{/} separators, while the transfer counts as completed
+        and a file is still there under that name; otherwise C{None}, and
+        the file is to be received again.  Only transfers this store
+        completed since it was opened have a name.
+        """
+        stored = self._stored.get(key)
+        if stored is None or not self.isCompleted(key) or not os.path.isfile(stored):
+            return None
+        return os.path.relpath(stored, self.directory).replace(os.sep, "/")
 
     def open(self, key: str, name: str, size: int, peer: str = "") -> PartialFile:
         """
@@ -355,14 +370,7 @@ class FileStore:
         Link C{source} under the safe, unique final path for C{name}.
         """
         parts = safeParts(name)
-        folder = self.directory
-        for part in parts[:-1]:
-            folder = os.path.join(folder, part)
-            try:
-                os.mkdir(folder, 0o700)
-            except FileExistsError:
-                if not stat.S_ISDIR(os.lstat(folder).st_mode):
-                    raise NameUnavailable(f"{part!r} in the inbox is not a folder") from None
+        folder = self._makeFolders(parts[:-1])
         first = 1 if len(parts) == 1 and parts[0].lower() in self._reserved else 0
         for number in range(first, MAX_UNIQUE_TRIES):
             leaf = parts[-1] if number == 0 else _numbered(parts[-1], number)
@@ -375,6 +383,38 @@ class FileStore:
             fsyncDirectory(folder)
             return final
         raise NameUnavailable(f"too many files named {parts[-1]!r}")
+
+    def makeDirectory(self, name: str) -> str:
+        """
+        Make the folder C{name}, a path from the wire reduced to safe
+        components as a file's name is, with the folders above it; a folder
+        that exists already is kept.
+
+        @return: its path.
+        @raise NameUnavailable: when a component names something that is not
+            a folder, or the folder would take a reserved name.
+        """
+        parts = safeParts(name)
+        if len(parts) == 1 and parts[0].lower() in self._reserved:
+            raise NameUnavailable(f"{parts[0]!r} is reserved in the inbox")
+        return self._makeFolders(parts)
+
+    def _makeFolders(self, parts: list[str]) -> str:
+        """
+        Make the folders C{parts} inside the inbox, each inside the one
+        before, never following anything that is not a folder.
+
+        @return: the last one's path (the inbox's for no parts).
+        """
+        folder = self.directory
+        for part in parts:
+            folder = os.path.join(folder, part)
+            try:
+                os.mkdir(folder, 0o700)
+            except FileExistsError:
+                if not stat.S_ISDIR(os.lstat(folder).st_mode):
+                    raise NameUnavailable(f"{part!r} in the inbox is not a folder") from None
+        return folder
 
     def forget(self, key: str, completed: bool) -> None:
         self._owners.pop(key, None)

@@ -665,7 +665,15 @@ class DeliveryTests(EndToEndTestCase):
         self.daemonMayLogErrors = True
         os.mkdir(os.path.join(self.inbox, MESSAGES_NAME))
         result = yield self.send("lost")
-        self.assertFailed(result, 4, "could not deliver")
+        self.assertEqual(result.code, 4, result)
+        self.assertEqual(result.out, "")
+        self.assertEqual(
+            result.err.splitlines(),
+            [
+                'spc: message 1 ("lost") was not delivered: the daemon could not deliver it',
+                "spc: 0 of 1 items delivered",
+            ],
+        )
         os.rmdir(os.path.join(self.inbox, MESSAGES_NAME))
         result = yield self.send("kept")
         self.assertDelivered(result, 1)

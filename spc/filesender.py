@@ -93,12 +93,13 @@ def transferID(
     The id of sending one file to one server under one name: the same while
     the file is unchanged (path, device, inode, size, modification time),
     so a re-run resumes, and unlinkable by anyone without the sender's
-    secret.
+    secret.  A path that is not UTF-8 (a folder above the file may have any
+    name) goes in as its own bytes.
     """
     identity = "\0".join(
         (server, os.path.abspath(path), name, str(stat.st_dev), str(stat.st_ino),
          str(stat.st_size), str(stat.st_mtime_ns))
-    ).encode("utf-8")
+    ).encode("utf-8", "surrogateescape")
     return hmac.new(secret, identity, hashlib.sha256).digest()[:16]
 
 

@@ -97,7 +97,7 @@ class SendOptions(KeyDirMixin, SuiteMapOption, ReactorCommand):
 
     def opt_message(self, text: str) -> None:
         """A text message to send; repeatable."""
-        self["messages"].append(text.encode("utf-8"))
+        self["messages"].append(os.fsencode(text))
 
     def postOptions(self) -> None:
         if not self["messages"] and not self["paths"]:

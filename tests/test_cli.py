@@ -586,6 +586,15 @@ class SendOptionsTests(CLITestCase):
         )
         self.assertEqual(options["messages"], [b"hello", "wörld".encode("utf-8"), b""])
 
+    def test_messageNotUTF8(self) -> None:
+        """
+        Item 15: a --message whose bytes are not UTF-8 is sent as those
+        bytes (the daemon stores it as base64), not a traceback.
+        """
+        text = os.fsdecode(b"caf\xe9")
+        options = parseCommand("send", "--server", "h", "--ports", "9000", "--message", text)
+        self.assertEqual(options["messages"], [b"caf\xe9"])
+
     def test_unsendableNamedFile(self) -> None:
         """
         Items 15 and 17: a named file that cannot be sent (a name that is

@@ -13,6 +13,7 @@ stopped (SIGTERM, then SIGKILL) when its test ends.
 
 from __future__ import annotations
 
+import base64
 import datetime
 import json
 import os
@@ -553,6 +554,19 @@ class DeliveryTests(EndToEndTestCase):
             f"Stored a message of 6 bytes from {sharedIdentity('client').fingerprint}",
             self.daemon.output.log,
         )
+
+    @inlineCallbacks
+    def test_messageNotUTF8(self):
+        """
+        Issue 9, item 15: a message whose bytes (from the command line) are
+        not UTF-8 is sent as those bytes, and stored as base64, instead of
+        failing with a traceback.
+        """
+        result = yield self.send(os.fsdecode(b"caf\xe9"))
+        self.assertDelivered(result, 1)
+        self.assertEqual(result.err, "")
+        [record] = self.storedMessages()
+        self.assertEqual(base64.b64decode(record["base64"]), b"caf\xe9")
 
     @inlineCallbacks
     def test_longMessage(self):

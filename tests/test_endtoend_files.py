@@ -689,6 +689,28 @@ class DirectoryTests(FileTestCase):
         self.assertEqual(os.listdir(os.path.join(self.inbox, "nothing")), [])
 
     @inlineCallbacks
+    def test_nameNotUTF8(self):
+        """
+        Issue 9, item 15: a named file whose name is not UTF-8 stops
+        C{spc send} before it connects, with a usage error naming it;
+        nothing is sent, not even the other files.  A file in a folder
+        whose own name is not UTF-8 is sent: only the names sent must be.
+        """
+        other = writeFile(os.path.join(self.source, "other.txt"), b"o")
+        bad = os.fsdecode(os.fsencode(self.source) + b"/caf\xe9.txt")
+        writeFile(bad, b"b")
+        result = yield self.sendFiles(other, bad)
+        self.assertEqual(result.code, 2, result)
+        self.assertIn("caf\\xe9.txt", result.err)
+        self.assertIn("not valid UTF-8", result.err)
+        self.assertEqual(self.inboxFiles(), {})
+        self.assertNotIn("Handshake accepted", self.daemon.output.log)
+        inside = writeFile(os.fsdecode(os.fsencode(self.source) + b"/\xff/fine.txt"), b"f")
+        result = yield self.sendFiles(inside)
+        self.assertFilesDelivered(result, 1)
+        self.assertEqual(self.inboxFiles(), {"fine.txt": b"f"})
+
+    @inlineCallbacks
     def test_filesAndFolderTogether(self):
         """
         Files and a folder in one run: the files by their own names, the

@@ -398,6 +398,22 @@ class ResumeTests(TransferTestCase):
             transferID(SECRET, SERVER, path, "f.bin", os.stat(path)),
         )
 
+    def test_transferIDPathNotUTF8(self) -> None:
+        """
+        Issue 9, item 15: a file in a folder whose name is not UTF-8 has a
+        transfer id (the path goes in as its bytes), stable and its own,
+        instead of an encoding error once other files were sent.
+        """
+        folder = os.fsencode(os.path.abspath(self.sources))
+        path = os.fsdecode(folder + b"/\xff.d/f.bin")
+        os.makedirs(os.path.dirname(path))
+        with open(path, "wb") as f:
+            f.write(b"x")
+        first = transferID(SECRET, SERVER, path, "f.bin", os.stat(path))
+        self.assertEqual(first, transferID(SECRET, SERVER, path, "f.bin", os.stat(path)))
+        other = os.fsdecode(folder + b"/\xfe.d/f.bin")
+        self.assertNotEqual(first, transferID(SECRET, SERVER, other, "f.bin", os.stat(path)))
+
     def test_resume(self) -> None:
         """
         A transfer cut after some data was written resumes in a new session

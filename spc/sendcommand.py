@@ -13,6 +13,7 @@ from twisted.python import usage
 
 from spc.command import EXIT_OK, Context, KeyDirMixin, ReactorCommand
 from spc.errors import FileFailed, FileRefused, MessageAbandoned, SPCError
+from spc.filestore import withoutControls
 from spc.identity import loadIdentity, loadTransferSecret, parseFingerprint
 from spc.progress import ProgressBar
 from spc.sender import SendRequest, SendSummary, clientEndpoints, send
@@ -211,7 +212,9 @@ def _summaryLine(summary: SendSummary) -> str:
 def _why(error: SPCError) -> str:
     """
     Why an item was not delivered, as a phrase after its name.  What the
-    daemon said is already free of control characters.
+    daemon said reaches the terminal only without control characters: its
+    refusals are cleaned already, and a session's end may quote its
+    goodbye.
     """
     if isinstance(error, FileRefused):
         return f"refused by the daemon: {error.text}" if error.text else "refused by the daemon"
@@ -219,7 +222,7 @@ def _why(error: SPCError) -> str:
         return f"it {error.why}"
     if isinstance(error, MessageAbandoned):
         return "the daemon could not deliver it"
-    return str(error)
+    return withoutControls(str(error))
 
 
 class DemoOptions(ReactorCommand):

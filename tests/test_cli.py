@@ -14,7 +14,13 @@ from twisted.trial import unittest
 
 import spc
 from spc import cli, identity, records, tls
-from spc.errors import FileFailed, FileRefused, MessageAbandoned, ServerShuttingDown
+from spc.errors import (
+    FileFailed,
+    FileRefused,
+    MessageAbandoned,
+    ServerShuttingDown,
+    SessionClosed,
+)
 from spc.identity import Identity
 from spc.sendcommand import EXIT_SKIPPED
 from spc.sender import SendSummary, clientEndpoints
@@ -805,6 +811,16 @@ class SendReportTests(CLITestCase):
         self.assertEqual(self.err.splitlines(), expected)
         self.assertEqual(self.report(summary, "--skip-unsendable", skipped=skipped), 0)
         self.assertEqual(self.err.splitlines(), expected)
+
+    def test_peerTextCleaned(self) -> None:
+        """
+        A session's end that quotes the daemon's goodbye is shown without
+        its control characters.
+        """
+        failed = (("a.bin", SessionClosed("the peer closed the session: \x1b[2Jbye\r")),)
+        self.report(self.summary(failed=failed))
+        self.assertIn("the peer closed the session: [2Jbye\n", self.err)
+        self.assertNotIn("\x1b", self.err)
 
     def test_failureBeatsSkipped(self) -> None:
         """

@@ -239,6 +239,10 @@ def _connect(reactor, request: SendRequest):
 
 
 def _size(path: str) -> int:
+    """
+    A file's size for the progress bar; one that vanished since the list
+    was made counts nothing, and its item fails when it is sent.
+    """
     try:
         return os.path.getsize(path)
     except OSError:

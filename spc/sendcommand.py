@@ -30,9 +30,9 @@ from spc.trust import (
 
 EXIT_SKIPPED = 5
 """
-C{spc send}'s exit code when everything was delivered but entries of a
-folder that cannot be sent, each listed, and C{--skip-unsendable} was not
-given.
+C{spc send}'s exit code when every item was delivered but some entries of
+a folder could not be sent (each is listed), and C{--skip-unsendable} was
+not given: like rsync's 23, partial, yet distinct from a failed transfer.
 """
 
 

@@ -169,6 +169,34 @@ class TransferFailed(SPCError):
     exitCode = 4
 
 
+class FileFailed(TransferFailed):
+    """
+    A file was not delivered:
+
+    @ivar name: the sender's name for the file.
+    @ivar why: what went wrong, as a phrase that follows the name.
+    """
+
+    def __init__(self, name: str, why: str) -> None:
+        super().__init__(f"{name} {why}")
+        self.name = name
+        self.why = why
+
+
+class FileRefused(FileFailed):
+    """
+    The peer refused a file:
+
+    @ivar reason: the peer's reason code (L{spc.records.REFUSAL_REASONS}).
+    @ivar text: the peer's sentence, without control characters.
+    """
+
+    def __init__(self, name: str, reason: int, text: str) -> None:
+        super().__init__(name, f"was refused: {text}" if text else "was refused")
+        self.reason = reason
+        self.text = text
+
+
 class MessageAbandoned(TransferFailed):
     """
     The peer could not deliver the message:

@@ -36,7 +36,14 @@ from spc.filenames import (
     safeParts,
     withoutControls,
 )
-from spc.inboxtree import MAX_UNIQUE_TRIES, StoredFile, checkFolders, findFile, placeFile
+from spc.inboxtree import (
+    MAX_UNIQUE_TRIES,
+    StoredFile,
+    checkFolders,
+    findFile,
+    makeFolders,
+    placeFile,
+)
 
 # The name rules live in spc.filenames and the folders in spc.inboxtree;
 # callers of this module know them from here.
@@ -385,6 +392,19 @@ class FileStore:
         Link C{source} under the safe, unique final path for C{name}.
         """
         return placeFile(self.directory, source, safeParts(name, self.reserved))
+
+    def makeDirectory(self, name: str) -> str:
+        """
+        Make the folder C{name}, a path from the wire reduced to safe
+        components as a file's name is, with the folders above it, through
+        the same directory descriptors as L{place}; a folder that exists
+        already is kept.
+
+        @return: its path.
+        @raise NameUnavailable: when a component names something that is not
+            a folder.
+        """
+        return makeFolders(self.directory, safeParts(name, self.reserved))
 
     def forget(self, key: str, stored: StoredFile | None = None) -> None:
         """

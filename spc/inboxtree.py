@@ -21,7 +21,7 @@ from typing import NamedTuple, Sequence
 from spc.errors import NameUnavailable
 from spc.filenames import numbered
 
-__all__ = ["MAX_UNIQUE_TRIES", "StoredFile", "checkFolders", "findFile", "placeFile"]
+__all__ = ["MAX_UNIQUE_TRIES", "StoredFile", "checkFolders", "findFile", "makeFolders", "placeFile"]
 
 MAX_UNIQUE_TRIES = 10_000
 _O_CLOEXEC = getattr(os, "O_CLOEXEC", 0)
@@ -174,6 +174,19 @@ def placeFile(inbox: str, source: str, parts: Sequence[str]) -> StoredFile:
             relative = "/".join([*folders, leaf])
             return StoredFile(os.path.join(inbox, *folders, leaf), relative, status)
     raise NameUnavailable(f"too many files named {wanted!r}")
+
+
+def makeFolders(inbox: str, folders: Sequence[str]) -> str:
+    """
+    Make the folders C{folders} inside the inbox, each inside the one
+    before, keeping those that exist, and sync each new entry.
+
+    @return: the path of the last one.
+    @raise NameUnavailable: if an entry along the path is not a folder.
+    """
+    with _Folders(inbox, folders, create=True) as opened:
+        opened.syncMade()
+    return os.path.join(inbox, *folders)
 
 
 def findFile(inbox: str, name: str) -> os.stat_result | None:

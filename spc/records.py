@@ -16,17 +16,42 @@ import struct
 from typing import NamedTuple, Union
 
 from spc.errors import ProtocolError
+# The file records and their constants are records too: spc.records names
+# every inner record, so callers need look in one place.
+from spc.filerecords import (
+    FILE_ALREADY_STORED,
+    FILE_COMPLETE,
+    FILE_PROGRESS,
+    FILE_REFUSED,
+    FILE_RESTART,
+    FILE_RESUME,
+    FILE_STATUSES,
+    MAX_FILE_NAME,
+    MAX_REFUSAL_TEXT,
+    REFUSAL_REASONS,
+    REFUSED_LIMIT,
+    REFUSED_NAME,
+    REFUSED_NO_FILES,
+    REFUSED_STORAGE,
+    FileAck,
+    FileData,
+    FileEnd,
+    FileOffer,
+    FolderOffer,
+)
 from spc.wire import (
     EXCHANGE_RSA_OUTPUT_SIZE,
     FRAGMENT_HEADER,
     FRAGMENT_HEADER_SIZE,
+    MAX_ACK_RANGES,
     TAG_SIZE,
     Reader,
+    decodeRanges,
+    encodeRanges,
     sized,
 )
 
 # Limits and sentinels of record fields.
-MAX_ACK_RANGES = 64
 MAX_BYE_REASON = 255
 NO_EPOCH = 0xFFFFFFFF
 NO_SEQUENCE = 0xFFFFFFFFFFFFFFFF
@@ -40,15 +65,6 @@ MESSAGE_KINDS = frozenset({KIND_TEXT, KIND_BINARY})
 ACK_PROGRESS = 0
 ACK_COMPLETE = 1
 ACK_ABANDONED = 2
-
-# FAK: statuses.
-FILE_PROGRESS = 0
-FILE_COMPLETE = 1
-FILE_RESUME = 2
-FILE_RESTART = 3
-FILE_REFUSED = 4
-FILE_STATUSES = frozenset(range(5))
-MAX_FILE_NAME = 4096
 
 # RKR: reasons.
 REKEY_VOLUME = 1
@@ -154,19 +170,6 @@ class Fragment(NamedTuple):
         return cls(msgID, index, count, total, kind, digest, body[FRAGMENT_HEADER_SIZE:])
 
 
-def _encodeRanges(layout: struct.Struct, ranges) -> list[bytes]:
-    if len(ranges) > MAX_ACK_RANGES:
-        raise ValueError("too many ranges for one acknowledgement")
-    return [_U16.pack(len(ranges)), *(layout.pack(*pair) for pair in ranges)]
-
-
-def _decodeRanges(reader: Reader, layout: struct.Struct) -> tuple[tuple[int, int], ...]:
-    (count,) = reader.unpack(_U16)
-    if count > MAX_ACK_RANGES:
-        raise ProtocolError("too many ranges in an acknowledgement")
-    return tuple(reader.unpack(layout) for _ in range(count))
-
-
 class Ack(NamedTuple):
     """
     ACK: which fragments of a message arrived (ranges of indexes), or that
@@ -184,7 +187,7 @@ class Ack(NamedTuple):
     def encode(self) -> bytes:
         return b"".join(
             [self.TAG, self._FIXED.pack(self.msgID, self.status),
-             *_encodeRanges(self._RANGE, self.ranges)]
+             *encodeRanges(self._RANGE, self.ranges)]
         )
 
     @classmethod
@@ -193,7 +196,7 @@ class Ack(NamedTuple):
         msgID, status = reader.unpack(cls._FIXED)
         if status not in (ACK_PROGRESS, ACK_COMPLETE, ACK_ABANDONED):
             raise ProtocolError(f"unknown ACK status {status}")
-        ranges = _decodeRanges(reader, cls._RANGE)
+        ranges = decodeRanges(reader, cls._RANGE)
         reader.end()
         return cls(msgID, status, ranges)
 
@@ -353,108 +356,6 @@ class Bye(NamedTuple):
         return cls(code, scope, reason)
 
 
-class FileOffer(NamedTuple):
-    """
-    FIL: a file transfer begins (A12): its id, its size, fixed now, and the
-    sender's name for it (a relative path; the receiver makes it safe).
-    """
-
-    TAG = b"FIL:"
-    _FIXED = struct.Struct("!16sQ")
-
-    transferID: bytes
-    size: int
-    name: str
-
-    def encode(self) -> bytes:
-        return b"".join(
-            (self.TAG, self._FIXED.pack(self.transferID, self.size),
-             sized(self.name.encode("utf-8")))
-        )
-
-    @classmethod
-    def decode(cls, body: memoryview) -> FileOffer:
-        reader = Reader(body)
-        transferID, size = reader.unpack(cls._FIXED)
-        raw = reader.sized(1, MAX_FILE_NAME, "file name")
-        reader.end()
-        try:
-            name = raw.decode("utf-8")
-        except UnicodeDecodeError:
-            raise ProtocolError("file name is not UTF-8") from None
-        return cls(transferID, size, name)
-
-
-class FileData(NamedTuple):
-    """
-    FDT: bytes of a file at an offset (A13).  The whole-file digest in
-    L{FileEnd} vouches for them; C{payload} is a view, not a copy.
-    """
-
-    TAG = b"FDT:"
-    HEADER = struct.Struct("!16sQ")
-
-    transferID: bytes
-    offset: int
-    payload: bytes | memoryview
-
-    def encode(self) -> bytes:
-        return b"".join(
-            (self.TAG, self.HEADER.pack(self.transferID, self.offset), self.payload)
-        )
-
-    @classmethod
-    def decode(cls, body: memoryview) -> FileData:
-        if len(body) < cls.HEADER.size:
-            raise ProtocolError("truncated file data")
-        transferID, offset = cls.HEADER.unpack_from(body)
-        return cls(transferID, offset, body[cls.HEADER.size :])
-
-
-@_fixedLayout("!16s32s")
-class FileEnd(NamedTuple):
-    """
-    FEN: every byte of the file was handed out; its SHA-256, computed while
-    reading, covers the whole file as this attempt read it.
-    """
-
-    TAG = b"FEN:"
-
-    transferID: bytes
-    digest: bytes
-
-
-class FileAck(NamedTuple):
-    """
-    FAK: the receiver's word on a transfer: byte ranges written (progress)
-    or already held (the answer to an offer), stored, restart, or refused.
-    """
-
-    TAG = b"FAK:"
-    _FIXED = struct.Struct("!16sB")
-    _RANGE = struct.Struct("!QQ")
-
-    transferID: bytes
-    status: int
-    ranges: tuple[tuple[int, int], ...] = ()
-
-    def encode(self) -> bytes:
-        return b"".join(
-            [self.TAG, self._FIXED.pack(self.transferID, self.status),
-             *_encodeRanges(self._RANGE, self.ranges)]
-        )
-
-    @classmethod
-    def decode(cls, body: memoryview) -> FileAck:
-        reader = Reader(body)
-        transferID, status = reader.unpack(cls._FIXED)
-        if status not in FILE_STATUSES:
-            raise ProtocolError(f"unknown file status {status}")
-        ranges = _decodeRanges(reader, cls._RANGE)
-        reader.end()
-        return cls(transferID, status, ranges)
-
-
 RECORD_TYPES: tuple[type, ...] = (
     Fragment,
     Ack,
@@ -470,6 +371,7 @@ RECORD_TYPES: tuple[type, ...] = (
     FileData,
     FileEnd,
     FileAck,
+    FolderOffer,
 )
 Record = Union[RECORD_TYPES]
 _RECORD_DECODERS = {kind.TAG: kind.decode for kind in RECORD_TYPES}

@@ -12,10 +12,12 @@ from twisted.internet.testing import MemoryReactor
 from twisted.python import usage
 
 from spc.command import EXIT_OK, Context, KeyDirMixin, ReactorCommand
-from spc.errors import SPCError
+from spc.errors import FileFailed, FileRefused, MessageAbandoned, SPCError
+from spc.filestore import withoutControls
 from spc.identity import loadIdentity, loadTransferSecret, parseFingerprint
 from spc.progress import ProgressBar
-from spc.sender import SendRequest, clientEndpoints, collectFiles, send
+from spc.sender import SendRequest, SendSummary, clientEndpoints, send
+from spc.sendlist import collectFiles
 from spc.options import MAX_CHANNELS, SuiteMapOption, parsePorts, parseSize
 from spc.trust import (
     KNOWN_HOSTS_NAME,
@@ -26,10 +28,19 @@ from spc.trust import (
 )
 
 
+EXIT_SKIPPED = 5
+"""
+C{spc send}'s exit code when every item was delivered but some entries of
+a folder could not be sent (each is listed), and C{--skip-unsendable} was
+not given: like rsync's 23, partial, yet distinct from a failed transfer.
+"""
+
+
 class SendOptions(KeyDirMixin, SuiteMapOption, ReactorCommand):
     """
     C{spc send}: deliver messages and files to a daemon, and exit 0 only
-    once the daemon confirmed it stored and verified every one.
+    once the daemon confirmed it stored and verified every one; otherwise
+    say which were not delivered and why.
     """
 
     synopsis = (
@@ -46,6 +57,10 @@ class SendOptions(KeyDirMixin, SuiteMapOption, ReactorCommand):
         ["accept-new", None,
          "Trust and record the key of a server not yet in known_hosts."],
         ["no-progress", None, "Show no progress bar."],
+        ["skip-unsendable", None,
+         "Exit 0 even if entries of a folder cannot be sent (special files, "
+         "links leading outside it or to folders, unreadable entries, names "
+         "that are not UTF-8); they are still listed."],
     ]
 
     def __init__(self) -> None:
@@ -65,7 +80,7 @@ class SendOptions(KeyDirMixin, SuiteMapOption, ReactorCommand):
         self["ports"].extend(parsePorts(text))
 
     def opt_connect(self, description: str) -> None:
-        """A Twisted client endpoint, one channel; repeatable."""
+        """A tcp:, tls: or unix: client endpoint, one channel; repeatable."""
         try:
             clientEndpoints(MemoryReactor(), [description])
         except Exception as error:
@@ -83,15 +98,16 @@ class SendOptions(KeyDirMixin, SuiteMapOption, ReactorCommand):
 
     def opt_message(self, text: str) -> None:
         """A text message to send; repeatable."""
-        self["messages"].append(text.encode("utf-8"))
+        self["messages"].append(os.fsencode(text))
 
     def postOptions(self) -> None:
         if not self["messages"] and not self["paths"]:
             raise usage.UsageError("nothing to send: give --message TEXT or files")
         try:
-            self["files"] = collectFiles(self["paths"])
+            found = collectFiles(self["paths"])
         except SPCError as error:
             raise usage.UsageError(str(error)) from None
+        self["files"], self["folders"], self["skipped"] = found
         if self["ports"] and not self["server"]:
             raise usage.UsageError("--ports needs --server HOST")
         if not self["ports"] and not self["connect"]:
@@ -139,19 +155,74 @@ class SendOptions(KeyDirMixin, SuiteMapOption, ReactorCommand):
             loadTransferSecret(keyDir),
             bar.update,
             self["tls-fingerprints"],
+            self["folders"],
         )
         result = send(reactor, request)
         result.addBoth(bar.close)
         return result.addCallback(self._report, context)
 
-    def _report(self, summary, context: Context) -> int:
-        rate = summary.bytes / summary.seconds / 1e6 if summary.seconds > 0 else 0.0
-        context.stdout.write(
-            f"Delivered {summary.messages} message(s) and {summary.files} file(s), "
-            f"{summary.bytes} bytes in {summary.seconds:.2f} s ({rate:.1f} MB/s), over "
-            f"{summary.channels} channel(s) to {summary.server}\n"
-        )
+    def _report(self, summary: SendSummary, context: Context) -> int:
+        """
+        Say what the daemon holds now, on stdout; then, on stderr, each
+        item that was not delivered or not sent and why, and how many of
+        all were delivered.
+
+        @return: the exit code: that of the first failure; else
+            L{EXIT_SKIPPED} for skipped entries, unless C{--skip-unsendable}.
+        """
+        out = context.stdout
+        for name, storedAs in summary.already:
+            out.write(f"{name}: already delivered as {storedAs}\n")
+        delivered = summary.messages + summary.files + summary.folders
+        if delivered:
+            out.write(_summaryLine(summary))
+        for item, error in summary.failed:
+            context.stderr.write(f"spc: {item} was not delivered: {_why(error)}\n")
+        for item, why in self["skipped"]:
+            context.stderr.write(f"spc: {item} was not sent: {why}\n")
+        count = delivered + len(summary.failed) + len(self["skipped"])
+        if delivered < count:
+            context.stderr.write(f"spc: {delivered} of {count} items delivered\n")
+        if summary.failed:
+            return summary.failed[0][1].exitCode
+        if self["skipped"] and not self["skip-unsendable"]:
+            return EXIT_SKIPPED
         return EXIT_OK
+
+
+def _summaryLine(summary: SendSummary) -> str:
+    """
+    What was delivered, and what this run sent for it: a file the daemon
+    held already counts among the files, but not in the bytes or the rate.
+    """
+    items = f"{summary.messages} message(s) and {summary.files} file(s)"
+    if summary.already:
+        items += f" ({len(summary.already)} already there)"
+    if summary.folders:
+        items += f", {summary.folders} empty folder(s)"
+    sent = f"{summary.bytes} bytes sent in {summary.seconds:.2f} s"
+    if summary.bytes and summary.seconds > 0:
+        sent += f" ({summary.bytes / summary.seconds / 1e6:.1f} MB/s)"
+    return (
+        f"Delivered {items}, {sent}, over {summary.channels} channel(s) "
+        f"to {summary.server}\n"
+    )
+
+
+def _why(error: SPCError) -> str:
+    """
+    Why an item was not delivered, as a phrase after its name.  What the
+    daemon said reaches the terminal only without control characters: its
+    refusals are cleaned already, and a session's end may quote its
+    goodbye.
+    """
+    if isinstance(error, FileRefused):
+        return f"refused by the daemon: {error.text}" if error.text else "refused by the daemon"
+    if isinstance(error, FileFailed):
+        return f"it {error.why}"
+    if isinstance(error, MessageAbandoned):
+        return "the daemon could not deliver it"
+    return withoutControls(str(error))
 
 
 class DemoOptions(ReactorCommand):

@@ -1,8 +1,9 @@
 # -*- test-case-name: tests.test_sender -*-
 """
 What C{spc send} does once its options are parsed: open a session with the
-daemon, send every item, and succeed only when the daemon confirmed each
-one as stored.
+daemon, send every item, and report, item by item, what the daemon
+confirmed as stored, what it held already, and what was not delivered and
+why.
 """
 
 from __future__ import annotations
@@ -23,15 +24,17 @@ from spc.client import connect
 from spc.errors import (
     ConfigurationError,
     ConnectFailed,
+    FileFailed,
     ServerBusy,
-    ServerShuttingDown,
     SessionReset,
+    SPCError,
 )
 from spc.identity import Identity
+from spc.sendlist import shown
 from spc.suites import Suite
 from spc.trust import ServerTrust
 
-__all__ = ["SendRequest", "SendSummary", "clientEndpoints", "collectFiles", "send"]
+__all__ = ["SendRequest", "SendSummary", "clientEndpoints", "send"]
 
 log = Logger()
 
@@ -41,6 +44,11 @@ FILES_AT_ONCE = 4
 MAX_RESETS = 3
 BUSY_FIRST_DELAY = 0.25
 BUSY_MAX_DELAY = 4.0
+
+CLIENT_KINDS = ("tcp", "tls", "unix")
+"""
+The endpoint kinds C{--connect} accepts, as written before any unescaping.
+"""
 
 
 class SendRequest(NamedTuple):
@@ -59,6 +67,8 @@ class SendRequest(NamedTuple):
     @ivar progress: called with C{(done, total)} bytes of the files.
     @ivar tlsFingerprints: SPKI fingerprints pinned for C{tls:} channels
         in place of checking the certificate's name.
+    @ivar folders: the names of folders to make (those with nothing in
+        them to send).
     """
 
     identity: Identity
@@ -71,16 +81,28 @@ class SendRequest(NamedTuple):
     transferSecret: bytes | None = None
     progress: Callable[[int, int], None] | None = None
     tlsFingerprints: Sequence[str] = ()
+    folders: Sequence[str] = ()
 
 
 class SendSummary(NamedTuple):
     """
+    What the daemon confirmed, and what it did not.
+
     @ivar messages: how many messages the daemon confirmed.
-    @ivar files: how many files it stored.
-    @ivar bytes: how many message and file bytes that was.
-    @ivar seconds: how long sending took, handshakes excluded.
-    @ivar channels: how many channels the session ran on.
+    @ivar files: how many files it holds now: stored in this run, or held
+        already (L{already}).
+    @ivar bytes: the message and file bytes this run sent for them: a file
+        the daemon held already, and the parts of a file it held, count
+        nothing, and a file counts what the session that delivered it
+        sent.
+    @ivar seconds: how long sending took, handshakes included.
+    @ivar channels: how many channels the last session ran on.
     @ivar server: the server key fingerprint.
+    @ivar folders: how many folders the daemon made (or had).
+    @ivar already: C{(name, stored name)} of each file the daemon held
+        already from an earlier run, so that nothing of it was sent.
+    @ivar failed: C{(item, error)} for each item not delivered, in the
+        order given, the item as a user can recognize it.
     """
 
     messages: int
@@ -89,36 +111,60 @@ class SendSummary(NamedTuple):
     seconds: float
     channels: int
     server: str
+    folders: int = 0
+    already: tuple[tuple[str, str], ...] = ()
+    failed: tuple[tuple[str, SPCError], ...] = ()
 
 
-def collectFiles(paths: Sequence[str]) -> list[tuple[str, str]]:
+class _Item(NamedTuple):
     """
-    The files to send for the paths a user gave: a file as itself, a
-    directory as every regular file under it, named by its path relative
-    to the directory's parent.  Symbolic links are followed only when they
-    stay inside the directory; links to directories are not descended.
+    One message, file or folder to send.
 
-    @raise ConfigurationError: for a path that is neither.
+    @ivar index: its place in the request, which also keeps equal items
+        apart.
+    @ivar label: how a user recognizes it.
+    @ivar kind: C{"message"}, C{"file"} or C{"folder"}.
+    @ivar value: the message's bytes, the file's C{(path, name)}, or the
+        folder's name.
     """
-    files = []
-    for path in paths:
-        if os.path.isfile(path):
-            files.append((path, os.path.basename(os.path.abspath(path))))
-        elif os.path.isdir(path):
-            root = os.path.realpath(path)
-            base = os.path.dirname(os.path.abspath(path).rstrip(os.sep))
-            for folder, _, names in sorted(os.walk(path)):
-                for name in sorted(names):
-                    full = os.path.join(folder, name)
-                    real = os.path.realpath(full)
-                    if os.path.commonpath([root, real]) != root or not os.path.isfile(real):
-                        log.warn("Skipping {path}: it leads outside {root}", path=full, root=path)
-                        continue
-                    relative = os.path.relpath(os.path.abspath(full), base)
-                    files.append((full, relative.replace(os.sep, "/")))
-        else:
-            raise ConfigurationError(f"{path} is not a file or a directory")
-    return files
+
+    index: int
+    label: str
+    kind: str
+    value: object
+
+
+def _items(request: SendRequest) -> list[_Item]:
+    items = []
+    for number, text in enumerate(request.messages, 1):
+        excerpt = shown(text.decode("utf-8", "surrogateescape"))
+        excerpt = excerpt if len(excerpt) <= 30 else excerpt[:27] + "..."
+        items.append((f'message {number} ("{excerpt}")', "message", text))
+    items += [(shown(name), "file", (path, name)) for path, name in request.files]
+    items += [(shown(name) + "/", "folder", name) for name in request.folders]
+    return [_Item(index, *item) for index, item in enumerate(items)]
+
+
+def _start(session, limit: DeferredSemaphore, item: _Item, progress):
+    if item.kind == "message":
+        return session.sendMessage(item.value, records.KIND_TEXT)
+    if item.kind == "file":
+        path, name = item.value
+        return limit.run(session.sendFile, path, name, partial(progress, path))
+    return limit.run(session.sendFolder, item.value)
+
+
+def _error(item: _Item, failure) -> SPCError:
+    """
+    Why C{item} was not delivered.  A file that could not be opened (it
+    vanished, or lost its permissions, after the list was made) fails
+    alone; anything else that is not an L{SPCError} is a bug, raised.
+    """
+    if failure.check(SPCError):
+        return failure.value
+    if item.kind == "file" and failure.check(OSError):
+        return FileFailed(item.value[1], f"could not be read ({failure.value.strerror})")
+    failure.raiseException()
 
 
 def clientEndpoints(
@@ -128,26 +174,36 @@ def clientEndpoints(
     Client endpoints from C{--server}/C{--ports} (C{tcp:HOST:PORT}, resolved
     with L{HostnameEndpoint} so IPv6 and IPv4 both work) or C{--connect}
     strings.  C{tls:} is spc's own (L{spc.tls}): TLS 1.3 at least, and
-    C{tlsFingerprints} pin the certificate.  Twisted's C{ssl:} client
-    endpoint checks no certificate at all, so it is refused.  Kinds are
-    compared without case, as Twisted does.
+    C{tlsFingerprints} pin the certificate.
 
-    @raise ConfigurationError: for an C{ssl:} description.
+    Only the kinds of L{CLIENT_KINDS} are accepted, compared without case
+    as Twisted does, and as written: Twisted's parser unescapes
+    backslashes, so C{s\\sl:} would reach its C{ssl:} client endpoint,
+    which checks no certificate at all.  An allow-list refuses that, and
+    every kind from a plugin spc knows nothing about, before Twisted reads
+    the description.
+
+    @raise ConfigurationError: for a kind not in L{CLIENT_KINDS}.
     """
     endpoints = []
     for description in descriptions:
-        kind, _, rest = description.partition(":")
-        kind = kind.lower()
+        written, _, rest = description.partition(":")
+        kind = written.lower()
         host, _, port = rest.rpartition(":")
-        if kind == "tcp" and host and port.isdigit() and "=" not in rest:
-            endpoints.append(HostnameEndpoint(reactor, host.strip("[]"), int(port)))
-        elif kind == "tls":
-            endpoints.append(tls.clientEndpoint(reactor, f"tls:{rest}", tlsFingerprints))
-        elif kind == "ssl":
+        if kind == "ssl":
             raise ConfigurationError(
                 "ssl: client endpoints do not check the server's certificate; "
                 "use tls:HOST:PORT"
             )
+        if kind not in CLIENT_KINDS:
+            raise ConfigurationError(
+                f"spc connects with {', '.join(k + ':' for k in CLIENT_KINDS)} "
+                f"endpoints, not {written}:"
+            )
+        if kind == "tcp" and host and port.isdigit() and "=" not in rest:
+            endpoints.append(HostnameEndpoint(reactor, host.strip("[]"), int(port)))
+        elif kind == "tls":
+            endpoints.append(tls.clientEndpoint(reactor, f"tls:{rest}", tlsFingerprints))
         else:
             endpoints.append(clientFromString(reactor, description))
     return endpoints
@@ -182,18 +238,32 @@ def _connect(reactor, request: SendRequest):
             return session
 
 
+def _size(path: str) -> int:
+    """
+    A file's size for the progress bar; one that vanished since the list
+    was made counts nothing, and its item fails when it is sent.
+    """
+    try:
+        return os.path.getsize(path)
+    except OSError:
+        return 0
+
+
 @inlineCallbacks
 def send(reactor, request: SendRequest):
     """
-    Send every message and file of C{request} and wait for the daemon's
-    confirmations.  If the session is reset (its keys fell out of step,
+    Send every message, file and folder of C{request} and wait for the
+    daemon's answers.  If the session is reset (its keys fell out of step,
     or rotation failed repeatedly), a new session sends what was not
-    confirmed: files resume, messages are sent again.
+    confirmed: files resume, messages are sent again.  Every other failure
+    is the failure of its item alone, reported in the summary.
 
     @return: a Deferred firing with a L{SendSummary}.
-    @raise ConnectFailed: if the first channel cannot be reached.
+    @raise ConnectFailed: if the first channel cannot be reached; any
+        failure of the first session's handshake likewise fails the whole
+        command, before anything is sent.
     """
-    total = sum(os.path.getsize(path) for path, _ in request.files)
+    total = sum(_size(path) for path, _ in request.files)
     done: dict[str, int] = {}
 
     def progress(path: str, acknowledged: int) -> None:
@@ -201,38 +271,55 @@ def send(reactor, request: SendRequest):
         if request.progress is not None:
             request.progress(sum(done.values()), total)
 
-    messages, files = list(request.messages), list(request.files)
+    items = pending = _items(request)
+    results: dict[_Item, object] = {}
+    failures: dict[_Item, SPCError] = {}
+    channels, server = 0, ""
     started = reactor.seconds()
     for attempt in range(MAX_RESETS + 1):
-        session = yield _connect(reactor, request)
+        try:
+            session = yield _connect(reactor, request)
+        except SPCError as error:
+            if attempt == 0:
+                raise
+            failures.update((item, error) for item in pending)
+            break
+        channels, server = len(session.channels), session.peer
         limit = DeferredSemaphore(FILES_AT_ONCE)
         try:
-            channels = len(session.channels)
-            items = [(text, session.sendMessage(text, records.KIND_TEXT)) for text in messages]
-            items += [
-                (entry, limit.run(session.sendFile, entry[0], entry[1], partial(progress, entry[0])))
-                for entry in files
-            ]
-            outcomes = yield DeferredList([d for _, d in items], consumeErrors=True)
+            sends = [_start(session, limit, item, progress) for item in pending]
+            outcomes = yield DeferredList(sends, consumeErrors=True)
         finally:
             yield session.close()
-        failed = [(item, result) for (item, _), (ok, result) in zip(items, outcomes) if not ok]
-        if not failed:
+        retry = []
+        for item, (ok, result) in zip(pending, outcomes):
+            if ok:
+                results[item] = result
+            elif result.check(SessionReset) and attempt < MAX_RESETS:
+                retry.append(item)
+            else:
+                failures[item] = _error(item, result)
+        if not retry:
             break
-        if any(result.check(ServerShuttingDown) for _, result in failed):
-            count = len(request.messages) + len(request.files)
-            raise ServerShuttingDown(f"{count - len(failed)} of {count} item(s) were confirmed")
-        fatal = [f for _, f in failed if attempt == MAX_RESETS or not f.check(SessionReset)]
-        if fatal:
-            fatal[0].raiseException()
-        log.warn("The session was reset; sending {count} item(s) again", count=len(failed))
-        messages = [item for item, _ in failed if isinstance(item, bytes)]
-        files = [item for item, _ in failed if not isinstance(item, bytes)]
+        log.warn("The session was reset; sending {count} item(s) again", count=len(retry))
+        pending = retry
+    return _summary(items, results, failures, reactor.seconds() - started, channels, server)
+
+
+def _summary(items, results, failures, seconds, channels, server) -> SendSummary:
+    def delivered(kind: str) -> list:
+        return [(item, results[item]) for item in items if item.kind == kind and item in results]
+
+    messages, folders = delivered("message"), delivered("folder")
+    files = [result for _, result in delivered("file")]
     return SendSummary(
-        len(request.messages),
-        len(request.files),
-        sum(map(len, request.messages)) + total,
-        reactor.seconds() - started,
+        len(messages),
+        len(files),
+        sum(len(item.value) for item, _ in messages) + sum(result.sent for result in files),
+        seconds,
         channels,
-        session.peer,
+        server,
+        len(folders),
+        tuple((shown(result.name), result.storedAs) for result in files if result.already),
+        tuple((item.label, failures[item]) for item in items if item in failures),
     )

@@ -39,7 +39,7 @@ from spc.reassembly import Budget
 from spc.receivers import IFileReceiver, IMessageReceiver
 from spc.sessionheartbeats import SessionHeartbeats
 from spc.sessionrotation import SessionRotation
-from spc.filesender import FileSender
+from spc.filesender import FileSender, FolderSender
 from spc.transfer import IncomingFiles
 
 __all__ = ["IFileReceiver", "IMessageReceiver", "Session", "SessionClosed"]
@@ -163,8 +163,8 @@ class Session(SessionRotation, SessionHeartbeats):
             the file's own name by default.
         @param progress: called with the number of bytes the peer has
             acknowledged so far.
-        @return: a Deferred firing once the peer stored and verified the
-            file.
+        @return: a Deferred firing with a L{spc.filesender.Delivered} once
+            the peer stored and verified the file, or held it already.
         """
         sender = FileSender(
             path,
@@ -176,6 +176,15 @@ class Session(SessionRotation, SessionHeartbeats):
             progress,
         )
         return self.messenger.sendFile(sender)
+
+    def sendFolder(self, name: str) -> Deferred:
+        """
+        Have the peer make the folder C{name} (a relative path), for a
+        folder with nothing in it to send.
+
+        @return: a Deferred firing with a L{spc.filesender.Delivered}.
+        """
+        return self.messenger.sendFile(FolderSender(name))
 
     def close(self, code: int = records.BYE_NORMAL, reason: str = "closed") -> Deferred:
         """
@@ -383,6 +392,7 @@ class Session(SessionRotation, SessionHeartbeats):
             records.FileAck: lambda channel, r: messenger.fileAckReceived(r),
             records.FileOffer: lambda channel, r: files.offerReceived(r),
             records.FileEnd: lambda channel, r: files.endReceived(r),
+            records.FolderOffer: lambda channel, r: files.folderOffered(r),
             records.HeartbeatRequest: self._heartbeatReceived,
             records.HeartbeatResponse: self._heartbeatAnswered,
             records.Bye: self._byeReceived,

@@ -9,6 +9,7 @@ final name only once the whole-file digest matched.
 from __future__ import annotations
 
 import hmac
+import os
 from typing import Callable
 
 from twisted.internet.defer import Deferred, DeferredLock
@@ -18,7 +19,7 @@ from twisted.logger import Logger
 from twisted.python.failure import Failure
 
 from spc import logevents, records
-from spc.errors import ProtocolError, ResourceLimitExceeded
+from spc.errors import NameUnavailable, ProtocolError, ResourceLimitExceeded
 from spc.filestore import FileStore, PartialFile, RangeSet, withoutControls
 from spc.inflight import InFlight
 from spc.filesender import TransferProgress
@@ -31,6 +32,35 @@ ACK_DELAY = 0.25
 MAX_ACTIVE_FILES = 64
 REMEMBERED_TRANSFERS = 1024
 RECENT_FINAL = 64
+
+NO_FILES = "it takes no files"
+STORAGE_FAILED = "it could not write the file; its log says why"
+
+
+def _bounded(text: str, limit: int) -> str:
+    """
+    C{text} cut to at most C{limit} bytes of UTF-8, never inside a
+    character.
+    """
+    return text.encode("utf-8")[:limit].decode("utf-8", "ignore")
+
+
+def refusal(error: BaseException) -> tuple[int, str]:
+    """
+    What a refused offer tells the sender: a reason code and a sentence
+    chosen here, never an operating system's message, which may name
+    paths of this machine.  The store's own errors are written for the
+    sender (a limit and its size, or the component of the name that cannot
+    be stored), so their text goes along, bounded.
+
+    @return: C{(reason, sentence)} for a refused C{FAK:}.
+    """
+    if isinstance(error, NameUnavailable):
+        return records.REFUSED_NAME, _bounded(str(error), records.MAX_REFUSAL_TEXT)
+    if isinstance(error, ResourceLimitExceeded):
+        text = error.args[0] if error.args and isinstance(error.args[0], str) else str(error)
+        return records.REFUSED_LIMIT, _bounded(text, records.MAX_REFUSAL_TEXT)
+    return records.REFUSED_STORAGE, STORAGE_FAILED
 
 
 class _Receiving:
@@ -80,7 +110,8 @@ class IncomingFiles:
         self._active: dict[bytes, _Receiving] = {}
         self._ackCall: IDelayedCall | None = None
         self._closed = False
-        self._ended: dict[bytes, int] = {}
+        self._ended: dict[bytes, tuple[int, int, str]] = {}
+        self._folders = 0
         self.verifying = InFlight()
 
     def inProgress(self) -> list[TransferProgress]:
@@ -98,11 +129,21 @@ class IncomingFiles:
             for receiving in self._active.values()
         ]
 
-    def _answer(self, transfer: bytes, status: int, ranges=()) -> None:
+    def _answer(
+        self, transfer: bytes, status: int, ranges=(), reason: int = 0, detail: str = ""
+    ) -> None:
         ranges = tuple(ranges)
         for start in range(0, max(1, len(ranges)), records.MAX_ACK_RANGES):
             chunk = ranges[start : start + records.MAX_ACK_RANGES]
-            self._send(records.FileAck(transfer, status, chunk).encode())
+            self._send(records.FileAck(transfer, status, chunk, reason, detail).encode())
+
+    def _storedName(self, path: str) -> str:
+        """
+        How the sender is told where its file or folder went: the path
+        relative to the inbox, C{/}-separated, bounded as C{FAK:} bounds it.
+        """
+        relative = os.path.relpath(path, self._store.directory).replace(os.sep, "/")
+        return _bounded(relative, records.MAX_FILE_NAME)
 
     def offerReceived(self, offer: records.FileOffer) -> None:
         transfer = offer.transferID
@@ -111,11 +152,16 @@ class IncomingFiles:
             self._answer(transfer, records.FILE_RESUME, receiving.partial.held.ranges())
             return
         if self._store is None:
-            self._answer(transfer, records.FILE_REFUSED)
+            self._answer(transfer, records.FILE_REFUSED, (), records.REFUSED_NO_FILES, NO_FILES)
             return
         key = self._store.key(self._peer, transfer)
-        if self._store.isCompleted(key):
-            self._answer(transfer, records.FILE_COMPLETE)
+        stored = self._store.completedName(key)
+        if stored is not None:
+            self.log.info(
+                "{name} from {peer} is stored already, as {stored}",
+                name=withoutControls(offer.name), peer=self._peer, stored=stored,
+            )
+            self._answer(transfer, records.FILE_ALREADY_STORED, (), 0, stored)
             return
         if len(self._active) >= MAX_ACTIVE_FILES:
             raise ResourceLimitExceeded("too many files at once")
@@ -123,16 +169,58 @@ class IncomingFiles:
             partial = self._store.open(key, offer.name, offer.size, self._peer)
         except (ResourceLimitExceeded, OSError) as error:
             self.log.warn("Refusing {name}: {error}", name=withoutControls(offer.name), error=str(error))
-            self._answer(transfer, records.FILE_REFUSED)
+            self._answer(transfer, records.FILE_REFUSED, (), *refusal(error))
             return
         self._active[transfer] = _Receiving(partial, self._clock.seconds())
         self._answer(transfer, records.FILE_RESUME, partial.held.ranges()[: records.MAX_ACK_RANGES])
         self._maybeFinish(transfer)
 
+    def folderOffered(self, offer: records.FolderOffer) -> None:
+        """
+        Make the folder, in a thread (the store may fsync), and answer
+        stored, with its name, or refused.  Folders being made count
+        against L{MAX_ACTIVE_FILES} with the files.
+        """
+        transfer = offer.transferID
+        if self._store is None:
+            self._answer(transfer, records.FILE_REFUSED, (), records.REFUSED_NO_FILES, NO_FILES)
+            return
+        if len(self._active) + self._folders >= MAX_ACTIVE_FILES:
+            raise ResourceLimitExceeded("too many files at once")
+        self._folders += 1
+
+        def made(path: str) -> None:
+            self._folders -= 1
+            stored = self._storedName(path)
+            self.log.info("Made folder {stored} for {peer}", stored=stored, peer=self._peer)
+            self._answer(transfer, records.FILE_COMPLETE, (), 0, stored)
+
+        def failed(failure: Failure) -> None:
+            self._folders -= 1
+            self._answer(transfer, records.FILE_REFUSED, (), *self._whyRefused(offer.name, failure))
+
+        self.verifying.track(
+            self._runInThread(self._store.makeDirectory, offer.name).addCallbacks(made, failed)
+        )
+
+    def _whyRefused(self, name: str, failure: Failure) -> tuple[int, str]:
+        """
+        Storing failed: log why (a traceback only for the unexpected).
+
+        @return: what to tell the sender (L{refusal}).
+        """
+        if failure.check(ResourceLimitExceeded, OSError):
+            self.log.warn(
+                "Refusing {name}: {error}", name=withoutControls(name), error=str(failure.value)
+            )
+        else:
+            self.log.failure("Storing {name} failed", failure, name=withoutControls(name))
+        return refusal(failure.value)
+
     def dataReceived(self, data: records.FileData) -> None:
         receiving = self._active.get(data.transferID)
         if receiving is None:
-            if self._endedStatus(data.transferID) is not None:
+            if self._endedAnswer(data.transferID) is not None:
                 return
             raise ProtocolError("file data for a transfer that was never offered")
         partial = receiving.partial
@@ -146,7 +234,7 @@ class IncomingFiles:
         except OSError as error:
             self.log.warn("Refusing {name}: {error}", name=withoutControls(partial.name), error=str(error))
             partial.discard()
-            self._end(data.transferID, records.FILE_REFUSED)
+            self._end(data.transferID, records.FILE_REFUSED, *refusal(error))
             return
         if written:
             receiving.unsynced += length
@@ -163,32 +251,34 @@ class IncomingFiles:
     def endReceived(self, end: records.FileEnd) -> None:
         receiving = self._active.get(end.transferID)
         if receiving is None:
-            status = self._endedStatus(end.transferID)
-            if status is None:
+            answer = self._endedAnswer(end.transferID)
+            if answer is None:
                 raise ProtocolError("file end for a transfer that was never offered")
-            self._answer(end.transferID, status)
+            self._answer(end.transferID, answer[0], (), *answer[1:])
             return
         receiving.digest = end.digest
         self._maybeFinish(end.transferID)
 
-    def _endedStatus(self, transfer: bytes) -> int | None:
+    def _endedAnswer(self, transfer: bytes) -> tuple[int, int, str] | None:
         """
-        How a transfer that is no longer active ended, so late copies of
-        its records (retransmitted over another channel) are answered
-        instead of being taken for a protocol violation.
+        How a transfer that is no longer active ended, C{(status, reason,
+        detail)}, so late copies of its records (retransmitted over another
+        channel) are answered instead of being taken for a protocol
+        violation.
         """
-        status = self._ended.get(transfer)
-        if status is None and self._store is not None:
-            if self._store.isCompleted(self._store.key(self._peer, transfer)):
-                status = records.FILE_COMPLETE
-        return status
+        answer = self._ended.get(transfer)
+        if answer is None and self._store is not None:
+            stored = self._store.completedName(self._store.key(self._peer, transfer))
+            if stored is not None:
+                answer = (records.FILE_ALREADY_STORED, 0, stored)
+        return answer
 
-    def _end(self, transfer: bytes, status: int) -> None:
+    def _end(self, transfer: bytes, status: int, reason: int = 0, detail: str = "") -> None:
         self._active.pop(transfer, None)
-        self._ended[transfer] = status
+        self._ended[transfer] = (status, reason, detail)
         if len(self._ended) > REMEMBERED_TRANSFERS:
             del self._ended[next(iter(self._ended))]
-        self._answer(transfer, status)
+        self._answer(transfer, status, (), reason, detail)
 
     def _acknowledge(self, transfer: bytes, receiving: _Receiving) -> None:
         receiving.fragments = 0
@@ -213,7 +303,8 @@ class IncomingFiles:
             if written:
                 self._answer(transfer, records.FILE_PROGRESS, written)
         for transfer in list(self._ended)[-RECENT_FINAL:]:
-            self._answer(transfer, self._ended[transfer])
+            status, reason, detail = self._ended[transfer]
+            self._answer(transfer, status, (), reason, detail)
 
     def _flushAcks(self) -> None:
         self._ackCall = None
@@ -267,7 +358,7 @@ class IncomingFiles:
             self.log.warn("{name} arrived corrupt; asking for it again", name=withoutControls(partial.name))
             self._end(transfer, records.FILE_RESTART)
             return
-        self._end(transfer, records.FILE_COMPLETE)
+        self._end(transfer, records.FILE_COMPLETE, 0, self._storedName(path))
         logevents.fileStored(
             self.log, partial.name, partial.size, self._peer, path,
             self._clock.seconds() - receiving.started, receiving.digest,
@@ -275,14 +366,8 @@ class IncomingFiles:
         self.onStored(partial.name, path, partial.size)
 
     def _failed(self, transfer: bytes, partial: PartialFile, failure: Failure) -> None:
-        if failure.check(ResourceLimitExceeded, OSError):
-            self.log.warn(
-                "Refusing {name}: {error}", name=withoutControls(partial.name), error=str(failure.value)
-            )
-        else:
-            self.log.failure("Storing {name} failed", failure, name=withoutControls(partial.name))
         partial.discard()
-        self._end(transfer, records.FILE_REFUSED)
+        self._end(transfer, records.FILE_REFUSED, *self._whyRefused(partial.name, failure))
 
     def close(self) -> None:
         """

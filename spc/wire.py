@@ -154,6 +154,55 @@ def sized(value: bytes) -> bytes:
     return _U16.pack(len(value)) + value
 
 
+# Fields that inner records share (spc.records, spc.filerecords).
+
+MAX_ACK_RANGES = 64
+
+
+def encodeRanges(layout: struct.Struct, ranges) -> list[bytes]:
+    """
+    A range list as sent: a u16 count, then each range in C{layout}.
+
+    @raise ValueError: for more than L{MAX_ACK_RANGES} ranges.
+    """
+    if len(ranges) > MAX_ACK_RANGES:
+        raise ValueError("too many ranges for one acknowledgement")
+    return [_U16.pack(len(ranges)), *(layout.pack(*pair) for pair in ranges)]
+
+
+def decodeRanges(reader: Reader, layout: struct.Struct) -> tuple[tuple[int, int], ...]:
+    """
+    A range list, its count checked before any range is read.
+    """
+    (count,) = reader.unpack(_U16)
+    if count > MAX_ACK_RANGES:
+        raise ProtocolError("too many ranges in an acknowledgement")
+    return tuple(reader.unpack(layout) for _ in range(count))
+
+
+def encodeText(text: str, low: int, high: int, what: str) -> bytes:
+    """
+    A UTF-8 text field as sent, its length bounded as L{decodeText} bounds
+    it.
+
+    @raise ValueError: for a length outside C{low .. high} bytes.
+    """
+    raw = text.encode("utf-8")
+    if not low <= len(raw) <= high:
+        raise ValueError(f"{what} of {len(raw)} bytes, not {low} to {high}")
+    return sized(raw)
+
+
+def decodeText(reader: Reader, low: int, high: int, what: str) -> str:
+    """
+    A UTF-8 text field, its length checked before it is read.
+    """
+    try:
+        return reader.sized(low, high, what).decode("utf-8")
+    except UnicodeDecodeError:
+        raise ProtocolError(f"{what} is not UTF-8") from None
+
+
 def _start(body: bytes | memoryview, frameType: int) -> Reader:
     reader = Reader(body)
     version, kind = reader.unpack(_VERSION_TYPE)

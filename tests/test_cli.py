@@ -13,9 +13,17 @@ from twisted.internet.testing import MemoryReactor
 from twisted.trial import unittest
 
 import spc
-from spc import cli, identity, tls
+from spc import cli, identity, records, tls
+from spc.errors import (
+    FileFailed,
+    FileRefused,
+    MessageAbandoned,
+    ServerShuttingDown,
+    SessionClosed,
+)
 from spc.identity import Identity
-from spc.sender import clientEndpoints
+from spc.sendcommand import EXIT_SKIPPED
+from spc.sender import SendSummary, clientEndpoints
 
 _identities: dict[int, Identity] = {}
 
@@ -545,6 +553,17 @@ class SendOptionsTests(CLITestCase):
             )
             self.assertUsageError("spc send", "use tls:HOST:PORT")
 
+    def test_connectEscapedKind(self) -> None:
+        """
+        C{--connect 's\\sl:HOST:PORT'}, which Twisted's parser reads as its
+        unchecked C{ssl:} client, is a usage error naming the kinds spc
+        connects with.
+        """
+        self.assertEqual(
+            self.spc("send", "--connect", "s\\sl:h:9443", "--message", "x"), 2
+        )
+        self.assertUsageError("spc send", "tcp:, tls:, unix:")
+
     def test_tlsUsageErrors(self) -> None:
         """
         A bad TLS fingerprint, one without a tls: channel, one with
@@ -572,6 +591,49 @@ class SendOptionsTests(CLITestCase):
             "--message", "hello", "--message", "wörld", "--message", "",
         )
         self.assertEqual(options["messages"], [b"hello", "wörld".encode("utf-8"), b""])
+
+    def test_messageNotUTF8(self) -> None:
+        """
+        Item 15: a --message whose bytes are not UTF-8 is sent as those
+        bytes (the daemon stores it as base64), not a traceback.
+        """
+        text = os.fsdecode(b"caf\xe9")
+        options = parseCommand("send", "--server", "h", "--ports", "9000", "--message", text)
+        self.assertEqual(options["messages"], [b"caf\xe9"])
+
+    def test_unsendableNamedFile(self) -> None:
+        """
+        Items 15 and 17: a named file that cannot be sent (a name that is
+        not UTF-8, a file that does not exist) is a usage error before any
+        connection, naming the file.
+        """
+        folder = os.fsencode(os.path.abspath(self.mktemp()))
+        os.makedirs(folder)
+        path = os.fsdecode(folder + b"/caf\xe9.txt")
+        with open(path, "wb") as f:
+            f.write(b"x")
+        self.assertEqual(self.spc("send", "--server", "h", "--ports", "9000", path), 2)
+        self.assertUsageError("spc send", "caf\\xe9.txt", "not valid UTF-8")
+        missing = os.fsdecode(folder + b"/missing.txt")
+        self.assertEqual(self.spc("send", "--server", "h", "--ports", "9000", missing), 2)
+        self.assertUsageError("spc send", "missing.txt", "does not exist")
+
+    def test_folderLists(self) -> None:
+        """
+        A folder's files, folders to make and entries that cannot be sent
+        are parsed before anything connects.
+        """
+        folder = os.path.abspath(self.mktemp())
+        os.makedirs(os.path.join(folder, "empty"))
+        os.mkfifo(os.path.join(folder, "pipe"))
+        options = parseCommand(
+            "send", "--server", "h", "--ports", "9000", folder, "--skip-unsendable"
+        )
+        name = os.path.basename(folder)
+        self.assertEqual(options["files"], [])
+        self.assertEqual(options["folders"], [f"{name}/empty"])
+        self.assertEqual(options["skipped"], [(f"{name}/pipe", "it is a named pipe")])
+        self.assertTrue(options["skip-unsendable"])
 
     def test_defaults(self) -> None:
         """
@@ -630,3 +692,141 @@ class DemoOptionsTests(CLITestCase):
         for text in ["\u00b2", "\u2460"]:
             self.assertEqual(self.spc("demo", "--channels", text), 2, text)
             self.assertUsageError("spc demo", "--channels must be 1 to 16")
+
+
+class SendReportTests(CLITestCase):
+    """
+    What C{spc send} prints once the daemon answered, and its exit code
+    (issue 9, items 13, 14 and 17): every line a claim the user can act on.
+    """
+
+    SERVER = "SHA256:" + "S" * 43
+
+    def report(self, summary: SendSummary, *argv: str, skipped=()) -> int:
+        options = parseCommand("send", "--server", "h", "--ports", "9000", "--message", "x", *argv)
+        options["skipped"] = list(skipped)
+        stdout, stderr = io.StringIO(), io.StringIO()
+        code = options._report(summary, cli.Context(stdout, stderr, {}))
+        self.out, self.err = stdout.getvalue(), stderr.getvalue()
+        return code
+
+    def summary(self, **kw) -> SendSummary:
+        values = dict(messages=0, files=0, bytes=0, seconds=2.0, channels=4, server=self.SERVER)
+        values.update(kw)
+        return SendSummary(**values)
+
+    def test_allDelivered(self) -> None:
+        """
+        Everything delivered: one line on stdout, with the bytes sent and
+        the rate; nothing on stderr; exit 0.
+        """
+        code = self.report(self.summary(messages=1, files=2, bytes=4_000_000))
+        self.assertEqual(code, 0)
+        self.assertEqual(
+            self.out,
+            "Delivered 1 message(s) and 2 file(s), 4000000 bytes sent in 2.00 s (2.0 MB/s), "
+            f"over 4 channel(s) to {self.SERVER}\n",
+        )
+        self.assertEqual(self.err, "")
+
+    def test_alreadyDelivered(self) -> None:
+        """
+        Item 13: a file the daemon held already is named, with its stored
+        name, and counts no bytes and no rate.
+        """
+        code = self.report(
+            self.summary(files=1, already=(("report.pdf", "report.pdf"),))
+        )
+        self.assertEqual(code, 0)
+        self.assertEqual(
+            self.out.splitlines(),
+            [
+                "report.pdf: already delivered as report.pdf",
+                "Delivered 0 message(s) and 1 file(s) (1 already there), 0 bytes sent in "
+                f"2.00 s, over 4 channel(s) to {self.SERVER}",
+            ],
+        )
+        self.assertEqual(self.err, "")
+
+    def test_partial(self) -> None:
+        """
+        Item 17: what was delivered on stdout; each item that was not, with
+        the daemon's reason, and the count, on stderr; exit 4.
+        """
+        refused = FileRefused(
+            "big.bin", records.REFUSED_LIMIT, "over this sender's quota of unfinished files"
+        )
+        code = self.report(
+            self.summary(messages=1, files=1, bytes=7, failed=(("big.bin", refused),))
+        )
+        self.assertEqual(code, 4)
+        self.assertTrue(self.out.startswith("Delivered 1 message(s) and 1 file(s), 7 bytes"))
+        self.assertEqual(
+            self.err.splitlines(),
+            [
+                "spc: big.bin was not delivered: refused by the daemon: over this sender's "
+                "quota of unfinished files",
+                "spc: 2 of 3 items delivered",
+            ],
+        )
+
+    def test_nothingDelivered(self) -> None:
+        """
+        With nothing delivered, stdout stays empty; every failure has its
+        line, and the exit code is the first failure's.
+        """
+        failed = (
+            ('message 1 ("x")', MessageAbandoned("message 0")),
+            ("a.bin", FileFailed("a.bin", "changed while it was being sent")),
+            ("b.bin", ServerShuttingDown()),
+        )
+        code = self.report(self.summary(failed=failed))
+        self.assertEqual(code, 4)
+        self.assertEqual(self.out, "")
+        self.assertEqual(
+            self.err.splitlines(),
+            [
+                'spc: message 1 ("x") was not delivered: the daemon could not deliver it',
+                "spc: a.bin was not delivered: it changed while it was being sent",
+                f"spc: b.bin was not delivered: {ServerShuttingDown()}",
+                "spc: 0 of 3 items delivered",
+            ],
+        )
+
+    def test_skipped(self) -> None:
+        """
+        Item 14: entries of a folder that were not sent are listed, with
+        the count; the exit code is L{EXIT_SKIPPED} (5), or 0 with
+        C{--skip-unsendable}, which still lists them.
+        """
+        skipped = [("album/pipe", "it is a named pipe")]
+        summary = self.summary(files=2, folders=1, bytes=10)
+        self.assertEqual(self.report(summary, skipped=skipped), EXIT_SKIPPED)
+        self.assertEqual(EXIT_SKIPPED, 5)
+        self.assertIn("Delivered 0 message(s) and 2 file(s), 1 empty folder(s), ", self.out)
+        expected = [
+            "spc: album/pipe was not sent: it is a named pipe",
+            "spc: 3 of 4 items delivered",
+        ]
+        self.assertEqual(self.err.splitlines(), expected)
+        self.assertEqual(self.report(summary, "--skip-unsendable", skipped=skipped), 0)
+        self.assertEqual(self.err.splitlines(), expected)
+
+    def test_peerTextCleaned(self) -> None:
+        """
+        A session's end that quotes the daemon's goodbye is shown without
+        its control characters.
+        """
+        failed = (("a.bin", SessionClosed("the peer closed the session: \x1b[2Jbye\r")),)
+        self.report(self.summary(failed=failed))
+        self.assertIn("the peer closed the session: [2Jbye\n", self.err)
+        self.assertNotIn("\x1b", self.err)
+
+    def test_failureBeatsSkipped(self) -> None:
+        """
+        A failed item decides the exit code even when entries were skipped
+        too.
+        """
+        failed = (("a.bin", FileFailed("a.bin", "arrived corrupt twice")),)
+        code = self.report(self.summary(files=1, failed=failed), skipped=[("p", "it is a socket")])
+        self.assertEqual(code, 4)

@@ -13,6 +13,7 @@ stopped (SIGTERM, then SIGKILL) when its test ends.
 
 from __future__ import annotations
 
+import base64
 import datetime
 import json
 import os
@@ -555,6 +556,19 @@ class DeliveryTests(EndToEndTestCase):
         )
 
     @inlineCallbacks
+    def test_messageNotUTF8(self):
+        """
+        Issue 9, item 15: a message whose bytes (from the command line) are
+        not UTF-8 is sent as those bytes, and stored as base64, instead of
+        failing with a traceback.
+        """
+        result = yield self.send(os.fsdecode(b"caf\xe9"))
+        self.assertDelivered(result, 1)
+        self.assertEqual(result.err, "")
+        [record] = self.storedMessages()
+        self.assertEqual(base64.b64decode(record["base64"]), b"caf\xe9")
+
+    @inlineCallbacks
     def test_longMessage(self):
         """
         A message of 300,000 characters (over 64 KiB fragments, so spread
@@ -665,7 +679,15 @@ class DeliveryTests(EndToEndTestCase):
         self.daemonMayLogErrors = True
         os.mkdir(os.path.join(self.inbox, MESSAGES_NAME))
         result = yield self.send("lost")
-        self.assertFailed(result, 4, "could not deliver")
+        self.assertEqual(result.code, 4, result)
+        self.assertEqual(result.out, "")
+        self.assertEqual(
+            result.err.splitlines(),
+            [
+                'spc: message 1 ("lost") was not delivered: the daemon could not deliver it',
+                "spc: 0 of 1 items delivered",
+            ],
+        )
         os.rmdir(os.path.join(self.inbox, MESSAGES_NAME))
         result = yield self.send("kept")
         self.assertDelivered(result, 1)

@@ -340,6 +340,15 @@ class FileTestCase(EndToEndTestCase):
                 )
         return found
 
+    def assertNotDelivered(self, result: Result, code: int, lines: list[str]) -> None:
+        """
+        C{spc send} exited with C{code} after writing C{lines} to stderr (one
+        per item not delivered or not sent, then the count), no traceback.
+        """
+        self.assertEqual(result.code, code, result)
+        self.assertNotIn("Traceback", result.err)
+        self.assertEqual(result.err.splitlines(), lines, result)
+
     def assertNoPartials(self) -> None:
         """
         The partial folder holds nothing but the record of completed
@@ -535,8 +544,8 @@ class ResumeTests(FileTestCase):
         result = yield ended
         self.assertEqual(stopped.code, -signal.SIGTERM, self.daemon.output.log)
         self.assertEqual(result.code, 4, sender.log)
-        self.assertIn("The server is shutting down", result.err)
-        self.assertIn("0 of 1 item(s) were confirmed", result.err)
+        self.assertIn("spc: big.bin was not delivered: The server is shutting down", result.err)
+        self.assertIn("spc: 0 of 1 items delivered", result.err)
         self.assertFalse(os.path.exists(os.path.join(self.inbox, "big.bin")))
         self.assertEqual(len(glob.glob(os.path.join(self.partials, "*.part"))), 1)
         self.daemon = yield self.startDaemon()
@@ -591,10 +600,12 @@ class DirectoryTests(FileTestCase):
         """
         The files under a folder arrive as C{INBOX/FOLDER/relative/path}
         (an empty file too).
-        As L{spc.sender.collectFiles} documents, a symbolic link is sent
+        As L{spc.sendlist.collectFiles} documents, a symbolic link is sent
         (with its target's content, under the link's name) only when its
         target is a file inside the folder; links that lead outside, links
-        to folders and dangling links are not sent.
+        to folders and dangling links are not sent, and each is listed with
+        why (issue 9, item 14): with C{--skip-unsendable} the exit code is
+        still 0.
         """
         album = os.path.join(self.source, "album")
         writeFile(os.path.join(album, "a.txt"), b"A")
@@ -611,8 +622,20 @@ class DirectoryTests(FileTestCase):
         os.symlink("sub", os.path.join(album, "folder-link"))
         os.symlink("missing", os.path.join(album, "dangling"))
 
-        result = yield self.sendFiles(album)
-        self.assertFilesDelivered(result, 5)
+        result = yield self.sendFiles(album, extra=["--skip-unsendable"])
+        self.assertDelivered(result, 0)
+        self.assertIn("Delivered 0 message(s) and 5 file(s), ", result.out)
+        self.assertNotDelivered(result, 0, [
+            "spc: album/dangling was not sent: it is a symbolic link, and it leads nowhere",
+            "spc: album/folder-link was not sent: it is a symbolic link to a folder; "
+            "links are not followed into folders",
+            "spc: album/outside-folder-link was not sent: it is a symbolic link that leads "
+            f"outside {album}",
+            f"spc: album/outside-link was not sent: it is a symbolic link that leads outside {album}",
+            "spc: album/sub/relative-outside-link was not sent: it is a symbolic link that "
+            f"leads outside {album}",
+            "spc: 5 of 10 items delivered",
+        ])
         self.assertEqual(
             self.inboxFiles(),
             {
@@ -623,6 +646,69 @@ class DirectoryTests(FileTestCase):
                 "album/inside-link": b"B" * 100_000,
             },
         )
+
+    @inlineCallbacks
+    def test_unsendableEntries(self):
+        """
+        Issue 9, items 14 and 15: empty folders arrive, at any depth; a
+        named pipe and a name that is not UTF-8 are listed with why, the
+        rest is delivered, and C{spc send} exits 5 (some entries skipped)
+        without C{--skip-unsendable}.
+        """
+        album = os.path.join(self.source, "album")
+        writeFile(os.path.join(album, "a.txt"), b"A")
+        os.makedirs(os.path.join(album, "empty", "deeper"))
+        os.makedirs(os.path.join(album, "only-a-pipe"))
+        os.mkfifo(os.path.join(album, "only-a-pipe", "pipe"))
+        writeFile(os.fsdecode(os.fsencode(album) + b"/caf\xe9.txt"), b"latin-1")
+        result = yield self.sendFiles(album)
+        self.assertIn(
+            "Delivered 0 message(s) and 1 file(s), 2 empty folder(s), ", result.out
+        )
+        self.assertNotDelivered(result, 5, [
+            "spc: album/caf\\xe9.txt was not sent: its name is not valid UTF-8; "
+            "rename it to send it",
+            "spc: album/only-a-pipe/pipe was not sent: it is a named pipe",
+            "spc: 3 of 5 items delivered",
+        ])
+        self.assertEqual(self.inboxFiles(), {"album/a.txt": b"A"})
+        for folder in ("empty/deeper", "only-a-pipe"):
+            self.assertTrue(os.path.isdir(os.path.join(self.inbox, "album", folder)), folder)
+        self.assertIn("Made folder album/empty/deeper for ", self.daemon.output.log)
+
+    @inlineCallbacks
+    def test_emptyFolder(self):
+        """
+        A folder with nothing in it arrives as an empty folder.
+        """
+        os.makedirs(os.path.join(self.source, "nothing"))
+        result = yield self.sendFiles(os.path.join(self.source, "nothing"))
+        self.assertDelivered(result, 0)
+        self.assertIn("Delivered 0 message(s) and 0 file(s), 1 empty folder(s), ", result.out)
+        self.assertEqual(result.err, "")
+        self.assertEqual(os.listdir(os.path.join(self.inbox, "nothing")), [])
+
+    @inlineCallbacks
+    def test_nameNotUTF8(self):
+        """
+        Issue 9, item 15: a named file whose name is not UTF-8 stops
+        C{spc send} before it connects, with a usage error naming it;
+        nothing is sent, not even the other files.  A file in a folder
+        whose own name is not UTF-8 is sent: only the names sent must be.
+        """
+        other = writeFile(os.path.join(self.source, "other.txt"), b"o")
+        bad = os.fsdecode(os.fsencode(self.source) + b"/caf\xe9.txt")
+        writeFile(bad, b"b")
+        result = yield self.sendFiles(other, bad)
+        self.assertEqual(result.code, 2, result)
+        self.assertIn("caf\\xe9.txt", result.err)
+        self.assertIn("not valid UTF-8", result.err)
+        self.assertEqual(self.inboxFiles(), {})
+        self.assertNotIn("Handshake accepted", self.daemon.output.log)
+        inside = writeFile(os.fsdecode(os.fsencode(self.source) + b"/\xff/fine.txt"), b"f")
+        result = yield self.sendFiles(inside)
+        self.assertFilesDelivered(result, 1)
+        self.assertEqual(self.inboxFiles(), {"fine.txt": b"f"})
 
     @inlineCallbacks
     def test_filesAndFolderTogether(self):
@@ -667,31 +753,43 @@ class NoOverwriteTests(FileTestCase):
     def test_sameFileTwice(self):
         """
         The very same file (same path, unchanged) sent again by the same
-        sender is answered "complete" (its transfer id is the same, and the
-        daemon remembers completed transfers for a day): C{spc send} exits
-        0 and reports it delivered, and it is not stored a second time.
+        sender, while the daemon still holds it, is answered "already
+        stored" (its transfer id is the same, and the daemon remembers
+        completed transfers for a day): C{spc send} exits 0, says the file
+        was already delivered and under which name, counts no bytes for
+        it, and it is not stored a second time.
         """
         path = writeFile(os.path.join(self.source, "notes.txt"), b"once")
-        for _ in range(2):
-            result = yield self.sendFiles(path)
-            self.assertFilesDelivered(result, 1)
+        result = yield self.sendFiles(path)
+        self.assertFilesDelivered(result, 1)
+        self.assertNotIn("already", result.out)
+        result = yield self.sendFiles(path)
+        self.assertFilesDelivered(result, 1)
+        lines = result.out.splitlines()
+        self.assertEqual(lines[0], "notes.txt: already delivered as notes.txt")
+        self.assertIn("1 file(s) (1 already there), 0 bytes sent in ", lines[1])
+        self.assertNotIn("MB/s", lines[1])
         self.assertEqual(self.inboxFiles(), {"notes.txt": b"once"})
         self.assertEqual(self.daemon.output.log.count("Stored notes.txt "), 1)
 
     @inlineCallbacks
-    def test_sameFileMovedAway(self):
+    def test_storedFileMovedAway(self):
         """
-        The very same file sent again after the stored copy was moved out
-        of the inbox is not answered "complete" from memory: it is received
-        and stored again, and C{spc send} reports what really happened.
+        Issue 9, item 13: C{spc send report.pdf}, then the stored file is
+        moved out of the inbox, then the same C{spc send report.pdf}: the
+        daemon receives and stores it again (a "complete" answer would
+        have delivered nothing), and C{spc send} says it sent its bytes.
         """
-        path = writeFile(os.path.join(self.source, "report.pdf"), b"%PDF once")
+        data = os.urandom(300_000)
+        path = writeFile(os.path.join(self.source, "report.pdf"), data)
         result = yield self.sendFiles(path)
         self.assertFilesDelivered(result, 1)
-        os.rename(os.path.join(self.inbox, "report.pdf"), os.path.join(self.root, "moved.pdf"))
+        os.rename(os.path.join(self.inbox, "report.pdf"), os.path.join(self.root, "moved"))
         result = yield self.sendFiles(path)
         self.assertFilesDelivered(result, 1)
-        self.assertEqual(self.inboxFiles(), {"report.pdf": b"%PDF once"})
+        self.assertNotIn("already", result.out)
+        self.assertIn("300000 bytes sent", result.out)
+        self.assertEqual(self.inboxFiles(), {"report.pdf": data})
         self.assertEqual(self.daemon.output.log.count("Stored report.pdf "), 2)
 
     @inlineCallbacks
@@ -738,7 +836,12 @@ class RefusedTransferTests(FileTestCase):
         """
         self.daemonMayLogErrors = True  # see test_cannotPlaceLogged
         result = yield self.sendBlocked()
-        self.assertFailed(result, 4, "blocker/x", "refused")
+        self.assertNotDelivered(result, 4, [
+            "spc: blocker/x was not delivered: refused by the daemon: The inbox cannot take "
+            "a file under that name: 'blocker' in the inbox is not a folder",
+            "spc: 0 of 1 items delivered",
+        ])
+        self.assertEqual(result.out, "")
         self.assertEqual(self.inboxFiles(), {"blocker": b"in the way"})
         self.assertNoPartials()
         other = writeFile(os.path.join(self.source, "other.txt"), b"fine")
@@ -777,7 +880,9 @@ class RefusedTransferTests(FileTestCase):
         with open(path, "wb") as f:
             f.truncate(status.f_bavail * status.f_frsize + 1024 * MiB)
         result = yield self.sendFilesWithin(REFUSAL_TIMEOUT, path)
-        self.assertFailed(result, 4, "huge.img", "refused")
+        self.assertEqual(result.code, 4, result)
+        self.assertIn("spc: huge.img was not delivered: refused by the daemon: no room for "
+                      "a file of ", result.err)
         self.assertIn("Refusing huge.img: ", self.daemon.output.log)
         self.assertEqual(self.inboxFiles(), {})
         self.assertNoPartials()
@@ -812,8 +917,37 @@ class RefusedTransferTests(FileTestCase):
         if result.code == -9:
             self.fail(f"spc send was still running after {REFUSAL_TIMEOUT} s; the daemon "
                       f"said:\n{self.daemon.output.log}")
-        self.assertFailed(result, 4, "f.txt")
+        self.assertNotDelivered(result, 4, [
+            "spc: f.txt was not delivered: refused by the daemon: it could not write the "
+            "file; its log says why",
+            "spc: 0 of 1 items delivered",
+        ])
+        self.assertNotIn(self.partials, result.err)
         self.assertEqual(self.inboxFiles(), {})
+
+    @inlineCallbacks
+    def test_partialSuccess(self):
+        """
+        Issue 9, item 17: with C{--partial-quota 100K}, C{spc send big.bin
+        a.txt --message hi} stores C{a.txt} and the message and refuses
+        C{big.bin}: C{spc send} says what it delivered, which item it did
+        not and the daemon's reason, and that 2 of 3 items were delivered;
+        exit 4.
+        """
+        yield self.daemon.stop()
+        self.daemon = yield self.startDaemon("--partial-quota", "100K")
+        big = writeFile(os.path.join(self.source, "big.bin"), os.urandom(200_000))
+        small = writeFile(os.path.join(self.source, "a.txt"), b"a")
+        result = yield self.sendFiles(big, small, extra=["--message", "hi"])
+        self.assertIn("Delivered 1 message(s) and 1 file(s), 3 bytes sent in ", result.out)
+        self.assertNotDelivered(result, 4, [
+            "spc: big.bin was not delivered: refused by the daemon: 200000 bytes would "
+            "take the sender's unfinished files over its quota of 102400 bytes",
+            "spc: 2 of 3 items delivered",
+        ])
+        self.assertEqual(self.inboxFiles().get("a.txt"), b"a")
+        self.assertNotIn("big.bin", self.inboxFiles())
+        self.assertEqual([r["text"] for r in self.storedMessages()], ["hi"])
 
 
 class OutputTests(FileTestCase):
@@ -1001,6 +1135,20 @@ class HostileNameTests(FileTestCase):
         self.assertLessEqual(len(parts), 33)
         remaining = iter(folders)
         self.assertTrue(all(part in remaining for part in parts[:-1]), parts)
+
+    @inlineCallbacks
+    def test_folderTraversal(self):
+        """
+        A folder offer (C{DIR:}) named to leave the inbox makes its folder
+        inside it, and nothing changes outside.
+        """
+        before = tree(self.root)
+        for name in ("../../escaped", "/abs/olute", "a/../../b", "..\\..\\win"):
+            delivered = yield self.session.sendFolder(name)
+            made = os.path.join(self.inbox, *delivered.storedAs.split("/"))
+            self.assertTrue(os.path.isdir(made), delivered)
+            self.assertNotIn("..", delivered.storedAs.split("/"))
+        self.assertNothingOutsideInbox(before, tree(self.root))
 
     @inlineCallbacks
     def test_emptyName(self):

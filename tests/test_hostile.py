@@ -1284,8 +1284,8 @@ class FileChannelDeathTests(_HostileTestCase):
         path, data = self.makeFile()
         sending = session.sendFile(path, "received.bin")
         yield killing()
-        name = yield sending
-        self.assertEqual(name, "received.bin")
+        delivered = yield sending
+        self.assertEqual(delivered[:3], ("received.bin", "received.bin", False))
         server = self.net.serverSession(session)
         [(who, stored, where, size)] = self.net.receiver.files
         self.assertEqual((who, stored, size), (server, "received.bin", self.SIZE))
@@ -1361,8 +1361,8 @@ class FileChannelDeathTests(_HostileTestCase):
         session.channels[0].resumeProducing()
         control.kill()
         yield net.rejoined(session, 0)
-        name = yield self.within(sending, PROMPTLY, "the file send firing")
-        self.assertEqual(name, "received.bin")
+        delivered = yield self.within(sending, PROMPTLY, "the file send firing")
+        self.assertEqual(delivered[:3], ("received.bin", "received.bin", False))
         [(_, _, where, size)] = net.receiver.files
         self.assertEqual((self.inboxFiles(), size), ([where], self.SIZE))
         yield self.servedAfterwards(session)
@@ -1389,8 +1389,8 @@ class FileChannelDeathTests(_HostileTestCase):
         session.channels[0].resumeProducing()
         control.kill()
         yield net.rejoined(session, 0)
-        name = yield self.within(sending, PROMPTLY, "the file send firing")
-        self.assertEqual(name, "received.bin")
+        delivered = yield self.within(sending, PROMPTLY, "the file send firing")
+        self.assertEqual(delivered[:3], ("received.bin", "received.bin", False))
         [(_, _, where, size)] = net.receiver.files
         self.assertEqual((self.inboxFiles(), size), ([where], self.SIZE))
         with open(where, "rb") as f:

@@ -27,6 +27,32 @@ def fragments(draw):
     )
 
 
+def utf8Text(low: int, high: int):
+    """
+    Text whose UTF-8 encoding has C{low} to C{high} bytes.
+    """
+    return st.text(max_size=high).filter(lambda text: low <= len(text.encode("utf-8")) <= high)
+
+
+@st.composite
+def fileAcks(draw):
+    """
+    Every valid C{FAK:}: ranges only for progress and resume, a stored
+    name for stored and already stored, a reason and a sentence for
+    refused, nothing else otherwise.
+    """
+    status = draw(st.sampled_from(sorted(records.FILE_STATUSES)))
+    ranges, reason, detail = (), 0, ""
+    if status in (records.FILE_PROGRESS, records.FILE_RESUME):
+        ranges = tuple(draw(st.lists(st.tuples(u64, u64), max_size=records.MAX_ACK_RANGES)))
+    elif status in (records.FILE_COMPLETE, records.FILE_ALREADY_STORED):
+        detail = draw(utf8Text(1, 200))
+    elif status == records.FILE_REFUSED:
+        reason = draw(st.sampled_from(sorted(records.REFUSAL_REASONS)))
+        detail = draw(utf8Text(0, records.MAX_REFUSAL_TEXT))
+    return records.FileAck(draw(fixed(16)), status, ranges, reason, detail)
+
+
 heartbeatFields = (u32, u64, u32, u32, u64, u64, u64)
 innerRecords = st.one_of(
     fragments(),
@@ -51,12 +77,8 @@ innerRecords = st.one_of(
     ),
     st.builds(records.FileData, fixed(16), u64, st.binary(max_size=300)),
     st.builds(records.FileEnd, fixed(16), fixed(32)),
-    st.builds(
-        records.FileAck,
-        fixed(16),
-        st.sampled_from(sorted(records.FILE_STATUSES)),
-        st.lists(st.tuples(u64, u64), max_size=records.MAX_ACK_RANGES).map(tuple),
-    ),
+    fileAcks(),
+    st.builds(records.FolderOffer, fixed(16), utf8Text(1, 200)),
     st.builds(records.RotationAbort, u32, u8),
     st.builds(records.RotationRequest, st.sampled_from([records.REKEY_VOLUME, records.REKEY_AGE])),
     st.builds(
@@ -146,6 +168,107 @@ class StrictnessTests(unittest.TestCase):
             records.FileAck(bytes(16), 0, ((0, 1),) * (records.MAX_ACK_RANGES + 1)).encode,
         )
 
+    def test_fileAnswerDetails(self):
+        """
+        A C{FAK:} carries ranges only when it is progress or resume, a
+        reason only when it is refused (and then one of the known reasons),
+        a name of 1 to 4096 bytes when the file is stored or already
+        stored, a sentence of at most 255 bytes when refused, and no detail
+        otherwise; the detail is UTF-8.  The encoder refuses what the
+        decoder would.
+        """
+        tid = bytes(16)
+
+        def fak(status, ranges=(), reason=0, detail=b""):
+            body = b"FAK:" + tid + bytes([status]) + struct.pack("!H", len(ranges))
+            body += b"".join(struct.pack("!QQ", *pair) for pair in ranges)
+            return body + bytes([reason]) + struct.pack("!H", len(detail)) + detail
+
+        refused = [
+            fak(records.FILE_COMPLETE, ranges=[(0, 1)], detail=b"a"),
+            fak(records.FILE_RESTART, ranges=[(0, 1)]),
+            fak(records.FILE_PROGRESS, reason=records.REFUSED_LIMIT),
+            fak(records.FILE_REFUSED),
+            fak(records.FILE_REFUSED, reason=5),
+            fak(records.FILE_REFUSED, reason=255),
+            fak(records.FILE_REFUSED, reason=1, detail=b"x" * (records.MAX_REFUSAL_TEXT + 1)),
+            fak(records.FILE_REFUSED, reason=1, detail=b"\xff"),
+            fak(records.FILE_COMPLETE),
+            fak(records.FILE_ALREADY_STORED),
+            fak(records.FILE_COMPLETE, detail=b"x" * (records.MAX_FILE_NAME + 1)),
+            fak(records.FILE_ALREADY_STORED, detail=b"\xc3"),
+            fak(records.FILE_RESUME, detail=b"a"),
+            fak(records.FILE_RESTART, detail=b"a"),
+            fak(records.FILE_PROGRESS)[:-1],
+            fak(records.FILE_PROGRESS) + b"\x00",
+            fak(records.FILE_REFUSED, reason=1, detail=b"why")[:-1],
+        ]
+        for body in refused:
+            self.assertRefused(records.decodeRecord, body)
+        accepted = [
+            fak(records.FILE_COMPLETE, detail=b"x" * records.MAX_FILE_NAME),
+            fak(records.FILE_REFUSED, reason=4, detail=b"x" * records.MAX_REFUSAL_TEXT),
+            fak(records.FILE_REFUSED, reason=1),
+        ]
+        for body in accepted:
+            self.assertEqual(records.decodeRecord(body).encode(), body)
+        invalid = [
+            records.FileAck(tid, records.FILE_COMPLETE, ((0, 1),), 0, "a"),
+            records.FileAck(tid, records.FILE_COMPLETE),
+            records.FileAck(tid, records.FILE_PROGRESS, (), records.REFUSED_NAME),
+            records.FileAck(tid, records.FILE_REFUSED),
+            records.FileAck(tid, records.FILE_REFUSED, (), 9, "why"),
+            records.FileAck(tid, records.FILE_REFUSED, (), 1, "é" * 128),
+            records.FileAck(tid, records.FILE_RESTART, (), 0, "a"),
+        ]
+        for answer in invalid:
+            self.assertRaises(ValueError, answer.encode)
+
+    @settings(max_examples=500)
+    @given(
+        st.integers(0, 7), st.lists(st.tuples(u64, u64), max_size=3), u8,
+        st.binary(max_size=300),
+    )
+    def test_fileAnswerRule(self, status, ranges, reason, detail):
+        """
+        Over all statuses, ranges, reasons and details, a C{FAK:} decodes
+        exactly when it follows the rule of L{test_fileAnswerDetails}, and
+        then re-encodes to the same bytes.
+        """
+        body = b"FAK:" + bytes(16) + bytes([status]) + struct.pack("!H", len(ranges))
+        body += b"".join(struct.pack("!QQ", *pair) for pair in ranges)
+        body += bytes([reason]) + struct.pack("!H", len(detail)) + detail
+        try:
+            text = detail.decode("utf-8")
+        except UnicodeDecodeError:
+            text = None
+        if status == records.FILE_REFUSED:
+            valid = reason in records.REFUSAL_REASONS and len(detail) <= 255
+        elif status in (records.FILE_COMPLETE, records.FILE_ALREADY_STORED):
+            valid = reason == 0 and 1 <= len(detail) <= 4096
+        else:
+            valid = reason == 0 and not detail
+        valid = valid and text is not None and status <= 5
+        valid = valid and (not ranges or status in (records.FILE_PROGRESS, records.FILE_RESUME))
+        if valid:
+            self.assertEqual(records.decodeRecord(body).encode(), body)
+        else:
+            self.assertRefused(records.decodeRecord, body)
+
+    def test_folderOffer(self):
+        """
+        C{DIR:} refuses an empty name, one over 4096 bytes, one that is
+        not UTF-8, a short id and trailing bytes.
+        """
+        for body in (
+            b"DIR:" + bytes(16) + b"\x00\x00",
+            b"DIR:" + bytes(16) + b"\x00\x01\xff",
+            b"DIR:" + bytes(16) + struct.pack("!H", 4097) + b"x" * 4097,
+            b"DIR:" + bytes(15),
+            b"DIR:" + bytes(16) + b"\x00\x01a\x00",
+        ):
+            self.assertRefused(records.decodeRecord, body)
+
     def test_fragmentIndex(self):
         """
         A fragment whose index is not below its count is refused.
@@ -153,6 +276,55 @@ class StrictnessTests(unittest.TestCase):
         body = records.Fragment(1, 0, 1, 1, records.KIND_TEXT, bytes(32), b"x").encode()
         bad = body[:12] + (5).to_bytes(4, "big") + body[16:]
         self.assertRefused(records.decodeRecord, bad)
+
+
+class KnownEncodingTests(unittest.TestCase):
+    """
+    The file records' bytes, as C{docs/protocol.rst} gives them.
+    """
+
+    def test_fileAnswers(self):
+        """
+        C{FAK:}: id, status, the range list, the reason, then the detail
+        with its u16 length.
+        """
+        tid = bytes(range(16))
+        cases = [
+            (records.FileAck(tid, records.FILE_PROGRESS, ((1, 2),)),
+             b"\x00" + b"\x00\x01" + (1).to_bytes(8, "big") + (2).to_bytes(8, "big")
+             + b"\x00" + b"\x00\x00"),
+            (records.FileAck(tid, records.FILE_RESUME), b"\x02\x00\x00\x00\x00\x00"),
+            (records.FileAck(tid, records.FILE_COMPLETE, detail="a/b.txt"),
+             b"\x01\x00\x00\x00\x00\x07a/b.txt"),
+            (records.FileAck(tid, records.FILE_ALREADY_STORED, detail="r.pdf"),
+             b"\x05\x00\x00\x00\x00\x05r.pdf"),
+            (records.FileAck(tid, records.FILE_RESTART), b"\x03\x00\x00\x00\x00\x00"),
+            (records.FileAck(tid, records.FILE_REFUSED, (), records.REFUSED_LIMIT, "full"),
+             b"\x04\x00\x00\x02\x00\x04full"),
+        ]
+        for answer, body in cases:
+            self.assertEqual(answer.encode(), b"FAK:" + tid + body)
+            self.assertEqual(records.decodeRecord(b"FAK:" + tid + body), answer)
+
+    def test_folderOffer(self):
+        """
+        C{DIR:}: id, then the name with its u16 length.
+        """
+        tid = bytes(range(16))
+        offer = records.FolderOffer(tid, "album/empty")
+        self.assertEqual(offer.encode(), b"DIR:" + tid + b"\x00\x0balbum/empty")
+        self.assertEqual(records.decodeRecord(offer.encode()), offer)
+
+    def test_refusalReasons(self):
+        """
+        The reason codes of a refusal.
+        """
+        self.assertEqual(
+            (records.REFUSED_NO_FILES, records.REFUSED_LIMIT, records.REFUSED_NAME,
+             records.REFUSED_STORAGE),
+            (1, 2, 3, 4),
+        )
+        self.assertEqual(records.REFUSAL_REASONS, frozenset({1, 2, 3, 4}))
 
 
 class GarbageTests(unittest.TestCase):

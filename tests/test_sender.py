@@ -5,6 +5,7 @@ run in-process against a real L{spc.service.ServerService} on loopback.
 
 from __future__ import annotations
 
+import os
 import socket
 
 from twisted.internet import reactor
@@ -23,10 +24,12 @@ from spc.errors import (
     ClientNotAuthorized,
     ConfigurationError,
     ConnectFailed,
+    FileRefused,
     MessageAbandoned,
     ServerKeyChanged,
     SessionClosed,
 )
+from spc.filestore import FileStore
 from spc.identity import Identity, generateIdentity
 from spc.sender import SendRequest, SendSummary, clientEndpoints, send
 from spc.service import Limits, ServerService
@@ -100,10 +103,9 @@ class Collector:
         self.sessions.append(session)
 
 
-class SendTests(unittest.TestCase):
+class ServerTestCase(unittest.TestCase):
     """
-    L{send} delivers messages to a server and summarizes what the server
-    confirmed.
+    A real server on loopback for L{send} to send to.
     """
 
     timeout = 30
@@ -139,6 +141,13 @@ class SendTests(unittest.TestCase):
         kw.setdefault("hostPort", f"127.0.0.1:{self.ports[0]}")
         kw.setdefault("endpoints", [f"tcp:127.0.0.1:{port}" for port in self.ports])
         return SendRequest(sharedIdentity(client), messages=list(messages), **kw)
+
+
+class SendTests(ServerTestCase):
+    """
+    L{send} delivers messages to a server and summarizes what the server
+    confirmed.
+    """
 
     @inlineCallbacks
     def test_summary(self):
@@ -278,15 +287,18 @@ class SendTests(unittest.TestCase):
     @inlineCallbacks
     def test_abandoned(self):
         """
-        If the server cannot store a message, L{send} fails with
-        L{MessageAbandoned} (exit code 4) rather than reporting success.
+        If the server cannot store a message, the summary lists it as not
+        delivered, with L{MessageAbandoned} (exit code 4), rather than
+        counting it as delivered.
         """
         yield self.startServer()
         self.receiver.fail = OSError(28, "No space left on device")
-        failure = yield self.assertFailure(
-            send(reactor, self.makeRequest([b"x"])), MessageAbandoned
-        )
-        self.assertEqual(failure.exitCode, 4)
+        summary = yield send(reactor, self.makeRequest([b"x"]))
+        self.assertEqual(summary.messages, 0)
+        [(item, error)] = summary.failed
+        self.assertEqual(item, 'message 1 ("x")')
+        self.assertIsInstance(error, MessageAbandoned)
+        self.assertEqual(error.exitCode, 4)
         self.assertEqual(len(self.flushLoggedErrors(OSError)), 1)
 
     @inlineCallbacks
@@ -313,6 +325,107 @@ class SendTests(unittest.TestCase):
         yield self.startServer(suites=suites)
         summary = yield send(reactor, self.makeRequest([b"x"], suites=suites))
         self.assertEqual(summary.channels, 4)
+
+
+class FileSendTests(ServerTestCase):
+    """
+    Issue 9, items 13, 14 and 17: L{send} with files and folders says what
+    the daemon stored now, what it held already and what it refused and
+    why, and counts only the bytes this run sent.
+    """
+
+    @inlineCallbacks
+    def setUp(self):
+        self.inbox = self.mktemp()
+        self.sources = self.mktemp()
+        os.makedirs(self.sources)
+        yield self.startServer(files=FileStore(self.inbox, quota=1000))
+
+    def source(self, name: str, data: bytes) -> tuple[str, str]:
+        path = os.path.join(self.sources, name)
+        with open(path, "wb") as f:
+            f.write(data)
+        return path, name
+
+    def makeRequest(self, messages, **kw) -> SendRequest:
+        """
+        The same transfer secret in every run, as C{spc send} keeps it, so
+        the same file has the same transfer id.
+        """
+        return super().makeRequest(messages, transferSecret=b"s" * 32, **kw)
+
+    @inlineCallbacks
+    def test_partialSuccess(self):
+        """
+        Item 17: a file over the daemon's quota of unfinished files is
+        refused, but the other file and the message are delivered; the
+        summary counts those two and lists the refused file with the
+        daemon's reason and sentence, instead of failing as a whole.
+        """
+        big = self.source("big.bin", os.urandom(2000))
+        small = self.source("a.txt", b"hello")
+        request = self.makeRequest([b"hi"], files=[big, small])
+        summary = yield send(reactor, request)
+        self.assertEqual((summary.messages, summary.files, summary.bytes), (1, 1, 7))
+        [(item, error)] = summary.failed
+        self.assertEqual(item, "big.bin")
+        self.assertIsInstance(error, FileRefused)
+        self.assertEqual(error.reason, records.REFUSED_LIMIT)
+        self.assertIn("quota of 1000 bytes", error.text)
+        self.assertEqual(error.exitCode, 4)
+        with open(os.path.join(self.inbox, "a.txt"), "rb") as f:
+            self.assertEqual(f.read(), b"hello")
+
+    @inlineCallbacks
+    def test_alreadyStored(self):
+        """
+        Item 13: the same file sent again while the daemon still holds it
+        is reported as held already, under its stored name, and counts no
+        bytes; once the stored file was moved away, it is stored again.
+        """
+        path = self.source("report.pdf", b"r" * 300)
+        first = yield send(reactor, self.makeRequest([], files=[path]))
+        self.assertEqual((first.files, first.bytes, first.already), (1, 300, ()))
+        again = yield send(reactor, self.makeRequest([], files=[path]))
+        self.assertEqual((again.files, again.bytes), (1, 0))
+        self.assertEqual(again.already, (("report.pdf", "report.pdf"),))
+        stored = os.path.join(self.inbox, "report.pdf")
+        os.rename(stored, os.path.join(self.sources, "moved"))
+        third = yield send(reactor, self.makeRequest([], files=[path]))
+        self.assertEqual((third.files, third.bytes, third.already), (1, 300, ()))
+        with open(stored, "rb") as f:
+            self.assertEqual(f.read(), b"r" * 300)
+
+    @inlineCallbacks
+    def test_folders(self):
+        """
+        Item 14: the folders of the request are made by the daemon and
+        counted; one that cannot be made is listed with why.
+        """
+        with open(os.path.join(self.inbox, "taken"), "wb") as f:
+            f.write(b"x")
+        request = self.makeRequest([], folders=["album/empty", "taken/sub"])
+        summary = yield send(reactor, request)
+        self.assertEqual(summary.folders, 1)
+        self.assertTrue(os.path.isdir(os.path.join(self.inbox, "album", "empty")))
+        [(item, error)] = summary.failed
+        self.assertEqual(item, "taken/sub/")
+        self.assertEqual(error.reason, records.REFUSED_NAME)
+
+    @inlineCallbacks
+    def test_fileGoneAfterListing(self):
+        """
+        A file that vanished after the list was made fails alone, with why,
+        and the rest is delivered.
+        """
+        gone = self.source("gone.txt", b"g")
+        kept = self.source("kept.txt", b"k")
+        os.unlink(gone[0])
+        summary = yield send(reactor, self.makeRequest([], files=[gone, kept]))
+        self.assertEqual(summary.files, 1)
+        [(item, error)] = summary.failed
+        self.assertEqual(item, "gone.txt")
+        self.assertIn("could not be read", str(error))
 
 
 class ClientEndpointsTests(unittest.SynchronousTestCase):
@@ -386,6 +499,27 @@ class ClientEndpointsTests(unittest.SynchronousTestCase):
 
     def test_unknownType(self) -> None:
         """
-        An unknown endpoint type is a L{ValueError} from Twisted's parser.
+        An endpoint kind spc does not know is refused with a
+        L{ConfigurationError} naming the kinds it knows, before Twisted's
+        parser (which would look for a plugin) sees it.
         """
-        self.assertRaises(ValueError, clientEndpoints, reactor, ["bogus:host:9000"])
+        for description in ("bogus:host:9000", "tcp6:host:9000", " tcp:host:9000"):
+            error = self.assertRaises(
+                ConfigurationError, clientEndpoints, reactor, [description]
+            )
+            self.assertIn("tcp:, tls:, unix:", str(error))
+
+    def test_escapedKinds(self) -> None:
+        """
+        A kind with a backslash escape, which Twisted's parser would read as
+        C{ssl:} (its client checks no certificate) or as any other kind, is
+        refused as written, in any case.
+        """
+        for description in (
+            "s\\sl:example.com:443",
+            "\\ssl:example.com:443",
+            "S\\SL:example.com:443",
+            "ss\\l:host=example.com:port=443",
+            "t\\cp:example.com:9000",
+        ):
+            self.assertRaises(ConfigurationError, clientEndpoints, reactor, [description])

@@ -1006,9 +1006,10 @@ class FileRoutingTests(SynchronousTestCase):
         sent = session.sendFile(source)
         [offer] = channel.take(records.FileOffer)
         self.assertEqual((offer.size, offer.name), (7, os.path.basename(source)))
-        session.recordReceived(
-            channel, 0, decoded(records.FileAck(offer.transferID, records.FILE_REFUSED))
+        refusal = records.FileAck(
+            offer.transferID, records.FILE_REFUSED, (), records.REFUSED_LIMIT, "too big"
         )
+        session.recordReceived(channel, 0, decoded(refusal))
         self.failureResultOf(sent, TransferFailed)
 
     def test_unknownFileData(self) -> None:

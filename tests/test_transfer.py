@@ -12,16 +12,26 @@ import hashlib
 import json
 import os
 
+import unicodedata
+
+from hypothesis import given, settings, strategies as st
 from twisted.internet import task
 from twisted.internet.defer import Deferred, fail, succeed
 from twisted.python.failure import Failure
 from twisted.trial.unittest import SynchronousTestCase
 
 from spc import filesender, records, transfer, wire
-from spc.errors import ProtocolError, ResourceLimitExceeded, SessionClosed, TransferFailed
+from spc.errors import (
+    FileRefused,
+    NameUnavailable,
+    ProtocolError,
+    ResourceLimitExceeded,
+    SessionClosed,
+    TransferFailed,
+)
 from spc.filestore import PARTIAL_DIRECTORY, FileStore
 from spc.messenger import YIELD, MultiChannelMessenger
-from spc.filesender import FileSender, transferID
+from spc.filesender import Delivered, FileSender, FolderSender, transferID
 from spc.transfer import IncomingFiles
 from tests.files import rewriteKeepingTimes
 
@@ -105,6 +115,17 @@ class Link:
         self._deferreds.append(sent)
         return sender, sent
 
+    def sendFolder(self, name: str):
+        """
+        Start sending the folder C{name}.
+
+        @return: the L{FolderSender} and its Deferred.
+        """
+        sender = FolderSender(name)
+        sent = self.messenger.sendFile(sender)
+        self._deferreds.append(sent)
+        return sender, sent
+
     def step(self, hold=()) -> bool:
         """
         Move one record: the receiver's answers first, then the sender's
@@ -135,6 +156,8 @@ class Link:
             self.incoming.dataReceived(record)
         elif kind is records.FileEnd:
             self.incoming.endReceived(record)
+        elif kind is records.FolderOffer:
+            self.incoming.folderOffered(record)
         else:
             raise AssertionError(f"unexpected {record!r}")
 
@@ -376,6 +399,22 @@ class ResumeTests(TransferTestCase):
             transferID(SECRET, SERVER, path, "f.bin", os.stat(path)),
         )
 
+    def test_transferIDPathNotUTF8(self) -> None:
+        """
+        Issue 9, item 15: a file in a folder whose name is not UTF-8 has a
+        transfer id (the path goes in as its bytes), stable and its own,
+        instead of an encoding error once other files were sent.
+        """
+        folder = os.fsencode(os.path.abspath(self.sources))
+        path = os.fsdecode(folder + b"/\xff.d/f.bin")
+        os.makedirs(os.path.dirname(path))
+        with open(path, "wb") as f:
+            f.write(b"x")
+        first = transferID(SECRET, SERVER, path, "f.bin", os.stat(path))
+        self.assertEqual(first, transferID(SECRET, SERVER, path, "f.bin", os.stat(path)))
+        other = os.fsdecode(folder + b"/\xfe.d/f.bin")
+        self.assertNotEqual(first, transferID(SECRET, SERVER, other, "f.bin", os.stat(path)))
+
     def test_resume(self) -> None:
         """
         A transfer cut after some data was written resumes in a new session
@@ -449,22 +488,49 @@ class ResumeTests(TransferTestCase):
         self.successResultOf(sent)
         self.assertEqual(self.read(os.path.join(self.inbox, "file.bin")), data)
 
-    def test_completedAnsweredComplete(self) -> None:
+    def test_completedAnsweredAlreadyStored(self) -> None:
         """
-        An offer of a transfer this receiver completed within 24 h is
-        answered "complete", and the file is not stored again.
+        An offer of a transfer this receiver completed within 24 h, whose
+        file is still stored, is answered "already stored" with the name it
+        is stored under, and the file is not stored again; the sender's
+        Deferred says so, with nothing sent.
         """
         path = self.source(os.urandom(SIZE + 1))
         first = Link(self, self.store)
-        first.send(path)
+        first.send(path, "sub/f.bin")
         first.flow()
-        second = Link(self, FileStore(self.inbox))
-        sender, sent = second.send(path)
+        second = Link(self, self.store)
+        sender, sent = second.send(path, "sub/f.bin")
         second.flow()
-        self.successResultOf(sent)
-        self.assertEqual(second.statuses(), [records.FILE_COMPLETE])
+        self.assertEqual(self.successResultOf(sent), Delivered("sub/f.bin", "sub/f.bin", True, 0))
+        [answer] = second.answers
+        self.assertEqual(
+            (answer.status, answer.detail), (records.FILE_ALREADY_STORED, "sub/f.bin")
+        )
         self.assertEqual(second.sent(records.FileData), [])
-        self.assertEqual(self.inboxFiles(), ["file.bin"])
+        self.assertEqual(self.inboxFiles(), [os.path.join("sub", "f.bin")])
+
+    def test_completedButMovedAway(self) -> None:
+        """
+        Issue 9, item 13: once the stored file was moved away, the same
+        transfer is not answered "complete" (nothing would be delivered):
+        it is received and stored again, and the sender hears it was
+        stored now.
+        """
+        data = os.urandom(2 * SIZE + 3)
+        path = self.source(data)
+        first = Link(self, self.store)
+        first.send(path, "report.pdf")
+        first.flow()
+        os.rename(os.path.join(self.inbox, "report.pdf"), os.path.join(self.sources, "moved"))
+        second = Link(self, self.store)
+        sender, sent = second.send(path, "report.pdf")
+        second.flow()
+        self.assertEqual(
+            self.successResultOf(sent), Delivered("report.pdf", "report.pdf", False, len(data))
+        )
+        self.assertEqual(self.read(os.path.join(self.inbox, "report.pdf")), data)
+        self.assertEqual(second.statuses()[-1], records.FILE_COMPLETE)
 
     def test_completedButMovedAway(self) -> None:
         """
@@ -1047,3 +1113,269 @@ class SenderFailureTests(TransferTestCase):
         link.end()
         self.failureResultOf(sent, SessionClosed)
         self.assertEqual(len(self.partials()), 2)
+
+
+class AnswerTests(TransferTestCase):
+    """
+    Issue 9, items 13 and 17: the receiver's answers say where a file or
+    folder is stored, or why it was refused, in a sentence of its own
+    (never an operating system's message), and the sender keeps both,
+    cleaned of control characters.
+    """
+
+    def test_storedName(self) -> None:
+        """
+        "Complete" names the file as stored: the sanitized path, numbered
+        when the name was taken, relative to the inbox; the sender's
+        L{Delivered} has it, and the bytes it sent.
+        """
+        data = os.urandom(3 * SIZE)
+        link = Link(self, self.store)
+        _, first = link.send(self.source(data, "a"), "../x/report.pdf")
+        _, second = link.send(self.source(b"other", "b"), "x/report.pdf")
+        link.flow()
+        self.assertEqual(
+            self.successResultOf(first), Delivered("../x/report.pdf", "x/report.pdf", False, len(data))
+        )
+        self.assertEqual(
+            self.successResultOf(second), Delivered("x/report.pdf", "x/report (1).pdf", False, 5)
+        )
+
+    def test_sentCountsOnlyWhatWasSent(self) -> None:
+        """
+        A resumed file's L{Delivered} counts only the bytes sent this time,
+        not those the receiver held.
+        """
+        self.patch(transfer, "SYNC_BYTES", SIZE)
+        data = os.urandom(6 * SIZE)
+        path = self.source(data)
+        first = Link(self, self.store)
+        first.send(path)
+        while len(first.sent(records.FileData)) < 4:
+            first.step(hold=(records.FileEnd,))
+        first.end()
+        second = Link(self, FileStore(self.inbox))
+        _, sent = second.send(path)
+        second.flow()
+        delivered = self.successResultOf(sent)
+        self.assertEqual(delivered.sent, len(second.sent(records.FileData)) * SIZE)
+        self.assertLess(delivered.sent, len(data))
+
+    def assertRefused(self, link: Link, sent: Deferred, reason: int, *fragments: str):
+        """
+        The last answer refused with C{reason}, and the sender failed with a
+        L{FileRefused} carrying the reason and the receiver's sentence.
+        """
+        answer = link.answers[-1]
+        self.assertEqual((answer.status, answer.reason), (records.FILE_REFUSED, reason))
+        failure = self.failureResultOf(sent, FileRefused)
+        self.assertEqual((failure.value.reason, failure.value.text), (reason, answer.detail))
+        for fragment in fragments:
+            self.assertIn(fragment, answer.detail)
+        return answer
+
+    def test_quota(self) -> None:
+        """
+        An offer over the sender's quota of unfinished files is refused
+        with the limit reason and the store's sentence, which names the
+        quota.
+        """
+        link = Link(self, FileStore(self.mktemp(), quota=100))
+        _, sent = link.send(self.source(os.urandom(101)))
+        link.flow()
+        self.assertRefused(link, sent, records.REFUSED_LIMIT, "quota of 100 bytes")
+
+    def test_noStore(self) -> None:
+        """
+        A receiver without a store says it takes no files.
+        """
+        link = Link(self, None)
+        _, sent = link.send(self.source(b"data"))
+        _, folder = link.sendFolder("empty")
+        link.flow()
+        self.assertRefused(link, folder, records.REFUSED_NO_FILES, transfer.NO_FILES)
+        self.assertEqual(link.answers[0].reason, records.REFUSED_NO_FILES)
+        self.failureResultOf(sent, FileRefused)
+
+    def test_nameUnavailable(self) -> None:
+        """
+        A file whose folder is taken by a file is refused for its name,
+        with the store's sentence naming the component.
+        """
+        with open(os.path.join(self.inbox, "blocker"), "wb") as f:
+            f.write(b"in the way")
+        link = Link(self, self.store)
+        _, sent = link.send(self.source(b"x"), "blocker/x")
+        link.flow()
+        self.assertRefused(link, sent, records.REFUSED_NAME, "'blocker'", "not a folder")
+
+    def test_storageFailureHidesDetails(self) -> None:
+        """
+        A failure of the receiver's disk is refused with the storage reason
+        and a fixed sentence: the operating system's message, with the
+        receiver's paths, stays in its log.
+        """
+        secret = os.path.join(self.inbox, "private", "path")
+
+        def broken(source, name):
+            raise PermissionError(13, "Permission denied", secret)
+
+        self.patch(self.store, "place", broken)
+        link = Link(self, self.store)
+        _, sent = link.send(self.source(b"x"))
+        link.flow()
+        answer = self.assertRefused(link, sent, records.REFUSED_STORAGE)
+        self.assertEqual(answer.detail, transfer.STORAGE_FAILED)
+        self.assertNotIn("private", answer.detail)
+
+    def test_lateEndAnsweredAgain(self) -> None:
+        """
+        A late copy of a stored file's end is answered as the first time,
+        with the stored name.
+        """
+        link = Link(self, self.store)
+        _, sent = link.send(self.source(b"abc"), "late.txt")
+        link.flow()
+        [end] = link.sent(records.FileEnd)
+        link.incoming.endReceived(end)
+        again = records.decodeRecord(link.faks[-1])
+        self.assertEqual((again.status, again.detail), (records.FILE_COMPLETE, "late.txt"))
+
+    @settings(max_examples=200)
+    @given(st.text(max_size=400), st.integers(0, 3))
+    def test_refusalBounded(self, text: str, kind: int) -> None:
+        """
+        Whatever an error says, the refusal's sentence fits a C{FAK:}; an
+        operating system's error, whatever its text and path, gives the
+        fixed sentence.
+        """
+        error = [
+            NameUnavailable(text), ResourceLimitExceeded(text),
+            OSError(5, text, text), ValueError(text),
+        ][kind]
+        reason, sentence = transfer.refusal(error)
+        encoded = records.FileAck(bytes(16), records.FILE_REFUSED, (), reason, sentence).encode()
+        self.assertEqual(records.decodeRecord(encoded).detail, sentence)
+        if kind >= 2:
+            self.assertEqual((reason, sentence), (records.REFUSED_STORAGE, transfer.STORAGE_FAILED))
+
+    @settings(max_examples=200)
+    @given(st.text(min_size=1, max_size=100))
+    def test_senderCleansDetails(self, detail: str) -> None:
+        """
+        Whatever name or sentence the receiver sends, what the sender keeps
+        has no control characters (Unicode category C).
+        """
+        def clean(text: str) -> bool:
+            return not any(unicodedata.category(c)[0] == "C" for c in text)
+
+        for status, reason in ((records.FILE_COMPLETE, 0), (records.FILE_REFUSED, 2)):
+            sender = FolderSender("f")
+            sender.messenger = MultiChannelMessenger(
+                Sink(), PARAMS, lambda data, kind: None, task.Clock()
+            )
+            sender.ackReceived(records.FileAck(sender.transferID, status, (), reason, detail))
+            if status == records.FILE_COMPLETE:
+                self.assertTrue(clean(self.successResultOf(sender.deferred).storedAs))
+            else:
+                self.assertTrue(clean(self.failureResultOf(sender.deferred).value.text))
+
+
+class FolderTests(TransferTestCase):
+    """
+    Issue 9, item 14: a folder with nothing in it to send is offered with
+    C{DIR:} and made by the store, with the rules of file names.
+    """
+
+    def test_made(self) -> None:
+        """
+        The folder and those above it are made; the answer names it.
+        """
+        link = Link(self, self.store)
+        _, sent = link.sendFolder("album/empty")
+        link.flow()
+        self.assertEqual(self.successResultOf(sent), Delivered("album/empty", "album/empty", False, 0))
+        self.assertTrue(os.path.isdir(os.path.join(self.inbox, "album", "empty")))
+        self.assertEqual(link.statuses(), [records.FILE_COMPLETE])
+
+    def test_existingKept(self) -> None:
+        """
+        A folder that exists already is kept, with what is in it.
+        """
+        os.makedirs(os.path.join(self.inbox, "kept"))
+        with open(os.path.join(self.inbox, "kept", "f"), "wb") as f:
+            f.write(b"f")
+        link = Link(self, self.store)
+        _, sent = link.sendFolder("kept")
+        link.flow()
+        self.assertEqual(self.successResultOf(sent).storedAs, "kept")
+        self.assertEqual(self.inboxFiles(), [os.path.join("kept", "f")])
+
+    def test_sanitized(self) -> None:
+        """
+        A hostile folder name is made under its safe form, inside the inbox.
+        """
+        link = Link(self, self.store)
+        _, sent = link.sendFolder("../../etc/./x\x00y")
+        link.flow()
+        self.assertEqual(self.successResultOf(sent).storedAs, "etc/xy")
+        self.assertTrue(os.path.isdir(os.path.join(self.inbox, "etc", "xy")))
+
+    def test_fileInTheWay(self) -> None:
+        """
+        A file where the folder must go refuses the folder for its name.
+        """
+        with open(os.path.join(self.inbox, "taken"), "wb") as f:
+            f.write(b"x")
+        link = Link(self, self.store)
+        _, sent = link.sendFolder("taken/sub")
+        link.flow()
+        failure = self.failureResultOf(sent, FileRefused)
+        self.assertEqual(failure.value.reason, records.REFUSED_NAME)
+        self.assertIn("not a folder", failure.value.text)
+
+    @settings(max_examples=200, deadline=None)
+    @given(st.lists(st.sampled_from(["..", ".", "", " ", "a", "é", "\x00", "\\", "\u202e", "x" * 300]),
+                    min_size=1, max_size=8))
+    def test_staysInside(self, pieces: list[str]) -> None:
+        """
+        Whatever the folder name, the folder made is inside the inbox, or
+        the offer is refused.
+        """
+        inbox = os.path.realpath(self.mktemp())
+        store = FileStore(inbox)
+        try:
+            made = store.makeDirectory("/".join(pieces))
+        except NameUnavailable:
+            return
+        self.assertTrue(os.path.isdir(made))
+        self.assertEqual(os.path.commonpath([inbox, os.path.realpath(made)]), inbox)
+        self.assertNotEqual(os.path.realpath(made), inbox)
+
+    def test_tooManyAtOnce(self) -> None:
+        """
+        Folders being made count with the files against
+        C{MAX_ACTIVE_FILES}.
+        """
+        self.patch(transfer, "MAX_ACTIVE_FILES", 2)
+        pending: list[Deferred] = []
+        incoming = IncomingFiles(
+            self.store, PEER, SIZE, [].append, task.Clock(),
+            runInThread=lambda f, *a: pending.append(Deferred()) or pending[-1],
+        )
+        self.addCleanup(incoming.close)
+        incoming.offerReceived(records.FileOffer(b"f" * 16, 10, "f"))
+        incoming.folderOffered(records.FolderOffer(b"d" * 16, "d"))
+        self.assertRaises(
+            ResourceLimitExceeded, incoming.folderOffered, records.FolderOffer(b"e" * 16, "e")
+        )
+
+    def test_sessionEnds(self) -> None:
+        """
+        A folder offer still unanswered when the session ends fails with the
+        session's reason.
+        """
+        link = Link(self, self.store)
+        _, sent = link.sendFolder("late")
+        link.end()
+        self.failureResultOf(sent, SessionClosed)

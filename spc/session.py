@@ -35,7 +35,7 @@ from spc.filestore import FileStore
 from spc.handshake import JoinTicket
 from spc.heartbeat import Liveness, RequestLimiter
 from spc.messenger import MultiChannelMessenger
-from spc.reassembly import Budget
+from spc.reassembly import Account
 from spc.receivers import IFileReceiver, IMessageReceiver
 from spc.sessionheartbeats import SessionHeartbeats
 from spc.sessionrotation import SessionRotation
@@ -82,7 +82,7 @@ class Session(SessionRotation, SessionHeartbeats):
         exchangeKeyDER: bytes = b"",
         serverKey: bytes = b"",
         files: FileStore | None = None,
-        budget: Budget | None = None,
+        budget: Account | None = None,
         transferSecret: bytes | None = None,
         runInThread: Callable[..., Deferred] = deferToThread,
         exchangeKey=None,

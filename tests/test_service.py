@@ -909,6 +909,32 @@ class SharedBudgetTests(SynchronousTestCase):
             for peer in peers:
                 peer.read()
 
+    def test_busyMessageSentAgain(self) -> None:
+        """
+        A client whose message the server refuses as busy, because other
+        identities hold the whole budget, keeps its session and sends the
+        message again after a short wait; once there is room it is
+        delivered and its Deferred fires.
+        """
+        memory = MemoryServer(self)
+        budget = memory.directory.budget
+        others = [f"other {n}" for n in range(budget.limit // budget.perIdentity)]
+        for other in others:
+            self.assertTrue(budget.reserve(other, budget.perIdentity))
+        client = memory.connect(self)
+        sent = client.sendMessage(b"hello")
+        memory.network.flush()
+        self.assertNoResult(sent)
+        self.assertEqual(memory.serverReceiver.messages, [])
+        for other in others:
+            budget.release(other, budget.perIdentity)
+        memory.clock.advance(2)
+        memory.network.flush()
+        self.assertEqual(self.successResultOf(sent), messageDigest(records.KIND_BINARY, b"hello"))
+        self.assertEqual([m[1] for m in memory.serverReceiver.messages], [b"hello"])
+        self.assertIsNone(client.closedReason)
+        self.assertIsNone(memory.serverSession().closedReason)
+
 
 class ClientRetryTests(SynchronousTestCase):
     """

@@ -7,6 +7,11 @@ value in it is a named field: the text log reads as sentences, and the
 JSON log (C{twistd spc --log-format json}) carries the same values as keys
 a program can select on without parsing the sentence.
 
+Text a peer may have chosen (a file name, a goodbye's reason, anything an
+error message quotes) reaches these fields without its control characters,
+so it can neither forge a line nor drive the terminal of whoever reads the
+log.
+
 Nothing secret or private reaches these fields: peers appear as identity
 fingerprints, sessions as the first eight bytes of their id in hex (the id
 travels in clear in every record header), files by name, size and SHA-256
@@ -148,7 +153,7 @@ def sessionClosed(log: Logger, session, role: str, now: float) -> None:
         peer=session.peer,
         role=role,
         duration=round(now - session.started, 3),
-        reason=", ".join(str(arg) for arg in error.args) or str(error),
+        reason=withoutControls(", ".join(str(arg) for arg in error.args) or str(error)),
         error=type(error).__name__,
         rotations=session.rotationsCommitted,
         rollbacks=session.rotationsRolledBack,
@@ -170,7 +175,7 @@ def channelDead(
         session=shortID(session),
         peer=peer,
         source=source,
-        reason=reason,
+        reason=withoutControls(reason),
         fault=fault,
     )
 
@@ -274,7 +279,11 @@ class PreAuthLog:
         """
         if self._buckets.admit(kind):
             self._log.info(
-                HANDSHAKE_REFUSED, kind=kind, source=source, reason=reason, **fields
+                HANDSHAKE_REFUSED,
+                kind=kind,
+                source=source,
+                reason=withoutControls(reason),
+                **fields,
             )
             return
         if not self.suppressed:

@@ -14,6 +14,7 @@ import copy
 import hashlib
 import json
 import os
+from types import SimpleNamespace
 
 from cryptography.hazmat.primitives import serialization
 from twisted.application.service import Application
@@ -39,6 +40,7 @@ from zope.interface import implementer
 
 from spc import asymmetric, keyschedule, logevents, tap, tls, wire
 from spc.client import connect
+from spc.errors import SessionClosed
 from spc.filestore import FileStore
 from spc.handshake import channelSpecs
 from spc.identity import saveIdentity
@@ -392,6 +394,26 @@ class TransferEventTests(unittest.SynchronousTestCase):
     File names come from the sender; in a log line they lose the control
     characters that could drive the terminal of whoever reads it.
     """
+
+    def test_reasonsWithoutControls(self) -> None:
+        """
+        Reasons may quote what a peer said (a goodbye's reason, a name in an
+        error): the session-ended, channel-dead and pre-authentication
+        events carry them without control characters, each on one line.
+        """
+        log, events = recorder()
+        evil = "why\n2026-01-01T00:00:00+0000 [spc.session#info] forged\x1b[2J"
+        session = SimpleNamespace(
+            id=b"s" * 16, peer="SHA256:p", started=0.0, rotationsCommitted=0,
+            rotationsRolledBack=0, closedReason=Failure(SessionClosed(evil)),
+        )
+        logevents.sessionClosed(log, session, "server", 1.0)
+        logevents.channelDead(log, 0, b"s" * 16, "SHA256:p", "192.0.2.1:1", evil, True)
+        logevents.PreAuthLog(task.Clock(), log).refused("aborted", "192.0.2.1:1", evil)
+        cleaned = "why2026-01-01T00:00:00+0000 [spc.session#info] forged[2J"
+        self.assertEqual([event["reason"] for event in events], [cleaned] * 3)
+        for event in events:
+            self.assertNotIn("\n", formatEvent(event))
 
     def test_namesWithoutControls(self) -> None:
         log, events = recorder()

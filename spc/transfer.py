@@ -14,12 +14,12 @@ from typing import Callable
 from twisted.internet.defer import Deferred, DeferredLock
 from twisted.internet.interfaces import IDelayedCall, IReactorTime
 from twisted.internet.threads import deferToThread
-from twisted.logger import Logger
+from twisted.logger import Logger, LogLevel
 from twisted.python.failure import Failure
 
 from spc import logevents, records
 from spc.errors import ProtocolError, ResourceLimitExceeded
-from spc.filestore import FileStore, PartialFile, RangeSet, withoutControls
+from spc.filestore import FileStore, PartialFile, RangeSet
 from spc.inflight import InFlight
 from spc.filesender import TransferProgress
 
@@ -55,6 +55,11 @@ class IncomingFiles:
     """
     The files one peer is sending to this end.
 
+    The peer can make the warnings about its files as often as it likes (an
+    offer refused for want of room, a file that arrives corrupt), so they
+    go through a L{logevents.ThrottledLog} of the session's own, with the
+    names cut short.
+
     @ivar onStored: called with C{(name, path, size)} for each stored file.
     """
 
@@ -82,6 +87,14 @@ class IncomingFiles:
         self._closed = False
         self._ended: dict[bytes, int] = {}
         self.verifying = InFlight()
+        self._warnings = logevents.ThrottledLog(
+            clock, self.log, logevents.FILE_WARNINGS_SUPPRESSED, peer=peer
+        )
+
+    def _warn(self, group: str, format: str, name: str, **fields: object) -> None:
+        self._warnings.emit(
+            group, LogLevel.warn, format, name=logevents.shortName(name), **fields
+        )
 
     def inProgress(self) -> list[TransferProgress]:
         """
@@ -122,7 +135,7 @@ class IncomingFiles:
         try:
             partial = self._store.open(key, offer.name, offer.size, self._peer)
         except (ResourceLimitExceeded, OSError) as error:
-            self.log.warn("Refusing {name}: {error}", name=withoutControls(offer.name), error=str(error))
+            self._warn("refused", "Refusing {name}: {error}", offer.name, error=str(error))
             self._answer(transfer, records.FILE_REFUSED)
             return
         self._active[transfer] = _Receiving(partial, self._clock.seconds())
@@ -144,7 +157,7 @@ class IncomingFiles:
         try:
             written = partial.write(offset, data.payload)
         except OSError as error:
-            self.log.warn("Refusing {name}: {error}", name=withoutControls(partial.name), error=str(error))
+            self._warn("refused", "Refusing {name}: {error}", partial.name, error=str(error))
             partial.discard()
             self._end(data.transferID, records.FILE_REFUSED)
             return
@@ -264,7 +277,7 @@ class IncomingFiles:
     def _finished(self, transfer: bytes, receiving: _Receiving, path: str | None) -> None:
         partial = receiving.partial
         if path is None:
-            self.log.warn("{name} arrived corrupt; asking for it again", name=withoutControls(partial.name))
+            self._warn("corrupt", "{name} arrived corrupt; asking for it again", partial.name)
             self._end(transfer, records.FILE_RESTART)
             return
         self._end(transfer, records.FILE_COMPLETE)
@@ -276,11 +289,11 @@ class IncomingFiles:
 
     def _failed(self, transfer: bytes, partial: PartialFile, failure: Failure) -> None:
         if failure.check(ResourceLimitExceeded, OSError):
-            self.log.warn(
-                "Refusing {name}: {error}", name=withoutControls(partial.name), error=str(failure.value)
-            )
+            self._warn("refused", "Refusing {name}: {error}", partial.name, error=str(failure.value))
         else:
-            self.log.failure("Storing {name} failed", failure, name=withoutControls(partial.name))
+            self.log.failure(
+                "Storing {name} failed", failure, name=logevents.shortName(partial.name)
+            )
         partial.discard()
         self._end(transfer, records.FILE_REFUSED)
 
@@ -293,6 +306,7 @@ class IncomingFiles:
         if self._ackCall is not None and self._ackCall.active():
             self._ackCall.cancel()
         self._ackCall = None
+        self._warnings.flush()
         for receiving in self._active.values():
             if not receiving.finishing:
                 receiving.disk.run(self._keep, receiving.partial)
@@ -306,5 +320,8 @@ class IncomingFiles:
         try:
             partial.sync()
         except OSError as error:
-            self.log.warn("Could not keep {name}: {error}", name=withoutControls(partial.name), error=str(error))
+            self.log.warn(
+                "Could not keep {name}: {error}",
+                name=logevents.shortName(partial.name), error=str(error),
+            )
         partial.close()

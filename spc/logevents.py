@@ -70,6 +70,13 @@ HANDSHAKE_REFUSED = "Handshake refused from {source} ({kind}): {reason}"
 PREAUTH_SUPPRESSED = (
     "Suppressed {count} pre-authentication failures in the last {seconds:.0f} s"
 )
+MESSAGE_REFUSED = (
+    "No room for message {msgID} ({size} bytes) from {peer}: messages hold {reserved} "
+    "bytes, {held} of them this peer's; refused as busy"
+)
+MESSAGES_REFUSED_SUPPRESSED = (
+    "Suppressed {count} refusals of messages from {peer} in the last {seconds:.0f} s"
+)
 FILE_WARNINGS_SUPPRESSED = (
     "Suppressed {count} warnings about files from {peer} in the last {seconds:.0f} s"
 )

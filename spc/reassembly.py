@@ -23,10 +23,10 @@ from typing import Callable
 
 from twisted.internet.defer import maybeDeferred
 from twisted.internet.interfaces import IDelayedCall, IReactorTime
-from twisted.logger import Logger
+from twisted.logger import Logger, LogLevel
 from twisted.python.failure import Failure
 
-from spc import records, wire
+from spc import logevents, records, wire
 from spc.errors import ProtocolError, ResourceLimitExceeded
 from spc.inflight import InFlight
 
@@ -205,6 +205,9 @@ class Reassembler:
         self._ackCall: IDelayedCall | None = None
         self._unsuccessful: dict[int, int] = {}
         self._recentFinal: deque[tuple[int, int]] = deque(maxlen=RECENT_FINAL)
+        self._refusals = logevents.ThrottledLog(
+            clock, self.log, logevents.MESSAGES_REFUSED_SUPPRESSED, peer=self._budget.identity
+        )
 
     def fragmentReceived(self, fragment: records.Fragment) -> None:
         """
@@ -261,6 +264,7 @@ class Reassembler:
         )
         self._incoming[msgID] = incoming
         if not self._budget.reserve(fragment.totalLength):
+            self._refused(msgID, fragment.totalLength)
             incoming.verdict = records.ACK_BUSY
             incoming.gathered = True
             self._deliverReady()
@@ -274,6 +278,23 @@ class Reassembler:
             self._budget.deadline, self._abandon, msgID, "deadline passed"
         )
         return incoming
+
+    def _refused(self, msgID: int, size: int) -> None:
+        """
+        Tell the operator that messages wait for memory, a few lines a
+        minute however fast the peer starts new ones.
+        """
+        budget, identity = self._budget.budget, self._budget.identity
+        self._refusals.emit(
+            "busy",
+            LogLevel.warn,
+            logevents.MESSAGE_REFUSED,
+            msgID=msgID,
+            size=size,
+            peer=identity,
+            reserved=budget.reserved,
+            held=budget.reservedBy(identity),
+        )
 
     def _checkLength(self, fragment: records.Fragment) -> None:
         size = self._params.fragmentSize
@@ -410,6 +431,7 @@ class Reassembler:
         if self._ackCall is not None and self._ackCall.active():
             self._ackCall.cancel()
         self._ackCall = None
+        self._refusals.flush()
         for incoming in self._incoming.values():
             self._cancelTimers(incoming)
             self._release(incoming)

@@ -10,9 +10,10 @@ from __future__ import annotations
 from hypothesis import given, settings, strategies as st
 from twisted.internet import task
 from twisted.internet.defer import Deferred
+from twisted.logger import Logger, formatEvent
 from twisted.trial.unittest import SynchronousTestCase
 
-from spc import records, wire
+from spc import logevents, records, wire
 from spc.errors import ProtocolError, ResourceLimitExceeded
 from spc.reassembly import (
     ACK_DELAY,
@@ -212,6 +213,33 @@ class BudgetTests(SynchronousTestCase):
         budget.release("a", 6)
         budget.release("b", 4)
         self.assertEqual((budget.reserved, budget._byIdentity), (0, {}))
+
+    def test_refusalsLogged(self) -> None:
+        """
+        Each refusal is logged with the message, the peer and what is held,
+        at most C{THROTTLE_BURST} a minute; the rest are summed up when the
+        session ends.
+        """
+        events: list[dict] = []
+        self.patch(Reassembler, "log", Logger(observer=events.append))
+        budget = Budget(limit=3 * SIZE)
+        receiving = Receiving(budget=budget, identity="SHA256:busy", maxInflightMessages=32)
+        receiving.receive(split(payload(2), 0)[0])
+        for msgID in range(1, 16):
+            receiving.receive(split(payload(2), msgID)[0])
+        refused = [e for e in events if e["log_format"] == logevents.MESSAGE_REFUSED]
+        self.assertEqual(len(refused), logevents.THROTTLE_BURST)
+        self.assertEqual(
+            formatEvent(refused[0]),
+            f"No room for message 1 ({2 * SIZE - 3} bytes) from SHA256:busy: messages hold "
+            f"{2 * SIZE - 3} bytes, {2 * SIZE - 3} of them this peer's; refused as busy",
+        )
+        receiving.reassembler.close()
+        [summary] = [
+            e for e in events if e["log_format"] == logevents.MESSAGES_REFUSED_SUPPRESSED
+        ]
+        self.assertEqual((summary["count"], summary["peer"]), (5, "SHA256:busy"))
+        self.assertEqual(receiving.clock.getDelayedCalls(), [])
 
     def test_refusedPassedInOrder(self) -> None:
         """

@@ -70,9 +70,11 @@ class Limits:
         reserve together (each session also has its own C{reassemblyBudget}).
     @ivar reassemblyPerIdentity: bytes the sessions of one identity may
         reserve together; beyond either, a message is refused as busy and
-        its sender sends it again later.
+        its sender sends it again later.  Below C{maxMessageSize}, the
+        largest messages are always refused.
     @ivar reassemblyDeadline: seconds a message may take from its first
-        fragment to its last.
+        fragment until its delivery begins, however steadily its fragments
+        come.
     """
 
     pendingPerSource = 64

@@ -100,7 +100,7 @@ class _Message:
         self, msgID: int, data: bytes, kind: int, size: int, deferred: Deferred, refusals: int
     ):
         self.msgID = msgID
-        self.data = memoryview(data)
+        self.data = data
         self.kind = kind
         self.digest = records.messageDigest(kind, data)
         self.count = max(1, -(-len(data) // size))
@@ -256,7 +256,7 @@ class MultiChannelMessenger:
             )
             return
         self._refused.append(
-            (message.data.obj, message.kind, message.deferred, message.refusals + 1)
+            (message.data, message.kind, message.deferred, message.refusals + 1)
         )
         if self._retryCall is None:
             delay = self._busyPolicy(message.refusals)
@@ -455,10 +455,11 @@ class _MessageSource:
     take it.
     """
 
-    __slots__ = ("_message", "_size", "_next")
+    __slots__ = ("_message", "_view", "_size", "_next")
 
     def __init__(self, message: _Message, size: int) -> None:
         self._message = message
+        self._view = memoryview(message.data)
         self._size = size
         self._next = 0
 
@@ -476,6 +477,6 @@ class _MessageSource:
             len(message.data),
             message.kind,
             message.digest,
-            message.data[index * size : (index + 1) * size],
+            self._view[index * size : (index + 1) * size],
         ).encode()
         return ("m", message.msgID, index), record

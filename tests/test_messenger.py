@@ -1139,6 +1139,21 @@ class BusyTests(SynchronousTestCase):
         messenger.ackReceived(records.Ack(1, records.ACK_COMPLETE))
         self.assertEqual(self.successResultOf(sent), messageDigest(records.KIND_BINARY, data))
 
+    def test_sentAgainAsGiven(self) -> None:
+        """
+        The bytes sent again are exactly those given to C{send}, even when
+        they were a view into a larger buffer.
+        """
+        messenger, sink, _ = makeMessenger(channels=1, busyPolicy=self.policy)
+        sent = messenger.send(memoryview(b"before|the message|after")[7:18])
+        sink.take()
+        messenger.ackReceived(records.Ack(0, records.ACK_BUSY))
+        sink.clock.advance(2)
+        [again] = sink.takeRecords(records.Fragment)
+        self.assertEqual(bytes(again.payload), b"the message")
+        self.assertEqual(again.digest, messageDigest(records.KIND_BINARY, b"the message"))
+        self.assertNoResult(sent)
+
     def test_repeatedBusyOnce(self) -> None:
         """
         Later fragments of a refused message are each answered busy; the

@@ -289,7 +289,9 @@ class IncomingFiles:
 
     def _failed(self, transfer: bytes, partial: PartialFile, failure: Failure) -> None:
         if failure.check(ResourceLimitExceeded, OSError):
-            self._warn("refused", "Refusing {name}: {error}", partial.name, error=str(failure.value))
+            self._warn(
+                "refused", "Refusing {name}: {error}", partial.name, error=str(failure.value)
+            )
         else:
             self.log.failure(
                 "Storing {name} failed", failure, name=logevents.shortName(partial.name)

@@ -24,7 +24,7 @@ from zope.interface import implementer
 from spc import asymmetric, records, wire
 from spc.channel import DEFAULT_HANDSHAKE_TIMEOUT, DEFAULT_REPLY_TIMEOUT, ChannelProtocol
 from spc.client import ClientSessionFactory, connect
-from spc.errors import ProtocolError, ServerShuttingDown, SessionClosed
+from spc.errors import ServerShuttingDown, SessionClosed
 from spc.filestore import FileStore
 from spc.handshake import JoinTarget, channelSpecs
 from spc.service import (

@@ -783,7 +783,8 @@ class RefusalTests(TransferTestCase):
         refusals = [e for e in events if e["log_format"] == "Refusing {name}: {error}"]
         self.assertEqual(len(refusals), 10)
         self.assertEqual(
-            refusals[0]["name"], "0000" + "n" * (logevents.LOGGED_NAME - 4) + "… (4096 characters)"
+            refusals[0]["name"],
+            "0000" + "n" * (logevents.LOGGED_NAME - 4) + "… (4096 characters)",
         )
         for event in events:
             self.assertLess(len(formatEvent(event)), 300)

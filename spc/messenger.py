@@ -252,7 +252,7 @@ class MultiChannelMessenger:
         """
         if message.refusals + 1 >= BUSY_RETRIES:
             message.deferred.errback(
-                PeerBusy(f"message {message.msgID}, refused {BUSY_RETRIES} times")
+                PeerBusy(f"refused {BUSY_RETRIES} times, the last as message {message.msgID}")
             )
             return
         self._refused.append(

@@ -203,6 +203,13 @@ class MessageAbandoned(TransferFailed):
     """
 
 
+class PeerBusy(MessageAbandoned):
+    """
+    The peer had no memory to spare for the message each time it was sent,
+    and it was given up; send it again later:
+    """
+
+
 class SessionClosed(TransferFailed):
     """
     The session closed before the peer confirmed everything:

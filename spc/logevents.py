@@ -7,6 +7,11 @@ value in it is a named field: the text log reads as sentences, and the
 JSON log (C{twistd spc --log-format json}) carries the same values as keys
 a program can select on without parsing the sentence.
 
+Text a peer may have chosen (a file name, a goodbye's reason, anything an
+error message quotes) reaches these fields without its control characters,
+so it can neither forge a line nor drive the terminal of whoever reads the
+log.
+
 Nothing secret or private reaches these fields: peers appear as identity
 fingerprints, sessions as the first eight bytes of their id in hex (the id
 travels in clear in every record header), files by name, size and SHA-256
@@ -16,7 +21,9 @@ anyone holding a candidate file, so the log deserves the inbox's
 protection.
 
 Failures of unauthenticated peers go through a L{PreAuthLog}, so that a
-flood of garbage connections cannot flood the log (PROTOCOL T19).
+flood of garbage connections cannot flood the log (PROTOCOL T19); other
+lines a peer can cause at will go through a L{ThrottledLog} of their own,
+and names in them are cut short (L{shortName}).
 """
 
 from __future__ import annotations
@@ -24,7 +31,7 @@ from __future__ import annotations
 from collections import Counter
 
 from twisted.internet.interfaces import IDelayedCall, IReactorTime
-from twisted.logger import Logger
+from twisted.logger import Logger, LogLevel
 
 from spc.filestore import withoutControls
 from spc.ratelimit import TokenBuckets
@@ -35,6 +42,7 @@ __all__ = [
     "PreAuthLog",
     "ROTATION",
     "SESSION",
+    "ThrottledLog",
     "TRANSFER",
     "channelDead",
     "channelRejoined",
@@ -45,6 +53,7 @@ __all__ = [
     "sessionClosed",
     "sessionOpened",
     "shortID",
+    "shortName",
 ]
 
 HANDSHAKE = "spc.handshake"
@@ -60,6 +69,16 @@ HANDSHAKE_ACCEPTED = (
 HANDSHAKE_REFUSED = "Handshake refused from {source} ({kind}): {reason}"
 PREAUTH_SUPPRESSED = (
     "Suppressed {count} pre-authentication failures in the last {seconds:.0f} s"
+)
+MESSAGE_REFUSED = (
+    "No room for message {msgID} ({size} bytes) from {peer}: messages hold {reserved} "
+    "bytes, {held} of them this peer's; refused as busy"
+)
+MESSAGES_REFUSED_SUPPRESSED = (
+    "Suppressed {count} refusals of messages from {peer} in the last {seconds:.0f} s"
+)
+FILE_WARNINGS_SUPPRESSED = (
+    "Suppressed {count} warnings about files from {peer} in the last {seconds:.0f} s"
 )
 SESSION_OPENED = "Session {session} opened with {peer} as {role}"
 SESSION_CLOSED = "Session {session} with {peer} ended after {duration:.1f} s: {reason}"
@@ -80,8 +99,27 @@ FILE_SENT = (
     "({rate_mbps:.2f} MB/s), SHA-256 {digest}"
 )
 
-PREAUTH_BURST = 10
-PREAUTH_PERIOD = 60.0
+THROTTLE_BURST = 10
+THROTTLE_PERIOD = 60.0
+PREAUTH_BURST = THROTTLE_BURST
+PREAUTH_PERIOD = THROTTLE_PERIOD
+LOGGED_NAME = 64
+"""
+Characters of a name a log line shows; a longer one is cut, and its
+length said.
+"""
+
+
+def shortName(name: str) -> str:
+    """
+    A name from a peer as a log line shows it: without control characters,
+    and cut to C{LOGGED_NAME} characters with its full length said, so a
+    peer's 4 KiB names cannot fill the log.
+    """
+    cleaned = withoutControls(name)
+    if len(cleaned) <= LOGGED_NAME:
+        return cleaned
+    return f"{cleaned[:LOGGED_NAME]}… ({len(cleaned)} characters)"
 
 
 def shortID(session: bytes) -> str:
@@ -148,7 +186,7 @@ def sessionClosed(log: Logger, session, role: str, now: float) -> None:
         peer=session.peer,
         role=role,
         duration=round(now - session.started, 3),
-        reason=", ".join(str(arg) for arg in error.args) or str(error),
+        reason=withoutControls(", ".join(str(arg) for arg in error.args) or str(error)),
         error=type(error).__name__,
         rotations=session.rotationsCommitted,
         rollbacks=session.rotationsRolledBack,
@@ -170,7 +208,7 @@ def channelDead(
         session=shortID(session),
         peer=peer,
         source=source,
-        reason=reason,
+        reason=withoutControls(reason),
         fault=fault,
     )
 
@@ -211,7 +249,7 @@ def fileStored(
     """
     _as(TRANSFER, log).info(
         FILE_STORED,
-        name=withoutControls(name),
+        name=shortName(name),
         bytes=size,
         peer=peer,
         path=path,
@@ -231,7 +269,7 @@ def fileSent(
     """
     _as(TRANSFER, log).info(
         FILE_SENT,
-        name=withoutControls(name),
+        name=shortName(name),
         bytes=size,
         peer=peer,
         seconds=round(seconds, 3),
@@ -240,47 +278,49 @@ def fileSent(
     )
 
 
-class PreAuthLog:
+class ThrottledLog:
     """
-    Logs the failures of peers that have not authenticated, without
-    letting them flood the log: each kind of failure may write
-    C{burst} lines, refilled at C{burst} per C{period} seconds.  What is
-    held back is counted, and one line sums it up C{period} seconds after
-    the first failure held back (or at L{flush}).
+    Lines that a peer can cause at will, written without letting it flood
+    the log: each group of lines may write C{burst} of them, refilled at
+    C{burst} per C{period} seconds.  What is held back is counted, and one
+    warning, C{summary} with C{count}, C{seconds} and C{kinds} (the counts
+    by group) and the C{fields} given here, sums it up C{period} seconds
+    after the first line held back (or at L{flush}).
 
-    @ivar suppressed: failures held back since the last summary, by kind.
+    @ivar suppressed: lines held back since the last summary, by group.
     """
 
     def __init__(
         self,
         clock: IReactorTime,
         log: Logger,
-        burst: int = PREAUTH_BURST,
-        period: float = PREAUTH_PERIOD,
+        summary: str,
+        burst: int = THROTTLE_BURST,
+        period: float = THROTTLE_PERIOD,
+        **fields: object,
     ) -> None:
         self._clock = clock
-        self._log = _as(HANDSHAKE, log)
+        self._log = log
+        self._format = summary
+        self._fields = fields
         self._period = period
         self._buckets = TokenBuckets(clock, burst / period, burst)
         self.suppressed: Counter[str] = Counter()
         self._since = 0.0
         self._summary: IDelayedCall | None = None
 
-    def refused(self, kind: str, source: str, reason: str, **fields: object) -> None:
+    def emit(self, group: str, level: LogLevel, format: str, **fields: object) -> None:
         """
-        A connection from C{source} failed before authentication, for
-        C{reason}; C{kind} groups failures for the rate limit (C{"refused"},
-        C{"timeout"}, C{"aborted"}, C{"busy"}, C{"tls"}).
+        Write one line of C{group}, or count it if the group wrote its
+        share.
         """
-        if self._buckets.admit(kind):
-            self._log.info(
-                HANDSHAKE_REFUSED, kind=kind, source=source, reason=reason, **fields
-            )
+        if self._buckets.admit(group):
+            self._log.emit(level, format, **fields)
             return
         if not self.suppressed:
             self._since = self._clock.seconds()
             self._summary = self._clock.callLater(self._period, self.flush)
-        self.suppressed[kind] += 1
+        self.suppressed[group] += 1
 
     def flush(self) -> None:
         """
@@ -293,8 +333,41 @@ class PreAuthLog:
             return
         counts, self.suppressed = dict(self.suppressed), Counter()
         self._log.warn(
-            PREAUTH_SUPPRESSED,
+            self._format,
             count=sum(counts.values()),
             seconds=self._clock.seconds() - self._since,
             kinds=counts,
+            **self._fields,
+        )
+
+
+class PreAuthLog(ThrottledLog):
+    """
+    The failures of peers that have not authenticated, each kind of
+    failure throttled on its own.
+    """
+
+    def __init__(
+        self,
+        clock: IReactorTime,
+        log: Logger,
+        burst: int = PREAUTH_BURST,
+        period: float = PREAUTH_PERIOD,
+    ) -> None:
+        super().__init__(clock, _as(HANDSHAKE, log), PREAUTH_SUPPRESSED, burst, period)
+
+    def refused(self, kind: str, source: str, reason: str, **fields: object) -> None:
+        """
+        A connection from C{source} failed before authentication, for
+        C{reason}; C{kind} groups failures for the rate limit (C{"refused"},
+        C{"timeout"}, C{"aborted"}, C{"busy"}, C{"tls"}).
+        """
+        self.emit(
+            kind,
+            LogLevel.info,
+            HANDSHAKE_REFUSED,
+            kind=kind,
+            source=source,
+            reason=withoutControls(reason),
+            **fields,
         )

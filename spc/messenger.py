@@ -12,6 +12,11 @@ record handed out is kept until the peer acknowledges it; when a channel
 dies, what it carried and nobody acknowledged goes out again on the others.
 So a slow channel never sets the pace, memory stays bounded whatever the
 size of a file, and nothing is lost with a path.
+
+A message the peer refuses as busy (its memory for messages is taken, by
+other peers perhaps) is sent again under a new id after a growing wait,
+and given up with L{PeerBusy} only after C{BUSY_RETRIES} refusals: the
+peer's load delays a message, it does not end the session.
 """
 
 from __future__ import annotations
@@ -19,19 +24,28 @@ from __future__ import annotations
 from collections import deque
 from typing import Callable, Hashable, Protocol
 
+from twisted.application.internet import backoffPolicy
 from twisted.internet.defer import Deferred, fail
-from twisted.internet.interfaces import IReactorTime
+from twisted.internet.interfaces import IDelayedCall, IReactorTime
 from twisted.logger import Logger
 from twisted.python.failure import Failure
 
 from spc import records, wire
-from spc.errors import MessageAbandoned, TransferFailed
-from spc.reassembly import Budget, Reassembler
+from spc.errors import MessageAbandoned, PeerBusy, TransferFailed
+from spc.reassembly import Account, Reassembler
 
 __all__ = ["FragmentSink", "MultiChannelMessenger", "Source", "YIELD", "SEND_WINDOW"]
 
 SEND_WINDOW = 16 * 1024 * 1024
 YIELD = object()
+BUSY_RETRIES = 20
+BUSY_POLICY = backoffPolicy(initialDelay=0.5, maxDelay=30.0)
+"""
+How long to wait before sending again the messages the peer refused as
+busy, by how often the first of them was refused: 0.5 s growing by half
+each time to at most 30 s, plus up to 1 s of jitter; the 19 waits before
+the 20th refusal come to about five and a half minutes.
+"""
 
 
 class FragmentSink(Protocol):
@@ -69,18 +83,31 @@ class Source(Protocol):
 
 class _Message:
     """
-    A message being sent, until the peer confirms or abandons it.
+    A message being sent, until the peer confirms, abandons or refuses it.
+
+    @ivar over: the peer's answer is final; send no more of it.
+    @ivar refused: the peer refused it as busy; its data went back to the
+        queue under a new id, and this one only keeps its id's place in
+        the peer's window until every earlier message is finished there.
+    @ivar refusals: how often the peer refused these bytes before.
     """
 
-    __slots__ = ("msgID", "data", "kind", "digest", "count", "deferred")
+    __slots__ = (
+        "msgID", "data", "kind", "digest", "count", "deferred", "over", "refused", "refusals"
+    )
 
-    def __init__(self, msgID: int, data: bytes, kind: int, size: int, deferred: Deferred):
+    def __init__(
+        self, msgID: int, data: bytes, kind: int, size: int, deferred: Deferred, refusals: int
+    ):
         self.msgID = msgID
-        self.data = memoryview(data)
+        self.data = data
         self.kind = kind
         self.digest = records.messageDigest(kind, data)
         self.count = max(1, -(-len(data) // size))
         self.deferred = deferred
+        self.over = False
+        self.refused = False
+        self.refusals = refusals
 
 
 class MultiChannelMessenger:
@@ -98,19 +125,23 @@ class MultiChannelMessenger:
         params: wire.Params,
         deliver: Callable[[bytes, int], object],
         clock: IReactorTime,
-        budget: Budget | None = None,
+        budget: Account | None = None,
         window: int = SEND_WINDOW,
+        busyPolicy: Callable[[int], float] = BUSY_POLICY,
     ) -> None:
         self._sink = sink
         self._params = params
         self._clock = clock
         self._window = window
+        self._busyPolicy = busyPolicy
         self.reassembler = Reassembler(params, deliver, sink.sendControl, clock, budget)
         self._nextID = 0
         self._messages: dict[int, _Message] = {}
         self._declared = 0
         self._files: dict[bytes, object] = {}
-        self._waiting: deque[tuple[bytes, int, Deferred]] = deque()
+        self._waiting: deque[tuple[bytes, int, Deferred, int]] = deque()
+        self._refused: list[tuple[bytes, int, Deferred, int]] = []
+        self._retryCall: IDelayedCall | None = None
         self._sources: deque[Source] = deque()
         self._unacked: dict[Hashable, bytes] = {}
         self._unackedBytes = 0
@@ -149,7 +180,7 @@ class MultiChannelMessenger:
         if len(data) > self._params.maxMessageSize:
             raise ValueError("message larger than the session allows")
         deferred: Deferred = Deferred()
-        self._waiting.append((data, kind, deferred))
+        self._waiting.append((data, kind, deferred, 0))
         self._startWaiting()
         return deferred
 
@@ -158,7 +189,8 @@ class MultiChannelMessenger:
         Start waiting messages while the peer's limits allow: at most
         C{maxInflightMessages} at once, and never more declared bytes than
         its reassembly budget (it reserves a message's whole length when the
-        first fragment arrives).
+        first fragment arrives).  A message refused as busy keeps its place
+        until the peer's window has passed it (L{_forgetPassed}).
         """
         params = self._params
         while self._waiting and len(self._messages) < params.maxInflightMessages:
@@ -166,8 +198,10 @@ class MultiChannelMessenger:
             if self._messages and self._declared + size > params.reassemblyBudget:
                 break
             self._declared += size
-            data, kind, deferred = self._waiting.popleft()
-            message = _Message(self._nextID, data, kind, self._params.fragmentSize, deferred)
+            data, kind, deferred, refusals = self._waiting.popleft()
+            message = _Message(
+                self._nextID, data, kind, self._params.fragmentSize, deferred, refusals
+            )
             self._nextID += 1
             self._messages[message.msgID] = message
             self.addSource(_MessageSource(message, self._params.fragmentSize))
@@ -175,21 +209,72 @@ class MultiChannelMessenger:
 
     def ackReceived(self, ack: records.Ack) -> None:
         message = self._messages.get(ack.msgID)
-        if message is None:
+        if message is None or message.refused:
             return
         if ack.status == records.ACK_PROGRESS:
             for start, count in ack.ranges:
                 for index in range(start, min(start + count, message.count)):
                     self.acknowledge(("m", ack.msgID, index))
             return
-        del self._messages[ack.msgID]
+        message.over = True
         self._declared -= len(message.data)
         for index in range(message.count):
             self.acknowledge(("m", ack.msgID, index))
-        if ack.status == records.ACK_COMPLETE:
-            message.deferred.callback(message.digest)
+        if ack.status == records.ACK_BUSY:
+            message.refused = True
+            self._refuse(message)
         else:
-            message.deferred.errback(MessageAbandoned(f"message {ack.msgID}"))
+            del self._messages[ack.msgID]
+            if ack.status == records.ACK_COMPLETE:
+                message.deferred.callback(message.digest)
+            else:
+                message.deferred.errback(MessageAbandoned(f"message {ack.msgID}"))
+        self._forgetPassed()
+        self._startWaiting()
+
+    def _forgetPassed(self) -> None:
+        """
+        The peer answers a busy refusal at once but passes the refused id
+        only once every earlier message is finished there; until then the
+        id still counts against its window of C{maxInflightMessages}.
+        Forget the refused ids no earlier message holds back any more.
+        """
+        while self._messages:
+            lowest = next(iter(self._messages.values()))
+            if not lowest.refused:
+                return
+            del self._messages[lowest.msgID]
+
+    def _refuse(self, message: _Message) -> None:
+        """
+        The peer has no memory for C{message} now: send its bytes again
+        later, under a new id, or give up after C{BUSY_RETRIES} refusals.
+        """
+        if message.refusals + 1 >= BUSY_RETRIES:
+            message.deferred.errback(
+                PeerBusy(f"refused {BUSY_RETRIES} times, the last as message {message.msgID}")
+            )
+            return
+        self._refused.append(
+            (message.data, message.kind, message.deferred, message.refusals + 1)
+        )
+        if self._retryCall is None:
+            delay = self._busyPolicy(message.refusals)
+            self.log.info(
+                "The peer has no memory to spare for message {msgID} now; "
+                "sending it again in {delay:.1f} s",
+                msgID=message.msgID, delay=delay,
+            )
+            self._retryCall = self._clock.callLater(delay, self._retryRefused)
+
+    def _retryRefused(self) -> None:
+        """
+        Put the refused messages back at the head of the queue, in the
+        order they were first sent.
+        """
+        self._retryCall = None
+        refused, self._refused = self._refused, []
+        self._waiting.extendleft(reversed(refused))
         self._startWaiting()
 
     # The scheduler.
@@ -335,11 +420,14 @@ class MultiChannelMessenger:
         The session is over: every outstanding send fails with C{reason}.
         """
         self._closed = reason
-        if self._pumpLater is not None and self._pumpLater.active():
-            self._pumpLater.cancel()
-        self._pumpLater = None
+        for call in (self._pumpLater, self._retryCall):
+            if call is not None and call.active():
+                call.cancel()
+        self._pumpLater = self._retryCall = None
         messages, self._messages = self._messages, {}
         waiting, self._waiting = self._waiting, deque()
+        waiting.extend(self._refused)
+        self._refused = []
         self._sources = deque()
         files, self._files = self._files, {}
         self._unacked.clear()
@@ -347,8 +435,9 @@ class MultiChannelMessenger:
         self._retransmit.clear()
         self._unackedBytes = 0
         for message in messages.values():
-            message.deferred.errback(reason)
-        for _, _, deferred in waiting:
+            if not message.refused:
+                message.deferred.errback(reason)
+        for _, _, deferred, _ in waiting:
             deferred.errback(reason)
         for sender in files.values():
             sender.sessionEnded(reason)
@@ -366,17 +455,18 @@ class _MessageSource:
     take it.
     """
 
-    __slots__ = ("_message", "_size", "_next")
+    __slots__ = ("_message", "_view", "_size", "_next")
 
     def __init__(self, message: _Message, size: int) -> None:
         self._message = message
+        self._view = memoryview(message.data)
         self._size = size
         self._next = 0
 
     def nextRecord(self):
         message = self._message
         index = self._next
-        if index >= message.count or message.deferred.called:
+        if index >= message.count or message.over:
             return None
         self._next = index + 1
         size = self._size
@@ -387,6 +477,6 @@ class _MessageSource:
             len(message.data),
             message.kind,
             message.digest,
-            message.data[index * size : (index + 1) * size],
+            self._view[index * size : (index + 1) * size],
         ).encode()
         return ("m", message.msgID, index), record

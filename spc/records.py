@@ -65,6 +65,8 @@ MESSAGE_KINDS = frozenset({KIND_TEXT, KIND_BINARY})
 ACK_PROGRESS = 0
 ACK_COMPLETE = 1
 ACK_ABANDONED = 2
+ACK_BUSY = 3
+ACK_STATUSES = frozenset(range(4))
 
 # RKR: reasons.
 REKEY_VOLUME = 1
@@ -173,7 +175,8 @@ class Fragment(NamedTuple):
 class Ack(NamedTuple):
     """
     ACK: which fragments of a message arrived (ranges of indexes), or that
-    it was delivered or abandoned.
+    it was delivered, abandoned, or refused for want of memory (busy: the
+    sender may send it again later).
     """
 
     TAG = b"ACK:"
@@ -194,7 +197,7 @@ class Ack(NamedTuple):
     def decode(cls, body: memoryview) -> Ack:
         reader = Reader(body)
         msgID, status = reader.unpack(cls._FIXED)
-        if status not in (ACK_PROGRESS, ACK_COMPLETE, ACK_ABANDONED):
+        if status not in ACK_STATUSES:
             raise ProtocolError(f"unknown ACK status {status}")
         ranges = decodeRanges(reader, cls._RANGE)
         reader.end()

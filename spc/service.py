@@ -32,7 +32,12 @@ from spc.handshake import ChannelSpec, JoinTarget, ServerResult, channelSpecs
 from spc.filestore import FileStore
 from spc.identity import Identity, fingerprintsEqual
 from spc.serverhandshake import ServerHandshake
-from spc.reassembly import Budget
+from spc.reassembly import (
+    DEFAULT_DEADLINE,
+    DEFAULT_GLOBAL_BUDGET,
+    DEFAULT_IDENTITY_BUDGET,
+    Budget,
+)
 from spc.session import IMessageReceiver, Session
 from spc.ratelimit import RateWindow, TokenBuckets, sourceKey
 from spc.suites import Suite
@@ -61,6 +66,15 @@ class Limits:
     @ivar sessionsPerIdentity: live sessions of one identity; a new one
         replaces the oldest.
     @ivar maxSessions: live sessions in all.
+    @ivar reassemblyTotal: bytes all sessions' incoming messages may
+        reserve together (each session also has its own C{reassemblyBudget}).
+    @ivar reassemblyPerIdentity: bytes the sessions of one identity may
+        reserve together; beyond either, a message is refused as busy and
+        its sender sends it again later.  Below C{maxMessageSize}, the
+        largest messages are always refused.
+    @ivar reassemblyDeadline: seconds a message may take from its first
+        fragment until its delivery begins, however steadily its fragments
+        come.
     """
 
     pendingPerSource = 64
@@ -73,6 +87,9 @@ class Limits:
     privateOperationsPerSecond = 500
     sessionsPerIdentity = 4
     maxSessions = 1024
+    reassemblyTotal = DEFAULT_GLOBAL_BUDGET
+    reassemblyPerIdentity = DEFAULT_IDENTITY_BUDGET
+    reassemblyDeadline = DEFAULT_DEADLINE
 
     def __init__(self, **overrides: float) -> None:
         for name, value in overrides.items():
@@ -91,6 +108,7 @@ class SessionDirectory(HandshakeOwner):
     @ivar channelCount: how many channels the daemon serves.
     @ivar preAuthLog: the rate-limited log of unauthenticated peers'
         failures.
+    @ivar budget: the memory for incoming messages every session shares.
     """
 
     log = Logger()
@@ -118,7 +136,11 @@ class SessionDirectory(HandshakeOwner):
         self.handshakeTimeout = handshakeTimeout
         self.linger = linger
         self.files = files
-        self.budget = Budget()
+        self.budget = Budget(
+            self.limits.reassemblyTotal,
+            self.limits.reassemblyPerIdentity,
+            self.limits.reassemblyDeadline,
+        )
         self.roundOutcomes = {True: 0, False: 0}
         self.sessions: dict[bytes, Session] = {}
         self.preAuthLog = logevents.PreAuthLog(clock, self.log)
@@ -267,7 +289,7 @@ class SessionDirectory(HandshakeOwner):
                 linger=self.linger,
                 exchangeKeyDER=result.exchangeKeyDER,
                 files=self.files,
-                budget=self.budget,
+                budget=self.budget.account(result.fingerprint),
                 exchangeKey=result.exchangeKey,
             )
             self._admitSession(session)

@@ -31,11 +31,11 @@ from spc.errors import (
     ServerShuttingDown,
     SPCError,
 )
-from spc.filestore import FileStore
+from spc.filestore import FileStore, withoutControls
 from spc.handshake import JoinTicket
 from spc.heartbeat import Liveness, RequestLimiter
 from spc.messenger import MultiChannelMessenger
-from spc.reassembly import Budget
+from spc.reassembly import Account
 from spc.receivers import IFileReceiver, IMessageReceiver
 from spc.sessionheartbeats import SessionHeartbeats
 from spc.sessionrotation import SessionRotation
@@ -82,7 +82,7 @@ class Session(SessionRotation, SessionHeartbeats):
         exchangeKeyDER: bytes = b"",
         serverKey: bytes = b"",
         files: FileStore | None = None,
-        budget: Budget | None = None,
+        budget: Account | None = None,
         transferSecret: bytes | None = None,
         runInThread: Callable[..., Deferred] = deferToThread,
         exchangeKey=None,
@@ -404,16 +404,21 @@ class Session(SessionRotation, SessionHeartbeats):
         }
 
     def _byeReceived(self, channel: ChannelProtocol, bye: records.Bye) -> None:
+        """
+        The peer's reason is its own text: without its control characters,
+        it can forge no line in the log nor on a terminal.
+        """
+        reason = withoutControls(bye.reason)
         self.log.info(
             "Peer {peer} said goodbye ({scope}): code {code} {reason!r}",
             peer=self.peer,
             scope="session" if bye.scope == records.SCOPE_SESSION else "channel",
             code=bye.code,
-            reason=bye.reason,
+            reason=reason,
         )
         if bye.scope == records.SCOPE_SESSION:
             error = CLOSE_ERRORS.get(bye.code, SessionClosed)
-            self._end(Failure(error(f"the peer closed the session: {bye.reason}")))
+            self._end(Failure(error(f"the peer closed the session: {reason}")))
         else:
             channel.close("the peer closed the channel")
 

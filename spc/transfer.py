@@ -15,12 +15,12 @@ from typing import Callable
 from twisted.internet.defer import Deferred, DeferredLock
 from twisted.internet.interfaces import IDelayedCall, IReactorTime
 from twisted.internet.threads import deferToThread
-from twisted.logger import Logger
+from twisted.logger import Logger, LogLevel
 from twisted.python.failure import Failure
 
 from spc import logevents, records
 from spc.errors import NameUnavailable, ProtocolError, ResourceLimitExceeded
-from spc.filestore import FileStore, PartialFile, RangeSet, withoutControls
+from spc.filestore import FileStore, PartialFile, RangeSet
 from spc.inflight import InFlight
 from spc.filesender import TransferProgress
 
@@ -85,6 +85,11 @@ class IncomingFiles:
     """
     The files one peer is sending to this end.
 
+    The peer can make the warnings about its files as often as it likes (an
+    offer refused for want of room, a file that arrives corrupt), so they
+    go through a L{logevents.ThrottledLog} of the session's own, with the
+    names cut short.
+
     @ivar onStored: called with C{(name, path, size)} for each stored file.
     """
 
@@ -113,6 +118,14 @@ class IncomingFiles:
         self._ended: dict[bytes, tuple[int, int, str]] = {}
         self._folders = 0
         self.verifying = InFlight()
+        self._warnings = logevents.ThrottledLog(
+            clock, self.log, logevents.FILE_WARNINGS_SUPPRESSED, peer=peer
+        )
+
+    def _warn(self, group: str, format: str, name: str, **fields: object) -> None:
+        self._warnings.emit(
+            group, LogLevel.warn, format, name=logevents.shortName(name), **fields
+        )
 
     def inProgress(self) -> list[TransferProgress]:
         """
@@ -159,7 +172,7 @@ class IncomingFiles:
         if stored is not None:
             self.log.info(
                 "{name} from {peer} is stored already, as {stored}",
-                name=withoutControls(offer.name), peer=self._peer, stored=stored,
+                name=logevents.shortName(offer.name), peer=self._peer, stored=stored,
             )
             self._answer(transfer, records.FILE_ALREADY_STORED, (), 0, stored)
             return
@@ -168,7 +181,7 @@ class IncomingFiles:
         try:
             partial = self._store.open(key, offer.name, offer.size, self._peer)
         except (ResourceLimitExceeded, OSError) as error:
-            self.log.warn("Refusing {name}: {error}", name=withoutControls(offer.name), error=str(error))
+            self._warn("refused", "Refusing {name}: {error}", offer.name, error=str(error))
             self._answer(transfer, records.FILE_REFUSED, (), *refusal(error))
             return
         self._active[transfer] = _Receiving(partial, self._clock.seconds())
@@ -210,11 +223,9 @@ class IncomingFiles:
         @return: what to tell the sender (L{refusal}).
         """
         if failure.check(ResourceLimitExceeded, OSError):
-            self.log.warn(
-                "Refusing {name}: {error}", name=withoutControls(name), error=str(failure.value)
-            )
+            self._warn("refused", "Refusing {name}: {error}", name, error=str(failure.value))
         else:
-            self.log.failure("Storing {name} failed", failure, name=withoutControls(name))
+            self.log.failure("Storing {name} failed", failure, name=logevents.shortName(name))
         return refusal(failure.value)
 
     def dataReceived(self, data: records.FileData) -> None:
@@ -232,7 +243,7 @@ class IncomingFiles:
         try:
             written = partial.write(offset, data.payload)
         except OSError as error:
-            self.log.warn("Refusing {name}: {error}", name=withoutControls(partial.name), error=str(error))
+            self._warn("refused", "Refusing {name}: {error}", partial.name, error=str(error))
             partial.discard()
             self._end(data.transferID, records.FILE_REFUSED, *refusal(error))
             return
@@ -355,7 +366,7 @@ class IncomingFiles:
     def _finished(self, transfer: bytes, receiving: _Receiving, path: str | None) -> None:
         partial = receiving.partial
         if path is None:
-            self.log.warn("{name} arrived corrupt; asking for it again", name=withoutControls(partial.name))
+            self._warn("corrupt", "{name} arrived corrupt; asking for it again", partial.name)
             self._end(transfer, records.FILE_RESTART)
             return
         self._end(transfer, records.FILE_COMPLETE, 0, self._storedName(path))
@@ -378,6 +389,7 @@ class IncomingFiles:
         if self._ackCall is not None and self._ackCall.active():
             self._ackCall.cancel()
         self._ackCall = None
+        self._warnings.flush()
         for receiving in self._active.values():
             if not receiving.finishing:
                 receiving.disk.run(self._keep, receiving.partial)
@@ -391,5 +403,8 @@ class IncomingFiles:
         try:
             partial.sync()
         except OSError as error:
-            self.log.warn("Could not keep {name}: {error}", name=withoutControls(partial.name), error=str(error))
+            self.log.warn(
+                "Could not keep {name}: {error}",
+                name=logevents.shortName(partial.name), error=str(error),
+            )
         partial.close()

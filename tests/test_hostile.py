@@ -1001,7 +1001,7 @@ class ReorderTests(_HostileTestCase):
 
         def laterComplete():
             incoming = server.messenger.reassembler._incoming.get(1)
-            return incoming is not None and incoming.done.called
+            return incoming is not None and incoming.gathered
 
         yield net.until(laterComplete, "the later message to be complete")
         yield deferLater(reactor, max(0.0, 1.0 - (reactor.seconds() - started)), lambda: None)

@@ -14,8 +14,11 @@ import copy
 import hashlib
 import json
 import os
+import unicodedata
+from types import SimpleNamespace
 
 from cryptography.hazmat.primitives import serialization
+from hypothesis import given, settings, strategies as st
 from twisted.application.service import Application
 from twisted.internet import reactor, task
 from twisted.internet.address import IPv4Address
@@ -26,6 +29,7 @@ from twisted.internet.testing import MemoryReactorClock, StringTransport
 from twisted.logger import (
     ILogObserver,
     Logger,
+    LogLevel,
     eventAsJSON,
     formatEvent,
     globalLogPublisher,
@@ -39,7 +43,8 @@ from zope.interface import implementer
 
 from spc import asymmetric, keyschedule, logevents, tap, tls, wire
 from spc.client import connect
-from spc.filestore import FileStore
+from spc.errors import SessionClosed
+from spc.filestore import FileStore, withoutControls
 from spc.handshake import channelSpecs
 from spc.identity import saveIdentity
 from spc.receivers import IFileReceiver, IMessageReceiver
@@ -149,6 +154,32 @@ class PreAuthLogTests(unittest.SynchronousTestCase):
         [summary] = named(self.events, logevents.PREAUTH_SUPPRESSED)
         self.assertEqual((summary["count"], summary["seconds"]), (2, 10.0))
         self.assertEqual(self.clock.getDelayedCalls(), [])
+
+
+class ThrottledLogTests(unittest.SynchronousTestCase):
+    """
+    L{logevents.ThrottledLog}, for lines other than the pre-authentication
+    ones: the same limit, its own summary with its own fields.
+    """
+
+    def test_summaryFields(self) -> None:
+        """
+        Lines of a group beyond the burst are summed up in the given
+        summary, at the given level, with the fields given for it.
+        """
+        clock = task.Clock()
+        log, events = recorder()
+        throttled = logevents.ThrottledLog(
+            clock, log, "Held back {count} for {peer}", burst=2, period=10.0, peer="SHA256:p"
+        )
+        for n in range(5):
+            throttled.emit("refused", LogLevel.warn, "Line {n}", n=n)
+        self.assertEqual([formatEvent(e) for e in events], ["Line 0", "Line 1"])
+        self.assertEqual(events[0]["log_level"], LogLevel.warn)
+        clock.advance(10)
+        self.assertEqual(formatEvent(events[-1]), "Held back 3 for SHA256:p")
+        self.assertEqual(events[-1]["kinds"], {"refused": 3})
+        self.assertEqual(clock.getDelayedCalls(), [])
 
 
 class GarbageFloodTests(unittest.SynchronousTestCase):
@@ -392,6 +423,58 @@ class TransferEventTests(unittest.SynchronousTestCase):
     File names come from the sender; in a log line they lose the control
     characters that could drive the terminal of whoever reads it.
     """
+
+    def test_reasonsWithoutControls(self) -> None:
+        """
+        Reasons may quote what a peer said (a goodbye's reason, a name in an
+        error): the session-ended, channel-dead and pre-authentication
+        events carry them without control characters, each on one line.
+        """
+        log, events = recorder()
+        evil = "why\n2026-01-01T00:00:00+0000 [spc.session#info] forged\x1b[2J"
+        session = SimpleNamespace(
+            id=b"s" * 16, peer="SHA256:p", started=0.0, rotationsCommitted=0,
+            rotationsRolledBack=0, closedReason=Failure(SessionClosed(evil)),
+        )
+        logevents.sessionClosed(log, session, "server", 1.0)
+        logevents.channelDead(log, 0, b"s" * 16, "SHA256:p", "192.0.2.1:1", evil, True)
+        logevents.PreAuthLog(task.Clock(), log).refused("aborted", "192.0.2.1:1", evil)
+        cleaned = "why2026-01-01T00:00:00+0000 [spc.session#info] forged[2J"
+        self.assertEqual([event["reason"] for event in events], [cleaned] * 3)
+        for event in events:
+            self.assertNotIn("\n", formatEvent(event))
+
+    def test_longNamesCut(self) -> None:
+        """
+        A name longer than C{LOGGED_NAME} characters is logged as its first
+        C{LOGGED_NAME}, an ellipsis and its length; a shorter one whole.
+        """
+        log, events = recorder()
+        long = "a" * 4096
+        logevents.fileStored(log, long, 10, "SHA256:p", "/inbox/x", 1.0, b"\0" * 32)
+        logevents.fileStored(log, "short.txt", 10, "SHA256:p", "/inbox/y", 1.0, b"\0" * 32)
+        self.assertEqual(
+            [event["name"] for event in events],
+            ["a" * logevents.LOGGED_NAME + "… (4096 characters)", "short.txt"],
+        )
+
+    @settings(max_examples=300, deadline=None, derandomize=True)
+    @given(st.text(max_size=5000))
+    def test_shortNameBounded(self, name: str) -> None:
+        """
+        Whatever the name, what a log line shows of it has no character of
+        Unicode category C and at most C{LOGGED_NAME} of the name's own,
+        and is the cleaned name itself when that is short enough.
+        """
+        shown = logevents.shortName(name)
+        self.assertFalse(any(unicodedata.category(c)[0] == "C" for c in shown))
+        cleaned = withoutControls(name)
+        if len(cleaned) <= logevents.LOGGED_NAME:
+            self.assertEqual(shown, cleaned)
+        else:
+            self.assertEqual(
+                shown, f"{cleaned[:logevents.LOGGED_NAME]}… ({len(cleaned)} characters)"
+            )
 
     def test_namesWithoutControls(self) -> None:
         log, events = recorder()

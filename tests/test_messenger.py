@@ -18,8 +18,8 @@ from twisted.python.failure import Failure
 from twisted.trial.unittest import SynchronousTestCase
 
 from spc import records, wire
-from spc.errors import MessageAbandoned, ProtocolError, SessionClosed
-from spc.messenger import SEND_WINDOW, YIELD, MultiChannelMessenger
+from spc.errors import MessageAbandoned, PeerBusy, ProtocolError, SessionClosed
+from spc.messenger import BUSY_RETRIES, SEND_WINDOW, YIELD, MultiChannelMessenger
 from spc.reassembly import ACK_DELAY
 from spc.records import messageDigest
 
@@ -126,7 +126,9 @@ class RecordingSink:
         ]
 
 
-def makeMessenger(channels: int = 3, deliver=None, clock=None, window=None, **params):
+def makeMessenger(
+    channels: int = 3, deliver=None, clock=None, window=None, busyPolicy=None, **params
+):
     """
     A messenger on a L{RecordingSink}.
 
@@ -135,6 +137,8 @@ def makeMessenger(channels: int = 3, deliver=None, clock=None, window=None, **pa
     @param clock: a L{task.Clock}; a new one by default (reachable as
         C{sink.clock}).
     @param window: the send window in bytes; the default otherwise.
+    @param busyPolicy: the wait before sending refused messages again, by
+        attempt; the jittered default otherwise.
     @return: C{(messenger, sink, delivered)}.
     """
     sink = RecordingSink(channels)
@@ -144,6 +148,8 @@ def makeMessenger(channels: int = 3, deliver=None, clock=None, window=None, **pa
         def deliver(data: bytes, kind: int) -> None:
             delivered.append((data, kind))
     extra = {} if window is None else {"window": window}
+    if busyPolicy is not None:
+        extra["busyPolicy"] = busyPolicy
     messenger = MultiChannelMessenger(sink, makeParams(**params), deliver, sink.clock, **extra)
     return messenger, sink, delivered
 
@@ -1087,3 +1093,144 @@ class DeclaredBytesTests(SynchronousTestCase):
         messenger.ackReceived(records.Ack(1, records.ACK_COMPLETE))
         self.successResultOf(second)
 
+
+
+class BusyTests(SynchronousTestCase):
+    """
+    C{ACK:} busy: the peer had no memory for a message.  The messenger
+    stops sending it, sends its bytes again under a new id after a wait,
+    keeps the refused id's place in the peer's window until the peer has
+    passed it, and gives up on the message alone after C{BUSY_RETRIES}
+    refusals; the session goes on.
+    """
+
+    def setUp(self) -> None:
+        self.waits: list[int] = []
+
+        def policy(attempt: int) -> float:
+            self.waits.append(attempt)
+            return 2.0
+
+        self.policy = policy
+
+    def test_sentAgainUnderNewID(self) -> None:
+        """
+        A refused message is not sent further; after the policy's wait its
+        bytes go out again as the next message id, and the Deferred fires
+        with the digest once that one is complete.
+        """
+        messenger, sink, _ = makeMessenger(
+            channels=1, window=2 * SIZE, busyPolicy=self.policy, maxMessageSize=8 * SIZE
+        )
+        data = os.urandom(6 * SIZE)
+        sent = messenger.send(data)
+        first = sink.takeRecords(records.Fragment)
+        self.assertEqual([(f.msgID, f.index) for f in first], [(0, 0), (0, 1)])
+        messenger.ackReceived(records.Ack(0, records.ACK_BUSY))
+        self.assertEqual(sink.takeRecords(records.Fragment), [])
+        self.assertNoResult(sent)
+        sink.clock.advance(1.9)
+        self.assertEqual(sink.takeRecords(records.Fragment), [])
+        sink.clock.advance(0.1)
+        again = sink.takeRecords(records.Fragment)
+        self.assertEqual([(f.msgID, f.index) for f in again], [(1, 0), (1, 1)])
+        self.assertEqual(again[0].digest, first[0].digest)
+        self.assertEqual(self.waits, [0])
+        messenger.ackReceived(records.Ack(1, records.ACK_COMPLETE))
+        self.assertEqual(self.successResultOf(sent), messageDigest(records.KIND_BINARY, data))
+
+    def test_sentAgainAsGiven(self) -> None:
+        """
+        The bytes sent again are exactly those given to C{send}, even when
+        they were a view into a larger buffer.
+        """
+        messenger, sink, _ = makeMessenger(channels=1, busyPolicy=self.policy)
+        sent = messenger.send(memoryview(b"before|the message|after")[7:18])
+        sink.take()
+        messenger.ackReceived(records.Ack(0, records.ACK_BUSY))
+        sink.clock.advance(2)
+        [again] = sink.takeRecords(records.Fragment)
+        self.assertEqual(bytes(again.payload), b"the message")
+        self.assertEqual(again.digest, messageDigest(records.KIND_BINARY, b"the message"))
+        self.assertNoResult(sent)
+
+    def test_repeatedBusyOnce(self) -> None:
+        """
+        Later fragments of a refused message are each answered busy; the
+        message is sent again once all the same.
+        """
+        messenger, sink, _ = makeMessenger(channels=1, busyPolicy=self.policy)
+        sent = messenger.send(b"x" * (3 * SIZE))
+        sink.take()
+        for _ in range(3):
+            messenger.ackReceived(records.Ack(0, records.ACK_BUSY))
+        sink.clock.advance(2)
+        self.assertEqual({f.msgID for f in sink.takeRecords(records.Fragment)}, {1})
+        self.assertEqual(sink.clock.getDelayedCalls(), [])
+        self.assertNoResult(sent)
+
+    def test_refusedKeepsWindowPlace(self) -> None:
+        """
+        The peer passes a refused id only once every earlier message is
+        finished there, so until then it counts against
+        C{maxInflightMessages}: no id is started beyond the peer's window.
+        The refused bytes go again ahead of the messages still queued.
+        """
+        messenger, sink, _ = makeMessenger(channels=1, busyPolicy=self.policy)
+        sent = [messenger.send(bytes([n]) * 10) for n in range(5)]
+        self.assertEqual({f.msgID for f in sink.takeRecords(records.Fragment)}, {0, 1, 2, 3})
+        messenger.ackReceived(records.Ack(2, records.ACK_BUSY))
+        sink.clock.advance(2)
+        self.assertEqual(sink.takeRecords(records.Fragment), [])
+        messenger.ackReceived(records.Ack(0, records.ACK_COMPLETE))
+        started = sink.takeRecords(records.Fragment)
+        self.assertEqual([(f.msgID, bytes(f.payload)) for f in started], [(4, b"\2" * 10)])
+        messenger.ackReceived(records.Ack(1, records.ACK_COMPLETE))
+        started = sink.takeRecords(records.Fragment)
+        self.assertEqual([(f.msgID, bytes(f.payload)) for f in started], [(5, b"\4" * 10)])
+        for msgID in (3, 4, 5):
+            messenger.ackReceived(records.Ack(msgID, records.ACK_COMPLETE))
+        for deferred in sent:
+            self.successResultOf(deferred)
+
+    def test_givesUp(self) -> None:
+        """
+        After C{BUSY_RETRIES} refusals the message fails with L{PeerBusy},
+        a L{MessageAbandoned}; the next message is sent as usual.
+        """
+        messenger, sink, _ = makeMessenger(channels=1, busyPolicy=self.policy)
+        sent = messenger.send(b"refused")
+        for msgID in range(BUSY_RETRIES):
+            self.assertEqual({f.msgID for f in sink.takeRecords(records.Fragment)}, {msgID})
+            messenger.ackReceived(records.Ack(msgID, records.ACK_BUSY))
+            sink.clock.advance(2)
+        failure = self.failureResultOf(sent, PeerBusy)
+        self.assertIsInstance(failure.value, MessageAbandoned)
+        self.assertEqual(self.waits, list(range(BUSY_RETRIES - 1)))
+        later = messenger.send(b"later")
+        self.assertEqual(
+            {f.msgID for f in sink.takeRecords(records.Fragment)}, {BUSY_RETRIES}
+        )
+        self.assertNoResult(later)
+
+    def test_sessionEndsWhileWaiting(self) -> None:
+        """
+        A refused message waiting to go again fails with the session's
+        reason when the session ends, and its timer is cancelled.
+        """
+        messenger, sink, _ = makeMessenger(channels=1, busyPolicy=self.policy)
+        sent = messenger.send(b"refused")
+        messenger.ackReceived(records.Ack(0, records.ACK_BUSY))
+        messenger.failAll(Failure(SessionClosed("gone")))
+        self.failureResultOf(sent, SessionClosed)
+        self.assertEqual(sink.clock.getDelayedCalls(), [])
+
+    def test_defaultPolicy(self) -> None:
+        """
+        The default wait starts at half a second and grows to at most 30 s,
+        plus up to a second of jitter.
+        """
+        from spc.messenger import BUSY_POLICY
+
+        self.assertTrue(0.5 <= BUSY_POLICY(0) <= 1.5)
+        self.assertTrue(30 <= BUSY_POLICY(BUSY_RETRIES) <= 31)

@@ -7,15 +7,18 @@ callable and L{task.Clock} for its progress and abandonment timers.
 
 from __future__ import annotations
 
+from hypothesis import given, settings, strategies as st
 from twisted.internet import task
 from twisted.internet.defer import Deferred
+from twisted.logger import Logger, formatEvent
 from twisted.trial.unittest import SynchronousTestCase
 
-from spc import records, wire
+from spc import logevents, records, wire
 from spc.errors import ProtocolError, ResourceLimitExceeded
 from spc.reassembly import (
     ACK_DELAY,
     ACK_EVERY,
+    DEFAULT_DEADLINE,
     REASSEMBLY_TIMEOUT,
     Budget,
     Reassembler,
@@ -42,20 +45,25 @@ def makeParams(**overrides) -> wire.Params:
 
 class Receiving:
     """
-    A L{Reassembler} with everything it touches recorded.
+    A L{Reassembler} with everything it touches recorded, reserving from
+    C{budget} (a L{Budget}) as C{identity}.
 
     @ivar delivered: C{(data, kind)} in delivery order.
     @ivar acks: decoded C{ACK:}s, oldest first.
     @ivar result: what the delivery callable returns.
     """
 
-    def __init__(self, clock=None, budget=None, **params) -> None:
+    def __init__(self, clock=None, budget=None, identity: str = "peer", **params) -> None:
         self.clock = clock if clock is not None else task.Clock()
         self.delivered: list[tuple[bytes, int]] = []
         self.acks: list[records.Ack] = []
         self.result: object = None
         self.reassembler = Reassembler(
-            makeParams(**params), self._deliver, self._acknowledge, self.clock, budget
+            makeParams(**params),
+            self._deliver,
+            self._acknowledge,
+            self.clock,
+            budget.account(identity) if budget is not None else None,
         )
 
     def _deliver(self, data: bytes, kind: int):
@@ -99,6 +107,7 @@ def payload(fragments: int, fill: bytes = b"p") -> bytes:
 
 
 COMPLETE, PROGRESS, ABANDONED = records.ACK_COMPLETE, records.ACK_PROGRESS, records.ACK_ABANDONED
+BUSY = records.ACK_BUSY
 
 
 class OrderTests(SynchronousTestCase):
@@ -142,28 +151,144 @@ class BudgetTests(SynchronousTestCase):
     """
     A message reserves its declared length from the session's budget and
     from the daemon-wide L{Budget} when its first fragment arrives, and
-    gives it back once delivered.
+    gives it back once delivered.  A message the shared budget cannot take
+    is refused as busy, and the session goes on.
     """
 
     def test_sharedBudgetExhausted(self) -> None:
         """
-        Two reassemblers (two sessions) sharing a L{Budget}: together they
-        may not reserve more than its limit, though each is within its own
-        session budget; the refusal is L{ResourceLimitExceeded}, and a
-        refused message reserves nothing.
+        Two reassemblers (two sessions of two identities) sharing a
+        L{Budget}: together they may not reserve more than its limit, though
+        each is within its own session budget.  The message that does not
+        fit is refused with C{ACK:} busy, reserves nothing and raises
+        nothing; its id is passed, and the same bytes sent again under the
+        next id, once there is room, are delivered.
         """
         budget = Budget(limit=6 * SIZE)
-        first, second = Receiving(budget=budget), Receiving(budget=budget)
+        first = Receiving(budget=budget, identity="first")
+        second = Receiving(budget=budget, identity="second")
         one, two = split(payload(4, b"1")), split(payload(4, b"2"))
         first.receive(one[0])
         self.assertEqual(budget.reserved, 4 * SIZE - 3)
-        self.assertRaises(ResourceLimitExceeded, second.receive, two[0])
+        second.receive(two[0])
+        self.assertEqual(second.take(), [(0, BUSY, ())])
         self.assertEqual(budget.reserved, 4 * SIZE - 3)
+        self.assertEqual(second.reassembler.nextDeliveryID, 1)
         first.receive(*one[1:])
         self.assertEqual(budget.reserved, 0)
-        second.receive(*two)
-        self.assertEqual(len(second.delivered), 1)
+        second.receive(*split(payload(4, b"2"), msgID=1))
+        self.assertEqual(second.delivered, [(payload(4, b"2"), records.KIND_BINARY)])
+        self.assertEqual(second.take(), [(1, COMPLETE, ())])
         self.assertEqual(budget.reserved, 0)
+
+    def test_perIdentityShare(self) -> None:
+        """
+        The sessions of one identity together reserve at most the budget's
+        C{perIdentity}; beyond it their messages are refused as busy while
+        another identity's still fit.
+        """
+        budget = Budget(limit=100 * SIZE, perIdentity=5 * SIZE)
+        sessions = [Receiving(budget=budget, identity="greedy") for _ in range(2)]
+        other = Receiving(budget=budget, identity="other")
+        sessions[0].receive(split(payload(4))[0])
+        sessions[1].receive(split(payload(4))[0])
+        other.receive(split(payload(4))[0])
+        self.assertEqual(sessions[1].take(), [(0, BUSY, ())])
+        self.assertEqual(budget.reservedBy("greedy"), 4 * SIZE - 3)
+        self.assertEqual(budget.reservedBy("other"), 4 * SIZE - 3)
+        self.assertEqual(budget.reserved, 8 * SIZE - 6)
+
+    def test_reserveAndRelease(self) -> None:
+        """
+        L{Budget.reserve} says whether the bytes fit and reserves nothing
+        when they do not; L{Budget.release} gives them back and forgets an
+        identity that holds nothing.
+        """
+        budget = Budget(limit=10, perIdentity=6)
+        self.assertTrue(budget.reserve("a", 6))
+        self.assertFalse(budget.reserve("a", 1))
+        self.assertFalse(budget.reserve("b", 5))
+        self.assertTrue(budget.reserve("b", 4))
+        self.assertEqual((budget.reserved, budget.reservedBy("b")), (10, 4))
+        budget.release("a", 6)
+        budget.release("b", 4)
+        self.assertEqual((budget.reserved, budget._byIdentity), (0, {}))
+
+    def test_refusalsLogged(self) -> None:
+        """
+        Each refusal is logged with the message, the peer and what is held,
+        at most C{THROTTLE_BURST} a minute; the rest are summed up when the
+        session ends.
+        """
+        events: list[dict] = []
+        self.patch(Reassembler, "log", Logger(observer=events.append))
+        budget = Budget(limit=3 * SIZE)
+        receiving = Receiving(budget=budget, identity="SHA256:busy", maxInflightMessages=32)
+        receiving.receive(split(payload(2), 0)[0])
+        for msgID in range(1, 16):
+            receiving.receive(split(payload(2), msgID)[0])
+        refused = [e for e in events if e["log_format"] == logevents.MESSAGE_REFUSED]
+        self.assertEqual(len(refused), logevents.THROTTLE_BURST)
+        self.assertEqual(
+            formatEvent(refused[0]),
+            f"No room for message 1 ({2 * SIZE - 3} bytes) from SHA256:busy: messages hold "
+            f"{2 * SIZE - 3} bytes, {2 * SIZE - 3} of them this peer's; refused as busy",
+        )
+        receiving.reassembler.close()
+        [summary] = [
+            e for e in events if e["log_format"] == logevents.MESSAGES_REFUSED_SUPPRESSED
+        ]
+        self.assertEqual((summary["count"], summary["peer"]), (5, "SHA256:busy"))
+        self.assertEqual(receiving.clock.getDelayedCalls(), [])
+
+    def test_refusedPassedInOrder(self) -> None:
+        """
+        A refused message is answered busy at once, holds no later message
+        back once the earlier ones are delivered, and is not acknowledged
+        again at its turn.
+        """
+        budget = Budget(limit=6 * SIZE)
+        receiving = Receiving(budget=budget)
+        zero, one, two = split(payload(2), 0), split(payload(5), 1), split(b"two", 2)
+        receiving.receive(zero[0], one[0], *two)
+        self.assertEqual(receiving.take(), [(1, BUSY, ())])
+        receiving.receive(zero[1])
+        self.assertEqual(receiving.take(), [(0, COMPLETE, ()), (2, COMPLETE, ())])
+        self.assertEqual(
+            receiving.delivered,
+            [(payload(2), records.KIND_BINARY), (b"two", records.KIND_BINARY)],
+        )
+        self.assertEqual(budget.reserved, 0)
+
+    def test_lateFragmentsOfRefused(self) -> None:
+        """
+        Every later fragment of a refused message, before and after its id
+        was passed, is answered busy again and stored nowhere, even when
+        there is room by then.
+        """
+        budget = Budget(limit=3 * SIZE)
+        receiving = Receiving(budget=budget)
+        zero, one = split(payload(2), 0), split(payload(4), 1)
+        receiving.receive(zero[0], one[0])
+        receiving.take()
+        receiving.receive(one[1])
+        self.assertEqual(receiving.take(), [(1, BUSY, ())])
+        receiving.receive(zero[1], one[2])
+        self.assertEqual(receiving.take(), [(0, COMPLETE, ()), (1, BUSY, ())])
+        self.assertEqual(receiving.reassembler.nextDeliveryID, 2)
+        self.assertEqual(budget.reserved, 0)
+
+    def test_reacknowledgeRefused(self) -> None:
+        """
+        After a channel died, a refused message waiting for its turn is
+        said to be refused again.
+        """
+        budget = Budget(limit=3 * SIZE)
+        receiving = Receiving(budget=budget)
+        receiving.receive(split(payload(2), 0)[0], split(payload(4), 1)[0])
+        receiving.take()
+        receiving.reassembler.reacknowledge()
+        self.assertEqual(receiving.take(), [(0, PROGRESS, ((0, 1),)), (1, BUSY, ())])
 
     def test_releasedOnDelivery(self) -> None:
         """
@@ -204,9 +329,61 @@ class BudgetTests(SynchronousTestCase):
 
     def test_defaultLimit(self) -> None:
         """
-        The daemon's budget is 1 GiB unless configured.
+        The daemon's budget is 1 GiB, 256 MiB of it per identity, and a
+        message has 30 minutes, unless configured.
         """
-        self.assertEqual(Budget().limit, 1 << 30)
+        budget = Budget()
+        self.assertEqual(
+            (budget.limit, budget.perIdentity, budget.deadline), (1 << 30, 256 << 20, 1800.0)
+        )
+        self.assertEqual(DEFAULT_DEADLINE, 1800.0)
+
+
+_operations = st.lists(
+    st.one_of(
+        st.tuples(
+            st.just("fragment"), st.integers(0, 2), st.integers(0, 7), st.integers(0, 3)
+        ),
+        st.tuples(st.just("wait"), st.floats(0, 200)),
+    ),
+    max_size=60,
+)
+
+
+class SharedBudgetPropertyTests(SynchronousTestCase):
+    """
+    Whatever authenticated peers send within their sessions' rules, the
+    shared budget holds.
+    """
+
+    @settings(max_examples=300, deadline=None, derandomize=True)
+    @given(_operations)
+    def test_boundedAndTimeLimited(self, operations) -> None:
+        """
+        Three sessions of two identities send fragments of messages of 1 to
+        4 fragments in any order, with time passing: no refusal is ever an
+        error, the daemon's and each identity's reservations never exceed
+        their limits, and one deadline after the last fragment nothing is
+        reserved any more.
+        """
+        clock = task.Clock()
+        budget = Budget(limit=6 * SIZE, perIdentity=4 * SIZE, deadline=300.0)
+        sessions = [
+            Receiving(clock, budget, identity) for identity in ("one", "one", "two")
+        ]
+        messages = [split(payload(msgID % 4 + 1, b"m"), msgID) for msgID in range(8)]
+        for operation in operations:
+            if operation[0] == "wait":
+                clock.advance(operation[1])
+            else:
+                _, session, msgID, index = operation
+                fragments = messages[msgID]
+                sessions[session].receive(fragments[index % len(fragments)])
+            self.assertLessEqual(budget.reserved, budget.limit)
+            for identity in ("one", "two"):
+                self.assertLessEqual(budget.reservedBy(identity), budget.perIdentity)
+        clock.advance(budget.deadline)
+        self.assertEqual(budget.reserved, 0)
 
 
 class ProgressTests(SynchronousTestCase):
@@ -321,6 +498,62 @@ class TimeoutTests(SynchronousTestCase):
         self.assertNotIn(ABANDONED, [status for _, status, _ in receiving.take()])
         receiving.clock.advance(1)
         self.assertIn((0, ABANDONED, ()), receiving.take())
+
+    def test_absoluteDeadline(self) -> None:
+        """
+        A message whose fragments keep coming, one every 59 s, is abandoned
+        at the budget's deadline after its first fragment all the same:
+        its reservation is released and it is acknowledged abandoned.
+        """
+        budget = Budget(deadline=600.0)
+        receiving = Receiving(budget=budget, maxMessageSize=200 * SIZE, reassemblyBudget=200 * SIZE)
+        fragments = split(payload(100))
+        receiving.receive(fragments[0])
+        for fragment in fragments[1:11]:
+            receiving.clock.advance(59)
+            receiving.receive(fragment)
+        receiving.clock.advance(600 - 590 - 0.1)
+        self.assertNotIn(ABANDONED, [status for _, status, _ in receiving.take()])
+        self.assertEqual(budget.reserved, 100 * SIZE - 3)
+        receiving.clock.advance(0.1)
+        self.assertEqual(receiving.take(), [(0, ABANDONED, ())])
+        self.assertEqual(budget.reserved, 0)
+        self.assertEqual(receiving.clock.getDelayedCalls(), [])
+
+    def test_gatheredWaitingHasDeadline(self) -> None:
+        """
+        A gathered message waiting for an earlier id that never begins is
+        not kept past its deadline either: it is freed then, and
+        acknowledged abandoned at its turn.
+        """
+        budget = Budget(deadline=600.0)
+        receiving = Receiving(budget=budget)
+        receiving.receive(*split(payload(2), 1))
+        receiving.clock.advance(599)
+        self.assertEqual(budget.reserved, 2 * SIZE - 3)
+        receiving.clock.advance(1)
+        self.assertEqual(budget.reserved, 0)
+        receiving.take()
+        receiving.receive(*split(b"zero", 0))
+        self.assertEqual(receiving.take(), [(0, COMPLETE, ()), (1, ABANDONED, ())])
+        self.assertEqual(receiving.delivered, [(b"zero", records.KIND_BINARY)])
+
+    def test_abandonedReleasedAtOnce(self) -> None:
+        """
+        An abandoned message gives its reservation back when it is
+        abandoned, though its C{ACK:} waits for its turn.
+        """
+        budget = Budget()
+        receiving = Receiving(budget=budget)
+        zero, one = split(payload(2), 0), split(payload(3), 1)
+        receiving.receive(one[0])
+        receiving.clock.advance(REASSEMBLY_TIMEOUT / 2)
+        receiving.receive(zero[0])
+        receiving.clock.advance(REASSEMBLY_TIMEOUT / 2)
+        self.assertEqual(budget.reserved, 2 * SIZE - 3)
+        self.assertNotIn(ABANDONED, [status for _, status, _ in receiving.take()])
+        receiving.receive(zero[1])
+        self.assertEqual(receiving.take(), [(0, COMPLETE, ()), (1, ABANDONED, ())])
 
     def test_completeWaitingNotAbandoned(self) -> None:
         """

@@ -59,7 +59,7 @@ innerRecords = st.one_of(
     st.builds(
         records.Ack,
         u64,
-        st.sampled_from([records.ACK_PROGRESS, records.ACK_COMPLETE, records.ACK_ABANDONED]),
+        st.sampled_from(sorted(records.ACK_STATUSES)),
         st.lists(st.tuples(u32, u32), max_size=records.MAX_ACK_RANGES).map(tuple),
     ),
     st.builds(records.HeartbeatRequest, *heartbeatFields),
@@ -143,7 +143,7 @@ class StrictnessTests(unittest.TestCase):
         self.assertRefused(records.decodeRecord, b"XYZ:")
         fragment = records.Fragment(1, 0, 1, 1, records.KIND_TEXT, bytes(32), b"x").encode()
         self.assertRefused(records.decodeRecord, fragment[:28] + b"\x07" + fragment[29:])
-        self.assertRefused(records.decodeRecord, b"ACK:" + struct.pack("!QBH", 1, 3, 0))
+        self.assertRefused(records.decodeRecord, b"ACK:" + struct.pack("!QBH", 1, 4, 0))
         self.assertRefused(wire.decodeHandshake, b"\x01\x0f\x09")
         self.assertRefused(records.decodeRecord, b"BYE:\x00\x08\x00\x00")
         self.assertRefused(records.decodeRecord, b"RKR:\x03")

@@ -8,6 +8,7 @@ rules and limits with L{task.Clock} and in-memory transports.
 from __future__ import annotations
 
 import os
+from functools import lru_cache
 
 from twisted.application.service import MultiService
 from twisted.internet import protocol, reactor, task
@@ -23,7 +24,7 @@ from zope.interface import implementer
 from spc import asymmetric, records, wire
 from spc.channel import DEFAULT_HANDSHAKE_TIMEOUT, DEFAULT_REPLY_TIMEOUT, ChannelProtocol
 from spc.client import ClientSessionFactory, connect
-from spc.errors import ProtocolError, ServerShuttingDown, SessionClosed
+from spc.errors import ServerShuttingDown, SessionClosed
 from spc.filestore import FileStore
 from spc.handshake import JoinTarget, channelSpecs
 from spc.service import (
@@ -37,6 +38,7 @@ from spc.records import messageDigest
 from spc.session import DEFAULT_LINGER, IMessageReceiver
 from spc.suites import A256CBC_HS512, CHACHA20_POLY1305
 from spc.trust import AllowAny, AuthorizedKeys, PinnedKey
+from spc.identity import fingerprint
 from tests.test_session import (
     OTHER_PEER,
     PARAMS,
@@ -735,45 +737,203 @@ class SessionPolicyTests(SynchronousTestCase):
         self.assertTrue(os.path.exists(partials[OTHER_PEER]))
 
 
+class _Peer:
+    """
+    A client's side of one session with a directory, on a fake channel: it
+    answers the server's heartbeats, so the session lives as long as a
+    test wants, and keeps the final C{ACK:}s it was sent.
+
+    @ivar acks: C{(msgID, status)} of the final C{ACK:}s, oldest first.
+    """
+
+    def __init__(self, directory: SessionDirectory, sessionID: bytes, peer: str) -> None:
+        self.session, self.channel = addSession(directory, sessionID, peer)
+        self.acks: list[tuple[int, int]] = []
+
+    def send(self, record) -> None:
+        self.session.recordReceived(self.channel, 0, record)
+        self.read()
+
+    def read(self) -> None:
+        for record in self.channel.take():
+            if isinstance(record, records.HeartbeatRequest):
+                self.session.recordReceived(
+                    self.channel,
+                    0,
+                    decoded(
+                        records.HeartbeatResponse(
+                            record.hbID, record.originTime, 0, records.NO_EPOCH,
+                            records.NO_SEQUENCE, 0, 0,
+                        )
+                    ),
+                )
+            elif isinstance(record, records.Ack) and record.status != records.ACK_PROGRESS:
+                self.acks.append((record.msgID, record.status))
+
+    def taken(self) -> list[tuple[int, int]]:
+        """
+        The final C{ACK:}s since the last call.
+        """
+        acks, self.acks = self.acks, []
+        return acks
+
+
+@lru_cache
+def _digest(length: int) -> bytes:
+    return messageDigest(records.KIND_BINARY, b"b" * length)
+
+
 class SharedBudgetTests(SynchronousTestCase):
     """
     Every session of a directory reserves incoming messages from the
     directory's one L{spc.reassembly.Budget}, so many sessions together
-    cannot pin more memory than the daemon allows.
+    cannot pin more memory than the daemon allows; each identity may hold
+    only its share, a message that does not fit is refused as busy with the
+    session going on, and every message has an absolute deadline.
     """
 
-    def firstFragment(self, length: int) -> records.Fragment:
-        data = b"b" * length
-        count = -(-length // SIZE)
+    def fragment(self, length: int, msgID: int = 0, index: int = 0) -> records.Fragment:
+        """
+        Fragment C{index} of a message of C{length} bytes C{b"b"}.
+        """
+        count = max(1, -(-length // SIZE))
+        size = length - SIZE * (count - 1) if index == count - 1 else SIZE
         return decoded(
             records.Fragment(
-                0, 0, count, length, records.KIND_BINARY,
-                messageDigest(records.KIND_BINARY, data), data[:SIZE],
+                msgID, index, count, length, records.KIND_BINARY, _digest(length), b"b" * size
             )
         )
+
+    def acks(self, channel: FakeChannel) -> list[tuple[int, int]]:
+        """
+        C{(msgID, status)} of the final C{ACK:}s C{channel} carried since
+        the last call.
+        """
+        return [
+            (ack.msgID, ack.status)
+            for ack in channel.take(records.Ack)
+            if ack.status != records.ACK_PROGRESS
+        ]
 
     def test_sharedAcrossSessions(self) -> None:
         """
         Two sessions of different identities, each within its own session
-        budget, together exceed the directory's: the second is ended with
-        C{BYE:} resource_limit, the first goes on; its reservation counts
-        against the directory until the message completes.
+        budget, together exceed the directory's: the second's message is
+        refused with C{ACK:} busy and its session goes on, as does the
+        first; the first's reservation counts against the directory until
+        its session ends.
         """
         directory = makeDirectory()
         directory.budget.limit = 6 * SIZE
         first, firstChannel = addSession(directory, b"1" * 16, PEER)
         second, secondChannel = addSession(directory, b"2" * 16, OTHER_PEER)
-        first.recordReceived(firstChannel, 0, self.firstFragment(4 * SIZE))
+        first.recordReceived(firstChannel, 0, self.fragment(4 * SIZE))
         self.assertEqual(directory.budget.reserved, 4 * SIZE)
-        second.recordReceived(secondChannel, 0, self.firstFragment(4 * SIZE))
-        self.assertIsInstance(second.closedReason.value, ProtocolError)
-        self.assertIn("reassembly budget", str(second.closedReason.value))
-        [bye] = secondChannel.take(records.Bye)
-        self.assertEqual(bye.code, records.BYE_RESOURCE_LIMIT)
+        second.recordReceived(secondChannel, 0, self.fragment(4 * SIZE))
+        self.assertIsNone(second.closedReason)
+        self.assertEqual(self.acks(secondChannel), [(0, records.ACK_BUSY)])
+        self.assertEqual(secondChannel.take(records.Bye), [])
         self.assertIsNone(first.closedReason)
         self.assertEqual(directory.budget.reserved, 4 * SIZE)
         first.close()
         self.assertEqual(directory.budget.reserved, 0)
+
+    def test_limits(self) -> None:
+        """
+        The directory's budget takes its limits from L{Limits}.
+        """
+        directory = makeDirectory(
+            reassemblyTotal=10, reassemblyPerIdentity=5, reassemblyDeadline=7.0
+        )
+        budget = directory.budget
+        self.assertEqual((budget.limit, budget.perIdentity, budget.deadline), (10, 5, 7.0))
+
+    def test_pinningAttack(self) -> None:
+        """
+        Two identities with four sessions each declare two 64 MiB messages
+        per session, one fragment each, enough to take the whole 1 GiB
+        budget: each identity gets its 256 MiB share, the rest of its
+        messages are refused as busy, and no session ends.  A third
+        identity's message is delivered meanwhile.  One more fragment of
+        every pinning message each 59 s does not keep them: at the deadline
+        all are abandoned and the budget is free.
+        """
+        directory = makeDirectory()
+        budget, clock = directory.budget, directory.clock
+        largest = PARAMS.maxMessageSize
+        pinners = []
+        for peer in (PEER, OTHER_PEER):
+            for _ in range(4):
+                pinner = _Peer(directory, bytes([len(pinners) + 1]) * 16, peer)
+                for msgID in (0, 1):
+                    pinner.send(self.fragment(largest, msgID))
+                pinners.append(pinner)
+        honest = _Peer(directory, b"h" * 16, fingerprint(b"a third peer"))
+        honest.send(self.fragment(1000))
+        self.assertIsNone(honest.session.closedReason)
+        self.assertEqual(honest.taken(), [(0, records.ACK_COMPLETE)])
+        self.assertEqual(directory.receiver.messages[-1][1:], (b"b" * 1000, records.KIND_BINARY))
+
+        for peer in (PEER, OTHER_PEER):
+            self.assertEqual(budget.reservedBy(peer), budget.perIdentity)
+        self.assertEqual(budget.reserved, 2 * budget.perIdentity)
+        refused = [(0, records.ACK_BUSY), (1, records.ACK_BUSY)]
+        self.assertEqual([pinner.taken() for pinner in pinners].count(refused), 4)
+
+        everyone = pinners + [honest]
+        for index in range(1, 31):
+            self.passTime(clock, 59, everyone)
+            for pinner in pinners:
+                for msgID in (0, 1):
+                    pinner.send(self.fragment(largest, msgID, index))
+                pinner.taken()
+        self.passTime(clock, budget.deadline - 30 * 59 - 0.5, everyone)
+        self.assertEqual(budget.reserved, 2 * budget.perIdentity)
+        self.assertEqual([pinner.taken() for pinner in pinners], [[]] * 8)
+        self.passTime(clock, 0.5, everyone)
+        self.assertEqual(budget.reserved, 0)
+        abandoned = [(0, records.ACK_ABANDONED), (1, records.ACK_ABANDONED)]
+        self.assertEqual([pinner.taken() for pinner in pinners].count(abandoned), 4)
+        for peer in everyone:
+            self.assertIsNone(peer.session.closedReason)
+
+    def passTime(self, clock: task.Clock, seconds: float, peers: list[_Peer]) -> None:
+        """
+        Let C{seconds} pass, a second at a time, with every peer answering
+        its heartbeats.
+        """
+        while seconds > 0:
+            step = min(1.0, seconds)
+            clock.advance(step)
+            seconds -= step
+            for peer in peers:
+                peer.read()
+
+    def test_busyMessageSentAgain(self) -> None:
+        """
+        A client whose message the server refuses as busy, because other
+        identities hold the whole budget, keeps its session and sends the
+        message again after a short wait; once there is room it is
+        delivered and its Deferred fires.
+        """
+        memory = MemoryServer(self)
+        budget = memory.directory.budget
+        others = [f"other {n}" for n in range(budget.limit // budget.perIdentity)]
+        for other in others:
+            self.assertTrue(budget.reserve(other, budget.perIdentity))
+        client = memory.connect(self)
+        sent = client.sendMessage(b"hello")
+        memory.network.flush()
+        self.assertNoResult(sent)
+        self.assertEqual(memory.serverReceiver.messages, [])
+        for other in others:
+            budget.release(other, budget.perIdentity)
+        memory.clock.advance(2)
+        memory.network.flush()
+        self.assertEqual(self.successResultOf(sent), messageDigest(records.KIND_BINARY, b"hello"))
+        self.assertEqual([m[1] for m in memory.serverReceiver.messages], [b"hello"])
+        self.assertIsNone(client.closedReason)
+        self.assertIsNone(memory.serverSession().closedReason)
 
 
 class ClientRetryTests(SynchronousTestCase):

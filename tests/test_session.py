@@ -17,6 +17,7 @@ from cryptography.hazmat.primitives.asymmetric import rsa
 from twisted.internet import task
 from twisted.internet.address import IPv4Address
 from twisted.internet.defer import Deferred, fail, succeed
+from twisted.logger import formatEvent, globalLogPublisher
 from twisted.test import iosim
 from twisted.trial.unittest import SynchronousTestCase
 from zope.interface import implementer
@@ -365,6 +366,35 @@ class RoutingTests(SynchronousTestCase):
         self.assertIsNotNone(first.closed)
         self.assertIsNotNone(second.closed)
         self.assertEqual(session.liveChannels(), [])
+
+    def test_byeReasonWithoutControls(self) -> None:
+        """
+        The peer chooses a C{BYE:} reason: a newline or a terminal escape in
+        it would forge a line in the log, or in what C{spc send} prints, so
+        both the logged reason and the session's reason lose their control
+        characters, as file names do.
+        """
+        events: list[dict] = []
+        globalLogPublisher.addObserver(events.append)
+        self.addCleanup(globalLogPublisher.removeObserver, events.append)
+        session = makeSession()
+        [channel] = attached(session, 0)
+        forged = "bye\n2026-01-01T00:00:00+0000 [spc.session#info] forged\x1b[2J\u202e"
+        session.recordReceived(
+            channel, 0, decoded(records.Bye(records.BYE_NORMAL, records.SCOPE_SESSION, forged))
+        )
+        cleaned = "bye2026-01-01T00:00:00+0000 [spc.session#info] forged[2J"
+        self.assertEqual(
+            str(session.closedReason.value),
+            f"The session closed before the peer confirmed everything: "
+            f"the peer closed the session: {cleaned}",
+        )
+        [said] = [event for event in events if "said goodbye" in event.get("log_format", "")]
+        self.assertEqual(said["reason"], cleaned)
+        for event in events:
+            text = formatEvent(event)
+            self.assertNotIn("\n", text)
+            self.assertNotIn("\x1b", text)
 
     def test_byeChannel(self) -> None:
         """

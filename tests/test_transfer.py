@@ -17,10 +17,11 @@ import unicodedata
 from hypothesis import given, settings, strategies as st
 from twisted.internet import task
 from twisted.internet.defer import Deferred, fail, succeed
+from twisted.logger import Logger, formatEvent
 from twisted.python.failure import Failure
 from twisted.trial.unittest import SynchronousTestCase
 
-from spc import filesender, records, transfer, wire
+from spc import filesender, logevents, records, transfer, wire
 from spc.errors import (
     FileRefused,
     NameUnavailable,
@@ -532,7 +533,7 @@ class ResumeTests(TransferTestCase):
         self.assertEqual(self.read(os.path.join(self.inbox, "report.pdf")), data)
         self.assertEqual(second.statuses()[-1], records.FILE_COMPLETE)
 
-    def test_completedButMovedAway(self) -> None:
+    def test_completedButMovedAwayResent(self) -> None:
         """
         An offer of a completed transfer whose stored file was moved away
         is not answered "complete": the file is received and stored again.
@@ -910,6 +911,42 @@ class RefusalTests(TransferTestCase):
         self.assertEqual(link.sent(records.FileData), [])
         self.assertEqual(self.partials(), [])
         self.assertEqual(self.inboxFiles(), ["blocker"])
+
+    def test_refusalsThrottled(self) -> None:
+        """
+        A peer that makes a thousand offers with 4 KiB names, each refused
+        for want of room, gets a few warnings, each with its name cut
+        short, then one line saying how many were held back; not a
+        thousand 4 KiB lines.  The summary is written at the latest when
+        the session ends.
+        """
+        events: list[dict] = []
+        self.patch(IncomingFiles, "log", Logger(observer=events.append))
+        stats = type("statvfs", (), {"f_bavail": 1, "f_frsize": 4096})
+        self.patch(os, "statvfs", lambda path: stats)
+        clock = task.Clock()
+        answers: list[bytes] = []
+        store = FileStore(self.mktemp(), reserve=0)
+        incoming = IncomingFiles(store, PEER, SIZE, answers.append, clock)
+        for n in range(1000):
+            name = f"{n:04d}" + "n" * 4092
+            incoming.offerReceived(records.FileOffer(n.to_bytes(16, "big"), 10**6, name))
+        self.assertEqual(len(answers), 1000)
+        refusals = [e for e in events if e["log_format"] == "Refusing {name}: {error}"]
+        self.assertEqual(len(refusals), 10)
+        self.assertEqual(
+            refusals[0]["name"],
+            "0000" + "n" * (logevents.LOGGED_NAME - 4) + "… (4096 characters)",
+        )
+        for event in events:
+            self.assertLess(len(formatEvent(event)), 300)
+        incoming.close()
+        [summary] = [e for e in events if e["log_format"] == logevents.FILE_WARNINGS_SUPPRESSED]
+        self.assertEqual(
+            (summary["count"], summary["kinds"], summary["peer"]),
+            (990, {"refused": 990}, PEER),
+        )
+        self.assertEqual(clock.getDelayedCalls(), [])
 
     def test_tooManyAtOnce(self) -> None:
         """

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import os
 
+from hypothesis import given, settings, strategies as st
 from twisted.application.service import MultiService
 from twisted.internet import protocol, reactor, task
 from twisted.internet.address import IPv4Address, IPv6Address
@@ -33,6 +34,7 @@ from spc.service import (
     SessionDirectory,
     sourceKey,
 )
+from spc.ratelimit import RateWindow
 from spc.records import messageDigest
 from spc.session import DEFAULT_LINGER, IMessageReceiver
 from spc.suites import A256CBC_HS512, CHACHA20_POLY1305
@@ -522,6 +524,80 @@ class JoinTargetTests(SynchronousTestCase):
         self.assertEqual(sorted(self.session.channels), [0])
         confirm(self.session, joined)
         self.assertEqual(sorted(self.session.channels), [0, 1])
+
+
+class RateWindowTests(SynchronousTestCase):
+    """
+    L{RateWindow} remembers only the keys with events in its window.
+    """
+
+    def test_forgetsIdleKeys(self) -> None:
+        """
+        A thousand keys seen once are all forgotten once their events left
+        the window; a key still within it is kept.
+        """
+        clock = task.Clock()
+        window = RateWindow(clock, 10.0)
+        for key in range(1000):
+            self.assertTrue(window.admit(key, 1))
+        self.assertEqual(len(window), 1000)
+        clock.advance(5)
+        self.assertTrue(window.admit("recent", 1))
+        clock.advance(5)
+        self.assertTrue(window.admit("new", 1))
+        self.assertEqual(len(window), 2)
+        self.assertFalse(window.admit("recent", 1))
+        clock.advance(5)
+        self.assertTrue(window.admit("recent", 1))
+
+    @settings(max_examples=200, deadline=None)
+    @given(
+        st.lists(
+            st.tuples(
+                st.floats(min_value=0, max_value=3, allow_nan=False),
+                st.integers(min_value=0, max_value=5),
+                st.integers(min_value=0, max_value=3),
+            ),
+            max_size=60,
+        )
+    )
+    def test_sameAnswersAsCountingAll(self, steps) -> None:
+        """
+        Whatever the keys, limits and delays, the window answers as one
+        that keeps every event it counted would, and remembers exactly the
+        keys with an event in the window.
+        """
+        clock = task.Clock()
+        period = 2.0
+        window = RateWindow(clock, period)
+        counted: dict[int, list[float]] = {}
+        for delay, key, limit in steps:
+            clock.advance(delay)
+            now = clock.seconds()
+            recent = [t for t in counted.get(key, []) if t > now - period]
+            expected = len(recent) < limit
+            self.assertEqual(window.admit(key, limit), expected)
+            if expected:
+                counted.setdefault(key, []).append(now)
+            live = {k for k, times in counted.items() if any(t > now - period for t in times)}
+            self.assertEqual(len(window), len(live))
+
+    def test_refusedKeyForgotten(self) -> None:
+        """
+        A key refused over and over is forgotten like any other once its
+        counted events are out of the window, and counts afresh after.
+        """
+        clock = task.Clock()
+        window = RateWindow(clock, 1.0)
+        self.assertTrue(window.admit("busy", 2))
+        self.assertTrue(window.admit("busy", 2))
+        for _ in range(10):
+            clock.advance(0.05)
+            self.assertFalse(window.admit("busy", 2))
+        clock.advance(1)
+        self.assertTrue(window.admit("other", 2))
+        self.assertEqual(len(window), 1)
+        self.assertEqual([window.admit("busy", 2) for _ in range(3)], [True, True, False])
 
 
 class SourceKeyTests(SynchronousTestCase):

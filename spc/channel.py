@@ -38,12 +38,15 @@ from spc.tls import TLSPeer, explainFailure
 from spc.trust import formatHostPort
 
 __all__ = [
+    "ALERT_LINGER",
+    "CLOSE_TIMEOUT",
     "ChannelOwner",
     "ChannelProtocol",
     "DEFAULT_HANDSHAKE_TIMEOUT",
     "DEFAULT_REPLY_TIMEOUT",
     "Framer",
     "HandshakeOwner",
+    "closeThenAbort",
 ]
 
 DEFAULT_HANDSHAKE_TIMEOUT = 10.0
@@ -51,6 +54,33 @@ DEFAULT_REPLY_TIMEOUT = 3.0
 SEND_BUFFER = 256 * 1024
 NOTSENT_LOWAT = 128 * 1024
 _TCP_NOTSENT_LOWAT = getattr(socket, "TCP_NOTSENT_LOWAT", 25)
+
+CLOSE_TIMEOUT = 5.0
+"""
+Seconds a connection told to close may take to send what it was given and
+see the peer close; then it is aborted.  A close waits for the peer: TLS
+for its close_notify, TCP for it to read what is queued; a peer that never
+does must not hold the socket.
+"""
+
+ALERT_LINGER = 1.0
+"""
+Seconds a connection refused before authentication (an alert, then a
+close: A17) may take to carry its alert away; then it is aborted.  Over TLS
+the alert waits for the TLS handshake, which takes one round trip.
+"""
+
+
+def closeThenAbort(transport, clock: IReactorTime, linger: float) -> IDelayedCall:
+    """
+    Close C{transport} once what was written has left, and abort it if it
+    is still open C{linger} seconds later.  The caller cancels the returned
+    call when the connection is lost.
+
+    @return: the pending abort.
+    """
+    transport.loseConnection()
+    return clock.callLater(linger, transport.abortConnection)
 
 
 class Framer:
@@ -227,6 +257,7 @@ class ChannelProtocol(protocol.Protocol):
         self.dead = False
         self.faulted = False
         self.writePaused = False
+        self._abortCall: IDelayedCall | None = None
         self._closing = False
         self._lostReason = "connection closed"
         self._lostWaiters: list[Deferred] = []
@@ -290,6 +321,9 @@ class ChannelProtocol(protocol.Protocol):
         self.dead = True
         self._connected = False
         self._cancelTimer()
+        if self._abortCall is not None and self._abortCall.active():
+            self._abortCall.cancel()
+        self._abortCall = None
         reason = explainFailure(reason, self.tlsPeer or TLSPeer(self.peerAddress(), ""))
         waiters, self._lostWaiters = self._lostWaiters, []
         for waiter in waiters:
@@ -390,7 +424,7 @@ class ChannelProtocol(protocol.Protocol):
             self.owner.handshakeRefused(self, kind, reason, codeOrError)
             self.dead = True
             self.sendFrame(wire.Alert(codeOrError).encode())
-            self._loseConnection()
+            self._loseConnection(ALERT_LINGER)
         else:
             self.dead = True
             self.transport.abortConnection()
@@ -417,22 +451,26 @@ class ChannelProtocol(protocol.Protocol):
 
     def close(self, reason: str = "closed locally") -> None:
         """
-        Close after flushing what was written; closing is this end's
-        choice, so the connection is not reported dead.
+        Close after flushing what was written, and abort if that takes more
+        than C{CLOSE_TIMEOUT}; closing is this end's choice, so the
+        connection is not reported dead.
         """
         self._closing = True
         if not self.faulted:
             self._lostReason = reason
-        self._loseConnection()
+        self._loseConnection(CLOSE_TIMEOUT)
 
-    def _loseConnection(self) -> None:
+    def _loseConnection(self, linger: float) -> None:
         """
-        Close once what was written has left.  This connection stops being
-        the transport's producer first: TLS waits for its producer to go
-        before it sends its close, where plain TCP does not.
+        Close once what was written has left, or abort C{linger} seconds
+        from now.  This connection stops being the transport's producer
+        first: TLS waits for its producer to go before it sends its close,
+        where plain TCP does not.
         """
+        if not self._connected or self._abortCall is not None:
+            return
         self.transport.unregisterProducer()
-        self.transport.loseConnection()
+        self._abortCall = closeThenAbort(self.transport, self._clock, linger)
 
     def whenLost(self) -> Deferred:
         """

@@ -26,7 +26,13 @@ from twisted.logger import Logger
 from twisted.python.failure import Failure
 
 from spc import logevents, records, wire
-from spc.channel import DEFAULT_HANDSHAKE_TIMEOUT, ChannelProtocol, HandshakeOwner
+from spc.channel import (
+    ALERT_LINGER,
+    DEFAULT_HANDSHAKE_TIMEOUT,
+    ChannelProtocol,
+    HandshakeOwner,
+    closeThenAbort,
+)
 from spc.errors import SPCError
 from spc.handshake import ChannelSpec, JoinTarget, ServerResult, channelSpecs
 from spc.filestore import FileStore
@@ -193,7 +199,11 @@ class SessionDirectory(HandshakeOwner):
         Count a new connection against the pending-handshake caps and the
         per-source connection rate (A8).  Over a per-source limit the
         newcomer is answered "busy"; over the global cap a random connection
-        still in its handshake makes room (A16).
+        still in its handshake is aborted to make room (A16), or, when every
+        pending connection is already on its way out, the newcomer is
+        answered "busy".  A connection counts until it is lost, not until
+        it is told to go, so a peer that ignores a close cannot take more
+        than its share.
         """
         if self.stopping:
             return False
@@ -205,9 +215,11 @@ class SessionDirectory(HandshakeOwner):
             self.preAuthLog.refused("busy", host, f"too many new connections from {source}")
             return False
         if len(self._pending) >= self.limits.pendingTotal:
-            victim = secrets.choice(list(self._pending))
-            self._forgetPending(victim)
-            victim.fatal("evicted to make room for a new handshake")
+            handshaking = [pending for pending in self._pending if not pending.dead]
+            if not handshaking:
+                self.preAuthLog.refused("busy", host, "too many handshakes in all")
+                return False
+            secrets.choice(handshaking).fatal("evicted to make room for a new handshake")
         self._pending[channel] = source
         self._pendingBySource[source] += 1
         return True
@@ -220,7 +232,6 @@ class SessionDirectory(HandshakeOwner):
         """
         self.stopping = True
         for channel in list(self._pending):
-            self._forgetPending(channel)
             channel.fatal("the server is shutting down")
 
     def _forgetPending(self, channel: ChannelProtocol) -> None:
@@ -232,7 +243,7 @@ class SessionDirectory(HandshakeOwner):
 
     def pendingHandshakes(self) -> int:
         """
-        Connections still in their handshake.
+        Connections still in their handshake, or refused and not yet gone.
         """
         return len(self._pending)
 
@@ -305,14 +316,25 @@ class SessionDirectory(HandshakeOwner):
 
 class _BusyProtocol(protocol.Protocol):
     """
-    Answers a connection over the pending cap with "busy" and closes it
-    (A17), so a legitimate client behind a busy address backs off and
-    retries instead of failing.
+    Answers a connection over the pending cap with "busy", closes it and
+    aborts it if it is still open C{ALERT_LINGER} later (A17), so a
+    legitimate client behind a busy address backs off and retries instead
+    of failing, and a peer that never reads the answer (or, over TLS,
+    never finishes the TLS handshake) does not keep the socket.
     """
+
+    def __init__(self, clock: IReactorTime) -> None:
+        self._clock = clock
+        self._abortCall: IDelayedCall | None = None
 
     def connectionMade(self) -> None:
         self.transport.write(wire.framed(wire.Alert(wire.ALERT_BUSY).encode()))
-        self.transport.loseConnection()
+        self._abortCall = closeThenAbort(self.transport, self._clock, ALERT_LINGER)
+
+    def connectionLost(self, reason: Failure = protocol.connectionDone) -> None:
+        if self._abortCall is not None and self._abortCall.active():
+            self._abortCall.cancel()
+        self._abortCall = None
 
 
 class ServerChannelFactory(protocol.Factory):
@@ -336,7 +358,7 @@ class ServerChannelFactory(protocol.Factory):
             isServer=True,
         )
         if not directory.admitConnection(channel, getattr(addr, "host", str(addr))):
-            return _BusyProtocol()
+            return _BusyProtocol(directory.clock)
         return channel
 
     def _makeHandshake(self, channel: ChannelProtocol) -> ServerHandshake:

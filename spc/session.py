@@ -22,7 +22,7 @@ from twisted.logger import Logger
 from twisted.python.failure import Failure
 
 from spc import logevents, records, wire
-from spc.channel import ChannelProtocol
+from spc.channel import CLOSE_TIMEOUT, ChannelProtocol
 from spc.errors import (
     ProtocolError,
     ResourceLimitExceeded,
@@ -42,7 +42,7 @@ from spc.sessionrotation import SessionRotation
 from spc.filesender import FileSender
 from spc.transfer import IncomingFiles
 
-__all__ = ["IFileReceiver", "IMessageReceiver", "Session", "SessionClosed"]
+__all__ = ["CLOSE_TIMEOUT", "IFileReceiver", "IMessageReceiver", "Session", "SessionClosed"]
 
 DEFAULT_LINGER = 60.0
 CLOSE_ERRORS = {
@@ -50,7 +50,6 @@ CLOSE_ERRORS = {
     records.BYE_DESYNC: SessionReset,
     records.BYE_SHUTTING_DOWN: ServerShuttingDown,
 }
-CLOSE_TIMEOUT = 5.0
 
 
 class Session(SessionRotation, SessionHeartbeats):
@@ -184,8 +183,8 @@ class Session(SessionRotation, SessionHeartbeats):
 
         @return: a Deferred firing with the reason (as L{whenClosed}) when
             the session has ended and every connection has closed, so the
-            goodbye reached the peer (a peer that does not close within
-            C{CLOSE_TIMEOUT} is cut off).
+            goodbye reached the peer (a connection that does not close
+            within C{CLOSE_TIMEOUT} is aborted).
         """
         channels = list(self.channels.values()) + list(self._candidates)
         waiter = self.whenClosed()
@@ -193,14 +192,7 @@ class Session(SessionRotation, SessionHeartbeats):
             self._sayBye(code, reason)
             self._end(Failure(SessionClosed("closed locally")))
         flushed = [channel.whenLost() for channel in channels]
-        timeout = self._clock.callLater(CLOSE_TIMEOUT, self._abortAll, channels)
-
-        def finished(results: list) -> Exception:
-            if timeout.active():
-                timeout.cancel()
-            return results[0][1]
-
-        return DeferredList([waiter, *flushed]).addCallback(finished)
+        return DeferredList([waiter, *flushed]).addCallback(lambda results: results[0][1])
 
     def whenSettled(self) -> Deferred:
         """
@@ -212,11 +204,6 @@ class Session(SessionRotation, SessionHeartbeats):
             self.messenger.reassembler.delivering.whenIdle(),
             self.incomingFiles.verifying.whenIdle(),
         ], consumeErrors=True)
-
-    def _abortAll(self, channels: list[ChannelProtocol]) -> None:
-        for channel in channels:
-            if channel.transport is not None:
-                channel.transport.abortConnection()
 
     def terminate(self, code: int, reason: str, error: type = SessionClosed) -> None:
         """
@@ -464,7 +451,7 @@ class Session(SessionRotation, SessionHeartbeats):
         self.channels.clear()
         self._candidates.clear()
         for channel in channels:
-            channel.close("session ended")
+            channel.close("session ended")  # aborted if not gone in CLOSE_TIMEOUT
         self.messenger.failAll(reason)
         self.incomingFiles.close()
         self._epochSecrets.clear()

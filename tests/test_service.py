@@ -637,14 +637,17 @@ class SourceKeyTests(SynchronousTestCase):
 
 class PendingChannel:
     """
-    A connection still in its handshake, recording C{fatal}.
+    A connection still in its handshake, recording C{fatal}, which makes it
+    dead (it is aborted) as in L{ChannelProtocol}.
     """
 
     def __init__(self) -> None:
         self.fatalReason: str | None = None
+        self.dead = False
 
     def fatal(self, reason: str) -> None:
         self.fatalReason = reason
+        self.dead = True
 
 
 class PendingTests(SynchronousTestCase):
@@ -710,7 +713,7 @@ class PendingTests(SynchronousTestCase):
     def test_globalCapEvicts(self) -> None:
         """
         A16: with the global cap full, a newcomer is admitted and one pending
-        connection is aborted to make room.
+        connection is aborted to make room; it counts until it is lost.
         """
         directory = makeDirectory(pendingTotal=3)
         pending = [PendingChannel() for _ in range(3)]
@@ -721,6 +724,8 @@ class PendingTests(SynchronousTestCase):
         evicted = [channel for channel in pending if channel.fatalReason is not None]
         self.assertEqual(len(evicted), 1)
         self.assertIsNone(newcomer.fatalReason)
+        self.assertEqual(directory.pendingHandshakes(), 4)
+        directory.channelLost(evicted[0], "aborted")
         self.assertEqual(directory.pendingHandshakes(), 3)
 
     def test_established(self) -> None:

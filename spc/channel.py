@@ -46,6 +46,7 @@ __all__ = [
     "DEFAULT_REPLY_TIMEOUT",
     "Framer",
     "HandshakeOwner",
+    "PAUSED_WRITE_LIMIT",
     "closeThenAbort",
 ]
 
@@ -68,6 +69,17 @@ ALERT_LINGER = 1.0
 Seconds a connection refused before authentication (an alert, then a
 close: A17) may take to carry its alert away; then it is aborted.  Over TLS
 the alert waits for the TLS handshake, which takes one round trip.
+"""
+
+PAUSED_WRITE_LIMIT = 256 * 1024
+"""
+Bytes of sealed records a connection may be given while its transport has
+paused it: in practice control records, as the scheduler gives a paused
+connection no data.  A peer that reads nothing cannot make this end buffer more: one more
+record and the connection is dead.  With the C{SEND_BUFFER} at which the
+transport pauses and the frame that made it pause, a connection holds at
+most C{SEND_BUFFER + PAUSED_WRITE_LIMIT} bytes and one frame unsent in user
+space: 768 KiB with the default fragment size.
 """
 
 
@@ -224,6 +236,8 @@ class ChannelProtocol(protocol.Protocol):
     @ivar faulted: whether L{fatal} closed the connection.
     @ivar writePaused: whether the transport asked for a pause: the
         scheduler gives this connection no data until it resumes.
+    @ivar pausedSince: when the transport paused this connection, on its
+        clock; L{None} while it takes data.
     @ivar bytesSent: bytes written to the transport, framing included.
     @ivar bytesReceived: bytes read from the transport.
     @ivar tlsPeer: how the client named the server of this connection, if
@@ -257,6 +271,8 @@ class ChannelProtocol(protocol.Protocol):
         self.dead = False
         self.faulted = False
         self.writePaused = False
+        self.pausedSince: float | None = None
+        self._pausedBytes = 0
         self._abortCall: IDelayedCall | None = None
         self._closing = False
         self._lostReason = "connection closed"
@@ -297,15 +313,19 @@ class ChannelProtocol(protocol.Protocol):
     # IPushProducer: the transport says when it can take more.
 
     def pauseProducing(self) -> None:
+        if not self.writePaused:
+            self.pausedSince = self._clock.seconds()
         self.writePaused = True
 
     def resumeProducing(self) -> None:
         self.writePaused = False
+        self.pausedSince = None
+        self._pausedBytes = 0
         if self.records is not None and not self.dead:
             self.owner.channelWritable(self)
 
     def stopProducing(self) -> None:
-        self.writePaused = True
+        self.pauseProducing()
 
     def dataReceived(self, data: bytes) -> None:
         if self.dead:
@@ -376,7 +396,9 @@ class ChannelProtocol(protocol.Protocol):
 
     def sendRecord(self, plaintext: bytes) -> None:
         """
-        Seal and write one inner record under the current send epoch.
+        Seal and write one inner record under the current send epoch.  A
+        paused connection takes at most C{PAUSED_WRITE_LIMIT} bytes of them:
+        past that its peer is not reading, and it is dead.
         """
         if self.dead:
             return
@@ -385,7 +407,13 @@ class ChannelProtocol(protocol.Protocol):
         except SequenceExhausted as error:
             self.fatal(str(error))
             return
-        self.bytesSent += len(aad) + len(body)
+        size = len(aad) + len(body)
+        if self.writePaused:
+            self._pausedBytes += size
+            if self._pausedBytes > PAUSED_WRITE_LIMIT:
+                self.fatal(f"the peer reads nothing; {self._pausedBytes} bytes wait to be sent")
+                return
+        self.bytesSent += size
         self.transport.writeSequence([aad, body])
         if self.records.keyWornOut():
             self.owner.keyWornOut(self)

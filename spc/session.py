@@ -325,11 +325,14 @@ class Session(SessionRotation, SessionHeartbeats):
     def sendControl(self, record: bytes) -> None:
         """
         Send a small control record (an acknowledgement) right away, on the
-        first live channel.
+        first live channel whose transport takes data, or on the first live
+        channel if none does: an answer does not wait behind a queue that
+        is not moving, nor adds to it while another channel is free.
         """
         channels = self.liveChannels()
+        ready = [channel for channel in channels if not channel.writePaused]
         if channels:
-            channels[0].sendRecord(record)
+            (ready or channels)[0].sendRecord(record)
 
     def recordReceived(self, channel: ChannelProtocol, epoch: int, record: object) -> None:
         if self.closedReason is not None:

@@ -36,9 +36,10 @@ class SessionHeartbeats:
 
     def _beat(self) -> None:
         """
-        Every heartbeat interval: a channel silent for too long is dead
-        (its fragments go elsewhere and the client rejoins it); the others
-        get a heartbeat request.
+        Every heartbeat interval: a channel silent for too long, or whose
+        peer has read nothing for as long, is dead (its fragments go
+        elsewhere and the client rejoins it); the others get a heartbeat
+        request.
         """
         now = self._clock.seconds()
         if now - self._keyBorn > MAX_KEY_AGE_ROUNDS * self.params.rotationInterval / 1000:
@@ -49,6 +50,9 @@ class SessionHeartbeats:
                 continue
             if liveness.isDead(now):
                 channel.fatal("no heartbeat from the peer")
+                continue
+            if liveness.isBlocked(channel.pausedSince, now):
+                channel.fatal("the peer reads nothing")
                 continue
             self._sendHeartbeat(channel, now)
 

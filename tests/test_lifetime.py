@@ -19,11 +19,15 @@ from twisted.python.failure import Failure
 from twisted.trial.unittest import SynchronousTestCase
 
 from spc import channel, records, wire
-from spc.channel import ALERT_LINGER, CLOSE_TIMEOUT, ChannelProtocol
+from spc.channel import ALERT_LINGER, CLOSE_TIMEOUT, PAUSED_WRITE_LIMIT, ChannelProtocol
+from spc.errors import SessionClosed
 from spc.service import Limits
 from spc.trust import AuthorizedKeys
 from tests.common import framedAlert
 from tests.test_channel import Server, frames
+
+HEARTBEAT = wire.Params().heartbeatInterval / 1000
+DEAD_TIME = wire.Params().heartbeatMissLimit * HEARTBEAT
 
 
 class HoldingTransport(StringTransport):
@@ -290,3 +294,87 @@ class SessionEndTests(SynchronousTestCase):
             )
 
         self.endsThenAborts(end)
+
+
+class StalledPeerTests(SynchronousTestCase):
+    """
+    A peer that stops reading: what this end buffers for it is bounded, and
+    its connection is let go.
+    """
+
+    def setUp(self) -> None:
+        self.server = Server()
+        self.client, _, self.serverProtocol, self.pump = self.server.connect()
+        self.session = self.serverProtocol.owner
+        self.transport = self.serverProtocol.transport
+
+    def unsent(self) -> int:
+        """
+        Bytes the server wrote that the client has not read.
+        """
+        return sum(map(len, self.transport.stream))
+
+    def fromClient(self, record: bytes) -> None:
+        """
+        The client sends C{record}; the server reads it, the client reads
+        nothing.
+        """
+        self.serverProtocol.dataReceived(b"".join(self.client.records.seal(record)))
+
+    def test_pausedWritesBounded(self) -> None:
+        """
+        Once the transport paused the connection, records of any kind are
+        written until C{PAUSED_WRITE_LIMIT} bytes wait; the next one kills
+        the connection instead.
+        """
+        self.serverProtocol.pauseProducing()
+        before = self.unsent()
+        answer = records.Ack(0, records.ACK_COMPLETE).encode()
+        for _ in range(PAUSED_WRITE_LIMIT // len(answer) + 1):
+            self.serverProtocol.sendRecord(answer)
+        self.assertTrue(self.serverProtocol.dead)
+        self.assertTrue(self.transport.disconnecting)
+        self.assertLessEqual(self.unsent() - before, PAUSED_WRITE_LIMIT)
+
+    def test_clientBounded(self) -> None:
+        """
+        The client end of a connection obeys the same bound.
+        """
+        self.client.pauseProducing()
+        request = records.HeartbeatRequest(
+            1, 0, 0, records.NO_EPOCH, records.NO_SEQUENCE, 0, 0
+        ).encode()
+        for _ in range(PAUSED_WRITE_LIMIT // len(request) + 1):
+            self.client.sendRecord(request)
+        self.assertTrue(self.client.dead)
+
+    def test_resumeResetsBound(self) -> None:
+        """
+        The bound counts what was written since the transport paused: a
+        connection whose transport resumed may be paused again and take as
+        much again.
+        """
+        answer = records.Ack(0, records.ACK_COMPLETE).encode()
+        for _ in range(3):
+            self.serverProtocol.pauseProducing()
+            pausedAt = self.serverProtocol.bytesSent
+            while self.serverProtocol.bytesSent - pausedAt < PAUSED_WRITE_LIMIT - 1000:
+                self.serverProtocol.sendRecord(answer)
+            self.serverProtocol.resumeProducing()
+        self.assertFalse(self.serverProtocol.dead)
+
+    def test_goneAfterSessionEnds(self) -> None:
+        """
+        A client that reads nothing and ignores the close once its session
+        ended is cut off well within the heartbeat dead-time.
+        """
+        self.serverProtocol.pauseProducing()
+        ignored = holdOpen(self.transport)
+        lost: list = []
+        self.serverProtocol.whenLost().addCallback(lost.append)
+        self.session.terminate(records.BYE_REPLACED, "replaced", SessionClosed)
+        self.assertEqual(ignored, ["close"])
+        self.server.clock.advance(CLOSE_TIMEOUT)
+        self.pump.flush()
+        self.assertEqual(lost, [None])
+        self.assertLess(CLOSE_TIMEOUT, DEAD_TIME)

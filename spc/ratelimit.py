@@ -1,12 +1,13 @@
 # -*- test-case-name: tests.test_service -*-
 """
 Counting things per key over time, for the daemon's limits on
-unauthenticated peers and for its rate-limited log of their failures.
-Time comes from an injected clock, so tests drive it with C{task.Clock}.
+unauthenticated peers and for its rate-limited log of their failures, and
+for a session's answers to duplicates.  Time comes from an injected clock,
+so tests drive it with C{task.Clock}.
 
 Memory follows the keys seen recently, not every key ever seen: a peer
-that makes up new keys (addresses, session ids) cannot grow these tables
-without bound.
+that makes up new keys (addresses, session ids, message and transfer ids)
+cannot grow these tables without bound.
 """
 
 from __future__ import annotations

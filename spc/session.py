@@ -109,6 +109,7 @@ class Session(SessionRotation, SessionHeartbeats):
             clock,
             self._fileStored,
             runInThread,
+            duplicateInterval=params.heartbeatInterval / 1000,
         )
         self._transferSecret = transferSecret or os.urandom(32)
         self._turn = 0

@@ -22,6 +22,7 @@ from spc.errors import ProtocolError, ResourceLimitExceeded
 from spc.filestore import FileStore, PartialFile, RangeSet, withoutControls
 from spc.inflight import InFlight
 from spc.filesender import TransferProgress
+from spc.ratelimit import RateWindow
 
 __all__ = ["IncomingFiles"]
 
@@ -55,6 +56,13 @@ class IncomingFiles:
     """
     The files one peer is sending to this end.
 
+    An offer repeated while its file is being received, and the end of a
+    transfer that already ended, get one answer per transfer per
+    C{duplicateInterval} seconds (the heartbeat interval): the sender
+    repeats them only after losing a channel, when every transfer is
+    answered again anyway (L{reacknowledge}), and a peer replaying them
+    cannot make this end write more than it receives.
+
     @ivar onStored: called with C{(name, path, size)} for each stored file.
     """
 
@@ -69,6 +77,7 @@ class IncomingFiles:
         clock: IReactorTime,
         onStored: Callable[[str, str, int], None] = lambda name, path, size: None,
         runInThread: Callable[..., Deferred] = deferToThread,
+        duplicateInterval: float = 5.0,
     ) -> None:
         self._store = store
         self._peer = peer
@@ -81,6 +90,7 @@ class IncomingFiles:
         self._ackCall: IDelayedCall | None = None
         self._closed = False
         self._ended: dict[bytes, int] = {}
+        self._duplicateAnswers = RateWindow(clock, duplicateInterval)
         self.verifying = InFlight()
 
     def inProgress(self) -> list[TransferProgress]:
@@ -108,7 +118,8 @@ class IncomingFiles:
         transfer = offer.transferID
         receiving = self._active.get(transfer)
         if receiving is not None:
-            self._answer(transfer, records.FILE_RESUME, receiving.partial.held.ranges())
+            if self._duplicateAnswers.admit(transfer, 1):
+                self._answer(transfer, records.FILE_RESUME, receiving.partial.held.ranges())
             return
         if self._store is None:
             self._answer(transfer, records.FILE_REFUSED)
@@ -166,7 +177,8 @@ class IncomingFiles:
             status = self._endedStatus(end.transferID)
             if status is None:
                 raise ProtocolError("file end for a transfer that was never offered")
-            self._answer(end.transferID, status)
+            if self._duplicateAnswers.admit(end.transferID, 1):
+                self._answer(end.transferID, status)
             return
         receiving.digest = end.digest
         self._maybeFinish(end.transferID)

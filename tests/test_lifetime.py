@@ -363,6 +363,41 @@ class StalledPeerTests(SynchronousTestCase):
             self.serverProtocol.resumeProducing()
         self.assertFalse(self.serverProtocol.dead)
 
+    def test_duplicateFlood(self) -> None:
+        """
+        A client that reads nothing, answers the server's heartbeats blind
+        (their ids are sequential) and replays a fragment two thousand
+        times an interval: the server writes one acknowledgement per
+        message and interval and its heartbeats, a few KiB in all, and
+        once the connection has been paused for the heartbeat dead-time it
+        is closed as dead.
+        """
+        size = self.session.params.fragmentSize
+        last = records.Fragment(
+            0, 1, 2, size + 1, records.KIND_BINARY, bytes(32), b"m"
+        ).encode()
+        self.fromClient(last)
+        self.pump.flush()
+        self.serverProtocol.pauseProducing()
+        pausedAt = self.server.clock.seconds()
+        before = self.unsent()
+        blindID = 0
+        while not self.serverProtocol.dead:
+            for _ in range(2000):
+                self.fromClient(last)
+            self.server.clock.advance(HEARTBEAT)
+            blindID += 1
+            self.fromClient(
+                records.HeartbeatResponse(
+                    blindID, 0, 0, records.NO_EPOCH, records.NO_SEQUENCE, 0, 0
+                ).encode()
+            )
+            self.assertLess(self.unsent() - before, 4096)
+        self.assertLessEqual(self.server.clock.seconds() - pausedAt, DEAD_TIME + HEARTBEAT)
+        self.assertIn("reads nothing", self.serverProtocol._lostReason)
+        self.assertTrue(self.transport.disconnecting)
+        self.assertIsNone(self.session.closedReason)
+
     def test_goneAfterSessionEnds(self) -> None:
         """
         A client that reads nothing and ignores the close once its session

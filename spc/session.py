@@ -126,7 +126,7 @@ class Session(SessionRotation, SessionHeartbeats):
         self.rotation = self._makeRotation(exchangeKey)
         self._rotationRequested = False
         self.started = self._keyBorn = clock.seconds()
-        self._committedAt: float | None = None
+        self._commitProbes: dict[ChannelProtocol, int] = {}
         self._desyncProven = False
         self.onChannelLost: list[Callable[[int], None]] = []
         self.onRotationEnded: list[Callable[[bool], None]] = []
@@ -402,6 +402,7 @@ class Session(SessionRotation, SessionHeartbeats):
         self._candidates.discard(channel)
         self._liveness.pop(channel, None)
         self._limiters.pop(channel, None)
+        self._commitProbes.pop(channel, None)
         index = channel.result.keys.channel
         if self.channels.get(index) is channel:
             del self.channels[index]

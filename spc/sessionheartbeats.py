@@ -56,11 +56,15 @@ class SessionHeartbeats:
                 continue
             self._sendHeartbeat(channel, now)
 
-    def _sendHeartbeat(self, channel: ChannelProtocol, now: float) -> None:
+    def _sendHeartbeat(self, channel: ChannelProtocol, now: float) -> int:
+        """
+        @return: the id of the request sent.
+        """
         hbID = self._liveness[channel].request(now)
         channel.sendRecord(
             self._heartbeat(records.HeartbeatRequest, hbID, int(now * 1000), channel)
         )
+        return hbID
 
     def _heartbeatReceived(self, channel: ChannelProtocol, request) -> None:
         limiter = self._limiters.get(channel)
@@ -79,8 +83,7 @@ class SessionHeartbeats:
     def _heartbeatAnswered(self, channel: ChannelProtocol, response) -> None:
         if (
             self.isServer
-            and self._committedAt is not None
-            and response.originTime >= int(self._committedAt * 1000)
+            and self._commitProbes.get(channel) == response.hbID
             and response.committedEpoch != self.epoch
         ):
             self._desyncProven = True

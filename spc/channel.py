@@ -1,9 +1,9 @@
-# -*- test-case-name: tests.test_channel -*-
+# -*- test-case-name: tests.test_channel,tests.test_lifetime -*-
 """
 One TCP connection of a session: framing, the handshake, the record layer.
 
-L{ChannelProtocol} wires three layers and nothing else: a framer that knows
-only length prefixes and the size cap of the current phase, the sans-IO
+L{ChannelProtocol} wires three layers and nothing else: a L{Framer} that
+knows only length prefixes and the size cap of the current phase, the sans-IO
 handshake machine until F3, and the L{RecordLayer} after it.  Every peer
 fault takes one exit, L{ChannelProtocol.fatal}: it marks the connection dead
 before anything else (so no buffered frame is processed after the fault),
@@ -14,7 +14,8 @@ to the owner's rate-limited log; after it, the reason is that of the
 below takes the same path, in the words of L{spc.tls.explainFailure}.
 
 The factories carry per-port configuration; what a connection joins or
-creates is the business of the L{ChannelOwner} it reports to.
+creates is the business of the L{ChannelOwner} it reports to.  How a
+connection ends, and how long it may take, is L{spc.closing}'s.
 """
 
 from __future__ import annotations
@@ -30,7 +31,9 @@ from twisted.python.failure import Failure
 
 from spc import logevents, records, wire
 from spc.clienthandshake import ClientHandshake
+from spc.closing import ALERT_LINGER, CLOSE_TIMEOUT, closeThenAbort
 from spc.errors import ProtocolError, SPCError, TLSFailed
+from spc.framer import Framer
 from spc.handshake import ClientResult, ServerResult
 from spc.record import EpochAhead, RecordLayer, SequenceExhausted
 from spc.serverhandshake import ServerHandshake
@@ -38,16 +41,12 @@ from spc.tls import TLSPeer, explainFailure
 from spc.trust import formatHostPort
 
 __all__ = [
-    "ALERT_LINGER",
-    "CLOSE_TIMEOUT",
     "ChannelOwner",
     "ChannelProtocol",
     "DEFAULT_HANDSHAKE_TIMEOUT",
     "DEFAULT_REPLY_TIMEOUT",
-    "Framer",
     "HandshakeOwner",
     "PAUSED_WRITE_LIMIT",
-    "closeThenAbort",
 ]
 
 DEFAULT_HANDSHAKE_TIMEOUT = 10.0
@@ -56,92 +55,16 @@ SEND_BUFFER = 256 * 1024
 NOTSENT_LOWAT = 128 * 1024
 _TCP_NOTSENT_LOWAT = getattr(socket, "TCP_NOTSENT_LOWAT", 25)
 
-CLOSE_TIMEOUT = 5.0
-"""
-Seconds a connection told to close may take to send what it was given and
-see the peer close; then it is aborted.  A close waits for the peer: TLS
-for its close_notify, TCP for it to read what is queued; a peer that never
-does must not hold the socket.
-"""
-
-ALERT_LINGER = 1.0
-"""
-Seconds a connection refused before authentication (an alert, then a
-close: A17) may take to carry its alert away; then it is aborted.  Over TLS
-the alert waits for the TLS handshake, which takes one round trip.
-"""
-
 PAUSED_WRITE_LIMIT = 256 * 1024
 """
 Bytes of sealed records a connection may be given while its transport has
 paused it: in practice control records, as the scheduler gives a paused
-connection no data.  A peer that reads nothing cannot make this end buffer more: one more
-record and the connection is dead.  With the C{SEND_BUFFER} at which the
-transport pauses and the frame that made it pause, a connection holds at
-most C{SEND_BUFFER + PAUSED_WRITE_LIMIT} bytes and one frame unsent in user
-space: 768 KiB with the default fragment size.
+connection no data.  A peer that reads nothing cannot make this end buffer
+more: one more record and the connection is dead.  With the C{SEND_BUFFER}
+at which the transport pauses and the frame that made it pause, a
+connection holds at most C{SEND_BUFFER + PAUSED_WRITE_LIMIT} bytes and one
+frame unsent in user space: 768 KiB with the default fragment size.
 """
-
-
-def closeThenAbort(transport, clock: IReactorTime, linger: float) -> IDelayedCall:
-    """
-    Close C{transport} once what was written has left, and abort it if it
-    is still open C{linger} seconds later.  The caller cancels the returned
-    call when the connection is lost.
-
-    @return: the pending abort.
-    """
-    transport.loseConnection()
-    return clock.callLater(linger, transport.abortConnection)
-
-
-class Framer:
-    """
-    Splits a byte stream into length-prefixed frames.
-
-    The buffer is one C{bytearray} that grows by appending and is trimmed
-    once per L{feed}, so a large frame arriving in many small reads is not
-    copied over and over.  The length is checked against C{maxBody} as soon
-    as its prefix arrives, before any of the body is buffered.
-
-    @ivar maxBody: the largest body the current phase accepts.
-    """
-
-    def __init__(self, maxBody: int) -> None:
-        self.maxBody = maxBody
-        self._buffer = bytearray()
-
-    def feed(self, data: bytes, deliver: Callable[[bytes], bool]) -> None:
-        """
-        Add C{data} and pass each complete body to C{deliver}, which returns
-        C{False} to stop (the connection died, or the phase changed and
-        later frames must wait for the new limit).
-
-        @raise ProtocolError: when a prefix announces more than L{maxBody}.
-        """
-        buffer = self._buffer
-        buffer += data
-        offset = 0
-        try:
-            while len(buffer) - offset >= wire.LENGTH_PREFIX_SIZE:
-                (length,) = wire.LENGTH.unpack_from(buffer, offset)
-                if length > self.maxBody:
-                    raise ProtocolError(f"frame of {length} bytes exceeds {self.maxBody}")
-                end = offset + wire.LENGTH_PREFIX_SIZE + length
-                if len(buffer) < end:
-                    break
-                body = bytes(memoryview(buffer)[offset + wire.LENGTH_PREFIX_SIZE : end])
-                offset = end
-                if not deliver(body):
-                    break
-        finally:
-            del buffer[:offset]
-
-    def pending(self) -> int:
-        """
-        Bytes received but not yet delivered.
-        """
-        return len(self._buffer)
 
 
 class ChannelOwner(Protocol):

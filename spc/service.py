@@ -26,13 +26,8 @@ from twisted.logger import Logger
 from twisted.python.failure import Failure
 
 from spc import logevents, records, wire
-from spc.channel import (
-    ALERT_LINGER,
-    DEFAULT_HANDSHAKE_TIMEOUT,
-    ChannelProtocol,
-    HandshakeOwner,
-    closeThenAbort,
-)
+from spc.channel import DEFAULT_HANDSHAKE_TIMEOUT, ChannelProtocol, HandshakeOwner
+from spc.closing import BusyProtocol
 from spc.errors import SPCError
 from spc.handshake import ChannelSpec, JoinTarget, ServerResult, channelSpecs
 from spc.filestore import FileStore
@@ -314,29 +309,6 @@ class SessionDirectory(HandshakeOwner):
         self._forgetPending(channel)
 
 
-class _BusyProtocol(protocol.Protocol):
-    """
-    Answers a connection over the pending cap with "busy", closes it and
-    aborts it if it is still open C{ALERT_LINGER} later (A17), so a
-    legitimate client behind a busy address backs off and retries instead
-    of failing, and a peer that never reads the answer (or, over TLS,
-    never finishes the TLS handshake) does not keep the socket.
-    """
-
-    def __init__(self, clock: IReactorTime) -> None:
-        self._clock = clock
-        self._abortCall: IDelayedCall | None = None
-
-    def connectionMade(self) -> None:
-        self.transport.write(wire.framed(wire.Alert(wire.ALERT_BUSY).encode()))
-        self._abortCall = closeThenAbort(self.transport, self._clock, ALERT_LINGER)
-
-    def connectionLost(self, reason: Failure = protocol.connectionDone) -> None:
-        if self._abortCall is not None and self._abortCall.active():
-            self._abortCall.cancel()
-        self._abortCall = None
-
-
 class ServerChannelFactory(protocol.Factory):
     """
     Builds the connections of one port.
@@ -358,7 +330,7 @@ class ServerChannelFactory(protocol.Factory):
             isServer=True,
         )
         if not directory.admitConnection(channel, getattr(addr, "host", str(addr))):
-            return _BusyProtocol(directory.clock)
+            return BusyProtocol(directory.clock)
         return channel
 
     def _makeHandshake(self, channel: ChannelProtocol) -> ServerHandshake:

@@ -22,7 +22,8 @@ from twisted.logger import Logger
 from twisted.python.failure import Failure
 
 from spc import logevents, records, wire
-from spc.channel import CLOSE_TIMEOUT, ChannelProtocol
+from spc.channel import ChannelProtocol
+from spc.closing import CLOSE_TIMEOUT
 from spc.errors import (
     ProtocolError,
     ResourceLimitExceeded,

@@ -22,7 +22,9 @@ from twisted.trial import unittest
 from zope.interface import implementer
 
 from spc import asymmetric, channel, records, wire
-from spc.channel import ChannelProtocol, Framer
+from spc.channel import ChannelProtocol
+from spc.closing import ALERT_LINGER
+from spc.framer import Framer
 from spc.client import connect
 from spc.clienthandshake import ClientHandshake
 from spc.errors import ClientNotAuthorized, ProtocolError, ServerBusy
@@ -491,7 +493,7 @@ class TimeoutTests(unittest.TestCase):
         self.assertTrue(transport.disconnecting)
         self.assertTrue(transport.value().endswith(framedAlert(wire.ALERT_TIMEOUT)))
         self.assertEqual(counter.count, 0)
-        server.clock.advance(channel.ALERT_LINGER)
+        server.clock.advance(ALERT_LINGER)
         self.assertTrue(transport.disconnected)
         self.assertEqual(server.clock.getDelayedCalls(), [])
 

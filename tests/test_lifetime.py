@@ -19,7 +19,8 @@ from twisted.python.failure import Failure
 from twisted.trial.unittest import SynchronousTestCase
 
 from spc import channel, records, wire
-from spc.channel import ALERT_LINGER, CLOSE_TIMEOUT, PAUSED_WRITE_LIMIT, ChannelProtocol
+from spc.channel import PAUSED_WRITE_LIMIT, ChannelProtocol
+from spc.closing import ALERT_LINGER, CLOSE_TIMEOUT
 from spc.errors import SessionClosed
 from spc.service import Limits
 from spc.trust import AuthorizedKeys

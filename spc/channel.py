@@ -1,9 +1,9 @@
-# -*- test-case-name: tests.test_channel -*-
+# -*- test-case-name: tests.test_channel,tests.test_lifetime -*-
 """
 One TCP connection of a session: framing, the handshake, the record layer.
 
-L{ChannelProtocol} wires three layers and nothing else: a framer that knows
-only length prefixes and the size cap of the current phase, the sans-IO
+L{ChannelProtocol} wires three layers and nothing else: a L{Framer} that
+knows only length prefixes and the size cap of the current phase, the sans-IO
 handshake machine until F3, and the L{RecordLayer} after it.  Every peer
 fault takes one exit, L{ChannelProtocol.fatal}: it marks the connection dead
 before anything else (so no buffered frame is processed after the fault),
@@ -14,7 +14,8 @@ to the owner's rate-limited log; after it, the reason is that of the
 below takes the same path, in the words of L{spc.tls.explainFailure}.
 
 The factories carry per-port configuration; what a connection joins or
-creates is the business of the L{ChannelOwner} it reports to.
+creates is the business of the L{ChannelOwner} it reports to.  How a
+connection ends, and how long it may take, is L{spc.closing}'s.
 """
 
 from __future__ import annotations
@@ -30,7 +31,9 @@ from twisted.python.failure import Failure
 
 from spc import logevents, records, wire
 from spc.clienthandshake import ClientHandshake
+from spc.closing import ALERT_LINGER, CLOSE_TIMEOUT, closeThenAbort
 from spc.errors import ProtocolError, SPCError, TLSFailed
+from spc.framer import Framer
 from spc.handshake import ClientResult, ServerResult
 from spc.record import EpochAhead, RecordLayer, SequenceExhausted
 from spc.serverhandshake import ServerHandshake
@@ -42,8 +45,8 @@ __all__ = [
     "ChannelProtocol",
     "DEFAULT_HANDSHAKE_TIMEOUT",
     "DEFAULT_REPLY_TIMEOUT",
-    "Framer",
     "HandshakeOwner",
+    "PAUSED_WRITE_LIMIT",
 ]
 
 DEFAULT_HANDSHAKE_TIMEOUT = 10.0
@@ -52,54 +55,16 @@ SEND_BUFFER = 256 * 1024
 NOTSENT_LOWAT = 128 * 1024
 _TCP_NOTSENT_LOWAT = getattr(socket, "TCP_NOTSENT_LOWAT", 25)
 
-
-class Framer:
-    """
-    Splits a byte stream into length-prefixed frames.
-
-    The buffer is one C{bytearray} that grows by appending and is trimmed
-    once per L{feed}, so a large frame arriving in many small reads is not
-    copied over and over.  The length is checked against C{maxBody} as soon
-    as its prefix arrives, before any of the body is buffered.
-
-    @ivar maxBody: the largest body the current phase accepts.
-    """
-
-    def __init__(self, maxBody: int) -> None:
-        self.maxBody = maxBody
-        self._buffer = bytearray()
-
-    def feed(self, data: bytes, deliver: Callable[[bytes], bool]) -> None:
-        """
-        Add C{data} and pass each complete body to C{deliver}, which returns
-        C{False} to stop (the connection died, or the phase changed and
-        later frames must wait for the new limit).
-
-        @raise ProtocolError: when a prefix announces more than L{maxBody}.
-        """
-        buffer = self._buffer
-        buffer += data
-        offset = 0
-        try:
-            while len(buffer) - offset >= wire.LENGTH_PREFIX_SIZE:
-                (length,) = wire.LENGTH.unpack_from(buffer, offset)
-                if length > self.maxBody:
-                    raise ProtocolError(f"frame of {length} bytes exceeds {self.maxBody}")
-                end = offset + wire.LENGTH_PREFIX_SIZE + length
-                if len(buffer) < end:
-                    break
-                body = bytes(memoryview(buffer)[offset + wire.LENGTH_PREFIX_SIZE : end])
-                offset = end
-                if not deliver(body):
-                    break
-        finally:
-            del buffer[:offset]
-
-    def pending(self) -> int:
-        """
-        Bytes received but not yet delivered.
-        """
-        return len(self._buffer)
+PAUSED_WRITE_LIMIT = 256 * 1024
+"""
+Bytes of sealed records a connection may be given while its transport has
+paused it: in practice control records, as the scheduler gives a paused
+connection no data.  A peer that reads nothing cannot make this end buffer
+more: one more record and the connection is dead.  With the C{SEND_BUFFER}
+at which the transport pauses and the frame that made it pause, a
+connection holds at most C{SEND_BUFFER + PAUSED_WRITE_LIMIT} bytes and one
+frame unsent in user space: 768 KiB with the default fragment size.
+"""
 
 
 class ChannelOwner(Protocol):
@@ -194,6 +159,8 @@ class ChannelProtocol(protocol.Protocol):
     @ivar faulted: whether L{fatal} closed the connection.
     @ivar writePaused: whether the transport asked for a pause: the
         scheduler gives this connection no data until it resumes.
+    @ivar pausedSince: when the transport paused this connection, on its
+        clock; L{None} while it takes data.
     @ivar bytesSent: bytes written to the transport, framing included.
     @ivar bytesReceived: bytes read from the transport.
     @ivar tlsPeer: how the client named the server of this connection, if
@@ -227,6 +194,9 @@ class ChannelProtocol(protocol.Protocol):
         self.dead = False
         self.faulted = False
         self.writePaused = False
+        self.pausedSince: float | None = None
+        self._pausedBytes = 0
+        self._abortCall: IDelayedCall | None = None
         self._closing = False
         self._lostReason = "connection closed"
         self._lostWaiters: list[Deferred] = []
@@ -266,15 +236,19 @@ class ChannelProtocol(protocol.Protocol):
     # IPushProducer: the transport says when it can take more.
 
     def pauseProducing(self) -> None:
+        if not self.writePaused:
+            self.pausedSince = self._clock.seconds()
         self.writePaused = True
 
     def resumeProducing(self) -> None:
         self.writePaused = False
+        self.pausedSince = None
+        self._pausedBytes = 0
         if self.records is not None and not self.dead:
             self.owner.channelWritable(self)
 
     def stopProducing(self) -> None:
-        self.writePaused = True
+        self.pauseProducing()
 
     def dataReceived(self, data: bytes) -> None:
         if self.dead:
@@ -290,6 +264,9 @@ class ChannelProtocol(protocol.Protocol):
         self.dead = True
         self._connected = False
         self._cancelTimer()
+        if self._abortCall is not None and self._abortCall.active():
+            self._abortCall.cancel()
+        self._abortCall = None
         reason = explainFailure(reason, self.tlsPeer or TLSPeer(self.peerAddress(), ""))
         waiters, self._lostWaiters = self._lostWaiters, []
         for waiter in waiters:
@@ -342,7 +319,9 @@ class ChannelProtocol(protocol.Protocol):
 
     def sendRecord(self, plaintext: bytes) -> None:
         """
-        Seal and write one inner record under the current send epoch.
+        Seal and write one inner record under the current send epoch.  A
+        paused connection takes at most C{PAUSED_WRITE_LIMIT} bytes of them:
+        past that its peer is not reading, and it is dead.
         """
         if self.dead:
             return
@@ -351,7 +330,13 @@ class ChannelProtocol(protocol.Protocol):
         except SequenceExhausted as error:
             self.fatal(str(error))
             return
-        self.bytesSent += len(aad) + len(body)
+        size = len(aad) + len(body)
+        if self.writePaused:
+            self._pausedBytes += size
+            if self._pausedBytes > PAUSED_WRITE_LIMIT:
+                self.fatal(f"the peer reads nothing; {self._pausedBytes} bytes wait to be sent")
+                return
+        self.bytesSent += size
         self.transport.writeSequence([aad, body])
         if self.records.keyWornOut():
             self.owner.keyWornOut(self)
@@ -390,7 +375,7 @@ class ChannelProtocol(protocol.Protocol):
             self.owner.handshakeRefused(self, kind, reason, codeOrError)
             self.dead = True
             self.sendFrame(wire.Alert(codeOrError).encode())
-            self._loseConnection()
+            self._loseConnection(ALERT_LINGER)
         else:
             self.dead = True
             self.transport.abortConnection()
@@ -417,22 +402,26 @@ class ChannelProtocol(protocol.Protocol):
 
     def close(self, reason: str = "closed locally") -> None:
         """
-        Close after flushing what was written; closing is this end's
-        choice, so the connection is not reported dead.
+        Close after flushing what was written, and abort if that takes more
+        than C{CLOSE_TIMEOUT}; closing is this end's choice, so the
+        connection is not reported dead.
         """
         self._closing = True
         if not self.faulted:
             self._lostReason = reason
-        self._loseConnection()
+        self._loseConnection(CLOSE_TIMEOUT)
 
-    def _loseConnection(self) -> None:
+    def _loseConnection(self, linger: float) -> None:
         """
-        Close once what was written has left.  This connection stops being
-        the transport's producer first: TLS waits for its producer to go
-        before it sends its close, where plain TCP does not.
+        Close once what was written has left, or abort C{linger} seconds
+        from now.  This connection stops being the transport's producer
+        first: TLS waits for its producer to go before it sends its close,
+        where plain TCP does not.
         """
+        if not self._connected or self._abortCall is not None:
+            return
         self.transport.unregisterProducer()
-        self.transport.loseConnection()
+        self._abortCall = closeThenAbort(self.transport, self._clock, linger)
 
     def whenLost(self) -> Deferred:
         """

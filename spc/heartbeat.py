@@ -5,7 +5,10 @@ Heartbeats: is each channel alive, and do both ends agree on the epoch?
 A channel is dead when nothing authenticated arrived on it for
 C{missLimit} heartbeat intervals, or when that many heartbeats in a row got
 no answer: a path that silently drops everything (no RST) is found within a
-bounded time, and its fragments go elsewhere.  Heartbeats carry each side's
+bounded time, and its fragments go elsewhere.  So is a channel whose peer
+has read nothing of it for as long, heartbeats or not: one that answers
+heartbeats it never read (their ids are sequential) still cannot keep a
+connection whose send queue never drains.  Heartbeats carry each side's
 committed and pending epochs, so a disagreement that outlives the rotation
 overlap is detected and ends the session (PROTOCOL section 8).
 
@@ -44,6 +47,16 @@ class Liveness:
             now - self.lastHeard > self._missLimit * self._interval
             or self.unanswered >= self._missLimit
         )
+
+    def isBlocked(self, pausedSince: float | None, now: float) -> bool:
+        """
+        Whether the connection's transport has taken nothing more from this
+        end for longer than a silent peer may last.
+
+        @param pausedSince: when the transport paused the connection, or
+            L{None} if it takes data.
+        """
+        return pausedSince is not None and now - pausedSince > self._missLimit * self._interval
 
     def request(self, now: float) -> int:
         """

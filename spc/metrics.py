@@ -57,7 +57,9 @@ class StatusCollector:
         yield GaugeMetricFamily("spc_uptime_seconds", "Seconds since start.", daemon.uptime)
         yield GaugeMetricFamily("spc_sessions", "Live sessions.", daemon.sessions)
         yield GaugeMetricFamily(
-            "spc_pending_handshakes", "Connections in their handshake.", daemon.pendingHandshakes
+            "spc_pending_handshakes",
+            "Connections in their handshake, or refused and not yet gone.",
+            daemon.pendingHandshakes,
         )
         gauge, counter = GaugeMetricFamily, CounterMetricFamily
         age = gauge("spc_session_age_seconds", "Session age.", labels=SESSION_LABELS)

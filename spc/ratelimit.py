@@ -1,14 +1,19 @@
 # -*- test-case-name: tests.test_service -*-
 """
 Counting things per key over time, for the daemon's limits on
-unauthenticated peers and for its rate-limited log of their failures.
-Time comes from an injected clock, so tests drive it with C{task.Clock}.
+unauthenticated peers and for its rate-limited log of their failures, and
+for a session's answers to duplicates.  Time comes from an injected clock,
+so tests drive it with C{task.Clock}.
+
+Memory follows the keys seen recently, not every key ever seen: a peer
+that makes up new keys (addresses, session ids, message and transfer ids)
+cannot grow these tables without bound.
 """
 
 from __future__ import annotations
 
 import ipaddress
-from collections import defaultdict, deque
+from collections import OrderedDict, deque
 
 from twisted.internet.interfaces import IReactorTime
 
@@ -56,22 +61,49 @@ class TokenBuckets:
 class RateWindow:
     """
     Counts events per key in a sliding window of C{period} seconds.
+
+    Keys are kept in the order of their latest event, so those with no
+    event left in the window are at the front and are dropped as time
+    passes, at constant cost per admission.
     """
 
     def __init__(self, clock: IReactorTime, period: float) -> None:
         self._clock = clock
         self._period = period
-        self._events: dict[object, deque[float]] = defaultdict(deque)
+        self._events: OrderedDict[object, deque[float]] = OrderedDict()
+
+    def __len__(self) -> int:
+        """
+        How many keys the window remembers.
+        """
+        return len(self._events)
 
     def admit(self, key: object, limit: float) -> bool:
+        """
+        Count an event for C{key} unless C{limit} of its events are already
+        in the window.
+
+        @return: whether the event was counted.
+        """
         now = self._clock.seconds()
-        events = self._events[key]
-        while events and events[0] <= now - self._period:
+        cutoff = now - self._period
+        self._forgetIdle(cutoff)
+        events = self._events.get(key) or deque()
+        while events and events[0] <= cutoff:
             events.popleft()
         if len(events) >= limit:
             return False
         events.append(now)
+        self._events[key] = events
+        self._events.move_to_end(key)
         return True
+
+    def _forgetIdle(self, cutoff: float) -> None:
+        while self._events:
+            key, events = next(iter(self._events.items()))
+            if events and events[-1] > cutoff:
+                return
+            del self._events[key]
 
     def forget(self, key: object) -> None:
         self._events.pop(key, None)

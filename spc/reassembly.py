@@ -29,6 +29,7 @@ from twisted.python.failure import Failure
 from spc import logevents, records, wire
 from spc.errors import ProtocolError, ResourceLimitExceeded
 from spc.inflight import InFlight
+from spc.ratelimit import RateWindow
 
 __all__ = ["Account", "Budget", "Reassembler", "REASSEMBLY_TIMEOUT"]
 
@@ -208,6 +209,7 @@ class Reassembler:
         self._refusals = logevents.ThrottledLog(
             clock, self.log, logevents.MESSAGES_REFUSED_SUPPRESSED, peer=self._budget.identity
         )
+        self._duplicateAnswers = RateWindow(clock, params.heartbeatInterval / 1000)
 
     def fragmentReceived(self, fragment: records.Fragment) -> None:
         """
@@ -217,8 +219,9 @@ class Reassembler:
         """
         msgID = fragment.msgID
         if msgID < self.nextDeliveryID:
-            status = self._unsuccessful.get(msgID, records.ACK_COMPLETE)
-            self._acknowledge(records.Ack(msgID, status).encode())
+            if self._answersDuplicate(msgID):
+                status = self._unsuccessful.get(msgID, records.ACK_COMPLETE)
+                self._acknowledge(records.Ack(msgID, status).encode())
             return
         incoming = self._incoming.get(msgID) or self._begin(fragment)
         header = (fragment.count, fragment.totalLength, fragment.kind, fragment.digest)
@@ -229,7 +232,8 @@ class Reassembler:
             self._acknowledge(records.Ack(msgID, records.ACK_BUSY).encode())
             return
         if incoming.gathered or fragment.index in incoming.received:
-            self._sendProgress(msgID, incoming)
+            if self._answersDuplicate(msgID):
+                self._sendProgress(msgID, incoming)
             return
         incoming.parts[fragment.index] = bytes(fragment.payload)
         incoming.received.add(fragment.index)
@@ -381,6 +385,16 @@ class Reassembler:
         if size:
             self._reserved -= size
             self._budget.release(size)
+
+    def _answersDuplicate(self, msgID: int) -> bool:
+        """
+        Whether a duplicate of message C{msgID} gets an answer: one per
+        message per heartbeat interval, so a peer replaying a fragment
+        cannot make this end write more than it receives.  The sender only
+        resends after losing a channel, and then every message is
+        acknowledged again anyway (L{reacknowledge}).
+        """
+        return self._duplicateAnswers.admit(msgID, 1)
 
     # Progress acknowledgements: every ACK_EVERY fragments, or ACK_DELAY
     # after the first unacknowledged one.

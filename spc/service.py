@@ -27,6 +27,7 @@ from twisted.python.failure import Failure
 
 from spc import logevents, records, wire
 from spc.channel import DEFAULT_HANDSHAKE_TIMEOUT, ChannelProtocol, HandshakeOwner
+from spc.closing import BusyProtocol
 from spc.errors import SPCError
 from spc.handshake import ChannelSpec, JoinTarget, ServerResult, channelSpecs
 from spc.filestore import FileStore
@@ -215,7 +216,11 @@ class SessionDirectory(HandshakeOwner):
         Count a new connection against the pending-handshake caps and the
         per-source connection rate (A8).  Over a per-source limit the
         newcomer is answered "busy"; over the global cap a random connection
-        still in its handshake makes room (A16).
+        still in its handshake is aborted to make room (A16), or, when every
+        pending connection is already on its way out, the newcomer is
+        answered "busy".  A connection counts until it is lost, not until
+        it is told to go, so a peer that ignores a close cannot take more
+        than its share.
         """
         if self.stopping:
             return False
@@ -227,9 +232,11 @@ class SessionDirectory(HandshakeOwner):
             self.preAuthLog.refused("busy", host, f"too many new connections from {source}")
             return False
         if len(self._pending) >= self.limits.pendingTotal:
-            victim = secrets.choice(list(self._pending))
-            self._forgetPending(victim)
-            victim.fatal("evicted to make room for a new handshake")
+            handshaking = [pending for pending in self._pending if not pending.dead]
+            if not handshaking:
+                self.preAuthLog.refused("busy", host, "too many handshakes in all")
+                return False
+            secrets.choice(handshaking).fatal("evicted to make room for a new handshake")
         self._pending[channel] = source
         self._pendingBySource[source] += 1
         return True
@@ -242,7 +249,6 @@ class SessionDirectory(HandshakeOwner):
         """
         self.stopping = True
         for channel in list(self._pending):
-            self._forgetPending(channel)
             channel.fatal("the server is shutting down")
 
     def _forgetPending(self, channel: ChannelProtocol) -> None:
@@ -254,7 +260,7 @@ class SessionDirectory(HandshakeOwner):
 
     def pendingHandshakes(self) -> int:
         """
-        Connections still in their handshake.
+        Connections still in their handshake, or refused and not yet gone.
         """
         return len(self._pending)
 
@@ -325,18 +331,6 @@ class SessionDirectory(HandshakeOwner):
         self._forgetPending(channel)
 
 
-class _BusyProtocol(protocol.Protocol):
-    """
-    Answers a connection over the pending cap with "busy" and closes it
-    (A17), so a legitimate client behind a busy address backs off and
-    retries instead of failing.
-    """
-
-    def connectionMade(self) -> None:
-        self.transport.write(wire.framed(wire.Alert(wire.ALERT_BUSY).encode()))
-        self.transport.loseConnection()
-
-
 class ServerChannelFactory(protocol.Factory):
     """
     Builds the connections of one port.
@@ -358,7 +352,7 @@ class ServerChannelFactory(protocol.Factory):
             isServer=True,
         )
         if not directory.admitConnection(channel, getattr(addr, "host", str(addr))):
-            return _BusyProtocol()
+            return BusyProtocol(directory.clock)
         return channel
 
     def _makeHandshake(self, channel: ChannelProtocol) -> ServerHandshake:

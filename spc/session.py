@@ -23,6 +23,7 @@ from twisted.python.failure import Failure
 
 from spc import logevents, records, wire
 from spc.channel import ChannelProtocol
+from spc.closing import CLOSE_TIMEOUT
 from spc.errors import (
     ProtocolError,
     ResourceLimitExceeded,
@@ -42,7 +43,7 @@ from spc.sessionrotation import SessionRotation
 from spc.filesender import FileSender, FolderSender
 from spc.transfer import IncomingFiles
 
-__all__ = ["IFileReceiver", "IMessageReceiver", "Session", "SessionClosed"]
+__all__ = ["CLOSE_TIMEOUT", "IFileReceiver", "IMessageReceiver", "Session", "SessionClosed"]
 
 DEFAULT_LINGER = 60.0
 CLOSE_ERRORS = {
@@ -50,7 +51,6 @@ CLOSE_ERRORS = {
     records.BYE_DESYNC: SessionReset,
     records.BYE_SHUTTING_DOWN: ServerShuttingDown,
 }
-CLOSE_TIMEOUT = 5.0
 
 
 class Session(SessionRotation, SessionHeartbeats):
@@ -110,6 +110,7 @@ class Session(SessionRotation, SessionHeartbeats):
             clock,
             self._fileStored,
             runInThread,
+            duplicateInterval=params.heartbeatInterval / 1000,
         )
         self._transferSecret = transferSecret or os.urandom(32)
         self._turn = 0
@@ -126,7 +127,7 @@ class Session(SessionRotation, SessionHeartbeats):
         self.rotation = self._makeRotation(exchangeKey)
         self._rotationRequested = False
         self.started = self._keyBorn = clock.seconds()
-        self._committedAt: float | None = None
+        self._commitProbes: dict[ChannelProtocol, int] = {}
         self._desyncProven = False
         self.onChannelLost: list[Callable[[int], None]] = []
         self.onRotationEnded: list[Callable[[bool], None]] = []
@@ -193,8 +194,8 @@ class Session(SessionRotation, SessionHeartbeats):
 
         @return: a Deferred firing with the reason (as L{whenClosed}) when
             the session has ended and every connection has closed, so the
-            goodbye reached the peer (a peer that does not close within
-            C{CLOSE_TIMEOUT} is cut off).
+            goodbye reached the peer (a connection that does not close
+            within C{CLOSE_TIMEOUT} is aborted).
         """
         channels = list(self.channels.values()) + list(self._candidates)
         waiter = self.whenClosed()
@@ -202,14 +203,7 @@ class Session(SessionRotation, SessionHeartbeats):
             self._sayBye(code, reason)
             self._end(Failure(SessionClosed("closed locally")))
         flushed = [channel.whenLost() for channel in channels]
-        timeout = self._clock.callLater(CLOSE_TIMEOUT, self._abortAll, channels)
-
-        def finished(results: list) -> Exception:
-            if timeout.active():
-                timeout.cancel()
-            return results[0][1]
-
-        return DeferredList([waiter, *flushed]).addCallback(finished)
+        return DeferredList([waiter, *flushed]).addCallback(lambda results: results[0][1])
 
     def whenSettled(self) -> Deferred:
         """
@@ -221,11 +215,6 @@ class Session(SessionRotation, SessionHeartbeats):
             self.messenger.reassembler.delivering.whenIdle(),
             self.incomingFiles.verifying.whenIdle(),
         ], consumeErrors=True)
-
-    def _abortAll(self, channels: list[ChannelProtocol]) -> None:
-        for channel in channels:
-            if channel.transport is not None:
-                channel.transport.abortConnection()
 
     def terminate(self, code: int, reason: str, error: type = SessionClosed) -> None:
         """
@@ -347,11 +336,14 @@ class Session(SessionRotation, SessionHeartbeats):
     def sendControl(self, record: bytes) -> None:
         """
         Send a small control record (an acknowledgement) right away, on the
-        first live channel.
+        first live channel whose transport takes data, or on the first live
+        channel if none does: an answer does not wait behind a queue that
+        is not moving, nor adds to it while another channel is free.
         """
         channels = self.liveChannels()
+        ready = [channel for channel in channels if not channel.writePaused]
         if channels:
-            channels[0].sendRecord(record)
+            (ready or channels)[0].sendRecord(record)
 
     def recordReceived(self, channel: ChannelProtocol, epoch: int, record: object) -> None:
         if self.closedReason is not None:
@@ -426,6 +418,7 @@ class Session(SessionRotation, SessionHeartbeats):
         self._candidates.discard(channel)
         self._liveness.pop(channel, None)
         self._limiters.pop(channel, None)
+        self._commitProbes.pop(channel, None)
         index = channel.result.keys.channel
         if self.channels.get(index) is channel:
             del self.channels[index]
@@ -479,7 +472,7 @@ class Session(SessionRotation, SessionHeartbeats):
         self.channels.clear()
         self._candidates.clear()
         for channel in channels:
-            channel.close("session ended")
+            channel.close("session ended")  # aborted if not gone in CLOSE_TIMEOUT
         self.messenger.failAll(reason)
         self.incomingFiles.close()
         self._epochSecrets.clear()

@@ -36,9 +36,10 @@ class SessionHeartbeats:
 
     def _beat(self) -> None:
         """
-        Every heartbeat interval: a channel silent for too long is dead
-        (its fragments go elsewhere and the client rejoins it); the others
-        get a heartbeat request.
+        Every heartbeat interval: a channel silent for too long, or whose
+        peer has read nothing for as long, is dead (its fragments go
+        elsewhere and the client rejoins it); the others get a heartbeat
+        request.
         """
         now = self._clock.seconds()
         if now - self._keyBorn > MAX_KEY_AGE_ROUNDS * self.params.rotationInterval / 1000:
@@ -50,13 +51,20 @@ class SessionHeartbeats:
             if liveness.isDead(now):
                 channel.fatal("no heartbeat from the peer")
                 continue
+            if liveness.isBlocked(channel.pausedSince, now):
+                channel.fatal("the peer reads nothing")
+                continue
             self._sendHeartbeat(channel, now)
 
-    def _sendHeartbeat(self, channel: ChannelProtocol, now: float) -> None:
+    def _sendHeartbeat(self, channel: ChannelProtocol, now: float) -> int:
+        """
+        @return: the id of the request sent.
+        """
         hbID = self._liveness[channel].request(now)
         channel.sendRecord(
             self._heartbeat(records.HeartbeatRequest, hbID, int(now * 1000), channel)
         )
+        return hbID
 
     def _heartbeatReceived(self, channel: ChannelProtocol, request) -> None:
         limiter = self._limiters.get(channel)
@@ -75,8 +83,7 @@ class SessionHeartbeats:
     def _heartbeatAnswered(self, channel: ChannelProtocol, response) -> None:
         if (
             self.isServer
-            and self._committedAt is not None
-            and response.originTime >= int(self._committedAt * 1000)
+            and self._commitProbes.get(channel) == response.hbID
             and response.committedEpoch != self.epoch
         ):
             self._desyncProven = True

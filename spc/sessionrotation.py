@@ -171,11 +171,14 @@ class SessionRotation:
     def _probeCommit(self, now: float) -> None:
         """
         Right after a commit, ask every channel for a heartbeat under the
-        new epoch: an honest client commits on reading it, so an answer
-        that still names the old epoch proves the client missed the
-        commit, and the session is reset when the overlap ends (T30).
+        new epoch: an honest client commits on reading it, so an answer to
+        one of these requests that still names the old epoch proves the
+        client missed the commit, and the session is reset when the overlap
+        ends (T30).  The requests are told apart by their ids, not their
+        times: a request sent before the commit in the same millisecond is
+        rightly answered with the old epoch.
         """
-        self._committedAt = now
         self._desyncProven = False
-        for channel in self.liveChannels():
-            self._sendHeartbeat(channel, now)
+        self._commitProbes = {
+            channel: self._sendHeartbeat(channel, now) for channel in self.liveChannels()
+        }

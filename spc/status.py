@@ -155,7 +155,9 @@ class DaemonStatus:
         started listening).
     @ivar channels: how many channels (ports) it serves.
     @ivar sessions: how many sessions are live.
-    @ivar pendingHandshakes: connections still in their handshake.
+    @ivar pendingHandshakes: connections counted against the
+        pending-handshake caps: still in their handshake, or refused and
+        not yet gone.
     """
 
     fingerprint: str

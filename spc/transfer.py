@@ -23,6 +23,7 @@ from spc.errors import NameUnavailable, ProtocolError, ResourceLimitExceeded
 from spc.filestore import FileStore, PartialFile, RangeSet
 from spc.inflight import InFlight
 from spc.filesender import TransferProgress
+from spc.ratelimit import RateWindow
 
 __all__ = ["IncomingFiles"]
 
@@ -90,6 +91,13 @@ class IncomingFiles:
     go through a L{logevents.ThrottledLog} of the session's own, with the
     names cut short.
 
+    An offer repeated while its file is being received, and the end of a
+    transfer that already ended, get one answer per transfer per
+    C{duplicateInterval} seconds (the heartbeat interval): the sender
+    repeats them only after losing a channel, when every transfer is
+    answered again anyway (L{reacknowledge}), and a peer replaying them
+    cannot make this end write more than it receives.
+
     @ivar onStored: called with C{(name, path, size)} for each stored file.
     """
 
@@ -104,6 +112,7 @@ class IncomingFiles:
         clock: IReactorTime,
         onStored: Callable[[str, str, int], None] = lambda name, path, size: None,
         runInThread: Callable[..., Deferred] = deferToThread,
+        duplicateInterval: float = 5.0,
     ) -> None:
         self._store = store
         self._peer = peer
@@ -117,6 +126,7 @@ class IncomingFiles:
         self._closed = False
         self._ended: dict[bytes, tuple[int, int, str]] = {}
         self._folders = 0
+        self._duplicateAnswers = RateWindow(clock, duplicateInterval)
         self.verifying = InFlight()
         self._warnings = logevents.ThrottledLog(
             clock, self.log, logevents.FILE_WARNINGS_SUPPRESSED, peer=peer
@@ -162,7 +172,8 @@ class IncomingFiles:
         transfer = offer.transferID
         receiving = self._active.get(transfer)
         if receiving is not None:
-            self._answer(transfer, records.FILE_RESUME, receiving.partial.held.ranges())
+            if self._duplicateAnswers.admit(transfer, 1):
+                self._answer(transfer, records.FILE_RESUME, receiving.partial.held.ranges())
             return
         if self._store is None:
             self._answer(transfer, records.FILE_REFUSED, (), records.REFUSED_NO_FILES, NO_FILES)
@@ -170,8 +181,8 @@ class IncomingFiles:
         key = self._store.key(self._peer, transfer)
         stored = self._store.completedName(key)
         if stored is not None:
-            self.log.info(
-                "{name} from {peer} is stored already, as {stored}",
+            self._warnings.emit(
+                "already", LogLevel.info, "{name} from {peer} is stored already, as {stored}",
                 name=logevents.shortName(offer.name), peer=self._peer, stored=stored,
             )
             self._answer(transfer, records.FILE_ALREADY_STORED, (), 0, stored)
@@ -265,7 +276,8 @@ class IncomingFiles:
             answer = self._endedAnswer(end.transferID)
             if answer is None:
                 raise ProtocolError("file end for a transfer that was never offered")
-            self._answer(end.transferID, answer[0], (), *answer[1:])
+            if self._duplicateAnswers.admit(end.transferID, 1):
+                self._answer(end.transferID, answer[0], (), *answer[1:])
             return
         receiving.digest = end.digest
         self._maybeFinish(end.transferID)

@@ -22,7 +22,9 @@ from twisted.trial import unittest
 from zope.interface import implementer
 
 from spc import asymmetric, channel, records, wire
-from spc.channel import ChannelProtocol, Framer
+from spc.channel import ChannelProtocol
+from spc.closing import ALERT_LINGER
+from spc.framer import Framer
 from spc.client import connect
 from spc.clienthandshake import ClientHandshake
 from spc.errors import ClientNotAuthorized, ProtocolError, ServerBusy
@@ -479,7 +481,9 @@ class TimeoutTests(unittest.TestCase):
     def test_serverDeadlineDefault(self) -> None:
         """
         A client that never sends F2 is closed with alert 4 no later than
-        the 10 s handshake deadline, with no private-key operation.
+        the 10 s handshake deadline, with no private-key operation, and
+        aborted C{ALERT_LINGER} later if it is still open; then no timer is
+        left.
         """
         counter = countPrivateOperations(self)
         server = Server()
@@ -489,6 +493,8 @@ class TimeoutTests(unittest.TestCase):
         self.assertTrue(transport.disconnecting)
         self.assertTrue(transport.value().endswith(framedAlert(wire.ALERT_TIMEOUT)))
         self.assertEqual(counter.count, 0)
+        server.clock.advance(ALERT_LINGER)
+        self.assertTrue(transport.disconnected)
         self.assertEqual(server.clock.getDelayedCalls(), [])
 
     def test_serverDeadlineExact(self) -> None:
@@ -840,7 +846,8 @@ class PendingLimitTests(unittest.TestCase):
     def test_globalCapEvicts(self) -> None:
         """
         A16: with the global cap full, a newcomer is admitted and a random
-        pending connection is aborted to make room.
+        pending connection is aborted to make room; the aborted one counts
+        until its connection is lost.
         """
         server = Server(limits=Limits(pendingTotal=2))
         first = server.acceptString(host="10.0.0.1")
@@ -850,6 +857,10 @@ class PendingLimitTests(unittest.TestCase):
         self.assertEqual(frames(transport.value())[0][1], wire.SERVER_HELLO)
         aborted = [t.disconnected for _, t in (first, second)]
         self.assertEqual(sorted(aborted), [False, True])
-        self.assertEqual(server.directory.pendingHandshakes(), 2)
         for protocol, transport in (first, second):
             self.assertEqual(protocol.dead, transport.disconnected)
+        self.assertEqual(server.directory.pendingHandshakes(), 3)
+        for protocol, transport in (first, second):
+            if transport.disconnected:
+                protocol.connectionLost(Failure(iosim.error.ConnectionAborted()))
+        self.assertEqual(server.directory.pendingHandshakes(), 2)

@@ -46,6 +46,18 @@ class LivenessTests(SynchronousTestCase):
         liveness.answered(12345, 11.0)
         self.assertEqual(liveness.rtt, 10.5)
 
+    def test_blocked(self) -> None:
+        """
+        A connection whose transport has taken nothing for more than limit
+        × interval is blocked, whatever its peer sends; one that takes data
+        is not.
+        """
+        liveness = Liveness(5.0, 3, now=0.0)
+        self.assertFalse(liveness.isBlocked(None, 100.0))
+        self.assertFalse(liveness.isBlocked(10.0, 25.0))
+        liveness.heard(25.0)
+        self.assertTrue(liveness.isBlocked(10.0, 25.1))
+
 
 class LimiterTests(SynchronousTestCase):
     """
@@ -113,6 +125,31 @@ class SessionHeartbeatTests(SynchronousTestCase):
         for _ in range(self.session.params.heartbeatMissLimit + 1):
             self.clock.advance(interval)
         self.assertEqual(self.channel.fatalReason, "no heartbeat from the peer")
+        self.assertIsNone(self.session.closedReason)
+
+    def answerAll(self) -> None:
+        for request in self.channel.take(records.HeartbeatRequest):
+            self.session.recordReceived(
+                self.channel, 0, decoded(records.HeartbeatResponse(*request))
+            )
+
+    def test_blockedChannelDies(self) -> None:
+        """
+        A peer that answers every request but reads nothing else (its
+        answers can be made blind: the ids are sequential) loses the
+        channel once the transport has been paused for limit × interval,
+        at the next beat; the session lingers instead of ending.
+        """
+        interval = self.session.params.heartbeatInterval / 1000
+        deadTime = self.session.params.heartbeatMissLimit * interval
+        self.channel.writePaused = True
+        self.channel.pausedSince = self.clock.seconds()
+        while self.clock.seconds() <= deadTime:
+            self.answerAll()
+            self.assertIsNone(self.channel.fatalReason)
+            self.clock.advance(interval)
+        self.assertEqual(self.channel.fatalReason, "the peer reads nothing")
+        self.assertLessEqual(self.clock.seconds(), deadTime + interval)
         self.assertIsNone(self.session.closedReason)
 
     def test_answeredChannelLives(self) -> None:

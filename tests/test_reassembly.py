@@ -627,16 +627,50 @@ class DuplicateTests(SynchronousTestCase):
 
     def test_deliveredDuplicate(self) -> None:
         """
-        A duplicate of a delivered message is re-acknowledged complete and
-        not delivered again.
+        A duplicate of a delivered message is re-acknowledged complete, once
+        per heartbeat interval, and not delivered again.
         """
         receiving = Receiving()
         fragments = split(payload(2))
         receiving.receive(*fragments)
         receiving.take()
         receiving.receive(fragments[1], fragments[0])
-        self.assertEqual(receiving.take(), [(0, COMPLETE, ()), (0, COMPLETE, ())])
+        self.assertEqual(receiving.take(), [(0, COMPLETE, ())])
+        receiving.clock.advance(makeParams().heartbeatInterval / 1000)
+        receiving.receive(fragments[1], fragments[0])
+        self.assertEqual(receiving.take(), [(0, COMPLETE, ())])
         self.assertEqual(len(receiving.delivered), 1)
+
+    def test_duplicateAnswersCoalesced(self) -> None:
+        """
+        A peer replaying fragments gets at most one answer per message per
+        heartbeat interval, whether the message is being gathered or
+        delivered: ten thousand replays of a 16 KiB fragment within an
+        interval cost two C{ACK:}s, not ten thousand.
+        """
+        receiving = Receiving()
+        interval = makeParams().heartbeatInterval / 1000
+        gathering = split(payload(3), msgID=0)
+        done = split(payload(1), msgID=1)
+        receiving.receive(gathering[0], gathering[2], *done)
+        receiving.take()
+        for _ in range(5000):
+            receiving.receive(gathering[0], done[0])
+        self.assertEqual(
+            receiving.take(), [(0, PROGRESS, ((0, 1), (2, 1))), (1, PROGRESS, ((0, 1),))]
+        )
+        receiving.clock.advance(interval - 0.001)
+        receiving.receive(gathering[2], done[0])
+        self.assertEqual(receiving.take(), [])
+        receiving.clock.advance(0.001)
+        receiving.receive(gathering[2], gathering[0])
+        self.assertEqual(receiving.take(), [(0, PROGRESS, ((0, 1), (2, 1)))])
+        receiving.receive(gathering[1])
+        self.assertEqual(receiving.take(), [(0, COMPLETE, ()), (1, COMPLETE, ())])
+        for _ in range(5000):
+            receiving.receive(gathering[1], done[0])
+        self.assertEqual(receiving.take(), [(1, COMPLETE, ())])
+        self.assertEqual(len(receiving.delivered), 2)
 
     def test_payloadNotCompared(self) -> None:
         """

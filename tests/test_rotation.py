@@ -1301,6 +1301,53 @@ class DesyncTests(SynchronousTestCase):
         )
         self.assertIsInstance(self.successResultOf(clientClosed), SessionReset)
 
+    def test_missedCommitAtOverlapEnd(self) -> None:
+        """
+        The server asks every channel for a heartbeat right after its
+        commit; a client that answers it with the old epoch missed the
+        commit, and the session is reset as soon as the overlap ends.
+        """
+        pair = makePair(self)
+        pair.client.rotation.committed = lambda epoch: None
+        serverClosed = pair.server.whenClosed()
+        pair.rotate()
+        self.assertEqual(pair.epochs(), (0, 1))
+        pair.run(SESSION_OVERLAP - STEP)
+        self.assertNoResult(serverClosed)
+        pair.run(2 * STEP)
+        self.assertIsInstance(self.successResultOf(serverClosed), SessionReset)
+
+    def test_heartbeatInTheCommitMillisecond(self) -> None:
+        """
+        A heartbeat the server sends just before its commit, in the same
+        millisecond, is answered by an honest client with the old epoch
+        (it read the request before anything under the new one): that
+        answer proves no missed commit, and the session outlives the
+        overlap at the new epoch.  Only the answers to the requests sent
+        after the commit count.
+        """
+        pair = makePair(self)
+        pair.server.rotate()
+        for pump in list(pair.network.pumps):
+            pump.pump()  # the offer reaches the client; its RKA waits
+        beat = pair.server._beats.call.getTime()
+        pair.clock.advance(beat - pair.clock.seconds())
+        pair.network.flush()
+        self.assertEqual(pair.server.epoch, 1)
+        early = [
+            answer for answer in pair.serverTap.receivedOf(records.HeartbeatResponse)
+            if answer[3].committedEpoch == 0
+        ]
+        self.assertNotEqual(early, [])
+        self.assertEqual(
+            [answer[3].originTime for answer in early], [int(beat * 1000)] * len(early)
+        )
+        pair.run(SESSION_OVERLAP + 2 * HEARTBEAT)
+        self.assertIsNone(pair.server.closedReason)
+        self.assertIsNone(pair.client.closedReason)
+        self.assertEqual(pair.epochs(), (1, 1))
+        pair.exchange()
+
 
 class NonceUniquenessTests(SynchronousTestCase):
     """

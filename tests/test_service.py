@@ -10,6 +10,7 @@ from __future__ import annotations
 import os
 from functools import lru_cache
 
+from hypothesis import given, settings, strategies as st
 from twisted.application.service import MultiService
 from twisted.internet import protocol, reactor, task
 from twisted.internet.address import IPv4Address, IPv6Address
@@ -34,6 +35,7 @@ from spc.service import (
     SessionDirectory,
     sourceKey,
 )
+from spc.ratelimit import RateWindow
 from spc.records import messageDigest
 from spc.session import DEFAULT_LINGER, IMessageReceiver
 from spc.suites import A256CBC_HS512, CHACHA20_POLY1305
@@ -526,6 +528,80 @@ class JoinTargetTests(SynchronousTestCase):
         self.assertEqual(sorted(self.session.channels), [0, 1])
 
 
+class RateWindowTests(SynchronousTestCase):
+    """
+    L{RateWindow} remembers only the keys with events in its window.
+    """
+
+    def test_forgetsIdleKeys(self) -> None:
+        """
+        A thousand keys seen once are all forgotten once their events left
+        the window; a key still within it is kept.
+        """
+        clock = task.Clock()
+        window = RateWindow(clock, 10.0)
+        for key in range(1000):
+            self.assertTrue(window.admit(key, 1))
+        self.assertEqual(len(window), 1000)
+        clock.advance(5)
+        self.assertTrue(window.admit("recent", 1))
+        clock.advance(5)
+        self.assertTrue(window.admit("new", 1))
+        self.assertEqual(len(window), 2)
+        self.assertFalse(window.admit("recent", 1))
+        clock.advance(5)
+        self.assertTrue(window.admit("recent", 1))
+
+    @settings(max_examples=200, deadline=None)
+    @given(
+        st.lists(
+            st.tuples(
+                st.floats(min_value=0, max_value=3, allow_nan=False),
+                st.integers(min_value=0, max_value=5),
+                st.integers(min_value=0, max_value=3),
+            ),
+            max_size=60,
+        )
+    )
+    def test_sameAnswersAsCountingAll(self, steps) -> None:
+        """
+        Whatever the keys, limits and delays, the window answers as one
+        that keeps every event it counted would, and remembers exactly the
+        keys with an event in the window.
+        """
+        clock = task.Clock()
+        period = 2.0
+        window = RateWindow(clock, period)
+        counted: dict[int, list[float]] = {}
+        for delay, key, limit in steps:
+            clock.advance(delay)
+            now = clock.seconds()
+            recent = [t for t in counted.get(key, []) if t > now - period]
+            expected = len(recent) < limit
+            self.assertEqual(window.admit(key, limit), expected)
+            if expected:
+                counted.setdefault(key, []).append(now)
+            live = {k for k, times in counted.items() if any(t > now - period for t in times)}
+            self.assertEqual(len(window), len(live))
+
+    def test_refusedKeyForgotten(self) -> None:
+        """
+        A key refused over and over is forgotten like any other once its
+        counted events are out of the window, and counts afresh after.
+        """
+        clock = task.Clock()
+        window = RateWindow(clock, 1.0)
+        self.assertTrue(window.admit("busy", 2))
+        self.assertTrue(window.admit("busy", 2))
+        for _ in range(10):
+            clock.advance(0.05)
+            self.assertFalse(window.admit("busy", 2))
+        clock.advance(1)
+        self.assertTrue(window.admit("other", 2))
+        self.assertEqual(len(window), 1)
+        self.assertEqual([window.admit("busy", 2) for _ in range(3)], [True, True, False])
+
+
 class SourceKeyTests(SynchronousTestCase):
     """
     L{sourceKey}: the unit per-source limits count (A16).
@@ -563,14 +639,17 @@ class SourceKeyTests(SynchronousTestCase):
 
 class PendingChannel:
     """
-    A connection still in its handshake, recording C{fatal}.
+    A connection still in its handshake, recording C{fatal}, which makes it
+    dead (it is aborted) as in L{ChannelProtocol}.
     """
 
     def __init__(self) -> None:
         self.fatalReason: str | None = None
+        self.dead = False
 
     def fatal(self, reason: str) -> None:
         self.fatalReason = reason
+        self.dead = True
 
 
 class PendingTests(SynchronousTestCase):
@@ -636,7 +715,7 @@ class PendingTests(SynchronousTestCase):
     def test_globalCapEvicts(self) -> None:
         """
         A16: with the global cap full, a newcomer is admitted and one pending
-        connection is aborted to make room.
+        connection is aborted to make room; it counts until it is lost.
         """
         directory = makeDirectory(pendingTotal=3)
         pending = [PendingChannel() for _ in range(3)]
@@ -647,6 +726,8 @@ class PendingTests(SynchronousTestCase):
         evicted = [channel for channel in pending if channel.fatalReason is not None]
         self.assertEqual(len(evicted), 1)
         self.assertIsNone(newcomer.fatalReason)
+        self.assertEqual(directory.pendingHandshakes(), 4)
+        directory.channelLost(evicted[0], "aborted")
         self.assertEqual(directory.pendingHandshakes(), 3)
 
     def test_established(self) -> None:

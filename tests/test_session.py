@@ -110,6 +110,8 @@ class FakeChannel:
     @ivar activated: the C{(epoch, secret)} it was given keys for.
     @ivar writePaused: whether its transport paused it (set by a test);
         the session's scheduler gives a paused channel no data.
+    @ivar pausedSince: when its transport paused it (set by a test), or
+        L{None}.
     """
 
     def __init__(self, index: int = 0, receivedFrames: int = 0) -> None:
@@ -119,6 +121,7 @@ class FakeChannel:
         self.fatalReason: str | None = None
         self.dead = False
         self.writePaused = False
+        self.pausedSince: float | None = None
         self.closed: str | None = None
         self.activated: tuple[int, bytes] | None = None
         self.sent: list[bytes] = []
@@ -905,6 +908,21 @@ class SchedulingTests(SynchronousTestCase):
         [ack] = first.take(records.Ack)
         self.assertEqual((ack.msgID, ack.status), (0, records.ACK_COMPLETE))
         self.assertEqual(second.sent, [])
+
+    def test_controlPrefersUnpaused(self) -> None:
+        """
+        An acknowledgement goes on the first live channel whose transport
+        takes data: it does not wait behind, nor add to, a queue that is
+        not moving while another channel is free.
+        """
+        session = makeSession(receiver=RecordingReceiver())
+        first, second, third = attached(session, 0, 1, 2)
+        first.writePaused = True
+        session.recordReceived(first, 0, message(b"hello"))
+        self.assertEqual(first.sent, [])
+        [ack] = second.take(records.Ack)
+        self.assertEqual((ack.msgID, ack.status), (0, records.ACK_COMPLETE))
+        self.assertEqual(third.sent, [])
 
     def test_controlWithoutChannel(self) -> None:
         """

@@ -12,6 +12,8 @@ import datetime
 import io
 import os
 import shutil
+import socket
+import ssl
 import stat
 
 from cryptography import x509
@@ -20,11 +22,13 @@ from cryptography.x509.oid import NameOID
 from twisted.application.service import MultiService
 from twisted.internet import reactor
 from twisted.internet.defer import inlineCallbacks
+from twisted.internet.task import deferLater
 from twisted.internet.testing import MemoryReactorClock
 from twisted.protocols.tls import TLSMemoryBIOProtocol
 from twisted.trial.unittest import SkipTest, SynchronousTestCase, TestCase
 
 from spc import asymmetric, records, tls
+from spc.channel import DEFAULT_HANDSHAKE_TIMEOUT
 from spc.cli import main
 from spc.client import connect
 from spc.errors import ConfigurationError, TLSFailed, TLSFilesExist
@@ -336,6 +340,37 @@ class LoopbackTests(TestCase):
         )
 
 
+def descriptors(pid: int) -> int:
+    """
+    How many file descriptors process C{pid} holds.
+    """
+    return len(os.listdir(f"/proc/{pid}/fd"))
+
+
+_HOLDING_STATES = {"01", "08"}
+"""
+ESTABLISHED and CLOSE_WAIT in C{/proc/net/tcp}: a socket its process has
+not closed.
+"""
+
+
+def openServerSockets(ports: list[int]) -> int:
+    """
+    How many TCP sockets with a local port in C{ports} (the daemon's end of
+    a connection) their process has not closed.
+    """
+    count = 0
+    for table in ("/proc/net/tcp", "/proc/net/tcp6"):
+        if not os.path.exists(table):
+            continue
+        with open(table) as f:
+            for line in f.readlines()[1:]:
+                fields = line.split()
+                port = int(fields[1].rsplit(":", 1)[1], 16)
+                count += port in ports and fields[3] in _HOLDING_STATES
+    return count
+
+
 def certificateFor(privateKey, path: str) -> str:
     """
     Write a self-signed certificate for an existing key to C{path}.
@@ -481,6 +516,74 @@ class ProgramTests(EndToEndTestCase):
             f"{self.certificate.fingerprint}, expected {other}",
         )
         self.assertEqual(self.storedMessages(), [])
+
+    @inlineCallbacks
+    def idleDescriptors(self, pid: int):
+        """
+        @return: a Deferred firing with the descriptors the daemon holds
+            once that number stayed the same for half a second.
+        """
+        previous = None
+        while True:
+            count = descriptors(pid)
+            if count == previous and not openServerSockets(self.tlsPorts):
+                return count
+            previous = count
+            yield deferLater(reactor, 0.5, lambda: None)
+
+    @inlineCallbacks
+    def test_silentConnectionsReleased(self):
+        """
+        From the address spc send uses: 100 TCP connections that send
+        nothing (no TLS handshake) to one channel, 50 before and 50 after
+        100 to the other channel that finish TLS and then say nothing.  The
+        first 64 wait in their handshake and time out; beyond the
+        per-address cap the others are answered "busy", over TLS once its
+        handshake is done.  Within the handshake timeout + 2 s the daemon
+        has closed every one of them and holds no more descriptors than
+        when idle, and a good C{spc send} over C{tls:} from the same
+        address delivers.
+        """
+        pid = self.daemon.transport.pid
+        if not os.path.isdir(f"/proc/{pid}/fd") or not os.path.exists("/proc/net/tcp"):
+            raise SkipTest("needs Linux's /proc")
+        send = ("127.0.0.1", "", "--tls-fingerprint", self.certificate.fingerprint)
+        self.assertDelivered((yield self.sendTLS(*send)), 1, channels=2)
+        idle = yield self.idleDescriptors(pid)
+        started = reactor.seconds()
+        held: list[socket.socket] = []
+        self.addCleanup(lambda: [s.close() for s in held])
+
+        def bare(count: int) -> None:
+            for _ in range(count):
+                held.append(socket.create_connection(("127.0.0.1", self.tlsPorts[0]), 5))
+
+        context = ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT)
+        context.check_hostname = False
+        context.verify_mode = ssl.CERT_NONE
+        bare(50)
+        handshakes = 0
+        for _ in range(100):
+            raw = socket.create_connection(("127.0.0.1", self.tlsPorts[1]), 5)
+            held.append(raw)
+            try:
+                held.append(context.wrap_socket(raw))
+                handshakes += 1
+            except OSError:
+                pass  # answered busy and cut off before its handshake ended
+        bare(50)
+        self.assertGreater(handshakes, 0)
+        self.assertGreater(descriptors(pid), idle + 64)
+        deadline = started + DEFAULT_HANDSHAKE_TIMEOUT + 2
+        while openServerSockets(self.tlsPorts) or descriptors(pid) > idle:
+            self.assertLess(
+                reactor.seconds(), deadline,
+                f"{openServerSockets(self.tlsPorts)} connections still open, "
+                f"{descriptors(pid)} descriptors (idle: {idle})",
+            )
+            yield deferLater(reactor, 0.1, lambda: None)
+        self.assertDelivered((yield self.sendTLS(*send)), 1, channels=2)
+        self.assertEqual(len(self.storedMessages()), 2)
 
     def openssl(self, openssl: str, *args: str):
         """

@@ -1051,8 +1051,10 @@ class LateRecordTests(TransferTestCase):
     def setUp(self) -> None:
         super().setUp()
         self.answers: list[bytes] = []
+        self.clock = task.Clock()
         self.incoming = IncomingFiles(
-            self.store, PEER, SIZE, self.answers.append, task.Clock(), runInThread=runNow
+            self.store, PEER, SIZE, self.answers.append, self.clock, runInThread=runNow,
+            duplicateInterval=2.0,
         )
         self.addCleanup(self.incoming.close)
         self.transfer = b"l" * 16
@@ -1077,6 +1079,44 @@ class LateRecordTests(TransferTestCase):
         self.incoming.dataReceived(self.data[1])
         self.incoming.endReceived(records.FileEnd(self.transfer, bytes(32)))
         self.assertEqual(self.inboxFiles(), [])
+
+    def statuses(self) -> list[int]:
+        answers, self.answers[:] = list(self.answers), []
+        return [records.decodeRecord(answer).status for answer in answers]
+
+    def test_repeatedOfferAnsweredOncePerInterval(self) -> None:
+        """
+        An offer replayed a thousand times while its file is received gets
+        one answer per interval, however many ranges it carries.
+        """
+        self.clock.advance(1)
+        self.statuses()
+        offer = records.FileOffer(self.transfer, len(self.content), "l")
+        for _ in range(1000):
+            self.incoming.offerReceived(offer)
+        self.assertEqual(self.statuses(), [records.FILE_RESUME])
+        self.clock.advance(1.9)
+        self.incoming.offerReceived(offer)
+        self.assertEqual(self.statuses(), [])
+        self.clock.advance(0.1)
+        self.incoming.offerReceived(offer)
+        self.assertEqual(self.statuses(), [records.FILE_RESUME])
+
+    def test_repeatedEndAnsweredOncePerInterval(self) -> None:
+        """
+        The end of a finished transfer replayed a thousand times gets one
+        answer per interval.
+        """
+        end = records.FileEnd(self.transfer, bytes(32))
+        self.incoming.endReceived(end)
+        self.assertEqual(self.statuses()[-1], records.FILE_RESTART)
+        for _ in range(1000):
+            self.incoming.endReceived(end)
+        self.assertEqual(self.statuses(), [records.FILE_RESTART])
+        self.clock.advance(2.0)
+        for _ in range(1000):
+            self.incoming.endReceived(end)
+        self.assertEqual(self.statuses(), [records.FILE_RESTART])
 
 
 class SenderFailureTests(TransferTestCase):

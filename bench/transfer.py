@@ -19,10 +19,10 @@ import sys
 import tempfile
 import time
 
-from spc.demo import fileDigest
+from spc.cli.demo import fileDigest
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-SPC = [sys.executable, "-c", "from spc.cli import run; run()"]
+SPC = [sys.executable, "-c", "from spc.cli.main import run; run()"]
 TWISTD = [sys.executable, "-c", "from twisted.scripts.twistd import run; run()"]
 
 

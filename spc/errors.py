@@ -187,7 +187,7 @@ class FileRefused(FileFailed):
     """
     The peer refused a file:
 
-    @ivar reason: the peer's reason code (L{spc.records.REFUSAL_REASONS}).
+    @ivar reason: the peer's reason code (L{spc.protocol.records.REFUSAL_REASONS}).
     @ivar text: the peer's sentence, without control characters.
     """
 

@@ -22,13 +22,7 @@ from twisted.internet.error import CannotListenError
 from twisted.internet.interfaces import IReactorCore
 from twisted.python import usage
 
-from spc import tls
-from spc.errors import ConfigurationError, SPCError
-from spc.identity import defaultKeyDir, loadIdentity
-from spc.filestore import FileStore
-from spc.inbox import InboxReceiver
-from spc.logformat import checkFormat, installJSONObserver
-from spc.options import (
+from spc.cli.options import (
     MAX_CHANNELS,
     StatusOptionsMixin,
     SuiteMapOption,
@@ -37,11 +31,17 @@ from spc.options import (
     parseSeconds,
     parseSize,
 )
-from spc.service import DEFAULT_SHUTDOWN_GRACE, ROUND_JITTER, ServerService
-from spc.status import StatusSource
-from spc.statusservice import statusServices
-from spc.trust import AUTHORIZED_KEYS_NAME, AllowAny, AuthorizedKeys
-from spc.wire import MAX_FRAGMENT_SIZE, MIN_FRAGMENT_SIZE, Params, maxInnerSize
+from spc.errors import ConfigurationError, SPCError
+from spc.files.store import FileStore
+from spc.keys.identity import defaultKeyDir, loadIdentity
+from spc.keys.trust import AUTHORIZED_KEYS_NAME, AllowAny, AuthorizedKeys
+from spc.logs.jsonformat import checkFormat, installJSONObserver
+from spc.protocol.frames import MAX_FRAGMENT_SIZE, MIN_FRAGMENT_SIZE, Params, maxInnerSize
+from spc.server.inbox import InboxReceiver
+from spc.server.service import DEFAULT_SHUTDOWN_GRACE, ROUND_JITTER, ServerService
+from spc.status.services import statusServices
+from spc.status.snapshot import StatusSource
+from spc.transport import tls
 
 
 DEFAULT_INTERFACE = "127.0.0.1"
@@ -397,7 +397,7 @@ class DaemonService(ServerService):
     def setServiceParent(self, parent) -> None:
         """
         Joining twistd's application: with C{--log-format json}, give it
-        the JSON log observer (see L{spc.logformat}).
+        the JSON log observer (see L{spc.logs.jsonformat}).
         """
         super().setServiceParent(parent)
         if self._config["log-format"] == "json" and hasattr(parent, "setComponent"):

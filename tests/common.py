@@ -5,7 +5,7 @@ RSA key generation is slow, so every key here is made at most once per
 process (on first use) and cached at module level; tests must treat the keys
 as read-only.  Besides keys this module offers the recording fakes the
 tier (a) tests drive the sans-IO machines with: owners that record what a
-handshake sends and reports, a fake L{spc.handshake.ServerDirectory} that
+handshake sends and reports, a fake L{spc.protocol.handshake.ServerDirectory} that
 records every question it is asked, and a counter of server private-key
 operations.
 """
@@ -17,10 +17,12 @@ from typing import Callable
 from cryptography.hazmat.primitives.asymmetric import rsa
 from twisted.trial import unittest
 
-from spc import asymmetric, identity, wire
-from spc.handshake import ChannelSpec, JoinTarget
-from spc.identity import Identity
-from spc.suites import A256CBC_HS512, AES256_GCM, CHACHA20_POLY1305, SUITES
+from spc.crypto import asymmetric
+from spc.crypto.suites import A256CBC_HS512, AES256_GCM, CHACHA20_POLY1305, SUITES
+from spc.keys import identity
+from spc.keys.identity import Identity
+from spc.protocol import frames
+from spc.protocol.handshake import ChannelSpec, JoinTarget
 
 __all__ = [
     "ALL_SUITES",
@@ -192,7 +194,7 @@ def specFor(suite=CHACHA20_POLY1305, channel: int = 0, channelCount: int = 2) ->
 
 class RecordingServerOwner:
     """
-    A L{spc.handshake.ServerOwner} that records.
+    A L{spc.protocol.handshake.ServerOwner} that records.
 
     @ivar frames: bodies passed to C{sendFrame}.
     @ivar results: L{ServerResult}s passed to C{handshakeSucceeded}.
@@ -216,7 +218,7 @@ class RecordingServerOwner:
 
 class RecordingClientOwner:
     """
-    A L{spc.handshake.ClientOwner} that records.
+    A L{spc.protocol.handshake.ClientOwner} that records.
 
     @ivar frames: bodies passed to C{sendFrame}.
     @ivar results: L{ClientResult}s passed to C{handshakeSucceeded}.
@@ -240,7 +242,7 @@ class RecordingClientOwner:
 
 class RecordingChannelOwner:
     """
-    A L{spc.channel.ChannelOwner} for a client connection: it gives an
+    A L{spc.transport.channel.ChannelOwner} for a client connection: it gives an
     established connection its record layer at once (as a session would)
     and records every event.
 
@@ -275,7 +277,7 @@ class RecordingChannelOwner:
 
 class FakeDirectory:
     """
-    A L{spc.handshake.ServerDirectory} with fixed answers that records every
+    A L{spc.protocol.handshake.ServerDirectory} with fixed answers that records every
     call, in order, as C{(method name, arguments)}.
 
     @ivar authorized: C{True}/C{False} for everyone, or a collection of
@@ -346,7 +348,7 @@ def makeDirectory(**kw) -> FakeDirectory:
 
 class PrivateOperationCounter:
     """
-    Counts calls of L{spc.asymmetric.decrypt}, the only private-key
+    Counts calls of L{spc.crypto.asymmetric.decrypt}, the only private-key
     operation a server performs in a handshake.
 
     @ivar count: calls so far.
@@ -371,7 +373,7 @@ class PrivateOperationCounter:
 
 def countPrivateOperations(testCase: unittest.TestCase) -> PrivateOperationCounter:
     """
-    Patch L{spc.asymmetric.decrypt} for the duration of C{testCase} with a
+    Patch L{spc.crypto.asymmetric.decrypt} for the duration of C{testCase} with a
     counting wrapper, and return the counter.
     """
     return PrivateOperationCounter().install(testCase)
@@ -381,4 +383,4 @@ def framedAlert(code: int) -> bytes:
     """
     An HS_ALERT frame as it appears on the wire.
     """
-    return wire.framed(wire.Alert(code).encode())
+    return frames.framed(frames.Alert(code).encode())

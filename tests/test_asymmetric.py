@@ -1,5 +1,5 @@
 """
-Tests for L{spc.asymmetric}: RSA-OAEP with labels, RSA-PSS with a fixed salt
+Tests for L{spc.crypto.asymmetric}: RSA-OAEP with labels, RSA-PSS with a fixed salt
 length, and X25519 with low-order shares refused.
 """
 
@@ -9,7 +9,7 @@ from cryptography.hazmat.primitives import hashes
 from cryptography.hazmat.primitives.asymmetric import padding
 from twisted.trial import unittest
 
-from spc import asymmetric
+from spc.crypto import asymmetric
 from tests.common import (
     LOW_ORDER_SHARES,
     clientIdentity,

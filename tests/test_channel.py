@@ -1,5 +1,5 @@
 """
-Tests for L{spc.channel} with the server side of L{spc.service}: whole
+Tests for L{spc.transport.channel} with the server side of L{spc.server.service}: whole
 connections in memory (tier b, C{iosim}), single connections on a
 C{StringTransport} for hostile input, and time through C{task.Clock}
 (tier c).
@@ -21,18 +21,20 @@ from twisted.test import iosim
 from twisted.trial import unittest
 from zope.interface import implementer
 
-from spc import asymmetric, channel, records, wire
-from spc.channel import ChannelProtocol
-from spc.closing import ALERT_LINGER
-from spc.framer import Framer
-from spc.client import connect
-from spc.clienthandshake import ClientHandshake
+from spc.client.connect import connect
+from spc.crypto import asymmetric
+from spc.crypto.suites import A256CBC_HS512, AES256_GCM, CHACHA20_POLY1305
 from spc.errors import ClientNotAuthorized, ProtocolError, ServerBusy
-from spc.handshake import ChannelSpec, channelSpecs
-from spc.records import messageDigest
-from spc.service import Limits, ServerChannelFactory, SessionDirectory
-from spc.suites import A256CBC_HS512, AES256_GCM, CHACHA20_POLY1305
-from spc.trust import AllowAny, AuthorizedKeys, PinnedKey
+from spc.keys.trust import AllowAny, AuthorizedKeys, PinnedKey
+from spc.protocol import frames as wire, records
+from spc.protocol.clienthandshake import ClientHandshake
+from spc.protocol.handshake import ChannelSpec, channelSpecs
+from spc.protocol.records import messageDigest
+from spc.server.service import Limits, ServerChannelFactory, SessionDirectory
+from spc.transport import channel
+from spc.transport.channel import ChannelProtocol
+from spc.transport.closing import ALERT_LINGER
+from spc.transport.framer import Framer
 from tests.common import (
     RecordingChannelOwner,
     clientIdentity,
@@ -58,7 +60,7 @@ GARBAGE = {
 
 class Receiver:
     """
-    An L{spc.session.IMessageReceiver} that records messages.
+    An L{spc.session.session.IMessageReceiver} that records messages.
     """
 
     def __init__(self) -> None:
@@ -365,7 +367,7 @@ class HandshakeTests(unittest.TestCase):
 
 class ClientServiceTests(unittest.TestCase):
     """
-    L{spc.client.connect} against the server, over in-memory endpoints.
+    L{spc.client.connect.connect} against the server, over in-memory endpoints.
     """
 
     def setUp(self) -> None:

@@ -1,5 +1,5 @@
 """
-Tests for L{spc.cli}, the C{spc} command, driven through L{main} with
+Tests for L{spc.cli.main}, the C{spc} command, driven through L{main} with
 in-memory streams.
 """
 
@@ -13,7 +13,9 @@ from twisted.internet.testing import MemoryReactor
 from twisted.trial import unittest
 
 import spc
-from spc import cli, identity, records, tls
+from spc.cli import main
+from spc.cli.send import EXIT_SKIPPED
+from spc.client.send import SendSummary, clientEndpoints
 from spc.errors import (
     FileFailed,
     FileRefused,
@@ -21,9 +23,10 @@ from spc.errors import (
     ServerShuttingDown,
     SessionClosed,
 )
-from spc.identity import Identity
-from spc.sendcommand import EXIT_SKIPPED
-from spc.sender import SendSummary, clientEndpoints
+from spc.keys import identity
+from spc.keys.identity import Identity
+from spc.protocol import records
+from spc.transport import tls
 
 _identities: dict[int, Identity] = {}
 
@@ -51,7 +54,7 @@ class CLITestCase(unittest.TestCase):
         Run C{spc argv} and record C{self.out} and C{self.err}.
         """
         stdout, stderr = io.StringIO(), io.StringIO()
-        code = cli.main(list(argv), stdout=stdout, stderr=stderr, environ=self.environ)
+        code = main.main(list(argv), stdout=stdout, stderr=stderr, environ=self.environ)
         self.out, self.err = stdout.getvalue(), stderr.getvalue()
         return code
 
@@ -59,7 +62,7 @@ class CLITestCase(unittest.TestCase):
         """
         Make C{spc keygen} produce a pre-generated identity.
         """
-        self.patch(cli, "generateIdentity", lambda bits: sharedIdentity(index))
+        self.patch(main, "generateIdentity", lambda bits: sharedIdentity(index))
 
     def forbidKeygen(self) -> None:
         """
@@ -69,7 +72,7 @@ class CLITestCase(unittest.TestCase):
         def refuse(bits: int) -> Identity:
             self.fail("a key was generated")
 
-        self.patch(cli, "generateIdentity", refuse)
+        self.patch(main, "generateIdentity", refuse)
 
     def assertOneErrorLine(self, *fragments: str) -> None:
         self.assertEqual(self.out, "")
@@ -157,7 +160,7 @@ class KeygenTests(CLITestCase):
             sizes.append(bits)
             return sharedIdentity(0)
 
-        self.patch(cli, "generateIdentity", generate)
+        self.patch(main, "generateIdentity", generate)
         self.assertEqual(self.spc("keygen", "--key-dir", self.keyDir, "--bits", "3072"), 0)
         self.assertEqual(sizes, [3072])
         self.forbidKeygen()
@@ -282,23 +285,23 @@ class TopLevelTests(CLITestCase):
 
     def test_run(self) -> None:
         """
-        L{cli.run} exits with L{cli.main}'s code, using the process's argv
+        L{main.run} exits with L{main.main}'s code, using the process's argv
         and streams.
         """
         stdout = io.StringIO()
         self.patch(sys, "argv", ["spc", "--version"])
         self.patch(sys, "stdout", stdout)
-        error = self.assertRaises(SystemExit, cli.run)
+        error = self.assertRaises(SystemExit, main.run)
         self.assertEqual(error.code, 0)
         self.assertEqual(stdout.getvalue(), f"spc {spc.__version__}\n")
 
 
-def parseCommand(*argv: str) -> cli.Command:
+def parseCommand(*argv: str) -> main.Command:
     """
     Parse C{spc argv} and return the subcommand's options, without running
     it.
     """
-    options = cli.SPCOptions()
+    options = main.SPCOptions()
     options.parseOptions(list(argv))
     return options.subOptions
 
@@ -372,9 +375,9 @@ class SendOptionsTests(CLITestCase):
         """
         argv = ["send", "--server", "h", "--ports", "9000-9016", "--message", "x"]
         self.assertEqual(self.spc(*argv), 2)
-        self.assertUsageError("spc send", f"at most {cli.MAX_CHANNELS} channels")
+        self.assertUsageError("spc send", f"at most {main.MAX_CHANNELS} channels")
         argv[4] = "9000-9015"
-        self.assertEqual(len(parseCommand(*argv)["endpoints"]), cli.MAX_CHANNELS)
+        self.assertEqual(len(parseCommand(*argv)["endpoints"]), main.MAX_CHANNELS)
 
     def test_suitesLengthMismatch(self) -> None:
         """
@@ -396,7 +399,7 @@ class SendOptionsTests(CLITestCase):
         """
         --suites is parsed into the suite of each channel.
         """
-        from spc.suites import parseSuiteMap
+        from spc.crypto.suites import parseSuiteMap
 
         text = "aes-256-gcm,chacha20,aes-256-cbc,chacha20"
         options = parseCommand(
@@ -496,7 +499,7 @@ class SendOptionsTests(CLITestCase):
     def test_connectIPv6(self) -> None:
         """
         C{--connect tcp:[ADDRESS]:PORT}, which the sender accepts
-        (L{spc.sender.clientEndpoints}), gives the bracketed known_hosts name.
+        (L{spc.client.send.clientEndpoints}), gives the bracketed known_hosts name.
         """
         options = parseCommand("send", "--connect", "tcp:[::1]:9000", "--message", "x")
         self.assertEqual(options["endpoints"], ["tcp:[::1]:9000"])
@@ -672,7 +675,7 @@ class DemoOptionsTests(CLITestCase):
         """
         One to sixteen channels are accepted.
         """
-        for text, count in [("1", 1), ("16", 16), (str(cli.MAX_CHANNELS), cli.MAX_CHANNELS)]:
+        for text, count in [("1", 1), ("16", 16), (str(main.MAX_CHANNELS), main.MAX_CHANNELS)]:
             self.assertEqual(parseCommand("demo", "--channels", text)["channels"], count)
 
     def test_outOfBounds(self) -> None:
@@ -706,7 +709,7 @@ class SendReportTests(CLITestCase):
         options = parseCommand("send", "--server", "h", "--ports", "9000", "--message", "x", *argv)
         options["skipped"] = list(skipped)
         stdout, stderr = io.StringIO(), io.StringIO()
-        code = options._report(summary, cli.Context(stdout, stderr, {}))
+        code = options._report(summary, main.Context(stdout, stderr, {}))
         self.out, self.err = stdout.getvalue(), stderr.getvalue()
         return code
 

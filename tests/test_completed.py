@@ -1,6 +1,6 @@
 # -*- test-case-name: tests.test_completed -*-
 """
-Tests for L{spc.completed} and L{spc.filestore.FileStore.completedName}: a
+Tests for L{spc.files.completed} and L{spc.files.store.FileStore.completedName}: a
 completed transfer counts as complete only while the file it stored is
 still there, unchanged, and the memory of completed transfers is bounded
 and survives a restart and an older format.
@@ -13,8 +13,8 @@ import os
 
 from twisted.trial.unittest import SynchronousTestCase
 
-from spc import completed
-from spc.filestore import KEEP_SECONDS, PARTIAL_DIRECTORY, FileStore
+from spc.files import completed
+from spc.files.store import KEEP_SECONDS, PARTIAL_DIRECTORY, FileStore
 from tests.files import rewriteKeepingTimes, waitForChangeTimeAfter
 
 PEER = "SHA256:peer"

@@ -1,5 +1,5 @@
 """
-Tests for L{spc.demo}: C{spc demo} runs a server and a client in one
+Tests for L{spc.cli.demo}: C{spc demo} runs a server and a client in one
 process, on loopback, under the real reactor.
 """
 
@@ -12,8 +12,8 @@ from twisted.internet import reactor
 from twisted.internet.defer import inlineCallbacks
 from twisted.trial import unittest
 
-from spc.demo import runDemo
-from spc.suites import defaultSuiteFor
+from spc.cli.demo import runDemo
+from spc.crypto.suites import defaultSuiteFor
 
 
 class RunDemoTests(unittest.TestCase):

@@ -28,12 +28,12 @@ from twisted.internet.protocol import ProcessProtocol
 from twisted.trial import unittest
 
 import spc
-from spc.identity import Identity, generateIdentity, saveIdentity
-from spc.inbox import MESSAGES_NAME
+from spc.keys.identity import Identity, generateIdentity, saveIdentity
+from spc.server.inbox import MESSAGES_NAME
 
 REPO_ROOT = os.path.dirname(os.path.dirname(os.path.abspath(spc.__file__)))
 
-SPC = ["-c", "from spc.cli import run; run()"]
+SPC = ["-c", "from spc.cli.main import run; run()"]
 """
 C{spc}, whether or not the console script is installed.
 """
@@ -41,7 +41,7 @@ C{spc}, whether or not the console script is installed.
 SPC_LAST_ARGUMENT_FROM_FILE = [
     "-c",
     "import sys\n"
-    "from spc.cli import run\n"
+    "from spc.cli.main import run\n"
     "with open(sys.argv[-1], encoding='utf-8') as f:\n"
     "    sys.argv[-1] = f.read()\n"
     "run()\n",

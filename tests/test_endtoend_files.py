@@ -37,13 +37,13 @@ from twisted.internet.endpoints import TCP4ClientEndpoint, connectProtocol
 from twisted.internet.protocol import Factory, Protocol
 from twisted.internet.task import deferLater
 
-from spc import records
-from spc.client import connect
+from spc.client.connect import connect
 from spc.errors import SessionClosed
-from spc.filestore import PARTIAL_DIRECTORY
-from spc.inbox import MESSAGES_NAME
-from spc.filesender import FileSender
-from spc.trust import PinnedKey
+from spc.files.sending import FileSender
+from spc.files.store import PARTIAL_DIRECTORY
+from spc.keys.trust import PinnedKey
+from spc.protocol import records
+from spc.server.inbox import MESSAGES_NAME
 from tests.test_endtoend import (
     READY_TIMEOUT,
     SPC,
@@ -600,7 +600,7 @@ class DirectoryTests(FileTestCase):
         """
         The files under a folder arrive as C{INBOX/FOLDER/relative/path}
         (an empty file too).
-        As L{spc.sendlist.collectFiles} documents, a symbolic link is sent
+        As L{spc.client.sendlist.collectFiles} documents, a symbolic link is sent
         (with its target's content, under the link's name) only when its
         target is a file inside the folder; links that lead outside, links
         to folders and dangling links are not sent, and each is listed with
@@ -1153,7 +1153,7 @@ class HostileNameTests(FileTestCase):
     @inlineCallbacks
     def test_emptyName(self):
         """
-        L{spc.session.Session.sendFile} takes an empty name for "the
+        L{spc.session.session.Session.sendFile} takes an empty name for "the
         file's own name".  An empty name on the wire is a protocol
         violation: the daemon closes the channel that carried it and
         stores nothing; the send fails once the session is closed.

@@ -1,6 +1,6 @@
 # -*- test-case-name: tests.test_filenames -*-
 """
-Tests for L{spc.filenames}: every name from the wire, however hostile,
+Tests for L{spc.files.names}: every name from the wire, however hostile,
 becomes components that stay inside the inbox and name none of the
 daemon's own files, at any depth; and the rules are idempotent.
 """
@@ -13,7 +13,7 @@ import unicodedata
 from hypothesis import given, settings, strategies as st
 from twisted.trial.unittest import SynchronousTestCase
 
-from spc.filenames import (
+from spc.files.names import (
     MAX_COMPONENT_BYTES,
     MAX_DEPTH,
     MESSAGES_NAME,

@@ -1,5 +1,5 @@
 """
-Tests for L{spc._files.checkPrivatePath}: a key or trust file is trusted
+Tests for L{spc.keys.keyfiles.checkPrivatePath}: a key or trust file is trusted
 only if nobody but its user and root could change it or a directory on the
 way to it, as OpenSSH's C{StrictModes} requires.
 """
@@ -15,8 +15,8 @@ import tempfile
 from hypothesis import given, settings, strategies as st
 from twisted.trial import unittest
 
-from spc._files import checkPrivatePath
 from spc.errors import InsecurePath, KeyFileError
+from spc.keys.keyfiles import checkPrivatePath
 
 ANOTHER_USER = 54321
 """A uid that owns nothing here; root may give files to it."""

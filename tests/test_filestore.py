@@ -1,6 +1,6 @@
 # -*- test-case-name: tests.test_filestore -*-
 """
-Tests for L{spc.filestore}: names from the wire reduced to safe path
+Tests for L{spc.files.store}: names from the wire reduced to safe path
 components, unique final names that never replace a file, partial files
 and their state across restarts, the memory of completed transfers, and
 L{RangeSet} against a model.
@@ -16,9 +16,9 @@ import time
 from hypothesis import given, settings, strategies as st
 from twisted.trial.unittest import SkipTest, SynchronousTestCase
 
-from spc import filestore, records
 from spc.errors import NameUnavailable, ResourceLimitExceeded
-from spc.filestore import (
+from spc.files import store as filestore
+from spc.files.store import (
     KEEP_SECONDS,
     MAX_COMPONENT_BYTES,
     MAX_DEPTH,
@@ -27,7 +27,8 @@ from spc.filestore import (
     RangeSet,
     safeParts,
 )
-from spc.inbox import MESSAGES_NAME, InboxReceiver
+from spc.protocol import records
+from spc.server.inbox import MESSAGES_NAME, InboxReceiver
 from tests.names import nameStrategy
 
 PEER = "SHA256:peer"

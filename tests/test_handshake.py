@@ -1,5 +1,5 @@
 """
-Tests for L{spc.handshake}: the server and client machines driven against
+Tests for L{spc.protocol.handshake}: the server and client machines driven against
 each other by hand (tier a), with recording owners, a recording directory
 and a count of the server's private-key operations.
 
@@ -15,7 +15,8 @@ import os
 from twisted.internet.task import Clock
 from twisted.trial import unittest
 
-from spc import asymmetric, handshake, identity as identities, keyschedule, wire
+from spc.crypto import asymmetric, keyschedule
+from spc.crypto.suites import A256CBC_HS512, AES256_GCM, CHACHA20_POLY1305
 from spc.errors import (
     ClientNotAuthorized,
     ConfigurationError,
@@ -25,13 +26,14 @@ from spc.errors import (
     ServerKeyChanged,
     UnknownServerKey,
 )
-from spc.clienthandshake import ClientHandshake
-from spc.handshake import ChannelSpec, JoinTarget, JoinTicket
-from spc.serverhandshake import ServerHandshake
-from spc.service import Limits, SessionDirectory
-from spc.session import Session
-from spc.suites import A256CBC_HS512, AES256_GCM, CHACHA20_POLY1305
-from spc.trust import AuthorizedKeys, KnownHosts, PinnedKey
+from spc.keys import identity as identities
+from spc.keys.trust import AuthorizedKeys, KnownHosts, PinnedKey
+from spc.protocol import frames, handshake
+from spc.protocol.clienthandshake import ClientHandshake
+from spc.protocol.handshake import ChannelSpec, JoinTarget, JoinTicket
+from spc.protocol.serverhandshake import ServerHandshake
+from spc.server.service import Limits, SessionDirectory
+from spc.session.session import Session
 from tests.common import (
     ALL_SUITES,
     LOW_ORDER_SHARES,
@@ -113,7 +115,7 @@ def buildAuth(
     signer=None,
     signature: bytes | None = None,
     version: int = 1,
-    session: bytes = wire.NEW_SESSION,
+    session: bytes = frames.NEW_SESSION,
     epoch: int = 0,
     ephemeral: bytes | None = None,
     secret: bytes | None = None,
@@ -129,12 +131,12 @@ def buildAuth(
     given.
     """
     identity = identity or clientIdentity()
-    hello = wire.ServerHello.decode(helloBody)
-    helloFrame = wire.framed(helloBody)
+    hello = frames.ServerHello.decode(helloBody)
+    helloFrame = frames.framed(helloBody)
     hostKey = identities.loadPublicKey(hello.hostKey)
     if label is None:
         label = b"SPC/1 hs oaep" + _h(helloFrame)
-    auth = wire.ClientAuth(
+    auth = frames.ClientAuth(
         version=version,
         nonce=os.urandom(32),
         session=session,
@@ -153,7 +155,7 @@ def buildAuth(
         length = len(unsigned) + 2 + (signer.key_size + 7) // 8
         signature = asymmetric.sign(
             signer,
-            b"SPC/1 client auth\x00" + _h(helloFrame, wire.LENGTH.pack(length), unsigned),
+            b"SPC/1 client auth\x00" + _h(helloFrame, frames.LENGTH.pack(length), unsigned),
         )
     return auth._replace(signature=signature).encode()
 
@@ -182,7 +184,7 @@ class Pair:
         exchangeDER: bytes | None = None,
         join: JoinTicket | None = None,
         verify=None,
-        params: wire.Params = wire.Params(),
+        params: frames.Params = frames.Params(),
     ) -> None:
         host = host or hostIdentity()
         client = client or clientIdentity()
@@ -225,7 +227,7 @@ class Pair:
         self.server.frameReceived(self.f2)
         if self.serverOwner.failures:
             code = self.serverOwner.failures[0][0]
-            self.client.frameReceived(wire.Alert(code).encode())
+            self.client.frameReceived(frames.Alert(code).encode())
             return self
         body = self.serverOwner.frames[1]
         self.f3 = f3(body) if f3 else body
@@ -277,7 +279,7 @@ def assertInteroperate(testCase, serverKeys, clientKeys, epochSecret) -> None:
     """
     serverSend, serverReceive = serverKeys.ciphers(epochSecret, True)
     clientSend, clientReceive = clientKeys.ciphers(epochSecret, False)
-    aad = b"\x00" * wire.AAD_SIZE
+    aad = b"\x00" * frames.AAD_SIZE
     sealed = clientSend.seal(0, aad, b"HBQ: from the client")
     testCase.assertEqual(serverReceive.open(0, aad, sealed), b"HBQ: from the client")
     sealed = serverSend.seal(0, aad, b"HBR: from the server")
@@ -297,7 +299,7 @@ def assertKeysDiffer(testCase, keys, otherKeys, epochSecret, isServer: bool) -> 
     """
     send, _ = keys.ciphers(epochSecret, not isServer)
     _, otherReceive = otherKeys.ciphers(epochSecret, isServer)
-    aad = b"\x00" * wire.AAD_SIZE
+    aad = b"\x00" * frames.AAD_SIZE
     testCase.assertRaises(ProtocolError, otherReceive.open, 0, aad, send.seal(0, aad, b"x"))
 
 
@@ -322,10 +324,10 @@ class NewSessionTests(unittest.TestCase):
             self.assertTrue(client.isNew)
             self.assertEqual(server.session, client.session)
             self.assertEqual(len(server.session), 16)
-            self.assertNotEqual(server.session, wire.NEW_SESSION)
+            self.assertNotEqual(server.session, frames.NEW_SESSION)
             self.assertEqual((server.epoch, client.epoch), (0, 0))
-            self.assertEqual(server.params, wire.Params())
-            self.assertEqual(client.params, wire.Params())
+            self.assertEqual(server.params, frames.Params())
+            self.assertEqual(client.params, frames.Params())
             self.assertEqual(len(server.epochSecret), 32)
             self.assertEqual(server.epochSecret, client.epochSecret)
             self.assertEqual(server.fingerprint, clientIdentity().fingerprint)
@@ -352,15 +354,15 @@ class NewSessionTests(unittest.TestCase):
         self.assertEqual(len(pair.f3), 94)
         self.assertEqual(len(pair.serverOwner.frames), 2)
         self.assertEqual(len(pair.clientOwner.frames), 1)
-        finished = wire.ServerFinished.decode(pair.f3)
+        finished = frames.ServerFinished.decode(pair.f3)
         self.assertEqual(finished.session, pair.serverResult.session)
         self.assertEqual(finished.epoch, 0)
-        self.assertEqual(finished.params, wire.Params())
-        hello = wire.ServerHello.decode(pair.f1)
-        self.assertEqual(hello.versions, wire.SUPPORTED_VERSIONS)
+        self.assertEqual(finished.params, frames.Params())
+        hello = frames.ServerHello.decode(pair.f1)
+        self.assertEqual(hello.versions, frames.SUPPORTED_VERSIONS)
         self.assertEqual(hello.hostKey, hostIdentity().publicDER)
-        auth = wire.ClientAuth.decode(pair.f2)
-        self.assertEqual(auth.session, wire.NEW_SESSION)
+        auth = frames.ClientAuth.decode(pair.f2)
+        self.assertEqual(auth.session, frames.NEW_SESSION)
         self.assertEqual(auth.epoch, 0)
         self.assertEqual(auth.identityKey, clientIdentity().publicDER)
         self.assertEqual(auth.exchangeKey, exchangeKeyDER())
@@ -373,8 +375,8 @@ class NewSessionTests(unittest.TestCase):
         || 0x00 || H(framed(F1) || u32(len(F2)) || F2.unsigned())}.
         """
         pair = Pair().run()
-        auth = wire.ClientAuth.decode(pair.f2)
-        helloFrame = wire.framed(pair.f1)
+        auth = frames.ClientAuth.decode(pair.f2)
+        helloFrame = frames.framed(pair.f1)
         secret = asymmetric.decrypt(
             hostIdentity().privateKey,
             auth.encryptedSecret,
@@ -382,7 +384,7 @@ class NewSessionTests(unittest.TestCase):
         )
         self.assertEqual(len(secret), 32)
         signed = b"SPC/1 client auth\x00" + _h(
-            helloFrame, wire.LENGTH.pack(len(pair.f2)), auth.unsigned()
+            helloFrame, frames.LENGTH.pack(len(pair.f2)), auth.unsigned()
         )
         self.assertTrue(asymmetric.verify(clientIdentity().publicKey, auth.signature, signed))
         self.assertEqual(auth.unsigned(), pair.f2[: F2_FIELDS["signatureLength"]])
@@ -407,7 +409,7 @@ class NewSessionTests(unittest.TestCase):
             ],
         )
         self.assertEqual(counter.count, 1)
-        self.assertEqual(counter.labels, [b"SPC/1 hs oaep" + _h(wire.framed(pair.f1))])
+        self.assertEqual(counter.labels, [b"SPC/1 hs oaep" + _h(frames.framed(pair.f1))])
 
     def test_freshPerConnection(self) -> None:
         """
@@ -418,11 +420,11 @@ class NewSessionTests(unittest.TestCase):
         self.assertNotEqual(first.serverResult.session, second.serverResult.session)
         self.assertNotEqual(first.serverResult.epochSecret, second.serverResult.epochSecret)
         self.assertNotEqual(
-            wire.ServerHello.decode(first.f1).nonce, wire.ServerHello.decode(second.f1).nonce
+            frames.ServerHello.decode(first.f1).nonce, frames.ServerHello.decode(second.f1).nonce
         )
         self.assertNotEqual(
-            wire.ServerHello.decode(first.f1).ephemeral,
-            wire.ServerHello.decode(second.f1).ephemeral,
+            frames.ServerHello.decode(first.f1).ephemeral,
+            frames.ServerHello.decode(second.f1).ephemeral,
         )
         assertKeysDiffer(
             self, first.clientResult.keys, second.serverResult.keys,
@@ -439,7 +441,7 @@ class NewSessionTests(unittest.TestCase):
         self.assertIsNotNone(pair.serverResult)
         self.assertIsNotNone(pair.clientResult)
         self.assertEqual(len(pair.f2), 1963)
-        self.assertLessEqual(len(pair.f2), wire.MAX_BODY_PRE)
+        self.assertLessEqual(len(pair.f2), frames.MAX_BODY_PRE)
 
     def test_identityOfAnyAllowedSize(self) -> None:
         """
@@ -458,14 +460,14 @@ class NewSessionTests(unittest.TestCase):
         pair = Pair(host=unalignedIdentity()).run()
         self.assertIsNotNone(pair.serverResult)
         self.assertIsNotNone(pair.clientResult)
-        self.assertEqual(len(wire.ClientAuth.decode(pair.f2).encryptedSecret), 257)
+        self.assertEqual(len(frames.ClientAuth.decode(pair.f2).encryptedSecret), 257)
 
     def test_clientChecksParams(self) -> None:
         """
         Parameters no sane server sends (a fragment size below the minimum)
         make the client abort even though the F3 MAC is good.
         """
-        params = wire.Params(fragmentSize=1000, maxInner=wire.maxInnerSize(1000))
+        params = frames.Params(fragmentSize=1000, maxInner=frames.maxInnerSize(1000))
         pair = Pair(params=params).run()
         self.assertIsNone(pair.clientResult)
         self.assertIsInstance(pair.clientError, ProtocolError)
@@ -476,9 +478,9 @@ class NewSessionTests(unittest.TestCase):
         A NEW session whose derived id is all zeros (the NEW marker) is
         refused with alert 2.
         """
-        self.patch(keyschedule, "sessionID", lambda secret, th2: wire.NEW_SESSION)
+        self.patch(keyschedule, "sessionID", lambda secret, th2: frames.NEW_SESSION)
         pair = Pair().run()
-        self.assertEqual(pair.alert, wire.ALERT_HANDSHAKE_FAILURE)
+        self.assertEqual(pair.alert, frames.ALERT_HANDSHAKE_FAILURE)
         self.assertIsNone(pair.serverResult)
 
     def test_sessionIDCollision(self) -> None:
@@ -489,7 +491,7 @@ class NewSessionTests(unittest.TestCase):
         directory = makeDirectory()
         directory.sessionExists = lambda session: True
         pair = Pair(directory=directory).run()
-        self.assertEqual(pair.alert, wire.ALERT_HANDSHAKE_FAILURE)
+        self.assertEqual(pair.alert, frames.ALERT_HANDSHAKE_FAILURE)
         self.assertIsNone(pair.serverResult)
         self.assertIsInstance(pair.clientError, ClientNotAuthorized)
 
@@ -508,7 +510,7 @@ class MachineInputTests(unittest.TestCase):
         pair.hello()
         pair.server.timedOut()
         self.assertEqual(
-            pair.serverOwner.failures, [(wire.ALERT_TIMEOUT, "handshake timed out")]
+            pair.serverOwner.failures, [(frames.ALERT_TIMEOUT, "handshake timed out")]
         )
         pair = Pair().run()
         pair.server.timedOut()
@@ -550,18 +552,18 @@ class MachineInputTests(unittest.TestCase):
         F1 and after F2.
         """
         expected = {
-            wire.ALERT_UNSUPPORTED_VERSION: HandshakeRefused,
-            wire.ALERT_HANDSHAKE_FAILURE: ClientNotAuthorized,
-            wire.ALERT_BUSY: ServerBusy,
-            wire.ALERT_TIMEOUT: HandshakeRefused,
+            frames.ALERT_UNSUPPORTED_VERSION: HandshakeRefused,
+            frames.ALERT_HANDSHAKE_FAILURE: ClientNotAuthorized,
+            frames.ALERT_BUSY: ServerBusy,
+            frames.ALERT_TIMEOUT: HandshakeRefused,
         }
         for code, errorType in expected.items():
             pair = Pair()
-            pair.client.frameReceived(wire.Alert(code).encode())
+            pair.client.frameReceived(frames.Alert(code).encode())
             self.assertIsInstance(pair.clientError, errorType)
             pair = Pair()
             pair.client.frameReceived(pair.hello())
-            pair.client.frameReceived(wire.Alert(code).encode())
+            pair.client.frameReceived(frames.Alert(code).encode())
             self.assertIsInstance(pair.clientError, errorType)
             self.assertEqual(len(pair.clientOwner.failures), 1)
 
@@ -595,14 +597,14 @@ class MachineInputTests(unittest.TestCase):
         """
         donor = Pair().run()
         protected = b"\x01\x10" + bytes(40)
-        for frame in (donor.f1, donor.f3, wire.Alert(2).encode(), protected, b""):
+        for frame in (donor.f1, donor.f3, frames.Alert(2).encode(), protected, b""):
             pair = Pair()
             pair.hello()
             pair.server.frameReceived(frame)
-            self.assertEqual(pair.alert, wire.ALERT_HANDSHAKE_FAILURE, frame[:2])
+            self.assertEqual(pair.alert, frames.ALERT_HANDSHAKE_FAILURE, frame[:2])
         pair = Pair()
         pair.server.frameReceived(donor.f2)
-        self.assertEqual(pair.alert, wire.ALERT_HANDSHAKE_FAILURE)
+        self.assertEqual(pair.alert, frames.ALERT_HANDSHAKE_FAILURE)
         self.assertEqual(pair.serverOwner.frames, [])
 
 
@@ -630,7 +632,7 @@ class RefusalTests(unittest.TestCase):
         reports that it was refused.
         """
         pair = Pair(directory=makeDirectory(authorized=False)).run()
-        self.assertRefused(pair, wire.ALERT_HANDSHAKE_FAILURE)
+        self.assertRefused(pair, frames.ALERT_HANDSHAKE_FAILURE)
         self.assertEqual(
             pair.directory.calls, [("isAuthorized", (clientIdentity().fingerprint,))]
         )
@@ -641,7 +643,7 @@ class RefusalTests(unittest.TestCase):
         Authorizing one identity does not admit another.
         """
         directory = makeDirectory(authorized={otherClientIdentity().fingerprint})
-        self.assertRefused(Pair(directory=directory).run(), wire.ALERT_HANDSHAKE_FAILURE)
+        self.assertRefused(Pair(directory=directory).run(), frames.ALERT_HANDSHAKE_FAILURE)
 
     def test_badSignature(self) -> None:
         """
@@ -651,7 +653,7 @@ class RefusalTests(unittest.TestCase):
         """
         offset = F2_FIELDS["signature"] + 100
         pair = Pair().run(f2=lambda body: flip(body, offset))
-        self.assertRefused(pair, wire.ALERT_HANDSHAKE_FAILURE)
+        self.assertRefused(pair, frames.ALERT_HANDSHAKE_FAILURE)
         self.assertEqual(pair.directory.calls, [])
         self.assertIn("signature", pair.reason)
 
@@ -661,7 +663,7 @@ class RefusalTests(unittest.TestCase):
         (a random signature) gets alert 2 with no private-key operation.
         """
         pair = sendAuth(Pair(), lambda hello: buildAuth(hello, signature=os.urandom(256)))
-        self.assertRefused(pair, wire.ALERT_HANDSHAKE_FAILURE)
+        self.assertRefused(pair, frames.ALERT_HANDSHAKE_FAILURE)
         self.assertEqual(pair.directory.calls, [])
 
     def test_signedByOtherKey(self) -> None:
@@ -673,7 +675,7 @@ class RefusalTests(unittest.TestCase):
             Pair(),
             lambda hello: buildAuth(hello, signer=otherClientIdentity().privateKey),
         )
-        self.assertRefused(pair, wire.ALERT_HANDSHAKE_FAILURE)
+        self.assertRefused(pair, frames.ALERT_HANDSHAKE_FAILURE)
 
     def test_handBuiltAuthAccepted(self) -> None:
         """
@@ -690,7 +692,7 @@ class RefusalTests(unittest.TestCase):
         operation, and the client reports L{ServerBusy}.
         """
         pair = Pair(directory=makeDirectory(admitNew=False)).run()
-        self.assertRefused(pair, wire.ALERT_BUSY)
+        self.assertRefused(pair, frames.ALERT_BUSY)
         self.assertEqual(pair.directory.names(), ["isAuthorized", "admitNewSession"])
         self.assertIsInstance(pair.clientError, ServerBusy)
 
@@ -700,7 +702,7 @@ class RefusalTests(unittest.TestCase):
         operation is not performed.
         """
         pair = Pair(directory=makeDirectory(admitPrivate=False)).run()
-        self.assertRefused(pair, wire.ALERT_BUSY)
+        self.assertRefused(pair, frames.ALERT_BUSY)
 
     def test_unsupportedVersion(self) -> None:
         """
@@ -709,7 +711,7 @@ class RefusalTests(unittest.TestCase):
         """
         for version in (0, 2):
             pair = sendAuth(Pair(), lambda hello: buildAuth(hello, version=version))
-            self.assertRefused(pair, wire.ALERT_UNSUPPORTED_VERSION)
+            self.assertRefused(pair, frames.ALERT_UNSUPPORTED_VERSION)
 
     def test_smallIdentityKey(self) -> None:
         """
@@ -721,7 +723,7 @@ class RefusalTests(unittest.TestCase):
             Pair(),
             lambda hello: buildAuth(hello, identityDER=publicDER(key), signer=key),
         )
-        self.assertRefused(pair, wire.ALERT_HANDSHAKE_FAILURE)
+        self.assertRefused(pair, frames.ALERT_HANDSHAKE_FAILURE)
 
     def test_exponentThreeIdentityKey(self) -> None:
         """
@@ -733,7 +735,7 @@ class RefusalTests(unittest.TestCase):
             Pair(),
             lambda hello: buildAuth(hello, identityDER=publicDER(key), signer=key),
         )
-        self.assertRefused(pair, wire.ALERT_HANDSHAKE_FAILURE)
+        self.assertRefused(pair, frames.ALERT_HANDSHAKE_FAILURE)
         self.assertIn("exponent", pair.reason)
 
     def test_exponentThreeExchangeKey(self) -> None:
@@ -745,7 +747,7 @@ class RefusalTests(unittest.TestCase):
             Pair(),
             lambda hello: buildAuth(hello, exchangeDER=publicDER(exponentThreeKey())),
         )
-        self.assertRefused(pair, wire.ALERT_HANDSHAKE_FAILURE)
+        self.assertRefused(pair, frames.ALERT_HANDSHAKE_FAILURE)
 
     def test_nonCanonicalIdentityKey(self) -> None:
         """
@@ -760,7 +762,7 @@ class RefusalTests(unittest.TestCase):
                 hello, big, identityDER=withoutNullParameters(big.publicDER)
             ),
         )
-        self.assertRefused(pair, wire.ALERT_HANDSHAKE_FAILURE)
+        self.assertRefused(pair, frames.ALERT_HANDSHAKE_FAILURE)
         self.assertIn("non-canonical", pair.reason)
 
     def test_identityIsExchangeKey(self) -> None:
@@ -772,7 +774,7 @@ class RefusalTests(unittest.TestCase):
             Pair(),
             lambda hello: buildAuth(hello, exchangeDER=clientIdentity().publicDER),
         )
-        self.assertRefused(pair, wire.ALERT_HANDSHAKE_FAILURE)
+        self.assertRefused(pair, frames.ALERT_HANDSHAKE_FAILURE)
         self.assertIn("same key", pair.reason)
 
     def test_lowOrderClientShare(self) -> None:
@@ -782,7 +784,7 @@ class RefusalTests(unittest.TestCase):
         """
         for share in LOW_ORDER_SHARES[:3]:
             pair = sendAuth(Pair(), lambda hello: buildAuth(hello, ephemeral=share))
-            self.assertEqual(pair.alert, wire.ALERT_HANDSHAKE_FAILURE)
+            self.assertEqual(pair.alert, frames.ALERT_HANDSHAKE_FAILURE)
             self.assertIn("X25519", pair.reason)
             self.assertEqual(pair.serverOwner.results, [])
 
@@ -792,9 +794,9 @@ class RefusalTests(unittest.TestCase):
         of another F1) does not decrypt: alert 2.
         """
         otherHello = Pair().hello()
-        label = b"SPC/1 hs oaep" + _h(wire.framed(otherHello))
+        label = b"SPC/1 hs oaep" + _h(frames.framed(otherHello))
         pair = sendAuth(Pair(), lambda hello: buildAuth(hello, label=label))
-        self.assertRefused(pair, wire.ALERT_HANDSHAKE_FAILURE, privateOperations=1)
+        self.assertRefused(pair, frames.ALERT_HANDSHAKE_FAILURE, privateOperations=1)
         self.assertIn("undecryptable", pair.reason)
 
     def test_secretOfWrongSize(self) -> None:
@@ -804,7 +806,7 @@ class RefusalTests(unittest.TestCase):
         for size in (16, 33):
             self.counter.count = 0
             pair = sendAuth(Pair(), lambda hello: buildAuth(hello, secret=bytes(size)))
-            self.assertRefused(pair, wire.ALERT_HANDSHAKE_FAILURE, privateOperations=1)
+            self.assertRefused(pair, frames.ALERT_HANDSHAKE_FAILURE, privateOperations=1)
 
 
 class ClientHelloCheckTests(unittest.TestCase):
@@ -850,7 +852,7 @@ class ClientHelloCheckTests(unittest.TestCase):
         """
         for field, value in (("channel", 1), ("channelCount", 3)):
             def rewrite(body):
-                hello = wire.ServerHello.decode(body)
+                hello = frames.ServerHello.decode(body)
                 return hello._replace(**{field: value}).encode()
 
             pair = Pair(channel=0, channelCount=2).run(f1=rewrite)
@@ -864,12 +866,12 @@ class ClientHelloCheckTests(unittest.TestCase):
         counter = countPrivateOperations(self)
 
         def rewrite(body):
-            return wire.ServerHello.decode(body)._replace(versions=(3, 2, 1)).encode()
+            return frames.ServerHello.decode(body)._replace(versions=(3, 2, 1)).encode()
 
         pair = Pair().run(f1=rewrite)
         self.assertEqual(len(pair.clientOwner.frames), 1)
-        self.assertEqual(wire.ClientAuth.decode(pair.f2).version, 1)
-        self.assertEqual(pair.alert, wire.ALERT_HANDSHAKE_FAILURE)
+        self.assertEqual(frames.ClientAuth.decode(pair.f2).version, 1)
+        self.assertEqual(pair.alert, frames.ALERT_HANDSHAKE_FAILURE)
         self.assertIn("signature", pair.reason)
         self.assertEqual(counter.count, 0)
         self.assertIsInstance(pair.clientError, ClientNotAuthorized)
@@ -881,7 +883,7 @@ class ClientHelloCheckTests(unittest.TestCase):
         """
 
         def rewrite(body):
-            return wire.ServerHello.decode(body)._replace(versions=(2,)).encode()
+            return frames.ServerHello.decode(body)._replace(versions=(2,)).encode()
 
         self.assertNothingSent(Pair().run(f1=rewrite), ProtocolError)
 
@@ -893,7 +895,7 @@ class ClientHelloCheckTests(unittest.TestCase):
         impostor = otherClientIdentity()
 
         def rewrite(body):
-            return wire.ServerHello.decode(body)._replace(hostKey=impostor.publicDER).encode()
+            return frames.ServerHello.decode(body)._replace(hostKey=impostor.publicDER).encode()
 
         pair = Pair().run(f1=rewrite)
         self.assertNothingSent(pair, ServerKeyChanged)
@@ -946,7 +948,7 @@ class ClientHelloCheckTests(unittest.TestCase):
         """
         for share in LOW_ORDER_SHARES:
             def rewrite(body):
-                return wire.ServerHello.decode(body)._replace(ephemeral=share).encode()
+                return frames.ServerHello.decode(body)._replace(ephemeral=share).encode()
 
             self.assertNothingSent(Pair().run(f1=rewrite), ProtocolError)
 
@@ -962,26 +964,26 @@ class ClientHelloCheckTests(unittest.TestCase):
         attacker = asymmetric.Ephemeral()
 
         def rewrite(body):
-            return wire.ServerHello.decode(body)._replace(ephemeral=attacker.public).encode()
+            return frames.ServerHello.decode(body)._replace(ephemeral=attacker.public).encode()
 
         pair = Pair().run(f1=rewrite)
-        self.assertEqual(pair.alert, wire.ALERT_HANDSHAKE_FAILURE)
+        self.assertEqual(pair.alert, frames.ALERT_HANDSHAKE_FAILURE)
         self.assertEqual(counter.count, 0)
 
         pair = Pair()
         pair.f1 = rewrite(pair.hello())
         pair.client.frameReceived(pair.f1)
         f2 = pair.clientOwner.frames[0]
-        auth = wire.ClientAuth.decode(f2)
+        auth = frames.ClientAuth.decode(f2)
         guess = keyschedule.handshakeSecret(attacker.exchange(auth.ephemeral), os.urandom(32))
-        th2Input = wire.framed(pair.f1) + wire.framed(f2)
+        th2Input = frames.framed(pair.f1) + frames.framed(f2)
         th2 = _h(th2Input)
-        unsigned = wire.ServerFinished(
-            keyschedule.sessionID(guess, th2), 0, wire.Params(), b""
+        unsigned = frames.ServerFinished(
+            keyschedule.sessionID(guess, th2), 0, frames.Params(), b""
         ).unsigned()
         mac = hmac.new(
             keyschedule.finishedKey(guess, th2),
-            _h(th2Input, wire.LENGTH.pack(len(unsigned) + 32), unsigned),
+            _h(th2Input, frames.LENGTH.pack(len(unsigned) + 32), unsigned),
             hashlib.sha256,
         ).digest()
         pair.client.frameReceived(unsigned + mac)
@@ -1001,19 +1003,19 @@ class HandmadeServer:
 
     def __init__(self, spec: ChannelSpec = ChannelSpec(0, 2, CHACHA20_POLY1305)) -> None:
         self._ephemeral = asymmetric.Ephemeral()
-        self.hello = wire.ServerHello(
+        self.hello = frames.ServerHello(
             (1,), spec.suite.suiteID, spec.channel, spec.channelCount, os.urandom(32),
             self._ephemeral.public, hostIdentity().publicDER,
         ).encode()
 
-    def finished(self, auth: bytes, session=None, epoch=0, params=wire.Params()):
+    def finished(self, auth: bytes, session=None, epoch=0, params=frames.Params()):
         """
         F3 for the client's F2 C{auth}.
 
         @return: C{(F3 body, HS, th_conn)}.
         """
-        fields = wire.ClientAuth.decode(auth)
-        helloFrame = wire.framed(self.hello)
+        fields = frames.ClientAuth.decode(auth)
+        helloFrame = frames.framed(self.hello)
         ts = asymmetric.decrypt(
             hostIdentity().privateKey, fields.encryptedSecret,
             b"SPC/1 hs oaep" + _h(helloFrame),
@@ -1021,18 +1023,18 @@ class HandmadeServer:
         secret = keyschedule.extract(
             b"SPC/1 hs", self._ephemeral.exchange(fields.ephemeral) + ts
         )
-        th2Input = helloFrame + wire.framed(auth)
+        th2Input = helloFrame + frames.framed(auth)
         th2 = _h(th2Input)
         if session is None:
             session = keyschedule.expand(secret, b"sid", th2, 16)
-        unsigned = wire.ServerFinished(session, epoch, params, b"").unsigned()
+        unsigned = frames.ServerFinished(session, epoch, params, b"").unsigned()
         finKey = keyschedule.expand(secret, b"s fin", th2, 32)
         mac = hmac.new(
-            finKey, _h(th2Input, wire.LENGTH.pack(len(unsigned) + 32), unsigned),
+            finKey, _h(th2Input, frames.LENGTH.pack(len(unsigned) + 32), unsigned),
             hashlib.sha256,
         ).digest()
         body = unsigned + mac
-        return body, secret, _h(th2Input, wire.framed(body))
+        return body, secret, _h(th2Input, frames.framed(body))
 
 
 class ClientFinishedCheckTests(unittest.TestCase):
@@ -1084,7 +1086,7 @@ class ClientFinishedCheckTests(unittest.TestCase):
         """
         Out-of-bounds params under a valid MAC are refused.
         """
-        pair, _, _ = self.exchange(params=wire.Params(heartbeatInterval=10))
+        pair, _, _ = self.exchange(params=frames.Params(heartbeatInterval=10))
         self.assertIsNone(pair.clientResult)
         self.assertIn("heartbeat interval", str(pair.clientError))
 
@@ -1132,7 +1134,7 @@ class CorruptionTests(unittest.TestCase):
         """
         for change in (lambda b: b[:-1], lambda b: b + b"\x00", lambda b: b[:100]):
             pair = Pair().run(f2=change)
-            self.assertEqual(pair.alert, wire.ALERT_HANDSHAKE_FAILURE)
+            self.assertEqual(pair.alert, frames.ALERT_HANDSHAKE_FAILURE)
         self.assertEqual(self.counter.count, 0)
 
     def test_serverFinished(self) -> None:
@@ -1152,7 +1154,7 @@ class CorruptionTests(unittest.TestCase):
         """
         first = Pair().run()
         ticket = ticketFor(first)
-        target = JoinTarget(first.serverResult.epochSecret, 0, wire.Params())
+        target = JoinTarget(first.serverResult.epochSecret, 0, frames.Params())
         self.counter.count = 0
         for offset in sample(1195, F2_FIELDS["identityKey"] + 2, 7):
             pair = Pair(
@@ -1195,7 +1197,7 @@ class JoinTests(unittest.TestCase):
         connection's keys interoperate but differ from the first
         connection's.
         """
-        target = JoinTarget(self.secret, 0, wire.Params())
+        target = JoinTarget(self.secret, 0, frames.Params())
         pair = Pair(
             directory=makeDirectory(target=target), join=ticketFor(self.first), channel=1
         ).run()
@@ -1209,8 +1211,8 @@ class JoinTests(unittest.TestCase):
         self.assertEqual((server.epoch, client.epoch), (0, 0))
         self.assertIsNone(server.epochSecret)
         self.assertIsNone(client.epochSecret)
-        self.assertEqual(wire.ClientAuth.decode(pair.f2).session, server.session)
-        self.assertEqual(wire.ServerFinished.decode(pair.f3).session, server.session)
+        self.assertEqual(frames.ClientAuth.decode(pair.f2).session, server.session)
+        self.assertEqual(frames.ServerFinished.decode(pair.f3).session, server.session)
         assertInteroperate(self, server.keys, client.keys, self.secret)
         assertKeysDiffer(
             self, client.keys, self.first.serverResult.keys, self.secret, isServer=True
@@ -1234,14 +1236,14 @@ class JoinTests(unittest.TestCase):
         A client joining at its committed epoch 0 while holding epoch 1 as
         pending accepts an F3 announcing epoch 1 (an implicit commit).
         """
-        target = JoinTarget(self.secret, 1, wire.Params())
+        target = JoinTarget(self.secret, 1, frames.Params())
         pair = Pair(
             directory=makeDirectory(target=target),
             join=ticketFor(self.first, acceptable={0, 1}),
         ).run()
         self.assertEqual(pair.serverResult.epoch, 1)
         self.assertEqual(pair.clientResult.epoch, 1)
-        self.assertEqual(wire.ServerFinished.decode(pair.f3).epoch, 1)
+        self.assertEqual(frames.ServerFinished.decode(pair.f3).epoch, 1)
 
     def test_joinUnknownNewerEpoch(self) -> None:
         """
@@ -1249,13 +1251,13 @@ class JoinTests(unittest.TestCase):
         join with a L{ProtocolError}; one older than the client's is a
         L{ProtocolError} too.
         """
-        target = JoinTarget(self.secret, 2, wire.Params())
+        target = JoinTarget(self.secret, 2, frames.Params())
         pair = Pair(directory=makeDirectory(target=target), join=ticketFor(self.first)).run()
         self.assertIsNone(pair.clientResult)
         self.assertIsInstance(pair.clientError, ProtocolError)
 
         ticket = ticketFor(self.first, epoch=3, acceptable={3})
-        target = JoinTarget(self.secret, 2, wire.Params())
+        target = JoinTarget(self.secret, 2, frames.Params())
         pair = Pair(directory=makeDirectory(target=target), join=ticket).run()
         self.assertIsNone(pair.clientResult)
         self.assertIn("older epoch", str(pair.clientError))
@@ -1265,7 +1267,7 @@ class JoinTests(unittest.TestCase):
         A join whose F3 carries other params than the session's is refused
         by the client.
         """
-        target = JoinTarget(self.secret, 0, wire.Params(heartbeatInterval=1000))
+        target = JoinTarget(self.secret, 0, frames.Params(heartbeatInterval=1000))
         pair = Pair(directory=makeDirectory(target=target), join=ticketFor(self.first)).run()
         self.assertIsNone(pair.clientResult)
         self.assertIsInstance(pair.clientError, ProtocolError)
@@ -1275,7 +1277,7 @@ class JoinTests(unittest.TestCase):
         A client that does not hold the session's epoch secret cannot use a
         joined connection: the F3 MAC, keyed from the join secret, fails.
         """
-        target = JoinTarget(self.secret, 0, wire.Params())
+        target = JoinTarget(self.secret, 0, frames.Params())
         ticket = ticketFor(self.first, secret=os.urandom(32))
         pair = Pair(directory=makeDirectory(target=target), join=ticket).run()
         self.assertIsNone(pair.clientResult)
@@ -1295,12 +1297,12 @@ class JoinTests(unittest.TestCase):
         """
         Over the session's join limit: alert 3, no private-key operation.
         """
-        target = JoinTarget(self.secret, 0, wire.Params())
+        target = JoinTarget(self.secret, 0, frames.Params())
         pair = Pair(
             directory=makeDirectory(target=target, admitJoin=False),
             join=ticketFor(self.first),
         ).run()
-        self.assertEqual(pair.alert, wire.ALERT_BUSY)
+        self.assertEqual(pair.alert, frames.ALERT_BUSY)
         self.assertEqual(self.counter.count, 0)
 
     def test_joinNoTarget(self) -> None:
@@ -1309,7 +1311,7 @@ class JoinTests(unittest.TestCase):
         rate is counted, with no private-key operation.
         """
         pair = Pair(directory=makeDirectory(target=None), join=ticketFor(self.first)).run()
-        self.assertEqual(pair.alert, wire.ALERT_HANDSHAKE_FAILURE)
+        self.assertEqual(pair.alert, frames.ALERT_HANDSHAKE_FAILURE)
         self.assertEqual(pair.directory.names(), ["isAuthorized", "joinTarget"])
         self.assertEqual(self.counter.count, 0)
 
@@ -1366,7 +1368,7 @@ class SessionDirectoryJoinTests(unittest.TestCase):
         no private-key operation.
         """
         pair = self.join(client=otherClientIdentity())
-        self.assertEqual(pair.alert, wire.ALERT_HANDSHAKE_FAILURE)
+        self.assertEqual(pair.alert, frames.ALERT_HANDSHAKE_FAILURE)
         self.assertIsNone(pair.serverResult)
         self.assertEqual(self.counter.count, 0)
 
@@ -1375,7 +1377,7 @@ class SessionDirectoryJoinTests(unittest.TestCase):
         The session's identity with another exchange key is refused.
         """
         pair = self.join(exchangeDER=otherExchangeKeyDER())
-        self.assertEqual(pair.alert, wire.ALERT_HANDSHAKE_FAILURE)
+        self.assertEqual(pair.alert, frames.ALERT_HANDSHAKE_FAILURE)
         self.assertEqual(self.counter.count, 0)
 
     def test_unknownSession(self) -> None:
@@ -1384,7 +1386,7 @@ class SessionDirectoryJoinTests(unittest.TestCase):
         """
         ticket = ticketFor(self.first)._replace(session=os.urandom(16))
         pair = self.join(ticket=ticket)
-        self.assertEqual(pair.alert, wire.ALERT_HANDSHAKE_FAILURE)
+        self.assertEqual(pair.alert, frames.ALERT_HANDSHAKE_FAILURE)
         self.assertEqual(self.counter.count, 0)
 
     def test_staleEpoch(self) -> None:
@@ -1394,7 +1396,7 @@ class SessionDirectoryJoinTests(unittest.TestCase):
         """
         ticket = ticketFor(self.first, epoch=5, acceptable={5})
         pair = self.join(ticket=ticket)
-        self.assertEqual(pair.alert, wire.ALERT_HANDSHAKE_FAILURE)
+        self.assertEqual(pair.alert, frames.ALERT_HANDSHAKE_FAILURE)
         self.assertEqual(self.counter.count, 0)
 
     def test_endedSession(self) -> None:
@@ -1402,7 +1404,7 @@ class SessionDirectoryJoinTests(unittest.TestCase):
         A session that ended can no longer be joined.
         """
         self.session.close()
-        self.assertEqual(self.join().alert, wire.ALERT_HANDSHAKE_FAILURE)
+        self.assertEqual(self.join().alert, frames.ALERT_HANDSHAKE_FAILURE)
 
     def test_joinRate(self) -> None:
         """
@@ -1413,7 +1415,7 @@ class SessionDirectoryJoinTests(unittest.TestCase):
         self.assertIsNotNone(self.join().serverResult)
         self.assertIsNotNone(self.join().serverResult)
         self.assertEqual(self.counter.count, 2)
-        self.assertEqual(self.join().alert, wire.ALERT_BUSY)
+        self.assertEqual(self.join().alert, frames.ALERT_BUSY)
         self.assertEqual(self.counter.count, 2)
         self.clock.advance(60.1)
         self.assertIsNotNone(self.join().serverResult)
@@ -1447,7 +1449,7 @@ class SessionDirectoryLimitTests(unittest.TestCase):
         for _ in range(2):
             self.assertIsNotNone(Pair(directory=directory).run().serverResult)
         self.assertEqual(self.counter.count, 2)
-        self.assertEqual(Pair(directory=directory).run().alert, wire.ALERT_BUSY)
+        self.assertEqual(Pair(directory=directory).run().alert, frames.ALERT_BUSY)
         self.assertEqual(self.counter.count, 2)
         other = Pair(directory=directory, client=otherClientIdentity()).run()
         self.assertIsNotNone(other.serverResult)
@@ -1463,7 +1465,7 @@ class SessionDirectoryLimitTests(unittest.TestCase):
         directory = self.directory(privateOperationsPerSecond=1)
         self.assertIsNotNone(Pair(directory=directory).run().serverResult)
         busy = Pair(directory=directory, client=otherClientIdentity()).run()
-        self.assertEqual(busy.alert, wire.ALERT_BUSY)
+        self.assertEqual(busy.alert, frames.ALERT_BUSY)
         self.assertEqual(self.counter.count, 1)
         self.clock.advance(1.1)
         self.assertIsNotNone(Pair(directory=directory).run().serverResult)
@@ -1483,7 +1485,7 @@ class ReplayTests(unittest.TestCase):
         captured = Pair().run().f2
         self.assertEqual(counter.count, 1)
         pair = sendAuth(Pair(), lambda hello: captured)
-        self.assertEqual(pair.alert, wire.ALERT_HANDSHAKE_FAILURE)
+        self.assertEqual(pair.alert, frames.ALERT_HANDSHAKE_FAILURE)
         self.assertIn("signature", pair.reason)
         self.assertEqual(counter.count, 1)
 
@@ -1493,11 +1495,11 @@ class ReplayTests(unittest.TestCase):
         private-key operation.
         """
         first = Pair().run()
-        target = JoinTarget(first.serverResult.epochSecret, 0, wire.Params())
+        target = JoinTarget(first.serverResult.epochSecret, 0, frames.Params())
         captured = Pair(directory=makeDirectory(target=target), join=ticketFor(first)).run().f2
         counter = countPrivateOperations(self)
         pair = sendAuth(Pair(directory=makeDirectory(target=target)), lambda hello: captured)
-        self.assertEqual(pair.alert, wire.ALERT_HANDSHAKE_FAILURE)
+        self.assertEqual(pair.alert, frames.ALERT_HANDSHAKE_FAILURE)
         self.assertEqual(counter.count, 0)
 
 
@@ -1514,7 +1516,7 @@ class ConnectionKeysTests(unittest.TestCase):
         pair = Pair(suite=AES256_GCM).run()
         send, _ = pair.clientResult.keys.ciphers(os.urandom(32), False)
         _, receive = pair.serverResult.keys.ciphers(pair.serverResult.epochSecret, True)
-        aad = b"\x00" * wire.AAD_SIZE
+        aad = b"\x00" * frames.AAD_SIZE
         self.assertRaises(ProtocolError, receive.open, 0, aad, send.seal(0, aad, b"x"))
 
     def test_reprRedacted(self) -> None:
@@ -1534,7 +1536,7 @@ class CheckParamsTests(unittest.TestCase):
         """
         The default parameters pass.
         """
-        handshake.checkParams(wire.Params())
+        handshake.checkParams(frames.Params())
 
     def test_each(self) -> None:
         """
@@ -1551,6 +1553,6 @@ class CheckParamsTests(unittest.TestCase):
         }
         for name, change in cases.items():
             error = self.assertRaises(
-                ProtocolError, handshake.checkParams, wire.Params(**change)
+                ProtocolError, handshake.checkParams, frames.Params(**change)
             )
             self.assertIn(name, str(error))

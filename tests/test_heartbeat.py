@@ -1,14 +1,14 @@
 """
-Tests for L{spc.heartbeat} and the session's heartbeat timer: liveness,
+Tests for L{spc.protocol.liveness} and the session's heartbeat timer: liveness,
 the request limit and the epoch check, all on a L{task.Clock}.
 """
 
 from twisted.internet import task
 from twisted.trial.unittest import SynchronousTestCase
 
-from spc import records
 from spc.errors import ProtocolError
-from spc.heartbeat import Liveness, RequestLimiter, epochsAgree
+from spc.protocol import records
+from spc.protocol.liveness import Liveness, RequestLimiter, epochsAgree
 from tests.test_session import FakeChannel, decoded, makeSession
 
 

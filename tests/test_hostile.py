@@ -2,7 +2,7 @@
 """
 Attack tests of PROTOCOL section 10 (T1, T2, T4, T6, T7, T8, T18, T23, T24,
 T25) over real loopback TCP, between a real L{ServerService} and real
-L{spc.client.connect} sessions, through the man in the middle of
+L{spc.client.connect.connect} sessions, through the man in the middle of
 L{tests.faultproxy}.
 
 Every fault is tied to a frame (the N-th data fragment of a direction of a
@@ -30,17 +30,18 @@ from twisted.python.failure import Failure
 from twisted.trial.unittest import TestCase
 from zope.interface import implementer
 
-from spc import asymmetric, records, suites, wire
-from spc.channel import ChannelProtocol
-from spc.client import connect
+from spc.client.connect import connect
+from spc.crypto import asymmetric, suites
+from spc.crypto.suites import A256CBC_HS512, AES256_GCM, CHACHA20_POLY1305
 from spc.errors import AuthenticationFailed, ProtocolError, SessionClosed, SessionReset
-from spc.filestore import PARTIAL_DIRECTORY, FileStore
-from spc.identity import generateIdentity
-from spc.logevents import CHANNEL_DEAD
-from spc.service import ServerService
-from spc.session import IFileReceiver, IMessageReceiver, Session
-from spc.suites import A256CBC_HS512, AES256_GCM, CHACHA20_POLY1305
-from spc.trust import AuthorizedKeys, PinnedKey
+from spc.files.store import PARTIAL_DIRECTORY, FileStore
+from spc.keys.identity import generateIdentity
+from spc.keys.trust import AuthorizedKeys, PinnedKey
+from spc.logs.events import CHANNEL_DEAD
+from spc.protocol import frames, records
+from spc.server.service import ServerService
+from spc.session.session import IFileReceiver, IMessageReceiver, Session
+from spc.transport.channel import ChannelProtocol
 from tests.faultproxy import (
     BODY,
     CHANNEL,
@@ -59,8 +60,8 @@ from tests.faultproxy import (
 )
 
 CHANNELS = 4
-FRAGMENT = wire.MIN_FRAGMENT_SIZE
-PARAMS = wire.Params(fragmentSize=FRAGMENT, maxInner=wire.maxInnerSize(FRAGMENT))
+FRAGMENT = frames.MIN_FRAGMENT_SIZE
+PARAMS = frames.Params(fragmentSize=FRAGMENT, maxInner=frames.maxInnerSize(FRAGMENT))
 # Twelve fragments: three on each of the four channels, so every channel's
 # first data frame is followed by two more on the same connection.
 FRAGMENTS = 12
@@ -82,7 +83,7 @@ _keys: dict[str, object] = {}
 
 def identityNamed(name: str):
     """
-    The L{spc.identity.Identity} called C{name} ("server", "client",
+    The L{spc.keys.identity.Identity} called C{name} ("server", "client",
     "other"), made once.
     """
     if name not in _keys:
@@ -113,12 +114,12 @@ def fragmentFrameBody(suite) -> int:
     """
     The body length of a protected frame carrying one full fragment.
     """
-    inner = wire.maxInnerSize(FRAGMENT)
+    inner = frames.maxInnerSize(FRAGMENT)
     if suite is A256CBC_HS512:
         sealed = 16 + (inner // 16 + 1) * 16 + 32
     else:
         sealed = inner + 16
-    return wire.PROTECTED_HEADER_SIZE + sealed
+    return frames.PROTECTED_HEADER_SIZE + sealed
 
 
 def lowestBit(value: int, set: bool) -> int:
@@ -245,7 +246,7 @@ class Network:
     @ivar inbox: the server's file inbox.
     """
 
-    def __init__(self, testCase: TestCase, suites=None, params: wire.Params = PARAMS) -> None:
+    def __init__(self, testCase: TestCase, suites=None, params: frames.Params = PARAMS) -> None:
         self.testCase = testCase
         self.suites = suites
         self.params = params

@@ -1,5 +1,5 @@
 """
-Tests for L{spc.identity}: fingerprints, the public key policy and key
+Tests for L{spc.keys.identity}: fingerprints, the public key policy and key
 files. The trust files are tested in L{tests.test_trust}.
 """
 
@@ -14,7 +14,6 @@ from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import ec, ed25519, rsa
 from twisted.trial import unittest
 
-from spc import identity
 from spc.errors import (
     BadPublicKey,
     ConfigurationError,
@@ -23,7 +22,8 @@ from spc.errors import (
     KeyFileError,
     KeyFileExists,
 )
-from spc.identity import Identity
+from spc.keys import identity
+from spc.keys.identity import Identity
 
 # An RSA-2048 public key generated once for these tests. TEST_FINGERPRINT was
 # computed outside Python with:

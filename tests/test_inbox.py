@@ -1,5 +1,5 @@
 """
-Tests for L{spc.inbox}: the daemon's default receiver, which appends each
+Tests for L{spc.server.inbox}: the daemon's default receiver, which appends each
 message to C{INBOX/messages.jsonl} as one JSON line (DESIGN.md section 1).
 """
 
@@ -15,8 +15,9 @@ import subprocess
 
 from twisted.trial.unittest import SkipTest, SynchronousTestCase
 
-from spc import inbox, records
-from spc.inbox import MESSAGES_NAME, InboxReceiver, messageRecord
+from spc.protocol import records
+from spc.server import inbox
+from spc.server.inbox import MESSAGES_NAME, InboxReceiver, messageRecord
 
 SENDER = "SHA256:" + "A" * 43
 """
@@ -32,7 +33,7 @@ milliseconds.
 
 class FakeSession:
     """
-    The part of a L{spc.session.Session} a receiver uses.
+    The part of a L{spc.session.session.Session} a receiver uses.
 
     @ivar peer: the sender's identity fingerprint.
     """
@@ -132,7 +133,7 @@ class InboxReceiverTests(SynchronousTestCase):
         """
         from zope.interface.verify import verifyObject
 
-        from spc.session import IMessageReceiver
+        from spc.session.session import IMessageReceiver
 
         self.assertTrue(verifyObject(IMessageReceiver, makeReceiver(self)))
 

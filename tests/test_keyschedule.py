@@ -1,11 +1,11 @@
 """
-Tests for L{spc.keyschedule}: RFC 5869 known answers and the separation of
+Tests for L{spc.crypto.keyschedule}: RFC 5869 known answers and the separation of
 every derived key.
 """
 
 from twisted.trial import unittest
 
-from spc import keyschedule as ks
+from spc.crypto import keyschedule as ks
 
 
 def unhex(text: str) -> bytes:

@@ -18,12 +18,13 @@ from twisted.internet.testing import StringTransport
 from twisted.python.failure import Failure
 from twisted.trial.unittest import SynchronousTestCase
 
-from spc import channel, records, wire
-from spc.channel import PAUSED_WRITE_LIMIT, ChannelProtocol
-from spc.closing import ALERT_LINGER, CLOSE_TIMEOUT
 from spc.errors import SessionClosed
-from spc.service import Limits
-from spc.trust import AuthorizedKeys
+from spc.keys.trust import AuthorizedKeys
+from spc.protocol import frames as wire, records
+from spc.server.service import Limits
+from spc.transport import channel
+from spc.transport.channel import PAUSED_WRITE_LIMIT, ChannelProtocol
+from spc.transport.closing import ALERT_LINGER, CLOSE_TIMEOUT
 from tests.common import framedAlert
 from tests.test_channel import Server, frames
 

@@ -1,6 +1,6 @@
 # -*- test-case-name: tests.test_logs -*-
 """
-Tests for spc's structured logs (L{spc.logevents}, L{spc.logformat}): the
+Tests for spc's structured logs (L{spc.logs.events}, L{spc.logs.jsonformat}): the
 rate limit on failures before authentication (PROTOCOL T19, TLS failures
 included), the named fields of each event, C{twistd spc --log-format json},
 and that no key, secret or plaintext of a whole session ever reaches a log
@@ -41,20 +41,24 @@ from twisted.scripts.twistd import ServerOptions
 from twisted.trial import unittest
 from zope.interface import implementer
 
-from spc import asymmetric, keyschedule, logevents, tap, tls, wire
-from spc.client import connect
+from spc import tap
+from spc.client.connect import connect
+from spc.crypto import asymmetric, keyschedule
 from spc.errors import SessionClosed
-from spc.filestore import FileStore, withoutControls
-from spc.handshake import channelSpecs
-from spc.identity import saveIdentity
-from spc.receivers import IFileReceiver, IMessageReceiver
-from spc.service import ServerChannelFactory, ServerService, SessionDirectory
-from spc.tlscert import writeCertificate
-from spc.trust import AllowAny, AuthorizedKeys, PinnedKey
+from spc.files.store import FileStore, withoutControls
+from spc.interfaces import IFileReceiver, IMessageReceiver
+from spc.keys.identity import saveIdentity
+from spc.keys.tlscert import writeCertificate
+from spc.keys.trust import AllowAny, AuthorizedKeys, PinnedKey
+from spc.logs import events as logevents
+from spc.protocol import frames
+from spc.protocol.handshake import channelSpecs
+from spc.server.service import ServerChannelFactory, ServerService, SessionDirectory
+from spc.transport import tls
 from tests.test_endtoend import GOODBYE_TIMEOUT, EndToEndTestCase, sharedIdentity
 from tests.test_session import RETRY_DELAY, MemoryServer, cachedExchangeKey, cachedIdentity
 
-FRAGMENT = wire.MIN_FRAGMENT_SIZE
+FRAGMENT = frames.MIN_FRAGMENT_SIZE
 
 
 def recorder():
@@ -281,7 +285,7 @@ class SilentPeerTests(unittest.SynchronousTestCase):
         [refused] = named(events, logevents.HANDSHAKE_REFUSED)
         self.assertEqual(
             {k: refused[k] for k in ("kind", "source", "alert")},
-            {"kind": "timeout", "source": "203.0.113.5:4444", "alert": wire.ALERT_TIMEOUT},
+            {"kind": "timeout", "source": "203.0.113.5:4444", "alert": frames.ALERT_TIMEOUT},
         )
         channel.connectionLost()
 
@@ -397,7 +401,7 @@ class EventsInMemoryTests(unittest.SynchronousTestCase):
         self.failureResultOf(connecting)
         [refused] = named(self.events, logevents.HANDSHAKE_REFUSED)
         self.assertEqual(
-            (refused["kind"], refused["alert"]), ("refused", wire.ALERT_HANDSHAKE_FAILURE)
+            (refused["kind"], refused["alert"]), ("refused", frames.ALERT_HANDSHAKE_FAILURE)
         )
         self.assertIn(f"{other.fingerprint} is not authorized", refused["reason"])
         self.assertTrue(refused["source"].startswith("192.0.2.99:"), refused)
@@ -405,7 +409,7 @@ class EventsInMemoryTests(unittest.SynchronousTestCase):
 
 class RotationRoundEventTests(unittest.SynchronousTestCase):
     """
-    The rotation round's summary is an C{spc.rotation} event.
+    The rotation round's summary is an C{spc.protocol.rotation} event.
     """
 
     def test_fields(self) -> None:
@@ -746,7 +750,7 @@ class NoSecretsTests(unittest.TestCase):
             server,
             AuthorizedKeys("authorized_keys", [(client.fingerprint, "client")]),
             receiver,
-            params=wire.Params(fragmentSize=FRAGMENT, maxInner=wire.maxInnerSize(FRAGMENT)),
+            params=frames.Params(fragmentSize=FRAGMENT, maxInner=frames.maxInnerSize(FRAGMENT)),
             files=FileStore(inbox),
         )
         service.startService()

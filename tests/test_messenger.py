@@ -1,6 +1,6 @@
 # -*- test-case-name: tests.test_messenger -*-
 """
-Tests for L{spc.messenger}: fragmentation, the pull-based scheduler over
+Tests for L{spc.session.messenger}: fragmentation, the pull-based scheduler over
 channels and its send window, acknowledgement, retransmission and in-order
 reassembly, driven through a recording L{FragmentSink} with no session and
 no sockets, and with L{task.Clock} for time.
@@ -17,29 +17,29 @@ from twisted.internet.defer import Deferred
 from twisted.python.failure import Failure
 from twisted.trial.unittest import SynchronousTestCase
 
-from spc import records, wire
 from spc.errors import MessageAbandoned, PeerBusy, ProtocolError, SessionClosed
-from spc.messenger import BUSY_RETRIES, SEND_WINDOW, YIELD, MultiChannelMessenger
-from spc.reassembly import ACK_DELAY
-from spc.records import messageDigest
+from spc.protocol import frames, records
+from spc.protocol.records import messageDigest
+from spc.session.messenger import BUSY_RETRIES, SEND_WINDOW, YIELD, MultiChannelMessenger
+from spc.session.reassembly import ACK_DELAY
 
-SIZE = wire.MIN_FRAGMENT_SIZE
+SIZE = frames.MIN_FRAGMENT_SIZE
 
 
-def makeParams(**overrides) -> wire.Params:
+def makeParams(**overrides) -> frames.Params:
     """
     Small session parameters: 16 KiB fragments, 8-fragment messages, four
     messages in flight.
     """
     values = dict(
         fragmentSize=SIZE,
-        maxInner=wire.maxInnerSize(SIZE),
+        maxInner=frames.maxInnerSize(SIZE),
         maxMessageSize=8 * SIZE,
         maxInflightMessages=4,
         reassemblyBudget=64 * SIZE,
     )
     values.update(overrides)
-    return wire.Params(**values)
+    return frames.Params(**values)
 
 
 class FakeChannel:
@@ -66,9 +66,9 @@ class FakeChannel:
 
 class RecordingSink:
     """
-    A L{spc.messenger.FragmentSink} with C{count} fake channels that records
+    A L{spc.session.messenger.FragmentSink} with C{count} fake channels that records
     every C{(channel, record bytes)} sent, offering the live, unpaused
-    channels in turn as L{spc.session.Session} does.
+    channels in turn as L{spc.session.session.Session} does.
 
     @ivar channels: the fake channels, in order.
     @ivar sent: C{(channel, record)} pairs, oldest first; control records
@@ -430,12 +430,12 @@ class RetransmitTests(SynchronousTestCase):
         self.assertEqual(sink.sent, [])
 
 
-RECORD = wire.TAG_SIZE + wire.FRAGMENT_HEADER_SIZE + SIZE
+RECORD = frames.TAG_SIZE + frames.FRAGMENT_HEADER_SIZE + SIZE
 
 
 class ScriptedSource:
     """
-    A L{spc.messenger.Source} that answers from a script.
+    A L{spc.session.messenger.Source} that answers from a script.
 
     @ivar script: what the next calls return, in order; C{None} once it
         runs out.
@@ -460,7 +460,7 @@ def keyed(name: str, number: int) -> tuple[tuple, bytes]:
 
 class FakeFileSender:
     """
-    What the messenger uses of an L{spc.filesender.FileSender}: it waits for
+    What the messenger uses of an L{spc.files.sending.FileSender}: it waits for
     the receiver's answer, so it has nothing to send.
 
     @ivar ended: the reasons given to L{sessionEnded}.
@@ -1239,7 +1239,7 @@ class BusyTests(SynchronousTestCase):
         The default wait starts at half a second and grows to at most 30 s,
         plus up to a second of jitter.
         """
-        from spc.messenger import BUSY_POLICY
+        from spc.session.messenger import BUSY_POLICY
 
         self.assertTrue(0.5 <= BUSY_POLICY(0) <= 1.5)
         self.assertTrue(30 <= BUSY_POLICY(BUSY_RETRIES) <= 31)

@@ -1,6 +1,6 @@
 # -*- test-case-name: tests.test_metrics -*-
 """
-Tests for L{spc.metrics}: the Prometheus figures from a snapshot, the page
+Tests for L{spc.status.metrics}: the Prometheus figures from a snapshot, the page
 that serves them, and the C{--metrics} option.
 """
 
@@ -18,15 +18,15 @@ from twisted.web.client import Agent, HTTPConnectionPool, readBody
 from twisted.web.server import Site
 from twisted.web.test.requesthelper import DummyRequest
 
-from spc.status import StatusSource
-from spc.statusservice import reachableFromOtherHosts, statusServices
+from spc.status.services import reachableFromOtherHosts, statusServices
+from spc.status.snapshot import StatusSource
 from spc.tap import makeService
 from tests.test_service import listeningPort
 from tests.test_status import FakeChannel, FakeDirectory, FakeSession, _Clock
 from tests.test_tap import keyDirWithIdentity, makeOptions
 
 from spc.errors import ConfigurationError
-from spc.metrics import checkAvailable, metricsFactory
+from spc.status.metrics import checkAvailable, metricsFactory
 
 if importlib.util.find_spec("prometheus_client") is None:
     skip = "prometheus_client is not installed"

@@ -18,7 +18,7 @@ from twisted.python.filepath import FilePath
 from twisted.trial.unittest import SynchronousTestCase, TestCase
 
 import spc.tap
-from spc.identity import generateIdentity, saveIdentity
+from spc.keys.identity import generateIdentity, saveIdentity
 
 SOURCE_ROOT = FilePath(__file__).parent().parent()
 """

@@ -1,6 +1,6 @@
 # -*- test-case-name: tests.test_reassembly -*-
 """
-Tests for L{spc.reassembly}: the receiving half of a session's messenger,
+Tests for L{spc.session.reassembly}: the receiving half of a session's messenger,
 driven directly with decoded fragments, a recording acknowledgement
 callable and L{task.Clock} for its progress and abandonment timers.
 """
@@ -13,9 +13,11 @@ from twisted.internet.defer import Deferred
 from twisted.logger import Logger, formatEvent
 from twisted.trial.unittest import SynchronousTestCase
 
-from spc import logevents, records, wire
 from spc.errors import ProtocolError, ResourceLimitExceeded
-from spc.reassembly import (
+from spc.logs import events as logevents
+from spc.protocol import frames, records
+from spc.protocol.records import messageDigest
+from spc.session.reassembly import (
     ACK_DELAY,
     ACK_EVERY,
     DEFAULT_DEADLINE,
@@ -23,24 +25,23 @@ from spc.reassembly import (
     Budget,
     Reassembler,
 )
-from spc.records import messageDigest
 
-SIZE = wire.MIN_FRAGMENT_SIZE
+SIZE = frames.MIN_FRAGMENT_SIZE
 
 
-def makeParams(**overrides) -> wire.Params:
+def makeParams(**overrides) -> frames.Params:
     """
     16 KiB fragments, messages up to 32 fragments, 8 in flight.
     """
     values = dict(
         fragmentSize=SIZE,
-        maxInner=wire.maxInnerSize(SIZE),
+        maxInner=frames.maxInnerSize(SIZE),
         maxMessageSize=32 * SIZE,
         maxInflightMessages=8,
         reassemblyBudget=64 * SIZE,
     )
     values.update(overrides)
-    return wire.Params(**values)
+    return frames.Params(**values)
 
 
 class Receiving:

@@ -1,5 +1,5 @@
 """
-Tests for L{spc.record}: sealing and opening protected frames, sequence
+Tests for L{spc.protocol.recordlayer}: sealing and opening protected frames, sequence
 numbers, header checks and epoch rules (tier a: the layer alone, with keys
 built directly rather than by a handshake).
 """
@@ -10,14 +10,14 @@ import os
 
 from twisted.trial import unittest
 
-from spc import record, wire
+from spc.crypto.suites import A256CBC_HS512, CHACHA20_POLY1305
 from spc.errors import AuthenticationFailed, ProtocolError
-from spc.handshake import ConnectionKeys
-from spc.record import RecordLayer, SequenceExhausted
-from spc.suites import A256CBC_HS512, CHACHA20_POLY1305
+from spc.protocol import frames, recordlayer
+from spc.protocol.handshake import ConnectionKeys
+from spc.protocol.recordlayer import RecordLayer, SequenceExhausted
 from tests.common import ALL_SUITES
 
-MAX_INNER = wire.maxInnerSize(wire.DEFAULT_FRAGMENT_SIZE)
+MAX_INNER = frames.maxInnerSize(frames.DEFAULT_FRAGMENT_SIZE)
 
 
 def makeKeys(suite=CHACHA20_POLY1305, session=None, channel=1, thConn=None, secret=None):
@@ -53,7 +53,7 @@ def frame(sealed: tuple[bytes, bytes]) -> bytes:
     returned, as the framer hands it to L{RecordLayer.open}.
     """
     aad, body = sealed
-    return aad[wire.LENGTH_PREFIX_SIZE :] + body
+    return aad[frames.LENGTH_PREFIX_SIZE :] + body
 
 
 def flipBit(data: bytes, bit: int) -> bytes:
@@ -92,7 +92,7 @@ class RoundTripTests(unittest.TestCase):
             self.assertEqual(server.open(frame(client.seal(b""))), (0, b""))
             largest = os.urandom(MAX_INNER)
             body = frame(client.seal(largest))
-            self.assertLessEqual(len(body), wire.maxProtectedBody(MAX_INNER))
+            self.assertLessEqual(len(body), frames.maxProtectedBody(MAX_INNER))
             self.assertEqual(server.open(body), (0, largest))
 
     def test_aad(self) -> None:
@@ -105,15 +105,15 @@ class RoundTripTests(unittest.TestCase):
         _, client, _ = makeLayers(keys=keys)
         client.seal(b"first")
         aad, body = client.seal(b"HBQ:" + bytes(44))
-        self.assertEqual(len(aad), wire.AAD_SIZE)
+        self.assertEqual(len(aad), frames.AAD_SIZE)
         self.assertEqual(
             aad,
-            wire.protectedAAD(
-                wire.PROTECTED_HEADER_SIZE + len(body), 0x01, keys.session, 3, 0, 1
+            frames.protectedAAD(
+                frames.PROTECTED_HEADER_SIZE + len(body), 0x01, keys.session, 3, 0, 1
             ),
         )
-        header = wire.ProtectedHeader.decode(aad[4:])
-        self.assertEqual(header, wire.ProtectedHeader(0x01, keys.session, 3, 0, 1))
+        header = frames.ProtectedHeader.decode(aad[4:])
+        self.assertEqual(header, frames.ProtectedHeader(0x01, keys.session, 3, 0, 1))
 
     def test_byteCounting(self) -> None:
         """
@@ -185,7 +185,7 @@ class SequenceTests(unittest.TestCase):
         The sender stops at the sequence hard limit with L{SequenceExhausted}
         (a L{ProtocolError}), rather than wrap.
         """
-        self.patch(record, "MAX_SEQUENCE", 5)
+        self.patch(recordlayer, "MAX_SEQUENCE", 5)
         self.client.seal(b"3")
         self.client.seal(b"4")
         self.assertRaises(SequenceExhausted, self.client.seal, b"5")
@@ -196,10 +196,10 @@ class SequenceTests(unittest.TestCase):
         """
         The real limit is 2**48 frames: the last number is usable.
         """
-        self.assertEqual(record.MAX_SEQUENCE, 2 ** 48)
-        self.client.sentFrames = record.MAX_SEQUENCE - 1
+        self.assertEqual(recordlayer.MAX_SEQUENCE, 2 ** 48)
+        self.client.sentFrames = recordlayer.MAX_SEQUENCE - 1
         aad, _ = self.client.seal(b"last")
-        self.assertEqual(wire.ProtectedHeader.decode(aad[4:]).seq, 2 ** 48 - 1)
+        self.assertEqual(frames.ProtectedHeader.decode(aad[4:]).seq, 2 ** 48 - 1)
         self.assertRaises(SequenceExhausted, self.client.seal, b"one too many")
 
 
@@ -259,7 +259,7 @@ class HeaderTests(unittest.TestCase):
         for suite in ALL_SUITES:
             server, client, _ = makeLayers(suite)
             good = frame(client.seal(b"MSG:payload"))
-            for bit in range(wire.PROTECTED_HEADER_SIZE * 8):
+            for bit in range(frames.PROTECTED_HEADER_SIZE * 8):
                 self.assertRaises(ProtocolError, server.open, flipBit(good, bit))
             self.assertEqual(server.open(good), (0, b"MSG:payload"))
 
@@ -271,7 +271,7 @@ class HeaderTests(unittest.TestCase):
         for suite in ALL_SUITES:
             server, client, _ = makeLayers(suite)
             good = frame(client.seal(b"MSG:" + bytes(40)))
-            start = wire.PROTECTED_HEADER_SIZE * 8
+            start = frames.PROTECTED_HEADER_SIZE * 8
             for bit in range(start, len(good) * 8, 13):
                 self.assertRaises(AuthenticationFailed, server.open, flipBit(good, bit))
             self.assertEqual(server.open(good), (0, b"MSG:" + bytes(40)))
@@ -284,7 +284,7 @@ class HeaderTests(unittest.TestCase):
         for suite in ALL_SUITES:
             server, client, _ = makeLayers(suite)
             good = frame(client.seal(b"MSG:abc"))
-            for bad in (good[:10], good[:wire.PROTECTED_HEADER_SIZE], good[:-1], good + b"\0"):
+            for bad in (good[:10], good[:frames.PROTECTED_HEADER_SIZE], good[:-1], good + b"\0"):
                 self.assertRaises(ProtocolError, server.open, bad)
             self.assertEqual(server.open(good), (0, b"MSG:abc"))
 
@@ -294,10 +294,10 @@ class HeaderTests(unittest.TestCase):
         the record layer.
         """
         server, client, _ = makeLayers()
-        alert = wire.Alert(wire.ALERT_BUSY).encode()
+        alert = frames.Alert(frames.ALERT_BUSY).encode()
         self.assertRaises(ProtocolError, client.open, alert)
         self.assertRaises(ProtocolError, client.open, alert + bytes(40))
-        hello = bytes([wire.WIRE_VERSION, wire.SERVER_HELLO]) + bytes(400)
+        hello = bytes([frames.WIRE_VERSION, frames.SERVER_HELLO]) + bytes(400)
         self.assertRaises(ProtocolError, client.open, hello)
 
 
@@ -343,7 +343,7 @@ class EpochTests(unittest.TestCase):
         self.client.switchSendEpoch(1)
         self.assertEqual((self.client.sendEpoch, self.client.sentBytes), (1, 0))
         aad, body = self.client.seal(b"HBQ:1")
-        header = wire.ProtectedHeader.decode(aad[4:])
+        header = frames.ProtectedHeader.decode(aad[4:])
         self.assertEqual((header.epoch, header.seq), (1, 1))
         self.assertEqual(self.server.open(aad[4:] + body), (1, b"HBQ:1"))
 
@@ -462,7 +462,7 @@ class EpochTests(unittest.TestCase):
         """
         server, client, _ = makeLayers(epoch=3)
         aad, body = client.seal(b"x")
-        self.assertEqual(wire.ProtectedHeader.decode(aad[4:]).epoch, 3)
+        self.assertEqual(frames.ProtectedHeader.decode(aad[4:]).epoch, 3)
         self.assertEqual(server.open(aad[4:] + body), (3, b"x"))
         self.assertEqual(server.receiveEpochs(), frozenset({3}))
 
@@ -477,8 +477,8 @@ class VolumeTests(unittest.TestCase):
         """
         C{keyWornOut} turns true at the soft byte or frame limit.
         """
-        self.patch(record, "SOFT_BYTES", 10)
-        self.patch(record, "SOFT_FRAMES", 3)
+        self.patch(recordlayer, "SOFT_BYTES", 10)
+        self.patch(recordlayer, "SOFT_FRAMES", 3)
         _, client, _ = makeLayers()
         client.seal(b"12345")
         self.assertFalse(client.keyWornOut())
@@ -494,7 +494,7 @@ class VolumeTests(unittest.TestCase):
         At the hard limit sealing fails with L{SequenceExhausted}; after
         a switch to a new epoch the counts start again.
         """
-        self.patch(record, "HARD_FRAMES", 2)
+        self.patch(recordlayer, "HARD_FRAMES", 2)
         _, client, _ = makeLayers()
         client.seal(b"a")
         client.seal(b"b")

@@ -1,5 +1,5 @@
 """
-Tests for L{spc.records}: every inner record round-trips, and no input at
+Tests for L{spc.protocol.records}: every inner record round-trips, and no input at
 all makes the record decoder raise anything but L{ProtocolError}.
 """
 
@@ -8,8 +8,8 @@ import struct
 from hypothesis import given, settings, strategies as st
 from twisted.trial import unittest
 
-from spc import records, wire
 from spc.errors import ProtocolError
+from spc.protocol import frames, records
 from tests.test_wire import fixed, u8, u32, u64
 
 
@@ -64,7 +64,7 @@ innerRecords = st.one_of(
     ),
     st.builds(records.HeartbeatRequest, *heartbeatFields),
     st.builds(records.HeartbeatResponse, *heartbeatFields),
-    st.builds(records.RotationOffer, u32, fixed(32), fixed(wire.EXCHANGE_RSA_OUTPUT_SIZE)),
+    st.builds(records.RotationOffer, u32, fixed(32), fixed(frames.EXCHANGE_RSA_OUTPUT_SIZE)),
     st.builds(records.RotationAck, u32, fixed(32), fixed(32)),
     st.builds(records.RotationCommit, u32),
     st.builds(
@@ -144,7 +144,7 @@ class StrictnessTests(unittest.TestCase):
         fragment = records.Fragment(1, 0, 1, 1, records.KIND_TEXT, bytes(32), b"x").encode()
         self.assertRefused(records.decodeRecord, fragment[:28] + b"\x07" + fragment[29:])
         self.assertRefused(records.decodeRecord, b"ACK:" + struct.pack("!QBH", 1, 4, 0))
-        self.assertRefused(wire.decodeHandshake, b"\x01\x0f\x09")
+        self.assertRefused(frames.decodeHandshake, b"\x01\x0f\x09")
         self.assertRefused(records.decodeRecord, b"BYE:\x00\x08\x00\x00")
         self.assertRefused(records.decodeRecord, b"RKR:\x03")
         self.assertRefused(records.decodeRecord, b"BYE:\x00\x00\x00\x01\xff")

@@ -4,10 +4,10 @@ Tests for key rotation (PROTOCOL section 5, heartbeats of section 8, the
 T13-T17, T26, T28, T30 and T33 rows of section 10, amendments A10 and A11).
 
 Three tiers (STYLE habit 14):
-    - (a) the sans-IO machines of L{spc.rotation} driven directly, with a
+    - (a) the sans-IO machines of L{spc.protocol.rotation} driven directly, with a
       recording L{RotationOwner} and a real RSA exchange key, no clock;
     - (b) whole client and server L{Session}s over real
-      L{spc.channel.ChannelProtocol}s connected in memory by
+      L{spc.transport.channel.ChannelProtocol}s connected in memory by
       L{twisted.test.iosim}, through a transport that keeps a copy of every
       frame and can push back like a real one;
     - (c) every timer (ACK timeout, overlap, heartbeats, rejoin delay) on a
@@ -35,19 +35,20 @@ from twisted.python import usage
 from twisted.test import iosim
 from twisted.trial.unittest import SynchronousTestCase
 
-from spc import record as recordModule
-from spc import records, suites, wire
+from spc.crypto import suites
 from spc.errors import AuthenticationFailed, ProtocolError, SessionReset
-from spc.handshake import checkParams
-from spc.rotation import (
+from spc.protocol import recordlayer as recordModule
+from spc.protocol import frames, records
+from spc.protocol.handshake import checkParams
+from spc.protocol.rotation import (
     MAX_ROLLBACKS,
     ClientRotation,
     RotationOwner,
     ServerRotation,
     offerLabel,
 )
-from spc.service import ROUND_JITTER, ServerService
-from spc.session import Session
+from spc.server.service import ROUND_JITTER, ServerService
+from spc.session.session import Session
 from spc.tap import Options
 from tests.common import LOW_ORDER_SHARES
 from tests.faultproxy import EPOCH, SEQ
@@ -625,14 +626,14 @@ class ClientMachineTests(SynchronousTestCase):
 HEARTBEAT = 1.0
 SESSION_ACK = 2.0
 SESSION_OVERLAP = 3.0
-FRAGMENT = wire.MIN_FRAGMENT_SIZE
-PARAMS = wire.Params(
+FRAGMENT = frames.MIN_FRAGMENT_SIZE
+PARAMS = frames.Params(
     heartbeatInterval=int(HEARTBEAT * 1000),
     rotationInterval=30_000,
     ackTimeout=int(SESSION_ACK * 1000),
     overlap=int(SESSION_OVERLAP * 1000),
     fragmentSize=FRAGMENT,
-    maxInner=wire.maxInnerSize(FRAGMENT),
+    maxInner=frames.maxInnerSize(FRAGMENT),
 )
 STEP = 0.25
 AUTH_FAILED = str(AuthenticationFailed())
@@ -798,7 +799,7 @@ class Pair:
     """
 
     def __init__(
-        self, testCase: SynchronousTestCase, params: wire.Params, limit: int | None,
+        self, testCase: SynchronousTestCase, params: frames.Params, limit: int | None,
         retry: float,
     ):
         self.testCase = testCase
@@ -852,7 +853,7 @@ class Pair:
 
 
 def makePair(
-    testCase, params: wire.Params = PARAMS, limit: int | None = None,
+    testCase, params: frames.Params = PARAMS, limit: int | None = None,
     retry: float = RETRY_DELAY,
 ) -> Pair:
     """
@@ -872,8 +873,8 @@ def forgedFrame(receiver, plaintext: bytes, epoch: int | None = None) -> bytes:
     suite = keys.suite
     cipher = suite.cipher(os.urandom(suite.keyLength), os.urandom(suite.ivLength))
     seq = receiver.records.receivedFrames
-    aad = wire.protectedAAD(
-        wire.PROTECTED_HEADER_SIZE + cipher.sealedLength(len(plaintext)),
+    aad = frames.protectedAAD(
+        frames.PROTECTED_HEADER_SIZE + cipher.sealedLength(len(plaintext)),
         suite.suiteID,
         keys.session,
         keys.channel,
@@ -1505,7 +1506,7 @@ def makeService(clock=None, sessions: int = 0):
         cachedIdentity("server"),
         None,
         None,
-        params=wire.Params(rotationInterval=int(INTERVAL * 1000)),
+        params=frames.Params(rotationInterval=int(INTERVAL * 1000)),
     )
     events: list[dict] = []
     service.log = Logger(observer=events.append)

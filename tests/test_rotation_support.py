@@ -5,7 +5,7 @@ need one without a network.
 
 from twisted.internet import task
 
-from spc import asymmetric
+from spc.crypto import asymmetric
 from tests.test_session import FakeChannel, makeSession
 
 _EXCHANGE_KEY = asymmetric.generateExchangeKey()
@@ -13,7 +13,7 @@ _EXCHANGE_KEY = asymmetric.generateExchangeKey()
 
 def clientSession():
     """
-    @return: a client L{spc.session.Session} with a rotation machine, and
+    @return: a client L{spc.session.session.Session} with a rotation machine, and
         its one L{FakeChannel}.
     """
     session = makeSession(clock=task.Clock(), exchangeKey=_EXCHANGE_KEY)

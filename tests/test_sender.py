@@ -1,6 +1,6 @@
 """
-Tests for L{spc.sender}: what C{spc send} does once its options are parsed,
-run in-process against a real L{spc.service.ServerService} on loopback.
+Tests for L{spc.client.send}: what C{spc send} does once its options are parsed,
+run in-process against a real L{spc.server.service.ServerService} on loopback.
 """
 
 from __future__ import annotations
@@ -19,7 +19,8 @@ from twisted.internet.endpoints import (
 from twisted.trial import unittest
 from zope.interface import implementer
 
-from spc import records, wire
+from spc.client.send import SendRequest, SendSummary, clientEndpoints, send
+from spc.crypto.suites import parseSuiteMap
 from spc.errors import (
     ClientNotAuthorized,
     ConfigurationError,
@@ -29,13 +30,12 @@ from spc.errors import (
     ServerKeyChanged,
     SessionClosed,
 )
-from spc.filestore import FileStore
-from spc.identity import Identity, generateIdentity
-from spc.sender import SendRequest, SendSummary, clientEndpoints, send
-from spc.service import Limits, ServerService
-from spc.session import IMessageReceiver
-from spc.suites import parseSuiteMap
-from spc.trust import AuthorizedKeys, PinnedKey
+from spc.files.store import FileStore
+from spc.keys.identity import Identity, generateIdentity
+from spc.keys.trust import AuthorizedKeys, PinnedKey
+from spc.protocol import frames, records
+from spc.server.service import Limits, ServerService
+from spc.session.session import IMessageReceiver
 
 _identities: dict[str, Identity] = {}
 
@@ -198,7 +198,7 @@ class SendTests(ServerTestCase):
         waits for room instead of failing.
         """
         yield self.startServer()
-        count = wire.Params().maxInflightMessages + 8
+        count = frames.Params().maxInflightMessages + 8
         messages = [f"message {i}".encode() for i in range(count)]
         summary = yield send(reactor, self.makeRequest(messages))
         self.assertEqual(summary.messages, count)

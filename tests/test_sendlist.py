@@ -1,5 +1,5 @@
 """
-Tests for L{spc.sendlist}: what C{spc send} sends for the paths it was
+Tests for L{spc.client.sendlist}: what C{spc send} sends for the paths it was
 given, decided before it connects, with every entry it does not send
 listed with why (issue 9, items 14, 15 and 17).
 """
@@ -13,9 +13,9 @@ import unicodedata
 from hypothesis import given, settings, strategies as st
 from twisted.trial import unittest
 
-from spc import records
+from spc.client.sendlist import SendList, collectFiles, shown
 from spc.errors import ConfigurationError
-from spc.sendlist import SendList, collectFiles, shown
+from spc.protocol import records
 
 
 def write(path: str, data: bytes = b"x") -> str:

@@ -1,6 +1,6 @@
 # -*- test-case-name: tests.test_service -*-
 """
-Tests for L{spc.service} and L{spc.client}: the server service and
+Tests for L{spc.server.service} and L{spc.client.connect}: the server service and
 L{connect} over real loopback TCP, and the L{SessionDirectory}'s admission
 rules and limits with L{task.Clock} and in-memory transports.
 """
@@ -22,25 +22,26 @@ from twisted.logger import globalLogPublisher
 from twisted.trial.unittest import SynchronousTestCase, TestCase
 from zope.interface import implementer
 
-from spc import asymmetric, records, wire
-from spc.channel import DEFAULT_HANDSHAKE_TIMEOUT, DEFAULT_REPLY_TIMEOUT, ChannelProtocol
-from spc.client import ClientSessionFactory, connect
+from spc.client.connect import ClientSessionFactory, connect
+from spc.crypto import asymmetric
+from spc.crypto.suites import A256CBC_HS512, CHACHA20_POLY1305
 from spc.errors import ServerShuttingDown, SessionClosed
-from spc.filestore import FileStore
-from spc.handshake import JoinTarget, channelSpecs
-from spc.service import (
+from spc.files.store import FileStore
+from spc.keys.identity import fingerprint
+from spc.keys.trust import AllowAny, AuthorizedKeys, PinnedKey
+from spc.protocol import frames, records
+from spc.protocol.handshake import JoinTarget, channelSpecs
+from spc.protocol.records import messageDigest
+from spc.ratelimit import RateWindow
+from spc.server.service import (
     Limits,
     ServerChannelFactory,
     ServerService,
     SessionDirectory,
     sourceKey,
 )
-from spc.ratelimit import RateWindow
-from spc.records import messageDigest
-from spc.session import DEFAULT_LINGER, IMessageReceiver
-from spc.suites import A256CBC_HS512, CHACHA20_POLY1305
-from spc.trust import AllowAny, AuthorizedKeys, PinnedKey
-from spc.identity import fingerprint
+from spc.session.session import DEFAULT_LINGER, IMessageReceiver
+from spc.transport.channel import DEFAULT_HANDSHAKE_TIMEOUT, DEFAULT_REPLY_TIMEOUT, ChannelProtocol
 from tests.test_session import (
     OTHER_PEER,
     PARAMS,
@@ -59,7 +60,7 @@ from tests.test_session import (
     serverResult,
 )
 
-FRAGMENT = wire.DEFAULT_FRAGMENT_SIZE
+FRAGMENT = frames.DEFAULT_FRAGMENT_SIZE
 
 
 @implementer(IMessageReceiver)
@@ -274,7 +275,7 @@ class LoopbackTests(TestCase):
         byes: list[int] = []
 
         def observe(event):
-            if event.get("log_namespace") == "spc.session.Session" and "code" in event:
+            if event.get("log_namespace") == "spc.session.session.Session" and "code" in event:
                 byes.append(event["code"])
 
         globalLogPublisher.addObserver(observe)
@@ -867,7 +868,7 @@ def _digest(length: int) -> bytes:
 class SharedBudgetTests(SynchronousTestCase):
     """
     Every session of a directory reserves incoming messages from the
-    directory's one L{spc.reassembly.Budget}, so many sessions together
+    directory's one L{spc.session.reassembly.Budget}, so many sessions together
     cannot pin more memory than the daemon allows; each identity may hold
     only its share, a message that does not fit is refused as busy with the
     session going on, and every message has an absolute deadline.
@@ -1160,7 +1161,7 @@ class SlowlorisTests(SynchronousTestCase):
 
     def flood(self, count: int = 20):
         connections = [self.open(self.FLOOD) for _ in range(count)]
-        busy = wire.framed(wire.Alert(wire.ALERT_BUSY).encode())
+        busy = frames.framed(frames.Alert(frames.ALERT_BUSY).encode())
         pending = [(c, t) for c, t in connections if isinstance(c, ChannelProtocol)]
         refused = [(c, t) for c, t in connections if not isinstance(c, ChannelProtocol)]
         return pending, refused, busy
@@ -1180,9 +1181,9 @@ class SlowlorisTests(SynchronousTestCase):
             self.assertEqual(transport.value(), busy)
             self.assertFalse(transport.connected)
         for _, transport in pending:
-            (length,) = wire.LENGTH.unpack(transport.value()[:4])
-            hello = wire.decodeHandshake(transport.value()[4 : 4 + length])
-            self.assertIsInstance(hello, wire.ServerHello)
+            (length,) = frames.LENGTH.unpack(transport.value()[:4])
+            hello = frames.decodeHandshake(transport.value()[4 : 4 + length])
+            self.assertIsInstance(hello, frames.ServerHello)
             self.assertTrue(transport.connected)
         self.assertEqual(self.directory.pendingHandshakes(), 8)
 
@@ -1195,7 +1196,7 @@ class SlowlorisTests(SynchronousTestCase):
             connection.dataReceived(b"\x00")
         self.legitimate()
         self.clock.advance(0.1)
-        timeout = wire.framed(wire.Alert(wire.ALERT_TIMEOUT).encode())
+        timeout = frames.framed(frames.Alert(frames.ALERT_TIMEOUT).encode())
         for connection, transport in pending:
             self.assertFalse(transport.connected)
             self.assertTrue(transport.value().endswith(timeout))

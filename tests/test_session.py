@@ -1,10 +1,10 @@
 # -*- test-case-name: tests.test_session -*-
 """
-Tests for L{spc.session}: how a session routes its channels' records, what
+Tests for L{spc.session.session}: how a session routes its channels' records, what
 happens when channels come, go and are replaced, and how it ends.
 
 Two tiers: L{Session} driven directly with recording fake channels, and
-whole client and server sessions over real L{spc.channel.ChannelProtocol}s
+whole client and server sessions over real L{spc.transport.channel.ChannelProtocol}s
 connected in memory by L{twisted.test.iosim}, with L{task.Clock} for time.
 """
 
@@ -23,17 +23,18 @@ from twisted.trial.unittest import SynchronousTestCase
 from zope.interface import implementer
 from zope.interface.verify import verifyObject
 
-from spc import asymmetric, records, wire
-from spc.client import ClientSessionFactory, connect
+from spc.client.connect import ClientSessionFactory, connect
+from spc.crypto import asymmetric
+from spc.crypto.suites import defaultSuiteFor
 from spc.errors import ProtocolError, SessionClosed, SessionReset, SPCError, TransferFailed
-from spc.filestore import FileStore
-from spc.handshake import ServerResult, channelSpecs
-from spc.identity import Identity, fingerprint
-from spc.records import messageDigest
-from spc.service import ServerChannelFactory, SessionDirectory
-from spc.session import DEFAULT_LINGER, IMessageReceiver, Session
-from spc.suites import defaultSuiteFor
-from spc.trust import AllowAny, AuthorizedKeys, PinnedKey
+from spc.files.store import FileStore
+from spc.keys.identity import Identity, fingerprint
+from spc.keys.trust import AllowAny, AuthorizedKeys, PinnedKey
+from spc.protocol import frames, records
+from spc.protocol.handshake import ServerResult, channelSpecs
+from spc.protocol.records import messageDigest
+from spc.server.service import ServerChannelFactory, SessionDirectory
+from spc.session.session import DEFAULT_LINGER, IMessageReceiver, Session
 
 # Keys: RSA generation is slow, so each is made once per process.
 
@@ -71,8 +72,8 @@ PEER = fingerprint(b"the peer")
 OTHER_PEER = fingerprint(b"another peer")
 SESSION_ID = bytes(range(1, 17))
 SECRET = b"S" * 32
-PARAMS = wire.Params(
-    fragmentSize=wire.MIN_FRAGMENT_SIZE, maxInner=wire.maxInnerSize(wire.MIN_FRAGMENT_SIZE)
+PARAMS = frames.Params(
+    fragmentSize=frames.MIN_FRAGMENT_SIZE, maxInner=frames.maxInnerSize(frames.MIN_FRAGMENT_SIZE)
 )
 SIZE = PARAMS.fragmentSize
 RETRY_DELAY = 1.0
@@ -101,7 +102,7 @@ class RecordingReceiver:
 
 class FakeChannel:
     """
-    What a session uses of a L{spc.channel.ChannelProtocol}, recording what
+    What a session uses of a L{spc.transport.channel.ChannelProtocol}, recording what
     it is asked to do.
 
     @ivar sent: the inner records sent, as bytes.
@@ -242,7 +243,7 @@ def serverResult(
     channel: int = 0,
     isNew: bool = True,
     exchangeKeyDER: bytes = b"exchange key",
-    params: wire.Params = PARAMS,
+    params: frames.Params = PARAMS,
 ) -> ServerResult:
     """
     What a server handshake reports, with fake connection keys.

@@ -1,7 +1,7 @@
 # -*- test-case-name: tests.test_status -*-
 """
-Tests for L{spc.status}, L{spc.control}, L{spc.statusservice} and
-L{spc.statuscommand}: what a snapshot holds of real sessions in memory
+Tests for L{spc.status.snapshot}, L{spc.status.control}, L{spc.status.services} and
+L{spc.cli.status}: what a snapshot holds of real sessions in memory
 under L{task.Clock}, the AMP round trip and its pages, the control socket
 on disk, and how C{spc status} prints and fails.
 """
@@ -31,12 +31,23 @@ from twisted.protocols import amp
 from twisted.test import iosim
 from twisted.trial.unittest import SynchronousTestCase, TestCase
 
-from spc import control, logevents, records
-from spc.command import Context
-from spc.control import PAGE_BYTES, ControlFactory, encodePage, fetchStatus
+from spc.cli.command import Context
+from spc.cli.main import main
+from spc.cli.options import MAX_CHANNELS
+from spc.cli.status import StatusOptions, formatJSON, formatTable
+from spc.client.connect import connect
+from spc.crypto.suites import A256CBC_HS512
 from spc.errors import DaemonNotRunning, StatusUnavailable
-from spc.filestore import FileStore
-from spc.status import (
+from spc.files.receiving import IncomingFiles
+from spc.files.sending import TransferProgress
+from spc.files.store import FileStore
+from spc.keys.trust import PinnedKey
+from spc.logs import events as logevents
+from spc.protocol import records
+from spc.status import control
+from spc.status.control import PAGE_BYTES, ControlFactory, encodePage, fetchStatus
+from spc.status.services import statusServices
+from spc.status.snapshot import (
     MAX_NAME,
     MAX_TRANSFERS_LISTED,
     ChannelStatus,
@@ -46,15 +57,6 @@ from spc.status import (
     StatusSource,
     TransferStatus,
 )
-from spc.statuscommand import StatusOptions, formatJSON, formatTable
-from spc.statusservice import statusServices
-from spc.suites import A256CBC_HS512
-from spc.options import MAX_CHANNELS
-from spc.filesender import TransferProgress
-from spc.transfer import IncomingFiles
-from spc.cli import main
-from spc.client import connect
-from spc.trust import PinnedKey
 from tests.test_endtoend import EndToEndTestCase, sharedIdentity
 from tests.test_session import MemoryServer
 

@@ -1,5 +1,5 @@
 """
-Tests for L{spc.suites}: published known answers, round trips, and that
+Tests for L{spc.crypto.suites}: published known answers, round trips, and that
 every tampered bit, wrong key and wrong sequence number is refused with the
 one exception the record layer handles.
 """
@@ -7,8 +7,9 @@ one exception the record layer handles.
 from hypothesis import given, settings, strategies as st
 from twisted.trial import unittest
 
-from spc import suites, wire
+from spc.crypto import suites
 from spc.errors import AuthenticationFailed, ConfigurationError
+from spc.protocol import frames
 
 
 def unhex(text: str) -> bytes:
@@ -188,7 +189,7 @@ class SuiteRegistryTests(unittest.TestCase):
         """
         The wire's frame cap leaves room for the largest suite overhead.
         """
-        self.assertLessEqual(suites.MAX_OVERHEAD, wire.MAX_SUITE_OVERHEAD)
+        self.assertLessEqual(suites.MAX_OVERHEAD, frames.MAX_SUITE_OVERHEAD)
 
     def test_wrongKeyLength(self):
         """
@@ -199,7 +200,7 @@ class SuiteRegistryTests(unittest.TestCase):
 
 
 def header(seq: int, length: int, epoch: int = 0) -> bytes:
-    return wire.ProtectedHeader(2, b"S" * 16, 1, epoch, seq).aad(length)
+    return frames.ProtectedHeader(2, b"S" * 16, 1, epoch, seq).aad(length)
 
 
 class TamperTests(unittest.TestCase):

@@ -16,11 +16,11 @@ from twisted.logger import formatEvent, globalLogPublisher
 from twisted.python import usage
 from twisted.trial.unittest import SynchronousTestCase
 
-from spc.identity import generateIdentity, saveIdentity
-from spc.options import MAX_CHANNELS
+from spc.cli.options import MAX_CHANNELS
+from spc.keys.identity import generateIdentity, saveIdentity
+from spc.keys.tlscert import writeCertificate
+from spc.keys.trustfile import MAX_TRUST_FILE_SIZE
 from spc.tap import Options, _listenFailure, makeService
-from spc.tlscert import writeCertificate
-from spc.trustfile import MAX_TRUST_FILE_SIZE
 from tests.test_files import ANOTHER_USER
 from tests.test_identity import OTHER_FINGERPRINT, writeFile
 
@@ -302,7 +302,7 @@ class ListenTests(SynchronousTestCase):
 
 class TLSListenTests(SynchronousTestCase):
     """
-    C{--listen ssl:...} is spc's own TLS 1.3 listener (L{spc.tls}), checked
+    C{--listen ssl:...} is spc's own TLS 1.3 listener (L{spc.transport.tls}), checked
     when the command line is parsed.
     """
 

@@ -1,7 +1,7 @@
 # -*- test-case-name: tests.test_tls -*-
 """
-Tests for the TLS underlay: L{spc.tlscert} (certificates and their
-fingerprints), L{spc.tls} (descriptions, endpoints, pinning and the errors
+Tests for the TLS underlay: L{spc.keys.tlscert} (certificates and their
+fingerprints), L{spc.transport.tls} (descriptions, endpoints, pinning and the errors
 a user sees), C{spc tls-cert}, and the daemon and C{spc send} over TLS,
 in-process over loopback TCP and as the real programs.
 """
@@ -27,16 +27,18 @@ from twisted.internet.testing import MemoryReactorClock
 from twisted.protocols.tls import TLSMemoryBIOProtocol
 from twisted.trial.unittest import SkipTest, SynchronousTestCase, TestCase
 
-from spc import asymmetric, records, tls
-from spc.channel import DEFAULT_HANDSHAKE_TIMEOUT
-from spc.cli import main
-from spc.client import connect
+from spc.cli.main import main
+from spc.client.connect import connect
+from spc.crypto import asymmetric
 from spc.errors import ConfigurationError, TLSFailed, TLSFilesExist
-from spc.identity import PRIVATE_KEY_NAME
-from spc.service import ServerService
+from spc.keys.identity import PRIVATE_KEY_NAME
+from spc.keys.tlscert import certificateFingerprint, writeCertificate
+from spc.keys.trust import AuthorizedKeys, PinnedKey
+from spc.protocol import records
+from spc.server.service import ServerService
 from spc.tap import makeService
-from spc.tlscert import certificateFingerprint, writeCertificate
-from spc.trust import AuthorizedKeys, PinnedKey
+from spc.transport import tls
+from spc.transport.channel import DEFAULT_HANDSHAKE_TIMEOUT
 from tests.test_endtoend import Daemon, EndToEndTestCase, Output
 from tests.test_service import WaitingReceiver
 from tests.test_session import cachedExchangeKey, cachedIdentity

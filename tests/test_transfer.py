@@ -1,6 +1,6 @@
 # -*- test-case-name: tests.test_transfer -*-
 """
-Tests for L{spc.transfer}: a L{FileSender} on a real
+Tests for L{spc.files.receiving}: a L{FileSender} on a real
 L{MultiChannelMessenger} and an L{IncomingFiles} on a real L{FileStore},
 joined by a L{Link} that carries records one at a time in order, with
 L{task.Clock} for time and a synchronous stand-in for the thread pool.
@@ -21,7 +21,6 @@ from twisted.logger import Logger, formatEvent
 from twisted.python.failure import Failure
 from twisted.trial.unittest import SynchronousTestCase
 
-from spc import filesender, logevents, records, transfer, wire
 from spc.errors import (
     FileRefused,
     NameUnavailable,
@@ -30,14 +29,17 @@ from spc.errors import (
     SessionClosed,
     TransferFailed,
 )
-from spc.filestore import PARTIAL_DIRECTORY, FileStore
-from spc.messenger import YIELD, MultiChannelMessenger
-from spc.filesender import Delivered, FileSender, FolderSender, transferID
-from spc.transfer import IncomingFiles
+from spc.files import receiving as transfer, sending
+from spc.files.receiving import IncomingFiles
+from spc.files.sending import Delivered, FileSender, FolderSender, transferID
+from spc.files.store import PARTIAL_DIRECTORY, FileStore
+from spc.logs import events as logevents
+from spc.protocol import frames, records
+from spc.session.messenger import YIELD, MultiChannelMessenger
 from tests.files import rewriteKeepingTimes
 
 SIZE = 16 * 1024
-PARAMS = wire.Params(fragmentSize=SIZE, maxInner=wire.maxInnerSize(SIZE))
+PARAMS = frames.Params(fragmentSize=SIZE, maxInner=frames.maxInnerSize(SIZE))
 PEER = "SHA256:sender"
 SERVER = "SHA256:server"
 SECRET = b"s" * 32
@@ -457,7 +459,7 @@ class ResumeTests(TransferTestCase):
         batches of skipped chunks.
         """
         self.patch(transfer, "SYNC_BYTES", SIZE)
-        self.patch(filesender, "HELD_CHUNKS_PER_TURN", 2)
+        self.patch(sending, "HELD_CHUNKS_PER_TURN", 2)
         data = os.urandom(6 * SIZE)
         path = self.source(data)
         first = Link(self, self.store)

@@ -1,5 +1,5 @@
 """
-Tests for L{spc.trust}: host names, C{known_hosts}, C{authorized_keys} and
+Tests for L{spc.keys.trust}: host names, C{known_hosts}, C{authorized_keys} and
 the choice between them and their overrides.
 """
 
@@ -12,7 +12,6 @@ import stat
 from hypothesis import given, strategies as st
 from twisted.trial import unittest
 
-from spc import trust, trustfile
 from spc.errors import (
     ConfigurationError,
     InsecurePath,
@@ -20,7 +19,8 @@ from spc.errors import (
     TrustFileError,
     UnknownServerKey,
 )
-from spc.trust import AllowAny, AuthorizedKeys, KnownHosts, PinnedKey, TrustDecision
+from spc.keys import trust, trustfile
+from spc.keys.trust import AllowAny, AuthorizedKeys, KnownHosts, PinnedKey, TrustDecision
 from tests.test_identity import OTHER_FINGERPRINT, TEST_FINGERPRINT, writeFile
 
 

@@ -1,5 +1,5 @@
 """
-Tests for L{spc.wire}: every frame round-trips, and no input at all makes
+Tests for L{spc.protocol.frames}: every frame round-trips, and no input at all makes
 a decoder raise anything but L{ProtocolError}.  The inner records are
 tested in L{tests.test_records}.
 """
@@ -7,8 +7,8 @@ tested in L{tests.test_records}.
 from hypothesis import given, settings, strategies as st
 from twisted.trial import unittest
 
-from spc import records, wire
 from spc.errors import ProtocolError
+from spc.protocol import frames, records
 
 u8 = st.integers(0, 2**8 - 1)
 u16 = st.integers(0, 2**16 - 1)
@@ -27,32 +27,32 @@ def sized(low, high):
 @st.composite
 def serverHellos(draw):
     count = draw(st.integers(1, 0xFFFF))
-    return wire.ServerHello(
-        versions=tuple(draw(st.lists(u8, min_size=1, max_size=wire.MAX_VERSIONS))),
+    return frames.ServerHello(
+        versions=tuple(draw(st.lists(u8, min_size=1, max_size=frames.MAX_VERSIONS))),
         suite=draw(u8),
         channel=draw(st.integers(0, count - 1)),
         channelCount=count,
         nonce=draw(fixed(32)),
         ephemeral=draw(fixed(32)),
-        hostKey=draw(sized(wire.MIN_SPKI_SIZE, wire.MAX_SPKI_SIZE)),
+        hostKey=draw(sized(frames.MIN_SPKI_SIZE, frames.MAX_SPKI_SIZE)),
     )
 
 
 clientAuths = st.builds(
-    wire.ClientAuth,
+    frames.ClientAuth,
     version=u8,
     nonce=fixed(32),
     session=fixed(16),
     epoch=u32,
     ephemeral=fixed(32),
-    identityKey=sized(wire.MIN_SPKI_SIZE, wire.MAX_SPKI_SIZE),
-    exchangeKey=fixed(wire.EXCHANGE_SPKI_SIZE),
-    encryptedSecret=sized(wire.MIN_RSA_OUTPUT_SIZE, wire.MAX_RSA_OUTPUT_SIZE),
-    signature=sized(wire.MIN_RSA_OUTPUT_SIZE, wire.MAX_RSA_OUTPUT_SIZE),
+    identityKey=sized(frames.MIN_SPKI_SIZE, frames.MAX_SPKI_SIZE),
+    exchangeKey=fixed(frames.EXCHANGE_SPKI_SIZE),
+    encryptedSecret=sized(frames.MIN_RSA_OUTPUT_SIZE, frames.MAX_RSA_OUTPUT_SIZE),
+    signature=sized(frames.MIN_RSA_OUTPUT_SIZE, frames.MAX_RSA_OUTPUT_SIZE),
 )
-params = st.builds(wire.Params, u32, u16, u32, u32, u32, u32, u32, u64, u16, u32)
-serverFinisheds = st.builds(wire.ServerFinished, fixed(16), u32, params, fixed(32))
-alerts = st.builds(wire.Alert, st.sampled_from(sorted(wire.ALERT_CODES)))
+params = st.builds(frames.Params, u32, u16, u32, u32, u32, u32, u32, u64, u16, u32)
+serverFinisheds = st.builds(frames.ServerFinished, fixed(16), u32, params, fixed(32))
+alerts = st.builds(frames.Alert, st.sampled_from(sorted(frames.ALERT_CODES)))
 
 
 
@@ -70,12 +70,12 @@ class RoundTripTests(unittest.TestCase):
     @given(st.one_of(serverHellos(), clientAuths, serverFinisheds, alerts))
     def test_handshakeFrames(self, frame):
         """
-        Handshake frames round-trip through L{wire.decodeHandshake}, within
+        Handshake frames round-trip through L{frames.decodeHandshake}, within
         the pre-authentication size cap.
         """
         body = frame.encode()
-        self.assertLessEqual(len(body), wire.MAX_BODY_PRE)
-        decoded = wire.decodeHandshake(body)
+        self.assertLessEqual(len(body), frames.MAX_BODY_PRE)
+        decoded = frames.decodeHandshake(body)
         self.assertRoundTrip(frame, decoded)
         self.assertEqual(decoded.encode(), body)
 
@@ -84,21 +84,21 @@ class RoundTripTests(unittest.TestCase):
         """
         The header decodes from the AAD it produces, past the length prefix.
         """
-        header = wire.ProtectedHeader(suite, session, channel, epoch, seq)
+        header = frames.ProtectedHeader(suite, session, channel, epoch, seq)
         aad = header.aad(length)
-        self.assertEqual(aad[:4], wire.LENGTH.pack(length))
-        self.assertEqual(wire.ProtectedHeader.decode(aad[4:]), header)
+        self.assertEqual(aad[:4], frames.LENGTH.pack(length))
+        self.assertEqual(frames.ProtectedHeader.decode(aad[4:]), header)
 
     def test_sizes(self):
         """
         The documented sizes: F1 369 bytes with an RSA-2048 key and one
         version, F3 94, the protected header 34, an HBQ 48.
         """
-        hello = wire.ServerHello((1,), 1, 0, 4, bytes(32), bytes(32), bytes(294))
+        hello = frames.ServerHello((1,), 1, 0, 4, bytes(32), bytes(32), bytes(294))
         self.assertEqual(len(hello.encode()), 369)
-        finished = wire.ServerFinished(bytes(16), 0, wire.Params(), bytes(32))
+        finished = frames.ServerFinished(bytes(16), 0, frames.Params(), bytes(32))
         self.assertEqual(len(finished.encode()), 94)
-        self.assertEqual(wire.PROTECTED_HEADER_SIZE, 34)
+        self.assertEqual(frames.PROTECTED_HEADER_SIZE, 34)
         self.assertEqual(len(records.HeartbeatRequest(0, 0, 0, 0, 0, 0, 0).encode()), 48)
 
     def test_largestClientAuthFits(self):
@@ -106,15 +106,15 @@ class RoundTripTests(unittest.TestCase):
         With 4096-bit identity and server keys, F2 still fits the
         pre-authentication cap.
         """
-        auth = wire.ClientAuth(1, bytes(32), bytes(16), 0, bytes(32), bytes(550),
+        auth = frames.ClientAuth(1, bytes(32), bytes(16), 0, bytes(32), bytes(550),
                                bytes(294), bytes(512), bytes(512))
-        self.assertLessEqual(len(auth.encode()), wire.MAX_BODY_PRE)
+        self.assertLessEqual(len(auth.encode()), frames.MAX_BODY_PRE)
 
     def test_signedPart(self):
         """
         The signature covers the whole body before its own length field.
         """
-        auth = wire.ClientAuth(1, bytes(32), bytes(16), 0, bytes(32), bytes(294),
+        auth = frames.ClientAuth(1, bytes(32), bytes(16), 0, bytes(32), bytes(294),
                                bytes(294), bytes(256), b"s" * 256)
         body = auth.encode()
         self.assertEqual(body, auth.unsigned() + b"\x01\x00" + b"s" * 256)
@@ -125,7 +125,7 @@ class StrictnessTests(unittest.TestCase):
     Decoders refuse anything that is not exactly a valid encoding.
     """
 
-    hello = wire.ServerHello((1,), 1, 0, 4, bytes(32), bytes(32), bytes(294)).encode()
+    hello = frames.ServerHello((1,), 1, 0, 4, bytes(32), bytes(32), bytes(294)).encode()
 
     def assertRefused(self, decoder, data):
         self.assertRaises(ProtocolError, decoder, data)
@@ -134,7 +134,7 @@ class StrictnessTests(unittest.TestCase):
         """
         One extra byte after any frame or record is refused.
         """
-        self.assertRefused(wire.decodeHandshake, self.hello + b"\x00")
+        self.assertRefused(frames.decodeHandshake, self.hello + b"\x00")
         self.assertRefused(records.decodeRecord, records.RotationCommit(1).encode() + b"\x00")
         self.assertRefused(records.decodeRecord, records.Ack(1, 0, ()).encode() + b"\x00")
 
@@ -143,60 +143,60 @@ class StrictnessTests(unittest.TestCase):
         Every proper prefix of a frame is refused.
         """
         for size in range(len(self.hello)):
-            self.assertRefused(wire.decodeHandshake, self.hello[:size])
+            self.assertRefused(frames.decodeHandshake, self.hello[:size])
 
     def test_badVersionAndType(self):
         """
         A wrong wire version or a type not allowed before keys is refused;
         a protected header with a handshake type is refused.
         """
-        self.assertRefused(wire.decodeHandshake, b"\x02" + self.hello[1:])
-        self.assertRefused(wire.decodeHandshake, b"\x01\x10" + self.hello[2:])
-        self.assertRefused(wire.decodeHandshake, b"\x01\x03" + self.hello[2:])
-        self.assertRefused(wire.ProtectedHeader.decode, b"\x01\x01" + bytes(32))
+        self.assertRefused(frames.decodeHandshake, b"\x02" + self.hello[1:])
+        self.assertRefused(frames.decodeHandshake, b"\x01\x10" + self.hello[2:])
+        self.assertRefused(frames.decodeHandshake, b"\x01\x03" + self.hello[2:])
+        self.assertRefused(frames.ProtectedHeader.decode, b"\x01\x01" + bytes(32))
 
     def test_reservedFlags(self):
         """
         A protected header with reserved flags set is refused.
         """
-        body = wire.ProtectedHeader(1, bytes(16), 0, 0, 0).aad(40)[4:]
-        self.assertRefused(wire.ProtectedHeader.decode, body[:3] + b"\x01" + body[4:])
+        body = frames.ProtectedHeader(1, bytes(16), 0, 0, 0).aad(40)[4:]
+        self.assertRefused(frames.ProtectedHeader.decode, body[:3] + b"\x01" + body[4:])
 
     def test_oversizedHandshake(self):
         """
         A handshake body over the cap is refused without being parsed.
         """
-        self.assertRefused(wire.decodeHandshake, self.hello + bytes(wire.MAX_BODY_PRE))
+        self.assertRefused(frames.decodeHandshake, self.hello + bytes(frames.MAX_BODY_PRE))
 
     def test_keyLengthLimits(self):
         """
         Host keys shorter or longer than RSA-2048..4096 SPKIs are refused.
         """
-        for size in (wire.MIN_SPKI_SIZE - 1, wire.MAX_SPKI_SIZE + 1):
-            hello = wire.ServerHello((1,), 1, 0, 4, bytes(32), bytes(32), bytes(size))
-            self.assertRefused(wire.decodeHandshake, hello.encode())
+        for size in (frames.MIN_SPKI_SIZE - 1, frames.MAX_SPKI_SIZE + 1):
+            hello = frames.ServerHello((1,), 1, 0, 4, bytes(32), bytes(32), bytes(size))
+            self.assertRefused(frames.decodeHandshake, hello.encode())
 
     def test_channelOutOfRange(self):
         """
         A channel index not below the channel count is refused.
         """
-        hello = wire.ServerHello((1,), 1, 4, 4, bytes(32), bytes(32), bytes(294))
-        self.assertRefused(wire.decodeHandshake, hello.encode())
+        hello = frames.ServerHello((1,), 1, 4, 4, bytes(32), bytes(32), bytes(294))
+        self.assertRefused(frames.decodeHandshake, hello.encode())
 
     def test_versionList(self):
         """
         Empty or over-long version lists are refused.
         """
-        self.assertRefused(wire.decodeHandshake, b"\x01\x01\x00" + self.hello[4:])
-        self.assertRefused(wire.decodeHandshake, b"\x01\x01\x09" + self.hello[3:])
+        self.assertRefused(frames.decodeHandshake, b"\x01\x01\x00" + self.hello[4:])
+        self.assertRefused(frames.decodeHandshake, b"\x01\x01\x09" + self.hello[3:])
 
     def test_limits(self):
         """
         The post-handshake cap follows the fragment size.
         """
-        inner = wire.maxInnerSize(wire.DEFAULT_FRAGMENT_SIZE)
+        inner = frames.maxInnerSize(frames.DEFAULT_FRAGMENT_SIZE)
         self.assertEqual(inner, 4 + 57 + 262144)
-        self.assertEqual(wire.maxProtectedBody(inner), 34 + 64 + inner)
+        self.assertEqual(frames.maxProtectedBody(inner), 34 + 64 + inner)
 
 
 class GarbageTests(unittest.TestCase):
@@ -211,7 +211,7 @@ class GarbageTests(unittest.TestCase):
         Random bytes into the handshake decoder.
         """
         try:
-            wire.decodeHandshake(data)
+            frames.decodeHandshake(data)
         except ProtocolError:
             pass
 
@@ -222,7 +222,7 @@ class GarbageTests(unittest.TestCase):
         Random bytes into the protected-header decoder.
         """
         try:
-            wire.ProtectedHeader.decode(data)
+            frames.ProtectedHeader.decode(data)
         except ProtocolError:
             pass
 
@@ -238,6 +238,6 @@ class GarbageTests(unittest.TestCase):
         body[position] = data.draw(u8)
         for candidate in (bytes(body), bytes(body[:position]), bytes(body) + b"\x00"):
             try:
-                wire.decodeHandshake(candidate)
+                frames.decodeHandshake(candidate)
             except ProtocolError:
                 pass

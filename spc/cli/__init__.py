@@ -1,0 +1,3 @@
+"""
+The C{spc} command: its subcommands and what they share.
+"""

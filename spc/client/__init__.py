@@ -1,0 +1,3 @@
+"""
+The client side: opening a session (L{spc.client.connect.connect}) and C{spc send}'s logic.
+"""

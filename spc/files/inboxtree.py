@@ -1,0 +1,207 @@
+# -*- test-case-name: tests.test_filestore -*-
+"""
+Finished files in the inbox's folders, reached only through directory
+descriptors.
+
+Every folder of a final path is opened from the one above it with
+C{O_NOFOLLOW | O_DIRECTORY}, and the file is linked and looked up relative
+to the last one: a symbolic link planted in the inbox, or a C{..} that got
+past the name rules, cannot lead out of it.  What this module creates is
+fsynced (the file's folder, and the parent of every folder it made) before
+it returns, so a stored file survives a crash of the machine.
+"""
+
+from __future__ import annotations
+
+import errno
+import os
+import stat
+from typing import NamedTuple, Sequence
+
+from spc.errors import NameUnavailable
+from spc.files.names import numbered
+
+__all__ = ["MAX_UNIQUE_TRIES", "StoredFile", "checkFolders", "findFile", "makeFolders", "placeFile"]
+
+MAX_UNIQUE_TRIES = 10_000
+_O_CLOEXEC = getattr(os, "O_CLOEXEC", 0)
+_O_DIRECTORY = getattr(os, "O_DIRECTORY", 0)
+_O_NOFOLLOW = getattr(os, "O_NOFOLLOW", 0)
+# What opening a symbolic link or a non-folder with those flags raises.
+_NOT_A_FOLDER = frozenset({errno.ENOTDIR, errno.ELOOP, errno.EMLINK})
+
+
+class StoredFile(NamedTuple):
+    """
+    A file as it was placed.
+
+    @ivar path: its absolute path.
+    @ivar name: its path relative to the inbox, C{/}-separated.
+    @ivar status: its C{lstat} right after it was placed.
+    """
+
+    path: str
+    name: str
+    status: os.stat_result
+
+
+def _checkComponent(name: str) -> None:
+    """
+    The name rules never give a component that leaves its folder; should
+    they ever, nothing here makes, opens or links it.
+    """
+    if name in ("", ".", "..") or "/" in name or "\0" in name:
+        raise NameUnavailable(f"{name!r} cannot be a name in the inbox")
+
+
+def _fsync(descriptor: int) -> None:
+    """
+    fsync a folder; a file system that cannot fsync folders at all is no
+    reason to refuse a file, a failing disk is.
+    """
+    try:
+        os.fsync(descriptor)
+    except OSError as error:
+        if error.errno not in (errno.EINVAL, errno.ENOTSUP, errno.EBADF):
+            raise
+
+
+class _Folders:
+    """
+    The open folders from the inbox down a path, closed on exit.
+
+    @ivar descriptors: the inbox's, then one per folder reached.
+    @ivar made: for each folder reached, whether this walk created it.
+    @ivar complete: whether every folder of the path was reached.
+    """
+
+    def __init__(self, inbox: str, folders: Sequence[str], create: bool) -> None:
+        self._inbox = inbox
+        self._folders = folders
+        self._create = create
+        self.descriptors: list[int] = []
+        self.made: list[bool] = []
+        self.complete = False
+
+    def __enter__(self) -> _Folders:
+        try:
+            # The inbox itself is the operator's choice and may be a link.
+            self.descriptors.append(os.open(self._inbox, os.O_RDONLY | _O_DIRECTORY | _O_CLOEXEC))
+            for depth, folder in enumerate(self._folders):
+                _checkComponent(folder)
+                made = False
+                if self._create:
+                    try:
+                        os.mkdir(folder, 0o700, dir_fd=self.descriptors[-1])
+                        made = True
+                    except FileExistsError:
+                        pass
+                try:
+                    self.descriptors.append(os.open(
+                        folder, os.O_RDONLY | _O_DIRECTORY | _O_NOFOLLOW | _O_CLOEXEC,
+                        dir_fd=self.descriptors[-1],
+                    ))
+                except FileNotFoundError:
+                    if self._create:
+                        raise
+                    return self
+                except OSError as error:
+                    if error.errno not in _NOT_A_FOLDER:
+                        raise
+                    shown = "/".join(self._folders[: depth + 1])
+                    raise NameUnavailable(f"{shown!r} in the inbox is not a folder") from None
+                self.made.append(made)
+            self.complete = True
+            return self
+        except BaseException:
+            self.close()
+            raise
+
+    def __exit__(self, *exc) -> None:
+        self.close()
+
+    @property
+    def last(self) -> int:
+        return self.descriptors[-1]
+
+    def syncMade(self) -> None:
+        """
+        fsync the last folder, then, from the deepest up, the parent of
+        every folder this walk created: each new entry is then on disk.
+        """
+        _fsync(self.last)
+        for depth in reversed(range(len(self.made))):
+            if self.made[depth]:
+                _fsync(self.descriptors[depth])
+
+    def close(self) -> None:
+        while self.descriptors:
+            os.close(self.descriptors.pop())
+
+
+def checkFolders(inbox: str, folders: Sequence[str]) -> None:
+    """
+    Refuse, before any data is sent, a path that could never be stored.
+
+    @raise NameUnavailable: if an entry along C{folders} exists and is not
+        a folder (a file, or a symbolic link, wherever it points).
+    """
+    with _Folders(inbox, folders, create=False):
+        pass
+
+
+def placeFile(inbox: str, source: str, parts: Sequence[str]) -> StoredFile:
+    """
+    Link C{source} into the inbox under C{parts}, or under the first free
+    C{stem (n).ext}, creating the folders; then unlink C{source}.  An
+    existing entry is never replaced.
+
+    @raise NameUnavailable: if a folder of the path is not one, or every
+        numbered name is taken.
+    """
+    folders, wanted = parts[:-1], parts[-1]
+    with _Folders(inbox, folders, create=True) as opened:
+        for number in range(MAX_UNIQUE_TRIES):
+            leaf = wanted if number == 0 else numbered(wanted, number)
+            _checkComponent(leaf)
+            try:
+                os.link(source, leaf, dst_dir_fd=opened.last, follow_symlinks=False)
+            except FileExistsError:
+                continue
+            os.unlink(source)
+            status = os.stat(leaf, dir_fd=opened.last, follow_symlinks=False)
+            opened.syncMade()
+            relative = "/".join([*folders, leaf])
+            return StoredFile(os.path.join(inbox, *folders, leaf), relative, status)
+    raise NameUnavailable(f"too many files named {wanted!r}")
+
+
+def makeFolders(inbox: str, folders: Sequence[str]) -> str:
+    """
+    Make the folders C{folders} inside the inbox, each inside the one
+    before, keeping those that exist, and sync each new entry.
+
+    @return: the path of the last one.
+    @raise NameUnavailable: if an entry along the path is not a folder.
+    """
+    with _Folders(inbox, folders, create=True) as opened:
+        opened.syncMade()
+    return os.path.join(inbox, *folders)
+
+
+def findFile(inbox: str, name: str) -> os.stat_result | None:
+    """
+    The C{lstat} of the regular file at C{name} (relative, C{/}-separated)
+    inside the inbox, reached without following any symbolic link; L{None}
+    if there is no such file.
+    """
+    *folders, leaf = name.split("/")
+    try:
+        _checkComponent(leaf)
+        with _Folders(inbox, folders, create=False) as opened:
+            if not opened.complete:
+                return None
+            status = os.stat(leaf, dir_fd=opened.last, follow_symlinks=False)
+    except (OSError, NameUnavailable):
+        return None
+    return status if stat.S_ISREG(status.st_mode) else None

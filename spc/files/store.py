@@ -1,0 +1,459 @@
+# -*- test-case-name: tests.test_filestore -*-
+"""
+Where received files live on disk before and after they are complete.
+
+A file being received is a partial file under C{INBOX/.spc-partial/}, named
+after the sender's identity and the transfer id, never after anything the
+peer chose; next to it a small state file lists the byte ranges that are
+written and fsynced, which is what a resumed transfer may skip (A12).  Only
+after the whole-file SHA-256 matched is the file linked under its final
+name: the sender's name reduced to safe path components
+(L{spc.files.names}), placed through directory descriptors opened from the
+inbox (L{spc.files.inboxtree}) and made unique.  An existing file is never
+replaced, and a partial or corrupt file never appears under a final name.
+A name that could not be stored is refused when it is offered, before any
+data is sent.  A completed transfer is remembered with the file it stored
+(L{spc.files.completed}), and counts as complete only while that file is there.
+"""
+
+from __future__ import annotations
+
+import bisect
+import hashlib
+import json
+import os
+import time
+from typing import Callable, Iterator
+
+from spc.errors import ResourceLimitExceeded
+from spc.files.completed import CompletedTransfers, fileIdentity
+from spc.files.inboxtree import (
+    MAX_UNIQUE_TRIES,
+    StoredFile,
+    checkFolders,
+    findFile,
+    makeFolders,
+    placeFile,
+)
+from spc.files.names import (
+    MAX_COMPONENT_BYTES,
+    MAX_DEPTH,
+    PARTIAL_DIRECTORY,
+    RESERVED_NAMES,
+    safeParts,
+    withoutControls,
+)
+from spc.keys.keyfiles import replaceFile, unlinkQuietly
+
+# The name rules live in spc.files.names and the folders in spc.files.inboxtree;
+# callers of this module know them from here.
+__all__ = [
+    "FileStore",
+    "MAX_COMPONENT_BYTES",
+    "MAX_DEPTH",
+    "MAX_UNIQUE_TRIES",
+    "PARTIAL_DIRECTORY",
+    "PartialFile",
+    "RESERVED_NAMES",
+    "RangeSet",
+    "StoredFile",
+    "safeParts",
+    "withoutControls",
+]
+
+MAX_NAME_BYTES = 4096
+DEFAULT_RESERVE = 64 * 1024 * 1024
+DEFAULT_QUOTA = 256 * 1024**3
+KEEP_SECONDS = 24 * 3600
+EXPIRY_INTERVAL = 3600
+_HASH_BLOCK = 1024 * 1024
+
+
+class RangeSet:
+    """
+    Sorted, merged half-open byte ranges.
+    """
+
+    def __init__(self, ranges: Iterator[tuple[int, int]] = ()) -> None:
+        self._starts: list[int] = []
+        self._ends: list[int] = []
+        for start, length in ranges:
+            self.add(start, start + length)
+
+    def add(self, start: int, end: int) -> None:
+        if start >= end:
+            return
+        left = bisect.bisect_left(self._ends, start)
+        right = bisect.bisect_right(self._starts, end)
+        if left < right:
+            start = min(start, self._starts[left])
+            end = max(end, self._ends[right - 1])
+        self._starts[left:right] = [start]
+        self._ends[left:right] = [end]
+
+    def covers(self, start: int, end: int) -> bool:
+        index = bisect.bisect_right(self._starts, start) - 1
+        return index >= 0 and self._ends[index] >= end
+
+    def total(self) -> int:
+        return sum(end - start for start, end in zip(self._starts, self._ends))
+
+    def ranges(self) -> list[tuple[int, int]]:
+        """
+        @return: C{(start, length)} pairs.
+        """
+        return [(start, end - start) for start, end in zip(self._starts, self._ends)]
+
+    def __len__(self) -> int:
+        return len(self._starts)
+
+
+class PartialFile:
+    """
+    A file being received.
+
+    @ivar size: the size the sender declared.
+    @ivar name: the sender's name for it.
+    @ivar held: byte ranges written and fsynced (safe to claim on resume).
+    @ivar written: byte ranges written, fsynced or not.
+    @ivar claim: the store's record of this opening; once the store forgot
+        it (the file completed, was discarded or revoked, or opened anew),
+        nothing this object does touches the state file again.
+    """
+
+    def __init__(
+        self, store: FileStore, key: str, name: str, size: int, held: RangeSet,
+        claim: tuple[str, int],
+    ) -> None:
+        self._store = store
+        self.claim = claim
+        self.key = key
+        self.name = name
+        self.size = size
+        self.held = held
+        self.written = RangeSet(held.ranges())
+        self.path = store.partialPath(key)
+        self._descriptor = os.open(
+            self.path, os.O_RDWR | os.O_CREAT | os.O_NOFOLLOW | os.O_CLOEXEC, 0o600
+        )
+
+    def write(self, offset: int, data: bytes | memoryview) -> bool:
+        """
+        Write C{data} at C{offset}, unless those bytes are already written.
+
+        @return: whether anything was written.
+        """
+        end = offset + len(data)
+        if self.written.covers(offset, end):
+            return False
+        view = memoryview(data)
+        done = 0
+        while done < len(view):
+            done += os.pwrite(self._descriptor, view[done:], offset + done)
+        self.written.add(offset, end)
+        return True
+
+    def isComplete(self) -> bool:
+        return self.written.covers(0, self.size) or self.size == 0
+
+    def syncData(self) -> None:
+        """
+        Make what was written durable; safe to call from a thread while the
+        reactor keeps writing (only ranges written before the call are
+        covered).
+        """
+        os.fsync(self._descriptor)
+
+    def saveHeld(self) -> None:
+        """
+        Record L{held} in the state file.
+        """
+        self._store.saveState(self)
+
+    def sync(self) -> None:
+        """
+        Make what was written durable, then claim it in the state file: a
+        resume never skips bytes a crash could have lost.
+        """
+        covered = self.written.ranges()
+        self.syncData()
+        self.held = RangeSet(covered)
+        self.saveHeld()
+
+    def digest(self) -> bytes:
+        """
+        SHA-256 of the file as written; reads it all, so call it off the
+        reactor thread.
+        """
+        digest = hashlib.sha256()
+        offset = 0
+        while offset < self.size:
+            block = os.pread(self._descriptor, min(_HASH_BLOCK, self.size - offset), offset)
+            if not block:
+                break
+            digest.update(block)
+            offset += len(block)
+        return digest.digest()
+
+    def finish(self) -> str:
+        """
+        Put the verified file under its final name and forget the partial.
+
+        @return: the final path.
+        """
+        os.fsync(self._descriptor)
+        os.close(self._descriptor)
+        self._descriptor = -1
+        try:
+            stored = self._store.place(self.path, self.name)
+        except BaseException:
+            self.discard()
+            raise
+        self._store.forget(self.key, stored)
+        return stored.path
+
+    def discard(self) -> None:
+        """
+        Delete the partial file and its state (a digest mismatch, a revoked
+        sender, an expired transfer).
+        """
+        self.close()
+        self._store.forget(self.key)
+
+    def close(self) -> None:
+        if self._descriptor >= 0:
+            os.close(self._descriptor)
+            self._descriptor = -1
+
+
+class FileStore:
+    """
+    Partial and finished files of an inbox directory.
+
+    @ivar directory: the inbox.
+    @ivar quota: the most bytes one identity's unfinished files may
+        declare together (A12), so one sender cannot fill the disk with
+        transfers it never finishes.
+    @ivar reserved: names no component of a stored file may take, at any
+        depth and in any case (L{RESERVED_NAMES}, the daemon's own files,
+        and whatever the caller adds): a folder named C{messages.jsonl}
+        would stop every later message.
+    @ivar _owners: C{key -> (identity, declared size)} of every partial
+        file, kept in memory so an offer costs no directory scan; the
+        tuple is also the L{PartialFile.claim} of its latest opening.
+    @ivar _completed: the completed transfers and what they stored.
+    """
+
+    def __init__(
+        self,
+        directory: str,
+        reserve: int = DEFAULT_RESERVE,
+        now: Callable[[], float] = time.time,
+        reserved: frozenset[str] = frozenset(),
+        quota: int = DEFAULT_QUOTA,
+    ) -> None:
+        self.directory = directory
+        self.reserved = RESERVED_NAMES | frozenset(reserved)
+        self.reserve = reserve
+        self.quota = quota
+        self._now = now
+        self._partials = os.path.join(directory, PARTIAL_DIRECTORY)
+        os.makedirs(self._partials, mode=0o700, exist_ok=True)
+        self._completed = CompletedTransfers(
+            os.path.join(self._partials, "completed.json"), now, KEEP_SECONDS
+        )
+        self._owners: dict[str, tuple[str, int]] = dict(self._loadOwners())
+        self._lastExpiry = self._now()
+        self.expire()
+
+    @staticmethod
+    def key(peer: str, transferID: bytes) -> str:
+        """
+        Partial state belongs to one identity and transfer id: another
+        sender can neither resume nor learn it.
+        """
+        return hashlib.sha256(peer.encode("utf-8") + b"\0" + transferID).hexdigest()[:40]
+
+    def partialPath(self, key: str) -> str:
+        return os.path.join(self._partials, key + ".part")
+
+    def _statePath(self, key: str) -> str:
+        return os.path.join(self._partials, key + ".json")
+
+    def completedName(self, key: str) -> str | None:
+        """
+        Where the transfer C{key} stored its file, if it completed within
+        C{KEEP_SECONDS} and that file is still there, unchanged: a sender
+        told "complete" acts on the file being in the inbox.  Otherwise
+        the record is dropped, and the file is received again.
+
+        "Unchanged" means a regular file, reached without following a
+        symbolic link, with the device, inode, size, modification and
+        change times it had right after it was stored.  The content is not
+        hashed again (too slow for large files), so this misses a change
+        that keeps all of those: a rewrite of the same size within the
+        file system's timestamp granularity right after the file was
+        stored, or any rewrite on a file system that keeps no change time.
+        A user can set a modification time back (C{touch -r}), not a
+        change time.
+
+        @return: the path relative to the inbox, C{/}-separated, or
+            L{None}.
+        """
+        record = self._completed.get(key)
+        if record is None:
+            return None
+        status = findFile(self.directory, record.name)
+        if status is not None and fileIdentity(status) == record.identity:
+            return record.name
+        self._completed.drop(key)
+        return None
+
+    def isCompleted(self, key: str) -> bool:
+        return self.completedName(key) is not None
+
+    def checkName(self, name: str) -> list[str]:
+        """
+        The components C{name} would be stored under, checked against the
+        inbox as it is now, so that a name which could not be stored is
+        refused before any data is sent.
+
+        @raise NameUnavailable: if a folder of the path exists and is not
+            a folder (a file, or a symbolic link).
+        """
+        parts = safeParts(name, self.reserved)
+        checkFolders(self.directory, parts[:-1])
+        return parts
+
+    def open(self, key: str, name: str, size: int, peer: str = "") -> PartialFile:
+        """
+        The partial file for a transfer from C{peer}: resumed if its state
+        matches, new otherwise.
+
+        @raise NameUnavailable: when the name could not be stored.
+        @raise ResourceLimitExceeded: when the file would not fit on disk
+            beyond the reserve, or would take C{peer} over its quota.
+        """
+        self.checkName(name)
+        if self._now() - self._lastExpiry > EXPIRY_INTERVAL:
+            self._lastExpiry = self._now()
+            self.expire()
+        held = RangeSet()
+        try:
+            with open(self._statePath(key)) as f:
+                state = json.load(f)
+            if state.get("size") == size and state.get("name") == name:
+                held = RangeSet((int(s), int(n)) for s, n in state["ranges"])
+        except (OSError, ValueError, KeyError, TypeError):
+            pass
+        owing = sum(n for k, (owner, n) in list(self._owners.items()) if owner == peer and k != key)
+        if owing + size > self.quota:
+            raise ResourceLimitExceeded(
+                f"{size} bytes would take the sender's unfinished files over "
+                f"its quota of {self.quota} bytes"
+            )
+        missing = size - held.total()
+        stats = os.statvfs(self._partials)
+        if missing > stats.f_bavail * stats.f_frsize - self.reserve:
+            raise ResourceLimitExceeded(f"no room for a file of {size} bytes")
+        if not len(held):
+            unlinkQuietly(self.partialPath(key))
+        claim = (peer, size)
+        partial = PartialFile(self, key, name, size, held, claim)
+        self._owners[key] = claim
+        self.saveState(partial)
+        return partial
+
+    def saveState(self, partial: PartialFile) -> None:
+        """
+        Record what C{partial} holds, unless the store forgot that opening
+        meanwhile: a transfer completed, discarded or revoked (A15) while
+        an fsync of it was still running must not get its state file back,
+        nor may an older opening's late claim replace a newer one's.
+        """
+        if self._owners.get(partial.key) is not partial.claim:
+            return
+        replaceFile(
+            self._statePath(partial.key),
+            json.dumps(
+                {
+                    "peer": self._owners[partial.key][0],
+                    "name": partial.name,
+                    "size": partial.size,
+                    "ranges": partial.held.ranges(),
+                    "updated": self._now(),
+                }
+            ).encode("utf-8"),
+            0o600,
+        )
+
+    def place(self, source: str, name: str) -> StoredFile:
+        """
+        Link C{source} under the safe, unique final path for C{name}.
+        """
+        return placeFile(self.directory, source, safeParts(name, self.reserved))
+
+    def makeDirectory(self, name: str) -> str:
+        """
+        Make the folder C{name}, a path from the wire reduced to safe
+        components as a file's name is, with the folders above it, through
+        the same directory descriptors as L{place}; a folder that exists
+        already is kept.
+
+        @return: its path.
+        @raise NameUnavailable: when a component names something that is not
+            a folder.
+        """
+        return makeFolders(self.directory, safeParts(name, self.reserved))
+
+    def forget(self, key: str, stored: StoredFile | None = None) -> None:
+        """
+        Delete the partial file and state of C{key}; remember it as
+        completed if it C{stored} a file.
+        """
+        self._owners.pop(key, None)
+        unlinkQuietly(self.partialPath(key))
+        unlinkQuietly(self._statePath(key))
+        if stored is not None:
+            self._completed.add(key, stored.name, stored.status)
+
+    def expire(self) -> int:
+        """
+        Delete partial files untouched for a day.
+
+        @return: how many were deleted.
+        """
+        removed = 0
+        for entry in os.scandir(self._partials):
+            if entry.name.endswith(".json") and entry.name != "completed.json":
+                if self._now() - entry.stat().st_mtime > KEEP_SECONDS:
+                    self.forget(entry.name[: -len(".json")])
+                    removed += 1
+        return removed
+
+    def forgetUnless(self, admitted: Callable[[str], bool]) -> int:
+        """
+        Delete the unfinished files of every identity C{admitted} refuses:
+        a revoked sender can never resume them (A15).  Files recorded
+        without their sender are left to expire.
+
+        @return: how many were deleted.
+        """
+        revoked = [
+            key for key, (owner, _) in list(self._owners.items())
+            if owner and not admitted(owner)
+        ]
+        for key in revoked:
+            self.forget(key)
+        return len(revoked)
+
+    def _loadOwners(self) -> Iterator[tuple[str, tuple[str, int]]]:
+        for entry in os.scandir(self._partials):
+            if entry.name.endswith(".json") and entry.name != "completed.json":
+                try:
+                    with open(entry.path) as f:
+                        state = json.load(f)
+                    owner = (str(state.get("peer", "")), int(state["size"]))
+                except (OSError, ValueError, KeyError, TypeError, AttributeError):
+                    continue
+                yield entry.name[: -len(".json")], owner

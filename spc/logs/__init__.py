@@ -1,0 +1,3 @@
+"""
+Structured log events and their JSON form.
+"""

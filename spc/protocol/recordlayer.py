@@ -1,0 +1,186 @@
+# -*- test-case-name: tests.test_record -*-
+"""
+The record layer of one connection: seal outgoing inner records, open
+incoming protected frames.
+
+Everything a frame's header claims is checked against what the connection
+knows (suite, session, channel), its sequence number must be exactly the next
+one (so replay, reordering, deletion and truncation within a connection all
+fail), and its epoch must be one whose keys this connection still holds.
+Epochs only move forward per direction; the receive key of an epoch is
+dropped at the first authenticated frame of a newer one (amendment A10).
+Any failure raises L{ProtocolError}, which closes the connection.
+"""
+
+from __future__ import annotations
+
+from spc.crypto.suites import RecordCipher
+from spc.errors import ProtocolError
+from spc.protocol import frames
+from spc.protocol.handshake import ConnectionKeys
+
+__all__ = ["EpochAhead", "MAX_SEQUENCE", "RecordLayer", "SequenceExhausted"]
+
+MAX_SEQUENCE = 1 << 48
+# Volume limits per send key (PROTOCOL 4.5): far below the AEAD and CBC
+# bounds; the soft ones ask for a rotation, the hard ones are never passed.
+SOFT_BYTES = 1 << 34
+SOFT_FRAMES = 1 << 24
+HARD_BYTES = 1 << 36
+HARD_FRAMES = 1 << 28
+
+
+class EpochAhead(ProtocolError):
+    """
+    The peer sends under an epoch this end never got: the two ends' keys
+    are out of step.
+    """
+
+
+class SequenceExhausted(ProtocolError):
+    """
+    The connection used up its sequence numbers and must be replaced.
+    """
+
+
+class RecordLayer:
+    """
+    Keys, epochs and sequence numbers of one connection.
+
+    @ivar sendEpoch: the epoch outgoing frames are sealed under.
+    @ivar sentFrames: frames sealed so far (the next send sequence number).
+    @ivar receivedFrames: frames opened so far (the next expected one).
+    @ivar sentBytes: plaintext bytes sealed under the current send key.
+    @ivar keyFrames: frames sealed under the current send key.
+    """
+
+    def __init__(
+        self,
+        keys: ConnectionKeys,
+        isServer: bool,
+        epoch: int,
+        epochSecret: bytes,
+        maxInner: int,
+    ) -> None:
+        self._keys = keys
+        self._isServer = isServer
+        self._suiteID = keys.suite.suiteID
+        self._session = keys.session
+        self._channel = keys.channel
+        self._maxInner = maxInner
+        self._sendCiphers: dict[int, RecordCipher] = {}
+        self._receiveCiphers: dict[int, RecordCipher] = {}
+        self._lastReceiveEpoch = epoch
+        self.installEpoch(epoch, epochSecret)
+        self.sendEpoch = epoch
+        self._sendCipher = self._sendCiphers[epoch]
+        self.sentFrames = 0
+        self.receivedFrames = 0
+        self.sentBytes = 0
+        self.keyFrames = 0
+
+    def installEpoch(self, epoch: int, epochSecret: bytes) -> None:
+        """
+        Derive this connection's keys for C{epoch}: its frames are accepted
+        from now on, and L{switchSendEpoch} may start sending under it.
+        """
+        send, receive = self._keys.ciphers(epochSecret, self._isServer)
+        self._sendCiphers[epoch] = send
+        if epoch >= self._lastReceiveEpoch:
+            self._receiveCiphers[epoch] = receive
+
+    def switchSendEpoch(self, epoch: int) -> None:
+        """
+        Seal from now on under C{epoch}, and forget older send keys.
+        """
+        if epoch < self.sendEpoch or epoch not in self._sendCiphers:
+            raise RuntimeError(f"cannot send under epoch {epoch}")
+        self.sendEpoch = epoch
+        self._sendCipher = self._sendCiphers[epoch]
+        self.sentBytes = 0
+        self.keyFrames = 0
+        for old in [e for e in self._sendCiphers if e < epoch]:
+            del self._sendCiphers[old]
+
+    def dropEpoch(self, epoch: int) -> None:
+        """
+        Forget every key of C{epoch}: an overlap ended or an offer was
+        rolled back.  A frame of that epoch arriving later closes the
+        connection.
+        """
+        self._receiveCiphers.pop(epoch, None)
+        if epoch != self.sendEpoch:
+            self._sendCiphers.pop(epoch, None)
+
+    def receiveEpochs(self) -> frozenset[int]:
+        """
+        The epochs whose frames this connection still accepts.
+        """
+        return frozenset(self._receiveCiphers)
+
+    def seal(self, plaintext: bytes) -> tuple[bytes, bytes]:
+        """
+        Protect one inner record.
+
+        @return: the length prefix and header (which are the associated
+            data), and the suite body; write them in that order.
+        """
+        seq = self.sentFrames
+        if seq >= MAX_SEQUENCE:
+            raise SequenceExhausted("sequence numbers exhausted")
+        if self.sentBytes >= HARD_BYTES or self.keyFrames >= HARD_FRAMES:
+            raise SequenceExhausted("the send key carried all it may")
+        cipher = self._sendCipher
+        aad = frames.protectedAAD(
+            frames.PROTECTED_HEADER_SIZE + cipher.sealedLength(len(plaintext)),
+            self._suiteID,
+            self._session,
+            self._channel,
+            self.sendEpoch,
+            seq,
+        )
+        body = cipher.seal(seq, aad, plaintext)
+        self.sentFrames = seq + 1
+        self.keyFrames += 1
+        self.sentBytes += len(plaintext)
+        return aad, body
+
+    def keyWornOut(self) -> bool:
+        """
+        Whether the send key passed its soft volume limit (PROTOCOL 4.5):
+        time to rotate, well before the hard limit closes the connection.
+        """
+        return self.sentBytes >= SOFT_BYTES or self.keyFrames >= SOFT_FRAMES
+
+    def open(self, frame: bytes) -> tuple[int, bytes]:
+        """
+        Authenticate and decrypt one protected frame body.
+
+        @return: the frame's epoch and its inner plaintext.
+        """
+        header = frames.ProtectedHeader.decode(frame)
+        if header.suite != self._suiteID:
+            raise ProtocolError("frame of another suite")
+        if header.session != self._session or header.channel != self._channel:
+            raise ProtocolError("frame of another session or channel")
+        epoch = header.epoch
+        cipher = self._receiveCiphers.get(epoch)
+        if cipher is None and epoch > max(self._receiveCiphers, default=-1):
+            raise EpochAhead(f"epoch {epoch} is ahead of every key this end holds")
+        if cipher is None or epoch < self._lastReceiveEpoch:
+            raise ProtocolError(f"epoch {epoch} is not acceptable")
+        if header.seq != self.receivedFrames:
+            raise ProtocolError(
+                f"sequence {header.seq} where {self.receivedFrames} was due"
+            )
+        view = memoryview(frame)
+        aad = frames.LENGTH.pack(len(frame)) + bytes(view[: frames.PROTECTED_HEADER_SIZE])
+        plaintext = cipher.open(header.seq, aad, view[frames.PROTECTED_HEADER_SIZE :])
+        self.receivedFrames += 1
+        if epoch > self._lastReceiveEpoch:
+            for old in [e for e in self._receiveCiphers if e < epoch]:
+                del self._receiveCiphers[old]
+            self._lastReceiveEpoch = epoch
+        if len(plaintext) > self._maxInner:
+            raise ProtocolError("inner record larger than the session allows")
+        return epoch, plaintext

@@ -1,0 +1,4 @@
+"""
+A peer's channels as one session: scheduling, rotation and heartbeat drivers, message
+fragmentation and reassembly.
+"""

@@ -1,0 +1,4 @@
+"""
+What a running daemon tells its operator: the status snapshot, the control socket and
+the Prometheus page.
+"""

@@ -1,0 +1,4 @@
+"""
+One connection of a session: the framing and handshake wiring of a channel, and the
+optional TLS underlay beneath it.
+"""

@@ -1,0 +1,488 @@
+# -*- test-case-name: tests.test_channel,tests.test_lifetime -*-
+"""
+One TCP connection of a session: framing, the handshake, the record layer.
+
+L{ChannelProtocol} wires three layers and nothing else: a L{Framer} that
+knows only length prefixes and the size cap of the current phase, the sans-IO
+handshake machine until F3, and the L{RecordLayer} after it.  Every peer
+fault takes one exit, L{ChannelProtocol.fatal}: it marks the connection dead
+before anything else (so no buffered frame is processed after the fault),
+keeps the reason for the operator's log, and aborts without telling the peer
+anything it could use as an oracle.  Before authentication the reason goes
+to the owner's rate-limited log; after it, the reason is that of the
+"channel dead" event once the connection is gone.  A failed TLS handshake
+below takes the same path, in the words of L{spc.transport.tls.explainFailure}.
+
+The factories carry per-port configuration; what a connection joins or
+creates is the business of the L{ChannelOwner} it reports to.  How a
+connection ends, and how long it may take, is L{spc.transport.closing}'s.
+"""
+
+from __future__ import annotations
+
+import socket
+from typing import Callable, Protocol
+
+from twisted.internet import protocol
+from twisted.internet.defer import Deferred, succeed
+from twisted.internet.interfaces import IDelayedCall, IReactorTime
+from twisted.logger import Logger
+from twisted.python.failure import Failure
+
+from spc.errors import ProtocolError, SPCError, TLSFailed
+from spc.keys.trust import formatHostPort
+from spc.logs import events
+from spc.protocol import frames, records
+from spc.protocol.clienthandshake import ClientHandshake
+from spc.protocol.handshake import ClientResult, ServerResult
+from spc.protocol.recordlayer import EpochAhead, RecordLayer, SequenceExhausted
+from spc.protocol.serverhandshake import ServerHandshake
+from spc.transport.closing import ALERT_LINGER, CLOSE_TIMEOUT, closeThenAbort
+from spc.transport.framer import Framer
+from spc.transport.tls import TLSPeer, explainFailure
+
+__all__ = [
+    "ChannelOwner",
+    "ChannelProtocol",
+    "DEFAULT_HANDSHAKE_TIMEOUT",
+    "DEFAULT_REPLY_TIMEOUT",
+    "HandshakeOwner",
+    "PAUSED_WRITE_LIMIT",
+]
+
+DEFAULT_HANDSHAKE_TIMEOUT = 10.0
+DEFAULT_REPLY_TIMEOUT = 3.0
+SEND_BUFFER = 256 * 1024
+NOTSENT_LOWAT = 128 * 1024
+_TCP_NOTSENT_LOWAT = getattr(socket, "TCP_NOTSENT_LOWAT", 25)
+
+PAUSED_WRITE_LIMIT = 256 * 1024
+"""
+Bytes of sealed records a connection may be given while its transport has
+paused it: in practice control records, as the scheduler gives a paused
+connection no data.  A peer that reads nothing cannot make this end buffer
+more: one more record and the connection is dead.  With the C{SEND_BUFFER}
+at which the transport pauses and the frame that made it pause, a
+connection holds at most C{SEND_BUFFER + PAUSED_WRITE_LIMIT} bytes and one
+frame unsent in user space: 768 KiB with the default fragment size.
+"""
+
+
+class ChannelOwner(Protocol):
+    """
+    Who a connection reports to: the server's session directory or the
+    client's connector, then the session it belongs to.
+    """
+
+    def channelEstablished(
+        self, channel: ChannelProtocol, result: ServerResult | ClientResult
+    ) -> None:
+        ...
+
+    def channelFailed(self, channel: ChannelProtocol, error: SPCError) -> None:
+        """
+        The handshake failed (client side: with the error to report).
+        """
+
+    def recordReceived(self, channel: ChannelProtocol, epoch: int, record: object) -> None:
+        ...
+
+    def channelLost(self, channel: ChannelProtocol, reason: str) -> None:
+        ...
+
+    def channelWritable(self, channel: ChannelProtocol) -> None:
+        """
+        The connection's send buffer drained: it can take more data.
+        """
+
+    def malformedRecord(self, channel: ChannelProtocol, reason: str) -> None:
+        """
+        An authenticated record does not parse: the peer itself, not the
+        network, broke the protocol.
+        """
+
+    def keyWornOut(self, channel: ChannelProtocol) -> None:
+        """
+        The connection's send key passed its soft volume limit.
+        """
+
+    def epochAhead(self, channel: ChannelProtocol) -> None:
+        """
+        The peer sent under an epoch this end does not hold.
+        """
+
+    def handshakeRefused(
+        self, channel: ChannelProtocol, kind: str, reason: str, alert: int | None
+    ) -> None:
+        """
+        The server ended a connection before the peer authenticated: log
+        it, rate-limited (kinds as L{spc.logs.events.PreAuthLog.refused}).
+        """
+
+
+class HandshakeOwner:
+    """
+    What owns a connection until its handshake ends: no record can reach it
+    yet, so the events that only a session hears are refused or ignored
+    here once, for the server's directory and the client's connector alike.
+    """
+
+    def recordReceived(self, channel: ChannelProtocol, epoch: int, record: object) -> None:
+        raise RuntimeError("a record reached a connection without a session")
+
+    def malformedRecord(self, channel: ChannelProtocol, reason: str) -> None:
+        raise RuntimeError("a record reached a connection without a session")
+
+    def channelWritable(self, channel: ChannelProtocol) -> None:
+        pass
+
+    def handshakeRefused(
+        self, channel: ChannelProtocol, kind: str, reason: str, alert: int | None
+    ) -> None:
+        pass
+
+    def keyWornOut(self, channel: ChannelProtocol) -> None:
+        pass
+
+    def epochAhead(self, channel: ChannelProtocol) -> None:
+        pass
+
+
+class ChannelProtocol(protocol.Protocol):
+    """
+    One connection.
+
+    @ivar owner: where events go; the session replaces the directory or
+        connector as owner once the connection belongs to it.
+    @ivar records: the record layer, from F3 on.
+    @ivar result: what the handshake established.
+    @ivar dead: set first thing on any fatal error.
+    @ivar faulted: whether L{fatal} closed the connection.
+    @ivar writePaused: whether the transport asked for a pause: the
+        scheduler gives this connection no data until it resumes.
+    @ivar pausedSince: when the transport paused this connection, on its
+        clock; L{None} while it takes data.
+    @ivar bytesSent: bytes written to the transport, framing included.
+    @ivar bytesReceived: bytes read from the transport.
+    @ivar tlsPeer: how the client named the server of this connection, if
+        it runs over TLS (set by L{spc.transport.tls.tlsClientEndpoint}), so that a
+        failed TLS handshake is reported in those words.
+    """
+
+    log = Logger()
+
+    def __init__(
+        self,
+        owner: ChannelOwner,
+        makeHandshake: Callable[[ChannelProtocol], ServerHandshake | ClientHandshake],
+        clock: IReactorTime,
+        handshakeTimeout: float = DEFAULT_HANDSHAKE_TIMEOUT,
+        isServer: bool = True,
+        replyTimeout: float = DEFAULT_REPLY_TIMEOUT,
+    ) -> None:
+        self.owner = owner
+        self._makeHandshake = makeHandshake
+        self._clock = clock
+        self._handshakeTimeout = handshakeTimeout
+        self._replyTimeout = replyTimeout
+        self.isServer = isServer
+        self._framer = Framer(frames.MAX_BODY_PRE)
+        self._handshake: ServerHandshake | ClientHandshake | None = None
+        self._timer: IDelayedCall | None = None
+        self._replyTimer: IDelayedCall | None = None
+        self.records: RecordLayer | None = None
+        self.result: ServerResult | ClientResult | None = None
+        self.dead = False
+        self.faulted = False
+        self.writePaused = False
+        self.pausedSince: float | None = None
+        self._pausedBytes = 0
+        self._abortCall: IDelayedCall | None = None
+        self._closing = False
+        self._lostReason = "connection closed"
+        self._lostWaiters: list[Deferred] = []
+        self._connected = False
+        self.bytesSent = 0
+        self.bytesReceived = 0
+        self.tlsPeer: TLSPeer | None = None
+
+    # Transport events.
+
+    def connectionMade(self) -> None:
+        self._connected = True
+        self._limitBuffering()
+        self.transport.registerProducer(self, True)
+        self._timer = self._clock.callLater(self._handshakeTimeout, self._timedOut)
+        self._handshake = self._makeHandshake(self)
+        if self.isServer:
+            self._replyTimer = self._clock.callLater(self._replyTimeout, self._timedOut)
+            self._handshake.start()
+
+    def _limitBuffering(self) -> None:
+        """
+        Keep unsent data short-lived (amendment A10): Twisted pauses this
+        connection as a producer once C{SEND_BUFFER} bytes wait in user
+        space, and on Linux the kernel keeps at most C{NOTSENT_LOWAT}
+        unsent bytes, so a slow channel is noticed at once and the
+        scheduler gives fragments to the others.
+        """
+        self.transport.bufferSize = SEND_BUFFER
+        handle = getattr(self.transport, "getHandle", lambda: None)()
+        if hasattr(handle, "setsockopt"):
+            try:
+                handle.setsockopt(socket.IPPROTO_TCP, _TCP_NOTSENT_LOWAT, NOTSENT_LOWAT)
+            except OSError:
+                pass
+
+    # IPushProducer: the transport says when it can take more.
+
+    def pauseProducing(self) -> None:
+        if not self.writePaused:
+            self.pausedSince = self._clock.seconds()
+        self.writePaused = True
+
+    def resumeProducing(self) -> None:
+        self.writePaused = False
+        self.pausedSince = None
+        self._pausedBytes = 0
+        if self.records is not None and not self.dead:
+            self.owner.channelWritable(self)
+
+    def stopProducing(self) -> None:
+        self.pauseProducing()
+
+    def dataReceived(self, data: bytes) -> None:
+        if self.dead:
+            return
+        self.bytesReceived += len(data)
+        try:
+            self._framer.feed(data, self._deliver)
+        except SPCError as error:
+            self.fatal(str(error))
+
+    def connectionLost(self, reason: Failure = protocol.connectionDone) -> None:
+        wasAlive = not self.dead
+        self.dead = True
+        self._connected = False
+        self._cancelTimer()
+        if self._abortCall is not None and self._abortCall.active():
+            self._abortCall.cancel()
+        self._abortCall = None
+        reason = explainFailure(reason, self.tlsPeer or TLSPeer(self.peerAddress(), ""))
+        waiters, self._lostWaiters = self._lostWaiters, []
+        for waiter in waiters:
+            waiter.callback(None)
+        if self.result is not None and (self.faulted or not self._closing):
+            self._logDead(reason)
+        if self.result is None and self.isServer and wasAlive and reason.check(TLSFailed):
+            self.owner.handshakeRefused(self, "tls", str(reason.value), None)
+        if self.result is not None or self.isServer:
+            self.owner.channelLost(self, self._lostReason)
+        elif not self.isServer and self._handshake is not None:
+            # TLS may have said why, in words a user can act on.
+            error = reason.value if isinstance(reason.value, SPCError) else None
+            self._handshake.gotBad(
+                error or ProtocolError("the connection closed during the handshake")
+            )
+
+    # Frames.
+
+    def _deliver(self, body: bytes) -> bool:
+        if self.dead:
+            return False
+        if self.records is None:
+            self._cancelReplyTimer()
+            self._handshake.frameReceived(body)
+            return not self.dead
+        try:
+            epoch, plaintext = self.records.open(body)
+        except EpochAhead as error:
+            self.fatal(str(error))
+            self.owner.epochAhead(self)
+            return False
+        except SPCError as error:
+            self.fatal(str(error))
+            return False
+        try:
+            record = records.decodeRecord(plaintext)
+        except ProtocolError as error:
+            self.owner.malformedRecord(self, str(error))
+            return False
+        self.owner.recordReceived(self, epoch, record)
+        return not self.dead
+
+    def sendFrame(self, body: bytes) -> None:
+        """
+        Write one handshake frame.
+        """
+        self.bytesSent += frames.LENGTH_PREFIX_SIZE + len(body)
+        self.transport.writeSequence([frames.LENGTH.pack(len(body)), body])
+
+    def sendRecord(self, plaintext: bytes) -> None:
+        """
+        Seal and write one inner record under the current send epoch.  A
+        paused connection takes at most C{PAUSED_WRITE_LIMIT} bytes of them:
+        past that its peer is not reading, and it is dead.
+        """
+        if self.dead:
+            return
+        try:
+            aad, body = self.records.seal(plaintext)
+        except SequenceExhausted as error:
+            self.fatal(str(error))
+            return
+        size = len(aad) + len(body)
+        if self.writePaused:
+            self._pausedBytes += size
+            if self._pausedBytes > PAUSED_WRITE_LIMIT:
+                self.fatal(f"the peer reads nothing; {self._pausedBytes} bytes wait to be sent")
+                return
+        self.bytesSent += size
+        self.transport.writeSequence([aad, body])
+        if self.records.keyWornOut():
+            self.owner.keyWornOut(self)
+
+    # Handshake owner interface (both roles).
+
+    def handshakeSucceeded(self, result: ServerResult | ClientResult) -> None:
+        self._cancelTimer()
+        self.result = result
+        self._handshake = None
+        self._framer.maxBody = frames.maxProtectedBody(result.params.maxInner)
+        self.owner.channelEstablished(self, result)
+
+    def activate(self, epoch: int, epochSecret: bytes) -> None:
+        """
+        Give the connection its record layer: called by whoever owns the
+        session's epoch secrets, synchronously inside L{handshakeSucceeded}
+        so that no frame is read without keys (amendment A17).
+        """
+        self.records = RecordLayer(
+            self.result.keys,
+            self.isServer,
+            epoch,
+            epochSecret,
+            self.result.params.maxInner,
+        )
+
+    def handshakeFailed(self, codeOrError, reason: str = "") -> None:
+        """
+        Server: send the alert, log the reason, close.  Client: close and
+        report the error.
+        """
+        self._cancelTimer()
+        if self.isServer:
+            kind = "timeout" if codeOrError == frames.ALERT_TIMEOUT else "refused"
+            self.owner.handshakeRefused(self, kind, reason, codeOrError)
+            self.dead = True
+            self.sendFrame(frames.Alert(codeOrError).encode())
+            self._loseConnection(ALERT_LINGER)
+        else:
+            self.dead = True
+            self.transport.abortConnection()
+            self.owner.channelFailed(self, codeOrError)
+
+    # Faults and timers.
+
+    def fatal(self, reason: str) -> None:
+        """
+        The one exit for peer faults: mark dead, keep the reason, abort.
+        """
+        if self.dead:
+            return
+        if self.result is None and not self.isServer and self._handshake is not None:
+            self._handshake.gotBad(ProtocolError(reason))
+            return
+        self.dead = True
+        self.faulted = True
+        self._lostReason = reason
+        if self.result is None:
+            self.owner.handshakeRefused(self, "aborted", reason, None)
+        self._cancelTimer()
+        self.transport.abortConnection()
+
+    def close(self, reason: str = "closed locally") -> None:
+        """
+        Close after flushing what was written, and abort if that takes more
+        than C{CLOSE_TIMEOUT}; closing is this end's choice, so the
+        connection is not reported dead.
+        """
+        self._closing = True
+        if not self.faulted:
+            self._lostReason = reason
+        self._loseConnection(CLOSE_TIMEOUT)
+
+    def _loseConnection(self, linger: float) -> None:
+        """
+        Close once what was written has left, or abort C{linger} seconds
+        from now.  This connection stops being the transport's producer
+        first: TLS waits for its producer to go before it sends its close,
+        where plain TCP does not.
+        """
+        if not self._connected or self._abortCall is not None:
+            return
+        self.transport.unregisterProducer()
+        self._abortCall = closeThenAbort(self.transport, self._clock, linger)
+
+    def whenLost(self) -> Deferred:
+        """
+        @return: a Deferred firing once the connection is closed, so what
+            was written before a close (a goodbye) has left.
+        """
+        if not self._connected:
+            return succeed(None)
+        waiter: Deferred = Deferred()
+        self._lostWaiters.append(waiter)
+        return waiter
+
+    def peerAddress(self) -> str:
+        """
+        The peer's address, C{host:port}, for logs.
+        """
+        return _peerText(self.transport)
+
+    def _logDead(self, reason: Failure) -> None:
+        result = self.result
+        events.channelDead(
+            self.log,
+            result.keys.channel,
+            result.session,
+            result.fingerprint if self.isServer else result.serverFingerprint,
+            self.peerAddress(),
+            self._lostReason if self.faulted else reason.getErrorMessage(),
+            self.faulted,
+        )
+
+    def _timedOut(self) -> None:
+        self._cancelTimer()
+        if self._handshake is not None:
+            self._handshake.timedOut()
+        if not self.dead:
+            self.fatal("handshake timed out")
+
+    def _cancelTimer(self) -> None:
+        if self._timer is not None and self._timer.active():
+            self._timer.cancel()
+        self._timer = None
+        self._cancelReplyTimer()
+
+    def _cancelReplyTimer(self) -> None:
+        """
+        The peer's first frame arrived (or the handshake is over): the
+        short deadline of a server waiting for F2 (A16) no longer applies.
+        """
+        if self._replyTimer is not None and self._replyTimer.active():
+            self._replyTimer.cancel()
+        self._replyTimer = None
+
+
+def _peerText(transport) -> str:
+    try:
+        peer = transport.getPeer()
+    except Exception:
+        return "unknown peer"
+    host, port = getattr(peer, "host", None), getattr(peer, "port", None)
+    try:
+        return formatHostPort(host, port)
+    except (TypeError, ValueError):
+        return str(peer) if host is None else f"{host}:{port}"

@@ -67,6 +67,7 @@ sys.path.insert(0, ROOT)  # this checkout's spc, as in the daemon
 from twisted.internet import defer, task  # noqa: E402
 from twisted.internet.endpoints import TCP4ClientEndpoint  # noqa: E402
 from twisted.internet.utils import getProcessOutputAndValue  # noqa: E402
+from twisted.logger import LogLevel, formatEvent, globalLogPublisher  # noqa: E402
 
 from spc.client import connect  # noqa: E402
 from spc.identity import generateIdentity  # noqa: E402
@@ -185,6 +186,27 @@ class Report:
         print("\n".join(self._lines))
 
 
+class ClientWarnings:
+    """
+    Counts the warnings the client side logs while it watches, such as
+    why a channel could not join, which C{connect} does not raise.
+    """
+
+    def __init__(self) -> None:
+        self.counts: collections.Counter = collections.Counter()
+
+    def __call__(self, event: dict) -> None:
+        if event.get("log_level") in (LogLevel.warn, LogLevel.error, LogLevel.critical):
+            self.counts[formatEvent(event)] += 1
+
+    def __enter__(self) -> ClientWarnings:
+        globalLogPublisher.addObserver(self)
+        return self
+
+    def __exit__(self, *exception) -> None:
+        globalLogPublisher.removeObserver(self)
+
+
 def milliseconds(seconds: float) -> str:
     """
     Seconds shown as milliseconds.
@@ -298,9 +320,10 @@ def openMany(clients: Clients, identities: list, daemon: Daemon, count: int, par
 
         return clients.connect(identities[n % len(identities)]).addCallbacks(opened, failed)
 
-    results = yield defer.gatherResults(
-        [semaphore.run(openOne, n) for n in range(count)], consumeErrors=True
-    )
+    with ClientWarnings() as warnings:
+        results = yield defer.gatherResults(
+            [semaphore.run(openOne, n) for n in range(count)], consumeErrors=True
+        )
     elapsed = time.perf_counter() - started
     sessions = [session for session in results if session is not None]
     daemonCPU, clientCPU = daemon.cpuSeconds() - daemonBefore, ownCPU() - clientBefore
@@ -310,6 +333,8 @@ def openMany(clients: Clients, identities: list, daemon: Daemon, count: int, par
     report.add("  sessions that failed", str(count - len(sessions) + failures[INCOMPLETE]), "0")
     for reason, times in failures.most_common():
         report.add(f"    {times} x", reason[:80])
+    for warning, times in warnings.counts.most_common(5):
+        report.add(f"    client warning, {times} x", warning[:80])
     report.add("  time to open one, median / max",
                f"{milliseconds(median(durations))} / {milliseconds(max(durations, default=0))}")
     report.add("  daemon CPU per session", milliseconds(daemonCPU / perSession))

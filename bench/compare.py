@@ -63,6 +63,10 @@ from spc.demo import fileDigest  # noqa: E402
 
 GIB = 1 << 30
 MIB = 1 << 20
+RECEIVER_GRACE = 60.0
+"""
+Seconds a receiver may take, once the sender exited, to finish its run.
+"""
 
 
 @dataclass
@@ -88,6 +92,7 @@ class Measurement:
         """MB/s (10**6 bytes a second), as the issue reports it."""
         return size / self.seconds / 1e6
 
+
 def runOnce(peer: Peer, roundNumber: int, payload: str, expected: str,
             timeout: float) -> Measurement:
     """
@@ -102,23 +107,41 @@ def runOnce(peer: Peer, roundNumber: int, payload: str, expected: str,
         started = time.monotonic()
         sender = peer.start(argv, "sender.log", stdin=stdin, env=spcEnvironment())
         sampler.watch("sender", sender.pid)
-        code, usage = waitForExit(sender, timeout)
+        try:
+            code, usage = waitForExit(sender, timeout)
+            senderCPU = usage.ru_utime + usage.ru_stime
+        except TimeoutError:
+            peer.stop(sender)
+            code, senderCPU = f"none: stopped after {timeout:g} s", float("nan")
         seconds = time.monotonic() - started
-    receiverCPU, problem = receiver.finish(timeout)
+    receiverCPU, problem = receiver.finish(RECEIVER_GRACE)
     sampler.stop()
     if code:
-        problem = f"sender exited with status {code} (see {peer.directory}/sender.log)"
+        log = os.path.join(peer.directory, "sender.log")
+        problem = f"sender exit status {code}: {lastLine(log)}"
     elif problem is None and fileDigest(peer.output) != expected:
         problem = "the output's SHA-256 differs from the input's"
     if os.path.exists(peer.output):
         os.remove(peer.output)
     return Measurement(
-        peer.name, roundNumber, seconds, usage.ru_utime + usage.ru_stime, receiverCPU,
+        peer.name, roundNumber, seconds, senderCPU, receiverCPU,
         sampler.total("sender"), sampler.total("receiver"), problem,
     )
 
 
+def lastLine(path: str) -> str:
+    """
+    The last line of a log that is not empty, for a one-line report.
+    """
+    with open(path, errors="replace") as f:
+        lines = [line.strip() for line in f if line.strip()]
+    return lines[-1] if lines else "(nothing logged)"
+
+
 def formatRun(run: Measurement, size: int) -> str:
+    """
+    One run as one line.
+    """
     gib = size / GIB
     status = "sha256 OK" if run.problem is None else f"FAILED: {run.problem}"
     return (
@@ -146,6 +169,8 @@ def formatRatios(runs: list[Measurement], size: int) -> str:
     One round's ratios: each row's MB/s divided by each column's.
     """
     good = [run for run in runs if run.problem is None]
+    if not good:
+        return "no run succeeded"
     return formatTable(
         ("", *(run.peer for run in good)),
         [(row.peer, *(f"{row.rate(size) / column.rate(size):.2f}" for column in good))
@@ -176,17 +201,16 @@ def formatSummary(peers: list[str], runs: list[Measurement], size: int) -> str:
     rows = []
     for name in peers:
         mine = [run for run in runs if run.peer == name and run.problem is None]
-        middle = lambda measure: median([measure(run) for run in mine])  # noqa: E731
         rows.append((
             name,
             f"{len(mine)}/{sum(run.peer == name for run in runs)}",
-            f"{middle(lambda run: run.rate(size)):.1f}",
+            f"{median([run.rate(size) for run in mine]):.1f}",
             f"{ratioTo(runs, name, 'scp', size):.2f}",
             f"{ratioTo(runs, name, 'baseline', size):.2f}",
-            f"{middle(lambda run: run.senderCPU / gib):.2f}",
-            f"{middle(lambda run: run.receiverCPU / gib):.2f}",
-            f"{middle(lambda run: run.senderRSS / MIB):.0f}",
-            f"{middle(lambda run: run.receiverRSS / MIB):.0f}",
+            f"{median([run.senderCPU / gib for run in mine]):.2f}",
+            f"{median([run.receiverCPU / gib for run in mine]):.2f}",
+            f"{median([run.senderRSS / MIB for run in mine]):.0f}",
+            f"{median([run.receiverRSS / MIB for run in mine]):.0f}",
         ))
     return formatTable(
         ("peer", "good runs", "MB/s", "x scp", "x baseline", "CPU s/GiB send", "CPU recv",
@@ -196,6 +220,9 @@ def formatSummary(peers: list[str], runs: list[Measurement], size: int) -> str:
 
 
 def describeMachine() -> str:
+    """
+    When and where the figures were measured, and how busy the machine was.
+    """
     with open("/proc/cpuinfo") as f:
         model = next((line.split(":", 1)[1].strip() for line in f
                       if line.startswith("model name")), platform.machine())
@@ -205,6 +232,9 @@ def describeMachine() -> str:
 
 
 def makePeers(options) -> list[Peer]:
+    """
+    The peers C{--only} asks for (all by default), spc first.
+    """
     maps = options.spc_map or [
         ("spc-default", None),
         ("spc-chacha", ",".join(["chacha20"] * options.channels)),
@@ -224,6 +254,9 @@ def makePeers(options) -> list[Peer]:
 
 
 def parseMap(text: str) -> tuple[str, str]:
+    """
+    C{--spc-map NAME=SUITES}.
+    """
     name, _, suites = text.partition("=")
     if not (name and suites):
         raise argparse.ArgumentTypeError("give NAME=SUITES, e.g. spc-cbc=aes-256-cbc,aes-256-cbc")

@@ -80,10 +80,11 @@ class OneRunReceiver:
     @ivar pid: the receiver's process.
     """
 
-    def __init__(self, process: subprocess.Popen, what: str) -> None:
+    def __init__(self, process: subprocess.Popen, what: str, processes: Processes) -> None:
         self.pid = process.pid
         self._process = process
         self._what = what
+        self._processes = processes
         self._cpu = 0.0
 
     def begin(self) -> None:
@@ -94,12 +95,19 @@ class OneRunReceiver:
 
     def finish(self, timeout: float) -> tuple[float, str | None]:
         """
+        Wait for the receiver to exit, and stop it if it does not within
+        C{timeout} seconds.
+
         @return: CPU seconds the run cost, and what went wrong: an exit
-            status other than 0.
+            status other than 0, or no exit.
         """
         if self._process.stdin is not None:
             self._process.stdin.close()
-        code, usage = waitForExit(self._process, timeout)
+        try:
+            code, usage = waitForExit(self._process, timeout)
+        except TimeoutError:
+            self._processes.stop(self._process)
+            return float("nan"), f"{self._what} still running {timeout:.0f} s after the sender"
         problem = f"{self._what} exited with status {code}" if code else None
         return usage.ru_utime + usage.ru_stime - self._cpu, problem
 
@@ -139,6 +147,12 @@ class Peer:
         @return: the sending command, and the file its stdin reads (if any).
         """
         raise NotImplementedError
+
+    def stop(self, process: subprocess.Popen) -> None:
+        """
+        Stop one of the peer's processes.
+        """
+        self._processes.stop(process)
 
     def start(self, argv: list[str], log: str, output: str | None = None,
               **options) -> subprocess.Popen:
@@ -317,7 +331,7 @@ class OpensslPeer(Peer):
             "server.log", output=self.output, stdin=subprocess.PIPE,
         )
         waitUntil(lambda: listening(self._port), server, "openssl s_server")
-        return OneRunReceiver(server, "openssl s_server")
+        return OneRunReceiver(server, "openssl s_server", self._processes)
 
     def senderCommand(self, payload: str) -> tuple[list[str], str | None]:
         return [
@@ -348,7 +362,7 @@ class BaselinePeer(Peer):
             "receiver.log", stdin=subprocess.DEVNULL,
         )
         waitUntil(lambda: all(map(listening, self._ports)), receiver, "baseline receiver")
-        return OneRunReceiver(receiver, "baseline receiver")
+        return OneRunReceiver(receiver, "baseline receiver", self._processes)
 
     def senderCommand(self, payload: str) -> tuple[list[str], str | None]:
         return self._script + ["send", *self._arguments(), payload], None

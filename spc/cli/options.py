@@ -17,9 +17,9 @@ import os
 from twisted.internet.endpoints import serverFromString
 from twisted.python import usage
 
+from spc.addresses import parsePort
 from spc.crypto.suites import parseSuiteMap
 from spc.errors import ConfigurationError, SPCError
-from spc.keys.trust import parsePort
 
 __all__ = [
     "CONTROL_SOCKET_NAME",
@@ -97,7 +97,7 @@ def parseSeconds(text: str, name: str) -> float:
 
 def _parsePort(text: str, spec: str) -> int:
     """
-    One port of a C{--ports} value, as L{spc.keys.trust.parsePort} reads ports;
+    One port of a C{--ports} value, as L{spc.addresses.parsePort} reads ports;
     the syntax is checked here first, so that its error quotes the whole
     value.
 

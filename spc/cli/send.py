@@ -11,6 +11,7 @@ from typing import TextIO
 from twisted.internet.testing import MemoryReactor
 from twisted.python import usage
 
+from spc.addresses import formatHostPort
 from spc.cli.command import EXIT_OK, Context, KeyDirMixin, ReactorCommand
 from spc.cli.options import MAX_CHANNELS, SuiteMapOption, parsePorts, parseSize
 from spc.cli.progress import ProgressBar
@@ -19,13 +20,7 @@ from spc.client.sendlist import collectFiles
 from spc.errors import FileFailed, FileRefused, MessageAbandoned, SPCError
 from spc.files.store import withoutControls
 from spc.keys.identity import loadIdentity, loadTransferSecret, parseFingerprint
-from spc.keys.trust import (
-    KNOWN_HOSTS_NAME,
-    ServerTrust,
-    TrustDecision,
-    formatHostPort,
-    loadServerTrust,
-)
+from spc.keys.trust import KNOWN_HOSTS_NAME, ServerTrust, TrustDecision, loadServerTrust
 
 
 EXIT_SKIPPED = 5

@@ -29,8 +29,8 @@ from twisted.internet.interfaces import IDelayedCall, IReactorTime
 from twisted.logger import Logger
 from twisted.python.failure import Failure
 
+from spc.addresses import formatHostPort
 from spc.errors import ProtocolError, SPCError, TLSFailed
-from spc.keys.trust import formatHostPort
 from spc.logs import events
 from spc.protocol import frames, records
 from spc.protocol.clienthandshake import ClientHandshake

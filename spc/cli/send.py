@@ -18,9 +18,9 @@ from spc.cli.progress import ProgressBar
 from spc.client.send import SendRequest, SendSummary, clientEndpoints, send
 from spc.client.sendlist import collectFiles
 from spc.errors import FileFailed, FileRefused, MessageAbandoned, SPCError
-from spc.files.store import withoutControls
 from spc.keys.identity import loadIdentity, loadTransferSecret, parseFingerprint
 from spc.keys.trust import KNOWN_HOSTS_NAME, ServerTrust, TrustDecision, loadServerTrust
+from spc.text import withoutControls
 
 
 EXIT_SKIPPED = 5

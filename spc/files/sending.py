@@ -20,10 +20,11 @@ from twisted.logger import Logger
 from twisted.python.failure import Failure
 
 from spc.errors import FileFailed, FileRefused
-from spc.files.store import RangeSet, withoutControls
+from spc.files.store import RangeSet
 from spc.logs import events
 from spc.protocol import records
 from spc.session.messenger import YIELD
+from spc.text import withoutControls
 
 __all__ = ["Delivered", "FileSender", "FolderSender", "TransferProgress", "transferID"]
 

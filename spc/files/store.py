@@ -41,7 +41,6 @@ from spc.files.names import (
     PARTIAL_DIRECTORY,
     RESERVED_NAMES,
     safeParts,
-    withoutControls,
 )
 from spc.keys.keyfiles import replaceFile, unlinkQuietly
 
@@ -58,7 +57,6 @@ __all__ = [
     "RangeSet",
     "StoredFile",
     "safeParts",
-    "withoutControls",
 ]
 
 MAX_NAME_BYTES = 4096

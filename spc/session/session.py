@@ -31,7 +31,7 @@ from spc.errors import (
 )
 from spc.files.receiving import IncomingFiles
 from spc.files.sending import FileSender, FolderSender
-from spc.files.store import FileStore, withoutControls
+from spc.files.store import FileStore
 from spc.interfaces import IFileReceiver, IMessageReceiver
 from spc.logs import events
 from spc.protocol import frames, records
@@ -42,6 +42,7 @@ from spc.session.messenger import MultiChannelMessenger
 from spc.session.reassembly import Account
 from spc.session.rotationdriver import SessionRotation
 from spc.transport.channel import ChannelProtocol
+from spc.text import withoutControls
 from spc.transport.closing import CLOSE_TIMEOUT
 
 __all__ = ["CLOSE_TIMEOUT", "IFileReceiver", "IMessageReceiver", "Session", "SessionClosed"]

@@ -38,8 +38,8 @@ from spc.cli.status import StatusOptions, formatJSON, formatTable
 from spc.client.connect import connect
 from spc.crypto.suites import A256CBC_HS512
 from spc.errors import DaemonNotRunning, StatusUnavailable
+from spc.files.progress import TransferProgress
 from spc.files.receiving import IncomingFiles
-from spc.files.sending import TransferProgress
 from spc.files.store import FileStore
 from spc.keys.trust import PinnedKey
 from spc.logs import events as logevents

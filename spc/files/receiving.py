@@ -19,7 +19,7 @@ from twisted.logger import Logger, LogLevel
 from twisted.python.failure import Failure
 
 from spc.errors import NameUnavailable, ProtocolError, ResourceLimitExceeded
-from spc.files.sending import TransferProgress
+from spc.files.progress import TransferProgress
 from spc.files.store import FileStore, PartialFile, RangeSet
 from spc.inflight import InFlight
 from spc.logs import events

@@ -20,35 +20,16 @@ from twisted.logger import Logger
 from twisted.python.failure import Failure
 
 from spc.errors import FileFailed, FileRefused
+from spc.files.progress import TransferProgress
 from spc.files.store import RangeSet
 from spc.logs import events
 from spc.protocol import records
 from spc.session.messenger import YIELD
 from spc.text import withoutControls
 
-__all__ = ["Delivered", "FileSender", "FolderSender", "TransferProgress", "transferID"]
+__all__ = ["Delivered", "FileSender", "FolderSender", "transferID"]
 
 HELD_CHUNKS_PER_TURN = 256
-
-
-class TransferProgress(NamedTuple):
-    """
-    How far one file in progress has come, for an operator's status view.
-
-    @ivar name: the sender's name for the file.
-    @ivar size: its declared size.
-    @ivar done: bytes the receiver has (outgoing: acknowledged; incoming:
-        written).
-    @ivar held: of those, bytes fsynced; known only on the receiving end
-        (C{None} on the sending one).
-    @ivar outgoing: whether this end is the sender.
-    """
-
-    name: str
-    size: int
-    done: int
-    held: int | None
-    outgoing: bool
 
 
 class Delivered(NamedTuple):

@@ -66,6 +66,19 @@ class AuthenticationFailed(ProtocolError):
     """
 
 
+class EpochAhead(ProtocolError):
+    """
+    The peer sends under an epoch this end never got: the two ends' keys
+    are out of step.
+    """
+
+
+class SequenceExhausted(ProtocolError):
+    """
+    The connection used up its sequence numbers and must be replaced.
+    """
+
+
 class HandshakeRefused(SPCError):
     """
     The server refused the handshake:

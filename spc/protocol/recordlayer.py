@@ -15,11 +15,11 @@ Any failure raises L{ProtocolError}, which closes the connection.
 from __future__ import annotations
 
 from spc.crypto.suites import RecordCipher
-from spc.errors import ProtocolError
+from spc.errors import EpochAhead, ProtocolError, SequenceExhausted
 from spc.protocol import frames
 from spc.protocol.handshake import ConnectionKeys
 
-__all__ = ["EpochAhead", "MAX_SEQUENCE", "RecordLayer", "SequenceExhausted"]
+__all__ = ["MAX_SEQUENCE", "RecordLayer"]
 
 MAX_SEQUENCE = 1 << 48
 # Volume limits per send key (PROTOCOL 4.5): far below the AEAD and CBC
@@ -28,19 +28,6 @@ SOFT_BYTES = 1 << 34
 SOFT_FRAMES = 1 << 24
 HARD_BYTES = 1 << 36
 HARD_FRAMES = 1 << 28
-
-
-class EpochAhead(ProtocolError):
-    """
-    The peer sends under an epoch this end never got: the two ends' keys
-    are out of step.
-    """
-
-
-class SequenceExhausted(ProtocolError):
-    """
-    The connection used up its sequence numbers and must be replaced.
-    """
 
 
 class RecordLayer:

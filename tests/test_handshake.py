@@ -1505,7 +1505,7 @@ class ReplayTests(unittest.TestCase):
 
 class ConnectionKeysTests(unittest.TestCase):
     """
-    Tests for L{handshake.ConnectionKeys}.
+    Tests for L{spc.protocol.recordlayer.ConnectionKeys}, as handshakes make them.
     """
 
     def test_epochsDiffer(self) -> None:

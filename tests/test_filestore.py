@@ -18,13 +18,13 @@ from twisted.trial.unittest import SkipTest, SynchronousTestCase
 
 from spc.errors import NameUnavailable, ResourceLimitExceeded
 from spc.files import store as filestore
+from spc.files.ranges import RangeSet
 from spc.files.store import (
     KEEP_SECONDS,
     MAX_COMPONENT_BYTES,
     MAX_DEPTH,
     PARTIAL_DIRECTORY,
     FileStore,
-    RangeSet,
     safeParts,
 )
 from spc.protocol import records

@@ -20,7 +20,8 @@ from twisted.python.failure import Failure
 
 from spc.errors import NameUnavailable, ProtocolError, ResourceLimitExceeded
 from spc.files.progress import TransferProgress
-from spc.files.store import FileStore, PartialFile, RangeSet
+from spc.files.ranges import RangeSet
+from spc.files.store import FileStore, PartialFile
 from spc.inflight import InFlight
 from spc.logs import events
 from spc.protocol import records

@@ -21,7 +21,7 @@ from twisted.python.failure import Failure
 
 from spc.errors import FileFailed, FileRefused
 from spc.files.progress import TransferProgress
-from spc.files.store import RangeSet
+from spc.files.ranges import RangeSet
 from spc.logs import events
 from spc.protocol import records
 from spc.session.messenger import YIELD

@@ -200,7 +200,7 @@ class FileRefused(FileFailed):
     """
     The peer refused a file:
 
-    @ivar reason: the peer's reason code (L{spc.protocol.records.REFUSAL_REASONS}).
+    @ivar reason: the peer's reason code (L{spc.protocol.filerecords.REFUSAL_REASONS}).
     @ivar text: the peer's sentence, without control characters.
     """
 

@@ -25,7 +25,7 @@ from spc.errors import (
 )
 from spc.keys import identity
 from spc.keys.identity import Identity
-from spc.protocol import records
+from spc.protocol import filerecords
 from spc.transport import tls
 
 _identities: dict[int, Identity] = {}
@@ -757,7 +757,7 @@ class SendReportTests(CLITestCase):
         the daemon's reason, and the count, on stderr; exit 4.
         """
         refused = FileRefused(
-            "big.bin", records.REFUSED_LIMIT, "over this sender's quota of unfinished files"
+            "big.bin", filerecords.REFUSED_LIMIT, "over this sender's quota of unfinished files"
         )
         code = self.report(
             self.summary(messages=1, files=1, bytes=7, failed=(("big.bin", refused),))

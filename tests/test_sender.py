@@ -33,7 +33,7 @@ from spc.errors import (
 from spc.files.store import FileStore
 from spc.keys.identity import Identity, generateIdentity
 from spc.keys.trust import AuthorizedKeys, PinnedKey
-from spc.protocol import frames, records
+from spc.protocol import filerecords, frames, records
 from spc.server.service import Limits, ServerService
 from spc.session.session import IMessageReceiver
 
@@ -370,7 +370,7 @@ class FileSendTests(ServerTestCase):
         [(item, error)] = summary.failed
         self.assertEqual(item, "big.bin")
         self.assertIsInstance(error, FileRefused)
-        self.assertEqual(error.reason, records.REFUSED_LIMIT)
+        self.assertEqual(error.reason, filerecords.REFUSED_LIMIT)
         self.assertIn("quota of 1000 bytes", error.text)
         self.assertEqual(error.exitCode, 4)
         with open(os.path.join(self.inbox, "a.txt"), "rb") as f:
@@ -410,7 +410,7 @@ class FileSendTests(ServerTestCase):
         self.assertTrue(os.path.isdir(os.path.join(self.inbox, "album", "empty")))
         [(item, error)] = summary.failed
         self.assertEqual(item, "taken/sub/")
-        self.assertEqual(error.reason, records.REFUSED_NAME)
+        self.assertEqual(error.reason, filerecords.REFUSED_NAME)
 
     @inlineCallbacks
     def test_fileGoneAfterListing(self):

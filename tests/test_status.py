@@ -43,7 +43,7 @@ from spc.files.receiving import IncomingFiles
 from spc.files.store import FileStore
 from spc.keys.trust import PinnedKey
 from spc.logs import events as logevents
-from spc.protocol import records
+from spc.protocol import filerecords
 from spc.status import control
 from spc.status.control import PAGE_BYTES, ControlFactory, encodePage, fetchStatus
 from spc.status.services import statusServices
@@ -299,8 +299,8 @@ class TransferTests(SynchronousTestCase):
         incoming = IncomingFiles(store, "SHA256:peer", 16, lambda record: None, task.Clock())
         self.addCleanup(incoming.close)
         transfer = b"t" * 16
-        incoming.offerReceived(records.FileOffer(transfer, 40, "report.pdf"))
-        incoming.dataReceived(records.FileData(transfer, 16, b"d" * 16))
+        incoming.offerReceived(filerecords.FileOffer(transfer, 40, "report.pdf"))
+        incoming.dataReceived(filerecords.FileData(transfer, 16, b"d" * 16))
         self.assertEqual(
             incoming.inProgress(), [TransferProgress("report.pdf", 40, 16, 0, False)]
         )

@@ -31,7 +31,7 @@ from twisted.logger import Logger
 from twisted.python.failure import Failure
 
 from spc.errors import MessageAbandoned, PeerBusy, TransferFailed
-from spc.protocol import frames, records
+from spc.protocol import filerecords, frames, records
 from spc.session.reassembly import Account, Reassembler
 
 __all__ = ["FragmentSink", "MultiChannelMessenger", "Source", "YIELD", "SEND_WINDOW"]
@@ -328,7 +328,7 @@ class MultiChannelMessenger:
         """
         return list(self._files.values())
 
-    def fileAckReceived(self, ack: records.FileAck) -> None:
+    def fileAckReceived(self, ack: filerecords.FileAck) -> None:
         sender = self._files.get(ack.transferID)
         if sender is not None:
             sender.ackReceived(ack)

@@ -34,7 +34,7 @@ from spc.files.sending import FileSender, FolderSender
 from spc.files.store import FileStore
 from spc.interfaces import IFileReceiver, IMessageReceiver
 from spc.logs import events
-from spc.protocol import frames, records
+from spc.protocol import filerecords, frames, records
 from spc.protocol.handshake import JoinTicket
 from spc.protocol.liveness import Liveness, RequestLimiter
 from spc.session.heartbeatdriver import SessionHeartbeats
@@ -381,12 +381,12 @@ class Session(SessionRotation, SessionHeartbeats):
         messenger, files = self.messenger, self.incomingFiles
         return {
             records.Fragment: lambda channel, r: messenger.fragmentReceived(r),
-            records.FileData: lambda channel, r: files.dataReceived(r),
+            filerecords.FileData: lambda channel, r: files.dataReceived(r),
             records.Ack: lambda channel, r: messenger.ackReceived(r),
-            records.FileAck: lambda channel, r: messenger.fileAckReceived(r),
-            records.FileOffer: lambda channel, r: files.offerReceived(r),
-            records.FileEnd: lambda channel, r: files.endReceived(r),
-            records.FolderOffer: lambda channel, r: files.folderOffered(r),
+            filerecords.FileAck: lambda channel, r: messenger.fileAckReceived(r),
+            filerecords.FileOffer: lambda channel, r: files.offerReceived(r),
+            filerecords.FileEnd: lambda channel, r: files.endReceived(r),
+            filerecords.FolderOffer: lambda channel, r: files.folderOffered(r),
             records.HeartbeatRequest: self._heartbeatReceived,
             records.HeartbeatResponse: self._heartbeatAnswered,
             records.Bye: self._byeReceived,

@@ -30,9 +30,10 @@ from spc.errors import (
     TransferFailed,
 )
 from spc.files import receiving as transfer, sending
+from spc.files.names import PARTIAL_DIRECTORY
 from spc.files.receiving import IncomingFiles
 from spc.files.sending import Delivered, FileSender, FolderSender, transferID
-from spc.files.store import PARTIAL_DIRECTORY, FileStore
+from spc.files.store import FileStore
 from spc.logs import events as logevents
 from spc.protocol import filerecords, frames, records
 from spc.session.messenger import YIELD, MultiChannelMessenger

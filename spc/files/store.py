@@ -26,37 +26,12 @@ from typing import Callable, Iterator
 
 from spc.errors import ResourceLimitExceeded
 from spc.files.completed import CompletedTransfers, fileIdentity
-from spc.files.inboxtree import (
-    MAX_UNIQUE_TRIES,
-    StoredFile,
-    checkFolders,
-    findFile,
-    makeFolders,
-    placeFile,
-)
-from spc.files.names import (
-    MAX_COMPONENT_BYTES,
-    MAX_DEPTH,
-    PARTIAL_DIRECTORY,
-    RESERVED_NAMES,
-    safeParts,
-)
+from spc.files.inboxtree import StoredFile, checkFolders, findFile, makeFolders, placeFile
+from spc.files.names import PARTIAL_DIRECTORY, RESERVED_NAMES, safeParts
 from spc.files.ranges import RangeSet
 from spc.keys.keyfiles import replaceFile, unlinkQuietly
 
-# The name rules live in spc.files.names and the folders in spc.files.inboxtree;
-# callers of this module know them from here.
-__all__ = [
-    "FileStore",
-    "MAX_COMPONENT_BYTES",
-    "MAX_DEPTH",
-    "MAX_UNIQUE_TRIES",
-    "PARTIAL_DIRECTORY",
-    "PartialFile",
-    "RESERVED_NAMES",
-    "StoredFile",
-    "safeParts",
-]
+__all__ = ["FileStore", "PartialFile"]
 
 MAX_NAME_BYTES = 4096
 DEFAULT_RESERVE = 64 * 1024 * 1024

@@ -60,7 +60,7 @@ GARBAGE = {
 
 class Receiver:
     """
-    An L{spc.session.session.IMessageReceiver} that records messages.
+    An L{spc.interfaces.IMessageReceiver} that records messages.
     """
 
     def __init__(self) -> None:

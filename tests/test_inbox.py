@@ -133,7 +133,7 @@ class InboxReceiverTests(SynchronousTestCase):
         """
         from zope.interface.verify import verifyObject
 
-        from spc.session.session import IMessageReceiver
+        from spc.interfaces import IMessageReceiver
 
         self.assertTrue(verifyObject(IMessageReceiver, makeReceiver(self)))
 

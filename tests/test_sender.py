@@ -31,11 +31,11 @@ from spc.errors import (
     SessionClosed,
 )
 from spc.files.store import FileStore
+from spc.interfaces import IMessageReceiver
 from spc.keys.identity import Identity, generateIdentity
 from spc.keys.trust import AuthorizedKeys, PinnedKey
 from spc.protocol import filerecords, frames, records
 from spc.server.service import Limits, ServerService
-from spc.session.session import IMessageReceiver
 
 _identities: dict[str, Identity] = {}
 

@@ -27,6 +27,7 @@ from spc.crypto import asymmetric
 from spc.crypto.suites import A256CBC_HS512, CHACHA20_POLY1305
 from spc.errors import ServerShuttingDown, SessionClosed
 from spc.files.store import FileStore
+from spc.interfaces import IMessageReceiver
 from spc.keys.identity import fingerprint
 from spc.keys.trust import AllowAny, AuthorizedKeys, PinnedKey
 from spc.protocol import frames, records
@@ -40,7 +41,7 @@ from spc.server.service import (
     SessionDirectory,
     sourceKey,
 )
-from spc.session.session import DEFAULT_LINGER, IMessageReceiver
+from spc.session.session import DEFAULT_LINGER
 from spc.transport.channel import DEFAULT_HANDSHAKE_TIMEOUT, DEFAULT_REPLY_TIMEOUT, ChannelProtocol
 from tests.test_session import (
     OTHER_PEER,

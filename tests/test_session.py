@@ -28,13 +28,14 @@ from spc.crypto import asymmetric
 from spc.crypto.suites import defaultSuiteFor
 from spc.errors import ProtocolError, SessionClosed, SessionReset, SPCError, TransferFailed
 from spc.files.store import FileStore
+from spc.interfaces import IMessageReceiver
 from spc.keys.identity import Identity, fingerprint
 from spc.keys.trust import AllowAny, AuthorizedKeys, PinnedKey
 from spc.protocol import filerecords, frames, records
 from spc.protocol.handshake import ServerResult, channelSpecs
 from spc.protocol.records import messageDigest
 from spc.server.service import ServerChannelFactory, SessionDirectory
-from spc.session.session import DEFAULT_LINGER, IMessageReceiver, Session
+from spc.session.session import DEFAULT_LINGER, Session
 
 # Keys: RSA generation is slow, so each is made once per process.
 

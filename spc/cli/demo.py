@@ -24,11 +24,11 @@ from zope.interface import implementer
 
 from spc.client.connect import connect
 from spc.files.store import FileStore
+from spc.interfaces import IMessageReceiver
 from spc.keys.identity import generateIdentity
 from spc.keys.trust import AuthorizedKeys, PinnedKey
 from spc.protocol import frames, records
 from spc.server.service import ServerService
-from spc.session.session import IMessageReceiver
 
 __all__ = ["runDemo"]
 

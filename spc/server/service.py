@@ -28,6 +28,7 @@ from twisted.python.failure import Failure
 from spc.crypto.suites import Suite
 from spc.errors import SPCError
 from spc.files.store import FileStore
+from spc.interfaces import IMessageReceiver
 from spc.keys.identity import Identity, fingerprintsEqual
 from spc.logs import events
 from spc.protocol import frames, records
@@ -40,7 +41,7 @@ from spc.session.reassembly import (
     DEFAULT_IDENTITY_BUDGET,
     Budget,
 )
-from spc.session.session import IMessageReceiver, Session
+from spc.session.session import Session
 from spc.transport.channel import DEFAULT_HANDSHAKE_TIMEOUT, ChannelProtocol, HandshakeOwner
 from spc.transport.closing import BusyProtocol
 

@@ -18,9 +18,10 @@ from twisted.python.failure import Failure
 from twisted.trial.unittest import SynchronousTestCase
 
 from spc.errors import MessageAbandoned, PeerBusy, ProtocolError, SessionClosed
+from spc.interfaces import YIELD
 from spc.protocol import filerecords, frames, records
 from spc.protocol.records import messageDigest
-from spc.session.messenger import BUSY_RETRIES, SEND_WINDOW, YIELD, MultiChannelMessenger
+from spc.session.messenger import BUSY_RETRIES, SEND_WINDOW, MultiChannelMessenger
 from spc.session.reassembly import ACK_DELAY
 
 SIZE = frames.MIN_FRAGMENT_SIZE

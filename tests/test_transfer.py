@@ -34,9 +34,10 @@ from spc.files.names import PARTIAL_DIRECTORY
 from spc.files.receiving import IncomingFiles
 from spc.files.sending import Delivered, FileSender, FolderSender, transferID
 from spc.files.store import FileStore
+from spc.interfaces import YIELD
 from spc.logs import events as logevents
 from spc.protocol import filerecords, frames, records
-from spc.session.messenger import YIELD, MultiChannelMessenger
+from spc.session.messenger import MultiChannelMessenger
 from tests.files import rewriteKeepingTimes
 
 SIZE = 16 * 1024

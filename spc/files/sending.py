@@ -1,6 +1,6 @@
 # -*- test-case-name: tests.test_transfer -*-
 """
-Sending a file: a L{spc.session.messenger.Source} that reads the next fragment
+Sending a file: a L{spc.interfaces.Source} that reads the next fragment
 only when the messenger can send it, hashes every byte in order as it
 reads (the digest goes in the final record; nothing is read twice, and
 nothing is pre-hashed), and skips what the receiver said it already holds.
@@ -22,9 +22,9 @@ from twisted.python.failure import Failure
 from spc.errors import FileFailed, FileRefused
 from spc.files.progress import TransferProgress
 from spc.files.ranges import RangeSet
+from spc.interfaces import YIELD
 from spc.logs import events
 from spc.protocol import filerecords
-from spc.session.messenger import YIELD
 from spc.text import withoutControls
 
 __all__ = ["Delivered", "FileSender", "FolderSender", "transferID"]

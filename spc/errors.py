@@ -41,12 +41,6 @@ class ProtocolError(SPCError):
     """
 
 
-class FrameTooLarge(ProtocolError):
-    """
-    The peer announced a frame larger than the protocol allows:
-    """
-
-
 class ResourceLimitExceeded(ProtocolError):
     """
     The peer exceeded a resource limit of the session:

@@ -362,7 +362,7 @@ class AuthorizedKeysTests(unittest.TestCase):
         self.assertEqual(len(empty), 0)
         self.assertIn("--allow-any-client", empty.describe())
         writeFile(path, AUTHORIZED_KEYS.encode(), 0o644)
-        loaded = trust.loadClientTrust(directory)
+        loaded = AuthorizedKeys.fromFile(path)
         self.assertTrue(loaded.isAuthorized(TEST_FINGERPRINT))
 
     def test_parseValid(self) -> None:
@@ -433,7 +433,7 @@ class AuthorizedKeysTests(unittest.TestCase):
             self.assertEqual(len(AuthorizedKeys.fromFile(path)), 2)
             os.unlink(path)
         os.chmod(directory, 0o777)
-        self.assertRaises(InsecurePath, trust.loadClientTrust, directory)
+        self.assertRaises(InsecurePath, AuthorizedKeys.fromFile, path)
 
     @given(
         st.lists(
@@ -481,7 +481,6 @@ class AuthorizedKeysTests(unittest.TestCase):
         """
         L{AllowAny} authorizes every client and names none.
         """
-        self.assertIs(trust.loadClientTrust(self.mktemp(), allowAnyClient=True), AllowAny)
         self.assertTrue(AllowAny.isAuthorized(OTHER_FINGERPRINT))
         self.assertIsNone(AllowAny.nameOf(OTHER_FINGERPRINT))
         self.assertIn("--allow-any-client", AllowAny.describe())

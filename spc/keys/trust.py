@@ -416,13 +416,3 @@ class _AllowAnyClient:
 
 
 AllowAny = _AllowAnyClient()
-
-
-def loadClientTrust(keyDir: str, allowAnyClient: bool = False) -> ClientTrust:
-    """
-    Choose the server's trust source from its options: L{AllowAny}, or
-    C{keyDir/authorized_keys}.
-    """
-    if allowAnyClient:
-        return AllowAny
-    return AuthorizedKeys.fromFile(os.path.join(keyDir, AUTHORIZED_KEYS_NAME))

@@ -53,7 +53,8 @@ from spc.keys.trust import AllowAny, AuthorizedKeys, PinnedKey
 from spc.logs import events as logevents
 from spc.protocol import frames
 from spc.protocol.handshake import channelSpecs
-from spc.server.service import ServerChannelFactory, ServerService, SessionDirectory
+from spc.server.directory import SessionDirectory
+from spc.server.service import ServerChannelFactory, ServerService
 from spc.text import withoutControls
 from spc.transport import tls
 from tests.test_endtoend import GOODBYE_TIMEOUT, EndToEndTestCase, sharedIdentity

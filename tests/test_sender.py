@@ -35,7 +35,8 @@ from spc.interfaces import IMessageReceiver
 from spc.keys.identity import Identity, generateIdentity
 from spc.keys.trust import AuthorizedKeys, PinnedKey
 from spc.protocol import filerecords, frames, records
-from spc.server.service import Limits, ServerService
+from spc.server.directory import Limits
+from spc.server.service import ServerService
 
 _identities: dict[str, Identity] = {}
 

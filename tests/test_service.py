@@ -33,14 +33,9 @@ from spc.keys.trust import AllowAny, AuthorizedKeys, PinnedKey
 from spc.protocol import frames, records
 from spc.protocol.handshake import JoinTarget, channelSpecs
 from spc.protocol.records import messageDigest
-from spc.ratelimit import RateWindow
-from spc.server.service import (
-    Limits,
-    ServerChannelFactory,
-    ServerService,
-    SessionDirectory,
-    sourceKey,
-)
+from spc.ratelimit import RateWindow, sourceKey
+from spc.server.directory import Limits, SessionDirectory
+from spc.server.service import ServerChannelFactory, ServerService
 from spc.session.session import DEFAULT_LINGER
 from spc.transport.channel import DEFAULT_HANDSHAKE_TIMEOUT, DEFAULT_REPLY_TIMEOUT, ChannelProtocol
 from tests.test_session import (

@@ -34,7 +34,8 @@ from spc.keys.trust import AllowAny, AuthorizedKeys, PinnedKey
 from spc.protocol import filerecords, frames, records
 from spc.protocol.handshake import ServerResult, channelSpecs
 from spc.protocol.records import messageDigest
-from spc.server.service import ServerChannelFactory, SessionDirectory
+from spc.server.directory import SessionDirectory
+from spc.server.service import ServerChannelFactory
 from spc.session.session import DEFAULT_LINGER, Session
 
 # Keys: RSA generation is slow, so each is made once per process.

@@ -13,7 +13,9 @@ from twisted.internet.testing import MemoryReactor
 from twisted.trial import unittest
 
 import spc
-from spc.cli import main
+from spc.cli import keys, main
+from spc.cli.command import Command
+from spc.cli.options import MAX_CHANNELS
 from spc.cli.send import EXIT_SKIPPED
 from spc.client.send import SendSummary, clientEndpoints
 from spc.errors import (
@@ -62,7 +64,7 @@ class CLITestCase(unittest.TestCase):
         """
         Make C{spc keygen} produce a pre-generated identity.
         """
-        self.patch(main, "generateIdentity", lambda bits: sharedIdentity(index))
+        self.patch(keys, "generateIdentity", lambda bits: sharedIdentity(index))
 
     def forbidKeygen(self) -> None:
         """
@@ -72,7 +74,7 @@ class CLITestCase(unittest.TestCase):
         def refuse(bits: int) -> Identity:
             self.fail("a key was generated")
 
-        self.patch(main, "generateIdentity", refuse)
+        self.patch(keys, "generateIdentity", refuse)
 
     def assertOneErrorLine(self, *fragments: str) -> None:
         self.assertEqual(self.out, "")
@@ -160,7 +162,7 @@ class KeygenTests(CLITestCase):
             sizes.append(bits)
             return sharedIdentity(0)
 
-        self.patch(main, "generateIdentity", generate)
+        self.patch(keys, "generateIdentity", generate)
         self.assertEqual(self.spc("keygen", "--key-dir", self.keyDir, "--bits", "3072"), 0)
         self.assertEqual(sizes, [3072])
         self.forbidKeygen()
@@ -296,7 +298,7 @@ class TopLevelTests(CLITestCase):
         self.assertEqual(stdout.getvalue(), f"spc {spc.__version__}\n")
 
 
-def parseCommand(*argv: str) -> main.Command:
+def parseCommand(*argv: str) -> Command:
     """
     Parse C{spc argv} and return the subcommand's options, without running
     it.
@@ -375,9 +377,9 @@ class SendOptionsTests(CLITestCase):
         """
         argv = ["send", "--server", "h", "--ports", "9000-9016", "--message", "x"]
         self.assertEqual(self.spc(*argv), 2)
-        self.assertUsageError("spc send", f"at most {main.MAX_CHANNELS} channels")
+        self.assertUsageError("spc send", f"at most {MAX_CHANNELS} channels")
         argv[4] = "9000-9015"
-        self.assertEqual(len(parseCommand(*argv)["endpoints"]), main.MAX_CHANNELS)
+        self.assertEqual(len(parseCommand(*argv)["endpoints"]), MAX_CHANNELS)
 
     def test_suitesLengthMismatch(self) -> None:
         """
@@ -675,7 +677,7 @@ class DemoOptionsTests(CLITestCase):
         """
         One to sixteen channels are accepted.
         """
-        for text, count in [("1", 1), ("16", 16), (str(main.MAX_CHANNELS), main.MAX_CHANNELS)]:
+        for text, count in [("1", 1), ("16", 16), (str(MAX_CHANNELS), MAX_CHANNELS)]:
             self.assertEqual(parseCommand("demo", "--channels", text)["channels"], count)
 
     def test_outOfBounds(self) -> None:

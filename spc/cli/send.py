@@ -1,6 +1,7 @@
 # -*- test-case-name: tests.test_cli -*-
 """
-C{spc send} and C{spc demo}: the commands that move data.
+C{spc send}: deliver messages and files to a daemon, and say what it holds
+now and what it does not, and why.
 """
 
 from __future__ import annotations
@@ -13,7 +14,7 @@ from twisted.python import usage
 
 from spc.addresses import formatHostPort
 from spc.cli.command import EXIT_OK, Context, KeyDirMixin, ReactorCommand
-from spc.cli.options import MAX_CHANNELS, SuiteMapOption, parsePorts, parseSize
+from spc.cli.options import MAX_CHANNELS, SuiteMapOption, parsePorts
 from spc.cli.progress import ProgressBar
 from spc.client.send import SendRequest, SendSummary, clientEndpoints, send
 from spc.client.sendlist import collectFiles
@@ -218,33 +219,6 @@ def _why(error: SPCError) -> str:
     if isinstance(error, MessageAbandoned):
         return "the daemon could not deliver it"
     return withoutControls(str(error))
-
-
-class DemoOptions(ReactorCommand):
-    """
-    C{spc demo}: a server and a client in one process, on loopback.
-    """
-
-    synopsis = "[--channels N] [--size BYTES]"
-    optParameters = [
-        ["channels", None, "4", "How many channels (ports)."],
-        ["size", None, "64M", "Size of the generated file (suffixes K, M, G)."],
-    ]
-    optFlags = [["no-progress", None, "Show no progress bar."]]
-
-    def postOptions(self) -> None:
-        text = self["channels"]
-        if not (text.isascii() and text.isdigit() and 1 <= int(text) <= MAX_CHANNELS):
-            raise usage.UsageError(f"--channels must be 1 to {MAX_CHANNELS}")
-        self["channels"] = int(text)
-        self["size"] = parseSize(self["size"])
-
-    def runWithReactor(self, reactor, context: Context):
-        from spc.cli.demo import runDemo
-
-        bar = ProgressBar(context.stderr, enabled=not self["no-progress"])
-        result = runDemo(reactor, context.stdout, self["channels"], self["size"], bar.update)
-        return result.addBoth(bar.close)
 
 
 class _ReportingTrust:

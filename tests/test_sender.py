@@ -9,7 +9,7 @@ import os
 import socket
 
 from twisted.internet import reactor
-from twisted.internet.defer import Deferred, gatherResults, inlineCallbacks
+from twisted.internet.defer import inlineCallbacks
 from twisted.internet.endpoints import (
     HostnameEndpoint,
     TCP4ClientEndpoint,
@@ -61,27 +61,6 @@ def unusedPort() -> int:
         return s.getsockname()[1]
 
 
-def listeningPorts(service: ServerService) -> Deferred:
-    """
-    The ports C{service} listens on, without consuming the result of its
-    endpoint services' C{_waitingForPort}: their C{stopService} needs it to
-    stop listening.
-
-    @return: a Deferred firing with the port numbers, in channel order.
-    """
-    waiting = []
-    for endpointService in service.endpointServices:
-        found: Deferred = Deferred()
-
-        def passOn(port, found=found):
-            found.callback(port.getHost().port)
-            return port
-
-        endpointService._waitingForPort.addCallback(passOn)
-        waiting.append(found)
-    return gatherResults(waiting)
-
-
 @implementer(IMessageReceiver)
 class Collector:
     """
@@ -131,7 +110,7 @@ class ServerTestCase(unittest.TestCase):
         )
         self.service.startService()
         self.addCleanup(self.service.stopService)
-        self.ports = yield listeningPorts(self.service)
+        self.ports = [port.getHost().port for port in (yield self.service.whenListening())]
 
     def makeRequest(self, messages, client: str = "client", **kw) -> SendRequest:
         """

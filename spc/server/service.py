@@ -15,7 +15,6 @@ from __future__ import annotations
 import random
 from typing import Sequence
 
-from twisted.application.internet import StreamServerEndpointService
 from twisted.application.service import MultiService
 from twisted.internet import protocol
 from twisted.internet.defer import Deferred, gatherResults
@@ -33,6 +32,7 @@ from spc.protocol import frames, records
 from spc.protocol.handshake import ChannelSpec, channelSpecs
 from spc.protocol.serverhandshake import ServerHandshake
 from spc.server.directory import Limits, SessionDirectory
+from spc.server.listening import ListeningService
 from spc.session.session import Session
 from spc.transport.channel import DEFAULT_HANDSHAKE_TIMEOUT, ChannelProtocol
 from spc.transport.closing import BusyProtocol
@@ -83,9 +83,11 @@ class ServerChannelFactory(protocol.Factory):
 class ServerService(MultiService):
     """
     The spc server as a service an application adds to its own
-    C{MultiService}: one C{StreamServerEndpointService} per channel.
+    C{MultiService}: one L{ListeningService} per channel.
 
     @ivar directory: the L{SessionDirectory} behind every port.
+    @ivar endpointServices: the channels' listening services, in channel
+        order.
     """
 
     log = Logger()
@@ -125,29 +127,20 @@ class ServerService(MultiService):
         self.rounds = 0
         self.endpointServices = []
         for spec, endpoint in zip(channelSpecs(len(endpoints), suites), endpoints):
-            service = StreamServerEndpointService(
-                endpoint, ServerChannelFactory(self.directory, spec)
-            )
-            service._raiseSynchronously = True
+            service = ListeningService(endpoint, ServerChannelFactory(self.directory, spec))
             service.setServiceParent(self)
             self.endpointServices.append(service)
 
     def whenListening(self) -> Deferred:
         """
         @return: a Deferred firing with the listening ports, in channel
-            order, once every endpoint listens (useful with port 0).
+            order, once every endpoint listens (useful with port 0); a port
+            that could not listen is L{None}.
+        @raise RuntimeError: if the service has not started.
         """
-        waits = []
-        for service in self.endpointServices:
-            seen: Deferred = Deferred()
-
-            def passOn(result, seen=seen):
-                seen.callback(result)
-                return result
-
-            service._waitingForPort.addBoth(passOn)
-            waits.append(seen)
-        return gatherResults(waits, consumeErrors=True)
+        return gatherResults(
+            [service.whenListening() for service in self.endpointServices], consumeErrors=True
+        )
 
     def startService(self) -> None:
         super().startService()

@@ -9,13 +9,15 @@ import io
 import os
 import sys
 
+from twisted.internet import protocol
+from twisted.internet.endpoints import HostnameEndpoint
 from twisted.internet.testing import MemoryReactor
 from twisted.trial import unittest
 
 import spc
 from spc.cli import keys, main
 from spc.cli.command import Command
-from spc.cli.options import MAX_CHANNELS
+from spc.cli.options import MAX_CHANNELS, ParseOnlyReactor
 from spc.cli.send import EXIT_SKIPPED
 from spc.client.send import SendSummary, clientEndpoints
 from spc.errors import (
@@ -474,6 +476,21 @@ class SendOptionsTests(CLITestCase):
         )
         self.assertEqual(options["endpoints"], ["tcp:127.0.0.1:9000", "tcp:10.0.0.1:9100"])
         self.assertEqual(options["host-port"], "127.0.0.1:9000")
+
+    def test_connectCheckedOnParseOnlyReactor(self) -> None:
+        """
+        --connect and --tls-fingerprint are checked by building their
+        endpoints on a L{ParseOnlyReactor}, with no warning from Twisted;
+        an endpoint built on it cannot connect.
+        """
+        parseCommand(
+            "send", "--connect", "tcp:example.com:9000",
+            "--connect", "tls:example.com:9443", "--tls-fingerprint", "SHA256:" + "A" * 43,
+            "--message", "x",
+        )
+        self.assertEqual(self.flushWarnings(), [])
+        endpoint = HostnameEndpoint(ParseOnlyReactor(), "example.com", 9000)
+        self.assertRaises(RuntimeError, endpoint.connect, protocol.Factory())
 
     def test_connectHostPort(self) -> None:
         """

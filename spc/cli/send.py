@@ -9,12 +9,11 @@ from __future__ import annotations
 import os
 from typing import TextIO
 
-from twisted.internet.testing import MemoryReactor
 from twisted.python import usage
 
 from spc.addresses import formatHostPort
 from spc.cli.command import EXIT_OK, Context, KeyDirMixin, ReactorCommand
-from spc.cli.options import MAX_CHANNELS, SuiteMapOption, parsePorts
+from spc.cli.options import MAX_CHANNELS, ParseOnlyReactor, SuiteMapOption, parsePorts
 from spc.cli.progress import ProgressBar
 from spc.client.send import SendRequest, SendSummary, clientEndpoints, send
 from spc.client.sendlist import collectFiles
@@ -78,7 +77,7 @@ class SendOptions(KeyDirMixin, SuiteMapOption, ReactorCommand):
     def opt_connect(self, description: str) -> None:
         """A tcp:, tls: or unix: client endpoint, one channel; repeatable."""
         try:
-            clientEndpoints(MemoryReactor(), [description])
+            clientEndpoints(ParseOnlyReactor(), [description])
         except Exception as error:
             raise usage.UsageError(
                 f"--connect: {description!r} is not a client endpoint: {error}"
@@ -122,7 +121,7 @@ class SendOptions(KeyDirMixin, SuiteMapOption, ReactorCommand):
             if not any(text[:4].lower() == "tls:" for text in endpoints):
                 raise usage.UsageError("--tls-fingerprint needs a --connect tls:HOST:PORT")
             try:
-                clientEndpoints(MemoryReactor(), endpoints, self["tls-fingerprints"])
+                clientEndpoints(ParseOnlyReactor(), endpoints, self["tls-fingerprints"])
             except ValueError as error:
                 raise usage.UsageError(f"--tls-fingerprint: {error}") from None
         try:

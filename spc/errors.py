@@ -8,6 +8,42 @@ number, two fingerprints) travel as the exception's arguments and are appended
 by L{SPCError.__str__}.
 """
 
+__all__ = [
+    "AuthenticationFailed",
+    "BadPublicKey",
+    "ClientNotAuthorized",
+    "ConfigurationError",
+    "ConnectFailed",
+    "DaemonNotRunning",
+    "EpochAhead",
+    "FileFailed",
+    "FileRefused",
+    "HandshakeRefused",
+    "InsecureKeyFile",
+    "InsecurePath",
+    "KeyFileError",
+    "KeyFileExists",
+    "MessageAbandoned",
+    "NameUnavailable",
+    "PeerBusy",
+    "ProtocolError",
+    "ResourceLimitExceeded",
+    "SPCError",
+    "SequenceExhausted",
+    "ServerBusy",
+    "ServerKeyChanged",
+    "ServerShuttingDown",
+    "SessionClosed",
+    "SessionReset",
+    "StatusUnavailable",
+    "TLSFailed",
+    "TLSFilesExist",
+    "TransferFailed",
+    "TrustError",
+    "TrustFileError",
+    "UnknownServerKey",
+]
+
 
 class SPCError(Exception):
     """

@@ -20,7 +20,7 @@ from twisted.logger import globalLogBeginner, textFileLogObserver
 from twisted.python import usage
 from twisted.python.failure import Failure
 
-import spc
+from spc import __version__
 from spc.keys.identity import defaultKeyDir
 
 EXIT_OK = 0
@@ -79,7 +79,7 @@ class _BaseOptions(usage.Options):
         """
         Display the spc version and exit.
         """
-        raise _Exit(f"spc {spc.__version__}")
+        raise _Exit(f"spc {__version__}")
 
 
 class Command(_BaseOptions):

@@ -26,7 +26,7 @@ from spc.files.names import MESSAGES_NAME
 from spc.interfaces import IMessageReceiver
 from spc.keys.keyfiles import fsyncDirectory
 
-__all__ = ["InboxReceiver", "MESSAGES_NAME", "messageRecord"]
+__all__ = ["InboxReceiver", "messageRecord"]
 
 
 def _now() -> datetime.datetime:

@@ -32,7 +32,7 @@ from spc.errors import (
 from spc.files.receiving import IncomingFiles
 from spc.files.sending import FileSender, FolderSender
 from spc.files.store import FileStore
-from spc.interfaces import IFileReceiver, IMessageReceiver
+from spc.interfaces import IMessageReceiver
 from spc.logs import events
 from spc.protocol import filerecords, frames, records
 from spc.protocol.handshake import JoinTicket
@@ -43,9 +43,8 @@ from spc.session.reassembly import Account
 from spc.session.rotationdriver import SessionRotation
 from spc.transport.channel import ChannelProtocol
 from spc.text import withoutControls
-from spc.transport.closing import CLOSE_TIMEOUT
 
-__all__ = ["CLOSE_TIMEOUT", "IFileReceiver", "IMessageReceiver", "Session", "SessionClosed"]
+__all__ = ["CLOSE_ERRORS", "DEFAULT_LINGER", "Session"]
 
 DEFAULT_LINGER = 60.0
 CLOSE_ERRORS = {

@@ -1,7 +1,7 @@
 """
 The shape of the package: its layers import only downwards, every module
-ships in the wheel, and an application imports what it needs from C{spc}
-without pulling in the rest.
+ships in the wheel, an application imports what it needs from C{spc}
+without pulling in the rest, and the documents name modules that exist.
 
 The layers, bottom to top; a module may import its own unit (its
 subpackage, or itself at the top of C{spc/}) and any unit of a lower rank,
@@ -36,6 +36,7 @@ import ast
 import importlib.util
 import json
 import os
+import re
 import shutil
 import subprocess
 import sys
@@ -244,6 +245,112 @@ class LayerTests(SynchronousTestCase):
                 "from protocol (rank 3)",
                 "spc.server.service:1: imports spc.client.connect (client, rank 7) "
                 "from server (rank 7)",
+            ],
+        )
+
+
+FILE_SUFFIXES = frozenset({"cache", "crt", "json", "jsonl", "key", "lock", "part", "py", "sock"})
+"""
+Last parts that make a dotted name in a document a file's name, not code.
+"""
+
+
+def documentProblems(text: str, modules: dict[str, FilePath]) -> list[str]:
+    """
+    What a document says of the code that is not so.
+
+    @param modules: every module of C{spc}, as L{sourceModules} gives them.
+    @return: one line for each C{``path``} under C{spc/}, C{tests/},
+        C{bench/}, C{contrib/} or C{docs/} that does not exist; each
+        C{``module.name``} whose module, named by the end of its dotted
+        name (C{frames.framed}, C{client.send.MAX_RESETS}), is none of
+        C{spc}'s nor another importable one, or lacks the name; and each
+        C{``Class.name``} whose class C{spc} does not define (its
+        attributes, often set on instances, are not checked).
+    """
+    problems = []
+    for path in sorted(set(re.findall(r"``((?:spc|tests|bench|contrib|docs)/[\w/.-]*)``", text))):
+        if not ROOT.preauthChild(path).exists():
+            problems.append(f"{path}: no such file")
+    for reference in sorted(set(re.findall(r"``((?:[A-Za-z_]\w*\.)+[A-Za-z_]\w*)``", text))):
+        parts = reference.split(".")
+        if parts[-1] in FILE_SUFFIXES:
+            continue
+        for cut in range(len(parts) - 1, 0, -1):
+            suffix = "." + ".".join(parts[:cut])
+            candidates = [name for name in modules if ("." + name).endswith(suffix)]
+            if candidates:
+                if not any(_resolves(name, parts[cut:]) for name in candidates):
+                    problems.append(f"{reference}: not in {', '.join(sorted(candidates))}")
+                break
+        else:
+            if parts[0][0].isupper():
+                if not any(_defines(name, parts[0]) for name in modules):
+                    problems.append(f"{reference}: spc defines no {parts[0]}")
+            elif importlib.util.find_spec(parts[0]) is None:
+                problems.append(f"{reference}: no module {parts[0]}")
+    return problems
+
+
+def _defines(module: str, name: str) -> bool:
+    """
+    Whether C{module} defines C{name} (rather than importing it).
+    """
+    value = getattr(importlib.import_module(module), name, None)
+    return getattr(value, "__module__", None) == module
+
+
+def _resolves(module: str, attributes: list[str]) -> bool:
+    """
+    Whether C{module} has the attribute path C{attributes}.
+    """
+    value = importlib.import_module(module)
+    for attribute in attributes:
+        if not hasattr(value, attribute):
+            return False
+        value = getattr(value, attribute)
+    return True
+
+
+class DocumentTests(SynchronousTestCase):
+    """
+    The protocol document and the README name files and code that exist.
+    """
+
+    def test_protocol(self) -> None:
+        """
+        Every file, module and name of C{docs/protocol.rst} is there.
+        """
+        text = ROOT.child("docs").child("protocol.rst").getContent().decode("utf-8")
+        self.assertEqual(documentProblems(text, sourceModules()), [])
+
+    def test_readme(self) -> None:
+        """
+        Every file the README names is there.
+        """
+        text = ROOT.child("README.rst").getContent().decode("utf-8")
+        paths = re.sub(r"``(?!(?:spc|tests|bench|contrib|docs)/)[^`]*``", "", text)
+        self.assertEqual(documentProblems(paths, sourceModules()), [])
+
+    def test_problemsFound(self) -> None:
+        """
+        A file that is not there, a name its module lacks, a class or a
+        module that is not there are found; file names, other modules'
+        names and a module named by the end of its dotted name pass.
+        """
+        text = (
+            "``spc/nonesuch.py`` ``spc/tap.py`` ``frames.framed`` ``frames.nonesuch`` "
+            "``client.send.MAX_RESETS`` ``send.nonesuch`` ``messages.jsonl`` "
+            "``Liveness.rtt`` ``Nonesuch.rtt`` ``wire.framed`` ``os.urandom``"
+        )
+        self.assertEqual(
+            documentProblems(text, sourceModules()),
+            [
+                "spc/nonesuch.py: no such file",
+                "Nonesuch.rtt: spc defines no Nonesuch",
+                "frames.nonesuch: not in spc.protocol.frames",
+                "send.nonesuch: not in spc.cli.send, spc.client.send",
+                "wire.framed: no module wire",
             ],
         )
 

@@ -208,6 +208,14 @@ class LayerTests(SynchronousTestCase):
         units = {unitOf(name) for name in sourceModules()} - {"spc"}
         self.assertEqual(units, set(RANKS))
 
+    def test_fewModulesAtTheTop(self) -> None:
+        """
+        At most ten modules sit directly in C{spc/}: the rest belong to a
+        layer's subpackage.
+        """
+        top = [path.basename() for path in PACKAGE.globChildren("*.py")]
+        self.assertLessEqual(len(top), 10, sorted(top))
+
     def test_violationsFound(self) -> None:
         """
         The check finds an import up, sideways within a rank, inside a

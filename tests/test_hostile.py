@@ -34,13 +34,15 @@ from spc.client.connect import connect
 from spc.crypto import asymmetric, suites
 from spc.crypto.suites import A256CBC_HS512, AES256_GCM, CHACHA20_POLY1305
 from spc.errors import AuthenticationFailed, ProtocolError, SessionClosed, SessionReset
-from spc.files.store import PARTIAL_DIRECTORY, FileStore
+from spc.files.names import PARTIAL_DIRECTORY
+from spc.files.store import FileStore
+from spc.interfaces import IFileReceiver, IMessageReceiver
 from spc.keys.identity import generateIdentity
 from spc.keys.trust import AuthorizedKeys, PinnedKey
 from spc.logs.events import CHANNEL_DEAD
 from spc.protocol import frames, records
 from spc.server.service import ServerService
-from spc.session.session import IFileReceiver, IMessageReceiver, Session
+from spc.session.session import Session
 from spc.transport.channel import ChannelProtocol
 from tests.faultproxy import (
     BODY,

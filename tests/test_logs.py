@@ -45,7 +45,7 @@ from spc import tap
 from spc.client.connect import connect
 from spc.crypto import asymmetric, keyschedule
 from spc.errors import SessionClosed
-from spc.files.store import FileStore, withoutControls
+from spc.files.store import FileStore
 from spc.interfaces import IFileReceiver, IMessageReceiver
 from spc.keys.identity import saveIdentity
 from spc.keys.tlscert import writeCertificate
@@ -53,7 +53,9 @@ from spc.keys.trust import AllowAny, AuthorizedKeys, PinnedKey
 from spc.logs import events as logevents
 from spc.protocol import frames
 from spc.protocol.handshake import channelSpecs
-from spc.server.service import ServerChannelFactory, ServerService, SessionDirectory
+from spc.server.directory import SessionDirectory
+from spc.server.service import ServerChannelFactory, ServerService
+from spc.text import withoutControls
 from spc.transport import tls
 from tests.test_endtoend import GOODBYE_TIMEOUT, EndToEndTestCase, sharedIdentity
 from tests.test_session import RETRY_DELAY, MemoryServer, cachedExchangeKey, cachedIdentity

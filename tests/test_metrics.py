@@ -21,7 +21,6 @@ from twisted.web.test.requesthelper import DummyRequest
 from spc.status.services import reachableFromOtherHosts, statusServices
 from spc.status.snapshot import StatusSource
 from spc.tap import makeService
-from tests.test_service import listeningPort
 from tests.test_status import FakeChannel, FakeDirectory, FakeSession, _Clock
 from tests.test_tap import keyDirWithIdentity, makeOptions
 
@@ -237,7 +236,7 @@ class ScrapeTests(TestCase):
         service.privilegedStartService()
         service.startService()
         self.addCleanup(service.stopService)
-        port = yield listeningPort(service)
+        port = yield service.whenListening()
         url = f"http://127.0.0.1:{port.getHost().port}/metrics".encode()
         pool = HTTPConnectionPool(reactor, persistent=False)
         response = yield Agent(reactor, pool=pool).request(b"GET", url)

@@ -2,7 +2,8 @@
 """
 Tests for L{spc.server.service} and L{spc.client.connect}: the server service and
 L{connect} over real loopback TCP, and the L{SessionDirectory}'s admission
-rules and limits with L{task.Clock} and in-memory transports.
+rules and limits with L{task.Clock} and in-memory transports; and the
+L{ListeningService} behind each port.
 """
 
 from __future__ import annotations
@@ -14,11 +15,11 @@ from hypothesis import given, settings, strategies as st
 from twisted.application.service import MultiService
 from twisted.internet import protocol, reactor, task
 from twisted.internet.address import IPv4Address, IPv6Address
-from twisted.internet.defer import Deferred, gatherResults, inlineCallbacks
+from twisted.internet.defer import Deferred, fail, gatherResults, inlineCallbacks
 from twisted.internet.endpoints import TCP4ClientEndpoint, serverFromString
-from twisted.internet.error import ConnectionRefusedError
+from twisted.internet.error import CannotListenError, ConnectionRefusedError
 from twisted.internet.testing import StringTransportWithDisconnection
-from twisted.logger import globalLogPublisher
+from twisted.logger import LogLevel, capturedLogs, globalLogPublisher
 from twisted.trial.unittest import SynchronousTestCase, TestCase
 from zope.interface import implementer
 
@@ -27,20 +28,17 @@ from spc.crypto import asymmetric
 from spc.crypto.suites import A256CBC_HS512, CHACHA20_POLY1305
 from spc.errors import ServerShuttingDown, SessionClosed
 from spc.files.store import FileStore
+from spc.interfaces import IMessageReceiver
 from spc.keys.identity import fingerprint
 from spc.keys.trust import AllowAny, AuthorizedKeys, PinnedKey
 from spc.protocol import frames, records
 from spc.protocol.handshake import JoinTarget, channelSpecs
 from spc.protocol.records import messageDigest
-from spc.ratelimit import RateWindow
-from spc.server.service import (
-    Limits,
-    ServerChannelFactory,
-    ServerService,
-    SessionDirectory,
-    sourceKey,
-)
-from spc.session.session import DEFAULT_LINGER, IMessageReceiver
+from spc.ratelimit import RateWindow, sourceKey
+from spc.server.directory import Limits, SessionDirectory
+from spc.server.listening import ListeningService
+from spc.server.service import ServerChannelFactory, ServerService
+from spc.session.session import DEFAULT_LINGER
 from spc.transport.channel import DEFAULT_HANDSHAKE_TIMEOUT, DEFAULT_REPLY_TIMEOUT, ChannelProtocol
 from tests.test_session import (
     OTHER_PEER,
@@ -145,21 +143,6 @@ class TrackingEndpoint:
         return self.wrapped.connect(factory).addCallback(track)
 
 
-def listeningPort(service) -> Deferred:
-    """
-    The port a C{StreamServerEndpointService} listens on, without taking
-    it from the service (which needs it to stop listening).
-    """
-    port: Deferred = Deferred()
-
-    def seen(listening):
-        port.callback(listening)
-        return listening
-
-    service._waitingForPort.addCallback(seen)
-    return port
-
-
 class LoopbackTests(TestCase):
     """
     A L{ServerService} on four loopback ports inside an application's own
@@ -190,9 +173,7 @@ class LoopbackTests(TestCase):
         self.service.setServiceParent(self.application)
         self.application.startService()
         self.addCleanup(self.cleanUp)
-        ports = yield gatherResults(
-            [listeningPort(child) for child in self.service.endpointServices]
-        )
+        ports = yield self.service.whenListening()
         self.ports = [port.getHost().port for port in ports]
 
     @inlineCallbacks
@@ -1226,3 +1207,125 @@ class SlowlorisTests(SynchronousTestCase):
         self.assertEqual(self.directory.pendingHandshakes(), 0)
         connection, _ = self.open(self.FLOOD)
         self.assertIsInstance(connection, ChannelProtocol)
+
+
+class _ScriptedEndpoint:
+    """
+    A server endpoint whose C{listen} answers with a Deferred the test
+    fires.
+
+    @ivar factories: the factory of each C{listen} call.
+    @ivar listening: the Deferred of the latest call.
+    @ivar cancelled: whether that Deferred was cancelled.
+    """
+
+    def __init__(self, result: Deferred | None = None) -> None:
+        self.factories: list = []
+        self.cancelled = False
+        self._result = result
+
+    def listen(self, factory) -> Deferred:
+        self.factories.append(factory)
+        if self._result is not None:
+            self.listening = self._result
+        else:
+            self.listening = Deferred(lambda d: setattr(self, "cancelled", True))
+        return self.listening
+
+
+class _FakePort:
+    """
+    A listening port that closes when the test fires C{closed}.
+    """
+
+    def __init__(self) -> None:
+        self.closed: Deferred | None = None
+
+    def stopListening(self) -> Deferred:
+        self.closed = Deferred()
+        return self.closed
+
+
+class ListeningServiceTests(SynchronousTestCase):
+    """
+    L{ListeningService}: listening while it runs, a failure to listen at
+    start-up raised, and the port there for the asking.
+    """
+
+    def test_failureAtStartRaises(self) -> None:
+        """
+        An endpoint that cannot listen at once makes
+        C{privilegedStartService} raise its error, and stopping afterwards
+        is quiet.
+        """
+        error = CannotListenError("127.0.0.1", 9000, OSError(98, "Address already in use"))
+        service = ListeningService(_ScriptedEndpoint(fail(error)), protocol.Factory())
+        self.assertIs(self.assertRaises(CannotListenError, service.privilegedStartService), error)
+        self.assertIsNone(self.successResultOf(service.whenListening()))
+        self.successResultOf(service.stopService())
+
+    def test_laterFailureLogged(self) -> None:
+        """
+        A failure after start-up is logged, not raised, and the service
+        reports no port.
+        """
+        endpoint = _ScriptedEndpoint()
+        service = ListeningService(endpoint, protocol.Factory())
+        service.startService()
+        waiting = service.whenListening()
+        with capturedLogs() as events:
+            endpoint.listening.errback(ConnectionRefusedError())
+        [event] = events
+        self.assertEqual(event["log_level"], LogLevel.critical)
+        self.assertIs(event["endpoint"], endpoint)
+        self.assertEqual(len(self.flushLoggedErrors(ConnectionRefusedError)), 1)
+        self.assertIsNone(self.successResultOf(waiting))
+
+    def test_listensOnceWithTheFactoryOfTheTime(self) -> None:
+        """
+        C{startService} after C{privilegedStartService} does not listen
+        again, and the factory is the one set when listening began.
+        """
+        endpoint = _ScriptedEndpoint()
+        service = ListeningService(endpoint, protocol.Factory())
+        replaced = protocol.Factory()
+        service.factory = replaced
+        service.privilegedStartService()
+        service.startService()
+        self.assertEqual(endpoint.factories, [replaced])
+
+    def test_portAndStop(self) -> None:
+        """
+        L{ListeningService.whenListening} fires with the port, however
+        often it is asked; stopping closes the port, and the service runs
+        until the port is closed.
+        """
+        endpoint = _ScriptedEndpoint()
+        service = ListeningService(endpoint, protocol.Factory())
+        self.assertRaises(RuntimeError, service.whenListening)
+        service.startService()
+        first, second = service.whenListening(), service.whenListening()
+        port = _FakePort()
+        endpoint.listening.callback(port)
+        self.assertIs(self.successResultOf(first), port)
+        self.assertIs(self.successResultOf(second), port)
+        stopping = service.stopService()
+        self.assertNoResult(stopping)
+        self.assertTrue(service.running)
+        port.closed.callback(None)
+        self.successResultOf(stopping)
+        self.assertFalse(service.running)
+
+    def test_stopWhileStarting(self) -> None:
+        """
+        Stopping before the endpoint listens cancels the attempt, and the
+        cancellation is not logged as a failure.
+        """
+        endpoint = _ScriptedEndpoint()
+        service = ListeningService(endpoint, protocol.Factory())
+        service.startService()
+        with capturedLogs() as events:
+            self.successResultOf(service.stopService())
+        self.assertTrue(endpoint.cancelled)
+        self.assertEqual(events, [])
+        self.assertFalse(service.running)

@@ -18,7 +18,7 @@ import tempfile
 from types import SimpleNamespace
 
 from twisted.internet import protocol, reactor, task
-from twisted.internet.defer import inlineCallbacks, succeed
+from twisted.internet.defer import Deferred, inlineCallbacks, succeed
 from twisted.internet.endpoints import (
     TCP4ClientEndpoint,
     UNIXClientEndpoint,
@@ -38,12 +38,12 @@ from spc.cli.status import StatusOptions, formatJSON, formatTable
 from spc.client.connect import connect
 from spc.crypto.suites import A256CBC_HS512
 from spc.errors import DaemonNotRunning, StatusUnavailable
+from spc.files.progress import TransferProgress
 from spc.files.receiving import IncomingFiles
-from spc.files.sending import TransferProgress
 from spc.files.store import FileStore
 from spc.keys.trust import PinnedKey
 from spc.logs import events as logevents
-from spc.protocol import records
+from spc.protocol import filerecords
 from spc.status import control
 from spc.status.control import PAGE_BYTES, ControlFactory, encodePage, fetchStatus
 from spc.status.services import statusServices
@@ -57,7 +57,14 @@ from spc.status.snapshot import (
     StatusSource,
     TransferStatus,
 )
-from tests.test_endtoend import EndToEndTestCase, sharedIdentity
+from tests.test_endtoend import (
+    PROCESS_TIMEOUT,
+    SPC,
+    EndToEndTestCase,
+    sharedIdentity,
+    signal,
+    spawn,
+)
 from tests.test_session import MemoryServer
 
 
@@ -299,8 +306,8 @@ class TransferTests(SynchronousTestCase):
         incoming = IncomingFiles(store, "SHA256:peer", 16, lambda record: None, task.Clock())
         self.addCleanup(incoming.close)
         transfer = b"t" * 16
-        incoming.offerReceived(records.FileOffer(transfer, 40, "report.pdf"))
-        incoming.dataReceived(records.FileData(transfer, 16, b"d" * 16))
+        incoming.offerReceived(filerecords.FileOffer(transfer, 40, "report.pdf"))
+        incoming.dataReceived(filerecords.FileData(transfer, 16, b"d" * 16))
         self.assertEqual(
             incoming.inProgress(), [TransferProgress("report.pdf", 40, 16, 0, False)]
         )
@@ -767,3 +774,44 @@ class EndToEndTests(EndToEndTestCase):
         result = yield self.spc("status", "--socket", self.socket)
         self.assertEqual(result.code, 0, result.err)
         self.assertIn("0 sessions", result.out)
+
+    @inlineCallbacks
+    def test_interrupted(self):
+        """
+        C{spc status} waiting for a daemon that took its connection and
+        says nothing stops at Ctrl-C (SIGINT) with one line, C{spc:
+        interrupted}, and exit code 130, as a shell expects of an
+        interrupted command.
+        """
+        accepted: Deferred = Deferred()
+        port = reactor.listenUNIX(
+            self.socket, protocol.Factory.forProtocol(lambda: _Silent(accepted))
+        )
+        self.addCleanup(port.stopListening)
+        output, transport = spawn(SPC + ["status", "--socket", self.socket], self.root, self.env)
+        kill = reactor.callLater(PROCESS_TIMEOUT, signal, transport, "KILL")
+        self.addCleanup(lambda: kill.cancel() if kill.active() else None)
+        server = yield accepted
+        signal(transport, "INT")
+        result = yield output.whenEnded()
+        yield server.lost
+        self.assertEqual((result.code, result.out, result.err), (130, "", "spc: interrupted\n"))
+
+
+class _Silent(protocol.Protocol):
+    """
+    Takes a connection and says nothing.
+
+    @ivar accepted: fires with this protocol once connected.
+    @ivar lost: fires once the connection is gone.
+    """
+
+    def __init__(self, accepted: Deferred) -> None:
+        self.accepted = accepted
+        self.lost: Deferred = Deferred()
+
+    def connectionMade(self) -> None:
+        self.accepted.callback(self)
+
+    def connectionLost(self, reason) -> None:
+        self.lost.callback(None)

@@ -20,7 +20,8 @@ from spc.cli.options import MAX_CHANNELS
 from spc.keys.identity import generateIdentity, saveIdentity
 from spc.keys.tlscert import writeCertificate
 from spc.keys.trustfile import MAX_TRUST_FILE_SIZE
-from spc.tap import Options, _listenFailure, makeService
+from spc.server.daemon import _listenFailure
+from spc.tap import Options, makeService
 from tests.test_files import ANOTHER_USER
 from tests.test_identity import OTHER_FINGERPRINT, writeFile
 

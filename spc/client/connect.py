@@ -20,12 +20,13 @@ from spc.crypto import asymmetric
 from spc.crypto.suites import Suite
 from spc.errors import ClientNotAuthorized, ConfigurationError, SessionReset, SPCError
 from spc.files.store import FileStore
+from spc.interfaces import IMessageReceiver
 from spc.keys.identity import Identity, publicKeyDER
 from spc.logs import events
 from spc.protocol import records
 from spc.protocol.clienthandshake import ClientHandshake
 from spc.protocol.handshake import ClientResult, channelSpecs
-from spc.session.session import DEFAULT_LINGER, IMessageReceiver, Session
+from spc.session.session import DEFAULT_LINGER, Session
 from spc.transport.channel import DEFAULT_HANDSHAKE_TIMEOUT, ChannelProtocol, HandshakeOwner
 
 __all__ = ["ClientSessionFactory", "connect"]

@@ -1,6 +1,6 @@
 # -*- test-case-name: tests.test_transfer -*-
 """
-Sending a file: a L{spc.session.messenger.Source} that reads the next fragment
+Sending a file: a L{spc.interfaces.Source} that reads the next fragment
 only when the messenger can send it, hashes every byte in order as it
 reads (the digest goes in the final record; nothing is read twice, and
 nothing is pre-hashed), and skips what the receiver said it already holds.
@@ -20,34 +20,16 @@ from twisted.logger import Logger
 from twisted.python.failure import Failure
 
 from spc.errors import FileFailed, FileRefused
-from spc.files.store import RangeSet, withoutControls
+from spc.files.progress import TransferProgress
+from spc.files.ranges import RangeSet
+from spc.interfaces import YIELD
 from spc.logs import events
-from spc.protocol import records
-from spc.session.messenger import YIELD
+from spc.protocol import filerecords
+from spc.text import withoutControls
 
-__all__ = ["Delivered", "FileSender", "FolderSender", "TransferProgress", "transferID"]
+__all__ = ["Delivered", "FileSender", "FolderSender", "transferID"]
 
 HELD_CHUNKS_PER_TURN = 256
-
-
-class TransferProgress(NamedTuple):
-    """
-    How far one file in progress has come, for an operator's status view.
-
-    @ivar name: the sender's name for the file.
-    @ivar size: its declared size.
-    @ivar done: bytes the receiver has (outgoing: acknowledged; incoming:
-        written).
-    @ivar held: of those, bytes fsynced; known only on the receiving end
-        (C{None} on the sending one).
-    @ivar outgoing: whether this end is the sender.
-    """
-
-    name: str
-    size: int
-    done: int
-    held: int | None
-    outgoing: bool
 
 
 class Delivered(NamedTuple):
@@ -69,17 +51,17 @@ class Delivered(NamedTuple):
     sent: int
 
 
-def _delivered(name: str, ack: records.FileAck, sent: int) -> Delivered:
+def _delivered(name: str, ack: filerecords.FileAck, sent: int) -> Delivered:
     """
     The peer's stored name comes from the peer: it may carry a terminal
     escape, so it is kept only without control characters.
     """
     return Delivered(
-        name, withoutControls(ack.detail), ack.status == records.FILE_ALREADY_STORED, sent
+        name, withoutControls(ack.detail), ack.status == filerecords.FILE_ALREADY_STORED, sent
     )
 
 
-def _refused(name: str, ack: records.FileAck) -> FileRefused:
+def _refused(name: str, ack: filerecords.FileAck) -> FileRefused:
     """
     The peer's sentence, like its names, is kept only without control
     characters.
@@ -161,7 +143,7 @@ class FileSender:
     def nextRecord(self):
         if self._state == "offer":
             self._state = "waiting"
-            offer = records.FileOffer(self.transferID, self.size, self.name).encode()
+            offer = filerecords.FileOffer(self.transferID, self.size, self.name).encode()
             return ("o", self.transferID), offer
         if self._state != "sending":
             return None
@@ -176,7 +158,7 @@ class FileSender:
             self._offset = offset + len(chunk)
             if not self._held.covers(offset, self._offset):
                 self._sent += len(chunk)
-                data = records.FileData(self.transferID, offset, chunk).encode()
+                data = filerecords.FileData(self.transferID, offset, chunk).encode()
                 return ("f", self.transferID, offset), data
             skipped += 1
             if skipped >= HELD_CHUNKS_PER_TURN:
@@ -186,7 +168,7 @@ class FileSender:
             self._fail(FileFailed(self.name, "changed while it was being sent"))
             return None
         self.digest = self._hash.digest()
-        end = records.FileEnd(self.transferID, self.digest).encode()
+        end = filerecords.FileEnd(self.transferID, self.digest).encode()
         return ("e", self.transferID), end
 
     def progress(self) -> TransferProgress:
@@ -208,10 +190,10 @@ class FileSender:
 
     # What the receiver says.
 
-    def ackReceived(self, ack: records.FileAck) -> None:
+    def ackReceived(self, ack: filerecords.FileAck) -> None:
         messenger = self.messenger
         status = ack.status
-        if status == records.FILE_PROGRESS:
+        if status == filerecords.FILE_PROGRESS:
             for start, length in ack.ranges:
                 end = min(start + length, self.size)
                 first = start - start % self._fragmentSize
@@ -219,19 +201,19 @@ class FileSender:
                     if offset >= start and messenger.acknowledge(("f", self.transferID, offset)):
                         self._acked += min(self._fragmentSize, self.size - offset)
             self._progress(self._acked)
-        elif status == records.FILE_RESUME and self._state == "waiting":
+        elif status == filerecords.FILE_RESUME and self._state == "waiting":
             messenger.acknowledge(("o", self.transferID))
             self._reset(RangeSet(ack.ranges))
             self._state = "sending"
             self._progress(self._acked)
             messenger.addSource(self)
-        elif status in (records.FILE_COMPLETE, records.FILE_ALREADY_STORED):
+        elif status in (filerecords.FILE_COMPLETE, filerecords.FILE_ALREADY_STORED):
             self._finish()
             elapsed = self._clock.seconds() - self._started
             events.fileSent(self.log, self.name, self.size, self._server, elapsed, self.digest)
             self._progress(self.size)
             self.deferred.callback(_delivered(self.name, ack, self._sent))
-        elif status == records.FILE_RESTART and not self._restarted:
+        elif status == filerecords.FILE_RESTART and not self._restarted:
             self._forgetKeys()
             self._restarted = True
             self.transferID = os.urandom(16)
@@ -239,9 +221,9 @@ class FileSender:
             self._state = "offer"
             messenger.renameSender(self, ack.transferID)
             messenger.addSource(self)
-        elif status == records.FILE_RESTART:
+        elif status == filerecords.FILE_RESTART:
             self._fail(FileFailed(self.name, "arrived corrupt twice"))
-        elif status == records.FILE_REFUSED:
+        elif status == filerecords.FILE_REFUSED:
             self._fail(_refused(self.name, ack))
 
     def _forgetKeys(self) -> None:
@@ -291,16 +273,16 @@ class FolderSender:
         if self._offered or self.deferred.called:
             return None
         self._offered = True
-        return ("d", self.transferID), records.FolderOffer(self.transferID, self.name).encode()
+        return ("d", self.transferID), filerecords.FolderOffer(self.transferID, self.name).encode()
 
     def progress(self) -> TransferProgress:
         return TransferProgress(self.name, 0, 0, None, True)
 
-    def ackReceived(self, ack: records.FileAck) -> None:
-        if ack.status in (records.FILE_COMPLETE, records.FILE_ALREADY_STORED):
+    def ackReceived(self, ack: filerecords.FileAck) -> None:
+        if ack.status in (filerecords.FILE_COMPLETE, filerecords.FILE_ALREADY_STORED):
             self._done()
             self.deferred.callback(_delivered(self.name, ack, 0))
-        elif ack.status == records.FILE_REFUSED:
+        elif ack.status == filerecords.FILE_REFUSED:
             self._done()
             self.deferred.errback(_refused(self.name, ack))
 

@@ -31,13 +31,13 @@ from twisted.logger import Logger
 from twisted.python.failure import Failure
 
 from spc.errors import MessageAbandoned, PeerBusy, TransferFailed
-from spc.protocol import frames, records
+from spc.interfaces import YIELD, Source
+from spc.protocol import filerecords, frames, records
 from spc.session.reassembly import Account, Reassembler
 
-__all__ = ["FragmentSink", "MultiChannelMessenger", "Source", "YIELD", "SEND_WINDOW"]
+__all__ = ["FragmentSink", "MultiChannelMessenger", "SEND_WINDOW"]
 
 SEND_WINDOW = 16 * 1024 * 1024
-YIELD = object()
 BUSY_RETRIES = 20
 BUSY_POLICY = backoffPolicy(initialDelay=0.5, maxDelay=30.0)
 """
@@ -65,19 +65,6 @@ class FragmentSink(Protocol):
     def sendControl(self, record: bytes) -> None:
         """
         Send a small control record on any live channel.
-        """
-
-
-class Source(Protocol):
-    """
-    Something with records to send: a message or a file.
-    """
-
-    def nextRecord(self):
-        """
-        @return: C{(key, record)}, or C{None} when it has nothing to send
-            now, or L{YIELD} when it worked long enough and wants to be
-            asked again on a later turn of the reactor.
         """
 
 
@@ -328,7 +315,7 @@ class MultiChannelMessenger:
         """
         return list(self._files.values())
 
-    def fileAckReceived(self, ack: records.FileAck) -> None:
+    def fileAckReceived(self, ack: filerecords.FileAck) -> None:
         sender = self._files.get(ack.transferID)
         if sender is not None:
             sender.ackReceived(ack)

@@ -31,10 +31,10 @@ from spc.errors import (
 )
 from spc.files.receiving import IncomingFiles
 from spc.files.sending import FileSender, FolderSender
-from spc.files.store import FileStore, withoutControls
-from spc.interfaces import IFileReceiver, IMessageReceiver
+from spc.files.store import FileStore
+from spc.interfaces import IMessageReceiver
 from spc.logs import events
-from spc.protocol import frames, records
+from spc.protocol import filerecords, frames, records
 from spc.protocol.handshake import JoinTicket
 from spc.protocol.liveness import Liveness, RequestLimiter
 from spc.session.heartbeatdriver import SessionHeartbeats
@@ -42,9 +42,9 @@ from spc.session.messenger import MultiChannelMessenger
 from spc.session.reassembly import Account
 from spc.session.rotationdriver import SessionRotation
 from spc.transport.channel import ChannelProtocol
-from spc.transport.closing import CLOSE_TIMEOUT
+from spc.text import withoutControls
 
-__all__ = ["CLOSE_TIMEOUT", "IFileReceiver", "IMessageReceiver", "Session", "SessionClosed"]
+__all__ = ["CLOSE_ERRORS", "DEFAULT_LINGER", "Session"]
 
 DEFAULT_LINGER = 60.0
 CLOSE_ERRORS = {
@@ -380,12 +380,12 @@ class Session(SessionRotation, SessionHeartbeats):
         messenger, files = self.messenger, self.incomingFiles
         return {
             records.Fragment: lambda channel, r: messenger.fragmentReceived(r),
-            records.FileData: lambda channel, r: files.dataReceived(r),
+            filerecords.FileData: lambda channel, r: files.dataReceived(r),
             records.Ack: lambda channel, r: messenger.ackReceived(r),
-            records.FileAck: lambda channel, r: messenger.fileAckReceived(r),
-            records.FileOffer: lambda channel, r: files.offerReceived(r),
-            records.FileEnd: lambda channel, r: files.endReceived(r),
-            records.FolderOffer: lambda channel, r: files.folderOffered(r),
+            filerecords.FileAck: lambda channel, r: messenger.fileAckReceived(r),
+            filerecords.FileOffer: lambda channel, r: files.offerReceived(r),
+            filerecords.FileEnd: lambda channel, r: files.endReceived(r),
+            filerecords.FolderOffer: lambda channel, r: files.folderOffered(r),
             records.HeartbeatRequest: self._heartbeatReceived,
             records.HeartbeatResponse: self._heartbeatAnswered,
             records.Bye: self._byeReceived,

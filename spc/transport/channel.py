@@ -29,13 +29,13 @@ from twisted.internet.interfaces import IDelayedCall, IReactorTime
 from twisted.logger import Logger
 from twisted.python.failure import Failure
 
-from spc.errors import ProtocolError, SPCError, TLSFailed
-from spc.keys.trust import formatHostPort
+from spc.addresses import formatHostPort
+from spc.errors import EpochAhead, ProtocolError, SequenceExhausted, SPCError, TLSFailed
 from spc.logs import events
 from spc.protocol import frames, records
 from spc.protocol.clienthandshake import ClientHandshake
 from spc.protocol.handshake import ClientResult, ServerResult
-from spc.protocol.recordlayer import EpochAhead, RecordLayer, SequenceExhausted
+from spc.protocol.recordlayer import RecordLayer
 from spc.protocol.serverhandshake import ServerHandshake
 from spc.transport.closing import ALERT_LINGER, CLOSE_TIMEOUT, closeThenAbort
 from spc.transport.framer import Framer

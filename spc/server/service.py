@@ -440,7 +440,7 @@ class ServerService(MultiService):
 
     def startService(self) -> None:
         super().startService()
-        interval = self.directory.params.rotationInterval / 1000
+        interval = self.directory.params.seconds.rotationInterval
         self._rounds.start(interval, now=False)
 
     def rotationRound(self) -> None:
@@ -458,7 +458,7 @@ class ServerService(MultiService):
             )
         outcomes[True] = outcomes[False] = 0
         self.rounds += 1
-        spread = self.directory.params.rotationInterval / 1000 * ROUND_JITTER
+        spread = self.directory.params.seconds.rotationInterval * ROUND_JITTER
         self._rotations = [
             self._reactor.callLater(random.uniform(0, spread), session.rotate, True)
             for session in sessions

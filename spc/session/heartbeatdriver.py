@@ -42,7 +42,7 @@ class SessionHeartbeats:
         request.
         """
         now = self._clock.seconds()
-        if now - self._keyBorn > MAX_KEY_AGE_ROUNDS * self.params.rotationInterval / 1000:
+        if now - self._keyBorn > MAX_KEY_AGE_ROUNDS * self.params.seconds.rotationInterval:
             self._requestRotation(records.REKEY_AGE)
         for channel in self.liveChannels() + list(self._candidates):
             liveness = self._liveness.get(channel)
@@ -116,7 +116,7 @@ class SessionHeartbeats:
         now = self._clock.seconds()
         if self._desyncSince is None:
             self._desyncSince = now
-        elif now - self._desyncSince > self.params.overlap / 1000:
+        elif now - self._desyncSince > self.params.seconds.overlap:
             self.log.warn("Session with {peer} lost epoch sync", peer=self.peer)
             self.terminate(records.BYE_DESYNC, "epoch desync", SessionReset)
 

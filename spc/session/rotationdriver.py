@@ -30,9 +30,9 @@ class SessionRotation:
         if self.isServer:
             return ServerRotation(
                 self, self.id, exchangeKey, self.epoch,
-                self.params.ackTimeout / 1000, self.params.overlap / 1000,
+                self.params.seconds.ackTimeout, self.params.seconds.overlap,
             )
-        return ClientRotation(self, self.id, exchangeKey, self.epoch, self.params.overlap / 1000)
+        return ClientRotation(self, self.id, exchangeKey, self.epoch, self.params.seconds.overlap)
 
     def rotate(self, scheduled: bool = False) -> None:
         """
@@ -44,7 +44,7 @@ class SessionRotation:
             return
         sinceCommit = self._clock.seconds() - self._keyBorn
         if scheduled and self.rotationsCommitted and (
-            sinceCommit < self.params.rotationInterval / 2000
+            sinceCommit < self.params.seconds.rotationInterval / 2
         ):
             return
         self.rotation.tick()

@@ -111,12 +111,12 @@ class Session(SessionRotation, SessionHeartbeats):
             clock,
             self._fileStored,
             runInThread,
-            duplicateInterval=params.heartbeatInterval / 1000,
+            duplicateInterval=params.seconds.heartbeatInterval,
         )
         self._transferSecret = transferSecret or os.urandom(32)
         self._turn = 0
         self._handlers = self._routes()
-        self._beatInterval = params.heartbeatInterval / 1000
+        self._beatInterval = params.seconds.heartbeatInterval
         self._beats = LoopingCall(self._beat)
         self._beats.clock = clock
         self._liveness: dict[ChannelProtocol, Liveness] = {}

@@ -14,8 +14,8 @@ Three tiers (STYLE habit 14):
     - (c) every timer (ACK timeout, overlap, heartbeats, rejoin delay) on a
       L{task.Clock}: nothing sleeps.
 
-Plus the server's rotation round (L{ServerService.rotationRound}) and the
-daemon's timer options (L{spc.tap.Options}).
+Plus the server's rotation rounds (L{spc.server.rounds.RotationRounds}) and
+the daemon's timer options (L{spc.tap.Options}).
 """
 
 from __future__ import annotations
@@ -49,6 +49,7 @@ from spc.protocol.rotation import (
     ServerRotation,
     offerLabel,
 )
+from spc.server.rounds import RotationRounds
 from spc.server.service import ROUND_JITTER, ServerService
 from spc.session.epochkeys import EpochKeys
 from spc.session.rotationdriver import RotationDriver
@@ -1551,7 +1552,7 @@ def makeService(clock=None, sessions: int = 0):
         params=frames.Params(rotationInterval=int(INTERVAL * 1000)),
     )
     events: list[dict] = []
-    service.log = Logger(observer=events.append)
+    service.rotationRounds.log = Logger(observer=events.append)
     fakes = []
     for number in range(sessions):
         fake = FakeRotatingSession(clock)
@@ -1562,7 +1563,7 @@ def makeService(clock=None, sessions: int = 0):
 
 class RotationRoundTests(SynchronousTestCase):
     """
-    L{ServerService.rotationRound}: every session, spread over the first
+    L{RotationRounds.runRound}: every session, spread over the first
     tenth of the interval, reported as a whole.
     """
 
@@ -1574,7 +1575,7 @@ class RotationRoundTests(SynchronousTestCase):
         """
         made = makeService(sessions=20)
         made.clock.advance(100)
-        made.service.rotationRound()
+        made.service.rotationRounds.runRound()
         spread = INTERVAL * ROUND_JITTER
         times = [call.getTime() - 100 for call in made.clock.getDelayedCalls()]
         self.assertEqual(len(times), 20)
@@ -1605,12 +1606,12 @@ class RotationRoundTests(SynchronousTestCase):
         made.service.startService()
         self.addCleanup(made.service.stopService)
         made.clock.advance(INTERVAL - 1)
-        self.assertEqual(made.service.rounds, 0)
+        self.assertEqual(made.service.rotationRounds.count, 0)
         made.clock.advance(1)
-        self.assertEqual(made.service.rounds, 1)
+        self.assertEqual(made.service.rotationRounds.count, 1)
         for _ in range(int(INTERVAL * (1 + ROUND_JITTER))):
             made.clock.advance(1)
-        self.assertEqual(made.service.rounds, 2)
+        self.assertEqual(made.service.rotationRounds.count, 2)
         self.assertEqual(len(made.sessions[0].rotated), 2)
 
     def test_summaryLogged(self) -> None:
@@ -1620,12 +1621,12 @@ class RotationRoundTests(SynchronousTestCase):
         that round; the next round starts counting afresh.
         """
         made = makeService(sessions=2)
-        made.service.rotationRound()
+        made.service.rotationRounds.runRound()
         self.assertEqual(made.events, [])
         made.clock.advance(INTERVAL)
         made.service.directory._rotationEnded(True)
         made.service.directory._rotationEnded(False)
-        made.service.rotationRound()
+        made.service.rotationRounds.runRound()
         [event] = made.events
         self.assertEqual(
             {k: event[k] for k in ("round", "sessions", "committed", "rolled_back")},
@@ -1633,7 +1634,7 @@ class RotationRoundTests(SynchronousTestCase):
         )
         self.assertIn("Rotation round", event["log_format"])
         del made.events[:]
-        made.service.rotationRound()
+        made.service.rotationRounds.runRound()
         [event] = made.events
         self.assertEqual((event["committed"], event["rolled_back"]), (0, 0))
 
@@ -1651,7 +1652,7 @@ class RotationRoundTests(SynchronousTestCase):
         live.attach(channel, 0)
         confirm(live, channel)
         made.service.directory.sessions.update({live.id: live, idle.id: idle})
-        made.service.rotationRound()
+        made.service.rotationRounds.runRound()
         clock.advance(INTERVAL * ROUND_JITTER)
         self.assertEqual(len(channel.take(records.RotationOffer)), 1)
         self.assertEqual(idle.rotations.machine.epoch, 0)
@@ -1693,10 +1694,38 @@ class RotationRoundTests(SynchronousTestCase):
         self.assertEqual(server.epoch, 1)
         clock.advance(SESSION_OVERLAP + 1)
         channel.take()
-        made.service.rotationRound()
+        made.service.rotationRounds.runRound()
         clock.advance(INTERVAL * ROUND_JITTER)
         self.assertEqual(channel.take(records.RotationOffer), [])
         self.assertEqual(server.rotationsRolledBack, 0)
+
+
+class RotationRoundsTests(SynchronousTestCase):
+    """
+    L{RotationRounds} without a service: its sessions are asked anew at
+    every round, and its outcomes start again at 0.
+    """
+
+    def test_sessionsAskedEachRound(self) -> None:
+        """
+        A session that appears between two rounds rotates in the second;
+        the outcomes counted since a round are reported and reset by the
+        next one.
+        """
+        clock = task.Clock()
+        sessions = [FakeRotatingSession(clock)]
+        outcomes = {True: 2, False: 1}
+        rounds = RotationRounds(clock, INTERVAL, lambda: sessions, outcomes)
+        rounds.start()
+        clock.advance(INTERVAL)
+        self.assertEqual(outcomes, {True: 0, False: 0})
+        sessions.append(FakeRotatingSession(clock))
+        clock.advance(INTERVAL)
+        clock.advance(INTERVAL * ROUND_JITTER)
+        self.assertEqual([len(fake.rotated) for fake in sessions], [2, 1])
+        self.assertEqual(rounds.count, 2)
+        rounds.stop()
+        self.assertEqual(clock.getDelayedCalls(), [])
 
 
 # ---------------------------------------------------------------------------

@@ -11,7 +11,6 @@ peers from costing the daemon memory or private-key work.
 
 from __future__ import annotations
 
-import random
 import secrets
 from collections import defaultdict
 from typing import Sequence
@@ -20,8 +19,7 @@ from twisted.application.internet import StreamServerEndpointService
 from twisted.application.service import MultiService
 from twisted.internet import protocol
 from twisted.internet.defer import Deferred, gatherResults
-from twisted.internet.interfaces import IDelayedCall, IReactorTime
-from twisted.internet.task import LoopingCall
+from twisted.internet.interfaces import IReactorTime
 from twisted.logger import Logger
 from twisted.python.failure import Failure
 
@@ -34,6 +32,7 @@ from spc.protocol import frames, records
 from spc.protocol.handshake import ChannelSpec, JoinTarget, ServerResult, channelSpecs
 from spc.protocol.serverhandshake import ServerHandshake
 from spc.ratelimit import RateWindow, TokenBuckets, sourceKey
+from spc.server.rounds import ROUND_JITTER, RotationRounds
 from spc.session.reassembly import (
     DEFAULT_DEADLINE,
     DEFAULT_GLOBAL_BUDGET,
@@ -44,10 +43,9 @@ from spc.session.session import IMessageReceiver, Session
 from spc.transport.channel import DEFAULT_HANDSHAKE_TIMEOUT, ChannelProtocol, HandshakeOwner
 from spc.transport.closing import BusyProtocol
 
-ROUND_JITTER = 0.1
 DEFAULT_SHUTDOWN_GRACE = 2.0
 
-__all__ = ["Limits", "ServerService", "SessionDirectory"]
+__all__ = ["Limits", "ROUND_JITTER", "ServerService", "SessionDirectory"]
 
 
 class Limits:
@@ -375,6 +373,8 @@ class ServerService(MultiService):
     C{MultiService}: one C{StreamServerEndpointService} per channel.
 
     @ivar directory: the L{SessionDirectory} behind every port.
+    @ivar rotationRounds: the server's L{RotationRounds}, running while
+        the service does.
     """
 
     log = Logger()
@@ -407,11 +407,13 @@ class ServerService(MultiService):
             handshakeTimeout=handshakeTimeout,
             files=files,
         )
-        self._rotations: list[IDelayedCall] = []
-        self._rounds = LoopingCall(self.rotationRound)
-        self._rounds.clock = reactor
+        self.rotationRounds = RotationRounds(
+            reactor,
+            params.seconds.rotationInterval,
+            lambda: list(self.directory.sessions.values()),
+            self.directory.roundOutcomes,
+        )
         self._reactor = reactor
-        self.rounds = 0
         self.endpointServices = []
         for spec, endpoint in zip(channelSpecs(len(endpoints), suites), endpoints):
             service = StreamServerEndpointService(
@@ -440,29 +442,7 @@ class ServerService(MultiService):
 
     def startService(self) -> None:
         super().startService()
-        interval = self.directory.params.seconds.rotationInterval
-        self._rounds.start(interval, now=False)
-
-    def rotationRound(self) -> None:
-        """
-        Every rotation interval: each session rotates, at a random moment
-        within the first tenth of the interval so the RSA work of many
-        sessions is spread out.  The outcome of the previous round is
-        logged as a whole.
-        """
-        sessions = list(self.directory.sessions.values())
-        outcomes = self.directory.roundOutcomes
-        if self.rounds:
-            events.rotationRound(
-                self.log, self.rounds, outcomes[True], outcomes[False], len(sessions)
-            )
-        outcomes[True] = outcomes[False] = 0
-        self.rounds += 1
-        spread = self.directory.params.seconds.rotationInterval * ROUND_JITTER
-        self._rotations = [
-            self._reactor.callLater(random.uniform(0, spread), session.rotate, True)
-            for session in sessions
-        ]
+        self.rotationRounds.start()
 
     def stopService(self) -> Deferred:
         """
@@ -472,11 +452,7 @@ class ServerService(MultiService):
 
         @return: a Deferred firing once every goodbye left.
         """
-        if self._rounds.running:
-            self._rounds.stop()
-        for call in self._rotations:
-            if call.active():
-                call.cancel()
+        self.rotationRounds.stop()
         self.directory.stop()
         self.directory.preAuthLog.flush()
         sessions = list(self.directory.sessions.values())

@@ -983,7 +983,7 @@ class ReorderTests(_HostileTestCase):
         net = self.net
         session = yield net.connect()
         placed: list[tuple[int, int]] = []
-        sendOn = session.sendOn
+        sendOn = session.channelSet.sendOn
 
         def spy(channel, record):
             if record[:4] == records.Fragment.TAG:
@@ -991,7 +991,7 @@ class ReorderTests(_HostileTestCase):
                 placed.append((channel.result.keys.channel, fragment.msgID))
             sendOn(channel, record)
 
-        session.sendOn = spy
+        session.channelSet.sendOn = spy
         earlier, later = message(FRAGMENTS, b"earlier"), message(1, b"later")
         sentEarlier = session.sendMessage(earlier)
         sentLater = session.sendMessage(later)

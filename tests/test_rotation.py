@@ -5,7 +5,8 @@ T13-T17, T26, T28, T30 and T33 rows of section 10, amendments A10 and A11).
 
 Three tiers (STYLE habit 14):
     - (a) the sans-IO machines of L{spc.protocol.rotation} driven directly, with a
-      recording L{RotationOwner} and a real RSA exchange key, no clock;
+      recording L{RotationOwner}, recording L{EpochKeys} and a real RSA
+      exchange key, no clock;
     - (b) whole client and server L{Session}s over real
       L{spc.transport.channel.ChannelProtocol}s connected in memory by
       L{twisted.test.iosim}, through a transport that keeps a copy of every
@@ -13,8 +14,8 @@ Three tiers (STYLE habit 14):
     - (c) every timer (ACK timeout, overlap, heartbeats, rejoin delay) on a
       L{task.Clock}: nothing sleeps.
 
-Plus the server's rotation round (L{ServerService.rotationRound}) and the
-daemon's timer options (L{spc.tap.Options}).
+Plus the server's rotation rounds (L{spc.server.rounds.RotationRounds}) and
+the daemon's timer options (L{spc.tap.Options}).
 """
 
 from __future__ import annotations
@@ -43,11 +44,15 @@ from spc.protocol.handshake import checkParams
 from spc.protocol.rotation import (
     MAX_ROLLBACKS,
     ClientRotation,
+    RotationKeys,
     RotationOwner,
     ServerRotation,
     offerLabel,
 )
+from spc.server.rounds import RotationRounds
 from spc.server.service import ROUND_JITTER, ServerService
+from spc.session.epochkeys import EpochKeys
+from spc.session.rotationdriver import RotationDriver
 from spc.session.session import Session
 from spc.tap import Options
 from tests.common import LOW_ORDER_SHARES
@@ -81,27 +86,57 @@ def exchangeKey():
     return cachedKey("exchange")
 
 
+class RecordingKeys(EpochKeys):
+    """
+    The session's L{EpochKeys}, without connections, recording every
+    change in a shared list of calls.
+    """
+
+    def __init__(self, calls: list[tuple], epoch: int, secret: bytes) -> None:
+        super().__init__(epoch, secret, lambda: ())
+        self._calls = calls
+
+    def install(self, epoch, secret):
+        super().install(epoch, secret)
+        self._calls.append(("installEpoch", epoch, secret))
+
+    def switch(self, epoch):
+        super().switch(epoch)
+        self._calls.append(("switchEpoch", epoch))
+
+    def drop(self, epoch):
+        super().drop(epoch)
+        self._calls.append(("dropEpoch", epoch))
+
+
 class RecordingOwner:
     """
-    A L{RotationOwner} that records every request in order.
+    A L{RotationOwner} that records every request in order, with the
+    L{RecordingKeys} of its machine.
 
-    @ivar secrets: the epoch secrets it holds; L{installEpoch} adds one and
-        L{dropEpoch} forgets one, as the session does.
-    @ivar calls: C{(method name, arguments)} in call order.
+    @ivar keys: the epochs the machine holds; their changes are recorded
+        among the calls.
+    @ivar calls: C{(method name, arguments)} in call order; the timers as
+        C{("startTimer", name, seconds)} and C{("cancelTimer", name)}, with
+        the names C{"ack"}, C{"overlap"} and C{"tick"}.
     @ivar timers: running timers, name to seconds.
     @ivar ended: C{(epoch, committed, reason)} of L{rotationEnded}.
     @ivar failed: how many times L{rekeyFailed} was called.
     """
 
-    def __init__(self, secrets: dict[int, bytes]) -> None:
-        self.secrets = dict(secrets)
+    def __init__(self, epoch: int, secret: bytes) -> None:
         self.calls: list[tuple] = []
+        self.keys = RecordingKeys(self.calls, epoch, secret)
         self.timers: dict[str, float] = {}
         self.ended: list[tuple[int, bool, str]] = []
         self.failed = 0
 
-    def epochSecret(self, epoch):
-        return self.secrets.get(epoch)
+    @property
+    def secrets(self) -> dict[int, bytes]:
+        """
+        The epoch secrets the keys hold.
+        """
+        return {epoch: self.keys.secret(epoch) for epoch in self.keys.held()}
 
     def sendOffer(self, record):
         self.calls.append(("sendOffer", bytes(record)))
@@ -109,24 +144,28 @@ class RecordingOwner:
     def sendControl(self, record):
         self.calls.append(("sendControl", bytes(record)))
 
-    def installEpoch(self, epoch, secret):
-        self.secrets[epoch] = secret
-        self.calls.append(("installEpoch", epoch, secret))
-
-    def switchEpoch(self, epoch):
-        self.calls.append(("switchEpoch", epoch))
-
-    def dropEpoch(self, epoch):
-        self.secrets.pop(epoch, None)
-        self.calls.append(("dropEpoch", epoch))
-
-    def startTimer(self, name, seconds):
+    def _start(self, name, seconds):
         self.timers[name] = seconds
         self.calls.append(("startTimer", name, seconds))
 
-    def cancelTimer(self, name):
+    def _cancel(self, name):
         self.timers.pop(name, None)
         self.calls.append(("cancelTimer", name))
+
+    def startAckTimeout(self, seconds):
+        self._start("ack", seconds)
+
+    def cancelAckTimeout(self):
+        self._cancel("ack")
+
+    def startOverlap(self, seconds):
+        self._start("overlap", seconds)
+
+    def cancelOverlap(self):
+        self._cancel("overlap")
+
+    def rotateSoon(self):
+        self._start("tick", 0)
 
     def rotationEnded(self, epoch, committed, reason):
         self.ended.append((epoch, committed, reason))
@@ -164,7 +203,7 @@ class RecordingOwner:
         """
         Forget the calls so far (not the secrets or timers).
         """
-        self.calls = []
+        del self.calls[:]
 
 
 def makeMachines(session: bytes = SESSION, clientSession: bytes | None = None, epoch: int = 0):
@@ -172,14 +211,14 @@ def makeMachines(session: bytes = SESSION, clientSession: bytes | None = None, e
     A L{ServerRotation} and a L{ClientRotation} at C{epoch}, sharing its
     secret, each with a L{RecordingOwner}.
     """
-    serverOwner = RecordingOwner({epoch: S0})
-    clientOwner = RecordingOwner({epoch: S0})
+    serverOwner = RecordingOwner(epoch, S0)
+    clientOwner = RecordingOwner(epoch, S0)
     return SimpleNamespace(
         server=ServerRotation(
-            serverOwner, session, exchangeKey().public_key(), epoch, ACK, OVERLAP
+            serverOwner, serverOwner.keys, session, exchangeKey().public_key(), ACK, OVERLAP
         ),
         client=ClientRotation(
-            clientOwner, clientSession or session, exchangeKey(), epoch, OVERLAP
+            clientOwner, clientOwner.keys, clientSession or session, exchangeKey(), OVERLAP
         ),
         serverOwner=serverOwner,
         clientOwner=clientOwner,
@@ -237,23 +276,28 @@ class ServerClientCommitTests(SynchronousTestCase):
     def test_fakeOwnerComplete(self) -> None:
         """
         The recording owner has every method of L{RotationOwner}, with the
-        same parameters, so the machines meet the interface the session
-        implements (and the session implements it too).
+        same parameters, so the machines meet the interface the session's
+        L{RotationDriver} implements (and the driver implements it too);
+        likewise the L{RotationKeys} the session's L{EpochKeys} implement.
         """
-        for name, method in vars(RotationOwner).items():
-            if name.startswith("_") or not callable(method):
-                continue
-            expected = list(inspect.signature(method).parameters)
-            self.assertEqual(
-                list(inspect.signature(getattr(RecordingOwner, name)).parameters),
-                expected,
-                name,
-            )
-            self.assertEqual(
-                list(inspect.signature(getattr(Session, name)).parameters)[: len(expected)],
-                expected,
-                name,
-            )
+        for interface, fake, real in (
+            (RotationOwner, RecordingOwner, RotationDriver),
+            (RotationKeys, RecordingKeys, EpochKeys),
+        ):
+            for name, method in vars(interface).items():
+                if name.startswith("_") or not callable(method):
+                    continue
+                expected = list(inspect.signature(method).parameters)
+                self.assertEqual(
+                    list(inspect.signature(getattr(fake, name)).parameters),
+                    expected,
+                    name,
+                )
+                self.assertEqual(
+                    list(inspect.signature(getattr(real, name)).parameters)[: len(expected)],
+                    expected,
+                    name,
+                )
 
     def test_commitPath(self) -> None:
         """
@@ -743,8 +787,7 @@ class Tap:
         self.drop: set[bytes] = set()
         self.dropped: list[object] = []
         self._clock = clock
-        for name in ("sendControl", "sendOffer"):
-            setattr(session, name, self._outgoing(getattr(session, name)))
+        session.sendControl = self._outgoing(session.sendControl)
         original, lose = session.recordReceived, session.channelLost
 
         def recordReceived(channel, epoch, record):
@@ -947,12 +990,12 @@ class DroppedAckTests(SynchronousTestCase):
         started = pair.clock.seconds()
         pair.rotate()
         self.assertEqual(len(pair.clientTap.dropped), 1)
-        self.assertEqual(pair.client.rotation.pending, 1)
+        self.assertEqual(pair.client.rotations.machine.pending, 1)
         pair.exchange()
         pair.run(SESSION_ACK - 0.01)
         self.assertEqual(pair.serverTap.sentOf(records.RotationAbort), [])
         self.assertEqual(pair.server.rotationsRolledBack, 0)
-        self.assertEqual(pair.client.rotation.pending, 1)
+        self.assertEqual(pair.client.rotations.machine.pending, 1)
         pair.clock.advance(0.01)
         pair.network.flush()
         [(when, abort)] = [
@@ -961,7 +1004,7 @@ class DroppedAckTests(SynchronousTestCase):
         self.assertAlmostEqual(when - started, SESSION_ACK, places=6)
         self.assertEqual(abort.newEpoch, 1)
         self.assertEqual(pair.server.rotationsRolledBack, 1)
-        self.assertIsNone(pair.client.rotation.pending)
+        self.assertIsNone(pair.client.rotations.machine.pending)
         self.assertEqual(pair.epochs(), (0, 0))
         self.assertIsNone(pair.client.epochSecret(1))
         pair.exchange()
@@ -1019,14 +1062,14 @@ class DroppedCommitTests(SynchronousTestCase):
         [offer] = pair.serverTap.sentOf(records.RotationOffer)
         zero = pair.pump(0)
         zero.pump()
-        self.assertEqual(pair.client.rotation.pending, 1)
+        self.assertEqual(pair.client.rotations.machine.pending, 1)
         zero.pump()
         self.assertEqual(pair.server.epoch, 1)
         self.assertEqual(pair.serverTap.sentOf(records.RotationCommit), [records.RotationCommit(1)])
         pair.network.cut(zero)
         pair.network.flush()
         self.assertEqual(pair.epochs(), (1, 1))
-        self.assertIsNone(pair.client.rotation.pending)
+        self.assertIsNone(pair.client.rotations.machine.pending)
         sent = pair.server.sendMessage(b"under epoch 1")
         pair.network.flush()
         self.successResultOf(sent)
@@ -1054,7 +1097,7 @@ class DroppedCommitTests(SynchronousTestCase):
             pair.network.cut(pump)
         pair.network.flush()
         self.assertEqual(pair.client.channels, {})
-        self.assertEqual((pair.client.epoch, pair.client.rotation.pending), (0, 1))
+        self.assertEqual((pair.client.epoch, pair.client.rotations.machine.pending), (0, 1))
 
     def test_allLostRejoinInOverlap(self) -> None:
         """
@@ -1196,7 +1239,7 @@ class ForgedRotationTests(SynchronousTestCase):
         injectTo(pair, pair.client.channels[1], forgedFrame(pair.client.channels[1], offer))
         self.assertEqual(pair.clientTap.lostWith(AUTH_FAILED), [1])
         self.assertEqual(pair.clientTap.sentOf(records.RotationAck), [])
-        self.assertIsNone(pair.client.rotation.pending)
+        self.assertIsNone(pair.client.rotations.machine.pending)
         pair.rotate()
         self.assertEqual(pair.epochs(), (1, 1))
 
@@ -1229,7 +1272,7 @@ class ForgedRotationTests(SynchronousTestCase):
         self.assertEqual(pair.epochs(), (0, 0))
         pair.run(SESSION_ACK + STEP)
         self.assertEqual(pair.server.rotationsRolledBack, 1)
-        self.assertIsNone(pair.client.rotation.pending)
+        self.assertIsNone(pair.client.rotations.machine.pending)
         self.assertEqual(pair.client.rotationsCommitted, 0)
         pair.exchange()
 
@@ -1287,7 +1330,7 @@ class DesyncTests(SynchronousTestCase):
         not with a silent loss of its channels.
         """
         pair = makePair(self)
-        pair.client.rotation.committed = lambda epoch: None
+        pair.client.rotations.machine.committed = lambda epoch: None
         clientClosed = pair.client.whenClosed()
         pair.rotate()
         self.assertEqual(pair.epochs(), (0, 1))
@@ -1309,7 +1352,7 @@ class DesyncTests(SynchronousTestCase):
         commit, and the session is reset as soon as the overlap ends.
         """
         pair = makePair(self)
-        pair.client.rotation.committed = lambda epoch: None
+        pair.client.rotations.machine.committed = lambda epoch: None
         serverClosed = pair.server.whenClosed()
         pair.rotate()
         self.assertEqual(pair.epochs(), (0, 1))
@@ -1331,7 +1374,7 @@ class DesyncTests(SynchronousTestCase):
         pair.server.rotate()
         for pump in list(pair.network.pumps):
             pump.pump()  # the offer reaches the client; its RKA waits
-        beat = pair.server._beats.call.getTime()
+        beat = pair.server.heartbeats._beats.call.getTime()
         pair.clock.advance(beat - pair.clock.seconds())
         pair.network.flush()
         self.assertEqual(pair.server.epoch, 1)
@@ -1509,7 +1552,7 @@ def makeService(clock=None, sessions: int = 0):
         params=frames.Params(rotationInterval=int(INTERVAL * 1000)),
     )
     events: list[dict] = []
-    service.log = Logger(observer=events.append)
+    service.rotationRounds.log = Logger(observer=events.append)
     fakes = []
     for number in range(sessions):
         fake = FakeRotatingSession(clock)
@@ -1520,7 +1563,7 @@ def makeService(clock=None, sessions: int = 0):
 
 class RotationRoundTests(SynchronousTestCase):
     """
-    L{ServerService.rotationRound}: every session, spread over the first
+    L{RotationRounds.runRound}: every session, spread over the first
     tenth of the interval, reported as a whole.
     """
 
@@ -1532,7 +1575,7 @@ class RotationRoundTests(SynchronousTestCase):
         """
         made = makeService(sessions=20)
         made.clock.advance(100)
-        made.service.rotationRound()
+        made.service.rotationRounds.runRound()
         spread = INTERVAL * ROUND_JITTER
         times = [call.getTime() - 100 for call in made.clock.getDelayedCalls()]
         self.assertEqual(len(times), 20)
@@ -1563,12 +1606,12 @@ class RotationRoundTests(SynchronousTestCase):
         made.service.startService()
         self.addCleanup(made.service.stopService)
         made.clock.advance(INTERVAL - 1)
-        self.assertEqual(made.service.rounds, 0)
+        self.assertEqual(made.service.rotationRounds.count, 0)
         made.clock.advance(1)
-        self.assertEqual(made.service.rounds, 1)
+        self.assertEqual(made.service.rotationRounds.count, 1)
         for _ in range(int(INTERVAL * (1 + ROUND_JITTER))):
             made.clock.advance(1)
-        self.assertEqual(made.service.rounds, 2)
+        self.assertEqual(made.service.rotationRounds.count, 2)
         self.assertEqual(len(made.sessions[0].rotated), 2)
 
     def test_summaryLogged(self) -> None:
@@ -1578,12 +1621,12 @@ class RotationRoundTests(SynchronousTestCase):
         that round; the next round starts counting afresh.
         """
         made = makeService(sessions=2)
-        made.service.rotationRound()
+        made.service.rotationRounds.runRound()
         self.assertEqual(made.events, [])
         made.clock.advance(INTERVAL)
         made.service.directory._rotationEnded(True)
         made.service.directory._rotationEnded(False)
-        made.service.rotationRound()
+        made.service.rotationRounds.runRound()
         [event] = made.events
         self.assertEqual(
             {k: event[k] for k in ("round", "sessions", "committed", "rolled_back")},
@@ -1591,7 +1634,7 @@ class RotationRoundTests(SynchronousTestCase):
         )
         self.assertIn("Rotation round", event["log_format"])
         del made.events[:]
-        made.service.rotationRound()
+        made.service.rotationRounds.runRound()
         [event] = made.events
         self.assertEqual((event["committed"], event["rolled_back"]), (0, 0))
 
@@ -1609,10 +1652,10 @@ class RotationRoundTests(SynchronousTestCase):
         live.attach(channel, 0)
         confirm(live, channel)
         made.service.directory.sessions.update({live.id: live, idle.id: idle})
-        made.service.rotationRound()
+        made.service.rotationRounds.runRound()
         clock.advance(INTERVAL * ROUND_JITTER)
         self.assertEqual(len(channel.take(records.RotationOffer)), 1)
-        self.assertEqual(idle.rotation.epoch, 0)
+        self.assertEqual(idle.rotations.machine.epoch, 0)
         self.assertEqual(idle.rotationsRolledBack, 0)
         clock.advance(ACK)
         self.assertEqual(idle.rotationsRolledBack, 0)
@@ -1641,8 +1684,8 @@ class RotationRoundTests(SynchronousTestCase):
         server.attach(channel, 0)
         confirm(server, channel)
         made.service.directory.sessions[server.id] = server
-        owner = RecordingOwner({0: S0})
-        client = ClientRotation(owner, SESSION, exchangeKey(), 0, OVERLAP)
+        owner = RecordingOwner(0, S0)
+        client = ClientRotation(owner, owner.keys, SESSION, exchangeKey(), OVERLAP)
         server.recordReceived(channel, 0, records.RotationRequest(records.REKEY_VOLUME))
         [offer] = channel.take(records.RotationOffer)
         client.offerReceived(offer)
@@ -1651,10 +1694,38 @@ class RotationRoundTests(SynchronousTestCase):
         self.assertEqual(server.epoch, 1)
         clock.advance(SESSION_OVERLAP + 1)
         channel.take()
-        made.service.rotationRound()
+        made.service.rotationRounds.runRound()
         clock.advance(INTERVAL * ROUND_JITTER)
         self.assertEqual(channel.take(records.RotationOffer), [])
         self.assertEqual(server.rotationsRolledBack, 0)
+
+
+class RotationRoundsTests(SynchronousTestCase):
+    """
+    L{RotationRounds} without a service: its sessions are asked anew at
+    every round, and its outcomes start again at 0.
+    """
+
+    def test_sessionsAskedEachRound(self) -> None:
+        """
+        A session that appears between two rounds rotates in the second;
+        the outcomes counted since a round are reported and reset by the
+        next one.
+        """
+        clock = task.Clock()
+        sessions = [FakeRotatingSession(clock)]
+        outcomes = {True: 2, False: 1}
+        rounds = RotationRounds(clock, INTERVAL, lambda: sessions, outcomes)
+        rounds.start()
+        clock.advance(INTERVAL)
+        self.assertEqual(outcomes, {True: 0, False: 0})
+        sessions.append(FakeRotatingSession(clock))
+        clock.advance(INTERVAL)
+        clock.advance(INTERVAL * ROUND_JITTER)
+        self.assertEqual([len(fake.rotated) for fake in sessions], [2, 1])
+        self.assertEqual(rounds.count, 2)
+        rounds.stop()
+        self.assertEqual(clock.getDelayedCalls(), [])
 
 
 # ---------------------------------------------------------------------------

@@ -853,8 +853,8 @@ class KeyConfirmationTests(SynchronousTestCase):
 
 class SchedulingTests(SynchronousTestCase):
     """
-    The session as the messenger's sink: which channel gets data
-    (L{Session.writableChannel}), when a paused channel gets it again
+    The session's channels as the messenger's sink: which channel gets data
+    (L{ChannelSet.writableChannel}), when a paused channel gets it again
     (L{Session.channelWritable}), and where control records go
     (L{Session.sendControl}).
     """

@@ -1198,6 +1198,86 @@ class SenderFailureTests(TransferTestCase):
         self.assertEqual(len(self.partials()), 2)
 
 
+class SenderStepsTests(TransferTestCase):
+    """
+    The steps of a L{FileSender}, fed the receiver's answers by hand: each
+    answer counts only in the step that expects it, and a done sender
+    ignores everything.
+    """
+
+    def answer(self, sender, status: int, ranges=()) -> None:
+        sender.ackReceived(filerecords.FileAck(sender.transferID, status, tuple(ranges)))
+
+    def start(self, size: int = 2 * SIZE):
+        sink = Sink()
+        messenger = MultiChannelMessenger(sink, PARAMS, lambda data, kind: None, task.Clock())
+        sender = FileSender(self.source(os.urandom(size)), "f", SECRET, SERVER, SIZE, task.Clock())
+        sent = messenger.sendFile(sender)
+        self.addCleanup(sent.addErrback, lambda failure: None)
+        return sender, sent, sink
+
+    def kinds(self, sink: Sink) -> list[type]:
+        kinds = [type(records.decodeRecord(record)) for record in sink.outbound]
+        del sink.outbound[:]
+        return kinds
+
+    def test_offerThenWait(self) -> None:
+        """
+        The offer goes out once; until the receiver answers it the sender
+        has nothing more, and a second answer to it changes nothing.
+        """
+        sender, sent, sink = self.start()
+        self.assertEqual(self.kinds(sink), [filerecords.FileOffer])
+        self.assertIsNone(sender.nextRecord())
+        self.answer(sender, filerecords.FILE_RESUME)
+        self.assertEqual(
+            self.kinds(sink), [filerecords.FileData, filerecords.FileData, filerecords.FileEnd]
+        )
+        self.answer(sender, filerecords.FILE_RESUME)
+        self.assertEqual(self.kinds(sink), [])
+        self.assertIsNone(sender.nextRecord())
+        self.assertNoResult(sent)
+
+    def test_doneIgnoresAll(self) -> None:
+        """
+        Once delivered, the sender ignores a restart, a refusal, another
+        verdict and the end of the session.
+        """
+        sender, sent, sink = self.start()
+        self.answer(sender, filerecords.FILE_RESUME)
+        self.answer(sender, filerecords.FILE_COMPLETE)
+        delivered = self.successResultOf(sent)
+        for status in (filerecords.FILE_RESTART, filerecords.FILE_REFUSED, filerecords.FILE_COMPLETE):
+            self.answer(sender, status)
+        sender.sessionEnded(Failure(SessionClosed("over")))
+        self.assertEqual(delivered.sent, 2 * SIZE)
+        self.assertIsNone(sender.nextRecord())
+
+    def test_restartOffersAgain(self) -> None:
+        """
+        A first restart offers the file again under a new id, from any step
+        before done; a second fails it.
+        """
+        sender, sent, sink = self.start()
+        first = sender.transferID
+        self.kinds(sink)
+        self.answer(sender, filerecords.FILE_RESTART)
+        self.assertNotEqual(sender.transferID, first)
+        self.assertEqual(self.kinds(sink), [filerecords.FileOffer])
+        self.answer(sender, filerecords.FILE_RESTART)
+        self.assertIn("corrupt twice", str(self.failureResultOf(sent, TransferFailed).value))
+
+    def test_sessionEndsOnce(self) -> None:
+        """
+        The end of the session fails a sender still waiting, once.
+        """
+        sender, sent, sink = self.start()
+        sender.sessionEnded(Failure(SessionClosed("over")))
+        sender.sessionEnded(Failure(SessionClosed("again")))
+        self.assertIn("over", str(self.failureResultOf(sent, SessionClosed).value))
+        self.assertIsNone(sender.nextRecord())
+
+
 class AnswerTests(TransferTestCase):
     """
     Issue 9, items 13 and 17: the receiver's answers say where a file or

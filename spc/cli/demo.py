@@ -152,7 +152,7 @@ def runDemo(
         rotations = f"{serverSession.rotationsCommitted} committed, " \
             f"{serverSession.rotationsRolledBack} rolled back"
         out.write(
-            f"Key rotations every {DEMO_PARAMS.rotationInterval / 1000:g} s: {rotations}\n"
+            f"Key rotations every {DEMO_PARAMS.seconds.rotationInterval:g} s: {rotations}\n"
             f"File: {size} bytes in {elapsed:.2f} s, {size / elapsed / 1e6:.1f} MB/s, "
             f"SHA-256 {'OK' if fileOK else 'MISMATCH'} ({received[:16]}...)\n"
             f"Client -> server: {len(atServer.messages)} messages; "

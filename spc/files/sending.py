@@ -1,6 +1,6 @@
 # -*- test-case-name: tests.test_transfer -*-
 """
-Sending a file: a L{spc.interfaces.Source} that reads the next fragment
+Sending a file: a L{spc.session.messenger.Source} that reads the next fragment
 only when the messenger can send it, hashes every byte in order as it
 reads (the digest goes in the final record; nothing is read twice, and
 nothing is pre-hashed), and skips what the receiver said it already holds.
@@ -14,6 +14,7 @@ import hmac
 import os
 from typing import Callable, NamedTuple
 
+from automat import MethodicalMachine
 from twisted.internet.defer import Deferred
 from twisted.internet.interfaces import IReactorTime
 from twisted.logger import Logger
@@ -92,6 +93,18 @@ class FileSender:
     """
     One file on its way out.
 
+    Its steps are an explicit machine: it offers the file, waits for the
+    receiver's answer, sends what the receiver lacks, ends with the digest,
+    and waits for the verdict; a restart offers it again under a new id,
+    and delivery, failure or the end of the session makes it done.  What it
+    gives the messenger in each step is the function the step set
+    (L{_produce}), so the fragments of a file cost no transition each.
+    The machine is a C{MethodicalMachine}, not a C{TypeMachineBuilder} one:
+    its outputs call the messenger, which pumps this sender at once and so
+    feeds the machine its next input from inside a transition, and a
+    typed machine would postpone that input until the transition is over,
+    letting the step being left produce once more.
+
     @ivar deferred: fires with a L{Delivered} once the receiver stored and
         verified the file, or held it already, or fails with L{FileFailed}
         (L{FileRefused} when the receiver refused it).
@@ -101,6 +114,7 @@ class FileSender:
     """
 
     log = Logger()
+    _machine = MethodicalMachine()
 
     def __init__(
         self,
@@ -129,7 +143,7 @@ class FileSender:
         self._restarted = False
         self._sent = 0
         self._reset(RangeSet())
-        self._state = "offer"
+        self._produce: Callable[[], object] = self._offer
         self.messenger = None
 
     def _reset(self, held: RangeSet) -> None:
@@ -141,18 +155,23 @@ class FileSender:
     # Source.
 
     def nextRecord(self):
-        if self._state == "offer":
-            self._state = "waiting"
-            offer = filerecords.FileOffer(self.transferID, self.size, self.name).encode()
-            return ("o", self.transferID), offer
-        if self._state != "sending":
-            return None
+        return self._produce()
+
+    def _nothing(self) -> None:
+        return None
+
+    def _offer(self):
+        offer = filerecords.FileOffer(self.transferID, self.size, self.name).encode()
+        self._offerTaken()
+        return ("o", self.transferID), offer
+
+    def _readNext(self):
         skipped = 0
         while self._offset < self.size:
             offset = self._offset
             chunk = os.pread(self._file.fileno(), min(self._fragmentSize, self.size - offset), offset)
             if len(chunk) != min(self._fragmentSize, self.size - offset):
-                self._fail(FileFailed(self.name, "shrank while it was being sent"))
+                self._failed(FileFailed(self.name, "shrank while it was being sent"))
                 return None
             self._hash.update(chunk)
             self._offset = offset + len(chunk)
@@ -163,9 +182,9 @@ class FileSender:
             skipped += 1
             if skipped >= HELD_CHUNKS_PER_TURN:
                 return YIELD
-        self._state = "ending"
+        self._allRead()
         if self._changed():
-            self._fail(FileFailed(self.name, "changed while it was being sent"))
+            self._failed(FileFailed(self.name, "changed while it was being sent"))
             return None
         self.digest = self._hash.digest()
         end = filerecords.FileEnd(self.transferID, self.digest).encode()
@@ -191,40 +210,125 @@ class FileSender:
     # What the receiver says.
 
     def ackReceived(self, ack: filerecords.FileAck) -> None:
-        messenger = self.messenger
         status = ack.status
         if status == filerecords.FILE_PROGRESS:
             for start, length in ack.ranges:
                 end = min(start + length, self.size)
                 first = start - start % self._fragmentSize
                 for offset in range(first, end, self._fragmentSize):
-                    if offset >= start and messenger.acknowledge(("f", self.transferID, offset)):
+                    if offset >= start and self.messenger.acknowledge(
+                        ("f", self.transferID, offset)
+                    ):
                         self._acked += min(self._fragmentSize, self.size - offset)
             self._progress(self._acked)
-        elif status == filerecords.FILE_RESUME and self._state == "waiting":
-            messenger.acknowledge(("o", self.transferID))
-            self._reset(RangeSet(ack.ranges))
-            self._state = "sending"
-            self._progress(self._acked)
-            messenger.addSource(self)
+        elif status == filerecords.FILE_RESUME:
+            self._resumed(RangeSet(ack.ranges))
         elif status in (filerecords.FILE_COMPLETE, filerecords.FILE_ALREADY_STORED):
-            self._finish()
-            elapsed = self._clock.seconds() - self._started
-            events.fileSent(self.log, self.name, self.size, self._server, elapsed, self.digest)
-            self._progress(self.size)
-            self.deferred.callback(_delivered(self.name, ack, self._sent))
+            self._delivered(ack)
         elif status == filerecords.FILE_RESTART and not self._restarted:
-            self._forgetKeys()
-            self._restarted = True
-            self.transferID = os.urandom(16)
-            self._reset(RangeSet())
-            self._state = "offer"
-            messenger.renameSender(self, ack.transferID)
-            messenger.addSource(self)
+            self._restartedAs(ack.transferID)
         elif status == filerecords.FILE_RESTART:
-            self._fail(FileFailed(self.name, "arrived corrupt twice"))
+            self._failed(FileFailed(self.name, "arrived corrupt twice"))
         elif status == filerecords.FILE_REFUSED:
-            self._fail(_refused(self.name, ack))
+            self._failed(_refused(self.name, ack))
+
+    # The steps.
+
+    @_machine.input()
+    def _offerTaken(self) -> None:
+        "The messenger took the offer."
+
+    @_machine.input()
+    def _resumed(self, held: RangeSet) -> None:
+        "The receiver answered the offer with what it holds already."
+
+    @_machine.input()
+    def _allRead(self) -> None:
+        "Every byte was read: the end record is next."
+
+    @_machine.input()
+    def _restartedAs(self, previous: bytes) -> None:
+        "The file arrived corrupt: send it again, under a new id."
+
+    @_machine.input()
+    def _delivered(self, ack: filerecords.FileAck) -> None:
+        "The receiver stored and verified the file, or held it already."
+
+    @_machine.input()
+    def _failed(self, error: Exception) -> None:
+        "The file cannot be delivered."
+
+    @_machine.input()
+    def sessionEnded(self, reason: Failure) -> None:
+        "The session ended before the file was delivered."
+
+    @_machine.state(initial=True)
+    def _offering(self) -> None:
+        "The offer is the next record."
+
+    @_machine.state()
+    def _waiting(self) -> None:
+        "The offer is out; the receiver's answer is awaited."
+
+    @_machine.state()
+    def _sending(self) -> None:
+        "Fragments go out as the messenger asks."
+
+    @_machine.state()
+    def _ending(self) -> None:
+        "The end record is out; the receiver's verdict is awaited."
+
+    @_machine.state()
+    def _done(self) -> None:
+        "Delivered, failed or cut off with the session: nothing more."
+
+    @_machine.output()
+    def _quiet(self) -> None:
+        self._produce = self._nothing
+
+    @_machine.output()
+    def _startSending(self, held: RangeSet) -> None:
+        self.messenger.acknowledge(("o", self.transferID))
+        self._reset(held)
+        self._produce = self._readNext
+        self._progress(self._acked)
+        self.messenger.addSource(self)
+
+    @_machine.output()
+    def _offerAgain(self, previous: bytes) -> None:
+        self._produce = self._nothing
+        self._forgetKeys()
+        self._restarted = True
+        self.transferID = os.urandom(16)
+        self._reset(RangeSet())
+        self._produce = self._offer
+        self.messenger.renameSender(self, previous)
+        self.messenger.addSource(self)
+
+    @_machine.output()
+    def _succeed(self, ack: filerecords.FileAck) -> None:
+        self._finish()
+        elapsed = self._clock.seconds() - self._started
+        events.fileSent(self.log, self.name, self.size, self._server, elapsed, self.digest)
+        self._progress(self.size)
+        self.deferred.callback(_delivered(self.name, ack, self._sent))
+
+    @_machine.output()
+    def _fail(self, error: Exception) -> None:
+        self._finish()
+        self.deferred.errback(error)
+
+    @_machine.output()
+    def _abandon(self, reason: Failure) -> None:
+        self._produce = self._nothing
+        self._file.close()
+        self.deferred.errback(reason)
+
+    def _finish(self) -> None:
+        self._produce = self._nothing
+        self._forgetKeys()
+        self._file.close()
+        self.messenger.senderDone(self)
 
     def _forgetKeys(self) -> None:
         messenger = self.messenger
@@ -233,23 +337,19 @@ class FileSender:
         for offset in range(0, self.size, self._fragmentSize):
             messenger.acknowledge(("f", self.transferID, offset))
 
-    def _finish(self) -> None:
-        self._state = "done"
-        self._forgetKeys()
-        self._file.close()
-        self.messenger.senderDone(self)
-
-    def _fail(self, error: Exception) -> None:
-        if self._state == "done":
-            return
-        self._finish()
-        self.deferred.errback(error)
-
-    def sessionEnded(self, reason: Failure) -> None:
-        if self._state != "done":
-            self._state = "done"
-            self._file.close()
-            self.deferred.errback(reason)
+    _offering.upon(_offerTaken, enter=_waiting, outputs=[_quiet])
+    _waiting.upon(_resumed, enter=_sending, outputs=[_startSending])
+    _sending.upon(_allRead, enter=_ending, outputs=[_quiet])
+    for _state in (_offering, _sending, _ending):
+        _state.upon(_resumed, enter=_state, outputs=[])
+    for _state in (_offering, _waiting, _sending, _ending):
+        _state.upon(_restartedAs, enter=_offering, outputs=[_offerAgain])
+        _state.upon(_delivered, enter=_done, outputs=[_succeed])
+        _state.upon(_failed, enter=_done, outputs=[_fail])
+        _state.upon(sessionEnded, enter=_done, outputs=[_abandon])
+    for _input in (_resumed, _restartedAs, _delivered, _failed, sessionEnded):
+        _done.upon(_input, enter=_done, outputs=[])
+    del _state, _input
 
 
 class FolderSender:

@@ -12,14 +12,11 @@ L{spc.server.directory.SessionDirectory}.
 
 from __future__ import annotations
 
-import random
 from typing import Sequence
 
 from twisted.application.service import MultiService
 from twisted.internet import protocol
 from twisted.internet.defer import Deferred, gatherResults
-from twisted.internet.interfaces import IDelayedCall
-from twisted.internet.task import LoopingCall
 from twisted.logger import Logger
 from twisted.python.failure import Failure
 
@@ -27,20 +24,19 @@ from spc.crypto.suites import Suite
 from spc.files.store import FileStore
 from spc.interfaces import IMessageReceiver
 from spc.keys.identity import Identity
-from spc.logs import events
 from spc.protocol import frames, records
 from spc.protocol.handshake import ChannelSpec, channelSpecs
 from spc.protocol.serverhandshake import ServerHandshake
 from spc.server.directory import Limits, SessionDirectory
 from spc.server.listening import ListeningService
+from spc.server.rounds import ROUND_JITTER, RotationRounds
 from spc.session.session import Session
 from spc.transport.channel import DEFAULT_HANDSHAKE_TIMEOUT, ChannelProtocol
 from spc.transport.closing import BusyProtocol
 
-ROUND_JITTER = 0.1
 DEFAULT_SHUTDOWN_GRACE = 2.0
 
-__all__ = ["ServerChannelFactory", "ServerService"]
+__all__ = ["ROUND_JITTER", "ServerChannelFactory", "ServerService"]
 
 
 class ServerChannelFactory(protocol.Factory):
@@ -86,6 +82,8 @@ class ServerService(MultiService):
     C{MultiService}: one L{ListeningService} per channel.
 
     @ivar directory: the L{SessionDirectory} behind every port.
+    @ivar rotationRounds: the server's L{RotationRounds}, running while
+        the service does.
     @ivar endpointServices: the channels' listening services, in channel
         order.
     """
@@ -120,11 +118,13 @@ class ServerService(MultiService):
             handshakeTimeout=handshakeTimeout,
             files=files,
         )
-        self._rotations: list[IDelayedCall] = []
-        self._rounds = LoopingCall(self.rotationRound)
-        self._rounds.clock = reactor
+        self.rotationRounds = RotationRounds(
+            reactor,
+            self.directory.params.seconds.rotationInterval,
+            lambda: list(self.directory.sessions.values()),
+            self.directory.roundOutcomes,
+        )
         self._reactor = reactor
-        self.rounds = 0
         self.endpointServices = []
         for spec, endpoint in zip(channelSpecs(len(endpoints), suites), endpoints):
             service = ListeningService(endpoint, ServerChannelFactory(self.directory, spec))
@@ -144,29 +144,7 @@ class ServerService(MultiService):
 
     def startService(self) -> None:
         super().startService()
-        interval = self.directory.params.rotationInterval / 1000
-        self._rounds.start(interval, now=False)
-
-    def rotationRound(self) -> None:
-        """
-        Every rotation interval: each session rotates, at a random moment
-        within the first tenth of the interval so the RSA work of many
-        sessions is spread out.  The outcome of the previous round is
-        logged as a whole.
-        """
-        sessions = list(self.directory.sessions.values())
-        outcomes = self.directory.roundOutcomes
-        if self.rounds:
-            events.rotationRound(
-                self.log, self.rounds, outcomes[True], outcomes[False], len(sessions)
-            )
-        outcomes[True] = outcomes[False] = 0
-        self.rounds += 1
-        spread = self.directory.params.rotationInterval / 1000 * ROUND_JITTER
-        self._rotations = [
-            self._reactor.callLater(random.uniform(0, spread), session.rotate, True)
-            for session in sessions
-        ]
+        self.rotationRounds.start()
 
     def stopService(self) -> Deferred:
         """
@@ -176,11 +154,7 @@ class ServerService(MultiService):
 
         @return: a Deferred firing once every goodbye left.
         """
-        if self._rounds.running:
-            self._rounds.stop()
-        for call in self._rotations:
-            if call.active():
-                call.cancel()
+        self.rotationRounds.stop()
         self.directory.stop()
         self.directory.preAuthLog.flush()
         sessions = list(self.directory.sessions.values())

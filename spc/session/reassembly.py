@@ -210,7 +210,7 @@ class Reassembler:
         self._refusals = events.ThrottledLog(
             clock, self.log, events.MESSAGES_REFUSED_SUPPRESSED, peer=self._budget.identity
         )
-        self._duplicateAnswers = RateWindow(clock, params.heartbeatInterval / 1000)
+        self._duplicateAnswers = RateWindow(clock, params.seconds.heartbeatInterval)
 
     def fragmentReceived(self, fragment: records.Fragment) -> None:
         """

@@ -57,6 +57,7 @@ from spc.server.directory import SessionDirectory
 from spc.server.service import ServerChannelFactory, ServerService
 from spc.text import withoutControls
 from spc.transport import tls
+from tests.common import inlineKeyPool
 from tests.test_endtoend import GOODBYE_TIMEOUT, EndToEndTestCase, sharedIdentity
 from tests.test_session import RETRY_DELAY, MemoryServer, cachedExchangeKey, cachedIdentity
 
@@ -398,6 +399,7 @@ class EventsInMemoryTests(unittest.SynchronousTestCase):
             other,
             PinnedKey(self.memory.server.fingerprint),
             "127.0.0.1:9000",
+            exchangeKeys=inlineKeyPool(),
         )
         self.memory.network.flush()
         self.failureResultOf(connecting)

@@ -37,6 +37,7 @@ from spc.protocol.records import messageDigest
 from spc.server.directory import SessionDirectory
 from spc.server.service import ServerChannelFactory
 from spc.session.session import DEFAULT_LINGER, Session
+from tests.common import inlineKeyPool
 
 # Keys: RSA generation is slow, so each is made once per process.
 
@@ -1217,6 +1218,7 @@ class MemoryServer:
             "127.0.0.1:9000",
             receiver=self.clientReceiver,
             retryPolicy=self.retryPolicy,
+            exchangeKeys=inlineKeyPool(),
         )
         self.network.flush()
         return testCase.successResultOf(connecting)

@@ -15,6 +15,7 @@ from spc.addresses import formatHostPort
 from spc.cli.command import EXIT_OK, Context, KeyDirMixin, ReactorCommand
 from spc.cli.options import MAX_CHANNELS, ParseOnlyReactor, SuiteMapOption, parsePorts
 from spc.cli.progress import ProgressBar
+from spc.client.keypool import ExchangeKeyPool
 from spc.client.send import SendRequest, SendSummary, clientEndpoints, send
 from spc.client.sendlist import collectFiles
 from spc.errors import FileFailed, FileRefused, MessageAbandoned, SPCError
@@ -133,6 +134,7 @@ class SendOptions(KeyDirMixin, SuiteMapOption, ReactorCommand):
             raise usage.UsageError(f"--server: {error}") from None
 
     def runWithReactor(self, reactor, context: Context):
+        exchangeKeys = _exchangeKeys()
         keyDir = self.keyDir(context)
         bar = ProgressBar(context.stderr, enabled=not self["no-progress"])
         request = SendRequest(
@@ -151,6 +153,7 @@ class SendOptions(KeyDirMixin, SuiteMapOption, ReactorCommand):
             bar.update,
             self["tls-fingerprints"],
             self["folders"],
+            exchangeKeys,
         )
         result = send(reactor, request)
         result.addBoth(bar.close)
@@ -183,6 +186,20 @@ class SendOptions(KeyDirMixin, SuiteMapOption, ReactorCommand):
         if self["skipped"] and not self["skip-unsendable"]:
             return EXIT_SKIPPED
         return EXIT_OK
+
+
+def _exchangeKeys() -> ExchangeKeyPool:
+    """
+    The session's exchange key, started in a thread now, so that it is made
+    while the keys and trust files load and the first channel connects.
+    The pool keeps no key in reserve: C{spc send} usually opens one
+    session, and would wait for a reserve key before it exits.  A session
+    after a reset makes its key then.  A key that cannot be made now is
+    made again when the session asks for it, and that failure says why.
+    """
+    keys = ExchangeKeyPool(size=0)
+    keys.warm(1).addErrback(lambda failure: None)
+    return keys
 
 
 def _summaryLine(summary: SendSummary) -> str:

@@ -28,12 +28,14 @@ from __future__ import annotations
 
 from typing import Callable, Sequence
 
+from cryptography.hazmat.primitives.asymmetric import rsa
 from twisted.application.internet import backoffPolicy
 from twisted.internet import protocol
 from twisted.internet.defer import Deferred, DeferredList, inlineCallbacks
 from twisted.internet.interfaces import IDelayedCall, IStreamClientEndpoint
 from twisted.logger import Logger
 
+from spc.client import keypool
 from spc.crypto import asymmetric
 from spc.crypto.suites import Suite
 from spc.errors import ClientNotAuthorized, ConfigurationError, SessionReset, SPCError
@@ -108,7 +110,14 @@ class ClientSessionFactory:
         transferSecret: bytes | None = None,
         linger: float = DEFAULT_LINGER,
         retryPolicy: Callable[[int], float] | None = None,
+        exchangeKey: rsa.RSAPrivateKey | None = None,
     ) -> None:
+        """
+        @param exchangeKey: the session's exchange key, made for it and
+            used by no other session (L{connect} takes one from a
+            L{spc.client.keypool.ExchangeKeyPool}); without one, a key is
+            made now, which takes the reactor 50 to 300 ms.
+        """
         self.reactor = reactor
         self.endpoints = list(endpoints)
         self.identity = identity
@@ -117,7 +126,9 @@ class ClientSessionFactory:
         self.receiver = receiver
         self.specs = channelSpecs(len(self.endpoints), suites)
         self.handshakeTimeout = handshakeTimeout
-        self.exchangeKey = asymmetric.generateExchangeKey()
+        if exchangeKey is None:
+            exchangeKey = asymmetric.generateExchangeKey()
+        self.exchangeKey = exchangeKey
         self.exchangeKeyDER = publicKeyDER(self.exchangeKey.public_key())
         self.session: Session | None = None
         self._files = files
@@ -246,7 +257,7 @@ class ClientSessionFactory:
 
 
 @inlineCallbacks
-def connect(reactor, endpoints, identity, trust, hostPort, **options):
+def connect(reactor, endpoints, identity, trust, hostPort, exchangeKeys=None, **options):
     """
     Open a session with an spc server over one connection per endpoint.
 
@@ -261,10 +272,17 @@ def connect(reactor, endpoints, identity, trust, hostPort, **options):
         C{suites}, C{handshakeTimeout}, C{transferSecret} (keeps file
         transfer ids stable across runs, so they resume), C{linger} and
         C{retryPolicy}, as L{ClientSessionFactory} takes them.
+    @param exchangeKeys: the L{spc.client.keypool.ExchangeKeyPool} the
+        session's exchange key comes from; the process's
+        (L{spc.client.keypool.defaultPool}) by default.
     @return: a Deferred firing with the L{Session} once the first channel
         is up and every other channel joined or failed once.
     """
-    factory = ClientSessionFactory(reactor, endpoints, identity, trust, hostPort, **options)
+    pool = exchangeKeys if exchangeKeys is not None else keypool.defaultPool()
+    exchangeKey = yield pool.take()
+    factory = ClientSessionFactory(
+        reactor, endpoints, identity, trust, hostPort, exchangeKey=exchangeKey, **options
+    )
     yield factory.openChannel(0)
     joins = [factory.openChannel(index) for index in range(1, len(factory.endpoints))]
     results = yield DeferredList(joins, consumeErrors=True)

@@ -27,6 +27,7 @@ from twisted.internet.error import ConnectError
 from twisted.logger import Logger
 
 from spc.client.connect import connect
+from spc.client.keypool import ExchangeKeyPool
 from spc.client.sendlist import shown
 from spc.crypto.suites import Suite
 from spc.errors import (
@@ -76,6 +77,8 @@ class SendRequest(NamedTuple):
         in place of checking the certificate's name.
     @ivar folders: the names of folders to make (those with nothing in
         them to send).
+    @ivar exchangeKeys: the L{ExchangeKeyPool} each session's exchange key
+        comes from; the process's by default.
     """
 
     identity: Identity
@@ -89,6 +92,7 @@ class SendRequest(NamedTuple):
     progress: Callable[[int, int], None] | None = None
     tlsFingerprints: Sequence[str] = ()
     folders: Sequence[str] = ()
+    exchangeKeys: ExchangeKeyPool | None = None
 
 
 class SendSummary(NamedTuple):
@@ -232,6 +236,7 @@ def _connect(reactor, request: SendRequest):
                 request.hostPort,
                 suites=request.suites,
                 transferSecret=request.transferSecret,
+                exchangeKeys=request.exchangeKeys,
             )
         except ConnectError as error:
             raise ConnectFailed(f"{request.hostPort}: {error}") from None

@@ -27,6 +27,7 @@ from spc.protocol import records
 from spc.protocol.liveness import Liveness, RequestLimiter, epochsAgree
 from spc.protocol.timers import MILLISECONDS, Timers
 from spc.session.epochkeys import EpochKeys
+from spc.transport.sockets import keepAlive
 
 __all__ = ["BeatingSession", "Connections", "HeartbeatDriver", "MessageCounters"]
 
@@ -112,8 +113,10 @@ class HeartbeatDriver:
     def attach(self, channel) -> None:
         """
         Watch a new connection; the first one starts the beats, the first
-        of which comes one interval later.
+        of which comes one interval later.  The kernel probes the
+        connection too, when it carries nothing (L{keepAlive}).
         """
+        keepAlive(getattr(channel, "transport", None), self._interval, self._missLimit)
         now = self._clock.seconds()
         self._liveness[channel] = Liveness(self._interval, self._missLimit, now)
         self._requests.start(channel)

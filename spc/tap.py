@@ -137,8 +137,9 @@ class Options(SuiteMapOption, StatusOptionsMixin, usage.Options):
             "heartbeat-interval",
             None,
             "5",
-            "Seconds between heartbeats on each channel (0.1 to 60); three "
-            "missed make a channel dead.",
+            "Seconds a channel may send nothing before it asks for a heartbeat "
+            "(0.1 to 60); one that hears nothing for three intervals is dead. "
+            "Idle sessions beat six times more slowly.",
         ],
         [
             "partial-quota",

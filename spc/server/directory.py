@@ -131,6 +131,8 @@ class SessionDirectory(HandshakeOwner):
         )
         self.roundOutcomes = {True: 0, False: 0}
         self.sessions: dict[bytes, Session] = {}
+        self._byPeer: dict[str, dict[bytes, Session]] = defaultdict(dict)
+        self._peerNames: dict[bytes, str | None] = {}
         self.preAuthLog = events.PreAuthLog(clock, self.log)
         self._pending: dict[ChannelProtocol, str] = {}
         self.stopping = False
@@ -259,7 +261,15 @@ class SessionDirectory(HandshakeOwner):
         self.preAuthLog.refused(kind, channel.peerAddress(), reason, alert=alert)
 
     def channelEstablished(self, channel: ChannelProtocol, result: ServerResult) -> None:
+        """
+        A connection passed its handshake: it makes a session or joins
+        one.  The client's name in the log is looked up once per session,
+        when it is made: a lookup compares the fingerprint with every entry
+        of C{authorized_keys} (L{spc.keys.trust.AuthorizedKeys.nameOf}).
+        """
         self._forgetPending(channel)
+        if result.isNew:
+            self._peerNames[result.session] = self.authorizer.nameOf(result.fingerprint)
         events.handshakeAccepted(
             self.log,
             channel.peerAddress(),
@@ -267,7 +277,7 @@ class SessionDirectory(HandshakeOwner):
             result.keys.channel,
             result.session,
             result.fingerprint,
-            self.authorizer.nameOf(result.fingerprint),
+            self._peerNames.get(result.session),
         )
         if result.isNew:
             session = Session(
@@ -292,14 +302,22 @@ class SessionDirectory(HandshakeOwner):
         session.attach(channel, result.epoch)
 
     def _admitSession(self, session: Session) -> None:
-        mine = [s for s in self.sessions.values() if s.peer == session.peer]
+        """
+        Make room for C{session}: the oldest session of its identity gives
+        way beyond C{sessionsPerIdentity}, the oldest of all beyond
+        C{maxSessions}.  The sessions of each identity are kept apart, in
+        the order they began, so this costs the same however many sessions
+        the daemon holds.
+        """
+        mine = self._byPeer[session.peer]
         if len(mine) >= self.limits.sessionsPerIdentity:
-            mine[0].terminate(records.BYE_REPLACED, "replaced by a newer session")
+            next(iter(mine.values())).terminate(records.BYE_REPLACED, "replaced by a newer session")
         if len(self.sessions) >= self.limits.maxSessions:
             next(iter(self.sessions.values())).terminate(
                 records.BYE_RESOURCE_LIMIT, "too many sessions"
             )
         self.sessions[session.id] = session
+        self._byPeer[session.peer][session.id] = session
         session.onEnd.append(self._sessionEnded)
         session.onRotationEnded.append(self._rotationEnded)
 
@@ -308,6 +326,12 @@ class SessionDirectory(HandshakeOwner):
 
     def _sessionEnded(self, session: Session) -> None:
         self.sessions.pop(session.id, None)
+        self._peerNames.pop(session.id, None)
+        mine = self._byPeer.get(session.peer)
+        if mine is not None:
+            mine.pop(session.id, None)
+            if not mine:
+                del self._byPeer[session.peer]
         self._joins.forget(session.id)
         events.sessionClosed(self.log, session, "server", self.clock.seconds())
 

@@ -12,14 +12,17 @@ The first uses the issue's sizes; the second, with C{--rotate-interval
 In order, on one daemon:
 
   1. session ready: library C{connect} over 4 channels to the idle daemon,
-     until the Deferred fires (median of C{--tries});
+     until the Deferred fires (median of C{--tries}), once with an
+     exchange key ready in the pool before each try, once with each key
+     made on demand;
   2. message round trip: a 64-byte C{sendMessage} until it fires, one at a
      time on one session (median of C{--messages});
   3. small files: the wall clock of one C{spc send} of C{--files} files of
      1 KiB, every file checked in the inbox;
   4. open rate: C{--sessions} sessions from C{--identities} identities,
      C{--parallel} opening at a time, each from its own source address in
-     127.0.0.0/8; failures by reason; daemon and client CPU per session;
+     127.0.0.0/8, their exchange keys made ahead (not counted); failures
+     by reason; daemon and client CPU per session;
   5. idle: the daemon's and this client's CPU (% of one core) over
      C{--idle} seconds while those sessions stay open, which includes
      their heartbeats and at most one rotation round;
@@ -73,6 +76,7 @@ from twisted.internet.utils import getProcessOutputAndValue  # noqa: E402
 from twisted.logger import LogLevel, formatEvent, globalLogPublisher  # noqa: E402
 
 from spc.client.connect import connect  # noqa: E402
+from spc.client.keypool import ExchangeKeyPool  # noqa: E402
 from spc.keys.identity import generateIdentity  # noqa: E402
 from spc.keys.trust import PinnedKey  # noqa: E402
 
@@ -147,8 +151,9 @@ class Clients:
         self._daemon = daemon
         self._sources = (str(FIRST_SOURCE + n) for n in itertools.count())
 
-    def connect(self, identity) -> defer.Deferred:
+    def connect(self, identity, keys: ExchangeKeyPool) -> defer.Deferred:
         """
+        @param keys: where the session's exchange key comes from.
         @return: a Deferred firing with the L{spc.session.session.Session}.
         """
         source = next(self._sources)
@@ -157,7 +162,7 @@ class Clients:
             for port in self._daemon.ports
         ]
         return connect(self._reactor, endpoints, identity, PinnedKey(self._daemon.fingerprint),
-                       f"127.0.0.1:{self._daemon.ports[0]}")
+                       f"127.0.0.1:{self._daemon.ports[0]}", exchangeKeys=keys)
 
     def complete(self, session) -> bool:
         """Whether every channel of the session is up."""
@@ -220,17 +225,27 @@ def milliseconds(seconds: float) -> str:
 @defer.inlineCallbacks
 def measureReady(clients: Clients, identities: list, tries: int, report: Report):
     """
-    Open and close sessions one after the other, timing each C{connect}.
+    Open and close sessions one after the other, timing each C{connect},
+    first with an exchange key ready in the pool (the pool is refilled,
+    untimed, before each try: a long-running process that opens a session
+    now and then), then with none (each key made on demand, in a thread:
+    a pool run dry by back-to-back connects, or a process that did not
+    warm one).
     """
-    times, incomplete = [], 0
-    for n in range(tries):
-        started = time.perf_counter()
-        session = yield clients.connect(identities[n % len(identities)])
-        times.append(time.perf_counter() - started)
-        incomplete += not clients.complete(session)
-        yield session.close()
-    report.add(f"session ready, median of {tries}", milliseconds(median(times))
-               + (f" ({incomplete} incomplete)" if incomplete else ""), "<= 20 ms")
+    turns = itertools.cycle(identities)
+    for what, keys in (("key pool warm", ExchangeKeyPool(size=1)),
+                       ("key made on demand", ExchangeKeyPool(size=0))):
+        times, incomplete = [], 0
+        for _ in range(tries):
+            yield keys.warm()
+            started = time.perf_counter()
+            session = yield clients.connect(next(turns), keys)
+            times.append(time.perf_counter() - started)
+            incomplete += not clients.complete(session)
+            yield session.close()
+        report.add(f"session ready, {what}, median of {tries}", milliseconds(median(times))
+                   + (f" ({incomplete} incomplete)" if incomplete else ""),
+                   "<= 20 ms" if keys.size else "")
 
 
 @defer.inlineCallbacks
@@ -238,7 +253,7 @@ def measureRoundTrip(clients: Clients, identity, count: int, report: Report):
     """
     Send small messages one after the other on one session, timing each.
     """
-    session = yield clients.connect(identity)
+    session = yield clients.connect(identity, ExchangeKeyPool(size=0))
     times = []
     for _ in range(count):
         started = time.perf_counter()
@@ -301,10 +316,17 @@ def openMany(clients: Clients, identities: list, daemon: Daemon, count: int, par
              report: Report):
     """
     Open C{count} sessions, C{parallel} at a time, the identities taking
-    turns.
+    turns.  Their exchange keys are made first, in threads on every core,
+    and not counted: the figures are those of opening sessions, which a
+    client with its keys made ahead (a pool warmed to size) achieves.
 
     @return: the sessions that opened.
     """
+    keys = ExchangeKeyPool(size=0, threads=os.cpu_count() or 1)
+    started = time.perf_counter()
+    yield keys.warm(count)
+    report.add(f"  ({count} exchange keys made ahead in)",
+               f"{time.perf_counter() - started:.1f} s, not counted")
     semaphore = defer.DeferredSemaphore(parallel)
     durations, failures = [], collections.Counter()
     daemonBefore, clientBefore, started = daemon.cpuSeconds(), ownCPU(), time.perf_counter()
@@ -321,7 +343,8 @@ def openMany(clients: Clients, identities: list, daemon: Daemon, count: int, par
         def failed(failure):
             failures[f"{failure.type.__name__}: {failure.getErrorMessage()}"] += 1
 
-        return clients.connect(identities[n % len(identities)]).addCallbacks(opened, failed)
+        return clients.connect(identities[n % len(identities)], keys).addCallbacks(
+            opened, failed)
 
     with ClientWarnings() as warnings:
         results = yield defer.gatherResults(
@@ -394,7 +417,7 @@ def run(reactor, options, work: str, processes: Processes):
     """
     report = Report()
     started = time.perf_counter()
-    oneByOneCount = -(-(options.tries + 1) // SESSIONS_PER_IDENTITY)
+    oneByOneCount = -(-(2 * options.tries + 1) // SESSIONS_PER_IDENTITY)
     identities = [generateIdentity() for _ in range(options.identities + oneByOneCount)]
     print(f"{len(identities)} identities made in {time.perf_counter() - started:.1f} s",
           flush=True)

@@ -37,7 +37,7 @@ class DaemonConfig(Protocol):
     What the daemon reads of its parsed command line: L{spc.tap.Options}
     after its C{postOptions}.  Its items are C{key-dir}, C{endpoints},
     C{tls} (the C{ssl:} descriptions' parsed TLS settings), C{suites},
-    C{params}, C{inbox}, C{partial-quota}, C{shutdown-grace},
+    C{params}, C{limits}, C{inbox}, C{partial-quota}, C{shutdown-grace},
     C{log-format}, C{allow-any-client} and C{authorized-keys}.
     """
 
@@ -81,6 +81,7 @@ class DaemonService(ServerService):
             InboxReceiver(config["inbox"]),
             suites=config["suites"],
             params=config["params"],
+            limits=config["limits"],
             files=FileStore(
                 config["inbox"],
                 quota=config["partial-quota"],

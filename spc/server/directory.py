@@ -47,7 +47,8 @@ class Limits:
     @ivar connectionsPerSecond: new connections per second from one source,
         with bursts up to C{connectionBurst}.
     @ivar newSessionsPerIdentity: NEW handshakes one identity may make per
-        C{newSessionWindow} seconds.
+        C{newSessionWindow} seconds: enough that a script sending in a
+        loop, or a few in parallel, never meets it.
     @ivar joinsPerChannelPerMinute: joins per session per minute, times
         the channel count.
     @ivar privateOperationsPerSecond: the cap on host-key decryptions.
@@ -69,7 +70,7 @@ class Limits:
     pendingTotal = 512
     connectionsPerSecond = 50
     connectionBurst = 100
-    newSessionsPerIdentity = 5
+    newSessionsPerIdentity = 100
     newSessionWindow = 10.0
     joinsPerChannelPerMinute = 4
     privateOperationsPerSecond = 500

@@ -73,6 +73,19 @@ class _Connector(HandshakeOwner):
             self.done.errback(SPCError(f"connection lost: {reason}"))
 
 
+class _EarlyJoin:
+    """
+    A join started before its session exists.
+
+    @ivar connected: its endpoint's connection attempt.
+    @ivar handshake: its handshake, once connected.
+    """
+
+    def __init__(self) -> None:
+        self.connected: Deferred | None = None
+        self.handshake: ClientHandshake | None = None
+
+
 class _ClientChannelFactory(protocol.Factory):
     noisy = False
 
@@ -137,36 +150,64 @@ class ClientSessionFactory:
         self._retryPolicy = retryPolicy or backoffPolicy(initialDelay=0.5, maxDelay=8.0)
         self._retries: dict[int, int] = {}
         self._pendingRetries: dict[int, IDelayedCall] = {}
+        self._early: list[_EarlyJoin] = []
 
-    def openChannel(self, index: int) -> Deferred:
+    def openChannel(self, index: int, early: bool = False) -> Deferred:
         """
         Connect channel C{index} and run its handshake: NEW while there is
         no session, a join afterwards.
 
+        @param early: join the session the first channel's handshake is
+            opening: connect now, and answer the server's hello once the
+            session exists (L{ClientHandshake.ticketReady}), so that the
+            connection overlaps that handshake instead of following it.
         @return: a Deferred firing with the connection once it belongs to
             the session.
         """
         connector = _Connector()
         join = self.session.joinTicket() if self.session is not None else None
+        earlyJoin = _EarlyJoin() if early and join is None else None
 
         def makeHandshake(channel: ChannelProtocol) -> ClientHandshake:
-            return ClientHandshake(
+            ticket = join
+            if earlyJoin is not None and self.session is not None:
+                ticket = self.session.joinTicket()
+            handshake = ClientHandshake(
                 self.specs[index],
                 self.identity.privateKey,
                 self.identity.publicDER,
                 self.exchangeKeyDER,
                 lambda fingerprint: self.trust.check(self.hostPort, fingerprint),
                 channel,
-                join=join,
+                join=ticket,
+                ticketLater=earlyJoin is not None,
             )
+            if earlyJoin is not None:
+                earlyJoin.handshake = handshake
+            return handshake
 
         factory = _ClientChannelFactory(
             self.reactor, connector, makeHandshake, self.handshakeTimeout
         )
         connected = self.endpoints[index].connect(factory)
+        if earlyJoin is not None:
+            earlyJoin.connected = connected
+            self._early.append(earlyJoin)
         connected.addErrback(self._connectFailed, connector)
         connector.done.addCallback(self._established)
         return connector.done
+
+    def abandonEarlyJoins(self) -> None:
+        """
+        The first channel could not open the session: the joins started
+        early end, those still connecting at once.
+        """
+        early, self._early = self._early, []
+        for join in early:
+            if join.handshake is not None:
+                join.handshake.gotBad(SPCError("the session to join was not opened"))
+            else:
+                join.connected.cancel()
 
     def _connectFailed(self, failure, connector: _Connector):
         if not connector.done.called:
@@ -196,6 +237,10 @@ class ClientSessionFactory:
             events.sessionOpened(self.log, self.session, "client")
         self._retries.pop(result.keys.channel, None)
         self.session.attach(channel, result.epoch)
+        early, self._early = self._early, []
+        for join in early:
+            if join.handshake is not None:
+                join.handshake.ticketReady(self.session.joinTicket())
         return channel
 
     # Reconnection: a dead channel is joined again, with backoff, for as
@@ -276,15 +321,25 @@ def connect(reactor, endpoints, identity, trust, hostPort, exchangeKeys=None, **
         session's exchange key comes from; the process's
         (L{spc.client.keypool.defaultPool}) by default.
     @return: a Deferred firing with the L{Session} once the first channel
-        is up and every other channel joined or failed once.
+        is up and every other channel joined or failed once.  The other
+        channels connect while the first one's handshake runs, and join
+        as soon as it made the session.
     """
     pool = exchangeKeys if exchangeKeys is not None else keypool.defaultPool()
     exchangeKey = yield pool.take()
     factory = ClientSessionFactory(
         reactor, endpoints, identity, trust, hostPort, exchangeKey=exchangeKey, **options
     )
-    yield factory.openChannel(0)
-    joins = [factory.openChannel(index) for index in range(1, len(factory.endpoints))]
+    first = factory.openChannel(0)
+    joins = [
+        factory.openChannel(index, early=True) for index in range(1, len(factory.endpoints))
+    ]
+    try:
+        yield first
+    except Exception:
+        factory.abandonEarlyJoins()
+        yield DeferredList(joins, consumeErrors=True)
+        raise
     results = yield DeferredList(joins, consumeErrors=True)
     for index, (ok, value) in enumerate(results, start=1):
         if not ok:

@@ -25,7 +25,9 @@ In order, on one daemon:
      by reason; daemon and client CPU per session;
   5. idle: the daemon's and this client's CPU (% of one core) over
      C{--idle} seconds while those sessions stay open, which includes
-     their heartbeats and at most one rotation round;
+     their heartbeats and at most one rotation round, from C{--settle}
+     seconds after the last one opened: by then they are idle, and beat
+     at the idle pace (amendment A21);
   6. rotation: the daemon's log line for the first rotation round that
      started after every session was open.
 
@@ -126,10 +128,20 @@ class Daemon:
     def rotationRounds(self) -> list[tuple[int, ...]]:
         """
         Every rotation round the log reports so far: C{(round, committed,
-        rolled back, sessions)}.
+        rolled back, sessions)}, from the files twistd rotated the log into
+        (C{daemon.log.2}, C{daemon.log.1}: the higher, the older) and the
+        log itself.
         """
-        with open(self.log, errors="replace") as f:
-            return [tuple(map(int, m.groups())) for m in ROTATION_ROUND.finditer(f.read())]
+        folder, name = os.path.split(self.log)
+        rotated = sorted(
+            (int(entry[len(name) + 1:]), entry) for entry in os.listdir(folder)
+            if entry.startswith(name + ".") and entry[len(name) + 1:].isdigit()
+        )
+        text = ""
+        for path in [entry for _, entry in reversed(rotated)] + [name]:
+            with open(os.path.join(folder, path), errors="replace") as f:
+                text += f.read()
+        return [tuple(map(int, m.groups())) for m in ROTATION_ROUND.finditer(text)]
 
 
 def ownCPU() -> float:
@@ -369,12 +381,13 @@ def openMany(clients: Clients, identities: list, daemon: Daemon, count: int, par
 
 
 @defer.inlineCallbacks
-def measureIdle(reactor, daemon: Daemon, sessions: list, window: float, report: Report):
+def measureIdle(reactor, daemon: Daemon, sessions: list, window: float, settle: float,
+                report: Report):
     """
-    After two seconds to settle, the CPU both sides use over C{window}
-    seconds while the sessions stay open.
+    After C{settle} seconds, the CPU both sides use over C{window} seconds
+    while the sessions stay open.
     """
-    yield task.deferLater(reactor, 2.0, lambda: None)
+    yield task.deferLater(reactor, settle, lambda: None)
     daemonBefore, clientBefore = daemon.cpuSeconds(), ownCPU()
     yield task.deferLater(reactor, window, lambda: None)
     alive = sum(session.closedReason is None for session in sessions)
@@ -432,7 +445,7 @@ def run(reactor, options, work: str, processes: Processes):
     yield measureSmallFiles(daemon, senderKeys, work, options.files, report)
     sessions = yield openMany(clients, crowd, daemon, options.sessions, options.parallel, report)
     roundsBefore = len(daemon.rotationRounds())
-    yield measureIdle(reactor, daemon, sessions, options.idle, report)
+    yield measureIdle(reactor, daemon, sessions, options.idle, options.settle, report)
     yield awaitRotation(reactor, daemon, roundsBefore, options.rotate_interval, report)
     yield defer.DeferredList([session.close() for session in sessions if
                               session.closedReason is None])
@@ -461,6 +474,10 @@ def main() -> None:
     parser.add_argument("--parallel", type=int, default=40, help="sessions opening at a time")
     parser.add_argument("--identities", type=int, default=250, help="client identities")
     parser.add_argument("--idle", type=float, default=30.0, help="seconds of the idle window")
+    parser.add_argument("--settle", type=float, default=17.0,
+                        help="seconds from the last session opened to the idle window: a "
+                        "session idle for 3 heartbeat intervals (15 s) beats 6 times more "
+                        "slowly")
     parser.add_argument("--channels", type=int, default=4)
     parser.add_argument("--rotate-interval", type=float, default=30.0,
                         help="the daemon's --rotate-interval (more than 16.7)")

@@ -70,10 +70,9 @@ class Beating:
         """
         for channel in self.channels:
             for request in self.requests(channel):
-                self.driver.answerReceived(
-                    channel, decoded(records.HeartbeatResponse(*request))
-                )
-                self.driver.heard(channel, request)
+                answer = decoded(records.HeartbeatResponse(*request))
+                self.driver.answerReceived(channel, answer)
+                self.driver.heard(channel, answer)
 
     def beatAnswered(self, times: int) -> None:
         """
@@ -104,8 +103,9 @@ class BusyChannelTests(SynchronousTestCase):
             beating.clock.advance(INTERVAL / 2)
             self.assertEqual(beating.requests(busy), [])
             [request] = beating.requests(idle)
-            beating.driver.answerReceived(idle, decoded(records.HeartbeatResponse(*request)))
-            beating.driver.heard(idle, request)
+            answer = decoded(records.HeartbeatResponse(*request))
+            beating.driver.answerReceived(idle, answer)
+            beating.driver.heard(idle, answer)
             beating.driver.heard(busy, message(b"an answer"))
         self.assertEqual((busy.fatalReason, idle.fatalReason), (None, None))
 
@@ -133,7 +133,7 @@ class BusyChannelTests(SynchronousTestCase):
         channel.sendRecord(DATA)
         beating.clock.advance(INTERVAL / 2)
         self.assertEqual(beating.requests(channel), [])
-        beating.driver.heard(channel, None)
+        beating.driver.heard(channel, message(b"an answer"))
         beating.clock.advance(INTERVAL)
         self.assertEqual(len(beating.requests(channel)), 1)
 

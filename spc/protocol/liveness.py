@@ -66,8 +66,8 @@ class Liveness:
     def pace(self, interval: float, now: float) -> None:
         """
         The session changed its interval.  A shorter dead-time counts from
-        now: until now the channel could be silent for the longer one (its
-        peer asked for heartbeats as seldom), and it is not dead for that.
+        now: until now the channel was allowed the longer silence, and it is
+        not dead for having used it.
         """
         if interval < self.interval:
             self._silenceFrom = now

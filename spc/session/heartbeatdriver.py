@@ -179,7 +179,7 @@ class HeartbeatDriver:
         if not self._beats.running:
             self._beats.start(self.interval, now=False)
 
-    def heard(self, channel, record: object = None) -> None:
+    def heard(self, channel, record: object) -> None:
         """
         An authenticated record arrived on C{channel}: a sign of life, and
         unless it only keeps the session going (L{MAINTENANCE}), traffic,

@@ -544,7 +544,7 @@ class DeliveryTests(EndToEndTestCase):
         """
         result = yield self.send("hello", "wörld")
         self.assertDelivered(result, 2)
-        self.assertIn("11 bytes", result.out)
+        self.assertIn("11 B sent", result.out)
         self.assertEqual(result.err, "")
         records = self.storedMessages()
         self.assertEqual(len(records), 2, records)
@@ -585,7 +585,7 @@ class DeliveryTests(EndToEndTestCase):
             self.env,
         )
         self.assertDelivered(result, 1)
-        self.assertIn(f"{len(text.encode('utf-8'))} bytes", result.out)
+        self.assertIn("329.6 KiB sent", result.out)
         (record,) = self.storedMessages()
         self.assertRecord(record, text)
 

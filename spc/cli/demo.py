@@ -26,6 +26,7 @@ from zope.interface import implementer
 from spc.cli.command import Context, ReactorCommand
 from spc.cli.options import MAX_CHANNELS, parseSize
 from spc.cli.progress import ProgressBar
+from spc.cli.units import formatRate, formatSize
 from spc.client.connect import connect
 from spc.files.store import FileStore
 from spc.interfaces import IMessageReceiver
@@ -153,7 +154,7 @@ def runDemo(
             f"{serverSession.rotationsRolledBack} rolled back"
         out.write(
             f"Key rotations every {DEMO_PARAMS.seconds.rotationInterval:g} s: {rotations}\n"
-            f"File: {size} bytes in {elapsed:.2f} s, {size / elapsed / 1e6:.1f} MB/s, "
+            f"File: {formatSize(size)} in {elapsed:.2f} s, {formatRate(size / elapsed)}, "
             f"SHA-256 {'OK' if fileOK else 'MISMATCH'} ({received[:16]}...)\n"
             f"Client -> server: {len(atServer.messages)} messages; "
             f"server -> client: {len(atClient.messages)} message\n"

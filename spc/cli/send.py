@@ -15,6 +15,7 @@ from spc.addresses import formatHostPort
 from spc.cli.command import EXIT_OK, Context, KeyDirMixin, ReactorCommand
 from spc.cli.options import MAX_CHANNELS, ParseOnlyReactor, SuiteMapOption, parsePorts
 from spc.cli.progress import ProgressBar
+from spc.cli.units import formatRate, formatSize
 from spc.client.send import SendRequest, SendSummary, clientEndpoints, send
 from spc.client.sendlist import collectFiles
 from spc.errors import FileFailed, FileRefused, MessageAbandoned, SPCError
@@ -195,9 +196,9 @@ def _summaryLine(summary: SendSummary) -> str:
         items += f" ({len(summary.already)} already there)"
     if summary.folders:
         items += f", {summary.folders} empty folder(s)"
-    sent = f"{summary.bytes} bytes sent in {summary.seconds:.2f} s"
+    sent = f"{formatSize(summary.bytes)} sent in {summary.seconds:.2f} s"
     if summary.bytes and summary.seconds > 0:
-        sent += f" ({summary.bytes / summary.seconds / 1e6:.1f} MB/s)"
+        sent += f" ({formatRate(summary.bytes / summary.seconds)})"
     return (
         f"Delivered {items}, {sent}, over {summary.channels} channel(s) "
         f"to {summary.server}\n"

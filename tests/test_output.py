@@ -12,11 +12,14 @@ import io
 import re
 
 from hypothesis import given, strategies as st
+from twisted.internet import task
 from twisted.trial import unittest
 
 from spc.cli import main
 from spc.cli.command import Context
+from spc.cli.progress import ProgressBar
 from spc.cli.units import formatRate, formatSize
+from spc.client.observer import ProgressBooks
 from spc.client.send import SendSummary
 
 MiB = 1 << 20
@@ -27,6 +30,23 @@ DECIMAL_LABEL = re.compile(r"\d(k|K|M|G|T)B\b|MB/s|\dB/s")
 What a byte count looks like in decimal units or tqdm's own labels: the
 C{MB/s} and C{3.80k} that took 1024-steps for 1000-steps.
 """
+
+
+class Terminal(io.StringIO):
+    """
+    A stream that says it is a terminal.
+    """
+
+    def isatty(self) -> bool:
+        return True
+
+
+def frames(text: str) -> list[str]:
+    """
+    The lines a terminal showed in turn: each redraw starts with a
+    carriage return.
+    """
+    return [frame.strip() for frame in re.split(r"[\r\n]", text) if frame.strip()]
 
 
 def parse(*argv: str):
@@ -71,6 +91,150 @@ class UnitsTests(unittest.SynchronousTestCase):
         self.assertLessEqual(abs(float(number) * scale - count), 0.05 * scale + 0.5)
         if unit != "TiB":
             self.assertLess(float(number), 1024)
+
+
+class ProgressBarTests(unittest.SynchronousTestCase):
+    """
+    L{ProgressBar} as C{spc send} drives it, through L{ProgressBooks}, on
+    a terminal and a clock.
+    """
+
+    def setUp(self) -> None:
+        self.stream = Terminal()
+        self.clock = task.Clock()
+        self.bar = ProgressBar(self.stream, self.clock)
+        self.addCleanup(self.bar.close)
+
+    def books(self, *files: tuple[str, int]) -> ProgressBooks:
+        return ProgressBooks(self.bar, [(name, name, size) for name, size in files])
+
+    def test_resumeStartsAtHeld(self) -> None:
+        """
+        A resumed file is announced with what the daemon holds, the bar
+        starts there, and the rate counts only what this run sent: 16 MiB
+        in a second is 16.0 MiB/s, not the 80 the held part would make.
+        """
+        report = self.books(("report.pdf", 200 * MiB)).reporter("report.pdf")
+        report(64 * MiB)
+        self.clock.advance(1)
+        report(80 * MiB)
+        shown = frames(self.stream.getvalue())
+        self.assertEqual(shown[0], "resuming report.pdf: 64.0 MiB already there")
+        self.assertRegex(shown[1], r"^report\.pdf  32%\|#+\d? +\| 64\.0 MiB of 200\.0 MiB$")
+        self.assertIn("80.0 MiB of 200.0 MiB, 16.0 MiB/s, 00:07 left", shown[-1])
+        self.assertNotRegex(self.stream.getvalue(), DECIMAL_LABEL)
+
+    def test_newFileNoResumeLine(self) -> None:
+        """
+        A file the daemon held nothing of, or all of, is not "resumed".
+        """
+        books = self.books(("a.bin", 100), ("b.bin", 100))
+        books.reporter("a.bin")(0)
+        books.reporter("b.bin")(100)
+        self.assertNotIn("resuming", self.stream.getvalue())
+
+    def test_heldWholeNoRate(self) -> None:
+        """
+        A file held whole counts as held, not as sent: no rate at all.
+        """
+        self.books(("a.bin", 100 * MiB)).reporter("a.bin")(100 * MiB)
+        self.clock.advance(1)
+        self.bar.fileDelivered("a.bin")
+        self.assertNotIn("/s", self.stream.getvalue())
+
+    def test_manyFiles(self) -> None:
+        """
+        With many files the bar counts files delivered of all, and names
+        the one started last.
+        """
+        files = [(f"photos/img{i:04}.jpg", 4) for i in range(1000)]
+        books = self.books(*files)
+        for name, size in files[:313]:
+            books.reporter(name)(0)
+            self.clock.advance(0.2)
+            books.reporter(name)(size)
+            if name != files[312][0]:
+                books.delivered(None, name)
+        last = frames(self.stream.getvalue())[-1]
+        self.assertTrue(last.startswith("312/1000 files  31%|"), last)
+        self.assertTrue(last.endswith("| 19 B/s, 02:17 left, photos/img0312.jpg"), last)
+        self.assertNotRegex(self.stream.getvalue(), DECIMAL_LABEL)
+
+    def test_longName(self) -> None:
+        """
+        On the bar, a long name is shown by its end.
+        """
+        name = "folder/" + "x" * 100 + "/end.bin"
+        books = self.books((name, 10), ("other", 10))
+        books.reporter(name)(0)
+        last = frames(self.stream.getvalue())[-1]
+        self.assertTrue(last.endswith("…" + name[-29:]), last)
+
+    def test_connectionLost(self) -> None:
+        """
+        While no channel is up the bar says so and for how long, in place
+        of the rate; once one is back, the rate returns.
+        """
+        report = self.books(("big.bin", 100 * MiB)).reporter("big.bin")
+        report(0)
+        self.clock.advance(1)
+        report(10 * MiB)
+        self.bar.connectionLost(0, 60)
+        self.clock.advance(12)
+        self.bar.connectionLost(12, 60)
+        lost = frames(self.stream.getvalue())[-1]
+        self.assertTrue(
+            lost.endswith("| connection lost, reconnecting (12 s; gives up after 60 s)"), lost
+        )
+        self.assertNotIn("/s", lost)
+        self.bar.connectionBack()
+        self.assertIn("/s, ", frames(self.stream.getvalue())[-1])
+
+    def test_closeClears(self) -> None:
+        """
+        Closing the bar clears its line, and passes a result on.
+        """
+        self.books(("a.bin", 100)).reporter("a.bin")(50)
+        self.assertEqual(self.bar.close("result"), "result")
+        self.assertTrue(self.stream.getvalue().endswith("\r"))
+        self.assertEqual(frames(self.stream.getvalue().rsplit("\r", 2)[-2]), [])
+
+    def test_closedForGood(self) -> None:
+        """
+        Once closed (Ctrl-C closes it as the reactor begins to stop, before
+        the connections drop), the bar draws nothing more: neither a lost
+        connection nor a file.
+        """
+        books = self.books(("a.bin", 100), ("b.bin", 100))
+        books.reporter("a.bin")(50)
+        self.bar.close()
+        written = self.stream.getvalue()
+        self.bar.connectionLost(0, 60)
+        books.reporter("b.bin")(50)
+        self.bar.fileDelivered("a.bin")
+        self.assertEqual(self.stream.getvalue(), written)
+
+    def test_notATerminal(self) -> None:
+        """
+        On a stream that is not a terminal nothing is written, not even a
+        resumed file's line: a log gets the summary alone.
+        """
+        stream = io.StringIO()
+        bar = ProgressBar(stream, self.clock)
+        books = ProgressBooks(bar, [("a", "a.bin", 100)])
+        books.reporter("a")(50)
+        bar.connectionLost(1, 60)
+        bar.close()
+        self.assertEqual(stream.getvalue(), "")
+
+    def test_disabled(self) -> None:
+        """
+        With C{--no-progress} (C{enabled=False}), nothing is written.
+        """
+        bar = ProgressBar(self.stream, self.clock, enabled=False)
+        ProgressBooks(bar, [("a", "a.bin", 100)]).reporter("a")(50)
+        bar.close()
+        self.assertEqual(self.stream.getvalue(), "")
 
 
 class ReportTests(unittest.SynchronousTestCase):

@@ -15,7 +15,7 @@ import os
 import shutil
 import tempfile
 import time
-from typing import Callable, TextIO
+from typing import TextIO
 
 from twisted.internet.defer import gatherResults, inlineCallbacks
 from twisted.internet.endpoints import TCP4ClientEndpoint, serverFromString
@@ -28,6 +28,7 @@ from spc.cli.options import MAX_CHANNELS, parseSize
 from spc.cli.progress import ProgressBar
 from spc.cli.units import formatRate, formatSize
 from spc.client.connect import connect
+from spc.client.observer import ProgressBooks, SendObserver
 from spc.files.store import FileStore
 from spc.interfaces import IMessageReceiver
 from spc.keys.identity import generateIdentity
@@ -87,13 +88,13 @@ def runDemo(
     out: TextIO,
     channels: int = 4,
     size: int = DEMO_FILE_SIZE,
-    progress: Callable[[int, int], None] | None = None,
+    progress: SendObserver | None = None,
 ):
     """
     Run the demo and write its report to C{out}.
 
     @param size: bytes of the generated file.
-    @param progress: called with C{(done, total)} bytes of the file.
+    @param progress: told how the file fares.
     @return: a Deferred firing with the exit code.
     """
     workspace = tempfile.mkdtemp(prefix="spc-demo-")
@@ -133,10 +134,9 @@ def runDemo(
                 )
                 + "\n"
             )
+            books = ProgressBooks(progress or SendObserver(), [("demo", "demo.bin", size)])
             started = time.monotonic()
-            yield session.sendFile(
-                source, "demo.bin", (lambda done: progress(done, size)) if progress else None
-            )
+            yield session.sendFile(source, "demo.bin", books.reporter("demo"))
             elapsed = time.monotonic() - started
             payloads = [os.urandom(DEMO_MESSAGE_SIZE) for _ in range(DEMO_MESSAGES)]
             yield gatherResults([session.sendMessage(p) for p in payloads])
@@ -185,6 +185,7 @@ class DemoOptions(ReactorCommand):
         self["size"] = parseSize(self["size"])
 
     def runWithReactor(self, reactor, context: Context):
-        bar = ProgressBar(context.stderr, enabled=not self["no-progress"])
-        result = runDemo(reactor, context.stdout, self["channels"], self["size"], bar.update)
+        bar = ProgressBar(context.stderr, reactor, enabled=not self["no-progress"])
+        reactor.addSystemEventTrigger("before", "shutdown", bar.close)
+        result = runDemo(reactor, context.stdout, self["channels"], self["size"], bar)
         return result.addBoth(bar.close)

@@ -135,7 +135,8 @@ class SendOptions(KeyDirMixin, SuiteMapOption, ReactorCommand):
 
     def runWithReactor(self, reactor, context: Context):
         keyDir = self.keyDir(context)
-        bar = ProgressBar(context.stderr, enabled=not self["no-progress"])
+        bar = ProgressBar(context.stderr, reactor, enabled=not self["no-progress"])
+        reactor.addSystemEventTrigger("before", "shutdown", bar.close)
         request = SendRequest(
             loadIdentity(keyDir),
             _ReportingTrust(
@@ -149,7 +150,7 @@ class SendOptions(KeyDirMixin, SuiteMapOption, ReactorCommand):
             self["files"],
             self["suites"],
             loadTransferSecret(keyDir),
-            bar.update,
+            bar,
             self["tls-fingerprints"],
             self["folders"],
         )

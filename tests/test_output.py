@@ -21,6 +21,7 @@ from spc.cli.progress import ProgressBar
 from spc.cli.units import formatRate, formatSize
 from spc.client.observer import ProgressBooks
 from spc.client.send import SendSummary
+from spc.errors import MessageTooLarge, ServerShuttingDown, SessionClosed
 
 MiB = 1 << 20
 SERVER = "SHA256:" + "S" * 43
@@ -259,3 +260,72 @@ class ReportTests(unittest.SynchronousTestCase):
         self.report(files=1, bytes=199229440, seconds=1.05)
         self.assertIn(", 190.0 MiB sent in 1.05 s (181.0 MiB/s), ", self.out)
         self.assertNotRegex(self.out, DECIMAL_LABEL)
+
+    def test_renamed(self) -> None:
+        """
+        A file stored under another name than the one sent is listed with
+        its stored name.
+        """
+        code = self.report(files=2, bytes=8, renamed=(("big.bin", "big (1).bin"),))
+        self.assertEqual(code, 0)
+        self.assertEqual(self.out.splitlines()[0], "big.bin: stored as big (1).bin")
+        self.assertEqual(len(self.out.splitlines()), 2)
+
+    def test_manyRenamed(self) -> None:
+        """
+        Of a thousand files stored under other names, twenty are listed
+        and the rest counted; C{--verbose} lists every one.  Files held
+        already are listed the same way.
+        """
+        renamed = tuple((f"f{i}", f"f{i} (1)") for i in range(1000))
+        already = tuple((f"g{i}", f"g{i}") for i in range(30))
+        self.report(files=1030, renamed=renamed, already=already)
+        lines = self.out.splitlines()
+        self.assertEqual(lines[:20], [f"f{i}: stored as f{i} (1)" for i in range(20)])
+        self.assertEqual(
+            lines[20], "... and 980 more files stored under other names (--verbose lists them)"
+        )
+        self.assertEqual(lines[21], "g0: already delivered as g0")
+        self.assertEqual(
+            lines[41], "... and 10 more files delivered already (--verbose lists them)"
+        )
+        self.assertEqual(len(lines), 43)
+        self.report("--verbose", files=1030, renamed=renamed, already=already)
+        self.assertEqual(len(self.out.splitlines()), 1031)
+
+    def test_lostConnectionResumes(self) -> None:
+        """
+        Items not delivered because the session ended (its connection was
+        lost for good) are followed by what to do: run the same command
+        again, which resumes.
+        """
+        lost = SessionClosed("no channel rejoined in time")
+        code = self.report(failed=(("big.bin", lost), ("b.bin", lost)))
+        self.assertEqual(code, 4)
+        self.assertEqual(
+            self.err.splitlines()[2:],
+            [
+                "spc: run the same command again to resume: what the daemon holds is not "
+                "sent again",
+                "spc: 0 of 2 items delivered",
+            ],
+        )
+
+    def test_shuttingDownSaysItself(self) -> None:
+        """
+        A daemon shutting down says already that the same command resumes;
+        it is not said twice.
+        """
+        self.report(failed=(("big.bin", ServerShuttingDown()),))
+        self.assertNotIn("run the same command again to resume:", self.err)
+
+    def test_messageTooLarge(self) -> None:
+        """
+        A message over the daemon's limit says both sizes and what to do.
+        """
+        self.report(failed=(('message 1 ("x")', MessageTooLarge(80 * MiB, 64 * MiB)),))
+        self.assertEqual(
+            self.err.splitlines()[0],
+            'spc: message 1 ("x") was not delivered: it holds 80.0 MiB, more than the daemon '
+            "takes in one message (64.0 MiB); send it as a file",
+        )

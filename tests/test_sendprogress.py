@@ -20,7 +20,7 @@ from zope.interface import implementer
 
 from spc.client.observer import WATCH_INTERVAL, ConnectionWatch, ProgressBooks, SendObserver
 from spc.client.send import SendRequest, send
-from spc.errors import SessionClosed
+from spc.errors import MessageTooLarge, SessionClosed
 from spc.files.sending import FileSender
 from spc.files.store import FileStore
 from spc.interfaces import IMessageReceiver
@@ -320,7 +320,8 @@ class Messages:
 
 class SendReportsTests(unittest.TestCase):
     """
-    L{send} against a real server on loopback: what its observer hears.
+    L{send} against a real server on loopback: what its observer hears
+    and what its summary says of stored names and oversized messages.
     """
 
     timeout = 30
@@ -378,3 +379,34 @@ class SendReportsTests(unittest.TestCase):
         again = RecordingObserver()
         yield send(reactor, self.request(files=[file], progress=again))
         self.assertEqual(again.named("fileStarted"), [("fileStarted", "a.bin", 5000, 5000)])
+
+    @inlineCallbacks
+    def test_renamed(self):
+        """
+        A file stored under another name than the one sent (the name was
+        taken) is in the summary's C{renamed}, with its stored name; one
+        stored under its own name is not.
+        """
+        os.makedirs(os.path.join(self.inbox, "album"))
+        with open(os.path.join(self.inbox, "album", "big.bin"), "wb") as f:
+            f.write(b"someone else's")
+        taken = self.source("album/big.bin", b"mine")
+        free = self.source("album/free.bin", b"free")
+        summary = yield send(reactor, self.request(files=[taken, free]))
+        self.assertEqual(summary.files, 2)
+        self.assertEqual(summary.renamed, (("album/big.bin", "album/big (1).bin"),))
+        self.assertEqual(summary.already, ())
+
+    @inlineCallbacks
+    def test_messageOverDaemonLimit(self):
+        """
+        A message over the limit the daemon announced fails alone with
+        L{MessageTooLarge}, naming both sizes; the others are delivered.
+        """
+        summary = yield send(reactor, self.request([b"small", b"x" * 1001, b"also"]))
+        self.assertEqual(summary.messages, 2)
+        [(item, error)] = summary.failed
+        self.assertTrue(item.startswith("message 2 "), item)
+        self.assertIsInstance(error, MessageTooLarge)
+        self.assertEqual((error.size, error.limit, error.exitCode), (1001, 1000, 4))
+        self.assertEqual(self.messages.received, [b"small", b"also"])

@@ -18,7 +18,15 @@ from spc.cli.progress import ProgressBar
 from spc.cli.units import formatRate, formatSize
 from spc.client.send import SendRequest, SendSummary, clientEndpoints, send
 from spc.client.sendlist import collectFiles
-from spc.errors import FileFailed, FileRefused, MessageAbandoned, SPCError
+from spc.errors import (
+    FileFailed,
+    FileRefused,
+    MessageAbandoned,
+    MessageTooLarge,
+    ServerShuttingDown,
+    SessionClosed,
+    SPCError,
+)
 from spc.keys.identity import loadIdentity, loadTransferSecret, parseFingerprint
 from spc.keys.trust import KNOWN_HOSTS_NAME, ServerTrust, TrustDecision, loadServerTrust
 from spc.text import withoutControls
@@ -30,6 +38,15 @@ C{spc send}'s exit code when every item was delivered but some entries of
 a folder could not be sent (each is listed), and C{--skip-unsendable} was
 not given: like rsync's 23, partial, yet distinct from a failed transfer.
 """
+
+NAMES_SHOWN = 20
+"""
+How many files stored under another name, and how many held already, are
+listed each (all of them with C{--verbose}): a folder of a thousand files
+sent again must not bury the summary.
+"""
+
+RESUME_HINT = "run the same command again to resume: what the daemon holds is not sent again"
 
 
 class SendOptions(KeyDirMixin, SuiteMapOption, ReactorCommand):
@@ -168,13 +185,15 @@ class SendOptions(KeyDirMixin, SuiteMapOption, ReactorCommand):
             L{EXIT_SKIPPED} for skipped entries, unless C{--skip-unsendable}.
         """
         out = context.stdout
-        for name, storedAs in summary.already:
-            out.write(f"{name}: already delivered as {storedAs}\n")
+        self._listNames(out, summary.renamed, "stored as", "stored under other names")
+        self._listNames(out, summary.already, "already delivered as", "delivered already")
         delivered = summary.messages + summary.files + summary.folders
         if delivered:
             out.write(_summaryLine(summary))
         for item, error in summary.failed:
             context.stderr.write(f"spc: {item} was not delivered: {_why(error)}\n")
+        if any(_resumable(error) for _, error in summary.failed):
+            context.stderr.write(f"spc: {RESUME_HINT}\n")
         for item, why in self["skipped"]:
             context.stderr.write(f"spc: {item} was not sent: {why}\n")
         count = delivered + len(summary.failed) + len(self["skipped"])
@@ -185,6 +204,28 @@ class SendOptions(KeyDirMixin, SuiteMapOption, ReactorCommand):
         if self["skipped"] and not self["skip-unsendable"]:
             return EXIT_SKIPPED
         return EXIT_OK
+
+    def _listNames(self, out: TextIO, names, verb: str, what: str) -> None:
+        """
+        One line per file of C{names} (C{(name, stored name)}), at most
+        L{NAMES_SHOWN} unless C{--verbose}; then how many more there are.
+        """
+        shown = names if self["verbose"] else names[:NAMES_SHOWN]
+        for name, storedAs in shown:
+            out.write(f"{name}: {verb} {storedAs}\n")
+        if len(shown) < len(names):
+            out.write(
+                f"... and {len(names) - len(shown)} more files {what} (--verbose lists them)\n"
+            )
+
+
+def _resumable(error: SPCError) -> bool:
+    """
+    Whether the item failed because the session ended (the daemon went
+    away, or the connection to it and did not come back in time): the same
+    command run again resumes it.  A daemon shutting down says so itself.
+    """
+    return isinstance(error, SessionClosed) and not isinstance(error, ServerShuttingDown)
 
 
 def _summaryLine(summary: SendSummary) -> str:
@@ -219,6 +260,11 @@ def _why(error: SPCError) -> str:
         return f"it {error.why}"
     if isinstance(error, MessageAbandoned):
         return "the daemon could not deliver it"
+    if isinstance(error, MessageTooLarge):
+        return (
+            f"it holds {formatSize(error.size)}, more than the daemon takes in one "
+            f"message ({formatSize(error.limit)}); send it as a file"
+        )
     return withoutControls(str(error))
 
 

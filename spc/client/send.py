@@ -19,7 +19,7 @@ import os
 from typing import NamedTuple, Sequence
 
 from twisted.application.internet import backoffPolicy
-from twisted.internet.defer import DeferredList, DeferredSemaphore, inlineCallbacks
+from twisted.internet.defer import DeferredList, DeferredSemaphore, fail, inlineCallbacks
 from twisted.internet.task import deferLater
 from twisted.internet.endpoints import HostnameEndpoint, clientFromString
 from twisted.internet.error import ConnectError
@@ -33,6 +33,7 @@ from spc.errors import (
     ConfigurationError,
     ConnectFailed,
     FileFailed,
+    MessageTooLarge,
     ServerBusy,
     SessionReset,
     SPCError,
@@ -111,6 +112,9 @@ class SendSummary(NamedTuple):
         already from an earlier run, so that nothing of it was sent.
     @ivar failed: C{(item, error)} for each item not delivered, in the
         order given, the item as a user can recognize it.
+    @ivar renamed: C{(name, stored name)} of each file the daemon stored
+        in this run under another name than the one sent (the name was
+        taken, or had to be cleaned).
     """
 
     messages: int
@@ -122,6 +126,7 @@ class SendSummary(NamedTuple):
     folders: int = 0
     already: tuple[tuple[str, str], ...] = ()
     failed: tuple[tuple[str, SPCError], ...] = ()
+    renamed: tuple[tuple[str, str], ...] = ()
 
 
 class _Item(NamedTuple):
@@ -154,7 +159,14 @@ def _items(request: SendRequest) -> list[_Item]:
 
 
 def _start(session, limit: DeferredSemaphore, item: _Item, books: ProgressBooks):
+    """
+    Start sending C{item}.  A message over the daemon's limit, which it
+    announced in the handshake, fails alone, before any of it is sent.
+    """
     if item.kind == "message":
+        most = session.params.maxMessageSize
+        if len(item.value) > most:
+            return fail(MessageTooLarge(len(item.value), most))
         return session.sendMessage(item.value, records.KIND_TEXT)
     if item.kind == "file":
         path, name = item.value
@@ -334,4 +346,9 @@ def _summary(items, results, failures, seconds, channels, server) -> SendSummary
         len(folders),
         tuple((shown(result.name), result.storedAs) for result in files if result.already),
         tuple((item.label, failures[item]) for item in items if item in failures),
+        tuple(
+            (shown(result.name), result.storedAs)
+            for result in files
+            if not result.already and result.storedAs != result.name
+        ),
     )

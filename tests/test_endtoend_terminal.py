@@ -3,7 +3,8 @@ End-to-end tests of what C{spc send} and C{spc demo} show on a terminal
 (issue 12, parts 2 and 6): the real programs on a pseudo-terminal, so that
 the progress bar is drawn, against the real daemon behind the byte-counting
 relay of L{tests.test_endtoend_files}.  A resumed file says what the daemon
-held, and a daemon gone mid-transfer is shown as a lost connection.
+held, a daemon gone mid-transfer is shown as a lost connection, and Ctrl-C
+says so on a line of its own.
 """
 
 from __future__ import annotations
@@ -137,3 +138,23 @@ class TerminalTests(FileTestCase):
         shown = frames(result.out)
         self.assertTrue(shown[-1].startswith("Delivered 0 message(s) and 1 file(s)"), shown)
         self.assertNotIn("connection lost", shown[-2])
+
+    @inlineCallbacks
+    def test_interruptedOnFreshLine(self):
+        """
+        Ctrl-C while the bar is drawn: the message clears the bar's line
+        and stands alone, says that the same command resumes, and the
+        exit code is 130.
+        """
+        sender, transport = yield self.stalledSend(terminal=True)
+        yield sender.waitFor("%|", SHOWN_TIMEOUT)
+        signal(transport, "INT")
+        result = yield sender.whenEnded()
+        self.assertEqual(result.code, 130, result)
+        self.assertTrue(
+            result.out.endswith(
+                "\r\x1b[Kspc: interrupted; run the same command again to resume\r\n"
+            ),
+            repr(result.out[-300:]),
+        )
+        self.assertNotIn("connection lost", result.out)

@@ -15,7 +15,7 @@ from hypothesis import given, strategies as st
 from twisted.internet import task
 from twisted.trial import unittest
 
-from spc.cli import main
+from spc.cli import command, main
 from spc.cli.command import Context
 from spc.cli.progress import ProgressBar
 from spc.cli.units import formatRate, formatSize
@@ -329,3 +329,73 @@ class ReportTests(unittest.SynchronousTestCase):
             'spc: message 1 ("x") was not delivered: it holds 80.0 MiB, more than the daemon '
             "takes in one message (64.0 MiB); send it as a file",
         )
+
+
+class InterruptTests(unittest.SynchronousTestCase):
+    """
+    Ctrl-C (or SIGTERM): C{react} ends early and the command is
+    interrupted.
+    """
+
+    def interrupt(self, stderr, *argv: str, **kw) -> int:
+        """
+        Run C{spc argv} with a reactor that is stopped at once.
+        """
+
+        def react(work, *args, **kwargs):
+            raise KeyboardInterrupt()
+
+        self.patch(command, "react", react)
+        return main.main(list(argv), stdout=io.StringIO(), stderr=stderr, environ={}, **kw)
+
+    def sendArgs(self, *more: str) -> list[str]:
+        return ["send", "--server", "h", "--ports", "9000", *more]
+
+    def test_freshLineOnTerminal(self) -> None:
+        """
+        On a terminal the message clears the line first (it may hold the
+        bar or the echoed C{^C}); it says that the same command resumes;
+        the exit code is 130.
+        """
+        path = self.mktemp()
+        with open(path, "wb") as f:
+            f.write(b"data")
+        stderr = Terminal()
+        self.assertEqual(self.interrupt(stderr, *self.sendArgs(path)), 130)
+        self.assertEqual(
+            stderr.getvalue(), "\r\x1b[Kspc: interrupted; run the same command again to resume\n"
+        )
+
+    def test_notATerminal(self) -> None:
+        """
+        Elsewhere the message is a plain line.
+        """
+        path = self.mktemp()
+        with open(path, "wb") as f:
+            f.write(b"data")
+        stderr = io.StringIO()
+        self.assertEqual(self.interrupt(stderr, *self.sendArgs(path)), 130)
+        self.assertEqual(
+            stderr.getvalue(), "spc: interrupted; run the same command again to resume\n"
+        )
+
+    def test_messagesMayRepeat(self) -> None:
+        """
+        Messages are not resumed but sent again, so the hint says they
+        may arrive twice.
+        """
+        stderr = io.StringIO()
+        self.interrupt(stderr, *self.sendArgs("--message", "hi"))
+        self.assertEqual(
+            stderr.getvalue(),
+            "spc: interrupted; messages delivered before the interruption would arrive "
+            "twice if sent again\n",
+        )
+
+    def test_otherCommands(self) -> None:
+        """
+        Other commands say only that they were interrupted.
+        """
+        stderr = io.StringIO()
+        self.assertEqual(self.interrupt(stderr, "demo", "--size", "1K"), 130)
+        self.assertEqual(stderr.getvalue(), "spc: interrupted\n")

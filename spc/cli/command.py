@@ -26,6 +26,11 @@ from spc.keys.identity import defaultKeyDir
 EXIT_OK = 0
 EXIT_FAILURE = 1
 EXIT_USAGE = 2
+EXIT_INTERRUPTED = 130
+"""
+The exit code of a command stopped by Ctrl-C (SIGINT) or SIGTERM: 128 and
+SIGINT's number, as shells report a process killed by it.
+"""
 
 _INTERRUPTED = object()
 """
@@ -124,6 +129,13 @@ class Command(_BaseOptions):
         @raise SPCError: For failures that a user can understand and fix.
         """
         raise NotImplementedError()
+
+    def interruptedHint(self) -> str:
+        """
+        What a user should know of a command stopped before its work was
+        done, after "interrupted": nothing, unless the command says.
+        """
+        return ""
 
 
 class KeyDirMixin:

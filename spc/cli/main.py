@@ -7,8 +7,8 @@ The C{spc} command: C{spc keygen}, C{spc fingerprint} and C{spc tls-cert}
 Every subcommand is a L{spc.cli.command.Command} subclass with a C{run}
 method; to add one, list it in L{SPCOptions.subCommands}. L{main} turns the errors a user can
 cause into one line on stderr and an exit code (DESIGN.md section 1: 1
-generic, 2 usage, 3 trust, 4 transfer), so a user never sees a traceback for
-their own mistake. Output goes to streams passed in, so tests call L{main}
+generic, 2 usage, 3 trust, 4 transfer, 130 interrupted), so a user never
+sees a traceback for their own mistake. Output goes to streams passed in, so tests call L{main}
 directly.
 """
 
@@ -23,6 +23,7 @@ from twisted.python import usage
 
 from spc.cli.command import (
     EXIT_FAILURE,
+    EXIT_INTERRUPTED,
     EXIT_OK,
     EXIT_USAGE,
     Context,
@@ -110,8 +111,21 @@ def main(
         context.stderr.write(f"spc: {e.strerror or e}{where}\n")
         return EXIT_FAILURE
     except KeyboardInterrupt:
-        context.stderr.write("spc: interrupted\n")
-        return 130
+        hint = options.subOptions.interruptedHint()
+        context.stderr.write(
+            f"{_freshLine(context.stderr)}spc: interrupted{'; ' + hint if hint else ''}\n"
+        )
+        return EXIT_INTERRUPTED
+
+
+def _freshLine(stream: TextIO) -> str:
+    """
+    What starts a line on C{stream} that nothing stands before: on a
+    terminal, the cursor may follow a progress bar or the C{^C} the
+    terminal echoed, so the line is cleared (carriage return, erase line).
+    """
+    isatty = getattr(stream, "isatty", lambda: False)
+    return "\r\x1b[K" if isatty() else ""
 
 
 def run() -> None:

@@ -150,6 +150,18 @@ class SendOptions(KeyDirMixin, SuiteMapOption, ReactorCommand):
         except ValueError as error:
             raise usage.UsageError(f"--server: {error}") from None
 
+    def interruptedHint(self) -> str:
+        """
+        Files resume; a message delivered before the interruption is
+        delivered again.
+        """
+        if self["files"] or self["folders"]:
+            again = "run the same command again to resume"
+            if self["messages"]:
+                again += " (messages delivered before the interruption would arrive twice)"
+            return again
+        return "messages delivered before the interruption would arrive twice if sent again"
+
     def runWithReactor(self, reactor, context: Context):
         keyDir = self.keyDir(context)
         bar = ProgressBar(context.stderr, reactor, enabled=not self["no-progress"])

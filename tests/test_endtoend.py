@@ -225,9 +225,11 @@ class Output(ProcessProtocol):
         return waiter
 
 
-def spawn(args: list[str], cwd: str, env: dict[str, str]):
+def spawn(args: list[str], cwd: str, env: dict[str, str], stdin: bytes = b""):
     """
-    Start C{python args} in C{cwd}.
+    Start C{python args} in C{cwd}, with C{stdin} on its stdin, then its
+    end (C{spc send} reads a message from stdin when it is given nothing
+    else).
 
     @return: the L{Output} protocol and the process transport.
     """
@@ -235,6 +237,8 @@ def spawn(args: list[str], cwd: str, env: dict[str, str]):
     transport = reactor.spawnProcess(
         output, sys.executable, [sys.executable, *args], env=env, path=cwd
     )
+    transport.write(stdin)
+    transport.closeStdin()
     return output, transport
 
 
@@ -1000,8 +1004,8 @@ class SenderFailureTests(EndToEndTestCase):
     @inlineCallbacks
     def test_usageError(self):
         """
-        C{spc send} without --message is a usage error: exit code 2, the
-        reason and a --help hint.
+        C{spc send} without --message, files or anything on stdin is a
+        usage error: exit code 2, the reason and a --help hint.
         """
         result = yield self.spc("send", "--server", "127.0.0.1", "--ports", self.portList)
         self.assertEqual(result.code, 2, result)
@@ -1009,7 +1013,7 @@ class SenderFailureTests(EndToEndTestCase):
         self.assertEqual(
             result.err.splitlines(),
             [
-                "spc: nothing to send: give --message TEXT or files",
+                "spc: nothing to send: stdin was empty; give --message TEXT or files",
                 "Try 'spc send --help' for more information.",
             ],
         )

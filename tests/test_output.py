@@ -9,7 +9,9 @@ or Ctrl-C, and help that shows examples and exit codes.
 from __future__ import annotations
 
 import io
+import os
 import re
+import tempfile
 
 from hypothesis import given, strategies as st
 from twisted.internet import task
@@ -391,6 +393,24 @@ class InterruptTests(unittest.SynchronousTestCase):
             "spc: interrupted; messages delivered before the interruption would arrive "
             "twice if sent again\n",
         )
+
+    def test_stdinCannotResume(self) -> None:
+        """
+        What was read from stdin is gone: the hint says to send it again,
+        and its spooled copy is removed.
+        """
+        spoolDirectory = self.mktemp()
+        os.makedirs(spoolDirectory)
+        self.patch(tempfile, "tempdir", spoolDirectory)
+        stderr = io.StringIO()
+        self.interrupt(
+            stderr, *self.sendArgs("-", "--name", "x.bin"), stdin=io.BytesIO(b"data")
+        )
+        self.assertEqual(
+            stderr.getvalue(),
+            "spc: interrupted; what was read from stdin cannot resume: send it again\n",
+        )
+        self.assertEqual(os.listdir(spoolDirectory), [])
 
     def test_otherCommands(self) -> None:
         """

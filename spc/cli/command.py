@@ -12,7 +12,8 @@ L{spc.cli.main.SPCOptions.subCommands}.
 from __future__ import annotations
 
 import getopt
-from typing import Mapping, TextIO
+import io
+from typing import BinaryIO, Mapping, TextIO
 
 from twisted.internet.defer import Deferred, maybeDeferred
 from twisted.internet.task import react
@@ -61,12 +62,21 @@ class Context:
     @ivar stdout: For results (a fingerprint, "Wrote ...").
     @ivar stderr: For errors and progress.
     @ivar environ: The environment, for C{$SPC_HOME}.
+    @ivar stdin: What C{spc send} reads messages and files from, as bytes;
+        empty unless given.
     """
 
-    def __init__(self, stdout: TextIO, stderr: TextIO, environ: Mapping[str, str]) -> None:
+    def __init__(
+        self,
+        stdout: TextIO,
+        stderr: TextIO,
+        environ: Mapping[str, str],
+        stdin: BinaryIO | None = None,
+    ) -> None:
         self.stdout = stdout
         self.stderr = stderr
         self.environ = environ
+        self.stdin = io.BytesIO() if stdin is None else stdin
 
 
 class _BaseOptions(usage.Options):
@@ -127,6 +137,7 @@ class Command(_BaseOptions):
 
         @return: The exit code.
         @raise SPCError: For failures that a user can understand and fix.
+        @raise usage.UsageError: For a usage error found only now.
         """
         raise NotImplementedError()
 

@@ -16,7 +16,7 @@ from __future__ import annotations
 
 import os
 import sys
-from typing import Mapping, Sequence, TextIO
+from typing import BinaryIO, Mapping, Sequence, TextIO
 
 from twisted.internet.error import ConnectError
 from twisted.python import usage
@@ -73,6 +73,7 @@ def main(
     stderr: TextIO | None = None,
     *,
     environ: Mapping[str, str] | None = None,
+    stdin: BinaryIO | None = None,
 ) -> int:
     """
     Run the C{spc} command.
@@ -82,24 +83,33 @@ def main(
     @param stdout: Where results go (L{sys.stdout} if L{None}).
     @param stderr: Where errors go (L{sys.stderr} if L{None}).
     @param environ: The environment (L{os.environ} if L{None}).
+    @param stdin: What C{spc send} may read, as bytes (nothing if L{None}:
+        L{run} gives the process's stdin).
     @return: The exit code.
     """
     context = Context(
         sys.stdout if stdout is None else stdout,
         sys.stderr if stderr is None else stderr,
         os.environ if environ is None else environ,
+        stdin,
     )
     options = SPCOptions()
     try:
         options.parseOptions(list(sys.argv[1:] if argv is None else argv))
+        return options.subOptions.run(context)
     except _Exit as e:
         context.stdout.write(e.text.rstrip("\n") + "\n")
         return EXIT_OK
     except usage.UsageError as e:
         context.stderr.write(f"spc: {e}\n{_helpHint(options)}\n")
         return EXIT_USAGE
-    try:
-        return options.subOptions.run(context)
+    except KeyboardInterrupt:
+        command = getattr(options, "subOptions", None)
+        hint = command.interruptedHint() if command is not None else ""
+        context.stderr.write(
+            f"{_freshLine(context.stderr)}spc: interrupted{'; ' + hint if hint else ''}\n"
+        )
+        return EXIT_INTERRUPTED
     except SPCError as e:
         context.stderr.write(f"spc: {e}\n")
         return e.exitCode
@@ -110,12 +120,6 @@ def main(
         where = f": {e.filename}" if e.filename else ""
         context.stderr.write(f"spc: {e.strerror or e}{where}\n")
         return EXIT_FAILURE
-    except KeyboardInterrupt:
-        hint = options.subOptions.interruptedHint()
-        context.stderr.write(
-            f"{_freshLine(context.stderr)}spc: interrupted{'; ' + hint if hint else ''}\n"
-        )
-        return EXIT_INTERRUPTED
 
 
 def _freshLine(stream: TextIO) -> str:
@@ -132,4 +136,5 @@ def run() -> None:
     """
     The console-script entry point (C{spc = spc.cli.main:run}).
     """
-    sys.exit(main())
+    stdin = getattr(sys.stdin, "buffer", None)
+    sys.exit(main(stdin=stdin))

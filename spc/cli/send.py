@@ -15,9 +15,10 @@ from spc.addresses import formatHostPort
 from spc.cli.command import EXIT_OK, Context, KeyDirMixin, ReactorCommand
 from spc.cli.options import MAX_CHANNELS, ParseOnlyReactor, SuiteMapOption, parsePorts
 from spc.cli.progress import ProgressBar
+from spc.cli.sendinput import readMessage, readMessageFile, spool
 from spc.cli.units import formatRate, formatSize
 from spc.client.send import SendRequest, SendSummary, clientEndpoints, send
-from spc.client.sendlist import collectFiles
+from spc.client.sendlist import checkName, collectFiles
 from spc.errors import (
     FileFailed,
     FileRefused,
@@ -46,6 +47,16 @@ listed each (all of them with C{--verbose}): a folder of a thousand files
 sent again must not bury the summary.
 """
 
+STDIN = "-"
+"""
+The file argument, and the C{--message} value, that mean stdin.
+"""
+
+_FROM_STDIN = object()
+"""
+The place of C{--message -} among the messages, until stdin is read.
+"""
+
 RESUME_HINT = "run the same command again to resume: what the daemon holds is not sent again"
 
 
@@ -59,12 +70,14 @@ class SendOptions(KeyDirMixin, SuiteMapOption, ReactorCommand):
     synopsis = (
         "--server HOST --ports PORTS [--connect ENDPOINT]... "
         "[--server-fingerprint FP | --accept-new] [--tls-fingerprint FP] "
-        "[--message TEXT]... [FILE|DIR]..."
+        "[--message TEXT|-]... [--message-file FILE]... [FILE|DIR|- --name NAME]..."
     )
     optParameters = [
         ["server", None, None, "Host name or address of the daemon."],
         ["server-fingerprint", None, None,
          "Expected fingerprint of the daemon's key (overrides known_hosts)."],
+        ["name", None, None, "The name the file read from stdin (the file argument -) "
+         "is stored under."],
     ]
     optFlags = [
         ["accept-new", None,
@@ -84,6 +97,7 @@ class SendOptions(KeyDirMixin, SuiteMapOption, ReactorCommand):
         self["suites"] = None
         self["paths"] = []
         self["tls-fingerprints"] = []
+        self._bar: ProgressBar | None = None
 
     def parseArgs(self, *paths: str) -> None:
         self["paths"] = list(paths)
@@ -110,17 +124,36 @@ class SendOptions(KeyDirMixin, SuiteMapOption, ReactorCommand):
             raise usage.UsageError(f"--tls-fingerprint: {error}") from None
 
     def opt_message(self, text: str) -> None:
-        """A text message to send; repeatable."""
-        self["messages"].append(os.fsencode(text))
+        """A text message to send (- reads it from stdin); repeatable."""
+        self["messages"].append(_FROM_STDIN if text == STDIN else os.fsencode(text))
+
+    def opt_message_file(self, path: str) -> None:
+        """A file whose content is sent as a message; repeatable."""
+        self["messages"].append(readMessageFile(path))
 
     def postOptions(self) -> None:
-        if not self["messages"] and not self["paths"]:
-            raise usage.UsageError("nothing to send: give --message TEXT or files")
+        fromStdin = self["paths"].count(STDIN) + self["messages"].count(_FROM_STDIN)
+        if fromStdin > 1:
+            raise usage.UsageError("stdin can be read once: give - or --message -, once")
+        self["stdin-used"] = fromStdin > 0
+        self["stdin-file"] = STDIN in self["paths"]
+        if self["stdin-file"]:
+            if self["name"] is None:
+                raise usage.UsageError("give the name to store stdin under: - --name NAME")
+            try:
+                checkName(self["name"])
+            except SPCError as error:
+                raise usage.UsageError(f"--name: {error}") from None
+        elif self["name"] is not None:
+            raise usage.UsageError("--name names the file read from stdin: give - too")
+        paths = [path for path in self["paths"] if path != STDIN]
         try:
-            found = collectFiles(self["paths"])
+            found = collectFiles(paths)
         except SPCError as error:
             raise usage.UsageError(str(error)) from None
         self["files"], self["folders"], self["skipped"] = found
+        self["stdin-message"] = not (self["messages"] or self["paths"])
+        self["stdin-used"] = self["stdin-used"] or self["stdin-message"]
         if self["ports"] and not self["server"]:
             raise usage.UsageError("--ports needs --server HOST")
         if not self["ports"] and not self["connect"]:
@@ -150,21 +183,68 @@ class SendOptions(KeyDirMixin, SuiteMapOption, ReactorCommand):
         except ValueError as error:
             raise usage.UsageError(f"--server: {error}") from None
 
+    def run(self, context: Context) -> int:
+        """
+        Read what stdin holds for this command before the reactor runs, and
+        remove a file spooled from it however the command ends.
+        """
+        spooled: list[str] = []
+        try:
+            self._readStdin(context, spooled)
+            return super().run(context)
+        finally:
+            if self._bar is not None:
+                self._bar.close()
+            for path in spooled:
+                os.unlink(path)
+
+    def _readStdin(self, context: Context, spooled: list[str]) -> None:
+        """
+        @raise usage.UsageError: when there is nothing to send: no message,
+            no file, and stdin a terminal, absent or empty.
+        """
+        stdin = context.stdin
+        if self["stdin-message"]:
+            if stdin.isatty():
+                raise usage.UsageError(
+                    "nothing to send: give --message TEXT or files, or a message on stdin"
+                )
+            message = readMessage(stdin, "stdin")
+            if not message:
+                raise usage.UsageError(
+                    "nothing to send: stdin was empty; give --message TEXT or files"
+                )
+            self["messages"] = [message]
+        if _FROM_STDIN in self["messages"]:
+            message = readMessage(stdin, "stdin")
+            self["messages"] = [message if m is _FROM_STDIN else m for m in self["messages"]]
+        if self["stdin-file"]:
+            spooled.append(spool(stdin))
+            self["files"].insert(0, (spooled[0], self["name"]))
+
     def interruptedHint(self) -> str:
         """
         Files resume; a message delivered before the interruption is
-        delivered again.
+        delivered again; what came from stdin is gone.
         """
-        if self["files"] or self["folders"]:
+        hints = []
+        files, stdinFile = self.get("files", ()), self.get("stdin-file", False)
+        if len(files) > stdinFile or self.get("folders"):
             again = "run the same command again to resume"
             if self["messages"]:
                 again += " (messages delivered before the interruption would arrive twice)"
-            return again
-        return "messages delivered before the interruption would arrive twice if sent again"
+            hints.append(again)
+        if self.get("stdin-used"):
+            hints.append("what was read from stdin cannot resume: send it again")
+        elif self["messages"] and not hints:
+            hints.append(
+                "messages delivered before the interruption would arrive twice if sent again"
+            )
+        return "; ".join(hints)
 
     def runWithReactor(self, reactor, context: Context):
         keyDir = self.keyDir(context)
-        bar = ProgressBar(context.stderr, reactor, enabled=not self["no-progress"])
+        bar = self._bar = ProgressBar(context.stderr, reactor, enabled=not self["no-progress"])
         reactor.addSystemEventTrigger("before", "shutdown", bar.close)
         request = SendRequest(
             loadIdentity(keyDir),
@@ -205,7 +285,10 @@ class SendOptions(KeyDirMixin, SuiteMapOption, ReactorCommand):
         for item, error in summary.failed:
             context.stderr.write(f"spc: {item} was not delivered: {_why(error)}\n")
         if any(_resumable(error) for _, error in summary.failed):
-            context.stderr.write(f"spc: {RESUME_HINT}\n")
+            hint = RESUME_HINT
+            if self["stdin-used"]:
+                hint += ", but what was read from stdin is sent whole again"
+            context.stderr.write(f"spc: {hint}\n")
         for item, why in self["skipped"]:
             context.stderr.write(f"spc: {item} was not sent: {why}\n")
         count = delivered + len(summary.failed) + len(self["skipped"])

@@ -3,12 +3,15 @@ End-to-end tests of what C{spc send} and C{spc demo} show on a terminal
 (issue 12, parts 2 and 6): the real programs on a pseudo-terminal, so that
 the progress bar is drawn, against the real daemon behind the byte-counting
 relay of L{tests.test_endtoend_files}.  A resumed file says what the daemon
-held, a daemon gone mid-transfer is shown as a lost connection, and Ctrl-C
-says so on a line of its own.
+held, a daemon gone mid-transfer is shown as a lost connection, Ctrl-C says
+so on a line of its own, and a demo stopped by Ctrl-C leaves no temporary
+files.
 """
 
 from __future__ import annotations
 
+import glob
+import os
 import re
 import sys
 
@@ -16,7 +19,8 @@ from twisted.internet import reactor
 from twisted.internet.defer import inlineCallbacks
 from twisted.internet.task import deferLater
 
-from tests.test_endtoend import PROCESS_TIMEOUT, SPC, Output, signal, spawn
+from spc.files.names import PARTIAL_DIRECTORY
+from tests.test_endtoend import PROCESS_TIMEOUT, SPC, EndToEndTestCase, Output, signal, spawn
 from tests.test_endtoend_files import BIG_SIZE, FileTestCase, Relay, bigFile, heldBytes
 
 POLL_INTERVAL = 0.02
@@ -158,3 +162,32 @@ class TerminalTests(FileTestCase):
             repr(result.out[-300:]),
         )
         self.assertNotIn("connection lost", result.out)
+
+
+class DemoInterruptedTests(EndToEndTestCase):
+    """
+    C{spc demo} stopped by Ctrl-C.
+    """
+
+    @inlineCallbacks
+    def test_temporaryFilesRemoved(self):
+        """
+        Interrupted while it sends its file (the daemon in it has begun to
+        write the file), the demo says so, exits 130 and leaves nothing in
+        the temporary directory.
+        """
+        temporary = os.path.join(self.root, "tmp")
+        os.makedirs(temporary)
+        self.env["TMPDIR"] = temporary
+        demo, transport = spawn(SPC + ["demo", "--size", "512M"], self.root, self.env)
+        receiving = os.path.join(temporary, "spc-demo-*", "inbox", PARTIAL_DIRECTORY, "*")
+        deadline = reactor.seconds() + HELD_TIMEOUT
+        while not glob.glob(receiving):
+            if demo.status is not None or reactor.seconds() > deadline:
+                self.fail(f"the demo did not start sending:\n{demo.log}")
+            yield deferLater(reactor, POLL_INTERVAL, lambda: None)
+        signal(transport, "INT")
+        result = yield demo.whenEnded()
+        self.assertEqual(result.code, 130, result)
+        self.assertEqual(result.err, "spc: interrupted\n")
+        self.assertEqual(os.listdir(temporary), [])

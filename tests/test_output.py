@@ -15,8 +15,10 @@ import tempfile
 
 from hypothesis import given, strategies as st
 from twisted.internet import task
+from twisted.python import usage
 from twisted.trial import unittest
 
+from spc import tap
 from spc.cli import command, main
 from spc.cli.command import Context
 from spc.cli.progress import ProgressBar
@@ -419,3 +421,72 @@ class InterruptTests(unittest.SynchronousTestCase):
         stderr = io.StringIO()
         self.assertEqual(self.interrupt(stderr, "demo", "--size", "1K"), 130)
         self.assertEqual(stderr.getvalue(), "spc: interrupted\n")
+
+
+class HelpTests(unittest.SynchronousTestCase):
+    """
+    Issue 12, part 6: help that helps.
+    """
+
+    def spc(self, *argv: str) -> int:
+        stdout, stderr = io.StringIO(), io.StringIO()
+        code = main.main(list(argv), stdout=stdout, stderr=stderr, environ={})
+        self.out, self.err = stdout.getvalue(), stderr.getvalue()
+        return code
+
+    def test_shortHelp(self) -> None:
+        """
+        C{-h} is C{--help}, at the top and for every command.
+        """
+        for argv in [(), ("send",), ("demo",), ("status",), ("keygen",)]:
+            self.assertEqual(self.spc(*argv, "-h"), 0, self.err)
+            long = self.out
+            self.assertEqual(self.spc(*argv, "--help"), 0)
+            self.assertEqual(self.out, long)
+            self.assertTrue(long.startswith("Usage: spc"), long)
+            self.assertEqual(self.err, "")
+
+    def test_sendExamplesAndExitCodes(self) -> None:
+        """
+        C{spc send --help} ends with examples, kept as written, stdin's
+        among them, and every exit code.
+        """
+        self.spc("send", "--help")
+        examples = self.out[self.out.index("\nExamples:\n") :]
+        self.assertIn(
+            "\n  echo 'backup done' | spc send --server HOST --ports 9000-9003\n", examples
+        )
+        self.assertIn(" - --name photos.tar\n", examples)
+        codes = self.out[self.out.index("\nExit codes:\n") :].splitlines()[2:]
+        self.assertEqual([line.split()[0] for line in codes], ["0", "1", "2", "3", "4", "5", "130"])
+
+    def test_noStraySpacing(self) -> None:
+        """
+        No option's help, in any command or in the daemon's, has a run of
+        spaces within its text (a docstring's indentation).
+        """
+        commands = [
+            cls() for _, _, cls, _ in main.SPCOptions.subCommands
+        ] + [tap.Options()]
+        for options in commands:
+            for name, doc in options.docs.items():
+                text = " ".join((doc or "").split("\n"))
+                self.assertNotRegex(text.strip(), r"\S {2,}\S", f"{type(options)} --{name}")
+        self.spc("send", "--help")
+        self.assertIn("(default: even channels AES-256-CBC, odd ChaCha20)", " ".join(
+            line.strip() for line in self.out.splitlines()
+        ))
+
+
+class DemoSizeTests(unittest.SynchronousTestCase):
+    """
+    C{spc demo --size} is bounded: the demo writes the file twice.
+    """
+
+    def test_bounded(self) -> None:
+        """
+        Up to 1 GiB is accepted; more is a usage error naming the bound.
+        """
+        self.assertEqual(parse("demo", "--size", "1G")["size"], 1 << 30)
+        error = self.assertRaises(usage.UsageError, parse, "demo", "--size", "1025M")
+        self.assertIn("--size: at most 1.0 GiB", str(error))

@@ -84,11 +84,22 @@ class _BaseOptions(usage.Options):
     Print C{--help} and C{--version} through L{main}'s streams.
     """
 
+    epilog = ""
+    """
+    Text after the options in C{--help}, kept as written: examples and exit
+    codes (Twisted wraps C{longdesc} into one paragraph).
+    """
+
     def opt_help(self) -> None:
         """
         Display this help and exit.
         """
         raise _Exit(str(self))
+
+    opt_h = opt_help
+
+    def getUsage(self, width: int | None = None) -> str:
+        return super().getUsage(width) + self.epilog
 
     def opt_version(self) -> None:
         """

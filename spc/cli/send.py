@@ -12,7 +12,7 @@ from typing import TextIO
 from twisted.python import usage
 
 from spc.addresses import formatHostPort
-from spc.cli.command import EXIT_OK, Context, KeyDirMixin, ReactorCommand
+from spc.cli.command import EXIT_INTERRUPTED, EXIT_OK, Context, KeyDirMixin, ReactorCommand
 from spc.cli.options import MAX_CHANNELS, ParseOnlyReactor, SuiteMapOption, parsePorts
 from spc.cli.progress import ProgressBar
 from spc.cli.sendinput import readMessage, readMessageFile, spool
@@ -72,6 +72,27 @@ class SendOptions(KeyDirMixin, SuiteMapOption, ReactorCommand):
         "[--server-fingerprint FP | --accept-new] [--tls-fingerprint FP] "
         "[--message TEXT|-]... [--message-file FILE]... [FILE|DIR|- --name NAME]..."
     )
+    epilog = f"""
+Messages and files may also come from stdin: --message - reads a message,
+the file argument - a file (stored under --name NAME), and with nothing
+else to send, stdin that is not a terminal is sent as one message.
+
+Examples:
+  spc send --server HOST --ports 9000-9003 --accept-new report.pdf photos/
+  spc send --server HOST --ports 9000-9003 --message 'backup done'
+  spc send --server HOST --ports 9000-9003 --message-file notes.txt
+  echo 'backup done' | spc send --server HOST --ports 9000-9003
+  tar c photos | spc send --server HOST --ports 9000-9003 - --name photos.tar
+
+Exit codes:
+  0    the daemon confirmed every message, file and folder
+  1    failure (cannot connect, unsafe key files, ...)
+  2    usage error
+  3    trust: unknown or changed server key, or this client not authorized
+  4    transfer failed: some item was not delivered (each is named)
+  5    all delivered, but entries of a folder could not be sent (each is named)
+  {EXIT_INTERRUPTED}  interrupted (Ctrl-C or SIGTERM); the same command resumes
+"""
     optParameters = [
         ["server", None, None, "Host name or address of the daemon."],
         ["server-fingerprint", None, None,

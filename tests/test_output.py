@@ -458,7 +458,9 @@ class HelpTests(unittest.SynchronousTestCase):
         )
         self.assertIn(" - --name photos.tar\n", examples)
         codes = self.out[self.out.index("\nExit codes:\n") :].splitlines()[2:]
-        self.assertEqual([line.split()[0] for line in codes], ["0", "1", "2", "3", "4", "5", "130"])
+        self.assertEqual(
+            [line.split()[0] for line in codes], ["0", "1", "2", "3", "4", "5", "130"]
+        )
 
     def test_noStraySpacing(self) -> None:
         """

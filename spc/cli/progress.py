@@ -59,8 +59,8 @@ def _short(name: str) -> str:
 class _Line(tqdm):
     """
     A tqdm bar whose text either side of the bar is ours: C{tqdm}'s own
-    figures would count in decimal steps of 1024 and take the daemon's
-    held bytes for a burst of speed.
+    figures would name steps of 1024 with decimal prefixes (MB) and take
+    the daemon's held bytes for a burst of speed.
 
     @ivar left: what goes before the percentage.
     @ivar right: what goes after the bar.
@@ -160,28 +160,14 @@ class ProgressBar(SendObserver):
     def _draw(self) -> None:
         if self._started is None or self._closed:
             return
-        now = self._drawn = self._clock.seconds()
+        self._drawn = self._clock.seconds()
         self._changed = False
         held = min(self._held, self._total)
         if self._files == 1:
             left = f"{self._current} "
         else:
             left = f"{self._delivered}/{self._files} files "
-        if self._lost is not None:
-            seconds, limit = self._lost
-            figures = [
-                f"connection lost, reconnecting ({seconds:.0f} s; gives up after {limit:.0f} s)"
-            ]
-        else:
-            figures = [] if self._files > 1 else [f"{formatSize(held)} of {formatSize(self._total)}"]
-            sent, elapsed = max(held - self._heldBefore, 0), now - self._started
-            if sent and elapsed > 0:
-                rate = sent / elapsed
-                figures.append(formatRate(rate))
-                figures.append(f"{tqdm.format_interval((self._total - held) / rate)} left")
-            if self._files > 1:
-                figures.append(self._current)
-        right = ", ".join(figures)
+        right = self._right(held)
         done = held if self._total else self._delivered
         bar, (columns, lines) = self._bar, _size(self._stream)
         if bar is None:
@@ -194,3 +180,29 @@ class ProgressBar(SendObserver):
         bar.left, bar.right, bar.n = left, right, done
         bar.ncols, bar.nrows = columns, lines
         bar.refresh()
+
+    def _right(self, held: int) -> str:
+        """
+        What follows the bar: while no channel is up, that and for how
+        long; otherwise the bytes held (of one file), the rate and the time
+        left over what this run sent, and the file started last (of
+        several).
+        """
+        if self._lost is not None:
+            seconds, limit = self._lost
+            return (
+                f"connection lost, reconnecting ({seconds:.0f} s; "
+                f"gives up after {limit:.0f} s)"
+            )
+        figures = []
+        if self._files == 1:
+            figures.append(f"{formatSize(held)} of {formatSize(self._total)}")
+        sent = max(held - self._heldBefore, 0)
+        elapsed = self._drawn - self._started
+        if sent and elapsed > 0:
+            rate = sent / elapsed
+            left = tqdm.format_interval((self._total - held) / rate)
+            figures += [formatRate(rate), f"{left} left"]
+        if self._files > 1:
+            figures.append(self._current)
+        return ", ".join(figures)

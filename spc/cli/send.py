@@ -1,7 +1,8 @@
 # -*- test-case-name: tests.test_cli -*-
 """
-C{spc send}: deliver messages and files to a daemon, and say what it holds
-now and what it does not, and why.
+C{spc send}: deliver messages and files, named on the command line or read
+from stdin (L{spc.cli.sendinput}), to a daemon, and say what it holds now
+and what it does not, and why.
 """
 
 from __future__ import annotations
@@ -58,6 +59,9 @@ The place of C{--message -} among the messages, until stdin is read.
 """
 
 RESUME_HINT = "run the same command again to resume: what the daemon holds is not sent again"
+"""
+What to do about items whose session ended before they were delivered.
+"""
 
 
 class SendOptions(KeyDirMixin, SuiteMapOption, ReactorCommand):

@@ -82,6 +82,8 @@ class ProgressBooks:
 
     def __init__(self, observer: SendObserver, files: Sequence[tuple[Hashable, str, int]]):
         """
+        Tell C{observer} at once how many files there are, and their size.
+
         @param files: C{(key, name, size)} of each file, C{key} naming it in
             L{reporter} and L{delivered}.
         """

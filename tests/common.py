@@ -33,6 +33,9 @@ __all__ = [
     "RecordingClientOwner",
     "RecordingServerOwner",
     "bigIdentity",
+    "cachedExchangeKey",
+    "cachedIdentity",
+    "cachedKey",
     "clientIdentity",
     "countPrivateOperations",
     "exchangeKey",
@@ -129,6 +132,33 @@ def otherExchangeKeyDER() -> bytes:
     The public half of a second exchange key.
     """
     return publicDER(_once("other exchange", _generateExchangeKey))
+
+
+# Keys and identities by name, for the session, service, log and TLS tests.
+
+
+def cachedKey(name: str) -> rsa.RSAPrivateKey:
+    """
+    An RSA-2048 key made on first use and shared by every test after.
+    """
+    return _once(
+        "key " + name, lambda: rsa.generate_private_key(public_exponent=65537, key_size=2048)
+    )
+
+
+def cachedIdentity(name: str) -> Identity:
+    """
+    An L{Identity} for C{name} ("server", "client", ...), made once.
+    """
+    return _once("identity " + name, lambda: Identity(cachedKey(name)))
+
+
+def cachedExchangeKey() -> rsa.RSAPrivateKey:
+    """
+    The client exchange key every client session of the tests uses, in
+    place of a fresh one per session.
+    """
+    return cachedKey("exchange")
 
 
 # Keys outside the policy, for negative tests.

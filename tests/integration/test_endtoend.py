@@ -860,57 +860,6 @@ class AuthorizedKeysReloadTests(EndToEndTestCase):
         self.assertEqual([r["text"] for r in self.storedMessages()], ["admitted"])
 
 
-class DaemonReadinessTests(unittest.SynchronousTestCase):
-    """
-    The daemon's "serving" line is what these tests, and any supervisor,
-    take to mean that the daemon is ready: everything it promises must be in
-    place by then.
-    """
-
-    def test_hangupHandlerBeforeServing(self):
-        """
-        The SIGHUP handler is installed before the daemon logs that it is
-        serving; otherwise a SIGHUP sent on that line (to reload
-        authorized_keys) takes the default action and kills the daemon.
-        """
-        from twisted.internet.testing import MemoryReactorClock as MemoryReactor
-        from twisted.logger import globalLogPublisher
-
-        import signal as signalModule
-
-        from spc import tap
-
-        root = os.path.abspath(self.mktemp())
-        keyDir = os.path.join(root, "server")
-        saveIdentity(sharedIdentity("server"), keyDir)
-        events: list[str] = []
-
-        def recordSignal(number, handler):
-            events.append(f"signal {number}")
-            return signalModule.SIG_DFL
-
-        def recordLog(event):
-            if " serving " in (event.get("log_format") or ""):
-                events.append("serving")
-
-        self.patch(signalModule, "signal", recordSignal)
-        globalLogPublisher.addObserver(recordLog)
-        self.addCleanup(globalLogPublisher.removeObserver, recordLog)
-        config = tap.Options()
-        config.parseOptions(
-            ["--key-dir", keyDir, "--ports", "9000", "--inbox", os.path.join(root, "inbox"),
-             "--allow-any-client"]
-        )
-        service = tap.makeService(config, reactor=MemoryReactor())
-        service.startService()
-        self.addCleanup(service.stopService)
-        self.assertIn("serving", events)
-        self.assertIn(f"signal {signalModule.SIGHUP}", events)
-        self.assertLess(
-            events.index(f"signal {signalModule.SIGHUP}"), events.index("serving"), events
-        )
-
-
 class AllowAnyClientTests(EndToEndTestCase):
     """
     C{--allow-any-client} admits clients that are in no authorized_keys.

@@ -7,7 +7,7 @@ file is never overwritten, an interrupted file resumes, and C{spc send}
 exits 0 only once the daemon stored every file (4 if a transfer failed).
 
 The harness (processes, key directories, identities) is the one of
-L{tests.test_endtoend}.  Two things need more than the real programs:
+L{tests.integration.test_endtoend}.  Two things need more than the real programs:
 
   - hostile names come from a malicious sender, not from the C{spc send}
     command line, so L{HostileNameTests} drives the library in this process
@@ -44,7 +44,7 @@ from spc.files.store import PARTIAL_DIRECTORY
 from spc.keys.trust import PinnedKey
 from spc.protocol import records
 from spc.server.inbox import MESSAGES_NAME
-from tests.test_endtoend import (
+from tests.integration.test_endtoend import (
     READY_TIMEOUT,
     SPC,
     EndToEndTestCase,
@@ -52,7 +52,7 @@ from tests.test_endtoend import (
     sharedIdentity,
     spawn,
 )
-from tests.test_endtoend import signal as signalProcess
+from tests.integration.test_endtoend import signal as signalProcess
 
 MiB = 1024 * 1024
 
@@ -277,7 +277,7 @@ class FileTestCase(EndToEndTestCase):
 
     @cvar extraClients: names of further identities the daemon admits.
     @ivar source: a folder for the files the tests send.
-    @ivar daemon: the test's L{tests.test_endtoend.Daemon}, serving.
+    @ivar daemon: the test's L{tests.integration.test_endtoend.Daemon}, serving.
     """
 
     extraClients: tuple[str, ...] = ()

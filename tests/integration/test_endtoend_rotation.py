@@ -1,11 +1,11 @@
-# -*- test-case-name: tests.test_endtoend_rotation -*-
+# -*- test-case-name: tests.integration.test_endtoend_rotation -*-
 """
 End to end, key rotation under load: the real daemon (C{twistd -n spc})
 rotating keys every 1.5 seconds (amendment A7's fast test configuration)
 while the real C{spc send} streams a 256 MiB file to it over loopback TCP.
 
 The harness (daemon process, key directories, ports, C{spc} runner) is
-L{tests.test_endtoend}'s.  Between the two programs sits L{PacedRelay}, a
+L{tests.integration.test_endtoend}'s.  Between the two programs sits L{PacedRelay}, a
 plain TCP relay that limits each connection's upstream rate, because on
 this machine the file otherwise crosses in about a second, less than the
 two rotation intervals the test needs (see the test's docstring).
@@ -23,8 +23,8 @@ from twisted.internet.defer import gatherResults, inlineCallbacks
 from twisted.internet.endpoints import TCP4ClientEndpoint, connectProtocol
 from twisted.internet.protocol import Factory, Protocol
 
-from tests.test_endtoend import SPC, EndToEndTestCase, run
-from tests.test_endtoend_files import randomFile, sha256
+from tests.integration.test_endtoend import SPC, EndToEndTestCase, run
+from tests.integration.test_endtoend_files import randomFile, sha256
 
 MiB = 1024 * 1024
 SIZE = 256 * MiB

@@ -1,4 +1,4 @@
-# -*- test-case-name: tests.test_hostile -*-
+# -*- test-case-name: tests.integration.test_hostile -*-
 """
 Attack tests of PROTOCOL section 10 (T1, T2, T4, T6, T7, T8, T18, T23, T24,
 T25) over real loopback TCP, between a real L{ServerService} and real

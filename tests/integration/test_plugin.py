@@ -1,6 +1,6 @@
 """
 Tests for the twistd plugin: the dropin C{twisted/plugins/spc_plugin.py}
-and how Twisted finds it.
+holds data only, and the real C{twistd} lists and runs it.
 """
 
 from __future__ import annotations
@@ -10,29 +10,16 @@ import os
 import subprocess
 import sys
 
-from twisted.application.service import IServiceMaker
 from twisted.internet.defer import Deferred
 from twisted.internet.utils import getProcessOutputAndValue
-from twisted.plugin import getPlugins
 from twisted.python.filepath import FilePath
 from twisted.trial.unittest import SynchronousTestCase, TestCase
 
-import spc.tap
-from spc.keys.identity import generateIdentity, saveIdentity
 
-SOURCE_ROOT = FilePath(__file__).parent().parent()
+SOURCE_ROOT = FilePath(__file__).parent().parent().parent()
 """
 The source tree: the tests are not installed, so they always sit in it.
 """
-
-
-def spcMakers() -> list[IServiceMaker]:
-    """
-    Every service maker Twisted finds whose tapname is C{spc}.
-    """
-    return [
-        maker for maker in getPlugins(IServiceMaker) if maker.tapname == "spc"
-    ]
 
 
 def subprocessEnvironment() -> dict[str, str]:
@@ -45,36 +32,6 @@ def subprocessEnvironment() -> dict[str, str]:
         os.path.abspath(entry) for entry in sys.path
     )
     return env
-
-
-class DiscoveryTests(SynchronousTestCase):
-    """
-    L{getPlugins} finds the spc service maker.
-    """
-
-    def test_found(self) -> None:
-        """
-        Exactly one service maker has tapname C{spc}; it names L{spc.tap}
-        and its options are L{spc.tap.Options}.
-        """
-        (maker,) = spcMakers()
-        self.assertEqual(maker.module, "spc.tap")
-        self.assertIs(maker.options, spc.tap.Options)
-        self.assertTrue(maker.description)
-
-    def test_makeService(self) -> None:
-        """
-        The maker builds its service with L{spc.tap.makeService}.
-        """
-        (maker,) = spcMakers()
-        options = maker.options()
-        keyDir = self.mktemp()
-        saveIdentity(generateIdentity(), keyDir)
-        options.parseOptions(
-            ["--key-dir", keyDir, "--ports", "9000", "--inbox", self.mktemp()]
-        )
-        service = maker.makeService(options)
-        self.assertEqual(service.name, "spc")
 
 
 class DropinTests(SynchronousTestCase):

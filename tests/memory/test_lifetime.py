@@ -7,7 +7,7 @@ peer that stops reading cannot make this end buffer without bound, nor keep
 its connection.
 
 In memory, with L{task.Clock} for every deadline (STYLE habit 14, tiers b
-and c); L{tests.test_tls} runs the same against the real daemon over TLS.
+and c); L{tests.integration.test_tls} runs the same against the real daemon over TLS.
 """
 
 from __future__ import annotations
@@ -26,7 +26,7 @@ from spc.transport import channel
 from spc.transport.channel import PAUSED_WRITE_LIMIT, ChannelProtocol
 from spc.transport.closing import ALERT_LINGER, CLOSE_TIMEOUT
 from tests.common import framedAlert
-from tests.test_channel import Server, frames
+from tests.memory.test_channel import Server, frames
 
 HEARTBEAT = wire.Params().heartbeatInterval / 1000
 DEAD_TIME = wire.Params().heartbeatMissLimit * HEARTBEAT

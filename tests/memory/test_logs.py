@@ -1,72 +1,40 @@
-# -*- test-case-name: tests.test_logs -*-
+# -*- test-case-name: tests.memory.test_logs -*-
 """
-Tests for spc's structured logs (L{spc.logs.events}, L{spc.logs.jsonformat}): the
-rate limit on failures before authentication (PROTOCOL T19, TLS failures
-included), the named fields of each event, C{twistd spc --log-format json},
-and that no key, secret or plaintext of a whole session ever reaches a log
-line.
+Tests for spc's structured logs (L{spc.logs.events}) from channels and
+sessions in memory: the rate limit on failures before authentication
+(PROTOCOL T19, TLS failures included) and the named fields of each event.
+C{twistd spc --log-format json} and a whole session's logs over loopback TCP
+are tested in L{tests.unit.test_logs} and L{tests.integration.test_logs}.
 """
 
 from __future__ import annotations
 
-import base64
-import copy
-import hashlib
-import json
-import os
 import unicodedata
 from types import SimpleNamespace
 
-from cryptography.hazmat.primitives import serialization
 from hypothesis import given, settings, strategies as st
-from twisted.application.service import Application
-from twisted.internet import reactor, task
+from twisted.internet import task
 from twisted.internet.address import IPv4Address
-from twisted.internet.defer import Deferred, gatherResults, inlineCallbacks
-from twisted.internet.endpoints import TCP4ClientEndpoint, serverFromString
 from twisted.internet.error import ConnectionDone
-from twisted.internet.testing import MemoryReactorClock, StringTransport
-from twisted.logger import (
-    ILogObserver,
-    Logger,
-    LogLevel,
-    eventAsJSON,
-    formatEvent,
-    globalLogPublisher,
-)
+from twisted.internet.testing import StringTransport
+from twisted.logger import LogLevel, formatEvent, globalLogPublisher
 from twisted.protocols.tls import TLSMemoryBIOFactory
-from twisted.python import usage
 from twisted.python.failure import Failure
-from twisted.scripts.twistd import ServerOptions
 from twisted.trial import unittest
-from zope.interface import implementer
 
-from spc import tap
 from spc.client.connect import connect
-from spc.crypto import asymmetric, keyschedule
 from spc.errors import SessionClosed
-from spc.files.store import FileStore, withoutControls
-from spc.interfaces import IFileReceiver, IMessageReceiver
-from spc.keys.identity import saveIdentity
+from spc.files.store import withoutControls
 from spc.keys.tlscert import writeCertificate
-from spc.keys.trust import AllowAny, AuthorizedKeys, PinnedKey
+from spc.keys.trust import AllowAny, PinnedKey
 from spc.logs import events as logevents
 from spc.protocol import frames
 from spc.protocol.handshake import channelSpecs
-from spc.server.service import ServerChannelFactory, ServerService, SessionDirectory
+from spc.server.service import ServerChannelFactory, SessionDirectory
 from spc.transport import tls
-from tests.test_endtoend import GOODBYE_TIMEOUT, EndToEndTestCase, sharedIdentity
-from tests.test_session import RETRY_DELAY, MemoryServer, cachedExchangeKey, cachedIdentity
-
-FRAGMENT = frames.MIN_FRAGMENT_SIZE
-
-
-def recorder():
-    """
-    A logger whose events land in a list, and the list.
-    """
-    events: list[dict] = []
-    return Logger(observer=events.append), events
+from tests.common import cachedIdentity
+from tests.memory.test_session import RETRY_DELAY, MemoryServer
+from tests.unit.test_logs import recorder
 
 
 def named(events: list[dict], fmt: str) -> list[dict]:
@@ -407,21 +375,6 @@ class EventsInMemoryTests(unittest.SynchronousTestCase):
         self.assertTrue(refused["source"].startswith("192.0.2.99:"), refused)
 
 
-class RotationRoundEventTests(unittest.SynchronousTestCase):
-    """
-    The rotation round's summary is an C{spc.protocol.rotation} event.
-    """
-
-    def test_fields(self) -> None:
-        log, events = recorder()
-        logevents.rotationRound(log, 7, 3, 1, 4)
-        [event] = events
-        self.assertEqual(event["log_namespace"], logevents.ROTATION)
-        self.assertEqual(
-            formatEvent(event), "Rotation round 7: 3 committed, 1 rolled back; 4 sessions now"
-        )
-
-
 class TransferEventTests(unittest.SynchronousTestCase):
     """
     File names come from the sender; in a log line they lose the control
@@ -494,357 +447,5 @@ class TransferEventTests(unittest.SynchronousTestCase):
 # --log-format.
 
 
-class LogFormatOptionTests(unittest.TestCase):
-    """
-    C{twistd spc --log-format}.
-    """
-
-    def setUp(self) -> None:
-        self.root = os.path.abspath(self.mktemp())
-        self.keyDir = os.path.join(self.root, "server")
-        saveIdentity(sharedIdentity("server"), self.keyDir)
-
-    def twistd(self, *before: str, logFormat: str = "json") -> ServerOptions:
-        config = ServerOptions()
-        config.parseOptions(
-            [*before, "spc", "--key-dir", self.keyDir, "--ports", "9000", "--allow-any-client",
-             "--inbox", os.path.join(self.root, "inbox"), "--log-format", logFormat]
-        )
-        return config
-
-    def application(self, config: ServerOptions) -> Application:
-        service = tap.makeService(config.subOptions, reactor=MemoryReactorClock())
-        application = Application("spc")
-        service.setServiceParent(application)
-        return application
-
-    def test_textByDefault(self) -> None:
-        """
-        Without C{--log-format} the daemon leaves the log to twistd.
-        """
-        config = self.twistd("-n", logFormat="text")
-        self.assertIsNone(ILogObserver(self.application(config), None))
-
-    def test_unknown(self) -> None:
-        self.assertRaises(usage.UsageError, self.twistd, "-n", logFormat="xml")
-
-    def test_notWithSyslog(self) -> None:
-        """
-        JSON goes to a file or stdout; with C{--syslog} it is refused.
-        """
-        self.assertRaises(usage.UsageError, self.twistd, "--syslog")
-
-    def test_logfile(self) -> None:
-        """
-        With C{--logfile}, the JSON lines go to that file, one event each,
-        with the event's named fields.
-        """
-        path = os.path.join(self.root, "spc.log")
-        application = self.application(self.twistd("--logfile", path))
-        observer = ILogObserver(application)
-        log = Logger(observer=observer)
-        logevents.rotationRound(log, 2, 1, 0, 1)
-        logevents.rotationRound(log, 3, 1, 0, 1)
-        with open(path) as f:
-            lines = f.read().splitlines()
-        self.assertEqual(len(lines), 2)
-        first = json.loads(lines[0])
-        self.assertEqual(
-            {k: first[k] for k in ("log_namespace", "round", "committed", "rolled_back")},
-            {"log_namespace": logevents.ROTATION, "round": 2, "committed": 1, "rolled_back": 0},
-        )
-
-
-class JSONDaemonTests(EndToEndTestCase):
-    """
-    A real C{twistd -n spc --log-format json} and a real C{spc send}.
-    """
-
-    @inlineCallbacks
-    def test_jsonLines(self):
-        """
-        Every line the daemon writes is one JSON object; the handshakes and
-        the session carry their fields by name.
-        """
-        self.authorize(self.serverKeys, "client")
-        daemon = yield self.startDaemon("--log-format", "json")
-        result = yield self.send("hello")
-        self.assertDelivered(result, 1)
-        yield daemon.output.waitFor(logevents.SESSION_CLOSED, GOODBYE_TIMEOUT)
-        yield daemon.stop()
-        lines = daemon.output.stdout.decode("utf-8").splitlines()
-        events = [json.loads(line) for line in lines]
-        self.assertTrue(all(isinstance(event, dict) for event in events))
-        client = sharedIdentity("client").fingerprint
-        accepted = named(events, logevents.HANDSHAKE_ACCEPTED)
-        self.assertEqual(sorted(e["mode"] for e in accepted), ["JOIN"] * 3 + ["NEW"])
-        self.assertEqual(sorted(e["channel"] for e in accepted), [0, 1, 2, 3])
-        for event in accepted:
-            self.assertEqual((event["peer"], event["peer_name"]), (client, "client"))
-            self.assertTrue(event["source"].startswith("127.0.0.1:"), event)
-            self.assertEqual(event["log_namespace"], logevents.HANDSHAKE)
-        [opened] = named(events, logevents.SESSION_OPENED)
-        [closed] = named(events, logevents.SESSION_CLOSED)
-        self.assertEqual((opened["peer"], opened["role"]), (client, "server"))
-        self.assertEqual(closed["session"], opened["session"])
-        self.assertEqual(len(closed["session"]), 16)
-        self.assertIsInstance(closed["duration"], float)
-        self.assertIn("closed", closed["reason"])
-        self.assertIn(f"opened with {client} as server", opened["log_text"])
-        self.assertNotIn("{", opened["log_text"])
-
-
 # ---------------------------------------------------------------------------
 # No secret in any log line of a whole session.
-
-MESSAGE_MARKER = b"message-marker-" + os.urandom(6).hex().encode()
-FILE_MARKER = b"file-marker-" + os.urandom(6).hex().encode()
-ROTATION_COMMITTED = "Rotation to epoch {epoch} with {peer} committed"
-WAIT = 10.0
-
-
-class KeyMaterial:
-    """
-    Every secret the key schedule takes in or derives during a test, as
-    the code asks for it: C{keyschedule.extract} and
-    C{keyschedule.hkdfExpand} are wrapped, which covers the X25519 and
-    RSA-transported secrets, handshake, join, connection and epoch
-    secrets, finished and confirmation keys, and every traffic key and
-    IV.  The session id is the one output left out: it is public.
-
-    @ivar secrets: the values recorded.
-    """
-
-    def __init__(self, testCase: unittest.TestCase) -> None:
-        self.secrets: list[bytes] = []
-        extract, expand = keyschedule.extract, keyschedule.hkdfExpand
-
-        def recordExtract(salt: bytes, ikm: bytes) -> bytes:
-            out = extract(salt, ikm)
-            if salt != keyschedule.HANDSHAKE_SALT:
-                self.add(salt)
-            self.add(ikm, ikm[:32], ikm[32:], out)
-            return out
-
-        def recordExpand(prk: bytes, info: bytes, length: int) -> bytes:
-            out = expand(prk, info, length)
-            self.add(prk)
-            if not info.startswith(keyschedule.PREFIX + b"sid\x00"):
-                self.add(out)
-            return out
-
-        testCase.patch(keyschedule, "extract", recordExtract)
-        testCase.patch(keyschedule, "hkdfExpand", recordExpand)
-
-    def add(self, *values: bytes) -> None:
-        self.secrets.extend(value for value in values if len(value) >= 8)
-
-
-def forms(value: bytes) -> set[str]:
-    """
-    How C{value}, or its first eight bytes, could show in a log line: as
-    raw bytes (the JSON observer writes bytes as latin-1, escaped), as a
-    bytes repr, in hex, or in base64 at any alignment within a longer
-    encoded string.
-    """
-    found = set()
-    for part in (value, value[:8]):
-        raw = part.decode("latin-1")
-        found |= {raw, json.dumps(raw)[1:-1], repr(part)[2:-1], part.hex(), part.hex().upper()}
-    for shift in range(3):
-        for encode in (base64.b64encode, base64.urlsafe_b64encode):
-            text = encode(value[shift:]).decode("ascii")
-            found.add(text[:-4] if len(text) > 12 else text)
-    return {text for text in found if len(text) >= 8}
-
-
-def privateForms(key) -> set[str]:
-    """
-    The forms of an RSA private key: its PEM (every body line but the
-    first, which all RSA-2048 keys share) and its private numbers.
-    """
-    pem = key.private_bytes(
-        serialization.Encoding.PEM,
-        serialization.PrivateFormat.PKCS8,
-        serialization.NoEncryption(),
-    ).decode("ascii")
-    numbers = key.private_numbers()
-    found = {pem.strip(), *pem.strip().splitlines()[2:-1]}
-    for number in (numbers.d, numbers.p, numbers.q):
-        raw = number.to_bytes((number.bit_length() + 7) // 8, "big")
-        found |= forms(raw) | {str(number)}
-    return found
-
-
-def rendered(event: dict) -> str:
-    """
-    An event as a text log and a JSON log would write it, and its repr.
-    """
-    try:
-        asJSON = eventAsJSON(copy.copy(event))
-    except Exception:
-        asJSON = repr(event)
-    return "\n".join([formatEvent(event) or "", asJSON, repr(event)])
-
-
-@implementer(IMessageReceiver, IFileReceiver)
-class Receiver:
-    def __init__(self) -> None:
-        self.messages: list[bytes] = []
-        self.files: list[tuple[str, str, int]] = []
-
-    def messageReceived(self, session, data, kind):
-        self.messages.append(data)
-
-    def fileReceived(self, session, name, path, size):
-        self.files.append((name, path, size))
-
-
-def firstResult(callbacks: list) -> Deferred:
-    """
-    A Deferred firing with the first value given to a callback appended
-    to C{callbacks}.
-    """
-    result: Deferred = Deferred()
-    callbacks.append(lambda value: None if result.called else result.callback(value))
-    return result
-
-
-@inlineCallbacks
-def until(predicate, what: str):
-    """
-    Wait, on the real reactor, until C{predicate()} holds.
-    """
-    for _ in range(int(WAIT / 0.05)):
-        if predicate():
-            return
-        yield task.deferLater(reactor, 0.05, lambda: None)
-    raise AssertionError(f"{what} did not happen within {WAIT} s")
-
-
-class NoSecretsTests(unittest.TestCase):
-    """
-    A whole session over loopback TCP, both ends in this process: the
-    handshakes, a message, a key rotation, a channel killed and rejoined,
-    a file of many fragments, the goodbye.  Every event either end logged
-    is rendered as text and as JSON, and none holds key material, a
-    private key, or a byte of what was sent.
-    """
-
-    timeout = 60
-
-    @inlineCallbacks
-    def test_fullSession(self):
-        material = KeyMaterial(self)
-        self.patch(asymmetric, "generateExchangeKey", cachedExchangeKey)
-        events: list[dict] = []
-        globalLogPublisher.addObserver(events.append)
-        self.addCleanup(globalLogPublisher.removeObserver, events.append)
-        server, client = cachedIdentity("server"), cachedIdentity("client")
-        inbox = os.path.abspath(self.mktemp())
-        os.makedirs(inbox)
-        receiver = Receiver()
-        service = ServerService(
-            reactor,
-            [serverFromString(reactor, "tcp:0:interface=127.0.0.1") for _ in range(3)],
-            server,
-            AuthorizedKeys("authorized_keys", [(client.fingerprint, "client")]),
-            receiver,
-            params=frames.Params(fragmentSize=FRAGMENT, maxInner=frames.maxInnerSize(FRAGMENT)),
-            files=FileStore(inbox),
-        )
-        service.startService()
-        self.addCleanup(lambda: service.running and service.stopService())
-        ports = [port.getHost().port for port in (yield service.whenListening())]
-        session = yield connect(
-            reactor,
-            [TCP4ClientEndpoint(reactor, "127.0.0.1", port) for port in ports],
-            client,
-            PinnedKey(server.fingerprint),
-            f"127.0.0.1:{ports[0]}",
-            retryPolicy=lambda attempt: 0.05,
-        )
-        serverSession = service.directory.sessions[session.id]
-
-        message = MESSAGE_MARKER * 40
-        yield session.sendMessage(message)
-        self.assertEqual(receiver.messages, [message])
-
-        yield until(lambda: len(serverSession.liveChannels()) == 3, "three live channels")
-        rotated = [
-            firstResult(serverSession.onRotationEnded),
-            firstResult(session.onRotationEnded),
-        ]
-        serverSession.rotate()
-        outcomes = yield gatherResults(rotated)
-        self.assertEqual(outcomes, [True, True])
-        self.assertEqual((session.epoch, serverSession.epoch), (1, 1))
-
-        session.channels[1].transport.abortConnection()
-        yield until(
-            lambda: len(named(events, logevents.CHANNEL_REJOINED)) == 2
-            and len(serverSession.liveChannels()) == 3,
-            "channel 1 rejoining on both ends",
-        )
-
-        content = FILE_MARKER * (5 * FRAGMENT // len(FILE_MARKER))
-        path = os.path.abspath(self.mktemp())
-        with open(path, "wb") as f:
-            f.write(content)
-        yield session.sendFile(path, name="report.bin")
-        self.assertEqual(len(receiver.files), 1)
-
-        secrets = list(material.secrets)
-        for owner in (session, serverSession):
-            secrets.append(owner._transferSecret)
-        yield session.close()
-        yield serverSession.whenClosed()
-        yield service.stopService()
-
-        self.assertExpectedEvents(events, client, server, content)
-        self.assertGreater(len(secrets), 50)
-        text = "\n".join(rendered(event) for event in events)
-        checks = [("secret", form) for value in secrets for form in forms(value)]
-        for name, key in [
-            ("server identity", server.privateKey),
-            ("client identity", client.privateKey),
-            ("exchange key", cachedExchangeKey()),
-        ]:
-            checks += [(name, form) for form in privateForms(key)]
-        for name, marker in [("message", MESSAGE_MARKER), ("file", FILE_MARKER)]:
-            checks += [(name, form) for form in forms(marker)]
-        leaks = [(name, form) for name, form in checks if form in text]
-        self.assertEqual(leaks, [])
-
-    def assertExpectedEvents(self, events, client, server, content: bytes) -> None:
-        """
-        The session's story is in the log, so the check above is not
-        vacuous.
-        """
-        accepted = named(events, logevents.HANDSHAKE_ACCEPTED)
-        modes = sorted(event["mode"] for event in accepted)
-        self.assertEqual(modes, ["JOIN", "JOIN", "JOIN", "NEW"])
-        self.assertEqual({event["peer_name"] for event in accepted}, {"client"})
-        opened = named(events, logevents.SESSION_OPENED)
-        closed = named(events, logevents.SESSION_CLOSED)
-        self.assertEqual(sorted(e["role"] for e in opened), ["client", "server"])
-        self.assertEqual(sorted(e["role"] for e in closed), ["client", "server"])
-        self.assertEqual(
-            {(e["role"], e["peer"]) for e in closed},
-            {("client", server.fingerprint), ("server", client.fingerprint)},
-        )
-        dead = named(events, logevents.CHANNEL_DEAD)
-        self.assertEqual({e["channel"] for e in dead}, {1})
-        rejoined = named(events, logevents.CHANNEL_REJOINED)
-        self.assertEqual([e["channel"] for e in rejoined], [1, 1])
-        self.assertEqual(len(named(events, ROTATION_COMMITTED)), 2)
-        [stored] = named(events, logevents.FILE_STORED)
-        [sent] = named(events, logevents.FILE_SENT)
-        digest = hashlib.sha256(content).hexdigest()
-        for event in (stored, sent):
-            self.assertEqual(
-                (event["name"], event["bytes"], event["digest"]),
-                ("report.bin", len(content), digest),
-            )
-            self.assertIsInstance(event["rate_mbps"], float)
-            self.assertGreater(event["seconds"], 0)

@@ -1,4 +1,4 @@
-# -*- test-case-name: tests.test_messenger -*-
+# -*- test-case-name: tests.memory.test_messenger -*-
 """
 Tests for L{spc.session.messenger}: fragmentation, the pull-based scheduler over
 channels and its send window, acknowledgement, retransmission and in-order

@@ -1,4 +1,4 @@
-# -*- test-case-name: tests.test_reassembly -*-
+# -*- test-case-name: tests.memory.test_reassembly -*-
 """
 Tests for L{spc.session.reassembly}: the receiving half of a session's messenger,
 driven directly with decoded fragments, a recording acknowledgement

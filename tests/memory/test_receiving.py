@@ -1,4 +1,4 @@
-# -*- test-case-name: tests.test_transfer -*-
+# -*- test-case-name: tests.memory.test_receiving -*-
 """
 Tests for L{spc.files.receiving}: a L{FileSender} on a real
 L{MultiChannelMessenger} and an L{IncomingFiles} on a real L{FileStore},

@@ -1,8 +1,9 @@
-# -*- test-case-name: tests.test_service -*-
+# -*- test-case-name: tests.memory.test_service -*-
 """
-Tests for L{spc.server.service} and L{spc.client.connect}: the server service and
-L{connect} over real loopback TCP, and the L{SessionDirectory}'s admission
-rules and limits with L{task.Clock} and in-memory transports.
+Tests for L{spc.server.service} and L{spc.client.connect}: the
+L{SessionDirectory}'s admission rules and limits with L{task.Clock} and
+in-memory transports.  The service over real loopback TCP is tested in
+L{tests.integration.test_service}.
 """
 
 from __future__ import annotations
@@ -10,39 +11,25 @@ from __future__ import annotations
 import os
 from functools import lru_cache
 
-from hypothesis import given, settings, strategies as st
-from twisted.application.service import MultiService
-from twisted.internet import protocol, reactor, task
+from twisted.internet import task
 from twisted.internet.address import IPv4Address, IPv6Address
-from twisted.internet.defer import Deferred, gatherResults, inlineCallbacks
-from twisted.internet.endpoints import TCP4ClientEndpoint, serverFromString
-from twisted.internet.error import ConnectionRefusedError
 from twisted.internet.testing import StringTransportWithDisconnection
-from twisted.logger import globalLogPublisher
-from twisted.trial.unittest import SynchronousTestCase, TestCase
-from zope.interface import implementer
+from twisted.trial.unittest import SynchronousTestCase
 
-from spc.client.connect import ClientSessionFactory, connect
+from spc.client.connect import ClientSessionFactory
 from spc.crypto import asymmetric
-from spc.crypto.suites import A256CBC_HS512, CHACHA20_POLY1305
-from spc.errors import ServerShuttingDown, SessionClosed
+from spc.errors import SessionClosed
 from spc.files.store import FileStore
 from spc.keys.identity import fingerprint
 from spc.keys.trust import AllowAny, AuthorizedKeys, PinnedKey
 from spc.protocol import frames, records
 from spc.protocol.handshake import JoinTarget, channelSpecs
 from spc.protocol.records import messageDigest
-from spc.ratelimit import RateWindow
-from spc.server.service import (
-    Limits,
-    ServerChannelFactory,
-    ServerService,
-    SessionDirectory,
-    sourceKey,
-)
-from spc.session.session import DEFAULT_LINGER, IMessageReceiver
+from spc.server.service import Limits, ServerChannelFactory, SessionDirectory
+from spc.session.session import DEFAULT_LINGER
 from spc.transport.channel import DEFAULT_HANDSHAKE_TIMEOUT, DEFAULT_REPLY_TIMEOUT, ChannelProtocol
-from tests.test_session import (
+from tests.common import cachedExchangeKey, cachedIdentity
+from tests.memory.test_session import (
     OTHER_PEER,
     PARAMS,
     PEER,
@@ -53,325 +40,10 @@ from tests.test_session import (
     MemoryNetwork,
     MemoryServer,
     RecordingReceiver,
-    cachedExchangeKey,
-    cachedIdentity,
     confirm,
     decoded,
     serverResult,
 )
-
-FRAGMENT = frames.DEFAULT_FRAGMENT_SIZE
-
-
-@implementer(IMessageReceiver)
-class WaitingReceiver:
-    """
-    An application receiver whose messages can be waited for.
-
-    @ivar messages: C{(session, data, kind)} in arrival order.
-    """
-
-    def __init__(self) -> None:
-        self.messages: list = []
-        self._waiters: list[Deferred] = []
-
-    def messageReceived(self, session, data, kind):
-        self.messages.append((session, data, kind))
-        waiters, self._waiters = self._waiters, []
-        for waiter in waiters:
-            waiter.callback(None)
-
-    @inlineCallbacks
-    def waitFor(self, count: int):
-        """
-        Fire once C{count} messages arrived.
-        """
-        while len(self.messages) < count:
-            waiter: Deferred = Deferred()
-            self._waiters.append(waiter)
-            yield waiter
-        return self.messages
-
-
-def whenLost(connection: protocol.Protocol) -> Deferred:
-    """
-    A Deferred firing after C{connection}'s C{connectionLost}.
-    """
-    lost: Deferred = Deferred()
-    original = connection.connectionLost
-
-    def connectionLost(reason=protocol.connectionDone):
-        try:
-            original(reason)
-        finally:
-            lost.callback(None)
-
-    connection.connectionLost = connectionLost
-    return lost
-
-
-class TrackingFactory(protocol.Factory):
-    """
-    Wraps a server factory, keeping a L{whenLost} for every connection.
-    """
-
-    noisy = False
-
-    def __init__(self, wrapped: protocol.Factory, lost: list[Deferred]) -> None:
-        self.wrapped = wrapped
-        self.lost = lost
-
-    def buildProtocol(self, addr):
-        connection = self.wrapped.buildProtocol(addr)
-        if connection is not None:
-            self.lost.append(whenLost(connection))
-        return connection
-
-
-class TrackingEndpoint:
-    """
-    Wraps a client endpoint, keeping a L{whenLost} for every connection.
-    """
-
-    def __init__(self, wrapped, lost: list[Deferred]) -> None:
-        self.wrapped = wrapped
-        self.lost = lost
-
-    def connect(self, factory) -> Deferred:
-        def track(connection):
-            self.lost.append(whenLost(connection))
-            return connection
-
-        return self.wrapped.connect(factory).addCallback(track)
-
-
-def listeningPort(service) -> Deferred:
-    """
-    The port a C{StreamServerEndpointService} listens on, without taking
-    it from the service (which needs it to stop listening).
-    """
-    port: Deferred = Deferred()
-
-    def seen(listening):
-        port.callback(listening)
-        return listening
-
-    service._waitingForPort.addCallback(seen)
-    return port
-
-
-class LoopbackTests(TestCase):
-    """
-    A L{ServerService} on four loopback ports inside an application's own
-    C{MultiService}, and L{connect}, over real TCP.
-    """
-
-    timeout = 15
-
-    @inlineCallbacks
-    def setUp(self):
-        self.patch(asymmetric, "generateExchangeKey", cachedExchangeKey)
-        self.client = cachedIdentity("client")
-        self.server = cachedIdentity("server")
-        self.lost: list[Deferred] = []
-        self.sessions: list = []
-        self.serverReceiver = WaitingReceiver()
-        self.clientReceiver = WaitingReceiver()
-        self.service = ServerService(
-            reactor,
-            [serverFromString(reactor, "tcp:0:interface=127.0.0.1") for _ in range(4)],
-            self.server,
-            AuthorizedKeys("authorized_keys", [(self.client.fingerprint, "client")]),
-            self.serverReceiver,
-        )
-        for child in self.service.endpointServices:
-            child.factory = TrackingFactory(child.factory, self.lost)
-        self.application = MultiService()
-        self.service.setServiceParent(self.application)
-        self.application.startService()
-        self.addCleanup(self.cleanUp)
-        ports = yield gatherResults(
-            [listeningPort(child) for child in self.service.endpointServices]
-        )
-        self.ports = [port.getHost().port for port in ports]
-
-    @inlineCallbacks
-    def cleanUp(self):
-        for session in self.sessions:
-            yield session.close()
-        if self.application.running:
-            yield self.application.stopService()
-        yield gatherResults(self.lost)
-
-    @inlineCallbacks
-    def connect(self):
-        endpoints = [
-            TrackingEndpoint(TCP4ClientEndpoint(reactor, "127.0.0.1", port), self.lost)
-            for port in self.ports
-        ]
-        session = yield connect(
-            reactor,
-            endpoints,
-            self.client,
-            PinnedKey(self.server.fingerprint),
-            f"127.0.0.1:{self.ports[0]}",
-            receiver=self.clientReceiver,
-        )
-        self.sessions.append(session)
-        return session
-
-    @inlineCallbacks
-    def test_fourChannels(self):
-        """
-        L{connect} opens one session of four channels, even ports with
-        AES-256-CBC and odd ones with ChaCha20, the same on the server once
-        every channel has carried a record.
-        """
-        session = yield self.connect()
-        self.assertEqual(sorted(session.channels), [0, 1, 2, 3])
-        expected = [A256CBC_HS512, CHACHA20_POLY1305, A256CBC_HS512, CHACHA20_POLY1305]
-        self.assertEqual(
-            [session.channels[i].result.keys.suite for i in range(4)], expected
-        )
-        yield session.sendMessage(b"f" * (4 * FRAGMENT))
-        server = self.service.directory.sessions[session.id]
-        self.assertEqual(server.peer, self.client.fingerprint)
-        self.assertEqual(session.peer, self.server.fingerprint)
-        self.assertEqual(sorted(server.channels), [0, 1, 2, 3])
-        self.assertEqual([server.channels[i].result.keys.suite for i in range(4)], expected)
-
-    @inlineCallbacks
-    def test_messagesBothWays(self):
-        """
-        Messages of several fragments go client to server and server to
-        client, intact, through the applications' L{IMessageReceiver}s; each
-        send fires once the other end has the message.
-        """
-        session = yield self.connect()
-        upstream = bytes(range(256)) * (5 * FRAGMENT // 256) + b"tail"
-        yield session.sendMessage(upstream)
-        yield session.sendMessage("text ✓".encode(), records.KIND_TEXT)
-        messages = yield self.serverReceiver.waitFor(2)
-        server = self.service.directory.sessions[session.id]
-        self.assertEqual(
-            messages,
-            [
-                (server, upstream, records.KIND_BINARY),
-                (server, "text ✓".encode(), records.KIND_TEXT),
-            ],
-        )
-        downstream = bytes(reversed(upstream))
-        yield server.sendMessage(downstream)
-        messages = yield self.clientReceiver.waitFor(1)
-        self.assertEqual(messages, [(session, downstream, records.KIND_BINARY)])
-
-    @inlineCallbacks
-    def test_stopService(self):
-        """
-        The application stops its C{MultiService}: the server says C{BYE:}
-        shutting_down to every session, stops listening, and the client's
-        session ends.
-        """
-        byes: list[int] = []
-
-        def observe(event):
-            if event.get("log_namespace") == "spc.session.session.Session" and "code" in event:
-                byes.append(event["code"])
-
-        globalLogPublisher.addObserver(observe)
-        self.addCleanup(globalLogPublisher.removeObserver, observe)
-        session = yield self.connect()
-        closed = session.whenClosed()
-        yield self.application.stopService()
-        self.assertFalse(self.service.running)
-        reason = yield closed
-        self.assertIsInstance(reason, ServerShuttingDown)
-        self.assertIn("shutting down", str(reason))
-        self.assertEqual(byes, [records.BYE_SHUTTING_DOWN])
-        self.assertEqual(self.service.directory.sessions, {})
-        yield self.assertFailure(
-            TCP4ClientEndpoint(reactor, "127.0.0.1", self.ports[0]).connect(
-                protocol.Factory.forProtocol(protocol.Protocol)
-            ),
-            ConnectionRefusedError,
-        )
-
-    def holdDeliveries(self) -> list[Deferred]:
-        """
-        Make the server's application take its time storing messages.
-
-        @return: the Deferreds it returns, one per message, for the test to
-            fire.
-        """
-        pending: list[Deferred] = []
-
-        def messageReceived(session, data, kind):
-            pending.append(Deferred())
-            return pending[-1]
-
-        self.serverReceiver.messageReceived = messageReceived
-        return pending
-
-    @inlineCallbacks
-    def test_stopLetsDeliveryFinish(self):
-        """
-        A message the server's application is still storing when the
-        service stops is confirmed to the client before the goodbye: the
-        client's send succeeds, then its session ends as shutting down.
-        """
-        pending = self.holdDeliveries()
-        session = yield self.connect()
-        sent = session.sendMessage(b"in flight")
-        while not pending:
-            yield task.deferLater(reactor, 0.01, lambda: None)
-        stopped = self.application.stopService()
-        self.assertNoResult(stopped)
-        self.assertNoResult(sent)
-        pending[0].callback(None)
-        yield sent
-        reason = yield session.whenClosed()
-        self.assertIsInstance(reason, ServerShuttingDown)
-        yield stopped
-
-    @inlineCallbacks
-    def test_stopEndsHandshakes(self):
-        """
-        A stopping server ends the handshakes in progress and admits no new
-        connection, so no session can start after the goodbyes were said.
-        """
-        lost: Deferred = Deferred()
-
-        class Silent(protocol.Protocol):
-            def connectionLost(self, reason):
-                lost.callback(None)
-
-        yield TCP4ClientEndpoint(reactor, "127.0.0.1", self.ports[0]).connect(
-            protocol.Factory.forProtocol(Silent)
-        )
-        while not self.service.directory.pendingHandshakes():
-            yield task.deferLater(reactor, 0.01, lambda: None)
-        yield self.application.stopService()
-        yield lost
-        self.assertEqual(self.service.directory.pendingHandshakes(), 0)
-        self.assertFalse(self.service.directory.admitConnection(None, "127.0.0.1"))
-
-    @inlineCallbacks
-    def test_stopGraceExpires(self):
-        """
-        A delivery that outlasts the grace period does not hold the
-        shutdown: the goodbye goes out after C{shutdownGrace} seconds and
-        the client's send fails as shut down.
-        """
-        self.service.shutdownGrace = 0.2
-        pending = self.holdDeliveries()
-        session = yield self.connect()
-        sent = session.sendMessage(b"stuck")
-        while not pending:
-            yield task.deferLater(reactor, 0.01, lambda: None)
-        started = reactor.seconds()
-        yield self.application.stopService()
-        self.assertGreaterEqual(reactor.seconds() - started, 0.2)
-        yield self.assertFailure(sent, ServerShuttingDown)
 
 
 def makeDirectory(clock=None, authorizer=AllowAny, channelCount: int = 4, **limits):
@@ -527,115 +199,6 @@ class JoinTargetTests(SynchronousTestCase):
         self.assertEqual(sorted(self.session.channels), [0])
         confirm(self.session, joined)
         self.assertEqual(sorted(self.session.channels), [0, 1])
-
-
-class RateWindowTests(SynchronousTestCase):
-    """
-    L{RateWindow} remembers only the keys with events in its window.
-    """
-
-    def test_forgetsIdleKeys(self) -> None:
-        """
-        A thousand keys seen once are all forgotten once their events left
-        the window; a key still within it is kept.
-        """
-        clock = task.Clock()
-        window = RateWindow(clock, 10.0)
-        for key in range(1000):
-            self.assertTrue(window.admit(key, 1))
-        self.assertEqual(len(window), 1000)
-        clock.advance(5)
-        self.assertTrue(window.admit("recent", 1))
-        clock.advance(5)
-        self.assertTrue(window.admit("new", 1))
-        self.assertEqual(len(window), 2)
-        self.assertFalse(window.admit("recent", 1))
-        clock.advance(5)
-        self.assertTrue(window.admit("recent", 1))
-
-    @settings(max_examples=200, deadline=None)
-    @given(
-        st.lists(
-            st.tuples(
-                st.floats(min_value=0, max_value=3, allow_nan=False),
-                st.integers(min_value=0, max_value=5),
-                st.integers(min_value=0, max_value=3),
-            ),
-            max_size=60,
-        )
-    )
-    def test_sameAnswersAsCountingAll(self, steps) -> None:
-        """
-        Whatever the keys, limits and delays, the window answers as one
-        that keeps every event it counted would, and remembers exactly the
-        keys with an event in the window.
-        """
-        clock = task.Clock()
-        period = 2.0
-        window = RateWindow(clock, period)
-        counted: dict[int, list[float]] = {}
-        for delay, key, limit in steps:
-            clock.advance(delay)
-            now = clock.seconds()
-            recent = [t for t in counted.get(key, []) if t > now - period]
-            expected = len(recent) < limit
-            self.assertEqual(window.admit(key, limit), expected)
-            if expected:
-                counted.setdefault(key, []).append(now)
-            live = {k for k, times in counted.items() if any(t > now - period for t in times)}
-            self.assertEqual(len(window), len(live))
-
-    def test_refusedKeyForgotten(self) -> None:
-        """
-        A key refused over and over is forgotten like any other once its
-        counted events are out of the window, and counts afresh after.
-        """
-        clock = task.Clock()
-        window = RateWindow(clock, 1.0)
-        self.assertTrue(window.admit("busy", 2))
-        self.assertTrue(window.admit("busy", 2))
-        for _ in range(10):
-            clock.advance(0.05)
-            self.assertFalse(window.admit("busy", 2))
-        clock.advance(1)
-        self.assertTrue(window.admit("other", 2))
-        self.assertEqual(len(window), 1)
-        self.assertEqual([window.admit("busy", 2) for _ in range(3)], [True, True, False])
-
-
-class SourceKeyTests(SynchronousTestCase):
-    """
-    L{sourceKey}: the unit per-source limits count (A16).
-    """
-
-    def test_ipv4(self) -> None:
-        """
-        An IPv4 address counts alone.
-        """
-        self.assertEqual(sourceKey("192.0.2.1"), "192.0.2.1")
-        self.assertNotEqual(sourceKey("192.0.2.1"), sourceKey("192.0.2.2"))
-
-    def test_ipv6Prefix(self) -> None:
-        """
-        IPv6 addresses count by /64.
-        """
-        self.assertEqual(sourceKey("2001:db8:1:2::1"), "2001:db8:1:2::/64")
-        self.assertEqual(
-            sourceKey("2001:db8:1:2:ffff:ffff:ffff:ffff"), sourceKey("2001:DB8:1:2::7")
-        )
-        self.assertNotEqual(sourceKey("2001:db8:1:2::1"), sourceKey("2001:db8:1:3::1"))
-
-    def test_mapped(self) -> None:
-        """
-        An IPv4-mapped IPv6 address counts as its IPv4 address.
-        """
-        self.assertEqual(sourceKey("::ffff:192.0.2.1"), "192.0.2.1")
-
-    def test_notAnAddress(self) -> None:
-        """
-        Anything else (a UNIX socket path) counts as itself.
-        """
-        self.assertEqual(sourceKey("/run/spc.sock"), "/run/spc.sock")
 
 
 class PendingChannel:

@@ -1,4 +1,4 @@
-# -*- test-case-name: tests.test_session -*-
+# -*- test-case-name: tests.memory.test_session -*-
 """
 Tests for L{spc.session.session}: how a session routes its channels' records, what
 happens when channels come, go and are replaced, and how it ends.
@@ -13,7 +13,6 @@ from __future__ import annotations
 import os
 from types import SimpleNamespace
 
-from cryptography.hazmat.primitives.asymmetric import rsa
 from twisted.internet import task
 from twisted.internet.address import IPv4Address
 from twisted.internet.defer import Deferred, fail, succeed
@@ -28,44 +27,14 @@ from spc.crypto import asymmetric
 from spc.crypto.suites import defaultSuiteFor
 from spc.errors import ProtocolError, SessionClosed, SessionReset, SPCError, TransferFailed
 from spc.files.store import FileStore
-from spc.keys.identity import Identity, fingerprint
+from spc.keys.identity import fingerprint
 from spc.keys.trust import AllowAny, AuthorizedKeys, PinnedKey
 from spc.protocol import frames, records
 from spc.protocol.handshake import ServerResult, channelSpecs
 from spc.protocol.records import messageDigest
 from spc.server.service import ServerChannelFactory, SessionDirectory
 from spc.session.session import DEFAULT_LINGER, IMessageReceiver, Session
-
-# Keys: RSA generation is slow, so each is made once per process.
-
-_keys: dict[str, rsa.RSAPrivateKey] = {}
-_identities: dict[str, Identity] = {}
-
-
-def cachedKey(name: str) -> rsa.RSAPrivateKey:
-    """
-    An RSA-2048 key made on first use and shared by every test after.
-    """
-    if name not in _keys:
-        _keys[name] = rsa.generate_private_key(public_exponent=65537, key_size=2048)
-    return _keys[name]
-
-
-def cachedIdentity(name: str) -> Identity:
-    """
-    An L{Identity} for C{name} ("server", "client", ...), made once.
-    """
-    if name not in _identities:
-        _identities[name] = Identity(cachedKey(name))
-    return _identities[name]
-
-
-def cachedExchangeKey() -> rsa.RSAPrivateKey:
-    """
-    The client exchange key every client session of the tests uses, in
-    place of a fresh one per session.
-    """
-    return cachedKey("exchange")
+from tests.common import cachedExchangeKey, cachedIdentity
 
 
 PEER = fingerprint(b"the peer")

@@ -309,8 +309,8 @@ def parseCommand(*argv: str) -> main.Command:
 class SendOptionsTests(CLITestCase):
     """
     Tests for the command line of C{spc send}: what is checked before any
-    connection is made. Delivery itself is in L{tests.test_sender} and
-    L{tests.test_endtoend}.
+    connection is made. Delivery itself is in L{tests.integration.test_send} and
+    L{tests.integration.test_endtoend}.
     """
 
     def test_missingMessage(self) -> None:
@@ -662,7 +662,7 @@ class SendOptionsTests(CLITestCase):
 class DemoOptionsTests(CLITestCase):
     """
     Tests for the command line of C{spc demo}; the demo itself is in
-    L{tests.test_demo}.
+    L{tests.integration.test_demo}.
     """
 
     def test_default(self) -> None:

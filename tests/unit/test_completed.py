@@ -1,4 +1,4 @@
-# -*- test-case-name: tests.test_completed -*-
+# -*- test-case-name: tests.unit.test_completed -*-
 """
 Tests for L{spc.files.completed} and L{spc.files.store.FileStore.completedName}: a
 completed transfer counts as complete only while the file it stored is

@@ -1,7 +1,7 @@
 """
 Tests for L{spc.protocol.frames}: every frame round-trips, and no input at all makes
 a decoder raise anything but L{ProtocolError}.  The inner records are
-tested in L{tests.test_records}.
+tested in L{tests.unit.test_records}.
 """
 
 from hypothesis import given, settings, strategies as st

@@ -1,6 +1,6 @@
 """
 Tests for L{spc.keys.identity}: fingerprints, the public key policy and key
-files. The trust files are tested in L{tests.test_trust}.
+files. The trust files are tested in L{tests.unit.test_trust}.
 """
 
 from __future__ import annotations

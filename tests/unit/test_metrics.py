@@ -1,7 +1,7 @@
-# -*- test-case-name: tests.test_metrics -*-
+# -*- test-case-name: tests.unit.test_metrics -*-
 """
 Tests for L{spc.status.metrics}: the Prometheus figures from a snapshot, the page
-that serves them, and the C{--metrics} option.
+that serves them, and the warning when other hosts may reach it.
 """
 
 from __future__ import annotations
@@ -9,24 +9,17 @@ from __future__ import annotations
 import importlib.util
 
 from twisted.internet import reactor
-from twisted.internet.defer import inlineCallbacks
-from twisted.internet.testing import MemoryReactorClock
 from twisted.logger import LogLevel, capturedLogs, formatEvent
-from twisted.python import usage
-from twisted.trial.unittest import SynchronousTestCase, TestCase
-from twisted.web.client import Agent, HTTPConnectionPool, readBody
+from twisted.trial.unittest import SynchronousTestCase
 from twisted.web.server import Site
 from twisted.web.test.requesthelper import DummyRequest
 
 from spc.status.services import reachableFromOtherHosts, statusServices
 from spc.status.snapshot import StatusSource
-from spc.tap import makeService
-from tests.test_service import listeningPort
-from tests.test_status import FakeChannel, FakeDirectory, FakeSession, _Clock
-from tests.test_tap import keyDirWithIdentity, makeOptions
+from tests.memory.test_status import FakeChannel, FakeDirectory, FakeSession, _Clock
+from tests.unit.test_tap import makeOptions
 
-from spc.errors import ConfigurationError
-from spc.status.metrics import checkAvailable, metricsFactory
+from spc.status.metrics import metricsFactory
 
 if importlib.util.find_spec("prometheus_client") is None:
     skip = "prometheus_client is not installed"
@@ -95,69 +88,6 @@ class CollectorTests(SynchronousTestCase):
         self.assertTrue(contentType.startswith(b"text/plain"))
 
 
-class OptionTests(SynchronousTestCase):
-    """
-    C{twistd spc --metrics ENDPOINT}.
-    """
-
-    def test_invalidEndpoint(self) -> None:
-        """
-        A description that is no endpoint is refused when parsing.
-        """
-        error = self.assertRaises(
-            usage.UsageError, makeOptions,
-            "--ports", "9000", "--inbox", "in", "--metrics", "bogus:1",
-        )
-        self.assertIn("--metrics", str(error))
-
-    def test_notInstalled(self) -> None:
-        """
-        Without prometheus_client, C{--metrics} says what to install.
-        """
-        real = importlib.util.find_spec
-        self.patch(
-            importlib.util, "find_spec",
-            lambda name, *a: None if name == "prometheus_client" else real(name, *a),
-        )
-        error = self.assertRaises(
-            usage.UsageError, makeOptions,
-            "--ports", "9000", "--inbox", "in", "--metrics", "tcp:9100",
-        )
-        self.assertIn("pip install 'spc[metrics]'", str(error))
-
-    def test_notInstalledIsConfiguration(self) -> None:
-        """
-        L{checkAvailable} speaks for the configuration, not the command
-        line: it raises L{ConfigurationError}, which the option layer turns
-        into a usage error.
-        """
-        real = importlib.util.find_spec
-        self.patch(
-            importlib.util, "find_spec",
-            lambda name, *a: None if name == "prometheus_client" else real(name, *a),
-        )
-        error = self.assertRaises(ConfigurationError, checkAvailable)
-        self.assertIn("pip install 'spc[metrics]'", str(error))
-
-    def test_listens(self) -> None:
-        """
-        The daemon serves the figures on the endpoint given.
-        """
-        memory = MemoryReactorClock()
-        service = makeService(
-            makeOptions(
-                "--key-dir", keyDirWithIdentity(self), "--ports", "9000",
-                "--inbox", self.mktemp(), "--allow-any-client",
-                "--control-socket", "none", "--metrics", "tcp:9100:interface=127.0.0.1",
-            ),
-            reactor=memory,
-        )
-        service.privilegedStartService()
-        [daemonPort, metricsPort] = memory.tcpServers
-        self.assertEqual(metricsPort[0], 9100)
-        self.assertIsInstance(metricsPort[1], Site)
-
-
 class ExposureTests(SynchronousTestCase):
     """
     A C{--metrics} endpoint that other hosts may reach is warned about:
@@ -219,28 +149,3 @@ class ExposureTests(SynchronousTestCase):
         help = str(makeOptions("--ports", "9000", "--inbox", "in"))
         self.assertIn("interface=127.0.0.1", help)
         self.assertIn("no authentication", " ".join(help.split()))
-
-
-class ScrapeTests(TestCase):
-    """
-    A scrape over real HTTP.
-    """
-
-    @inlineCallbacks
-    def test_scrape(self):
-        """
-        GET on the metrics endpoint returns the figures.
-        """
-        [service] = statusServices(
-            reactor, makeSource(), metrics="tcp:0:interface=127.0.0.1"
-        )
-        service.privilegedStartService()
-        service.startService()
-        self.addCleanup(service.stopService)
-        port = yield listeningPort(service)
-        url = f"http://127.0.0.1:{port.getHost().port}/metrics".encode()
-        pool = HTTPConnectionPool(reactor, persistent=False)
-        response = yield Agent(reactor, pool=pool).request(b"GET", url)
-        body = yield readBody(response)
-        self.assertEqual(response.code, 200)
-        self.assertIn(b"spc_sessions 1.0", body)

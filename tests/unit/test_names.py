@@ -1,4 +1,4 @@
-# -*- test-case-name: tests.test_filenames -*-
+# -*- test-case-name: tests.unit.test_names -*-
 """
 Tests for L{spc.files.names}: every name from the wire, however hostile,
 becomes components that stay inside the inbox and name none of the

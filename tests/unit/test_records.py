@@ -10,7 +10,7 @@ from twisted.trial import unittest
 
 from spc.errors import ProtocolError
 from spc.protocol import frames, records
-from tests.test_wire import fixed, u8, u32, u64
+from tests.unit.test_frames import fixed, u8, u32, u64
 
 
 @st.composite

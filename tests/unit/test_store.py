@@ -1,4 +1,4 @@
-# -*- test-case-name: tests.test_filestore -*-
+# -*- test-case-name: tests.unit.test_store -*-
 """
 Tests for L{spc.files.store}: names from the wire reduced to safe path
 components, unique final names that never replace a file, partial files

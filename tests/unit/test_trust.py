@@ -21,7 +21,7 @@ from spc.errors import (
 )
 from spc.keys import trust, trustfile
 from spc.keys.trust import AllowAny, AuthorizedKeys, KnownHosts, PinnedKey, TrustDecision
-from tests.test_identity import OTHER_FINGERPRINT, TEST_FINGERPRINT, writeFile
+from tests.unit.test_identity import OTHER_FINGERPRINT, TEST_FINGERPRINT, writeFile
 
 
 class HostPortTests(unittest.TestCase):

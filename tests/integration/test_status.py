@@ -11,10 +11,8 @@ from __future__ import annotations
 import io
 import json
 import os
-import shutil
 import socket
 import stat
-import tempfile
 
 from twisted.internet import protocol, reactor
 from twisted.internet.defer import inlineCallbacks
@@ -33,18 +31,9 @@ from spc.status import control
 from spc.status.control import fetchStatus
 from spc.status.services import statusServices
 from spc.status.snapshot import StatusSource
+from tests.files import shortTemporaryDirectory
 from tests.integration.test_endtoend import EndToEndTestCase, sharedIdentity
 from tests.memory.test_status import FakeDirectory, FakeSession
-
-
-def shortTemporaryDirectory(testCase) -> str:
-    """
-    A directory whose paths fit a UNIX socket's 107 bytes, wherever trial
-    keeps its own temporary files.
-    """
-    path = tempfile.mkdtemp(prefix="spc-status-")
-    testCase.addCleanup(shutil.rmtree, path, True)
-    return path
 
 
 DEAD_PID = 999_999_999

@@ -21,8 +21,9 @@ from twisted.trial.unittest import SynchronousTestCase
 from spc.keys.identity import saveIdentity
 from spc.keys.trustfile import MAX_TRUST_FILE_SIZE
 from spc.tap import _listenFailure, makeService
-from tests.unit.test_keyfiles import ANOTHER_USER
+from tests.files import shortTemporaryDirectory
 from tests.unit.test_identity import OTHER_FINGERPRINT, writeFile
+from tests.unit.test_keyfiles import ANOTHER_USER
 from tests.unit.test_tap import HOST, keyDirWithIdentity, makeOptions
 
 
@@ -386,7 +387,8 @@ class ControlSocketTests(SynchronousTestCase):
 
     def makeService(self, *extra: str):
         self.reactor = MemoryReactorClock()
-        self.keyDir = keyDirWithIdentity(self)
+        self.keyDir = os.path.join(shortTemporaryDirectory(self), "keys")
+        saveIdentity(HOST, self.keyDir)
         return makeService(
             makeOptions(
                 "--key-dir", self.keyDir, "--ports", "9000", "--inbox", self.mktemp(),

@@ -16,6 +16,7 @@ from twisted.trial import unittest
 from spc.client.sendlist import SendList, collectFiles, shown
 from spc.errors import ConfigurationError
 from spc.protocol import records
+from tests.files import shortTemporaryDirectory
 
 
 def write(path: str, data: bytes = b"x") -> str:
@@ -189,6 +190,7 @@ class FolderTests(CollectTestCase):
         A named pipe and a socket in a folder are listed, not opened; the
         folder, with nothing else in it, is made.
         """
+        self.root = shortTemporaryDirectory(self)
         album = self.path("album")
         os.makedirs(album)
         os.mkfifo(os.path.join(album, "pipe"))

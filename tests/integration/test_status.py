@@ -31,9 +31,9 @@ from spc.status import control
 from spc.status.control import fetchStatus
 from spc.status.services import statusServices
 from spc.status.snapshot import StatusSource
+from tests.fakes import FakeDirectory, FakeSession
 from tests.files import shortTemporaryDirectory
 from tests.integration.test_endtoend import EndToEndTestCase, sharedIdentity
-from tests.memory.test_status import FakeDirectory, FakeSession
 
 
 DEAD_PID = 999_999_999

@@ -10,7 +10,8 @@ from twisted.trial.unittest import SynchronousTestCase
 from spc.errors import ProtocolError
 from spc.protocol import records
 from tests.common import cachedExchangeKey
-from tests.memory.test_session import FakeChannel, decoded, makeSession
+from tests.fakes import FakeChannel
+from tests.memory.test_session import decoded, makeSession
 
 
 class SessionHeartbeatTests(SynchronousTestCase):

@@ -22,6 +22,7 @@ from spc.protocol import frames, records
 from spc.protocol.records import messageDigest
 from spc.session.messenger import BUSY_RETRIES, SEND_WINDOW, YIELD, MultiChannelMessenger
 from spc.session.reassembly import ACK_DELAY
+from tests.fakes import FakeChannel
 
 SIZE = frames.MIN_FRAGMENT_SIZE
 
@@ -42,28 +43,6 @@ def makeParams(**overrides) -> frames.Params:
     return frames.Params(**values)
 
 
-class FakeChannel:
-    """
-    A channel as the messenger sees it: something to name in C{sendOn}.
-
-    @ivar name: for test failure messages.
-    @ivar dead: whether the sink still lists it.
-    @ivar writePaused: whether its transport paused it: the sink does not
-        offer it for data.
-    @ivar room: how many more records it takes before its transport
-        pauses it, or C{None} for no limit.
-    """
-
-    def __init__(self, name: str) -> None:
-        self.name = name
-        self.dead = False
-        self.writePaused = False
-        self.room: int | None = None
-
-    def __repr__(self) -> str:
-        return f"<FakeChannel {self.name}>"
-
-
 class RecordingSink:
     """
     A L{spc.session.messenger.FragmentSink} with C{count} fake channels that records
@@ -77,7 +56,7 @@ class RecordingSink:
     """
 
     def __init__(self, count: int) -> None:
-        self.channels = [FakeChannel(str(index)) for index in range(count)]
+        self.channels = [FakeChannel(index) for index in range(count)]
         self.sent: list[tuple[FakeChannel, bytes]] = []
         self.control: list[bytes] = []
         self._turn = 0

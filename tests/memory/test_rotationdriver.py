@@ -41,10 +41,10 @@ from spc.protocol.rotation import ClientRotation
 from spc.server.service import ROUND_JITTER, ServerService
 from spc.session.session import Session
 from tests.common import cachedIdentity
+from tests.fakes import FakeChannel
 from tests.faultproxy import EPOCH, SEQ
 from tests.memory.test_session import (
     RETRY_DELAY,
-    FakeChannel,
     MemoryNetwork,
     MemoryServer,
     confirm,

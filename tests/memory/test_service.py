@@ -29,6 +29,7 @@ from spc.server.service import Limits, ServerChannelFactory, SessionDirectory
 from spc.session.session import DEFAULT_LINGER
 from spc.transport.channel import DEFAULT_HANDSHAKE_TIMEOUT, DEFAULT_REPLY_TIMEOUT, ChannelProtocol
 from tests.common import cachedExchangeKey, cachedIdentity
+from tests.fakes import FakeChannel
 from tests.memory.test_session import (
     OTHER_PEER,
     PARAMS,
@@ -36,7 +37,6 @@ from tests.memory.test_session import (
     SECRET,
     SESSION_ID,
     SIZE,
-    FakeChannel,
     MemoryNetwork,
     MemoryServer,
     RecordingReceiver,

@@ -35,6 +35,7 @@ from spc.protocol.records import messageDigest
 from spc.server.service import ServerChannelFactory, SessionDirectory
 from spc.session.session import DEFAULT_LINGER, IMessageReceiver, Session
 from tests.common import cachedExchangeKey, cachedIdentity
+from tests.fakes import FakeChannel
 
 
 PEER = fingerprint(b"the peer")
@@ -67,80 +68,6 @@ class RecordingReceiver:
 
     def data(self) -> list[bytes]:
         return [data for _, data, _ in self.messages]
-
-
-class FakeChannel:
-    """
-    What a session uses of a L{spc.transport.channel.ChannelProtocol}, recording what
-    it is asked to do.
-
-    @ivar sent: the inner records sent, as bytes.
-    @ivar closed: the reason given to L{close}, or C{None}.
-    @ivar fatalReason: the reason given to L{fatal}, or C{None}.
-    @ivar activated: the C{(epoch, secret)} it was given keys for.
-    @ivar writePaused: whether its transport paused it (set by a test);
-        the session's scheduler gives a paused channel no data.
-    @ivar pausedSince: when its transport paused it (set by a test), or
-        L{None}.
-    """
-
-    def __init__(self, index: int = 0, receivedFrames: int = 0) -> None:
-        self.result = SimpleNamespace(keys=SimpleNamespace(channel=index))
-        self.records = SimpleNamespace(receivedFrames=receivedFrames, sentFrames=0)
-        self.owner = None
-        self.fatalReason: str | None = None
-        self.dead = False
-        self.writePaused = False
-        self.pausedSince: float | None = None
-        self.closed: str | None = None
-        self.activated: tuple[int, bytes] | None = None
-        self.sent: list[bytes] = []
-
-    def __repr__(self) -> str:
-        return f"<FakeChannel {self.result.keys.channel} at {id(self):x}>"
-
-    def activate(self, epoch: int, secret: bytes) -> None:
-        self.activated = (epoch, secret)
-
-    def peerAddress(self) -> str:
-        return "192.0.2.10:40000"
-
-    def sendRecord(self, plaintext: bytes) -> None:
-        if not self.dead:
-            self.sent.append(bytes(plaintext))
-            self.records.sentFrames += 1
-
-    def close(self, reason: str = "closed locally") -> None:
-        self.closed = reason
-
-    def fatal(self, reason: str) -> None:
-        """
-        A fault closed the connection, as C{ChannelProtocol.fatal} does.
-        """
-        if not self.dead:
-            self.fatalReason = reason
-            self.lose(reason)
-
-    def whenLost(self):
-        """
-        A fake connection is gone as soon as it is closed.
-        """
-        return succeed(None)
-
-    def lose(self, reason: str = "connection lost") -> None:
-        """
-        The transport went away: tell the owner, as C{connectionLost} does.
-        """
-        self.dead = True
-        self.owner.channelLost(self, reason)
-
-    def take(self, kind: type | None = None) -> list:
-        """
-        Decode and forget the records sent, keeping only C{kind}.
-        """
-        sent, self.sent = self.sent, []
-        decoded = [records.decodeRecord(record) for record in sent]
-        return [r for r in decoded if kind is None or type(r) is kind]
 
 
 def makeSession(isServer: bool = False, receiver=None, clock=None, **kw) -> Session:

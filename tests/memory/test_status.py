@@ -8,7 +8,6 @@ and its pages.
 from __future__ import annotations
 
 import json
-from types import SimpleNamespace
 
 from twisted.internet import task
 from twisted.internet.defer import succeed
@@ -18,7 +17,6 @@ from twisted.test import iosim
 from twisted.trial.unittest import SynchronousTestCase
 
 from spc.cli.options import MAX_CHANNELS
-from spc.crypto.suites import A256CBC_HS512
 from spc.files.receiving import IncomingFiles
 from spc.files.sending import TransferProgress
 from spc.files.store import FileStore
@@ -34,80 +32,8 @@ from spc.status.snapshot import (
     Snapshot,
     StatusSource,
 )
+from tests.fakes import FakeChannel, FakeDirectory, FakeSession, clockAt
 from tests.memory.test_session import MemoryServer
-
-
-class FakeSession:
-    """
-    What L{StatusSource} reads of a session, without channels.
-    """
-
-    closedReason = None
-    epoch = 7
-    started = 0.0
-
-    def __init__(self, number: int, transfers: int = 0, name: str = "file") -> None:
-        self.id = number.to_bytes(8, "big") + bytes(8)
-        self.peer = f"SHA256:peer{number}"
-        self.channels: dict = {}
-        progress = [TransferProgress(name, 100, 50, 25, False) for _ in range(transfers)]
-        self.incomingFiles = _Listing(progress)
-        self.messenger = _Listing([])
-
-    def roundTrip(self, channel):
-        return None
-
-
-class FakeChannel:
-    """
-    A live channel as the status reads it.
-    """
-
-    bytesSent = 1 << 40
-    bytesReceived = 1 << 40
-
-    def __init__(self, index: int) -> None:
-        self.records = _Records()
-        self.result = _Result(index)
-
-
-class _Records:
-    sendEpoch = 1 << 31
-
-
-class _Result:
-    def __init__(self, index: int) -> None:
-        self.keys = SimpleNamespace(suite=A256CBC_HS512, channel=index)
-
-
-class _Listing:
-    def __init__(self, items) -> None:
-        self._items = items
-
-    def inProgress(self):
-        return self._items
-
-    def outgoingFiles(self):
-        return []
-
-
-class FakeDirectory:
-    """
-    A daemon's directory of L{FakeSession}s.
-    """
-
-    channelCount = 4
-
-    def __init__(self, sessions=(), names=None) -> None:
-        self.sessions = {session.id: session for session in sessions}
-        self._names = names or {}
-        self.authorizer = self
-
-    def nameOf(self, fingerprint: str):
-        return self._names.get(fingerprint)
-
-    def pendingHandshakes(self) -> int:
-        return 2
 
 
 class MemoryEndpoint:
@@ -277,7 +203,7 @@ class TransferTests(SynchronousTestCase):
         and long names are cut.
         """
         session = FakeSession(1, MAX_TRANSFERS_LISTED + 3, "n" * 1000)
-        [status] = StatusSource(FakeDirectory([session]), _Clock(), "h").sessions()
+        [status] = StatusSource(FakeDirectory([session]), clockAt(60.0), "h").sessions()
         self.assertEqual(len(status.transfers), MAX_TRANSFERS_LISTED)
         self.assertEqual(status.transfersOmitted, 3)
         self.assertEqual(len(status.transfers[0].name), MAX_NAME)
@@ -295,14 +221,9 @@ class TransferTests(SynchronousTestCase):
         hostile = "\x1b]0;owned\x07evil\r\u009b2J\u202ename.txt"
         session = FakeSession(1, 1, hostile)
         directory = FakeDirectory([session], {session.peer: "\x1b[31malice\x00"})
-        [status] = StatusSource(directory, _Clock(), "h").sessions()
+        [status] = StatusSource(directory, clockAt(60.0), "h").sessions()
         self.assertEqual(status.transfers[0].name, "]0;ownedevil2Jname.txt")
         self.assertEqual(status.name, "[31malice")
-
-
-class _Clock:
-    def seconds(self) -> float:
-        return 60.0
 
 
 class PageTests(SynchronousTestCase):
@@ -321,7 +242,7 @@ class PageTests(SynchronousTestCase):
         session.channels = {index: FakeChannel(index) for index in range(MAX_CHANNELS)}
         session.roundTrip = lambda channel: 1 / 3
         directory = FakeDirectory([session], {session.peer: worst})
-        [status] = StatusSource(directory, _Clock(), "h").sessions()
+        [status] = StatusSource(directory, clockAt(60.0), "h").sessions()
         self.assertEqual(len(status.channels), MAX_CHANNELS)
         page, more = encodePage([status])
         self.assertLess(len(page), PAGE_BYTES)
@@ -334,7 +255,7 @@ class PageTests(SynchronousTestCase):
         name = "n" * MAX_NAME
         sessions = [FakeSession(n, MAX_TRANSFERS_LISTED, name) for n in range(1024)]
         directory = FakeDirectory(sessions, {s.peer: name for s in sessions})
-        source = StatusSource(directory, _Clock(), "h")
+        source = StatusSource(directory, clockAt(60.0), "h")
         endpoint = MemoryEndpoint(ControlFactory(source))
         sizes = []
         original = encodePage

@@ -15,21 +15,10 @@ from twisted.trial.unittest import SynchronousTestCase
 
 from spc.files import completed
 from spc.files.store import KEEP_SECONDS, PARTIAL_DIRECTORY, FileStore
+from tests.fakes import clockAt
 from tests.files import rewriteKeepingTimes, waitForChangeTimeAfter
 
 PEER = "SHA256:peer"
-
-
-class Clock:
-    """
-    A settable C{now} for L{FileStore}.
-    """
-
-    def __init__(self, now: float = 1_000_000.0) -> None:
-        self.now = now
-
-    def __call__(self) -> float:
-        return self.now
 
 
 class CompletedNameTests(SynchronousTestCase):
@@ -39,8 +28,8 @@ class CompletedNameTests(SynchronousTestCase):
 
     def setUp(self) -> None:
         self.inbox = os.path.abspath(self.mktemp())
-        self.now = Clock()
-        self.store = FileStore(self.inbox, now=self.now)
+        self.clock = clockAt(1_000_000.0)
+        self.store = FileStore(self.inbox, now=self.clock.seconds)
 
     def complete(self, name: str, data: bytes, tid: bytes = b"t" * 16) -> tuple[str, str]:
         """
@@ -68,7 +57,7 @@ class CompletedNameTests(SynchronousTestCase):
         self.assertEqual(self.store.completedName(key), "sub/f.bin")
         self.assertEqual(self.store.completedName(other), "sub/f (1).bin")
         self.assertTrue(self.store.isCompleted(key))
-        again = FileStore(self.inbox, now=self.now)
+        again = FileStore(self.inbox, now=self.clock.seconds)
         self.assertEqual(again.completedName(other), "sub/f (1).bin")
         self.assertIsNone(again.completedName(again.key(PEER, b"v" * 16)))
 
@@ -79,7 +68,7 @@ class CompletedNameTests(SynchronousTestCase):
         self.assertFalse(self.store.isCompleted(key))
         self.assertIsNone(self.store.completedName(key))
         self.assertNotIn(key, self.completedFile())
-        self.assertFalse(FileStore(self.inbox, now=self.now).isCompleted(key))
+        self.assertFalse(FileStore(self.inbox, now=self.clock.seconds).isCompleted(key))
 
     def test_movedAway(self) -> None:
         """
@@ -145,7 +134,7 @@ class CompletedNameTests(SynchronousTestCase):
         its file in place.
         """
         key, _ = self.complete("f", b"x")
-        self.now.now += KEEP_SECONDS
+        self.clock.advance(KEEP_SECONDS)
         self.assertIsNone(self.store.completedName(key))
 
     def test_oldFormat(self) -> None:
@@ -157,13 +146,13 @@ class CompletedNameTests(SynchronousTestCase):
         old = self.store.key(PEER, b"o" * 16)
         path = os.path.join(self.inbox, PARTIAL_DIRECTORY, "completed.json")
         with open(path, "w") as f:
-            json.dump({old: self.now.now}, f)
-        store = FileStore(self.inbox, now=self.now)
+            json.dump({old: self.clock.seconds()}, f)
+        store = FileStore(self.inbox, now=self.clock.seconds)
         self.assertFalse(store.isCompleted(old))
         self.store = store
         key, _ = self.complete("f", b"x")
         self.assertEqual(list(self.completedFile()), [key])
-        self.assertEqual(FileStore(self.inbox, now=self.now).completedName(key), "f")
+        self.assertEqual(FileStore(self.inbox, now=self.clock.seconds).completedName(key), "f")
 
     def test_garbage(self) -> None:
         """
@@ -177,10 +166,10 @@ class CompletedNameTests(SynchronousTestCase):
                         "name": "f", "file": [1, 2, 3, 4, 5]}, "d": {"name": "f"}})
         with open(path, "w") as f:
             json.dump(content, f)
-        self.assertEqual(FileStore(self.inbox, now=self.now).completedName(key), "f")
+        self.assertEqual(FileStore(self.inbox, now=self.clock.seconds).completedName(key), "f")
         with open(path, "w") as f:
             f.write("[1, 2]")
-        self.assertFalse(FileStore(self.inbox, now=self.now).isCompleted(key))
+        self.assertFalse(FileStore(self.inbox, now=self.clock.seconds).isCompleted(key))
 
     def test_boundedInCount(self) -> None:
         """
@@ -190,7 +179,7 @@ class CompletedNameTests(SynchronousTestCase):
         self.patch(completed, "MAX_COMPLETED", 3)
         keys = []
         for n in range(5):
-            self.now.now += 1
+            self.clock.advance(1)
             keys.append(self.complete(f"f{n}", b"x", bytes([n]) * 16)[0])
         self.assertEqual(list(self.completedFile()), keys[2:])
         self.assertEqual([self.store.isCompleted(key) for key in keys], [False] * 2 + [True] * 3)
@@ -209,4 +198,4 @@ class CompletedNameTests(SynchronousTestCase):
         self.assertGreaterEqual(len(remembered), 2)
         with open(path, "a") as f:
             f.write(" " * 1000)
-        self.assertFalse(FileStore(self.inbox, now=self.now).isCompleted(keys[-1]))
+        self.assertFalse(FileStore(self.inbox, now=self.clock.seconds).isCompleted(keys[-1]))

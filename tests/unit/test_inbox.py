@@ -18,6 +18,7 @@ from twisted.trial.unittest import SkipTest, SynchronousTestCase
 from spc.protocol import records
 from spc.server import inbox
 from spc.server.inbox import MESSAGES_NAME, InboxReceiver, messageRecord
+from tests.fakes import FakeSession
 
 SENDER = "SHA256:" + "A" * 43
 """
@@ -29,17 +30,6 @@ WHEN = datetime.datetime(2024, 2, 29, 23, 59, 58, 123456, tzinfo=datetime.timezo
 A fixed receive time, with microseconds that the record rounds down to
 milliseconds.
 """
-
-
-class FakeSession:
-    """
-    The part of a L{spc.session.session.Session} a receiver uses.
-
-    @ivar peer: the sender's identity fingerprint.
-    """
-
-    def __init__(self, peer: str = SENDER) -> None:
-        self.peer = peer
 
 
 def makeReceiver(testCase: SynchronousTestCase, directory: str | None = None, **kw):
@@ -143,7 +133,7 @@ class InboxReceiverTests(SynchronousTestCase):
         L{messageRecord}; a newline inside a message stays inside its line.
         """
         receiver = makeReceiver(self)
-        session = FakeSession()
+        session = FakeSession(peer=SENDER)
         messages = [b"hello", "wörld".encode("utf-8"), b"two\nlines", b"\x80\x81"]
         for data in messages:
             receiver.messageReceived(session, data, records.KIND_TEXT)
@@ -158,7 +148,7 @@ class InboxReceiverTests(SynchronousTestCase):
         file is readable as it is.
         """
         receiver = makeReceiver(self)
-        receiver.messageReceived(FakeSession(), "wörld".encode("utf-8"), records.KIND_TEXT)
+        receiver.messageReceived(FakeSession(peer=SENDER), "wörld".encode("utf-8"), records.KIND_TEXT)
         with open(receiver.messagesPath, "rb") as f:
             self.assertIn("wörld".encode("utf-8"), f.read())
 
@@ -168,7 +158,7 @@ class InboxReceiverTests(SynchronousTestCase):
         """
         receiver = makeReceiver(self)
         other = "SHA256:" + "B" * 43
-        receiver.messageReceived(FakeSession(other), b"x", records.KIND_BINARY)
+        receiver.messageReceived(FakeSession(peer=other), b"x", records.KIND_BINARY)
         self.assertEqual(readLines(receiver)[0]["from"], other)
 
     def test_fsyncedBeforeReturning(self) -> None:
@@ -187,10 +177,10 @@ class InboxReceiverTests(SynchronousTestCase):
                 synced.append(f.read())
 
         self.patch(inbox.os, "fsync", fsync)
-        receiver.messageReceived(FakeSession(), b"one", records.KIND_TEXT)
+        receiver.messageReceived(FakeSession(peer=SENDER), b"one", records.KIND_TEXT)
         self.assertEqual(len(synced), 1)
         first = synced[0]
-        receiver.messageReceived(FakeSession(), b"two", records.KIND_TEXT)
+        receiver.messageReceived(FakeSession(peer=SENDER), b"two", records.KIND_TEXT)
         self.assertEqual(len(synced), 2)
         self.assertTrue(first.endswith(b"\n"))
         self.assertTrue(synced[1].startswith(first))
@@ -218,7 +208,7 @@ class InboxReceiverTests(SynchronousTestCase):
         self.patch(inbox.os, "open", recordingOpen)
         self.patch(inbox.os, "fsync", failingFsync)
         self.assertRaises(
-            OSError, receiver.messageReceived, FakeSession(), b"x", records.KIND_TEXT
+            OSError, receiver.messageReceived, FakeSession(peer=SENDER), b"x", records.KIND_TEXT
         )
         self.assertEqual(len(opened), 1)
         self.assertRaises(OSError, os.fstat, opened[0])
@@ -240,9 +230,9 @@ class InboxReceiverTests(SynchronousTestCase):
             realFsync(descriptor)
 
         self.patch(os, "fsync", fsync)
-        receiver.messageReceived(FakeSession(), b"one", records.KIND_TEXT)
+        receiver.messageReceived(FakeSession(peer=SENDER), b"one", records.KIND_TEXT)
         self.assertEqual(synced, ["log", "inbox"])
-        receiver.messageReceived(FakeSession(), b"two", records.KIND_TEXT)
+        receiver.messageReceived(FakeSession(peer=SENDER), b"two", records.KIND_TEXT)
         self.assertEqual(synced, ["log", "inbox", "log"])
 
     def test_tornLineRemoved(self) -> None:
@@ -252,7 +242,7 @@ class InboxReceiverTests(SynchronousTestCase):
         own, and every line of the log parses.
         """
         receiver = makeReceiver(self)
-        receiver.messageReceived(FakeSession(), b"first", records.KIND_TEXT)
+        receiver.messageReceived(FakeSession(peer=SENDER), b"first", records.KIND_TEXT)
         with open(receiver.messagesPath, "rb") as f:
             before = f.read()
         realWrite = os.write
@@ -264,13 +254,13 @@ class InboxReceiverTests(SynchronousTestCase):
 
         self.patch(inbox.os, "write", fullDisk)
         error = self.assertRaises(
-            OSError, receiver.messageReceived, FakeSession(), b"lost" * 10, records.KIND_TEXT
+            OSError, receiver.messageReceived, FakeSession(peer=SENDER), b"lost" * 10, records.KIND_TEXT
         )
         self.assertEqual(error.errno, errno.ENOSPC)
         with open(receiver.messagesPath, "rb") as f:
             self.assertEqual(f.read(), before)
         self.patch(inbox.os, "write", realWrite)
-        receiver.messageReceived(FakeSession(), b"third", records.KIND_TEXT)
+        receiver.messageReceived(FakeSession(peer=SENDER), b"third", records.KIND_TEXT)
         self.assertEqual([r["text"] for r in readLines(receiver)], ["first", "third"])
 
     def test_tornLineRemovedOnFullFileSystem(self) -> None:
@@ -289,7 +279,7 @@ class InboxReceiverTests(SynchronousTestCase):
             raise SkipTest("cannot mount a small tmpfs here: " + mounted.stderr.decode().strip())
         self.addCleanup(subprocess.run, ["umount", directory], check=True)
         receiver = makeReceiver(self, directory)
-        receiver.messageReceived(FakeSession(), b"first", records.KIND_TEXT)
+        receiver.messageReceived(FakeSession(peer=SENDER), b"first", records.KIND_TEXT)
         filler = os.path.join(directory, "filler")
         with open(filler, "wb", buffering=0) as f:
             try:
@@ -302,13 +292,13 @@ class InboxReceiverTests(SynchronousTestCase):
         with open(receiver.messagesPath, "rb") as f:
             before = f.read()
         error = self.assertRaises(
-            OSError, receiver.messageReceived, FakeSession(), b"x" * 20000, records.KIND_TEXT
+            OSError, receiver.messageReceived, FakeSession(peer=SENDER), b"x" * 20000, records.KIND_TEXT
         )
         self.assertEqual(error.errno, errno.ENOSPC)
         with open(receiver.messagesPath, "rb") as f:
             self.assertEqual(f.read(), before)
         os.unlink(filler)
-        receiver.messageReceived(FakeSession(), b"third", records.KIND_TEXT)
+        receiver.messageReceived(FakeSession(peer=SENDER), b"third", records.KIND_TEXT)
         self.assertEqual([r["text"] for r in readLines(receiver)], ["first", "third"])
 
     def test_symlinkNotFollowed(self) -> None:
@@ -323,7 +313,7 @@ class InboxReceiverTests(SynchronousTestCase):
             f.write(b"someone else's file\n")
         os.symlink(target, receiver.messagesPath)
         self.assertRaises(
-            OSError, receiver.messageReceived, FakeSession(), b"x", records.KIND_TEXT
+            OSError, receiver.messageReceived, FakeSession(peer=SENDER), b"x", records.KIND_TEXT
         )
         with open(target, "rb") as f:
             self.assertEqual(f.read(), b"someone else's file\n")
@@ -333,9 +323,9 @@ class InboxReceiverTests(SynchronousTestCase):
         A new receiver on an existing inbox appends after what is there.
         """
         directory = self.mktemp()
-        makeReceiver(self, directory).messageReceived(FakeSession(), b"first", 1)
+        makeReceiver(self, directory).messageReceived(FakeSession(peer=SENDER), b"first", 1)
         receiver = makeReceiver(self, directory)
-        receiver.messageReceived(FakeSession(), b"second", 1)
+        receiver.messageReceived(FakeSession(peer=SENDER), b"second", 1)
         self.assertEqual([r["text"] for r in readLines(receiver)], ["first", "second"])
 
     def test_fileMode(self) -> None:
@@ -343,7 +333,7 @@ class InboxReceiverTests(SynchronousTestCase):
         C{messages.jsonl} is created readable by its owner only.
         """
         receiver = makeReceiver(self)
-        receiver.messageReceived(FakeSession(), b"secret", records.KIND_TEXT)
+        receiver.messageReceived(FakeSession(peer=SENDER), b"secret", records.KIND_TEXT)
         mode = stat.S_IMODE(os.stat(receiver.messagesPath).st_mode)
         self.assertEqual(mode, 0o600)
 
@@ -365,7 +355,7 @@ class InboxReceiverTests(SynchronousTestCase):
         directory = self.mktemp()
         os.makedirs(directory, mode=0o750)
         os.chmod(directory, 0o750)
-        InboxReceiver(directory).messageReceived(FakeSession(), b"x", 1)
+        InboxReceiver(directory).messageReceived(FakeSession(peer=SENDER), b"x", 1)
         self.assertEqual(stat.S_IMODE(os.stat(directory).st_mode), 0o750)
 
     def test_defaultClockIsUTC(self) -> None:
@@ -374,7 +364,7 @@ class InboxReceiverTests(SynchronousTestCase):
         """
         receiver = InboxReceiver(self.mktemp())
         before = datetime.datetime.now(datetime.timezone.utc)
-        receiver.messageReceived(FakeSession(), b"x", records.KIND_TEXT)
+        receiver.messageReceived(FakeSession(peer=SENDER), b"x", records.KIND_TEXT)
         after = datetime.datetime.now(datetime.timezone.utc)
         received = datetime.datetime.fromisoformat(readLines(receiver)[0]["received"])
         self.assertEqual(received.utcoffset(), datetime.timedelta(0))

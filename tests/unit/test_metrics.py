@@ -16,7 +16,7 @@ from twisted.web.test.requesthelper import DummyRequest
 
 from spc.status.services import reachableFromOtherHosts, statusServices
 from spc.status.snapshot import StatusSource
-from tests.memory.test_status import FakeChannel, FakeDirectory, FakeSession, _Clock
+from tests.fakes import FakeChannel, FakeDirectory, FakeSession, clockAt
 from tests.unit.test_tap import makeOptions
 
 from spc.status.metrics import metricsFactory
@@ -33,7 +33,7 @@ def makeSource() -> StatusSource:
     session = FakeSession(1, 3, "secret-plans.pdf")
     session.channels = {index: FakeChannel(index) for index in range(2)}
     session.roundTrip = lambda channel: 0.004
-    return StatusSource(FakeDirectory([session], {session.peer: "alice"}), _Clock(), "h")
+    return StatusSource(FakeDirectory([session], {session.peer: "alice"}), clockAt(60.0), "h")
 
 
 def scrape(site: Site) -> str:

@@ -29,6 +29,7 @@ from spc.files.store import (
 )
 from spc.protocol import records
 from spc.server.inbox import MESSAGES_NAME, InboxReceiver
+from tests.fakes import clockAt
 from tests.names import nameStrategy
 
 PEER = "SHA256:peer"
@@ -57,18 +58,6 @@ HOSTILE = [
     "//server/share/file",
     "\\\\?\\C:\\file",
 ]
-
-
-class Clock:
-    """
-    A settable C{now} for L{FileStore}.
-    """
-
-    def __init__(self, now: float = 1_000_000.0) -> None:
-        self.now = now
-
-    def __call__(self) -> float:
-        return self.now
 
 
 def makeStore(testCase: SynchronousTestCase, directory: str | None = None, **kw) -> FileStore:
@@ -644,19 +633,19 @@ class CompletedTests(SynchronousTestCase):
         the same inbox, until 24 h after it finished.
         """
         directory = self.mktemp()
-        now = Clock()
-        store = FileStore(directory, now=now)
+        clock = clockAt(1_000_000.0)
+        store = FileStore(directory, now=clock.seconds)
         key = store.key(PEER, b"c" * 16)
         partial = store.open(key, "f", 1)
         partial.write(0, b"x")
         partial.finish()
         self.assertTrue(store.isCompleted(key))
         self.assertFalse(store.isCompleted(store.key(PEER, b"d" * 16)))
-        now.now += KEEP_SECONDS - 1
-        self.assertTrue(FileStore(directory, now=now).isCompleted(key))
-        now.now += 1
+        clock.advance(KEEP_SECONDS - 1)
+        self.assertTrue(FileStore(directory, now=clock.seconds).isCompleted(key))
+        clock.advance(1)
         self.assertFalse(store.isCompleted(key))
-        self.assertFalse(FileStore(directory, now=now).isCompleted(key))
+        self.assertFalse(FileStore(directory, now=clock.seconds).isCompleted(key))
 
     def test_expiredForgotten(self) -> None:
         """
@@ -664,12 +653,12 @@ class CompletedTests(SynchronousTestCase):
         another transfer completes.
         """
         directory = self.mktemp()
-        now = Clock()
-        store = FileStore(directory, now=now)
+        clock = clockAt(1_000_000.0)
+        store = FileStore(directory, now=clock.seconds)
         keys = [store.key(PEER, bytes([n]) * 16) for n in range(2)]
         for key in keys:
             store.open(key, "f", 0).finish()
-            now.now += KEEP_SECONDS
+            clock.advance(KEEP_SECONDS)
         with open(os.path.join(directory, PARTIAL_DIRECTORY, "completed.json")) as f:
             self.assertEqual(list(json.load(f)), [keys[1]])
 
@@ -712,11 +701,11 @@ class ExpireTests(SynchronousTestCase):
         """
         The store's own C{now} decides what is stale.
         """
-        now = Clock(time.time())
-        store = makeStore(self, now=now)
+        clock = clockAt(time.time())
+        store = makeStore(self, now=clock.seconds)
         store.open(store.key(PEER, b"s" * 16), "f", 10).close()
         self.assertEqual(store.expire(), 0)
-        now.now += KEEP_SECONDS + 60
+        clock.advance(KEEP_SECONDS + 60)
         self.assertEqual(store.expire(), 1)
 
 

@@ -26,7 +26,7 @@ from spc.crypto import asymmetric, keyschedule
 from spc.files.store import FileStore
 from spc.interfaces import IFileReceiver, IMessageReceiver
 from spc.keys.trust import AuthorizedKeys, PinnedKey
-from spc.logs import events as logevents
+from spc.logs import events
 from spc.protocol import frames
 from spc.server.service import ServerService
 from tests.common import cachedExchangeKey, cachedIdentity
@@ -52,21 +52,21 @@ class JSONDaemonTests(EndToEndTestCase):
         daemon = yield self.startDaemon("--log-format", "json")
         result = yield self.send("hello")
         self.assertDelivered(result, 1)
-        yield daemon.output.waitFor(logevents.SESSION_CLOSED, GOODBYE_TIMEOUT)
+        yield daemon.output.waitFor(events.SESSION_CLOSED, GOODBYE_TIMEOUT)
         yield daemon.stop()
         lines = daemon.output.stdout.decode("utf-8").splitlines()
-        events = [json.loads(line) for line in lines]
-        self.assertTrue(all(isinstance(event, dict) for event in events))
+        logged = [json.loads(line) for line in lines]
+        self.assertTrue(all(isinstance(event, dict) for event in logged))
         client = sharedIdentity("client").fingerprint
-        accepted = named(events, logevents.HANDSHAKE_ACCEPTED)
+        accepted = named(logged, events.HANDSHAKE_ACCEPTED)
         self.assertEqual(sorted(e["mode"] for e in accepted), ["JOIN"] * 3 + ["NEW"])
         self.assertEqual(sorted(e["channel"] for e in accepted), [0, 1, 2, 3])
         for event in accepted:
             self.assertEqual((event["peer"], event["peer_name"]), (client, "client"))
             self.assertTrue(event["source"].startswith("127.0.0.1:"), event)
-            self.assertEqual(event["log_namespace"], logevents.HANDSHAKE)
-        [opened] = named(events, logevents.SESSION_OPENED)
-        [closed] = named(events, logevents.SESSION_CLOSED)
+            self.assertEqual(event["log_namespace"], events.HANDSHAKE)
+        [opened] = named(logged, events.SESSION_OPENED)
+        [closed] = named(logged, events.SESSION_CLOSED)
         self.assertEqual((opened["peer"], opened["role"]), (client, "server"))
         self.assertEqual(closed["session"], opened["session"])
         self.assertEqual(len(closed["session"]), 16)
@@ -222,9 +222,9 @@ class NoSecretsTests(unittest.TestCase):
     def test_fullSession(self):
         material = KeyMaterial(self)
         self.patch(asymmetric, "generateExchangeKey", cachedExchangeKey)
-        events: list[dict] = []
-        globalLogPublisher.addObserver(events.append)
-        self.addCleanup(globalLogPublisher.removeObserver, events.append)
+        logged: list[dict] = []
+        globalLogPublisher.addObserver(logged.append)
+        self.addCleanup(globalLogPublisher.removeObserver, logged.append)
         server, client = cachedIdentity("server"), cachedIdentity("client")
         inbox = os.path.abspath(self.mktemp())
         os.makedirs(inbox)
@@ -267,7 +267,7 @@ class NoSecretsTests(unittest.TestCase):
 
         session.channels[1].transport.abortConnection()
         yield until(
-            lambda: len(named(events, logevents.CHANNEL_REJOINED)) == 2
+            lambda: len(named(logged, events.CHANNEL_REJOINED)) == 2
             and len(serverSession.liveChannels()) == 3,
             "channel 1 rejoining on both ends",
         )
@@ -286,9 +286,9 @@ class NoSecretsTests(unittest.TestCase):
         yield serverSession.whenClosed()
         yield service.stopService()
 
-        self.assertExpectedEvents(events, client, server, content)
+        self.assertExpectedEvents(logged, client, server, content)
         self.assertGreater(len(secrets), 50)
-        text = "\n".join(rendered(event) for event in events)
+        text = "\n".join(rendered(event) for event in logged)
         checks = [("secret", form) for value in secrets for form in forms(value)]
         for name, key in [
             ("server identity", server.privateKey),
@@ -301,30 +301,30 @@ class NoSecretsTests(unittest.TestCase):
         leaks = [(name, form) for name, form in checks if form in text]
         self.assertEqual(leaks, [])
 
-    def assertExpectedEvents(self, events, client, server, content: bytes) -> None:
+    def assertExpectedEvents(self, logged, client, server, content: bytes) -> None:
         """
         The session's story is in the log, so the check above is not
         vacuous.
         """
-        accepted = named(events, logevents.HANDSHAKE_ACCEPTED)
+        accepted = named(logged, events.HANDSHAKE_ACCEPTED)
         modes = sorted(event["mode"] for event in accepted)
         self.assertEqual(modes, ["JOIN", "JOIN", "JOIN", "NEW"])
         self.assertEqual({event["peer_name"] for event in accepted}, {"client"})
-        opened = named(events, logevents.SESSION_OPENED)
-        closed = named(events, logevents.SESSION_CLOSED)
+        opened = named(logged, events.SESSION_OPENED)
+        closed = named(logged, events.SESSION_CLOSED)
         self.assertEqual(sorted(e["role"] for e in opened), ["client", "server"])
         self.assertEqual(sorted(e["role"] for e in closed), ["client", "server"])
         self.assertEqual(
             {(e["role"], e["peer"]) for e in closed},
             {("client", server.fingerprint), ("server", client.fingerprint)},
         )
-        dead = named(events, logevents.CHANNEL_DEAD)
+        dead = named(logged, events.CHANNEL_DEAD)
         self.assertEqual({e["channel"] for e in dead}, {1})
-        rejoined = named(events, logevents.CHANNEL_REJOINED)
+        rejoined = named(logged, events.CHANNEL_REJOINED)
         self.assertEqual([e["channel"] for e in rejoined], [1, 1])
-        self.assertEqual(len(named(events, ROTATION_COMMITTED)), 2)
-        [stored] = named(events, logevents.FILE_STORED)
-        [sent] = named(events, logevents.FILE_SENT)
+        self.assertEqual(len(named(logged, ROTATION_COMMITTED)), 2)
+        [stored] = named(logged, events.FILE_STORED)
+        [sent] = named(logged, events.FILE_SENT)
         digest = hashlib.sha256(content).hexdigest()
         for event in (stored, sent):
             self.assertEqual(

@@ -26,7 +26,7 @@ from spc.crypto import asymmetric
 from spc.crypto.suites import A256CBC_HS512, AES256_GCM, CHACHA20_POLY1305
 from spc.errors import ClientNotAuthorized, ProtocolError, ServerBusy
 from spc.keys.trust import AllowAny, AuthorizedKeys, PinnedKey
-from spc.protocol import frames as wire, records
+from spc.protocol import frames, records
 from spc.protocol.clienthandshake import ClientHandshake
 from spc.protocol.handshake import ChannelSpec, channelSpecs
 from spc.protocol.records import messageDigest
@@ -47,7 +47,7 @@ from tests.common import (
 )
 
 HOST_PORT = "server.example:9000"
-TIMEOUT_ALERT = wire.Alert(wire.ALERT_TIMEOUT).encode()
+TIMEOUT_ALERT = frames.Alert(frames.ALERT_TIMEOUT).encode()
 SUITE_MAP = [A256CBC_HS512, CHACHA20_POLY1305, AES256_GCM]
 
 GARBAGE = {
@@ -182,7 +182,7 @@ class Server:
         return client, owner, server, pump
 
 
-def frames(data: bytes) -> list[bytes]:
+def frameBodies(data: bytes) -> list[bytes]:
     """
     Split written bytes into frame bodies.
     """
@@ -213,7 +213,7 @@ class HandshakeTests(unittest.TestCase):
             session = server.directory.sessions[result.session]
             self.assertEqual(session.peer, clientIdentity().fingerprint)
             self.assertIs(serverProtocol.owner, session)
-            cap = wire.maxProtectedBody(wire.Params().maxInner)
+            cap = frames.maxProtectedBody(frames.Params().maxInner)
             self.assertEqual(client._framer.maxBody, cap)
             self.assertEqual(serverProtocol._framer.maxBody, cap)
         self.assertEqual(len(server.directory.sessions), 3)
@@ -450,7 +450,7 @@ class TimeoutTests(unittest.TestCase):
         self.assertFalse(transport.disconnecting)
         server.clock.advance(10.0)
         self.assertTrue(transport.disconnecting)
-        self.assertTrue(transport.value().endswith(framedAlert(wire.ALERT_TIMEOUT)))
+        self.assertTrue(transport.value().endswith(framedAlert(frames.ALERT_TIMEOUT)))
         self.assertEqual(counter.count, 0)
         server.clock.advance(ALERT_LINGER)
         self.assertTrue(transport.disconnected)
@@ -465,10 +465,10 @@ class TimeoutTests(unittest.TestCase):
         protocol, transport = server.acceptString()
         server.clock.advance(1.9)
         self.assertFalse(transport.disconnecting)
-        self.assertEqual(frames(transport.value())[-1][1], wire.SERVER_HELLO)
+        self.assertEqual(frameBodies(transport.value())[-1][1], frames.SERVER_HELLO)
         server.clock.advance(0.2)
         self.assertTrue(transport.disconnecting)
-        self.assertEqual(frames(transport.value())[-1], TIMEOUT_ALERT)
+        self.assertEqual(frameBodies(transport.value())[-1], TIMEOUT_ALERT)
         self.assertTrue(protocol.dead)
 
     def test_serverF2Deadline(self) -> None:
@@ -483,7 +483,7 @@ class TimeoutTests(unittest.TestCase):
         self.assertFalse(transport.disconnecting)
         server.clock.advance(0.2)
         self.assertTrue(transport.disconnecting)
-        self.assertEqual(frames(transport.value())[-1], TIMEOUT_ALERT)
+        self.assertEqual(frameBodies(transport.value())[-1], TIMEOUT_ALERT)
 
     def test_slowloris(self) -> None:
         """
@@ -494,7 +494,7 @@ class TimeoutTests(unittest.TestCase):
         counter = countPrivateOperations(self)
         server = Server()
         protocol, transport = server.acceptString()
-        trickle = wire.LENGTH.pack(1195) + b"\x01\x02\x01"
+        trickle = frames.LENGTH.pack(1195) + b"\x01\x02\x01"
         for byte in trickle:
             protocol.dataReceived(bytes([byte]))
             server.clock.advance(0.4)
@@ -503,7 +503,7 @@ class TimeoutTests(unittest.TestCase):
         self.assertFalse(transport.disconnecting)
         server.clock.advance(0.1)
         self.assertTrue(transport.disconnecting)
-        self.assertEqual(frames(transport.value())[-1], TIMEOUT_ALERT)
+        self.assertEqual(frameBodies(transport.value())[-1], TIMEOUT_ALERT)
         self.assertEqual(counter.count, 0)
 
     def test_clientDeadline(self) -> None:
@@ -517,7 +517,7 @@ class TimeoutTests(unittest.TestCase):
         transport = StringTransport()
         client.makeConnection(transport)
         client.dataReceived(serverTransport.value())
-        self.assertEqual(frames(transport.value())[0][1], wire.CLIENT_AUTH)
+        self.assertEqual(frameBodies(transport.value())[0][1], frames.CLIENT_AUTH)
         server.clock.advance(9.9)
         self.assertFalse(transport.disconnecting)
         self.assertEqual(owner.failed, [])
@@ -575,9 +575,9 @@ class HostileInputTests(unittest.TestCase):
         for start in (b"\x02\x02", b"\x01\x03", b"\x01\x10", b"\x01\x01"):
             body = start + bytes(100)
             protocol, transport = self.server.acceptString()
-            protocol.dataReceived(wire.framed(body))
+            protocol.dataReceived(frames.framed(body))
             self.assertTrue(transport.disconnecting)
-            self.assertEqual(frames(transport.value())[-1], wire.Alert(2).encode())
+            self.assertEqual(frameBodies(transport.value())[-1], frames.Alert(2).encode())
         self.assertEqual(self.counter.count, 0)
 
     def test_hugePrefixBeforeHandshake(self) -> None:
@@ -598,10 +598,10 @@ class HostileInputTests(unittest.TestCase):
         for its body.
         """
         protocol, transport = self.server.acceptString()
-        protocol.dataReceived(wire.LENGTH.pack(2048) + b"\x01")
+        protocol.dataReceived(frames.LENGTH.pack(2048) + b"\x01")
         self.assertFalse(transport.disconnecting)
         protocol, transport = self.server.acceptString()
-        protocol.dataReceived(wire.LENGTH.pack(2049))
+        protocol.dataReceived(frames.LENGTH.pack(2049))
         self.assertTrue(transport.disconnected)
         self.assertLessEqual(protocol._framer.pending(), 4)
 
@@ -622,8 +622,8 @@ class HostileInputTests(unittest.TestCase):
         T20: after the handshake, a prefix of 0xFFFFFFFF (or one byte over
         the post-handshake cap) aborts the connection, on either end.
         """
-        cap = wire.maxProtectedBody(wire.Params().maxInner)
-        for prefix in (b"\xff\xff\xff\xff", wire.LENGTH.pack(cap + 1)):
+        cap = frames.maxProtectedBody(frames.Params().maxInner)
+        for prefix in (b"\xff\xff\xff\xff", frames.LENGTH.pack(cap + 1)):
             client, owner, serverProtocol, pump = self.server.connect()
             serverProtocol.dataReceived(prefix)
             self.assertTrue(serverProtocol.dead)
@@ -639,9 +639,9 @@ class HostileInputTests(unittest.TestCase):
         A prefix of exactly the post-handshake cap is accepted (it waits for
         its body).
         """
-        cap = wire.maxProtectedBody(wire.Params().maxInner)
+        cap = frames.maxProtectedBody(frames.Params().maxInner)
         client, owner, serverProtocol, pump = self.server.connect()
-        serverProtocol.dataReceived(wire.LENGTH.pack(cap))
+        serverProtocol.dataReceived(frames.LENGTH.pack(cap))
         self.assertFalse(serverProtocol.dead)
 
     def test_plaintextAfterFinished(self) -> None:
@@ -651,7 +651,7 @@ class HostileInputTests(unittest.TestCase):
         connection; a new client is served normally afterwards.
         """
         client, owner, serverProtocol, pump = self.server.connect()
-        serverProtocol.dataReceived(framedAlert(wire.ALERT_BUSY))
+        serverProtocol.dataReceived(framedAlert(frames.ALERT_BUSY))
         self.assertTrue(serverProtocol.dead)
         self.assertTrue(serverProtocol.transport.disconnecting)
 
@@ -710,7 +710,7 @@ class HostileInputTests(unittest.TestCase):
         """
         client, owner = self.server.buildClient()
         client.makeConnection(StringTransport())
-        client.dataReceived(framedAlert(wire.ALERT_BUSY))
+        client.dataReceived(framedAlert(frames.ALERT_BUSY))
         self.assertIsInstance(owner.failed[0][1], ServerBusy)
         self.assertTrue(client.transport.disconnected)
 
@@ -730,7 +730,7 @@ class PendingLimitTests(unittest.TestCase):
         server.acceptString(host="10.0.0.1")
         protocol, transport = server.acceptString(host="10.0.0.1")
         self.assertNotIsInstance(protocol, ChannelProtocol)
-        self.assertEqual(transport.value(), framedAlert(wire.ALERT_BUSY))
+        self.assertEqual(transport.value(), framedAlert(frames.ALERT_BUSY))
         self.assertTrue(transport.disconnecting)
         _, owner, _, _ = server.connect(host="10.0.0.2")
         self.assertEqual(len(owner.established), 1)
@@ -813,7 +813,7 @@ class PendingLimitTests(unittest.TestCase):
         second = server.acceptString(host="10.0.0.2")
         protocol, transport = server.acceptString(host="10.0.0.3")
         self.assertIsInstance(protocol, ChannelProtocol)
-        self.assertEqual(frames(transport.value())[0][1], wire.SERVER_HELLO)
+        self.assertEqual(frameBodies(transport.value())[0][1], frames.SERVER_HELLO)
         aborted = [t.disconnected for _, t in (first, second)]
         self.assertEqual(sorted(aborted), [False, True])
         for protocol, transport in (first, second):

@@ -20,16 +20,16 @@ from twisted.trial.unittest import SynchronousTestCase
 
 from spc.errors import SessionClosed
 from spc.keys.trust import AuthorizedKeys
-from spc.protocol import frames as wire, records
+from spc.protocol import frames, records
 from spc.server.service import Limits
 from spc.transport import channel
 from spc.transport.channel import PAUSED_WRITE_LIMIT, ChannelProtocol
 from spc.transport.closing import ALERT_LINGER, CLOSE_TIMEOUT
 from tests.common import framedAlert
-from tests.memory.test_channel import Server, frames
+from tests.memory.test_channel import Server, frameBodies
 
-HEARTBEAT = wire.Params().heartbeatInterval / 1000
-DEAD_TIME = wire.Params().heartbeatMissLimit * HEARTBEAT
+HEARTBEAT = frames.Params().heartbeatInterval / 1000
+DEAD_TIME = frames.Params().heartbeatMissLimit * HEARTBEAT
 
 
 class HoldingTransport(StringTransport):
@@ -84,7 +84,7 @@ class RefusedConnectionTests(SynchronousTestCase):
     """
 
     def assertAbortedAfterLinger(self, server: Server, transport, alert: int) -> None:
-        self.assertEqual(frames(transport.value())[-1], wire.Alert(alert).encode())
+        self.assertEqual(frameBodies(transport.value())[-1], frames.Alert(alert).encode())
         self.assertTrue(transport.disconnecting)
         server.clock.advance(ALERT_LINGER - 0.01)
         self.assertFalse(transport.disconnected)
@@ -101,7 +101,7 @@ class RefusedConnectionTests(SynchronousTestCase):
         protocol, transport = accept(server)
         server.clock.advance(channel.DEFAULT_REPLY_TIMEOUT)
         self.assertEqual(server.directory.pendingHandshakes(), 1)
-        self.assertAbortedAfterLinger(server, transport, wire.ALERT_TIMEOUT)
+        self.assertAbortedAfterLinger(server, transport, frames.ALERT_TIMEOUT)
         self.assertEqual(server.directory.pendingHandshakes(), 0)
         self.assertEqual(server.clock.getDelayedCalls(), [])
 
@@ -112,8 +112,8 @@ class RefusedConnectionTests(SynchronousTestCase):
         """
         server = Server()
         protocol, transport = accept(server)
-        protocol.dataReceived(wire.framed(b"\x01\x03" + bytes(100)))
-        self.assertAbortedAfterLinger(server, transport, wire.ALERT_HANDSHAKE_FAILURE)
+        protocol.dataReceived(frames.framed(b"\x01\x03" + bytes(100)))
+        self.assertAbortedAfterLinger(server, transport, frames.ALERT_HANDSHAKE_FAILURE)
         self.assertEqual(server.directory.pendingHandshakes(), 0)
 
     def test_closedInTime(self) -> None:
@@ -137,8 +137,8 @@ class RefusedConnectionTests(SynchronousTestCase):
         accept(server)
         busy, transport = accept(server)
         self.assertNotIsInstance(busy, ChannelProtocol)
-        self.assertEqual(transport.value(), framedAlert(wire.ALERT_BUSY))
-        self.assertAbortedAfterLinger(server, transport, wire.ALERT_BUSY)
+        self.assertEqual(transport.value(), framedAlert(frames.ALERT_BUSY))
+        self.assertAbortedAfterLinger(server, transport, frames.ALERT_BUSY)
         busy, transport = accept(server)
         busy.connectionLost(Failure(ConnectionAborted()))
         server.clock.advance(ALERT_LINGER)
@@ -153,7 +153,7 @@ class RefusedConnectionTests(SynchronousTestCase):
         server = Server(limits=Limits(pendingPerSource=2))
         held = [accept(server) for _ in range(2)]
         for protocol, _ in held:
-            protocol.dataReceived(wire.framed(b"\x02\x02"))
+            protocol.dataReceived(frames.framed(b"\x02\x02"))
         self.assertEqual(server.directory.pendingHandshakes(), 2)
         busy, _ = accept(server)
         self.assertNotIsInstance(busy, ChannelProtocol)
@@ -175,7 +175,7 @@ class RefusedConnectionTests(SynchronousTestCase):
         server.clock.advance(channel.DEFAULT_REPLY_TIMEOUT)
         newcomer, transport = accept(server, "192.0.2.3")
         self.assertNotIsInstance(newcomer, ChannelProtocol)
-        self.assertEqual(transport.value(), framedAlert(wire.ALERT_BUSY))
+        self.assertEqual(transport.value(), framedAlert(frames.ALERT_BUSY))
         stillOpen = [t for _, t in held if not t.disconnected]
         self.assertEqual(server.directory.pendingHandshakes(), len(stillOpen))
         server.clock.advance(ALERT_LINGER)
@@ -201,7 +201,7 @@ class RefusedConnectionTests(SynchronousTestCase):
         """
         server = Server()
         refused, refusedTransport = accept(server, "192.0.2.1")
-        refused.dataReceived(wire.framed(b"\x02\x02"))
+        refused.dataReceived(frames.framed(b"\x02\x02"))
         pending, pendingTransport = accept(server, "192.0.2.2")
         server.directory.stop()
         self.assertTrue(pendingTransport.disconnected)

@@ -27,7 +27,7 @@ from spc.errors import SessionClosed
 from spc.files.store import withoutControls
 from spc.keys.tlscert import writeCertificate
 from spc.keys.trust import AllowAny, PinnedKey
-from spc.logs import events as logevents
+from spc.logs import events
 from spc.protocol import frames
 from spc.protocol.handshake import channelSpecs
 from spc.server.service import ServerChannelFactory, SessionDirectory
@@ -37,11 +37,11 @@ from tests.memory.test_session import RETRY_DELAY, MemoryServer
 from tests.unit.test_logs import recorder
 
 
-def named(events: list[dict], fmt: str) -> list[dict]:
+def named(logged: list[dict], fmt: str) -> list[dict]:
     """
     The events written with format C{fmt}.
     """
-    return [event for event in events if event.get("log_format") == fmt]
+    return [event for event in logged if event.get("log_format") == fmt]
 
 
 # ---------------------------------------------------------------------------
@@ -50,14 +50,14 @@ def named(events: list[dict], fmt: str) -> list[dict]:
 
 class PreAuthLogTests(unittest.SynchronousTestCase):
     """
-    L{logevents.PreAuthLog}: each kind of failure writes a few lines, then
+    L{events.PreAuthLog}: each kind of failure writes a few lines, then
     is counted and summed up once.
     """
 
     def setUp(self) -> None:
         self.clock = task.Clock()
-        log, self.events = recorder()
-        self.preAuth = logevents.PreAuthLog(self.clock, log, burst=3, period=60.0)
+        log, self.logged = recorder()
+        self.preAuth = events.PreAuthLog(self.clock, log, burst=3, period=60.0)
 
     def refuse(self, count: int, kind: str = "aborted") -> None:
         for number in range(count):
@@ -70,7 +70,7 @@ class PreAuthLogTests(unittest.SynchronousTestCase):
         back says how many were held back, and of which kinds.
         """
         self.refuse(10)
-        lines = named(self.events, logevents.HANDSHAKE_REFUSED)
+        lines = named(self.logged, events.HANDSHAKE_REFUSED)
         self.assertEqual(len(lines), 3)
         self.assertEqual(
             {k: lines[0][k] for k in ("kind", "source", "reason", "alert", "log_namespace")},
@@ -79,12 +79,12 @@ class PreAuthLogTests(unittest.SynchronousTestCase):
                 "source": "192.0.2.1:1000",
                 "reason": "garbage",
                 "alert": None,
-                "log_namespace": logevents.HANDSHAKE,
+                "log_namespace": events.HANDSHAKE,
             },
         )
-        self.assertEqual(named(self.events, logevents.PREAUTH_SUPPRESSED), [])
+        self.assertEqual(named(self.logged, events.PREAUTH_SUPPRESSED), [])
         self.clock.advance(60)
-        [summary] = named(self.events, logevents.PREAUTH_SUPPRESSED)
+        [summary] = named(self.logged, events.PREAUTH_SUPPRESSED)
         self.assertEqual(
             (summary["count"], summary["kinds"], summary["seconds"]), (7, {"aborted": 7}, 60.0)
         )
@@ -99,7 +99,7 @@ class PreAuthLogTests(unittest.SynchronousTestCase):
         """
         self.refuse(10, "aborted")
         self.refuse(2, "busy")
-        kinds = [e["kind"] for e in named(self.events, logevents.HANDSHAKE_REFUSED)]
+        kinds = [e["kind"] for e in named(self.logged, events.HANDSHAKE_REFUSED)]
         self.assertEqual(kinds, ["aborted"] * 3 + ["busy"] * 2)
 
     def test_refills(self) -> None:
@@ -109,9 +109,9 @@ class PreAuthLogTests(unittest.SynchronousTestCase):
         """
         self.refuse(4)
         self.clock.advance(60)
-        del self.events[:]
+        del self.logged[:]
         self.refuse(3)
-        self.assertEqual(len(named(self.events, logevents.HANDSHAKE_REFUSED)), 3)
+        self.assertEqual(len(named(self.logged, events.HANDSHAKE_REFUSED)), 3)
 
     def test_flush(self) -> None:
         """
@@ -119,18 +119,18 @@ class PreAuthLogTests(unittest.SynchronousTestCase):
         once and leaves no timer; with nothing held back it writes nothing.
         """
         self.preAuth.flush()
-        self.assertEqual(self.events, [])
+        self.assertEqual(self.logged, [])
         self.refuse(5)
         self.clock.advance(10)
         self.preAuth.flush()
-        [summary] = named(self.events, logevents.PREAUTH_SUPPRESSED)
+        [summary] = named(self.logged, events.PREAUTH_SUPPRESSED)
         self.assertEqual((summary["count"], summary["seconds"]), (2, 10.0))
         self.assertEqual(self.clock.getDelayedCalls(), [])
 
 
 class ThrottledLogTests(unittest.SynchronousTestCase):
     """
-    L{logevents.ThrottledLog}, for lines other than the pre-authentication
+    L{events.ThrottledLog}, for lines other than the pre-authentication
     ones: the same limit, its own summary with its own fields.
     """
 
@@ -140,17 +140,17 @@ class ThrottledLogTests(unittest.SynchronousTestCase):
         summary, at the given level, with the fields given for it.
         """
         clock = task.Clock()
-        log, events = recorder()
-        throttled = logevents.ThrottledLog(
+        log, logged = recorder()
+        throttled = events.ThrottledLog(
             clock, log, "Held back {count} for {peer}", burst=2, period=10.0, peer="SHA256:p"
         )
         for n in range(5):
             throttled.emit("refused", LogLevel.warn, "Line {n}", n=n)
-        self.assertEqual([formatEvent(e) for e in events], ["Line 0", "Line 1"])
-        self.assertEqual(events[0]["log_level"], LogLevel.warn)
+        self.assertEqual([formatEvent(e) for e in logged], ["Line 0", "Line 1"])
+        self.assertEqual(logged[0]["log_level"], LogLevel.warn)
         clock.advance(10)
-        self.assertEqual(formatEvent(events[-1]), "Held back 3 for SHA256:p")
-        self.assertEqual(events[-1]["kinds"], {"refused": 3})
+        self.assertEqual(formatEvent(logged[-1]), "Held back 3 for SHA256:p")
+        self.assertEqual(logged[-1]["kinds"], {"refused": 3})
         self.assertEqual(clock.getDelayedCalls(), [])
 
 
@@ -166,9 +166,9 @@ class GarbageFloodTests(unittest.SynchronousTestCase):
         directory = SessionDirectory(clock, cachedIdentity("server"), AllowAny, None, 1)
         [spec] = channelSpecs(1)
         factory = ServerChannelFactory(directory, spec)
-        events: list[dict] = []
-        globalLogPublisher.addObserver(events.append)
-        self.addCleanup(globalLogPublisher.removeObserver, events.append)
+        logged: list[dict] = []
+        globalLogPublisher.addObserver(logged.append)
+        self.addCleanup(globalLogPublisher.removeObserver, logged.append)
         for number in range(40):
             address = IPv4Address("TCP", "198.51.100.7", 2000 + number)
             channel = factory.buildProtocol(address)
@@ -176,14 +176,14 @@ class GarbageFloodTests(unittest.SynchronousTestCase):
             channel.dataReceived(b"GET / HTTP/1.1\r\nHost: example\r\n\r\n")
             self.assertTrue(channel.dead)
             channel.connectionLost()
-        lines = named(events, logevents.HANDSHAKE_REFUSED)
-        self.assertEqual(len(lines), logevents.PREAUTH_BURST)
+        lines = named(logged, events.HANDSHAKE_REFUSED)
+        self.assertEqual(len(lines), events.PREAUTH_BURST)
         self.assertEqual(lines[0]["source"], "198.51.100.7:2000")
         self.assertEqual(lines[0]["kind"], "aborted")
         self.assertIn("exceeds", lines[0]["reason"])
-        clock.advance(logevents.PREAUTH_PERIOD)
-        [summary] = named(events, logevents.PREAUTH_SUPPRESSED)
-        self.assertEqual(summary["count"], 40 - logevents.PREAUTH_BURST)
+        clock.advance(events.PREAUTH_PERIOD)
+        [summary] = named(logged, events.PREAUTH_SUPPRESSED)
+        self.assertEqual(summary["count"], 40 - events.PREAUTH_BURST)
         self.assertEqual(directory.pendingHandshakes(), 0)
 
     def test_tlsFlood(self) -> None:
@@ -203,9 +203,9 @@ class GarbageFloodTests(unittest.SynchronousTestCase):
         factory = TLSMemoryBIOFactory(
             tls.serverOptions(server), False, ServerChannelFactory(directory, spec)
         )
-        events: list[dict] = []
-        globalLogPublisher.addObserver(events.append)
-        self.addCleanup(globalLogPublisher.removeObserver, events.append)
+        logged: list[dict] = []
+        globalLogPublisher.addObserver(logged.append)
+        self.addCleanup(globalLogPublisher.removeObserver, logged.append)
         for number in range(40):
             address = IPv4Address("TCP", f"198.51.100.{number + 1}", 2000 + number)
             connection = factory.buildProtocol(address)
@@ -214,8 +214,8 @@ class GarbageFloodTests(unittest.SynchronousTestCase):
             connection.dataReceived(b"GET / HTTP/1.1\r\nHost: example\r\n\r\n")
             connection.connectionLost(Failure(ConnectionDone()))
             self.assertTrue(channel.dead)
-        lines = named(events, logevents.HANDSHAKE_REFUSED)
-        self.assertEqual(len(lines), logevents.PREAUTH_BURST)
+        lines = named(logged, events.HANDSHAKE_REFUSED)
+        self.assertEqual(len(lines), events.PREAUTH_BURST)
         self.assertEqual(
             (lines[0]["kind"], lines[0]["source"], lines[0]["alert"]),
             ("tls", "198.51.100.1:2000", None),
@@ -224,11 +224,11 @@ class GarbageFloodTests(unittest.SynchronousTestCase):
             lines[0]["reason"].startswith("TLS: the connection with 198.51.100.1:2000 failed: "),
             lines[0]["reason"],
         )
-        self.assertEqual(len(events), logevents.PREAUTH_BURST)
-        clock.advance(logevents.PREAUTH_PERIOD)
-        [summary] = named(events, logevents.PREAUTH_SUPPRESSED)
+        self.assertEqual(len(logged), events.PREAUTH_BURST)
+        clock.advance(events.PREAUTH_PERIOD)
+        [summary] = named(logged, events.PREAUTH_SUPPRESSED)
         self.assertEqual(
-            (summary["count"], summary["kinds"]), (40 - logevents.PREAUTH_BURST, {"tls": 30})
+            (summary["count"], summary["kinds"]), (40 - events.PREAUTH_BURST, {"tls": 30})
         )
         self.assertEqual(directory.pendingHandshakes(), 0)
 
@@ -245,12 +245,12 @@ class SilentPeerTests(unittest.SynchronousTestCase):
         [spec] = channelSpecs(1)
         address = IPv4Address("TCP", "203.0.113.5", 4444)
         channel = ServerChannelFactory(directory, spec).buildProtocol(address)
-        events: list[dict] = []
-        globalLogPublisher.addObserver(events.append)
-        self.addCleanup(globalLogPublisher.removeObserver, events.append)
+        logged: list[dict] = []
+        globalLogPublisher.addObserver(logged.append)
+        self.addCleanup(globalLogPublisher.removeObserver, logged.append)
         channel.makeConnection(StringTransport(peerAddress=address))
         clock.advance(directory.handshakeTimeout)
-        [refused] = named(events, logevents.HANDSHAKE_REFUSED)
+        [refused] = named(logged, events.HANDSHAKE_REFUSED)
         self.assertEqual(
             {k: refused[k] for k in ("kind", "source", "alert")},
             {"kind": "timeout", "source": "203.0.113.5:4444", "alert": frames.ALERT_TIMEOUT},
@@ -265,9 +265,9 @@ class EventsInMemoryTests(unittest.SynchronousTestCase):
     """
 
     def setUp(self) -> None:
-        self.events: list[dict] = []
-        globalLogPublisher.addObserver(self.events.append)
-        self.addCleanup(globalLogPublisher.removeObserver, self.events.append)
+        self.logged: list[dict] = []
+        globalLogPublisher.addObserver(self.logged.append)
+        self.addCleanup(globalLogPublisher.removeObserver, self.logged.append)
         self.memory = MemoryServer(self)
         self.client = self.memory.connect(self)
         self.server = self.memory.serverSession()
@@ -278,10 +278,10 @@ class EventsInMemoryTests(unittest.SynchronousTestCase):
         client's fingerprint and its name from C{authorized_keys}; both ends
         log the session opened, with their role.
         """
-        accepted = named(self.events, logevents.HANDSHAKE_ACCEPTED)
+        accepted = named(self.logged, events.HANDSHAKE_ACCEPTED)
         self.assertEqual([e["mode"] for e in accepted], ["NEW", "JOIN", "JOIN", "JOIN"])
         self.assertEqual([e["channel"] for e in accepted], [0, 1, 2, 3])
-        session = logevents.shortID(self.client.id)
+        session = events.shortID(self.client.id)
         for event in accepted:
             self.assertEqual(
                 {k: event[k] for k in ("session", "peer", "peer_name")},
@@ -289,7 +289,7 @@ class EventsInMemoryTests(unittest.SynchronousTestCase):
                  "peer_name": "client"},
             )
             self.assertTrue(event["source"].startswith("192.0.2.10:"), event)
-        opened = named(self.events, logevents.SESSION_OPENED)
+        opened = named(self.logged, events.SESSION_OPENED)
         self.assertEqual(
             sorted((e["role"], e["peer"], e["session"]) for e in opened),
             [("client", self.memory.server.fingerprint, session),
@@ -305,16 +305,16 @@ class EventsInMemoryTests(unittest.SynchronousTestCase):
         self.network = self.memory.network
         self.network.cut(self.network.pumpFor(self.client.channels[2]))
         self.network.flush()
-        dead = named(self.events, logevents.CHANNEL_DEAD)
+        dead = named(self.logged, events.CHANNEL_DEAD)
         self.assertEqual([(e["channel"], e["fault"]) for e in dead], [(2, False), (2, False)])
         self.assertEqual(
             {e["peer"] for e in dead},
             {self.memory.client.fingerprint, self.memory.server.fingerprint},
         )
-        self.assertEqual({e["log_namespace"] for e in dead}, {logevents.CHANNEL})
+        self.assertEqual({e["log_namespace"] for e in dead}, {events.CHANNEL})
         self.memory.clock.advance(RETRY_DELAY)
         self.network.flush()
-        rejoined = named(self.events, logevents.CHANNEL_REJOINED)
+        rejoined = named(self.logged, events.CHANNEL_REJOINED)
         self.assertEqual([(e["channel"], e["downtime"]) for e in rejoined], [(2, 1.0)] * 2)
 
     def test_faultIsDead(self) -> None:
@@ -325,7 +325,7 @@ class EventsInMemoryTests(unittest.SynchronousTestCase):
         cut = self.server.channels[1]
         cut.fatal("a forged frame")
         self.memory.network.flush()
-        dead = named(self.events, logevents.CHANNEL_DEAD)
+        dead = named(self.logged, events.CHANNEL_DEAD)
         [serverSide] = [e for e in dead if e["log_source"] is cut]
         [clientSide] = [e for e in dead if e["log_source"] is not cut]
         self.assertEqual((serverSide["fault"], serverSide["reason"]), (True, "a forged frame"))
@@ -341,8 +341,8 @@ class EventsInMemoryTests(unittest.SynchronousTestCase):
             self.memory.network.flush()
         self.client.close()
         self.memory.network.flush()
-        self.assertEqual(named(self.events, logevents.CHANNEL_DEAD), [])
-        ended = named(self.events, logevents.SESSION_CLOSED)
+        self.assertEqual(named(self.logged, events.CHANNEL_DEAD), [])
+        ended = named(self.logged, events.SESSION_CLOSED)
         self.assertEqual(sorted(e["role"] for e in ended), ["client", "server"])
         self.assertEqual(
             sorted((e["role"], e["reason"], e["error"]) for e in ended),
@@ -367,7 +367,7 @@ class EventsInMemoryTests(unittest.SynchronousTestCase):
         )
         self.memory.network.flush()
         self.failureResultOf(connecting)
-        [refused] = named(self.events, logevents.HANDSHAKE_REFUSED)
+        [refused] = named(self.logged, events.HANDSHAKE_REFUSED)
         self.assertEqual(
             (refused["kind"], refused["alert"]), ("refused", frames.ALERT_HANDSHAKE_FAILURE)
         )
@@ -387,18 +387,18 @@ class TransferEventTests(unittest.SynchronousTestCase):
         error): the session-ended, channel-dead and pre-authentication
         events carry them without control characters, each on one line.
         """
-        log, events = recorder()
+        log, logged = recorder()
         evil = "why\n2026-01-01T00:00:00+0000 [spc.session#info] forged\x1b[2J"
         session = SimpleNamespace(
             id=b"s" * 16, peer="SHA256:p", started=0.0, rotationsCommitted=0,
             rotationsRolledBack=0, closedReason=Failure(SessionClosed(evil)),
         )
-        logevents.sessionClosed(log, session, "server", 1.0)
-        logevents.channelDead(log, 0, b"s" * 16, "SHA256:p", "192.0.2.1:1", evil, True)
-        logevents.PreAuthLog(task.Clock(), log).refused("aborted", "192.0.2.1:1", evil)
+        events.sessionClosed(log, session, "server", 1.0)
+        events.channelDead(log, 0, b"s" * 16, "SHA256:p", "192.0.2.1:1", evil, True)
+        events.PreAuthLog(task.Clock(), log).refused("aborted", "192.0.2.1:1", evil)
         cleaned = "why2026-01-01T00:00:00+0000 [spc.session#info] forged[2J"
-        self.assertEqual([event["reason"] for event in events], [cleaned] * 3)
-        for event in events:
+        self.assertEqual([event["reason"] for event in logged], [cleaned] * 3)
+        for event in logged:
             self.assertNotIn("\n", formatEvent(event))
 
     def test_longNamesCut(self) -> None:
@@ -406,13 +406,13 @@ class TransferEventTests(unittest.SynchronousTestCase):
         A name longer than C{LOGGED_NAME} characters is logged as its first
         C{LOGGED_NAME}, an ellipsis and its length; a shorter one whole.
         """
-        log, events = recorder()
+        log, logged = recorder()
         long = "a" * 4096
-        logevents.fileStored(log, long, 10, "SHA256:p", "/inbox/x", 1.0, b"\0" * 32)
-        logevents.fileStored(log, "short.txt", 10, "SHA256:p", "/inbox/y", 1.0, b"\0" * 32)
+        events.fileStored(log, long, 10, "SHA256:p", "/inbox/x", 1.0, b"\0" * 32)
+        events.fileStored(log, "short.txt", 10, "SHA256:p", "/inbox/y", 1.0, b"\0" * 32)
         self.assertEqual(
-            [event["name"] for event in events],
-            ["a" * logevents.LOGGED_NAME + "… (4096 characters)", "short.txt"],
+            [event["name"] for event in logged],
+            ["a" * events.LOGGED_NAME + "… (4096 characters)", "short.txt"],
         )
 
     @settings(max_examples=300, deadline=None, derandomize=True)
@@ -423,23 +423,23 @@ class TransferEventTests(unittest.SynchronousTestCase):
         Unicode category C and at most C{LOGGED_NAME} of the name's own,
         and is the cleaned name itself when that is short enough.
         """
-        shown = logevents.shortName(name)
+        shown = events.shortName(name)
         self.assertFalse(any(unicodedata.category(c)[0] == "C" for c in shown))
         cleaned = withoutControls(name)
-        if len(cleaned) <= logevents.LOGGED_NAME:
+        if len(cleaned) <= events.LOGGED_NAME:
             self.assertEqual(shown, cleaned)
         else:
             self.assertEqual(
-                shown, f"{cleaned[:logevents.LOGGED_NAME]}… ({len(cleaned)} characters)"
+                shown, f"{cleaned[:events.LOGGED_NAME]}… ({len(cleaned)} characters)"
             )
 
     def test_namesWithoutControls(self) -> None:
-        log, events = recorder()
+        log, logged = recorder()
         name = "evil\x1b[2J\rname\u202e.txt"
-        logevents.fileStored(log, name, 10, "SHA256:p", "/inbox/x", 1.0, b"\0" * 32)
-        logevents.fileSent(log, name, 10, "SHA256:p", 1.0, None)
-        self.assertEqual([event["name"] for event in events], ["evil[2Jname.txt"] * 2)
-        for event in events:
+        events.fileStored(log, name, 10, "SHA256:p", "/inbox/x", 1.0, b"\0" * 32)
+        events.fileSent(log, name, 10, "SHA256:p", 1.0, None)
+        self.assertEqual([event["name"] for event in logged], ["evil[2Jname.txt"] * 2)
+        for event in logged:
             self.assertNotIn("\x1b", formatEvent(event))
 
 

@@ -14,7 +14,7 @@ from twisted.logger import Logger, formatEvent
 from twisted.trial.unittest import SynchronousTestCase
 
 from spc.errors import ProtocolError, ResourceLimitExceeded
-from spc.logs import events as logevents
+from spc.logs import events
 from spc.protocol import frames, records
 from spc.protocol.records import messageDigest
 from spc.session.reassembly import (
@@ -221,15 +221,15 @@ class BudgetTests(SynchronousTestCase):
         at most C{THROTTLE_BURST} a minute; the rest are summed up when the
         session ends.
         """
-        events: list[dict] = []
-        self.patch(Reassembler, "log", Logger(observer=events.append))
+        logged: list[dict] = []
+        self.patch(Reassembler, "log", Logger(observer=logged.append))
         budget = Budget(limit=3 * SIZE)
         receiving = Receiving(budget=budget, identity="SHA256:busy", maxInflightMessages=32)
         receiving.receive(split(payload(2), 0)[0])
         for msgID in range(1, 16):
             receiving.receive(split(payload(2), msgID)[0])
-        refused = [e for e in events if e["log_format"] == logevents.MESSAGE_REFUSED]
-        self.assertEqual(len(refused), logevents.THROTTLE_BURST)
+        refused = [e for e in logged if e["log_format"] == events.MESSAGE_REFUSED]
+        self.assertEqual(len(refused), events.THROTTLE_BURST)
         self.assertEqual(
             formatEvent(refused[0]),
             f"No room for message 1 ({2 * SIZE - 3} bytes) from SHA256:busy: messages hold "
@@ -237,7 +237,7 @@ class BudgetTests(SynchronousTestCase):
         )
         receiving.reassembler.close()
         [summary] = [
-            e for e in events if e["log_format"] == logevents.MESSAGES_REFUSED_SUPPRESSED
+            e for e in logged if e["log_format"] == events.MESSAGES_REFUSED_SUPPRESSED
         ]
         self.assertEqual((summary["count"], summary["peer"]), (5, "SHA256:busy"))
         self.assertEqual(receiving.clock.getDelayedCalls(), [])

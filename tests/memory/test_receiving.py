@@ -29,11 +29,11 @@ from spc.errors import (
     SessionClosed,
     TransferFailed,
 )
-from spc.files import receiving as transfer, sending
+from spc.files import receiving, sending
 from spc.files.receiving import IncomingFiles
 from spc.files.sending import Delivered, FileSender, FolderSender, transferID
 from spc.files.store import PARTIAL_DIRECTORY, FileStore
-from spc.logs import events as logevents
+from spc.logs import events
 from spc.protocol import frames, records
 from spc.session.messenger import YIELD, MultiChannelMessenger
 from tests.files import rewriteKeepingTimes
@@ -330,7 +330,7 @@ class DeliveryTests(TransferTestCase):
         data = os.urandom(20 * SIZE + 5)
         link.send(self.source(data), progress=seen.append)
         link.flow()
-        link.clock.advance(transfer.ACK_DELAY)
+        link.clock.advance(receiving.ACK_DELAY)
         link.flow()
         self.assertEqual(seen[-1], len(data))
         self.assertEqual(seen, sorted(seen))
@@ -348,7 +348,7 @@ class DeliveryTests(TransferTestCase):
         link.flow(hold=(records.FileEnd,))
         progress = [a for a in link.answers if a.status == records.FILE_PROGRESS]
         self.assertEqual([a.ranges for a in progress], [((0, 16 * SIZE),)])
-        link.clock.advance(transfer.ACK_DELAY)
+        link.clock.advance(receiving.ACK_DELAY)
         link.flow(hold=(records.FileEnd,))
         progress = [a for a in link.answers if a.status == records.FILE_PROGRESS]
         self.assertEqual(progress[-1].ranges, ((16 * SIZE, 2 * SIZE),))
@@ -426,7 +426,7 @@ class ResumeTests(TransferTestCase):
         written range, the sender sends only the other chunks, its digest
         still covers the whole file, and the file is stored intact.
         """
-        self.patch(transfer, "SYNC_BYTES", 4 * SIZE)
+        self.patch(receiving, "SYNC_BYTES", 4 * SIZE)
         data = os.urandom(10 * SIZE + 77)
         path = self.source(data)
         first = Link(self, self.store)
@@ -458,7 +458,7 @@ class ResumeTests(TransferTestCase):
         still reads and hashes it all, yielding the reactor between
         batches of skipped chunks.
         """
-        self.patch(transfer, "SYNC_BYTES", SIZE)
+        self.patch(receiving, "SYNC_BYTES", SIZE)
         self.patch(sending, "HELD_CHUNKS_PER_TURN", 2)
         data = os.urandom(6 * SIZE)
         path = self.source(data)
@@ -573,7 +573,7 @@ class ResumeTests(TransferTestCase):
         Another identity offering the same transfer id does not get the
         first one's ranges (partial state is keyed by identity).
         """
-        self.patch(transfer, "SYNC_BYTES", SIZE)
+        self.patch(receiving, "SYNC_BYTES", SIZE)
         path = self.source(os.urandom(4 * SIZE))
         first = Link(self, self.store)
         sender, _ = first.send(path)
@@ -622,7 +622,7 @@ class ThreadTests(TransferTestCase):
         """
         Bytes written while an fsync runs are not claimed by it.
         """
-        self.patch(transfer, "SYNC_BYTES", 2 * SIZE)
+        self.patch(receiving, "SYNC_BYTES", 2 * SIZE)
         tid = b"y" * 16
         self.incoming.offerReceived(records.FileOffer(tid, 4 * SIZE, "f"))
         for offset in (0, SIZE):
@@ -664,7 +664,7 @@ class ThreadTests(TransferTestCase):
         verified only after that fsync, and the fsync's late claim leaves no
         state file behind the finished file.
         """
-        self.patch(transfer, "SYNC_BYTES", 2 * SIZE)
+        self.patch(receiving, "SYNC_BYTES", 2 * SIZE)
         tid = b"r" * 16
         content = os.urandom(2 * SIZE)
         self.incoming.offerReceived(records.FileOffer(tid, len(content), "r.bin"))
@@ -685,7 +685,7 @@ class ThreadTests(TransferTestCase):
         the file only after that fsync: the descriptor is not closed under
         it, and what was written is claimed.
         """
-        self.patch(transfer, "SYNC_BYTES", SIZE)
+        self.patch(receiving, "SYNC_BYTES", SIZE)
         tid = b"c" * 16
         self.incoming.offerReceived(records.FileOffer(tid, 4 * SIZE, "c.bin"))
         self.incoming.dataReceived(records.FileData(tid, 0, b"c" * SIZE))
@@ -737,7 +737,7 @@ class ThreadTests(TransferTestCase):
         (A15), and when the fsync returns, neither its claim nor the
         session's final sync brings the state file back.
         """
-        self.patch(transfer, "SYNC_BYTES", SIZE)
+        self.patch(receiving, "SYNC_BYTES", SIZE)
         tid = b"k" * 16
         self.incoming.offerReceived(records.FileOffer(tid, 4 * SIZE, "k.bin"))
         self.incoming.dataReceived(records.FileData(tid, 0, b"k" * SIZE))
@@ -755,7 +755,7 @@ class ThreadTests(TransferTestCase):
         session still open: the fsync's claim does not bring the state
         file back either.
         """
-        self.patch(transfer, "SYNC_BYTES", SIZE)
+        self.patch(receiving, "SYNC_BYTES", SIZE)
         tid = b"q" * 16
         self.incoming.offerReceived(records.FileOffer(tid, 4 * SIZE, "q.bin"))
         self.incoming.dataReceived(records.FileData(tid, 0, b"q" * SIZE))
@@ -922,8 +922,8 @@ class RefusalTests(TransferTestCase):
         thousand 4 KiB lines.  The summary is written at the latest when
         the session ends.
         """
-        events: list[dict] = []
-        self.patch(IncomingFiles, "log", Logger(observer=events.append))
+        logged: list[dict] = []
+        self.patch(IncomingFiles, "log", Logger(observer=logged.append))
         stats = type("statvfs", (), {"f_bavail": 1, "f_frsize": 4096})
         self.patch(os, "statvfs", lambda path: stats)
         clock = task.Clock()
@@ -934,16 +934,16 @@ class RefusalTests(TransferTestCase):
             name = f"{n:04d}" + "n" * 4092
             incoming.offerReceived(records.FileOffer(n.to_bytes(16, "big"), 10**6, name))
         self.assertEqual(len(answers), 1000)
-        refusals = [e for e in events if e["log_format"] == "Refusing {name}: {error}"]
+        refusals = [e for e in logged if e["log_format"] == "Refusing {name}: {error}"]
         self.assertEqual(len(refusals), 10)
         self.assertEqual(
             refusals[0]["name"],
-            "0000" + "n" * (logevents.LOGGED_NAME - 4) + "… (4096 characters)",
+            "0000" + "n" * (events.LOGGED_NAME - 4) + "… (4096 characters)",
         )
-        for event in events:
+        for event in logged:
             self.assertLess(len(formatEvent(event)), 300)
         incoming.close()
-        [summary] = [e for e in events if e["log_format"] == logevents.FILE_WARNINGS_SUPPRESSED]
+        [summary] = [e for e in logged if e["log_format"] == events.FILE_WARNINGS_SUPPRESSED]
         self.assertEqual(
             (summary["count"], summary["kinds"], summary["peer"]),
             (990, {"refused": 990}, PEER),
@@ -955,7 +955,7 @@ class RefusalTests(TransferTestCase):
         More than C{MAX_ACTIVE_FILES} transfers at once from one peer is a
         resource limit.
         """
-        self.patch(transfer, "MAX_ACTIVE_FILES", 2)
+        self.patch(receiving, "MAX_ACTIVE_FILES", 2)
         incoming = IncomingFiles(self.store, PEER, SIZE, [].append, task.Clock())
         self.addCleanup(incoming.close)
         for n in range(2):
@@ -1140,7 +1140,7 @@ class SenderFailureTests(TransferTestCase):
         with open(path, "r+b") as f:
             f.truncate(4 * SIZE + 5)
         link.flow()
-        link.clock.advance(transfer.ACK_DELAY)
+        link.clock.advance(receiving.ACK_DELAY)
         link.flow()
         failure = self.failureResultOf(sent, TransferFailed)
         self.assertIn("shrank", str(failure.value))
@@ -1185,7 +1185,7 @@ class SenderFailureTests(TransferTestCase):
         session's reason, and the receiver keeps its partial file for a
         later resume.
         """
-        self.patch(transfer, "SYNC_BYTES", SIZE)
+        self.patch(receiving, "SYNC_BYTES", SIZE)
         link = Link(self, self.store)
         sender, sent = link.send(self.source(os.urandom(3 * SIZE)))
         link.flow(hold=(records.FileEnd,))
@@ -1225,7 +1225,7 @@ class AnswerTests(TransferTestCase):
         A resumed file's L{Delivered} counts only the bytes sent this time,
         not those the receiver held.
         """
-        self.patch(transfer, "SYNC_BYTES", SIZE)
+        self.patch(receiving, "SYNC_BYTES", SIZE)
         data = os.urandom(6 * SIZE)
         path = self.source(data)
         first = Link(self, self.store)
@@ -1272,7 +1272,7 @@ class AnswerTests(TransferTestCase):
         _, sent = link.send(self.source(b"data"))
         _, folder = link.sendFolder("empty")
         link.flow()
-        self.assertRefused(link, folder, records.REFUSED_NO_FILES, transfer.NO_FILES)
+        self.assertRefused(link, folder, records.REFUSED_NO_FILES, receiving.NO_FILES)
         self.assertEqual(link.answers[0].reason, records.REFUSED_NO_FILES)
         self.failureResultOf(sent, FileRefused)
 
@@ -1304,7 +1304,7 @@ class AnswerTests(TransferTestCase):
         _, sent = link.send(self.source(b"x"))
         link.flow()
         answer = self.assertRefused(link, sent, records.REFUSED_STORAGE)
-        self.assertEqual(answer.detail, transfer.STORAGE_FAILED)
+        self.assertEqual(answer.detail, receiving.STORAGE_FAILED)
         self.assertNotIn("private", answer.detail)
 
     def test_lateEndAnsweredAgain(self) -> None:
@@ -1332,11 +1332,11 @@ class AnswerTests(TransferTestCase):
             NameUnavailable(text), ResourceLimitExceeded(text),
             OSError(5, text, text), ValueError(text),
         ][kind]
-        reason, sentence = transfer.refusal(error)
+        reason, sentence = receiving.refusal(error)
         encoded = records.FileAck(bytes(16), records.FILE_REFUSED, (), reason, sentence).encode()
         self.assertEqual(records.decodeRecord(encoded).detail, sentence)
         if kind >= 2:
-            self.assertEqual((reason, sentence), (records.REFUSED_STORAGE, transfer.STORAGE_FAILED))
+            self.assertEqual((reason, sentence), (records.REFUSED_STORAGE, receiving.STORAGE_FAILED))
 
     @settings(max_examples=200)
     @given(st.text(min_size=1, max_size=100))
@@ -1436,7 +1436,7 @@ class FolderTests(TransferTestCase):
         Folders being made count with the files against
         C{MAX_ACTIVE_FILES}.
         """
-        self.patch(transfer, "MAX_ACTIVE_FILES", 2)
+        self.patch(receiving, "MAX_ACTIVE_FILES", 2)
         pending: list[Deferred] = []
         incoming = IncomingFiles(
             self.store, PEER, SIZE, [].append, task.Clock(),

@@ -20,7 +20,7 @@ from spc.cli.options import MAX_CHANNELS
 from spc.files.receiving import IncomingFiles
 from spc.files.sending import TransferProgress
 from spc.files.store import FileStore
-from spc.logs import events as logevents
+from spc.logs import events
 from spc.protocol import records
 from spc.status import control
 from spc.status.control import PAGE_BYTES, ControlFactory, encodePage, fetchStatus
@@ -101,7 +101,7 @@ class SnapshotTests(SynchronousTestCase):
         self.assertEqual(status.name, "client")
         self.assertEqual(status.age, 12.5)
         self.assertEqual(status.session, self.client.id.hex()[:16])
-        self.assertEqual(status.session, logevents.shortID(self.client.id))
+        self.assertEqual(status.session, events.shortID(self.client.id))
         self.assertEqual(status.epoch, self.memory.serverSession().epoch)
         self.assertEqual([c.index for c in status.channels], [0, 1, 2, 3])
         self.assertEqual(

@@ -9,7 +9,7 @@ from __future__ import annotations
 from twisted.trial import unittest
 
 from spc.errors import ProtocolError
-from spc.protocol import frames as wire
+from spc.protocol import frames
 from spc.transport.framer import Framer
 
 
@@ -22,7 +22,7 @@ class FramerTests(unittest.TestCase):
         """
         Frames arriving in arbitrary pieces come out whole, in order.
         """
-        stream = b"".join(wire.framed(bytes([i]) * i) for i in range(1, 40))
+        stream = b"".join(frames.framed(bytes([i]) * i) for i in range(1, 40))
         bodies = []
         framer = Framer(100)
         for start in range(0, len(stream), 7):
@@ -36,11 +36,11 @@ class FramerTests(unittest.TestCase):
         one at the cap waits for its body.
         """
         framer = Framer(2048)
-        framer.feed(wire.LENGTH.pack(2048), lambda body: True)
+        framer.feed(frames.LENGTH.pack(2048), lambda body: True)
         self.assertEqual(framer.pending(), 4)
         framer = Framer(2048)
         self.assertRaises(
-            ProtocolError, framer.feed, wire.LENGTH.pack(2049), lambda body: True
+            ProtocolError, framer.feed, frames.LENGTH.pack(2049), lambda body: True
         )
 
     def test_stop(self) -> None:
@@ -50,7 +50,7 @@ class FramerTests(unittest.TestCase):
         framer = Framer(100)
         seen = []
         framer.feed(
-            wire.framed(b"a") + wire.framed(b"b"), lambda body: seen.append(body) and False
+            frames.framed(b"a") + frames.framed(b"b"), lambda body: seen.append(body) and False
         )
         self.assertEqual(seen, [b"a"])
         self.assertEqual(framer.pending(), 5)

@@ -19,7 +19,7 @@ from twisted.trial import unittest
 
 from spc import tap
 from spc.keys.identity import saveIdentity
-from spc.logs import events as logevents
+from spc.logs import events
 from tests.common import hostIdentity
 
 
@@ -27,8 +27,8 @@ def recorder():
     """
     A logger whose events land in a list, and the list.
     """
-    events: list[dict] = []
-    return Logger(observer=events.append), events
+    logged: list[dict] = []
+    return Logger(observer=logged.append), logged
 
 
 class RotationRoundEventTests(unittest.SynchronousTestCase):
@@ -37,10 +37,10 @@ class RotationRoundEventTests(unittest.SynchronousTestCase):
     """
 
     def test_fields(self) -> None:
-        log, events = recorder()
-        logevents.rotationRound(log, 7, 3, 1, 4)
-        [event] = events
-        self.assertEqual(event["log_namespace"], logevents.ROTATION)
+        log, logged = recorder()
+        events.rotationRound(log, 7, 3, 1, 4)
+        [event] = logged
+        self.assertEqual(event["log_namespace"], events.ROTATION)
         self.assertEqual(
             formatEvent(event), "Rotation round 7: 3 committed, 1 rolled back; 4 sessions now"
         )
@@ -95,13 +95,13 @@ class LogFormatOptionTests(unittest.TestCase):
         application = self.application(self.twistd("--logfile", path))
         observer = ILogObserver(application)
         log = Logger(observer=observer)
-        logevents.rotationRound(log, 2, 1, 0, 1)
-        logevents.rotationRound(log, 3, 1, 0, 1)
+        events.rotationRound(log, 2, 1, 0, 1)
+        events.rotationRound(log, 3, 1, 0, 1)
         with open(path) as f:
             lines = f.read().splitlines()
         self.assertEqual(len(lines), 2)
         first = json.loads(lines[0])
         self.assertEqual(
             {k: first[k] for k in ("log_namespace", "round", "committed", "rolled_back")},
-            {"log_namespace": logevents.ROTATION, "round": 2, "committed": 1, "rolled_back": 0},
+            {"log_namespace": events.ROTATION, "round": 2, "committed": 1, "rolled_back": 0},
         )

@@ -17,7 +17,7 @@ from hypothesis import given, settings, strategies as st
 from twisted.trial.unittest import SkipTest, SynchronousTestCase
 
 from spc.errors import NameUnavailable, ResourceLimitExceeded
-from spc.files import store as filestore
+from spc.files import store
 from spc.files.store import (
     KEEP_SECONDS,
     MAX_COMPONENT_BYTES,
@@ -263,15 +263,15 @@ class PlaceTests(SynchronousTestCase):
         message saying why.
         """
         root = os.path.abspath(self.mktemp())
-        store = makeStore(self, os.path.join(root, "inbox"))
+        fileStore = makeStore(self, os.path.join(root, "inbox"))
         for parts in (["..", "escaped"], ["a", "..", "..", "escaped"], [".."], ["a", "."],
                       ["a/../../b"], ["a/../../made", "x"], ["a", "b\0c"]):
-            self.patch(filestore, "safeParts", lambda name, reserved=(), parts=parts: parts)
-            error = self.assertRaises(NameUnavailable, placeBytes, store, "x", b"payload")
+            self.patch(store, "safeParts", lambda name, reserved=(), parts=parts: parts)
+            error = self.assertRaises(NameUnavailable, placeBytes, fileStore, "x", b"payload")
             self.assertIn("cannot be a name in the inbox", str(error))
         self.assertEqual(os.listdir(root), ["inbox"])
         self.assertEqual(
-            sorted(os.listdir(store.directory)), sorted(["a", PARTIAL_DIRECTORY])
+            sorted(os.listdir(fileStore.directory)), sorted(["a", PARTIAL_DIRECTORY])
         )
 
     def test_symlinkPlantedDeeper(self) -> None:

@@ -192,7 +192,7 @@ def frameBodies(data: bytes) -> list[bytes]:
     return bodies
 
 
-class HandshakeTests(unittest.TestCase):
+class HandshakeTests(unittest.SynchronousTestCase):
     """
     Whole connections in memory (tier b).
     """
@@ -322,7 +322,7 @@ class HandshakeTests(unittest.TestCase):
         self.assertEqual(server.directory.sessions, {})
 
 
-class ClientServiceTests(unittest.TestCase):
+class ClientServiceTests(unittest.SynchronousTestCase):
     """
     L{spc.client.connect.connect} against the server, over in-memory endpoints.
     """
@@ -409,7 +409,7 @@ class ClientServiceTests(unittest.TestCase):
         self.successResultOf(sent)
 
 
-class SessionEndTests(unittest.TestCase):
+class SessionEndTests(unittest.SynchronousTestCase):
     """
     What a connection does once its session ended.
     """
@@ -432,7 +432,7 @@ class SessionEndTests(unittest.TestCase):
         self.assertTrue(serverProtocol.transport.disconnecting)
 
 
-class TimeoutTests(unittest.TestCase):
+class TimeoutTests(unittest.SynchronousTestCase):
     """
     Handshake deadlines, with a fake clock (tier c).
     """
@@ -541,7 +541,7 @@ class TimeoutTests(unittest.TestCase):
         self.assertFalse(client.dead or serverProtocol.dead)
 
 
-class HostileInputTests(unittest.TestCase):
+class HostileInputTests(unittest.SynchronousTestCase):
     """
     Garbage, oversized prefixes and frames in the wrong state (T19, T20,
     T32).
@@ -715,7 +715,7 @@ class HostileInputTests(unittest.TestCase):
         self.assertTrue(client.transport.disconnected)
 
 
-class PendingLimitTests(unittest.TestCase):
+class PendingLimitTests(unittest.SynchronousTestCase):
     """
     Caps on handshakes in progress (A8, A16, A17).
     """

@@ -201,7 +201,7 @@ class GarbageFloodTests(unittest.SynchronousTestCase):
             f"ssl:0:privateKey={written.keyPath}:certKey={written.certificatePath}"
         )
         factory = TLSMemoryBIOFactory(
-            tls.serverOptions(server), False, ServerChannelFactory(directory, spec)
+            tls.serverOptions(server), False, ServerChannelFactory(directory, spec), clock
         )
         logged: list[dict] = []
         globalLogPublisher.addObserver(logged.append)

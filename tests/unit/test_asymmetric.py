@@ -19,7 +19,7 @@ from tests.common import (
     publicDER,
 )
 
-class OAEPTests(unittest.TestCase):
+class OAEPTests(unittest.SynchronousTestCase):
     """
     Tests for L{asymmetric.encrypt} and L{asymmetric.decrypt}.
     """
@@ -78,7 +78,7 @@ class OAEPTests(unittest.TestCase):
             self.assertRaises(ValueError, asymmetric.decrypt, key, bytes(bad), self.label)
 
 
-class PSSTests(unittest.TestCase):
+class PSSTests(unittest.SynchronousTestCase):
     """
     Tests for L{asymmetric.sign} and L{asymmetric.verify}.
     """
@@ -145,7 +145,7 @@ class PSSTests(unittest.TestCase):
         self.assertFalse(asymmetric.verify(signer.publicKey, legacy, self.data))
 
 
-class ExchangeKeyTests(unittest.TestCase):
+class ExchangeKeyTests(unittest.SynchronousTestCase):
     """
     Tests for L{asymmetric.generateExchangeKey}.
     """
@@ -162,7 +162,7 @@ class ExchangeKeyTests(unittest.TestCase):
         self.assertNotEqual(publicDER(key), publicDER(exchangeKey()))
 
 
-class EphemeralTests(unittest.TestCase):
+class EphemeralTests(unittest.SynchronousTestCase):
     """
     Tests for L{asymmetric.Ephemeral}.
     """

@@ -40,7 +40,7 @@ def sharedIdentity(index: int) -> Identity:
     return _identities[index]
 
 
-class CLITestCase(unittest.TestCase):
+class CLITestCase(unittest.SynchronousTestCase):
     """
     Run C{spc} in-process and keep what it printed.
     """

@@ -13,7 +13,7 @@ from spc.protocol import frames
 from spc.transport.framer import Framer
 
 
-class FramerTests(unittest.TestCase):
+class FramerTests(unittest.SynchronousTestCase):
     """
     Tests for L{Framer}.
     """

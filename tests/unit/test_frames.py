@@ -56,7 +56,7 @@ alerts = st.builds(frames.Alert, st.sampled_from(sorted(frames.ALERT_CODES)))
 
 
 
-class RoundTripTests(unittest.TestCase):
+class RoundTripTests(unittest.SynchronousTestCase):
     """
     C{decode(encode(x)) == x}, with the same type, for every frame and
     record; and encoding is canonical.
@@ -120,7 +120,7 @@ class RoundTripTests(unittest.TestCase):
         self.assertEqual(body, auth.unsigned() + b"\x01\x00" + b"s" * 256)
 
 
-class StrictnessTests(unittest.TestCase):
+class StrictnessTests(unittest.SynchronousTestCase):
     """
     Decoders refuse anything that is not exactly a valid encoding.
     """
@@ -199,7 +199,7 @@ class StrictnessTests(unittest.TestCase):
         self.assertEqual(frames.maxProtectedBody(inner), 34 + 64 + inner)
 
 
-class GarbageTests(unittest.TestCase):
+class GarbageTests(unittest.SynchronousTestCase):
     """
     Arbitrary bytes raise only L{ProtocolError}, from every decoder.
     """

@@ -303,7 +303,7 @@ def assertKeysDiffer(testCase, keys, otherKeys, epochSecret, isServer: bool) -> 
     testCase.assertRaises(ProtocolError, otherReceive.open, 0, aad, send.seal(0, aad, b"x"))
 
 
-class NewSessionTests(unittest.TestCase):
+class NewSessionTests(unittest.SynchronousTestCase):
     """
     A NEW handshake between the two machines.
     """
@@ -496,7 +496,7 @@ class NewSessionTests(unittest.TestCase):
         self.assertIsInstance(pair.clientError, ClientNotAuthorized)
 
 
-class MachineInputTests(unittest.TestCase):
+class MachineInputTests(unittest.SynchronousTestCase):
     """
     Timeouts, alerts and frames in the wrong state.
     """
@@ -608,7 +608,7 @@ class MachineInputTests(unittest.TestCase):
         self.assertEqual(pair.serverOwner.frames, [])
 
 
-class RefusalTests(unittest.TestCase):
+class RefusalTests(unittest.SynchronousTestCase):
     """
     The server refuses bad F2s with the right alert, before any private-key
     operation whenever the refusal does not need one.
@@ -809,7 +809,7 @@ class RefusalTests(unittest.TestCase):
             self.assertRefused(pair, frames.ALERT_HANDSHAKE_FAILURE, privateOperations=1)
 
 
-class ClientHelloCheckTests(unittest.TestCase):
+class ClientHelloCheckTests(unittest.SynchronousTestCase):
     """
     What the client checks in F1 before it sends anything: version,
     configuration (T9, T34), the server key (T10) and the X25519 share (T26).
@@ -1037,7 +1037,7 @@ class HandmadeServer:
         return body, secret, _h(th2Input, frames.framed(body))
 
 
-class ClientFinishedCheckTests(unittest.TestCase):
+class ClientFinishedCheckTests(unittest.SynchronousTestCase):
     """
     What the client checks in an authentic F3 (docs section 4.4), against
     a hand-made server.
@@ -1091,7 +1091,7 @@ class ClientFinishedCheckTests(unittest.TestCase):
         self.assertIn("heartbeat interval", str(pair.clientError))
 
 
-class CorruptionTests(unittest.TestCase):
+class CorruptionTests(unittest.SynchronousTestCase):
     """
     T3: a corrupted byte anywhere in F1, F2 or F3 ends the handshake, never
     in success; corruption of F1 or F2 is caught before the server's
@@ -1180,7 +1180,7 @@ def ticketFor(pair: Pair, epoch: int = 0, secret: bytes | None = None, acceptabl
     )
 
 
-class JoinTests(unittest.TestCase):
+class JoinTests(unittest.SynchronousTestCase):
     """
     A connection joining an existing session (amendments A1 and A9).
     """
@@ -1316,7 +1316,7 @@ class JoinTests(unittest.TestCase):
         self.assertEqual(self.counter.count, 0)
 
 
-class SessionDirectoryJoinTests(unittest.TestCase):
+class SessionDirectoryJoinTests(unittest.SynchronousTestCase):
     """
     Joins checked by a real L{SessionDirectory}: only the session's own
     identity, with its exchange key, at a held epoch, may join.
@@ -1421,7 +1421,7 @@ class SessionDirectoryJoinTests(unittest.TestCase):
         self.assertIsNotNone(self.join().serverResult)
 
 
-class SessionDirectoryLimitTests(unittest.TestCase):
+class SessionDirectoryLimitTests(unittest.SynchronousTestCase):
     """
     The NEW and private-key limits of a real L{SessionDirectory}, in fake
     time.
@@ -1471,7 +1471,7 @@ class SessionDirectoryLimitTests(unittest.TestCase):
         self.assertIsNotNone(Pair(directory=directory).run().serverResult)
 
 
-class ReplayTests(unittest.TestCase):
+class ReplayTests(unittest.SynchronousTestCase):
     """
     T5: a captured F2 is useless on another connection.
     """
@@ -1503,7 +1503,7 @@ class ReplayTests(unittest.TestCase):
         self.assertEqual(counter.count, 0)
 
 
-class ConnectionKeysTests(unittest.TestCase):
+class ConnectionKeysTests(unittest.SynchronousTestCase):
     """
     Tests for L{handshake.ConnectionKeys}.
     """
@@ -1527,7 +1527,7 @@ class ConnectionKeysTests(unittest.TestCase):
         self.assertEqual(repr(keys), "<ConnectionKeys channel=0 (redacted)>")
 
 
-class CheckParamsTests(unittest.TestCase):
+class CheckParamsTests(unittest.SynchronousTestCase):
     """
     Tests for L{handshake.checkParams}.
     """

@@ -74,7 +74,7 @@ def writeFile(path: str, data: bytes, mode: int = 0o600) -> None:
     os.chmod(path, mode)
 
 
-class FingerprintTests(unittest.TestCase):
+class FingerprintTests(unittest.SynchronousTestCase):
     """
     Tests for L{identity.fingerprint}, L{identity.parseFingerprint} and
     L{identity.fingerprintsEqual}.
@@ -134,7 +134,7 @@ class FingerprintTests(unittest.TestCase):
         self.assertFalse(identity.fingerprintsEqual(TEST_FINGERPRINT, ""))
 
 
-class DefaultKeyDirTests(unittest.TestCase):
+class DefaultKeyDirTests(unittest.SynchronousTestCase):
     """
     Tests for L{identity.defaultKeyDir}.
     """
@@ -154,7 +154,7 @@ class DefaultKeyDirTests(unittest.TestCase):
         self.assertEqual(identity.defaultKeyDir({"SPC_HOME": ""}), expected)
 
 
-class LoadPublicKeyTests(unittest.TestCase):
+class LoadPublicKeyTests(unittest.SynchronousTestCase):
     """
     Tests for L{identity.loadPublicKey}, the policy for keys from peers.
     """
@@ -229,7 +229,7 @@ class LoadPublicKeyTests(unittest.TestCase):
         self.assertRefused(b"\x30" * (identity.MAX_SPKI_SIZE + 1), "too long")
 
 
-class IdentityTests(unittest.TestCase):
+class IdentityTests(unittest.SynchronousTestCase):
     """
     Tests for L{Identity} and L{identity.generateIdentity}.
     """
@@ -260,7 +260,7 @@ class IdentityTests(unittest.TestCase):
         self.assertRaises(BadPublicKey, Identity, ec.generate_private_key(ec.SECP256R1()))
 
 
-class KeyFileTests(unittest.TestCase):
+class KeyFileTests(unittest.SynchronousTestCase):
     """
     Tests for L{identity.saveIdentity}, L{identity.loadIdentity} and the
     public key readers.

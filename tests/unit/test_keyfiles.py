@@ -48,7 +48,7 @@ def makeTree(root: str, directoryModes: list[int], fileMode: int | None) -> str:
     return target
 
 
-class CheckPrivatePathTests(unittest.TestCase):
+class CheckPrivatePathTests(unittest.SynchronousTestCase):
     """
     L{checkPrivatePath} refuses what others may write, naming the fix.
     """
@@ -262,7 +262,7 @@ _fileModes = st.builds(
 )
 
 
-class CheckPrivatePathPropertyTests(unittest.TestCase):
+class CheckPrivatePathPropertyTests(unittest.SynchronousTestCase):
     """
     The rule over every combination of modes, not only chosen ones.
     """

@@ -12,7 +12,7 @@ def unhex(text: str) -> bytes:
     return bytes.fromhex("".join(text.split()))
 
 
-class HKDFKnownAnswerTests(unittest.TestCase):
+class HKDFKnownAnswerTests(unittest.SynchronousTestCase):
     """
     RFC 5869 appendix A, test cases 1 to 3 (SHA-256).
     """
@@ -69,7 +69,7 @@ class HKDFKnownAnswerTests(unittest.TestCase):
             self.assertEqual(ks.hkdfExpand(prk, info, length), okm)
 
 
-class LabelTests(unittest.TestCase):
+class LabelTests(unittest.SynchronousTestCase):
     """
     The labelled expand puts the protocol prefix, label, a zero byte and
     the context into C{info}, and different labels give unrelated keys.
@@ -97,7 +97,7 @@ class LabelTests(unittest.TestCase):
         )
 
 
-class TrafficKeyTests(unittest.TestCase):
+class TrafficKeyTests(unittest.SynchronousTestCase):
     """
     Traffic keys differ by direction, channel, suite, transcript and epoch.
     """

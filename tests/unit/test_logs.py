@@ -46,7 +46,7 @@ class RotationRoundEventTests(unittest.SynchronousTestCase):
         )
 
 
-class LogFormatOptionTests(unittest.TestCase):
+class LogFormatOptionTests(unittest.SynchronousTestCase):
     """
     C{twistd spc --log-format}.
     """

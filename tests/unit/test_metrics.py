@@ -8,8 +8,8 @@ from __future__ import annotations
 
 import importlib.util
 
-from twisted.internet import reactor
 from twisted.logger import LogLevel, capturedLogs, formatEvent
+from twisted.internet.testing import MemoryReactor
 from twisted.trial.unittest import SynchronousTestCase
 from twisted.web.server import Site
 from twisted.web.test.requesthelper import DummyRequest
@@ -23,6 +23,12 @@ from spc.status.metrics import metricsFactory
 
 if importlib.util.find_spec("prometheus_client") is None:
     skip = "prometheus_client is not installed"
+
+
+reactor = MemoryReactor()
+"""
+The reactor the status services are made for; none of them starts.
+"""
 
 
 def makeSource() -> StatusSource:

@@ -62,7 +62,7 @@ def flipBit(data: bytes, bit: int) -> bytes:
     return bytes(changed)
 
 
-class RoundTripTests(unittest.TestCase):
+class RoundTripTests(unittest.SynchronousTestCase):
     """
     Frames sealed by one end open at the other.
     """
@@ -134,7 +134,7 @@ class RoundTripTests(unittest.TestCase):
             self.assertNotEqual(client.seal(b"same")[1], client.seal(b"same")[1])
 
 
-class SequenceTests(unittest.TestCase):
+class SequenceTests(unittest.SynchronousTestCase):
     """
     The sequence number must be exactly the next one (T4, T6, T7).
     """
@@ -203,7 +203,7 @@ class SequenceTests(unittest.TestCase):
         self.assertRaises(SequenceExhausted, self.client.seal, b"one too many")
 
 
-class HeaderTests(unittest.TestCase):
+class HeaderTests(unittest.SynchronousTestCase):
     """
     Every header field is checked or authenticated (T1, T25).
     """
@@ -301,7 +301,7 @@ class HeaderTests(unittest.TestCase):
         self.assertRaises(ProtocolError, client.open, hello)
 
 
-class InnerSizeTests(unittest.TestCase):
+class InnerSizeTests(unittest.SynchronousTestCase):
     """
     The session's inner size limit.
     """
@@ -320,7 +320,7 @@ class InnerSizeTests(unittest.TestCase):
         self.assertIn("larger", str(error))
 
 
-class EpochTests(unittest.TestCase):
+class EpochTests(unittest.SynchronousTestCase):
     """
     Epoch acceptance and key retirement (docs section 5.4, amendment A10).
     """
@@ -467,7 +467,7 @@ class EpochTests(unittest.TestCase):
         self.assertEqual(server.receiveEpochs(), frozenset({3}))
 
 
-class VolumeTests(unittest.TestCase):
+class VolumeTests(unittest.SynchronousTestCase):
     """
     PROTOCOL 4.5: a send key past its soft limit asks for a rotation; past
     the hard limit it seals nothing more; a new epoch resets both.

@@ -90,7 +90,7 @@ innerRecords = st.one_of(
 )
 
 
-class RoundTripTests(unittest.TestCase):
+class RoundTripTests(unittest.SynchronousTestCase):
     """
     C{decode(encode(x)) == x}, with the same type, for every inner record.
     """
@@ -118,7 +118,7 @@ class RoundTripTests(unittest.TestCase):
         self.assertEqual(bytes(fragment.payload), b"abc")
 
 
-class StrictnessTests(unittest.TestCase):
+class StrictnessTests(unittest.SynchronousTestCase):
     """
     The record decoder refuses anything that is not exactly a valid
     encoding.
@@ -278,7 +278,7 @@ class StrictnessTests(unittest.TestCase):
         self.assertRefused(records.decodeRecord, bad)
 
 
-class KnownEncodingTests(unittest.TestCase):
+class KnownEncodingTests(unittest.SynchronousTestCase):
     """
     The file records' bytes, as C{docs/protocol.rst} gives them.
     """
@@ -327,7 +327,7 @@ class KnownEncodingTests(unittest.TestCase):
         self.assertEqual(records.REFUSAL_REASONS, frozenset({1, 2, 3, 4}))
 
 
-class GarbageTests(unittest.TestCase):
+class GarbageTests(unittest.SynchronousTestCase):
     """
     Arbitrary bytes raise only L{ProtocolError} from the record decoder.
     """

@@ -6,12 +6,18 @@ connects to, from its endpoint descriptions.
 
 from __future__ import annotations
 
-from twisted.internet import reactor
 from twisted.internet.endpoints import HostnameEndpoint, TCP4ClientEndpoint, UNIXClientEndpoint
+from twisted.internet.testing import MemoryReactor
 from twisted.trial import unittest
 
 from spc.client.send import clientEndpoints
 from spc.errors import ConfigurationError
+
+
+reactor = MemoryReactor()
+"""
+The reactor the endpoints are made for; none of them connects.
+"""
 
 
 class ClientEndpointsTests(unittest.SynchronousTestCase):

@@ -26,7 +26,7 @@ def write(path: str, data: bytes = b"x") -> str:
     return path
 
 
-class CollectTestCase(unittest.TestCase):
+class CollectTestCase(unittest.SynchronousTestCase):
     def setUp(self) -> None:
         self.root = os.path.abspath(self.mktemp())
         os.makedirs(self.root)
@@ -322,7 +322,7 @@ class NothingVanishesTests(CollectTestCase):
             self.assertTrue(covered, (entry, kind, found))
 
 
-class ShownTests(unittest.TestCase):
+class ShownTests(unittest.SynchronousTestCase):
     """
     L{shown}: a local name as a terminal may show it.
     """

@@ -16,7 +16,7 @@ def unhex(text: str) -> bytes:
     return bytes.fromhex("".join(text.split()))
 
 
-class A256CBCHS512KnownAnswerTests(unittest.TestCase):
+class A256CBCHS512KnownAnswerTests(unittest.SynchronousTestCase):
     """
     RFC 7518 appendix B.3, AES_256_CBC_HMAC_SHA_512.
     """
@@ -105,7 +105,7 @@ class A256CBCHS512KnownAnswerTests(unittest.TestCase):
         self.assertRaises(AuthenticationFailed, cipher.open, 0, self.aad, body)
 
 
-class ChaCha20Poly1305KnownAnswerTests(unittest.TestCase):
+class ChaCha20Poly1305KnownAnswerTests(unittest.SynchronousTestCase):
     """
     RFC 8439 section 2.8.2, through the TLS 1.3 nonce construction: with a
     per-key IV equal to the RFC's nonce, sequence number 0 uses it unchanged.
@@ -152,7 +152,7 @@ class ChaCha20Poly1305KnownAnswerTests(unittest.TestCase):
         self.assertEqual(cipher.seal(5, self.aad, self.plaintext), self.sealed)
 
 
-class SuiteRegistryTests(unittest.TestCase):
+class SuiteRegistryTests(unittest.SynchronousTestCase):
     """
     Suites are found by id and name, and the default map is the user's.
     """
@@ -203,7 +203,7 @@ def header(seq: int, length: int, epoch: int = 0) -> bytes:
     return frames.ProtectedHeader(2, b"S" * 16, 1, epoch, seq).aad(length)
 
 
-class TamperTests(unittest.TestCase):
+class TamperTests(unittest.SynchronousTestCase):
     """
     For every suite: every single-bit flip of the body (IV, ciphertext,
     tag) or of the associated data is refused, and so are a wrong key and a

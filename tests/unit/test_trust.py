@@ -24,7 +24,7 @@ from spc.keys.trust import AllowAny, AuthorizedKeys, KnownHosts, PinnedKey, Trus
 from tests.unit.test_identity import OTHER_FINGERPRINT, TEST_FINGERPRINT, writeFile
 
 
-class HostPortTests(unittest.TestCase):
+class HostPortTests(unittest.SynchronousTestCase):
     """
     Tests for L{trust.formatHostPort} and L{trust.parseHostPort}.
     """
@@ -66,7 +66,7 @@ example.com:9000 {TEST_FINGERPRINT}
 """
 
 
-class KnownHostsTests(unittest.TestCase):
+class KnownHostsTests(unittest.SynchronousTestCase):
     """
     Tests for L{KnownHosts} and L{PinnedKey}, the client's trust sources.
     """
@@ -284,7 +284,7 @@ AUTHORIZED_KEYS = f"""\
 """
 
 
-class AuthorizedKeysTests(unittest.TestCase):
+class AuthorizedKeysTests(unittest.SynchronousTestCase):
     """
     Tests for L{AuthorizedKeys} and L{AllowAny}, the server's trust sources.
     """

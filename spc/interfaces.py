@@ -1,4 +1,4 @@
-# -*- test-case-name: tests.test_session -*-
+# -*- test-case-name: tests.memory.test_session -*-
 """
 What an application implements to receive from its peers: whole verified
 messages, and news of stored files.  Kept apart from L{spc.session.session} so an

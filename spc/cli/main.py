@@ -1,4 +1,4 @@
-# -*- test-case-name: tests.test_cli -*-
+# -*- test-case-name: tests.unit.test_cli -*-
 """
 The C{spc} command: C{spc keygen}, C{spc fingerprint}, C{spc tls-cert},
 C{spc send}, C{spc demo} and C{spc status}.

@@ -1,4 +1,4 @@
-# -*- test-case-name: tests.test_record -*-
+# -*- test-case-name: tests.unit.test_recordlayer -*-
 """
 The record layer of one connection: seal outgoing inner records, open
 incoming protected frames.

@@ -1,4 +1,4 @@
-# -*- test-case-name: tests.test_heartbeat -*-
+# -*- test-case-name: tests.memory.test_heartbeatdriver -*-
 """
 The heartbeat part of L{spc.session.session.Session}, as a mixin.
 

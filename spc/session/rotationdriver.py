@@ -1,4 +1,4 @@
-# -*- test-case-name: tests.test_rotation -*-
+# -*- test-case-name: tests.memory.test_rotationdriver -*-
 """
 The key-rotation owner part of L{spc.session.session.Session}, as a mixin.
 

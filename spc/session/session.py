@@ -1,4 +1,4 @@
-# -*- test-case-name: tests.test_session -*-
+# -*- test-case-name: tests.memory.test_session -*-
 """
 A session: one peer, its set of channels, its epoch secrets and its
 messenger.  Both roles use the same class; the server's directory and the

@@ -1095,4 +1095,3 @@ class RotationRoundTests(SynchronousTestCase):
         clock.advance(INTERVAL * ROUND_JITTER)
         self.assertEqual(channel.take(records.RotationOffer), [])
         self.assertEqual(server.rotationsRolledBack, 0)
-

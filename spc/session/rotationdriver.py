@@ -1,4 +1,4 @@
-# -*- test-case-name: tests.memory.test_rotationdriver -*-
+# -*- test-case-name: tests.memory.test_rotation -*-
 """
 The key-rotation owner part of L{spc.session.session.Session}, as a mixin.
 

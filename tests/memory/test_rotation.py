@@ -1,4 +1,4 @@
-# -*- test-case-name: tests.memory.test_rotationdriver -*-
+# -*- test-case-name: tests.memory.test_rotation -*-
 """
 Tests for key rotation over channels, as L{spc.session.rotationdriver}
 drives it (PROTOCOL section 5, heartbeats of section 8, the T13-T17, T26,

@@ -9,57 +9,15 @@ throughput and the peak resident memory of each process.  Not a test.
 from __future__ import annotations
 
 import argparse
-import hashlib
 import os
 import resource
 import signal
-import socket
 import subprocess
-import sys
 import tempfile
 import time
 
+from common import SPC, TWISTD, freePorts, makeRandomFile, parseSize, peakRSS, spcEnvironment
 from spc.cli.demo import fileDigest
-
-ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-SPC = [sys.executable, "-c", "from spc.cli.main import run; run()"]
-TWISTD = [sys.executable, "-c", "from twisted.scripts.twistd import run; run()"]
-
-
-def freePorts(count: int) -> list[int]:
-    sockets = [socket.socket() for _ in range(count)]
-    for s in sockets:
-        s.bind(("127.0.0.1", 0))
-    ports = [s.getsockname()[1] for s in sockets]
-    for s in sockets:
-        s.close()
-    return ports
-
-
-def parseSize(text: str) -> int:
-    units = {"K": 1 << 10, "M": 1 << 20, "G": 1 << 30}
-    return int(text[:-1]) * units[text[-1]] if text[-1] in units else int(text)
-
-
-def makeFile(path: str, size: int) -> str:
-    digest = hashlib.sha256()
-    block = os.urandom(1 << 20)
-    with open(path, "wb") as f:
-        left = size
-        while left:
-            chunk = block[: min(left, len(block))]
-            f.write(chunk)
-            digest.update(chunk)
-            left -= len(chunk)
-    return digest.hexdigest()
-
-
-def peakRSS(pid: int) -> int:
-    with open(f"/proc/{pid}/status") as f:
-        for line in f:
-            if line.startswith("VmHWM:"):
-                return int(line.split()[1]) * 1024
-    return 0
 
 
 def main() -> None:
@@ -70,7 +28,7 @@ def main() -> None:
     parser.add_argument("--suites", default=None)
     args = parser.parse_args()
     size = parseSize(args.size)
-    env = dict(os.environ, PYTHONPATH=ROOT)
+    env = spcEnvironment()
     with tempfile.TemporaryDirectory(prefix="spc-bench-") as work:
         server, client, inbox = (os.path.join(work, n) for n in ("server", "client", "inbox"))
         for keyDir in (server, client):
@@ -82,7 +40,7 @@ def main() -> None:
         with open(os.path.join(server, "authorized_keys"), "w") as f:
             f.write(fingerprint(client) + "\n")
         source = os.path.join(work, "payload.bin")
-        expected = makeFile(source, size)
+        expected = makeRandomFile(source, size)
         ports = freePorts(args.channels)
         portList = ",".join(map(str, ports))
         suites = ["--suites", args.suites] if args.suites else []

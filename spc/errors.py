@@ -8,6 +8,42 @@ number, two fingerprints) travel as the exception's arguments and are appended
 by L{SPCError.__str__}.
 """
 
+__all__ = [
+    "AuthenticationFailed",
+    "BadPublicKey",
+    "ClientNotAuthorized",
+    "ConfigurationError",
+    "ConnectFailed",
+    "DaemonNotRunning",
+    "EpochAhead",
+    "FileFailed",
+    "FileRefused",
+    "HandshakeRefused",
+    "InsecureKeyFile",
+    "InsecurePath",
+    "KeyFileError",
+    "KeyFileExists",
+    "MessageAbandoned",
+    "NameUnavailable",
+    "PeerBusy",
+    "ProtocolError",
+    "ResourceLimitExceeded",
+    "SPCError",
+    "SequenceExhausted",
+    "ServerBusy",
+    "ServerKeyChanged",
+    "ServerShuttingDown",
+    "SessionClosed",
+    "SessionReset",
+    "StatusUnavailable",
+    "TLSFailed",
+    "TLSFilesExist",
+    "TransferFailed",
+    "TrustError",
+    "TrustFileError",
+    "UnknownServerKey",
+]
+
 
 class SPCError(Exception):
     """
@@ -41,12 +77,6 @@ class ProtocolError(SPCError):
     """
 
 
-class FrameTooLarge(ProtocolError):
-    """
-    The peer announced a frame larger than the protocol allows:
-    """
-
-
 class ResourceLimitExceeded(ProtocolError):
     """
     The peer exceeded a resource limit of the session:
@@ -63,6 +93,19 @@ class AuthenticationFailed(ProtocolError):
     """
     A protected frame failed authentication; it was forged, corrupted or
     replayed.
+    """
+
+
+class EpochAhead(ProtocolError):
+    """
+    The peer sends under an epoch this end never got: the two ends' keys
+    are out of step.
+    """
+
+
+class SequenceExhausted(ProtocolError):
+    """
+    The connection used up its sequence numbers and must be replaced.
     """
 
 
@@ -187,7 +230,7 @@ class FileRefused(FileFailed):
     """
     The peer refused a file:
 
-    @ivar reason: the peer's reason code (L{spc.protocol.records.REFUSAL_REASONS}).
+    @ivar reason: the peer's reason code (L{spc.protocol.filerecords.REFUSAL_REASONS}).
     @ivar text: the peer's sentence, without control characters.
     """
 

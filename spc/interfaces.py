@@ -1,16 +1,28 @@
 # -*- test-case-name: tests.memory.test_session -*-
 """
-What an application implements to receive from its peers: whole verified
-messages, and news of stored files.  Kept apart from L{spc.session.session} so an
-application (or the daemon's inbox) depends on the interfaces, not on the
-session's machinery.
+The contracts between spc's layers: what an application implements to
+receive from its peers (whole verified messages, and news of stored files),
+and what the session's messenger asks of whatever it sends (a L{Source}).
+Kept at the bottom so that each side depends on the contract, not on the
+other: an application (or the daemon's inbox) on the interfaces rather
+than on L{spc.session.session}, and the file sender
+(L{spc.files.sending}) on L{Source} and L{YIELD} rather than on
+L{spc.session.messenger}, a layer above it.
 """
 
 from __future__ import annotations
 
+from typing import Protocol
+
 from zope.interface import Interface
 
-__all__ = ["IFileReceiver", "IMessageReceiver"]
+__all__ = ["IFileReceiver", "IMessageReceiver", "Source", "YIELD"]
+
+YIELD = object()
+"""
+What L{Source.nextRecord} answers when it worked long enough and wants
+to be asked again on a later turn of the reactor.
+"""
 
 
 class IMessageReceiver(Interface):
@@ -44,4 +56,20 @@ class IFileReceiver(Interface):
         A file arrived, verified, and is stored at C{path}.
 
         @param name: the sender's name for it (a relative path).
+        """
+
+
+class Source(Protocol):
+    """
+    Something with records to send, which the session's messenger asks for
+    them only when a channel has room
+    (L{spc.session.messenger.MultiChannelMessenger.addSource}): a message,
+    a file or a folder.
+    """
+
+    def nextRecord(self):
+        """
+        @return: C{(key, record)}, or C{None} when it has nothing to send
+            now, or L{YIELD} when it worked long enough and wants to be
+            asked again on a later turn of the reactor.
         """

@@ -1,8 +1,9 @@
 # -*- test-case-name: tests.unit.test_ratelimit -*-
 """
 Counting things per key over time, for the daemon's limits on
-unauthenticated peers and for its rate-limited log of their failures, and
-for a session's answers to duplicates.  Time comes from an injected clock,
+unauthenticated peers and for its rate-limited log of their failures, for
+a session's answers to duplicates and for the heartbeat requests its
+connections receive.  Time comes from an injected clock,
 so tests drive it with C{task.Clock}.
 
 Memory follows the keys seen recently, not every key ever seen: a peer
@@ -47,6 +48,13 @@ class TokenBuckets:
             return False
         self._buckets[key] = (tokens - 1, now)
         return True
+
+    def forget(self, key: object) -> None:
+        """
+        C{key} is gone for good (a closed connection): drop its bucket now,
+        rather than when the table is full.
+        """
+        self._buckets.pop(key, None)
 
     def _prune(self, now: float) -> None:
         """

@@ -4,7 +4,8 @@ The spc daemon as a twistd plugin:
 C{twistd -n spc --inbox DIR --ports 9000-9003}.
 
 L{Options} parses and checks the command line; L{makeService} turns the
-result into the service that twistd runs. The dropin
+result into the service that twistd runs: the daemon
+(L{spc.server.daemon.DaemonService}) with its status outlets. The dropin
 C{twisted/plugins/spc_plugin.py} points twistd here.
 """
 
@@ -12,13 +13,10 @@ from __future__ import annotations
 
 import ipaddress
 import os
-import signal
 from collections import Counter
 
 from twisted.application.service import MultiService
-from twisted.logger import Logger
-from twisted.internet.endpoints import quoteStringArgument, serverFromString
-from twisted.internet.error import CannotListenError
+from twisted.internet.endpoints import quoteStringArgument
 from twisted.internet.interfaces import IReactorCore
 from twisted.python import usage
 
@@ -31,14 +29,13 @@ from spc.cli.options import (
     parseSeconds,
     parseSize,
 )
-from spc.errors import ConfigurationError, SPCError
-from spc.files.store import FileStore
-from spc.keys.identity import defaultKeyDir, loadIdentity
-from spc.keys.trust import AUTHORIZED_KEYS_NAME, AllowAny, AuthorizedKeys
-from spc.logs.jsonformat import checkFormat, installJSONObserver
+from spc.errors import SPCError
+from spc.keys.identity import defaultKeyDir
+from spc.keys.trust import AUTHORIZED_KEYS_NAME
+from spc.logs.jsonformat import checkFormat
 from spc.protocol.frames import MAX_FRAGMENT_SIZE, MIN_FRAGMENT_SIZE, Params, maxInnerSize
-from spc.server.inbox import InboxReceiver
-from spc.server.service import DEFAULT_SHUTDOWN_GRACE, ROUND_JITTER, ServerService
+from spc.server.daemon import DaemonService
+from spc.server.service import DEFAULT_SHUTDOWN_GRACE, ROUND_JITTER
 from spc.status.services import statusServices
 from spc.status.snapshot import StatusSource
 from spc.transport import tls
@@ -48,10 +45,6 @@ DEFAULT_INTERFACE = "127.0.0.1"
 """
 The address C{--ports} listen on unless C{--interface} says otherwise.
 """
-
-
-MAX_LOGGED_BAD_LINES = 10
-"""Bad lines of C{authorized_keys} logged one by one at a reload; then a count."""
 
 
 _TIMERS = ("rotate-interval", "ack-timeout", "transition", "heartbeat-interval")
@@ -322,168 +315,16 @@ def makeService(
     if reactor is None:
         from twisted.internet import reactor
     try:
-        return DaemonService(reactor, config)
-    except SPCError as error:
-        raise SystemExit(f"spc: {error}") from None
-
-
-class DaemonService(ServerService):
-    """
-    The daemon: the server service with the inbox as its receiver, and
-    C{authorized_keys} re-read on SIGHUP without dropping sessions that
-    stay authorized.
-
-    At start-up the key and trust files must be entirely right: a bad line
-    in C{authorized_keys}, or a file another user could write, stops the
-    daemon with one line naming the file and the fix. At a reload the daemon
-    keeps serving and fails closed instead (L{reload}).
-    """
-
-    log = Logger()
-
-    def __init__(self, reactor, config: Options) -> None:
-        self._config = config
-        self._reactor = reactor
-        # Under twistd --uid USER, files of USER are as safe as root's.
-        self._owner = config.twistdOptions().get("uid")
-        hostIdentity = loadIdentity(config["key-dir"], self._owner)
-        endpoints = [
-            self._endpoint(reactor, text, hostIdentity.publicDER) for text in config["endpoints"]
-        ]
-        super().__init__(
-            reactor,
-            endpoints,
-            hostIdentity,
-            self._loadAuthorizer()[0],
-            InboxReceiver(config["inbox"]),
-            suites=config["suites"],
-            params=config["params"],
-            files=FileStore(
-                config["inbox"],
-                quota=config["partial-quota"],
-            ),
-            shutdownGrace=config["shutdown-grace"],
-        )
-        self.hostIdentity = hostIdentity
-        self._previousHandler = None
-        self.status = StatusSource(self.directory, reactor, hostIdentity.fingerprint)
+        daemon = DaemonService(reactor, config)
+        status = StatusSource(daemon.directory, reactor, daemon.hostIdentity.fingerprint)
         for service in statusServices(
             reactor,
-            self.status,
+            status,
             controlSocket=config["control-socket"],
             metrics=config["metrics"],
             skippedSocket=config["control-socket-skipped"],
         ):
-            service.setServiceParent(self)
-
-    def _endpoint(self, reactor, description: str, hostKeyDER: bytes):
-        """
-        The server endpoint of one channel; spc builds C{ssl:} itself, to
-        require TLS 1.3.
-
-        @raise ConfigurationError: if the TLS key is the host key, which
-            must have one purpose only.
-        """
-        server = self._config["tls"].get(description)
-        if server is None:
-            return serverFromString(reactor, description)
-        if server.publicKeyDER == hostKeyDER:
-            raise ConfigurationError(
-                f"--listen {description}: the TLS key is the spc host key; "
-                "give TLS a key of its own (spc tls-cert makes one)"
-            )
-        return tls.serverEndpoint(reactor, server)
-
-    def setServiceParent(self, parent) -> None:
-        """
-        Joining twistd's application: with C{--log-format json}, give it
-        the JSON log observer (see L{spc.logs.jsonformat}).
-        """
-        super().setServiceParent(parent)
-        if self._config["log-format"] == "json" and hasattr(parent, "setComponent"):
-            installJSONObserver(parent, self._config.twistdOptions(), self._reactor)
-
-    def _loadAuthorizer(self, skipBadLines: bool = False):
-        """
-        @return: The authorizer, and the errors of the lines skipped.
-        """
-        if self._config["allow-any-client"]:
-            return AllowAny, []
-        if skipBadLines:
-            return AuthorizedKeys.fromFileValid(self._config["authorized-keys"], self._owner)
-        return AuthorizedKeys.fromFile(self._config["authorized-keys"], self._owner), []
-
-    def privilegedStartService(self) -> None:
-        try:
-            super().privilegedStartService()
-        except CannotListenError as error:
-            raise SystemExit(f"spc: {_listenFailure(error)}") from None
-
-    def startService(self) -> None:
-        if hasattr(signal, "SIGHUP"):
-            self._previousHandler = signal.signal(signal.SIGHUP, self._hangup)
-        super().startService()
-        authorizer = self.directory.authorizer
-        self.log.info(
-            "spc daemon {fingerprint} serving {count} channels; clients: {clients}",
-            fingerprint=self.hostIdentity.fingerprint,
-            count=len(self._config["endpoints"]),
-            clients=authorizer.describe(),
-        )
-        if authorizer is not AllowAny and not len(authorizer):
-            self.log.warn(
-                "No client is authorized: every client will be refused. Add "
-                "fingerprints to {path} (then send SIGHUP) or start with "
-                "--allow-any-client.",
-                path=self._config["authorized-keys"],
-            )
-
-    def stopService(self):
-        if self._previousHandler is not None:
-            signal.signal(signal.SIGHUP, self._previousHandler)
-            self._previousHandler = None
-        return super().stopService()
-
-    def _hangup(self, signum, frame) -> None:
-        self._reactor.callFromThread(self.reload)
-
-    def reload(self) -> None:
-        """
-        Re-read C{authorized_keys}, failing closed. Its valid lines become
-        the list and each bad line is logged and skipped, so that a typo
-        beside a removed key cannot keep that key admitted. A file that
-        cannot be used at all (another user could write it, or it is
-        unreadable or too large) admits nobody until it is fixed. Either
-        way, the sessions of keys no longer admitted end (A15).
-        """
-        path = self._config["authorized-keys"]
-        try:
-            authorizer, problems = self._loadAuthorizer(skipBadLines=True)
-        except SPCError as error:
-            self.directory.setAuthorizer(AuthorizedKeys(path))
-            self.log.error(
-                "Refusing every client until authorized_keys is fixed (then send "
-                "SIGHUP again): {error}", error=str(error),
-            )
-            return
-        for problem in problems[:MAX_LOGGED_BAD_LINES]:
-            self.log.error("Skipped a bad line: {problem}", problem=problem.args[0])
-        if len(problems) > MAX_LOGGED_BAD_LINES:
-            more = len(problems) - MAX_LOGGED_BAD_LINES
-            self.log.error("Skipped {count} more bad lines of {path}", count=more, path=path)
-        self.directory.setAuthorizer(authorizer)
-        self.log.info("Reloaded authorized keys: {clients}", clients=authorizer.describe())
-
-
-def _listenFailure(error: CannotListenError) -> str:
-    """
-    The line a user reads when a port or the control socket cannot be
-    bound.
-    """
-    reason = getattr(error.socketError, "strerror", None) or error.socketError
-    if isinstance(error.port, int):
-        return f"cannot listen on {error.interface or '*'}:{error.port}: {reason}"
-    path = os.fsdecode(error.port)
-    if reason == "Cannot acquire lock":
-        reason = f"{path}.lock is held: is another daemon using this socket?"
-    return f"cannot listen on the control socket {path}: {reason}"
+            service.setServiceParent(daemon)
+    except SPCError as error:
+        raise SystemExit(f"spc: {error}") from None
+    return daemon

@@ -14,7 +14,7 @@ from twisted.internet import task
 from twisted.internet.defer import succeed
 
 from spc.crypto.suites import A256CBC_HS512
-from spc.files.sending import TransferProgress
+from spc.files.progress import TransferProgress
 from spc.protocol import records
 from spc.protocol.handshake import JoinTarget
 

@@ -2,7 +2,8 @@
 """
 What every C{spc} subcommand shares: the streams and environment it may use
 (L{Context}), C{--help}/C{--version} through those streams, C{--key-dir},
-and running the reactor until the work is done (L{ReactorCommand}).
+and running the reactor until the work is done (L{ReactorCommand}, with
+L{twisted.internet.task.react}).
 
 A subcommand is a L{Command} subclass with a C{run} method, listed in
 L{spc.cli.main.SPCOptions.subCommands}.
@@ -13,17 +14,24 @@ from __future__ import annotations
 import getopt
 from typing import Mapping, TextIO
 
-from twisted.internet.defer import maybeDeferred
+from twisted.internet.defer import Deferred, maybeDeferred
+from twisted.internet.task import react
 from twisted.logger import globalLogBeginner, textFileLogObserver
 from twisted.python import usage
 from twisted.python.failure import Failure
 
-import spc
+from spc import __version__
 from spc.keys.identity import defaultKeyDir
 
 EXIT_OK = 0
 EXIT_FAILURE = 1
 EXIT_USAGE = 2
+
+_INTERRUPTED = object()
+"""
+The outcome of a command whose reactor began to shut down before its work
+was done.
+"""
 
 
 class _Exit(Exception):
@@ -71,7 +79,7 @@ class _BaseOptions(usage.Options):
         """
         Display the spc version and exit.
         """
-        raise _Exit(f"spc {spc.__version__}")
+        raise _Exit(f"spc {__version__}")
 
 
 class Command(_BaseOptions):
@@ -138,7 +146,8 @@ class KeyDirMixin:
 
 class ReactorCommand(Command):
     """
-    A subcommand that runs the reactor until its work is done.
+    A subcommand that runs the reactor, with L{twisted.internet.task.react},
+    until its work is done.
     """
 
     optFlags = [["verbose", "v", "Log what happens to stderr."]]
@@ -152,23 +161,40 @@ class ReactorCommand(Command):
         raise NotImplementedError()
 
     def run(self, context: Context) -> int:
-        from twisted.internet import reactor
+        """
+        Run L{runWithReactor} under C{react} and hand its outcome to
+        L{spc.cli.main.main}, which reports it as it reports every
+        command's.
 
+        C{react} logs a failure and ends the process with C{sys.exit} once
+        the reactor stopped; so the work's outcome is kept here, and the
+        C{SystemExit} caught.  A reactor that begins to shut down before
+        the work is done was stopped by Ctrl-C (SIGINT) or SIGTERM: what
+        the work says while its connections close is a consequence, so the
+        command reports that it was interrupted.
+
+        @return: the exit code.
+        @raise KeyboardInterrupt: if the command was interrupted.
+        """
         if self["verbose"]:
             globalLogBeginner.beginLoggingTo(
                 [textFileLogObserver(context.stderr)], redirectStandardIO=False
             )
         outcome: list = []
 
-        def finish(result):
-            outcome.append(result)
-            reactor.stop()
+        def keep(result) -> None:
+            if not outcome:
+                outcome.append(result)
 
-        reactor.callWhenRunning(
-            lambda: maybeDeferred(self.runWithReactor, reactor, context).addBoth(finish)
-        )
-        reactor.run()
-        if not outcome:
+        def work(reactor) -> Deferred:
+            reactor.addSystemEventTrigger("before", "shutdown", keep, _INTERRUPTED)
+            return maybeDeferred(self.runWithReactor, reactor, context).addBoth(keep)
+
+        try:
+            react(work)
+        except SystemExit:
+            pass
+        if outcome[0] is _INTERRUPTED:
             raise KeyboardInterrupt()
         if isinstance(outcome[0], Failure):
             outcome[0].raiseException()

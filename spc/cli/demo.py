@@ -20,17 +20,21 @@ from typing import Callable, TextIO
 from twisted.internet.defer import gatherResults, inlineCallbacks
 from twisted.internet.endpoints import TCP4ClientEndpoint, serverFromString
 from twisted.internet.threads import deferToThread
+from twisted.python import usage
 from zope.interface import implementer
 
+from spc.cli.command import Context, ReactorCommand
+from spc.cli.options import MAX_CHANNELS, parseSize
+from spc.cli.progress import ProgressBar
 from spc.client.connect import connect
 from spc.files.store import FileStore
+from spc.interfaces import IMessageReceiver
 from spc.keys.identity import generateIdentity
 from spc.keys.trust import AuthorizedKeys, PinnedKey
 from spc.protocol import frames, records
 from spc.server.service import ServerService
-from spc.session.session import IMessageReceiver
 
-__all__ = ["runDemo"]
+__all__ = ["DemoOptions", "runDemo"]
 
 DEMO_MESSAGES = 8
 DEMO_MESSAGE_SIZE = 64 * 1024
@@ -148,7 +152,7 @@ def runDemo(
         rotations = f"{serverSession.rotationsCommitted} committed, " \
             f"{serverSession.rotationsRolledBack} rolled back"
         out.write(
-            f"Key rotations every {DEMO_PARAMS.rotationInterval / 1000:g} s: {rotations}\n"
+            f"Key rotations every {DEMO_PARAMS.seconds.rotationInterval:g} s: {rotations}\n"
             f"File: {size} bytes in {elapsed:.2f} s, {size / elapsed / 1e6:.1f} MB/s, "
             f"SHA-256 {'OK' if fileOK else 'MISMATCH'} ({received[:16]}...)\n"
             f"Client -> server: {len(atServer.messages)} messages; "
@@ -158,3 +162,28 @@ def runDemo(
         return 0 if ok else 1
     finally:
         shutil.rmtree(workspace, ignore_errors=True)
+
+
+class DemoOptions(ReactorCommand):
+    """
+    C{spc demo}: a server and a client in one process, on loopback.
+    """
+
+    synopsis = "[--channels N] [--size BYTES]"
+    optParameters = [
+        ["channels", None, "4", "How many channels (ports)."],
+        ["size", None, "64M", "Size of the generated file (suffixes K, M, G)."],
+    ]
+    optFlags = [["no-progress", None, "Show no progress bar."]]
+
+    def postOptions(self) -> None:
+        text = self["channels"]
+        if not (text.isascii() and text.isdigit() and 1 <= int(text) <= MAX_CHANNELS):
+            raise usage.UsageError(f"--channels must be 1 to {MAX_CHANNELS}")
+        self["channels"] = int(text)
+        self["size"] = parseSize(self["size"])
+
+    def runWithReactor(self, reactor, context: Context):
+        bar = ProgressBar(context.stderr, enabled=not self["no-progress"])
+        result = runDemo(reactor, context.stdout, self["channels"], self["size"], bar.update)
+        return result.addBoth(bar.close)

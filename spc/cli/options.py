@@ -15,15 +15,18 @@ from __future__ import annotations
 import os
 
 from twisted.internet.endpoints import serverFromString
+from twisted.internet.interfaces import IHostnameResolver, IReactorPluggableNameResolver
 from twisted.python import usage
+from zope.interface import implementer
 
+from spc.addresses import parsePort
 from spc.crypto.suites import parseSuiteMap
 from spc.errors import ConfigurationError, SPCError
-from spc.keys.trust import parsePort
 
 __all__ = [
     "CONTROL_SOCKET_NAME",
     "MAX_CHANNELS",
+    "ParseOnlyReactor",
     "StatusOptionsMixin",
     "SuiteMapOption",
     "checkServerEndpoint",
@@ -97,7 +100,7 @@ def parseSeconds(text: str, name: str) -> float:
 
 def _parsePort(text: str, spec: str) -> int:
     """
-    One port of a C{--ports} value, as L{spc.keys.trust.parsePort} reads ports;
+    One port of a C{--ports} value, as L{spc.addresses.parsePort} reads ports;
     the syntax is checked here first, so that its error quotes the whole
     value.
 
@@ -133,12 +136,39 @@ class SuiteMapOption:
             raise usage.UsageError(f"--suites: {error}") from None
 
 
-class _ParseOnlyReactor:
+_CANNOT_CONNECT = "an endpoint built to check a description cannot connect"
+
+
+@implementer(IHostnameResolver)
+class _NoResolver:
     """
-    Stands in for the reactor while an endpoint description is parsed, so
-    that checking the command line neither needs nor installs a reactor.
-    Twisted's endpoint parsers only store the reactor they are given.
+    The name resolver of L{ParseOnlyReactor}, which never resolves.
     """
+
+    def resolveHostName(self, *args, **kwargs):
+        raise RuntimeError(_CANNOT_CONNECT)
+
+
+@implementer(IReactorPluggableNameResolver)
+class ParseOnlyReactor:
+    """
+    The reactor of the endpoints built only to check the command line: the
+    one way spc checks an endpoint description before it runs.  Building
+    the endpoint is what reads and checks a description (a client's TLS
+    pins and trust roots among it); the endpoint is then thrown away, so
+    no reactor is needed or installed yet, and no test double takes the
+    reactor's place in a command.
+
+    Twisted's endpoint constructors only store the reactor they are given,
+    except that C{HostnameEndpoint} takes its name resolver (and warns
+    about a reactor without one); it resolves names only when it connects,
+    which these endpoints never do, so this resolver refuses to.
+    """
+
+    nameResolver = _NoResolver()
+
+    def installNameResolver(self, resolver):
+        raise RuntimeError(_CANNOT_CONNECT)
 
 
 def checkServerEndpoint(option: str, description: str) -> None:
@@ -147,7 +177,7 @@ def checkServerEndpoint(option: str, description: str) -> None:
         Twisted server endpoint description.
     """
     try:
-        serverFromString(_ParseOnlyReactor(), description)
+        serverFromString(ParseOnlyReactor(), description)
     except Exception as error:
         raise usage.UsageError(
             f"{option}: {description!r} is not a valid server endpoint "

@@ -1,6 +1,7 @@
 # -*- test-case-name: tests.unit.test_cli -*-
 """
-C{spc send} and C{spc demo}: the commands that move data.
+C{spc send}: deliver messages and files to a daemon, and say what it holds
+now and what it does not, and why.
 """
 
 from __future__ import annotations
@@ -8,24 +9,18 @@ from __future__ import annotations
 import os
 from typing import TextIO
 
-from twisted.internet.testing import MemoryReactor
 from twisted.python import usage
 
+from spc.addresses import formatHostPort
 from spc.cli.command import EXIT_OK, Context, KeyDirMixin, ReactorCommand
-from spc.cli.options import MAX_CHANNELS, SuiteMapOption, parsePorts, parseSize
+from spc.cli.options import MAX_CHANNELS, ParseOnlyReactor, SuiteMapOption, parsePorts
 from spc.cli.progress import ProgressBar
 from spc.client.send import SendRequest, SendSummary, clientEndpoints, send
 from spc.client.sendlist import collectFiles
 from spc.errors import FileFailed, FileRefused, MessageAbandoned, SPCError
-from spc.files.store import withoutControls
 from spc.keys.identity import loadIdentity, loadTransferSecret, parseFingerprint
-from spc.keys.trust import (
-    KNOWN_HOSTS_NAME,
-    ServerTrust,
-    TrustDecision,
-    formatHostPort,
-    loadServerTrust,
-)
+from spc.keys.trust import KNOWN_HOSTS_NAME, ServerTrust, TrustDecision, loadServerTrust
+from spc.text import withoutControls
 
 
 EXIT_SKIPPED = 5
@@ -82,7 +77,7 @@ class SendOptions(KeyDirMixin, SuiteMapOption, ReactorCommand):
     def opt_connect(self, description: str) -> None:
         """A tcp:, tls: or unix: client endpoint, one channel; repeatable."""
         try:
-            clientEndpoints(MemoryReactor(), [description])
+            clientEndpoints(ParseOnlyReactor(), [description])
         except Exception as error:
             raise usage.UsageError(
                 f"--connect: {description!r} is not a client endpoint: {error}"
@@ -126,7 +121,7 @@ class SendOptions(KeyDirMixin, SuiteMapOption, ReactorCommand):
             if not any(text[:4].lower() == "tls:" for text in endpoints):
                 raise usage.UsageError("--tls-fingerprint needs a --connect tls:HOST:PORT")
             try:
-                clientEndpoints(MemoryReactor(), endpoints, self["tls-fingerprints"])
+                clientEndpoints(ParseOnlyReactor(), endpoints, self["tls-fingerprints"])
             except ValueError as error:
                 raise usage.UsageError(f"--tls-fingerprint: {error}") from None
         try:
@@ -223,33 +218,6 @@ def _why(error: SPCError) -> str:
     if isinstance(error, MessageAbandoned):
         return "the daemon could not deliver it"
     return withoutControls(str(error))
-
-
-class DemoOptions(ReactorCommand):
-    """
-    C{spc demo}: a server and a client in one process, on loopback.
-    """
-
-    synopsis = "[--channels N] [--size BYTES]"
-    optParameters = [
-        ["channels", None, "4", "How many channels (ports)."],
-        ["size", None, "64M", "Size of the generated file (suffixes K, M, G)."],
-    ]
-    optFlags = [["no-progress", None, "Show no progress bar."]]
-
-    def postOptions(self) -> None:
-        text = self["channels"]
-        if not (text.isascii() and text.isdigit() and 1 <= int(text) <= MAX_CHANNELS):
-            raise usage.UsageError(f"--channels must be 1 to {MAX_CHANNELS}")
-        self["channels"] = int(text)
-        self["size"] = parseSize(self["size"])
-
-    def runWithReactor(self, reactor, context: Context):
-        from spc.cli.demo import runDemo
-
-        bar = ProgressBar(context.stderr, enabled=not self["no-progress"])
-        result = runDemo(reactor, context.stdout, self["channels"], self["size"], bar.update)
-        return result.addBoth(bar.close)
 
 
 class _ReportingTrust:

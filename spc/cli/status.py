@@ -19,9 +19,9 @@ from twisted.python.failure import Failure
 from spc.cli.command import EXIT_OK, Context, KeyDirMixin, ReactorCommand
 from spc.cli.options import checkSocketPath, defaultControlSocket
 from spc.errors import ConfigurationError, DaemonNotRunning, StatusUnavailable
-from spc.files.store import withoutControls
 from spc.status.control import fetchStatus
 from spc.status.snapshot import SessionStatus, Snapshot
+from spc.text import withoutControls
 
 __all__ = ["StatusOptions", "formatJSON", "formatTable"]
 

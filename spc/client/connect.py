@@ -4,6 +4,24 @@ The client end an application embeds: L{connect} opens a session with an
 spc server over one connection per endpoint, through a
 L{ClientSessionFactory} whose first connection makes the session and whose
 others join it.
+
+A channel that dies is joined again, after a growing wait
+(C{backoffPolicy}), for as long as the session lives.  That is close to
+what Twisted's C{ClientService} does for one connection, but its
+semantics do not fit, so the factory keeps its own timer per channel:
+
+  - A rejoin succeeds with its JOIN handshake, not with its TCP
+    connection, and its failures are not alike: a join the server
+    refuses, with no channel left, resets the whole session (A9), and a
+    configuration error is not retried at all.  C{ClientService} retries
+    every failure the same way until it is stopped.
+  - Channel 0's first connection makes the session (NEW).  A
+    C{ClientService} cannot adopt a connection it did not make, so that
+    channel would rejoin through a service started at its first loss,
+    which connects at once rather than after the first wait.
+  - C{ClientService} gives its policy the attempt count after counting
+    the failure (a first retry is attempt 1, not 0) and logs its own line
+    per retry, so the waits and the log would change.
 """
 
 from __future__ import annotations
@@ -20,12 +38,13 @@ from spc.crypto import asymmetric
 from spc.crypto.suites import Suite
 from spc.errors import ClientNotAuthorized, ConfigurationError, SessionReset, SPCError
 from spc.files.store import FileStore
+from spc.interfaces import IMessageReceiver
 from spc.keys.identity import Identity, publicKeyDER
 from spc.logs import events
 from spc.protocol import records
 from spc.protocol.clienthandshake import ClientHandshake
 from spc.protocol.handshake import ClientResult, channelSpecs
-from spc.session.session import DEFAULT_LINGER, IMessageReceiver, Session
+from spc.session.session import DEFAULT_LINGER, Session
 from spc.transport.channel import DEFAULT_HANDSHAKE_TIMEOUT, ChannelProtocol, HandshakeOwner
 
 __all__ = ["ClientSessionFactory", "connect"]

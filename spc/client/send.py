@@ -4,6 +4,13 @@ What C{spc send} does once its options are parsed: open a session with the
 daemon, send every item, and report, item by item, what the daemon
 confirmed as stored, what it held already, and what was not delivered and
 why.
+
+A busy server (A8) is asked again after a growing, jittered wait
+(C{backoffPolicy}), by a loop of its own rather than Twisted's
+C{ClientService}: that service keeps one connection alive for good,
+reconnecting whenever it drops, where what is retried here is the opening
+of a whole session over several connections, only when the server
+answered busy, and at most C{BUSY_ATTEMPTS} times.
 """
 
 from __future__ import annotations
@@ -39,7 +46,6 @@ __all__ = ["SendRequest", "SendSummary", "clientEndpoints", "send"]
 
 log = Logger()
 
-# A busy server (amendment A8) is asked again after a growing, jittered wait.
 BUSY_ATTEMPTS = 8
 FILES_AT_ONCE = 4
 MAX_RESETS = 3

@@ -27,7 +27,7 @@ import unicodedata
 from typing import NamedTuple, Sequence
 
 from spc.errors import ConfigurationError
-from spc.protocol import records
+from spc.protocol import filerecords
 
 __all__ = ["SendList", "collectFiles", "shown"]
 
@@ -83,8 +83,8 @@ def _nameProblem(name: str) -> str | None:
         encoded = name.encode("utf-8")
     except UnicodeEncodeError:
         return "its name is not valid UTF-8; rename it to send it"
-    if len(encoded) > records.MAX_FILE_NAME:
-        return f"its name is longer than {records.MAX_FILE_NAME} bytes"
+    if len(encoded) > filerecords.MAX_FILE_NAME:
+        return f"its name is longer than {filerecords.MAX_FILE_NAME} bytes"
     return None
 
 

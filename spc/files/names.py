@@ -19,6 +19,8 @@ from __future__ import annotations
 import unicodedata
 from typing import Iterable
 
+from spc.text import withoutControls
+
 __all__ = [
     "MAX_COMPONENT_BYTES",
     "MAX_DEPTH",
@@ -30,7 +32,6 @@ __all__ = [
     "isReserved",
     "numbered",
     "safeParts",
-    "withoutControls",
 ]
 
 PARTIAL_DIRECTORY = ".spc-partial"
@@ -41,18 +42,6 @@ MAX_COMPONENT_BYTES = 255
 MAX_DEPTH = 32
 UNNAMED = "unnamed"
 _DROPPED = frozenset({"", ".", ".."})
-
-
-def withoutControls(text: str) -> str:
-    """
-    C{text} without its characters of Unicode category C (controls, format
-    characters such as bidirectional overrides, surrogates, private use and
-    unassigned): a name from the wire may carry a terminal escape or a
-    carriage return, which must reach neither a file system nor a screen.
-    """
-    return "".join(
-        character for character in text if unicodedata.category(character)[0] != "C"
-    )
 
 
 def _fitted(text: str) -> str:

@@ -19,11 +19,12 @@ from twisted.logger import Logger, LogLevel
 from twisted.python.failure import Failure
 
 from spc.errors import NameUnavailable, ProtocolError, ResourceLimitExceeded
-from spc.files.sending import TransferProgress
-from spc.files.store import FileStore, PartialFile, RangeSet
+from spc.files.progress import TransferProgress
+from spc.files.ranges import RangeSet
+from spc.files.store import FileStore, PartialFile
 from spc.inflight import InFlight
 from spc.logs import events
-from spc.protocol import records
+from spc.protocol import filerecords, frames
 from spc.ratelimit import RateWindow
 
 __all__ = ["IncomingFiles"]
@@ -58,11 +59,11 @@ def refusal(error: BaseException) -> tuple[int, str]:
     @return: C{(reason, sentence)} for a refused C{FAK:}.
     """
     if isinstance(error, NameUnavailable):
-        return records.REFUSED_NAME, _bounded(str(error), records.MAX_REFUSAL_TEXT)
+        return filerecords.REFUSED_NAME, _bounded(str(error), filerecords.MAX_REFUSAL_TEXT)
     if isinstance(error, ResourceLimitExceeded):
         text = error.args[0] if error.args and isinstance(error.args[0], str) else str(error)
-        return records.REFUSED_LIMIT, _bounded(text, records.MAX_REFUSAL_TEXT)
-    return records.REFUSED_STORAGE, STORAGE_FAILED
+        return filerecords.REFUSED_LIMIT, _bounded(text, filerecords.MAX_REFUSAL_TEXT)
+    return filerecords.REFUSED_STORAGE, STORAGE_FAILED
 
 
 class _Receiving:
@@ -157,9 +158,9 @@ class IncomingFiles:
         self, transfer: bytes, status: int, ranges=(), reason: int = 0, detail: str = ""
     ) -> None:
         ranges = tuple(ranges)
-        for start in range(0, max(1, len(ranges)), records.MAX_ACK_RANGES):
-            chunk = ranges[start : start + records.MAX_ACK_RANGES]
-            self._send(records.FileAck(transfer, status, chunk, reason, detail).encode())
+        for start in range(0, max(1, len(ranges)), frames.MAX_ACK_RANGES):
+            chunk = ranges[start : start + frames.MAX_ACK_RANGES]
+            self._send(filerecords.FileAck(transfer, status, chunk, reason, detail).encode())
 
     def _storedName(self, path: str) -> str:
         """
@@ -167,17 +168,19 @@ class IncomingFiles:
         relative to the inbox, C{/}-separated, bounded as C{FAK:} bounds it.
         """
         relative = os.path.relpath(path, self._store.directory).replace(os.sep, "/")
-        return _bounded(relative, records.MAX_FILE_NAME)
+        return _bounded(relative, filerecords.MAX_FILE_NAME)
 
-    def offerReceived(self, offer: records.FileOffer) -> None:
+    def offerReceived(self, offer: filerecords.FileOffer) -> None:
         transfer = offer.transferID
         receiving = self._active.get(transfer)
         if receiving is not None:
             if self._duplicateAnswers.admit(transfer, 1):
-                self._answer(transfer, records.FILE_RESUME, receiving.partial.held.ranges())
+                self._answer(transfer, filerecords.FILE_RESUME, receiving.partial.held.ranges())
             return
         if self._store is None:
-            self._answer(transfer, records.FILE_REFUSED, (), records.REFUSED_NO_FILES, NO_FILES)
+            self._answer(
+                transfer, filerecords.FILE_REFUSED, (), filerecords.REFUSED_NO_FILES, NO_FILES
+            )
             return
         key = self._store.key(self._peer, transfer)
         stored = self._store.completedName(key)
@@ -186,7 +189,7 @@ class IncomingFiles:
                 "already", LogLevel.info, "{name} from {peer} is stored already, as {stored}",
                 name=events.shortName(offer.name), peer=self._peer, stored=stored,
             )
-            self._answer(transfer, records.FILE_ALREADY_STORED, (), 0, stored)
+            self._answer(transfer, filerecords.FILE_ALREADY_STORED, (), 0, stored)
             return
         if len(self._active) >= MAX_ACTIVE_FILES:
             raise ResourceLimitExceeded("too many files at once")
@@ -194,13 +197,15 @@ class IncomingFiles:
             partial = self._store.open(key, offer.name, offer.size, self._peer)
         except (ResourceLimitExceeded, OSError) as error:
             self._warn("refused", "Refusing {name}: {error}", offer.name, error=str(error))
-            self._answer(transfer, records.FILE_REFUSED, (), *refusal(error))
+            self._answer(transfer, filerecords.FILE_REFUSED, (), *refusal(error))
             return
         self._active[transfer] = _Receiving(partial, self._clock.seconds())
-        self._answer(transfer, records.FILE_RESUME, partial.held.ranges()[: records.MAX_ACK_RANGES])
+        self._answer(
+            transfer, filerecords.FILE_RESUME, partial.held.ranges()[: frames.MAX_ACK_RANGES]
+        )
         self._maybeFinish(transfer)
 
-    def folderOffered(self, offer: records.FolderOffer) -> None:
+    def folderOffered(self, offer: filerecords.FolderOffer) -> None:
         """
         Make the folder, in a thread (the store may fsync), and answer
         stored, with its name, or refused.  Folders being made count
@@ -208,7 +213,9 @@ class IncomingFiles:
         """
         transfer = offer.transferID
         if self._store is None:
-            self._answer(transfer, records.FILE_REFUSED, (), records.REFUSED_NO_FILES, NO_FILES)
+            self._answer(
+                transfer, filerecords.FILE_REFUSED, (), filerecords.REFUSED_NO_FILES, NO_FILES
+            )
             return
         if len(self._active) + self._folders >= MAX_ACTIVE_FILES:
             raise ResourceLimitExceeded("too many files at once")
@@ -218,11 +225,13 @@ class IncomingFiles:
             self._folders -= 1
             stored = self._storedName(path)
             self.log.info("Made folder {stored} for {peer}", stored=stored, peer=self._peer)
-            self._answer(transfer, records.FILE_COMPLETE, (), 0, stored)
+            self._answer(transfer, filerecords.FILE_COMPLETE, (), 0, stored)
 
         def failed(failure: Failure) -> None:
             self._folders -= 1
-            self._answer(transfer, records.FILE_REFUSED, (), *self._whyRefused(offer.name, failure))
+            self._answer(
+                transfer, filerecords.FILE_REFUSED, (), *self._whyRefused(offer.name, failure)
+            )
 
         self.verifying.track(
             self._runInThread(self._store.makeDirectory, offer.name).addCallbacks(made, failed)
@@ -240,7 +249,7 @@ class IncomingFiles:
             self.log.failure("Storing {name} failed", failure, name=events.shortName(name))
         return refusal(failure.value)
 
-    def dataReceived(self, data: records.FileData) -> None:
+    def dataReceived(self, data: filerecords.FileData) -> None:
         receiving = self._active.get(data.transferID)
         if receiving is None:
             if self._endedAnswer(data.transferID) is not None:
@@ -257,7 +266,7 @@ class IncomingFiles:
         except OSError as error:
             self._warn("refused", "Refusing {name}: {error}", partial.name, error=str(error))
             partial.discard()
-            self._end(data.transferID, records.FILE_REFUSED, *refusal(error))
+            self._end(data.transferID, filerecords.FILE_REFUSED, *refusal(error))
             return
         if written:
             receiving.unsynced += length
@@ -271,7 +280,7 @@ class IncomingFiles:
             self._sync(receiving)
         self._maybeFinish(data.transferID)
 
-    def endReceived(self, end: records.FileEnd) -> None:
+    def endReceived(self, end: filerecords.FileEnd) -> None:
         receiving = self._active.get(end.transferID)
         if receiving is None:
             answer = self._endedAnswer(end.transferID)
@@ -294,7 +303,7 @@ class IncomingFiles:
         if answer is None and self._store is not None:
             stored = self._store.completedName(self._store.key(self._peer, transfer))
             if stored is not None:
-                answer = (records.FILE_ALREADY_STORED, 0, stored)
+                answer = (filerecords.FILE_ALREADY_STORED, 0, stored)
         return answer
 
     def _end(self, transfer: bytes, status: int, reason: int = 0, detail: str = "") -> None:
@@ -308,7 +317,7 @@ class IncomingFiles:
         receiving.fragments = 0
         ranges, receiving.progress = receiving.progress.ranges(), RangeSet()
         if ranges:
-            self._answer(transfer, records.FILE_PROGRESS, ranges)
+            self._answer(transfer, filerecords.FILE_PROGRESS, ranges)
 
     def reacknowledge(self) -> None:
         """
@@ -320,12 +329,11 @@ class IncomingFiles:
         for transfer, receiving in list(self._active.items()):
             receiving.fragments = 0
             receiving.progress = RangeSet()
-            self._answer(
-                transfer, records.FILE_RESUME, receiving.partial.held.ranges()[: records.MAX_ACK_RANGES]
-            )
+            held = receiving.partial.held.ranges()[: frames.MAX_ACK_RANGES]
+            self._answer(transfer, filerecords.FILE_RESUME, held)
             written = receiving.partial.written.ranges()
             if written:
-                self._answer(transfer, records.FILE_PROGRESS, written)
+                self._answer(transfer, filerecords.FILE_PROGRESS, written)
         for transfer in list(self._ended)[-RECENT_FINAL:]:
             status, reason, detail = self._ended[transfer]
             self._answer(transfer, status, (), reason, detail)
@@ -380,9 +388,9 @@ class IncomingFiles:
         partial = receiving.partial
         if path is None:
             self._warn("corrupt", "{name} arrived corrupt; asking for it again", partial.name)
-            self._end(transfer, records.FILE_RESTART)
+            self._end(transfer, filerecords.FILE_RESTART)
             return
-        self._end(transfer, records.FILE_COMPLETE, 0, self._storedName(path))
+        self._end(transfer, filerecords.FILE_COMPLETE, 0, self._storedName(path))
         events.fileStored(
             self.log, partial.name, partial.size, self._peer, path,
             self._clock.seconds() - receiving.started, receiving.digest,
@@ -391,7 +399,7 @@ class IncomingFiles:
 
     def _failed(self, transfer: bytes, partial: PartialFile, failure: Failure) -> None:
         partial.discard()
-        self._end(transfer, records.FILE_REFUSED, *self._whyRefused(partial.name, failure))
+        self._end(transfer, filerecords.FILE_REFUSED, *self._whyRefused(partial.name, failure))
 
     def close(self) -> None:
         """

@@ -14,40 +14,23 @@ import hmac
 import os
 from typing import Callable, NamedTuple
 
+from automat import MethodicalMachine
 from twisted.internet.defer import Deferred
 from twisted.internet.interfaces import IReactorTime
 from twisted.logger import Logger
 from twisted.python.failure import Failure
 
 from spc.errors import FileFailed, FileRefused
-from spc.files.store import RangeSet, withoutControls
+from spc.files.progress import TransferProgress
+from spc.files.ranges import RangeSet
+from spc.interfaces import YIELD
 from spc.logs import events
-from spc.protocol import records
-from spc.session.messenger import YIELD
+from spc.protocol import filerecords
+from spc.text import withoutControls
 
-__all__ = ["Delivered", "FileSender", "FolderSender", "TransferProgress", "transferID"]
+__all__ = ["Delivered", "FileSender", "FolderSender", "transferID"]
 
 HELD_CHUNKS_PER_TURN = 256
-
-
-class TransferProgress(NamedTuple):
-    """
-    How far one file in progress has come, for an operator's status view.
-
-    @ivar name: the sender's name for the file.
-    @ivar size: its declared size.
-    @ivar done: bytes the receiver has (outgoing: acknowledged; incoming:
-        written).
-    @ivar held: of those, bytes fsynced; known only on the receiving end
-        (C{None} on the sending one).
-    @ivar outgoing: whether this end is the sender.
-    """
-
-    name: str
-    size: int
-    done: int
-    held: int | None
-    outgoing: bool
 
 
 class Delivered(NamedTuple):
@@ -69,17 +52,17 @@ class Delivered(NamedTuple):
     sent: int
 
 
-def _delivered(name: str, ack: records.FileAck, sent: int) -> Delivered:
+def _delivered(name: str, ack: filerecords.FileAck, sent: int) -> Delivered:
     """
     The peer's stored name comes from the peer: it may carry a terminal
     escape, so it is kept only without control characters.
     """
     return Delivered(
-        name, withoutControls(ack.detail), ack.status == records.FILE_ALREADY_STORED, sent
+        name, withoutControls(ack.detail), ack.status == filerecords.FILE_ALREADY_STORED, sent
     )
 
 
-def _refused(name: str, ack: records.FileAck) -> FileRefused:
+def _refused(name: str, ack: filerecords.FileAck) -> FileRefused:
     """
     The peer's sentence, like its names, is kept only without control
     characters.
@@ -110,6 +93,18 @@ class FileSender:
     """
     One file on its way out.
 
+    Its steps are an explicit machine: it offers the file, waits for the
+    receiver's answer, sends what the receiver lacks, ends with the digest,
+    and waits for the verdict; a restart offers it again under a new id,
+    and delivery, failure or the end of the session makes it done.  What it
+    gives the messenger in each step is the function the step set
+    (L{_produce}), so the fragments of a file cost no transition each.
+    The machine is a C{MethodicalMachine}, not a C{TypeMachineBuilder} one:
+    its outputs call the messenger, which pumps this sender at once and so
+    feeds the machine its next input from inside a transition, and a
+    typed machine would postpone that input until the transition is over,
+    letting the step being left produce once more.
+
     @ivar deferred: fires with a L{Delivered} once the receiver stored and
         verified the file, or held it already, or fails with L{FileFailed}
         (L{FileRefused} when the receiver refused it).
@@ -119,6 +114,7 @@ class FileSender:
     """
 
     log = Logger()
+    _machine = MethodicalMachine()
 
     def __init__(
         self,
@@ -147,7 +143,7 @@ class FileSender:
         self._restarted = False
         self._sent = 0
         self._reset(RangeSet())
-        self._state = "offer"
+        self._produce: Callable[[], object] = self._offer
         self.messenger = None
 
     def _reset(self, held: RangeSet) -> None:
@@ -159,34 +155,39 @@ class FileSender:
     # Source.
 
     def nextRecord(self):
-        if self._state == "offer":
-            self._state = "waiting"
-            offer = records.FileOffer(self.transferID, self.size, self.name).encode()
-            return ("o", self.transferID), offer
-        if self._state != "sending":
-            return None
+        return self._produce()
+
+    def _nothing(self) -> None:
+        return None
+
+    def _offer(self):
+        offer = filerecords.FileOffer(self.transferID, self.size, self.name).encode()
+        self._offerTaken()
+        return ("o", self.transferID), offer
+
+    def _readNext(self):
         skipped = 0
         while self._offset < self.size:
             offset = self._offset
             chunk = os.pread(self._file.fileno(), min(self._fragmentSize, self.size - offset), offset)
             if len(chunk) != min(self._fragmentSize, self.size - offset):
-                self._fail(FileFailed(self.name, "shrank while it was being sent"))
+                self._failed(FileFailed(self.name, "shrank while it was being sent"))
                 return None
             self._hash.update(chunk)
             self._offset = offset + len(chunk)
             if not self._held.covers(offset, self._offset):
                 self._sent += len(chunk)
-                data = records.FileData(self.transferID, offset, chunk).encode()
+                data = filerecords.FileData(self.transferID, offset, chunk).encode()
                 return ("f", self.transferID, offset), data
             skipped += 1
             if skipped >= HELD_CHUNKS_PER_TURN:
                 return YIELD
-        self._state = "ending"
+        self._allRead()
         if self._changed():
-            self._fail(FileFailed(self.name, "changed while it was being sent"))
+            self._failed(FileFailed(self.name, "changed while it was being sent"))
             return None
         self.digest = self._hash.digest()
-        end = records.FileEnd(self.transferID, self.digest).encode()
+        end = filerecords.FileEnd(self.transferID, self.digest).encode()
         return ("e", self.transferID), end
 
     def progress(self) -> TransferProgress:
@@ -208,41 +209,126 @@ class FileSender:
 
     # What the receiver says.
 
-    def ackReceived(self, ack: records.FileAck) -> None:
-        messenger = self.messenger
+    def ackReceived(self, ack: filerecords.FileAck) -> None:
         status = ack.status
-        if status == records.FILE_PROGRESS:
+        if status == filerecords.FILE_PROGRESS:
             for start, length in ack.ranges:
                 end = min(start + length, self.size)
                 first = start - start % self._fragmentSize
                 for offset in range(first, end, self._fragmentSize):
-                    if offset >= start and messenger.acknowledge(("f", self.transferID, offset)):
+                    if offset >= start and self.messenger.acknowledge(
+                        ("f", self.transferID, offset)
+                    ):
                         self._acked += min(self._fragmentSize, self.size - offset)
             self._progress(self._acked)
-        elif status == records.FILE_RESUME and self._state == "waiting":
-            messenger.acknowledge(("o", self.transferID))
-            self._reset(RangeSet(ack.ranges))
-            self._state = "sending"
-            self._progress(self._acked)
-            messenger.addSource(self)
-        elif status in (records.FILE_COMPLETE, records.FILE_ALREADY_STORED):
-            self._finish()
-            elapsed = self._clock.seconds() - self._started
-            events.fileSent(self.log, self.name, self.size, self._server, elapsed, self.digest)
-            self._progress(self.size)
-            self.deferred.callback(_delivered(self.name, ack, self._sent))
-        elif status == records.FILE_RESTART and not self._restarted:
-            self._forgetKeys()
-            self._restarted = True
-            self.transferID = os.urandom(16)
-            self._reset(RangeSet())
-            self._state = "offer"
-            messenger.renameSender(self, ack.transferID)
-            messenger.addSource(self)
-        elif status == records.FILE_RESTART:
-            self._fail(FileFailed(self.name, "arrived corrupt twice"))
-        elif status == records.FILE_REFUSED:
-            self._fail(_refused(self.name, ack))
+        elif status == filerecords.FILE_RESUME:
+            self._resumed(RangeSet(ack.ranges))
+        elif status in (filerecords.FILE_COMPLETE, filerecords.FILE_ALREADY_STORED):
+            self._delivered(ack)
+        elif status == filerecords.FILE_RESTART and not self._restarted:
+            self._restartedAs(ack.transferID)
+        elif status == filerecords.FILE_RESTART:
+            self._failed(FileFailed(self.name, "arrived corrupt twice"))
+        elif status == filerecords.FILE_REFUSED:
+            self._failed(_refused(self.name, ack))
+
+    # The steps.
+
+    @_machine.input()
+    def _offerTaken(self) -> None:
+        "The messenger took the offer."
+
+    @_machine.input()
+    def _resumed(self, held: RangeSet) -> None:
+        "The receiver answered the offer with what it holds already."
+
+    @_machine.input()
+    def _allRead(self) -> None:
+        "Every byte was read: the end record is next."
+
+    @_machine.input()
+    def _restartedAs(self, previous: bytes) -> None:
+        "The file arrived corrupt: send it again, under a new id."
+
+    @_machine.input()
+    def _delivered(self, ack: filerecords.FileAck) -> None:
+        "The receiver stored and verified the file, or held it already."
+
+    @_machine.input()
+    def _failed(self, error: Exception) -> None:
+        "The file cannot be delivered."
+
+    @_machine.input()
+    def sessionEnded(self, reason: Failure) -> None:
+        "The session ended before the file was delivered."
+
+    @_machine.state(initial=True)
+    def _offering(self) -> None:
+        "The offer is the next record."
+
+    @_machine.state()
+    def _waiting(self) -> None:
+        "The offer is out; the receiver's answer is awaited."
+
+    @_machine.state()
+    def _sending(self) -> None:
+        "Fragments go out as the messenger asks."
+
+    @_machine.state()
+    def _ending(self) -> None:
+        "The end record is out; the receiver's verdict is awaited."
+
+    @_machine.state()
+    def _done(self) -> None:
+        "Delivered, failed or cut off with the session: nothing more."
+
+    @_machine.output()
+    def _quiet(self) -> None:
+        self._produce = self._nothing
+
+    @_machine.output()
+    def _startSending(self, held: RangeSet) -> None:
+        self.messenger.acknowledge(("o", self.transferID))
+        self._reset(held)
+        self._produce = self._readNext
+        self._progress(self._acked)
+        self.messenger.addSource(self)
+
+    @_machine.output()
+    def _offerAgain(self, previous: bytes) -> None:
+        self._produce = self._nothing
+        self._forgetKeys()
+        self._restarted = True
+        self.transferID = os.urandom(16)
+        self._reset(RangeSet())
+        self._produce = self._offer
+        self.messenger.renameSender(self, previous)
+        self.messenger.addSource(self)
+
+    @_machine.output()
+    def _succeed(self, ack: filerecords.FileAck) -> None:
+        self._finish()
+        elapsed = self._clock.seconds() - self._started
+        events.fileSent(self.log, self.name, self.size, self._server, elapsed, self.digest)
+        self._progress(self.size)
+        self.deferred.callback(_delivered(self.name, ack, self._sent))
+
+    @_machine.output()
+    def _fail(self, error: Exception) -> None:
+        self._finish()
+        self.deferred.errback(error)
+
+    @_machine.output()
+    def _abandon(self, reason: Failure) -> None:
+        self._produce = self._nothing
+        self._file.close()
+        self.deferred.errback(reason)
+
+    def _finish(self) -> None:
+        self._produce = self._nothing
+        self._forgetKeys()
+        self._file.close()
+        self.messenger.senderDone(self)
 
     def _forgetKeys(self) -> None:
         messenger = self.messenger
@@ -251,23 +337,19 @@ class FileSender:
         for offset in range(0, self.size, self._fragmentSize):
             messenger.acknowledge(("f", self.transferID, offset))
 
-    def _finish(self) -> None:
-        self._state = "done"
-        self._forgetKeys()
-        self._file.close()
-        self.messenger.senderDone(self)
-
-    def _fail(self, error: Exception) -> None:
-        if self._state == "done":
-            return
-        self._finish()
-        self.deferred.errback(error)
-
-    def sessionEnded(self, reason: Failure) -> None:
-        if self._state != "done":
-            self._state = "done"
-            self._file.close()
-            self.deferred.errback(reason)
+    _offering.upon(_offerTaken, enter=_waiting, outputs=[_quiet])
+    _waiting.upon(_resumed, enter=_sending, outputs=[_startSending])
+    _sending.upon(_allRead, enter=_ending, outputs=[_quiet])
+    for _state in (_offering, _sending, _ending):
+        _state.upon(_resumed, enter=_state, outputs=[])
+    for _state in (_offering, _waiting, _sending, _ending):
+        _state.upon(_restartedAs, enter=_offering, outputs=[_offerAgain])
+        _state.upon(_delivered, enter=_done, outputs=[_succeed])
+        _state.upon(_failed, enter=_done, outputs=[_fail])
+        _state.upon(sessionEnded, enter=_done, outputs=[_abandon])
+    for _input in (_resumed, _restartedAs, _delivered, _failed, sessionEnded):
+        _done.upon(_input, enter=_done, outputs=[])
+    del _state, _input
 
 
 class FolderSender:
@@ -291,16 +373,16 @@ class FolderSender:
         if self._offered or self.deferred.called:
             return None
         self._offered = True
-        return ("d", self.transferID), records.FolderOffer(self.transferID, self.name).encode()
+        return ("d", self.transferID), filerecords.FolderOffer(self.transferID, self.name).encode()
 
     def progress(self) -> TransferProgress:
         return TransferProgress(self.name, 0, 0, None, True)
 
-    def ackReceived(self, ack: records.FileAck) -> None:
-        if ack.status in (records.FILE_COMPLETE, records.FILE_ALREADY_STORED):
+    def ackReceived(self, ack: filerecords.FileAck) -> None:
+        if ack.status in (filerecords.FILE_COMPLETE, filerecords.FILE_ALREADY_STORED):
             self._done()
             self.deferred.callback(_delivered(self.name, ack, 0))
-        elif ack.status == records.FILE_REFUSED:
+        elif ack.status == filerecords.FILE_REFUSED:
             self._done()
             self.deferred.errback(_refused(self.name, ack))
 

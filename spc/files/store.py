@@ -18,7 +18,6 @@ data is sent.  A completed transfer is remembered with the file it stored
 
 from __future__ import annotations
 
-import bisect
 import hashlib
 import json
 import os
@@ -27,39 +26,12 @@ from typing import Callable, Iterator
 
 from spc.errors import ResourceLimitExceeded
 from spc.files.completed import CompletedTransfers, fileIdentity
-from spc.files.inboxtree import (
-    MAX_UNIQUE_TRIES,
-    StoredFile,
-    checkFolders,
-    findFile,
-    makeFolders,
-    placeFile,
-)
-from spc.files.names import (
-    MAX_COMPONENT_BYTES,
-    MAX_DEPTH,
-    PARTIAL_DIRECTORY,
-    RESERVED_NAMES,
-    safeParts,
-    withoutControls,
-)
+from spc.files.inboxtree import StoredFile, checkFolders, findFile, makeFolders, placeFile
+from spc.files.names import PARTIAL_DIRECTORY, RESERVED_NAMES, safeParts
+from spc.files.ranges import RangeSet
 from spc.keys.keyfiles import replaceFile, unlinkQuietly
 
-# The name rules live in spc.files.names and the folders in spc.files.inboxtree;
-# callers of this module know them from here.
-__all__ = [
-    "FileStore",
-    "MAX_COMPONENT_BYTES",
-    "MAX_DEPTH",
-    "MAX_UNIQUE_TRIES",
-    "PARTIAL_DIRECTORY",
-    "PartialFile",
-    "RESERVED_NAMES",
-    "RangeSet",
-    "StoredFile",
-    "safeParts",
-    "withoutControls",
-]
+__all__ = ["FileStore", "PartialFile"]
 
 MAX_NAME_BYTES = 4096
 DEFAULT_RESERVE = 64 * 1024 * 1024
@@ -67,45 +39,6 @@ DEFAULT_QUOTA = 256 * 1024**3
 KEEP_SECONDS = 24 * 3600
 EXPIRY_INTERVAL = 3600
 _HASH_BLOCK = 1024 * 1024
-
-
-class RangeSet:
-    """
-    Sorted, merged half-open byte ranges.
-    """
-
-    def __init__(self, ranges: Iterator[tuple[int, int]] = ()) -> None:
-        self._starts: list[int] = []
-        self._ends: list[int] = []
-        for start, length in ranges:
-            self.add(start, start + length)
-
-    def add(self, start: int, end: int) -> None:
-        if start >= end:
-            return
-        left = bisect.bisect_left(self._ends, start)
-        right = bisect.bisect_right(self._starts, end)
-        if left < right:
-            start = min(start, self._starts[left])
-            end = max(end, self._ends[right - 1])
-        self._starts[left:right] = [start]
-        self._ends[left:right] = [end]
-
-    def covers(self, start: int, end: int) -> bool:
-        index = bisect.bisect_right(self._starts, start) - 1
-        return index >= 0 and self._ends[index] >= end
-
-    def total(self) -> int:
-        return sum(end - start for start, end in zip(self._starts, self._ends))
-
-    def ranges(self) -> list[tuple[int, int]]:
-        """
-        @return: C{(start, length)} pairs.
-        """
-        return [(start, end - start) for start, end in zip(self._starts, self._ends)]
-
-    def __len__(self) -> int:
-        return len(self._starts)
 
 
 class PartialFile:

@@ -22,12 +22,11 @@ written, and rewritten atomically through L{spc.keys.keyfiles}.
 from __future__ import annotations
 
 import enum
-import ipaddress
 import os
-import re
 import stat
 from typing import Mapping, Protocol, Sequence
 
+from spc.addresses import formatHostPort, parseHostPort
 from spc.errors import (
     ConfigurationError,
     ServerKeyChanged,
@@ -40,71 +39,6 @@ from spc.keys.trustfile import checkUTF8, entryLines, lineError, readTrustFile
 
 KNOWN_HOSTS_NAME = "known_hosts"
 AUTHORIZED_KEYS_NAME = "authorized_keys"
-
-_HOSTNAME = re.compile(r"[A-Za-z0-9._-]+")
-
-
-def _canonicalHost(host: str) -> str:
-    """
-    Put C{host} in the one form used for lookups, so that C{Example.COM} and
-    C{example.com}, or C{0:0::1} and C{::1}, find the same entry.
-
-    @raise ValueError: If C{host} is neither an IP address nor a host name.
-    """
-    try:
-        return str(ipaddress.ip_address(host))
-    except ValueError:
-        pass
-    if not _HOSTNAME.fullmatch(host):
-        raise ValueError(f"{host!r} is not a host name or IP address")
-    return host.lower()
-
-
-def formatHostPort(host: str, port: int) -> str:
-    """
-    Name a server the way C{known_hosts} and L{KnownHosts.check} expect:
-    C{host:port}, or C{[address]:port} for IPv6. Host names are lower-cased
-    and IP addresses put in their standard form, so one server has one name.
-
-    @raise ValueError: If C{host} or C{port} is not valid.
-    """
-    if not 0 < port < 65536:
-        raise ValueError(f"port {port} is out of range")
-    host = _canonicalHost(host)
-    return f"[{host}]:{port}" if ":" in host else f"{host}:{port}"
-
-
-def parseHostPort(text: str) -> tuple[str, int]:
-    """
-    Read C{host:port} or C{[host]:port}.
-
-    @return: The canonical host and the port.
-    @raise ValueError: With a short reason.
-    """
-    if text.startswith("["):
-        host, bracket, portText = text[1:].partition("]:")
-        if not bracket:
-            raise ValueError("expected [ADDRESS]:PORT")
-    else:
-        host, colon, portText = text.rpartition(":")
-        if not colon:
-            raise ValueError("expected HOST:PORT")
-        if ":" in host:
-            raise ValueError("an IPv6 address is written [ADDRESS]:PORT")
-    return _canonicalHost(host), parsePort(portText)
-
-
-def parsePort(text: str) -> int:
-    """
-    A port to connect to, in ASCII decimal digits: port 0 names no server,
-    and other digits (or a sign) would let two spellings name one entry.
-
-    @raise ValueError: With a short reason.
-    """
-    if not (text.isascii() and text.isdigit() and 0 < int(text) < 65536):
-        raise ValueError(f"port {text!r} is not a number from 1 to 65535")
-    return int(text)
-
 
 class TrustDecision(enum.Enum):
     """
@@ -482,13 +416,3 @@ class _AllowAnyClient:
 
 
 AllowAny = _AllowAnyClient()
-
-
-def loadClientTrust(keyDir: str, allowAnyClient: bool = False) -> ClientTrust:
-    """
-    Choose the server's trust source from its options: L{AllowAny}, or
-    C{keyDir/authorized_keys}.
-    """
-    if allowAnyClient:
-        return AllowAny
-    return AuthorizedKeys.fromFile(os.path.join(keyDir, AUTHORIZED_KEYS_NAME))

@@ -33,8 +33,8 @@ from collections import Counter
 from twisted.internet.interfaces import IDelayedCall, IReactorTime
 from twisted.logger import Logger, LogLevel
 
-from spc.files.store import withoutControls
 from spc.ratelimit import TokenBuckets
+from spc.text import withoutControls
 
 __all__ = [
     "CHANNEL",

@@ -28,13 +28,13 @@ from spc.protocol.handshake import (
     ChannelSpec,
     ClientOwner,
     ClientResult,
-    ConnectionKeys,
     JoinTicket,
     _h,
     _mac,
     checkParams,
     refusalFor,
 )
+from spc.protocol.recordlayer import ConnectionKeys
 
 __all__ = ["ClientHandshake"]
 

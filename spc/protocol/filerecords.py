@@ -178,7 +178,7 @@ class FileAck(NamedTuple):
         relative to the receiver's inbox, C{/}-separated); for refused,
         the receiver's sentence, at most L{MAX_REFUSAL_TEXT} bytes;
         otherwise empty.  It comes from the peer: clean it
-        (L{spc.files.store.withoutControls}) before showing it.
+        (L{spc.text.withoutControls}) before showing it.
     """
 
     TAG = b"FAK:"

@@ -19,6 +19,7 @@ import struct
 from typing import Callable, NamedTuple, Union
 
 from spc.errors import ProtocolError
+from spc.protocol.timers import Timers
 
 # Framing.
 LENGTH = struct.Struct("!I")
@@ -342,6 +343,13 @@ class Params(NamedTuple):
 
     def encode(self) -> bytes:
         return _PARAMS.pack(*self)
+
+    @property
+    def seconds(self) -> Timers:
+        """
+        The timers in seconds: milliseconds are the wire's unit only.
+        """
+        return Timers.fromMilliseconds(self)
 
 
 PARAMS_SIZE = _PARAMS.size

@@ -29,8 +29,7 @@ from typing import NamedTuple, Protocol, Sequence
 
 from cryptography.hazmat.primitives.asymmetric import rsa
 
-from spc.crypto import keyschedule
-from spc.crypto.suites import RecordCipher, Suite, defaultSuiteFor
+from spc.crypto.suites import Suite, defaultSuiteFor
 from spc.errors import (
     ClientNotAuthorized,
     HandshakeRefused,
@@ -39,11 +38,11 @@ from spc.errors import (
     SPCError,
 )
 from spc.protocol import frames
+from spc.protocol.recordlayer import ConnectionKeys
 
 __all__ = [
     "ChannelSpec",
     "ClientResult",
-    "ConnectionKeys",
     "JoinTarget",
     "JoinTicket",
     "ServerResult",
@@ -104,50 +103,6 @@ def channelSpecs(count: int, suites: Sequence[Suite | None] | None = None) -> li
         )
         for index in range(count)
     ]
-
-
-class ConnectionKeys:
-    """
-    What a finished handshake leaves one connection: the secret from which
-    its traffic keys for every epoch are derived.
-
-    @ivar session: the session id.
-    @ivar suite: the connection's suite.
-    @ivar channel: its channel index.
-    """
-
-    __slots__ = ("session", "suite", "channel", "_thConn", "_secret")
-
-    def __init__(
-        self, session: bytes, suite: Suite, channel: int, thConn: bytes, secret: bytes
-    ) -> None:
-        self.session = session
-        self.suite = suite
-        self.channel = channel
-        self._thConn = thConn
-        self._secret = secret
-
-    def ciphers(
-        self, epochSecret: bytes, isServer: bool
-    ) -> tuple[RecordCipher, RecordCipher]:
-        """
-        The (send, receive) ciphers of this connection under one epoch.
-        """
-        suite = self.suite
-        made = []
-        for direction in (keyschedule.SERVER_TO_CLIENT, keyschedule.CLIENT_TO_SERVER):
-            secrets = keyschedule.trafficSecrets(
-                epochSecret, self._secret, suite.suiteID, self.channel, direction,
-                self._thConn, suite.keyLength, suite.ivLength,
-            )
-            made.append(suite.cipher(secrets.key, secrets.iv))
-        serverToClient, clientToServer = made
-        if isServer:
-            return serverToClient, clientToServer
-        return clientToServer, serverToClient
-
-    def __repr__(self) -> str:
-        return f"<ConnectionKeys channel={self.channel} (redacted)>"
 
 
 def checkParams(params: frames.Params) -> None:

@@ -12,11 +12,19 @@ connection whose send queue never drains.  Heartbeats carry each side's
 committed and pending epochs, so a disagreement that outlives the rotation
 overlap is detected and ends the session (PROTOCOL section 8).
 
-The objects here only count and compare; the session owns the timer and
-says what time it is (A18 for the rate limit on incoming requests).
+The objects here only count and compare; the session's
+L{spc.session.heartbeatdriver.HeartbeatDriver} owns the timer and says
+what time it is, but for the rate limit on incoming requests (A18), whose
+token buckets are L{spc.ratelimit.TokenBuckets} on the session's clock.
 """
 
 from __future__ import annotations
+
+from typing import Hashable
+
+from twisted.internet.interfaces import IReactorTime
+
+from spc.ratelimit import TokenBuckets
 
 __all__ = ["Liveness", "RequestLimiter", "epochsAgree"]
 
@@ -77,38 +85,61 @@ class Liveness:
         self.rtt = now - sent
 
 
+REQUESTS_PER_INTERVAL = 2
+REQUEST_BURST = 10
+FLOOD_WINDOW = 10
+"""
+The intervals over which a connection's requests are counted for a flood.
+"""
+FLOOD_FACTOR = 10
+"""
+How many times what the bucket lets through in a window a flood is.
+"""
+
+
 class RequestLimiter:
     """
-    A token bucket for incoming heartbeat requests (A18): two per interval
-    with a burst of ten; requests beyond it are dropped, and only a
-    sustained tenfold excess closes the connection.
+    The heartbeat requests each connection receives (A18): a token bucket
+    of C{REQUESTS_PER_INTERVAL} per interval with a burst of
+    C{REQUEST_BURST}; a request beyond it is dropped.  Every request is also
+    counted in windows of C{FLOOD_WINDOW} intervals, and only a sustained
+    excess, C{FLOOD_FACTOR} times what the bucket lets through in a window,
+    is abuse.
     """
 
-    def __init__(self, interval: float, now: float) -> None:
-        self._rate = 2.0 / interval
-        self._burst = 10.0
-        self._tokens = self._burst
-        self._last = now
-        self._windowStart = now
-        self._window = 10 * interval
-        self._seen = 0
+    def __init__(self, clock: IReactorTime, interval: float) -> None:
+        self._clock = clock
+        self._buckets = TokenBuckets(clock, REQUESTS_PER_INTERVAL / interval, REQUEST_BURST)
+        self._window = FLOOD_WINDOW * interval
+        self._floodLimit = FLOOD_FACTOR * (REQUEST_BURST + REQUESTS_PER_INTERVAL * FLOOD_WINDOW)
+        self._counts: dict[Hashable, tuple[float, int]] = {}
 
-    def allow(self, now: float) -> bool:
-        self._tokens = min(self._burst, self._tokens + (now - self._last) * self._rate)
-        self._last = now
-        if now - self._windowStart > self._window:
-            self._windowStart, self._seen = now, 0
-        self._seen += 1
-        if self._tokens >= 1:
-            self._tokens -= 1
-            return True
-        return False
+    def start(self, key: Hashable) -> None:
+        """
+        A connection attached: its first window starts now.
+        """
+        self._counts[key] = (self._clock.seconds(), 0)
 
-    def abusive(self) -> bool:
+    def allow(self, key: Hashable) -> bool:
         """
-        Whether the peer sent ten times the allowed rate over a whole window.
+        Count a request, and say whether it may be answered.
         """
-        return self._seen > 10 * (self._burst + self._rate * self._window)
+        now = self._clock.seconds()
+        start, seen = self._counts.get(key, (now, 0))
+        if now - start > self._window:
+            start, seen = now, 0
+        self._counts[key] = (start, seen + 1)
+        return self._buckets.admit(key)
+
+    def abusive(self, key: Hashable) -> bool:
+        """
+        Whether C{key}'s window holds more requests than a flood.
+        """
+        return self._counts.get(key, (0.0, 0))[1] > self._floodLimit
+
+    def forget(self, key: Hashable) -> None:
+        self._counts.pop(key, None)
+        self._buckets.forget(key)
 
 
 def epochsAgree(peer: int, committed: int, acceptable: frozenset[int]) -> bool:

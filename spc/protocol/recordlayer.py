@@ -1,7 +1,8 @@
 # -*- test-case-name: tests.unit.test_recordlayer -*-
 """
-The record layer of one connection: seal outgoing inner records, open
-incoming protected frames.
+The record layer of one connection: the keys its handshake left it
+(L{ConnectionKeys}), sealing outgoing inner records and opening incoming
+protected frames.
 
 Everything a frame's header claims is checked against what the connection
 knows (suite, session, channel), its sequence number must be exactly the next
@@ -14,12 +15,12 @@ Any failure raises L{ProtocolError}, which closes the connection.
 
 from __future__ import annotations
 
-from spc.crypto.suites import RecordCipher
-from spc.errors import ProtocolError
+from spc.crypto import keyschedule
+from spc.crypto.suites import RecordCipher, Suite
+from spc.errors import EpochAhead, ProtocolError, SequenceExhausted
 from spc.protocol import frames
-from spc.protocol.handshake import ConnectionKeys
 
-__all__ = ["EpochAhead", "MAX_SEQUENCE", "RecordLayer", "SequenceExhausted"]
+__all__ = ["ConnectionKeys", "MAX_SEQUENCE", "RecordLayer"]
 
 MAX_SEQUENCE = 1 << 48
 # Volume limits per send key (PROTOCOL 4.5): far below the AEAD and CBC
@@ -30,17 +31,48 @@ HARD_BYTES = 1 << 36
 HARD_FRAMES = 1 << 28
 
 
-class EpochAhead(ProtocolError):
+class ConnectionKeys:
     """
-    The peer sends under an epoch this end never got: the two ends' keys
-    are out of step.
+    What a finished handshake leaves one connection: the secret from which
+    its traffic keys for every epoch are derived.
+
+    @ivar session: the session id.
+    @ivar suite: the connection's suite.
+    @ivar channel: its channel index.
     """
 
+    __slots__ = ("session", "suite", "channel", "_thConn", "_secret")
 
-class SequenceExhausted(ProtocolError):
-    """
-    The connection used up its sequence numbers and must be replaced.
-    """
+    def __init__(
+        self, session: bytes, suite: Suite, channel: int, thConn: bytes, secret: bytes
+    ) -> None:
+        self.session = session
+        self.suite = suite
+        self.channel = channel
+        self._thConn = thConn
+        self._secret = secret
+
+    def ciphers(
+        self, epochSecret: bytes, isServer: bool
+    ) -> tuple[RecordCipher, RecordCipher]:
+        """
+        The (send, receive) ciphers of this connection under one epoch.
+        """
+        suite = self.suite
+        made = []
+        for direction in (keyschedule.SERVER_TO_CLIENT, keyschedule.CLIENT_TO_SERVER):
+            secrets = keyschedule.trafficSecrets(
+                epochSecret, self._secret, suite.suiteID, self.channel, direction,
+                self._thConn, suite.keyLength, suite.ivLength,
+            )
+            made.append(suite.cipher(secrets.key, secrets.iv))
+        serverToClient, clientToServer = made
+        if isServer:
+            return serverToClient, clientToServer
+        return clientToServer, serverToClient
+
+    def __repr__(self) -> str:
+        return f"<ConnectionKeys channel={self.channel} (redacted)>"
 
 
 class RecordLayer:

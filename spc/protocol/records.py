@@ -16,34 +16,11 @@ import struct
 from typing import NamedTuple, Union
 
 from spc.errors import ProtocolError
-# The file records and their constants are records too: spc.protocol.records names
-# every inner record, so callers need look in one place.
-from spc.protocol.filerecords import (
-    FILE_ALREADY_STORED,
-    FILE_COMPLETE,
-    FILE_PROGRESS,
-    FILE_REFUSED,
-    FILE_RESTART,
-    FILE_RESUME,
-    FILE_STATUSES,
-    MAX_FILE_NAME,
-    MAX_REFUSAL_TEXT,
-    REFUSAL_REASONS,
-    REFUSED_LIMIT,
-    REFUSED_NAME,
-    REFUSED_NO_FILES,
-    REFUSED_STORAGE,
-    FileAck,
-    FileData,
-    FileEnd,
-    FileOffer,
-    FolderOffer,
-)
+from spc.protocol.filerecords import FileAck, FileData, FileEnd, FileOffer, FolderOffer
 from spc.protocol.frames import (
     EXCHANGE_RSA_OUTPUT_SIZE,
     FRAGMENT_HEADER,
     FRAGMENT_HEADER_SIZE,
-    MAX_ACK_RANGES,
     TAG_SIZE,
     Reader,
     decodeRanges,

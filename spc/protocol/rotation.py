@@ -11,9 +11,12 @@ secret also mixes a fresh X25519 exchange and the old secret, so it only
 moves forward; the acknowledgement proves the client derived it; epoch
 numbers are never reused; and old keys are dropped when the overlap ends.
 
-The machines hold no timers and no sockets.  Their owner (the session)
-feeds them records and timer expiries and carries out what they ask through
-the L{RotationOwner} interface.
+The machines hold no timers, no sockets and no secrets of their own.  Their
+owner (L{spc.session.rotationdriver.RotationDriver}) feeds them records and
+timer expiries and carries out what they ask through the L{RotationOwner}
+interface; the epochs and their secrets live in a L{RotationKeys} (the
+session's L{spc.session.epochkeys.EpochKeys}), which the machines read and
+change directly.
 """
 
 from __future__ import annotations
@@ -34,6 +37,7 @@ from spc.protocol import records
 __all__ = [
     "ClientRotation",
     "MAX_ROLLBACKS",
+    "RotationKeys",
     "RotationOwner",
     "ServerRotation",
     "offerLabel",
@@ -70,13 +74,47 @@ def _newEpoch(previous: bytes, epoch: int, secret: bytes, shared: bytes, offer: 
     )
 
 
-class RotationOwner(Protocol):
+class RotationKeys(Protocol):
     """
-    What a rotation machine asks of its session.
+    A session's epochs, as the machines read and change them.
+
+    @ivar committed: the epoch the session sends under.
+    @ivar pending: the epoch installed above the committed one and neither
+        switched to nor dropped yet, or L{None}.
     """
 
-    def epochSecret(self, epoch: int) -> bytes | None:
-        ...
+    committed: int
+    pending: int | None
+
+    def secret(self, epoch: int) -> bytes | None:
+        """
+        The secret of an epoch the session holds, or L{None}.
+        """
+
+    def install(self, epoch: int, secret: bytes) -> None:
+        """
+        Every connection derives its keys for C{epoch} and accepts its
+        frames; above the committed epoch, C{epoch} is pending.
+        """
+
+    def switch(self, epoch: int) -> None:
+        """
+        Every connection sends under C{epoch} from now on; it is committed.
+        """
+
+    def drop(self, epoch: int) -> None:
+        """
+        Every connection forgets C{epoch}'s keys; the session forgets its
+        secret.
+        """
+
+
+class RotationOwner(Protocol):
+    """
+    What a rotation machine asks of whoever drives it: the records it sends,
+    the timers it needs (each one at a time, started again when started
+    while running) and what it reports.
+    """
 
     def sendOffer(self, record: bytes) -> None:
         """
@@ -86,28 +124,27 @@ class RotationOwner(Protocol):
     def sendControl(self, record: bytes) -> None:
         ...
 
-    def installEpoch(self, epoch: int, secret: bytes) -> None:
+    def startAckTimeout(self, seconds: float) -> None:
         """
-        Every connection derives its keys for C{epoch} and accepts its
-        frames.
-        """
-
-    def switchEpoch(self, epoch: int) -> None:
-        """
-        Every connection sends under C{epoch} from now on; it is committed.
+        Call the server machine's C{ackTimedOut} in C{seconds}.
         """
 
-    def dropEpoch(self, epoch: int) -> None:
-        """
-        Every connection forgets C{epoch}'s keys; the session forgets its
-        secret.
-        """
-
-    def startTimer(self, name: str, seconds: float) -> None:
+    def cancelAckTimeout(self) -> None:
         ...
 
-    def cancelTimer(self, name: str) -> None:
+    def startOverlap(self, seconds: float) -> None:
+        """
+        Call the machine's C{overlapEnded} in C{seconds}.
+        """
+
+    def cancelOverlap(self) -> None:
         ...
+
+    def rotateSoon(self) -> None:
+        """
+        A trigger came during the rotation whose overlap just ended: rotate
+        again, on the next turn of the reactor.
+        """
 
     def rotationEnded(self, epoch: int, committed: bool, reason: str) -> None:
         """
@@ -124,7 +161,6 @@ class ServerRotation:
     """
     The server's side: offers, commits or rolls back, and ends overlaps.
 
-    @ivar epoch: the committed epoch.
     @ivar rollbacks: rotations that failed in a row.
     """
 
@@ -133,23 +169,30 @@ class ServerRotation:
     def __init__(
         self,
         owner: RotationOwner,
+        keys: RotationKeys,
         session: bytes,
         exchangeKey: rsa.RSAPublicKey,
-        epoch: int,
         ackTimeout: float,
         overlap: float,
     ) -> None:
         self._owner = owner
+        self._keys = keys
         self._session = session
         self._exchangeKey = exchangeKey
-        self.epoch = epoch
-        self._highest = epoch
+        self._highest = keys.committed
         self._ackTimeout = ackTimeout
         self._overlap = overlap
         self.rollbacks = 0
         self._offer: tuple[int, bytes, bytes, asymmetric.Ephemeral] | None = None
         self._previous: int | None = None
         self._waiting = False
+
+    @property
+    def epoch(self) -> int:
+        """
+        The committed epoch.
+        """
+        return self._keys.committed
 
     @_machine.input()
     def tick(self) -> None:
@@ -195,7 +238,7 @@ class ServerRotation:
         offer = records.RotationOffer(epoch, ephemeral.public, ciphertext).encode()
         self._offer = (epoch, secret, offer, ephemeral)
         self._owner.sendOffer(offer)
-        self._owner.startTimer("ack", self._ackTimeout)
+        self._owner.startAckTimeout(self._ackTimeout)
 
     @_machine.output()
     def _rememberTrigger(self) -> None:
@@ -203,15 +246,15 @@ class ServerRotation:
 
     @_machine.output()
     def _commit(self, epoch: int, secret: bytes) -> None:
-        self._owner.cancelTimer("ack")
+        self._owner.cancelAckTimeout()
         self._offer = None
-        previous, self.epoch = self.epoch, epoch
+        previous = self._keys.committed
         self.rollbacks = 0
-        self._owner.installEpoch(epoch, secret)
-        self._owner.switchEpoch(epoch)
+        self._keys.install(epoch, secret)
+        self._keys.switch(epoch)
         self._owner.sendControl(records.RotationCommit(epoch).encode())
         self._previous = previous
-        self._owner.startTimer("overlap", self._overlap)
+        self._owner.startOverlap(self._overlap)
         self._owner.rotationEnded(epoch, True, "committed")
 
     @_machine.output()
@@ -223,7 +266,7 @@ class ServerRotation:
         self._rollBack("no acknowledgement in time")
 
     def _rollBack(self, reason: str) -> None:
-        self._owner.cancelTimer("ack")
+        self._owner.cancelAckTimeout()
         epoch = self._offer[0]
         self._offer = None
         self.rollbacks += 1
@@ -234,10 +277,10 @@ class ServerRotation:
 
     @_machine.output()
     def _retire(self) -> None:
-        self._owner.dropEpoch(self._previous)
+        self._keys.drop(self._previous)
         self._previous = None
         if self._waiting:
-            self._owner.startTimer("tick", 0)
+            self._owner.rotateSoon()
 
     steady.upon(tick, enter=offered, outputs=[_makeOffer])
     steady.upon(overlapEnded, enter=steady, outputs=[])
@@ -265,7 +308,7 @@ class ServerRotation:
             self.gotBadAck("the client's X25519 share is invalid")
             return
         newSecret, transcript = _newEpoch(
-            self._owner.epochSecret(self.epoch), epoch, secret, shared, offerRecord,
+            self._keys.secret(self.epoch), epoch, secret, shared, offerRecord,
             ack.ephemeral,
         )
         if not hmac.compare_digest(_confirm(newSecret, transcript), ack.confirm):
@@ -278,9 +321,6 @@ class ClientRotation:
     """
     The client's side: answers offers, commits on the server's word or its
     first frame under the new epoch, forgets aborted epochs.
-
-    @ivar epoch: the committed epoch.
-    @ivar pending: the epoch offered and acknowledged, not yet committed.
     """
 
     _machine = MethodicalMachine()
@@ -288,18 +328,31 @@ class ClientRotation:
     def __init__(
         self,
         owner: RotationOwner,
+        keys: RotationKeys,
         session: bytes,
         exchangeKey: rsa.RSAPrivateKey,
-        epoch: int,
         overlap: float,
     ) -> None:
         self._owner = owner
+        self._keys = keys
         self._session = session
         self._exchangeKey = exchangeKey
-        self.epoch = epoch
-        self.pending: int | None = None
         self._overlap = overlap
         self._previous: int | None = None
+
+    @property
+    def epoch(self) -> int:
+        """
+        The committed epoch.
+        """
+        return self._keys.committed
+
+    @property
+    def pending(self) -> int | None:
+        """
+        The epoch offered and acknowledged, not yet committed.
+        """
+        return self._keys.pending
 
     @_machine.input()
     def gotGoodOffer(self, epoch: int, secret: bytes, ack: bytes) -> None:
@@ -347,23 +400,22 @@ class ClientRotation:
 
     @_machine.output()
     def _acknowledge(self, epoch: int, secret: bytes, ack: bytes) -> None:
-        if self.pending is not None and self.pending != epoch:
-            self._owner.dropEpoch(self.pending)
-        self.pending = epoch
-        self._owner.installEpoch(epoch, secret)
+        pending = self.pending
+        if pending is not None and pending != epoch:
+            self._keys.drop(pending)
+        self._keys.install(epoch, secret)
         self._owner.sendControl(ack)
 
     @_machine.output()
     def _switch(self, epoch: int) -> None:
-        self._previous, self.epoch, self.pending = self.epoch, epoch, None
-        self._owner.switchEpoch(epoch)
-        self._owner.startTimer("overlap", self._overlap)
+        self._previous = self.epoch
+        self._keys.switch(epoch)
+        self._owner.startOverlap(self._overlap)
         self._owner.rotationEnded(epoch, True, "committed")
 
     @_machine.output()
     def _forget(self, epoch: int) -> None:
-        self.pending = None
-        self._owner.dropEpoch(epoch)
+        self._keys.drop(epoch)
 
     @_machine.output()
     def _retire(self) -> None:
@@ -374,12 +426,12 @@ class ClientRotation:
         """
         A new offer during the overlap: the previous epoch goes now.
         """
-        self._owner.cancelTimer("overlap")
+        self._owner.cancelOverlap()
         self._dropPrevious()
 
     def _dropPrevious(self) -> None:
         if self._previous is not None:
-            self._owner.dropEpoch(self._previous)
+            self._keys.drop(self._previous)
             self._previous = None
 
     steady.upon(gotGoodOffer, enter=pendingCommit, outputs=[_acknowledge])
@@ -417,7 +469,7 @@ class ClientRotation:
         except ValueError:
             return
         newSecret, transcript = _newEpoch(
-            self._owner.epochSecret(self.epoch), offer.newEpoch, secret, shared,
+            self._keys.secret(self.epoch), offer.newEpoch, secret, shared,
             offer.encode(), ephemeral.public,
         )
         ack = records.RotationAck(

@@ -25,7 +25,6 @@ from spc.protocol.handshake import (
     HANDSHAKE_OAEP_LABEL,
     SECRET_SIZE,
     ChannelSpec,
-    ConnectionKeys,
     JoinTarget,
     ServerDirectory,
     ServerOwner,
@@ -33,6 +32,7 @@ from spc.protocol.handshake import (
     _h,
     _mac,
 )
+from spc.protocol.recordlayer import ConnectionKeys
 
 __all__ = ["ServerHandshake"]
 

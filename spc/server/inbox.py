@@ -6,8 +6,9 @@ A message is appended to C{INBOX/messages.jsonl} as one JSON object per
 line, and the line is flushed and fsynced before the sender is told the
 message was delivered: a confirmed message survives a crash of the daemon.
 The log's name is reserved (L{spc.files.names.RESERVED_NAMES}): no received
-file can take it, nor make a folder of it, at any depth.  Applications that want something else implement
-L{spc.session.session.IMessageReceiver} themselves.
+file can take it, nor make a folder of it, at any depth.  Applications
+that want something else implement L{spc.interfaces.IMessageReceiver}
+themselves.
 """
 
 from __future__ import annotations
@@ -22,10 +23,10 @@ from twisted.logger import Logger
 from zope.interface import implementer
 
 from spc.files.names import MESSAGES_NAME
+from spc.interfaces import IMessageReceiver
 from spc.keys.keyfiles import fsyncDirectory
-from spc.session.session import IMessageReceiver
 
-__all__ = ["InboxReceiver", "MESSAGES_NAME", "messageRecord"]
+__all__ = ["InboxReceiver", "messageRecord"]
 
 
 def _now() -> datetime.datetime:

@@ -170,7 +170,7 @@ def _indexRanges(indexes: set[int]) -> tuple[tuple[int, int], ...]:
         if runs and runs[-1][0] + runs[-1][1] == index:
             runs[-1] = (runs[-1][0], runs[-1][1] + 1)
         else:
-            if len(runs) == records.MAX_ACK_RANGES:
+            if len(runs) == frames.MAX_ACK_RANGES:
                 break
             runs.append((index, 1))
     return tuple(runs)
@@ -210,7 +210,7 @@ class Reassembler:
         self._refusals = events.ThrottledLog(
             clock, self.log, events.MESSAGES_REFUSED_SUPPRESSED, peer=self._budget.identity
         )
-        self._duplicateAnswers = RateWindow(clock, params.heartbeatInterval / 1000)
+        self._duplicateAnswers = RateWindow(clock, params.seconds.heartbeatInterval)
 
     def fragmentReceived(self, fragment: records.Fragment) -> None:
         """

@@ -1,38 +1,133 @@
-# -*- test-case-name: tests.memory.test_rotation -*-
+# -*- test-case-name: tests.memory.test_rotationdriver,tests.memory.test_rotation -*-
 """
-The key-rotation owner part of L{spc.session.session.Session}, as a mixin.
+The key rotation of one session: its machine, the timers the machine asks
+for, and the triggers that start a rotation.
 
-The session is the owner the rotation machines talk to: the timers and the
-epoch installs on every connection live here, the logic (offers, acks,
-commits, rollbacks) in L{spc.protocol.rotation}.
+The machines of L{spc.protocol.rotation} decide and hold no timer (STYLE
+habit 2).  A L{RotationDriver} holds each of them as a named
+L{IDelayedCall} (the ACK timeout, the end of the overlap, the rotation a
+trigger during the last one asked for) and turns its expiry into the
+machine's input; it starts a rotation on the triggers of PROTOCOL section
+8.1 (a round, the key's volume or age, the client's request) and routes
+the rotation records to the machine.  The epochs themselves are the
+session's L{spc.session.epochkeys.EpochKeys}, which the machine changes
+directly.
 """
 
 from __future__ import annotations
 
-from spc.errors import ProtocolError, SessionReset
+from typing import Callable, Protocol
+
+from twisted.internet.interfaces import IDelayedCall, IReactorTime
+from twisted.logger import Logger
+
+from spc.errors import SessionReset
 from spc.logs.events import shortID
 from spc.protocol import records
-from spc.protocol.rotation import ClientRotation, ServerRotation
-from spc.transport.channel import ChannelProtocol
+from spc.protocol.rotation import ClientRotation, RotationKeys, ServerRotation
+from spc.protocol.timers import Timers
 
-__all__ = ["SessionRotation"]
+__all__ = ["CommitProbe", "MAX_KEY_AGE_ROUNDS", "RotatingSession", "RotationDriver"]
+
+MAX_KEY_AGE_ROUNDS = 4
+"""
+A key older than this many rotation intervals is rotated, whatever the
+rounds do (section 8.1).
+"""
 
 
-class SessionRotation:
+class RotatingSession(Protocol):
     """
-    Rotation: the machine decides, the session carries it out.  Mixed into
-    L{spc.session.session.Session}, whose state it uses.
+    What a rotation driver asks of its session (L{spc.session.session.Session}):
+    its live channels, to send a control record on one of them at once,
+    and to end with a goodbye.
     """
 
-    def _makeRotation(self, exchangeKey):
+    id: bytes
+    isServer: bool
+    peer: str
+    log: Logger
+
+    def liveChannels(self) -> list: ...
+
+    def sendControl(self, record: bytes) -> None: ...
+
+    def terminate(self, code: int, reason: str, error: type) -> None: ...
+
+
+class CommitProbe(Protocol):
+    """
+    What tells a server whether its client missed a commit (section 9.4):
+    the session's L{spc.session.heartbeatdriver.HeartbeatDriver} asks every
+    channel for a heartbeat right after a commit, and says whether an
+    answer named another epoch.
+    """
+
+    def probeCommit(self) -> None: ...
+
+    def commitMissed(self) -> bool: ...
+
+
+def _cancel(call: IDelayedCall | None) -> None:
+    """
+    Cancel C{call} if it is still to come.
+    """
+    if call is not None and call.active():
+        call.cancel()
+
+
+class RotationDriver:
+    """
+    Rotation: the machine decides, the driver keeps its time and carries
+    out what it asks.
+
+    @ivar machine: the session's L{ServerRotation} or L{ClientRotation};
+        L{None} for a session made without the client's exchange key, which
+        never rotates.
+    @ivar committed: the rotations this end committed.
+    @ivar rolledBack: the rotations the server rolled back.
+    @ivar onEnded: called with whether each rotation committed.
+    """
+
+    def __init__(
+        self,
+        session: RotatingSession,
+        keys: RotationKeys,
+        probe: CommitProbe,
+        clock: IReactorTime,
+        timers: Timers,
+        exchangeKey=None,
+    ) -> None:
+        """
+        @param exchangeKey: the client's exchange key: its public half on
+            the server, its private half on the client.
+        """
+        self._session = session
+        self._keys = keys
+        self._probe = probe
+        self._clock = clock
+        self._timers = timers
+        self.committed = 0
+        self.rolledBack = 0
+        self.onEnded: list[Callable[[bool], None]] = []
+        self._requested = False
+        self._keyBorn = clock.seconds()
+        self._ackTimeout: IDelayedCall | None = None
+        self._overlapEnd: IDelayedCall | None = None
+        self._nextRotation: IDelayedCall | None = None
+        self.machine = self._makeMachine(exchangeKey)
+
+    def _makeMachine(self, exchangeKey) -> ServerRotation | ClientRotation | None:
         if exchangeKey is None:
             return None
-        if self.isServer:
+        session, timers = self._session, self._timers
+        if session.isServer:
             return ServerRotation(
-                self, self.id, exchangeKey, self.epoch,
-                self.params.ackTimeout / 1000, self.params.overlap / 1000,
+                self, self._keys, session.id, exchangeKey, timers.ackTimeout, timers.overlap
             )
-        return ClientRotation(self, self.id, exchangeKey, self.epoch, self.params.overlap / 1000)
+        return ClientRotation(self, self._keys, session.id, exchangeKey, timers.overlap)
+
+    # Triggers.
 
     def rotate(self, scheduled: bool = False) -> None:
         """
@@ -40,16 +135,78 @@ class SessionRotation:
         offer, and a scheduled round within half an interval of the last
         commit is skipped (A11): a volume or age rotation just happened.
         """
-        if self.rotation is None or not self.isServer or not self.liveChannels():
+        session = self._session
+        if self.machine is None or not session.isServer or not session.liveChannels():
             return
         sinceCommit = self._clock.seconds() - self._keyBorn
-        if scheduled and self.rotationsCommitted and (
-            sinceCommit < self.params.rotationInterval / 2000
-        ):
+        if scheduled and self.committed and sinceCommit < self._timers.rotationInterval / 2:
             return
-        self.rotation.tick()
+        self.machine.tick()
 
-    def epochAhead(self, channel: ChannelProtocol) -> None:
+    def keyWornOut(self) -> None:
+        """
+        A send key carried a lot: the server rotates, the client asks for
+        a rotation (once until the next one ends).
+        """
+        self._request(records.REKEY_VOLUME)
+
+    def checkKeyAge(self) -> None:
+        """
+        At every heartbeat beat: a key older than C{MAX_KEY_AGE_ROUNDS}
+        intervals is rotated as a worn-out one is.
+        """
+        age = self._clock.seconds() - self._keyBorn
+        if age > MAX_KEY_AGE_ROUNDS * self._timers.rotationInterval:
+            self._request(records.REKEY_AGE)
+
+    def _request(self, reason: int) -> None:
+        if self.machine is None:
+            return
+        if self._session.isServer:
+            self.rotate()
+        elif not self._requested:
+            self._requested = True
+            self._session.sendControl(records.RotationRequest(reason).encode())
+
+    # Records and frames.
+
+    def routes(self) -> dict:
+        """
+        The rotation records this end's role takes, and who takes each; a
+        session that never rotates takes none, and any record not here is
+        unexpected (a protocol error).  The machine is looked up when a
+        record comes, not now.
+        """
+        if self.machine is None:
+            return {}
+        if self._session.isServer:
+            return {
+                records.RotationAck: lambda channel, ack: self.machine.ackReceived(ack),
+                records.RotationRequest: lambda channel, request: self.rotate(),
+            }
+        return {
+            records.RotationOffer: lambda channel, offer: self.machine.offerReceived(offer),
+            records.RotationCommit: self._commitReceived,
+            records.RotationAbort: self._abortReceived,
+        }
+
+    def _commitReceived(self, channel, commit: records.RotationCommit) -> None:
+        self._requested = False
+        self.machine.committed(commit.newEpoch)
+
+    def _abortReceived(self, channel, abort: records.RotationAbort) -> None:
+        self._requested = False
+        self.machine.aborted(abort.newEpoch)
+
+    def frameReceived(self, epoch: int) -> None:
+        """
+        An authenticated frame arrived under C{epoch}: on the client, the
+        first one under the pending epoch commits it (section 8.4).
+        """
+        if not self._session.isServer and epoch == self._keys.pending:
+            self.machine.committed(epoch)
+
+    def epochAhead(self) -> None:
         """
         The server sends under an epoch this client never got (it missed a
         commit and the overlap is over): no repair, a new session (T30).
@@ -57,128 +214,100 @@ class SessionRotation:
         only closes its channel; the session is reset once no channel is
         left, when every path agrees.
         """
-        if not self.isServer and not self.liveChannels():
-            self.log.warn("Session with {peer} lost epoch sync", peer=self.peer)
-            self.terminate(records.BYE_DESYNC, "epoch desync", SessionReset)
+        session = self._session
+        if not session.isServer and not session.liveChannels():
+            session.log.warn("Session with {peer} lost epoch sync", peer=session.peer)
+            session.terminate(records.BYE_DESYNC, "epoch desync", SessionReset)
 
-    def keyWornOut(self, channel: ChannelProtocol) -> None:
+    def stop(self) -> None:
         """
-        A send key carried a lot: the server rotates, the client asks for
-        a rotation (once until the next one ends).
+        The session ended: no timer of its rotation fires any more.
         """
-        self._requestRotation(records.REKEY_VOLUME)
+        for call in (self._ackTimeout, self._overlapEnd, self._nextRotation):
+            _cancel(call)
+        self._ackTimeout = self._overlapEnd = self._nextRotation = None
 
-    def _requestRotation(self, reason: int) -> None:
-        if self.rotation is None:
-            return
-        if self.isServer:
-            self.rotate()
-        elif not self._rotationRequested:
-            self._rotationRequested = True
-            self.sendControl(records.RotationRequest(reason).encode())
-
-    def _rotationRecord(self, channel: ChannelProtocol, record) -> None:
-        rotation, kind = self.rotation, type(record)
-        if rotation is None:
-            raise ProtocolError(f"unexpected {kind.TAG!r} record")
-        if self.isServer and kind is records.RotationAck:
-            rotation.ackReceived(record)
-        elif self.isServer and kind is records.RotationRequest:
-            self.rotate()
-        elif not self.isServer and kind is records.RotationOffer:
-            rotation.offerReceived(record)
-        elif not self.isServer and kind is records.RotationCommit:
-            self._rotationRequested = False
-            rotation.committed(record.newEpoch)
-        elif not self.isServer and kind is records.RotationAbort:
-            self._rotationRequested = False
-            rotation.aborted(record.newEpoch)
-        else:
-            raise ProtocolError(f"unexpected {kind.TAG!r} record")
+    # RotationOwner, for the machine.
 
     def sendOffer(self, record: bytes) -> None:
-        channels = self.liveChannels()
-        ready = [channel for channel in channels if not channel.writePaused]
-        (ready or channels)[0].sendRecord(record)
+        """
+        L{rotate} offers only with a live channel, so the offer goes out
+        at once, as a control record does.
+        """
+        self._session.sendControl(record)
 
-    def _allConnections(self) -> list[ChannelProtocol]:
-        return [c for c in list(self.channels.values()) + list(self._candidates) if not c.dead]
+    def sendControl(self, record: bytes) -> None:
+        self._session.sendControl(record)
 
-    def installEpoch(self, epoch: int, secret: bytes) -> None:
-        self._epochSecrets[epoch] = secret
-        for channel in self._allConnections():
-            channel.records.installEpoch(epoch, secret)
+    def startAckTimeout(self, seconds: float) -> None:
+        _cancel(self._ackTimeout)
+        self._ackTimeout = self._clock.callLater(seconds, self._ackTimedOut)
 
-    def switchEpoch(self, epoch: int) -> None:
-        self.epoch = epoch
-        for channel in self._allConnections():
-            channel.records.switchSendEpoch(epoch)
+    def cancelAckTimeout(self) -> None:
+        _cancel(self._ackTimeout)
+        self._ackTimeout = None
 
-    def dropEpoch(self, epoch: int) -> None:
-        self._epochSecrets.pop(epoch, None)
-        for channel in self._allConnections():
-            channel.records.dropEpoch(epoch)
+    def _ackTimedOut(self) -> None:
+        self._ackTimeout = None
+        self.machine.ackTimedOut()
 
-    def startTimer(self, name: str, seconds: float) -> None:
-        self.cancelTimer(name)
-        self._timers[name] = self._clock.callLater(seconds, self._timerFired, name)
+    def startOverlap(self, seconds: float) -> None:
+        _cancel(self._overlapEnd)
+        self._overlapEnd = self._clock.callLater(seconds, self._overlapEnded)
 
-    def cancelTimer(self, name: str) -> None:
-        call = self._timers.pop(name, None)
-        if call is not None and call.active():
-            call.cancel()
+    def cancelOverlap(self) -> None:
+        _cancel(self._overlapEnd)
+        self._overlapEnd = None
 
-    def _timerFired(self, name: str) -> None:
-        del self._timers[name]
-        rotation = self.rotation
-        if name == "ack":
-            rotation.ackTimedOut()
-        elif name == "overlap":
-            if self._desyncProven:
-                self.log.warn("Session with {peer} missed a commit", peer=self.peer)
-                self.terminate(records.BYE_DESYNC, "epoch desync", SessionReset)
-                return
-            rotation.overlapEnded()
-        elif name == "tick":
-            self.rotate()
+    def _overlapEnded(self) -> None:
+        """
+        A client that answered the heartbeats right after the commit with
+        the old epoch missed the commit: the session is reset now, rather
+        than its old epoch dropped under it.
+        """
+        self._overlapEnd = None
+        session = self._session
+        if self._probe.commitMissed():
+            session.log.warn("Session with {peer} missed a commit", peer=session.peer)
+            session.terminate(records.BYE_DESYNC, "epoch desync", SessionReset)
+            return
+        self.machine.overlapEnded()
+
+    def rotateSoon(self) -> None:
+        _cancel(self._nextRotation)
+        self._nextRotation = self._clock.callLater(0, self._rotateNow)
+
+    def _rotateNow(self) -> None:
+        self._nextRotation = None
+        self.rotate()
 
     def rotationEnded(self, epoch: int, committed: bool, reason: str) -> None:
-        for callback in self.onRotationEnded:
+        """
+        Count and log how a rotation ended; a commit makes the key young
+        again and, on the server, asks every channel for a heartbeat under
+        the new epoch.
+        """
+        for callback in self.onEnded:
             callback(committed)
+        session = self._session
         if committed:
-            self.rotationsCommitted += 1
-            self._keyBorn = now = self._clock.seconds()
-            if self.isServer:
-                self._probeCommit(now)
-        else:
-            self.rotationsRolledBack += 1
-        session = shortID(self.id)
-        if committed:
-            self.log.info(
+            self.committed += 1
+            self._keyBorn = self._clock.seconds()
+            if session.isServer:
+                self._probe.probeCommit()
+            session.log.info(
                 "Rotation to epoch {epoch} with {peer} committed",
-                epoch=epoch, peer=self.peer, session=session, committed=True,
+                epoch=epoch, peer=session.peer, session=shortID(session.id), committed=True,
             )
         else:
-            self.log.warn(
+            self.rolledBack += 1
+            session.log.warn(
                 "Rotation to epoch {epoch} with {peer} rolled back: {reason}",
-                epoch=epoch, peer=self.peer, session=session, reason=reason, committed=False,
+                epoch=epoch, peer=session.peer, session=shortID(session.id), reason=reason,
+                committed=False,
             )
 
     def rekeyFailed(self) -> None:
-        self.log.warn("Key rotation with {peer} failed repeatedly", peer=self.peer)
-        self.terminate(records.BYE_REKEY_FAILED, "key rotation failed", SessionReset)
-
-    def _probeCommit(self, now: float) -> None:
-        """
-        Right after a commit, ask every channel for a heartbeat under the
-        new epoch: an honest client commits on reading it, so an answer to
-        one of these requests that still names the old epoch proves the
-        client missed the commit, and the session is reset when the overlap
-        ends (T30).  The requests are told apart by their ids, not their
-        times: a request sent before the commit in the same millisecond is
-        rightly answered with the old epoch.
-        """
-        self._desyncProven = False
-        self._commitProbes = {
-            channel: self._sendHeartbeat(channel, now) for channel in self.liveChannels()
-        }
+        session = self._session
+        session.log.warn("Key rotation with {peer} failed repeatedly", peer=session.peer)
+        session.terminate(records.BYE_REKEY_FAILED, "key rotation failed", SessionReset)

@@ -1,12 +1,17 @@
 # -*- test-case-name: tests.memory.test_session -*-
 """
-A session: one peer, its set of channels, its epoch secrets and its
-messenger.  Both roles use the same class; the server's directory and the
+A session: one peer, its set of channels, and the parts that work over
+them.  Both roles use the same class; the server's directory and the
 client's connector create sessions and hand them connections.
 
-The session is the owner of every connection that belongs to it: it routes
-their records (data to the messenger, control records answered here), and
-when a channel dies its unacknowledged fragments go out again on the others.
+The session is the owner of every connection that belongs to it: it admits,
+replaces and loses them (its L{ChannelSet} keeps the books), routes their
+records to its parts, and when a channel dies its unacknowledged fragments
+go out again on the others.  The parts: the messenger
+(L{spc.session.messenger}) and the incoming files (L{spc.files.receiving})
+carry data; the L{EpochKeys} hold the epoch secrets and give them to every
+connection; the L{RotationDriver} and the L{HeartbeatDriver} own the
+session's timers and what they start.
 """
 
 from __future__ import annotations
@@ -15,8 +20,7 @@ import os
 from typing import Callable
 
 from twisted.internet.defer import Deferred, DeferredList, gatherResults, succeed
-from twisted.internet.interfaces import IDelayedCall, IReactorTime
-from twisted.internet.task import LoopingCall
+from twisted.internet.interfaces import IReactorTime
 from twisted.internet.threads import deferToThread
 from twisted.logger import Logger
 from twisted.python.failure import Failure
@@ -31,20 +35,21 @@ from spc.errors import (
 )
 from spc.files.receiving import IncomingFiles
 from spc.files.sending import FileSender, FolderSender
-from spc.files.store import FileStore, withoutControls
-from spc.interfaces import IFileReceiver, IMessageReceiver
+from spc.files.store import FileStore
+from spc.interfaces import IMessageReceiver
 from spc.logs import events
-from spc.protocol import frames, records
+from spc.protocol import filerecords, frames, records
 from spc.protocol.handshake import JoinTicket
-from spc.protocol.liveness import Liveness, RequestLimiter
-from spc.session.heartbeatdriver import SessionHeartbeats
+from spc.session.channels import ChannelSet
+from spc.session.epochkeys import EpochKeys
+from spc.session.heartbeatdriver import HeartbeatDriver
 from spc.session.messenger import MultiChannelMessenger
 from spc.session.reassembly import Account
-from spc.session.rotationdriver import SessionRotation
+from spc.session.rotationdriver import RotationDriver
 from spc.transport.channel import ChannelProtocol
-from spc.transport.closing import CLOSE_TIMEOUT
+from spc.text import withoutControls
 
-__all__ = ["CLOSE_TIMEOUT", "IFileReceiver", "IMessageReceiver", "Session", "SessionClosed"]
+__all__ = ["CLOSE_ERRORS", "DEFAULT_LINGER", "Session"]
 
 DEFAULT_LINGER = 60.0
 CLOSE_ERRORS = {
@@ -54,16 +59,25 @@ CLOSE_ERRORS = {
 }
 
 
-class Session(SessionRotation, SessionHeartbeats):
+class Session:
     """
     @ivar id: the session id.
     @ivar isServer: which end this is.
     @ivar peer: the peer's identity fingerprint (the server's host key
         fingerprint on the client side).
     @ivar params: the session parameters.
-    @ivar epoch: the committed epoch.
     @ivar channels: live connections by channel index.
+    @ivar channelSet: the L{ChannelSet} that keeps them, and picks the one
+        for each record.
     @ivar messenger: the session's L{MultiChannelMessenger}.
+    @ivar incomingFiles: the files the peer sends.
+    @ivar epochKeys: the epochs the session holds, and their secrets.
+    @ivar heartbeats: the session's L{HeartbeatDriver}.
+    @ivar rotations: the session's L{RotationDriver}.
+    @ivar onRotationEnded: called with whether each rotation committed.
+    @ivar onChannelLost: called with the index of each channel lost.
+    @ivar onEnd: called with the session once it ended.
+    @ivar closedReason: why the session ended, once it did.
     @ivar started: when the session was made, on the session's clock.
     """
 
@@ -92,50 +106,36 @@ class Session(SessionRotation, SessionHeartbeats):
         self.isServer = isServer
         self.peer = peer
         self.params = params
-        self.epoch = epoch
-        self._epochSecrets = {epoch: epochSecret}
         self.receiver = receiver
         self._clock = clock
-        self._linger = linger
         self.exchangeKeyDER = exchangeKeyDER
         self.serverKey = serverKey
-        self.channels: dict[int, ChannelProtocol] = {}
-        self._lostAt: dict[int, float] = {}
-        self._candidates: set[ChannelProtocol] = set()
-        self.messenger = MultiChannelMessenger(self, params, self._deliver, clock, budget)
-        self.incomingFiles = IncomingFiles(
-            files,
-            peer,
-            params.fragmentSize,
-            self.sendControl,
-            clock,
-            self._fileStored,
-            runInThread,
-            duplicateInterval=params.heartbeatInterval / 1000,
-        )
         self._transferSecret = transferSecret or os.urandom(32)
-        self._turn = 0
+        self.started = clock.seconds()
+        self.channelSet = ChannelSet(clock, linger, self._abandoned)
+        self.channels = self.channelSet.byIndex
+        timers = params.seconds
+        self.messenger = MultiChannelMessenger(
+            self.channelSet, params, self._deliver, clock, budget
+        )
+        self.incomingFiles = IncomingFiles(
+            files, peer, params.fragmentSize, self.sendControl, clock, self._fileStored,
+            runInThread, duplicateInterval=timers.heartbeatInterval,
+        )
+        self.epochKeys = EpochKeys(epoch, epochSecret, self.channelSet.connections)
+        self.heartbeats = HeartbeatDriver(
+            self, self.channelSet, self.epochKeys, self.messenger, clock, timers,
+            params.heartbeatMissLimit, lambda: self.rotations.checkKeyAge(),
+        )
+        self.rotations = RotationDriver(
+            self, self.epochKeys, self.heartbeats, clock, timers, exchangeKey
+        )
         self._handlers = self._routes()
-        self._beatInterval = params.heartbeatInterval / 1000
-        self._beats = LoopingCall(self._beat)
-        self._beats.clock = clock
-        self._liveness: dict[ChannelProtocol, Liveness] = {}
-        self._limiters: dict[ChannelProtocol, RequestLimiter] = {}
-        self._desyncSince: float | None = None
-        self._timers: dict[str, IDelayedCall] = {}
-        self.rotationsCommitted = 0
-        self.rotationsRolledBack = 0
-        self.rotation = self._makeRotation(exchangeKey)
-        self._rotationRequested = False
-        self.started = self._keyBorn = clock.seconds()
-        self._commitProbes: dict[ChannelProtocol, int] = {}
-        self._desyncProven = False
+        self.onRotationEnded = self.rotations.onEnded
         self.onChannelLost: list[Callable[[int], None]] = []
-        self.onRotationEnded: list[Callable[[bool], None]] = []
-        self._lingerCall: IDelayedCall | None = None
+        self.onEnd: list[Callable[[Session], None]] = []
         self._closedWaiters: list[Deferred] = []
         self.closedReason: Failure | None = None
-        self.onEnd: list[Callable[[Session], None]] = []
 
     def __repr__(self) -> str:
         return f"<Session {self.id.hex()[:8]} peer={self.peer}>"
@@ -168,16 +168,11 @@ class Session(SessionRotation, SessionHeartbeats):
         @return: a Deferred firing with a L{spc.files.sending.Delivered} once
             the peer stored and verified the file, or held it already.
         """
-        sender = FileSender(
-            path,
-            name or os.path.basename(path),
-            self._transferSecret,
-            self.peer,
-            self.params.fragmentSize,
-            self._clock,
+        name = name or os.path.basename(path)
+        return self.messenger.sendFile(FileSender(
+            path, name, self._transferSecret, self.peer, self.params.fragmentSize, self._clock,
             progress,
-        )
-        return self.messenger.sendFile(sender)
+        ))
 
     def sendFolder(self, name: str) -> Deferred:
         """
@@ -198,7 +193,7 @@ class Session(SessionRotation, SessionHeartbeats):
             goodbye reached the peer (a connection that does not close
             within C{CLOSE_TIMEOUT} is aborted).
         """
-        channels = list(self.channels.values()) + list(self._candidates)
+        channels = self.channelSet.everyone()
         waiter = self.whenClosed()
         if self.closedReason is None:
             self._sayBye(code, reason)
@@ -241,30 +236,50 @@ class Session(SessionRotation, SessionHeartbeats):
         """
         Connections that may carry data, in channel order.
         """
-        return [
-            channel
-            for _, channel in sorted(self.channels.items())
-            if not channel.dead
-        ]
+        return self.channelSet.live()
 
-    def joinTicket(self) -> JoinTicket:
+    def rotate(self, scheduled: bool = False) -> None:
         """
-        What a client needs to add another connection to this session.
+        Start a rotation now (L{RotationDriver.rotate}).
         """
-        return JoinTicket(
-            self.id,
-            self.epoch,
-            self._epochSecrets[self.epoch],
-            self.serverKey,
-            self.params,
-            frozenset(self._epochSecrets),
-        )
+        self.rotations.rotate(scheduled)
+
+    @property
+    def epoch(self) -> int:
+        """
+        The committed epoch.
+        """
+        return self.epochKeys.committed
+
+    @property
+    def rotationsCommitted(self) -> int:
+        return self.rotations.committed
+
+    @property
+    def rotationsRolledBack(self) -> int:
+        return self.rotations.rolledBack
+
+    def roundTrip(self, channel: ChannelProtocol) -> float | None:
+        """
+        The last heartbeat round trip measured on C{channel}, in seconds.
+        """
+        return self.heartbeats.roundTrip(channel)
 
     def epochSecret(self, epoch: int) -> bytes | None:
         """
         The secret of an epoch this session still holds.
         """
-        return self._epochSecrets.get(epoch)
+        return self.epochKeys.secret(epoch)
+
+    def joinTicket(self) -> JoinTicket:
+        """
+        What a client needs to add another connection to this session.
+        """
+        keys = self.epochKeys
+        return JoinTicket(
+            self.id, keys.committed, keys.secret(keys.committed), self.serverKey, self.params,
+            keys.held(),
+        )
 
     # Connections.
 
@@ -275,90 +290,56 @@ class Session(SessionRotation, SessionHeartbeats):
         once the client has sent an authenticated frame on it (key
         confirmation); the client confirms at once with a heartbeat.
         """
-        if self._lingerCall is not None and self._lingerCall.active():
-            self._lingerCall.cancel()
-        self._lingerCall = None
         channel.owner = self
-        channel.activate(epoch, self._epochSecrets[epoch])
-        for other, secret in self._epochSecrets.items():
-            if other > epoch:
-                channel.records.installEpoch(other, secret)
-        now = self._clock.seconds()
-        self._liveness[channel] = Liveness(self._beatInterval, self.params.heartbeatMissLimit, now)
-        self._limiters[channel] = RequestLimiter(self._beatInterval, now)
-        if not self._beats.running:
-            self._beats.start(self._beatInterval, now=False)
-        if self.isServer:
-            self._candidates.add(channel)
-        else:
+        self.epochKeys.activate(channel, epoch)
+        self.heartbeats.attach(channel)
+        self.channelSet.attached(channel, confirmed=not self.isServer)
+        if not self.isServer:
             self._admit(channel)
-            self._sendHeartbeat(channel, now)
+            self.heartbeats.request(channel)
 
     def _admit(self, channel: ChannelProtocol) -> None:
         """
         Make C{channel} carry data.  What was sent while no channel was
         live, or on a connection this one replaces, goes out again.
         """
-        index = channel.result.keys.channel
         wasIdle = not self.liveChannels()
-        previous = self.channels.get(index)
-        self.channels[index] = channel
-        lostAt = self._lostAt.pop(index, None)
-        if lostAt is not None:
-            events.channelRejoined(self.log, self, index, self._clock.seconds() - lostAt)
-        if previous is not None and previous is not channel and not previous.dead:
+        previous, since = self.channelSet.admit(channel)
+        if since is not None:
+            events.channelRejoined(self.log, self, channel.result.keys.channel, since)
+        if previous is not None and not previous.dead:
             previous.sendRecord(
                 records.Bye(records.BYE_REPLACED, records.SCOPE_CHANNEL, "replaced").encode()
             )
             previous.close("replaced by a newer connection")
-        if previous is not None and previous is not channel:
+        if previous is not None:
             self.messenger.channelDied(previous)
         if wasIdle:
             self.messenger.resendAll()
 
-    def sendOn(self, channel: ChannelProtocol, record: bytes) -> None:
-        channel.sendRecord(record)
+    def sendControl(self, record: bytes) -> None:
+        """
+        Send a small control record at once (L{ChannelSet.sendControl}).
+        """
+        self.channelSet.sendControl(record)
 
-    def writableChannel(self) -> ChannelProtocol | None:
-        """
-        A live channel whose transport can take data now, taking turns among
-        them: a channel its transport paused gets nothing, so a slow path
-        never holds the others back (A6).
-        """
-        ready = [channel for channel in self.liveChannels() if not channel.writePaused]
-        if not ready:
-            return None
-        self._turn = (self._turn + 1) % len(ready)
-        return ready[self._turn]
+    # ChannelOwner.
 
     def channelWritable(self, channel: ChannelProtocol) -> None:
         self.messenger.pump()
 
-    def sendControl(self, record: bytes) -> None:
-        """
-        Send a small control record (an acknowledgement) right away, on the
-        first live channel whose transport takes data, or on the first live
-        channel if none does: an answer does not wait behind a queue that
-        is not moving, nor adds to it while another channel is free.
-        """
-        channels = self.liveChannels()
-        ready = [channel for channel in channels if not channel.writePaused]
-        if channels:
-            (ready or channels)[0].sendRecord(record)
-
     def recordReceived(self, channel: ChannelProtocol, epoch: int, record: object) -> None:
         if self.closedReason is not None:
             return
-        liveness = self._liveness.get(channel)
-        if liveness is not None:
-            liveness.heard(self._clock.seconds())
-        if not self.isServer and self.rotation is not None and epoch == self.rotation.pending:
-            self.rotation.committed(epoch)
-        if channel in self._candidates:
-            self._candidates.discard(channel)
+        self.heartbeats.heard(channel)
+        self.rotations.frameReceived(epoch)
+        if self.channelSet.confirmed(channel):
             self._admit(channel)
+        handler = self._handlers.get(type(record))
         try:
-            self._dispatch(channel, record)
+            if handler is None:
+                raise ProtocolError(f"unexpected {type(record).TAG!r} record")
+            handler(channel, record)
         except ResourceLimitExceeded as error:
             self.protocolError(str(error), records.BYE_RESOURCE_LIMIT)
         except ProtocolError as error:
@@ -367,33 +348,41 @@ class Session(SessionRotation, SessionHeartbeats):
     def malformedRecord(self, channel: ChannelProtocol, reason: str) -> None:
         self.protocolError(f"malformed record: {reason}")
 
-    def _dispatch(self, channel: ChannelProtocol, record: object) -> None:
-        handler = self._handlers.get(type(record))
-        if handler is None:
-            raise ProtocolError(f"unexpected {type(record).TAG!r} record")
-        handler(channel, record)
+    def keyWornOut(self, channel: ChannelProtocol) -> None:
+        self.rotations.keyWornOut()
+
+    def epochAhead(self, channel: ChannelProtocol) -> None:
+        self.rotations.epochAhead()
+
+    def channelLost(self, channel: ChannelProtocol, reason: str) -> None:
+        self.channelSet.lost(channel)
+        self.heartbeats.forget(channel)
+        if self.closedReason is not None:
+            return
+        self.messenger.channelDied(channel)
+        self.messenger.reassembler.reacknowledge()
+        self.incomingFiles.reacknowledge()
+        for callback in self.onChannelLost:
+            callback(channel.result.keys.channel)
+        self.channelSet.linger()
 
     def _routes(self) -> dict:
         """
-        Which part of the session takes each kind of record.
+        Which part of the session takes each kind of record; any other kind
+        is unexpected.
         """
         messenger, files = self.messenger, self.incomingFiles
         return {
             records.Fragment: lambda channel, r: messenger.fragmentReceived(r),
-            records.FileData: lambda channel, r: files.dataReceived(r),
+            filerecords.FileData: lambda channel, r: files.dataReceived(r),
             records.Ack: lambda channel, r: messenger.ackReceived(r),
-            records.FileAck: lambda channel, r: messenger.fileAckReceived(r),
-            records.FileOffer: lambda channel, r: files.offerReceived(r),
-            records.FileEnd: lambda channel, r: files.endReceived(r),
-            records.FolderOffer: lambda channel, r: files.folderOffered(r),
-            records.HeartbeatRequest: self._heartbeatReceived,
-            records.HeartbeatResponse: self._heartbeatAnswered,
+            filerecords.FileAck: lambda channel, r: messenger.fileAckReceived(r),
+            filerecords.FileOffer: lambda channel, r: files.offerReceived(r),
+            filerecords.FileEnd: lambda channel, r: files.endReceived(r),
+            filerecords.FolderOffer: lambda channel, r: files.folderOffered(r),
             records.Bye: self._byeReceived,
-            records.RotationOffer: self._rotationRecord,
-            records.RotationAck: self._rotationRecord,
-            records.RotationCommit: self._rotationRecord,
-            records.RotationAbort: self._rotationRecord,
-            records.RotationRequest: self._rotationRecord,
+            **self.heartbeats.routes(),
+            **self.rotations.routes(),
         }
 
     def _byeReceived(self, channel: ChannelProtocol, bye: records.Bye) -> None:
@@ -415,29 +404,6 @@ class Session(SessionRotation, SessionHeartbeats):
         else:
             channel.close("the peer closed the channel")
 
-    def channelLost(self, channel: ChannelProtocol, reason: str) -> None:
-        self._candidates.discard(channel)
-        self._liveness.pop(channel, None)
-        self._limiters.pop(channel, None)
-        self._commitProbes.pop(channel, None)
-        index = channel.result.keys.channel
-        if self.channels.get(index) is channel:
-            del self.channels[index]
-            self._lostAt[index] = self._clock.seconds()
-        if self.closedReason is not None:
-            return
-        self.messenger.channelDied(channel)
-        self.messenger.reassembler.reacknowledge()
-        self.incomingFiles.reacknowledge()
-        for callback in self.onChannelLost:
-            callback(index)
-        if not self.liveChannels() and self._lingerCall is None:
-            self._lingerCall = self._clock.callLater(
-                self._linger,
-                self._end,
-                Failure(SessionClosed("no channel rejoined in time")),
-            )
-
     def protocolError(self, reason: str, code: int = records.BYE_PROTOCOL_ERROR) -> None:
         """
         The peer broke a session rule: tell it, log it, end the session.
@@ -452,31 +418,24 @@ class Session(SessionRotation, SessionHeartbeats):
 
     def _sayBye(self, code: int, reason: str) -> None:
         bye = records.Bye(code, records.SCOPE_SESSION, reason).encode()
-        for channel in list(self.channels.values()) + list(self._candidates):
+        for channel in self.channelSet.everyone():
             if not channel.dead:
                 channel.sendRecord(bye)
+
+    def _abandoned(self) -> None:
+        self._end(Failure(SessionClosed("no channel rejoined in time")))
 
     def _end(self, reason: Failure) -> None:
         if self.closedReason is not None:
             return
         self.closedReason = reason
-        if self._beats.running:
-            self._beats.stop()
-        self._liveness.clear()
-        self._limiters.clear()
-        for name in list(self._timers):
-            self.cancelTimer(name)
-        if self._lingerCall is not None and self._lingerCall.active():
-            self._lingerCall.cancel()
-        self._lingerCall = None
-        channels = list(self.channels.values()) + list(self._candidates)
-        self.channels.clear()
-        self._candidates.clear()
-        for channel in channels:
+        self.heartbeats.stop()
+        self.rotations.stop()
+        for channel in self.channelSet.clear():
             channel.close("session ended")  # aborted if not gone in CLOSE_TIMEOUT
         self.messenger.failAll(reason)
         self.incomingFiles.close()
-        self._epochSecrets.clear()
+        self.epochKeys.clear()
         for callback in self.onEnd:
             callback(self)
         waiters, self._closedWaiters = self._closedWaiters, []

@@ -9,10 +9,10 @@ from __future__ import annotations
 
 import ipaddress
 
-from twisted.application.internet import StreamServerEndpointService
 from twisted.internet.endpoints import serverFromString
 from twisted.logger import Logger
 
+from spc.server.listening import ListeningService
 from spc.status.control import ControlFactory, controlEndpoint
 from spc.status.snapshot import StatusSource
 
@@ -98,7 +98,7 @@ def statusServices(
         )
     if controlSocket is not None:
         services.append(
-            StreamServerEndpointService(
+            ListeningService(
                 serverFromString(reactor, controlEndpoint(controlSocket)),
                 ControlFactory(source),
             )
@@ -116,10 +116,6 @@ def statusServices(
             )
 
         services.append(
-            StreamServerEndpointService(
-                serverFromString(reactor, metrics), metricsFactory(source)
-            )
+            ListeningService(serverFromString(reactor, metrics), metricsFactory(source))
         )
-    for service in services:
-        service._raiseSynchronously = True
     return services

@@ -22,10 +22,10 @@ from typing import Any, Iterable
 
 from twisted.internet.interfaces import IReactorTime
 
-from spc.files.store import withoutControls
 from spc.logs.events import shortID
-from spc.server.service import SessionDirectory
+from spc.server.directory import SessionDirectory
 from spc.session.session import Session
+from spc.text import withoutControls
 
 __all__ = [
     "ChannelStatus",

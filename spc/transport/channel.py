@@ -4,7 +4,9 @@ One TCP connection of a session: framing, the handshake, the record layer.
 
 L{ChannelProtocol} wires three layers and nothing else: a L{Framer} that
 knows only length prefixes and the size cap of the current phase, the sans-IO
-handshake machine until F3, and the L{RecordLayer} after it.  Every peer
+handshake machine until F3, and the L{RecordLayer} after it.  Its life (open,
+closing, refused, faulted, gone) is the machine of
+L{spc.transport.lifecycle}, which says what each event does.  Every peer
 fault takes one exit, L{ChannelProtocol.fatal}: it marks the connection dead
 before anything else (so no buffered frame is processed after the fault),
 keeps the reason for the operator's log, and aborts without telling the peer
@@ -14,31 +16,34 @@ to the owner's rate-limited log; after it, the reason is that of the
 below takes the same path, in the words of L{spc.transport.tls.explainFailure}.
 
 The factories carry per-port configuration; what a connection joins or
-creates is the business of the L{ChannelOwner} it reports to.  How a
+creates is the business of the L{ChannelOwner} it reports to
+(L{spc.transport.owners}).  How a
 connection ends, and how long it may take, is L{spc.transport.closing}'s.
 """
 
 from __future__ import annotations
 
 import socket
-from typing import Callable, Protocol
+from typing import Callable
 
 from twisted.internet import protocol
-from twisted.internet.defer import Deferred, succeed
+from twisted.internet.defer import Deferred
 from twisted.internet.interfaces import IDelayedCall, IReactorTime
 from twisted.logger import Logger
 from twisted.python.failure import Failure
 
-from spc.errors import ProtocolError, SPCError, TLSFailed
-from spc.keys.trust import formatHostPort
+from spc.addresses import formatHostPort
+from spc.errors import EpochAhead, ProtocolError, SequenceExhausted, SPCError, TLSFailed
 from spc.logs import events
 from spc.protocol import frames, records
 from spc.protocol.clienthandshake import ClientHandshake
 from spc.protocol.handshake import ClientResult, ServerResult
-from spc.protocol.recordlayer import EpochAhead, RecordLayer, SequenceExhausted
+from spc.protocol.recordlayer import RecordLayer
 from spc.protocol.serverhandshake import ServerHandshake
 from spc.transport.closing import ALERT_LINGER, CLOSE_TIMEOUT, closeThenAbort
 from spc.transport.framer import Framer
+from spc.transport.lifecycle import ChannelLifecycle
+from spc.transport.owners import ChannelOwner, HandshakeOwner
 from spc.transport.tls import TLSPeer, explainFailure
 
 __all__ = [
@@ -68,86 +73,6 @@ frame unsent in user space: 768 KiB with the default fragment size.
 """
 
 
-class ChannelOwner(Protocol):
-    """
-    Who a connection reports to: the server's session directory or the
-    client's connector, then the session it belongs to.
-    """
-
-    def channelEstablished(
-        self, channel: ChannelProtocol, result: ServerResult | ClientResult
-    ) -> None:
-        ...
-
-    def channelFailed(self, channel: ChannelProtocol, error: SPCError) -> None:
-        """
-        The handshake failed (client side: with the error to report).
-        """
-
-    def recordReceived(self, channel: ChannelProtocol, epoch: int, record: object) -> None:
-        ...
-
-    def channelLost(self, channel: ChannelProtocol, reason: str) -> None:
-        ...
-
-    def channelWritable(self, channel: ChannelProtocol) -> None:
-        """
-        The connection's send buffer drained: it can take more data.
-        """
-
-    def malformedRecord(self, channel: ChannelProtocol, reason: str) -> None:
-        """
-        An authenticated record does not parse: the peer itself, not the
-        network, broke the protocol.
-        """
-
-    def keyWornOut(self, channel: ChannelProtocol) -> None:
-        """
-        The connection's send key passed its soft volume limit.
-        """
-
-    def epochAhead(self, channel: ChannelProtocol) -> None:
-        """
-        The peer sent under an epoch this end does not hold.
-        """
-
-    def handshakeRefused(
-        self, channel: ChannelProtocol, kind: str, reason: str, alert: int | None
-    ) -> None:
-        """
-        The server ended a connection before the peer authenticated: log
-        it, rate-limited (kinds as L{spc.logs.events.PreAuthLog.refused}).
-        """
-
-
-class HandshakeOwner:
-    """
-    What owns a connection until its handshake ends: no record can reach it
-    yet, so the events that only a session hears are refused or ignored
-    here once, for the server's directory and the client's connector alike.
-    """
-
-    def recordReceived(self, channel: ChannelProtocol, epoch: int, record: object) -> None:
-        raise RuntimeError("a record reached a connection without a session")
-
-    def malformedRecord(self, channel: ChannelProtocol, reason: str) -> None:
-        raise RuntimeError("a record reached a connection without a session")
-
-    def channelWritable(self, channel: ChannelProtocol) -> None:
-        pass
-
-    def handshakeRefused(
-        self, channel: ChannelProtocol, kind: str, reason: str, alert: int | None
-    ) -> None:
-        pass
-
-    def keyWornOut(self, channel: ChannelProtocol) -> None:
-        pass
-
-    def epochAhead(self, channel: ChannelProtocol) -> None:
-        pass
-
-
 class ChannelProtocol(protocol.Protocol):
     """
     One connection.
@@ -156,8 +81,8 @@ class ChannelProtocol(protocol.Protocol):
         connector as owner once the connection belongs to it.
     @ivar records: the record layer, from F3 on.
     @ivar result: what the handshake established.
-    @ivar dead: set first thing on any fatal error.
-    @ivar faulted: whether L{fatal} closed the connection.
+    @ivar dead: set first thing on any fatal error, a failed handshake or
+        the loss of the connection: it reads and sends nothing more.
     @ivar writePaused: whether the transport asked for a pause: the
         scheduler gives this connection no data until it resumes.
     @ivar pausedSince: when the transport paused this connection, on its
@@ -193,15 +118,13 @@ class ChannelProtocol(protocol.Protocol):
         self.records: RecordLayer | None = None
         self.result: ServerResult | ClientResult | None = None
         self.dead = False
-        self.faulted = False
         self.writePaused = False
         self.pausedSince: float | None = None
         self._pausedBytes = 0
         self._abortCall: IDelayedCall | None = None
-        self._closing = False
         self._lostReason = "connection closed"
         self._lostWaiters: list[Deferred] = []
-        self._connected = False
+        self._life = ChannelLifecycle(self)
         self.bytesSent = 0
         self.bytesReceived = 0
         self.tlsPeer: TLSPeer | None = None
@@ -209,7 +132,7 @@ class ChannelProtocol(protocol.Protocol):
     # Transport events.
 
     def connectionMade(self) -> None:
-        self._connected = True
+        self._life.connected()
         self._limitBuffering()
         self.transport.registerProducer(self, True)
         self._timer = self._clock.callLater(self._handshakeTimeout, self._timedOut)
@@ -261,9 +184,15 @@ class ChannelProtocol(protocol.Protocol):
             self.fatal(str(error))
 
     def connectionLost(self, reason: Failure = protocol.connectionDone) -> None:
-        wasAlive = not self.dead
-        self.dead = True
-        self._connected = False
+        self._life.lost(reason)
+
+    def connectionGone(
+        self, reason: Failure, reportDead: bool, fault: bool, wasAlive: bool
+    ) -> None:
+        """
+        The lifecycle's report of a lost connection
+        (L{spc.transport.lifecycle.ChannelActions.connectionGone}).
+        """
         self._cancelTimer()
         if self._abortCall is not None and self._abortCall.active():
             self._abortCall.cancel()
@@ -272,8 +201,8 @@ class ChannelProtocol(protocol.Protocol):
         waiters, self._lostWaiters = self._lostWaiters, []
         for waiter in waiters:
             waiter.callback(None)
-        if self.result is not None and (self.faulted or not self._closing):
-            self._logDead(reason)
+        if self.result is not None and reportDead:
+            self._logDead(reason, fault)
         if self.result is None and self.isServer and wasAlive and reason.check(TLSFailed):
             self.owner.handshakeRefused(self, "tls", str(reason.value), None)
         if self.result is not None or self.isServer:
@@ -370,36 +299,22 @@ class ChannelProtocol(protocol.Protocol):
         Server: send the alert, log the reason, close.  Client: close and
         report the error.
         """
-        self._cancelTimer()
         if self.isServer:
-            kind = "timeout" if codeOrError == frames.ALERT_TIMEOUT else "refused"
-            self.owner.handshakeRefused(self, kind, reason, codeOrError)
-            self.dead = True
-            self.sendFrame(frames.Alert(codeOrError).encode())
-            self._loseConnection(ALERT_LINGER)
+            self._life.refuse(codeOrError, reason)
         else:
-            self.dead = True
-            self.transport.abortConnection()
-            self.owner.channelFailed(self, codeOrError)
+            self._life.fail(codeOrError)
 
     # Faults and timers.
 
     def fatal(self, reason: str) -> None:
         """
-        The one exit for peer faults: mark dead, keep the reason, abort.
+        The one exit for peer faults: mark dead, keep the reason, abort.  A
+        client's handshake ends through its machine, which says why.
         """
-        if self.dead:
-            return
         if self.result is None and not self.isServer and self._handshake is not None:
             self._handshake.gotBad(ProtocolError(reason))
-            return
-        self.dead = True
-        self.faulted = True
-        self._lostReason = reason
-        if self.result is None:
-            self.owner.handshakeRefused(self, "aborted", reason, None)
-        self._cancelTimer()
-        self.transport.abortConnection()
+        else:
+            self._life.fault(reason)
 
     def close(self, reason: str = "closed locally") -> None:
         """
@@ -407,10 +322,50 @@ class ChannelProtocol(protocol.Protocol):
         than C{CLOSE_TIMEOUT}; closing is this end's choice, so the
         connection is not reported dead.
         """
-        self._closing = True
-        if not self.faulted:
-            self._lostReason = reason
+        self._life.close(reason)
+
+    def whenLost(self) -> Deferred:
+        """
+        @return: a Deferred firing once the connection is closed, so what
+            was written before a close (a goodbye) has left.
+        """
+        return self._life.whenLost()
+
+    # ChannelActions, for the lifecycle.
+
+    def markDead(self) -> None:
+        self.dead = True
+
+    def abortForFault(self, reason: str) -> None:
+        self._lostReason = reason
+        if self.result is None:
+            self.owner.handshakeRefused(self, "aborted", reason, None)
+        self._cancelTimer()
+        self.transport.abortConnection()
+
+    def refuseHandshake(self, code: int, reason: str) -> None:
+        self._cancelTimer()
+        kind = "timeout" if code == frames.ALERT_TIMEOUT else "refused"
+        self.owner.handshakeRefused(self, kind, reason, code)
+        self.sendFrame(frames.Alert(code).encode())
+        self._loseConnection(ALERT_LINGER)
+
+    def failHandshake(self, error: SPCError) -> None:
+        self._cancelTimer()
+        self.transport.abortConnection()
+        self.owner.channelFailed(self, error)
+
+    def closeGently(self, reason: str) -> None:
+        self._lostReason = reason
         self._loseConnection(CLOSE_TIMEOUT)
+
+    def keepReason(self, reason: str) -> None:
+        self._lostReason = reason
+
+    def lossWaiter(self) -> Deferred:
+        waiter: Deferred = Deferred()
+        self._lostWaiters.append(waiter)
+        return waiter
 
     def _loseConnection(self, linger: float) -> None:
         """
@@ -419,21 +374,8 @@ class ChannelProtocol(protocol.Protocol):
         first: TLS waits for its producer to go before it sends its close,
         where plain TCP does not.
         """
-        if not self._connected or self._abortCall is not None:
-            return
         self.transport.unregisterProducer()
         self._abortCall = closeThenAbort(self.transport, self._clock, linger)
-
-    def whenLost(self) -> Deferred:
-        """
-        @return: a Deferred firing once the connection is closed, so what
-            was written before a close (a goodbye) has left.
-        """
-        if not self._connected:
-            return succeed(None)
-        waiter: Deferred = Deferred()
-        self._lostWaiters.append(waiter)
-        return waiter
 
     def peerAddress(self) -> str:
         """
@@ -441,7 +383,7 @@ class ChannelProtocol(protocol.Protocol):
         """
         return _peerText(self.transport)
 
-    def _logDead(self, reason: Failure) -> None:
+    def _logDead(self, reason: Failure, fault: bool) -> None:
         result = self.result
         events.channelDead(
             self.log,
@@ -449,8 +391,8 @@ class ChannelProtocol(protocol.Protocol):
             result.session,
             result.fingerprint if self.isServer else result.serverFingerprint,
             self.peerAddress(),
-            self._lostReason if self.faulted else reason.getErrorMessage(),
-            self.faulted,
+            self._lostReason if fault else reason.getErrorMessage(),
+            fault,
         )
 
     def _timedOut(self) -> None:

@@ -47,10 +47,10 @@ from twisted.logger import Logger
 from twisted.python.failure import Failure
 from zope.interface import implementer
 
+from spc.addresses import formatHostPort, parsePort
 from spc.errors import ConfigurationError, TLSFailed
 from spc.keys.identity import fingerprintsEqual, parseFingerprint, publicKeyDER
 from spc.keys.tlscert import certificateFingerprint, isAddress, readCertificates, readPEM
-from spc.keys.trust import formatHostPort, parsePort
 
 __all__ = [
     "MINIMUM_VERSION",

@@ -28,8 +28,8 @@ from twisted.internet.protocol import ProcessProtocol
 from twisted.trial import unittest
 
 import spc
+from spc.files.names import MESSAGES_NAME
 from spc.keys.identity import Identity, generateIdentity, saveIdentity
-from spc.server.inbox import MESSAGES_NAME
 
 REPO_ROOT = os.path.dirname(os.path.dirname(os.path.abspath(spc.__file__)))
 

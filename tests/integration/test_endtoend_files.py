@@ -39,11 +39,10 @@ from twisted.internet.task import deferLater
 
 from spc.client.connect import connect
 from spc.errors import SessionClosed
+from spc.files.names import MESSAGES_NAME, PARTIAL_DIRECTORY
 from spc.files.sending import FileSender
-from spc.files.store import PARTIAL_DIRECTORY
 from spc.keys.trust import PinnedKey
 from spc.protocol import records
-from spc.server.inbox import MESSAGES_NAME
 from tests.integration.test_endtoend import (
     READY_TIMEOUT,
     SPC,

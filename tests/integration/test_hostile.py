@@ -34,13 +34,15 @@ from spc.client.connect import connect
 from spc.crypto import asymmetric, suites
 from spc.crypto.suites import A256CBC_HS512, AES256_GCM, CHACHA20_POLY1305
 from spc.errors import AuthenticationFailed, ProtocolError, SessionClosed, SessionReset
-from spc.files.store import PARTIAL_DIRECTORY, FileStore
+from spc.files.names import PARTIAL_DIRECTORY
+from spc.files.store import FileStore
+from spc.interfaces import IFileReceiver, IMessageReceiver
 from spc.keys.identity import generateIdentity
 from spc.keys.trust import AuthorizedKeys, PinnedKey
 from spc.logs.events import CHANNEL_DEAD
 from spc.protocol import frames, records
 from spc.server.service import ServerService
-from spc.session.session import IFileReceiver, IMessageReceiver, Session
+from spc.session.session import Session
 from spc.transport.channel import ChannelProtocol
 from tests.faultproxy import (
     BODY,
@@ -981,7 +983,7 @@ class ReorderTests(_HostileTestCase):
         net = self.net
         session = yield net.connect()
         placed: list[tuple[int, int]] = []
-        sendOn = session.sendOn
+        sendOn = session.channelSet.sendOn
 
         def spy(channel, record):
             if record[:4] == records.Fragment.TAG:
@@ -989,7 +991,7 @@ class ReorderTests(_HostileTestCase):
                 placed.append((channel.result.keys.channel, fragment.msgID))
             sendOn(channel, record)
 
-        session.sendOn = spy
+        session.channelSet.sendOn = spy
         earlier, later = message(FRAGMENTS, b"earlier"), message(1, b"later")
         sentEarlier = session.sendMessage(earlier)
         sentLater = session.sendMessage(later)

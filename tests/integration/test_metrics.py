@@ -13,7 +13,6 @@ from twisted.trial.unittest import TestCase
 from twisted.web.client import Agent, HTTPConnectionPool, readBody
 
 from spc.status.services import statusServices
-from tests.integration.test_service import listeningPort
 from tests.unit.test_metrics import makeSource
 
 if importlib.util.find_spec("prometheus_client") is None:
@@ -36,7 +35,7 @@ class ScrapeTests(TestCase):
         service.privilegedStartService()
         service.startService()
         self.addCleanup(service.stopService)
-        port = yield listeningPort(service)
+        port = yield service.whenListening()
         url = f"http://127.0.0.1:{port.getHost().port}/metrics".encode()
         pool = HTTPConnectionPool(reactor, persistent=False)
         response = yield Agent(reactor, pool=pool).request(b"GET", url)

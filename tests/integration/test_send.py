@@ -9,7 +9,7 @@ import os
 import socket
 
 from twisted.internet import reactor
-from twisted.internet.defer import Deferred, gatherResults, inlineCallbacks
+from twisted.internet.defer import inlineCallbacks
 from twisted.internet.endpoints import serverFromString
 from twisted.trial import unittest
 from zope.interface import implementer
@@ -26,11 +26,12 @@ from spc.errors import (
     SessionClosed,
 )
 from spc.files.store import FileStore
+from spc.interfaces import IMessageReceiver
 from spc.keys.identity import Identity, generateIdentity
 from spc.keys.trust import AuthorizedKeys, PinnedKey
-from spc.protocol import frames, records
-from spc.server.service import Limits, ServerService
-from spc.session.session import IMessageReceiver
+from spc.protocol import filerecords, frames, records
+from spc.server.directory import Limits
+from spc.server.service import ServerService
 
 _identities: dict[str, Identity] = {}
 
@@ -53,27 +54,6 @@ def unusedPort() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         return s.getsockname()[1]
-
-
-def listeningPorts(service: ServerService) -> Deferred:
-    """
-    The ports C{service} listens on, without consuming the result of its
-    endpoint services' C{_waitingForPort}: their C{stopService} needs it to
-    stop listening.
-
-    @return: a Deferred firing with the port numbers, in channel order.
-    """
-    waiting = []
-    for endpointService in service.endpointServices:
-        found: Deferred = Deferred()
-
-        def passOn(port, found=found):
-            found.callback(port.getHost().port)
-            return port
-
-        endpointService._waitingForPort.addCallback(passOn)
-        waiting.append(found)
-    return gatherResults(waiting)
 
 
 @implementer(IMessageReceiver)
@@ -125,7 +105,7 @@ class ServerTestCase(unittest.TestCase):
         )
         self.service.startService()
         self.addCleanup(self.service.stopService)
-        self.ports = yield listeningPorts(self.service)
+        self.ports = [port.getHost().port for port in (yield self.service.whenListening())]
 
     def makeRequest(self, messages, client: str = "client", **kw) -> SendRequest:
         """
@@ -365,7 +345,7 @@ class FileSendTests(ServerTestCase):
         [(item, error)] = summary.failed
         self.assertEqual(item, "big.bin")
         self.assertIsInstance(error, FileRefused)
-        self.assertEqual(error.reason, records.REFUSED_LIMIT)
+        self.assertEqual(error.reason, filerecords.REFUSED_LIMIT)
         self.assertIn("quota of 1000 bytes", error.text)
         self.assertEqual(error.exitCode, 4)
         with open(os.path.join(self.inbox, "a.txt"), "rb") as f:
@@ -405,7 +385,7 @@ class FileSendTests(ServerTestCase):
         self.assertTrue(os.path.isdir(os.path.join(self.inbox, "album", "empty")))
         [(item, error)] = summary.failed
         self.assertEqual(item, "taken/sub/")
-        self.assertEqual(error.reason, records.REFUSED_NAME)
+        self.assertEqual(error.reason, filerecords.REFUSED_NAME)
 
     @inlineCallbacks
     def test_fileGoneAfterListing(self):

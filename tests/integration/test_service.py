@@ -20,10 +20,10 @@ from spc.client.connect import connect
 from spc.crypto import asymmetric
 from spc.crypto.suites import A256CBC_HS512, CHACHA20_POLY1305
 from spc.errors import ServerShuttingDown
+from spc.interfaces import IMessageReceiver
 from spc.keys.trust import AuthorizedKeys, PinnedKey
 from spc.protocol import frames, records
 from spc.server.service import ServerService
-from spc.session.session import IMessageReceiver
 from tests.common import cachedExchangeKey, cachedIdentity
 
 
@@ -112,21 +112,6 @@ class TrackingEndpoint:
         return self.wrapped.connect(factory).addCallback(track)
 
 
-def listeningPort(service) -> Deferred:
-    """
-    The port a C{StreamServerEndpointService} listens on, without taking
-    it from the service (which needs it to stop listening).
-    """
-    port: Deferred = Deferred()
-
-    def seen(listening):
-        port.callback(listening)
-        return listening
-
-    service._waitingForPort.addCallback(seen)
-    return port
-
-
 class LoopbackTests(TestCase):
     """
     A L{ServerService} on four loopback ports inside an application's own
@@ -157,9 +142,7 @@ class LoopbackTests(TestCase):
         self.service.setServiceParent(self.application)
         self.application.startService()
         self.addCleanup(self.cleanUp)
-        ports = yield gatherResults(
-            [listeningPort(child) for child in self.service.endpointServices]
-        )
+        ports = yield self.service.whenListening()
         self.ports = [port.getHost().port for port in ports]
 
     @inlineCallbacks

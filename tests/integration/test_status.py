@@ -15,7 +15,7 @@ import socket
 import stat
 
 from twisted.internet import protocol, reactor
-from twisted.internet.defer import inlineCallbacks
+from twisted.internet.defer import Deferred, inlineCallbacks
 from twisted.internet.endpoints import TCP4ClientEndpoint, UNIXClientEndpoint, UNIXServerEndpoint
 from twisted.internet.error import CannotListenError
 from twisted.logger import LogLevel, capturedLogs
@@ -33,7 +33,14 @@ from spc.status.services import statusServices
 from spc.status.snapshot import StatusSource
 from tests.fakes import FakeDirectory, FakeSession
 from tests.files import shortTemporaryDirectory
-from tests.integration.test_endtoend import EndToEndTestCase, sharedIdentity
+from tests.integration.test_endtoend import (
+    PROCESS_TIMEOUT,
+    SPC,
+    EndToEndTestCase,
+    sharedIdentity,
+    signal,
+    spawn,
+)
 
 
 DEAD_PID = 999_999_999
@@ -297,3 +304,44 @@ class EndToEndTests(EndToEndTestCase):
         result = yield self.spc("status", "--socket", self.socket)
         self.assertEqual(result.code, 0, result.err)
         self.assertIn("0 sessions", result.out)
+
+    @inlineCallbacks
+    def test_interrupted(self):
+        """
+        C{spc status} waiting for a daemon that took its connection and
+        says nothing stops at Ctrl-C (SIGINT) with one line, C{spc:
+        interrupted}, and exit code 130, as a shell expects of an
+        interrupted command.
+        """
+        accepted: Deferred = Deferred()
+        port = reactor.listenUNIX(
+            self.socket, protocol.Factory.forProtocol(lambda: _Silent(accepted))
+        )
+        self.addCleanup(port.stopListening)
+        output, transport = spawn(SPC + ["status", "--socket", self.socket], self.root, self.env)
+        kill = reactor.callLater(PROCESS_TIMEOUT, signal, transport, "KILL")
+        self.addCleanup(lambda: kill.cancel() if kill.active() else None)
+        server = yield accepted
+        signal(transport, "INT")
+        result = yield output.whenEnded()
+        yield server.lost
+        self.assertEqual((result.code, result.out, result.err), (130, "", "spc: interrupted\n"))
+
+
+class _Silent(protocol.Protocol):
+    """
+    Takes a connection and says nothing.
+
+    @ivar accepted: fires with this protocol once connected.
+    @ivar lost: fires once the connection is gone.
+    """
+
+    def __init__(self, accepted: Deferred) -> None:
+        self.accepted = accepted
+        self.lost: Deferred = Deferred()
+
+    def connectionMade(self) -> None:
+        self.accepted.callback(self)
+
+    def connectionLost(self, reason) -> None:
+        self.lost.callback(None)

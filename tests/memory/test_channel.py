@@ -30,7 +30,8 @@ from spc.protocol import frames, records
 from spc.protocol.clienthandshake import ClientHandshake
 from spc.protocol.handshake import ChannelSpec, channelSpecs
 from spc.protocol.records import messageDigest
-from spc.server.service import Limits, ServerChannelFactory, SessionDirectory
+from spc.server.directory import Limits, SessionDirectory
+from spc.server.service import ServerChannelFactory
 from spc.transport import channel
 from spc.transport.channel import ChannelProtocol
 from spc.transport.closing import ALERT_LINGER
@@ -60,7 +61,7 @@ GARBAGE = {
 
 class Receiver:
     """
-    An L{spc.session.session.IMessageReceiver} that records messages.
+    An L{spc.interfaces.IMessageReceiver} that records messages.
     """
 
     def __init__(self) -> None:

@@ -1,17 +1,25 @@
 """
 Tests for L{spc.session.heartbeatdriver}, the session's heartbeat timer on a
 L{task.Clock}: requests every interval, silent channels closed, epochs
-checked, and a client's requests for rotation.
+checked, and a client's requests for rotation; and the L{HeartbeatDriver}
+on its own, over a real L{ChannelSet} and real L{EpochKeys}.  What
+L{spc.protocol.liveness} decides is tested in L{tests.unit.test_liveness}.
 """
 
+from types import SimpleNamespace
+
 from twisted.internet import task
+from twisted.logger import Logger
 from twisted.trial.unittest import SynchronousTestCase
 
 from spc.errors import ProtocolError
-from spc.protocol import records
+from spc.protocol import frames, records
+from spc.session.channels import ChannelSet
+from spc.session.epochkeys import EpochKeys
+from spc.session.heartbeatdriver import HeartbeatDriver
 from tests.common import cachedExchangeKey
 from tests.fakes import FakeChannel
-from tests.memory.test_session import decoded, makeSession
+from tests.memory.test_session import decoded, heartbeatRequest, makeSession
 
 
 class SessionHeartbeatTests(SynchronousTestCase):
@@ -178,3 +186,124 @@ class RotationRequestTests(SynchronousTestCase):
         session.recordReceived(channel, 0, decoded(records.RotationAbort(1, 0)))
         session.keyWornOut(channel)
         self.assertEqual(len(channel.take(records.RotationRequest)), 1)
+
+
+class FakeBeatingSession:
+    """
+    What a heartbeat driver asks of a session, recorded.
+    """
+
+    isServer = True
+    peer = "SHA256:peer"
+
+    def __init__(self) -> None:
+        self.log = Logger(observer=lambda event: None)
+        self.errors: list[str] = []
+        self.ended: list[tuple[int, str, type]] = []
+
+    def protocolError(self, reason: str) -> None:
+        self.errors.append(reason)
+
+    def terminate(self, code: int, reason: str, error: type) -> None:
+        self.ended.append((code, reason, error))
+
+
+def makeDriver():
+    """
+    A L{HeartbeatDriver} over a real L{ChannelSet} and real L{EpochKeys},
+    with one admitted L{FakeChannel} attached.
+    """
+    clock = task.Clock()
+    session = FakeBeatingSession()
+    channels = ChannelSet(clock, 60.0, lambda: None)
+    keys = EpochKeys(0, b"\x00" * 32, channels.connections)
+    beats: list[float] = []
+    messages = SimpleNamespace(nextSendID=5, nextDeliveryID=3)
+    driver = HeartbeatDriver(
+        session, channels, keys, messages, clock, DRIVER_PARAMS.seconds,
+        DRIVER_PARAMS.heartbeatMissLimit, lambda: beats.append(clock.seconds()),
+    )
+    channel = FakeChannel(0)
+    channel.owner = SimpleNamespace(channelLost=lambda channel, reason: None)
+    for name in ("installEpoch", "switchSendEpoch", "dropEpoch"):
+        setattr(channel.records, name, lambda *args: None)
+    channels.attached(channel, confirmed=True)
+    channels.admit(channel)
+    driver.attach(channel)
+    return SimpleNamespace(
+        driver=driver, session=session, keys=keys, channel=channel, clock=clock, beats=beats
+    )
+
+
+DRIVER_PARAMS = frames.Params(heartbeatInterval=1000, overlap=2000)
+
+
+class HeartbeatDriverTests(SynchronousTestCase):
+    """
+    L{HeartbeatDriver} on its own: its timer, what its requests say, and the
+    commit probe.
+    """
+
+    def test_beats(self) -> None:
+        """
+        The first beat comes one interval after the first attach, the key
+        age check before the requests; once stopped, no timer is left.
+        """
+        made = makeDriver()
+        self.assertEqual(made.channel.take(), [])
+        made.clock.advance(1.0)
+        self.assertEqual(made.beats, [1.0])
+        self.assertEqual(len(made.channel.take(records.HeartbeatRequest)), 1)
+        made.driver.stop()
+        self.assertEqual(made.clock.getDelayedCalls(), [])
+
+    def test_requestSaysEpochs(self) -> None:
+        """
+        A request carries the committed epoch and the pending one the
+        epoch keys hold (C{NO_EPOCH} without one), and the message ids.
+        """
+        made = makeDriver()
+        made.driver.request(made.channel)
+        made.keys.install(1, b"\x01" * 32)
+        made.driver.request(made.channel)
+        first, second = made.channel.take(records.HeartbeatRequest)
+        self.assertEqual((first.committedEpoch, first.pendingEpoch), (0, records.NO_EPOCH))
+        self.assertEqual((second.committedEpoch, second.pendingEpoch), (0, 1))
+        self.assertEqual((second.nextTxMsgID, second.rxLowMsgID), (5, 3))
+
+    def answer(self, made, hbID: int, committed: int) -> None:
+        made.driver.answerReceived(made.channel, decoded(records.HeartbeatResponse(
+            hbID, 0, committed, records.NO_EPOCH, records.NO_SEQUENCE, 0, 0
+        )))
+
+    def test_commitProbe(self) -> None:
+        """
+        After a commit, an answer to a probe that names another epoch proves
+        a missed commit; an answer to an earlier request does not, nor one
+        naming the new epoch.
+        """
+        made = makeDriver()
+        early = made.driver.request(made.channel)
+        made.keys.install(1, b"\x01" * 32)
+        made.keys.switch(1)
+        made.driver.probeCommit()
+        [_, probe] = made.channel.take(records.HeartbeatRequest)
+        self.answer(made, early, 0)
+        self.assertFalse(made.driver.commitMissed())
+        self.answer(made, probe.hbID, 1)
+        self.assertFalse(made.driver.commitMissed())
+        self.answer(made, probe.hbID, 0)
+        self.assertTrue(made.driver.commitMissed())
+        made.driver.probeCommit()
+        self.assertFalse(made.driver.commitMissed())
+
+    def test_flood(self) -> None:
+        """
+        Requests past the bucket are not answered; a flood closes the
+        connection.
+        """
+        made = makeDriver()
+        for hbID in range(301):
+            made.driver.requestReceived(made.channel, heartbeatRequest(hbID))
+        self.assertEqual(len(made.channel.take(records.HeartbeatResponse)), 10)
+        self.assertEqual(made.channel.fatalReason, "heartbeat flood")

@@ -21,7 +21,7 @@ from twisted.trial.unittest import SynchronousTestCase
 from spc.errors import SessionClosed
 from spc.keys.trust import AuthorizedKeys
 from spc.protocol import frames, records
-from spc.server.service import Limits
+from spc.server.directory import Limits
 from spc.transport import channel
 from spc.transport.channel import PAUSED_WRITE_LIMIT, ChannelProtocol
 from spc.transport.closing import ALERT_LINGER, CLOSE_TIMEOUT

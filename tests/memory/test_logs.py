@@ -24,13 +24,14 @@ from twisted.trial import unittest
 
 from spc.client.connect import connect
 from spc.errors import SessionClosed
-from spc.files.store import withoutControls
 from spc.keys.tlscert import writeCertificate
 from spc.keys.trust import AllowAny, PinnedKey
 from spc.logs import events
 from spc.protocol import frames
 from spc.protocol.handshake import channelSpecs
-from spc.server.service import ServerChannelFactory, SessionDirectory
+from spc.server.directory import SessionDirectory
+from spc.server.service import ServerChannelFactory
+from spc.text import withoutControls
 from spc.transport import tls
 from tests.common import cachedIdentity
 from tests.memory.test_session import RETRY_DELAY, MemoryServer

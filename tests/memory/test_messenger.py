@@ -18,9 +18,10 @@ from twisted.python.failure import Failure
 from twisted.trial.unittest import SynchronousTestCase
 
 from spc.errors import MessageAbandoned, PeerBusy, ProtocolError, SessionClosed
-from spc.protocol import frames, records
+from spc.interfaces import YIELD
+from spc.protocol import filerecords, frames, records
 from spc.protocol.records import messageDigest
-from spc.session.messenger import BUSY_RETRIES, SEND_WINDOW, YIELD, MultiChannelMessenger
+from spc.session.messenger import BUSY_RETRIES, SEND_WINDOW, MultiChannelMessenger
 from spc.session.reassembly import ACK_DELAY
 from tests.fakes import FakeChannel
 
@@ -434,7 +435,7 @@ def keyed(name: str, number: int) -> tuple[tuple, bytes]:
     """
     A C{(key, record)} pair a scripted source hands out.
     """
-    return (name, number), records.FileData(name.encode() * 16, number, b"r").encode()
+    return (name, number), filerecords.FileData(name.encode() * 16, number, b"r").encode()
 
 
 class FakeFileSender:
@@ -696,9 +697,9 @@ class SchedulerTests(SynchronousTestCase):
         sender = FakeFileSender(b"1" * 16)
         sender.ackReceived = heard.append
         messenger.sendFile(sender)
-        ack = records.FileAck(b"1" * 16, records.FILE_PROGRESS, ((0, 5),))
+        ack = filerecords.FileAck(b"1" * 16, filerecords.FILE_PROGRESS, ((0, 5),))
         messenger.fileAckReceived(ack)
-        messenger.fileAckReceived(records.FileAck(b"2" * 16, records.FILE_REFUSED))
+        messenger.fileAckReceived(filerecords.FileAck(b"2" * 16, filerecords.FILE_REFUSED))
         self.assertEqual(heard, [ack])
         messenger.senderDone(sender)
         messenger.fileAckReceived(ack)

@@ -453,7 +453,7 @@ class ProgressTests(SynchronousTestCase):
         receiving.clock.advance(ACK_DELAY)
         ranges = [ack[2] for ack in receiving.take() if ack[1] == PROGRESS]
         for each in ranges:
-            self.assertLessEqual(len(each), records.MAX_ACK_RANGES)
+            self.assertLessEqual(len(each), frames.MAX_ACK_RANGES)
         self.assertEqual(ranges[-1][0], (0, 1))
 
 

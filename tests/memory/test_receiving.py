@@ -30,12 +30,14 @@ from spc.errors import (
     TransferFailed,
 )
 from spc.files import receiving, sending
+from spc.files.names import PARTIAL_DIRECTORY
 from spc.files.receiving import IncomingFiles
 from spc.files.sending import Delivered, FileSender, FolderSender, transferID
-from spc.files.store import PARTIAL_DIRECTORY, FileStore
+from spc.files.store import FileStore
+from spc.interfaces import YIELD
 from spc.logs import events
-from spc.protocol import frames, records
-from spc.session.messenger import YIELD, MultiChannelMessenger
+from spc.protocol import filerecords, frames, records
+from spc.session.messenger import MultiChannelMessenger
 from tests.files import rewriteKeepingTimes
 
 SIZE = 16 * 1024
@@ -102,7 +104,7 @@ class Link:
             lambda *stored: self.stored.append(stored), runNow,
         )
         self.seen: list = []
-        self.answers: list[records.FileAck] = []
+        self.answers: list[filerecords.FileAck] = []
         self.held: list = []
         self._deferreds: list[Deferred] = []
         testCase.addCleanup(self.close)
@@ -153,13 +155,13 @@ class Link:
 
     def deliver(self, record) -> None:
         kind = type(record)
-        if kind is records.FileOffer:
+        if kind is filerecords.FileOffer:
             self.incoming.offerReceived(record)
-        elif kind is records.FileData:
+        elif kind is filerecords.FileData:
             self.incoming.dataReceived(record)
-        elif kind is records.FileEnd:
+        elif kind is filerecords.FileEnd:
             self.incoming.endReceived(record)
-        elif kind is records.FolderOffer:
+        elif kind is filerecords.FolderOffer:
             self.incoming.folderOffered(record)
         else:
             raise AssertionError(f"unexpected {record!r}")
@@ -252,8 +254,8 @@ class DeliveryTests(TransferTestCase):
         self.assertEqual(self.read(path), data)
         self.assertEqual(self.inboxFiles(), [expected])
         self.assertEqual(self.partials(), [])
-        self.assertEqual(link.statuses()[0], records.FILE_RESUME)
-        self.assertEqual(link.statuses()[-1], records.FILE_COMPLETE)
+        self.assertEqual(link.statuses()[0], filerecords.FILE_RESUME)
+        self.assertEqual(link.statuses()[-1], filerecords.FILE_COMPLETE)
         return link
 
     def test_severalFragments(self) -> None:
@@ -264,11 +266,11 @@ class DeliveryTests(TransferTestCase):
         """
         data = os.urandom(5 * SIZE + 123)
         link = self.assertArrives(data, "report.bin", "report.bin")
-        self.assertEqual(len(link.sent(records.FileOffer)), 1)
+        self.assertEqual(len(link.sent(filerecords.FileOffer)), 1)
         self.assertEqual(
-            [d.offset for d in link.sent(records.FileData)], [n * SIZE for n in range(6)]
+            [d.offset for d in link.sent(filerecords.FileData)], [n * SIZE for n in range(6)]
         )
-        [end] = link.sent(records.FileEnd)
+        [end] = link.sent(filerecords.FileEnd)
         self.assertEqual(end.digest, hashlib.sha256(data).digest())
 
     def test_empty(self) -> None:
@@ -276,14 +278,14 @@ class DeliveryTests(TransferTestCase):
         A 0-byte file is an offer and an end, no data, and is stored.
         """
         link = self.assertArrives(b"", "empty", "empty")
-        self.assertEqual(link.sent(records.FileData), [])
+        self.assertEqual(link.sent(filerecords.FileData), [])
 
     def test_exactFragments(self) -> None:
         """
         A file of exactly N fragments has no empty tail fragment.
         """
         link = self.assertArrives(os.urandom(3 * SIZE), "exact.bin", "exact.bin")
-        self.assertEqual([len(d.payload) for d in link.sent(records.FileData)], [SIZE] * 3)
+        self.assertEqual([len(d.payload) for d in link.sent(filerecords.FileData)], [SIZE] * 3)
 
     def test_sanitizedName(self) -> None:
         """
@@ -300,7 +302,9 @@ class DeliveryTests(TransferTestCase):
         link = Link(self, self.store)
         data = os.urandom(4 * SIZE + 1)
         sender, sent = link.send(self.source(data), "final.bin")
-        link.flow(hold=(records.FileEnd,), check=lambda: self.assertEqual(self.inboxFiles(), []))
+        link.flow(
+            hold=(filerecords.FileEnd,), check=lambda: self.assertEqual(self.inboxFiles(), [])
+        )
         self.assertEqual(len(link.held), 1)
         self.assertEqual(self.inboxFiles(), [])
         self.assertNoResult(sent)
@@ -310,8 +314,8 @@ class DeliveryTests(TransferTestCase):
 
         early = Link(self, self.store)
         early.send(self.source(data, "again.bin"), "early.bin")
-        early.flow(hold=(records.FileData,))
-        self.assertEqual(len(early.sent(records.FileEnd)), 1)
+        early.flow(hold=(filerecords.FileData,))
+        self.assertEqual(len(early.sent(filerecords.FileEnd)), 1)
         *firstData, lastData = early.held
         early.held = []
         for record in firstData:
@@ -345,12 +349,12 @@ class DeliveryTests(TransferTestCase):
         link = Link(self, self.store)
         data = os.urandom(18 * SIZE)
         link.send(self.source(data))
-        link.flow(hold=(records.FileEnd,))
-        progress = [a for a in link.answers if a.status == records.FILE_PROGRESS]
+        link.flow(hold=(filerecords.FileEnd,))
+        progress = [a for a in link.answers if a.status == filerecords.FILE_PROGRESS]
         self.assertEqual([a.ranges for a in progress], [((0, 16 * SIZE),)])
         link.clock.advance(receiving.ACK_DELAY)
-        link.flow(hold=(records.FileEnd,))
-        progress = [a for a in link.answers if a.status == records.FILE_PROGRESS]
+        link.flow(hold=(filerecords.FileEnd,))
+        progress = [a for a in link.answers if a.status == filerecords.FILE_PROGRESS]
         self.assertEqual(progress[-1].ranges, ((16 * SIZE, 2 * SIZE),))
         self.assertFalse(link.messenger.acknowledge(("f", progress[0].transferID, 0)))
 
@@ -361,11 +365,11 @@ class DeliveryTests(TransferTestCase):
         """
         link = Link(self, self.store)
         sender, sent = link.send(self.source(os.urandom(2 * SIZE)))
-        link.flow(hold=(records.FileEnd,))
-        [offer] = link.sent(records.FileOffer)
+        link.flow(hold=(filerecords.FileEnd,))
+        [offer] = link.sent(filerecords.FileOffer)
         link.incoming.offerReceived(offer)
         link.release()
-        self.assertEqual(link.statuses().count(records.FILE_RESUME), 2)
+        self.assertEqual(link.statuses().count(filerecords.FILE_RESUME), 2)
         self.successResultOf(sent)
 
 
@@ -431,8 +435,8 @@ class ResumeTests(TransferTestCase):
         path = self.source(data)
         first = Link(self, self.store)
         sender, sent = first.send(path)
-        while len(first.sent(records.FileData)) < 6:
-            first.step(hold=(records.FileEnd,))
+        while len(first.sent(filerecords.FileData)) < 6:
+            first.step(hold=(filerecords.FileEnd,))
         first.end()
         self.failureResultOf(sent, SessionClosed)
         self.assertEqual(self.inboxFiles(), [])
@@ -442,13 +446,13 @@ class ResumeTests(TransferTestCase):
         self.assertEqual(resumed.transferID, sender.transferID)
         second.flow()
         self.successResultOf(again)
-        [resume] = [a for a in second.answers if a.status == records.FILE_RESUME]
+        [resume] = [a for a in second.answers if a.status == filerecords.FILE_RESUME]
         self.assertEqual(resume.ranges, ((0, 6 * SIZE),))
         self.assertEqual(
-            [d.offset for d in second.sent(records.FileData)],
+            [d.offset for d in second.sent(filerecords.FileData)],
             [n * SIZE for n in range(6, 11)],
         )
-        [end] = second.sent(records.FileEnd)
+        [end] = second.sent(filerecords.FileEnd)
         self.assertEqual(end.digest, hashlib.sha256(data).digest())
         self.assertEqual(self.read(os.path.join(self.inbox, "file.bin")), data)
 
@@ -464,7 +468,7 @@ class ResumeTests(TransferTestCase):
         path = self.source(data)
         first = Link(self, self.store)
         first.send(path)
-        first.flow(hold=(records.FileEnd,))
+        first.flow(hold=(filerecords.FileEnd,))
         self.assertEqual(self.inboxFiles(), [])
         first.close()
 
@@ -481,13 +485,13 @@ class ResumeTests(TransferTestCase):
         sender.nextRecord = recording
         second.flow()
         self.assertEqual(answers, [YIELD])
-        self.assertEqual(second.sent(records.FileEnd), [])
+        self.assertEqual(second.sent(filerecords.FileEnd), [])
         self.assertEqual(len(second.clock.getDelayedCalls()), 1)
         second.clock.advance(0)
         second.flow()
         self.assertEqual(answers[:3], [YIELD] * 3)
-        self.assertEqual(len(second.sent(records.FileEnd)), 1)
-        self.assertEqual(second.sent(records.FileData), [])
+        self.assertEqual(len(second.sent(filerecords.FileEnd)), 1)
+        self.assertEqual(second.sent(filerecords.FileData), [])
         self.successResultOf(sent)
         self.assertEqual(self.read(os.path.join(self.inbox, "file.bin")), data)
 
@@ -508,9 +512,9 @@ class ResumeTests(TransferTestCase):
         self.assertEqual(self.successResultOf(sent), Delivered("sub/f.bin", "sub/f.bin", True, 0))
         [answer] = second.answers
         self.assertEqual(
-            (answer.status, answer.detail), (records.FILE_ALREADY_STORED, "sub/f.bin")
+            (answer.status, answer.detail), (filerecords.FILE_ALREADY_STORED, "sub/f.bin")
         )
-        self.assertEqual(second.sent(records.FileData), [])
+        self.assertEqual(second.sent(filerecords.FileData), [])
         self.assertEqual(self.inboxFiles(), [os.path.join("sub", "f.bin")])
 
     def test_completedButMovedAway(self) -> None:
@@ -533,7 +537,7 @@ class ResumeTests(TransferTestCase):
             self.successResultOf(sent), Delivered("report.pdf", "report.pdf", False, len(data))
         )
         self.assertEqual(self.read(os.path.join(self.inbox, "report.pdf")), data)
-        self.assertEqual(second.statuses()[-1], records.FILE_COMPLETE)
+        self.assertEqual(second.statuses()[-1], filerecords.FILE_COMPLETE)
 
     def test_completedButMovedAwayResent(self) -> None:
         """
@@ -551,9 +555,9 @@ class ResumeTests(TransferTestCase):
         sender, sent = second.send(path)
         second.flow()
         self.successResultOf(sent)
-        self.assertEqual(second.statuses()[0], records.FILE_RESUME)
-        self.assertEqual(second.statuses()[-1], records.FILE_COMPLETE)
-        self.assertEqual(len(second.sent(records.FileData)), 2)
+        self.assertEqual(second.statuses()[0], filerecords.FILE_RESUME)
+        self.assertEqual(second.statuses()[-1], filerecords.FILE_COMPLETE)
+        self.assertEqual(len(second.sent(filerecords.FileData)), 2)
         self.assertEqual(self.inboxFiles(), ["file.bin"])
         self.assertEqual(self.read(os.path.join(self.inbox, "file.bin")), data)
 
@@ -577,13 +581,13 @@ class ResumeTests(TransferTestCase):
         path = self.source(os.urandom(4 * SIZE))
         first = Link(self, self.store)
         sender, _ = first.send(path)
-        first.flow(hold=(records.FileEnd,))
+        first.flow(hold=(filerecords.FileEnd,))
         first.close()
         answers: list = []
         other = IncomingFiles(self.store, "SHA256:someone else", SIZE, answers.append, task.Clock())
-        other.offerReceived(records.FileOffer(sender.transferID, 4 * SIZE, "file.bin"))
+        other.offerReceived(filerecords.FileOffer(sender.transferID, 4 * SIZE, "file.bin"))
         [answer] = [records.decodeRecord(a) for a in answers]
-        self.assertEqual((answer.status, answer.ranges), (records.FILE_RESUME, ()))
+        self.assertEqual((answer.status, answer.ranges), (filerecords.FILE_RESUME, ()))
         other.close()
 
 
@@ -624,11 +628,11 @@ class ThreadTests(TransferTestCase):
         """
         self.patch(receiving, "SYNC_BYTES", 2 * SIZE)
         tid = b"y" * 16
-        self.incoming.offerReceived(records.FileOffer(tid, 4 * SIZE, "f"))
+        self.incoming.offerReceived(filerecords.FileOffer(tid, 4 * SIZE, "f"))
         for offset in (0, SIZE):
-            self.incoming.dataReceived(records.FileData(tid, offset, b"a" * SIZE))
+            self.incoming.dataReceived(filerecords.FileData(tid, offset, b"a" * SIZE))
         self.assertEqual(len(self.work), 1)
-        self.incoming.dataReceived(records.FileData(tid, 2 * SIZE, b"b" * SIZE))
+        self.incoming.dataReceived(filerecords.FileData(tid, 2 * SIZE, b"b" * SIZE))
         self.runWork()
         with open(os.path.join(self.inbox, PARTIAL_DIRECTORY,
                                self.store.key(PEER, tid) + ".json")) as f:
@@ -642,20 +646,20 @@ class ThreadTests(TransferTestCase):
         """
         tid = b"v" * 16
         content = os.urandom(SIZE + 1)
-        self.incoming.offerReceived(records.FileOffer(tid, len(content), "v.bin"))
-        self.incoming.dataReceived(records.FileData(tid, 0, content[:SIZE]))
-        self.incoming.dataReceived(records.FileData(tid, SIZE, content[SIZE:]))
-        end = records.FileEnd(tid, hashlib.sha256(content).digest())
+        self.incoming.offerReceived(filerecords.FileOffer(tid, len(content), "v.bin"))
+        self.incoming.dataReceived(filerecords.FileData(tid, 0, content[:SIZE]))
+        self.incoming.dataReceived(filerecords.FileData(tid, SIZE, content[SIZE:]))
+        end = filerecords.FileEnd(tid, hashlib.sha256(content).digest())
         self.incoming.endReceived(end)
         self.incoming.endReceived(end)
         self.assertEqual(len(self.work), 1)
         self.assertEqual(self.inboxFiles(), [])
         self.assertNotIn(
-            records.FILE_COMPLETE, [records.decodeRecord(a).status for a in self.answers]
+            filerecords.FILE_COMPLETE, [records.decodeRecord(a).status for a in self.answers]
         )
         self.runWork()
         self.assertEqual(self.inboxFiles(), ["v.bin"])
-        self.assertEqual(records.decodeRecord(self.answers[-1]).status, records.FILE_COMPLETE)
+        self.assertEqual(records.decodeRecord(self.answers[-1]).status, filerecords.FILE_COMPLETE)
         self.assertEqual(len(self.stored), 1)
 
     def test_syncInFlightWhenComplete(self) -> None:
@@ -667,10 +671,10 @@ class ThreadTests(TransferTestCase):
         self.patch(receiving, "SYNC_BYTES", 2 * SIZE)
         tid = b"r" * 16
         content = os.urandom(2 * SIZE)
-        self.incoming.offerReceived(records.FileOffer(tid, len(content), "r.bin"))
-        self.incoming.dataReceived(records.FileData(tid, 0, content[:SIZE]))
-        self.incoming.dataReceived(records.FileData(tid, SIZE, content[SIZE:]))
-        self.incoming.endReceived(records.FileEnd(tid, hashlib.sha256(content).digest()))
+        self.incoming.offerReceived(filerecords.FileOffer(tid, len(content), "r.bin"))
+        self.incoming.dataReceived(filerecords.FileData(tid, 0, content[:SIZE]))
+        self.incoming.dataReceived(filerecords.FileData(tid, SIZE, content[SIZE:]))
+        self.incoming.endReceived(filerecords.FileEnd(tid, hashlib.sha256(content).digest()))
         self.assertEqual(len(self.work), 1)
         self.runWork()
         self.assertEqual(len(self.work), 1)
@@ -687,9 +691,9 @@ class ThreadTests(TransferTestCase):
         """
         self.patch(receiving, "SYNC_BYTES", SIZE)
         tid = b"c" * 16
-        self.incoming.offerReceived(records.FileOffer(tid, 4 * SIZE, "c.bin"))
-        self.incoming.dataReceived(records.FileData(tid, 0, b"c" * SIZE))
-        self.incoming.dataReceived(records.FileData(tid, SIZE, b"d" * SIZE))
+        self.incoming.offerReceived(filerecords.FileOffer(tid, 4 * SIZE, "c.bin"))
+        self.incoming.dataReceived(filerecords.FileData(tid, 0, b"c" * SIZE))
+        self.incoming.dataReceived(filerecords.FileData(tid, SIZE, b"d" * SIZE))
         partial = self.incoming._active[tid].partial
         self.incoming.close()
         self.assertGreaterEqual(partial._descriptor, 0)
@@ -705,14 +709,14 @@ class ThreadTests(TransferTestCase):
         went out, so a shutdown waits for it.
         """
         tid = b"i" * 16
-        self.incoming.offerReceived(records.FileOffer(tid, 1, "i.bin"))
-        self.incoming.dataReceived(records.FileData(tid, 0, b"i"))
-        self.incoming.endReceived(records.FileEnd(tid, hashlib.sha256(b"i").digest()))
+        self.incoming.offerReceived(filerecords.FileOffer(tid, 1, "i.bin"))
+        self.incoming.dataReceived(filerecords.FileData(tid, 0, b"i"))
+        self.incoming.endReceived(filerecords.FileEnd(tid, hashlib.sha256(b"i").digest()))
         idle = self.incoming.verifying.whenIdle()
         self.assertNoResult(idle)
         self.runWork()
         self.successResultOf(idle)
-        self.assertEqual(records.decodeRecord(self.answers[-1]).status, records.FILE_COMPLETE)
+        self.assertEqual(records.decodeRecord(self.answers[-1]).status, filerecords.FILE_COMPLETE)
 
     def test_storeFailureRefuses(self) -> None:
         """
@@ -720,12 +724,12 @@ class ThreadTests(TransferTestCase):
         is logged and answered "refused".
         """
         tid = b"e" * 16
-        self.incoming.offerReceived(records.FileOffer(tid, 1, "e.bin"))
-        self.incoming.dataReceived(records.FileData(tid, 0, b"e"))
+        self.incoming.offerReceived(filerecords.FileOffer(tid, 1, "e.bin"))
+        self.incoming.dataReceived(filerecords.FileData(tid, 0, b"e"))
         self.patch(self.store, "place", lambda source, name: 1 / 0)
-        self.incoming.endReceived(records.FileEnd(tid, hashlib.sha256(b"e").digest()))
+        self.incoming.endReceived(filerecords.FileEnd(tid, hashlib.sha256(b"e").digest()))
         self.runWork()
-        self.assertEqual(records.decodeRecord(self.answers[-1]).status, records.FILE_REFUSED)
+        self.assertEqual(records.decodeRecord(self.answers[-1]).status, filerecords.FILE_REFUSED)
         self.assertEqual(len(self.flushLoggedErrors(ZeroDivisionError)), 1)
         self.assertEqual(self.stored, [])
 
@@ -739,8 +743,8 @@ class ThreadTests(TransferTestCase):
         """
         self.patch(receiving, "SYNC_BYTES", SIZE)
         tid = b"k" * 16
-        self.incoming.offerReceived(records.FileOffer(tid, 4 * SIZE, "k.bin"))
-        self.incoming.dataReceived(records.FileData(tid, 0, b"k" * SIZE))
+        self.incoming.offerReceived(filerecords.FileOffer(tid, 4 * SIZE, "k.bin"))
+        self.incoming.dataReceived(filerecords.FileData(tid, 0, b"k" * SIZE))
         self.assertEqual(len(self.work), 1)
         self.incoming.close()
         self.assertEqual(self.store.forgetUnless(lambda peer: False), 1)
@@ -757,8 +761,8 @@ class ThreadTests(TransferTestCase):
         """
         self.patch(receiving, "SYNC_BYTES", SIZE)
         tid = b"q" * 16
-        self.incoming.offerReceived(records.FileOffer(tid, 4 * SIZE, "q.bin"))
-        self.incoming.dataReceived(records.FileData(tid, 0, b"q" * SIZE))
+        self.incoming.offerReceived(filerecords.FileOffer(tid, 4 * SIZE, "q.bin"))
+        self.incoming.dataReceived(filerecords.FileData(tid, 0, b"q" * SIZE))
         self.store.forgetUnless(lambda peer: False)
         self.runWork()
         self.assertEqual(self.partials(), [])
@@ -792,14 +796,14 @@ class CorruptionTests(TransferTestCase):
         link = Link(self, self.store)
         sender, sent = link.send(self.source(data))
         firstID = sender.transferID
-        link.flow(hold=(records.FileEnd,))
+        link.flow(hold=(filerecords.FileEnd,))
         self.corrupt(firstID)
         link.release()
-        self.assertIn(records.FILE_RESTART, link.statuses())
+        self.assertIn(filerecords.FILE_RESTART, link.statuses())
         self.assertNotEqual(sender.transferID, firstID)
-        offers = link.sent(records.FileOffer)
+        offers = link.sent(filerecords.FileOffer)
         self.assertEqual([o.transferID for o in offers], [firstID, sender.transferID])
-        self.assertEqual(len(link.sent(records.FileData)), 8)
+        self.assertEqual(len(link.sent(filerecords.FileData)), 8)
         self.successResultOf(sent)
         self.assertEqual(self.read(os.path.join(self.inbox, "file.bin")), data)
         self.assertEqual(self.inboxFiles(), ["file.bin"])
@@ -814,12 +818,12 @@ class CorruptionTests(TransferTestCase):
         data = os.urandom(2 * SIZE + 9)
         link = Link(self, self.store)
         sender, sent = link.send(self.source(data))
-        link.flow(hold=(records.FileEnd,))
+        link.flow(hold=(filerecords.FileEnd,))
         self.corrupt(sender.transferID)
         [end] = link.held
         link.held = []
         link.deliver(end)
-        self.assertEqual(records.decodeRecord(link.faks[-1]).status, records.FILE_RESTART)
+        self.assertEqual(records.decodeRecord(link.faks[-1]).status, filerecords.FILE_RESTART)
         link.messenger.channelDied(Sink.channel)
         resent = [records.decodeRecord(r) for r in link.sink.outbound]
         del link.sink.outbound[:]
@@ -838,14 +842,14 @@ class CorruptionTests(TransferTestCase):
         link = Link(self, self.store)
         sender, sent = link.send(self.source(os.urandom(2 * SIZE + 1)))
         for _ in range(2):
-            link.flow(hold=(records.FileEnd,))
+            link.flow(hold=(filerecords.FileEnd,))
             self.corrupt(sender.transferID)
             held, link.held = link.held, []
             for record in held:
                 link.deliver(record)
         link.flow()
         self.failureResultOf(sent, TransferFailed)
-        self.assertEqual(link.statuses().count(records.FILE_RESTART), 2)
+        self.assertEqual(link.statuses().count(filerecords.FILE_RESTART), 2)
         self.assertEqual(self.inboxFiles(), [])
         self.assertEqual(self.partials(), [])
 
@@ -855,12 +859,12 @@ class CorruptionTests(TransferTestCase):
         """
         link = Link(self, self.store)
         sender, sent = link.send(self.source(b"abc"))
-        link.flow(hold=(records.FileEnd,))
+        link.flow(hold=(filerecords.FileEnd,))
         [end] = link.held
         link.held = []
         link.incoming.endReceived(end._replace(digest=bytes(32)))
         self.assertEqual(
-            records.decodeRecord(link.faks[-1]).status, records.FILE_RESTART
+            records.decodeRecord(link.faks[-1]).status, filerecords.FILE_RESTART
         )
         self.assertEqual(self.inboxFiles(), [])
 
@@ -878,9 +882,9 @@ class RefusalTests(TransferTestCase):
         link = Link(self, None)
         sender, sent = link.send(self.source(b"data"))
         link.flow()
-        self.assertEqual(link.statuses(), [records.FILE_REFUSED])
+        self.assertEqual(link.statuses(), [filerecords.FILE_REFUSED])
         self.failureResultOf(sent, TransferFailed)
-        self.assertEqual(link.sent(records.FileData), [])
+        self.assertEqual(link.sent(filerecords.FileData), [])
 
     def test_diskFull(self) -> None:
         """
@@ -892,9 +896,9 @@ class RefusalTests(TransferTestCase):
         link = Link(self, FileStore(self.mktemp(), reserve=0))
         sender, sent = link.send(self.source(os.urandom(4097)))
         link.flow()
-        self.assertEqual(link.statuses(), [records.FILE_REFUSED])
+        self.assertEqual(link.statuses(), [filerecords.FILE_REFUSED])
         self.failureResultOf(sent, TransferFailed)
-        self.assertEqual(link.sent(records.FileData), [])
+        self.assertEqual(link.sent(filerecords.FileData), [])
 
     def test_unstorableNameRefusedAtOffer(self) -> None:
         """
@@ -909,8 +913,8 @@ class RefusalTests(TransferTestCase):
         link.flow()
         failure = self.failureResultOf(sent, TransferFailed)
         self.assertIn("refused", str(failure.value))
-        self.assertEqual(link.statuses(), [records.FILE_REFUSED])
-        self.assertEqual(link.sent(records.FileData), [])
+        self.assertEqual(link.statuses(), [filerecords.FILE_REFUSED])
+        self.assertEqual(link.sent(filerecords.FileData), [])
         self.assertEqual(self.partials(), [])
         self.assertEqual(self.inboxFiles(), ["blocker"])
 
@@ -932,7 +936,7 @@ class RefusalTests(TransferTestCase):
         incoming = IncomingFiles(store, PEER, SIZE, answers.append, clock)
         for n in range(1000):
             name = f"{n:04d}" + "n" * 4092
-            incoming.offerReceived(records.FileOffer(n.to_bytes(16, "big"), 10**6, name))
+            incoming.offerReceived(filerecords.FileOffer(n.to_bytes(16, "big"), 10**6, name))
         self.assertEqual(len(answers), 1000)
         refusals = [e for e in logged if e["log_format"] == "Refusing {name}: {error}"]
         self.assertEqual(len(refusals), 10)
@@ -959,11 +963,11 @@ class RefusalTests(TransferTestCase):
         incoming = IncomingFiles(self.store, PEER, SIZE, [].append, task.Clock())
         self.addCleanup(incoming.close)
         for n in range(2):
-            incoming.offerReceived(records.FileOffer(bytes([n]) * 16, 10, "f"))
+            incoming.offerReceived(filerecords.FileOffer(bytes([n]) * 16, 10, "f"))
         self.assertRaises(
             ResourceLimitExceeded,
             incoming.offerReceived,
-            records.FileOffer(b"\x09" * 16, 10, "f"),
+            filerecords.FileOffer(b"\x09" * 16, 10, "f"),
         )
 
 
@@ -980,10 +984,10 @@ class HostileDataTests(TransferTestCase):
         )
         self.addCleanup(self.incoming.close)
         self.transfer = b"h" * 16
-        self.incoming.offerReceived(records.FileOffer(self.transfer, 2 * SIZE + 10, "f"))
+        self.incoming.offerReceived(filerecords.FileOffer(self.transfer, 2 * SIZE + 10, "f"))
 
     def data(self, offset: int, length: int, transfer: bytes | None = None):
-        return records.FileData(transfer or self.transfer, offset, b"d" * length)
+        return filerecords.FileData(transfer or self.transfer, offset, b"d" * length)
 
     def test_offGrid(self) -> None:
         """
@@ -1009,14 +1013,14 @@ class HostileDataTests(TransferTestCase):
             ProtocolError, self.incoming.dataReceived, self.data(0, SIZE, b"u" * 16)
         )
         self.assertRaises(
-            ProtocolError, self.incoming.endReceived, records.FileEnd(b"u" * 16, bytes(32))
+            ProtocolError, self.incoming.endReceived, filerecords.FileEnd(b"u" * 16, bytes(32))
         )
 
     def test_emptyFileData(self) -> None:
         """
         Any data for a 0-byte file is refused.
         """
-        self.incoming.offerReceived(records.FileOffer(b"z" * 16, 0, "empty"))
+        self.incoming.offerReceived(filerecords.FileOffer(b"z" * 16, 0, "empty"))
         self.assertRaises(
             ProtocolError, self.incoming.dataReceived, self.data(0, 0, b"z" * 16)
         )
@@ -1029,17 +1033,17 @@ class HostileDataTests(TransferTestCase):
         content = os.urandom(2 * SIZE + 10)
         for offset in (0, SIZE, 2 * SIZE):
             self.incoming.dataReceived(
-                records.FileData(self.transfer, offset, content[offset : offset + SIZE])
+                filerecords.FileData(self.transfer, offset, content[offset : offset + SIZE])
             )
-        end = records.FileEnd(self.transfer, hashlib.sha256(content).digest())
+        end = filerecords.FileEnd(self.transfer, hashlib.sha256(content).digest())
         self.incoming.endReceived(end)
-        self.assertEqual(records.decodeRecord(self.answers[-1]).status, records.FILE_COMPLETE)
+        self.assertEqual(records.decodeRecord(self.answers[-1]).status, filerecords.FILE_COMPLETE)
         del self.answers[:]
-        self.incoming.dataReceived(records.FileData(self.transfer, SIZE, b"x" * SIZE))
+        self.incoming.dataReceived(filerecords.FileData(self.transfer, SIZE, b"x" * SIZE))
         self.assertEqual(self.answers, [])
         self.incoming.endReceived(end)
         [again] = [records.decodeRecord(a) for a in self.answers]
-        self.assertEqual(again.status, records.FILE_COMPLETE)
+        self.assertEqual(again.status, filerecords.FILE_COMPLETE)
         with open(os.path.join(self.inbox, "f"), "rb") as f:
             self.assertEqual(f.read(), content)
 
@@ -1061,9 +1065,9 @@ class LateRecordTests(TransferTestCase):
         self.addCleanup(self.incoming.close)
         self.transfer = b"l" * 16
         self.content = os.urandom(SIZE + 5)
-        self.incoming.offerReceived(records.FileOffer(self.transfer, len(self.content), "l"))
+        self.incoming.offerReceived(filerecords.FileOffer(self.transfer, len(self.content), "l"))
         self.data = [
-            records.FileData(self.transfer, offset, self.content[offset : offset + SIZE])
+            filerecords.FileData(self.transfer, offset, self.content[offset : offset + SIZE])
             for offset in (0, SIZE)
         ]
         for record in self.data:
@@ -1076,10 +1080,10 @@ class LateRecordTests(TransferTestCase):
         reached it (its channel died), is dropped: the session must not end
         over a race the receiver started.
         """
-        self.incoming.endReceived(records.FileEnd(self.transfer, bytes(32)))
-        self.assertEqual(records.decodeRecord(self.answers[-1]).status, records.FILE_RESTART)
+        self.incoming.endReceived(filerecords.FileEnd(self.transfer, bytes(32)))
+        self.assertEqual(records.decodeRecord(self.answers[-1]).status, filerecords.FILE_RESTART)
         self.incoming.dataReceived(self.data[1])
-        self.incoming.endReceived(records.FileEnd(self.transfer, bytes(32)))
+        self.incoming.endReceived(filerecords.FileEnd(self.transfer, bytes(32)))
         self.assertEqual(self.inboxFiles(), [])
 
     def statuses(self) -> list[int]:
@@ -1093,32 +1097,32 @@ class LateRecordTests(TransferTestCase):
         """
         self.clock.advance(1)
         self.statuses()
-        offer = records.FileOffer(self.transfer, len(self.content), "l")
+        offer = filerecords.FileOffer(self.transfer, len(self.content), "l")
         for _ in range(1000):
             self.incoming.offerReceived(offer)
-        self.assertEqual(self.statuses(), [records.FILE_RESUME])
+        self.assertEqual(self.statuses(), [filerecords.FILE_RESUME])
         self.clock.advance(1.9)
         self.incoming.offerReceived(offer)
         self.assertEqual(self.statuses(), [])
         self.clock.advance(0.1)
         self.incoming.offerReceived(offer)
-        self.assertEqual(self.statuses(), [records.FILE_RESUME])
+        self.assertEqual(self.statuses(), [filerecords.FILE_RESUME])
 
     def test_repeatedEndAnsweredOncePerInterval(self) -> None:
         """
         The end of a finished transfer replayed a thousand times gets one
         answer per interval.
         """
-        end = records.FileEnd(self.transfer, bytes(32))
+        end = filerecords.FileEnd(self.transfer, bytes(32))
         self.incoming.endReceived(end)
-        self.assertEqual(self.statuses()[-1], records.FILE_RESTART)
+        self.assertEqual(self.statuses()[-1], filerecords.FILE_RESTART)
         for _ in range(1000):
             self.incoming.endReceived(end)
-        self.assertEqual(self.statuses(), [records.FILE_RESTART])
+        self.assertEqual(self.statuses(), [filerecords.FILE_RESTART])
         self.clock.advance(2.0)
         for _ in range(1000):
             self.incoming.endReceived(end)
-        self.assertEqual(self.statuses(), [records.FILE_RESTART])
+        self.assertEqual(self.statuses(), [filerecords.FILE_RESTART])
 
 
 class SenderFailureTests(TransferTestCase):
@@ -1135,7 +1139,7 @@ class SenderFailureTests(TransferTestCase):
         path = self.source(data)
         link = Link(self, self.store, window=3 * SIZE)
         sender, sent = link.send(path)
-        while len(link.sent(records.FileData)) < 2:
+        while len(link.sent(filerecords.FileData)) < 2:
             link.step()
         with open(path, "r+b") as f:
             f.truncate(4 * SIZE + 5)
@@ -1144,8 +1148,8 @@ class SenderFailureTests(TransferTestCase):
         link.flow()
         failure = self.failureResultOf(sent, TransferFailed)
         self.assertIn("shrank", str(failure.value))
-        self.assertEqual(len(link.sent(records.FileData)), 4)
-        self.assertEqual(link.sent(records.FileEnd), [])
+        self.assertEqual(len(link.sent(filerecords.FileData)), 4)
+        self.assertEqual(link.sent(filerecords.FileEnd), [])
         self.assertEqual(self.inboxFiles(), [])
 
     def test_modified(self) -> None:
@@ -1161,7 +1165,7 @@ class SenderFailureTests(TransferTestCase):
         os.utime(path, ns=(stat.st_atime_ns, stat.st_mtime_ns + 10**9))
         link.flow()
         self.failureResultOf(sent, TransferFailed)
-        self.assertEqual(link.sent(records.FileEnd), [])
+        self.assertEqual(link.sent(filerecords.FileEnd), [])
 
     def test_editedInPlaceTimesKept(self) -> None:
         """
@@ -1176,7 +1180,7 @@ class SenderFailureTests(TransferTestCase):
         rewriteKeepingTimes(path, os.urandom(2 * SIZE))
         link.flow()
         self.failureResultOf(sent, TransferFailed)
-        self.assertEqual(link.sent(records.FileEnd), [])
+        self.assertEqual(link.sent(filerecords.FileEnd), [])
         self.assertEqual(self.inboxFiles(), [])
 
     def test_sessionEnds(self) -> None:
@@ -1188,10 +1192,90 @@ class SenderFailureTests(TransferTestCase):
         self.patch(receiving, "SYNC_BYTES", SIZE)
         link = Link(self, self.store)
         sender, sent = link.send(self.source(os.urandom(3 * SIZE)))
-        link.flow(hold=(records.FileEnd,))
+        link.flow(hold=(filerecords.FileEnd,))
         link.end()
         self.failureResultOf(sent, SessionClosed)
         self.assertEqual(len(self.partials()), 2)
+
+
+class SenderStepsTests(TransferTestCase):
+    """
+    The steps of a L{FileSender}, fed the receiver's answers by hand: each
+    answer counts only in the step that expects it, and a done sender
+    ignores everything.
+    """
+
+    def answer(self, sender, status: int, ranges=()) -> None:
+        sender.ackReceived(filerecords.FileAck(sender.transferID, status, tuple(ranges)))
+
+    def start(self, size: int = 2 * SIZE):
+        sink = Sink()
+        messenger = MultiChannelMessenger(sink, PARAMS, lambda data, kind: None, task.Clock())
+        sender = FileSender(self.source(os.urandom(size)), "f", SECRET, SERVER, SIZE, task.Clock())
+        sent = messenger.sendFile(sender)
+        self.addCleanup(sent.addErrback, lambda failure: None)
+        return sender, sent, sink
+
+    def kinds(self, sink: Sink) -> list[type]:
+        kinds = [type(records.decodeRecord(record)) for record in sink.outbound]
+        del sink.outbound[:]
+        return kinds
+
+    def test_offerThenWait(self) -> None:
+        """
+        The offer goes out once; until the receiver answers it the sender
+        has nothing more, and a second answer to it changes nothing.
+        """
+        sender, sent, sink = self.start()
+        self.assertEqual(self.kinds(sink), [filerecords.FileOffer])
+        self.assertIsNone(sender.nextRecord())
+        self.answer(sender, filerecords.FILE_RESUME)
+        self.assertEqual(
+            self.kinds(sink), [filerecords.FileData, filerecords.FileData, filerecords.FileEnd]
+        )
+        self.answer(sender, filerecords.FILE_RESUME)
+        self.assertEqual(self.kinds(sink), [])
+        self.assertIsNone(sender.nextRecord())
+        self.assertNoResult(sent)
+
+    def test_doneIgnoresAll(self) -> None:
+        """
+        Once delivered, the sender ignores a restart, a refusal, another
+        verdict and the end of the session.
+        """
+        sender, sent, sink = self.start()
+        self.answer(sender, filerecords.FILE_RESUME)
+        self.answer(sender, filerecords.FILE_COMPLETE)
+        delivered = self.successResultOf(sent)
+        for status in (filerecords.FILE_RESTART, filerecords.FILE_REFUSED, filerecords.FILE_COMPLETE):
+            self.answer(sender, status)
+        sender.sessionEnded(Failure(SessionClosed("over")))
+        self.assertEqual(delivered.sent, 2 * SIZE)
+        self.assertIsNone(sender.nextRecord())
+
+    def test_restartOffersAgain(self) -> None:
+        """
+        A first restart offers the file again under a new id, from any step
+        before done; a second fails it.
+        """
+        sender, sent, sink = self.start()
+        first = sender.transferID
+        self.kinds(sink)
+        self.answer(sender, filerecords.FILE_RESTART)
+        self.assertNotEqual(sender.transferID, first)
+        self.assertEqual(self.kinds(sink), [filerecords.FileOffer])
+        self.answer(sender, filerecords.FILE_RESTART)
+        self.assertIn("corrupt twice", str(self.failureResultOf(sent, TransferFailed).value))
+
+    def test_sessionEndsOnce(self) -> None:
+        """
+        The end of the session fails a sender still waiting, once.
+        """
+        sender, sent, sink = self.start()
+        sender.sessionEnded(Failure(SessionClosed("over")))
+        sender.sessionEnded(Failure(SessionClosed("again")))
+        self.assertIn("over", str(self.failureResultOf(sent, SessionClosed).value))
+        self.assertIsNone(sender.nextRecord())
 
 
 class AnswerTests(TransferTestCase):
@@ -1230,14 +1314,14 @@ class AnswerTests(TransferTestCase):
         path = self.source(data)
         first = Link(self, self.store)
         first.send(path)
-        while len(first.sent(records.FileData)) < 4:
-            first.step(hold=(records.FileEnd,))
+        while len(first.sent(filerecords.FileData)) < 4:
+            first.step(hold=(filerecords.FileEnd,))
         first.end()
         second = Link(self, FileStore(self.inbox))
         _, sent = second.send(path)
         second.flow()
         delivered = self.successResultOf(sent)
-        self.assertEqual(delivered.sent, len(second.sent(records.FileData)) * SIZE)
+        self.assertEqual(delivered.sent, len(second.sent(filerecords.FileData)) * SIZE)
         self.assertLess(delivered.sent, len(data))
 
     def assertRefused(self, link: Link, sent: Deferred, reason: int, *fragments: str):
@@ -1246,7 +1330,7 @@ class AnswerTests(TransferTestCase):
         L{FileRefused} carrying the reason and the receiver's sentence.
         """
         answer = link.answers[-1]
-        self.assertEqual((answer.status, answer.reason), (records.FILE_REFUSED, reason))
+        self.assertEqual((answer.status, answer.reason), (filerecords.FILE_REFUSED, reason))
         failure = self.failureResultOf(sent, FileRefused)
         self.assertEqual((failure.value.reason, failure.value.text), (reason, answer.detail))
         for fragment in fragments:
@@ -1262,7 +1346,7 @@ class AnswerTests(TransferTestCase):
         link = Link(self, FileStore(self.mktemp(), quota=100))
         _, sent = link.send(self.source(os.urandom(101)))
         link.flow()
-        self.assertRefused(link, sent, records.REFUSED_LIMIT, "quota of 100 bytes")
+        self.assertRefused(link, sent, filerecords.REFUSED_LIMIT, "quota of 100 bytes")
 
     def test_noStore(self) -> None:
         """
@@ -1272,8 +1356,8 @@ class AnswerTests(TransferTestCase):
         _, sent = link.send(self.source(b"data"))
         _, folder = link.sendFolder("empty")
         link.flow()
-        self.assertRefused(link, folder, records.REFUSED_NO_FILES, receiving.NO_FILES)
-        self.assertEqual(link.answers[0].reason, records.REFUSED_NO_FILES)
+        self.assertRefused(link, folder, filerecords.REFUSED_NO_FILES, receiving.NO_FILES)
+        self.assertEqual(link.answers[0].reason, filerecords.REFUSED_NO_FILES)
         self.failureResultOf(sent, FileRefused)
 
     def test_nameUnavailable(self) -> None:
@@ -1286,7 +1370,7 @@ class AnswerTests(TransferTestCase):
         link = Link(self, self.store)
         _, sent = link.send(self.source(b"x"), "blocker/x")
         link.flow()
-        self.assertRefused(link, sent, records.REFUSED_NAME, "'blocker'", "not a folder")
+        self.assertRefused(link, sent, filerecords.REFUSED_NAME, "'blocker'", "not a folder")
 
     def test_storageFailureHidesDetails(self) -> None:
         """
@@ -1303,7 +1387,7 @@ class AnswerTests(TransferTestCase):
         link = Link(self, self.store)
         _, sent = link.send(self.source(b"x"))
         link.flow()
-        answer = self.assertRefused(link, sent, records.REFUSED_STORAGE)
+        answer = self.assertRefused(link, sent, filerecords.REFUSED_STORAGE)
         self.assertEqual(answer.detail, receiving.STORAGE_FAILED)
         self.assertNotIn("private", answer.detail)
 
@@ -1315,10 +1399,10 @@ class AnswerTests(TransferTestCase):
         link = Link(self, self.store)
         _, sent = link.send(self.source(b"abc"), "late.txt")
         link.flow()
-        [end] = link.sent(records.FileEnd)
+        [end] = link.sent(filerecords.FileEnd)
         link.incoming.endReceived(end)
         again = records.decodeRecord(link.faks[-1])
-        self.assertEqual((again.status, again.detail), (records.FILE_COMPLETE, "late.txt"))
+        self.assertEqual((again.status, again.detail), (filerecords.FILE_COMPLETE, "late.txt"))
 
     @settings(max_examples=200)
     @given(st.text(max_size=400), st.integers(0, 3))
@@ -1333,10 +1417,14 @@ class AnswerTests(TransferTestCase):
             OSError(5, text, text), ValueError(text),
         ][kind]
         reason, sentence = receiving.refusal(error)
-        encoded = records.FileAck(bytes(16), records.FILE_REFUSED, (), reason, sentence).encode()
+        encoded = filerecords.FileAck(
+            bytes(16), filerecords.FILE_REFUSED, (), reason, sentence
+        ).encode()
         self.assertEqual(records.decodeRecord(encoded).detail, sentence)
         if kind >= 2:
-            self.assertEqual((reason, sentence), (records.REFUSED_STORAGE, receiving.STORAGE_FAILED))
+            self.assertEqual(
+                (reason, sentence), (filerecords.REFUSED_STORAGE, receiving.STORAGE_FAILED)
+            )
 
     @settings(max_examples=200)
     @given(st.text(min_size=1, max_size=100))
@@ -1348,13 +1436,13 @@ class AnswerTests(TransferTestCase):
         def clean(text: str) -> bool:
             return not any(unicodedata.category(c)[0] == "C" for c in text)
 
-        for status, reason in ((records.FILE_COMPLETE, 0), (records.FILE_REFUSED, 2)):
+        for status, reason in ((filerecords.FILE_COMPLETE, 0), (filerecords.FILE_REFUSED, 2)):
             sender = FolderSender("f")
             sender.messenger = MultiChannelMessenger(
                 Sink(), PARAMS, lambda data, kind: None, task.Clock()
             )
-            sender.ackReceived(records.FileAck(sender.transferID, status, (), reason, detail))
-            if status == records.FILE_COMPLETE:
+            sender.ackReceived(filerecords.FileAck(sender.transferID, status, (), reason, detail))
+            if status == filerecords.FILE_COMPLETE:
                 self.assertTrue(clean(self.successResultOf(sender.deferred).storedAs))
             else:
                 self.assertTrue(clean(self.failureResultOf(sender.deferred).value.text))
@@ -1375,7 +1463,7 @@ class FolderTests(TransferTestCase):
         link.flow()
         self.assertEqual(self.successResultOf(sent), Delivered("album/empty", "album/empty", False, 0))
         self.assertTrue(os.path.isdir(os.path.join(self.inbox, "album", "empty")))
-        self.assertEqual(link.statuses(), [records.FILE_COMPLETE])
+        self.assertEqual(link.statuses(), [filerecords.FILE_COMPLETE])
 
     def test_existingKept(self) -> None:
         """
@@ -1410,7 +1498,7 @@ class FolderTests(TransferTestCase):
         _, sent = link.sendFolder("taken/sub")
         link.flow()
         failure = self.failureResultOf(sent, FileRefused)
-        self.assertEqual(failure.value.reason, records.REFUSED_NAME)
+        self.assertEqual(failure.value.reason, filerecords.REFUSED_NAME)
         self.assertIn("not a folder", failure.value.text)
 
     @settings(max_examples=200, deadline=None)
@@ -1443,10 +1531,10 @@ class FolderTests(TransferTestCase):
             runInThread=lambda f, *a: pending.append(Deferred()) or pending[-1],
         )
         self.addCleanup(incoming.close)
-        incoming.offerReceived(records.FileOffer(b"f" * 16, 10, "f"))
-        incoming.folderOffered(records.FolderOffer(b"d" * 16, "d"))
+        incoming.offerReceived(filerecords.FileOffer(b"f" * 16, 10, "f"))
+        incoming.folderOffered(filerecords.FolderOffer(b"d" * 16, "d"))
         self.assertRaises(
-            ResourceLimitExceeded, incoming.folderOffered, records.FolderOffer(b"e" * 16, "e")
+            ResourceLimitExceeded, incoming.folderOffered, filerecords.FolderOffer(b"e" * 16, "e")
         )
 
     def test_sessionEnds(self) -> None:

@@ -14,7 +14,7 @@ Two tiers (STYLE habit 14):
     - (c) every timer (ACK timeout, overlap, heartbeats, rejoin delay) on a
       L{task.Clock}: nothing sleeps.
 
-Plus the server's rotation round (L{ServerService.rotationRound}).
+Plus the server's rotation rounds (L{spc.server.rounds.RotationRounds}).
 """
 
 from __future__ import annotations
@@ -38,6 +38,7 @@ from spc.errors import AuthenticationFailed, SessionReset
 from spc.protocol import recordlayer as recordModule
 from spc.protocol import frames, records
 from spc.protocol.rotation import ClientRotation
+from spc.server.rounds import RotationRounds
 from spc.server.service import ROUND_JITTER, ServerService
 from spc.session.session import Session
 from tests.common import cachedIdentity
@@ -183,8 +184,7 @@ class Tap:
         self.drop: set[bytes] = set()
         self.dropped: list[object] = []
         self._clock = clock
-        for name in ("sendControl", "sendOffer"):
-            setattr(session, name, self._outgoing(getattr(session, name)))
+        session.sendControl = self._outgoing(session.sendControl)
         original, lose = session.recordReceived, session.channelLost
 
         def recordReceived(channel, epoch, record):
@@ -387,12 +387,12 @@ class DroppedAckTests(SynchronousTestCase):
         started = pair.clock.seconds()
         pair.rotate()
         self.assertEqual(len(pair.clientTap.dropped), 1)
-        self.assertEqual(pair.client.rotation.pending, 1)
+        self.assertEqual(pair.client.rotations.machine.pending, 1)
         pair.exchange()
         pair.run(SESSION_ACK - 0.01)
         self.assertEqual(pair.serverTap.sentOf(records.RotationAbort), [])
         self.assertEqual(pair.server.rotationsRolledBack, 0)
-        self.assertEqual(pair.client.rotation.pending, 1)
+        self.assertEqual(pair.client.rotations.machine.pending, 1)
         pair.clock.advance(0.01)
         pair.network.flush()
         [(when, abort)] = [
@@ -401,7 +401,7 @@ class DroppedAckTests(SynchronousTestCase):
         self.assertAlmostEqual(when - started, SESSION_ACK, places=6)
         self.assertEqual(abort.newEpoch, 1)
         self.assertEqual(pair.server.rotationsRolledBack, 1)
-        self.assertIsNone(pair.client.rotation.pending)
+        self.assertIsNone(pair.client.rotations.machine.pending)
         self.assertEqual(pair.epochs(), (0, 0))
         self.assertIsNone(pair.client.epochSecret(1))
         pair.exchange()
@@ -459,14 +459,14 @@ class DroppedCommitTests(SynchronousTestCase):
         [offer] = pair.serverTap.sentOf(records.RotationOffer)
         zero = pair.pump(0)
         zero.pump()
-        self.assertEqual(pair.client.rotation.pending, 1)
+        self.assertEqual(pair.client.rotations.machine.pending, 1)
         zero.pump()
         self.assertEqual(pair.server.epoch, 1)
         self.assertEqual(pair.serverTap.sentOf(records.RotationCommit), [records.RotationCommit(1)])
         pair.network.cut(zero)
         pair.network.flush()
         self.assertEqual(pair.epochs(), (1, 1))
-        self.assertIsNone(pair.client.rotation.pending)
+        self.assertIsNone(pair.client.rotations.machine.pending)
         sent = pair.server.sendMessage(b"under epoch 1")
         pair.network.flush()
         self.successResultOf(sent)
@@ -494,7 +494,7 @@ class DroppedCommitTests(SynchronousTestCase):
             pair.network.cut(pump)
         pair.network.flush()
         self.assertEqual(pair.client.channels, {})
-        self.assertEqual((pair.client.epoch, pair.client.rotation.pending), (0, 1))
+        self.assertEqual((pair.client.epoch, pair.client.rotations.machine.pending), (0, 1))
 
     def test_allLostRejoinInOverlap(self) -> None:
         """
@@ -636,7 +636,7 @@ class ForgedRotationTests(SynchronousTestCase):
         injectTo(pair, pair.client.channels[1], forgedFrame(pair.client.channels[1], offer))
         self.assertEqual(pair.clientTap.lostWith(AUTH_FAILED), [1])
         self.assertEqual(pair.clientTap.sentOf(records.RotationAck), [])
-        self.assertIsNone(pair.client.rotation.pending)
+        self.assertIsNone(pair.client.rotations.machine.pending)
         pair.rotate()
         self.assertEqual(pair.epochs(), (1, 1))
 
@@ -669,7 +669,7 @@ class ForgedRotationTests(SynchronousTestCase):
         self.assertEqual(pair.epochs(), (0, 0))
         pair.run(SESSION_ACK + STEP)
         self.assertEqual(pair.server.rotationsRolledBack, 1)
-        self.assertIsNone(pair.client.rotation.pending)
+        self.assertIsNone(pair.client.rotations.machine.pending)
         self.assertEqual(pair.client.rotationsCommitted, 0)
         pair.exchange()
 
@@ -727,7 +727,7 @@ class DesyncTests(SynchronousTestCase):
         not with a silent loss of its channels.
         """
         pair = makePair(self)
-        pair.client.rotation.committed = lambda epoch: None
+        pair.client.rotations.machine.committed = lambda epoch: None
         clientClosed = pair.client.whenClosed()
         pair.rotate()
         self.assertEqual(pair.epochs(), (0, 1))
@@ -749,7 +749,7 @@ class DesyncTests(SynchronousTestCase):
         commit, and the session is reset as soon as the overlap ends.
         """
         pair = makePair(self)
-        pair.client.rotation.committed = lambda epoch: None
+        pair.client.rotations.machine.committed = lambda epoch: None
         serverClosed = pair.server.whenClosed()
         pair.rotate()
         self.assertEqual(pair.epochs(), (0, 1))
@@ -771,7 +771,7 @@ class DesyncTests(SynchronousTestCase):
         pair.server.rotate()
         for pump in list(pair.network.pumps):
             pump.pump()  # the offer reaches the client; its RKA waits
-        beat = pair.server._beats.call.getTime()
+        beat = pair.server.heartbeats._beats.call.getTime()
         pair.clock.advance(beat - pair.clock.seconds())
         pair.network.flush()
         self.assertEqual(pair.server.epoch, 1)
@@ -949,7 +949,7 @@ def makeService(clock=None, sessions: int = 0):
         params=frames.Params(rotationInterval=int(INTERVAL * 1000)),
     )
     events: list[dict] = []
-    service.log = Logger(observer=events.append)
+    service.rotationRounds.log = Logger(observer=events.append)
     fakes = []
     for number in range(sessions):
         fake = FakeRotatingSession(clock)
@@ -960,7 +960,7 @@ def makeService(clock=None, sessions: int = 0):
 
 class RotationRoundTests(SynchronousTestCase):
     """
-    L{ServerService.rotationRound}: every session, spread over the first
+    L{RotationRounds.runRound}: every session, spread over the first
     tenth of the interval, reported as a whole.
     """
 
@@ -972,7 +972,7 @@ class RotationRoundTests(SynchronousTestCase):
         """
         made = makeService(sessions=20)
         made.clock.advance(100)
-        made.service.rotationRound()
+        made.service.rotationRounds.runRound()
         spread = INTERVAL * ROUND_JITTER
         times = [call.getTime() - 100 for call in made.clock.getDelayedCalls()]
         self.assertEqual(len(times), 20)
@@ -1003,12 +1003,12 @@ class RotationRoundTests(SynchronousTestCase):
         made.service.startService()
         self.addCleanup(made.service.stopService)
         made.clock.advance(INTERVAL - 1)
-        self.assertEqual(made.service.rounds, 0)
+        self.assertEqual(made.service.rotationRounds.count, 0)
         made.clock.advance(1)
-        self.assertEqual(made.service.rounds, 1)
+        self.assertEqual(made.service.rotationRounds.count, 1)
         for _ in range(int(INTERVAL * (1 + ROUND_JITTER))):
             made.clock.advance(1)
-        self.assertEqual(made.service.rounds, 2)
+        self.assertEqual(made.service.rotationRounds.count, 2)
         self.assertEqual(len(made.sessions[0].rotated), 2)
 
     def test_summaryLogged(self) -> None:
@@ -1018,12 +1018,12 @@ class RotationRoundTests(SynchronousTestCase):
         that round; the next round starts counting afresh.
         """
         made = makeService(sessions=2)
-        made.service.rotationRound()
+        made.service.rotationRounds.runRound()
         self.assertEqual(made.events, [])
         made.clock.advance(INTERVAL)
         made.service.directory._rotationEnded(True)
         made.service.directory._rotationEnded(False)
-        made.service.rotationRound()
+        made.service.rotationRounds.runRound()
         [event] = made.events
         self.assertEqual(
             {k: event[k] for k in ("round", "sessions", "committed", "rolled_back")},
@@ -1031,7 +1031,7 @@ class RotationRoundTests(SynchronousTestCase):
         )
         self.assertIn("Rotation round", event["log_format"])
         del made.events[:]
-        made.service.rotationRound()
+        made.service.rotationRounds.runRound()
         [event] = made.events
         self.assertEqual((event["committed"], event["rolled_back"]), (0, 0))
 
@@ -1049,10 +1049,10 @@ class RotationRoundTests(SynchronousTestCase):
         live.attach(channel, 0)
         confirm(live, channel)
         made.service.directory.sessions.update({live.id: live, idle.id: idle})
-        made.service.rotationRound()
+        made.service.rotationRounds.runRound()
         clock.advance(INTERVAL * ROUND_JITTER)
         self.assertEqual(len(channel.take(records.RotationOffer)), 1)
-        self.assertEqual(idle.rotation.epoch, 0)
+        self.assertEqual(idle.rotations.machine.epoch, 0)
         self.assertEqual(idle.rotationsRolledBack, 0)
         clock.advance(ACK)
         self.assertEqual(idle.rotationsRolledBack, 0)
@@ -1081,8 +1081,8 @@ class RotationRoundTests(SynchronousTestCase):
         server.attach(channel, 0)
         confirm(server, channel)
         made.service.directory.sessions[server.id] = server
-        owner = RecordingOwner({0: S0})
-        client = ClientRotation(owner, SESSION, exchangeKey(), 0, OVERLAP)
+        owner = RecordingOwner(0, S0)
+        client = ClientRotation(owner, owner.keys, SESSION, exchangeKey(), OVERLAP)
         server.recordReceived(channel, 0, records.RotationRequest(records.REKEY_VOLUME))
         [offer] = channel.take(records.RotationOffer)
         client.offerReceived(offer)
@@ -1091,7 +1091,35 @@ class RotationRoundTests(SynchronousTestCase):
         self.assertEqual(server.epoch, 1)
         clock.advance(SESSION_OVERLAP + 1)
         channel.take()
-        made.service.rotationRound()
+        made.service.rotationRounds.runRound()
         clock.advance(INTERVAL * ROUND_JITTER)
         self.assertEqual(channel.take(records.RotationOffer), [])
         self.assertEqual(server.rotationsRolledBack, 0)
+
+
+class RotationRoundsTests(SynchronousTestCase):
+    """
+    L{RotationRounds} without a service: its sessions are asked anew at
+    every round, and its outcomes start again at 0.
+    """
+
+    def test_sessionsAskedEachRound(self) -> None:
+        """
+        A session that appears between two rounds rotates in the second;
+        the outcomes counted since a round are reported and reset by the
+        next one.
+        """
+        clock = task.Clock()
+        sessions = [FakeRotatingSession(clock)]
+        outcomes = {True: 2, False: 1}
+        rounds = RotationRounds(clock, INTERVAL, lambda: sessions, outcomes)
+        rounds.start()
+        clock.advance(INTERVAL)
+        self.assertEqual(outcomes, {True: 0, False: 0})
+        sessions.append(FakeRotatingSession(clock))
+        clock.advance(INTERVAL)
+        clock.advance(INTERVAL * ROUND_JITTER)
+        self.assertEqual([len(fake.rotated) for fake in sessions], [2, 1])
+        self.assertEqual(rounds.count, 2)
+        rounds.stop()
+        self.assertEqual(clock.getDelayedCalls(), [])

@@ -3,7 +3,8 @@
 Tests for L{spc.server.service} and L{spc.client.connect}: the
 L{SessionDirectory}'s admission rules and limits with L{task.Clock} and
 in-memory transports.  The service over real loopback TCP is tested in
-L{tests.integration.test_service}.
+L{tests.integration.test_service}, the L{ListeningService} behind each port
+in L{tests.unit.test_listening}.
 """
 
 from __future__ import annotations
@@ -25,7 +26,8 @@ from spc.keys.trust import AllowAny, AuthorizedKeys, PinnedKey
 from spc.protocol import frames, records
 from spc.protocol.handshake import JoinTarget, channelSpecs
 from spc.protocol.records import messageDigest
-from spc.server.service import Limits, ServerChannelFactory, SessionDirectory
+from spc.server.directory import Limits, SessionDirectory
+from spc.server.service import ServerChannelFactory
 from spc.session.session import DEFAULT_LINGER
 from spc.transport.channel import DEFAULT_HANDSHAKE_TIMEOUT, DEFAULT_REPLY_TIMEOUT, ChannelProtocol
 from tests.common import cachedExchangeKey, cachedIdentity

@@ -27,13 +27,15 @@ from spc.crypto import asymmetric
 from spc.crypto.suites import defaultSuiteFor
 from spc.errors import ProtocolError, SessionClosed, SessionReset, SPCError, TransferFailed
 from spc.files.store import FileStore
+from spc.interfaces import IMessageReceiver
 from spc.keys.identity import fingerprint
 from spc.keys.trust import AllowAny, AuthorizedKeys, PinnedKey
-from spc.protocol import frames, records
+from spc.protocol import filerecords, frames, records
 from spc.protocol.handshake import ServerResult, channelSpecs
 from spc.protocol.records import messageDigest
-from spc.server.service import ServerChannelFactory, SessionDirectory
-from spc.session.session import DEFAULT_LINGER, IMessageReceiver, Session
+from spc.server.directory import SessionDirectory
+from spc.server.service import ServerChannelFactory
+from spc.session.session import DEFAULT_LINGER, Session
 from tests.common import cachedExchangeKey, cachedIdentity
 from tests.fakes import FakeChannel
 
@@ -747,8 +749,8 @@ class KeyConfirmationTests(SynchronousTestCase):
 
 class SchedulingTests(SynchronousTestCase):
     """
-    The session as the messenger's sink: which channel gets data
-    (L{Session.writableChannel}), when a paused channel gets it again
+    The session's channels as the messenger's sink: which channel gets data
+    (L{ChannelSet.writableChannel}), when a paused channel gets it again
     (L{Session.channelWritable}), and where control records go
     (L{Session.sendControl}).
     """
@@ -931,10 +933,10 @@ class FileRoutingTests(SynchronousTestCase):
         """
         session = makeSession()
         [channel] = attached(session, 0)
-        session.recordReceived(channel, 0, decoded(records.FileOffer(b"t" * 16, 10, "f")))
-        [answer] = channel.take(records.FileAck)
+        session.recordReceived(channel, 0, decoded(filerecords.FileOffer(b"t" * 16, 10, "f")))
+        [answer] = channel.take(filerecords.FileAck)
         self.assertEqual(
-            (answer.transferID, answer.status), (b"t" * 16, records.FILE_REFUSED)
+            (answer.transferID, answer.status), (b"t" * 16, filerecords.FILE_REFUSED)
         )
         self.assertIsNone(session.closedReason)
 
@@ -949,10 +951,10 @@ class FileRoutingTests(SynchronousTestCase):
         session = makeSession()
         [channel] = attached(session, 0)
         sent = session.sendFile(source)
-        [offer] = channel.take(records.FileOffer)
+        [offer] = channel.take(filerecords.FileOffer)
         self.assertEqual((offer.size, offer.name), (7, os.path.basename(source)))
-        refusal = records.FileAck(
-            offer.transferID, records.FILE_REFUSED, (), records.REFUSED_LIMIT, "too big"
+        refusal = filerecords.FileAck(
+            offer.transferID, filerecords.FILE_REFUSED, (), filerecords.REFUSED_LIMIT, "too big"
         )
         session.recordReceived(channel, 0, decoded(refusal))
         self.failureResultOf(sent, TransferFailed)
@@ -963,8 +965,8 @@ class FileRoutingTests(SynchronousTestCase):
         the session ends with C{BYE:} protocol_error.
         """
         for record in (
-            records.FileData(b"u" * 16, 0, b"data"),
-            records.FileEnd(b"u" * 16, bytes(32)),
+            filerecords.FileData(b"u" * 16, 0, b"data"),
+            filerecords.FileEnd(b"u" * 16, bytes(32)),
         ):
             session = makeSession(files=FileStore(self.mktemp()))
             [channel] = attached(session, 0)

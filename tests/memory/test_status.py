@@ -17,11 +17,11 @@ from twisted.test import iosim
 from twisted.trial.unittest import SynchronousTestCase
 
 from spc.cli.options import MAX_CHANNELS
+from spc.files.progress import TransferProgress
 from spc.files.receiving import IncomingFiles
-from spc.files.sending import TransferProgress
 from spc.files.store import FileStore
 from spc.logs import events
-from spc.protocol import records
+from spc.protocol import filerecords
 from spc.status import control
 from spc.status.control import PAGE_BYTES, ControlFactory, encodePage, fetchStatus
 from spc.status.snapshot import (
@@ -191,8 +191,8 @@ class TransferTests(SynchronousTestCase):
         incoming = IncomingFiles(store, "SHA256:peer", 16, lambda record: None, task.Clock())
         self.addCleanup(incoming.close)
         transfer = b"t" * 16
-        incoming.offerReceived(records.FileOffer(transfer, 40, "report.pdf"))
-        incoming.dataReceived(records.FileData(transfer, 16, b"d" * 16))
+        incoming.offerReceived(filerecords.FileOffer(transfer, 40, "report.pdf"))
+        incoming.dataReceived(filerecords.FileData(transfer, 16, b"d" * 16))
         self.assertEqual(
             incoming.inProgress(), [TransferProgress("report.pdf", 40, 16, 0, False)]
         )

@@ -20,7 +20,8 @@ from twisted.trial.unittest import SynchronousTestCase
 
 from spc.keys.identity import saveIdentity
 from spc.keys.trustfile import MAX_TRUST_FILE_SIZE
-from spc.tap import _listenFailure, makeService
+from spc.server.daemon import _listenFailure
+from spc.tap import makeService
 from tests.files import shortTemporaryDirectory
 from tests.unit.test_identity import OTHER_FINGERPRINT, writeFile
 from tests.unit.test_keyfiles import ANOTHER_USER

@@ -9,11 +9,15 @@ import io
 import os
 import sys
 
+from twisted.internet import protocol
+from twisted.internet.endpoints import HostnameEndpoint
 from twisted.internet.testing import MemoryReactor
 from twisted.trial import unittest
 
 import spc
-from spc.cli import main
+from spc.cli import keys, main
+from spc.cli.command import Command
+from spc.cli.options import MAX_CHANNELS, ParseOnlyReactor
 from spc.cli.send import EXIT_SKIPPED
 from spc.client.send import SendSummary, clientEndpoints
 from spc.errors import (
@@ -25,7 +29,7 @@ from spc.errors import (
 )
 from spc.keys import identity
 from spc.keys.identity import Identity
-from spc.protocol import records
+from spc.protocol import filerecords
 from spc.transport import tls
 
 _identities: dict[int, Identity] = {}
@@ -62,7 +66,7 @@ class CLITestCase(unittest.SynchronousTestCase):
         """
         Make C{spc keygen} produce a pre-generated identity.
         """
-        self.patch(main, "generateIdentity", lambda bits: sharedIdentity(index))
+        self.patch(keys, "generateIdentity", lambda bits: sharedIdentity(index))
 
     def forbidKeygen(self) -> None:
         """
@@ -72,7 +76,7 @@ class CLITestCase(unittest.SynchronousTestCase):
         def refuse(bits: int) -> Identity:
             self.fail("a key was generated")
 
-        self.patch(main, "generateIdentity", refuse)
+        self.patch(keys, "generateIdentity", refuse)
 
     def assertOneErrorLine(self, *fragments: str) -> None:
         self.assertEqual(self.out, "")
@@ -160,7 +164,7 @@ class KeygenTests(CLITestCase):
             sizes.append(bits)
             return sharedIdentity(0)
 
-        self.patch(main, "generateIdentity", generate)
+        self.patch(keys, "generateIdentity", generate)
         self.assertEqual(self.spc("keygen", "--key-dir", self.keyDir, "--bits", "3072"), 0)
         self.assertEqual(sizes, [3072])
         self.forbidKeygen()
@@ -296,7 +300,7 @@ class TopLevelTests(CLITestCase):
         self.assertEqual(stdout.getvalue(), f"spc {spc.__version__}\n")
 
 
-def parseCommand(*argv: str) -> main.Command:
+def parseCommand(*argv: str) -> Command:
     """
     Parse C{spc argv} and return the subcommand's options, without running
     it.
@@ -375,9 +379,9 @@ class SendOptionsTests(CLITestCase):
         """
         argv = ["send", "--server", "h", "--ports", "9000-9016", "--message", "x"]
         self.assertEqual(self.spc(*argv), 2)
-        self.assertUsageError("spc send", f"at most {main.MAX_CHANNELS} channels")
+        self.assertUsageError("spc send", f"at most {MAX_CHANNELS} channels")
         argv[4] = "9000-9015"
-        self.assertEqual(len(parseCommand(*argv)["endpoints"]), main.MAX_CHANNELS)
+        self.assertEqual(len(parseCommand(*argv)["endpoints"]), MAX_CHANNELS)
 
     def test_suitesLengthMismatch(self) -> None:
         """
@@ -472,6 +476,21 @@ class SendOptionsTests(CLITestCase):
         )
         self.assertEqual(options["endpoints"], ["tcp:127.0.0.1:9000", "tcp:10.0.0.1:9100"])
         self.assertEqual(options["host-port"], "127.0.0.1:9000")
+
+    def test_connectCheckedOnParseOnlyReactor(self) -> None:
+        """
+        --connect and --tls-fingerprint are checked by building their
+        endpoints on a L{ParseOnlyReactor}, with no warning from Twisted;
+        an endpoint built on it cannot connect.
+        """
+        parseCommand(
+            "send", "--connect", "tcp:example.com:9000",
+            "--connect", "tls:example.com:9443", "--tls-fingerprint", "SHA256:" + "A" * 43,
+            "--message", "x",
+        )
+        self.assertEqual(self.flushWarnings(), [])
+        endpoint = HostnameEndpoint(ParseOnlyReactor(), "example.com", 9000)
+        self.assertRaises(RuntimeError, endpoint.connect, protocol.Factory())
 
     def test_connectHostPort(self) -> None:
         """
@@ -675,7 +694,7 @@ class DemoOptionsTests(CLITestCase):
         """
         One to sixteen channels are accepted.
         """
-        for text, count in [("1", 1), ("16", 16), (str(main.MAX_CHANNELS), main.MAX_CHANNELS)]:
+        for text, count in [("1", 1), ("16", 16), (str(MAX_CHANNELS), MAX_CHANNELS)]:
             self.assertEqual(parseCommand("demo", "--channels", text)["channels"], count)
 
     def test_outOfBounds(self) -> None:
@@ -757,7 +776,7 @@ class SendReportTests(CLITestCase):
         the daemon's reason, and the count, on stderr; exit 4.
         """
         refused = FileRefused(
-            "big.bin", records.REFUSED_LIMIT, "over this sender's quota of unfinished files"
+            "big.bin", filerecords.REFUSED_LIMIT, "over this sender's quota of unfinished files"
         )
         code = self.report(
             self.summary(messages=1, files=1, bytes=7, failed=(("big.bin", refused),))

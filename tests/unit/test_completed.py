@@ -14,7 +14,8 @@ import os
 from twisted.trial.unittest import SynchronousTestCase
 
 from spc.files import completed
-from spc.files.store import KEEP_SECONDS, PARTIAL_DIRECTORY, FileStore
+from spc.files.names import PARTIAL_DIRECTORY
+from spc.files.store import KEEP_SECONDS, FileStore
 from tests.fakes import clockAt
 from tests.files import rewriteKeepingTimes, waitForChangeTimeAfter
 

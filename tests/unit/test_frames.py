@@ -120,6 +120,30 @@ class RoundTripTests(unittest.SynchronousTestCase):
         self.assertEqual(body, auth.unsigned() + b"\x01\x00" + b"s" * 256)
 
 
+class SecondsTests(unittest.SynchronousTestCase):
+    """
+    L{frames.Params.seconds}: the one place the wire's milliseconds become
+    the seconds every timer counts.
+    """
+
+    def test_defaults(self):
+        """
+        The default parameters: heartbeats every 5 s, rotations every 30 s,
+        an ACK within 5 s and a 10 s overlap.
+        """
+        self.assertEqual(tuple(frames.Params().seconds), (5.0, 30.0, 5.0, 10.0))
+
+    @given(params)
+    def test_everyTimer(self, value):
+        """
+        Each timer is its field in milliseconds over a thousand, by name;
+        the fields without a unit of time are not timers.
+        """
+        seconds = value.seconds
+        for name in seconds._fields:
+            self.assertEqual(getattr(seconds, name), getattr(value, name) / 1000)
+
+
 class StrictnessTests(unittest.SynchronousTestCase):
     """
     Decoders refuse anything that is not exactly a valid encoding.

@@ -32,7 +32,7 @@ from spc.protocol import frames, handshake
 from spc.protocol.clienthandshake import ClientHandshake
 from spc.protocol.handshake import ChannelSpec, JoinTarget, JoinTicket
 from spc.protocol.serverhandshake import ServerHandshake
-from spc.server.service import Limits, SessionDirectory
+from spc.server.directory import Limits, SessionDirectory
 from spc.session.session import Session
 from tests.common import (
     ALL_SUITES,
@@ -1505,7 +1505,7 @@ class ReplayTests(unittest.SynchronousTestCase):
 
 class ConnectionKeysTests(unittest.SynchronousTestCase):
     """
-    Tests for L{handshake.ConnectionKeys}.
+    Tests for L{spc.protocol.recordlayer.ConnectionKeys}, as handshakes make them.
     """
 
     def test_epochsDiffer(self) -> None:

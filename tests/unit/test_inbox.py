@@ -15,9 +15,10 @@ import subprocess
 
 from twisted.trial.unittest import SkipTest, SynchronousTestCase
 
+from spc.files.names import MESSAGES_NAME
 from spc.protocol import records
 from spc.server import inbox
-from spc.server.inbox import MESSAGES_NAME, InboxReceiver, messageRecord
+from spc.server.inbox import InboxReceiver, messageRecord
 from tests.fakes import FakeSession
 
 SENDER = "SHA256:" + "A" * 43
@@ -123,7 +124,7 @@ class InboxReceiverTests(SynchronousTestCase):
         """
         from zope.interface.verify import verifyObject
 
-        from spc.session.session import IMessageReceiver
+        from spc.interfaces import IMessageReceiver
 
         self.assertTrue(verifyObject(IMessageReceiver, makeReceiver(self)))
 

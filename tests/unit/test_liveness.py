@@ -1,11 +1,13 @@
 # -*- test-case-name: tests.unit.test_liveness -*-
 """
 Tests for L{spc.protocol.liveness}: when a peer counts as dead, the limit on
-heartbeat requests and the epoch check, with the time given.
+heartbeat requests and the epoch check, with the time given (a
+L{task.Clock} that nothing is scheduled on).
 """
 
 from __future__ import annotations
 
+from twisted.internet import task
 from twisted.trial.unittest import SynchronousTestCase
 
 from spc.protocol.liveness import Liveness, RequestLimiter, epochsAgree
@@ -58,6 +60,9 @@ class LivenessTests(SynchronousTestCase):
         self.assertTrue(liveness.isBlocked(10.0, 25.1))
 
 
+CONNECTION = "a connection"
+
+
 class LimiterTests(SynchronousTestCase):
     """
     Incoming requests: a burst of ten, then two per interval (A18).
@@ -68,22 +73,30 @@ class LimiterTests(SynchronousTestCase):
         Ten at once are allowed, the eleventh is dropped; after half an
         interval one more is allowed.
         """
-        limiter = RequestLimiter(5.0, now=0.0)
-        self.assertEqual([limiter.allow(0.0) for _ in range(11)], [True] * 10 + [False])
-        self.assertTrue(limiter.allow(2.5))
-        self.assertFalse(limiter.abusive())
+        clock = task.Clock()
+        limiter = RequestLimiter(clock, 5.0)
+        limiter.start(CONNECTION)
+        self.assertEqual(
+            [limiter.allow(CONNECTION) for _ in range(11)], [True] * 10 + [False]
+        )
+        clock.advance(2.5)
+        self.assertTrue(limiter.allow(CONNECTION))
+        self.assertFalse(limiter.abusive(CONNECTION))
 
     def test_abusive(self) -> None:
         """
         Only a sustained tenfold excess counts as abuse.
         """
-        limiter = RequestLimiter(1.0, now=0.0)
+        clock = task.Clock()
+        limiter = RequestLimiter(clock, 1.0)
+        limiter.start(CONNECTION)
+        clock.advance(1.0)
         for _ in range(299):
-            limiter.allow(1.0)
-        self.assertFalse(limiter.abusive())
+            limiter.allow(CONNECTION)
+        self.assertFalse(limiter.abusive(CONNECTION))
         for _ in range(2):
-            limiter.allow(1.0)
-        self.assertTrue(limiter.abusive())
+            limiter.allow(CONNECTION)
+        self.assertTrue(limiter.abusive(CONNECTION))
 
     def test_epochs(self) -> None:
         """

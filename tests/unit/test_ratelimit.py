@@ -10,8 +10,7 @@ from hypothesis import given, settings, strategies as st
 from twisted.internet import task
 from twisted.trial.unittest import SynchronousTestCase
 
-from spc.ratelimit import RateWindow
-from spc.server.service import sourceKey
+from spc.ratelimit import RateWindow, sourceKey
 
 
 class RateWindowTests(SynchronousTestCase):

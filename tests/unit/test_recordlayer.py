@@ -11,10 +11,9 @@ import os
 from twisted.trial import unittest
 
 from spc.crypto.suites import A256CBC_HS512, CHACHA20_POLY1305
-from spc.errors import AuthenticationFailed, ProtocolError
+from spc.errors import AuthenticationFailed, ProtocolError, SequenceExhausted
 from spc.protocol import frames, recordlayer
-from spc.protocol.handshake import ConnectionKeys
-from spc.protocol.recordlayer import RecordLayer, SequenceExhausted
+from spc.protocol.recordlayer import ConnectionKeys, RecordLayer
 from tests.common import ALL_SUITES
 
 MAX_INNER = frames.maxInnerSize(frames.DEFAULT_FRAGMENT_SIZE)

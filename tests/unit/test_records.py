@@ -9,7 +9,7 @@ from hypothesis import given, settings, strategies as st
 from twisted.trial import unittest
 
 from spc.errors import ProtocolError
-from spc.protocol import frames, records
+from spc.protocol import filerecords, frames, records
 from tests.unit.test_frames import fixed, u8, u32, u64
 
 
@@ -41,16 +41,16 @@ def fileAcks(draw):
     name for stored and already stored, a reason and a sentence for
     refused, nothing else otherwise.
     """
-    status = draw(st.sampled_from(sorted(records.FILE_STATUSES)))
+    status = draw(st.sampled_from(sorted(filerecords.FILE_STATUSES)))
     ranges, reason, detail = (), 0, ""
-    if status in (records.FILE_PROGRESS, records.FILE_RESUME):
-        ranges = tuple(draw(st.lists(st.tuples(u64, u64), max_size=records.MAX_ACK_RANGES)))
-    elif status in (records.FILE_COMPLETE, records.FILE_ALREADY_STORED):
+    if status in (filerecords.FILE_PROGRESS, filerecords.FILE_RESUME):
+        ranges = tuple(draw(st.lists(st.tuples(u64, u64), max_size=frames.MAX_ACK_RANGES)))
+    elif status in (filerecords.FILE_COMPLETE, filerecords.FILE_ALREADY_STORED):
         detail = draw(utf8Text(1, 200))
-    elif status == records.FILE_REFUSED:
-        reason = draw(st.sampled_from(sorted(records.REFUSAL_REASONS)))
-        detail = draw(utf8Text(0, records.MAX_REFUSAL_TEXT))
-    return records.FileAck(draw(fixed(16)), status, ranges, reason, detail)
+    elif status == filerecords.FILE_REFUSED:
+        reason = draw(st.sampled_from(sorted(filerecords.REFUSAL_REASONS)))
+        detail = draw(utf8Text(0, filerecords.MAX_REFUSAL_TEXT))
+    return filerecords.FileAck(draw(fixed(16)), status, ranges, reason, detail)
 
 
 heartbeatFields = (u32, u64, u32, u32, u64, u64, u64)
@@ -60,7 +60,7 @@ innerRecords = st.one_of(
         records.Ack,
         u64,
         st.sampled_from(sorted(records.ACK_STATUSES)),
-        st.lists(st.tuples(u32, u32), max_size=records.MAX_ACK_RANGES).map(tuple),
+        st.lists(st.tuples(u32, u32), max_size=frames.MAX_ACK_RANGES).map(tuple),
     ),
     st.builds(records.HeartbeatRequest, *heartbeatFields),
     st.builds(records.HeartbeatResponse, *heartbeatFields),
@@ -68,17 +68,17 @@ innerRecords = st.one_of(
     st.builds(records.RotationAck, u32, fixed(32), fixed(32)),
     st.builds(records.RotationCommit, u32),
     st.builds(
-        records.FileOffer,
+        filerecords.FileOffer,
         fixed(16),
         u64,
         st.text(min_size=1, max_size=200).filter(
-            lambda name: 0 < len(name.encode("utf-8")) <= records.MAX_FILE_NAME
+            lambda name: 0 < len(name.encode("utf-8")) <= filerecords.MAX_FILE_NAME
         ),
     ),
-    st.builds(records.FileData, fixed(16), u64, st.binary(max_size=300)),
-    st.builds(records.FileEnd, fixed(16), fixed(32)),
+    st.builds(filerecords.FileData, fixed(16), u64, st.binary(max_size=300)),
+    st.builds(filerecords.FileEnd, fixed(16), fixed(32)),
     fileAcks(),
-    st.builds(records.FolderOffer, fixed(16), utf8Text(1, 200)),
+    st.builds(filerecords.FolderOffer, fixed(16), utf8Text(1, 200)),
     st.builds(records.RotationAbort, u32, u8),
     st.builds(records.RotationRequest, st.sampled_from([records.REKEY_VOLUME, records.REKEY_AGE])),
     st.builds(
@@ -132,7 +132,7 @@ class StrictnessTests(unittest.SynchronousTestCase):
         An ACK with more ranges than allowed is refused on its count, before
         the ranges are read.
         """
-        body = b"ACK:" + struct.pack("!QBH", 1, 0, records.MAX_ACK_RANGES + 1)
+        body = b"ACK:" + struct.pack("!QBH", 1, 0, frames.MAX_ACK_RANGES + 1)
         self.assertRefused(records.decodeRecord, body)
 
     def test_unknownValues(self):
@@ -159,13 +159,13 @@ class StrictnessTests(unittest.SynchronousTestCase):
         self.assertRefused(records.decodeRecord, b"FAK:" + bytes(16) + b"\x09\x00\x00")
         self.assertRefused(
             records.decodeRecord,
-            b"FAK:" + bytes(16) + b"\x00" + struct.pack("!H", records.MAX_ACK_RANGES + 1),
+            b"FAK:" + bytes(16) + b"\x00" + struct.pack("!H", frames.MAX_ACK_RANGES + 1),
         )
         self.assertRefused(records.decodeRecord, b"FDT:" + bytes(23))
         self.assertRefused(records.decodeRecord, b"FEN:" + bytes(47))
         self.assertRaises(
             ValueError,
-            records.FileAck(bytes(16), 0, ((0, 1),) * (records.MAX_ACK_RANGES + 1)).encode,
+            filerecords.FileAck(bytes(16), 0, ((0, 1),) * (frames.MAX_ACK_RANGES + 1)).encode,
         )
 
     def test_fileAnswerDetails(self):
@@ -185,41 +185,44 @@ class StrictnessTests(unittest.SynchronousTestCase):
             return body + bytes([reason]) + struct.pack("!H", len(detail)) + detail
 
         refused = [
-            fak(records.FILE_COMPLETE, ranges=[(0, 1)], detail=b"a"),
-            fak(records.FILE_RESTART, ranges=[(0, 1)]),
-            fak(records.FILE_PROGRESS, reason=records.REFUSED_LIMIT),
-            fak(records.FILE_REFUSED),
-            fak(records.FILE_REFUSED, reason=5),
-            fak(records.FILE_REFUSED, reason=255),
-            fak(records.FILE_REFUSED, reason=1, detail=b"x" * (records.MAX_REFUSAL_TEXT + 1)),
-            fak(records.FILE_REFUSED, reason=1, detail=b"\xff"),
-            fak(records.FILE_COMPLETE),
-            fak(records.FILE_ALREADY_STORED),
-            fak(records.FILE_COMPLETE, detail=b"x" * (records.MAX_FILE_NAME + 1)),
-            fak(records.FILE_ALREADY_STORED, detail=b"\xc3"),
-            fak(records.FILE_RESUME, detail=b"a"),
-            fak(records.FILE_RESTART, detail=b"a"),
-            fak(records.FILE_PROGRESS)[:-1],
-            fak(records.FILE_PROGRESS) + b"\x00",
-            fak(records.FILE_REFUSED, reason=1, detail=b"why")[:-1],
+            fak(filerecords.FILE_COMPLETE, ranges=[(0, 1)], detail=b"a"),
+            fak(filerecords.FILE_RESTART, ranges=[(0, 1)]),
+            fak(filerecords.FILE_PROGRESS, reason=filerecords.REFUSED_LIMIT),
+            fak(filerecords.FILE_REFUSED),
+            fak(filerecords.FILE_REFUSED, reason=5),
+            fak(filerecords.FILE_REFUSED, reason=255),
+            fak(
+                filerecords.FILE_REFUSED, reason=1,
+                detail=b"x" * (filerecords.MAX_REFUSAL_TEXT + 1),
+            ),
+            fak(filerecords.FILE_REFUSED, reason=1, detail=b"\xff"),
+            fak(filerecords.FILE_COMPLETE),
+            fak(filerecords.FILE_ALREADY_STORED),
+            fak(filerecords.FILE_COMPLETE, detail=b"x" * (filerecords.MAX_FILE_NAME + 1)),
+            fak(filerecords.FILE_ALREADY_STORED, detail=b"\xc3"),
+            fak(filerecords.FILE_RESUME, detail=b"a"),
+            fak(filerecords.FILE_RESTART, detail=b"a"),
+            fak(filerecords.FILE_PROGRESS)[:-1],
+            fak(filerecords.FILE_PROGRESS) + b"\x00",
+            fak(filerecords.FILE_REFUSED, reason=1, detail=b"why")[:-1],
         ]
         for body in refused:
             self.assertRefused(records.decodeRecord, body)
         accepted = [
-            fak(records.FILE_COMPLETE, detail=b"x" * records.MAX_FILE_NAME),
-            fak(records.FILE_REFUSED, reason=4, detail=b"x" * records.MAX_REFUSAL_TEXT),
-            fak(records.FILE_REFUSED, reason=1),
+            fak(filerecords.FILE_COMPLETE, detail=b"x" * filerecords.MAX_FILE_NAME),
+            fak(filerecords.FILE_REFUSED, reason=4, detail=b"x" * filerecords.MAX_REFUSAL_TEXT),
+            fak(filerecords.FILE_REFUSED, reason=1),
         ]
         for body in accepted:
             self.assertEqual(records.decodeRecord(body).encode(), body)
         invalid = [
-            records.FileAck(tid, records.FILE_COMPLETE, ((0, 1),), 0, "a"),
-            records.FileAck(tid, records.FILE_COMPLETE),
-            records.FileAck(tid, records.FILE_PROGRESS, (), records.REFUSED_NAME),
-            records.FileAck(tid, records.FILE_REFUSED),
-            records.FileAck(tid, records.FILE_REFUSED, (), 9, "why"),
-            records.FileAck(tid, records.FILE_REFUSED, (), 1, "é" * 128),
-            records.FileAck(tid, records.FILE_RESTART, (), 0, "a"),
+            filerecords.FileAck(tid, filerecords.FILE_COMPLETE, ((0, 1),), 0, "a"),
+            filerecords.FileAck(tid, filerecords.FILE_COMPLETE),
+            filerecords.FileAck(tid, filerecords.FILE_PROGRESS, (), filerecords.REFUSED_NAME),
+            filerecords.FileAck(tid, filerecords.FILE_REFUSED),
+            filerecords.FileAck(tid, filerecords.FILE_REFUSED, (), 9, "why"),
+            filerecords.FileAck(tid, filerecords.FILE_REFUSED, (), 1, "é" * 128),
+            filerecords.FileAck(tid, filerecords.FILE_RESTART, (), 0, "a"),
         ]
         for answer in invalid:
             self.assertRaises(ValueError, answer.encode)
@@ -242,14 +245,16 @@ class StrictnessTests(unittest.SynchronousTestCase):
             text = detail.decode("utf-8")
         except UnicodeDecodeError:
             text = None
-        if status == records.FILE_REFUSED:
-            valid = reason in records.REFUSAL_REASONS and len(detail) <= 255
-        elif status in (records.FILE_COMPLETE, records.FILE_ALREADY_STORED):
+        if status == filerecords.FILE_REFUSED:
+            valid = reason in filerecords.REFUSAL_REASONS and len(detail) <= 255
+        elif status in (filerecords.FILE_COMPLETE, filerecords.FILE_ALREADY_STORED):
             valid = reason == 0 and 1 <= len(detail) <= 4096
         else:
             valid = reason == 0 and not detail
         valid = valid and text is not None and status <= 5
-        valid = valid and (not ranges or status in (records.FILE_PROGRESS, records.FILE_RESUME))
+        valid = valid and (
+            not ranges or status in (filerecords.FILE_PROGRESS, filerecords.FILE_RESUME)
+        )
         if valid:
             self.assertEqual(records.decodeRecord(body).encode(), body)
         else:
@@ -290,16 +295,17 @@ class KnownEncodingTests(unittest.SynchronousTestCase):
         """
         tid = bytes(range(16))
         cases = [
-            (records.FileAck(tid, records.FILE_PROGRESS, ((1, 2),)),
+            (filerecords.FileAck(tid, filerecords.FILE_PROGRESS, ((1, 2),)),
              b"\x00" + b"\x00\x01" + (1).to_bytes(8, "big") + (2).to_bytes(8, "big")
              + b"\x00" + b"\x00\x00"),
-            (records.FileAck(tid, records.FILE_RESUME), b"\x02\x00\x00\x00\x00\x00"),
-            (records.FileAck(tid, records.FILE_COMPLETE, detail="a/b.txt"),
+            (filerecords.FileAck(tid, filerecords.FILE_RESUME), b"\x02\x00\x00\x00\x00\x00"),
+            (filerecords.FileAck(tid, filerecords.FILE_COMPLETE, detail="a/b.txt"),
              b"\x01\x00\x00\x00\x00\x07a/b.txt"),
-            (records.FileAck(tid, records.FILE_ALREADY_STORED, detail="r.pdf"),
+            (filerecords.FileAck(tid, filerecords.FILE_ALREADY_STORED, detail="r.pdf"),
              b"\x05\x00\x00\x00\x00\x05r.pdf"),
-            (records.FileAck(tid, records.FILE_RESTART), b"\x03\x00\x00\x00\x00\x00"),
-            (records.FileAck(tid, records.FILE_REFUSED, (), records.REFUSED_LIMIT, "full"),
+            (filerecords.FileAck(tid, filerecords.FILE_RESTART), b"\x03\x00\x00\x00\x00\x00"),
+            (filerecords.FileAck(
+                tid, filerecords.FILE_REFUSED, (), filerecords.REFUSED_LIMIT, "full"),
              b"\x04\x00\x00\x02\x00\x04full"),
         ]
         for answer, body in cases:
@@ -311,7 +317,7 @@ class KnownEncodingTests(unittest.SynchronousTestCase):
         C{DIR:}: id, then the name with its u16 length.
         """
         tid = bytes(range(16))
-        offer = records.FolderOffer(tid, "album/empty")
+        offer = filerecords.FolderOffer(tid, "album/empty")
         self.assertEqual(offer.encode(), b"DIR:" + tid + b"\x00\x0balbum/empty")
         self.assertEqual(records.decodeRecord(offer.encode()), offer)
 
@@ -320,11 +326,11 @@ class KnownEncodingTests(unittest.SynchronousTestCase):
         The reason codes of a refusal.
         """
         self.assertEqual(
-            (records.REFUSED_NO_FILES, records.REFUSED_LIMIT, records.REFUSED_NAME,
-             records.REFUSED_STORAGE),
+            (filerecords.REFUSED_NO_FILES, filerecords.REFUSED_LIMIT, filerecords.REFUSED_NAME,
+             filerecords.REFUSED_STORAGE),
             (1, 2, 3, 4),
         )
-        self.assertEqual(records.REFUSAL_REASONS, frozenset({1, 2, 3, 4}))
+        self.assertEqual(filerecords.REFUSAL_REASONS, frozenset({1, 2, 3, 4}))
 
 
 class GarbageTests(unittest.SynchronousTestCase):

@@ -2,8 +2,8 @@
 """
 Tests for the sans-IO rotation machines of L{spc.protocol.rotation}
 (PROTOCOL section 5, amendments A10 and A11), driven directly with a
-recording L{RotationOwner} and a real RSA exchange key, no clock; and the
-daemon's rotation timer options (L{spc.tap.Options}).
+recording L{RotationOwner}, recording L{EpochKeys} and a real RSA exchange
+key, no clock; and the daemon's rotation timer options (L{spc.tap.Options}).
 """
 
 from __future__ import annotations
@@ -20,11 +20,13 @@ from spc.protocol.handshake import checkParams
 from spc.protocol.rotation import (
     MAX_ROLLBACKS,
     ClientRotation,
+    RotationKeys,
     RotationOwner,
     ServerRotation,
     offerLabel,
 )
-from spc.session.session import Session
+from spc.session.epochkeys import EpochKeys
+from spc.session.rotationdriver import RotationDriver
 from spc.tap import Options
 from tests.common import LOW_ORDER_SHARES, cachedKey
 
@@ -43,27 +45,57 @@ def exchangeKey():
     return cachedKey("exchange")
 
 
+class RecordingKeys(EpochKeys):
+    """
+    The session's L{EpochKeys}, without connections, recording every
+    change in a shared list of calls.
+    """
+
+    def __init__(self, calls: list[tuple], epoch: int, secret: bytes) -> None:
+        super().__init__(epoch, secret, lambda: ())
+        self._calls = calls
+
+    def install(self, epoch, secret):
+        super().install(epoch, secret)
+        self._calls.append(("installEpoch", epoch, secret))
+
+    def switch(self, epoch):
+        super().switch(epoch)
+        self._calls.append(("switchEpoch", epoch))
+
+    def drop(self, epoch):
+        super().drop(epoch)
+        self._calls.append(("dropEpoch", epoch))
+
+
 class RecordingOwner:
     """
-    A L{RotationOwner} that records every request in order.
+    A L{RotationOwner} that records every request in order, with the
+    L{RecordingKeys} of its machine.
 
-    @ivar secrets: the epoch secrets it holds; L{installEpoch} adds one and
-        L{dropEpoch} forgets one, as the session does.
-    @ivar calls: C{(method name, arguments)} in call order.
+    @ivar keys: the epochs the machine holds; their changes are recorded
+        among the calls.
+    @ivar calls: C{(method name, arguments)} in call order; the timers as
+        C{("startTimer", name, seconds)} and C{("cancelTimer", name)}, with
+        the names C{"ack"}, C{"overlap"} and C{"tick"}.
     @ivar timers: running timers, name to seconds.
     @ivar ended: C{(epoch, committed, reason)} of L{rotationEnded}.
     @ivar failed: how many times L{rekeyFailed} was called.
     """
 
-    def __init__(self, secrets: dict[int, bytes]) -> None:
-        self.secrets = dict(secrets)
+    def __init__(self, epoch: int, secret: bytes) -> None:
         self.calls: list[tuple] = []
+        self.keys = RecordingKeys(self.calls, epoch, secret)
         self.timers: dict[str, float] = {}
         self.ended: list[tuple[int, bool, str]] = []
         self.failed = 0
 
-    def epochSecret(self, epoch):
-        return self.secrets.get(epoch)
+    @property
+    def secrets(self) -> dict[int, bytes]:
+        """
+        The epoch secrets the keys hold.
+        """
+        return {epoch: self.keys.secret(epoch) for epoch in self.keys.held()}
 
     def sendOffer(self, record):
         self.calls.append(("sendOffer", bytes(record)))
@@ -71,24 +103,28 @@ class RecordingOwner:
     def sendControl(self, record):
         self.calls.append(("sendControl", bytes(record)))
 
-    def installEpoch(self, epoch, secret):
-        self.secrets[epoch] = secret
-        self.calls.append(("installEpoch", epoch, secret))
-
-    def switchEpoch(self, epoch):
-        self.calls.append(("switchEpoch", epoch))
-
-    def dropEpoch(self, epoch):
-        self.secrets.pop(epoch, None)
-        self.calls.append(("dropEpoch", epoch))
-
-    def startTimer(self, name, seconds):
+    def _start(self, name, seconds):
         self.timers[name] = seconds
         self.calls.append(("startTimer", name, seconds))
 
-    def cancelTimer(self, name):
+    def _cancel(self, name):
         self.timers.pop(name, None)
         self.calls.append(("cancelTimer", name))
+
+    def startAckTimeout(self, seconds):
+        self._start("ack", seconds)
+
+    def cancelAckTimeout(self):
+        self._cancel("ack")
+
+    def startOverlap(self, seconds):
+        self._start("overlap", seconds)
+
+    def cancelOverlap(self):
+        self._cancel("overlap")
+
+    def rotateSoon(self):
+        self._start("tick", 0)
 
     def rotationEnded(self, epoch, committed, reason):
         self.ended.append((epoch, committed, reason))
@@ -126,7 +162,7 @@ class RecordingOwner:
         """
         Forget the calls so far (not the secrets or timers).
         """
-        self.calls = []
+        del self.calls[:]
 
 
 def makeMachines(session: bytes = SESSION, clientSession: bytes | None = None, epoch: int = 0):
@@ -134,14 +170,14 @@ def makeMachines(session: bytes = SESSION, clientSession: bytes | None = None, e
     A L{ServerRotation} and a L{ClientRotation} at C{epoch}, sharing its
     secret, each with a L{RecordingOwner}.
     """
-    serverOwner = RecordingOwner({epoch: S0})
-    clientOwner = RecordingOwner({epoch: S0})
+    serverOwner = RecordingOwner(epoch, S0)
+    clientOwner = RecordingOwner(epoch, S0)
     return SimpleNamespace(
         server=ServerRotation(
-            serverOwner, session, exchangeKey().public_key(), epoch, ACK, OVERLAP
+            serverOwner, serverOwner.keys, session, exchangeKey().public_key(), ACK, OVERLAP
         ),
         client=ClientRotation(
-            clientOwner, clientSession or session, exchangeKey(), epoch, OVERLAP
+            clientOwner, clientOwner.keys, clientSession or session, exchangeKey(), OVERLAP
         ),
         serverOwner=serverOwner,
         clientOwner=clientOwner,
@@ -199,23 +235,28 @@ class ServerClientCommitTests(SynchronousTestCase):
     def test_fakeOwnerComplete(self) -> None:
         """
         The recording owner has every method of L{RotationOwner}, with the
-        same parameters, so the machines meet the interface the session
-        implements (and the session implements it too).
+        same parameters, so the machines meet the interface the session's
+        L{RotationDriver} implements (and the driver implements it too);
+        likewise the L{RotationKeys} the session's L{EpochKeys} implement.
         """
-        for name, method in vars(RotationOwner).items():
-            if name.startswith("_") or not callable(method):
-                continue
-            expected = list(inspect.signature(method).parameters)
-            self.assertEqual(
-                list(inspect.signature(getattr(RecordingOwner, name)).parameters),
-                expected,
-                name,
-            )
-            self.assertEqual(
-                list(inspect.signature(getattr(Session, name)).parameters)[: len(expected)],
-                expected,
-                name,
-            )
+        for interface, fake, real in (
+            (RotationOwner, RecordingOwner, RotationDriver),
+            (RotationKeys, RecordingKeys, EpochKeys),
+        ):
+            for name, method in vars(interface).items():
+                if name.startswith("_") or not callable(method):
+                    continue
+                expected = list(inspect.signature(method).parameters)
+                self.assertEqual(
+                    list(inspect.signature(getattr(fake, name)).parameters),
+                    expected,
+                    name,
+                )
+                self.assertEqual(
+                    list(inspect.signature(getattr(real, name)).parameters)[: len(expected)],
+                    expected,
+                    name,
+                )
 
     def test_commitPath(self) -> None:
         """

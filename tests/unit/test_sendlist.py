@@ -15,7 +15,7 @@ from twisted.trial import unittest
 
 from spc.client.sendlist import SendList, collectFiles, shown
 from spc.errors import ConfigurationError
-from spc.protocol import records
+from spc.protocol import filerecords
 from tests.files import shortTemporaryDirectory
 
 
@@ -250,7 +250,7 @@ class FolderTests(CollectTestCase):
         """
         An entry whose name would not fit C{FIL:} is listed, not sent.
         """
-        self.patch(records, "MAX_FILE_NAME", 12)
+        self.patch(filerecords, "MAX_FILE_NAME", 12)
         album = self.path("album")
         write(os.path.join(album, "short"))
         write(os.path.join(album, "much-too-long"))

@@ -18,17 +18,17 @@ from twisted.trial.unittest import SkipTest, SynchronousTestCase
 
 from spc.errors import NameUnavailable, ResourceLimitExceeded
 from spc.files import store
-from spc.files.store import (
-    KEEP_SECONDS,
+from spc.files.names import (
     MAX_COMPONENT_BYTES,
     MAX_DEPTH,
+    MESSAGES_NAME,
     PARTIAL_DIRECTORY,
-    FileStore,
-    RangeSet,
     safeParts,
 )
+from spc.files.ranges import RangeSet
+from spc.files.store import KEEP_SECONDS, FileStore
 from spc.protocol import records
-from spc.server.inbox import MESSAGES_NAME, InboxReceiver
+from spc.server.inbox import InboxReceiver
 from tests.fakes import clockAt
 from tests.names import nameStrategy
 

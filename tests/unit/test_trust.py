@@ -1,6 +1,7 @@
 """
-Tests for L{spc.keys.trust}: host names, C{known_hosts}, C{authorized_keys} and
-the choice between them and their overrides.
+Tests for L{spc.keys.trust} and L{spc.addresses}: host names,
+C{known_hosts}, C{authorized_keys} and the choice between them and their
+overrides.
 """
 
 from __future__ import annotations
@@ -12,6 +13,7 @@ import stat
 from hypothesis import given, strategies as st
 from twisted.trial import unittest
 
+from spc import addresses
 from spc.errors import (
     ConfigurationError,
     InsecurePath,
@@ -26,24 +28,24 @@ from tests.unit.test_identity import OTHER_FINGERPRINT, TEST_FINGERPRINT, writeF
 
 class HostPortTests(unittest.SynchronousTestCase):
     """
-    Tests for L{trust.formatHostPort} and L{trust.parseHostPort}.
+    Tests for L{addresses.formatHostPort} and L{addresses.parseHostPort}.
     """
 
     def test_format(self) -> None:
         """
         Host names are lower-cased, IPv6 addresses bracketed and shortened.
         """
-        self.assertEqual(trust.formatHostPort("Example.COM", 9000), "example.com:9000")
-        self.assertEqual(trust.formatHostPort("127.0.0.1", 1), "127.0.0.1:1")
-        self.assertEqual(trust.formatHostPort("0:0::1", 9000), "[::1]:9000")
+        self.assertEqual(addresses.formatHostPort("Example.COM", 9000), "example.com:9000")
+        self.assertEqual(addresses.formatHostPort("127.0.0.1", 1), "127.0.0.1:1")
+        self.assertEqual(addresses.formatHostPort("0:0::1", 9000), "[::1]:9000")
 
     def test_parse(self) -> None:
         """
         Both forms parse to the canonical host and the port.
         """
-        self.assertEqual(trust.parseHostPort("[::1]:9000"), ("::1", 9000))
-        self.assertEqual(trust.parseHostPort("[Host]:22"), ("host", 22))
-        self.assertEqual(trust.parseHostPort("h.example:65535"), ("h.example", 65535))
+        self.assertEqual(addresses.parseHostPort("[::1]:9000"), ("::1", 9000))
+        self.assertEqual(addresses.parseHostPort("[Host]:22"), ("host", 22))
+        self.assertEqual(addresses.parseHostPort("h.example:65535"), ("h.example", 65535))
 
     def test_parseRejects(self) -> None:
         """
@@ -51,8 +53,8 @@ class HostPortTests(unittest.SynchronousTestCase):
         """
         for bad in ["host", "host:", "host:0", "host:65536", "host:x", "::1:9000",
                     "[::1]9000", "[::1", ":9000", "ho/st:9000", "host:٣"]:
-            self.assertRaises(ValueError, trust.parseHostPort, bad)
-        self.assertRaises(ValueError, trust.formatHostPort, "host", 0)
+            self.assertRaises(ValueError, addresses.parseHostPort, bad)
+        self.assertRaises(ValueError, addresses.formatHostPort, "host", 0)
 
 
 KNOWN_HOSTS = f"""\
@@ -360,7 +362,7 @@ class AuthorizedKeysTests(unittest.SynchronousTestCase):
         self.assertEqual(len(empty), 0)
         self.assertIn("--allow-any-client", empty.describe())
         writeFile(path, AUTHORIZED_KEYS.encode(), 0o644)
-        loaded = trust.loadClientTrust(directory)
+        loaded = AuthorizedKeys.fromFile(path)
         self.assertTrue(loaded.isAuthorized(TEST_FINGERPRINT))
 
     def test_parseValid(self) -> None:
@@ -431,7 +433,7 @@ class AuthorizedKeysTests(unittest.SynchronousTestCase):
             self.assertEqual(len(AuthorizedKeys.fromFile(path)), 2)
             os.unlink(path)
         os.chmod(directory, 0o777)
-        self.assertRaises(InsecurePath, trust.loadClientTrust, directory)
+        self.assertRaises(InsecurePath, AuthorizedKeys.fromFile, path)
 
     @given(
         st.lists(
@@ -479,7 +481,6 @@ class AuthorizedKeysTests(unittest.SynchronousTestCase):
         """
         L{AllowAny} authorizes every client and names none.
         """
-        self.assertIs(trust.loadClientTrust(self.mktemp(), allowAnyClient=True), AllowAny)
         self.assertTrue(AllowAny.isAuthorized(OTHER_FINGERPRINT))
         self.assertIsNone(AllowAny.nameOf(OTHER_FINGERPRINT))
         self.assertIn("--allow-any-client", AllowAny.describe())

@@ -1,0 +1,166 @@
+# -*- test-case-name: tests.memory.test_channels,tests.memory.test_session -*-
+"""
+The connections of one session, and which of them carries what.
+
+A L{ChannelSet} keeps the books the session's decisions need: the channels
+that carry data, by index; the server's joined connections waiting for the
+client's key confirmation (PROTOCOL section 4.3); when each index was lost,
+for the rejoin's log line; and the linger timer that ends a session no
+channel came back to (section 7.4).  It is the messenger's
+L{spc.session.messenger.FragmentSink}: it picks a connection for the next
+fragment, taking turns among those whose transport takes data (A6), and
+for a control record.  What to do when a connection comes, goes or is
+replaced is the session's.
+"""
+
+from __future__ import annotations
+
+from typing import Callable
+
+from twisted.internet.interfaces import IDelayedCall, IReactorTime
+
+from spc.transport.channel import ChannelProtocol
+
+__all__ = ["ChannelSet"]
+
+
+class ChannelSet:
+    """
+    @ivar byIndex: the channels that carry data, by channel index.
+    """
+
+    def __init__(
+        self, clock: IReactorTime, linger: float, abandoned: Callable[[], None]
+    ) -> None:
+        """
+        @param linger: seconds a session without a live channel waits for
+            one, before C{abandoned} is called.
+        """
+        self._clock = clock
+        self._linger = linger
+        self._abandoned = abandoned
+        self.byIndex: dict[int, ChannelProtocol] = {}
+        self._unconfirmed: set[ChannelProtocol] = set()
+        self._lostAt: dict[int, float] = {}
+        self._turn = 0
+        self._lingerCall: IDelayedCall | None = None
+
+    def live(self) -> list[ChannelProtocol]:
+        """
+        Connections that may carry data, in channel order.
+        """
+        return [channel for _, channel in sorted(self.byIndex.items()) if not channel.dead]
+
+    def connections(self) -> list[ChannelProtocol]:
+        """
+        Every connection that is not dead: the live channels in channel
+        order, then the joined connections not yet confirmed.
+        """
+        return self.live() + [c for c in self._unconfirmed if not c.dead]
+
+    def everyone(self) -> list[ChannelProtocol]:
+        """
+        Every connection, dead or not, confirmed or not.
+        """
+        return list(self.byIndex.values()) + list(self._unconfirmed)
+
+    def attached(self, channel: ChannelProtocol, confirmed: bool) -> None:
+        """
+        A connection belongs to the session now: the session lingers no
+        more.  An unconfirmed one carries nothing until L{confirmed}.
+        """
+        self._cancelLinger()
+        if not confirmed:
+            self._unconfirmed.add(channel)
+
+    def confirmed(self, channel: ChannelProtocol) -> bool:
+        """
+        An authenticated frame arrived on C{channel}.
+
+        @return: whether this confirmed it, so that it is to be admitted.
+        """
+        if channel not in self._unconfirmed:
+            return False
+        self._unconfirmed.discard(channel)
+        return True
+
+    def admit(self, channel: ChannelProtocol) -> tuple[ChannelProtocol | None, float | None]:
+        """
+        C{channel} carries data from now on, in place of any connection of
+        its index.
+
+        @return: the connection it replaces, and how long its index was
+            without a connection (L{None} for either it does not apply to).
+        """
+        index = channel.result.keys.channel
+        previous = self.byIndex.get(index)
+        self.byIndex[index] = channel
+        lostAt = self._lostAt.pop(index, None)
+        since = None if lostAt is None else self._clock.seconds() - lostAt
+        return (None if previous is channel else previous), since
+
+    def lost(self, channel: ChannelProtocol) -> None:
+        """
+        C{channel}'s connection is gone.  Without a live channel left, the
+        session lingers.
+        """
+        self._unconfirmed.discard(channel)
+        index = channel.result.keys.channel
+        if self.byIndex.get(index) is channel:
+            del self.byIndex[index]
+            self._lostAt[index] = self._clock.seconds()
+
+    def linger(self) -> None:
+        """
+        Without a live channel, end the session if none comes back within
+        the linger time.
+        """
+        if not self.live() and self._lingerCall is None:
+            self._lingerCall = self._clock.callLater(self._linger, self._abandoned)
+
+    def clear(self) -> list[ChannelProtocol]:
+        """
+        The session ended: forget every connection and stop lingering.
+
+        @return: every connection it had.
+        """
+        self._cancelLinger()
+        connections = self.everyone()
+        self.byIndex.clear()
+        self._unconfirmed.clear()
+        return connections
+
+    def _cancelLinger(self) -> None:
+        if self._lingerCall is not None and self._lingerCall.active():
+            self._lingerCall.cancel()
+        self._lingerCall = None
+
+    # FragmentSink.
+
+    def writableChannel(self) -> ChannelProtocol | None:
+        """
+        A live channel whose transport can take data now, taking turns among
+        them: a channel its transport paused gets nothing, so a slow path
+        never holds the others back (A6).
+        """
+        ready = [channel for channel in self.live() if not channel.writePaused]
+        if not ready:
+            return None
+        self._turn = (self._turn + 1) % len(ready)
+        return ready[self._turn]
+
+    def sendOn(self, channel: ChannelProtocol, record: bytes) -> None:
+        channel.sendRecord(record)
+
+    def sendControl(self, record: bytes) -> None:
+        """
+        Send a small control record (an acknowledgement) right away, on the
+        first live channel whose transport takes data, or on the first live
+        channel if none does: an answer does not wait behind a queue that
+        is not moving, nor adds to it while another channel is free.
+        Without a live channel, nothing is sent.
+        """
+        channels = self.live()
+        ready = [channel for channel in channels if not channel.writePaused]
+        if channels:
+            (ready or channels)[0].sendRecord(record)

@@ -55,14 +55,13 @@ class TestCaseNameTests(SynchronousTestCase):
 
     def test_everyModuleHasOne(self) -> None:
         """
-        Every module of spc but a package's C{__init__} starts with the
-        header.
+        Every module of spc starts with the header, a package's
+        C{__init__} too.
         """
         missing = [
             str(path.relative_to(ROOT))
             for path in modules(spc)
-            if path.name != "__init__.py"
-            and not HEADER.fullmatch(path.read_text(encoding="utf-8").split("\n", 1)[0])
+            if not HEADER.fullmatch(path.read_text(encoding="utf-8").split("\n", 1)[0])
         ]
         self.assertEqual(missing, [])
 

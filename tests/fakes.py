@@ -12,6 +12,7 @@ from types import SimpleNamespace
 
 from twisted.internet import task
 from twisted.internet.defer import succeed
+from twisted.logger import Logger
 
 from spc.crypto.suites import A256CBC_HS512
 from spc.files.progress import TransferProgress
@@ -143,21 +144,32 @@ class _Listing:
 
 class FakeSession:
     """
-    What a receiver (L{spc.server.inbox.InboxReceiver}) and a
-    L{spc.status.snapshot.StatusSource} read of a
-    L{spc.session.session.Session}, without channels unless a test adds
-    some.
+    What the parts around a L{spc.session.session.Session} use of it: a
+    receiver (L{spc.server.inbox.InboxReceiver}) and a
+    L{spc.status.snapshot.StatusSource} read it, without channels unless a
+    test adds some; its drivers (L{spc.session.rotationdriver.RotationDriver},
+    L{spc.session.heartbeatdriver.HeartbeatDriver}) log, send control
+    records and end it through it, each recorded.
 
     @ivar id: the session id: C{number} in its first 8 bytes.
     @ivar peer: the peer's identity fingerprint: C{peer}, or
         C{"SHA256:peer<number>"}.
-    @ivar channels: the live channels by index (set by a test).
+    @ivar isServer: whether it is the server's end of the session.
+    @ivar channels: the live channels by index, as a status lists them (set
+        by a test).
+    @ivar live: the channels L{liveChannels} reports to a driver: one by
+        default (set by a test).
     @ivar incomingFiles: C{transfers} files called C{name} half received,
         as C{inProgress()} lists them.
     @ivar messenger: a messenger sending no file.
     @ivar closedReason: C{None}: the session is live.
     @ivar epoch: its key epoch.
     @ivar started: when it started.
+    @ivar events: the events logged through C{log}.
+    @ivar log: a logger whose events land in C{events}.
+    @ivar sent: the control records sent with L{sendControl}, decoded.
+    @ivar errors: the reasons given to L{protocolError}.
+    @ivar ended: C{(code, reason, error)} of each L{terminate}.
     """
 
     closedReason = None
@@ -165,20 +177,45 @@ class FakeSession:
     started = 0.0
 
     def __init__(
-        self, number: int = 1, transfers: int = 0, name: str = "file", peer: str | None = None
+        self,
+        number: int = 1,
+        transfers: int = 0,
+        name: str = "file",
+        peer: str | None = None,
+        *,
+        isServer: bool = True,
     ) -> None:
         self.id = number.to_bytes(8, "big") + bytes(8)
         self.peer = peer if peer is not None else f"SHA256:peer{number}"
+        self.isServer = isServer
         self.channels: dict = {}
+        self.live: list = ["a channel"]
         progress = [TransferProgress(name, 100, 50, 25, False) for _ in range(transfers)]
         self.incomingFiles = _Listing(progress)
         self.messenger = _Listing([])
+        self.events: list[dict] = []
+        self.log = Logger(observer=self.events.append)
+        self.sent: list = []
+        self.errors: list[str] = []
+        self.ended: list[tuple[int, str, type]] = []
 
     def roundTrip(self, channel):
         """
         No round trip measured yet.
         """
         return None
+
+    def liveChannels(self) -> list:
+        return self.live
+
+    def sendControl(self, record: bytes) -> None:
+        self.sent.append(records.decodeRecord(record))
+
+    def protocolError(self, reason: str) -> None:
+        self.errors.append(reason)
+
+    def terminate(self, code: int, reason: str, error: type) -> None:
+        self.ended.append((code, reason, error))
 
 
 class FakeDirectory:

@@ -9,7 +9,6 @@ L{spc.protocol.liveness} decides is tested in L{tests.unit.test_liveness}.
 from types import SimpleNamespace
 
 from twisted.internet import task
-from twisted.logger import Logger
 from twisted.trial.unittest import SynchronousTestCase
 
 from spc.errors import ProtocolError
@@ -18,7 +17,7 @@ from spc.session.channels import ChannelSet
 from spc.session.epochkeys import EpochKeys
 from spc.session.heartbeatdriver import HeartbeatDriver
 from tests.common import cachedExchangeKey
-from tests.fakes import FakeChannel
+from tests.fakes import FakeChannel, FakeSession
 from tests.memory.test_session import decoded, heartbeatRequest, makeSession
 
 
@@ -188,33 +187,13 @@ class RotationRequestTests(SynchronousTestCase):
         self.assertEqual(len(channel.take(records.RotationRequest)), 1)
 
 
-class FakeBeatingSession:
-    """
-    What a heartbeat driver asks of a session, recorded.
-    """
-
-    isServer = True
-    peer = "SHA256:peer"
-
-    def __init__(self) -> None:
-        self.log = Logger(observer=lambda event: None)
-        self.errors: list[str] = []
-        self.ended: list[tuple[int, str, type]] = []
-
-    def protocolError(self, reason: str) -> None:
-        self.errors.append(reason)
-
-    def terminate(self, code: int, reason: str, error: type) -> None:
-        self.ended.append((code, reason, error))
-
-
 def makeDriver():
     """
     A L{HeartbeatDriver} over a real L{ChannelSet} and real L{EpochKeys},
     with one admitted L{FakeChannel} attached.
     """
     clock = task.Clock()
-    session = FakeBeatingSession()
+    session = FakeSession()
     channels = ChannelSet(clock, 60.0, lambda: None)
     keys = EpochKeys(0, b"\x00" * 32, channels.connections)
     beats: list[float] = []

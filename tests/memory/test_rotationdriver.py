@@ -9,7 +9,6 @@ takes.  The machines themselves are L{tests.unit.test_rotation}'s.
 from __future__ import annotations
 
 from twisted.internet import task
-from twisted.logger import Logger
 from twisted.trial.unittest import SynchronousTestCase
 
 from spc.errors import SessionReset
@@ -18,40 +17,9 @@ from spc.protocol.rotation import ClientRotation, ServerRotation
 from spc.session.epochkeys import EpochKeys
 from spc.session.rotationdriver import MAX_KEY_AGE_ROUNDS, RotationDriver
 from tests.common import cachedKey
+from tests.fakes import FakeSession
 
 TIMERS = frames.Params(rotationInterval=30_000, ackTimeout=5_000, overlap=10_000).seconds
-SESSION = bytes(range(16))
-
-
-class FakeSession:
-    """
-    What a rotation driver asks of a session, recorded.
-
-    @ivar live: the live channels it reports.
-    @ivar sent: the control records sent, decoded.
-    @ivar ended: C{(code, reason, error)} of each L{terminate}.
-    @ivar events: what it logged.
-    """
-
-    id = SESSION
-    peer = "SHA256:peer"
-
-    def __init__(self, isServer: bool) -> None:
-        self.isServer = isServer
-        self.live: list[object] = ["a channel"]
-        self.sent: list[object] = []
-        self.ended: list[tuple[int, str, type]] = []
-        self.events: list[dict] = []
-        self.log = Logger(observer=self.events.append)
-
-    def liveChannels(self) -> list:
-        return self.live
-
-    def sendControl(self, record: bytes) -> None:
-        self.sent.append(records.decodeRecord(record))
-
-    def terminate(self, code: int, reason: str, error: type) -> None:
-        self.ended.append((code, reason, error))
 
 
 class FakeProbe:
@@ -91,7 +59,7 @@ def makeDriver(isServer: bool = True, fake: bool = True, exchange: bool = True):
     and a clock; with C{fake}, its machine is a L{FakeMachine}.
     """
     clock = task.Clock()
-    session, probe = FakeSession(isServer), FakeProbe()
+    session, probe = FakeSession(isServer=isServer), FakeProbe()
     keys = EpochKeys(0, b"\x00" * 32, lambda: ())
     key = cachedKey("exchange")
     exchangeKey = (key.public_key() if isServer else key) if exchange else None

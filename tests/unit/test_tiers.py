@@ -1,8 +1,8 @@
 # -*- test-case-name: tests.unit.test_tiers -*-
 """
 Tests of the test suite's own layout: every module of spc names the test
-modules that test it, and the fast tiers (L{tests.unit}, L{tests.memory})
-never wait on the real reactor.
+modules that test it, the shared fakes are defined once, and the fast
+tiers (L{tests.unit}, L{tests.memory}) never wait on the real reactor.
 """
 
 from __future__ import annotations
@@ -19,6 +19,7 @@ from twisted.trial.unittest import SynchronousTestCase, TestCase
 
 import spc
 import tests
+from tests import fakes
 
 ROOT = Path(spc.__file__).parent.parent
 """
@@ -88,6 +89,29 @@ class TestCaseNameTests(SynchronousTestCase):
                     wrong.append((str(path.relative_to(ROOT)), name, "no tests"))
         self.assertEqual(wrong, [])
         self.assertGreater(checked, 50)
+
+
+class FakesTests(SynchronousTestCase):
+    """
+    The fakes of spc's parts that several modules share live in
+    L{tests.fakes} alone.
+    """
+
+    def test_notRedefined(self) -> None:
+        """
+        No other module of the tests defines a class of the name of one of
+        L{tests.fakes}: a test that needs more of a fake adds it there.
+        """
+        shared = set(fakes.__all__)
+        redefined = []
+        for path in modules(tests):
+            if path.name == "fakes.py":
+                continue
+            for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
+                if isinstance(node, ast.ClassDef) and node.name in shared:
+                    redefined.append(f"{path.relative_to(ROOT)}: {node.name}")
+        self.assertEqual(redefined, [])
+        self.assertIn("FakeSession", shared)
 
 
 class FastTierTests(SynchronousTestCase):

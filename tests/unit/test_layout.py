@@ -318,6 +318,19 @@ def _resolves(module: str, attributes: list[str]) -> bool:
     return True
 
 
+def readmePaths(text: str) -> str:
+    """
+    The C{``path``} literals of the README under C{spc/}, C{tests/},
+    C{bench/}, C{contrib/} or C{docs/}, alone: its other literals are
+    commands, options and prose, not code to look up.
+    """
+    return " ".join(
+        f"``{literal}``"
+        for literal in re.findall(r"``([^`]+)``", text)
+        if re.match(r"(?:spc|tests|bench|contrib|docs)/", literal)
+    )
+
+
 class DocumentTests(SynchronousTestCase):
     """
     The protocol document and the README name files and code that exist.
@@ -335,8 +348,21 @@ class DocumentTests(SynchronousTestCase):
         Every file the README names is there.
         """
         text = ROOT.child("README.rst").getContent().decode("utf-8")
-        paths = re.sub(r"``(?!(?:spc|tests|bench|contrib|docs)/)[^`]*``", "", text)
-        self.assertEqual(documentProblems(paths, sourceModules()), [])
+        self.assertEqual(documentProblems(readmePaths(text), sourceModules()), [])
+
+    def test_readmePathsFound(self) -> None:
+        """
+        A path among the README's other literals is checked wherever it
+        stands, and only the paths are.
+        """
+        text = (
+            "Run ``spc send`` (see ``spc/``), then ``tests/nonesuch.py``; "
+            "``frames.nonesuch`` is code.\n\n``docs/nonesuch.rst``"
+        )
+        self.assertEqual(
+            documentProblems(readmePaths(text), sourceModules()),
+            ["docs/nonesuch.rst: no such file", "tests/nonesuch.py: no such file"],
+        )
 
     def test_problemsFound(self) -> None:
         """

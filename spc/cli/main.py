@@ -1,4 +1,4 @@
-# -*- test-case-name: tests.test_cli -*-
+# -*- test-case-name: tests.unit.test_cli -*-
 """
 The C{spc} command: C{spc keygen}, C{spc fingerprint} and C{spc tls-cert}
 (L{spc.cli.keys}), C{spc send} (L{spc.cli.send}), C{spc demo}

@@ -1,4 +1,4 @@
-# -*- test-case-name: tests.test_cli -*-
+# -*- test-case-name: tests.unit.test_cli -*-
 """
 C{spc send}: deliver messages and files to a daemon, and say what it holds
 now and what it does not, and why.

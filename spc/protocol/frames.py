@@ -1,4 +1,4 @@
-# -*- test-case-name: tests.test_wire -*-
+# -*- test-case-name: tests.unit.test_frames -*-
 """
 SPC/1 frame layouts: bytes in, named tuples out, and back.  The inner
 records that protected frames carry are in L{spc.protocol.records}.

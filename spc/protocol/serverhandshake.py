@@ -1,4 +1,4 @@
-# -*- test-case-name: tests.test_handshake -*-
+# -*- test-case-name: tests.unit.test_handshake -*-
 """
 The server's side of the SPC/1 handshake: a sans-IO machine that sends F1,
 checks the client's F2 in its security order and answers with F3.

@@ -1,4 +1,4 @@
-# -*- test-case-name: tests.test_tap -*-
+# -*- test-case-name: tests.memory.test_tap -*-
 """
 The spc daemon: the server service with the inbox as its receiver, the
 identity and trust files of a key directory, C{authorized_keys} re-read on

@@ -1,4 +1,4 @@
-# -*- test-case-name: tests.test_session -*-
+# -*- test-case-name: tests.memory.test_session -*-
 """
 A session: one peer, its set of channels, and the parts that work over
 them.  Both roles use the same class; the server's directory and the

@@ -1,4 +1,4 @@
-# -*- test-case-name: tests.test_status -*-
+# -*- test-case-name: tests.memory.test_status,tests.integration.test_status -*-
 """
 The daemon's local control socket: AMP commands that read a
 L{spc.status.snapshot.StatusSource}, and the client that C{spc status} uses.

@@ -1,4 +1,4 @@
-# -*- test-case-name: tests.test_status -*-
+# -*- test-case-name: tests.integration.test_status,tests.unit.test_metrics -*-
 """
 The daemon's status outlets as services: the control socket C{spc status}
 reads and, if asked for, a Prometheus endpoint.  What the command line

@@ -1,4 +1,4 @@
-# -*- test-case-name: tests.test_channel,tests.test_lifetime -*-
+# -*- test-case-name: tests.memory.test_channel,tests.memory.test_lifetime -*-
 """
 One TCP connection of a session: framing, the handshake, the record layer.
 

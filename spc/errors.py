@@ -155,6 +155,32 @@ class ClientNotAuthorized(TrustError):
     """
 
 
+class PairingRefused(TrustError):
+    """
+    The pairing failed:
+    """
+
+
+class NoInvite(PairingRefused):
+    """
+    The receiver has no open invite under that code's number: the code
+    expired, was used already or was never made; ask for a new one:
+    """
+
+
+class WrongCode(PairingRefused):
+    """
+    The code does not match the receiver's invite (a typo?), and that invite
+    is now used up; ask for a new code.
+    """
+
+
+class InviteRefused(SPCError):
+    """
+    The daemon made no invite:
+    """
+
+
 class TLSFailed(TrustError):
     """
     TLS:

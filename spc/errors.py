@@ -163,8 +163,7 @@ class PairingRefused(TrustError):
 
 class NoInvite(PairingRefused):
     """
-    The receiver has no open invite under that code's number: the code
-    expired, was used already or was never made; ask for a new one:
+    The receiver has no open invite numbered:
     """
 
 
@@ -239,6 +238,15 @@ class PeerBusy(MessageAbandoned):
 class SessionClosed(TransferFailed):
     """
     The session closed before the peer confirmed everything:
+    """
+
+
+class PeerClosed(SessionClosed):
+    """
+    The session closed before the peer confirmed everything:
+
+    (The peer said goodbye; a receiver that waits for its sender to finish
+    tells this apart from a session that ended any other way.)
     """
 
 

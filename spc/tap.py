@@ -38,6 +38,7 @@ from spc.keys.trust import AUTHORIZED_KEYS_NAME, AllowAny, AuthorizedKeys
 from spc.logs.jsonformat import checkFormat, installJSONObserver
 from spc.protocol.frames import MAX_FRAGMENT_SIZE, MIN_FRAGMENT_SIZE, Params, maxInnerSize
 from spc.server.inbox import InboxReceiver
+from spc.server.invites import InviteDesk, authorizingIn
 from spc.server.service import DEFAULT_SHUTDOWN_GRACE, ROUND_JITTER, ServerService
 from spc.status.services import statusServices
 from spc.status.snapshot import StatusSource
@@ -329,9 +330,9 @@ def makeService(
 
 class DaemonService(ServerService):
     """
-    The daemon: the server service with the inbox as its receiver, and
+    The daemon: the server service with the inbox as its receiver,
     C{authorized_keys} re-read on SIGHUP without dropping sessions that
-    stay authorized.
+    stay authorized, and invites (C{spc invite}) that add a paired client.
 
     At start-up the key and trust files must be entirely right: a bad line
     in C{authorized_keys}, or a file another user could write, stops the
@@ -366,6 +367,10 @@ class DaemonService(ServerService):
         )
         self.hostIdentity = hostIdentity
         self._previousHandler = None
+        self.pairing = self.directory.pairing = InviteDesk(
+            reactor, authorizingIn(config["authorized-keys"], self._owner, self.reload)
+        )
+        self.pairing.address = (config["interface"], (config["ports"] or [0])[0])
         self.status = StatusSource(self.directory, reactor, hostIdentity.fingerprint)
         for service in statusServices(
             reactor,
@@ -373,6 +378,7 @@ class DaemonService(ServerService):
             controlSocket=config["control-socket"],
             metrics=config["metrics"],
             skippedSocket=config["control-socket-skipped"],
+            invites=self.pairing,
         ):
             service.setServiceParent(self)
 

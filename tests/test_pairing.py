@@ -271,7 +271,7 @@ class PairingTests(unittest.TestCase):
         client.frameReceived(frames.Alert(frames.ALERT_NO_INVITE).encode())
         [error] = clientOwner.failures
         self.assertIsInstance(error, NoInvite)
-        self.assertIn("number 8", str(error))
+        self.assertIn("numbered: 8;", str(error))
 
     def test_rateLimited(self) -> None:
         """

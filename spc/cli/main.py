@@ -1,7 +1,8 @@
 # -*- test-case-name: tests.test_cli -*-
 """
 The C{spc} command: C{spc keygen}, C{spc fingerprint}, C{spc tls-cert},
-C{spc send}, C{spc demo} and C{spc status}.
+C{spc receive}, C{spc send}, C{spc invite}, C{spc pair}, C{spc demo} and
+C{spc status}.
 
 Every subcommand is a L{Command} subclass with a C{run} method; to add one,
 list it in L{SPCOptions.subCommands}. L{main} turns the errors a user can
@@ -32,6 +33,8 @@ from spc.cli.command import (
     _Exit,
 )
 from spc.cli.options import MAX_CHANNELS
+from spc.cli.pair import InviteOptions, PairOptions
+from spc.cli.receive import ReceiveOptions
 from spc.cli.send import DemoOptions, SendOptions
 from spc.cli.status import StatusOptions
 from spc.errors import SPCError
@@ -164,7 +167,10 @@ class SPCOptions(_BaseOptions):
         ["keygen", None, KeygenOptions, "Create an RSA identity in the key directory."],
         ["fingerprint", None, FingerprintOptions, "Print the fingerprint of a public key."],
         ["tls-cert", None, TLSCertOptions, "Make a TLS key and self-signed certificate."],
+        ["receive", None, ReceiveOptions, "Receive files from one sender, paired by a code."],
         ["send", None, SendOptions, "Send messages to an spc daemon."],
+        ["invite", None, InviteOptions, "Ask the daemon for a one-time pairing code."],
+        ["pair", None, PairOptions, "Pair with a daemon using its one-time code."],
         ["demo", None, DemoOptions, "Run a server and a client on loopback."],
         ["status", None, StatusOptions, "Show the sessions of a running daemon."],
     ]

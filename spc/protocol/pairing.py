@@ -169,7 +169,9 @@ def pairingRefusal(alertCode: int, slot: int) -> SPCError:
     The error a client reports for the receiver's alert during a pairing.
     """
     if alertCode == frames.ALERT_NO_INVITE:
-        return NoInvite(f"number {slot}")
+        return NoInvite(
+            f"{slot}; the code expired, was used already or was never made: ask for a new one"
+        )
     if alertCode == frames.ALERT_WRONG_CODE:
         return WrongCode()
     if alertCode == frames.ALERT_BUSY:

@@ -14,7 +14,7 @@ from __future__ import annotations
 import random
 import secrets
 from collections import defaultdict
-from typing import Sequence
+from typing import Callable, Sequence
 
 from twisted.application.internet import StreamServerEndpointService
 from twisted.application.service import MultiService
@@ -111,6 +111,8 @@ class SessionDirectory(HandshakeOwner):
     @ivar preAuthLog: the rate-limited log of unauthenticated peers'
         failures.
     @ivar budget: the memory for incoming messages every session shares.
+    @ivar pairing: the L{spc.protocol.pairing.PairingDesk} of channel 0 (A20).
+    @ivar sessionOpened: called with each session the server opens.
     """
 
     log = Logger()
@@ -148,6 +150,8 @@ class SessionDirectory(HandshakeOwner):
         self.preAuthLog = events.PreAuthLog(clock, self.log)
         self._pending: dict[ChannelProtocol, str] = {}
         self.stopping = False
+        self.pairing = None
+        self.sessionOpened: Callable[[Session], object] = lambda session: None
         self._pendingBySource: dict[str, int] = defaultdict(int)
         self._newSessions = RateWindow(clock, self.limits.newSessionWindow)
         self._joins = RateWindow(clock, 60.0)
@@ -316,6 +320,7 @@ class SessionDirectory(HandshakeOwner):
         self.sessions[session.id] = session
         session.onEnd.append(self._sessionEnded)
         session.onRotationEnded.append(self._rotationEnded)
+        self.sessionOpened(session)
 
     def _rotationEnded(self, committed: bool) -> None:
         self.roundOutcomes[committed] += 1
@@ -366,6 +371,7 @@ class ServerChannelFactory(protocol.Factory):
             directory.params,
             directory,
             channel,
+            pairing=directory.pairing if self.spec.channel == 0 else None,
         )
 
 

@@ -22,6 +22,7 @@ from twisted.logger import Logger
 from twisted.python.failure import Failure
 
 from spc.errors import (
+    PeerClosed,
     ProtocolError,
     ResourceLimitExceeded,
     SessionClosed,
@@ -48,6 +49,7 @@ __all__ = ["CLOSE_TIMEOUT", "IFileReceiver", "IMessageReceiver", "Session", "Ses
 
 DEFAULT_LINGER = 60.0
 CLOSE_ERRORS = {
+    records.BYE_NORMAL: PeerClosed,
     records.BYE_REKEY_FAILED: SessionReset,
     records.BYE_DESYNC: SessionReset,
     records.BYE_SHUTTING_DOWN: ServerShuttingDown,

@@ -43,6 +43,7 @@ from spc.keys.trust import AUTHORIZED_KEYS_NAME, AuthorizedKeys, formatHostPort
 from spc.protocol.paircode import DEFAULT_WORDS
 from spc.server.invites import InviteDesk
 from spc.server.service import ServerService
+from spc.transport.closing import ALERT_LINGER
 
 __all__ = ["EXIT_PAIRING_FAILED", "ReceiveOptions", "senderCommand"]
 
@@ -232,9 +233,14 @@ class _Run:
 
     def _inviteEnded(self, invite, reason: str | None) -> None:
         if reason is not None:
-            self._finish(
-                EXIT_PAIRING_FAILED, f"the pairing failed ({reason}); the code is used up"
+            # The sender's alert is still to be written: stop once it left.
+            self._reactor.callLater(
+                ALERT_LINGER,
+                self._finish,
+                EXIT_PAIRING_FAILED,
+                f"the pairing failed ({reason}); the code is used up",
             )
+            self._cancelWait()
             return
         kept = "; it is now in authorized_keys" if invite.permanent else ""
         self._context.stdout.write(f"Paired with the sender {self._paired}{kept}\n")

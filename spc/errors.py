@@ -241,15 +241,6 @@ class SessionClosed(TransferFailed):
     """
 
 
-class PeerClosed(SessionClosed):
-    """
-    The session closed before the peer confirmed everything:
-
-    (The peer said goodbye; a receiver that waits for its sender to finish
-    tells this apart from a session that ended any other way.)
-    """
-
-
 class SessionReset(SessionClosed):
     """
     The session's keys fell out of step and it was closed; a new session

@@ -34,12 +34,13 @@ from spc.cli.command import EXIT_FAILURE, EXIT_OK, Context, KeyDirMixin, Reactor
 from spc.cli.options import MAX_CHANNELS
 from spc.cli.pair import DEFAULT_PORT, hostForOthers, minutes, parseDuration, reportIdentity
 from spc.cli.progress import ProgressBar
-from spc.errors import ConfigurationError, PeerClosed, SessionReset
+from spc.errors import ConfigurationError, SessionReset
 from spc.files.names import PARTIAL_DIRECTORY, withoutControls
 from spc.files.store import FileStore
 from spc.interfaces import IFileReceiver, IMessageReceiver
 from spc.keys.pairedkeys import PairedClients, authorizeKey, checkName
 from spc.keys.trust import AUTHORIZED_KEYS_NAME, AuthorizedKeys, formatHostPort
+from spc.protocol import records
 from spc.protocol.paircode import DEFAULT_WORDS
 from spc.server.invites import InviteDesk
 from spc.server.service import ServerService
@@ -261,7 +262,8 @@ class _Run:
         if isinstance(error, SessionReset):
             self._wait(SESSION_WAIT, "the sender did not come back after a reset")
             return
-        if isinstance(error, PeerClosed):
+        bye = session.goodbye
+        if bye is not None and bye.code == records.BYE_NORMAL:
             printer = self._printer
             self._context.stdout.write(
                 f"Done: {printer.stored} file(s), {printer.storedBytes} bytes, "

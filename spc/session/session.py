@@ -22,7 +22,6 @@ from twisted.logger import Logger
 from twisted.python.failure import Failure
 
 from spc.errors import (
-    PeerClosed,
     ProtocolError,
     ResourceLimitExceeded,
     SessionClosed,
@@ -49,7 +48,6 @@ __all__ = ["CLOSE_TIMEOUT", "IFileReceiver", "IMessageReceiver", "Session", "Ses
 
 DEFAULT_LINGER = 60.0
 CLOSE_ERRORS = {
-    records.BYE_NORMAL: PeerClosed,
     records.BYE_REKEY_FAILED: SessionReset,
     records.BYE_DESYNC: SessionReset,
     records.BYE_SHUTTING_DOWN: ServerShuttingDown,
@@ -67,6 +65,7 @@ class Session(SessionRotation, SessionHeartbeats):
     @ivar channels: live connections by channel index.
     @ivar messenger: the session's L{MultiChannelMessenger}.
     @ivar started: when the session was made, on the session's clock.
+    @ivar goodbye: the peer's goodbye to the session, if it said one.
     """
 
     log = Logger()
@@ -137,6 +136,7 @@ class Session(SessionRotation, SessionHeartbeats):
         self._lingerCall: IDelayedCall | None = None
         self._closedWaiters: list[Deferred] = []
         self.closedReason: Failure | None = None
+        self.goodbye: records.Bye | None = None
         self.onEnd: list[Callable[[Session], None]] = []
 
     def __repr__(self) -> str:
@@ -412,6 +412,7 @@ class Session(SessionRotation, SessionHeartbeats):
             reason=reason,
         )
         if bye.scope == records.SCOPE_SESSION:
+            self.goodbye = bye
             error = CLOSE_ERRORS.get(bye.code, SessionClosed)
             self._end(Failure(error(f"the peer closed the session: {reason}")))
         else:

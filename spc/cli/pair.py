@@ -1,4 +1,4 @@
-# -*- test-case-name: tests.test_invites -*-
+# -*- test-case-name: tests.test_invites,tests.test_receive -*-
 """
 C{spc invite} and C{spc pair}: trust from a one-time code (amendment A20).
 

@@ -132,6 +132,9 @@ def pair(
             )
         return paired
 
-    connected = connectProtocol(endpoint, pairing)
-    connected.addErrback(lambda failure: pairing.done.called or pairing.done.errback(failure))
+    def notConnected(failure: Failure) -> None:
+        if not pairing.done.called:
+            pairing.done.errback(failure)
+
+    connectProtocol(endpoint, pairing).addErrback(notConnected)
     return pairing.done.addCallback(record)

@@ -1,4 +1,4 @@
-# -*- test-case-name: tests.test_pake -*-
+# -*- test-case-name: tests.test_pairing -*-
 """
 The cryptography of a pairing (amendment A20): SPAKE2, keyed by a code's
 words, and the keys that follow from it.

@@ -19,7 +19,14 @@ from twisted.trial import unittest
 
 from spc.client.connect import connect
 from spc.client.pair import pair
-from spc.errors import ConfigurationError, InsecurePath, InviteRefused, NoInvite, ServerKeyChanged, WrongCode
+from spc.errors import (
+    ConfigurationError,
+    InsecurePath,
+    InviteRefused,
+    NoInvite,
+    ServerKeyChanged,
+    WrongCode,
+)
 from spc.keys.pairedkeys import PairedClients, authorizeKey, checkName
 from spc.keys.trust import AuthorizedKeys, KnownHosts
 from spc.protocol.paircode import parseCode
@@ -349,7 +356,9 @@ class LoopbackTests(unittest.TestCase):
         made = self.desk.create("alice")
         wrong = made.code._replace(words=tuple(reversed(made.code.words)) + ("zinc",))
         with self.assertRaises(WrongCode):
-            yield pair(reactor, self.endpoint(), wrong, clientIdentity(), self.keyDir, self.hostPort)
+            yield pair(
+                reactor, self.endpoint(), wrong, clientIdentity(), self.keyDir, self.hostPort
+            )
         self.assertFalse(os.path.exists(self.authorized))
         self.assertFalse(os.path.exists(os.path.join(self.keyDir, "known_hosts")))
         with self.assertRaises(NoInvite):

@@ -206,7 +206,9 @@ class PairingTests(unittest.TestCase):
         self.assertEqual(paired.serverFingerprint, hostIdentity().fingerprint)
         self.assertEqual((paired.name, paired.permanent, paired.channelCount), ("alice", True, 2))
         [(invite, fingerprint, source)] = desk.paired
-        self.assertEqual((invite.slot, fingerprint, source), (7, clientIdentity().fingerprint, SOURCE))
+        self.assertEqual(
+            (invite.slot, fingerprint, source), (7, clientIdentity().fingerprint, SOURCE)
+        )
         self.assertTrue(serverOwner.ended)
         self.assertEqual(serverOwner.results, [])
         self.assertEqual(client.asked, [hostIdentity().fingerprint])
@@ -494,7 +496,8 @@ class FrameTests(unittest.TestCase):
 
     def test_slotZero(self) -> None:
         body = pairframes.PairStart(1, b"A" + bytes(32)).encode()
-        self.assertRaises(ProtocolError, pairframes.PairStart.decode, body[:3] + b"\0\0" + body[5:])
+        zero = body[:3] + b"\0\0" + body[5:]
+        self.assertRaises(ProtocolError, pairframes.PairStart.decode, zero)
 
     def test_wrongSide(self) -> None:
         """
@@ -524,11 +527,13 @@ class PakeTests(unittest.TestCase):
     """
 
     def test_samePassword(self) -> None:
-        client, server = pake.Exchange(True, b"orbit-velvet"), pake.Exchange(False, b"orbit-velvet")
+        client = pake.Exchange(True, b"orbit-velvet")
+        server = pake.Exchange(False, b"orbit-velvet")
         self.assertEqual(client.finish(server.message), server.finish(client.message))
 
     def test_otherPassword(self) -> None:
-        client, server = pake.Exchange(True, b"orbit-velvet"), pake.Exchange(False, b"orbit-violin")
+        client = pake.Exchange(True, b"orbit-velvet")
+        server = pake.Exchange(False, b"orbit-violin")
         self.assertNotEqual(client.finish(server.message), server.finish(client.message))
 
     @settings(max_examples=50, deadline=None)

@@ -162,7 +162,8 @@ class _Relay(protocol.Protocol):
     def connectionMade(self) -> None:
         self.transport.pauseProducing()
         toServer = _ToServer(self)
-        connected = connectProtocol(TCP4ClientEndpoint(reactor, "127.0.0.1", self._target), toServer)
+        endpoint = TCP4ClientEndpoint(reactor, "127.0.0.1", self._target)
+        connected = connectProtocol(endpoint, toServer)
         connected.addCallback(self._connected)
 
     def _connected(self, server) -> None:

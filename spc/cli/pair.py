@@ -119,7 +119,8 @@ class InviteOptions(KeyDirMixin, ReactorCommand):
         ["name", None, "", "What authorized_keys calls the client that pairs."],
         ["expires", None, "10m", "How long the code may be used (e.g. 90s, 10m, 2h)."],
         ["words", None, str(DEFAULT_WORDS),
-         "Secret words in the code: 2 (a guess has 1 chance in 65,536) or 3 (1 in 16,777,216)."],
+         "Secret words in the code: 2 (a guess has 1 chance in 65,536) "
+         "or 3 (1 in 16,777,216)."],
         ["socket", None, None, "The daemon's control socket [default: KEYDIR/control.sock]."],
     ]
 

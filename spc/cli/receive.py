@@ -154,7 +154,10 @@ class ReceiveOptions(KeyDirMixin, ReactorCommand):
         printer = _Printer(context.stdout, directory)
         service = ServerService(
             reactor,
-            [serverFromString(reactor, _listening(port, self["interface"])) for port in self["ports"]],
+            [
+                serverFromString(reactor, _listening(port, self["interface"]))
+                for port in self["ports"]
+            ],
             identity,
             trust,
             printer,
@@ -271,7 +274,8 @@ class _Run:
             )
             self._finish(EXIT_OK, None)
         else:
-            self._finish(EXIT_FAILURE, f"the sender's session ended: {withoutControls(str(error))}")
+            why = withoutControls(str(error))
+            self._finish(EXIT_FAILURE, f"the sender's session ended: {why}")
 
     def _showProgress(self) -> None:
         session = self._session

@@ -198,6 +198,31 @@ class ClientNotAuthorized(TrustError):
     """
 
 
+class PairingRefused(TrustError):
+    """
+    The pairing failed:
+    """
+
+
+class NoInvite(PairingRefused):
+    """
+    The receiver has no open invite numbered:
+    """
+
+
+class WrongCode(PairingRefused):
+    """
+    The code does not match the receiver's invite (a typo?), and that invite
+    is now used up; ask for a new code.
+    """
+
+
+class InviteRefused(SPCError):
+    """
+    The daemon made no invite:
+    """
+
+
 class TLSFailed(TrustError):
     """
     TLS:

@@ -323,6 +323,7 @@ def makeService(
             controlSocket=config["control-socket"],
             metrics=config["metrics"],
             skippedSocket=config["control-socket-skipped"],
+            invites=daemon.pairing,
         ):
             service.setServiceParent(daemon)
     except SPCError as error:

@@ -73,6 +73,7 @@ class ServerChannelFactory(protocol.Factory):
             directory.params,
             directory,
             channel,
+            pairing=directory.pairing if self.spec.channel == 0 else None,
         )
 
 

@@ -304,6 +304,15 @@ class ChannelProtocol(protocol.Protocol):
         else:
             self._life.fail(codeOrError)
 
+    def endWithoutSession(self) -> None:
+        """
+        Server: the connection served a pairing (A20), not a session; close
+        it once the last frame left, as after an alert.
+        """
+        self._cancelTimer()
+        self.dead = True
+        self._loseConnection(ALERT_LINGER)
+
     # Faults and timers.
 
     def fatal(self, reason: str) -> None:

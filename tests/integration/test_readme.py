@@ -12,6 +12,8 @@ from twisted.python.filepath import FilePath
 from twisted.trial.unittest import TestCase
 
 import spc
+from spc.cli.main import SPCOptions
+from spc.cli.receive import senderCommand
 
 ROOT = FilePath(spc.__file__).parent().parent()
 
@@ -32,19 +34,51 @@ class ReadmeTests(TestCase):
     What the README shows a user works as shown.
     """
 
-    def test_setupCommands(self) -> None:
+    def opening(self) -> list[str]:
         """
-        The README opens with exactly two commands: install and run the
-        demo, and install and run the test suite, which is what CI runs.
+        The commands shown before "What spc is".
         """
         text = ROOT.child("README.rst").getContent().decode("utf-8")
         opening = text[: text.index("\nWhat spc is\n")]
-        commands = [line.strip() for line in opening.splitlines() if line.startswith("    ")]
-        self.assertEqual(len(commands), 2)
-        self.assertTrue(commands[0].endswith("spc demo"))
-        self.assertTrue(commands[1].endswith("trial tests"))
+        return [line.strip() for line in opening.splitlines() if line.startswith("    ")]
+
+    def test_setupCommands(self) -> None:
+        """
+        The README opens with the shortest path (issue 13): C{spc receive}
+        on one machine, C{spc send --code} on the other; then installing
+        and running the demo, and installing and running the test suite,
+        which is what CI runs.
+        """
+        commands = self.opening()
+        self.assertEqual(len(commands), 4)
+        self.assertTrue(commands[0].startswith("spc receive"))
+        self.assertTrue(commands[1].startswith("spc send --code "))
+        self.assertTrue(commands[2].endswith("spc demo"))
+        self.assertTrue(commands[3].endswith("trial tests"))
         ci = ROOT.child(".ci").child("run").getContent().decode("utf-8")
-        self.assertIn(commands[1], ci)
+        self.assertIn(commands[3], ci)
+
+    def test_shortestPath(self) -> None:
+        """
+        The shortest path's commands parse as shown, and the sender's is
+        the one C{spc receive} prints, but for its host and files.
+        """
+        receive, send = self.opening()[:2]
+        options = SPCOptions()
+        options.parseOptions(receive.split()[1:])
+        self.assertEqual(options.subCommand, "receive")
+        code = send.split()[send.split().index("--code") + 1]
+        printed = senderCommand(code, "receiver.example", list(range(9000, 9004)))
+        self.assertEqual(send.split()[:-2], printed.split()[:-1])
+        workspace = FilePath(self.mktemp())
+        workspace.child("photos").makedirs()
+        workspace.child("report.pdf").setContent(b"%PDF")
+        cwd = os.getcwd()
+        os.chdir(workspace.path)
+        self.addCleanup(os.chdir, cwd)
+        options = SPCOptions()
+        options.parseOptions(send.split()[1:])
+        self.assertEqual(str(options.subOptions["code"]), code)
 
     def test_libraryExample(self) -> None:
         """

@@ -269,6 +269,24 @@ class RoutingTests(SynchronousTestCase):
         self.assertIsNotNone(second.closed)
         self.assertEqual(session.liveChannels(), [])
 
+    def test_goodbyeKept(self) -> None:
+        """
+        The session keeps the peer's goodbye to the session, so that a
+        receiver can tell a sender that finished from a session that ended
+        any other way; a goodbye to one channel, or none, leaves it unset.
+        """
+        session = makeSession()
+        first, second = attached(session, 0, 1)
+        channelBye = records.Bye(records.BYE_NORMAL, records.SCOPE_CHANNEL, "this one")
+        session.recordReceived(second, 0, decoded(channelBye))
+        self.assertIsNone(session.goodbye)
+        bye = records.Bye(records.BYE_NORMAL, records.SCOPE_SESSION, "done")
+        session.recordReceived(first, 0, decoded(bye))
+        self.assertEqual(session.goodbye, bye)
+        other = makeSession()
+        other.terminate(records.BYE_NORMAL, "closed here")
+        self.assertIsNone(other.goodbye)
+
     def test_byeReasonWithoutControls(self) -> None:
         """
         The peer chooses a C{BYE:} reason: a newline or a terminal escape in

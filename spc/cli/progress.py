@@ -1,4 +1,4 @@
-# -*- test-case-name: tests.test_output -*-
+# -*- test-case-name: tests.unit.test_output,tests.integration.test_endtoend_terminal -*-
 """
 The progress bar of C{spc send} and C{spc demo}, on stderr, only when
 stderr is a terminal (a log or a pipe gets the summary line alone).
@@ -145,6 +145,20 @@ class ProgressBar(SendObserver):
         self._lost = None
         self._draw()
 
+    def update(self, held: int, total: int) -> None:
+        """
+        Show C{held} bytes of C{total}, for what knows only totals (C{spc
+        receive}, which looks at what its files hold): every byte counts as
+        this run's, and no file is named.
+        """
+        if not self._enabled or self._closed or total <= 0:
+            return
+        if self._started is None:
+            self._started = self._clock.seconds()
+        self._files, self._total, self._held = 1, total, held
+        self._current = "receiving"
+        self._draw()
+
     def close(self, passThrough=None):
         """
         Remove the bar for good; usable as a callback and an errback.
@@ -178,6 +192,7 @@ class ProgressBar(SendObserver):
             )
             return
         bar.left, bar.right, bar.n = left, right, done
+        bar.total = self._total or max(self._files, 1)
         bar.ncols, bar.nrows = columns, lines
         bar.refresh()
 

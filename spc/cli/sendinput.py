@@ -1,4 +1,4 @@
-# -*- test-case-name: tests.test_sendinput -*-
+# -*- test-case-name: tests.unit.test_sendinput,tests.integration.test_endtoend_input -*-
 """
 What C{spc send} reads besides the files it is given: a message from a
 file (C{--message-file FILE}) or from stdin (C{--message -}, or stdin

@@ -1,4 +1,4 @@
-# -*- test-case-name: tests.test_output -*-
+# -*- test-case-name: tests.unit.test_output -*-
 """
 How the C{spc} commands write sizes and rates: in IEC binary units, by
 their names (1 KiB = 1024 bytes, MiB, GiB, TiB, and the same per second),

@@ -1,4 +1,4 @@
-# -*- test-case-name: tests.test_sendprogress -*-
+# -*- test-case-name: tests.unit.test_sendprogress,tests.integration.test_sendreports -*-
 """
 What C{spc send} tells whoever shows its progress (a L{SendObserver}),
 and the two sources of it: the books kept of the files' progress

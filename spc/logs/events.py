@@ -1,4 +1,4 @@
-# -*- test-case-name: tests.test_logs -*-
+# -*- test-case-name: tests.unit.test_logs,tests.memory.test_logs,tests.integration.test_logs -*-
 """
 The events spc logs for operators and log collectors.
 

@@ -1,4 +1,4 @@
-# -*- test-case-name: tests.test_tap -*-
+# -*- test-case-name: tests.memory.test_tap -*-
 """
 The spc daemon: the server service with the inbox as its receiver, the
 identity and trust files of a key directory, C{authorized_keys} re-read on
@@ -23,6 +23,7 @@ from spc.keys.identity import loadIdentity
 from spc.keys.trust import AllowAny, AuthorizedKeys
 from spc.logs.jsonformat import installJSONObserver
 from spc.server.inbox import InboxReceiver
+from spc.server.invites import InviteDesk, authorizingIn
 from spc.server.service import ServerService
 from spc.transport import tls
 
@@ -38,7 +39,8 @@ class DaemonConfig(Protocol):
     after its C{postOptions}.  Its items are C{key-dir}, C{endpoints},
     C{tls} (the C{ssl:} descriptions' parsed TLS settings), C{suites},
     C{params}, C{inbox}, C{partial-quota}, C{shutdown-grace},
-    C{log-format}, C{allow-any-client} and C{authorized-keys}.
+    C{log-format}, C{allow-any-client}, C{authorized-keys}, C{interface}
+    and C{ports}.
     """
 
     def __getitem__(self, name: str) -> Any:
@@ -52,9 +54,9 @@ class DaemonConfig(Protocol):
 
 class DaemonService(ServerService):
     """
-    The daemon: the server service with the inbox as its receiver, and
+    The daemon: the server service with the inbox as its receiver,
     C{authorized_keys} re-read on SIGHUP without dropping sessions that
-    stay authorized.
+    stay authorized, and invites (C{spc invite}) that add a paired client.
 
     At start-up the key and trust files must be entirely right: a bad line
     in C{authorized_keys}, or a file another user could write, stops the
@@ -89,6 +91,10 @@ class DaemonService(ServerService):
         )
         self.hostIdentity = hostIdentity
         self._previousHandler = None
+        self.pairing = self.directory.pairing = InviteDesk(
+            reactor, authorizingIn(config["authorized-keys"], self._owner, self.reload)
+        )
+        self.pairing.address = (config["interface"], (config["ports"] or [0])[0])
 
     def _endpoint(self, reactor, description: str, hostKeyDER: bytes):
         """

@@ -1,9 +1,12 @@
-# -*- test-case-name: tests.test_status -*-
+# -*- test-case-name: tests.memory.test_status,tests.integration.test_status -*-
 """
 The daemon's local control socket: AMP commands that read a
 L{spc.status.snapshot.StatusSource}, and the client that C{spc status} uses.
 
-Every command only reads; none changes the daemon.  An AMP value holds at
+Every command only reads, but for one: L{CreateInvite}, behind C{spc
+invite}, opens a pairing invite (amendment A20), which admits one client
+that knows its code.  The socket's mode (0600) keeps it to the daemon's
+user, who may edit C{authorized_keys} anyway.  An AMP value holds at
 most 65,535 bytes, so sessions travel in pages: L{GetSessions} returns as
 many whole sessions as fit in L{PAGE_BYTES}, in order of session id, and
 the client asks again from the last id it got until the daemon says there
@@ -21,15 +24,18 @@ from twisted.internet.defer import inlineCallbacks
 from twisted.internet.endpoints import connectProtocol, quoteStringArgument
 from twisted.protocols import amp
 
-from spc.errors import StatusUnavailable
+from spc.errors import InviteRefused, StatusUnavailable
 from spc.status.snapshot import DaemonStatus, SessionStatus, Snapshot, StatusSource
+from spc.text import withoutControls
 
 __all__ = [
     "ControlFactory",
+    "CreateInvite",
     "GetDaemon",
     "GetSessions",
     "controlEndpoint",
     "fetchStatus",
+    "requestInvite",
 ]
 
 PAGE_BYTES = 60_000
@@ -61,6 +67,28 @@ class GetSessions(amp.Command):
     response = [(b"page", amp.String()), (b"more", amp.Boolean())]
 
 
+class CreateInvite(amp.Command):
+    """
+    The one command that changes the daemon: open a pairing invite for a
+    client called C{name}, valid for C{lifetime} seconds, whose code has
+    C{words} secret words.  The answer is the code, the seconds it stays
+    valid, and where channel 0 listens (C{port} 0 when it is no TCP port).
+    """
+
+    arguments = [
+        (b"name", amp.Unicode()),
+        (b"lifetime", amp.Float()),
+        (b"words", amp.Integer()),
+    ]
+    response = [
+        (b"code", amp.Unicode()),
+        (b"lifetime", amp.Float()),
+        (b"interface", amp.Unicode()),
+        (b"port", amp.Integer()),
+    ]
+    errors = {InviteRefused: b"INVITE_REFUSED"}
+
+
 def encodePage(sessions, limit: int = PAGE_BYTES) -> tuple[bytes, bool]:
     """
     As many whole sessions as fit in C{limit} bytes of JSON (at least one).
@@ -85,10 +113,11 @@ class ControlProtocol(amp.BinaryBoxProtocol, amp.BoxDispatcher, amp.CommandLocat
     connection (a C{watch spc status} would fill the daemon's log).
     """
 
-    def __init__(self, source: StatusSource) -> None:
+    def __init__(self, source: StatusSource, invites=None) -> None:
         amp.BoxDispatcher.__init__(self, self)
         amp.BinaryBoxProtocol.__init__(self, self)
         self._source = source
+        self._invites = invites
 
     @GetDaemon.responder
     def getDaemon(self) -> dict:
@@ -99,6 +128,19 @@ class ControlProtocol(amp.BinaryBoxProtocol, amp.BoxDispatcher, amp.CommandLocat
         page, more = encodePage(self._source.sessions(after))
         return {"page": page, "more": more}
 
+    @CreateInvite.responder
+    def createInvite(self, name: str, lifetime: float, words: int) -> dict:
+        if self._invites is None:
+            raise InviteRefused("this daemon takes no invites")
+        made = self._invites.create(name, lifetime, words)
+        interface, port = self._invites.address
+        return {
+            "code": str(made.code),
+            "lifetime": lifetime,
+            "interface": interface,
+            "port": port,
+        }
+
 
 class ControlFactory(protocol.ServerFactory):
     """
@@ -107,11 +149,16 @@ class ControlFactory(protocol.ServerFactory):
 
     noisy = False
 
-    def __init__(self, source: StatusSource) -> None:
+    def __init__(self, source: StatusSource, invites=None) -> None:
+        """
+        @param invites: the L{spc.server.invites.InviteDesk} that
+            L{CreateInvite} opens invites at; L{None} refuses the command.
+        """
         self.source = source
+        self.invites = invites
 
     def buildProtocol(self, addr) -> ControlProtocol:
-        return ControlProtocol(self.source)
+        return ControlProtocol(self.source, self.invites)
 
 
 def controlEndpoint(path: str) -> str:
@@ -150,3 +197,24 @@ def fetchStatus(endpoint):
         return Snapshot(DaemonStatus(**daemon), sessions)
     finally:
         client.transport.loseConnection()
+
+
+@inlineCallbacks
+def requestInvite(endpoint, name: str, lifetime: float, words: int):
+    """
+    Ask the daemon behind C{endpoint} to open an invite.
+
+    @return: a Deferred firing with the L{CreateInvite} answer.
+    @raise InviteRefused: with the daemon's reason.
+    """
+    client = yield connectProtocol(endpoint, amp.AMP())
+    try:
+        answer = yield client.callRemote(CreateInvite, name=name, lifetime=lifetime, words=words)
+    except InviteRefused as error:
+        # The daemon's sentence already starts with this error's own.
+        detail = str(error.args[0]) if error.args else ""
+        detail = detail.removeprefix(str(InviteRefused())).strip()
+        raise InviteRefused(withoutControls(detail)) from None
+    finally:
+        client.transport.loseConnection()
+    return answer

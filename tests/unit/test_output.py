@@ -19,7 +19,7 @@ from twisted.python import usage
 from twisted.trial import unittest
 
 from spc import tap
-from spc.cli import command, main
+from spc.cli import command, main, receive
 from spc.cli.command import Context
 from spc.cli.progress import ProgressBar
 from spc.cli.units import formatRate, formatSize
@@ -252,6 +252,22 @@ class ProgressBarTests(unittest.SynchronousTestCase):
         ProgressBooks(bar, [("a", "a.bin", 100)]).reporter("a")(50)
         bar.close()
         self.assertEqual(self.stream.getvalue(), "")
+
+
+class ReceiverLinesTests(unittest.SynchronousTestCase):
+    """
+    C{spc receive} writes sizes in the same units.
+    """
+
+    def test_stored(self) -> None:
+        """
+        Each stored file's line gives its size in IEC units.
+        """
+        out = io.StringIO()
+        directory = os.path.abspath(self.mktemp())
+        printer = receive._Printer(out, directory)
+        printer.fileReceived(None, "big.bin", os.path.join(directory, "big.bin"), 3 * MiB)
+        self.assertEqual(out.getvalue(), "Stored big.bin (3.0 MiB)\n")
 
 
 class ReportTests(unittest.SynchronousTestCase):

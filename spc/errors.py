@@ -24,6 +24,7 @@ __all__ = [
     "KeyFileError",
     "KeyFileExists",
     "MessageAbandoned",
+    "MessageTooLarge",
     "NameUnavailable",
     "PeerBusy",
     "ProtocolError",
@@ -269,6 +270,21 @@ class MessageAbandoned(TransferFailed):
     """
     The peer could not deliver the message:
     """
+
+
+class MessageTooLarge(TransferFailed):
+    """
+    The message is larger than the peer takes in one message; send it as a
+    file:
+
+    @ivar size: the message's bytes.
+    @ivar limit: the most the peer takes in one message.
+    """
+
+    def __init__(self, size: int, limit: int) -> None:
+        super().__init__(f"{size} bytes, over its limit of {limit}")
+        self.size = size
+        self.limit = limit
 
 
 class PeerBusy(MessageAbandoned):

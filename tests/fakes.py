@@ -163,6 +163,8 @@ class FakeSession:
         as C{inProgress()} lists them.
     @ivar messenger: a messenger sending no file.
     @ivar closedReason: C{None}: the session is live.
+    @ivar onChannelLost: what is called with the index of a channel lost
+        (a test calls them).
     @ivar epoch: its key epoch.
     @ivar started: when it started.
     @ivar events: the events logged through C{log}.
@@ -190,6 +192,7 @@ class FakeSession:
         self.isServer = isServer
         self.channels: dict = {}
         self.live: list = ["a channel"]
+        self.onChannelLost: list = []
         progress = [TransferProgress(name, 100, 50, 25, False) for _ in range(transfers)]
         self.incomingFiles = _Listing(progress)
         self.messenger = _Listing([])

@@ -35,6 +35,7 @@ from spc.cli.command import EXIT_FAILURE, EXIT_OK, Context, KeyDirMixin, Reactor
 from spc.cli.options import MAX_CHANNELS
 from spc.cli.pair import DEFAULT_PORT, hostForOthers, minutes, parseDuration, reportIdentity
 from spc.cli.progress import ProgressBar
+from spc.cli.units import formatSize
 from spc.errors import ConfigurationError, SessionReset
 from spc.files.names import PARTIAL_DIRECTORY, withoutControls
 from spc.files.store import FileStore
@@ -102,7 +103,7 @@ class _Printer:
         self.stored += 1
         self.storedBytes += size
         shown = withoutControls(os.path.relpath(path, self.directory))
-        self._out.write(f"Stored {shown} ({size} bytes)\n")
+        self._out.write(f"Stored {shown} ({formatSize(size)})\n")
         self._out.flush()
 
 
@@ -185,7 +186,7 @@ class _Run:
         self._paired: str | None = None
         self._session = None
         self._timer = None
-        self._bar = ProgressBar(context.stderr, enabled=not options["no-progress"])
+        self._bar = ProgressBar(context.stderr, reactor, enabled=not options["no-progress"])
         self._progress = LoopingCall(self._showProgress)
         self._progress.clock = reactor
         desk = InviteDesk(reactor, self._pairedWith)
@@ -270,7 +271,7 @@ class _Run:
         if bye is not None and bye.code == records.BYE_NORMAL:
             printer = self._printer
             self._context.stdout.write(
-                f"Done: {printer.stored} file(s), {printer.storedBytes} bytes, "
+                f"Done: {printer.stored} file(s), {formatSize(printer.storedBytes)}, "
                 f"and {printer.messages} message(s) from {session.peer}\n"
             )
             self._finish(EXIT_OK, None)

@@ -18,6 +18,7 @@ from twisted.python.failure import Failure
 
 from spc.cli.command import EXIT_OK, Context, KeyDirMixin, ReactorCommand
 from spc.cli.options import checkSocketPath, defaultControlSocket
+from spc.cli.units import formatSize
 from spc.errors import ConfigurationError, DaemonNotRunning, StatusUnavailable
 from spc.status.control import fetchStatus
 from spc.status.snapshot import SessionStatus, Snapshot
@@ -29,14 +30,6 @@ STATUS_TIMEOUT = 10.0
 """
 Seconds to wait for the daemon's whole answer.
 """
-
-
-def _bytes(count: int) -> str:
-    for unit in ("B", "KiB", "MiB", "GiB"):
-        if count < 1024 or unit == "GiB":
-            return f"{count} {unit}" if unit == "B" else f"{count:.1f} {unit}"
-        count /= 1024
-    raise AssertionError("unreachable")
 
 
 def _duration(seconds: float) -> str:
@@ -71,7 +64,7 @@ def _session(status: SessionStatus) -> list[str]:
         rtt = "-" if channel.rtt is None else f"{channel.rtt * 1000:.1f}"
         rows.append([
             str(channel.index), channel.suite, str(channel.epoch), rtt,
-            _bytes(channel.received), _bytes(channel.sent),
+            formatSize(channel.received), formatSize(channel.sent),
         ])
     lines += _rows(rows, "  ") if status.channels else ["  no live channel"]
     if status.transfers:
@@ -79,7 +72,7 @@ def _session(status: SessionStatus) -> list[str]:
         for transfer in status.transfers:
             rows.append([
                 transfer.name, transfer.direction,
-                f"{transfer.percent:.0f}%", _bytes(transfer.size),
+                f"{transfer.percent:.0f}%", formatSize(transfer.size),
             ])
         lines += _rows(rows, "  ")
     if status.transfersOmitted:

@@ -66,7 +66,7 @@ class RunDemoTests(unittest.TestCase):
         report = yield self.checkDemo(4)
         self.assertIn("Client -> server: 8 messages; server -> client: 1 message\n", report)
         self.assertRegex(
-            report, r"File: \d+ bytes in \d+\.\d\d s, \d+\.\d MB/s, SHA-256 OK"
+            report, r"File: 4\.0 MiB in \d+\.\d\d s, \d+\.\d [KMG]iB/s, SHA-256 OK"
         )
         self.assertIn("Content verified\n", report)
 

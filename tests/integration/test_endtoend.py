@@ -225,9 +225,11 @@ class Output(ProcessProtocol):
         return waiter
 
 
-def spawn(args: list[str], cwd: str, env: dict[str, str]):
+def spawn(args: list[str], cwd: str, env: dict[str, str], stdin: bytes = b""):
     """
-    Start C{python args} in C{cwd}.
+    Start C{python args} in C{cwd}, with C{stdin} on its stdin, then its
+    end (C{spc send} reads a message from stdin when it is given nothing
+    else).
 
     @return: the L{Output} protocol and the process transport.
     """
@@ -235,6 +237,8 @@ def spawn(args: list[str], cwd: str, env: dict[str, str]):
     transport = reactor.spawnProcess(
         output, sys.executable, [sys.executable, *args], env=env, path=cwd
     )
+    transport.write(stdin)
+    transport.closeStdin()
     return output, transport
 
 
@@ -544,7 +548,7 @@ class DeliveryTests(EndToEndTestCase):
         """
         result = yield self.send("hello", "wörld")
         self.assertDelivered(result, 2)
-        self.assertIn("11 bytes", result.out)
+        self.assertIn("11 B sent", result.out)
         self.assertEqual(result.err, "")
         records = self.storedMessages()
         self.assertEqual(len(records), 2, records)
@@ -585,7 +589,7 @@ class DeliveryTests(EndToEndTestCase):
             self.env,
         )
         self.assertDelivered(result, 1)
-        self.assertIn(f"{len(text.encode('utf-8'))} bytes", result.out)
+        self.assertIn("329.6 KiB sent", result.out)
         (record,) = self.storedMessages()
         self.assertRecord(record, text)
 
@@ -949,8 +953,8 @@ class SenderFailureTests(EndToEndTestCase):
     @inlineCallbacks
     def test_usageError(self):
         """
-        C{spc send} without --message is a usage error: exit code 2, the
-        reason and a --help hint.
+        C{spc send} without --message, files or anything on stdin is a
+        usage error: exit code 2, the reason and a --help hint.
         """
         result = yield self.spc("send", "--server", "127.0.0.1", "--ports", self.portList)
         self.assertEqual(result.code, 2, result)
@@ -958,7 +962,7 @@ class SenderFailureTests(EndToEndTestCase):
         self.assertEqual(
             result.err.splitlines(),
             [
-                "spc: nothing to send: give --message TEXT or files",
+                "spc: nothing to send: stdin was empty; give --message TEXT or files",
                 "Try 'spc send --help' for more information.",
             ],
         )

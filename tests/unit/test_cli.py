@@ -746,7 +746,7 @@ class SendReportTests(CLITestCase):
         self.assertEqual(code, 0)
         self.assertEqual(
             self.out,
-            "Delivered 1 message(s) and 2 file(s), 4000000 bytes sent in 2.00 s (2.0 MB/s), "
+            "Delivered 1 message(s) and 2 file(s), 3.8 MiB sent in 2.00 s (1.9 MiB/s), "
             f"over 4 channel(s) to {self.SERVER}\n",
         )
         self.assertEqual(self.err, "")
@@ -764,7 +764,7 @@ class SendReportTests(CLITestCase):
             self.out.splitlines(),
             [
                 "report.pdf: already delivered as report.pdf",
-                "Delivered 0 message(s) and 1 file(s) (1 already there), 0 bytes sent in "
+                "Delivered 0 message(s) and 1 file(s) (1 already there), 0 B sent in "
                 f"2.00 s, over 4 channel(s) to {self.SERVER}",
             ],
         )
@@ -782,7 +782,7 @@ class SendReportTests(CLITestCase):
             self.summary(messages=1, files=1, bytes=7, failed=(("big.bin", refused),))
         )
         self.assertEqual(code, 4)
-        self.assertTrue(self.out.startswith("Delivered 1 message(s) and 1 file(s), 7 bytes"))
+        self.assertTrue(self.out.startswith("Delivered 1 message(s) and 1 file(s), 7 B"))
         self.assertEqual(
             self.err.splitlines(),
             [

@@ -138,10 +138,12 @@ class DaemonService(ServerService):
             self._previousHandler = signal.signal(signal.SIGHUP, self._hangup)
         super().startService()
         authorizer = self.directory.authorizer
+        count = len(self._config["endpoints"])
         self.log.info(
-            "spc daemon {fingerprint} serving {count} channels; clients: {clients}",
+            "spc daemon {fingerprint} serving {channels}; clients: {clients}",
             fingerprint=self.hostIdentity.fingerprint,
-            count=len(self._config["endpoints"]),
+            count=count,
+            channels=f"{count} channel" if count == 1 else f"{count} channels",
             clients=authorizer.describe(),
         )
         if authorizer is not AllowAny and not len(authorizer):

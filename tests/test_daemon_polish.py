@@ -7,12 +7,15 @@ behind.
 from __future__ import annotations
 
 import os
+from types import SimpleNamespace
 
+from twisted.internet import task
 from twisted.internet.testing import MemoryReactorClock
-from twisted.logger import formatEvent, globalLogPublisher
+from twisted.logger import Logger, formatEvent, globalLogPublisher
 from twisted.trial.unittest import SynchronousTestCase
 
 from spc.keys import identity
+from spc.server.rounds import RotationRounds
 from spc.tap import makeService
 from tests.test_tap import keyDirWithIdentity, makeOptions
 
@@ -100,3 +103,52 @@ class ServingTests(SynchronousTestCase):
         log = startedDaemonLog(self, "--ports", "9000-9002")
         [line] = [line for line in log if " serving " in line]
         self.assertIn(" serving 3 channels; ", line)
+
+
+class IdleRoundsTests(SynchronousTestCase):
+    """
+    The rotation rounds of a daemon without sessions leave the log alone.
+    """
+
+    def rounds(self, sessions: list) -> tuple[RotationRounds, list[dict], task.Clock, dict]:
+        clock = task.Clock()
+        outcomes = {True: 0, False: 0}
+        rounds = RotationRounds(clock, 30.0, lambda: sessions, outcomes)
+        events: list[dict] = []
+        rounds.log = Logger(observer=events.append)
+        rounds.start()
+        self.addCleanup(rounds.stop)
+        return rounds, events, clock, outcomes
+
+    def test_idleSilent(self) -> None:
+        """
+        A day of rounds with no session logs nothing.
+        """
+        rounds, events, clock, _ = self.rounds([])
+        for _ in range(2880):
+            clock.advance(30)
+        self.assertEqual(rounds.count, 2880)
+        self.assertEqual(events, [])
+
+    def test_lastRotationsLogged(self) -> None:
+        """
+        A round that finds no session but rotations that ended since the
+        last one (of sessions gone since) still reports them.
+        """
+        rounds, events, clock, outcomes = self.rounds([])
+        clock.advance(30)
+        outcomes[True] += 1
+        clock.advance(30)
+        [event] = events
+        self.assertEqual((event["committed"], event["sessions"]), (1, 0))
+
+    def test_sessionsLogged(self) -> None:
+        """
+        With a session, every round after the first is reported, even one
+        in which nothing committed.
+        """
+        session = SimpleNamespace(rotate=lambda scheduled=False: None)
+        rounds, events, clock, _ = self.rounds([session])
+        for _ in range(3):
+            clock.advance(30)
+        self.assertEqual([event["round"] for event in events], [1, 2])

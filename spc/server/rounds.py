@@ -92,11 +92,12 @@ class RotationRounds:
         Each session rotates, at a random moment within the first
         C{ROUND_JITTER} of the interval, so the RSA work of many sessions
         is spread out.  The outcome of the previous round is logged as a
-        whole.
+        whole, unless there is nothing to say: an idle daemon would
+        otherwise log one line every interval (2,880 a day at 30 s).
         """
         sessions = list(self._sessions())
         outcomes = self._outcomes
-        if self.count:
+        if self.count and (sessions or outcomes[True] or outcomes[False]):
             events.rotationRound(
                 self.log, self.count, outcomes[True], outcomes[False], len(sessions)
             )

@@ -36,7 +36,7 @@ from spc.logs.jsonformat import checkFormat
 from spc.protocol.frames import MAX_FRAGMENT_SIZE, MIN_FRAGMENT_SIZE, Params, maxInnerSize
 from spc.server.daemon import DaemonService
 from spc.server.service import DEFAULT_SHUTDOWN_GRACE, ROUND_JITTER
-from spc.status.services import statusServices
+from spc.status.services import statusServices, warnEveryInterface
 from spc.status.snapshot import StatusSource
 from spc.transport import tls
 
@@ -327,4 +327,5 @@ def makeService(
             service.setServiceParent(daemon)
     except SPCError as error:
         raise SystemExit(f"spc: {error}") from None
+    warnEveryInterface(config["listen"])
     return daemon

@@ -11,11 +11,13 @@ from types import SimpleNamespace
 
 from twisted.internet import task
 from twisted.internet.testing import MemoryReactorClock
-from twisted.logger import Logger, formatEvent, globalLogPublisher
+from twisted.logger import Logger, LogLevel, formatEvent, globalLogPublisher
 from twisted.trial.unittest import SynchronousTestCase
 
 from spc.keys import identity
+from spc.keys.tlscert import writeCertificate
 from spc.server.rounds import RotationRounds
+from spc.status.services import listensOnEveryInterface
 from spc.tap import makeService
 from tests.test_tap import keyDirWithIdentity, makeOptions
 
@@ -152,3 +154,80 @@ class IdleRoundsTests(SynchronousTestCase):
         for _ in range(3):
             clock.advance(30)
         self.assertEqual([event["round"] for event in events], [1, 2])
+
+
+class EveryInterfaceTests(SynchronousTestCase):
+    """
+    A C{--listen} endpoint that names no interface is warned about, as a
+    metrics endpoint reachable from other hosts is.
+    """
+
+    def warnings(self, *listen: str) -> list[str]:
+        """
+        Make a daemon listening on C{listen}.
+
+        @return: the text of the warnings logged meanwhile.
+        """
+        lines: list[str] = []
+
+        def observe(event) -> None:
+            if event["log_level"] == LogLevel.warn:
+                lines.append(formatEvent(event))
+
+        argv = ["--key-dir", keyDirWithIdentity(self), "--inbox", self.mktemp()]
+        argv += ["--allow-any-client", "--control-socket", "none"]
+        for description in listen:
+            argv += ["--listen", description]
+        globalLogPublisher.addObserver(observe)
+        try:
+            makeService(makeOptions(*argv), reactor=MemoryReactorClock())
+        finally:
+            globalLogPublisher.removeObserver(observe)
+        return lines
+
+    def test_tlsWithoutInterface(self) -> None:
+        """
+        C{ssl:} without C{interface=} listens on every interface: the
+        daemon says so, names the endpoint and the fix.
+        """
+        written = writeCertificate("spc.test", self.mktemp())
+        description = f"ssl:9443:privateKey={written.keyPath}:certKey={written.certificatePath}"
+        [line] = self.warnings(description)
+        self.assertIn(description, line)
+        self.assertIn("listens on every interface", line)
+        self.assertIn("interface=127.0.0.1", line)
+
+    def test_tcpWithoutInterface(self) -> None:
+        """
+        So does C{tcp:} without one.
+        """
+        [line] = self.warnings("tcp:9000", "tcp:9001:interface=127.0.0.1")
+        self.assertIn("--listen tcp:9000 ", line)
+
+    def test_interfaceNamed(self) -> None:
+        """
+        An endpoint that names its interface, any interface, or one that is
+        no TCP endpoint, is not warned about.
+        """
+        written = writeCertificate("spc.test", self.mktemp())
+        tls = f"ssl:9443:privateKey={written.keyPath}:certKey={written.certificatePath}"
+        self.assertEqual(
+            self.warnings(
+                "tcp:9000:interface=127.0.0.1", "tcp:9001:0.0.0.0",
+                "tcp6:9002:interface=\\:\\:1", tls + ":interface=10.1.2.3",
+                "unix:" + os.path.abspath(self.mktemp()),
+            ),
+            [],
+        )
+
+    def test_predicate(self) -> None:
+        """
+        L{listensOnEveryInterface} over descriptions as the command line
+        gives them.
+        """
+        every = ["tcp:9000", "TCP:9000", "tcp6:9000", "ssl:9443:privateKey=k",
+                 "tcp:9000:interface=", "ssl:9443:privateKey=k:backlog=5"]
+        named = ["tcp:9000:interface=0.0.0.0", "tcp:9000:127.0.0.1",
+                 "ssl:9443:privateKey=k:interface=\\:\\:", "unix:/run/s"]
+        self.assertEqual([d for d in every if not listensOnEveryInterface(d)], [])
+        self.assertEqual([d for d in named if listensOnEveryInterface(d)], [])

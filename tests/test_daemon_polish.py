@@ -6,19 +6,26 @@ behind.
 
 from __future__ import annotations
 
+import importlib
 import os
-from types import SimpleNamespace
+import pkgutil
+from types import ModuleType, SimpleNamespace
 
 from twisted.internet import task
 from twisted.internet.testing import MemoryReactorClock
 from twisted.logger import Logger, LogLevel, formatEvent, globalLogPublisher
 from twisted.trial.unittest import SynchronousTestCase
 
+import spc
 from spc.keys import identity
 from spc.keys.tlscert import writeCertificate
+from spc.logs import events
+from spc.server.daemon import DaemonService
 from spc.server.rounds import RotationRounds
 from spc.status.services import listensOnEveryInterface
+from spc.session.session import Session
 from spc.tap import makeService
+from tests.test_endtoend import REPO_ROOT
 from tests.test_tap import keyDirWithIdentity, makeOptions
 
 
@@ -231,3 +238,60 @@ class EveryInterfaceTests(SynchronousTestCase):
                  "ssl:9443:privateKey=k:interface=\\:\\:", "unix:/run/s"]
         self.assertEqual([d for d in every if not listensOnEveryInterface(d)], [])
         self.assertEqual([d for d in named if listensOnEveryInterface(d)], [])
+
+
+def spcModules() -> list[ModuleType]:
+    """
+    Every module of the C{spc} package, imported.
+    """
+    return [
+        importlib.import_module(info.name)
+        for info in pkgutil.walk_packages(spc.__path__, "spc.")
+    ]
+
+
+def loggersOf(module: ModuleType) -> list[tuple[str, Logger]]:
+    """
+    The loggers a module holds at its top level and in its classes' own
+    attributes, by where they are.
+    """
+    found = []
+    for name, value in vars(module).items():
+        if isinstance(value, Logger):
+            found.append((f"{module.__name__}.{name}", value))
+        elif isinstance(value, type) and value.__module__ == module.__name__:
+            for attribute, member in vars(value).items():
+                if isinstance(member, Logger):
+                    found.append((f"{module.__name__}.{name}.{attribute}", member))
+    return found
+
+
+class NamespaceTests(SynchronousTestCase):
+    """
+    Every event spc logs is under one of the namespaces the README lists,
+    so that an operator can select the daemon's events by those names.
+    """
+
+    def test_everyLoggerNamed(self) -> None:
+        """
+        Every logger of the package keeps one of L{events.NAMESPACES},
+        also when read as a class attribute (where Twisted's own L{Logger}
+        would name its events after the class).
+        """
+        loggers = [found for module in spcModules() for found in loggersOf(module)]
+        self.assertGreater(len(loggers), 10)
+        for where, logger in loggers:
+            self.assertIsInstance(logger, events.NamedLogger, where)
+            self.assertIn(logger.namespace, events.NAMESPACES, where)
+        self.assertEqual(Session.log.namespace, events.SESSION)
+        self.assertEqual(DaemonService.log.namespace, events.DAEMON)
+
+    def test_listedInReadme(self) -> None:
+        """
+        The README's list of namespaces holds every one of them.
+        """
+        with open(os.path.join(REPO_ROOT, "README.rst"), encoding="utf-8") as f:
+            readme = f.read()
+        for namespace in events.NAMESPACES:
+            self.assertIn(f"``{namespace}``", readme)
+

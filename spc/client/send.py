@@ -24,7 +24,6 @@ from twisted.internet.defer import DeferredList, DeferredSemaphore, inlineCallba
 from twisted.internet.task import deferLater
 from twisted.internet.endpoints import HostnameEndpoint, clientFromString
 from twisted.internet.error import ConnectError
-from twisted.logger import Logger
 
 from spc.client.connect import connect
 from spc.client.sendlist import shown
@@ -39,12 +38,13 @@ from spc.errors import (
 )
 from spc.keys.identity import Identity
 from spc.keys.trust import ServerTrust
+from spc.logs import events
 from spc.protocol import records
 from spc.transport import tls
 
 __all__ = ["SendRequest", "SendSummary", "clientEndpoints", "send"]
 
-log = Logger()
+log = events.NamedLogger(events.CLIENT)
 
 BUSY_ATTEMPTS = 8
 FILES_AT_ONCE = 4

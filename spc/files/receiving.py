@@ -15,7 +15,7 @@ from typing import Callable
 from twisted.internet.defer import Deferred, DeferredLock
 from twisted.internet.interfaces import IDelayedCall, IReactorTime
 from twisted.internet.threads import deferToThread
-from twisted.logger import Logger, LogLevel
+from twisted.logger import LogLevel
 from twisted.python.failure import Failure
 
 from spc.errors import NameUnavailable, ProtocolError, ResourceLimitExceeded
@@ -103,7 +103,7 @@ class IncomingFiles:
     @ivar onStored: called with C{(name, path, size)} for each stored file.
     """
 
-    log = Logger()
+    log = events.NamedLogger(events.TRANSFER)
 
     def __init__(
         self,

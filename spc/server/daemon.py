@@ -15,12 +15,12 @@ from typing import Any, Mapping, Protocol
 
 from twisted.internet.endpoints import serverFromString
 from twisted.internet.error import CannotListenError
-from twisted.logger import Logger
 
 from spc.errors import ConfigurationError, SPCError
 from spc.files.store import FileStore
 from spc.keys.identity import loadIdentity
 from spc.keys.trust import AllowAny, AuthorizedKeys
+from spc.logs import events
 from spc.logs.jsonformat import installJSONObserver
 from spc.server.inbox import InboxReceiver
 from spc.server.service import ServerService
@@ -62,7 +62,7 @@ class DaemonService(ServerService):
     keeps serving and fails closed instead (L{reload}).
     """
 
-    log = Logger()
+    log = events.NamedLogger(events.DAEMON)
 
     def __init__(self, reactor, config: DaemonConfig) -> None:
         self._config = config

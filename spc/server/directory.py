@@ -14,7 +14,6 @@ import secrets
 from collections import defaultdict
 
 from twisted.internet.interfaces import IReactorTime
-from twisted.logger import Logger
 
 from spc.errors import SPCError
 from spc.files.store import FileStore
@@ -99,7 +98,7 @@ class SessionDirectory(HandshakeOwner):
     @ivar budget: the memory for incoming messages every session shares.
     """
 
-    log = Logger()
+    log = events.NamedLogger(events.SESSION)
 
     def __init__(
         self,

@@ -19,12 +19,12 @@ import json
 import os
 from typing import Callable
 
-from twisted.logger import Logger
 from zope.interface import implementer
 
 from spc.files.names import MESSAGES_NAME
 from spc.interfaces import IMessageReceiver
 from spc.keys.keyfiles import fsyncDirectory
+from spc.logs import events
 
 __all__ = ["InboxReceiver", "messageRecord"]
 
@@ -58,7 +58,7 @@ class InboxReceiver:
     @ivar directory: the inbox.
     """
 
-    log = Logger()
+    log = events.NamedLogger(events.MESSAGE)
 
     def __init__(
         self, directory: str, now: Callable[[], datetime.datetime] = _now

@@ -17,7 +17,6 @@ from typing import Callable, Iterable, Protocol
 
 from twisted.internet.interfaces import IDelayedCall, IReactorTime
 from twisted.internet.task import LoopingCall
-from twisted.logger import Logger
 
 from spc.logs import events
 
@@ -44,7 +43,7 @@ class RotationRounds:
     @ivar count: the rounds run so far.
     """
 
-    log = Logger()
+    log = events.NamedLogger(events.ROTATION)
 
     def __init__(
         self,

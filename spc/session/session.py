@@ -22,7 +22,6 @@ from typing import Callable
 from twisted.internet.defer import Deferred, DeferredList, gatherResults, succeed
 from twisted.internet.interfaces import IReactorTime
 from twisted.internet.threads import deferToThread
-from twisted.logger import Logger
 from twisted.python.failure import Failure
 
 from spc.errors import (
@@ -81,7 +80,7 @@ class Session:
     @ivar started: when the session was made, on the session's clock.
     """
 
-    log = Logger()
+    log = events.NamedLogger(events.SESSION)
 
     def __init__(
         self,

@@ -10,8 +10,8 @@ from __future__ import annotations
 import ipaddress
 
 from twisted.internet.endpoints import serverFromString
-from twisted.logger import Logger
 
+from spc.logs import events
 from spc.server.listening import ListeningService
 from spc.status.control import ControlFactory, controlEndpoint
 from spc.status.snapshot import StatusSource
@@ -23,7 +23,7 @@ __all__ = [
     "warnEveryInterface",
 ]
 
-log = Logger()
+log = events.NamedLogger(events.DAEMON)
 
 TCP_ENDPOINTS = ("tcp", "tcp6", "ssl")
 """

@@ -7,25 +7,31 @@ behind.
 from __future__ import annotations
 
 import importlib
+import io
+import json
 import os
 import pkgutil
 from types import ModuleType, SimpleNamespace
 
+from twisted.application.service import Application
 from twisted.internet import task
 from twisted.internet.testing import MemoryReactorClock
-from twisted.logger import Logger, LogLevel, formatEvent, globalLogPublisher
+from twisted.logger import ILogObserver, Logger, LogLevel, formatEvent, globalLogPublisher
+from twisted.scripts.twistd import ServerOptions
 from twisted.trial.unittest import SynchronousTestCase
 
 import spc
 from spc.keys import identity
 from spc.keys.tlscert import writeCertificate
 from spc.logs import events
+from spc.logs.jsonformat import jsonObserver
 from spc.server.daemon import DaemonService
 from spc.server.rounds import RotationRounds
 from spc.status.services import listensOnEveryInterface
 from spc.session.session import Session
 from spc.tap import makeService
 from tests.test_endtoend import REPO_ROOT
+from tests.test_identity import OTHER_FINGERPRINT
 from tests.test_tap import keyDirWithIdentity, makeOptions
 
 
@@ -295,3 +301,54 @@ class NamespaceTests(SynchronousTestCase):
         for namespace in events.NAMESPACES:
             self.assertIn(f"``{namespace}``", readme)
 
+
+class PeerNameTests(SynchronousTestCase):
+    """
+    In the JSON log, every event that names a C{peer} names its
+    C{peer_name} too.
+    """
+
+    def test_observerAddsName(self) -> None:
+        """
+        The JSON observer adds the peer's name to an event that names a
+        peer and not its name; an event with a name keeps it, and one
+        without a peer gets none.
+        """
+        out = io.StringIO()
+        names = {"SHA256:alice": "alice"}
+        observe = jsonObserver(out, names.get)
+        log = Logger(observer=observe)
+        log.info("from {peer}", peer="SHA256:alice")
+        log.info("from {peer}", peer="SHA256:nobody")
+        log.info("from {peer} ({peer_name})", peer="SHA256:alice", peer_name="as given")
+        log.info("no peer here")
+        lines = [json.loads(line) for line in out.getvalue().splitlines()]
+        self.assertEqual(
+            [line.get("peer_name", "-") for line in lines], ["alice", None, "as given", "-"]
+        )
+
+    def test_daemonNamesPeers(self) -> None:
+        """
+        The daemon's JSON log looks names up in its C{authorized_keys}:
+        here the end of a channel, an event logged with the fingerprint
+        alone.
+        """
+        keyDir = keyDirWithIdentity(self)
+        alice = OTHER_FINGERPRINT
+        with open(os.path.join(keyDir, "authorized_keys"), "w") as f:
+            f.write(f"{alice} alice\n")
+        path = os.path.abspath(self.mktemp())
+        config = ServerOptions()
+        config.parseOptions(
+            ["--logfile", path, "spc", "--key-dir", keyDir, "--ports", "9000",
+             "--inbox", self.mktemp(), "--log-format", "json", "--control-socket", "none"]
+        )
+        application = Application("spc")
+        makeService(config.subOptions, reactor=MemoryReactorClock()).setServiceParent(
+            application
+        )
+        log = Logger(observer=ILogObserver(application))
+        events.channelDead(log, 1, b"s" * 16, alice, "127.0.0.1:5000", "gone", False)
+        with open(path) as f:
+            [line] = [json.loads(text) for text in f.read().splitlines()]
+        self.assertEqual((line["peer"], line["peer_name"]), (alice, "alice"))

@@ -115,7 +115,15 @@ class DaemonService(ServerService):
         """
         super().setServiceParent(parent)
         if self._config["log-format"] == "json" and hasattr(parent, "setComponent"):
-            installJSONObserver(parent, self._config.twistdOptions(), self._reactor)
+            installJSONObserver(
+                parent, self._config.twistdOptions(), self._reactor, self._nameOf
+            )
+
+    def _nameOf(self, fingerprint: str) -> str | None:
+        """
+        The name of a client in C{authorized_keys} as it reads now.
+        """
+        return self.directory.authorizer.nameOf(fingerprint)
 
     def _loadAuthorizer(self, skipBadLines: bool = False):
         """

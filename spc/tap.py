@@ -186,6 +186,31 @@ class Options(SuiteMapOption, StatusOptionsMixin, usage.Options):
         self["endpoints"] = []
         self["suites"] = None
         self["tls"] = {}
+        self._failed = False
+
+    def parseOptions(self, options=None) -> None:
+        """
+        Parse, remembering a failure for L{getUsage}.
+
+        @raise usage.UsageError: as L{usage.Options.parseOptions} does.
+        """
+        try:
+            super().parseOptions(options)
+        except usage.UsageError:
+            self._failed = True
+            raise
+
+    def getUsage(self, width: int | None = None) -> str:
+        """
+        Every option, for C{--help}; after a failed parse, one line.
+
+        twistd prints the usage of a command line it could not parse and
+        then the reason: the reason is what a user needs, and sixty lines
+        of options above it hide it.
+        """
+        if self._failed:
+            return f"       twistd [options] spc {self.synopsis} (--help: every option)"
+        return super().getUsage(width)
 
     def opt_ports(self, spec: str) -> None:
         """TCP ports, one channel each, e.g. 9000-9003 or 9000,9001,9005."""
@@ -316,6 +341,9 @@ def makeService(
         from twisted.internet import reactor
     try:
         daemon = DaemonService(reactor, config)
+    except SPCError as error:
+        raise SystemExit(f"spc: {error}") from None
+    try:
         status = StatusSource(daemon.directory, reactor, daemon.hostIdentity.fingerprint)
         for service in statusServices(
             reactor,
@@ -325,7 +353,10 @@ def makeService(
             skippedSocket=config["control-socket-skipped"],
         ):
             service.setServiceParent(daemon)
-    except SPCError as error:
-        raise SystemExit(f"spc: {error}") from None
+    except BaseException as error:
+        daemon.madeFolders.undo()
+        if isinstance(error, SPCError):
+            raise SystemExit(f"spc: {error}") from None
+        raise
     warnEveryInterface(config["listen"])
     return daemon

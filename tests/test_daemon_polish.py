@@ -108,7 +108,8 @@ class ServingTests(SynchronousTestCase):
         """
         One channel is "1 channel".
         """
-        [line] = [line for line in startedDaemonLog(self, "--ports", "9000") if " serving " in line]
+        log = startedDaemonLog(self, "--ports", "9000")
+        [line] = [line for line in log if " serving " in line]
         self.assertIn(" serving 1 channel; ", line)
 
     def test_channels(self) -> None:

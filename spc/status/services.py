@@ -124,7 +124,8 @@ def statusServices(
     skippedSocket: str | None = None,
 ) -> list:
     """
-    The services that serve C{source}, each listening when started.
+    The services that serve C{source}, each listening when started, in
+    the order they start: the control socket last.
 
     @param controlSocket: the control socket's absolute path, or C{None}
         for none.
@@ -141,13 +142,6 @@ def statusServices(
             "--control-socket a shorter path",
             path=skippedSocket,
         )
-    if controlSocket is not None:
-        services.append(
-            ListeningService(
-                serverFromString(reactor, controlEndpoint(controlSocket)),
-                ControlFactory(source),
-            )
-        )
     if metrics is not None:
         from spc.status.metrics import metricsFactory
 
@@ -162,5 +156,14 @@ def statusServices(
 
         services.append(
             ListeningService(serverFromString(reactor, metrics), metricsFactory(source))
+        )
+    if controlSocket is not None:
+        # Last: it is the one that leaves a file (the socket and its lock)
+        # once it listens, so when another fails to listen, it has not yet.
+        services.append(
+            ListeningService(
+                serverFromString(reactor, controlEndpoint(controlSocket)),
+                ControlFactory(source),
+            )
         )
     return services

@@ -259,6 +259,7 @@ class SessionDirectory(HandshakeOwner):
 
     def channelEstablished(self, channel: ChannelProtocol, result: ServerResult) -> None:
         self._forgetPending(channel)
+        peerName = self.authorizer.nameOf(result.fingerprint)
         events.handshakeAccepted(
             self.log,
             channel.peerAddress(),
@@ -266,7 +267,7 @@ class SessionDirectory(HandshakeOwner):
             result.keys.channel,
             result.session,
             result.fingerprint,
-            self.authorizer.nameOf(result.fingerprint),
+            peerName,
         )
         if result.isNew:
             session = Session(
@@ -283,6 +284,7 @@ class SessionDirectory(HandshakeOwner):
                 files=self.files,
                 budget=self.budget.account(result.fingerprint),
                 exchangeKey=result.exchangeKey,
+                peerName=peerName,
             )
             self._admitSession(session)
             events.sessionOpened(self.log, session, "server")

@@ -33,13 +33,20 @@ def _now() -> datetime.datetime:
     return datetime.datetime.now(datetime.timezone.utc)
 
 
-def messageRecord(sender: str, data: bytes, received: datetime.datetime) -> dict:
+def messageRecord(
+    sender: str, data: bytes, received: datetime.datetime, senderName: str | None = None
+) -> dict:
     """
     The JSON object stored for one message: text when it is UTF-8, base64
     otherwise, so every message can be stored whatever its bytes.
+
+    @param senderName: the sender's name in C{authorized_keys}, stored as
+        C{from_name} beside its fingerprint (C{null} when it has none), so
+        that a reader need not look the fingerprint up.
     """
     record = {
         "from": sender,
+        "from_name": senderName,
         "received": received.isoformat(timespec="milliseconds"),
         "bytes": len(data),
     }
@@ -83,9 +90,10 @@ class InboxReceiver:
         @raise OSError: when the message could not be stored; the sender is
             then told it was not delivered.
         """
-        line = json.dumps(
-            messageRecord(session.peer, data, self._now()), ensure_ascii=False
+        record = messageRecord(
+            session.peer, data, self._now(), getattr(session, "peerName", None)
         )
+        line = json.dumps(record, ensure_ascii=False)
         payload = (line + "\n").encode("utf-8")
         descriptor = os.open(
             self.messagesPath,

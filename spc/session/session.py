@@ -64,6 +64,9 @@ class Session:
     @ivar isServer: which end this is.
     @ivar peer: the peer's identity fingerprint (the server's host key
         fingerprint on the client side).
+    @ivar peerName: the server's name for its client in C{authorized_keys}
+        when the session opened, or L{None} (a client without a name, and
+        the server seen from a client).
     @ivar params: the session parameters.
     @ivar channels: live connections by channel index.
     @ivar channelSet: the L{ChannelSet} that keeps them, and picks the one
@@ -100,10 +103,12 @@ class Session:
         transferSecret: bytes | None = None,
         runInThread: Callable[..., Deferred] = deferToThread,
         exchangeKey=None,
+        peerName: str | None = None,
     ) -> None:
         self.id = sessionID
         self.isServer = isServer
         self.peer = peer
+        self.peerName = peerName
         self.params = params
         self.receiver = receiver
         self._clock = clock

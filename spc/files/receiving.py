@@ -115,9 +115,11 @@ class IncomingFiles:
         onStored: Callable[[str, str, int], None] = lambda name, path, size: None,
         runInThread: Callable[..., Deferred] = deferToThread,
         duplicateInterval: float = 5.0,
+        peerName: str | None = None,
     ) -> None:
         self._store = store
         self._peer = peer
+        self._peerName = peerName
         self._fragmentSize = fragmentSize
         self._send = sendControl
         self._clock = clock
@@ -194,7 +196,7 @@ class IncomingFiles:
         if len(self._active) >= MAX_ACTIVE_FILES:
             raise ResourceLimitExceeded("too many files at once")
         try:
-            partial = self._store.open(key, offer.name, offer.size, self._peer)
+            partial = self._store.open(key, offer.name, offer.size, self._peer, self._peerName)
         except (ResourceLimitExceeded, OSError) as error:
             self._warn("refused", "Refusing {name}: {error}", offer.name, error=str(error))
             self._answer(transfer, filerecords.FILE_REFUSED, (), *refusal(error))
@@ -375,7 +377,7 @@ class IncomingFiles:
             if not hmac.compare_digest(partial.digest(), expected):
                 partial.discard()
                 return None
-            return partial.finish()
+            return partial.finish(expected)
 
         self.verifying.track(
             receiving.disk.run(self._runInThread, verify).addCallbacks(

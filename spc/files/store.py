@@ -14,6 +14,8 @@ replaced, and a partial or corrupt file never appears under a final name.
 A name that could not be stored is refused when it is offered, before any
 data is sent.  A completed transfer is remembered with the file it stored
 (L{spc.files.completed}), and counts as complete only while that file is there.
+The daemon's store also records each stored file in C{INBOX/files.jsonl}
+(L{spc.files.journal}), before the sender is told it is stored.
 """
 
 from __future__ import annotations
@@ -27,9 +29,11 @@ from typing import Callable, Iterator
 from spc.errors import ResourceLimitExceeded
 from spc.files.completed import CompletedTransfers, fileIdentity
 from spc.files.inboxtree import StoredFile, checkFolders, findFile, makeFolders, placeFile
-from spc.files.names import PARTIAL_DIRECTORY, RESERVED_NAMES, safeParts
+from spc.files.journal import Journal, receiptRecord
+from spc.files.names import PARTIAL_DIRECTORY, RECEIPTS_NAME, RESERVED_NAMES, safeParts
 from spc.files.ranges import RangeSet
 from spc.keys.keyfiles import replaceFile, unlinkQuietly
+from spc.logs import events
 
 __all__ = ["FileStore", "PartialFile"]
 
@@ -39,6 +43,8 @@ DEFAULT_QUOTA = 256 * 1024**3
 KEEP_SECONDS = 24 * 3600
 EXPIRY_INTERVAL = 3600
 _HASH_BLOCK = 1024 * 1024
+
+log = events.NamedLogger(events.TRANSFER)
 
 
 class PartialFile:
@@ -52,6 +58,8 @@ class PartialFile:
     @ivar claim: the store's record of this opening; once the store forgot
         it (the file completed, was discarded or revoked, or opened anew),
         nothing this object does touches the state file again.
+    @ivar peerName: the sender's name in C{authorized_keys}, for the
+        receipt of the stored file.
     """
 
     def __init__(
@@ -60,6 +68,7 @@ class PartialFile:
     ) -> None:
         self._store = store
         self.claim = claim
+        self.peerName: str | None = None
         self.key = key
         self.name = name
         self.size = size
@@ -128,10 +137,12 @@ class PartialFile:
             offset += len(block)
         return digest.digest()
 
-    def finish(self) -> str:
+    def finish(self, digest: bytes | None = None) -> str:
         """
-        Put the verified file under its final name and forget the partial.
+        Put the verified file under its final name, forget the partial and
+        record the file's receipt.
 
+        @param digest: its SHA-256, as verified, for the receipt.
         @return: the final path.
         """
         os.fsync(self._descriptor)
@@ -143,6 +154,7 @@ class PartialFile:
             self.discard()
             raise
         self._store.forget(self.key, stored)
+        self._store.recordReceipt(self, stored, digest)
         return stored.path
 
     def discard(self) -> None:
@@ -175,6 +187,8 @@ class FileStore:
         file, kept in memory so an offer costs no directory scan; the
         tuple is also the L{PartialFile.claim} of its latest opening.
     @ivar _completed: the completed transfers and what they stored.
+    @ivar _receipts: the C{files.jsonl} a receipt of each stored file goes
+        to, or L{None} for none.
     """
 
     def __init__(
@@ -184,12 +198,18 @@ class FileStore:
         now: Callable[[], float] = time.time,
         reserved: frozenset[str] = frozenset(),
         quota: int = DEFAULT_QUOTA,
+        receipts: bool = False,
     ) -> None:
+        """
+        @param receipts: whether to record each stored file in
+            C{INBOX/files.jsonl} (the daemon does).
+        """
         self.directory = directory
         self.reserved = RESERVED_NAMES | frozenset(reserved)
         self.reserve = reserve
         self.quota = quota
         self._now = now
+        self._receipts = Journal(directory, RECEIPTS_NAME, log) if receipts else None
         self._partials = os.path.join(directory, PARTIAL_DIRECTORY)
         os.makedirs(self._partials, mode=0o700, exist_ok=True)
         self._completed = CompletedTransfers(
@@ -258,10 +278,12 @@ class FileStore:
         checkFolders(self.directory, parts[:-1])
         return parts
 
-    def open(self, key: str, name: str, size: int, peer: str = "") -> PartialFile:
+    def open(
+        self, key: str, name: str, size: int, peer: str = "", peerName: str | None = None
+    ) -> PartialFile:
         """
-        The partial file for a transfer from C{peer}: resumed if its state
-        matches, new otherwise.
+        The partial file for a transfer from C{peer} (named C{peerName} in
+        C{authorized_keys}): resumed if its state matches, new otherwise.
 
         @raise NameUnavailable: when the name could not be stored.
         @raise ResourceLimitExceeded: when the file would not fit on disk
@@ -293,6 +315,7 @@ class FileStore:
             unlinkQuietly(self.partialPath(key))
         claim = (peer, size)
         partial = PartialFile(self, key, name, size, held, claim)
+        partial.peerName = peerName
         self._owners[key] = claim
         self.saveState(partial)
         return partial
@@ -319,6 +342,28 @@ class FileStore:
             ).encode("utf-8"),
             0o600,
         )
+
+    def recordReceipt(
+        self, partial: PartialFile, stored: StoredFile, digest: bytes | None
+    ) -> None:
+        """
+        Append the receipt of a file just stored to C{files.jsonl}, if this
+        store keeps receipts.  The file is stored whether or not its
+        receipt could be written, so a failure is logged, not raised.
+        """
+        if self._receipts is None:
+            return
+        record = receiptRecord(
+            partial.claim[0], partial.peerName, partial.name, stored.name, partial.size,
+            digest, self._now(),
+        )
+        try:
+            self._receipts.append(record)
+        except OSError as error:
+            log.error(
+                "Stored {stored} but could not record it in {path}: {error}",
+                stored=stored.name, path=self._receipts.path, error=str(error),
+            )
 
     def place(self, source: str, name: str) -> StoredFile:
         """

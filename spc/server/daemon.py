@@ -122,6 +122,7 @@ class DaemonService(ServerService):
                 files=FileStore(
                     config["inbox"],
                     quota=config["partial-quota"],
+                    receipts=True,
                 ),
                 shutdownGrace=config["shutdown-grace"],
             )

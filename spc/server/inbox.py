@@ -3,8 +3,9 @@
 The daemon's default receiver: what arrives is stored in an inbox directory.
 
 A message is appended to C{INBOX/messages.jsonl} as one JSON object per
-line, and the line is flushed and fsynced before the sender is told the
-message was delivered: a confirmed message survives a crash of the daemon.
+line (L{spc.files.journal}), and the line is fsynced before the sender is
+told the message was delivered: a confirmed message survives a crash of
+the daemon.
 The log's name is reserved (L{spc.files.names.RESERVED_NAMES}): no received
 file can take it, nor make a folder of it, at any depth.  Applications
 that want something else implement L{spc.interfaces.IMessageReceiver}
@@ -15,15 +16,14 @@ from __future__ import annotations
 
 import base64
 import datetime
-import json
 import os
 from typing import Callable
 
 from zope.interface import implementer
 
+from spc.files.journal import Journal
 from spc.files.names import MESSAGES_NAME
 from spc.interfaces import IMessageReceiver
-from spc.keys.keyfiles import fsyncDirectory
 from spc.logs import events
 
 __all__ = ["InboxReceiver", "messageRecord"]
@@ -72,20 +72,17 @@ class InboxReceiver:
     ) -> None:
         self.directory = directory
         self._now = now
+        self._journal = Journal(directory, MESSAGES_NAME, self.log)
         os.makedirs(directory, mode=0o700, exist_ok=True)
 
     @property
     def messagesPath(self) -> str:
-        return os.path.join(self.directory, MESSAGES_NAME)
+        return self._journal.path
 
     def messageReceived(self, session, data: bytes, kind: int) -> None:
         """
         Append the message as one line and make it durable before
-        returning: the file is fsynced, and so is the inbox when the line
-        is the log's first (the log's own entry in the inbox must survive a
-        crash too).  A line that could not be written and fsynced whole is
-        cut off again, so the next confirmed message starts on a line of
-        its own instead of being glued to a torn one.
+        returning (L{Journal.append}).
 
         @raise OSError: when the message could not be stored; the sender is
             then told it was not delivered.
@@ -93,45 +90,9 @@ class InboxReceiver:
         record = messageRecord(
             session.peer, data, self._now(), getattr(session, "peerName", None)
         )
-        line = json.dumps(record, ensure_ascii=False)
-        payload = (line + "\n").encode("utf-8")
-        descriptor = os.open(
-            self.messagesPath,
-            os.O_WRONLY | os.O_APPEND | os.O_CREAT | os.O_NOFOLLOW | os.O_CLOEXEC,
-            0o600,
-        )
-        try:
-            start = os.fstat(descriptor).st_size
-            try:
-                written = 0
-                while written < len(payload):
-                    written += os.write(descriptor, payload[written:])
-                os.fsync(descriptor)
-            except BaseException:
-                self._cutBack(descriptor, start)
-                raise
-        finally:
-            os.close(descriptor)
-        if start == 0:
-            fsyncDirectory(self.directory)
+        self._journal.append(record)
         self.log.info(
             "Stored a message of {size} bytes from {peer}",
             size=len(data),
             peer=session.peer,
         )
-
-    def _cutBack(self, descriptor: int, size: int) -> None:
-        """
-        Remove what a failed append left after C{size} bytes; a failure to
-        do so is logged, and the append's own error is what the caller
-        sees.
-        """
-        try:
-            os.ftruncate(descriptor, size)
-            os.fsync(descriptor)
-        except OSError as error:
-            self.log.error(
-                "Could not remove a torn line from {path}: {error}",
-                path=self.messagesPath,
-                error=str(error),
-            )

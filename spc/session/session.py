@@ -124,7 +124,7 @@ class Session:
         )
         self.incomingFiles = IncomingFiles(
             files, peer, params.fragmentSize, self.sendControl, clock, self._fileStored,
-            runInThread, duplicateInterval=timers.heartbeatInterval,
+            runInThread, duplicateInterval=timers.heartbeatInterval, peerName=peerName,
         )
         self.epochKeys = EpochKeys(epoch, epochSecret, self.channelSet.connections)
         self.heartbeats = HeartbeatDriver(

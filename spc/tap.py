@@ -63,6 +63,26 @@ def tcpEndpoint(port: int, interface: str) -> str:
     return f"tcp:{port}:interface={quoteStringArgument(interface)}"
 
 
+def parseUmask(text: str) -> int:
+    """
+    The C{--inbox-umask}: up to three octal digits, as C{umask} takes them.
+    A mask may not take the daemon's own permissions away: it must read and
+    write its files and enter its folders.
+
+    @raise usage.UsageError: for anything else.
+    """
+    digits = text.strip().removeprefix("0o")
+    if not (0 < len(digits) <= 4 and all(digit in "01234567" for digit in digits)):
+        raise usage.UsageError(f"--inbox-umask: {text!r} is not an octal mask such as 077")
+    mask = int(digits, 8)
+    if mask > 0o777 or mask & 0o700:
+        raise usage.UsageError(
+            f"--inbox-umask: {text!r} would take the daemon's own permissions "
+            "away; mask only the group's and others' (0 to 077)"
+        )
+    return mask
+
+
 class Options(SuiteMapOption, StatusOptionsMixin, usage.Options):
     """
     Command line of the spc daemon.
@@ -139,6 +159,15 @@ class Options(SuiteMapOption, StatusOptionsMixin, usage.Options):
             "5",
             "Seconds between heartbeats on each channel (0.1 to 60); three "
             "missed make a channel dead.",
+        ],
+        [
+            "inbox-umask",
+            None,
+            "077",
+            "Permission bits received files and folders do not get, in octal: "
+            "files are 0666 and folders 0777 less these (077: 0600 and 0700, "
+            "for the daemon's user alone; 027: 0640 and 0750, the group may "
+            "read). messages.jsonl and files.jsonl are files too.",
         ],
         [
             "partial-quota",
@@ -285,6 +314,7 @@ class Options(SuiteMapOption, StatusOptionsMixin, usage.Options):
             raise usage.UsageError("--fragment-size must be from 16K to 1M")
         timers = {name: parseSeconds(self[name], name) for name in _TIMERS}
         self["shutdown-grace"] = parseSeconds(self["shutdown-grace"], "shutdown-grace")
+        self["inbox-umask"] = parseUmask(self["inbox-umask"])
         try:
             self["partial-quota"] = parseSize(self["partial-quota"])
         except usage.UsageError as error:

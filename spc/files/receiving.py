@@ -196,7 +196,9 @@ class IncomingFiles:
         if len(self._active) >= MAX_ACTIVE_FILES:
             raise ResourceLimitExceeded("too many files at once")
         try:
-            partial = self._store.open(key, offer.name, offer.size, self._peer, self._peerName)
+            partial = self._store.open(
+                key, offer.name, offer.size, self._peer, self._peerName, offer.mtime
+            )
         except (ResourceLimitExceeded, OSError) as error:
             self._warn("refused", "Refusing {name}: {error}", offer.name, error=str(error))
             self._answer(transfer, filerecords.FILE_REFUSED, (), *refusal(error))

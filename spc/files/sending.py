@@ -160,7 +160,9 @@ class FileSender:
         return None
 
     def _offer(self):
-        offer = filerecords.FileOffer(self.transferID, self.size, self.name).encode()
+        offer = filerecords.FileOffer(
+            self.transferID, self.size, self.name, self._stat.st_mtime_ns
+        ).encode()
         self._offerTaken()
         return ("o", self.transferID), offer
 

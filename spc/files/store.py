@@ -28,12 +28,22 @@ from typing import Callable, Iterator
 
 from spc.errors import ResourceLimitExceeded
 from spc.files.completed import CompletedTransfers, fileIdentity
-from spc.files.inboxtree import StoredFile, checkFolders, findFile, makeFolders, placeFile
+from spc.files.inboxtree import (
+    FILE_MODE,
+    FOLDER_MODE,
+    StoredFile,
+    checkFolders,
+    finalAttributes,
+    findFile,
+    makeFolders,
+    placeFile,
+)
 from spc.files.journal import Journal, receiptRecord
 from spc.files.names import PARTIAL_DIRECTORY, RECEIPTS_NAME, RESERVED_NAMES, safeParts
 from spc.files.ranges import RangeSet
 from spc.keys.keyfiles import replaceFile, unlinkQuietly
 from spc.logs import events
+from spc.protocol.filerecords import NO_MTIME
 
 __all__ = ["FileStore", "PartialFile"]
 
@@ -60,6 +70,8 @@ class PartialFile:
         nothing this object does touches the state file again.
     @ivar peerName: the sender's name in C{authorized_keys}, for the
         receipt of the stored file.
+    @ivar mtime: the sender's modification time of the file, in
+        nanoseconds, which the stored file keeps; L{NO_MTIME} for none.
     """
 
     def __init__(
@@ -69,6 +81,7 @@ class PartialFile:
         self._store = store
         self.claim = claim
         self.peerName: str | None = None
+        self.mtime = NO_MTIME
         self.key = key
         self.name = name
         self.size = size
@@ -146,8 +159,11 @@ class PartialFile:
         @return: the final path.
         """
         os.fsync(self._descriptor)
-        os.close(self._descriptor)
-        self._descriptor = -1
+        try:
+            finalAttributes(self._descriptor, self._store.fileMode, self.mtime)
+        finally:
+            os.close(self._descriptor)
+            self._descriptor = -1
         try:
             stored = self._store.place(self.path, self.name)
         except BaseException:
@@ -189,6 +205,9 @@ class FileStore:
     @ivar _completed: the completed transfers and what they stored.
     @ivar _receipts: the C{files.jsonl} a receipt of each stored file goes
         to, or L{None} for none.
+    @ivar fileMode: the permissions of a stored file (and of the receipts);
+        a partial file is 0600 until it is verified.
+    @ivar folderMode: the permissions of a folder made for stored files.
     """
 
     def __init__(
@@ -199,6 +218,8 @@ class FileStore:
         reserved: frozenset[str] = frozenset(),
         quota: int = DEFAULT_QUOTA,
         receipts: bool = False,
+        fileMode: int = FILE_MODE,
+        folderMode: int = FOLDER_MODE,
     ) -> None:
         """
         @param receipts: whether to record each stored file in
@@ -208,8 +229,12 @@ class FileStore:
         self.reserved = RESERVED_NAMES | frozenset(reserved)
         self.reserve = reserve
         self.quota = quota
+        self.fileMode = fileMode
+        self.folderMode = folderMode
         self._now = now
-        self._receipts = Journal(directory, RECEIPTS_NAME, log) if receipts else None
+        self._receipts = (
+            Journal(directory, RECEIPTS_NAME, log, fileMode) if receipts else None
+        )
         self._partials = os.path.join(directory, PARTIAL_DIRECTORY)
         os.makedirs(self._partials, mode=0o700, exist_ok=True)
         self._completed = CompletedTransfers(
@@ -279,11 +304,13 @@ class FileStore:
         return parts
 
     def open(
-        self, key: str, name: str, size: int, peer: str = "", peerName: str | None = None
+        self, key: str, name: str, size: int, peer: str = "", peerName: str | None = None,
+        mtime: int = NO_MTIME,
     ) -> PartialFile:
         """
         The partial file for a transfer from C{peer} (named C{peerName} in
         C{authorized_keys}): resumed if its state matches, new otherwise.
+        Stored, it keeps the modification time C{mtime} (nanoseconds).
 
         @raise NameUnavailable: when the name could not be stored.
         @raise ResourceLimitExceeded: when the file would not fit on disk
@@ -315,7 +342,7 @@ class FileStore:
             unlinkQuietly(self.partialPath(key))
         claim = (peer, size)
         partial = PartialFile(self, key, name, size, held, claim)
-        partial.peerName = peerName
+        partial.peerName, partial.mtime = peerName, mtime
         self._owners[key] = claim
         self.saveState(partial)
         return partial
@@ -369,7 +396,9 @@ class FileStore:
         """
         Link C{source} under the safe, unique final path for C{name}.
         """
-        return placeFile(self.directory, source, safeParts(name, self.reserved))
+        return placeFile(
+            self.directory, source, safeParts(name, self.reserved), self.folderMode
+        )
 
     def makeDirectory(self, name: str) -> str:
         """
@@ -382,7 +411,7 @@ class FileStore:
         @raise NameUnavailable: when a component names something that is not
             a folder.
         """
-        return makeFolders(self.directory, safeParts(name, self.reserved))
+        return makeFolders(self.directory, safeParts(name, self.reserved), self.folderMode)
 
     def forget(self, key: str, stored: StoredFile | None = None) -> None:
         """

@@ -50,7 +50,7 @@ class DaemonConfig(Protocol):
     What the daemon reads of its parsed command line: L{spc.tap.Options}
     after its C{postOptions}.  Its items are C{key-dir}, C{endpoints},
     C{tls} (the C{ssl:} descriptions' parsed TLS settings), C{suites},
-    C{params}, C{inbox}, C{partial-quota}, C{shutdown-grace},
+    C{params}, C{inbox}, C{inbox-umask}, C{partial-quota}, C{shutdown-grace},
     C{log-format}, C{allow-any-client} and C{authorized-keys}.
     """
 
@@ -109,20 +109,23 @@ class DaemonService(ServerService):
             self._endpoint(reactor, text, hostIdentity.publicDER) for text in config["endpoints"]
         ]
         authorizer = self._loadAuthorizer()[0]
-        self.madeFolders = makeInbox(config["inbox"], owner=self._runAs())
+        fileMode, folderMode = 0o666 & ~config["inbox-umask"], 0o777 & ~config["inbox-umask"]
+        self.madeFolders = makeInbox(config["inbox"], folderMode, self._runAs())
         try:
             super().__init__(
                 reactor,
                 endpoints,
                 hostIdentity,
                 authorizer,
-                InboxReceiver(config["inbox"]),
+                InboxReceiver(config["inbox"], fileMode=fileMode),
                 suites=config["suites"],
                 params=config["params"],
                 files=FileStore(
                     config["inbox"],
                     quota=config["partial-quota"],
                     receipts=True,
+                    fileMode=fileMode,
+                    folderMode=folderMode,
                 ),
                 shutdownGrace=config["shutdown-grace"],
             )

@@ -68,11 +68,18 @@ class InboxReceiver:
     log = events.NamedLogger(events.MESSAGE)
 
     def __init__(
-        self, directory: str, now: Callable[[], datetime.datetime] = _now
+        self,
+        directory: str,
+        now: Callable[[], datetime.datetime] = _now,
+        fileMode: int = 0o600,
     ) -> None:
+        """
+        @param fileMode: the permissions C{messages.jsonl} gets when it is
+            made.
+        """
         self.directory = directory
         self._now = now
-        self._journal = Journal(directory, MESSAGES_NAME, self.log)
+        self._journal = Journal(directory, MESSAGES_NAME, self.log, fileMode)
         os.makedirs(directory, mode=0o700, exist_ok=True)
 
     @property

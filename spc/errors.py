@@ -39,6 +39,7 @@ __all__ = [
     "TLSFailed",
     "TLSFilesExist",
     "TransferFailed",
+    "TransferWithdrawn",
     "TrustError",
     "TrustFileError",
     "UnknownServerKey",
@@ -201,6 +202,12 @@ class ClientNotAuthorized(TrustError):
 class TLSFailed(TrustError):
     """
     TLS:
+    """
+
+
+class TransferWithdrawn(SPCError):
+    """
+    The receiver stopped receiving the file, or cannot take it now:
     """
 
 

@@ -18,7 +18,7 @@ from twisted.internet.threads import deferToThread
 from twisted.logger import LogLevel
 from twisted.python.failure import Failure
 
-from spc.errors import NameUnavailable, ProtocolError, ResourceLimitExceeded
+from spc.errors import NameUnavailable, ProtocolError, ResourceLimitExceeded, TransferWithdrawn
 from spc.files.progress import TransferProgress
 from spc.files.ranges import RangeSet
 from spc.files.store import FileStore, PartialFile
@@ -60,6 +60,8 @@ def refusal(error: BaseException) -> tuple[int, str]:
     """
     if isinstance(error, NameUnavailable):
         return filerecords.REFUSED_NAME, _bounded(str(error), filerecords.MAX_REFUSAL_TEXT)
+    if isinstance(error, TransferWithdrawn):
+        return filerecords.REFUSED_WITHDRAWN, _bounded(error.args[0], filerecords.MAX_REFUSAL_TEXT)
     if isinstance(error, ResourceLimitExceeded):
         text = error.args[0] if error.args and isinstance(error.args[0], str) else str(error)
         return filerecords.REFUSED_LIMIT, _bounded(text, filerecords.MAX_REFUSAL_TEXT)
@@ -199,10 +201,11 @@ class IncomingFiles:
             partial = self._store.open(
                 key, offer.name, offer.size, self._peer, self._peerName, offer.mtime
             )
-        except (ResourceLimitExceeded, OSError) as error:
+        except (ResourceLimitExceeded, TransferWithdrawn, OSError) as error:
             self._warn("refused", "Refusing {name}: {error}", offer.name, error=str(error))
             self._answer(transfer, filerecords.FILE_REFUSED, (), *refusal(error))
             return
+        partial.onRelease = lambda reason: self._release(transfer, reason)
         self._active[transfer] = _Receiving(partial, self._clock.seconds())
         self._answer(
             transfer, filerecords.FILE_RESUME, partial.held.ranges()[: frames.MAX_ACK_RANGES]
@@ -240,6 +243,26 @@ class IncomingFiles:
         self.verifying.track(
             self._runInThread(self._store.makeDirectory, offer.name).addCallbacks(made, failed)
         )
+
+    def _release(self, transfer: bytes, reason: str) -> bool:
+        """
+        The store takes the file of C{transfer} from this session, for
+        C{reason}: stop receiving it, tell the sender why, and close it
+        once its pending disk work is done.  Its later records are dropped
+        as those of any ended transfer.
+
+        @return: whether it was let go; not while it is being verified.
+        """
+        receiving = self._active.get(transfer)
+        if receiving is None:
+            return True
+        if receiving.finishing:
+            return False
+        self._warn("released", "Stopped receiving {name}: {reason}", receiving.partial.name,
+                   reason=reason)
+        self._end(transfer, filerecords.FILE_REFUSED, filerecords.REFUSED_WITHDRAWN, reason)
+        receiving.disk.run(receiving.partial.close)
+        return True
 
     def _whyRefused(self, name: str, failure: Failure) -> tuple[int, str]:
         """

@@ -26,7 +26,7 @@ import os
 import time
 from typing import Callable, Iterator
 
-from spc.errors import ResourceLimitExceeded
+from spc.errors import ResourceLimitExceeded, TransferWithdrawn
 from spc.files.completed import CompletedTransfers, fileIdentity
 from spc.files.inboxtree import (
     FILE_MODE,
@@ -41,18 +41,19 @@ from spc.files.inboxtree import (
 from spc.files.journal import Journal, receiptRecord
 from spc.files.names import PARTIAL_DIRECTORY, RECEIPTS_NAME, RESERVED_NAMES, safeParts
 from spc.files.ranges import RangeSet
+from spc.files.unfinished import KEEP_SECONDS, UnfinishedFiles
 from spc.keys.keyfiles import replaceFile, unlinkQuietly
 from spc.logs import events
 from spc.protocol.filerecords import NO_MTIME
 
-__all__ = ["FileStore", "PartialFile"]
+__all__ = ["KEEP_SECONDS", "FileStore", "PartialFile"]
 
 MAX_NAME_BYTES = 4096
 DEFAULT_RESERVE = 64 * 1024 * 1024
 DEFAULT_QUOTA = 256 * 1024**3
-KEEP_SECONDS = 24 * 3600
 EXPIRY_INTERVAL = 3600
 _HASH_BLOCK = 1024 * 1024
+TAKEN_OVER = "a newer session of this sender is receiving it"
 
 log = events.NamedLogger(events.TRANSFER)
 
@@ -72,6 +73,11 @@ class PartialFile:
         receipt of the stored file.
     @ivar mtime: the sender's modification time of the file, in
         nanoseconds, which the stored file keeps; L{NO_MTIME} for none.
+    @ivar onRelease: set by whoever receives the file: called with a
+        reason when the store takes the file from this opening (a newer
+        one of the same sender, or the operator), it stops receiving and
+        answers C{True}, or C{False} when it cannot let go (the file is
+        being verified).
     """
 
     def __init__(
@@ -82,6 +88,7 @@ class PartialFile:
         self.claim = claim
         self.peerName: str | None = None
         self.mtime = NO_MTIME
+        self.onRelease: Callable[[str], bool] | None = None
         self.key = key
         self.name = name
         self.size = size
@@ -181,15 +188,26 @@ class PartialFile:
         self.close()
         self._store.forget(self.key)
 
+    def release(self, reason: str) -> bool:
+        """
+        Ask whoever receives this file to let it go, for C{reason}.
+
+        @return: whether it did (or nobody receives it).
+        """
+        return self.onRelease is None or self.onRelease(reason)
+
     def close(self) -> None:
+        self._store.closed(self)
         if self._descriptor >= 0:
             os.close(self._descriptor)
             self._descriptor = -1
 
 
-class FileStore:
+class FileStore(UnfinishedFiles):
     """
-    Partial and finished files of an inbox directory.
+    Partial and finished files of an inbox directory; its unfinished files
+    as a whole are listed, removed, expired and revoked by
+    L{UnfinishedFiles}.
 
     @ivar directory: the inbox.
     @ivar quota: the most bytes one identity's unfinished files may
@@ -205,6 +223,9 @@ class FileStore:
     @ivar _completed: the completed transfers and what they stored.
     @ivar _receipts: the C{files.jsonl} a receipt of each stored file goes
         to, or L{None} for none.
+    @ivar _receiving: the open L{PartialFile} of each key being received:
+        at most one opening receives a file, and a newer one takes it from
+        an older one (L{open}).
     @ivar fileMode: the permissions of a stored file (and of the receipts);
         a partial file is 0600 until it is verified.
     @ivar folderMode: the permissions of a folder made for stored files.
@@ -241,6 +262,7 @@ class FileStore:
             os.path.join(self._partials, "completed.json"), now, KEEP_SECONDS
         )
         self._owners: dict[str, tuple[str, int]] = dict(self._loadOwners())
+        self._receiving: dict[str, PartialFile] = {}
         self._lastExpiry = self._now()
         self.expire()
 
@@ -254,9 +276,6 @@ class FileStore:
 
     def partialPath(self, key: str) -> str:
         return os.path.join(self._partials, key + ".part")
-
-    def _statePath(self, key: str) -> str:
-        return os.path.join(self._partials, key + ".json")
 
     def completedName(self, key: str) -> str | None:
         """
@@ -312,11 +331,22 @@ class FileStore:
         C{authorized_keys}): resumed if its state matches, new otherwise.
         Stored, it keeps the modification time C{mtime} (nanoseconds).
 
+        An older opening of the same transfer (a session that lingers after
+        its sender was interrupted, or runs beside a newer one) is asked to
+        let the file go first, so that one opening receives it.
+
         @raise NameUnavailable: when the name could not be stored.
         @raise ResourceLimitExceeded: when the file would not fit on disk
             beyond the reserve, or would take C{peer} over its quota.
+        @raise TransferWithdrawn: when an older opening is verifying it.
         """
         self.checkName(name)
+        older = self._receiving.get(key)
+        if older is not None and not older.release(TAKEN_OVER):
+            raise TransferWithdrawn(
+                "an earlier transfer of this file is being verified; send it again "
+                "to learn how that ended"
+            )
         if self._now() - self._lastExpiry > EXPIRY_INTERVAL:
             self._lastExpiry = self._now()
             self.expire()
@@ -344,6 +374,7 @@ class FileStore:
         partial = PartialFile(self, key, name, size, held, claim)
         partial.peerName, partial.mtime = peerName, mtime
         self._owners[key] = claim
+        self._receiving[key] = partial
         self.saveState(partial)
         return partial
 
@@ -413,46 +444,24 @@ class FileStore:
         """
         return makeFolders(self.directory, safeParts(name, self.reserved), self.folderMode)
 
+    def closed(self, partial: PartialFile) -> None:
+        """
+        C{partial} is closed: it receives its file no more.
+        """
+        if self._receiving.get(partial.key) is partial:
+            del self._receiving[partial.key]
+
     def forget(self, key: str, stored: StoredFile | None = None) -> None:
         """
         Delete the partial file and state of C{key}; remember it as
         completed if it C{stored} a file.
         """
         self._owners.pop(key, None)
+        self._receiving.pop(key, None)
         unlinkQuietly(self.partialPath(key))
         unlinkQuietly(self._statePath(key))
         if stored is not None:
             self._completed.add(key, stored.name, stored.status)
-
-    def expire(self) -> int:
-        """
-        Delete partial files untouched for a day.
-
-        @return: how many were deleted.
-        """
-        removed = 0
-        for entry in os.scandir(self._partials):
-            if entry.name.endswith(".json") and entry.name != "completed.json":
-                if self._now() - entry.stat().st_mtime > KEEP_SECONDS:
-                    self.forget(entry.name[: -len(".json")])
-                    removed += 1
-        return removed
-
-    def forgetUnless(self, admitted: Callable[[str], bool]) -> int:
-        """
-        Delete the unfinished files of every identity C{admitted} refuses:
-        a revoked sender can never resume them (A15).  Files recorded
-        without their sender are left to expire.
-
-        @return: how many were deleted.
-        """
-        revoked = [
-            key for key, (owner, _) in list(self._owners.items())
-            if owner and not admitted(owner)
-        ]
-        for key in revoked:
-            self.forget(key)
-        return len(revoked)
 
     def _loadOwners(self) -> Iterator[tuple[str, tuple[str, int]]]:
         for entry in os.scandir(self._partials):

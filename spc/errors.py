@@ -15,6 +15,7 @@ __all__ = [
     "ConfigurationError",
     "ConnectFailed",
     "DaemonNotRunning",
+    "DiscardRefused",
     "EpochAhead",
     "FileFailed",
     "FileRefused",
@@ -289,6 +290,12 @@ class ConnectFailed(SPCError):
 class DaemonNotRunning(SPCError):
     """
     No spc daemon answers on the control socket (is it running?):
+    """
+
+
+class DiscardRefused(SPCError):
+    """
+    The daemon did not remove the unfinished file:
     """
 
 

@@ -2,7 +2,8 @@
 """
 The C{spc} command: C{spc keygen}, C{spc fingerprint} and C{spc tls-cert}
 (L{spc.cli.keys}), C{spc send} (L{spc.cli.send}), C{spc demo}
-(L{spc.cli.demo}) and C{spc status} (L{spc.cli.status}).
+(L{spc.cli.demo}), C{spc status} (L{spc.cli.status}) and C{spc discard}
+(L{spc.cli.discard}).
 
 Every subcommand is a L{spc.cli.command.Command} subclass with a C{run}
 method; to add one, list it in L{SPCOptions.subCommands}. L{main} turns the errors a user can
@@ -30,6 +31,7 @@ from spc.cli.command import (
     _Exit,
 )
 from spc.cli.demo import DemoOptions
+from spc.cli.discard import DiscardOptions
 from spc.cli.keys import FingerprintOptions, KeygenOptions, TLSCertOptions
 from spc.cli.send import SendOptions
 from spc.cli.status import StatusOptions
@@ -51,6 +53,7 @@ class SPCOptions(_BaseOptions):
         ["send", None, SendOptions, "Send messages to an spc daemon."],
         ["demo", None, DemoOptions, "Run a server and a client on loopback."],
         ["status", None, StatusOptions, "Show the sessions of a running daemon."],
+        ["discard", None, DiscardOptions, "Remove unfinished files a running daemon holds."],
     ]
 
     def getSynopsis(self) -> str:

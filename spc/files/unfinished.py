@@ -16,7 +16,7 @@ from __future__ import annotations
 
 import json
 import os
-from typing import TYPE_CHECKING, Callable, NamedTuple
+from typing import TYPE_CHECKING, Callable, Iterator, NamedTuple
 
 from spc.errors import TransferWithdrawn
 from spc.keys.keyfiles import readRegularFile
@@ -79,26 +79,32 @@ class UnfinishedFiles:
     def _statePath(self, key: str) -> str:
         return os.path.join(self._partials, key + STATE_SUFFIX)
 
-    def unfinished(self) -> list[Unfinished]:
+    def unfinished(self, after: str = "") -> Iterator[Unfinished]:
         """
-        Every unfinished file, in order of key.
+        The unfinished files whose keys sort after C{after}, in order of
+        key; each state file is read only when its entry is asked for, so
+        a reader that pages through them reads each once.
         """
-        found = []
         for key, (owner, size) in sorted(list(self._owners.items())):
-            name, held, updated = "", 0, None
-            try:
-                status, data = readRegularFile(self._statePath(key), MAX_STATE_BYTES)
-                state = json.loads(data)
-                name = str(state.get("name", ""))
-                held = sum(int(length) for _, length in state.get("ranges", ()))
-                updated = float(state.get("updated", status.st_mtime))
-            except (OSError, ValueError, TypeError, AttributeError):
-                pass
-            age = 0.0 if updated is None else max(0.0, self._now() - updated)
-            found.append(
-                Unfinished(key, owner, name, size, held, age, key in self._receiving)
-            )
-        return found
+            if key > after:
+                yield self._describe(key, owner, size)
+
+    def _describe(self, key: str, owner: str, size: int) -> Unfinished:
+        """
+        What the state file of C{key} says; a state file that cannot be
+        read leaves the name empty and nothing held.
+        """
+        name, held, updated = "", 0, None
+        try:
+            status, data = readRegularFile(self._statePath(key), MAX_STATE_BYTES)
+            state = json.loads(data)
+            name = str(state.get("name", ""))
+            held = sum(int(length) for _, length in state.get("ranges", ()))
+            updated = float(state.get("updated", status.st_mtime))
+        except (OSError, ValueError, TypeError, AttributeError):
+            pass
+        age = 0.0 if updated is None else max(0.0, self._now() - updated)
+        return Unfinished(key, owner, name, size, held, age, key in self._receiving)
 
     def discardUnfinished(self, key: str) -> Unfinished:
         """
@@ -111,9 +117,8 @@ class UnfinishedFiles:
         @raise TransferWithdrawn: if it is complete and being verified: it
             is about to be stored, or refused.
         """
-        if key not in self._owners:
-            raise KeyError(key)
-        [found] = [entry for entry in self.unfinished() if entry.key == key]
+        owner, size = self._owners[key]
+        found = self._describe(key, owner, size)
         receiver = self._receiving.get(key)
         if receiver is not None and not receiver.release(REMOVED):
             raise TransferWithdrawn("it is complete and being verified now")

@@ -171,10 +171,14 @@ class DaemonStatus:
 class Snapshot:
     """
     Everything C{spc status} shows, taken at one moment.
+
+    @ivar unfinished: the unfinished files the daemon holds
+        (L{spc.status.unfinished.UnfinishedStatus}).
     """
 
     daemon: DaemonStatus
     sessions: list[SessionStatus] = field(default_factory=list)
+    unfinished: list = field(default_factory=list)
 
     def asDict(self) -> dict[str, Any]:
         return asdict(self)

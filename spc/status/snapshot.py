@@ -25,6 +25,7 @@ from twisted.internet.interfaces import IReactorTime
 from spc.logs.events import shortID
 from spc.server.directory import SessionDirectory
 from spc.session.session import Session
+from spc.status.unfinished import unfinishedStatuses
 from spc.text import withoutControls
 
 __all__ = [
@@ -285,4 +286,6 @@ class StatusSource:
                 yield sessionStatus(session, now, nameOf)
 
     def snapshot(self) -> Snapshot:
-        return Snapshot(self.daemon(), list(self.sessions()))
+        return Snapshot(
+            self.daemon(), list(self.sessions()), list(unfinishedStatuses(self.directory))
+        )

@@ -1,4 +1,4 @@
-# -*- test-case-name: tests.test_errors -*-
+# -*- test-case-name: tests.unit.test_errors -*-
 """
 One exception hierarchy for spc.
 
@@ -197,6 +197,31 @@ class ClientNotAuthorized(TrustError):
     """
     The server refused this client; ask its operator to add the client's
     fingerprint to authorized_keys.
+    """
+
+
+class PairingRefused(TrustError):
+    """
+    The pairing failed:
+    """
+
+
+class NoInvite(PairingRefused):
+    """
+    The receiver has no open invite numbered:
+    """
+
+
+class WrongCode(PairingRefused):
+    """
+    The code does not match the receiver's invite (a typo?), and that invite
+    is now used up; ask for a new code.
+    """
+
+
+class InviteRefused(SPCError):
+    """
+    The daemon made no invite:
     """
 
 

@@ -1,4 +1,4 @@
-# -*- test-case-name: tests.test_tap -*-
+# -*- test-case-name: tests.unit.test_tap,tests.memory.test_tap -*-
 """
 The spc daemon as a twistd plugin:
 C{twistd -n spc --inbox DIR --ports 9000-9003}.
@@ -381,6 +381,7 @@ def makeService(
             controlSocket=config["control-socket"],
             metrics=config["metrics"],
             skippedSocket=config["control-socket-skipped"],
+            invites=daemon.pairing,
         ):
             service.setServiceParent(daemon)
     except BaseException as error:

@@ -1,4 +1,4 @@
-# -*- test-case-name: tests.test_cli -*-
+# -*- test-case-name: tests.unit.test_cli -*-
 """
 What every C{spc} subcommand shares: the streams and environment it may use
 (L{Context}), C{--help}/C{--version} through those streams, C{--key-dir},

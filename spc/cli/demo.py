@@ -1,4 +1,4 @@
-# -*- test-case-name: tests.test_demo -*-
+# -*- test-case-name: tests.integration.test_demo -*-
 """
 C{spc demo}: everything spc does, in one process on loopback.
 

@@ -1,4 +1,4 @@
-# -*- test-case-name: tests.test_unfinished -*-
+# -*- test-case-name: tests.integration.test_discard -*-
 """
 C{spc discard ID...}: remove unfinished files a running daemon holds, by
 the ids C{spc status} lists, before their day is up.

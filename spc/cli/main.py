@@ -1,9 +1,8 @@
-# -*- test-case-name: tests.test_cli -*-
+# -*- test-case-name: tests.unit.test_cli -*-
 """
-The C{spc} command: C{spc keygen}, C{spc fingerprint} and C{spc tls-cert}
-(L{spc.cli.keys}), C{spc send} (L{spc.cli.send}), C{spc demo}
-(L{spc.cli.demo}), C{spc status} (L{spc.cli.status}) and C{spc discard}
-(L{spc.cli.discard}).
+The C{spc} command: C{spc keygen}, C{spc fingerprint}, C{spc tls-cert},
+C{spc receive}, C{spc send}, C{spc invite}, C{spc pair}, C{spc demo},
+C{spc status} and C{spc discard}.
 
 Every subcommand is a L{spc.cli.command.Command} subclass with a C{run}
 method; to add one, list it in L{SPCOptions.subCommands}. L{main} turns the errors a user can
@@ -33,6 +32,8 @@ from spc.cli.command import (
 from spc.cli.demo import DemoOptions
 from spc.cli.discard import DiscardOptions
 from spc.cli.keys import FingerprintOptions, KeygenOptions, TLSCertOptions
+from spc.cli.pair import InviteOptions, PairOptions
+from spc.cli.receive import ReceiveOptions
 from spc.cli.send import SendOptions
 from spc.cli.status import StatusOptions
 from spc.errors import SPCError
@@ -50,7 +51,10 @@ class SPCOptions(_BaseOptions):
         ["keygen", None, KeygenOptions, "Create an RSA identity in the key directory."],
         ["fingerprint", None, FingerprintOptions, "Print the fingerprint of a public key."],
         ["tls-cert", None, TLSCertOptions, "Make a TLS key and self-signed certificate."],
+        ["receive", None, ReceiveOptions, "Receive files from one sender, paired by a code."],
         ["send", None, SendOptions, "Send messages to an spc daemon."],
+        ["invite", None, InviteOptions, "Ask the daemon for a one-time pairing code."],
+        ["pair", None, PairOptions, "Pair with a daemon using its one-time code."],
         ["demo", None, DemoOptions, "Run a server and a client on loopback."],
         ["status", None, StatusOptions, "Show the sessions of a running daemon."],
         ["discard", None, DiscardOptions, "Remove unfinished files a running daemon holds."],

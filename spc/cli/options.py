@@ -1,4 +1,4 @@
-# -*- test-case-name: tests.test_tap -*-
+# -*- test-case-name: tests.unit.test_tap,tests.memory.test_tap -*-
 """
 Command-line values the daemon (L{spc.tap}) and the sender
 (L{spc.cli.send}) read alike: port lists, sizes, seconds and the

@@ -1,4 +1,4 @@
-# -*- test-case-name: tests.test_cli -*-
+# -*- test-case-name: tests.unit.test_cli -*-
 """
 The progress bar of C{spc send} and C{spc demo}: rate and time left, on
 stderr, only when stderr is a terminal (a log or a pipe gets the summary

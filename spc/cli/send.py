@@ -1,4 +1,4 @@
-# -*- test-case-name: tests.test_cli -*-
+# -*- test-case-name: tests.unit.test_cli -*-
 """
 C{spc send}: deliver messages and files to a daemon, and say what it holds
 now and what it does not, and why.
@@ -9,17 +9,22 @@ from __future__ import annotations
 import os
 from typing import TextIO
 
+from twisted.internet.endpoints import HostnameEndpoint
 from twisted.python import usage
 
 from spc.addresses import formatHostPort
 from spc.cli.command import EXIT_OK, Context, KeyDirMixin, ReactorCommand
 from spc.cli.options import MAX_CHANNELS, ParseOnlyReactor, SuiteMapOption, parsePorts
+from spc.cli.pair import DEFAULT_PORT, parseServer, reportIdentity, reportPaired
 from spc.cli.progress import ProgressBar
+from spc.client.pair import pair
 from spc.client.send import SendRequest, SendSummary, clientEndpoints, send
 from spc.client.sendlist import collectFiles
 from spc.errors import FileFailed, FileRefused, MessageAbandoned, SPCError
 from spc.keys.identity import loadIdentity, loadTransferSecret, parseFingerprint
-from spc.keys.trust import KNOWN_HOSTS_NAME, ServerTrust, TrustDecision, loadServerTrust
+from spc.keys.trust import KNOWN_HOSTS_NAME, PinnedKey, ServerTrust, TrustDecision, loadServerTrust
+from spc.protocol.paircode import parseCode
+from spc.protocol.pairing import Paired
 from spc.text import withoutControls
 
 
@@ -40,11 +45,14 @@ class SendOptions(KeyDirMixin, SuiteMapOption, ReactorCommand):
 
     synopsis = (
         "--server HOST --ports PORTS [--connect ENDPOINT]... "
-        "[--server-fingerprint FP | --accept-new] [--tls-fingerprint FP] "
+        "[--server-fingerprint FP | --accept-new | --code CODE] [--tls-fingerprint FP] "
         "[--message TEXT]... [FILE|DIR]..."
     )
     optParameters = [
-        ["server", None, None, "Host name or address of the daemon."],
+        ["server", None, None,
+         "Host name or address of the daemon (with --code: HOST[:PORT] of its first port)."],
+        ["code", None, None,
+         "The receiver's one-time code: pair with it, then send (no key to pin)."],
         ["server-fingerprint", None, None,
          "Expected fingerprint of the daemon's key (overrides known_hosts)."],
     ]
@@ -103,6 +111,8 @@ class SendOptions(KeyDirMixin, SuiteMapOption, ReactorCommand):
         except SPCError as error:
             raise usage.UsageError(str(error)) from None
         self["files"], self["folders"], self["skipped"] = found
+        if self["code"] is not None:
+            self._pairFirst()
         if self["ports"] and not self["server"]:
             raise usage.UsageError("--ports needs --server HOST")
         if not self["ports"] and not self["connect"]:
@@ -132,16 +142,65 @@ class SendOptions(KeyDirMixin, SuiteMapOption, ReactorCommand):
         except ValueError as error:
             raise usage.UsageError(f"--server: {error}") from None
 
+    def _pairFirst(self) -> None:
+        """
+        With C{--code}: the code is read, C{--server} may carry the first
+        port (without C{--ports} it is the only channel), and the key is
+        pinned by the pairing, not by an option.
+        """
+        try:
+            self["code"] = parseCode(self["code"])
+        except ValueError as error:
+            raise usage.UsageError(f"--code: {error}") from None
+        if self["server-fingerprint"] or self["accept-new"] or self["connect"]:
+            raise usage.UsageError(
+                "--code pins the receiver's key itself: give neither "
+                "--server-fingerprint, --accept-new nor --connect with it"
+            )
+        if not self["server"]:
+            raise usage.UsageError("--code needs --server HOST[:PORT]")
+        first = self["ports"][0] if self["ports"] else DEFAULT_PORT
+        self["server"], port = parseServer(self["server"], first)
+        if self["ports"] and port != first:
+            raise usage.UsageError(f"--server names port {port}, but --ports starts at {first}")
+        self["ports"] = self["ports"] or [port]
+
     def runWithReactor(self, reactor, context: Context):
         keyDir = self.keyDir(context)
+        if self["code"] is not None:
+            return self._pairThenSend(reactor, context, keyDir)
+        return self._send(reactor, context, keyDir, loadIdentity(keyDir), None)
+
+    def _pairThenSend(self, reactor, context: Context, keyDir: str):
+        identity = reportIdentity(context, keyDir)
+        host, first = self["server"], self["ports"][0]
+        pairing = pair(
+            reactor,
+            HostnameEndpoint(reactor, host, first),
+            self["code"],
+            identity,
+            keyDir,
+            self["host-port"],
+        )
+
+        def paired(result: Paired):
+            reportPaired(
+                context.stderr, result, self["host-port"], identity.fingerprint, keyDir
+            )
+            return self._send(reactor, context, keyDir, identity, result.serverFingerprint)
+
+        return pairing.addCallback(paired)
+
+    def _send(self, reactor, context: Context, keyDir: str, identity, pinned: str | None):
         bar = ProgressBar(context.stderr, enabled=not self["no-progress"])
+        trust = PinnedKey(pinned) if pinned is not None else _ReportingTrust(
+            loadServerTrust(keyDir, self["server-fingerprint"], self["accept-new"]),
+            os.path.join(keyDir, KNOWN_HOSTS_NAME),
+            context.stderr,
+        )
         request = SendRequest(
-            loadIdentity(keyDir),
-            _ReportingTrust(
-                loadServerTrust(keyDir, self["server-fingerprint"], self["accept-new"]),
-                os.path.join(keyDir, KNOWN_HOSTS_NAME),
-                context.stderr,
-            ),
+            identity,
+            trust,
             self["host-port"],
             self["endpoints"],
             self["messages"],

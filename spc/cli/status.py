@@ -1,4 +1,4 @@
-# -*- test-case-name: tests.test_status -*-
+# -*- test-case-name: tests.unit.test_status,tests.integration.test_status -*-
 """
 C{spc status}: what a running daemon is doing, read over its control
 socket, as a table for people or one JSON document for scripts: its

@@ -1,4 +1,4 @@
-# -*- test-case-name: tests.test_sender -*-
+# -*- test-case-name: tests.unit.test_send,tests.integration.test_send -*-
 """
 What C{spc send} does once its options are parsed: open a session with the
 daemon, send every item, and report, item by item, what the daemon

@@ -1,4 +1,4 @@
-# -*- test-case-name: tests.test_sendlist -*-
+# -*- test-case-name: tests.unit.test_sendlist -*-
 """
 What C{spc send} sends for the paths a user gave, decided before anything
 is sent.

@@ -1,4 +1,4 @@
-# -*- test-case-name: tests.test_filestore -*-
+# -*- test-case-name: tests.unit.test_store -*-
 """
 Finished files in the inbox's folders, reached only through directory
 descriptors.

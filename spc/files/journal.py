@@ -1,4 +1,4 @@
-# -*- test-case-name: tests.test_inbox_records -*-
+# -*- test-case-name: tests.memory.test_inbox_records -*-
 """
 The inbox's records: files of JSON lines (C{messages.jsonl},
 C{files.jsonl}), one object per line, appended durably, and what a

@@ -1,4 +1,4 @@
-# -*- test-case-name: tests.test_transfer -*-
+# -*- test-case-name: tests.memory.test_receiving -*-
 """
 Receiving files (amendments A3, A12, A13, A14; the sending side is
 L{spc.files.sending}): each fragment is written at its offset into a partial

@@ -1,4 +1,4 @@
-# -*- test-case-name: tests.test_transfer -*-
+# -*- test-case-name: tests.memory.test_receiving -*-
 """
 Sending a file: a L{spc.session.messenger.Source} that reads the next fragment
 only when the messenger can send it, hashes every byte in order as it

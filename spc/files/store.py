@@ -1,4 +1,4 @@
-# -*- test-case-name: tests.test_filestore -*-
+# -*- test-case-name: tests.unit.test_store -*-
 """
 Where received files live on disk before and after they are complete.
 

@@ -1,4 +1,4 @@
-# -*- test-case-name: tests.test_unfinished -*-
+# -*- test-case-name: tests.memory.test_unfinished -*-
 """
 The unfinished files of a store as a whole: what an operator may list and
 remove (C{spc status}, C{spc discard}), and what the store deletes by

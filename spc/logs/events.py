@@ -1,4 +1,4 @@
-# -*- test-case-name: tests.test_logs -*-
+# -*- test-case-name: tests.unit.test_logs,tests.memory.test_logs,tests.integration.test_logs -*-
 """
 The events spc logs for operators and log collectors.
 
@@ -44,6 +44,7 @@ __all__ = [
     "MESSAGE",
     "NAMESPACES",
     "NamedLogger",
+    "PAIRING",
     "PreAuthLog",
     "ROTATION",
     "SESSION",
@@ -68,8 +69,11 @@ CHANNEL = "spc.channel"
 ROTATION = "spc.rotation"
 MESSAGE = "spc.message"
 TRANSFER = "spc.transfer"
+PAIRING = "spc.pairing"
 CLIENT = "spc.client"
-NAMESPACES = (DAEMON, HANDSHAKE, SESSION, CHANNEL, ROTATION, MESSAGE, TRANSFER, CLIENT)
+NAMESPACES = (
+    DAEMON, HANDSHAKE, SESSION, CHANNEL, ROTATION, MESSAGE, TRANSFER, PAIRING, CLIENT
+)
 """
 Every namespace spc logs under, as the README lists them: the daemon uses
 all but L{CLIENT}, which is C{spc send}'s side of a session.

@@ -1,4 +1,4 @@
-# -*- test-case-name: tests.test_logs -*-
+# -*- test-case-name: tests.unit.test_logs,tests.integration.test_logs -*-
 """
 The daemon's C{--log-format json}: the same events twistd would write as
 text lines, written as one JSON object per line to the same place (stdout

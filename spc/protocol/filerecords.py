@@ -1,4 +1,4 @@
-# -*- test-case-name: tests.test_records -*-
+# -*- test-case-name: tests.unit.test_records -*-
 """
 SPC/1 inner records of file transfer (amendments A12, A13): the offer of a
 file or a folder, file data, the file's end, and the receiver's answers.

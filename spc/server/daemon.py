@@ -1,4 +1,4 @@
-# -*- test-case-name: tests.test_tap -*-
+# -*- test-case-name: tests.memory.test_tap -*-
 """
 The spc daemon: the server service with the inbox as its receiver, the
 identity and trust files of a key directory, C{authorized_keys} re-read on
@@ -31,6 +31,7 @@ from spc.logs import events
 from spc.logs.jsonformat import installJSONObserver
 from spc.server.inbox import InboxReceiver
 from spc.server.inboxdir import makeInbox
+from spc.server.invites import InviteDesk, authorizingIn
 from spc.server.service import ServerService
 from spc.transport import tls
 
@@ -50,8 +51,9 @@ class DaemonConfig(Protocol):
     What the daemon reads of its parsed command line: L{spc.tap.Options}
     after its C{postOptions}.  Its items are C{key-dir}, C{endpoints},
     C{tls} (the C{ssl:} descriptions' parsed TLS settings), C{suites},
-    C{params}, C{inbox}, C{inbox-umask}, C{partial-quota}, C{shutdown-grace},
-    C{log-format}, C{allow-any-client} and C{authorized-keys}.
+    C{params}, C{inbox}, C{inbox-umask}, C{partial-quota},
+    C{shutdown-grace}, C{log-format}, C{allow-any-client},
+    C{authorized-keys}, C{interface} and C{ports}.
     """
 
     def __getitem__(self, name: str) -> Any:
@@ -80,9 +82,9 @@ class StartFailed(SystemExit, Exception):
 
 class DaemonService(ServerService):
     """
-    The daemon: the server service with the inbox as its receiver, and
+    The daemon: the server service with the inbox as its receiver,
     C{authorized_keys} re-read on SIGHUP without dropping sessions that
-    stay authorized.
+    stay authorized, and invites (C{spc invite}) that add a paired client.
 
     At start-up the key and trust files must be entirely right: a bad line
     in C{authorized_keys}, or a file another user could write, stops the
@@ -136,6 +138,10 @@ class DaemonService(ServerService):
             ) from None
         self.hostIdentity = hostIdentity
         self._previousHandler = None
+        self.pairing = self.directory.pairing = InviteDesk(
+            reactor, authorizingIn(config["authorized-keys"], self._owner, self.reload)
+        )
+        self.pairing.address = (config["interface"], (config["ports"] or [0])[0])
 
     def _runAs(self) -> tuple[int, int] | None:
         """

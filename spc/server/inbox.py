@@ -1,4 +1,4 @@
-# -*- test-case-name: tests.test_inbox -*-
+# -*- test-case-name: tests.unit.test_inbox -*-
 """
 The daemon's default receiver: what arrives is stored in an inbox directory.
 

@@ -1,4 +1,4 @@
-# -*- test-case-name: tests.test_daemon_startup -*-
+# -*- test-case-name: tests.unit.test_inboxdir,tests.integration.test_daemon_startup -*-
 """
 The inbox folder at the daemon's start: made, with any missing folder
 above it and the partial folder inside it, as the last step of building

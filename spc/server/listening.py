@@ -1,4 +1,4 @@
-# -*- test-case-name: tests.test_service -*-
+# -*- test-case-name: tests.unit.test_listening -*-
 """
 A service that listens on one endpoint while it runs, and fails to start
 when the endpoint cannot listen.

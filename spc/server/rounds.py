@@ -1,4 +1,4 @@
-# -*- test-case-name: tests.test_rotation -*-
+# -*- test-case-name: tests.memory.test_rotation -*-
 """
 The server's rotation rounds (PROTOCOL section 8.1): every rotation
 interval each session rotates, at its own random moment early in the

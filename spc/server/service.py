@@ -1,4 +1,4 @@
-# -*- test-case-name: tests.test_service -*-
+# -*- test-case-name: tests.memory.test_service,tests.integration.test_service -*-
 """
 The server end an application embeds: L{ServerService}, a C{MultiService}
 with one listening endpoint per channel, each building its connections
@@ -73,6 +73,7 @@ class ServerChannelFactory(protocol.Factory):
             directory.params,
             directory,
             channel,
+            pairing=directory.pairing if self.spec.channel == 0 else None,
         )
 
 

@@ -1,4 +1,4 @@
-# -*- test-case-name: tests.test_messenger -*-
+# -*- test-case-name: tests.memory.test_messenger -*-
 """
 The MultiChannelMessenger: what a session sends, fragment by fragment, over
 whichever of its channels has room, and what it receives, gathered back into

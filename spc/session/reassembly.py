@@ -1,4 +1,4 @@
-# -*- test-case-name: tests.test_reassembly -*-
+# -*- test-case-name: tests.memory.test_reassembly -*-
 """
 Incoming messages: fragments gathered into whole messages, verified, and
 delivered in message-id order, exactly once.

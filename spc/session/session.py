@@ -1,4 +1,4 @@
-# -*- test-case-name: tests.test_session -*-
+# -*- test-case-name: tests.memory.test_session -*-
 """
 A session: one peer, its set of channels, and the parts that work over
 them.  Both roles use the same class; the server's directory and the
@@ -45,8 +45,8 @@ from spc.session.heartbeatdriver import HeartbeatDriver
 from spc.session.messenger import MultiChannelMessenger
 from spc.session.reassembly import Account
 from spc.session.rotationdriver import RotationDriver
-from spc.transport.channel import ChannelProtocol
 from spc.text import withoutControls
+from spc.transport.channel import ChannelProtocol
 
 __all__ = ["CLOSE_ERRORS", "DEFAULT_LINGER", "Session"]
 
@@ -81,6 +81,7 @@ class Session:
     @ivar onEnd: called with the session once it ended.
     @ivar closedReason: why the session ended, once it did.
     @ivar started: when the session was made, on the session's clock.
+    @ivar goodbye: the peer's goodbye to the session, if it said one.
     """
 
     log = events.NamedLogger(events.SESSION)
@@ -140,6 +141,8 @@ class Session:
         self.onEnd: list[Callable[[Session], None]] = []
         self._closedWaiters: list[Deferred] = []
         self.closedReason: Failure | None = None
+        self.goodbye: records.Bye | None = None
+        self.onEnd: list[Callable[[Session], None]] = []
 
     def __repr__(self) -> str:
         return f"<Session {self.id.hex()[:8]} peer={self.peer}>"
@@ -403,6 +406,7 @@ class Session:
             reason=reason,
         )
         if bye.scope == records.SCOPE_SESSION:
+            self.goodbye = bye
             error = CLOSE_ERRORS.get(bye.code, SessionClosed)
             self._end(Failure(error(f"the peer closed the session: {reason}")))
         else:

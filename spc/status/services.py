@@ -1,4 +1,4 @@
-# -*- test-case-name: tests.test_status -*-
+# -*- test-case-name: tests.integration.test_status,tests.unit.test_metrics -*-
 """
 The daemon's status outlets as services: the control socket C{spc status}
 reads and, if asked for, a Prometheus endpoint.  What the command line
@@ -122,6 +122,7 @@ def statusServices(
     controlSocket: str | None = None,
     metrics: str | None = None,
     skippedSocket: str | None = None,
+    invites=None,
 ) -> list:
     """
     The services that serve C{source}, each listening when started, in
@@ -134,6 +135,8 @@ def statusServices(
         warned about.
     @param skippedSocket: the default socket path that was too long to
         use, so the operator learns why C{spc status} finds no daemon.
+    @param invites: the L{spc.server.invites.InviteDesk} C{spc invite}
+        opens invites at through the control socket, if any.
     """
     services = []
     if skippedSocket is not None:
@@ -163,7 +166,7 @@ def statusServices(
         services.append(
             ListeningService(
                 serverFromString(reactor, controlEndpoint(controlSocket)),
-                ControlFactory(source),
+                ControlFactory(source, invites),
             )
         )
     return services

@@ -1,4 +1,4 @@
-# -*- test-case-name: tests.test_status -*-
+# -*- test-case-name: tests.memory.test_status -*-
 """
 What an operator may see of a running daemon: its sessions, their channels
 and the files in progress, as plain data.

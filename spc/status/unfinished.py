@@ -1,4 +1,4 @@
-# -*- test-case-name: tests.test_unfinished -*-
+# -*- test-case-name: tests.memory.test_unfinished -*-
 """
 The daemon's unfinished files over its control socket: listed with its
 sessions (L{GetUnfinished}, read like every other command) and removed one

@@ -1,4 +1,4 @@
-# -*- test-case-name: tests.test_channel,tests.test_lifetime -*-
+# -*- test-case-name: tests.memory.test_channel,tests.memory.test_lifetime -*-
 """
 One TCP connection of a session: framing, the handshake, the record layer.
 
@@ -302,6 +302,15 @@ class ChannelProtocol(protocol.Protocol):
             self._life.refuse(codeOrError, reason)
         else:
             self._life.fail(codeOrError)
+
+    def endWithoutSession(self) -> None:
+        """
+        Server: the connection served a pairing (A20), not a session; close
+        it once the last frame left, as after an alert.
+        """
+        self._cancelTimer()
+        self.dead = True
+        self._loseConnection(ALERT_LINGER)
 
     # Faults and timers.
 

@@ -1,4 +1,4 @@
-# -*- test-case-name: tests.test_tls -*-
+# -*- test-case-name: tests.unit.test_tls,tests.integration.test_tls -*-
 """
 The optional TLS underlay (docs/protocol.rst, section 2.1): each connection
 of a channel is first wrapped in TLS 1.3, and SPC/1 runs unchanged inside

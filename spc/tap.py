@@ -65,9 +65,9 @@ def tcpEndpoint(port: int, interface: str) -> str:
 
 def parseUmask(text: str) -> int:
     """
-    The C{--inbox-umask}: up to three octal digits, as C{umask} takes them.
-    A mask may not take the daemon's own permissions away: it must read and
-    write its files and enter its folders.
+    The C{--inbox-umask}: octal digits, as C{umask} takes them (C{027},
+    C{0027}).  A mask may not take the daemon's own permissions away: it
+    must read and write its files and enter its folders.
 
     @raise usage.UsageError: for anything else.
     """

@@ -341,12 +341,6 @@ class FileStore(UnfinishedFiles):
         @raise TransferWithdrawn: when an older opening is verifying it.
         """
         self.checkName(name)
-        older = self._receiving.get(key)
-        if older is not None and not older.release(TAKEN_OVER):
-            raise TransferWithdrawn(
-                "an earlier transfer of this file is being verified; send it again "
-                "to learn how that ended"
-            )
         if self._now() - self._lastExpiry > EXPIRY_INTERVAL:
             self._lastExpiry = self._now()
             self.expire()
@@ -368,6 +362,12 @@ class FileStore(UnfinishedFiles):
         stats = os.statvfs(self._partials)
         if missing > stats.f_bavail * stats.f_frsize - self.reserve:
             raise ResourceLimitExceeded(f"no room for a file of {size} bytes")
+        older = self._receiving.get(key)
+        if older is not None and not older.release(TAKEN_OVER):
+            raise TransferWithdrawn(
+                "an earlier transfer of this file is being verified; send it again "
+                "to learn how that ended"
+            )
         if not len(held):
             unlinkQuietly(self.partialPath(key))
         claim = (peer, size)

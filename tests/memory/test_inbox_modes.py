@@ -181,5 +181,6 @@ class InboxUmaskOptionTests(SynchronousTestCase):
         self.assertEqual(mode(os.path.join(inbox, PARTIAL_DIRECTORY)), 0o700)
         files = service.directory.files
         self.assertEqual((files.fileMode, files.folderMode), (0o640, 0o750))
-        service.directory.receiver.messageReceived(FakeSession(peer="SHA256:sender"), b"x", records.KIND_TEXT)
+        receiver = service.directory.receiver
+        receiver.messageReceived(FakeSession(peer="SHA256:sender"), b"x", records.KIND_TEXT)
         self.assertEqual(mode(os.path.join(inbox, MESSAGES_NAME)), 0o640)

@@ -44,7 +44,8 @@ class MessageNameTests(SynchronousTestCase):
         C{null} for a peer without one.
         """
         receiver = InboxReceiver(self.mktemp(), now=lambda: WHEN)
-        receiver.messageReceived(FakeSession(peer=SENDER, peerName="Zoë"), b"hi", records.KIND_TEXT)
+        named = FakeSession(peer=SENDER, peerName="Zoë")
+        receiver.messageReceived(named, b"hi", records.KIND_TEXT)
         receiver.messageReceived(FakeSession(peer=SENDER), b"ho", records.KIND_TEXT)
         self.assertEqual([line["from_name"] for line in readLines(receiver)], ["Zoë", None])
         with open(receiver.messagesPath, "rb") as f:

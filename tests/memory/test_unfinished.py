@@ -177,6 +177,24 @@ class TakeOverTests(SynchronousTestCase):
         [entry] = list(self.store.unfinished())
         self.assertTrue(entry.receiving)
 
+    def test_newerRefused(self) -> None:
+        """
+        A newer offer refused for its sender's quota (here made smaller
+        since the older offer) takes nothing: the older session goes on
+        receiving the file.
+        """
+        older = Receiver(self, self.store)
+        older.offer()
+        self.store.quota = len(DATA) - 1
+        newer = Receiver(self, self.store)
+        newer.offer()
+        self.assertEqual(
+            [(a.status, a.reason) for a in newer.answers],
+            [(filerecords.FILE_REFUSED, filerecords.REFUSED_LIMIT)],
+        )
+        self.assertEqual([p.name for p in older.incoming.inProgress()], ["big2.bin"])
+        self.assertEqual(older.statuses(), [filerecords.FILE_RESUME])
+
     def test_olderVerifying(self) -> None:
         """
         An older session verifying the whole file keeps it: the newer

@@ -15,6 +15,7 @@ __all__ = [
     "ConfigurationError",
     "ConnectFailed",
     "DaemonNotRunning",
+    "DiscardRefused",
     "EpochAhead",
     "FileFailed",
     "FileRefused",
@@ -40,6 +41,7 @@ __all__ = [
     "TLSFailed",
     "TLSFilesExist",
     "TransferFailed",
+    "TransferWithdrawn",
     "TrustError",
     "TrustFileError",
     "UnknownServerKey",
@@ -230,6 +232,12 @@ class TLSFailed(TrustError):
     """
 
 
+class TransferWithdrawn(SPCError):
+    """
+    The receiver stopped receiving the file, or cannot take it now:
+    """
+
+
 class TransferFailed(SPCError):
     """
     The transfer failed:
@@ -323,6 +331,12 @@ class ConnectFailed(SPCError):
 class DaemonNotRunning(SPCError):
     """
     No spc daemon answers on the control socket (is it running?):
+    """
+
+
+class DiscardRefused(SPCError):
+    """
+    The daemon did not remove the unfinished file:
     """
 
 

@@ -154,6 +154,7 @@ class FakeSession:
     @ivar id: the session id: C{number} in its first 8 bytes.
     @ivar peer: the peer's identity fingerprint: C{peer}, or
         C{"SHA256:peer<number>"}.
+    @ivar peerName: the peer's name in C{authorized_keys}, or L{None}.
     @ivar isServer: whether it is the server's end of the session.
     @ivar channels: the live channels by index, as a status lists them (set
         by a test).
@@ -186,9 +187,11 @@ class FakeSession:
         peer: str | None = None,
         *,
         isServer: bool = True,
+        peerName: str | None = None,
     ) -> None:
         self.id = number.to_bytes(8, "big") + bytes(8)
         self.peer = peer if peer is not None else f"SHA256:peer{number}"
+        self.peerName = peerName
         self.isServer = isServer
         self.channels: dict = {}
         self.live: list = ["a channel"]

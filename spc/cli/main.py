@@ -1,8 +1,8 @@
 # -*- test-case-name: tests.unit.test_cli -*-
 """
 The C{spc} command: C{spc keygen}, C{spc fingerprint}, C{spc tls-cert},
-C{spc receive}, C{spc send}, C{spc invite}, C{spc pair}, C{spc demo} and
-C{spc status}.
+C{spc receive}, C{spc send}, C{spc invite}, C{spc pair}, C{spc demo},
+C{spc status} and C{spc discard}.
 
 Every subcommand is a L{spc.cli.command.Command} subclass with a C{run}
 method; to add one, list it in L{SPCOptions.subCommands}. L{main} turns the errors a user can
@@ -31,6 +31,7 @@ from spc.cli.command import (
     _Exit,
 )
 from spc.cli.demo import DemoOptions
+from spc.cli.discard import DiscardOptions
 from spc.cli.keys import FingerprintOptions, KeygenOptions, TLSCertOptions
 from spc.cli.pair import InviteOptions, PairOptions
 from spc.cli.receive import ReceiveOptions
@@ -57,6 +58,7 @@ class SPCOptions(_BaseOptions):
         ["pair", None, PairOptions, "Pair with a daemon using its one-time code."],
         ["demo", None, DemoOptions, "Run a server and a client on loopback."],
         ["status", None, StatusOptions, "Show the sessions of a running daemon."],
+        ["discard", None, DiscardOptions, "Remove unfinished files a running daemon holds."],
     ]
 
     def getSynopsis(self) -> str:

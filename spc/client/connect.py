@@ -32,7 +32,6 @@ from twisted.application.internet import backoffPolicy
 from twisted.internet import protocol
 from twisted.internet.defer import Deferred, DeferredList, inlineCallbacks
 from twisted.internet.interfaces import IDelayedCall, IStreamClientEndpoint
-from twisted.logger import Logger
 
 from spc.crypto import asymmetric
 from spc.crypto.suites import Suite
@@ -92,7 +91,7 @@ class ClientSessionFactory:
     session, the others join it.
     """
 
-    log = Logger()
+    log = events.NamedLogger(events.CLIENT)
 
     def __init__(
         self,

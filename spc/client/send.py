@@ -23,7 +23,6 @@ from twisted.internet.defer import DeferredList, DeferredSemaphore, fail, inline
 from twisted.internet.task import deferLater
 from twisted.internet.endpoints import HostnameEndpoint, clientFromString
 from twisted.internet.error import ConnectError
-from twisted.logger import Logger
 
 from spc.client.connect import connect
 from spc.client.observer import ConnectionWatch, ProgressBooks, SendObserver
@@ -40,13 +39,14 @@ from spc.errors import (
 )
 from spc.keys.identity import Identity
 from spc.keys.trust import ServerTrust
+from spc.logs import events
 from spc.protocol import records
 from spc.session.session import DEFAULT_LINGER
 from spc.transport import tls
 
 __all__ = ["SendRequest", "SendSummary", "clientEndpoints", "send"]
 
-log = Logger()
+log = events.NamedLogger(events.CLIENT)
 
 BUSY_ATTEMPTS = 8
 FILES_AT_ONCE = 4

@@ -417,6 +417,9 @@ def loadTransferSecret(keyDir: str) -> bytes:
         try:
             install(temporary, path, replace=False)
         except FileExistsError:
+            pass  # another process made it first: theirs is the secret
+        finally:
+            # Installed by a hard link, the staged name is still there.
             unlinkQuietly(temporary)
         _, data = readRegularFile(path, TRANSFER_SECRET_SIZE + 1)
     if len(data) != TRANSFER_SECRET_SIZE:

@@ -15,7 +15,6 @@ from collections import defaultdict
 from typing import Callable
 
 from twisted.internet.interfaces import IReactorTime
-from twisted.logger import Logger
 
 from spc.errors import SPCError
 from spc.files.store import FileStore
@@ -102,7 +101,7 @@ class SessionDirectory(HandshakeOwner):
     @ivar sessionOpened: called with each session the server opens.
     """
 
-    log = Logger()
+    log = events.NamedLogger(events.SESSION)
 
     def __init__(
         self,
@@ -265,6 +264,7 @@ class SessionDirectory(HandshakeOwner):
 
     def channelEstablished(self, channel: ChannelProtocol, result: ServerResult) -> None:
         self._forgetPending(channel)
+        peerName = self.authorizer.nameOf(result.fingerprint)
         events.handshakeAccepted(
             self.log,
             channel.peerAddress(),
@@ -272,7 +272,7 @@ class SessionDirectory(HandshakeOwner):
             result.keys.channel,
             result.session,
             result.fingerprint,
-            self.authorizer.nameOf(result.fingerprint),
+            peerName,
         )
         if result.isNew:
             session = Session(
@@ -289,6 +289,7 @@ class SessionDirectory(HandshakeOwner):
                 files=self.files,
                 budget=self.budget.account(result.fingerprint),
                 exchangeKey=result.exchangeKey,
+                peerName=peerName,
             )
             self._admitSession(session)
             events.sessionOpened(self.log, session, "server")

@@ -19,10 +19,10 @@ import secrets
 from typing import Callable, NamedTuple
 
 from twisted.internet.interfaces import IReactorTime
-from twisted.logger import Logger
 
 from spc.errors import InviteRefused
 from spc.keys.pairedkeys import authorizeKey, checkName
+from spc.logs import events
 from spc.protocol.paircode import DEFAULT_WORDS, PairCode, makeCode
 from spc.protocol.pairing import Invite
 from spc.ratelimit import RateWindow, sourceKey
@@ -82,7 +82,7 @@ class InviteDesk:
         (port 0 when it is no TCP port), for the command an invite prints.
     """
 
-    log = Logger()
+    log = events.NamedLogger(events.PAIRING)
 
     def __init__(
         self,

@@ -17,13 +17,13 @@ from typing import Sequence
 from twisted.application.service import MultiService
 from twisted.internet import protocol
 from twisted.internet.defer import Deferred, gatherResults
-from twisted.logger import Logger
 from twisted.python.failure import Failure
 
 from spc.crypto.suites import Suite
 from spc.files.store import FileStore
 from spc.interfaces import IMessageReceiver
 from spc.keys.identity import Identity
+from spc.logs import events
 from spc.protocol import frames, records
 from spc.protocol.handshake import ChannelSpec, channelSpecs
 from spc.protocol.serverhandshake import ServerHandshake
@@ -89,7 +89,7 @@ class ServerService(MultiService):
         order.
     """
 
-    log = Logger()
+    log = events.NamedLogger(events.SESSION)
 
     def __init__(
         self,

@@ -38,11 +38,11 @@ from typing import Callable, Hashable, Protocol
 from twisted.application.internet import backoffPolicy
 from twisted.internet.defer import Deferred, fail
 from twisted.internet.interfaces import IDelayedCall, IReactorTime
-from twisted.logger import Logger
 from twisted.python.failure import Failure
 
 from spc.errors import MessageAbandoned, PeerBusy, TransferFailed
 from spc.interfaces import YIELD, Source
+from spc.logs import events
 from spc.protocol import filerecords, frames, records
 from spc.session.reassembly import Account, Reassembler
 
@@ -115,7 +115,7 @@ class MultiChannelMessenger:
     @ivar reassembler: the receiving half.
     """
 
-    log = Logger()
+    log = events.NamedLogger(events.MESSAGE)
 
     def __init__(
         self,

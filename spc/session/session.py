@@ -22,7 +22,6 @@ from typing import Callable
 from twisted.internet.defer import Deferred, DeferredList, gatherResults, succeed
 from twisted.internet.interfaces import IReactorTime
 from twisted.internet.threads import deferToThread
-from twisted.logger import Logger
 from twisted.python.failure import Failure
 
 from spc.errors import (
@@ -65,6 +64,9 @@ class Session:
     @ivar isServer: which end this is.
     @ivar peer: the peer's identity fingerprint (the server's host key
         fingerprint on the client side).
+    @ivar peerName: the server's name for its client in C{authorized_keys}
+        when the session opened, or L{None} (a client without a name, and
+        the server seen from a client).
     @ivar params: the session parameters.
     @ivar channels: live connections by channel index.
     @ivar channelSet: the L{ChannelSet} that keeps them, and picks the one
@@ -82,7 +84,7 @@ class Session:
     @ivar goodbye: the peer's goodbye to the session, if it said one.
     """
 
-    log = Logger()
+    log = events.NamedLogger(events.SESSION)
 
     def __init__(
         self,
@@ -102,10 +104,12 @@ class Session:
         transferSecret: bytes | None = None,
         runInThread: Callable[..., Deferred] = deferToThread,
         exchangeKey=None,
+        peerName: str | None = None,
     ) -> None:
         self.id = sessionID
         self.isServer = isServer
         self.peer = peer
+        self.peerName = peerName
         self.params = params
         self.receiver = receiver
         self._clock = clock
@@ -121,7 +125,7 @@ class Session:
         )
         self.incomingFiles = IncomingFiles(
             files, peer, params.fragmentSize, self.sendControl, clock, self._fileStored,
-            runInThread, duplicateInterval=timers.heartbeatInterval,
+            runInThread, duplicateInterval=timers.heartbeatInterval, peerName=peerName,
         )
         self.epochKeys = EpochKeys(epoch, epochSecret, self.channelSet.connections)
         self.heartbeats = HeartbeatDriver(

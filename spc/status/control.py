@@ -3,15 +3,18 @@
 The daemon's local control socket: AMP commands that read a
 L{spc.status.snapshot.StatusSource}, and the client that C{spc status} uses.
 
-Every command only reads, but for one: L{CreateInvite}, behind C{spc
-invite}, opens a pairing invite (amendment A20), which admits one client
-that knows its code.  The socket's mode (0600) keeps it to the daemon's
-user, who may edit C{authorized_keys} anyway.  An AMP value holds at
-most 65,535 bytes, so sessions travel in pages: L{GetSessions} returns as
-many whole sessions as fit in L{PAGE_BYTES}, in order of session id, and
-the client asks again from the last id it got until the daemon says there
-are no more.  One session always fits, because L{spc.status.snapshot} bounds what a
-session record holds, and the client stops after L{MAX_PAGES}.
+Every command only reads, but for two, which the socket's mode (0600)
+keeps to the daemon's user: L{CreateInvite}, behind C{spc invite}, opens
+a pairing invite (amendment A20), which admits one client that knows its
+code; L{spc.status.unfinished.DiscardUnfinished}, behind C{spc discard},
+removes an unfinished file, and is kept apart in its own module.  An AMP
+value holds at most 65,535 bytes, so sessions travel in pages:
+L{GetSessions} returns as many whole sessions as fit in L{PAGE_BYTES}, in
+order of session id, and the client asks again from the last id it got
+until the daemon says there are no more; unfinished files travel alike
+(L{spc.status.unfinished.GetUnfinished}).  One session always fits,
+because L{spc.status.snapshot} bounds what a session record holds, and the
+client stops after L{MAX_PAGES}.
 """
 
 from __future__ import annotations
@@ -26,6 +29,12 @@ from twisted.protocols import amp
 
 from spc.errors import InviteRefused, StatusUnavailable
 from spc.status.snapshot import DaemonStatus, SessionStatus, Snapshot, StatusSource
+from spc.status.unfinished import (
+    GetUnfinished,
+    UnfinishedCommands,
+    fetchUnfinished,
+    unfinishedStatuses,
+)
 from spc.text import withoutControls
 
 __all__ = [
@@ -106,7 +115,7 @@ def encodePage(sessions, limit: int = PAGE_BYTES) -> tuple[bytes, bool]:
     return b"[" + b",".join(encoded) + b"]", False
 
 
-class ControlProtocol(amp.BinaryBoxProtocol, amp.BoxDispatcher, amp.CommandLocator):
+class ControlProtocol(amp.BinaryBoxProtocol, amp.BoxDispatcher, UnfinishedCommands):
     """
     The daemon's end of one control connection: AMP's parser, dispatcher
     and command locator, without C{amp.AMP}'s log line for every
@@ -126,6 +135,11 @@ class ControlProtocol(amp.BinaryBoxProtocol, amp.BoxDispatcher, amp.CommandLocat
     @GetSessions.responder
     def getSessions(self, after: str) -> dict:
         page, more = encodePage(self._source.sessions(after))
+        return {"page": page, "more": more}
+
+    @GetUnfinished.responder
+    def getUnfinished(self, after: str) -> dict:
+        page, more = encodePage(unfinishedStatuses(self._source.directory, after))
         return {"page": page, "more": more}
 
     @CreateInvite.responder
@@ -194,7 +208,8 @@ def fetchStatus(endpoint):
             if not answer["more"] or not page:
                 break
             after = page[-1].session
-        return Snapshot(DaemonStatus(**daemon), sessions)
+        unfinished = yield fetchUnfinished(client)
+        return Snapshot(DaemonStatus(**daemon), sessions, unfinished)
     finally:
         client.transport.loseConnection()
 

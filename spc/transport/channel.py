@@ -29,7 +29,6 @@ from typing import Callable
 from twisted.internet import protocol
 from twisted.internet.defer import Deferred
 from twisted.internet.interfaces import IDelayedCall, IReactorTime
-from twisted.logger import Logger
 from twisted.python.failure import Failure
 
 from spc.addresses import formatHostPort
@@ -94,7 +93,7 @@ class ChannelProtocol(protocol.Protocol):
         failed TLS handshake is reported in those words.
     """
 
-    log = Logger()
+    log = events.NamedLogger(events.CHANNEL)
 
     def __init__(
         self,

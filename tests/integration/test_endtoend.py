@@ -519,7 +519,7 @@ class EndToEndTestCase(unittest.TestCase):
                 "text": text,
             },
         )
-        self.assertEqual(set(record), {"from", "bytes", "text", "received"})
+        self.assertEqual(set(record), {"from", "from_name", "bytes", "text", "received"})
         received = datetime.datetime.fromisoformat(record["received"])
         self.assertIsNotNone(received.tzinfo)
         age = datetime.datetime.now(datetime.timezone.utc) - received

@@ -39,7 +39,7 @@ from twisted.internet.task import deferLater
 
 from spc.client.connect import connect
 from spc.errors import SessionClosed
-from spc.files.names import MESSAGES_NAME, PARTIAL_DIRECTORY
+from spc.files.names import MESSAGES_NAME, PARTIAL_DIRECTORY, RECEIPTS_NAME
 from spc.files.sending import FileSender
 from spc.keys.trust import PinnedKey
 from spc.protocol import records
@@ -327,12 +327,13 @@ class FileTestCase(EndToEndTestCase):
 
     def inboxFiles(self) -> dict[str, bytes | None]:
         """
-        The files in the inbox outside the partial folder, by path relative
-        to the inbox (C{/}-separated); content for small files.
+        The files in the inbox but for the partial folder and the receipts
+        of stored files (C{files.jsonl}), by path relative to the inbox
+        (C{/}-separated); content for small files.
         """
         found = {}
         for relative, (kind, size, _) in tree(self.inbox).items():
-            if kind == "f" and relative.split(os.sep)[0] != PARTIAL_DIRECTORY:
+            if kind == "f" and relative.split(os.sep)[0] not in (PARTIAL_DIRECTORY, RECEIPTS_NAME):
                 path = os.path.join(self.inbox, relative)
                 found[relative.replace(os.sep, "/")] = (
                     readFile(path) if size < MiB else None

@@ -225,7 +225,7 @@ class LoopbackTests(TestCase):
         byes: list[int] = []
 
         def observe(event):
-            if event.get("log_namespace") == "spc.session.session.Session" and "code" in event:
+            if event.get("log_namespace") == "spc.session" and "code" in event:
                 byes.append(event["code"])
 
         globalLogPublisher.addObserver(observe)

@@ -68,6 +68,7 @@ class MessageRecordTests(SynchronousTestCase):
             messageRecord(SENDER, "wörld".encode("utf-8"), WHEN),
             {
                 "from": SENDER,
+                "from_name": None,
                 "received": "2024-02-29T23:59:58.123+00:00",
                 "bytes": 6,
                 "text": "wörld",

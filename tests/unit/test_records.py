@@ -189,7 +189,7 @@ class StrictnessTests(unittest.SynchronousTestCase):
             fak(filerecords.FILE_RESTART, ranges=[(0, 1)]),
             fak(filerecords.FILE_PROGRESS, reason=filerecords.REFUSED_LIMIT),
             fak(filerecords.FILE_REFUSED),
-            fak(filerecords.FILE_REFUSED, reason=5),
+            fak(filerecords.FILE_REFUSED, reason=6),
             fak(filerecords.FILE_REFUSED, reason=255),
             fak(
                 filerecords.FILE_REFUSED, reason=1,
@@ -327,10 +327,10 @@ class KnownEncodingTests(unittest.SynchronousTestCase):
         """
         self.assertEqual(
             (filerecords.REFUSED_NO_FILES, filerecords.REFUSED_LIMIT, filerecords.REFUSED_NAME,
-             filerecords.REFUSED_STORAGE),
-            (1, 2, 3, 4),
+             filerecords.REFUSED_STORAGE, filerecords.REFUSED_WITHDRAWN),
+            (1, 2, 3, 4, 5),
         )
-        self.assertEqual(filerecords.REFUSAL_REASONS, frozenset({1, 2, 3, 4}))
+        self.assertEqual(filerecords.REFUSAL_REASONS, frozenset({1, 2, 3, 4, 5}))
 
 
 class GarbageTests(unittest.SynchronousTestCase):

@@ -3,9 +3,10 @@
 C{spc discard ID...}: remove unfinished files a running daemon holds, by
 the ids C{spc status} lists, before their day is up.
 
-It is the one C{spc} command that changes a daemon, through the control
-socket's one write command (L{spc.status.unfinished.DiscardUnfinished}),
-which answers only the daemon's own user and root.
+With C{spc invite}, it is one of the two C{spc} commands that change a
+daemon, through a write command of the control socket
+(L{spc.status.unfinished.DiscardUnfinished}), which answers only the
+daemon's own user and root.
 """
 
 from __future__ import annotations

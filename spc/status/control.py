@@ -3,11 +3,13 @@
 The daemon's local control socket: AMP commands that read a
 L{spc.status.snapshot.StatusSource}, and the client that C{spc status} uses.
 
-Every command only reads, but for two, which the socket's mode (0600)
-keeps to the daemon's user: L{CreateInvite}, behind C{spc invite}, opens
-a pairing invite (amendment A20), which admits one client that knows its
-code; L{spc.status.unfinished.DiscardUnfinished}, behind C{spc discard},
-removes an unfinished file, and is kept apart in its own module.  An AMP
+Every command only reads, but for two, which answer only the daemon's own
+user and root (the socket's mode, 0600, and on Linux the caller's user,
+L{spc.status.unfinished.callerUID}): L{CreateInvite}, behind C{spc
+invite}, opens a pairing invite (amendment A20), which admits one client
+that knows its code; L{spc.status.unfinished.DiscardUnfinished}, behind
+C{spc discard}, removes an unfinished file, and is kept apart in its own
+module.  An AMP
 value holds at most 65,535 bytes, so sessions travel in pages:
 L{GetSessions} returns as many whole sessions as fit in L{PAGE_BYTES}, in
 order of session id, and the client asks again from the last id it got
@@ -33,6 +35,7 @@ from spc.status.unfinished import (
     GetUnfinished,
     UnfinishedCommands,
     fetchUnfinished,
+    isDaemonUser,
     unfinishedStatuses,
 )
 from spc.text import withoutControls
@@ -78,7 +81,7 @@ class GetSessions(amp.Command):
 
 class CreateInvite(amp.Command):
     """
-    The one command that changes the daemon: open a pairing invite for a
+    One of the two commands that change the daemon: open a pairing invite for a
     client called C{name}, valid for C{lifetime} seconds, whose code has
     C{words} secret words.  The answer is the code, the seconds it stays
     valid, and where channel 0 listens (C{port} 0 when it is no TCP port).
@@ -144,6 +147,8 @@ class ControlProtocol(amp.BinaryBoxProtocol, amp.BoxDispatcher, UnfinishedComman
 
     @CreateInvite.responder
     def createInvite(self, name: str, lifetime: float, words: int) -> dict:
+        if not isDaemonUser(self.transport):
+            raise InviteRefused("only the daemon's own user may open invites")
         if self._invites is None:
             raise InviteRefused("this daemon takes no invites")
         made = self._invites.create(name, lifetime, words)

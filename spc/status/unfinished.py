@@ -4,12 +4,13 @@ The daemon's unfinished files over its control socket: listed with its
 sessions (L{GetUnfinished}, read like every other command) and removed one
 at a time (L{DiscardUnfinished}, C{spc discard}).
 
-L{DiscardUnfinished} is a write command, the only one here: it deletes
-what a sender has sent.  It is kept apart from the reads, in its own
-command, and answers only the daemon's own user (and root): the socket's
-mode (0600) says so already, and on Linux the caller's user is checked
-too (C{SO_PEERCRED}), so a socket given wider permissions by mistake
-still lets nobody else remove files.
+L{DiscardUnfinished} is a write command (the control socket's other one
+opens pairing invites): it deletes what a sender has sent.  It is kept
+apart from the reads, in its own command, and answers only the daemon's
+own user (and root): the socket's mode (0600) says so already, and on
+Linux the caller's user is checked too (C{SO_PEERCRED}, L{isDaemonUser}),
+so a socket given wider permissions by mistake still lets nobody else
+remove files.
 """
 
 from __future__ import annotations
@@ -150,6 +151,15 @@ def callerUID(transport) -> int | None:
     return struct.unpack("3i", credentials)[1]
 
 
+def isDaemonUser(transport) -> bool:
+    """
+    Whether the caller on a control connection may change the daemon: it
+    runs as the daemon's own user or as root, or the platform does not
+    tell (then the socket's mode is the only guard).
+    """
+    return callerUID(transport) in (None, 0, os.geteuid())
+
+
 class UnfinishedCommands(amp.CommandLocator):
     """
     The control protocol's write command, apart from its reads
@@ -167,7 +177,7 @@ class UnfinishedCommands(amp.CommandLocator):
             or root, an id that names no file or several, or a file that
             is complete and being verified.
         """
-        if callerUID(self.transport) not in (None, 0, os.geteuid()):
+        if not isDaemonUser(self.transport):
             raise DiscardRefused("only the daemon's own user may remove files")
         files = getattr(self._source.directory, "files", None)
         wanted = id.strip().lower()

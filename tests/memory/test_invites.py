@@ -26,6 +26,7 @@ from spc.server.invites import (
     MAX_PENDING,
     InviteDesk,
 )
+from spc.status import unfinished as statusUnfinished
 from spc.status.control import ControlFactory, requestInvite
 from tests.common import clientIdentity, otherClientIdentity
 from tests.memory.test_status import MemoryEndpoint
@@ -260,6 +261,21 @@ class ControlTests(unittest.SynchronousTestCase):
         error = self.failureResultOf(asking, InviteRefused).value
         self.assertEqual(str(error).count("made no invite"), 1)
         self.assertIn("printable", str(error))
+
+    def test_otherUser(self) -> None:
+        """
+        A caller that is neither the daemon's user nor root opens no invite,
+        even if the socket's mode let it connect.
+        """
+        self.patch(statusUnfinished, "callerUID", lambda transport: os.geteuid() + 1)
+        desk = makeDesk()
+        desk.address = ("127.0.0.1", 9000)
+        endpoint = MemoryEndpoint(ControlFactory(None, desk))
+        asking = requestInvite(endpoint, "mallory", 60.0, 2)
+        endpoint.flush()
+        error = self.failureResultOf(asking, InviteRefused).value
+        self.assertIn("only the daemon's own user", str(error))
+        self.assertEqual(desk.paired, [])
 
     def test_noDesk(self) -> None:
         """

@@ -1,4 +1,4 @@
-# -*- test-case-name: tests.test_service -*-
+# -*- test-case-name: tests.memory.test_service -*-
 """
 What the server's handshakes consult: L{SessionDirectory} knows who is
 authorized, which sessions a connection may join, and the L{Limits} that
@@ -12,9 +12,9 @@ from __future__ import annotations
 
 import secrets
 from collections import defaultdict
+from typing import Callable
 
 from twisted.internet.interfaces import IReactorTime
-from twisted.logger import Logger
 
 from spc.errors import SPCError
 from spc.files.store import FileStore
@@ -98,9 +98,11 @@ class SessionDirectory(HandshakeOwner):
     @ivar preAuthLog: the rate-limited log of unauthenticated peers'
         failures.
     @ivar budget: the memory for incoming messages every session shares.
+    @ivar pairing: the L{spc.protocol.pairing.PairingDesk} of channel 0 (A20).
+    @ivar sessionOpened: called with each session the server opens.
     """
 
-    log = Logger()
+    log = events.NamedLogger(events.SESSION)
 
     def __init__(
         self,
@@ -133,10 +135,11 @@ class SessionDirectory(HandshakeOwner):
         self.roundOutcomes = {True: 0, False: 0}
         self.sessions: dict[bytes, Session] = {}
         self._byPeer: dict[str, dict[bytes, Session]] = defaultdict(dict)
-        self._peerNames: dict[bytes, str | None] = {}
         self.preAuthLog = events.PreAuthLog(clock, self.log)
         self._pending: dict[ChannelProtocol, str] = {}
         self.stopping = False
+        self.pairing = None
+        self.sessionOpened: Callable[[Session], object] = lambda session: None
         self._pendingBySource: dict[str, int] = defaultdict(int)
         self._newSessions = RateWindow(clock, self.limits.newSessionWindow)
         self._joins = RateWindow(clock, 60.0)
@@ -265,12 +268,15 @@ class SessionDirectory(HandshakeOwner):
         """
         A connection passed its handshake: it makes a session or joins
         one.  The client's name in the log is looked up once per session,
-        when it is made: a lookup compares the fingerprint with every entry
+        when it is made, and kept as its C{peerName}: a lookup compares the
+        fingerprint with every entry
         of C{authorized_keys} (L{spc.keys.trust.AuthorizedKeys.nameOf}).
         """
         self._forgetPending(channel)
         if result.isNew:
-            self._peerNames[result.session] = self.authorizer.nameOf(result.fingerprint)
+            peerName = self.authorizer.nameOf(result.fingerprint)
+        else:
+            peerName = self.sessions[result.session].peerName
         events.handshakeAccepted(
             self.log,
             channel.peerAddress(),
@@ -278,7 +284,7 @@ class SessionDirectory(HandshakeOwner):
             result.keys.channel,
             result.session,
             result.fingerprint,
-            self._peerNames.get(result.session),
+            peerName,
         )
         if result.isNew:
             session = Session(
@@ -295,6 +301,7 @@ class SessionDirectory(HandshakeOwner):
                 files=self.files,
                 budget=self.budget.account(result.fingerprint),
                 exchangeKey=result.exchangeKey,
+                peerName=peerName,
             )
             self._admitSession(session)
             events.sessionOpened(self.log, session, "server")
@@ -321,13 +328,13 @@ class SessionDirectory(HandshakeOwner):
         self._byPeer[session.peer][session.id] = session
         session.onEnd.append(self._sessionEnded)
         session.onRotationEnded.append(self._rotationEnded)
+        self.sessionOpened(session)
 
     def _rotationEnded(self, committed: bool) -> None:
         self.roundOutcomes[committed] += 1
 
     def _sessionEnded(self, session: Session) -> None:
         self.sessions.pop(session.id, None)
-        self._peerNames.pop(session.id, None)
         mine = self._byPeer.get(session.peer)
         if mine is not None:
             mine.pop(session.id, None)

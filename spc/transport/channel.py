@@ -1,4 +1,4 @@
-# -*- test-case-name: tests.test_channel,tests.test_lifetime -*-
+# -*- test-case-name: tests.memory.test_channel,tests.memory.test_lifetime -*-
 """
 One TCP connection of a session: framing, the handshake, the record layer.
 
@@ -28,7 +28,6 @@ from typing import Callable
 from twisted.internet import protocol
 from twisted.internet.defer import Deferred
 from twisted.internet.interfaces import IDelayedCall, IReactorTime
-from twisted.logger import Logger
 from twisted.python.failure import Failure
 
 from spc.addresses import formatHostPort
@@ -93,7 +92,7 @@ class ChannelProtocol(protocol.Protocol):
         failed TLS handshake is reported in those words.
     """
 
-    log = Logger()
+    log = events.NamedLogger(events.CHANNEL)
 
     def __init__(
         self,
@@ -298,6 +297,15 @@ class ChannelProtocol(protocol.Protocol):
             self._life.refuse(codeOrError, reason)
         else:
             self._life.fail(codeOrError)
+
+    def endWithoutSession(self) -> None:
+        """
+        Server: the connection served a pairing (A20), not a session; close
+        it once the last frame left, as after an alert.
+        """
+        self._cancelTimer()
+        self.dead = True
+        self._loseConnection(ALERT_LINGER)
 
     # Faults and timers.
 

@@ -26,10 +26,10 @@ from typing import Callable
 from cryptography.hazmat.primitives.asymmetric import rsa
 from twisted.internet.defer import Deferred, succeed
 from twisted.internet.threads import deferToThread
-from twisted.logger import Logger
 from twisted.python.failure import Failure
 
 from spc.crypto import asymmetric
+from spc.logs import events
 
 __all__ = ["DEFAULT_SIZE", "DEFAULT_THREADS", "ExchangeKeyPool", "defaultPool"]
 
@@ -63,7 +63,7 @@ class ExchangeKeyPool:
         key taken; 0 makes keys only when they are asked for (or warmed).
     """
 
-    log = Logger()
+    log = events.NamedLogger(events.CLIENT)
 
     def __init__(
         self,

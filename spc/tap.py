@@ -1,4 +1,4 @@
-# -*- test-case-name: tests.unit.test_tap,tests.memory.test_tap -*-
+# -*- test-case-name: tests.unit.test_tap,tests.memory.test_tap,tests.unit.test_daemonlimits,tests.memory.test_daemonlimits -*-
 """
 The spc daemon as a twistd plugin:
 C{twistd -n spc --inbox DIR --ports 9000-9003}.

@@ -1,4 +1,4 @@
-# -*- test-case-name: tests.test_keypool -*-
+# -*- test-case-name: tests.unit.test_keypool,tests.memory.test_keypool -*-
 """
 Exchange keys made ahead of need, so that a session starts in milliseconds.
 

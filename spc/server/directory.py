@@ -1,4 +1,4 @@
-# -*- test-case-name: tests.memory.test_service -*-
+# -*- test-case-name: tests.memory.test_service,tests.memory.test_directoryscale,tests.memory.test_daemonlimits -*-
 """
 What the server's handshakes consult: L{SessionDirectory} knows who is
 authorized, which sessions a connection may join, and the L{Limits} that

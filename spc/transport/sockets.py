@@ -1,4 +1,4 @@
-# -*- test-case-name: tests.test_sockets -*-
+# -*- test-case-name: tests.integration.test_sockets -*-
 """
 The socket options of a channel's TCP connection, set on the socket under
 whatever transport the channel has: TCP's own, or under TLS the socket of

@@ -1,3 +1,4 @@
+# -*- test-case-name: tests.memory.test_directoryscale -*-
 """
 Tests for L{spc.server.directory.SessionDirectory} with many sessions: what
 a new session or connection costs does not grow with the sessions the
@@ -14,9 +15,10 @@ from twisted.trial.unittest import SynchronousTestCase
 from spc.keys.identity import fingerprint
 from spc.logs import events as logevents
 from spc.protocol import records
-from tests.test_logs import named
-from tests.test_service import addSession, makeDirectory
-from tests.test_session import FakeChannel, serverResult
+from tests.fakes import FakeChannel
+from tests.memory.test_logs import named
+from tests.memory.test_service import addSession, makeDirectory
+from tests.memory.test_session import serverResult
 
 
 class CountingAuthorizer:

@@ -1,3 +1,4 @@
+# -*- test-case-name: tests.memory.test_heartbeatpace -*-
 """
 Tests for the heartbeats of amendment A21 in
 L{spc.session.heartbeatdriver.HeartbeatDriver}, on a L{task.Clock}: a
@@ -18,8 +19,8 @@ from spc.protocol import frames, records
 from spc.session.channels import ChannelSet
 from spc.session.epochkeys import EpochKeys
 from spc.session.heartbeatdriver import IDLE_BEATS, STRETCH, HeartbeatDriver
-from tests.test_heartbeat import FakeBeatingSession
-from tests.test_session import FakeChannel, decoded, heartbeatRequest, message
+from tests.fakes import FakeChannel, FakeSession
+from tests.memory.test_session import decoded, heartbeatRequest, message
 
 INTERVAL = 1.0
 MISS_LIMIT = 3
@@ -39,7 +40,7 @@ class Beating:
 
     def __init__(self, count: int = 1) -> None:
         self.clock = task.Clock()
-        self.session = FakeBeatingSession()
+        self.session = FakeSession()
         self.channelSet = ChannelSet(self.clock, 60.0, lambda: None)
         self.keys = EpochKeys(0, b"\x00" * 32, self.channelSet.connections)
         self.rotationRecords = 0

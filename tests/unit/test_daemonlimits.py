@@ -1,20 +1,18 @@
+# -*- test-case-name: tests.unit.test_daemonlimits -*-
 """
 Tests for the daemon's limit options (L{spc.tap.Options}): each sets its
-field of L{spc.server.directory.Limits}, the daemon's directory uses them,
-and the per-identity limit on new sessions leaves room for scripts.
+field of L{spc.server.directory.Limits}.  That the daemon's directory uses
+them, and that the per-identity limit on new sessions leaves room for
+scripts, is tested in L{tests.memory.test_daemonlimits}.
 """
 
 from __future__ import annotations
 
-from twisted.internet import task
-from twisted.internet.testing import MemoryReactorClock
 from twisted.python import usage
 from twisted.trial.unittest import SynchronousTestCase
 
 from spc.server.directory import Limits
-from spc.tap import makeService
-from tests.test_service import PEER, makeDirectory
-from tests.test_tap import keyDirWithIdentity, makeOptions
+from tests.unit.test_tap import makeOptions
 
 BASE = ("--ports", "9000", "--inbox", "in")
 OPTIONS = {
@@ -61,38 +59,3 @@ class LimitOptionTests(SynchronousTestCase):
                 usage.UsageError, makeOptions, *BASE, "--max-sessions", value
             )
             self.assertIn("--max-sessions", str(error))
-
-    def test_daemonUsesThem(self) -> None:
-        """
-        The daemon's directory enforces the limits of its command line.
-        """
-        service = makeService(
-            makeOptions(
-                "--key-dir", keyDirWithIdentity(self), "--ports", "9000",
-                "--inbox", self.mktemp(), "--allow-any-client", "--control-socket", "none",
-                "--max-sessions", "5000", "--sessions-per-identity", "9",
-            ),
-            reactor=MemoryReactorClock(),
-        )
-        limits = service.directory.limits
-        self.assertEqual((limits.maxSessions, limits.sessionsPerIdentity), (5000, 9))
-
-
-class NewSessionLimitTests(SynchronousTestCase):
-    """
-    Ordinary scripting does not meet the per-identity limit on new
-    sessions.
-    """
-
-    def test_scriptInALoop(self) -> None:
-        """
-        Thirty new sessions of one identity within 10 s, as a loop of
-        C{spc send} or a few in parallel make, are all admitted.
-        """
-        clock = task.Clock()
-        directory = makeDirectory(clock)
-        admitted = []
-        for _ in range(30):
-            admitted.append(directory.admitNewSession(PEER))
-            clock.advance(0.3)
-        self.assertEqual(admitted, [True] * 30)

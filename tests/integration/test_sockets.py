@@ -1,3 +1,4 @@
+# -*- test-case-name: tests.integration.test_sockets -*-
 """
 Tests for L{spc.transport.sockets}: every channel's socket, under TLS too,
 sends without Nagle's delay and is probed by TCP keepalive.
@@ -15,14 +16,13 @@ from twisted.trial.unittest import SynchronousTestCase, TestCase
 
 from spc.client.connect import connect
 from spc.crypto import asymmetric
+from spc.keys.tlscert import writeCertificate
 from spc.keys.trust import AuthorizedKeys, PinnedKey
 from spc.protocol import frames
 from spc.server.service import ServerService
 from spc.transport import tls
 from spc.transport.sockets import keepAlive, lowLatency, socketOf
-from tests.common import inlineKeyPool
-from tests.test_session import cachedExchangeKey, cachedIdentity
-from tests.test_tls import writeCertificate
+from tests.common import cachedExchangeKey, cachedIdentity, inlineKeyPool
 
 
 class Wrapper:

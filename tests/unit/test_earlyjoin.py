@@ -1,18 +1,17 @@
+# -*- test-case-name: tests.unit.test_earlyjoin -*-
 """
 Tests for joins started before their session exists: the client's
 handshake holds the server's hello until the join ticket comes
-(L{spc.protocol.clienthandshake.ClientHandshake.ticketReady}), and
-L{spc.client.connect.connect} connects every channel at once, joining the
-others as soon as the first made the session.
+(L{spc.protocol.clienthandshake.ClientHandshake.ticketReady}).  That
+L{spc.client.connect.connect} connects every channel at once is tested in
+L{tests.memory.test_earlyjoin}.
 """
 
 from __future__ import annotations
 
 from twisted.trial.unittest import SynchronousTestCase
 
-from spc.client.connect import connect
-from spc.errors import ClientNotAuthorized, ProtocolError
-from spc.keys.trust import PinnedKey
+from spc.errors import ProtocolError
 from spc.protocol import frames
 from spc.protocol.clienthandshake import ClientHandshake
 from spc.protocol.handshake import ChannelSpec, JoinTarget
@@ -20,11 +19,9 @@ from tests.common import (
     RecordingClientOwner,
     clientIdentity,
     exchangeKeyDER,
-    inlineKeyPool,
     makeDirectory,
 )
-from tests.test_handshake import Pair, pinned, ticketFor
-from tests.test_session import MemoryServer, cachedIdentity
+from tests.unit.test_handshake import Pair, pinned, ticketFor
 
 
 class HeldHelloTests(SynchronousTestCase):
@@ -116,50 +113,3 @@ class HeldHelloTests(SynchronousTestCase):
         self.client.frameReceived(hello)
         [error] = self.owner.failures
         self.assertIsInstance(error, ProtocolError)
-
-
-class EarlyConnectTests(SynchronousTestCase):
-    """
-    C{connect} opens every channel's connection at once.
-    """
-
-    def connecting(self, server: MemoryServer, identity):
-        return connect(
-            server.clock,
-            server.endpoints(),
-            identity,
-            PinnedKey(server.server.fingerprint),
-            "127.0.0.1:9000",
-            exchangeKeys=inlineKeyPool(),
-        )
-
-    def test_allConnectAtOnce(self) -> None:
-        """
-        Every channel connects before the first handshake has run; the
-        session then has all four, made by one NEW and three joins.
-        """
-        server = MemoryServer(self)
-        connecting = self.connecting(server, server.client)
-        self.assertEqual(len(server.network.pumps), 4)
-        self.assertEqual(server.directory.sessions, {})
-        server.network.flush()
-        session = self.successResultOf(connecting)
-        self.assertEqual(len(session.liveChannels()), 4)
-        [serverSession] = server.directory.sessions.values()
-        self.assertEqual(serverSession.id, session.id)
-
-    def test_refusedFirstEndsTheRest(self) -> None:
-        """
-        When the first handshake is refused, C{connect} fails with its
-        error and the connections started early are closed too.
-        """
-        server = MemoryServer(self)
-        connecting = self.connecting(server, cachedIdentity("other"))
-        server.network.flush()
-        self.failureResultOf(connecting, ClientNotAuthorized)
-        server.network.flush()
-        self.assertEqual(
-            [pump.client.transport.disconnected for pump in server.network.pumps],
-            [True] * 4,
-        )
-        self.assertEqual(server.directory.pendingHandshakes(), 0)

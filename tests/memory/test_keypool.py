@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import io
 
-from twisted.internet.defer import Deferred
+from twisted.internet.defer import Deferred, succeed
 from twisted.internet.testing import MemoryReactorClock
 from twisted.trial.unittest import SynchronousTestCase
 
@@ -19,6 +19,7 @@ from spc.client.connect import connect
 from spc.client.keypool import ExchangeKeyPool
 from spc.keys.identity import publicKeyDER
 from spc.keys.trust import PinnedKey
+from spc.protocol.pairing import Paired
 from tests.common import cachedExchangeKey, cachedIdentity
 from tests.memory.test_session import MemoryServer
 from tests.unit.test_keypool import FakeThreads
@@ -61,39 +62,72 @@ class SendCommandTests(SynchronousTestCase):
     C{spc send} starts its session's key first thing, in a thread.
     """
 
+    def setUp(self) -> None:
+        self.threads = FakeThreads()
+        self.seen: dict[str, object] = {}
+
+        def pool(size: int) -> ExchangeKeyPool:
+            self.seen["size"] = size
+            return ExchangeKeyPool(size, 1, cachedExchangeKey, self.threads.run)
+
+        def loadIdentity(keyDir: str):
+            self.seen["jobs when loading"] = len(self.threads.jobs)
+            return cachedIdentity("client")
+
+        def send(reactor, request):
+            self.seen["request"] = request
+            return Deferred()
+
+        self.patch(cliSend, "ExchangeKeyPool", pool)
+        self.patch(cliSend, "loadIdentity", loadIdentity)
+        self.patch(cliSend, "reportIdentity", lambda context, keyDir: loadIdentity(keyDir))
+        self.patch(cliSend, "loadServerTrust", lambda *args: None)
+        self.patch(cliSend, "loadTransferSecret", lambda keyDir: b"\x00" * 32)
+        self.patch(cliSend, "send", send)
+
+    def run_(self, *argv: str) -> None:
+        """
+        Run C{spc send} with C{argv} on a fake reactor, until it sends.
+        """
+        options = cliSend.SendOptions()
+        options.parseOptions([*argv, "--message", "hi", "--no-progress"])
+        options.runWithReactor(MemoryReactorClock(), Context(io.StringIO(), io.StringIO(), {}))
+
+    def assertKeyFromFirstPool(self) -> None:
+        """
+        The key was being made before the identity was loaded, by a pool
+        that keeps no key in reserve, and the session takes its key from
+        that pool.
+        """
+        self.assertEqual((self.seen["size"], self.seen["jobs when loading"]), (0, 1))
+        keys = self.seen["request"].exchangeKeys
+        self.threads.finish()
+        self.assertEqual(self.successResultOf(keys.take()), cachedExchangeKey())
+        self.assertEqual(self.threads.jobs, [])
+
     def test_keyStartedFirst(self) -> None:
         """
         The key is being made before the identity is loaded, and the pool
         making it, which keeps no key in reserve, is the one the session
         takes its key from.
         """
-        threads = FakeThreads()
-        seen: dict[str, object] = {}
+        self.run_("--server", "127.0.0.1", "--ports", "9000")
+        self.assertKeyFromFirstPool()
 
-        def pool(size: int) -> ExchangeKeyPool:
-            seen["size"] = size
-            return ExchangeKeyPool(size, 1, cachedExchangeKey, threads.run)
+    def test_keyMadeWhilePairing(self) -> None:
+        """
+        With C{--code}, the key is made while the pairing runs, and the
+        session that follows the pairing takes it from the same pool.
+        """
+        server = cachedIdentity("server")
+        paired = Paired(server.publicDER, server.fingerprint, "", False, 1)
 
-        def loadIdentity(keyDir: str):
-            seen["jobs when loading"] = len(threads.jobs)
-            return cachedIdentity("client")
+        def pair(*args):
+            self.seen["jobs when pairing"] = len(self.threads.jobs)
+            return succeed(paired)
 
-        def send(reactor, request):
-            seen["request"] = request
-            return Deferred()
-
-        self.patch(cliSend, "ExchangeKeyPool", pool)
-        self.patch(cliSend, "loadIdentity", loadIdentity)
-        self.patch(cliSend, "loadServerTrust", lambda *args: None)
-        self.patch(cliSend, "loadTransferSecret", lambda keyDir: b"\x00" * 32)
-        self.patch(cliSend, "send", send)
-        options = cliSend.SendOptions()
-        options.parseOptions(
-            ["--server", "127.0.0.1", "--ports", "9000", "--message", "hi", "--no-progress"]
-        )
-        options.runWithReactor(MemoryReactorClock(), Context(io.StringIO(), io.StringIO(), {}))
-        self.assertEqual((seen["size"], seen["jobs when loading"]), (0, 1))
-        keys = seen["request"].exchangeKeys
-        threads.finish()
-        self.assertEqual(self.successResultOf(keys.take()), cachedExchangeKey())
-        self.assertEqual(threads.jobs, [])
+        self.patch(cliSend, "pair", pair)
+        self.patch(cliSend, "reportPaired", lambda *args: None)
+        self.run_("--code", "4-acorn-actor", "--server", "127.0.0.1:9000")
+        self.assertEqual(self.seen["jobs when pairing"], 1)
+        self.assertKeyFromFirstPool()

@@ -1,7 +1,8 @@
 # -*- test-case-name: tests.integration.test_sockets -*-
 """
 Tests for L{spc.transport.sockets}: every channel's socket, under TLS too,
-sends without Nagle's delay and is probed by TCP keepalive.
+sends without Nagle's delay and is probed by TCP keepalive; a pairing's
+connection sends without Nagle's delay too.
 """
 
 from __future__ import annotations
@@ -9,16 +10,18 @@ from __future__ import annotations
 import socket
 
 from twisted.application.service import MultiService
-from twisted.internet import reactor
+from twisted.internet import reactor, task
 from twisted.internet.defer import inlineCallbacks
 from twisted.internet.endpoints import TCP4ClientEndpoint, serverFromString
 from twisted.trial.unittest import SynchronousTestCase, TestCase
 
 from spc.client.connect import connect
+from spc.client.pair import PairingProtocol
 from spc.crypto import asymmetric
 from spc.keys.tlscert import writeCertificate
 from spc.keys.trust import AuthorizedKeys, PinnedKey
 from spc.protocol import frames
+from spc.protocol.paircode import parseCode
 from spc.server.service import ServerService
 from spc.transport import tls
 from spc.transport.sockets import keepAlive, lowLatency, socketOf
@@ -124,6 +127,27 @@ class SocketOptionTests(SynchronousTestCase):
         self.addCleanup(two.close)
         lowLatency(Plain(one), 65536)
         keepAlive(Plain(one), 5.0, 3)
+
+
+class PairingSocketTests(SynchronousTestCase):
+    """
+    The client's pairing connection (C{spc pair}, C{spc send --code}) has
+    the channels' socket options.
+    """
+
+    def test_noDelay(self) -> None:
+        """
+        C{TCP_NODELAY} is on once the pairing connection is made.
+        """
+        sock = tcpSocket(self)
+        pairing = PairingProtocol(
+            parseCode("4-acorn-actor"),
+            cachedIdentity("client").publicDER,
+            lambda fingerprint: None,
+            task.Clock(),
+        )
+        pairing.makeConnection(Plain(sock))
+        self.assertTrue(option(sock, socket.IPPROTO_TCP, socket.TCP_NODELAY))
 
 
 class ChannelSocketTests(TestCase):

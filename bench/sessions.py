@@ -79,6 +79,7 @@ from twisted.logger import LogLevel, formatEvent, globalLogPublisher  # noqa: E4
 
 from spc.client.connect import connect  # noqa: E402
 from spc.client.keypool import ExchangeKeyPool  # noqa: E402
+from spc.files.names import MESSAGES_NAME, RECEIPTS_NAME  # noqa: E402
 from spc.keys.identity import generateIdentity  # noqa: E402
 from spc.keys.trust import PinnedKey  # noqa: E402
 
@@ -302,7 +303,8 @@ def measureSmallFiles(daemon: Daemon, keyDir: str, work: str, count: int, report
     if code:
         outcome = f"FAILED: exit {code}: {err.decode(errors='replace').strip()[-200:]}"
     elif stored != sent:
-        outcome = f"FAILED: {sum((sent - stored).values())} file(s) missing or wrong"
+        outcome = (f"FAILED: {sum((sent - stored).values())} file(s) missing or wrong, "
+                   f"{sum((stored - sent).values())} stored that were not sent")
     else:
         outcome = "all stored"
     report.add(f"{count} files of 1 KiB, one spc send", f"{seconds:.2f} s, {outcome}", "<= 2 s")
@@ -310,14 +312,14 @@ def measureSmallFiles(daemon: Daemon, keyDir: str, work: str, count: int, report
 
 def inboxDigests(inbox: str) -> collections.Counter:
     """
-    The SHA-256 of every file the daemon stored (not its messages or
-    unfinished files).
+    The SHA-256 of every file the daemon stored (not its message log, its
+    receipts or unfinished files).
     """
     found = collections.Counter()
     for folder, subfolders, names in os.walk(inbox):
         subfolders[:] = [name for name in subfolders if not name.startswith(".spc-")]
         for name in names:
-            if folder != inbox or name != "messages.jsonl":
+            if folder != inbox or name not in (MESSAGES_NAME, RECEIPTS_NAME):
                 with open(os.path.join(folder, name), "rb") as f:
                     found[hashlib.sha256(f.read()).hexdigest()] += 1
     return found

@@ -1,4 +1,4 @@
-# -*- test-case-name: tests.unit.test_tap,tests.memory.test_tap -*-
+# -*- test-case-name: tests.unit.test_tap,tests.memory.test_tap,tests.unit.test_daemonlimits,tests.memory.test_daemonlimits -*-
 """
 The spc daemon as a twistd plugin:
 C{twistd -n spc --inbox DIR --ports 9000-9003}.
@@ -35,6 +35,7 @@ from spc.keys.trust import AUTHORIZED_KEYS_NAME
 from spc.logs.jsonformat import checkFormat
 from spc.protocol.frames import MAX_FRAGMENT_SIZE, MIN_FRAGMENT_SIZE, Params, maxInnerSize
 from spc.server.daemon import DaemonService
+from spc.server.directory import Limits
 from spc.server.service import DEFAULT_SHUTDOWN_GRACE, ROUND_JITTER
 from spc.status.services import statusServices, warnEveryInterface
 from spc.status.snapshot import StatusSource
@@ -48,6 +49,32 @@ The address C{--ports} listen on unless C{--interface} says otherwise.
 
 
 _TIMERS = ("rotate-interval", "ack-timeout", "transition", "heartbeat-interval")
+
+MAX_LIMIT = 1_000_000
+"""
+The largest value a limit option takes.
+"""
+
+_LIMITS = (
+    ("max-sessions", "maxSessions",
+     "Sessions the daemon holds at once; a new session past it ends the oldest."),
+    ("sessions-per-identity", "sessionsPerIdentity",
+     "Sessions one client key holds at once; a new one past it ends that key's oldest."),
+    ("new-sessions-per-identity", "newSessionsPerIdentity",
+     "New sessions one client key may open in 10 s; past it the client is "
+     "answered busy and tries again later."),
+    ("private-key-rate", "privateOperationsPerSecond",
+     "Handshakes a second that use the host key (one per channel); past it "
+     "clients are answered busy."),
+    ("pending-per-source", "pendingPerSource",
+     "Handshakes in progress from one IPv4 address or IPv6 /64 (clients "
+     "behind one NAT share it)."),
+    ("connection-rate", "connectionsPerSecond",
+     "New connections a second from one address, in bursts of up to twice as many."),
+)
+"""
+The daemon's limits an operator may set: option, L{Limits} field, help.
+"""
 
 
 def tcpEndpoint(port: int, interface: str) -> str:
@@ -157,8 +184,9 @@ class Options(SuiteMapOption, StatusOptionsMixin, usage.Options):
             "heartbeat-interval",
             None,
             "5",
-            "Seconds between heartbeats on each channel (0.1 to 60); three "
-            "missed make a channel dead.",
+            "Seconds a channel may send nothing before it asks for a heartbeat "
+            "(0.1 to 60); one that hears nothing for three intervals is dead. "
+            "Idle sessions beat six times more slowly.",
         ],
         [
             "inbox-umask",
@@ -198,6 +226,10 @@ class Options(SuiteMapOption, StatusOptionsMixin, usage.Options):
             "text (lines for people) or json (one JSON object per line, "
             "every event's fields by name), where twistd logs.",
         ],
+    ]
+
+    optParameters += [
+        [option, None, str(getattr(Limits, field)), text] for option, field, text in _LIMITS
     ]
 
     optFlags = [
@@ -328,6 +360,7 @@ class Options(SuiteMapOption, StatusOptionsMixin, usage.Options):
             )
         if not 0.1 <= timers["heartbeat-interval"] <= 60:
             raise usage.UsageError("--heartbeat-interval must be from 0.1 to 60 seconds")
+        self["limits"] = self._limits()
         milliseconds = {name: round(value * 1000) for name, value in timers.items()}
         self["params"] = Params(
             heartbeatInterval=milliseconds["heartbeat-interval"],
@@ -344,6 +377,23 @@ class Options(SuiteMapOption, StatusOptionsMixin, usage.Options):
         problem = checkFormat(self["log-format"], self.twistdOptions())
         if problem is not None:
             raise usage.UsageError(problem)
+
+    def _limits(self) -> Limits:
+        """
+        @return: the L{Limits} of the limit options; a burst of new
+            connections from one address is twice their rate.
+        @raise usage.UsageError: for a limit that is not a whole number
+            from 1 to C{MAX_LIMIT}.
+        """
+        values = {}
+        for option, field, _ in _LIMITS:
+            text = str(self[option]).strip()
+            if not (text.isascii() and text.isdigit() and 1 <= int(text) <= MAX_LIMIT):
+                raise usage.UsageError(
+                    f"--{option}: {self[option]!r} is not a whole number from 1 to {MAX_LIMIT}"
+                )
+            values[field] = int(text)
+        return Limits(**values, connectionBurst=2 * values["connectionsPerSecond"])
 
     def twistdOptions(self) -> usage.Options | dict:
         """

@@ -15,8 +15,10 @@ from __future__ import annotations
 from typing import Callable
 
 from cryptography.hazmat.primitives.asymmetric import rsa
+from twisted.internet.defer import maybeDeferred
 from twisted.trial import unittest
 
+from spc.client.keypool import ExchangeKeyPool
 from spc.crypto import asymmetric
 from spc.crypto.suites import A256CBC_HS512, AES256_GCM, CHACHA20_POLY1305, SUITES
 from spc.keys import identity
@@ -40,6 +42,7 @@ __all__ = [
     "countPrivateOperations",
     "exchangeKey",
     "exchangeKeyDER",
+    "inlineKeyPool",
     "hostIdentity",
     "makeDirectory",
     "otherClientIdentity",
@@ -125,6 +128,16 @@ def exchangeKey() -> rsa.RSAPrivateKey:
 
 def exchangeKeyDER() -> bytes:
     return publicDER(exchangeKey())
+
+
+def inlineKeyPool() -> ExchangeKeyPool:
+    """
+    An exchange key pool that makes each key when it is taken, on the
+    calling thread, with whatever C{asymmetric.generateExchangeKey} is
+    then (a test's cached key): for C{connect} on a L{task.Clock}, where
+    no thread's result would ever reach the reactor.
+    """
+    return ExchangeKeyPool(size=0, runInThread=maybeDeferred)
 
 
 def otherExchangeKeyDER() -> bytes:

@@ -20,6 +20,7 @@ from spc.cli.pair import DEFAULT_PORT, parseServer, reportIdentity, reportPaired
 from spc.cli.progress import ProgressBar
 from spc.cli.sendinput import readMessage, readMessageFile, spool
 from spc.cli.units import formatRate, formatSize
+from spc.client.keypool import ExchangeKeyPool
 from spc.client.pair import pair
 from spc.client.send import SendRequest, SendSummary, clientEndpoints, send
 from spc.client.sendlist import checkName, collectFiles
@@ -302,12 +303,13 @@ Exit codes:
         self["ports"] = self["ports"] or [port]
 
     def runWithReactor(self, reactor, context: Context):
+        exchangeKeys = _exchangeKeys()
         keyDir = self.keyDir(context)
         if self["code"] is not None:
-            return self._pairThenSend(reactor, context, keyDir)
-        return self._send(reactor, context, keyDir, loadIdentity(keyDir), None)
+            return self._pairThenSend(reactor, context, keyDir, exchangeKeys)
+        return self._send(reactor, context, keyDir, loadIdentity(keyDir), None, exchangeKeys)
 
-    def _pairThenSend(self, reactor, context: Context, keyDir: str):
+    def _pairThenSend(self, reactor, context: Context, keyDir: str, exchangeKeys):
         identity = reportIdentity(context, keyDir)
         host, first = self["server"], self["ports"][0]
         pairing = pair(
@@ -323,11 +325,15 @@ Exit codes:
             reportPaired(
                 context.stderr, result, self["host-port"], identity.fingerprint, keyDir
             )
-            return self._send(reactor, context, keyDir, identity, result.serverFingerprint)
+            return self._send(
+                reactor, context, keyDir, identity, result.serverFingerprint, exchangeKeys
+            )
 
         return pairing.addCallback(paired)
 
-    def _send(self, reactor, context: Context, keyDir: str, identity, pinned: str | None):
+    def _send(
+        self, reactor, context: Context, keyDir: str, identity, pinned: str | None, exchangeKeys
+    ):
         bar = self._bar = ProgressBar(context.stderr, reactor, enabled=not self["no-progress"])
         reactor.addSystemEventTrigger("before", "shutdown", bar.close)
         trust = PinnedKey(pinned) if pinned is not None else _ReportingTrust(
@@ -347,6 +353,7 @@ Exit codes:
             bar,
             self["tls-fingerprints"],
             self["folders"],
+            exchangeKeys,
         )
         result = send(reactor, request)
         result.addBoth(bar.close)
@@ -406,6 +413,21 @@ def _resumable(error: SPCError) -> bool:
     command run again resumes it.  A daemon shutting down says so itself.
     """
     return isinstance(error, SessionClosed) and not isinstance(error, ServerShuttingDown)
+
+
+def _exchangeKeys() -> ExchangeKeyPool:
+    """
+    The session's exchange key, started in a thread now, so that it is made
+    while the keys and trust files load, a pairing (C{--code}) runs and the
+    first channel connects.
+    The pool keeps no key in reserve: C{spc send} usually opens one
+    session, and would wait for a reserve key before it exits.  A session
+    after a reset makes its key then.  A key that cannot be made now is
+    made again when the session asks for it, and that failure says why.
+    """
+    keys = ExchangeKeyPool(size=0)
+    keys.warm(1).addErrback(lambda failure: None)
+    return keys
 
 
 def _summaryLine(summary: SendSummary) -> str:

@@ -1,4 +1,4 @@
-# -*- test-case-name: tests.memory.test_service,tests.integration.test_service -*-
+# -*- test-case-name: tests.memory.test_service,tests.memory.test_earlyjoin,tests.memory.test_keypool,tests.integration.test_service -*-
 """
 The client end an application embeds: L{connect} opens a session with an
 spc server over one connection per endpoint, through a
@@ -28,11 +28,13 @@ from __future__ import annotations
 
 from typing import Callable, Sequence
 
+from cryptography.hazmat.primitives.asymmetric import rsa
 from twisted.application.internet import backoffPolicy
 from twisted.internet import protocol
 from twisted.internet.defer import Deferred, DeferredList, inlineCallbacks
 from twisted.internet.interfaces import IDelayedCall, IStreamClientEndpoint
 
+from spc.client import keypool
 from spc.crypto import asymmetric
 from spc.crypto.suites import Suite
 from spc.errors import ClientNotAuthorized, ConfigurationError, SessionReset, SPCError
@@ -68,6 +70,19 @@ class _Connector(HandshakeOwner):
     def channelLost(self, channel: ChannelProtocol, reason: str) -> None:
         if not self.done.called:
             self.done.errback(SPCError(f"connection lost: {reason}"))
+
+
+class _EarlyJoin:
+    """
+    A join started before its session exists.
+
+    @ivar connected: its endpoint's connection attempt.
+    @ivar handshake: its handshake, once connected.
+    """
+
+    def __init__(self) -> None:
+        self.connected: Deferred | None = None
+        self.handshake: ClientHandshake | None = None
 
 
 class _ClientChannelFactory(protocol.Factory):
@@ -107,7 +122,14 @@ class ClientSessionFactory:
         transferSecret: bytes | None = None,
         linger: float = DEFAULT_LINGER,
         retryPolicy: Callable[[int], float] | None = None,
+        exchangeKey: rsa.RSAPrivateKey | None = None,
     ) -> None:
+        """
+        @param exchangeKey: the session's exchange key, made for it and
+            used by no other session (L{connect} takes one from a
+            L{spc.client.keypool.ExchangeKeyPool}); without one, a key is
+            made now, which takes the reactor 50 to 300 ms.
+        """
         self.reactor = reactor
         self.endpoints = list(endpoints)
         self.identity = identity
@@ -116,7 +138,9 @@ class ClientSessionFactory:
         self.receiver = receiver
         self.specs = channelSpecs(len(self.endpoints), suites)
         self.handshakeTimeout = handshakeTimeout
-        self.exchangeKey = asymmetric.generateExchangeKey()
+        if exchangeKey is None:
+            exchangeKey = asymmetric.generateExchangeKey()
+        self.exchangeKey = exchangeKey
         self.exchangeKeyDER = publicKeyDER(self.exchangeKey.public_key())
         self.session: Session | None = None
         self._files = files
@@ -125,36 +149,64 @@ class ClientSessionFactory:
         self._retryPolicy = retryPolicy or backoffPolicy(initialDelay=0.5, maxDelay=8.0)
         self._retries: dict[int, int] = {}
         self._pendingRetries: dict[int, IDelayedCall] = {}
+        self._early: list[_EarlyJoin] = []
 
-    def openChannel(self, index: int) -> Deferred:
+    def openChannel(self, index: int, early: bool = False) -> Deferred:
         """
         Connect channel C{index} and run its handshake: NEW while there is
         no session, a join afterwards.
 
+        @param early: join the session the first channel's handshake is
+            opening: connect now, and answer the server's hello once the
+            session exists (L{ClientHandshake.ticketReady}), so that the
+            connection overlaps that handshake instead of following it.
         @return: a Deferred firing with the connection once it belongs to
             the session.
         """
         connector = _Connector()
         join = self.session.joinTicket() if self.session is not None else None
+        earlyJoin = _EarlyJoin() if early and join is None else None
 
         def makeHandshake(channel: ChannelProtocol) -> ClientHandshake:
-            return ClientHandshake(
+            ticket = join
+            if earlyJoin is not None and self.session is not None:
+                ticket = self.session.joinTicket()
+            handshake = ClientHandshake(
                 self.specs[index],
                 self.identity.privateKey,
                 self.identity.publicDER,
                 self.exchangeKeyDER,
                 lambda fingerprint: self.trust.check(self.hostPort, fingerprint),
                 channel,
-                join=join,
+                join=ticket,
+                ticketLater=earlyJoin is not None,
             )
+            if earlyJoin is not None:
+                earlyJoin.handshake = handshake
+            return handshake
 
         factory = _ClientChannelFactory(
             self.reactor, connector, makeHandshake, self.handshakeTimeout
         )
         connected = self.endpoints[index].connect(factory)
+        if earlyJoin is not None:
+            earlyJoin.connected = connected
+            self._early.append(earlyJoin)
         connected.addErrback(self._connectFailed, connector)
         connector.done.addCallback(self._established)
         return connector.done
+
+    def abandonEarlyJoins(self) -> None:
+        """
+        The first channel could not open the session: the joins started
+        early end, those still connecting at once.
+        """
+        early, self._early = self._early, []
+        for join in early:
+            if join.handshake is not None:
+                join.handshake.gotBad(SPCError("the session to join was not opened"))
+            else:
+                join.connected.cancel()
 
     def _connectFailed(self, failure, connector: _Connector):
         if not connector.done.called:
@@ -184,6 +236,10 @@ class ClientSessionFactory:
             events.sessionOpened(self.log, self.session, "client")
         self._retries.pop(result.keys.channel, None)
         self.session.attach(channel, result.epoch)
+        early, self._early = self._early, []
+        for join in early:
+            if join.handshake is not None:
+                join.handshake.ticketReady(self.session.joinTicket())
         return channel
 
     # Reconnection: a dead channel is joined again, with backoff, for as
@@ -245,7 +301,7 @@ class ClientSessionFactory:
 
 
 @inlineCallbacks
-def connect(reactor, endpoints, identity, trust, hostPort, **options):
+def connect(reactor, endpoints, identity, trust, hostPort, exchangeKeys=None, **options):
     """
     Open a session with an spc server over one connection per endpoint.
 
@@ -260,12 +316,29 @@ def connect(reactor, endpoints, identity, trust, hostPort, **options):
         C{suites}, C{handshakeTimeout}, C{transferSecret} (keeps file
         transfer ids stable across runs, so they resume), C{linger} and
         C{retryPolicy}, as L{ClientSessionFactory} takes them.
+    @param exchangeKeys: the L{spc.client.keypool.ExchangeKeyPool} the
+        session's exchange key comes from; the process's
+        (L{spc.client.keypool.defaultPool}) by default.
     @return: a Deferred firing with the L{Session} once the first channel
-        is up and every other channel joined or failed once.
+        is up and every other channel joined or failed once.  The other
+        channels connect while the first one's handshake runs, and join
+        as soon as it made the session.
     """
-    factory = ClientSessionFactory(reactor, endpoints, identity, trust, hostPort, **options)
-    yield factory.openChannel(0)
-    joins = [factory.openChannel(index) for index in range(1, len(factory.endpoints))]
+    pool = exchangeKeys if exchangeKeys is not None else keypool.defaultPool()
+    exchangeKey = yield pool.take()
+    factory = ClientSessionFactory(
+        reactor, endpoints, identity, trust, hostPort, exchangeKey=exchangeKey, **options
+    )
+    first = factory.openChannel(0)
+    joins = [
+        factory.openChannel(index, early=True) for index in range(1, len(factory.endpoints))
+    ]
+    try:
+        yield first
+    except Exception:
+        factory.abandonEarlyJoins()
+        yield DeferredList(joins, consumeErrors=True)
+        raise
     results = yield DeferredList(joins, consumeErrors=True)
     for index, (ok, value) in enumerate(results, start=1):
         if not ok:

@@ -1,4 +1,4 @@
-# -*- test-case-name: tests.integration.test_invites -*-
+# -*- test-case-name: tests.integration.test_invites,tests.integration.test_sockets -*-
 """
 The client end of a pairing (amendment A20): connect to the receiver's
 first channel, run L{spc.protocol.clientpairing.ClientPairing} over it, and
@@ -28,8 +28,9 @@ from spc.protocol import frames
 from spc.protocol.clientpairing import ClientPairing
 from spc.protocol.paircode import PairCode
 from spc.protocol.pairing import Paired
-from spc.transport.channel import DEFAULT_HANDSHAKE_TIMEOUT
+from spc.transport.channel import DEFAULT_HANDSHAKE_TIMEOUT, NOTSENT_LOWAT
 from spc.transport.framer import Framer
+from spc.transport.sockets import lowLatency
 
 __all__ = ["PairingProtocol", "pair"]
 
@@ -58,6 +59,12 @@ class PairingProtocol(protocol.Protocol):
         self._timer: IDelayedCall | None = None
 
     def connectionMade(self) -> None:
+        """
+        Start the deadline.  Each frame leaves when it is written, as on a
+        session's channels (L{lowLatency}): a pairing is a few round trips
+        the user waits for.
+        """
+        lowLatency(self.transport, NOTSENT_LOWAT)
         self._timer = self._clock.callLater(self._timeout, self._machine.timedOut)
 
     def dataReceived(self, data: bytes) -> None:

@@ -25,6 +25,7 @@ from twisted.internet.endpoints import HostnameEndpoint, clientFromString
 from twisted.internet.error import ConnectError
 
 from spc.client.connect import connect
+from spc.client.keypool import ExchangeKeyPool
 from spc.client.observer import ConnectionWatch, ProgressBooks, SendObserver
 from spc.client.sendlist import shown
 from spc.crypto.suites import Suite
@@ -78,6 +79,8 @@ class SendRequest(NamedTuple):
         in place of checking the certificate's name.
     @ivar folders: the names of folders to make (those with nothing in
         them to send).
+    @ivar exchangeKeys: the L{ExchangeKeyPool} each session's exchange key
+        comes from; the process's by default.
     """
 
     identity: Identity
@@ -91,6 +94,7 @@ class SendRequest(NamedTuple):
     progress: SendObserver | None = None
     tlsFingerprints: Sequence[str] = ()
     folders: Sequence[str] = ()
+    exchangeKeys: ExchangeKeyPool | None = None
 
 
 class SendSummary(NamedTuple):
@@ -246,6 +250,7 @@ def _connect(reactor, request: SendRequest):
                 request.hostPort,
                 suites=request.suites,
                 transferSecret=request.transferSecret,
+                exchangeKeys=request.exchangeKeys,
             )
         except ConnectError as error:
             raise ConnectFailed(f"{request.hostPort}: {error}") from None

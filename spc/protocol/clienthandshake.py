@@ -1,7 +1,13 @@
-# -*- test-case-name: tests.unit.test_handshake -*-
+# -*- test-case-name: tests.unit.test_handshake,tests.unit.test_earlyjoin -*-
 """
 The client's side of the SPC/1 handshake: a sans-IO machine that answers
 the server's F1 with F2 and checks its F3 before the connection has keys.
+
+A join may be started before the session it joins exists, while the
+session's first connection is still in its handshake: its F1 is then held,
+unchecked, until L{ClientHandshake.ticketReady} brings the session's join
+ticket, and answered only then.  The connection and the server's hello
+overlap the first handshake instead of following it.
 
 It talks only to the L{spc.protocol.handshake.ClientOwner} interface; what it shares
 with the server's machine is in L{spc.protocol.handshake}.
@@ -60,6 +66,7 @@ class ClientHandshake:
 
     @ivar _verifyServerKey: called with the server's fingerprint before
         anything secret is sent; raises L{spc.errors.TrustError} to stop.
+    @ivar _heldHello: the server's F1, kept until the join ticket comes.
     """
 
     _machine = MethodicalMachine()
@@ -74,7 +81,14 @@ class ClientHandshake:
         owner: ClientOwner,
         join: JoinTicket | None = None,
         random: Callable[[int], bytes] = os.urandom,
+        ticketLater: bool = False,
     ) -> None:
+        """
+        @param join: what a join needs of its session, or L{None} for a
+            new session.
+        @param ticketLater: this is a join whose ticket L{ticketReady}
+            brings later.
+        """
         self._spec = spec
         self._identityKey = identityKey
         self._identityKeyDER = identityKeyDER
@@ -83,11 +97,17 @@ class ClientHandshake:
         self._owner = owner
         self._join = join
         self._random = random
+        self._ticketLater = ticketLater and join is None
+        self._heldHello: frames.ServerHello | None = None
         self._answer: _Answer | None = None
 
     @_machine.input()
     def gotGoodHello(self, answer: _Answer) -> None:
         "F1 checked out and F2 is ready."
+
+    @_machine.input()
+    def gotHelloBeforeTicket(self) -> None:
+        "F1 came before the ticket of the session to join."
 
     @_machine.input()
     def gotGoodFinished(self, result: ClientResult) -> None:
@@ -109,7 +129,11 @@ class ClientHandshake:
             frame = frames.decodeHandshake(body)
             if isinstance(frame, frames.Alert):
                 raise refusalFor(frame.code)
-            if isinstance(frame, frames.ServerHello) and self._answer is None:
+            firstHello = self._answer is None and self._heldHello is None
+            if isinstance(frame, frames.ServerHello) and firstHello and self._ticketLater:
+                self._heldHello = frame
+                self.gotHelloBeforeTicket()
+            elif isinstance(frame, frames.ServerHello) and firstHello:
                 self.gotGoodHello(self._answerHello(frame))
             elif isinstance(frame, frames.ServerFinished) and self._answer is not None:
                 self.gotGoodFinished(self._checkFinished(frame, body))
@@ -121,6 +145,10 @@ class ClientHandshake:
     @_machine.state(initial=True)
     def awaitingHello(self) -> None:
         "Connected; the server speaks first."
+
+    @_machine.state()
+    def awaitingTicket(self) -> None:
+        "F1 held until the session to join exists."
 
     @_machine.state()
     def awaitingFinished(self) -> None:
@@ -146,19 +174,23 @@ class ClientHandshake:
 
     @_machine.output()
     def _fail(self, error: SPCError) -> None:
-        self._answer = None
+        self._answer = self._heldHello = None
         self._owner.handshakeFailed(error)
 
     @_machine.output()
     def _timeOut(self) -> None:
-        self._answer = None
+        self._answer = self._heldHello = None
         self._owner.handshakeFailed(
             ProtocolError("the server did not complete the handshake in time")
         )
 
     awaitingHello.upon(gotGoodHello, enter=awaitingFinished, outputs=[_sendAuth])
+    awaitingHello.upon(gotHelloBeforeTicket, enter=awaitingTicket, outputs=[])
     awaitingHello.upon(gotBad, enter=closed, outputs=[_fail])
     awaitingHello.upon(timedOut, enter=closed, outputs=[_timeOut])
+    awaitingTicket.upon(gotGoodHello, enter=awaitingFinished, outputs=[_sendAuth])
+    awaitingTicket.upon(gotBad, enter=closed, outputs=[_fail])
+    awaitingTicket.upon(timedOut, enter=closed, outputs=[_timeOut])
     awaitingFinished.upon(gotGoodFinished, enter=established, outputs=[_succeed])
     awaitingFinished.upon(gotBad, enter=closed, outputs=[_fail])
     awaitingFinished.upon(timedOut, enter=closed, outputs=[_timeOut])
@@ -166,6 +198,24 @@ class ClientHandshake:
     established.upon(timedOut, enter=established, outputs=[])
     closed.upon(gotBad, enter=closed, outputs=[])
     closed.upon(timedOut, enter=closed, outputs=[])
+
+    def ticketReady(self, join: JoinTicket) -> None:
+        """
+        The session this connection joins exists now: answer the F1 held,
+        or the F1 to come, with a join to it.  Every check of F1 is made
+        now, as for an F1 answered at once.
+        """
+        self._join = join
+        self._ticketLater = False
+        hello, self._heldHello = self._heldHello, None
+        if hello is None:
+            return
+        try:
+            answer = self._answerHello(hello)
+        except SPCError as error:
+            self.gotBad(error)
+        else:
+            self.gotGoodHello(answer)
 
     def _answerHello(self, hello: frames.ServerHello) -> _Answer:
         common = set(hello.versions) & set(frames.SUPPORTED_VERSIONS)

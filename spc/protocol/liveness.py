@@ -12,6 +12,13 @@ connection whose send queue never drains.  Heartbeats carry each side's
 committed and pending epochs, so a disagreement that outlives the rotation
 overlap is detected and ends the session (PROTOCOL section 8).
 
+A heartbeat is asked for only on a channel this end has sent nothing on
+for an interval (amendment A21): a busy channel's frames, and its peer's,
+say enough.  So each end sends something on every channel at least once
+per interval, and each hears its live peer at least once per two.  The
+interval in force is the session's: it stretches while the session is
+idle, and every count here follows it.
+
 The objects here only count and compare; the session's
 L{spc.session.heartbeatdriver.HeartbeatDriver} owns the timer and says
 what time it is, but for the rate limit on incoming requests (A18), whose
@@ -33,28 +40,65 @@ class Liveness:
     """
     One channel's liveness.
 
+    @ivar interval: the heartbeat interval in force, in seconds.
     @ivar lastHeard: when the last authenticated frame arrived.
+    @ivar lastSent: when this end last sent a frame on the channel, as far
+        as it has looked (L{sent}).
     @ivar unanswered: heartbeats sent since the last answer.
     @ivar rtt: the last measured round trip, in seconds, or C{None}.
     """
 
     def __init__(self, interval: float, missLimit: int, now: float) -> None:
-        self._interval = interval
+        self.interval = interval
         self._missLimit = missLimit
         self.lastHeard = now
+        self.lastSent = now
         self.unanswered = 0
         self.rtt: float | None = None
         self._nextID = 0
         self._sent: dict[int, float] = {}
+        self._framesSeen = 0
+        self._silenceFrom = now
 
     def heard(self, now: float) -> None:
         self.lastHeard = now
 
+    def pace(self, interval: float, now: float) -> None:
+        """
+        The session changed its interval.  A shorter dead-time counts from
+        now: until now the channel was allowed the longer silence, and it is
+        not dead for having used it.
+        """
+        if interval < self.interval:
+            self._silenceFrom = now
+        self.interval = interval
+
+    def deadline(self) -> float:
+        """
+        When the channel is dead unless something authenticated arrives on
+        it before.
+        """
+        return max(self.lastHeard, self._silenceFrom) + self._missLimit * self.interval
+
     def isDead(self, now: float) -> bool:
-        return (
-            now - self.lastHeard > self._missLimit * self._interval
-            or self.unanswered >= self._missLimit
-        )
+        return now > self.deadline() or self.unanswered >= self._missLimit
+
+    def sent(self, frames: int, now: float) -> None:
+        """
+        The channel has sent C{frames} frames in all by C{now}: if that is
+        more than at the last look, this end sent something since, at
+        C{now} at the latest.
+        """
+        if frames != self._framesSeen:
+            self._framesSeen = frames
+            self.lastSent = now
+
+    def quiet(self, now: float) -> bool:
+        """
+        Whether this end has sent nothing on the channel for an interval,
+        so that it asks for a heartbeat (A21).
+        """
+        return now - self.lastSent >= self.interval
 
     def isBlocked(self, pausedSince: float | None, now: float) -> bool:
         """
@@ -64,7 +108,7 @@ class Liveness:
         @param pausedSince: when the transport paused the connection, or
             L{None} if it takes data.
         """
-        return pausedSince is not None and now - pausedSince > self._missLimit * self._interval
+        return pausedSince is not None and now - pausedSince > self._missLimit * self.interval
 
     def request(self, now: float) -> int:
         """

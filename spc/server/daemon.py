@@ -51,7 +51,7 @@ class DaemonConfig(Protocol):
     What the daemon reads of its parsed command line: L{spc.tap.Options}
     after its C{postOptions}.  Its items are C{key-dir}, C{endpoints},
     C{tls} (the C{ssl:} descriptions' parsed TLS settings), C{suites},
-    C{params}, C{inbox}, C{inbox-umask}, C{partial-quota},
+    C{params}, C{limits}, C{inbox}, C{inbox-umask}, C{partial-quota},
     C{shutdown-grace}, C{log-format}, C{allow-any-client},
     C{authorized-keys}, C{interface} and C{ports}.
     """
@@ -122,6 +122,7 @@ class DaemonService(ServerService):
                 InboxReceiver(config["inbox"], fileMode=fileMode),
                 suites=config["suites"],
                 params=config["params"],
+                limits=config["limits"],
                 files=FileStore(
                     config["inbox"],
                     quota=config["partial-quota"],

@@ -1,4 +1,4 @@
-# -*- test-case-name: tests.memory.test_service -*-
+# -*- test-case-name: tests.memory.test_service,tests.memory.test_directoryscale,tests.memory.test_daemonlimits -*-
 """
 What the server's handshakes consult: L{SessionDirectory} knows who is
 authorized, which sessions a connection may join, and the L{Limits} that
@@ -47,7 +47,8 @@ class Limits:
     @ivar connectionsPerSecond: new connections per second from one source,
         with bursts up to C{connectionBurst}.
     @ivar newSessionsPerIdentity: NEW handshakes one identity may make per
-        C{newSessionWindow} seconds.
+        C{newSessionWindow} seconds: enough that a script sending in a
+        loop, or a few in parallel, never meets it.
     @ivar joinsPerChannelPerMinute: joins per session per minute, times
         the channel count.
     @ivar privateOperationsPerSecond: the cap on host-key decryptions.
@@ -69,7 +70,7 @@ class Limits:
     pendingTotal = 512
     connectionsPerSecond = 50
     connectionBurst = 100
-    newSessionsPerIdentity = 5
+    newSessionsPerIdentity = 100
     newSessionWindow = 10.0
     joinsPerChannelPerMinute = 4
     privateOperationsPerSecond = 500
@@ -133,6 +134,7 @@ class SessionDirectory(HandshakeOwner):
         )
         self.roundOutcomes = {True: 0, False: 0}
         self.sessions: dict[bytes, Session] = {}
+        self._byPeer: dict[str, dict[bytes, Session]] = defaultdict(dict)
         self.preAuthLog = events.PreAuthLog(clock, self.log)
         self._pending: dict[ChannelProtocol, str] = {}
         self.stopping = False
@@ -263,8 +265,18 @@ class SessionDirectory(HandshakeOwner):
         self.preAuthLog.refused(kind, channel.peerAddress(), reason, alert=alert)
 
     def channelEstablished(self, channel: ChannelProtocol, result: ServerResult) -> None:
+        """
+        A connection passed its handshake: it makes a session or joins
+        one.  The client's name in the log is looked up once per session,
+        when it is made, and kept as its C{peerName}: a lookup compares the
+        fingerprint with every entry
+        of C{authorized_keys} (L{spc.keys.trust.AuthorizedKeys.nameOf}).
+        """
         self._forgetPending(channel)
-        peerName = self.authorizer.nameOf(result.fingerprint)
+        if result.isNew:
+            peerName = self.authorizer.nameOf(result.fingerprint)
+        else:
+            peerName = self.sessions[result.session].peerName
         events.handshakeAccepted(
             self.log,
             channel.peerAddress(),
@@ -298,14 +310,22 @@ class SessionDirectory(HandshakeOwner):
         session.attach(channel, result.epoch)
 
     def _admitSession(self, session: Session) -> None:
-        mine = [s for s in self.sessions.values() if s.peer == session.peer]
+        """
+        Make room for C{session}: the oldest session of its identity gives
+        way beyond C{sessionsPerIdentity}, the oldest of all beyond
+        C{maxSessions}.  The sessions of each identity are kept apart, in
+        the order they began, so this costs the same however many sessions
+        the daemon holds.
+        """
+        mine = self._byPeer[session.peer]
         if len(mine) >= self.limits.sessionsPerIdentity:
-            mine[0].terminate(records.BYE_REPLACED, "replaced by a newer session")
+            next(iter(mine.values())).terminate(records.BYE_REPLACED, "replaced by a newer session")
         if len(self.sessions) >= self.limits.maxSessions:
             next(iter(self.sessions.values())).terminate(
                 records.BYE_RESOURCE_LIMIT, "too many sessions"
             )
         self.sessions[session.id] = session
+        self._byPeer[session.peer][session.id] = session
         session.onEnd.append(self._sessionEnded)
         session.onRotationEnded.append(self._rotationEnded)
         self.sessionOpened(session)
@@ -315,6 +335,11 @@ class SessionDirectory(HandshakeOwner):
 
     def _sessionEnded(self, session: Session) -> None:
         self.sessions.pop(session.id, None)
+        mine = self._byPeer.get(session.peer)
+        if mine is not None:
+            mine.pop(session.id, None)
+            if not mine:
+                del self._byPeer[session.peer]
         self._joins.forget(session.id)
         events.sessionClosed(self.log, session, "server", self.clock.seconds())
 

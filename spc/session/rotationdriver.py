@@ -87,6 +87,8 @@ class RotationDriver:
     @ivar committed: the rotations this end committed.
     @ivar rolledBack: the rotations the server rolled back.
     @ivar onEnded: called with whether each rotation committed.
+    @ivar recordsSent: the rotation records this end sent, which keep the
+        session going but are not traffic (A21).
     """
 
     def __init__(
@@ -109,6 +111,7 @@ class RotationDriver:
         self._timers = timers
         self.committed = 0
         self.rolledBack = 0
+        self.recordsSent = 0
         self.onEnded: list[Callable[[bool], None]] = []
         self._requested = False
         self._keyBorn = clock.seconds()
@@ -166,7 +169,7 @@ class RotationDriver:
             self.rotate()
         elif not self._requested:
             self._requested = True
-            self._session.sendControl(records.RotationRequest(reason).encode())
+            self.sendControl(records.RotationRequest(reason).encode())
 
     # Records and frames.
 
@@ -234,9 +237,10 @@ class RotationDriver:
         L{rotate} offers only with a live channel, so the offer goes out
         at once, as a control record does.
         """
-        self._session.sendControl(record)
+        self.sendControl(record)
 
     def sendControl(self, record: bytes) -> None:
+        self.recordsSent += 1
         self._session.sendControl(record)
 
     def startAckTimeout(self, seconds: float) -> None:

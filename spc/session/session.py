@@ -131,6 +131,7 @@ class Session:
         self.heartbeats = HeartbeatDriver(
             self, self.channelSet, self.epochKeys, self.messenger, clock, timers,
             params.heartbeatMissLimit, lambda: self.rotations.checkKeyAge(),
+            lambda: self.rotations.recordsSent,
         )
         self.rotations = RotationDriver(
             self, self.epochKeys, self.heartbeats, clock, timers, exchangeKey
@@ -338,7 +339,7 @@ class Session:
     def recordReceived(self, channel: ChannelProtocol, epoch: int, record: object) -> None:
         if self.closedReason is not None:
             return
-        self.heartbeats.heard(channel)
+        self.heartbeats.heard(channel, record)
         self.rotations.frameReceived(epoch)
         if self.channelSet.confirmed(channel):
             self._admit(channel)

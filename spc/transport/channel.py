@@ -23,7 +23,6 @@ connection ends, and how long it may take, is L{spc.transport.closing}'s.
 
 from __future__ import annotations
 
-import socket
 from typing import Callable
 
 from twisted.internet import protocol
@@ -43,6 +42,7 @@ from spc.transport.closing import ALERT_LINGER, CLOSE_TIMEOUT, closeThenAbort
 from spc.transport.framer import Framer
 from spc.transport.lifecycle import ChannelLifecycle
 from spc.transport.owners import ChannelOwner, HandshakeOwner
+from spc.transport.sockets import lowLatency
 from spc.transport.tls import TLSPeer, explainFailure
 
 __all__ = [
@@ -58,7 +58,6 @@ DEFAULT_HANDSHAKE_TIMEOUT = 10.0
 DEFAULT_REPLY_TIMEOUT = 3.0
 SEND_BUFFER = 256 * 1024
 NOTSENT_LOWAT = 128 * 1024
-_TCP_NOTSENT_LOWAT = getattr(socket, "TCP_NOTSENT_LOWAT", 25)
 
 PAUSED_WRITE_LIMIT = 256 * 1024
 """
@@ -146,15 +145,11 @@ class ChannelProtocol(protocol.Protocol):
         connection as a producer once C{SEND_BUFFER} bytes wait in user
         space, and on Linux the kernel keeps at most C{NOTSENT_LOWAT}
         unsent bytes, so a slow channel is noticed at once and the
-        scheduler gives fragments to the others.
+        scheduler gives fragments to the others.  Records leave without
+        Nagle's wait for the peer's delayed ACK (L{lowLatency}).
         """
         self.transport.bufferSize = SEND_BUFFER
-        handle = getattr(self.transport, "getHandle", lambda: None)()
-        if hasattr(handle, "setsockopt"):
-            try:
-                handle.setsockopt(socket.IPPROTO_TCP, _TCP_NOTSENT_LOWAT, NOTSENT_LOWAT)
-            except OSError:
-                pass
+        lowLatency(self.transport, NOTSENT_LOWAT)
 
     # IPushProducer: the transport says when it can take more.
 

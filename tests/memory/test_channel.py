@@ -44,6 +44,7 @@ from tests.common import (
     exchangeKeyDER,
     framedAlert,
     hostIdentity,
+    inlineKeyPool,
     otherClientIdentity,
 )
 
@@ -371,6 +372,7 @@ class ClientServiceTests(unittest.SynchronousTestCase):
             PinnedKey(hostIdentity().fingerprint),
             HOST_PORT,
             suites=suites,
+            exchangeKeys=inlineKeyPool(),
         )
         for _ in range(5):
             self.flushAll()

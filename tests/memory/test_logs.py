@@ -33,7 +33,7 @@ from spc.server.directory import SessionDirectory
 from spc.server.service import ServerChannelFactory
 from spc.text import withoutControls
 from spc.transport import tls
-from tests.common import cachedIdentity
+from tests.common import cachedIdentity, inlineKeyPool
 from tests.memory.test_session import RETRY_DELAY, MemoryServer
 from tests.unit.test_logs import recorder
 
@@ -365,6 +365,7 @@ class EventsInMemoryTests(unittest.SynchronousTestCase):
             other,
             PinnedKey(self.memory.server.fingerprint),
             "127.0.0.1:9000",
+            exchangeKeys=inlineKeyPool(),
         )
         self.memory.network.flush()
         self.failureResultOf(connecting)

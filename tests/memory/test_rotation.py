@@ -859,6 +859,7 @@ class NonceUniquenessTests(SynchronousTestCase):
                 self.assertEqual(len(pair.client.channels), 4)
             pair.run(SESSION_OVERLAP + STEP)
             pair.exchange(sizes.randrange(1, 5 * FRAGMENT))
+            pair.exchange()
         self.assertEqual(pair.client.rotationsCommitted, 11)
         self.assertEqual(pair.server.rotationsRolledBack, 1)
         self.assertGreater(len(uses), 1000)

@@ -89,7 +89,7 @@ class RateTests(SynchronousTestCase):
         identities are not, and after the window it may again.
         """
         clock = task.Clock()
-        directory = makeDirectory(clock)
+        directory = makeDirectory(clock, newSessionsPerIdentity=5)
         self.assertEqual([directory.admitNewSession(PEER) for _ in range(6)], [True] * 5 + [False])
         self.assertTrue(directory.admitNewSession(OTHER_PEER))
         clock.advance(9.9)
@@ -140,7 +140,7 @@ class RateTests(SynchronousTestCase):
                 limits.sessionsPerIdentity,
                 limits.maxSessions,
             ),
-            (64, 512, 5, 10.0, 4, 500, 4, 1024),
+            (64, 512, 100, 10.0, 4, 500, 4, 1024),
         )
 
     def test_unknownLimit(self) -> None:

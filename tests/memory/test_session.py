@@ -36,7 +36,7 @@ from spc.protocol.records import messageDigest
 from spc.server.directory import SessionDirectory
 from spc.server.service import ServerChannelFactory
 from spc.session.session import DEFAULT_LINGER, Session
-from tests.common import cachedExchangeKey, cachedIdentity
+from tests.common import cachedExchangeKey, cachedIdentity, inlineKeyPool
 from tests.fakes import FakeChannel
 
 
@@ -1131,6 +1131,7 @@ class MemoryServer:
             "127.0.0.1:9000",
             receiver=self.clientReceiver,
             retryPolicy=self.retryPolicy,
+            exchangeKeys=inlineKeyPool(),
         )
         self.network.flush()
         return testCase.successResultOf(connecting)

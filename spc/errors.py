@@ -11,6 +11,7 @@ by L{SPCError.__str__}.
 __all__ = [
     "AuthenticationFailed",
     "BadPublicKey",
+    "ChannelsMismatch",
     "ClientNotAuthorized",
     "ConfigurationError",
     "ConnectFailed",
@@ -69,6 +70,17 @@ class ConfigurationError(SPCError):
     """
 
     exitCode = 2
+
+
+class ChannelsMismatch(ConfigurationError):
+    """
+    The daemon's channels do not match this client's options.
+
+    Its argument says how, in words that stand alone.
+    """
+
+    def __str__(self) -> str:
+        return str(self.args[0]) if len(self.args) == 1 else super().__str__()
 
 
 class ProtocolError(SPCError):

@@ -22,6 +22,7 @@ from spc.crypto.suites import A256CBC_HS512, AES256_GCM, CHACHA20_POLY1305, SUIT
 from spc.keys import identity
 from spc.keys.identity import Identity
 from spc.protocol import frames
+from spc.protocol.channelmap import ChannelExpectation
 from spc.protocol.handshake import ChannelSpec, JoinTarget
 
 __all__ = [
@@ -35,6 +36,7 @@ __all__ = [
     "bigIdentity",
     "clientIdentity",
     "countPrivateOperations",
+    "expectFor",
     "exchangeKey",
     "exchangeKeyDER",
     "hostIdentity",
@@ -187,6 +189,14 @@ LOW_ORDER_SHARES = [
 
 def specFor(suite=CHACHA20_POLY1305, channel: int = 0, channelCount: int = 2) -> ChannelSpec:
     return ChannelSpec(channel, channelCount, suite)
+
+
+def expectFor(spec: ChannelSpec) -> ChannelExpectation:
+    """
+    A client that expects C{spec}'s channel of as many, and accepts only
+    its suite, on any channel.
+    """
+    return ChannelExpectation(spec.channel, spec.channelCount, frozenset({spec.suite}))
 
 
 # Recording owners.

@@ -24,12 +24,14 @@ from zope.interface import implementer
 from spc.client.connect import connect
 from spc.crypto import asymmetric
 from spc.crypto.suites import A256CBC_HS512, AES256_GCM, CHACHA20_POLY1305
-from spc.errors import ClientNotAuthorized, ProtocolError, ServerBusy
+from spc.errors import ChannelsMismatch, ClientNotAuthorized, ProtocolError, ServerBusy
 from spc.keys.trust import AllowAny, AuthorizedKeys, PinnedKey
 from spc.protocol import frames as wire, records
+from spc.protocol.channelmap import ChannelExpectation
 from spc.protocol.clienthandshake import ClientHandshake
 from spc.protocol.handshake import ChannelSpec, channelSpecs
 from spc.protocol.records import messageDigest
+from spc.server.announced import AnnouncedChannels
 from spc.server.directory import Limits, SessionDirectory
 from spc.server.service import ServerChannelFactory
 from spc.transport import channel
@@ -42,6 +44,7 @@ from tests.common import (
     countPrivateOperations,
     exchangeKey,
     exchangeKeyDER,
+    expectFor,
     framedAlert,
     hostIdentity,
     otherClientIdentity,
@@ -116,13 +119,14 @@ class Server:
             handshakeTimeout=handshakeTimeout,
         )
         self.specs = channelSpecs(channelCount, SUITE_MAP[:channelCount])
+        self.announced = AnnouncedChannels(self.specs, [False] * channelCount)
 
     def buildServer(self, index: int = 0, host: str = "127.0.0.1", port: int = 1234):
         """
         What the port's factory builds for a connection from C{host}: a
         L{ChannelProtocol}, or the busy answer.
         """
-        factory = ServerChannelFactory(self.directory, self.specs[index])
+        factory = ServerChannelFactory(self.directory, self.specs[index], self.announced)
         address = (IPv6Address if ":" in host else IPv4Address)("TCP", host, port)
         return factory.buildProtocol(address)
 
@@ -148,12 +152,12 @@ class Server:
         """
         owner = owner or RecordingChannelOwner()
         identity = identity or clientIdentity()
-        spec = spec or self.specs[index]
+        expect = expectFor(spec) if spec else ChannelExpectation(index, len(self.specs))
         trust = PinnedKey(hostIdentity().fingerprint)
 
         def makeHandshake(protocol):
             return ClientHandshake(
-                spec,
+                expect,
                 identity.privateKey,
                 identity.publicDER,
                 exchangeKeyDER(),
@@ -438,19 +442,35 @@ class ClientServiceTests(unittest.TestCase):
         )
         self.successResultOf(sent)
 
-    def test_mismatchedPortNotJoined(self) -> None:
+    def test_announcedSuitesAccepted(self) -> None:
         """
-        T34 at the service level: a port whose suite the client configures
-        differently (the default map puts A256CBC-HS512 on port 2, the server
-        AES-256-GCM) is not joined; the session runs on the other two.
+        A client that names no suites accepts those the server announces
+        (AES-256-GCM on port 2, where the default map has A256CBC-HS512) and
+        joins every port.
         """
         session = self.connect(None)
-        self.assertEqual(sorted(session.channels), [0, 1])
+        self.assertEqual(sorted(session.channels), [0, 1, 2])
         serverSession = self.server.directory.sessions[session.id]
-        self.assertEqual(sorted(serverSession.channels), [0, 1])
-        sent = session.sendMessage(b"still works")
+        self.assertEqual(sorted(serverSession.channels), [0, 1, 2])
+
+    def test_suiteNotAcceptedRefusedFirst(self) -> None:
+        """
+        T34 at the service level: a client that does not accept a suite the
+        server announces for any port fails on the first connection with
+        L{ChannelsMismatch}, before anything is sent; no session is made.
+        """
+        connecting = connect(
+            self.server.clock,
+            [self.endpoint(index) for index in range(3)],
+            clientIdentity(),
+            PinnedKey(hostIdentity().fingerprint),
+            HOST_PORT,
+            suites=[A256CBC_HS512, CHACHA20_POLY1305],
+        )
         self.flushAll()
-        self.successResultOf(sent)
+        error = self.failureResultOf(connecting, ChannelsMismatch).value
+        self.assertIn("channel 2 uses AES-256-GCM", str(error))
+        self.assertEqual(self.server.directory.sessions, {})
 
 
 class SessionEndTests(unittest.TestCase):

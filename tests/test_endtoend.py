@@ -661,12 +661,13 @@ class DeliveryTests(EndToEndTestCase):
     def test_channelCountMismatch(self):
         """
         A sender that knows only two of the daemon's four ports fails with a
-        configuration error (exit code 2) rather than a partial session.
+        configuration error (exit code 2) rather than a partial session,
+        saying how many channels the daemon has.
         """
         args = self.sendArgs("x")
         args[args.index("--ports") + 1] = f"{self.ports[0]},{self.ports[1]}"
         result = yield self.spc(*args)
-        self.assertFailed(result, 2, "of 4", "of 2")
+        self.assertFailed(result, 2, "the daemon has 4 channels", "you gave 2")
         self.assertEqual(self.storedMessages(), [])
 
     @inlineCallbacks

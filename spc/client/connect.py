@@ -1,9 +1,12 @@
 # -*- test-case-name: tests.test_service -*-
 """
 The client end an application embeds: L{connect} opens a session with an
-spc server over one connection per endpoint, through a
+spc server over one connection per channel, through a
 L{ClientSessionFactory} whose first connection makes the session and whose
-others join it.
+others join it.  Given one endpoint, it opens the other channels at the
+ports the server announces in that connection's F1 (amendment A19); given
+a list, one endpoint per channel, the server's channel count must be the
+list's.
 
 A channel that dies is joined again, after a growing wait
 (C{backoffPolicy}), for as long as the session lives.  That is close to
@@ -31,23 +34,37 @@ from typing import Callable, Sequence
 from twisted.application.internet import backoffPolicy
 from twisted.internet import protocol
 from twisted.internet.defer import Deferred, DeferredList, inlineCallbacks
+from twisted.internet.endpoints import HostnameEndpoint
 from twisted.internet.interfaces import IDelayedCall, IStreamClientEndpoint
 from twisted.logger import Logger
 
+from spc.addresses import parseHostPort
 from spc.crypto import asymmetric
-from spc.crypto.suites import Suite
+from spc.crypto.suites import SUITES, Suite, defaultSuiteFor
 from spc.errors import ClientNotAuthorized, ConfigurationError, SessionReset, SPCError
 from spc.files.store import FileStore
 from spc.interfaces import IMessageReceiver
 from spc.keys.identity import Identity, publicKeyDER
 from spc.logs import events
 from spc.protocol import records
+from spc.protocol.channelmap import NO_PORT, ChannelEntry, ChannelExpectation
 from spc.protocol.clienthandshake import ClientHandshake
-from spc.protocol.handshake import ClientResult, channelSpecs
+from spc.protocol.handshake import ClientResult
 from spc.session.session import DEFAULT_LINGER, Session
 from spc.transport.channel import DEFAULT_HANDSHAKE_TIMEOUT, ChannelProtocol, HandshakeOwner
 
-__all__ = ["ClientSessionFactory", "connect"]
+__all__ = ["ClientSessionFactory", "acceptedSuites", "connect"]
+
+
+def acceptedSuites(suites: Sequence[Suite | None] | None) -> frozenset[Suite]:
+    """
+    The suites a client accepts on any channel: all of them, or those
+    named, where C{None} (in a per-channel map of old) names its channel's
+    default suite.
+    """
+    if not suites:
+        return frozenset(SUITES)
+    return frozenset(suite or defaultSuiteFor(index) for index, suite in enumerate(suites))
 
 
 class _Connector(HandshakeOwner):
@@ -90,6 +107,12 @@ class ClientSessionFactory:
     """
     Opens the connections of one client session: the first makes the
     session, the others join it.
+
+    @ivar endpoints: the endpoint of each channel, by index: given, or,
+        from one endpoint, the first connection's and those of the ports
+        its F1 announced, once it is up.
+    @ivar channelMap: the channels the first connection's F1 announced.
+    @ivar allowed: the suites this client accepts.
     """
 
     log = Logger()
@@ -97,7 +120,7 @@ class ClientSessionFactory:
     def __init__(
         self,
         reactor,
-        endpoints: Sequence[IStreamClientEndpoint],
+        endpoints: Sequence[IStreamClientEndpoint] | IStreamClientEndpoint,
         identity: Identity,
         trust,
         hostPort: str,
@@ -108,14 +131,28 @@ class ClientSessionFactory:
         transferSecret: bytes | None = None,
         linger: float = DEFAULT_LINGER,
         retryPolicy: Callable[[int], float] | None = None,
+        endpointFor: Callable[[int], IStreamClientEndpoint] | None = None,
     ) -> None:
+        """
+        @param endpoints: one endpoint per channel, in the server's order;
+            or one endpoint, and the others are opened from the ports the
+            server announces, with C{endpointFor}.
+        @param endpointFor: makes the endpoint of an announced port; by
+            default a TCP connection to the host of C{hostPort}.
+        """
         self.reactor = reactor
-        self.endpoints = list(endpoints)
+        if IStreamClientEndpoint.providedBy(endpoints):
+            self._first: IStreamClientEndpoint | None = endpoints
+            self.endpoints: dict[int, IStreamClientEndpoint] = {}
+        else:
+            self._first = None
+            self.endpoints = dict(enumerate(endpoints))
         self.identity = identity
         self.trust = trust
         self.hostPort = hostPort
         self.receiver = receiver
-        self.specs = channelSpecs(len(self.endpoints), suites)
+        self.allowed = acceptedSuites(suites)
+        self.channelMap: tuple[ChannelEntry, ...] | None = None
         self.handshakeTimeout = handshakeTimeout
         self.exchangeKey = asymmetric.generateExchangeKey()
         self.exchangeKeyDER = publicKeyDER(self.exchangeKey.public_key())
@@ -124,23 +161,56 @@ class ClientSessionFactory:
         self._transferSecret = transferSecret
         self._linger = linger
         self._retryPolicy = retryPolicy or backoffPolicy(initialDelay=0.5, maxDelay=8.0)
+        self._endpointFor = endpointFor or self._sameHost
         self._retries: dict[int, int] = {}
         self._pendingRetries: dict[int, IDelayedCall] = {}
 
+    def _sameHost(self, port: int) -> IStreamClientEndpoint:
+        host, _ = parseHostPort(self.hostPort)
+        return HostnameEndpoint(self.reactor, host, port)
+
+    def openFirst(self) -> Deferred:
+        """
+        Connect the first channel and make the session: at the one
+        endpoint given, whichever channel that is, or at the first of the
+        list, which must be channel 0 of as many.
+
+        @return: a Deferred firing with the connection once the session
+            is made.
+        """
+        if self._first is not None:
+            return self._open(self._first, ChannelExpectation(allowed=self.allowed))
+        expect = ChannelExpectation(0, len(self.endpoints), self.allowed)
+        return self._open(self.endpoints[0], expect)
+
     def openChannel(self, index: int) -> Deferred:
         """
-        Connect channel C{index} and run its handshake: NEW while there is
-        no session, a join afterwards.
+        Connect channel C{index} and run its handshake: a join once there
+        is a session.
 
         @return: a Deferred firing with the connection once it belongs to
             the session.
         """
+        if self.session is None:
+            return self.openFirst()
+        expect = ChannelExpectation(index, None, self.allowed, self.channelMap)
+        return self._open(self.endpoints[index], expect)
+
+    def unopened(self) -> list[int]:
+        """
+        The channels with an endpoint that belong to no session yet, in
+        order.
+        """
+        opened = self.session.channels if self.session is not None else {}
+        return [index for index in sorted(self.endpoints) if index not in opened]
+
+    def _open(self, endpoint: IStreamClientEndpoint, expect: ChannelExpectation) -> Deferred:
         connector = _Connector()
         join = self.session.joinTicket() if self.session is not None else None
 
         def makeHandshake(channel: ChannelProtocol) -> ClientHandshake:
             return ClientHandshake(
-                self.specs[index],
+                expect,
                 self.identity.privateKey,
                 self.identity.publicDER,
                 self.exchangeKeyDER,
@@ -152,7 +222,7 @@ class ClientSessionFactory:
         factory = _ClientChannelFactory(
             self.reactor, connector, makeHandshake, self.handshakeTimeout
         )
-        connected = self.endpoints[index].connect(factory)
+        connected = endpoint.connect(factory)
         connected.addErrback(self._connectFailed, connector)
         connector.done.addCallback(self._established)
         return connector.done
@@ -164,6 +234,7 @@ class ClientSessionFactory:
     def _established(self, established: tuple[ChannelProtocol, ClientResult]):
         channel, result = established
         if self.session is None:
+            self._follow(result)
             self.session = Session(
                 result.session,
                 False,
@@ -186,6 +257,26 @@ class ClientSessionFactory:
         self._retries.pop(result.keys.channel, None)
         self.session.attach(channel, result.epoch)
         return channel
+
+    def _follow(self, result: ClientResult) -> None:
+        """
+        Keep the map the session's first connection announced; from one
+        endpoint, take the ports it names for the other channels.
+        """
+        self.channelMap = result.channelMap
+        if self._first is None:
+            return
+        self.endpoints = {result.keys.channel: self._first}
+        for index, entry in enumerate(result.channelMap):
+            if index == result.keys.channel:
+                continue
+            if entry.port == NO_PORT:
+                self.log.info(
+                    "Channel {index} has no port this client can reach; the session "
+                    "runs without it", index=index,
+                )
+            else:
+                self.endpoints[index] = self._endpointFor(entry.port)
 
     # Reconnection: a dead channel is joined again, with backoff, for as
     # long as the session lives (the server keeps it for a while after its
@@ -248,27 +339,35 @@ class ClientSessionFactory:
 @inlineCallbacks
 def connect(reactor, endpoints, identity, trust, hostPort, **options):
     """
-    Open a session with an spc server over one connection per endpoint.
+    Open a session with an spc server over one connection per channel.
 
-    @param endpoints: one client endpoint per channel, in the server's
-        port order.
+    @param endpoints: one client endpoint, the server's first address: the
+        other channels are opened at the ports it announces, on the host of
+        C{hostPort} (or with the C{endpointFor} option); or a list of one
+        client endpoint per channel, in the server's channel order, for
+        channels a client must reach otherwise (NAT, proxies).
     @param identity: this client's L{Identity}.
     @param trust: checks the server key: a C{PinnedKey} or C{KnownHosts}.
     @param hostPort: the name the server key is pinned under
         (C{"host:first-port"}).
     @param options: C{receiver} (an L{IMessageReceiver} for what the
         server sends), C{files} (a L{FileStore} for the files it sends),
-        C{suites}, C{handshakeTimeout}, C{transferSecret} (keeps file
-        transfer ids stable across runs, so they resume), C{linger} and
-        C{retryPolicy}, as L{ClientSessionFactory} takes them.
+        C{suites} (the suites accepted on any channel; all by default),
+        C{handshakeTimeout}, C{transferSecret} (keeps file transfer ids
+        stable across runs, so they resume), C{linger}, C{retryPolicy} and
+        C{endpointFor} (makes the endpoint of an announced port), as
+        L{ClientSessionFactory} takes them.
     @return: a Deferred firing with the L{Session} once the first channel
         is up and every other channel joined or failed once.
+    @raise ChannelsMismatch: if the server has another number of channels
+        than the list gives, uses a suite not accepted, or the list is not
+        in its channel order.
     """
     factory = ClientSessionFactory(reactor, endpoints, identity, trust, hostPort, **options)
-    yield factory.openChannel(0)
-    joins = [factory.openChannel(index) for index in range(1, len(factory.endpoints))]
-    results = yield DeferredList(joins, consumeErrors=True)
-    for index, (ok, value) in enumerate(results, start=1):
+    yield factory.openFirst()
+    others = factory.unopened()
+    results = yield DeferredList([factory.openChannel(i) for i in others], consumeErrors=True)
+    for index, (ok, value) in zip(others, results):
         if not ok:
             factory.log.warn(
                 "Channel {index} could not join: {error}", index=index, error=value.value

@@ -24,6 +24,7 @@ from twisted.internet.defer import DeferredList, DeferredSemaphore, inlineCallba
 from twisted.internet.task import deferLater
 from twisted.internet.endpoints import HostnameEndpoint, clientFromString
 from twisted.internet.error import ConnectError
+from twisted.internet.interfaces import IStreamClientEndpoint
 from twisted.logger import Logger
 
 from spc.client.connect import connect
@@ -42,7 +43,7 @@ from spc.keys.trust import ServerTrust
 from spc.protocol import records
 from spc.transport import tls
 
-__all__ = ["SendRequest", "SendSummary", "clientEndpoints", "send"]
+__all__ = ["SendRequest", "SendSummary", "clientEndpoints", "sameKindEndpoints", "send"]
 
 log = Logger()
 
@@ -68,7 +69,7 @@ class SendRequest(NamedTuple):
     @ivar endpoints: one client endpoint description per channel.
     @ivar messages: the texts to send.
     @ivar files: C{(path, name)} of each file to send.
-    @ivar suites: the per-channel suite map, or C{None} for the default.
+    @ivar suites: the suites accepted from the server, or C{None} for all.
     @ivar transferSecret: keeps transfer ids stable across runs, so an
         interrupted file resumes.
     @ivar progress: called with C{(done, total)} bytes of the files.
@@ -76,6 +77,10 @@ class SendRequest(NamedTuple):
         in place of checking the certificate's name.
     @ivar folders: the names of folders to make (those with nothing in
         them to send).
+    @ivar oneAddress: whether C{endpoints} is the server's one address
+        (C{--server}), its other channels opened at the ports it
+        announces, on the same host and of the same kind; otherwise it
+        names every channel, and the server must have as many.
     """
 
     identity: Identity
@@ -89,6 +94,7 @@ class SendRequest(NamedTuple):
     progress: Callable[[int, int], None] | None = None
     tlsFingerprints: Sequence[str] = ()
     folders: Sequence[str] = ()
+    oneAddress: bool = False
 
 
 class SendSummary(NamedTuple):
@@ -216,6 +222,24 @@ def clientEndpoints(
     return endpoints
 
 
+def sameKindEndpoints(
+    reactor, description: str, tlsFingerprints: Sequence[str] = ()
+) -> Callable[[int], IStreamClientEndpoint]:
+    """
+    How to reach the other channels of a server named by one C{tcp:} or
+    C{tls:} description: on the same host, at an announced port, and for
+    C{tls:} with the same trust roots or pins.
+    """
+    kind, _, rest = description.partition(":")
+    if kind.lower() == "tls":
+        target = tls.parseClientDescription(f"tls:{rest}")
+        return lambda port: tls.tlsClientEndpoint(
+            reactor, target.host, port, target.trustRoots, tlsFingerprints
+        )
+    host = rest.rpartition(":")[0].strip("[]")
+    return lambda port: HostnameEndpoint(reactor, host, port)
+
+
 @inlineCallbacks
 def _connect(reactor, request: SendRequest):
     """
@@ -223,15 +247,23 @@ def _connect(reactor, request: SendRequest):
     """
     delay = backoffPolicy(initialDelay=BUSY_FIRST_DELAY, maxDelay=BUSY_MAX_DELAY)
     for attempt in range(BUSY_ATTEMPTS):
+        endpoints = clientEndpoints(reactor, request.endpoints, request.tlsFingerprints)
+        options = {}
+        if request.oneAddress:
+            [endpoints] = endpoints
+            options["endpointFor"] = sameKindEndpoints(
+                reactor, request.endpoints[0], request.tlsFingerprints
+            )
         try:
             session = yield connect(
                 reactor,
-                clientEndpoints(reactor, request.endpoints, request.tlsFingerprints),
+                endpoints,
                 request.identity,
                 request.trust,
                 request.hostPort,
                 suites=request.suites,
                 transferSecret=request.transferSecret,
+                **options,
             )
         except ConnectError as error:
             raise ConnectFailed(f"{request.hostPort}: {error}") from None

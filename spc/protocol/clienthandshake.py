@@ -17,15 +17,15 @@ from automat import MethodicalMachine
 from cryptography.hazmat.primitives.asymmetric import rsa
 
 from spc.crypto import asymmetric, keyschedule
-from spc.crypto.suites import suiteByID
-from spc.errors import ConfigurationError, ProtocolError, SPCError
+from spc.crypto.suites import Suite
+from spc.errors import ProtocolError, SPCError
 from spc.keys import identity
 from spc.protocol import frames
+from spc.protocol.channelmap import ChannelExpectation
 from spc.protocol.handshake import (
     CLIENT_AUTH_CONTEXT,
     HANDSHAKE_OAEP_LABEL,
     SECRET_SIZE,
-    ChannelSpec,
     ClientOwner,
     ClientResult,
     JoinTicket,
@@ -39,15 +39,9 @@ from spc.protocol.recordlayer import ConnectionKeys
 __all__ = ["ClientHandshake"]
 
 
-def _suiteName(suiteID: int) -> str:
-    try:
-        return suiteByID(suiteID).name
-    except KeyError:
-        return f"unknown suite 0x{suiteID:02x}"
-
-
 class _Answer(NamedTuple):
     hello: frames.ServerHello
+    suite: Suite
     body: bytes
     th2Input: bytes
     secret: bytes
@@ -58,6 +52,8 @@ class ClientHandshake:
     """
     The client's side of one connection's handshake.
 
+    @ivar _expect: what this client accepts of F1's channel announcement,
+        checked before anything secret is sent.
     @ivar _verifyServerKey: called with the server's fingerprint before
         anything secret is sent; raises L{spc.errors.TrustError} to stop.
     """
@@ -66,7 +62,7 @@ class ClientHandshake:
 
     def __init__(
         self,
-        spec: ChannelSpec,
+        expect: ChannelExpectation,
         identityKey: rsa.RSAPrivateKey,
         identityKeyDER: bytes,
         exchangeKeyDER: bytes,
@@ -75,7 +71,7 @@ class ClientHandshake:
         join: JoinTicket | None = None,
         random: Callable[[int], bytes] = os.urandom,
     ) -> None:
-        self._spec = spec
+        self._expect = expect
         self._identityKey = identityKey
         self._identityKeyDER = identityKeyDER
         self._exchangeKeyDER = exchangeKeyDER
@@ -171,18 +167,7 @@ class ClientHandshake:
         common = set(hello.versions) & set(frames.SUPPORTED_VERSIONS)
         if not common:
             raise ProtocolError("the server supports no version this client speaks")
-        spec = self._spec
-        if (hello.channel, hello.channelCount, hello.suite) != (
-            spec.channel,
-            spec.channelCount,
-            spec.suite.suiteID,
-        ):
-            raise ConfigurationError(
-                f"the server's port {hello.channel} of {hello.channelCount} uses "
-                f"{_suiteName(hello.suite)}; this client expected port "
-                f"{spec.channel} of {spec.channelCount} with {spec.suite.name} "
-                "(both ends need the same ports and --suites)"
-            )
+        suite = self._expect.check(hello.channel, hello.channelMap)
         serverKey = identity.loadPublicKey(hello.hostKey)
         fingerprint = identity.fingerprint(hello.hostKey)
         if self._join is not None:
@@ -224,7 +209,9 @@ class ClientHandshake:
             keySecret = keyschedule.joinSecret(
                 join.epochSecret, join.session, join.epoch, shared, secret
             )
-        return _Answer(hello, body, helloFrame + frames.framed(body), keySecret, fingerprint)
+        return _Answer(
+            hello, suite, body, helloFrame + frames.framed(body), keySecret, fingerprint
+        )
 
     def _checkFinished(self, finished: frames.ServerFinished, body: bytes) -> ClientResult:
         answer = self._answer
@@ -253,8 +240,8 @@ class ClientHandshake:
         thConn = _h(answer.th2Input, frames.framed(body))
         keys = ConnectionKeys(
             finished.session,
-            self._spec.suite,
-            self._spec.channel,
+            answer.suite,
+            answer.hello.channel,
             thConn,
             keyschedule.connectionSecret(answer.secret, thConn),
         )
@@ -267,4 +254,5 @@ class ClientHandshake:
             answer.hello.hostKey,
             answer.fingerprint,
             keys,
+            answer.hello.channelMap,
         )

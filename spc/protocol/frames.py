@@ -19,6 +19,8 @@ import struct
 from typing import Callable, NamedTuple, Union
 
 from spc.errors import ProtocolError
+from spc.protocol.channelmap import CHANNEL_ENTRY_SIZE, MAX_CHANNELS, ChannelEntry
+from spc.protocol.channelmap import decodeChannelMap, encodeChannelMap
 from spc.protocol.timers import Timers
 
 # Framing.
@@ -221,7 +223,8 @@ class ServerHello(NamedTuple):
     """
     F1: the server's choice of suite for this port, its fresh X25519 share
     and its RSA host key (the user's "server sends its cipher choice and RSA
-    public key").
+    public key"), and its C{channelMap}: every channel's suite and port
+    (amendment A19, L{spc.protocol.channelmap}).
     """
 
     versions: tuple[int, ...]
@@ -231,6 +234,7 @@ class ServerHello(NamedTuple):
     nonce: bytes
     ephemeral: bytes
     hostKey: bytes
+    channelMap: tuple[ChannelEntry, ...]
 
     def encode(self) -> bytes:
         return b"".join(
@@ -238,13 +242,10 @@ class ServerHello(NamedTuple):
                 bytes((WIRE_VERSION, SERVER_HELLO, len(self.versions))),
                 bytes(self.versions),
                 _HELLO_TAIL.pack(
-                    self.suite,
-                    self.channel,
-                    self.channelCount,
-                    self.nonce,
-                    self.ephemeral,
+                    self.suite, self.channel, self.channelCount, self.nonce, self.ephemeral
                 ),
                 sized(self.hostKey),
+                encodeChannelMap(self.channelMap),
             )
         )
 
@@ -256,11 +257,14 @@ class ServerHello(NamedTuple):
             raise ProtocolError("bad version list")
         versions = tuple(reader.take(count))
         suite, channel, channelCount, nonce, ephemeral = reader.unpack(_HELLO_TAIL)
-        if channelCount == 0 or channel >= channelCount:
-            raise ProtocolError("channel index out of range")
+        if not channel < channelCount <= MAX_CHANNELS:
+            raise ProtocolError("channel index or count out of range")
         hostKey = reader.sized(MIN_SPKI_SIZE, MAX_SPKI_SIZE, "host key")
+        entries = decodeChannelMap(reader.take(CHANNEL_ENTRY_SIZE * channelCount), channelCount)
         reader.end()
-        return cls(versions, suite, channel, channelCount, nonce, ephemeral, hostKey)
+        if entries[channel].suite != suite:
+            raise ProtocolError("the channel map gives this channel another suite")
+        return cls(versions, suite, channel, channelCount, nonce, ephemeral, hostKey, entries)
 
 
 class ClientAuth(NamedTuple):

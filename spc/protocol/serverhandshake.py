@@ -20,6 +20,7 @@ from spc.crypto import asymmetric, keyschedule
 from spc.errors import BadPublicKey, ProtocolError, SPCError
 from spc.keys import identity
 from spc.protocol import frames
+from spc.protocol.channelmap import ChannelEntry
 from spc.protocol.handshake import (
     CLIENT_AUTH_CONTEXT,
     HANDSHAKE_OAEP_LABEL,
@@ -31,6 +32,7 @@ from spc.protocol.handshake import (
     ServerResult,
     _h,
     _mac,
+    defaultChannelMap,
 )
 from spc.protocol.recordlayer import ConnectionKeys
 
@@ -63,6 +65,9 @@ class ServerHandshake:
     limits, and only then the one private-key operation; every refusal
     before that point costs the server no private-key work and tells the
     client only "handshake failure".
+
+    @ivar _channelMap: the channels F1 announces (A19); by default
+        L{defaultChannelMap} of the spec.
     """
 
     _machine = MethodicalMachine()
@@ -76,8 +81,10 @@ class ServerHandshake:
         directory: ServerDirectory,
         owner: ServerOwner,
         random: Callable[[int], bytes] = os.urandom,
+        channelMap: tuple[ChannelEntry, ...] | None = None,
     ) -> None:
         self._spec = spec
+        self._channelMap = defaultChannelMap(spec) if channelMap is None else channelMap
         self._hostKey = hostKey
         self._hostKeyDER = hostKeyDER
         self._params = params
@@ -149,6 +156,7 @@ class ServerHandshake:
             nonce=self._random(frames.NONCE_SIZE),
             ephemeral=self._ephemeral.public,
             hostKey=self._hostKeyDER,
+            channelMap=self._channelMap,
         ).encode()
         self._helloFrame = frames.framed(hello)
         self._owner.sendFrame(hello)

@@ -976,11 +976,12 @@ class SuiteMapTests(EndToEndTestCase):
     @inlineCallbacks
     def test_mismatch(self):
         """
-        A sender with the default map fails with a configuration error
-        (exit code 2) that names the suites; nothing is stored.
+        A sender whose --suites leaves out a suite of the daemon's fails
+        with a configuration error (exit code 2) that names it; nothing is
+        stored.
         """
-        result = yield self.send("x")
-        self.assertFailed(result, 2, "suite", "A256CBC-HS512")
+        result = yield self.send("x", extra=["--suites", "aes-256-cbc,chacha20"])
+        self.assertFailed(result, 2, "channel 0 uses AES-256-GCM")
         self.assertEqual(self.storedMessages(), [])
 
     @inlineCallbacks

@@ -11,10 +11,10 @@ from typing import TextIO
 
 from twisted.python import usage
 
-from spc.addresses import formatHostPort
 from spc.cli.command import EXIT_OK, Context, KeyDirMixin, ReactorCommand
-from spc.cli.options import MAX_CHANNELS, ParseOnlyReactor, SuiteMapOption, parsePorts
+from spc.cli.options import ParseOnlyReactor, SuiteMapOption, parsePorts
 from spc.cli.progress import ProgressBar
+from spc.cli.target import DEFAULT_PORT, sendTarget
 from spc.client.send import SendRequest, SendSummary, clientEndpoints, send
 from spc.client.sendlist import collectFiles
 from spc.errors import FileFailed, FileRefused, MessageAbandoned, SPCError
@@ -39,12 +39,16 @@ class SendOptions(KeyDirMixin, SuiteMapOption, ReactorCommand):
     """
 
     synopsis = (
-        "--server HOST --ports PORTS [--connect ENDPOINT]... "
+        "--server HOST[:PORT] [--ports PORTS | --connect ENDPOINT...] "
         "[--server-fingerprint FP | --accept-new] [--tls-fingerprint FP] "
         "[--message TEXT]... [FILE|DIR]..."
     )
     optParameters = [
-        ["server", None, None, "Host name or address of the daemon."],
+        ["server", None, None,
+         f"The daemon: HOST[:PORT] (port {DEFAULT_PORT} by default) or "
+         "tls:HOST:PORT[:trustRoots=PATH]; its other channels are opened at "
+         "the ports it announces. With --ports or --connect, a HOST to name "
+         "it in known_hosts."],
         ["server-fingerprint", None, None,
          "Expected fingerprint of the daemon's key (overrides known_hosts)."],
     ]
@@ -71,11 +75,15 @@ class SendOptions(KeyDirMixin, SuiteMapOption, ReactorCommand):
         self["paths"] = list(paths)
 
     def opt_ports(self, text: str) -> None:
-        """The daemon's ports, one channel each, e.g. 9000-9003."""
+        """The daemon's ports, one channel each, in its order, e.g. 9000-9003."""
         self["ports"].extend(parsePorts(text))
 
+    def opt_suites(self, text: str) -> None:
+        """Cipher suites to accept, e.g. chacha20,aes-256-gcm (default: all three)."""
+        super().opt_suites(text)
+
     def opt_connect(self, description: str) -> None:
-        """A tcp:, tls: or unix: client endpoint, one channel; repeatable."""
+        """A tcp:, tls: or unix: endpoint per channel, in the daemon's order; repeatable."""
         try:
             clientEndpoints(ParseOnlyReactor(), [description])
         except Exception as error:
@@ -103,34 +111,23 @@ class SendOptions(KeyDirMixin, SuiteMapOption, ReactorCommand):
         except SPCError as error:
             raise usage.UsageError(str(error)) from None
         self["files"], self["folders"], self["skipped"] = found
-        if self["ports"] and not self["server"]:
-            raise usage.UsageError("--ports needs --server HOST")
-        if not self["ports"] and not self["connect"]:
-            raise usage.UsageError("give --server HOST --ports PORTS, or --connect")
-        host = self["server"]
-        if host:
-            host = self["server"] = host.strip("[]")
-        endpoints = [f"tcp:{_bracketed(host)}:{port}" for port in self["ports"]]
-        endpoints += self["connect"]
-        if len(endpoints) > MAX_CHANNELS:
-            raise usage.UsageError(f"at most {MAX_CHANNELS} channels")
-        if self["suites"] is not None and len(self["suites"]) != len(endpoints):
-            raise usage.UsageError("--suites must name one suite per channel")
-        self["endpoints"] = endpoints
+        target = sendTarget(self["server"], self["ports"], self["connect"])
+        self["endpoints"], self["host-port"], self["one-address"] = target
         if self["tls-fingerprints"]:
-            if not any(text[:4].lower() == "tls:" for text in endpoints):
-                raise usage.UsageError("--tls-fingerprint needs a --connect tls:HOST:PORT")
+            if not any(text[:4].lower() == "tls:" for text in target.endpoints):
+                raise usage.UsageError(
+                    "--tls-fingerprint needs a tls: channel "
+                    "(--server tls:HOST:PORT or --connect tls:HOST:PORT)"
+                )
             try:
-                clientEndpoints(ParseOnlyReactor(), endpoints, self["tls-fingerprints"])
+                clientEndpoints(ParseOnlyReactor(), target.endpoints, self["tls-fingerprints"])
             except ValueError as error:
                 raise usage.UsageError(f"--tls-fingerprint: {error}") from None
-        try:
-            if host and self["ports"]:
-                self["host-port"] = formatHostPort(host, self["ports"][0])
-            else:
-                self["host-port"] = _endpointHostPort(self["connect"][0], host)
-        except ValueError as error:
-            raise usage.UsageError(f"--server: {error}") from None
+        elif target.oneAddress:
+            try:
+                clientEndpoints(ParseOnlyReactor(), target.endpoints)
+            except Exception as error:
+                raise usage.UsageError(f"--server: {error}") from None
 
     def runWithReactor(self, reactor, context: Context):
         keyDir = self.keyDir(context)
@@ -151,6 +148,7 @@ class SendOptions(KeyDirMixin, SuiteMapOption, ReactorCommand):
             bar.update,
             self["tls-fingerprints"],
             self["folders"],
+            oneAddress=self["one-address"],
         )
         result = send(reactor, request)
         result.addBoth(bar.close)
@@ -239,26 +237,3 @@ class _ReportingTrust:
                 "check it with the server's operator\n"
             )
         return decision
-
-
-def _bracketed(host: str) -> str:
-    return f"[{host}]" if ":" in host and not host.startswith("[") else host
-
-
-def _endpointHostPort(description: str, host: str | None) -> str:
-    """
-    The known_hosts name of a server reached through C{--connect}: its
-    host and port, when the description has them in the usual places.
-    """
-    kind, _, rest = description.partition(":")
-    if rest.startswith("["):
-        address, _, tail = rest[1:].partition("]:")
-    else:
-        address, _, tail = rest.partition(":")
-    portText = tail.split(":")[0]
-    if address and portText.isascii() and portText.isdigit():
-        return formatHostPort(host or address, int(portText))
-    raise usage.UsageError(
-        "cannot tell the server's host and port from --connect; "
-        "give --server and --ports"
-    )

@@ -1,0 +1,117 @@
+"""
+End-to-end tests of issue 12 (one address is enough; errors that say what
+happened), with the real C{twistd -n spc} and the real C{spc send}: the
+sender opens every channel from the first address, takes the suites the
+daemon announces, and each failure a user can provoke is one line saying
+what happened and what to do.
+"""
+
+from __future__ import annotations
+
+import os
+
+from twisted.internet.defer import inlineCallbacks
+
+from spc.keys.tlscert import writeCertificate
+from tests.test_endtoend import Daemon, EndToEndTestCase, sharedIdentity
+
+
+class OneAddressTests(EndToEndTestCase):
+    """
+    A daemon on four ports, and senders that name it by one address.
+    """
+
+    @inlineCallbacks
+    def setUp(self):
+        super().setUp()
+        self.authorize(self.serverKeys, "client")
+        self.daemon = yield self.startDaemon("--suites", "aes-256-gcm,chacha20,aes-256-gcm,cbc")
+
+    def oneAddress(self, *extra: str, pin: bool = True):
+        args = ["send", "--key-dir", self.clientKeys, "--server", f"127.0.0.1:{self.ports[0]}"]
+        if pin:
+            args += ["--server-fingerprint", self.serverFingerprint]
+        return self.spc(*args, *extra)
+
+    @inlineCallbacks
+    def test_everyChannel(self):
+        """
+        C{--server HOST:PORT} alone delivers over all four channels, with
+        the daemon's suites, which the sender was never told.
+        """
+        result = yield self.oneAddress("--message", "one address")
+        self.assertDelivered(result, 1, channels=4)
+        self.assertRecord(self.storedMessages()[0], "one address")
+
+    @inlineCallbacks
+    def test_suiteNotAccepted(self):
+        """
+        A sender whose C{--suites} leaves out one the daemon announces
+        stops before sending anything: one line naming the channel and the
+        suite, exit code 2.
+        """
+        result = yield self.oneAddress("--suites", "chacha20,aes-256-cbc", "--message", "x")
+        self.assertFailed(result, 2, "spc: the daemon's channel 0 uses AES-256-GCM")
+        self.assertEqual(self.storedMessages(), [])
+
+    @inlineCallbacks
+    def test_portsOutOfOrder(self):
+        """
+        C{--ports} in another order than the daemon's channels is one line
+        naming the daemon's ports in order, exit code 2.
+        """
+        ports = self.ports[1:2] + self.ports[:1] + self.ports[2:]
+        result = yield self.spc(
+            "send", "--key-dir", self.clientKeys, "--server", "127.0.0.1",
+            "--ports", ",".join(map(str, ports)),
+            "--server-fingerprint", self.serverFingerprint, "--message", "x",
+        )
+        self.assertFailed(
+            result, 2, "reached the daemon's channel 1",
+            f"(ports {', '.join(map(str, self.ports))})",
+        )
+
+
+class OneTLSAddressTests(EndToEndTestCase):
+    """
+    A daemon on two TLS ports and one plain port, and senders that name a
+    TLS port.
+    """
+
+    @inlineCallbacks
+    def setUp(self):
+        super().setUp()
+        self.authorize(self.serverKeys, "client")
+        self.certificate = writeCertificate("localhost", os.path.join(self.root, "tls"))
+        listen = []
+        for port in self.ports[:2]:
+            listen += [
+                "--listen",
+                f"ssl:{port}:privateKey={self.certificate.keyPath}"
+                f":certKey={self.certificate.certificatePath}:interface=127.0.0.1",
+            ]
+        self.daemon = Daemon(
+            self.root, self.env,
+            ["--key-dir", self.serverKeys, "--inbox", self.inbox, *listen,
+             "--listen", f"tcp:{self.ports[2]}:interface=127.0.0.1"],
+        )
+        self.addCleanup(self.checkDaemonLog, self.daemon)
+        self.addCleanup(self.daemon.stop)
+        yield self.daemon.start()
+
+    def sendTo(self, server: str, *extra: str):
+        return self.spc(
+            "send", "--key-dir", self.clientKeys, "--server", server,
+            "--server-fingerprint", self.serverFingerprint, "--message", "über TLS", *extra,
+        )
+
+    @inlineCallbacks
+    def test_trustRootsForEveryChannel(self):
+        """
+        C{--server tls:HOST:PORT:trustRoots=CERT} opens both TLS channels
+        with the same trust roots, and leaves out the plain one.
+        """
+        result = yield self.sendTo(
+            f"tls:localhost:{self.ports[0]}:trustRoots={self.certificate.certificatePath}"
+        )
+        self.assertDelivered(result, 1, channels=2)

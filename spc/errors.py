@@ -26,6 +26,8 @@ __all__ = [
     "KeyFileExists",
     "MessageAbandoned",
     "NameUnavailable",
+    "NoAnswer",
+    "NotTLS",
     "PeerBusy",
     "ProtocolError",
     "ResourceLimitExceeded",
@@ -133,6 +135,38 @@ class ServerBusy(HandshakeRefused):
     """
 
 
+class NoAnswer(SPCError):
+    """
+    The server took the connection but did not speak SPC/1.
+
+    @ivar where: C{HOST:PORT} of the server, or L{None} until the
+        connection, which knows it, fills it in.
+    @ivar seconds: how long this end waited, or L{None} if the server
+        closed the connection without a word.
+    @ivar tls: whether the connection ran over TLS, which changes the likely
+        cause.
+    """
+
+    HINT = "is the daemon stopped, or is this a TLS port (then connect with tls:)?"
+    TLS_HINT = "is the daemon stopped, or does this port speak no TLS (then connect without tls:)?"
+
+    def __init__(
+        self, where: str | None = None, seconds: float | None = None, tls: bool = False
+    ) -> None:
+        super().__init__(*(arg for arg in (where, seconds) if arg is not None))
+        self.where = where
+        self.seconds = seconds
+        self.tls = tls
+
+    def __str__(self) -> str:
+        hint = self.TLS_HINT if self.tls else self.HINT
+        if self.where is None:
+            return f"the server took the connection but did not speak SPC/1; {hint}"
+        if self.seconds is None:
+            return f"{self.where} closed the connection without answering; {hint}"
+        return f"no answer from {self.where} within {self.seconds:g} s; {hint}"
+
+
 class KeyFileError(SPCError):
     """
     A key file could not be used:
@@ -207,13 +241,34 @@ class ClientNotAuthorized(TrustError):
     """
     The server refused this client; ask its operator to add the client's
     fingerprint to authorized_keys.
+
+    Given the client's fingerprint, it says so with the line to add.
     """
+
+    def __str__(self) -> str:
+        if len(self.args) == 1:
+            return (
+                "The server refused this client; ask its operator to add this "
+                f"line to its authorized_keys: {self.args[0]}"
+            )
+        return super().__str__()
 
 
 class TLSFailed(TrustError):
     """
     TLS:
     """
+
+
+class NotTLS(TLSFailed):
+    """
+    TLS:
+
+    The peer answered, but not in TLS: no trust was refused, so the exit
+    code is that of a failure, not of a trust failure.
+    """
+
+    exitCode = 1
 
 
 class TransferFailed(SPCError):

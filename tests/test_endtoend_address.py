@@ -71,6 +71,37 @@ class OneAddressTests(EndToEndTestCase):
             f"(ports {', '.join(map(str, self.ports))})",
         )
 
+    @inlineCallbacks
+    def test_refusedClientToldItsFingerprint(self):
+        """
+        A client the daemon does not list is told the line to add to its
+        authorized_keys: its own fingerprint.
+        """
+        stranger = self.makeKeyDir("other", "stranger")
+        result = yield self.spc(
+            "send", "--key-dir", stranger, "--server", f"127.0.0.1:{self.ports[0]}",
+            "--server-fingerprint", self.serverFingerprint, "--message", "x",
+        )
+        self.assertFailed(
+            result, 3, f"authorized_keys: {sharedIdentity('other').fingerprint}"
+        )
+
+    @inlineCallbacks
+    def test_tlsToPlainPort(self):
+        """
+        C{tls:} to a port without TLS is no trust failure: exit code 1,
+        saying the port does not speak TLS (or, when the daemon's reset,
+        seeing a TLS hello for a frame, overtakes its hello, that the port
+        did not answer), and to connect without C{tls:}.
+        """
+        result = yield self.spc(
+            "send", "--key-dir", self.clientKeys,
+            "--server", f"tls:127.0.0.1:{self.ports[0]}", "--tls-fingerprint",
+            "SHA256:" + "A" * 43, "--server-fingerprint", self.serverFingerprint,
+            "--message", "x",
+        )
+        self.assertFailed(result, 1, f"127.0.0.1:{self.ports[0]} ", "connect without tls:")
+
 
 class OneTLSAddressTests(EndToEndTestCase):
     """
@@ -115,3 +146,23 @@ class OneTLSAddressTests(EndToEndTestCase):
             f"tls:localhost:{self.ports[0]}:trustRoots={self.certificate.certificatePath}"
         )
         self.assertDelivered(result, 1, channels=2)
+
+    @inlineCallbacks
+    def test_untrustedCertificate(self):
+        """
+        Without trust roots or a pin, a self-signed certificate is refused
+        (exit code 3) with the two ways to trust it.
+        """
+        result = yield self.sendTo(f"tls:localhost:{self.ports[0]}")
+        self.assertFailed(result, 3, "certificate verify failed", "trustRoots=",
+                          "--tls-fingerprint")
+
+    @inlineCallbacks
+    def test_plainToTLSPort(self):
+        """
+        Plain TCP to a TLS port: the daemon, waiting for TLS, says nothing
+        and closes; one line saying the port gave no answer and that a TLS
+        port wants C{tls:}, exit code 1.
+        """
+        result = yield self.sendTo(f"127.0.0.1:{self.ports[0]}")
+        self.assertFailed(result, 1, f"127.0.0.1:{self.ports[0]}", "then connect with tls:")

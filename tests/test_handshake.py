@@ -21,6 +21,7 @@ from spc.errors import (
     ClientNotAuthorized,
     ConfigurationError,
     HandshakeRefused,
+    NoAnswer,
     ProtocolError,
     ServerBusy,
     ServerKeyChanged,
@@ -534,12 +535,13 @@ class MachineInputTests(unittest.TestCase):
 
     def test_clientTimeout(self) -> None:
         """
-        A client waiting for F1 or F3 fails with a L{ProtocolError} on a
-        timeout; once established, a timeout does nothing.
+        A client waiting for F1 fails with L{NoAnswer} on a timeout (the
+        server said nothing at all), one waiting for F3 with a
+        L{ProtocolError}; once established, a timeout does nothing.
         """
         pair = Pair()
         pair.client.timedOut()
-        self.assertIsInstance(pair.clientError, ProtocolError)
+        self.assertIsInstance(pair.clientError, NoAnswer)
         pair = Pair()
         pair.client.frameReceived(pair.hello())
         pair.client.timedOut()

@@ -149,6 +149,7 @@ class SendOptions(KeyDirMixin, SuiteMapOption, ReactorCommand):
             self["tls-fingerprints"],
             self["folders"],
             oneAddress=self["one-address"],
+            notify=lambda line: context.stderr.write(f"spc: {line}\n"),
         )
         result = send(reactor, request)
         result.addBoth(bar.close)

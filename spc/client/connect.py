@@ -224,8 +224,16 @@ class ClientSessionFactory:
         )
         connected = endpoint.connect(factory)
         connected.addErrback(self._connectFailed, connector)
-        connector.done.addCallback(self._established)
+        connector.done.addCallbacks(self._established, self._nameThisClient)
         return connector.done
+
+    def _nameThisClient(self, failure):
+        """
+        A refusal says which fingerprint to authorize.
+        """
+        if failure.check(ClientNotAuthorized) and not failure.value.args:
+            raise ClientNotAuthorized(self.identity.fingerprint)
+        return failure
 
     def _connectFailed(self, failure, connector: _Connector):
         if not connector.done.called:

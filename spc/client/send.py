@@ -81,6 +81,8 @@ class SendRequest(NamedTuple):
         (C{--server}), its other channels opened at the ports it
         announces, on the same host and of the same kind; otherwise it
         names every channel, and the server must have as many.
+    @ivar notify: called with a line to show the user, such as a busy
+        server's retry.
     """
 
     identity: Identity
@@ -95,6 +97,7 @@ class SendRequest(NamedTuple):
     tlsFingerprints: Sequence[str] = ()
     folders: Sequence[str] = ()
     oneAddress: bool = False
+    notify: Callable[[str], None] | None = None
 
 
 class SendSummary(NamedTuple):
@@ -243,7 +246,8 @@ def sameKindEndpoints(
 @inlineCallbacks
 def _connect(reactor, request: SendRequest):
     """
-    Open the session, asking a busy server again after a growing wait.
+    Open the session, asking a busy server again after a growing wait, and
+    saying so.
     """
     delay = backoffPolicy(initialDelay=BUSY_FIRST_DELAY, maxDelay=BUSY_MAX_DELAY)
     for attempt in range(BUSY_ATTEMPTS):
@@ -272,6 +276,8 @@ def _connect(reactor, request: SendRequest):
                 raise
             wait = delay(attempt)
             log.info("The server is busy; retrying in {delay:.2f} s", delay=wait)
+            if request.notify is not None:
+                request.notify(f"server busy, retrying in {wait:.1f} s")
             yield deferLater(reactor, wait, lambda: None)
         else:
             return session

@@ -18,7 +18,7 @@ from cryptography.hazmat.primitives.asymmetric import rsa
 
 from spc.crypto import asymmetric, keyschedule
 from spc.crypto.suites import Suite
-from spc.errors import ProtocolError, SPCError
+from spc.errors import NoAnswer, ProtocolError, SPCError
 from spc.keys import identity
 from spc.protocol import frames
 from spc.protocol.channelmap import ChannelExpectation
@@ -152,9 +152,13 @@ class ClientHandshake:
             ProtocolError("the server did not complete the handshake in time")
         )
 
+    @_machine.output()
+    def _noAnswer(self) -> None:
+        self._owner.handshakeFailed(NoAnswer())
+
     awaitingHello.upon(gotGoodHello, enter=awaitingFinished, outputs=[_sendAuth])
     awaitingHello.upon(gotBad, enter=closed, outputs=[_fail])
-    awaitingHello.upon(timedOut, enter=closed, outputs=[_timeOut])
+    awaitingHello.upon(timedOut, enter=closed, outputs=[_noAnswer])
     awaitingFinished.upon(gotGoodFinished, enter=established, outputs=[_succeed])
     awaitingFinished.upon(gotBad, enter=closed, outputs=[_fail])
     awaitingFinished.upon(timedOut, enter=closed, outputs=[_timeOut])

@@ -33,7 +33,14 @@ from twisted.logger import Logger
 from twisted.python.failure import Failure
 
 from spc.addresses import formatHostPort
-from spc.errors import EpochAhead, ProtocolError, SequenceExhausted, SPCError, TLSFailed
+from spc.errors import (
+    EpochAhead,
+    NoAnswer,
+    ProtocolError,
+    SequenceExhausted,
+    SPCError,
+    TLSFailed,
+)
 from spc.logs import events
 from spc.protocol import frames, records
 from spc.protocol.clienthandshake import ClientHandshake
@@ -210,6 +217,8 @@ class ChannelProtocol(protocol.Protocol):
         elif not self.isServer and self._handshake is not None:
             # TLS may have said why, in words a user can act on.
             error = reason.value if isinstance(reason.value, SPCError) else None
+            if error is None and self.bytesReceived == 0:
+                error = NoAnswer(self._serverName(), None, self.tlsPeer is not None)
             self._handshake.gotBad(
                 error or ProtocolError("the connection closed during the handshake")
             )
@@ -302,6 +311,10 @@ class ChannelProtocol(protocol.Protocol):
         if self.isServer:
             self._life.refuse(codeOrError, reason)
         else:
+            if isinstance(codeOrError, NoAnswer) and codeOrError.where is None:
+                codeOrError = NoAnswer(
+                    self._serverName(), self._handshakeTimeout, self.tlsPeer is not None
+                )
             self._life.fail(codeOrError)
 
     # Faults and timers.
@@ -382,6 +395,13 @@ class ChannelProtocol(protocol.Protocol):
         The peer's address, C{host:port}, for logs.
         """
         return _peerText(self.transport)
+
+    def _serverName(self) -> str:
+        """
+        The server of a client connection as the user named it, if TLS
+        knows that name, else its address.
+        """
+        return self.tlsPeer.where if self.tlsPeer is not None else self.peerAddress()
 
     def _logDead(self, reason: Failure, fault: bool) -> None:
         result = self.result

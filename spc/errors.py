@@ -35,6 +35,7 @@ __all__ = [
     "SequenceExhausted",
     "ServerBusy",
     "ServerKeyChanged",
+    "ServerKeyMismatch",
     "ServerShuttingDown",
     "SessionClosed",
     "SessionReset",
@@ -234,6 +235,26 @@ class ServerKeyChanged(TrustError):
     WARNING: THE SERVER'S KEY HAS CHANGED. Someone may be intercepting the
     connection, or the server was given a new key. Nothing was sent. Expected
     and received fingerprints:
+
+    @ivar advice: what to do about it, said last, or L{None}.
+    """
+
+    advice: str | None = None
+
+    def __str__(self) -> str:
+        text = super().__str__()
+        return f"{text}; {self.advice}" if self.advice else text
+
+
+class ServerKeyMismatch(ServerKeyChanged):
+    """
+    The server's key is not the one --server-fingerprint names; check the
+    fingerprint for a typo, or ask the server's operator for it. Nothing was
+    sent. Expected and received fingerprints:
+
+    A subclass of L{ServerKeyChanged}, so that code that refuses a changed
+    key refuses this too; its message claims no change, since nothing was
+    ever recorded.
     """
 
 

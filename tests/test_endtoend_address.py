@@ -72,6 +72,54 @@ class OneAddressTests(EndToEndTestCase):
         )
 
     @inlineCallbacks
+    def test_typoInPin(self):
+        """
+        A C{--server-fingerprint} that does not match (a typo) says so, and
+        does not claim the server's key changed: nothing was ever pinned.
+        """
+        typo = sharedIdentity("other").fingerprint
+        result = yield self.spc(
+            "send", "--key-dir", self.clientKeys, "--server", f"127.0.0.1:{self.ports[0]}",
+            "--server-fingerprint", typo, "--message", "x",
+        )
+        self.assertFailed(result, 3, "--server-fingerprint", "typo", f"expected {typo}")
+        self.assertNotIn("CHANGED", result.err)
+
+    @inlineCallbacks
+    def test_pinRecordedThenChanged(self):
+        """
+        C{--server-fingerprint} with C{--accept-new} records the pin under
+        C{HOST:FIRSTPORT}; later sends need no pin.  When the daemon's key
+        changes, the warning names the C{spc forget-host} command; after
+        it, C{--accept-new} records the new key.
+        """
+        name = f"127.0.0.1:{self.ports[0]}"
+        knownHosts = os.path.join(self.clientKeys, "known_hosts")
+        result = yield self.oneAddress("--accept-new", "--message", "first")
+        self.assertDelivered(result, 1)
+        self.assertIn(f"added {name} {self.serverFingerprint}", result.err)
+        with open(knownHosts) as f:
+            self.assertEqual(f.read(), f"{name} {self.serverFingerprint}\n")
+        result = yield self.oneAddress("--message", "second", pin=False)
+        self.assertDelivered(result, 1)
+
+        yield self.daemon.stop()
+        impostorKeys = self.makeKeyDir("impostor")
+        self.authorize(impostorKeys, "client")
+        yield self.startDaemon(keyDir=impostorKeys)
+        result = yield self.oneAddress("--message", "third", pin=False)
+        command = f"spc forget-host --key-dir {self.clientKeys} {name}"
+        self.assertFailed(result, 3, "CHANGED", command)
+        forgot = yield self.spc("forget-host", "--key-dir", self.clientKeys, name)
+        self.assertEqual(forgot.code, 0, forgot)
+        self.assertEqual(
+            forgot.out, f"Removed from {knownHosts}: {name} {self.serverFingerprint}\n"
+        )
+        result = yield self.oneAddress("--accept-new", "--message", "fourth", pin=False)
+        self.assertEqual(result.code, 0, result)
+        self.assertIn(sharedIdentity("impostor").fingerprint, result.err)
+
+    @inlineCallbacks
     def test_refusedClientToldItsFingerprint(self):
         """
         A client the daemon does not list is told the line to add to its
@@ -145,6 +193,21 @@ class OneTLSAddressTests(EndToEndTestCase):
         result = yield self.sendTo(
             f"tls:localhost:{self.ports[0]}:trustRoots={self.certificate.certificatePath}"
         )
+        self.assertDelivered(result, 1, channels=2)
+
+    @inlineCallbacks
+    def test_tlsPinRecorded(self):
+        """
+        C{--tls-fingerprint} with C{--accept-new} records the TLS pin in
+        known_hosts; the next send to that server uses it unasked.
+        """
+        name = f"127.0.0.1:{self.ports[0]}"
+        result = yield self.sendTo(
+            f"tls:{name}", "--tls-fingerprint", self.certificate.fingerprint, "--accept-new"
+        )
+        self.assertDelivered(result, 1, channels=2)
+        self.assertIn(f"added tls:{name} {self.certificate.fingerprint}", result.err)
+        result = yield self.sendTo(f"tls:{name}")
         self.assertDelivered(result, 1, channels=2)
 
     @inlineCallbacks

@@ -1,8 +1,9 @@
 # -*- test-case-name: tests.test_cli -*-
 """
 The C{spc} command: C{spc keygen}, C{spc fingerprint} and C{spc tls-cert}
-(L{spc.cli.keys}), C{spc send} (L{spc.cli.send}), C{spc demo}
-(L{spc.cli.demo}) and C{spc status} (L{spc.cli.status}).
+(L{spc.cli.keys}), C{spc send} (L{spc.cli.send}), C{spc forget-host}
+(L{spc.cli.forget}), C{spc demo} (L{spc.cli.demo}) and C{spc status}
+(L{spc.cli.status}).
 
 Every subcommand is a L{spc.cli.command.Command} subclass with a C{run}
 method; to add one, list it in L{SPCOptions.subCommands}. L{main} turns the errors a user can
@@ -30,6 +31,7 @@ from spc.cli.command import (
     _Exit,
 )
 from spc.cli.demo import DemoOptions
+from spc.cli.forget import ForgetHostOptions
 from spc.cli.keys import FingerprintOptions, KeygenOptions, TLSCertOptions
 from spc.cli.send import SendOptions
 from spc.cli.status import StatusOptions
@@ -49,6 +51,8 @@ class SPCOptions(_BaseOptions):
         ["fingerprint", None, FingerprintOptions, "Print the fingerprint of a public key."],
         ["tls-cert", None, TLSCertOptions, "Make a TLS key and self-signed certificate."],
         ["send", None, SendOptions, "Send messages to an spc daemon."],
+        ["forget-host", None, ForgetHostOptions,
+         "Remove a server's key from known_hosts (after it changed)."],
         ["demo", None, DemoOptions, "Run a server and a client on loopback."],
         ["status", None, StatusOptions, "Show the sessions of a running daemon."],
     ]

@@ -7,19 +7,19 @@ now and what it does not, and why.
 from __future__ import annotations
 
 import os
-from typing import TextIO
 
 from twisted.python import usage
 
 from spc.cli.command import EXIT_OK, Context, KeyDirMixin, ReactorCommand
 from spc.cli.options import ParseOnlyReactor, SuiteMapOption, parsePorts
 from spc.cli.progress import ProgressBar
+from spc.cli.sendtrust import ReportingTrust, recordedTLSPins
 from spc.cli.target import DEFAULT_PORT, sendTarget
 from spc.client.send import SendRequest, SendSummary, clientEndpoints, send
 from spc.client.sendlist import collectFiles
 from spc.errors import FileFailed, FileRefused, MessageAbandoned, SPCError
 from spc.keys.identity import loadIdentity, loadTransferSecret, parseFingerprint
-from spc.keys.trust import KNOWN_HOSTS_NAME, ServerTrust, TrustDecision, loadServerTrust
+from spc.keys.trust import loadServerTrust
 from spc.text import withoutControls
 
 
@@ -40,7 +40,7 @@ class SendOptions(KeyDirMixin, SuiteMapOption, ReactorCommand):
 
     synopsis = (
         "--server HOST[:PORT] [--ports PORTS | --connect ENDPOINT...] "
-        "[--server-fingerprint FP | --accept-new] [--tls-fingerprint FP] "
+        "[--server-fingerprint FP] [--accept-new] [--tls-fingerprint FP] "
         "[--message TEXT]... [FILE|DIR]..."
     )
     optParameters = [
@@ -50,11 +50,13 @@ class SendOptions(KeyDirMixin, SuiteMapOption, ReactorCommand):
          "the ports it announces. With --ports or --connect, a HOST to name "
          "it in known_hosts."],
         ["server-fingerprint", None, None,
-         "Expected fingerprint of the daemon's key (overrides known_hosts)."],
+         "Expected fingerprint of the daemon's key (overrides known_hosts; "
+         "with --accept-new, recorded there)."],
     ]
     optFlags = [
         ["accept-new", None,
-         "Trust and record the key of a server not yet in known_hosts."],
+         "Trust and record the key of a server not yet in known_hosts (or the "
+         "--server-fingerprint and --tls-fingerprint given)."],
         ["no-progress", None, "Show no progress bar."],
         ["skip-unsendable", None,
          "Exit 0 even if entries of a folder cannot be sent (special files, "
@@ -132,12 +134,20 @@ class SendOptions(KeyDirMixin, SuiteMapOption, ReactorCommand):
     def runWithReactor(self, reactor, context: Context):
         keyDir = self.keyDir(context)
         bar = ProgressBar(context.stderr, enabled=not self["no-progress"])
+        pins = self["tls-fingerprints"] or recordedTLSPins(
+            keyDir, self["host-port"], self["endpoints"]
+        )
+        recordTLS = None
+        if self["accept-new"] and len(self["tls-fingerprints"]) == 1:
+            recordTLS = self["tls-fingerprints"][0]
         request = SendRequest(
             loadIdentity(keyDir),
-            _ReportingTrust(
+            ReportingTrust(
                 loadServerTrust(keyDir, self["server-fingerprint"], self["accept-new"]),
-                os.path.join(keyDir, KNOWN_HOSTS_NAME),
+                keyDir,
                 context.stderr,
+                self["key-dir"],
+                recordTLS,
             ),
             self["host-port"],
             self["endpoints"],
@@ -146,7 +156,7 @@ class SendOptions(KeyDirMixin, SuiteMapOption, ReactorCommand):
             self["suites"],
             loadTransferSecret(keyDir),
             bar.update,
-            self["tls-fingerprints"],
+            pins,
             self["folders"],
             oneAddress=self["one-address"],
             notify=lambda line: context.stderr.write(f"spc: {line}\n"),
@@ -217,24 +227,3 @@ def _why(error: SPCError) -> str:
     if isinstance(error, MessageAbandoned):
         return "the daemon could not deliver it"
     return withoutControls(str(error))
-
-
-class _ReportingTrust:
-    """
-    Tells the user when trust on first use recorded a server key: they
-    should compare it with the server's real fingerprint.
-    """
-
-    def __init__(self, trust: ServerTrust, path: str, stderr: TextIO) -> None:
-        self._trust = trust
-        self._path = path
-        self._stderr = stderr
-
-    def check(self, hostPort: str, fingerprint: str) -> TrustDecision:
-        decision = self._trust.check(hostPort, fingerprint)
-        if decision is TrustDecision.ADDED:
-            self._stderr.write(
-                f"spc: added {hostPort} {fingerprint} to {self._path}; "
-                "check it with the server's operator\n"
-            )
-        return decision

@@ -1,4 +1,4 @@
-# -*- test-case-name: tests.test_errors -*-
+# -*- test-case-name: tests.unit.test_errors -*-
 """
 One exception hierarchy for spc.
 
@@ -16,6 +16,7 @@ __all__ = [
     "ConfigurationError",
     "ConnectFailed",
     "DaemonNotRunning",
+    "DiscardRefused",
     "EpochAhead",
     "FileFailed",
     "FileRefused",
@@ -25,6 +26,7 @@ __all__ = [
     "KeyFileError",
     "KeyFileExists",
     "MessageAbandoned",
+    "MessageTooLarge",
     "NameUnavailable",
     "NoAnswer",
     "NotTLS",
@@ -43,6 +45,7 @@ __all__ = [
     "TLSFailed",
     "TLSFilesExist",
     "TransferFailed",
+    "TransferWithdrawn",
     "TrustError",
     "TrustFileError",
     "UnknownServerKey",
@@ -79,11 +82,19 @@ class ChannelsMismatch(ConfigurationError):
     """
     The daemon's channels do not match this client's options.
 
-    Its argument says how, in words that stand alone.
+    Made from the one sentence that says how, in words that stand alone
+    ("the daemon has 4 channels ...; you gave 1: ..."), which is the
+    message shown.
+
+    @ivar why: that sentence.
     """
 
+    def __init__(self, why: str) -> None:
+        super().__init__(why)
+        self.why = why
+
     def __str__(self) -> str:
-        return str(self.args[0]) if len(self.args) == 1 else super().__str__()
+        return self.why
 
 
 class ProtocolError(SPCError):
@@ -260,19 +271,36 @@ class ServerKeyMismatch(ServerKeyChanged):
 
 class ClientNotAuthorized(TrustError):
     """
-    The server refused this client; ask its operator to add the client's
-    fingerprint to authorized_keys.
+    The server refused this client; ask its operator to add this client's
+    fingerprint to its authorized_keys:
 
-    Given the client's fingerprint, it says so with the line to add.
+    The client adds its fingerprint as the detail, the line to paste.
     """
 
-    def __str__(self) -> str:
-        if len(self.args) == 1:
-            return (
-                "The server refused this client; ask its operator to add this "
-                f"line to its authorized_keys: {self.args[0]}"
-            )
-        return super().__str__()
+
+class PairingRefused(TrustError):
+    """
+    The pairing failed:
+    """
+
+
+class NoInvite(PairingRefused):
+    """
+    The receiver has no open invite numbered:
+    """
+
+
+class WrongCode(PairingRefused):
+    """
+    The code does not match the receiver's invite (a typo?), and that invite
+    is now used up; ask for a new code.
+    """
+
+
+class InviteRefused(SPCError):
+    """
+    The daemon made no invite:
+    """
 
 
 class TLSFailed(TrustError):
@@ -281,15 +309,20 @@ class TLSFailed(TrustError):
     """
 
 
-class NotTLS(TLSFailed):
+class NotTLS(SPCError):
     """
     TLS:
 
-    The peer answered, but not in TLS: no trust was refused, so the exit
-    code is that of a failure, not of a trust failure.
+    The peer answered, but not in TLS: no trust was refused, so this is no
+    L{TLSFailed}, and the exit code is that of a failure, not of a trust
+    failure.
     """
 
-    exitCode = 1
+
+class TransferWithdrawn(SPCError):
+    """
+    The receiver stopped receiving the file, or cannot take it now:
+    """
 
 
 class TransferFailed(SPCError):
@@ -334,6 +367,21 @@ class MessageAbandoned(TransferFailed):
     """
 
 
+class MessageTooLarge(TransferFailed):
+    """
+    The message is larger than the peer takes in one message; send it as a
+    file:
+
+    @ivar size: the message's bytes.
+    @ivar limit: the most the peer takes in one message.
+    """
+
+    def __init__(self, size: int, limit: int) -> None:
+        super().__init__(f"{size} bytes, over its limit of {limit}")
+        self.size = size
+        self.limit = limit
+
+
 class PeerBusy(MessageAbandoned):
     """
     The peer had no memory to spare for the message each time it was sent,
@@ -370,6 +418,12 @@ class ConnectFailed(SPCError):
 class DaemonNotRunning(SPCError):
     """
     No spc daemon answers on the control socket (is it running?):
+    """
+
+
+class DiscardRefused(SPCError):
+    """
+    The daemon did not remove the unfinished file:
     """
 
 

@@ -32,8 +32,8 @@ from spc.server.announced import AnnouncedChannels
 from spc.server.service import ServerService
 from spc.transport import tls
 from tests.faultproxy import DOWN, FaultProxy, frame
-from tests.test_service import WaitingReceiver
-from tests.test_session import cachedExchangeKey, cachedIdentity
+from tests.integration.test_service import WaitingReceiver
+from tests.common import cachedExchangeKey, cachedIdentity
 
 CBC, CHACHA, GCM = (s.suiteID for s in (A256CBC_HS512, CHACHA20_POLY1305, AES256_GCM))
 

@@ -30,7 +30,7 @@ from spc.transport import tls
 from spc.transport.channel import DEFAULT_HANDSHAKE_TIMEOUT, ChannelProtocol
 from spc.transport.tls import TLSPeer, explainFailure
 from tests.common import RecordingChannelOwner, clientIdentity, exchangeKeyDER
-from tests.test_sender import ServerTestCase, sharedIdentity
+from tests.integration.test_send import ServerTestCase, sharedIdentity
 
 
 def clientChannel(clock: Clock):
@@ -267,7 +267,7 @@ class ConnectionErrorTests(ServerTestCase):
         )
         self.assertTrue(
             str(error).endswith(
-                f"add this line to its authorized_keys: {sharedIdentity('client').fingerprint}"
+                f"fingerprint to its authorized_keys: {sharedIdentity('client').fingerprint}"
             ),
             str(error),
         )

@@ -13,7 +13,7 @@ import os
 from twisted.internet.defer import inlineCallbacks
 
 from spc.keys.tlscert import writeCertificate
-from tests.test_endtoend import Daemon, EndToEndTestCase, sharedIdentity
+from tests.integration.test_endtoend import Daemon, EndToEndTestCase, sharedIdentity
 
 
 class OneAddressTests(EndToEndTestCase):

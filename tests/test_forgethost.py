@@ -16,7 +16,7 @@ from twisted.trial import unittest
 from spc.cli import main
 from spc.errors import InsecurePath, TrustFileError
 from spc.keys.trust import KnownHosts
-from tests.test_identity import OTHER_FINGERPRINT, TEST_FINGERPRINT, writeFile
+from tests.unit.test_identity import OTHER_FINGERPRINT, TEST_FINGERPRINT, writeFile
 
 TEXT = f"""\
 # servers I trust

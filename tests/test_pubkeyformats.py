@@ -17,7 +17,7 @@ from spc.cli import main
 from spc.errors import BadPublicKey, KeyFileError
 from spc.keys import identity
 from tests.common import clientIdentity
-from tests.test_identity import writeFile
+from tests.unit.test_identity import writeFile
 
 
 class PublicKeyFormatTests(unittest.TestCase):

@@ -22,7 +22,7 @@ from spc.errors import (
     UnknownServerKey,
 )
 from spc.keys.trust import KnownHosts, PinnedKey, TrustDecision, loadServerTrust
-from tests.test_identity import OTHER_FINGERPRINT, TEST_FINGERPRINT, writeFile
+from tests.unit.test_identity import OTHER_FINGERPRINT, TEST_FINGERPRINT, writeFile
 
 
 class KeyDirTestCase(unittest.TestCase):

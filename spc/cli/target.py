@@ -24,8 +24,9 @@ __all__ = ["DEFAULT_PORT", "SendTarget", "parseServer", "sendTarget"]
 
 DEFAULT_PORT = 9000
 """
-The port of C{--server HOST} without one: the first port of the daemon
-that the README starts (C{--ports 9000-9003}).
+The port of C{--server HOST} without one, which must be the daemon's first
+port: that of the daemon the README starts (C{--ports 9000-9003}), and the
+first port C{spc receive} listens on unless told otherwise.
 """
 
 

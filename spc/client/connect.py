@@ -1,4 +1,4 @@
-# -*- test-case-name: tests.test_service -*-
+# -*- test-case-name: tests.memory.test_service,tests.integration.test_service -*-
 """
 The client end an application embeds: L{connect} opens a session with an
 spc server over one connection per channel, through a
@@ -36,7 +36,6 @@ from twisted.internet import protocol
 from twisted.internet.defer import Deferred, DeferredList, inlineCallbacks
 from twisted.internet.endpoints import HostnameEndpoint
 from twisted.internet.interfaces import IDelayedCall, IStreamClientEndpoint
-from twisted.logger import Logger
 
 from spc.addresses import parseHostPort
 from spc.crypto import asymmetric
@@ -115,7 +114,7 @@ class ClientSessionFactory:
     @ivar allowed: the suites this client accepts.
     """
 
-    log = Logger()
+    log = events.NamedLogger(events.CLIENT)
 
     def __init__(
         self,

@@ -1,4 +1,4 @@
-# -*- test-case-name: tests.test_transfer -*-
+# -*- test-case-name: tests.memory.test_receiving -*-
 """
 Receiving files (amendments A3, A12, A13, A14; the sending side is
 L{spc.files.sending}): each fragment is written at its offset into a partial
@@ -15,10 +15,10 @@ from typing import Callable
 from twisted.internet.defer import Deferred, DeferredLock
 from twisted.internet.interfaces import IDelayedCall, IReactorTime
 from twisted.internet.threads import deferToThread
-from twisted.logger import Logger, LogLevel
+from twisted.logger import LogLevel
 from twisted.python.failure import Failure
 
-from spc.errors import NameUnavailable, ProtocolError, ResourceLimitExceeded
+from spc.errors import NameUnavailable, ProtocolError, ResourceLimitExceeded, TransferWithdrawn
 from spc.files.progress import TransferProgress
 from spc.files.ranges import RangeSet
 from spc.files.store import FileStore, PartialFile
@@ -60,6 +60,8 @@ def refusal(error: BaseException) -> tuple[int, str]:
     """
     if isinstance(error, NameUnavailable):
         return filerecords.REFUSED_NAME, _bounded(str(error), filerecords.MAX_REFUSAL_TEXT)
+    if isinstance(error, TransferWithdrawn):
+        return filerecords.REFUSED_WITHDRAWN, _bounded(error.args[0], filerecords.MAX_REFUSAL_TEXT)
     if isinstance(error, ResourceLimitExceeded):
         text = error.args[0] if error.args and isinstance(error.args[0], str) else str(error)
         return filerecords.REFUSED_LIMIT, _bounded(text, filerecords.MAX_REFUSAL_TEXT)
@@ -103,7 +105,7 @@ class IncomingFiles:
     @ivar onStored: called with C{(name, path, size)} for each stored file.
     """
 
-    log = Logger()
+    log = events.NamedLogger(events.TRANSFER)
 
     def __init__(
         self,
@@ -115,9 +117,11 @@ class IncomingFiles:
         onStored: Callable[[str, str, int], None] = lambda name, path, size: None,
         runInThread: Callable[..., Deferred] = deferToThread,
         duplicateInterval: float = 5.0,
+        peerName: str | None = None,
     ) -> None:
         self._store = store
         self._peer = peer
+        self._peerName = peerName
         self._fragmentSize = fragmentSize
         self._send = sendControl
         self._clock = clock
@@ -194,11 +198,14 @@ class IncomingFiles:
         if len(self._active) >= MAX_ACTIVE_FILES:
             raise ResourceLimitExceeded("too many files at once")
         try:
-            partial = self._store.open(key, offer.name, offer.size, self._peer)
-        except (ResourceLimitExceeded, OSError) as error:
+            partial = self._store.open(
+                key, offer.name, offer.size, self._peer, self._peerName, offer.mtime
+            )
+        except (ResourceLimitExceeded, TransferWithdrawn, OSError) as error:
             self._warn("refused", "Refusing {name}: {error}", offer.name, error=str(error))
             self._answer(transfer, filerecords.FILE_REFUSED, (), *refusal(error))
             return
+        partial.onRelease = lambda reason: self._release(transfer, reason)
         self._active[transfer] = _Receiving(partial, self._clock.seconds())
         self._answer(
             transfer, filerecords.FILE_RESUME, partial.held.ranges()[: frames.MAX_ACK_RANGES]
@@ -236,6 +243,26 @@ class IncomingFiles:
         self.verifying.track(
             self._runInThread(self._store.makeDirectory, offer.name).addCallbacks(made, failed)
         )
+
+    def _release(self, transfer: bytes, reason: str) -> bool:
+        """
+        The store takes the file of C{transfer} from this session, for
+        C{reason}: stop receiving it, tell the sender why, and close it
+        once its pending disk work is done.  Its later records are dropped
+        as those of any ended transfer.
+
+        @return: whether it was let go; not while it is being verified.
+        """
+        receiving = self._active.get(transfer)
+        if receiving is None:
+            return True
+        if receiving.finishing:
+            return False
+        self._warn("released", "Stopped receiving {name}: {reason}", receiving.partial.name,
+                   reason=reason)
+        self._end(transfer, filerecords.FILE_REFUSED, filerecords.REFUSED_WITHDRAWN, reason)
+        receiving.disk.run(receiving.partial.close)
+        return True
 
     def _whyRefused(self, name: str, failure: Failure) -> tuple[int, str]:
         """
@@ -375,7 +402,7 @@ class IncomingFiles:
             if not hmac.compare_digest(partial.digest(), expected):
                 partial.discard()
                 return None
-            return partial.finish()
+            return partial.finish(expected)
 
         self.verifying.track(
             receiving.disk.run(self._runInThread, verify).addCallbacks(

@@ -1,4 +1,4 @@
-# -*- test-case-name: tests.test_transfer -*-
+# -*- test-case-name: tests.memory.test_receiving -*-
 """
 Sending a file: a L{spc.session.messenger.Source} that reads the next fragment
 only when the messenger can send it, hashes every byte in order as it
@@ -17,7 +17,6 @@ from typing import Callable, NamedTuple
 from automat import MethodicalMachine
 from twisted.internet.defer import Deferred
 from twisted.internet.interfaces import IReactorTime
-from twisted.logger import Logger
 from twisted.python.failure import Failure
 
 from spc.errors import FileFailed, FileRefused
@@ -113,7 +112,7 @@ class FileSender:
         stays L{None} when the receiver already had the whole file.
     """
 
-    log = Logger()
+    log = events.NamedLogger(events.TRANSFER)
     _machine = MethodicalMachine()
 
     def __init__(
@@ -161,7 +160,9 @@ class FileSender:
         return None
 
     def _offer(self):
-        offer = filerecords.FileOffer(self.transferID, self.size, self.name).encode()
+        offer = filerecords.FileOffer(
+            self.transferID, self.size, self.name, self._stat.st_mtime_ns
+        ).encode()
         self._offerTaken()
         return ("o", self.transferID), offer
 

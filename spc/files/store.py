@@ -1,4 +1,4 @@
-# -*- test-case-name: tests.test_filestore -*-
+# -*- test-case-name: tests.unit.test_store -*-
 """
 Where received files live on disk before and after they are complete.
 
@@ -14,6 +14,8 @@ replaced, and a partial or corrupt file never appears under a final name.
 A name that could not be stored is refused when it is offered, before any
 data is sent.  A completed transfer is remembered with the file it stored
 (L{spc.files.completed}), and counts as complete only while that file is there.
+The daemon's store also records each stored file in C{INBOX/files.jsonl}
+(L{spc.files.journal}), before the sender is told it is stored.
 """
 
 from __future__ import annotations
@@ -24,21 +26,36 @@ import os
 import time
 from typing import Callable, Iterator
 
-from spc.errors import ResourceLimitExceeded
+from spc.errors import ResourceLimitExceeded, TransferWithdrawn
 from spc.files.completed import CompletedTransfers, fileIdentity
-from spc.files.inboxtree import StoredFile, checkFolders, findFile, makeFolders, placeFile
-from spc.files.names import PARTIAL_DIRECTORY, RESERVED_NAMES, safeParts
+from spc.files.inboxtree import (
+    FILE_MODE,
+    FOLDER_MODE,
+    StoredFile,
+    checkFolders,
+    finalAttributes,
+    findFile,
+    makeFolders,
+    placeFile,
+)
+from spc.files.journal import Journal, receiptRecord
+from spc.files.names import PARTIAL_DIRECTORY, RECEIPTS_NAME, RESERVED_NAMES, safeParts
 from spc.files.ranges import RangeSet
+from spc.files.unfinished import KEEP_SECONDS, UnfinishedFiles
 from spc.keys.keyfiles import replaceFile, unlinkQuietly
+from spc.logs import events
+from spc.protocol.filerecords import NO_MTIME
 
-__all__ = ["FileStore", "PartialFile"]
+__all__ = ["KEEP_SECONDS", "FileStore", "PartialFile"]
 
 MAX_NAME_BYTES = 4096
 DEFAULT_RESERVE = 64 * 1024 * 1024
 DEFAULT_QUOTA = 256 * 1024**3
-KEEP_SECONDS = 24 * 3600
 EXPIRY_INTERVAL = 3600
 _HASH_BLOCK = 1024 * 1024
+TAKEN_OVER = "a newer session of this sender is receiving it"
+
+log = events.NamedLogger(events.TRANSFER)
 
 
 class PartialFile:
@@ -52,6 +69,15 @@ class PartialFile:
     @ivar claim: the store's record of this opening; once the store forgot
         it (the file completed, was discarded or revoked, or opened anew),
         nothing this object does touches the state file again.
+    @ivar peerName: the sender's name in C{authorized_keys}, for the
+        receipt of the stored file.
+    @ivar mtime: the sender's modification time of the file, in
+        nanoseconds, which the stored file keeps; L{NO_MTIME} for none.
+    @ivar onRelease: set by whoever receives the file: called with a
+        reason when the store takes the file from this opening (a newer
+        one of the same sender, or the operator), it stops receiving and
+        answers C{True}, or C{False} when it cannot let go (the file is
+        being verified).
     """
 
     def __init__(
@@ -60,6 +86,9 @@ class PartialFile:
     ) -> None:
         self._store = store
         self.claim = claim
+        self.peerName: str | None = None
+        self.mtime = NO_MTIME
+        self.onRelease: Callable[[str], bool] | None = None
         self.key = key
         self.name = name
         self.size = size
@@ -128,21 +157,27 @@ class PartialFile:
             offset += len(block)
         return digest.digest()
 
-    def finish(self) -> str:
+    def finish(self, digest: bytes | None = None) -> str:
         """
-        Put the verified file under its final name and forget the partial.
+        Put the verified file under its final name, forget the partial and
+        record the file's receipt.
 
+        @param digest: its SHA-256, as verified, for the receipt.
         @return: the final path.
         """
         os.fsync(self._descriptor)
-        os.close(self._descriptor)
-        self._descriptor = -1
+        try:
+            finalAttributes(self._descriptor, self._store.fileMode, self.mtime)
+        finally:
+            os.close(self._descriptor)
+            self._descriptor = -1
         try:
             stored = self._store.place(self.path, self.name)
         except BaseException:
             self.discard()
             raise
         self._store.forget(self.key, stored)
+        self._store.recordReceipt(self, stored, digest)
         return stored.path
 
     def discard(self) -> None:
@@ -153,15 +188,26 @@ class PartialFile:
         self.close()
         self._store.forget(self.key)
 
+    def release(self, reason: str) -> bool:
+        """
+        Ask whoever receives this file to let it go, for C{reason}.
+
+        @return: whether it did (or nobody receives it).
+        """
+        return self.onRelease is None or self.onRelease(reason)
+
     def close(self) -> None:
+        self._store.closed(self)
         if self._descriptor >= 0:
             os.close(self._descriptor)
             self._descriptor = -1
 
 
-class FileStore:
+class FileStore(UnfinishedFiles):
     """
-    Partial and finished files of an inbox directory.
+    Partial and finished files of an inbox directory; its unfinished files
+    as a whole are listed, removed, expired and revoked by
+    L{UnfinishedFiles}.
 
     @ivar directory: the inbox.
     @ivar quota: the most bytes one identity's unfinished files may
@@ -175,6 +221,14 @@ class FileStore:
         file, kept in memory so an offer costs no directory scan; the
         tuple is also the L{PartialFile.claim} of its latest opening.
     @ivar _completed: the completed transfers and what they stored.
+    @ivar _receipts: the C{files.jsonl} a receipt of each stored file goes
+        to, or L{None} for none.
+    @ivar _receiving: the open L{PartialFile} of each key being received:
+        at most one opening receives a file, and a newer one takes it from
+        an older one (L{open}).
+    @ivar fileMode: the permissions of a stored file (and of the receipts);
+        a partial file is 0600 until it is verified.
+    @ivar folderMode: the permissions of a folder made for stored files.
     """
 
     def __init__(
@@ -184,18 +238,31 @@ class FileStore:
         now: Callable[[], float] = time.time,
         reserved: frozenset[str] = frozenset(),
         quota: int = DEFAULT_QUOTA,
+        receipts: bool = False,
+        fileMode: int = FILE_MODE,
+        folderMode: int = FOLDER_MODE,
     ) -> None:
+        """
+        @param receipts: whether to record each stored file in
+            C{INBOX/files.jsonl} (the daemon does).
+        """
         self.directory = directory
         self.reserved = RESERVED_NAMES | frozenset(reserved)
         self.reserve = reserve
         self.quota = quota
+        self.fileMode = fileMode
+        self.folderMode = folderMode
         self._now = now
+        self._receipts = (
+            Journal(directory, RECEIPTS_NAME, log, fileMode) if receipts else None
+        )
         self._partials = os.path.join(directory, PARTIAL_DIRECTORY)
         os.makedirs(self._partials, mode=0o700, exist_ok=True)
         self._completed = CompletedTransfers(
             os.path.join(self._partials, "completed.json"), now, KEEP_SECONDS
         )
         self._owners: dict[str, tuple[str, int]] = dict(self._loadOwners())
+        self._receiving: dict[str, PartialFile] = {}
         self._lastExpiry = self._now()
         self.expire()
 
@@ -209,9 +276,6 @@ class FileStore:
 
     def partialPath(self, key: str) -> str:
         return os.path.join(self._partials, key + ".part")
-
-    def _statePath(self, key: str) -> str:
-        return os.path.join(self._partials, key + ".json")
 
     def completedName(self, key: str) -> str | None:
         """
@@ -258,14 +322,23 @@ class FileStore:
         checkFolders(self.directory, parts[:-1])
         return parts
 
-    def open(self, key: str, name: str, size: int, peer: str = "") -> PartialFile:
+    def open(
+        self, key: str, name: str, size: int, peer: str = "", peerName: str | None = None,
+        mtime: int = NO_MTIME,
+    ) -> PartialFile:
         """
-        The partial file for a transfer from C{peer}: resumed if its state
-        matches, new otherwise.
+        The partial file for a transfer from C{peer} (named C{peerName} in
+        C{authorized_keys}): resumed if its state matches, new otherwise.
+        Stored, it keeps the modification time C{mtime} (nanoseconds).
+
+        An older opening of the same transfer (a session that lingers after
+        its sender was interrupted, or runs beside a newer one) is asked to
+        let the file go first, so that one opening receives it.
 
         @raise NameUnavailable: when the name could not be stored.
         @raise ResourceLimitExceeded: when the file would not fit on disk
             beyond the reserve, or would take C{peer} over its quota.
+        @raise TransferWithdrawn: when an older opening is verifying it.
         """
         self.checkName(name)
         if self._now() - self._lastExpiry > EXPIRY_INTERVAL:
@@ -289,11 +362,19 @@ class FileStore:
         stats = os.statvfs(self._partials)
         if missing > stats.f_bavail * stats.f_frsize - self.reserve:
             raise ResourceLimitExceeded(f"no room for a file of {size} bytes")
+        older = self._receiving.get(key)
+        if older is not None and not older.release(TAKEN_OVER):
+            raise TransferWithdrawn(
+                "an earlier transfer of this file is being verified; send it again "
+                "to learn how that ended"
+            )
         if not len(held):
             unlinkQuietly(self.partialPath(key))
         claim = (peer, size)
         partial = PartialFile(self, key, name, size, held, claim)
+        partial.peerName, partial.mtime = peerName, mtime
         self._owners[key] = claim
+        self._receiving[key] = partial
         self.saveState(partial)
         return partial
 
@@ -320,11 +401,35 @@ class FileStore:
             0o600,
         )
 
+    def recordReceipt(
+        self, partial: PartialFile, stored: StoredFile, digest: bytes | None
+    ) -> None:
+        """
+        Append the receipt of a file just stored to C{files.jsonl}, if this
+        store keeps receipts.  The file is stored whether or not its
+        receipt could be written, so a failure is logged, not raised.
+        """
+        if self._receipts is None:
+            return
+        record = receiptRecord(
+            partial.claim[0], partial.peerName, partial.name, stored.name, partial.size,
+            digest, self._now(),
+        )
+        try:
+            self._receipts.append(record)
+        except OSError as error:
+            log.error(
+                "Stored {stored} but could not record it in {path}: {error}",
+                stored=stored.name, path=self._receipts.path, error=str(error),
+            )
+
     def place(self, source: str, name: str) -> StoredFile:
         """
         Link C{source} under the safe, unique final path for C{name}.
         """
-        return placeFile(self.directory, source, safeParts(name, self.reserved))
+        return placeFile(
+            self.directory, source, safeParts(name, self.reserved), self.folderMode
+        )
 
     def makeDirectory(self, name: str) -> str:
         """
@@ -337,7 +442,14 @@ class FileStore:
         @raise NameUnavailable: when a component names something that is not
             a folder.
         """
-        return makeFolders(self.directory, safeParts(name, self.reserved))
+        return makeFolders(self.directory, safeParts(name, self.reserved), self.folderMode)
+
+    def closed(self, partial: PartialFile) -> None:
+        """
+        C{partial} is closed: it receives its file no more.
+        """
+        if self._receiving.get(partial.key) is partial:
+            del self._receiving[partial.key]
 
     def forget(self, key: str, stored: StoredFile | None = None) -> None:
         """
@@ -345,40 +457,11 @@ class FileStore:
         completed if it C{stored} a file.
         """
         self._owners.pop(key, None)
+        self._receiving.pop(key, None)
         unlinkQuietly(self.partialPath(key))
         unlinkQuietly(self._statePath(key))
         if stored is not None:
             self._completed.add(key, stored.name, stored.status)
-
-    def expire(self) -> int:
-        """
-        Delete partial files untouched for a day.
-
-        @return: how many were deleted.
-        """
-        removed = 0
-        for entry in os.scandir(self._partials):
-            if entry.name.endswith(".json") and entry.name != "completed.json":
-                if self._now() - entry.stat().st_mtime > KEEP_SECONDS:
-                    self.forget(entry.name[: -len(".json")])
-                    removed += 1
-        return removed
-
-    def forgetUnless(self, admitted: Callable[[str], bool]) -> int:
-        """
-        Delete the unfinished files of every identity C{admitted} refuses:
-        a revoked sender can never resume them (A15).  Files recorded
-        without their sender are left to expire.
-
-        @return: how many were deleted.
-        """
-        revoked = [
-            key for key, (owner, _) in list(self._owners.items())
-            if owner and not admitted(owner)
-        ]
-        for key in revoked:
-            self.forget(key)
-        return len(revoked)
 
     def _loadOwners(self) -> Iterator[tuple[str, tuple[str, int]]]:
         for entry in os.scandir(self._partials):

@@ -1,4 +1,4 @@
-# -*- test-case-name: tests.test_wire -*-
+# -*- test-case-name: tests.unit.test_frames -*-
 """
 SPC/1 frame layouts: bytes in, named tuples out, and back.  The inner
 records that protected frames carry are in L{spc.protocol.records}.
@@ -19,8 +19,7 @@ import struct
 from typing import Callable, NamedTuple, Union
 
 from spc.errors import ProtocolError
-from spc.protocol.channelmap import CHANNEL_ENTRY_SIZE, MAX_CHANNELS, ChannelEntry
-from spc.protocol.channelmap import decodeChannelMap, encodeChannelMap
+from spc.protocol import channelmap
 from spc.protocol.timers import Timers
 
 # Framing.
@@ -34,6 +33,7 @@ MAX_VERSIONS = 8
 SERVER_HELLO = 0x01
 CLIENT_AUTH = 0x02
 SERVER_FINISHED = 0x04
+PAIR = 0x05  # the frames of a pairing (amendment A20), in spc.protocol.pairframes
 HS_ALERT = 0x0F
 PROTECTED = 0x10
 
@@ -63,8 +63,7 @@ MAX_SUITE_OVERHEAD = 64
 PROTECTED_HEADER = struct.Struct("!BBBB16sHIQ")
 PROTECTED_HEADER_SIZE = PROTECTED_HEADER.size
 
-# Inner records: the sizes the frame limits depend on (the records
-# themselves are in spc.protocol.records).
+# Inner records: the sizes the frame limits depend on (records: spc.protocol.records).
 TAG_SIZE = 4
 FRAGMENT_HEADER = struct.Struct("!QIIQB32s")
 FRAGMENT_HEADER_SIZE = FRAGMENT_HEADER.size
@@ -77,7 +76,9 @@ ALERT_UNSUPPORTED_VERSION = 1
 ALERT_HANDSHAKE_FAILURE = 2
 ALERT_BUSY = 3
 ALERT_TIMEOUT = 4
-ALERT_CODES = frozenset({1, 2, 3, 4})
+ALERT_NO_INVITE = 5  # pairing: no open invite has the code's slot
+ALERT_WRONG_CODE = 6  # pairing: the code's words were wrong; the invite is used up
+ALERT_CODES = frozenset({1, 2, 3, 4, 5, 6})
 
 _U8 = struct.Struct("!B")
 _VERSION_TYPE = struct.Struct("!BB")
@@ -185,8 +186,7 @@ def decodeRanges(reader: Reader, layout: struct.Struct) -> tuple[tuple[int, int]
 
 def encodeText(text: str, low: int, high: int, what: str) -> bytes:
     """
-    A UTF-8 text field as sent, its length bounded as L{decodeText} bounds
-    it.
+    A UTF-8 text field as sent, its length bounded as L{decodeText} bounds it.
 
     @raise ValueError: for a length outside C{low .. high} bytes.
     """
@@ -223,8 +223,7 @@ class ServerHello(NamedTuple):
     """
     F1: the server's choice of suite for this port, its fresh X25519 share
     and its RSA host key (the user's "server sends its cipher choice and RSA
-    public key"), and its C{channelMap}: every channel's suite and port
-    (amendment A19, L{spc.protocol.channelmap}).
+    public key"), and its channel map (A19, L{spc.protocol.channelmap}).
     """
 
     versions: tuple[int, ...]
@@ -234,7 +233,7 @@ class ServerHello(NamedTuple):
     nonce: bytes
     ephemeral: bytes
     hostKey: bytes
-    channelMap: tuple[ChannelEntry, ...]
+    channelMap: tuple[channelmap.ChannelEntry, ...]
 
     def encode(self) -> bytes:
         return b"".join(
@@ -245,7 +244,7 @@ class ServerHello(NamedTuple):
                     self.suite, self.channel, self.channelCount, self.nonce, self.ephemeral
                 ),
                 sized(self.hostKey),
-                encodeChannelMap(self.channelMap),
+                channelmap.encodeChannelMap(self.channelMap),
             )
         )
 
@@ -257,10 +256,11 @@ class ServerHello(NamedTuple):
             raise ProtocolError("bad version list")
         versions = tuple(reader.take(count))
         suite, channel, channelCount, nonce, ephemeral = reader.unpack(_HELLO_TAIL)
-        if not channel < channelCount <= MAX_CHANNELS:
+        if not channel < channelCount <= channelmap.MAX_CHANNELS:
             raise ProtocolError("channel index or count out of range")
         hostKey = reader.sized(MIN_SPKI_SIZE, MAX_SPKI_SIZE, "host key")
-        entries = decodeChannelMap(reader.take(CHANNEL_ENTRY_SIZE * channelCount), channelCount)
+        mapSize = channelmap.CHANNEL_ENTRY_SIZE * channelCount
+        entries = channelmap.decodeChannelMap(reader.take(mapSize), channelCount)
         reader.end()
         if entries[channel].suite != suite:
             raise ProtocolError("the channel map gives this channel another suite")

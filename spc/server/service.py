@@ -1,4 +1,4 @@
-# -*- test-case-name: tests.test_service -*-
+# -*- test-case-name: tests.memory.test_service,tests.integration.test_service -*-
 """
 The server end an application embeds: L{ServerService}, a C{MultiService}
 with one listening endpoint per channel, each building its connections
@@ -18,13 +18,13 @@ from twisted.application.service import MultiService
 from twisted.internet import protocol
 from twisted.internet.defer import Deferred, gatherResults
 from twisted.internet.endpoints import SSL4ServerEndpoint
-from twisted.logger import Logger
 from twisted.python.failure import Failure
 
 from spc.crypto.suites import Suite
 from spc.files.store import FileStore
 from spc.interfaces import IMessageReceiver
 from spc.keys.identity import Identity
+from spc.logs import events
 from spc.protocol import frames, records
 from spc.protocol.handshake import ChannelSpec, channelSpecs
 from spc.protocol.serverhandshake import ServerHandshake
@@ -87,6 +87,7 @@ class ServerChannelFactory(protocol.Factory):
             channelMap=(
                 self.announced.forConnection(channel.transport) if self.announced else None
             ),
+            pairing=directory.pairing if self.spec.channel == 0 else None,
         )
 
 
@@ -104,7 +105,7 @@ class ServerService(MultiService):
         once it listens.
     """
 
-    log = Logger()
+    log = events.NamedLogger(events.SESSION)
 
     def __init__(
         self,

@@ -1,4 +1,4 @@
-# -*- test-case-name: tests.test_channel,tests.test_lifetime -*-
+# -*- test-case-name: tests.memory.test_channel,tests.memory.test_lifetime -*-
 """
 One TCP connection of a session: framing, the handshake, the record layer.
 
@@ -29,13 +29,13 @@ from typing import Callable
 from twisted.internet import protocol
 from twisted.internet.defer import Deferred
 from twisted.internet.interfaces import IDelayedCall, IReactorTime
-from twisted.logger import Logger
 from twisted.python.failure import Failure
 
 from spc.addresses import formatHostPort
 from spc.errors import (
     EpochAhead,
     NoAnswer,
+    NotTLS,
     ProtocolError,
     SequenceExhausted,
     SPCError,
@@ -101,7 +101,7 @@ class ChannelProtocol(protocol.Protocol):
         failed TLS handshake is reported in those words.
     """
 
-    log = Logger()
+    log = events.NamedLogger(events.CHANNEL)
 
     def __init__(
         self,
@@ -210,7 +210,7 @@ class ChannelProtocol(protocol.Protocol):
             waiter.callback(None)
         if self.result is not None and reportDead:
             self._logDead(reason, fault)
-        if self.result is None and self.isServer and wasAlive and reason.check(TLSFailed):
+        if self.result is None and self.isServer and wasAlive and reason.check(TLSFailed, NotTLS):
             self.owner.handshakeRefused(self, "tls", str(reason.value), None)
         if self.result is not None or self.isServer:
             self.owner.channelLost(self, self._lostReason)
@@ -316,6 +316,15 @@ class ChannelProtocol(protocol.Protocol):
                     self._serverName(), self._handshakeTimeout, self.tlsPeer is not None
                 )
             self._life.fail(codeOrError)
+
+    def endWithoutSession(self) -> None:
+        """
+        Server: the connection served a pairing (A20), not a session; close
+        it once the last frame left, as after an alert.
+        """
+        self._cancelTimer()
+        self.dead = True
+        self._loseConnection(ALERT_LINGER)
 
     # Faults and timers.
 

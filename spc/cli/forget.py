@@ -1,4 +1,4 @@
-# -*- test-case-name: tests.test_forgethost -*-
+# -*- test-case-name: tests.unit.test_forget -*-
 """
 C{spc forget-host HOST:PORT}: remove a server's lines from C{known_hosts},
 its key and its TLS pin, as C{ssh-keygen -R} does for OpenSSH; the command

@@ -1,4 +1,4 @@
-# -*- test-case-name: tests.test_sendtrust -*-
+# -*- test-case-name: tests.unit.test_sendtrust -*-
 """
 What C{spc send} says about trust, beyond the checks of
 L{spc.keys.trust}: that it recorded a key or a TLS pin in C{known_hosts},

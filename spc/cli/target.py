@@ -1,4 +1,4 @@
-# -*- test-case-name: tests.test_sendtarget -*-
+# -*- test-case-name: tests.unit.test_target -*-
 """
 Where C{spc send} connects: the daemon named by one address
 (C{--server HOST[:PORT]}, or C{--server tls:HOST:PORT}), whose other

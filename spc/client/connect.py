@@ -1,4 +1,4 @@
-# -*- test-case-name: tests.memory.test_service,tests.integration.test_service -*-
+# -*- test-case-name: tests.memory.test_service,tests.integration.test_service,tests.integration.test_connect -*-
 """
 The client end an application embeds: L{connect} opens a session with an
 spc server over one connection per channel, through a

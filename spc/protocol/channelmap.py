@@ -1,4 +1,4 @@
-# -*- test-case-name: tests.test_channelmap -*-
+# -*- test-case-name: tests.unit.test_channelmap,tests.unit.test_frames -*-
 """
 The channel map a server announces in F1 (amendment A19): how many channels
 it serves and, for each, its cipher suite and the port a client reaches it

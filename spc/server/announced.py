@@ -1,4 +1,4 @@
-# -*- test-case-name: tests.test_announced -*-
+# -*- test-case-name: tests.unit.test_announced,tests.integration.test_connect -*-
 """
 What a server tells each connection of its channels (amendment A19): every
 channel's suite, and the port of every channel that a client can reach the

@@ -24,7 +24,7 @@ from zope.interface import implementer
 from spc.client.connect import connect
 from spc.crypto import asymmetric
 from spc.crypto.suites import A256CBC_HS512, AES256_GCM, CHACHA20_POLY1305
-from spc.errors import ChannelsMismatch, ClientNotAuthorized, ProtocolError, ServerBusy
+from spc.errors import ChannelsMismatch, ClientNotAuthorized, NoAnswer, ProtocolError, ServerBusy
 from spc.keys.trust import AllowAny, AuthorizedKeys, PinnedKey
 from spc.protocol import frames, records
 from spc.protocol.channelmap import ChannelExpectation
@@ -38,6 +38,7 @@ from spc.transport import channel
 from spc.transport.channel import ChannelProtocol
 from spc.transport.closing import ALERT_LINGER
 from spc.transport.framer import Framer
+from spc.transport.tls import TLSPeer
 from tests.common import (
     RecordingChannelOwner,
     clientIdentity,
@@ -844,3 +845,84 @@ class PendingLimitTests(unittest.SynchronousTestCase):
             if transport.disconnected:
                 protocol.connectionLost(Failure(iosim.error.ConnectionAborted()))
         self.assertEqual(server.directory.pendingHandshakes(), 2)
+
+
+def clientChannel(clock: Clock):
+    """
+    A client connection on a L{StringTransport} to 127.0.0.1:9000, made.
+
+    @return: C{(protocol, owner)}.
+    """
+    owner = RecordingChannelOwner()
+    identity = clientIdentity()
+
+    def makeHandshake(protocol):
+        return ClientHandshake(
+            ChannelExpectation(), identity.privateKey, identity.publicDER, exchangeKeyDER(),
+            lambda fingerprint: None, protocol,
+        )
+
+    client = ChannelProtocol(owner, makeHandshake, clock, isServer=False)
+    client.makeConnection(StringTransport(peerAddress=IPv4Address("TCP", "127.0.0.1", 9000)))
+    return client, owner
+
+
+class SilentServerTests(unittest.SynchronousTestCase):
+    """
+    A server that takes the connection and says nothing.
+    """
+
+    def test_noAnswer(self) -> None:
+        """
+        Silence until the handshake deadline is "no answer from HOST:PORT
+        within 10 s", not a protocol error: the peer sent nothing.
+        """
+        clock = Clock()
+        client, owner = clientChannel(clock)
+        clock.advance(channel.DEFAULT_HANDSHAKE_TIMEOUT)
+        [(_, error)] = owner.failed
+        self.assertIsInstance(error, NoAnswer)
+        self.assertNotIsInstance(error, ProtocolError)
+        self.assertTrue(
+            str(error).startswith("no answer from 127.0.0.1:9000 within 10 s; "), str(error)
+        )
+        self.assertIn("TLS port", str(error))
+        self.assertTrue(client.dead)
+
+    def test_closedWithoutAWord(self) -> None:
+        """
+        A server that closes before sending a byte is said to have closed
+        without answering.
+        """
+        client, owner = clientChannel(Clock())
+        client.connectionLost(Failure(ConnectionResetError()))
+        [(_, error)] = owner.failed
+        self.assertEqual(
+            str(error),
+            f"127.0.0.1:9000 closed the connection without answering; {NoAnswer.HINT}",
+        )
+
+    def test_closedOverTLS(self) -> None:
+        """
+        Over TLS, a close before any SPC/1 byte more likely means a port
+        without TLS, and the hint says so.
+        """
+        client, owner = clientChannel(Clock())
+        client.tlsPeer = TLSPeer("spc.example:9443", "spc.example")
+        client.connectionLost(Failure(ConnectionResetError()))
+        [(_, error)] = owner.failed
+        self.assertEqual(
+            str(error),
+            f"spc.example:9443 closed the connection without answering; {NoAnswer.TLS_HINT}",
+        )
+
+    def test_closedMidHandshake(self) -> None:
+        """
+        One that closes after it spoke is still a handshake cut short.
+        """
+        client, owner = clientChannel(Clock())
+        client.dataReceived(b"\x00\x00\x01")
+        client.connectionLost(Failure(ConnectionResetError()))
+        [(_, error)] = owner.failed
+        self.assertIsInstance(error, ProtocolError)
+        self.assertIn("closed during the handshake", str(error))

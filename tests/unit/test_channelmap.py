@@ -45,7 +45,7 @@ maps = st.lists(entries, min_size=1, max_size=MAX_CHANNELS).map(tuple)
 suiteSets = st.sets(st.sampled_from(SUITES), min_size=1).map(frozenset)
 
 
-class ChannelMapCodingTests(unittest.TestCase):
+class ChannelMapCodingTests(unittest.SynchronousTestCase):
     """
     The map's bytes: three per channel, strictly read.
     """
@@ -114,7 +114,7 @@ class ChannelMapCodingTests(unittest.TestCase):
             self.assertRaises(ProtocolError, frames.ServerHello.decode, bad.encode())
 
 
-class ChannelExpectationTests(unittest.TestCase):
+class ChannelExpectationTests(unittest.SynchronousTestCase):
     """
     What a client accepts of an announcement.
     """
@@ -239,7 +239,7 @@ def handshake(expect: ChannelExpectation, rewrite=None, channelMap=FOUR, channel
     return serverOwner, clientOwner
 
 
-class AnnouncementHandshakeTests(unittest.TestCase):
+class AnnouncementHandshakeTests(unittest.SynchronousTestCase):
     """
     The map in a real handshake, and a man in the middle who rewrites it.
     """

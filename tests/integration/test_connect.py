@@ -1,148 +1,33 @@
 """
-Tests for L{spc.server.announced} and for opening a session from one
-address (amendment A19): what each connection is told of the server's
-channels, and L{spc.client.connect.connect} given one endpoint, over real
-loopback TCP, plain and TLS.
+Tests for L{spc.client.connect.connect} against real servers on loopback:
+the session opened from one address (amendment A19), plain and TLS, and
+what the client says when a connection goes wrong (issue 12, part 3).
 """
 
 from __future__ import annotations
 
 from twisted.application.service import MultiService
-from twisted.internet import reactor
-from twisted.internet.address import IPv4Address, IPv6Address, UNIXAddress
+from twisted.internet import protocol, reactor
 from twisted.internet.defer import inlineCallbacks
 from twisted.internet.endpoints import TCP4ClientEndpoint, serverFromString
 from twisted.internet.interfaces import ISSLTransport
 from twisted.internet.task import deferLater
-from twisted.trial.unittest import SynchronousTestCase, TestCase
-from zope.interface import implementer
+from twisted.trial.unittest import TestCase
 
 from spc.client.connect import connect
-from spc.errors import ClientNotAuthorized
 from spc.client.send import sameKindEndpoints
 from spc.crypto import asymmetric
 from spc.crypto.suites import A256CBC_HS512, AES256_GCM, CHACHA20_POLY1305
-from spc.errors import ChannelsMismatch
+from spc.errors import ChannelsMismatch, ClientNotAuthorized, NoAnswer, NotTLS, TLSFailed
 from spc.keys.tlscert import writeCertificate
 from spc.keys.trust import AuthorizedKeys, PinnedKey
 from spc.protocol import records
-from spc.protocol.channelmap import NO_PORT, ChannelEntry
-from spc.protocol.handshake import channelSpecs
-from spc.server.announced import AnnouncedChannels
 from spc.server.service import ServerService
 from spc.transport import tls
-from tests.faultproxy import DOWN, FaultProxy, frame
-from tests.integration.test_service import WaitingReceiver
 from tests.common import cachedExchangeKey, cachedIdentity
-
-CBC, CHACHA, GCM = (s.suiteID for s in (A256CBC_HS512, CHACHA20_POLY1305, AES256_GCM))
-
-
-class FakePort:
-    def __init__(self, address) -> None:
-        self._address = address
-
-    def getHost(self):
-        return self._address
-
-
-class FakeTransport:
-    def __init__(self, address) -> None:
-        self._address = address
-
-    def getHost(self):
-        return self._address
-
-
-@implementer(ISSLTransport)
-class FakeTLSTransport(FakeTransport):
-    def getPeerCertificate(self):
-        return None
-
-
-def announced(*listeners, tlsChannels=()):
-    """
-    L{AnnouncedChannels} for one channel per listening address in
-    C{listeners} (L{None}: it did not listen), with the default suites.
-    """
-    channels = AnnouncedChannels(
-        channelSpecs(len(listeners)), [i in tlsChannels for i in range(len(listeners))]
-    )
-    for index, address in enumerate(listeners):
-        channels.listening(index, None if address is None else FakePort(address))
-    return channels
-
-
-def tcp(host: str, port: int):
-    return (IPv6Address if ":" in host else IPv4Address)("TCP", host, port)
-
-
-class AnnouncedChannelsTests(SynchronousTestCase):
-    """
-    Which ports a connection is told: those it can reach the way it came.
-    """
-
-    def test_sameAddress(self) -> None:
-        """
-        Every channel listening on the address a connection arrived at is
-        announced with its port, with every channel's suite.
-        """
-        channels = announced(*(tcp("127.0.0.1", 9000 + i) for i in range(4)))
-        self.assertEqual(
-            channels.forConnection(FakeTransport(tcp("127.0.0.1", 9000))),
-            (ChannelEntry(CBC, 9000), ChannelEntry(CHACHA, 9001),
-             ChannelEntry(CBC, 9002), ChannelEntry(CHACHA, 9003)),
-        )
-
-    def test_everyAddress(self) -> None:
-        """
-        A listener on every IPv4 address is reachable at any IPv4 address
-        (an IPv4 address mapped into IPv6 included) but not at an IPv6 one;
-        one on C{::} at any address.
-        """
-        channels = announced(tcp("0.0.0.0", 9000), tcp("::", 9001))
-        for arrived, ports in [
-            (tcp("10.1.2.3", 9000), [9000, 9001]),
-            (tcp("::ffff:10.1.2.3", 9001), [9000, 9001]),
-            (tcp("fe80::1", 9001), [NO_PORT, 9001]),
-        ]:
-            entries = channels.forConnection(FakeTransport(arrived))
-            self.assertEqual([entry.port for entry in entries], ports, arrived)
-
-    def test_otherAddress(self) -> None:
-        """
-        A channel that listens on another address than the connection
-        reached, or not over TCP, or did not listen, is announced without
-        a port, with its suite.
-        """
-        channels = announced(
-            tcp("127.0.0.1", 9000), tcp("127.0.0.2", 9001), UNIXAddress("/tmp/s"), None
-        )
-        entries = channels.forConnection(FakeTransport(tcp("127.0.0.1", 9000)))
-        self.assertEqual([entry.port for entry in entries], [9000, NO_PORT, NO_PORT, NO_PORT])
-        self.assertEqual([entry.suite for entry in entries], [CBC, CHACHA, CBC, CHACHA])
-
-    def test_sameKind(self) -> None:
-        """
-        A connection over TLS is told the TLS ports, a plain one the plain
-        ports.
-        """
-        channels = announced(
-            tcp("127.0.0.1", 9443), tcp("127.0.0.1", 9000), tcp("127.0.0.1", 9444),
-            tlsChannels=(0, 2),
-        )
-        overTLS = channels.forConnection(FakeTLSTransport(tcp("127.0.0.1", 9443)))
-        self.assertEqual([entry.port for entry in overTLS], [9443, NO_PORT, 9444])
-        plain = channels.forConnection(FakeTransport(tcp("127.0.0.1", 9000)))
-        self.assertEqual([entry.port for entry in plain], [NO_PORT, 9000, NO_PORT])
-
-    def test_unixConnection(self) -> None:
-        """
-        A connection over a UNIX socket is told no port at all.
-        """
-        channels = announced(tcp("0.0.0.0", 9000))
-        entries = channels.forConnection(FakeTransport(UNIXAddress("/tmp/s")))
-        self.assertEqual(entries, (ChannelEntry(CBC, NO_PORT),))
+from tests.faultproxy import DOWN, FaultProxy, frame
+from tests.integration.test_send import ServerTestCase, sharedIdentity
+from tests.integration.test_service import WaitingReceiver
 
 
 class OneAddressTests(TestCase):
@@ -311,7 +196,6 @@ class OneAddressTests(TestCase):
         for index in (0, 2):
             self.assertTrue(ISSLTransport.providedBy(session.channels[index].transport))
 
-
     @inlineCallbacks
     def test_mapRewrittenOnTheWire(self):
         """
@@ -333,3 +217,115 @@ class OneAddressTests(TestCase):
         self.assertEqual(self.service.directory.sessions, {})
         session = yield self.open(endpoints, name)
         self.assertEqual(sorted(session.channels), [0, 1])
+
+
+class ConnectionErrorTests(ServerTestCase):
+    """
+    What L{connect} fails with when a connection goes wrong: a server that
+    never answers, a port that does or does not speak TLS, a certificate
+    no authority vouches for.
+    """
+
+    timeout = 20
+
+    @inlineCallbacks
+    def startTLSServer(self):
+        """
+        Start a server with one TLS channel.
+
+        @return: its certificate.
+        """
+        certificate = writeCertificate("localhost", self.mktemp())
+        description = (
+            f"ssl:0:privateKey={certificate.keyPath}:certKey={certificate.certificatePath}"
+            ":interface=127.0.0.1"
+        )
+        self.server = sharedIdentity("server")
+        self.service = ServerService(
+            reactor,
+            [tls.serverEndpoint(reactor, tls.parseServerDescription(description))],
+            self.server,
+            AuthorizedKeys.parse(f"{sharedIdentity('client').fingerprint} test\n", "test"),
+            None,
+        )
+        self.service.startService()
+        self.addCleanup(self.service.stopService)
+        self.ports = [port.getHost().port for port in (yield self.service.whenListening())]
+        return certificate
+
+    def listen(self, factory):
+        port = reactor.listenTCP(0, factory, interface="127.0.0.1")
+        self.addCleanup(port.stopListening)
+        return port.getHost().port
+
+    def open(self, endpoint, hostPort: str, **options):
+        return connect(
+            reactor, endpoint, sharedIdentity("client"),
+            PinnedKey(sharedIdentity("server").fingerprint), hostPort, **options,
+        )
+
+    @inlineCallbacks
+    def test_silentPort(self):
+        """
+        A port that accepts and never answers fails with L{NoAnswer} at the
+        handshake deadline, naming the address.
+        """
+        port = self.listen(protocol.Factory.forProtocol(protocol.Protocol))
+        error = yield self.assertFailure(
+            self.open(TCP4ClientEndpoint(reactor, "127.0.0.1", port), f"127.0.0.1:{port}",
+                      handshakeTimeout=0.2),
+            NoAnswer,
+        )
+        self.assertTrue(str(error).startswith(f"no answer from 127.0.0.1:{port} within 0.2 s"))
+
+    @inlineCallbacks
+    def test_plainToTLSPort(self):
+        """
+        Plain TCP to a TLS port gets no answer (TLS waits for the client
+        to speak first), and the message says a TLS port wants tls:.
+        """
+        yield self.startTLSServer()
+        port = self.ports[0]
+        error = yield self.assertFailure(
+            self.open(TCP4ClientEndpoint(reactor, "127.0.0.1", port), f"127.0.0.1:{port}",
+                      handshakeTimeout=0.5),
+            NoAnswer,
+        )
+        self.assertIn("then connect with tls:", str(error))
+
+    @inlineCallbacks
+    def test_tlsToPlainPort(self):
+        """
+        TLS to a plain spc port fails with L{NotTLS}, exit code 1.
+        """
+        yield self.startServer(channels=1)
+        port = self.ports[0]
+        error = yield self.assertFailure(
+            self.open(
+                tls.tlsClientEndpoint(reactor, "127.0.0.1", port, pins=["SHA256:" + "A" * 43]),
+                f"127.0.0.1:{port}",
+            ),
+            NotTLS,
+        )
+        self.assertEqual(error.exitCode, 1)
+        self.assertIn(f"127.0.0.1:{port} does not speak TLS", str(error))
+
+    @inlineCallbacks
+    def test_untrustedCertificateHint(self):
+        """
+        A certificate that the trust roots do not vouch for is refused
+        (exit code 3) with the ways to trust it.
+        """
+        yield self.startTLSServer()
+        other = writeCertificate("localhost", self.mktemp())
+        port = self.ports[0]
+        error = yield self.assertFailure(
+            self.open(
+                tls.tlsClientEndpoint(reactor, "localhost", port, other.certificatePath),
+                f"localhost:{port}",
+            ),
+            TLSFailed,
+        )
+        self.assertEqual(error.exitCode, 3)
+        self.assertIn("certificate verify failed", str(error))
+        self.assertIn("--tls-fingerprint", str(error))

@@ -84,17 +84,20 @@ class SendOptions(KeyDirMixin, SuiteMapOption, ReactorCommand):
         "[--message TEXT|-]... [--message-file FILE]... [FILE|DIR|- --name NAME]..."
     )
     epilog = f"""
+--server HOST is HOST:{DEFAULT_PORT}; the port given must be the daemon's first
+port, and its other channels are opened at the ports it announces.
+
 Messages and files may also come from stdin: --message - reads a message,
 the file argument - a file (stored under --name NAME), and with nothing
 else to send, stdin that is not a terminal is sent as one message.
 
 Examples:
-  spc send --code 4-orbit-velvet --server HOST:9000 --ports 9000-9003 report.pdf
-  spc send --server HOST --ports 9000-9003 --accept-new report.pdf photos/
-  spc send --server HOST --ports 9000-9003 --message 'backup done'
-  spc send --server HOST --ports 9000-9003 --message-file notes.txt
-  echo 'backup done' | spc send --server HOST --ports 9000-9003
-  tar c photos | spc send --server HOST --ports 9000-9003 - --name photos.tar
+  spc send --code 4-orbit-velvet --server HOST report.pdf
+  spc send --server HOST --accept-new report.pdf photos/
+  spc send --server HOST:9100 --message 'backup done'
+  spc send --server HOST --message-file notes.txt
+  echo 'backup done' | spc send --server HOST
+  tar c photos | spc send --server HOST - --name photos.tar
 
 Exit codes:
   0    the daemon confirmed every message, file and folder
@@ -107,7 +110,7 @@ Exit codes:
 """
     optParameters = [
         ["server", None, None,
-         f"The daemon: HOST[:PORT] (port {DEFAULT_PORT} by default) or "
+         f"The daemon: HOST[:PORT], PORT its first port ({DEFAULT_PORT} by default), or "
          "tls:HOST:PORT[:trustRoots=PATH]; its other channels are opened at "
          "the ports it announces. With --ports or --connect, a HOST to name "
          "it in known_hosts."],

@@ -481,14 +481,41 @@ class HelpTests(unittest.SynchronousTestCase):
         """
         self.spc("send", "--help")
         examples = self.out[self.out.index("\nExamples:\n") :]
-        self.assertIn(
-            "\n  echo 'backup done' | spc send --server HOST --ports 9000-9003\n", examples
-        )
+        self.assertIn("\n  echo 'backup done' | spc send --server HOST\n", examples)
         self.assertIn(" - --name photos.tar\n", examples)
         codes = self.out[self.out.index("\nExit codes:\n") :].splitlines()[2:]
         self.assertEqual(
             [line.split()[0] for line in codes], ["0", "1", "2", "3", "4", "5", "130"]
         )
+
+    def test_sendExamplesOneAddress(self) -> None:
+        """
+        C{spc send --help} says which port C{--server HOST} means and that
+        it must be the daemon's first, and every example names the daemon
+        by that one address and parses so.
+        """
+        self.spc("send", "--help")
+        text = " ".join(self.out.split())
+        self.assertIn(
+            "--server HOST is HOST:9000; the port given must be the daemon's first port", text
+        )
+        self.assertIn("PORT its first port (9000 by default)", text)
+        examples = self.out[self.out.index("\nExamples:\n") : self.out.index("\nExit codes:")]
+        shown = [line.split("spc send ")[1] for line in examples.splitlines()[2:] if line]
+        self.assertEqual(len(shown), 6)
+        workspace = self.mktemp()
+        os.makedirs(os.path.join(workspace, "photos"))
+        for name in ("report.pdf", "notes.txt"):
+            with open(os.path.join(workspace, name), "w") as f:
+                f.write("x")
+        cwd = os.getcwd()
+        os.chdir(workspace)
+        self.addCleanup(os.chdir, cwd)
+        for example in shown:
+            options = main.SPCOptions()
+            options.parseOptions(["send", *example.replace("'backup done'", "done").split()])
+            self.assertTrue(options.subOptions["one-address"], example)
+            self.assertEqual(len(options.subOptions["endpoints"]), 1, example)
 
     def test_noStraySpacing(self) -> None:
         """

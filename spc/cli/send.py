@@ -363,7 +363,7 @@ Exit codes:
             pins,
             self["folders"],
             oneAddress=self["one-address"],
-            notify=lambda line: context.stderr.write(f"spc: {line}\n"),
+            notify=lambda line: bar.say(f"spc: {line}"),
         )
         result = send(reactor, request)
         result.addBoth(bar.close)

@@ -231,6 +231,30 @@ class ProgressBarTests(unittest.SynchronousTestCase):
         self.bar.fileDelivered("a.bin")
         self.assertEqual(self.stream.getvalue(), written)
 
+    def test_saidAboveTheBar(self) -> None:
+        """
+        A notice (a busy server's retry) takes a line of its own, not the
+        end of the bar's, and the bar is drawn again below it.
+        """
+        self.books(("a.bin", 100)).reporter("a.bin")(50)
+        self.bar.say("spc: server busy, retrying in 0.5 s")
+        shown = frames(self.stream.getvalue())
+        self.assertEqual(shown[-2], "spc: server busy, retrying in 0.5 s")
+        self.assertRegex(shown[-1], r"^a\.bin  50%")
+        self.assertIn("\rspc: server busy, retrying in 0.5 s\n", self.stream.getvalue())
+
+    def test_saidWithoutABar(self) -> None:
+        """
+        A notice is written whether or not a bar is drawn: before the
+        first file, on a stream that is not a terminal, with
+        C{--no-progress}.
+        """
+        for stream, enabled in ((self.stream, True), (io.StringIO(), True), (Terminal(), False)):
+            bar = ProgressBar(stream, self.clock, enabled=enabled)
+            bar.say("spc: server busy, retrying in 0.5 s")
+            bar.close()
+            self.assertEqual(stream.getvalue(), "spc: server busy, retrying in 0.5 s\n")
+
     def test_notATerminal(self) -> None:
         """
         On a stream that is not a terminal nothing is written, not even a

@@ -11,6 +11,7 @@ by L{SPCError.__str__}.
 __all__ = [
     "AuthenticationFailed",
     "BadPublicKey",
+    "ChannelsMismatch",
     "ClientNotAuthorized",
     "ConfigurationError",
     "ConnectFailed",
@@ -27,6 +28,8 @@ __all__ = [
     "MessageAbandoned",
     "MessageTooLarge",
     "NameUnavailable",
+    "NoAnswer",
+    "NotTLS",
     "PeerBusy",
     "ProtocolError",
     "ResourceLimitExceeded",
@@ -34,6 +37,7 @@ __all__ = [
     "SequenceExhausted",
     "ServerBusy",
     "ServerKeyChanged",
+    "ServerKeyMismatch",
     "ServerShuttingDown",
     "SessionClosed",
     "SessionReset",
@@ -72,6 +76,25 @@ class ConfigurationError(SPCError):
     """
 
     exitCode = 2
+
+
+class ChannelsMismatch(ConfigurationError):
+    """
+    The daemon's channels do not match this client's options.
+
+    Made from the one sentence that says how, in words that stand alone
+    ("the daemon has 4 channels ...; you gave 1: ..."), which is the
+    message shown.
+
+    @ivar why: that sentence.
+    """
+
+    def __init__(self, why: str) -> None:
+        super().__init__(why)
+        self.why = why
+
+    def __str__(self) -> str:
+        return self.why
 
 
 class ProtocolError(SPCError):
@@ -122,6 +145,38 @@ class ServerBusy(HandshakeRefused):
     """
     The server is busy; spc retries with backoff.
     """
+
+
+class NoAnswer(SPCError):
+    """
+    The server took the connection but did not speak SPC/1.
+
+    @ivar where: C{HOST:PORT} of the server, or L{None} until the
+        connection, which knows it, fills it in.
+    @ivar seconds: how long this end waited, or L{None} if the server
+        closed the connection without a word.
+    @ivar tls: whether the connection ran over TLS, which changes the likely
+        cause.
+    """
+
+    HINT = "is the daemon stopped, or is this a TLS port (then connect with tls:)?"
+    TLS_HINT = "is the daemon stopped, or does this port speak no TLS (then connect without tls:)?"
+
+    def __init__(
+        self, where: str | None = None, seconds: float | None = None, tls: bool = False
+    ) -> None:
+        super().__init__(*(arg for arg in (where, seconds) if arg is not None))
+        self.where = where
+        self.seconds = seconds
+        self.tls = tls
+
+    def __str__(self) -> str:
+        hint = self.TLS_HINT if self.tls else self.HINT
+        if self.where is None:
+            return f"the server took the connection but did not speak SPC/1; {hint}"
+        if self.seconds is None:
+            return f"{self.where} closed the connection without answering; {hint}"
+        return f"no answer from {self.where} within {self.seconds:g} s; {hint}"
 
 
 class KeyFileError(SPCError):
@@ -191,13 +246,35 @@ class ServerKeyChanged(TrustError):
     WARNING: THE SERVER'S KEY HAS CHANGED. Someone may be intercepting the
     connection, or the server was given a new key. Nothing was sent. Expected
     and received fingerprints:
+
+    @ivar advice: what to do about it, said last, or L{None}.
+    """
+
+    advice: str | None = None
+
+    def __str__(self) -> str:
+        text = super().__str__()
+        return f"{text}; {self.advice}" if self.advice else text
+
+
+class ServerKeyMismatch(ServerKeyChanged):
+    """
+    The server's key is not the one --server-fingerprint names; check the
+    fingerprint for a typo, or ask the server's operator for it. Nothing was
+    sent. Expected and received fingerprints:
+
+    A subclass of L{ServerKeyChanged}, so that code that refuses a changed
+    key refuses this too; its message claims no change, since nothing was
+    ever recorded.
     """
 
 
 class ClientNotAuthorized(TrustError):
     """
-    The server refused this client; ask its operator to add the client's
-    fingerprint to authorized_keys.
+    The server refused this client; ask its operator to add this client's
+    fingerprint to its authorized_keys:
+
+    The client adds its fingerprint as the detail, the line to paste.
     """
 
 
@@ -229,6 +306,16 @@ class InviteRefused(SPCError):
 class TLSFailed(TrustError):
     """
     TLS:
+    """
+
+
+class NotTLS(SPCError):
+    """
+    TLS:
+
+    The peer answered, but not in TLS: no trust was refused, so this is no
+    L{TLSFailed}, and the exit code is that of a failure, not of a trust
+    failure.
     """
 
 

@@ -24,6 +24,7 @@ from spc.crypto.suites import A256CBC_HS512, AES256_GCM, CHACHA20_POLY1305, SUIT
 from spc.keys import identity
 from spc.keys.identity import Identity
 from spc.protocol import frames
+from spc.protocol.channelmap import ChannelExpectation
 from spc.protocol.handshake import ChannelSpec
 from tests.fakes import FakeDirectory
 
@@ -40,6 +41,7 @@ __all__ = [
     "cachedKey",
     "clientIdentity",
     "countPrivateOperations",
+    "expectFor",
     "exchangeKey",
     "exchangeKeyDER",
     "inlineKeyPool",
@@ -230,6 +232,14 @@ LOW_ORDER_SHARES = [
 
 def specFor(suite=CHACHA20_POLY1305, channel: int = 0, channelCount: int = 2) -> ChannelSpec:
     return ChannelSpec(channel, channelCount, suite)
+
+
+def expectFor(spec: ChannelSpec) -> ChannelExpectation:
+    """
+    A client that expects C{spec}'s channel of as many, and accepts only
+    its suite, on any channel.
+    """
+    return ChannelExpectation(spec.channel, spec.channelCount, frozenset({spec.suite}))
 
 
 # Recording owners.

@@ -1,8 +1,8 @@
 # -*- test-case-name: tests.unit.test_cli -*-
 """
 The C{spc} command: C{spc keygen}, C{spc fingerprint}, C{spc tls-cert},
-C{spc receive}, C{spc send}, C{spc invite}, C{spc pair}, C{spc demo},
-C{spc status} and C{spc discard}.
+C{spc receive}, C{spc send}, C{spc forget-host}, C{spc invite}, C{spc pair},
+C{spc demo}, C{spc status} and C{spc discard}.
 
 Every subcommand is a L{spc.cli.command.Command} subclass with a C{run}
 method; to add one, list it in L{SPCOptions.subCommands}. L{main} turns the errors a user can
@@ -32,6 +32,7 @@ from spc.cli.command import (
 )
 from spc.cli.demo import DemoOptions
 from spc.cli.discard import DiscardOptions
+from spc.cli.forget import ForgetHostOptions
 from spc.cli.keys import FingerprintOptions, KeygenOptions, TLSCertOptions
 from spc.cli.pair import InviteOptions, PairOptions
 from spc.cli.receive import ReceiveOptions
@@ -54,6 +55,8 @@ class SPCOptions(_BaseOptions):
         ["tls-cert", None, TLSCertOptions, "Make a TLS key and self-signed certificate."],
         ["receive", None, ReceiveOptions, "Receive files from one sender, paired by a code."],
         ["send", None, SendOptions, "Send messages to an spc daemon."],
+        ["forget-host", None, ForgetHostOptions,
+         "Remove a server's key from known_hosts (after it changed)."],
         ["invite", None, InviteOptions, "Ask the daemon for a one-time pairing code."],
         ["pair", None, PairOptions, "Pair with a daemon using its one-time code."],
         ["demo", None, DemoOptions, "Run a server and a client on loopback."],

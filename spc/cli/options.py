@@ -1,9 +1,9 @@
 # -*- test-case-name: tests.unit.test_tap,tests.memory.test_tap -*-
 """
 Command-line values the daemon (L{spc.tap}) and the sender
-(L{spc.cli.send}) read alike: port lists, sizes, seconds and the
-per-channel suite map.  Both ends must agree on the last, so they share
-one parser.
+(L{spc.cli.send}) read alike: port lists, sizes, seconds and suite lists
+(the daemon's map of a suite per channel, which it announces; the suites
+a sender accepts).
 
 The daemon's status options live here too: the control socket's path is
 resolved alike by the daemon that binds it and by C{spc status}
@@ -135,15 +135,16 @@ def flushLeft(method):
 
 class SuiteMapOption:
     """
-    The C{--suites} option, which the daemon and the sender share: both
-    ends must configure the same map, nothing is negotiated.
+    The C{--suites} option, which the daemon and the sender share: the
+    daemon's suite per channel, which it announces in every handshake, and
+    the suites a sender accepts (it overrides the help).
     """
 
     @flushLeft
     def opt_suites(self, text: str) -> None:
         """Cipher suite of each channel, comma-separated, e.g.
         aes-256-cbc,chacha20,aes-256-gcm (default: even channels
-        AES-256-CBC, odd ChaCha20). Both ends must use the same map."""
+        AES-256-CBC, odd ChaCha20); senders are told it."""
         try:
             self["suites"] = parseSuiteMap(text)  # type: ignore[index]
         except SPCError as error:

@@ -25,6 +25,7 @@ from spc.addresses import formatHostPort, parseHostPort
 from spc.cli.command import EXIT_FAILURE, EXIT_OK, Context, KeyDirMixin, ReactorCommand
 from spc.cli.options import checkSocketPath, defaultControlSocket, parseSeconds
 from spc.cli.status import STATUS_TIMEOUT, unreadable
+from spc.cli.target import DEFAULT_PORT
 from spc.client.pair import pair
 from spc.errors import DaemonNotRunning, InviteRefused, StatusUnavailable
 from spc.keys.identity import loadOrMakeIdentity
@@ -35,18 +36,12 @@ from spc.status.control import requestInvite
 from spc.text import withoutControls
 
 __all__ = [
-    "DEFAULT_PORT",
     "InviteOptions",
     "PairOptions",
     "parseDuration",
     "parseServer",
     "reportIdentity",
 ]
-
-DEFAULT_PORT = 9000
-"""
-The first port a daemon or C{spc receive} listens on unless told otherwise.
-"""
 
 _UNITS = {"s": 1, "m": 60, "h": 3600, "d": 86400}
 

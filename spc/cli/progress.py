@@ -159,6 +159,17 @@ class ProgressBar(SendObserver):
         self._current = "receiving"
         self._draw()
 
+    def say(self, line: str) -> None:
+        """
+        Show C{line} on a line of its own, whether or not a bar is drawn (a
+        notice such as a busy server's retry), and the bar again below it.
+        """
+        if self._bar is not None:
+            self._bar.clear()
+        self._stream.write(line + "\n")
+        if self._bar is not None:
+            self._bar.refresh()
+
     def close(self, passThrough=None):
         """
         Remove the bar for good; usable as a callback and an errback.

@@ -1,4 +1,4 @@
-# -*- test-case-name: tests.integration.test_receive -*-
+# -*- test-case-name: tests.unit.test_receive,tests.integration.test_receive -*-
 """
 C{spc receive}: a receiver in the foreground, the shortest way to move
 files (issue 13, part 2).
@@ -33,8 +33,9 @@ from zope.interface import implementer
 from spc.addresses import formatHostPort
 from spc.cli.command import EXIT_FAILURE, EXIT_OK, Context, KeyDirMixin, ReactorCommand
 from spc.cli.options import MAX_CHANNELS
-from spc.cli.pair import DEFAULT_PORT, hostForOthers, minutes, parseDuration, reportIdentity
+from spc.cli.pair import hostForOthers, minutes, parseDuration, reportIdentity
 from spc.cli.progress import ProgressBar
+from spc.cli.target import DEFAULT_PORT
 from spc.cli.units import formatSize
 from spc.errors import ConfigurationError, SessionReset
 from spc.files.names import PARTIAL_DIRECTORY, withoutControls
@@ -58,14 +59,12 @@ Seconds a paired sender has to open its session.
 """
 
 
-def senderCommand(code: str, host: str, ports: list[int]) -> str:
+def senderCommand(code: str, host: str, port: int) -> str:
     """
-    The command the sender runs.  C{--ports} names every channel until
-    the sender learns them from the first port's hello (amendment A19).
+    The command the sender runs: the first port is enough, the others are
+    announced in its hello (amendment A19).
     """
-    server = formatHostPort(host, ports[0])
-    portList = str(ports[0]) if len(ports) == 1 else f"{ports[0]}-{ports[-1]}"
-    return f"spc send --code {code} --server {server} --ports {portList} FILE..."
+    return f"spc send --code {code} --server {formatHostPort(host, port)} FILE..."
 
 
 def _listening(port: int, interface: str) -> str:
@@ -213,7 +212,7 @@ class _Run:
         out.write(
             f"Receiving into {self._printer.directory} as {fingerprint}\n"
             "On the sending machine, run:\n"
-            f"    {senderCommand(str(made.code), host, options['ports'])}\n"
+            f"    {senderCommand(str(made.code), host, options['ports'][0])}\n"
             f"The code works once, within {minutes(options['expires'])}.\n"
         )
         out.flush()

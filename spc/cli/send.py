@@ -13,12 +13,14 @@ from typing import TextIO
 from twisted.internet.endpoints import HostnameEndpoint
 from twisted.python import usage
 
-from spc.addresses import formatHostPort
+from spc.addresses import parseHostPort
 from spc.cli.command import EXIT_INTERRUPTED, EXIT_OK, Context, KeyDirMixin, ReactorCommand
-from spc.cli.options import MAX_CHANNELS, ParseOnlyReactor, SuiteMapOption, parsePorts
-from spc.cli.pair import DEFAULT_PORT, parseServer, reportIdentity, reportPaired
+from spc.cli.options import ParseOnlyReactor, SuiteMapOption, parsePorts
+from spc.cli.pair import reportIdentity, reportPaired
 from spc.cli.progress import ProgressBar
 from spc.cli.sendinput import readMessage, readMessageFile, spool
+from spc.cli.sendtrust import ReportingTrust, recordedTLSPins
+from spc.cli.target import DEFAULT_PORT, parseServer, sendTarget
 from spc.cli.units import formatRate, formatSize
 from spc.client.keypool import ExchangeKeyPool
 from spc.client.pair import pair
@@ -34,7 +36,7 @@ from spc.errors import (
     SPCError,
 )
 from spc.keys.identity import loadIdentity, loadTransferSecret, parseFingerprint
-from spc.keys.trust import KNOWN_HOSTS_NAME, PinnedKey, ServerTrust, TrustDecision, loadServerTrust
+from spc.keys.trust import PinnedKey, loadServerTrust
 from spc.protocol.paircode import parseCode
 from spc.protocol.pairing import Paired
 from spc.text import withoutControls
@@ -78,22 +80,25 @@ class SendOptions(KeyDirMixin, SuiteMapOption, ReactorCommand):
     """
 
     synopsis = (
-        "--server HOST --ports PORTS [--connect ENDPOINT]... "
-        "[--server-fingerprint FP | --accept-new | --code CODE] [--tls-fingerprint FP] "
+        "--server HOST[:PORT] [--ports PORTS | --connect ENDPOINT...] "
+        "[--server-fingerprint FP] [--accept-new | --code CODE] [--tls-fingerprint FP] "
         "[--message TEXT|-]... [--message-file FILE]... [FILE|DIR|- --name NAME]..."
     )
     epilog = f"""
+--server HOST is HOST:{DEFAULT_PORT}; the port given must be the daemon's first
+port, and its other channels are opened at the ports it announces.
+
 Messages and files may also come from stdin: --message - reads a message,
 the file argument - a file (stored under --name NAME), and with nothing
 else to send, stdin that is not a terminal is sent as one message.
 
 Examples:
-  spc send --code 4-orbit-velvet --server HOST:9000 --ports 9000-9003 report.pdf
-  spc send --server HOST --ports 9000-9003 --accept-new report.pdf photos/
-  spc send --server HOST --ports 9000-9003 --message 'backup done'
-  spc send --server HOST --ports 9000-9003 --message-file notes.txt
-  echo 'backup done' | spc send --server HOST --ports 9000-9003
-  tar c photos | spc send --server HOST --ports 9000-9003 - --name photos.tar
+  spc send --code 4-orbit-velvet --server HOST report.pdf
+  spc send --server HOST --accept-new report.pdf photos/
+  spc send --server HOST:9100 --message 'backup done'
+  spc send --server HOST --message-file notes.txt
+  echo 'backup done' | spc send --server HOST
+  tar c photos | spc send --server HOST - --name photos.tar
 
 Exit codes:
   0    the daemon confirmed every message, file and folder
@@ -106,17 +111,22 @@ Exit codes:
 """
     optParameters = [
         ["server", None, None,
-         "Host name or address of the daemon (with --code: HOST[:PORT] of its first port)."],
+         f"The daemon: HOST[:PORT], PORT its first port ({DEFAULT_PORT} by default), or "
+         "tls:HOST:PORT[:trustRoots=PATH]; its other channels are opened at "
+         "the ports it announces. With --ports or --connect, a HOST to name "
+         "it in known_hosts."],
         ["code", None, None,
          "The receiver's one-time code: pair with it, then send (no key to pin)."],
         ["server-fingerprint", None, None,
-         "Expected fingerprint of the daemon's key (overrides known_hosts)."],
+         "Expected fingerprint of the daemon's key (overrides known_hosts; "
+         "with --accept-new, recorded there)."],
         ["name", None, None, "The name the file read from stdin (the file argument -) "
          "is stored under."],
     ]
     optFlags = [
         ["accept-new", None,
-         "Trust and record the key of a server not yet in known_hosts."],
+         "Trust and record the key of a server not yet in known_hosts (or the "
+         "--server-fingerprint and --tls-fingerprint given)."],
         ["no-progress", None, "Show no progress bar."],
         ["skip-unsendable", None,
          "Exit 0 even if entries of a folder cannot be sent (special files, "
@@ -138,11 +148,15 @@ Exit codes:
         self["paths"] = list(paths)
 
     def opt_ports(self, text: str) -> None:
-        """The daemon's ports, one channel each, e.g. 9000-9003."""
+        """The daemon's ports, one channel each, in its order, e.g. 9000-9003."""
         self["ports"].extend(parsePorts(text))
 
+    def opt_suites(self, text: str) -> None:
+        """Cipher suites to accept, e.g. chacha20,aes-256-gcm (default: all three)."""
+        super().opt_suites(text)
+
     def opt_connect(self, description: str) -> None:
-        """A tcp:, tls: or unix: client endpoint, one channel; repeatable."""
+        """A tcp:, tls: or unix: endpoint per channel, in the daemon's order; repeatable."""
         try:
             clientEndpoints(ParseOnlyReactor(), [description])
         except Exception as error:
@@ -191,34 +205,23 @@ Exit codes:
         self["stdin-used"] = self["stdin-used"] or self["stdin-message"]
         if self["code"] is not None:
             self._pairFirst()
-        if self["ports"] and not self["server"]:
-            raise usage.UsageError("--ports needs --server HOST")
-        if not self["ports"] and not self["connect"]:
-            raise usage.UsageError("give --server HOST --ports PORTS, or --connect")
-        host = self["server"]
-        if host:
-            host = self["server"] = host.strip("[]")
-        endpoints = [f"tcp:{_bracketed(host)}:{port}" for port in self["ports"]]
-        endpoints += self["connect"]
-        if len(endpoints) > MAX_CHANNELS:
-            raise usage.UsageError(f"at most {MAX_CHANNELS} channels")
-        if self["suites"] is not None and len(self["suites"]) != len(endpoints):
-            raise usage.UsageError("--suites must name one suite per channel")
-        self["endpoints"] = endpoints
+        target = sendTarget(self["server"], self["ports"], self["connect"])
+        self["endpoints"], self["host-port"], self["one-address"] = target
         if self["tls-fingerprints"]:
-            if not any(text[:4].lower() == "tls:" for text in endpoints):
-                raise usage.UsageError("--tls-fingerprint needs a --connect tls:HOST:PORT")
+            if not any(text[:4].lower() == "tls:" for text in target.endpoints):
+                raise usage.UsageError(
+                    "--tls-fingerprint needs a tls: channel "
+                    "(--server tls:HOST:PORT or --connect tls:HOST:PORT)"
+                )
             try:
-                clientEndpoints(ParseOnlyReactor(), endpoints, self["tls-fingerprints"])
+                clientEndpoints(ParseOnlyReactor(), target.endpoints, self["tls-fingerprints"])
             except ValueError as error:
                 raise usage.UsageError(f"--tls-fingerprint: {error}") from None
-        try:
-            if host and self["ports"]:
-                self["host-port"] = formatHostPort(host, self["ports"][0])
-            else:
-                self["host-port"] = _endpointHostPort(self["connect"][0], host)
-        except ValueError as error:
-            raise usage.UsageError(f"--server: {error}") from None
+        elif target.oneAddress:
+            try:
+                clientEndpoints(ParseOnlyReactor(), target.endpoints)
+            except Exception as error:
+                raise usage.UsageError(f"--server: {error}") from None
 
     def run(self, context: Context) -> int:
         """
@@ -281,9 +284,9 @@ Exit codes:
 
     def _pairFirst(self) -> None:
         """
-        With C{--code}: the code is read, C{--server} may carry the first
-        port (without C{--ports} it is the only channel), and the key is
-        pinned by the pairing, not by an option.
+        With C{--code}: the code is read, the pairing runs over plain TCP
+        to C{--server}'s first port (C{HOST[:PORT]}, which C{--ports} may
+        repeat), and the key is pinned by the pairing, not by an option.
         """
         try:
             self["code"] = parseCode(self["code"])
@@ -296,11 +299,15 @@ Exit codes:
             )
         if not self["server"]:
             raise usage.UsageError("--code needs --server HOST[:PORT]")
-        first = self["ports"][0] if self["ports"] else DEFAULT_PORT
-        self["server"], port = parseServer(self["server"], first)
-        if self["ports"] and port != first:
-            raise usage.UsageError(f"--server names port {port}, but --ports starts at {first}")
-        self["ports"] = self["ports"] or [port]
+        host, port, tls = parseServer(self["server"])
+        if tls is not None:
+            raise usage.UsageError("--code pairs over TCP: give --server HOST[:PORT]")
+        if self["ports"] and port is not None:
+            if port != self["ports"][0]:
+                raise usage.UsageError(
+                    f"--server names port {port}, but --ports starts at {self['ports'][0]}"
+                )
+            self["server"] = host
 
     def runWithReactor(self, reactor, context: Context):
         exchangeKeys = _exchangeKeys()
@@ -311,7 +318,7 @@ Exit codes:
 
     def _pairThenSend(self, reactor, context: Context, keyDir: str, exchangeKeys):
         identity = reportIdentity(context, keyDir)
-        host, first = self["server"], self["ports"][0]
+        host, first = parseHostPort(self["host-port"])
         pairing = pair(
             reactor,
             HostnameEndpoint(reactor, host, first),
@@ -336,10 +343,18 @@ Exit codes:
     ):
         bar = self._bar = ProgressBar(context.stderr, reactor, enabled=not self["no-progress"])
         reactor.addSystemEventTrigger("before", "shutdown", bar.close)
-        trust = PinnedKey(pinned) if pinned is not None else _ReportingTrust(
+        recordTLS = None
+        if self["accept-new"] and len(self["tls-fingerprints"]) == 1:
+            recordTLS = self["tls-fingerprints"][0]
+        trust = PinnedKey(pinned) if pinned is not None else ReportingTrust(
             loadServerTrust(keyDir, self["server-fingerprint"], self["accept-new"]),
-            os.path.join(keyDir, KNOWN_HOSTS_NAME),
+            keyDir,
             context.stderr,
+            self["key-dir"],
+            recordTLS,
+        )
+        pins = self["tls-fingerprints"] or recordedTLSPins(
+            keyDir, self["host-port"], self["endpoints"]
         )
         request = SendRequest(
             identity,
@@ -351,9 +366,11 @@ Exit codes:
             self["suites"],
             loadTransferSecret(keyDir),
             bar,
-            self["tls-fingerprints"],
+            pins,
             self["folders"],
             exchangeKeys,
+            oneAddress=self["one-address"],
+            notify=lambda line: bar.say(f"spc: {line}"),
         )
         result = send(reactor, request)
         result.addBoth(bar.close)
@@ -469,46 +486,3 @@ def _why(error: SPCError) -> str:
         )
     return withoutControls(str(error))
 
-
-class _ReportingTrust:
-    """
-    Tells the user when trust on first use recorded a server key: they
-    should compare it with the server's real fingerprint.
-    """
-
-    def __init__(self, trust: ServerTrust, path: str, stderr: TextIO) -> None:
-        self._trust = trust
-        self._path = path
-        self._stderr = stderr
-
-    def check(self, hostPort: str, fingerprint: str) -> TrustDecision:
-        decision = self._trust.check(hostPort, fingerprint)
-        if decision is TrustDecision.ADDED:
-            self._stderr.write(
-                f"spc: added {hostPort} {fingerprint} to {self._path}; "
-                "check it with the server's operator\n"
-            )
-        return decision
-
-
-def _bracketed(host: str) -> str:
-    return f"[{host}]" if ":" in host and not host.startswith("[") else host
-
-
-def _endpointHostPort(description: str, host: str | None) -> str:
-    """
-    The known_hosts name of a server reached through C{--connect}: its
-    host and port, when the description has them in the usual places.
-    """
-    kind, _, rest = description.partition(":")
-    if rest.startswith("["):
-        address, _, tail = rest[1:].partition("]:")
-    else:
-        address, _, tail = rest.partition(":")
-    portText = tail.split(":")[0]
-    if address and portText.isascii() and portText.isdigit():
-        return formatHostPort(host or address, int(portText))
-    raise usage.UsageError(
-        "cannot tell the server's host and port from --connect; "
-        "give --server and --ports"
-    )

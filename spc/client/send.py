@@ -16,13 +16,14 @@ answered busy, and at most C{BUSY_ATTEMPTS} times.
 from __future__ import annotations
 
 import os
-from typing import NamedTuple, Sequence
+from typing import Callable, NamedTuple, Sequence
 
 from twisted.application.internet import backoffPolicy
 from twisted.internet.defer import DeferredList, DeferredSemaphore, fail, inlineCallbacks
 from twisted.internet.task import deferLater
 from twisted.internet.endpoints import HostnameEndpoint, clientFromString
 from twisted.internet.error import ConnectError
+from twisted.internet.interfaces import IStreamClientEndpoint
 
 from spc.client.connect import connect
 from spc.client.keypool import ExchangeKeyPool
@@ -45,7 +46,7 @@ from spc.protocol import records
 from spc.session.session import DEFAULT_LINGER
 from spc.transport import tls
 
-__all__ = ["SendRequest", "SendSummary", "clientEndpoints", "send"]
+__all__ = ["SendRequest", "SendSummary", "clientEndpoints", "sameKindEndpoints", "send"]
 
 log = events.NamedLogger(events.CLIENT)
 
@@ -71,7 +72,7 @@ class SendRequest(NamedTuple):
     @ivar endpoints: one client endpoint description per channel.
     @ivar messages: the texts to send.
     @ivar files: C{(path, name)} of each file to send.
-    @ivar suites: the per-channel suite map, or C{None} for the default.
+    @ivar suites: the suites accepted from the server, or C{None} for all.
     @ivar transferSecret: keeps transfer ids stable across runs, so an
         interrupted file resumes.
     @ivar progress: told how the files and the connection fare.
@@ -81,6 +82,12 @@ class SendRequest(NamedTuple):
         them to send).
     @ivar exchangeKeys: the L{ExchangeKeyPool} each session's exchange key
         comes from; the process's by default.
+    @ivar oneAddress: whether C{endpoints} is the server's one address
+        (C{--server}), its other channels opened at the ports it
+        announces, on the same host and of the same kind; otherwise it
+        names every channel, and the server must have as many.
+    @ivar notify: called with a line to show the user, such as a busy
+        server's retry.
     """
 
     identity: Identity
@@ -95,6 +102,8 @@ class SendRequest(NamedTuple):
     tlsFingerprints: Sequence[str] = ()
     folders: Sequence[str] = ()
     exchangeKeys: ExchangeKeyPool | None = None
+    oneAddress: bool = False
+    notify: Callable[[str], None] | None = None
 
 
 class SendSummary(NamedTuple):
@@ -234,23 +243,50 @@ def clientEndpoints(
     return endpoints
 
 
+def sameKindEndpoints(
+    reactor, description: str, tlsFingerprints: Sequence[str] = ()
+) -> Callable[[int], IStreamClientEndpoint]:
+    """
+    How to reach the other channels of a server named by one C{tcp:} or
+    C{tls:} description: on the same host, at an announced port, and for
+    C{tls:} with the same trust roots or pins.
+    """
+    kind, _, rest = description.partition(":")
+    if kind.lower() == "tls":
+        target = tls.parseClientDescription(f"tls:{rest}")
+        return lambda port: tls.tlsClientEndpoint(
+            reactor, target.host, port, target.trustRoots, tlsFingerprints
+        )
+    host = rest.rpartition(":")[0].strip("[]")
+    return lambda port: HostnameEndpoint(reactor, host, port)
+
+
 @inlineCallbacks
 def _connect(reactor, request: SendRequest):
     """
-    Open the session, asking a busy server again after a growing wait.
+    Open the session, asking a busy server again after a growing wait, and
+    saying so.
     """
     delay = backoffPolicy(initialDelay=BUSY_FIRST_DELAY, maxDelay=BUSY_MAX_DELAY)
     for attempt in range(BUSY_ATTEMPTS):
+        endpoints = clientEndpoints(reactor, request.endpoints, request.tlsFingerprints)
+        options = {}
+        if request.oneAddress:
+            [endpoints] = endpoints
+            options["endpointFor"] = sameKindEndpoints(
+                reactor, request.endpoints[0], request.tlsFingerprints
+            )
         try:
             session = yield connect(
                 reactor,
-                clientEndpoints(reactor, request.endpoints, request.tlsFingerprints),
+                endpoints,
                 request.identity,
                 request.trust,
                 request.hostPort,
                 suites=request.suites,
                 transferSecret=request.transferSecret,
                 exchangeKeys=request.exchangeKeys,
+                **options,
             )
         except ConnectError as error:
             raise ConnectFailed(f"{request.hostPort}: {error}") from None
@@ -259,6 +295,8 @@ def _connect(reactor, request: SendRequest):
                 raise
             wait = delay(attempt)
             log.info("The server is busy; retrying in {delay:.2f} s", delay=wait)
+            if request.notify is not None:
+                request.notify(f"server busy, retrying in {wait:.1f} s")
             yield deferLater(reactor, wait, lambda: None)
         else:
             return session

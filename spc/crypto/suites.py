@@ -289,7 +289,8 @@ def suiteByName(name: str) -> Suite:
 def parseSuiteMap(text: str) -> list[Suite]:
     """
     A suite per channel from a comma-separated list, e.g.
-    C{aes-256-cbc,chacha20,aes-256-gcm}; both ends must use the same map.
+    C{aes-256-cbc,chacha20,aes-256-gcm}: a server's map, or the suites a
+    client accepts.
 
     @raise ConfigurationError: for an unknown name.
     """

@@ -360,23 +360,36 @@ def loadIdentity(keyDir: str, uid: int | None = None) -> Identity:
         raise KeyFileError(path, *e.args) from None
 
 
+PUBLIC_KEY_FORMATS = (
+    "a PEM PUBLIC KEY (such as id_rsa.pub), a DER SubjectPublicKeyInfo, "
+    "or an OpenSSH ssh-rsa public key"
+)
+
+
 def readPublicKeyFile(path: str) -> bytes:
     """
-    Read a public key file (PEM C{PUBLIC KEY} or raw DER), as
-    C{spc fingerprint PUBKEY_FILE} does.
+    Read a public key file, as C{spc fingerprint PUBKEY_FILE} does: PEM
+    C{PUBLIC KEY}, raw DER, or an OpenSSH C{ssh-rsa} line (the fingerprint
+    is still spc's, of the DER SubjectPublicKeyInfo, not OpenSSH's).
 
     @return: The key's canonical DER SubjectPublicKeyInfo.
-    @raise KeyFileError: If the file is missing, unreadable or not a public key.
+    @raise KeyFileError: If the file is missing, unreadable or not a public
+        key in one of L{PUBLIC_KEY_FORMATS}.
     @raise BadPublicKey: If the key is outside spc's policy.
     """
     _, data = _readKeyFile(path, "no such file")
+    text = data.lstrip()
+    kind = "PEM public key" if text.startswith(b"-----BEGIN") else "public key spc reads"
     try:
-        if data.lstrip().startswith(b"-----BEGIN"):
+        if text.startswith(b"-----BEGIN"):
             der = publicKeyDER(serialization.load_pem_public_key(data))
+        elif text.startswith(b"ssh-"):
+            der = publicKeyDER(serialization.load_ssh_public_key(text.strip()))
         else:
             der = data
+            serialization.load_der_public_key(der)
     except (ValueError, UnsupportedAlgorithm):
-        raise KeyFileError(path, "not a PEM public key (give the .pub file)") from None
+        raise KeyFileError(path, f"not a {kind}: give {PUBLIC_KEY_FORMATS}") from None
     try:
         loadPublicKey(der)
     except BadPublicKey as e:

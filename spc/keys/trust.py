@@ -30,12 +30,21 @@ from spc.addresses import formatHostPort, parseHostPort
 from spc.errors import (
     ConfigurationError,
     ServerKeyChanged,
+    ServerKeyMismatch,
+    TLSFailed,
     TrustFileError,
     UnknownServerKey,
 )
 from spc.keys.identity import fingerprintsEqual, parseFingerprint
 from spc.keys.keyfiles import replaceFile
-from spc.keys.trustfile import checkUTF8, entryLines, lineError, readTrustFile
+from spc.keys.trustfile import (
+    TLS_MARKER,
+    checkUTF8,
+    entryLines,
+    knownHostsName,
+    lineError,
+    readTrustFile,
+)
 
 KNOWN_HOSTS_NAME = "known_hosts"
 AUTHORIZED_KEYS_NAME = "authorized_keys"
@@ -77,10 +86,13 @@ class KnownHosts:
     """
     The client's C{known_hosts}, with lines of the form C{HOST:PORT SHA256:...},
     as in OpenSSH with C{StrictHostKeyChecking} set to C{yes} or
-    C{accept-new}.
+    C{accept-new}; and C{tls:HOST:PORT SHA256:...} lines, each the SPKI
+    fingerprint of a server's TLS certificate, pinned as C{--tls-fingerprint}
+    pins it (L{tlsPin}).
 
     A host may appear on several lines only with the same key: one pin per
-    server, so a changed key is always an error, never a second accepted key.
+    server, so a changed key is always an error, never a second accepted key;
+    likewise one TLS pin per server.
 
     @ivar path: The file. It is read by L{fromFile} and re-read before an
         entry is added.
@@ -121,7 +133,7 @@ class KnownHosts:
                     raise ValueError(
                         f"expected 'HOST:PORT SHA256:...', found {len(fields)} fields"
                     )
-                hostPort = formatHostPort(*parseHostPort(fields[0]))
+                hostPort = knownHostsName(fields[0])
                 pinned = parseFingerprint(fields[1])
             except ValueError as e:
                 raise lineError(path, number, str(e)) from None
@@ -136,11 +148,61 @@ class KnownHosts:
 
     def lookup(self, hostPort: str) -> str | None:
         """
-        @return: The recorded fingerprint for C{hostPort}, or L{None}.
+        @return: The recorded fingerprint for C{hostPort} (C{tls:HOST:PORT}
+            for its TLS pin), or L{None}.
         @raise ValueError: If C{hostPort} is malformed.
         """
-        entry = self._entries.get(formatHostPort(*parseHostPort(hostPort)))
+        entry = self._entries.get(knownHostsName(hostPort))
         return None if entry is None else entry[0]
+
+    def tlsPin(self, hostPort: str) -> str | None:
+        """
+        @return: The TLS pin recorded for C{hostPort}, or L{None}.
+        """
+        return self.lookup(TLS_MARKER + hostPort)
+
+    def recordTLSPin(self, hostPort: str, fingerprint: str) -> TrustDecision:
+        """
+        Record C{fingerprint}, a pin that C{hostPort}'s TLS certificate
+        passed, as its TLS pin, unless one is recorded already.
+
+        @raise TLSFailed: If another TLS pin is recorded for C{hostPort}.
+        """
+        name = TLS_MARKER + formatHostPort(*parseHostPort(hostPort))
+        presented = parseFingerprint(fingerprint)
+        entry = self._entries.get(name) or self._record(name, presented)
+        if entry is None:
+            return TrustDecision.ADDED
+        if fingerprintsEqual(entry[0], presented):
+            return TrustDecision.KNOWN
+        raise TLSFailed(
+            f"{self.path}, line {entry[1]}, pins the TLS certificate of {name[4:]} to "
+            f"{entry[0]}, not {presented}; nothing was sent"
+        )
+
+    def forget(self, hostPort: str) -> list[str]:
+        """
+        Remove the lines of C{hostPort}, its key and TLS pins, rewriting
+        the file atomically (the C{ssh-keygen -R} of spc).  The file is
+        re-read first and must be valid; every other line is kept as it is.
+
+        @return: The lines removed.
+        @raise TrustFileError: If the file is invalid.
+        @raise OSError: If it cannot be written.
+        """
+        hostPort = formatHostPort(*parseHostPort(hostPort))
+        text = readTrustFile(self.path)
+        self._entries = self._parseEntries(text, self.path)
+        doomed = {hostPort, TLS_MARKER + hostPort}
+        kept, removed = [], []
+        for line in text.split("\n"):
+            fields = line.split()
+            named = line.strip()[:1] not in ("", "#") and knownHostsName(fields[0]) in doomed
+            (removed if named else kept).append(line)
+        if removed:
+            self._write("\n".join(kept))
+            self._entries = self._parseEntries("\n".join(kept), self.path)
+        return [line.strip() for line in removed]
 
     def check(self, hostPort: str, fingerprint: str) -> TrustDecision:
         """
@@ -182,53 +244,68 @@ class KnownHosts:
         if text and not text.endswith("\n"):
             text += "\n"
         number = text.count("\n") + 1
-        target = os.path.realpath(self.path)  # keep a symlinked file a symlink
+        self._write(f"{text}{hostPort} {presented}\n")
+        self._entries[hostPort] = (presented, number)
+        return None
+
+    def _write(self, text: str) -> None:
+        """
+        Replace the file atomically, keeping its mode (0600 if new) and a
+        symbolic link a link.
+        """
+        target = os.path.realpath(self.path)
         directory = os.path.dirname(target)
         os.makedirs(directory, mode=0o700, exist_ok=True)
         try:
             mode = stat.S_IMODE(os.stat(target).st_mode)
         except FileNotFoundError:
             mode = 0o600
-        replaceFile(target, f"{text}{hostPort} {presented}\n".encode("utf-8"), mode)
-        self._entries[hostPort] = (presented, number)
-        return None
+        replaceFile(target, text.encode("utf-8", "surrogateescape"), mode)
 
 
 class PinnedKey:
     """
     A server key given as C{--server-fingerprint}. It overrides
-    C{known_hosts}: any other key is refused, and nothing is recorded.
+    C{known_hosts}: any other key is refused, and nothing is recorded unless
+    C{record} is given (C{--accept-new}).
 
     @ivar fingerprint: The pinned fingerprint, canonical.
+    @ivar record: Where the pinned key, once seen, is recorded as the
+        server's known key, or L{None}.
     """
 
-    def __init__(self, fingerprint: str) -> None:
+    def __init__(self, fingerprint: str, record: KnownHosts | None = None) -> None:
         """
         @raise ValueError: If C{fingerprint} is malformed.
         """
         self.fingerprint = parseFingerprint(fingerprint)
+        self.record = record
 
     @classmethod
-    def fromOption(cls, text: str) -> PinnedKey:
+    def fromOption(cls, text: str, record: KnownHosts | None = None) -> PinnedKey:
         """
         @raise ConfigurationError: If C{text} is not a fingerprint.
         """
         try:
-            return cls(text.strip())
+            return cls(text.strip(), record)
         except ValueError as e:
             raise ConfigurationError(f"--server-fingerprint: {e}") from None
 
     def check(self, hostPort: str, fingerprint: str) -> TrustDecision:
         """
-        See L{ServerTrust.check}.
+        See L{ServerTrust.check}.  A key other than the pin is a mismatch,
+        not a change: nothing was recorded.  The pinned key is then
+        recorded, if C{record} says where, as C{known_hosts} records a new
+        key; an entry with another key there is refused as a changed key.
         """
         presented = parseFingerprint(fingerprint)
-        if fingerprintsEqual(self.fingerprint, presented):
-            return TrustDecision.KNOWN
-        raise ServerKeyChanged(
-            hostPort, f"expected {self.fingerprint}", f"received {presented}",
-            "pinned with --server-fingerprint",
-        )
+        if not fingerprintsEqual(self.fingerprint, presented):
+            raise ServerKeyMismatch(
+                hostPort, f"expected {self.fingerprint}", f"received {presented}"
+            )
+        if self.record is not None:
+            return self.record.check(hostPort, presented)
+        return TrustDecision.KNOWN
 
 
 def loadServerTrust(
@@ -236,11 +313,14 @@ def loadServerTrust(
 ) -> ServerTrust:
     """
     Choose the client's trust source from its options: the pin if one is
-    given, else C{keyDir/known_hosts}.
+    given (recorded in C{keyDir/known_hosts} with C{acceptNew}), else
+    C{keyDir/known_hosts}.
     """
+    path = os.path.join(keyDir, KNOWN_HOSTS_NAME)
     if serverFingerprint is not None:
-        return PinnedKey.fromOption(serverFingerprint)
-    return KnownHosts.fromFile(os.path.join(keyDir, KNOWN_HOSTS_NAME), acceptNew)
+        record = KnownHosts.fromFile(path, acceptNew=True) if acceptNew else None
+        return PinnedKey.fromOption(serverFingerprint, record)
+    return KnownHosts.fromFile(path, acceptNew)
 
 
 class ClientTrust(Protocol):

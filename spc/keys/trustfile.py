@@ -13,11 +13,18 @@ from __future__ import annotations
 
 from typing import Iterator
 
+from spc.addresses import formatHostPort, parseHostPort
 from spc.errors import TrustFileError
 from spc.keys.keyfiles import checkPrivatePath, readRegularFile
 
 MAX_TRUST_FILE_SIZE = 1024 * 1024
 """Largest trust file read. That is about 15,000 entries."""
+
+TLS_MARKER = "tls:"
+"""
+What starts a C{known_hosts} line that pins a server's TLS certificate
+(C{tls:HOST:PORT SHA256:...}, its SPKI fingerprint) rather than its key.
+"""
 
 
 def readTrustFile(path: str, uid: int | None = None) -> str:
@@ -82,3 +89,15 @@ def lineError(path: str, number: int, reason: str) -> TrustFileError:
         user can fix it.
     """
     return TrustFileError(f"{path}, line {number}: {reason}")
+
+
+def knownHostsName(field: str) -> str:
+    """
+    The canonical name of a C{known_hosts} line's first field: C{HOST:PORT}
+    for a key pin, C{tls:HOST:PORT} for a TLS pin.
+
+    @raise ValueError: With a short reason.
+    """
+    if field[: len(TLS_MARKER)].lower() == TLS_MARKER:
+        return TLS_MARKER + formatHostPort(*parseHostPort(field[len(TLS_MARKER) :]))
+    return formatHostPort(*parseHostPort(field))

@@ -23,15 +23,15 @@ from automat import MethodicalMachine
 from cryptography.hazmat.primitives.asymmetric import rsa
 
 from spc.crypto import asymmetric, keyschedule
-from spc.crypto.suites import suiteByID
-from spc.errors import ConfigurationError, ProtocolError, SPCError
+from spc.crypto.suites import Suite
+from spc.errors import NoAnswer, ProtocolError, SPCError
 from spc.keys import identity
 from spc.protocol import frames
+from spc.protocol.channelmap import ChannelEntry, ChannelExpectation
 from spc.protocol.handshake import (
     CLIENT_AUTH_CONTEXT,
     HANDSHAKE_OAEP_LABEL,
     SECRET_SIZE,
-    ChannelSpec,
     ClientOwner,
     ClientResult,
     JoinTicket,
@@ -45,15 +45,9 @@ from spc.protocol.recordlayer import ConnectionKeys
 __all__ = ["ClientHandshake"]
 
 
-def _suiteName(suiteID: int) -> str:
-    try:
-        return suiteByID(suiteID).name
-    except KeyError:
-        return f"unknown suite 0x{suiteID:02x}"
-
-
 class _Answer(NamedTuple):
     hello: frames.ServerHello
+    suite: Suite
     body: bytes
     th2Input: bytes
     secret: bytes
@@ -64,6 +58,8 @@ class ClientHandshake:
     """
     The client's side of one connection's handshake.
 
+    @ivar _expect: what this client accepts of F1's channel announcement,
+        checked before anything secret is sent.
     @ivar _verifyServerKey: called with the server's fingerprint before
         anything secret is sent; raises L{spc.errors.TrustError} to stop.
     @ivar _heldHello: the server's F1, kept until the join ticket comes.
@@ -73,7 +69,7 @@ class ClientHandshake:
 
     def __init__(
         self,
-        spec: ChannelSpec,
+        expect: ChannelExpectation,
         identityKey: rsa.RSAPrivateKey,
         identityKeyDER: bytes,
         exchangeKeyDER: bytes,
@@ -89,7 +85,7 @@ class ClientHandshake:
         @param ticketLater: this is a join whose ticket L{ticketReady}
             brings later.
         """
-        self._spec = spec
+        self._expect = expect
         self._identityKey = identityKey
         self._identityKeyDER = identityKeyDER
         self._exchangeKeyDER = exchangeKeyDER
@@ -184,10 +180,15 @@ class ClientHandshake:
             ProtocolError("the server did not complete the handshake in time")
         )
 
+    @_machine.output()
+    def _noAnswer(self) -> None:
+        self._answer = self._heldHello = None
+        self._owner.handshakeFailed(NoAnswer())
+
     awaitingHello.upon(gotGoodHello, enter=awaitingFinished, outputs=[_sendAuth])
     awaitingHello.upon(gotHelloBeforeTicket, enter=awaitingTicket, outputs=[])
     awaitingHello.upon(gotBad, enter=closed, outputs=[_fail])
-    awaitingHello.upon(timedOut, enter=closed, outputs=[_timeOut])
+    awaitingHello.upon(timedOut, enter=closed, outputs=[_noAnswer])
     awaitingTicket.upon(gotGoodHello, enter=awaitingFinished, outputs=[_sendAuth])
     awaitingTicket.upon(gotBad, enter=closed, outputs=[_fail])
     awaitingTicket.upon(timedOut, enter=closed, outputs=[_timeOut])
@@ -199,13 +200,20 @@ class ClientHandshake:
     closed.upon(gotBad, enter=closed, outputs=[])
     closed.upon(timedOut, enter=closed, outputs=[])
 
-    def ticketReady(self, join: JoinTicket) -> None:
+    def ticketReady(
+        self, join: JoinTicket, sessionMap: tuple[ChannelEntry, ...] | None = None
+    ) -> None:
         """
         The session this connection joins exists now: answer the F1 held,
         or the F1 to come, with a join to it.  Every check of F1 is made
         now, as for an F1 answered at once.
+
+        @param sessionMap: the channels the session's first connection
+            announced, which this F1 may not contradict.
         """
         self._join = join
+        if sessionMap is not None:
+            self._expect = self._expect._replace(sessionMap=sessionMap)
         self._ticketLater = False
         hello, self._heldHello = self._heldHello, None
         if hello is None:
@@ -221,18 +229,7 @@ class ClientHandshake:
         common = set(hello.versions) & set(frames.SUPPORTED_VERSIONS)
         if not common:
             raise ProtocolError("the server supports no version this client speaks")
-        spec = self._spec
-        if (hello.channel, hello.channelCount, hello.suite) != (
-            spec.channel,
-            spec.channelCount,
-            spec.suite.suiteID,
-        ):
-            raise ConfigurationError(
-                f"the server's port {hello.channel} of {hello.channelCount} uses "
-                f"{_suiteName(hello.suite)}; this client expected port "
-                f"{spec.channel} of {spec.channelCount} with {spec.suite.name} "
-                "(both ends need the same ports and --suites)"
-            )
+        suite = self._expect.check(hello.channel, hello.channelMap)
         serverKey = identity.loadPublicKey(hello.hostKey)
         fingerprint = identity.fingerprint(hello.hostKey)
         if self._join is not None:
@@ -274,7 +271,9 @@ class ClientHandshake:
             keySecret = keyschedule.joinSecret(
                 join.epochSecret, join.session, join.epoch, shared, secret
             )
-        return _Answer(hello, body, helloFrame + frames.framed(body), keySecret, fingerprint)
+        return _Answer(
+            hello, suite, body, helloFrame + frames.framed(body), keySecret, fingerprint
+        )
 
     def _checkFinished(self, finished: frames.ServerFinished, body: bytes) -> ClientResult:
         answer = self._answer
@@ -303,8 +302,8 @@ class ClientHandshake:
         thConn = _h(answer.th2Input, frames.framed(body))
         keys = ConnectionKeys(
             finished.session,
-            self._spec.suite,
-            self._spec.channel,
+            answer.suite,
+            answer.hello.channel,
             thConn,
             keyschedule.connectionSecret(answer.secret, thConn),
         )
@@ -317,4 +316,5 @@ class ClientHandshake:
             answer.hello.hostKey,
             answer.fingerprint,
             keys,
+            answer.hello.channelMap,
         )

@@ -19,6 +19,7 @@ import struct
 from typing import Callable, NamedTuple, Union
 
 from spc.errors import ProtocolError
+from spc.protocol import channelmap
 from spc.protocol.timers import Timers
 
 # Framing.
@@ -62,8 +63,7 @@ MAX_SUITE_OVERHEAD = 64
 PROTECTED_HEADER = struct.Struct("!BBBB16sHIQ")
 PROTECTED_HEADER_SIZE = PROTECTED_HEADER.size
 
-# Inner records: the sizes the frame limits depend on (the records
-# themselves are in spc.protocol.records).
+# Inner records: the sizes the frame limits depend on (records: spc.protocol.records).
 TAG_SIZE = 4
 FRAGMENT_HEADER = struct.Struct("!QIIQB32s")
 FRAGMENT_HEADER_SIZE = FRAGMENT_HEADER.size
@@ -186,8 +186,7 @@ def decodeRanges(reader: Reader, layout: struct.Struct) -> tuple[tuple[int, int]
 
 def encodeText(text: str, low: int, high: int, what: str) -> bytes:
     """
-    A UTF-8 text field as sent, its length bounded as L{decodeText} bounds
-    it.
+    A UTF-8 text field as sent, its length bounded as L{decodeText} bounds it.
 
     @raise ValueError: for a length outside C{low .. high} bytes.
     """
@@ -224,7 +223,7 @@ class ServerHello(NamedTuple):
     """
     F1: the server's choice of suite for this port, its fresh X25519 share
     and its RSA host key (the user's "server sends its cipher choice and RSA
-    public key").
+    public key"), and its channel map (A19, L{spc.protocol.channelmap}).
     """
 
     versions: tuple[int, ...]
@@ -234,6 +233,7 @@ class ServerHello(NamedTuple):
     nonce: bytes
     ephemeral: bytes
     hostKey: bytes
+    channelMap: tuple[channelmap.ChannelEntry, ...]
 
     def encode(self) -> bytes:
         return b"".join(
@@ -241,13 +241,10 @@ class ServerHello(NamedTuple):
                 bytes((WIRE_VERSION, SERVER_HELLO, len(self.versions))),
                 bytes(self.versions),
                 _HELLO_TAIL.pack(
-                    self.suite,
-                    self.channel,
-                    self.channelCount,
-                    self.nonce,
-                    self.ephemeral,
+                    self.suite, self.channel, self.channelCount, self.nonce, self.ephemeral
                 ),
                 sized(self.hostKey),
+                channelmap.encodeChannelMap(self.channelMap),
             )
         )
 
@@ -259,11 +256,15 @@ class ServerHello(NamedTuple):
             raise ProtocolError("bad version list")
         versions = tuple(reader.take(count))
         suite, channel, channelCount, nonce, ephemeral = reader.unpack(_HELLO_TAIL)
-        if channelCount == 0 or channel >= channelCount:
-            raise ProtocolError("channel index out of range")
+        if not channel < channelCount <= channelmap.MAX_CHANNELS:
+            raise ProtocolError("channel index or count out of range")
         hostKey = reader.sized(MIN_SPKI_SIZE, MAX_SPKI_SIZE, "host key")
+        mapSize = channelmap.CHANNEL_ENTRY_SIZE * channelCount
+        entries = channelmap.decodeChannelMap(reader.take(mapSize), channelCount)
         reader.end()
-        return cls(versions, suite, channel, channelCount, nonce, ephemeral, hostKey)
+        if entries[channel].suite != suite:
+            raise ProtocolError("the channel map gives this channel another suite")
+        return cls(versions, suite, channel, channelCount, nonce, ephemeral, hostKey, entries)
 
 
 class ClientAuth(NamedTuple):

@@ -38,6 +38,7 @@ from spc.errors import (
     SPCError,
 )
 from spc.protocol import frames
+from spc.protocol.channelmap import NO_PORT, ChannelEntry
 from spc.protocol.recordlayer import ConnectionKeys
 
 __all__ = [
@@ -48,6 +49,7 @@ __all__ = [
     "ServerResult",
     "channelSpecs",
     "checkParams",
+    "defaultChannelMap",
     "refusalFor",
 ]
 
@@ -76,8 +78,9 @@ def _mac(key: bytes, data: bytes) -> bytes:
 
 class ChannelSpec(NamedTuple):
     """
-    What both sides configure for one port: they must agree, and nothing
-    here is negotiated.
+    What a server configures for one port.  Nothing is negotiated: the
+    server announces every channel's suite in F1 (A19, the channel map), and
+    a client refuses one it does not accept.
 
     @ivar channel: the port's index in the configured list.
     @ivar channelCount: how many ports the session spans.
@@ -91,8 +94,8 @@ class ChannelSpec(NamedTuple):
 
 def channelSpecs(count: int, suites: Sequence[Suite | None] | None = None) -> list[ChannelSpec]:
     """
-    The per-port configuration both ends must share: by default the user's
-    rule, even ports AES-256-CBC and odd ports ChaCha20.
+    A server's per-port configuration: by default the user's rule, even
+    ports AES-256-CBC and odd ports ChaCha20.
     """
     chosen = list(suites or [])
     return [
@@ -103,6 +106,17 @@ def channelSpecs(count: int, suites: Sequence[Suite | None] | None = None) -> li
         )
         for index in range(count)
     ]
+
+
+def defaultChannelMap(spec: ChannelSpec) -> tuple[ChannelEntry, ...]:
+    """
+    The map a server announces when it was given none: C{spec}'s suite for
+    its own channel, the default suites for the others, and no ports.
+    """
+    return tuple(
+        ChannelEntry((spec if other.channel == spec.channel else other).suite.suiteID, NO_PORT)
+        for other in channelSpecs(spec.channelCount)
+    )
 
 
 def checkParams(params: frames.Params) -> None:
@@ -269,6 +283,7 @@ class ClientResult(NamedTuple):
     @ivar serverKey: the server's host key, as DER.
     @ivar serverFingerprint: its fingerprint.
     @ivar keys: the connection's keys.
+    @ivar channelMap: the server's channels, as F1 announced them.
     """
 
     session: bytes
@@ -279,6 +294,7 @@ class ClientResult(NamedTuple):
     serverKey: bytes
     serverFingerprint: str
     keys: ConnectionKeys
+    channelMap: tuple[ChannelEntry, ...] = ()
 
 
 class ClientOwner(Protocol):

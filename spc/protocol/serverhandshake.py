@@ -20,6 +20,7 @@ from spc.crypto import asymmetric, keyschedule
 from spc.errors import BadPublicKey, ProtocolError, SPCError
 from spc.keys import identity
 from spc.protocol import frames
+from spc.protocol.channelmap import ChannelEntry
 from spc.protocol.handshake import (
     CLIENT_AUTH_CONTEXT,
     HANDSHAKE_OAEP_LABEL,
@@ -31,6 +32,7 @@ from spc.protocol.handshake import (
     ServerResult,
     _h,
     _mac,
+    defaultChannelMap,
 )
 from spc.protocol.pairframes import isPairFrame
 from spc.protocol.pairing import PairingDesk
@@ -70,6 +72,9 @@ class ServerHandshake:
     Given a C{pairing} desk, the connection may run a pairing instead
     (amendment A20): a client that answers F1 with a PAIR frame hands the
     connection to a L{ServerPairing}, and no session follows.
+
+    @ivar _channelMap: the channels F1 announces (A19); by default
+        L{defaultChannelMap} of the spec.
     """
 
     _machine = MethodicalMachine()
@@ -83,9 +88,11 @@ class ServerHandshake:
         directory: ServerDirectory,
         owner: ServerOwner,
         random: Callable[[int], bytes] = os.urandom,
+        channelMap: tuple[ChannelEntry, ...] | None = None,
         pairing: PairingDesk | None = None,
     ) -> None:
         self._spec = spec
+        self._channelMap = defaultChannelMap(spec) if channelMap is None else channelMap
         self._hostKey = hostKey
         self._hostKeyDER = hostKeyDER
         self._params = params
@@ -173,6 +180,7 @@ class ServerHandshake:
             nonce=self._random(frames.NONCE_SIZE),
             ephemeral=self._ephemeral.public,
             hostKey=self._hostKeyDER,
+            channelMap=self._channelMap,
         ).encode()
         self._helloFrame = frames.framed(hello)
         self._owner.sendFrame(hello)

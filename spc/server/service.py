@@ -17,6 +17,7 @@ from typing import Sequence
 from twisted.application.service import MultiService
 from twisted.internet import protocol
 from twisted.internet.defer import Deferred, gatherResults
+from twisted.internet.endpoints import SSL4ServerEndpoint
 from twisted.python.failure import Failure
 
 from spc.crypto.suites import Suite
@@ -27,6 +28,7 @@ from spc.logs import events
 from spc.protocol import frames, records
 from spc.protocol.handshake import ChannelSpec, channelSpecs
 from spc.protocol.serverhandshake import ServerHandshake
+from spc.server.announced import AnnouncedChannels
 from spc.server.directory import Limits, SessionDirectory
 from spc.server.listening import ListeningService
 from spc.server.rounds import ROUND_JITTER, RotationRounds
@@ -42,13 +44,22 @@ __all__ = ["ROUND_JITTER", "ServerChannelFactory", "ServerService"]
 class ServerChannelFactory(protocol.Factory):
     """
     Builds the connections of one port.
+
+    @ivar announced: the server's channels, announced in each F1 (A19); with
+        none, F1 announces the default suites and no ports.
     """
 
     noisy = False
 
-    def __init__(self, directory: SessionDirectory, spec: ChannelSpec) -> None:
+    def __init__(
+        self,
+        directory: SessionDirectory,
+        spec: ChannelSpec,
+        announced: AnnouncedChannels | None = None,
+    ) -> None:
         self.directory = directory
         self.spec = spec
+        self.announced = announced
 
     def buildProtocol(self, addr) -> protocol.Protocol:
         directory = self.directory
@@ -73,6 +84,9 @@ class ServerChannelFactory(protocol.Factory):
             directory.params,
             directory,
             channel,
+            channelMap=(
+                self.announced.forConnection(channel.transport) if self.announced else None
+            ),
             pairing=directory.pairing if self.spec.channel == 0 else None,
         )
 
@@ -87,6 +101,8 @@ class ServerService(MultiService):
         the service does.
     @ivar endpointServices: the channels' listening services, in channel
         order.
+    @ivar announced: the channel map each F1 announces, with each port
+        once it listens.
     """
 
     log = events.NamedLogger(events.SESSION)
@@ -126,9 +142,14 @@ class ServerService(MultiService):
             self.directory.roundOutcomes,
         )
         self._reactor = reactor
+        specs = channelSpecs(len(endpoints), suites)
+        self.announced = AnnouncedChannels(
+            specs, [isinstance(endpoint, SSL4ServerEndpoint) for endpoint in endpoints]
+        )
         self.endpointServices = []
-        for spec, endpoint in zip(channelSpecs(len(endpoints), suites), endpoints):
-            service = ListeningService(endpoint, ServerChannelFactory(self.directory, spec))
+        for spec, endpoint in zip(specs, endpoints):
+            factory = ServerChannelFactory(self.directory, spec, self.announced)
+            service = ListeningService(endpoint, factory)
             service.setServiceParent(self)
             self.endpointServices.append(service)
 
@@ -145,7 +166,12 @@ class ServerService(MultiService):
 
     def startService(self) -> None:
         super().startService()
+        for index, service in enumerate(self.endpointServices):
+            service.whenListening().addCallback(self._announce, index)
         self.rotationRounds.start()
+
+    def _announce(self, port, index: int) -> None:
+        self.announced.listening(index, port)
 
     def stopService(self) -> Deferred:
         """

@@ -31,7 +31,15 @@ from twisted.internet.interfaces import IDelayedCall, IReactorTime
 from twisted.python.failure import Failure
 
 from spc.addresses import formatHostPort
-from spc.errors import EpochAhead, ProtocolError, SequenceExhausted, SPCError, TLSFailed
+from spc.errors import (
+    EpochAhead,
+    NoAnswer,
+    NotTLS,
+    ProtocolError,
+    SequenceExhausted,
+    SPCError,
+    TLSFailed,
+)
 from spc.logs import events
 from spc.protocol import frames, records
 from spc.protocol.clienthandshake import ClientHandshake
@@ -197,13 +205,15 @@ class ChannelProtocol(protocol.Protocol):
             waiter.callback(None)
         if self.result is not None and reportDead:
             self._logDead(reason, fault)
-        if self.result is None and self.isServer and wasAlive and reason.check(TLSFailed):
+        if self.result is None and self.isServer and wasAlive and reason.check(TLSFailed, NotTLS):
             self.owner.handshakeRefused(self, "tls", str(reason.value), None)
         if self.result is not None or self.isServer:
             self.owner.channelLost(self, self._lostReason)
         elif not self.isServer and self._handshake is not None:
             # TLS may have said why, in words a user can act on.
             error = reason.value if isinstance(reason.value, SPCError) else None
+            if error is None and self.bytesReceived == 0:
+                error = NoAnswer(self._serverName(), None, self.tlsPeer is not None)
             self._handshake.gotBad(
                 error or ProtocolError("the connection closed during the handshake")
             )
@@ -296,6 +306,10 @@ class ChannelProtocol(protocol.Protocol):
         if self.isServer:
             self._life.refuse(codeOrError, reason)
         else:
+            if isinstance(codeOrError, NoAnswer) and codeOrError.where is None:
+                codeOrError = NoAnswer(
+                    self._serverName(), self._handshakeTimeout, self.tlsPeer is not None
+                )
             self._life.fail(codeOrError)
 
     def endWithoutSession(self) -> None:
@@ -385,6 +399,13 @@ class ChannelProtocol(protocol.Protocol):
         The peer's address, C{host:port}, for logs.
         """
         return _peerText(self.transport)
+
+    def _serverName(self) -> str:
+        """
+        The server of a client connection as the user named it, if TLS
+        knows that name, else its address.
+        """
+        return self.tlsPeer.where if self.tlsPeer is not None else self.peerAddress()
 
     def _logDead(self, reason: Failure, fault: bool) -> None:
         result = self.result

@@ -47,7 +47,7 @@ from twisted.python.failure import Failure
 from zope.interface import implementer
 
 from spc.addresses import formatHostPort, parsePort
-from spc.errors import ConfigurationError, TLSFailed
+from spc.errors import ConfigurationError, NotTLS, TLSFailed
 from spc.keys.identity import fingerprintsEqual, parseFingerprint, publicKeyDER
 from spc.keys.tlscert import certificateFingerprint, isAddress, readCertificates, readPEM
 from spc.logs import events
@@ -427,7 +427,9 @@ def explainFailure(reason: Failure, peer: TLSPeer) -> Failure:
     The reason a connection was lost, with a failure of its TLS, which
     OpenSSL and service_identity give in their own terms, turned into a
     L{TLSFailed} that says what went wrong with C{peer}; any other reason
-    unchanged.
+    unchanged.  A peer that answers without TLS is no trust failure
+    (L{NotTLS}); a certificate that no trusted authority signed gets the
+    client the two ways to trust it.
 
     @param peer: the server as the client named it; on the server, the
         client's address and no host name.
@@ -440,7 +442,14 @@ def explainFailure(reason: Failure, peer: TLSPeer) -> Failure:
             )
         )
     if reason.check(SSL.Error):
-        return Failure(
-            TLSFailed(f"the connection with {peer.where} failed: {_sslReason(reason.value)}")
-        )
+        why = _sslReason(reason.value)
+        if "wrong version number" in why:
+            advice = "; connect without tls:" if peer.hostname else ""
+            return Failure(NotTLS(f"{peer.where} does not speak TLS ({why}){advice}"))
+        if "certificate verify failed" in why and peer.hostname:
+            why += (
+                "; trust its issuer with tls:HOST:PORT:trustRoots=FILE, or pin it "
+                "with --tls-fingerprint (spc tls-cert printed it)"
+            )
+        return Failure(TLSFailed(f"the connection with {peer.where} failed: {why}"))
     return reason

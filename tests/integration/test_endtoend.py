@@ -665,12 +665,13 @@ class DeliveryTests(EndToEndTestCase):
     def test_channelCountMismatch(self):
         """
         A sender that knows only two of the daemon's four ports fails with a
-        configuration error (exit code 2) rather than a partial session.
+        configuration error (exit code 2) rather than a partial session,
+        saying how many channels the daemon has.
         """
         args = self.sendArgs("x")
         args[args.index("--ports") + 1] = f"{self.ports[0]},{self.ports[1]}"
         result = yield self.spc(*args)
-        self.assertFailed(result, 2, "of 4", "of 2")
+        self.assertFailed(result, 2, "the daemon has 4 channels", "you gave 2")
         self.assertEqual(self.storedMessages(), [])
 
     @inlineCallbacks
@@ -928,11 +929,12 @@ class SuiteMapTests(EndToEndTestCase):
     @inlineCallbacks
     def test_mismatch(self):
         """
-        A sender with the default map fails with a configuration error
-        (exit code 2) that names the suites; nothing is stored.
+        A sender whose --suites leaves out a suite of the daemon's fails
+        with a configuration error (exit code 2) that names it; nothing is
+        stored.
         """
-        result = yield self.send("x")
-        self.assertFailed(result, 2, "suite", "A256CBC-HS512")
+        result = yield self.send("x", extra=["--suites", "aes-256-cbc,chacha20"])
+        self.assertFailed(result, 2, "channel 0 uses AES-256-GCM")
         self.assertEqual(self.storedMessages(), [])
 
     @inlineCallbacks

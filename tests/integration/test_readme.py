@@ -68,7 +68,7 @@ class ReadmeTests(TestCase):
         options.parseOptions(receive.split()[1:])
         self.assertEqual(options.subCommand, "receive")
         code = send.split()[send.split().index("--code") + 1]
-        printed = senderCommand(code, "receiver.example", list(range(9000, 9004)))
+        printed = senderCommand(code, "receiver.example", 9000)
         self.assertEqual(send.split()[:-2], printed.split()[:-1])
         workspace = FilePath(self.mktemp())
         workspace.child("photos").makedirs()

@@ -270,7 +270,8 @@ class ReceiveTests(PairingTestCase):
         """
         The receiver prints the command, the sender runs it, the tree
         arrives whole under the receiver's directory, each file is printed,
-        and both exit 0.  Neither side had a key before.
+        and both exit 0.  Neither side had a key before.  The command names
+        the first port alone, and the sender opens every channel from it.
         """
         self.useSenderKeys(os.path.join(self.root, "fresh"))
         source = self.tree()
@@ -279,9 +280,11 @@ class ReceiveTests(PairingTestCase):
         command = next(line for line in shown.splitlines() if "spc send --code" in line)
         args = command.split()[1:-1]
         self.assertEqual(args[args.index("--server") + 1], f"{self.server}:{self.ports[0]}")
+        self.assertNotIn("--ports", args)
         sent = yield self.spc(*args, "--key-dir", self.senderKeys, source)
         self.assertEqual(sent.code, 0, sent)
         self.assertIn("Delivered 0 message(s) and 2 file(s)", sent.out)
+        self.assertIn(f"over {len(self.ports)} channel(s)", sent.out)
         done = yield receiver.whenEnded()
         self.assertEqual(done.code, 0, done)
         for relative in ["photos/index.txt", "photos/2024/june/beach.bin"]:

@@ -279,16 +279,17 @@ class SendTests(ServerTestCase):
     @inlineCallbacks
     def test_suiteMapMismatch(self):
         """
-        A sender whose suite map differs from the server's fails with a
-        L{ConfigurationError} (exit code 2) naming the suites.
+        A sender that does not accept a suite of the server's map fails with
+        a L{ConfigurationError} (exit code 2) naming it.
         """
         suites = parseSuiteMap("aes-256-gcm,chacha20,aes-256-cbc,chacha20")
         yield self.startServer(suites=suites)
+        accepted = parseSuiteMap("aes-256-cbc,chacha20")
         failure = yield self.assertFailure(
-            send(reactor, self.makeRequest([b"x"])), ConfigurationError
+            send(reactor, self.makeRequest([b"x"], suites=accepted)), ConfigurationError
         )
         self.assertEqual(failure.exitCode, 2)
-        self.assertIn("A256CBC-HS512", str(failure))
+        self.assertIn("AES-256-GCM", str(failure))
         self.assertEqual(self.receiver.messages, [])
 
     @inlineCallbacks
@@ -401,3 +402,58 @@ class FileSendTests(ServerTestCase):
         [(item, error)] = summary.failed
         self.assertEqual(item, "gone.txt")
         self.assertIn("could not be read", str(error))
+
+
+class ClientMessageTests(ServerTestCase):
+    """
+    What L{send} tells the user of a refusal and a busy server (issue 12,
+    part 3), and a send to one address (amendment A19).
+    """
+
+    timeout = 20
+
+    @inlineCallbacks
+    def test_refusedClientNamed(self):
+        """
+        A client the server does not list is told its own fingerprint, to
+        paste into the server's authorized_keys.
+        """
+        yield self.startServer(authorized="other")
+        error = yield self.assertFailure(
+            send(reactor, self.makeRequest([b"x"])), ClientNotAuthorized
+        )
+        self.assertTrue(
+            str(error).endswith(
+                f"fingerprint to its authorized_keys: {sharedIdentity('client').fingerprint}"
+            ),
+            str(error),
+        )
+        self.assertEqual(error.exitCode, 3)
+
+    @inlineCallbacks
+    def test_busySaid(self):
+        """
+        A busy server is retried, and the user is told how long the wait
+        is each time.
+        """
+        yield self.startServer(limits=Limits(newSessionsPerIdentity=1, newSessionWindow=1.0))
+        yield send(reactor, self.makeRequest([b"first"]))
+        said = []
+        summary = yield send(reactor, self.makeRequest([b"second"], notify=said.append))
+        self.assertEqual(summary.messages, 1)
+        self.assertTrue(said)
+        for line in said:
+            self.assertRegex(line, r"^server busy, retrying in \d+\.\d s$")
+
+    @inlineCallbacks
+    def test_sendToOneAddress(self):
+        """
+        L{send} given only the first address opens every channel the
+        server announces.
+        """
+        yield self.startServer()
+        request = self.makeRequest(
+            [b"x"], endpoints=[f"tcp:127.0.0.1:{self.ports[0]}"], oneAddress=True
+        )
+        summary = yield send(reactor, request)
+        self.assertEqual((summary.messages, summary.channels), (1, 4))

@@ -24,24 +24,28 @@ from zope.interface import implementer
 from spc.client.connect import connect
 from spc.crypto import asymmetric
 from spc.crypto.suites import A256CBC_HS512, AES256_GCM, CHACHA20_POLY1305
-from spc.errors import ClientNotAuthorized, ProtocolError, ServerBusy
+from spc.errors import ChannelsMismatch, ClientNotAuthorized, NoAnswer, ProtocolError, ServerBusy
 from spc.keys.trust import AllowAny, AuthorizedKeys, PinnedKey
 from spc.protocol import frames, records
+from spc.protocol.channelmap import ChannelExpectation
 from spc.protocol.clienthandshake import ClientHandshake
 from spc.protocol.handshake import ChannelSpec, channelSpecs
 from spc.protocol.records import messageDigest
+from spc.server.announced import AnnouncedChannels
 from spc.server.directory import Limits, SessionDirectory
 from spc.server.service import ServerChannelFactory
 from spc.transport import channel
 from spc.transport.channel import ChannelProtocol
 from spc.transport.closing import ALERT_LINGER
 from spc.transport.framer import Framer
+from spc.transport.tls import TLSPeer
 from tests.common import (
     RecordingChannelOwner,
     clientIdentity,
     countPrivateOperations,
     exchangeKey,
     exchangeKeyDER,
+    expectFor,
     framedAlert,
     hostIdentity,
     inlineKeyPool,
@@ -117,13 +121,14 @@ class Server:
             handshakeTimeout=handshakeTimeout,
         )
         self.specs = channelSpecs(channelCount, SUITE_MAP[:channelCount])
+        self.announced = AnnouncedChannels(self.specs, [False] * channelCount)
 
     def buildServer(self, index: int = 0, host: str = "127.0.0.1", port: int = 1234):
         """
         What the port's factory builds for a connection from C{host}: a
         L{ChannelProtocol}, or the busy answer.
         """
-        factory = ServerChannelFactory(self.directory, self.specs[index])
+        factory = ServerChannelFactory(self.directory, self.specs[index], self.announced)
         address = (IPv6Address if ":" in host else IPv4Address)("TCP", host, port)
         return factory.buildProtocol(address)
 
@@ -149,12 +154,12 @@ class Server:
         """
         owner = owner or RecordingChannelOwner()
         identity = identity or clientIdentity()
-        spec = spec or self.specs[index]
+        expect = expectFor(spec) if spec else ChannelExpectation(index, len(self.specs))
         trust = PinnedKey(hostIdentity().fingerprint)
 
         def makeHandshake(protocol):
             return ClientHandshake(
-                spec,
+                expect,
                 identity.privateKey,
                 identity.publicDER,
                 exchangeKeyDER(),
@@ -397,19 +402,35 @@ class ClientServiceTests(unittest.SynchronousTestCase):
         )
         self.successResultOf(sent)
 
-    def test_mismatchedPortNotJoined(self) -> None:
+    def test_announcedSuitesAccepted(self) -> None:
         """
-        T34 at the service level: a port whose suite the client configures
-        differently (the default map puts A256CBC-HS512 on port 2, the server
-        AES-256-GCM) is not joined; the session runs on the other two.
+        A client that names no suites accepts those the server announces
+        (AES-256-GCM on port 2, where the default map has A256CBC-HS512) and
+        joins every port.
         """
         session = self.connect(None)
-        self.assertEqual(sorted(session.channels), [0, 1])
+        self.assertEqual(sorted(session.channels), [0, 1, 2])
         serverSession = self.server.directory.sessions[session.id]
-        self.assertEqual(sorted(serverSession.channels), [0, 1])
-        sent = session.sendMessage(b"still works")
+        self.assertEqual(sorted(serverSession.channels), [0, 1, 2])
+
+    def test_suiteNotAcceptedRefusedFirst(self) -> None:
+        """
+        T34 at the service level: a client that does not accept a suite the
+        server announces for any port fails on the first connection with
+        L{ChannelsMismatch}, before anything is sent; no session is made.
+        """
+        connecting = connect(
+            self.server.clock,
+            [self.endpoint(index) for index in range(3)],
+            clientIdentity(),
+            PinnedKey(hostIdentity().fingerprint),
+            HOST_PORT,
+            suites=[A256CBC_HS512, CHACHA20_POLY1305],
+        )
         self.flushAll()
-        self.successResultOf(sent)
+        error = self.failureResultOf(connecting, ChannelsMismatch).value
+        self.assertIn("channel 2 uses AES-256-GCM", str(error))
+        self.assertEqual(self.server.directory.sessions, {})
 
 
 class SessionEndTests(unittest.SynchronousTestCase):
@@ -826,3 +847,84 @@ class PendingLimitTests(unittest.SynchronousTestCase):
             if transport.disconnected:
                 protocol.connectionLost(Failure(iosim.error.ConnectionAborted()))
         self.assertEqual(server.directory.pendingHandshakes(), 2)
+
+
+def clientChannel(clock: Clock):
+    """
+    A client connection on a L{StringTransport} to 127.0.0.1:9000, made.
+
+    @return: C{(protocol, owner)}.
+    """
+    owner = RecordingChannelOwner()
+    identity = clientIdentity()
+
+    def makeHandshake(protocol):
+        return ClientHandshake(
+            ChannelExpectation(), identity.privateKey, identity.publicDER, exchangeKeyDER(),
+            lambda fingerprint: None, protocol,
+        )
+
+    client = ChannelProtocol(owner, makeHandshake, clock, isServer=False)
+    client.makeConnection(StringTransport(peerAddress=IPv4Address("TCP", "127.0.0.1", 9000)))
+    return client, owner
+
+
+class SilentServerTests(unittest.SynchronousTestCase):
+    """
+    A server that takes the connection and says nothing.
+    """
+
+    def test_noAnswer(self) -> None:
+        """
+        Silence until the handshake deadline is "no answer from HOST:PORT
+        within 10 s", not a protocol error: the peer sent nothing.
+        """
+        clock = Clock()
+        client, owner = clientChannel(clock)
+        clock.advance(channel.DEFAULT_HANDSHAKE_TIMEOUT)
+        [(_, error)] = owner.failed
+        self.assertIsInstance(error, NoAnswer)
+        self.assertNotIsInstance(error, ProtocolError)
+        self.assertTrue(
+            str(error).startswith("no answer from 127.0.0.1:9000 within 10 s; "), str(error)
+        )
+        self.assertIn("TLS port", str(error))
+        self.assertTrue(client.dead)
+
+    def test_closedWithoutAWord(self) -> None:
+        """
+        A server that closes before sending a byte is said to have closed
+        without answering.
+        """
+        client, owner = clientChannel(Clock())
+        client.connectionLost(Failure(ConnectionResetError()))
+        [(_, error)] = owner.failed
+        self.assertEqual(
+            str(error),
+            f"127.0.0.1:9000 closed the connection without answering; {NoAnswer.HINT}",
+        )
+
+    def test_closedOverTLS(self) -> None:
+        """
+        Over TLS, a close before any SPC/1 byte more likely means a port
+        without TLS, and the hint says so.
+        """
+        client, owner = clientChannel(Clock())
+        client.tlsPeer = TLSPeer("spc.example:9443", "spc.example")
+        client.connectionLost(Failure(ConnectionResetError()))
+        [(_, error)] = owner.failed
+        self.assertEqual(
+            str(error),
+            f"spc.example:9443 closed the connection without answering; {NoAnswer.TLS_HINT}",
+        )
+
+    def test_closedMidHandshake(self) -> None:
+        """
+        One that closes after it spoke is still a handshake cut short.
+        """
+        client, owner = clientChannel(Clock())
+        client.dataReceived(b"\x00\x00\x01")
+        client.connectionLost(Failure(ConnectionResetError()))
+        [(_, error)] = owner.failed
+        self.assertIsInstance(error, ProtocolError)
+        self.assertIn("closed during the handshake", str(error))

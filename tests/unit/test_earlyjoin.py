@@ -14,7 +14,8 @@ from twisted.trial.unittest import SynchronousTestCase
 from spc.errors import ProtocolError
 from spc.protocol import frames
 from spc.protocol.clienthandshake import ClientHandshake
-from spc.protocol.handshake import ChannelSpec, JoinTarget
+from spc.protocol.channelmap import ChannelExpectation
+from spc.protocol.handshake import JoinTarget
 from tests.common import (
     RecordingClientOwner,
     clientIdentity,
@@ -40,7 +41,7 @@ class HeldHelloTests(SynchronousTestCase):
         self.owner = RecordingClientOwner()
         client = clientIdentity()
         self.client = ClientHandshake(
-            ChannelSpec(1, 2, self.pair.server._spec.suite),
+            ChannelExpectation(1, 2),
             client.privateKey,
             client.publicDER,
             exchangeKeyDER(),
@@ -92,6 +93,31 @@ class HeldHelloTests(SynchronousTestCase):
         self.assertEqual(self.owner.frames, [])
         [error] = self.owner.failures
         self.assertIsInstance(error, ProtocolError)
+
+    def test_heldHelloAgainstSessionMap(self) -> None:
+        """
+        The held hello is checked against the channels the session's first
+        connection announced: a join whose F1 announces others ends.
+        """
+        hello = self.pair.hello()
+        announced = frames.decodeHandshake(hello).channelMap
+        other = tuple(entry._replace(suite=announced[0].suite) for entry in announced)
+        self.assertNotEqual(other, announced)
+        self.client.frameReceived(hello)
+        self.client.ticketReady(ticketFor(self.first), other)
+        self.assertEqual(self.owner.frames, [])
+        [error] = self.owner.failures
+        self.assertIsInstance(error, ProtocolError)
+
+    def test_heldHelloSameSessionMap(self) -> None:
+        """
+        A held hello announcing the session's own channels is answered.
+        """
+        hello = self.pair.hello()
+        self.client.frameReceived(hello)
+        self.client.ticketReady(ticketFor(self.first), frames.decodeHandshake(hello).channelMap)
+        self.finish()
+        self.assertEqual(self.owner.failures, [])
 
     def test_timeoutWhileHeld(self) -> None:
         """

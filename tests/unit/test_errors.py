@@ -122,6 +122,11 @@ class MessageTests(SynchronousTestCase):
             "connection, or the server was given a new key. Nothing was sent. Expected "
             "and received fingerprints: SHA256:old, SHA256:new",
         )
+        self.assertEqual(
+            str(ClientNotAuthorized("SHA256:me")),
+            "The server refused this client; ask its operator to add this client's "
+            "fingerprint to its authorized_keys: SHA256:me",
+        )
 
     def test_detailsInParentheses(self) -> None:
         """
@@ -131,11 +136,6 @@ class MessageTests(SynchronousTestCase):
         self.assertEqual(
             str(ServerBusy("3 attempts", 7)),
             "The server is busy; spc retries with backoff. (3 attempts, 7)",
-        )
-        self.assertEqual(
-            str(ClientNotAuthorized("SHA256:me")),
-            "The server refused this client; ask its operator to add the client's "
-            "fingerprint to authorized_keys. (SHA256:me)",
         )
 
     @given(

@@ -9,6 +9,7 @@ from twisted.trial import unittest
 
 from spc.errors import ProtocolError
 from spc.protocol import frames, records
+from spc.protocol.channelmap import MAX_CHANNELS, ChannelEntry
 
 u8 = st.integers(0, 2**8 - 1)
 u16 = st.integers(0, 2**16 - 1)
@@ -26,15 +27,28 @@ def sized(low, high):
 
 @st.composite
 def serverHellos(draw):
-    count = draw(st.integers(1, 0xFFFF))
+    count = draw(st.integers(1, MAX_CHANNELS))
+    channel = draw(st.integers(0, count - 1))
+    entries = draw(st.lists(st.builds(ChannelEntry, u8, u16), min_size=count, max_size=count))
     return frames.ServerHello(
         versions=tuple(draw(st.lists(u8, min_size=1, max_size=frames.MAX_VERSIONS))),
-        suite=draw(u8),
-        channel=draw(st.integers(0, count - 1)),
+        suite=entries[channel].suite,
+        channel=channel,
         channelCount=count,
         nonce=draw(fixed(32)),
         ephemeral=draw(fixed(32)),
         hostKey=draw(sized(frames.MIN_SPKI_SIZE, frames.MAX_SPKI_SIZE)),
+        channelMap=tuple(entries),
+    )
+
+
+def makeHello(suite=1, channel=0, count=4, keySize=294):
+    """
+    An F1 of C{count} channels, each of C{suite}, on ports from 9000.
+    """
+    entries = tuple(ChannelEntry(suite, 9000 + index) for index in range(count))
+    return frames.ServerHello(
+        (1,), suite, channel, count, bytes(32), bytes(32), bytes(keySize), entries
     )
 
 
@@ -92,10 +106,10 @@ class RoundTripTests(unittest.SynchronousTestCase):
     def test_sizes(self):
         """
         The documented sizes: F1 369 bytes with an RSA-2048 key and one
-        version, F3 94, the protected header 34, an HBQ 48.
+        version, and 3 more per channel (381 with 4), F3 94, the protected
+        header 34, an HBQ 48.
         """
-        hello = frames.ServerHello((1,), 1, 0, 4, bytes(32), bytes(32), bytes(294))
-        self.assertEqual(len(hello.encode()), 369)
+        self.assertEqual(len(makeHello(count=4).encode()), 369 + 3 * 4)
         finished = frames.ServerFinished(bytes(16), 0, frames.Params(), bytes(32))
         self.assertEqual(len(finished.encode()), 94)
         self.assertEqual(frames.PROTECTED_HEADER_SIZE, 34)
@@ -149,7 +163,7 @@ class StrictnessTests(unittest.SynchronousTestCase):
     Decoders refuse anything that is not exactly a valid encoding.
     """
 
-    hello = frames.ServerHello((1,), 1, 0, 4, bytes(32), bytes(32), bytes(294)).encode()
+    hello = makeHello().encode()
 
     def assertRefused(self, decoder, data):
         self.assertRaises(ProtocolError, decoder, data)
@@ -197,15 +211,13 @@ class StrictnessTests(unittest.SynchronousTestCase):
         Host keys shorter or longer than RSA-2048..4096 SPKIs are refused.
         """
         for size in (frames.MIN_SPKI_SIZE - 1, frames.MAX_SPKI_SIZE + 1):
-            hello = frames.ServerHello((1,), 1, 0, 4, bytes(32), bytes(32), bytes(size))
-            self.assertRefused(frames.decodeHandshake, hello.encode())
+            self.assertRefused(frames.decodeHandshake, makeHello(keySize=size).encode())
 
     def test_channelOutOfRange(self):
         """
         A channel index not below the channel count is refused.
         """
-        hello = frames.ServerHello((1,), 1, 4, 4, bytes(32), bytes(32), bytes(294))
-        self.assertRefused(frames.decodeHandshake, hello.encode())
+        self.assertRefused(frames.decodeHandshake, makeHello(channel=4).encode())
 
     def test_versionList(self):
         """

@@ -21,6 +21,7 @@ from spc.errors import (
     ClientNotAuthorized,
     ConfigurationError,
     HandshakeRefused,
+    NoAnswer,
     ProtocolError,
     ServerBusy,
     ServerKeyChanged,
@@ -29,6 +30,7 @@ from spc.errors import (
 from spc.keys import identity as identities
 from spc.keys.trust import AuthorizedKeys, KnownHosts, PinnedKey
 from spc.protocol import frames, handshake
+from spc.protocol.channelmap import ChannelEntry, ChannelExpectation
 from spc.protocol.clienthandshake import ClientHandshake
 from spc.protocol.handshake import ChannelSpec, JoinTarget, JoinTicket
 from spc.protocol.serverhandshake import ServerHandshake
@@ -43,6 +45,7 @@ from tests.common import (
     clientIdentity,
     countPrivateOperations,
     exchangeKeyDER,
+    expectFor,
     exponentThreeKey,
     hostIdentity,
     makeDirectory,
@@ -197,7 +200,7 @@ class Pair:
             spec, host.privateKey, host.publicDER, params, self.directory, self.serverOwner
         )
         self.client = ClientHandshake(
-            clientSpec or spec,
+            expectFor(clientSpec) if clientSpec else ChannelExpectation(channel, channelCount),
             client.privateKey,
             client.publicDER,
             exchangeKeyDER() if exchangeDER is None else exchangeDER,
@@ -344,12 +347,12 @@ class NewSessionTests(unittest.SynchronousTestCase):
 
     def test_frameSizes(self) -> None:
         """
-        With RSA-2048 keys and one version, F1, F2 and F3 have the sizes
-        the docs give (369, 1195 and 94 bytes), each frame is sent once,
-        and the F3 fields are the session's.
+        With RSA-2048 keys, one version and two channels, F1, F2 and F3
+        have the sizes the docs give (375, 1195 and 94 bytes), each frame
+        is sent once, and the F3 fields are the session's.
         """
         pair = Pair().run()
-        self.assertEqual(len(pair.f1), 369)
+        self.assertEqual(len(pair.f1), 375)
         self.assertEqual(len(pair.f2), 1195)
         self.assertEqual(len(pair.f3), 94)
         self.assertEqual(len(pair.serverOwner.frames), 2)
@@ -532,12 +535,13 @@ class MachineInputTests(unittest.SynchronousTestCase):
 
     def test_clientTimeout(self) -> None:
         """
-        A client waiting for F1 or F3 fails with a L{ProtocolError} on a
-        timeout; once established, a timeout does nothing.
+        A client waiting for F1 fails with L{NoAnswer} on a timeout (the
+        server said nothing at all), one waiting for F3 with a
+        L{ProtocolError}; once established, a timeout does nothing.
         """
         pair = Pair()
         pair.client.timedOut()
-        self.assertIsInstance(pair.clientError, ProtocolError)
+        self.assertIsInstance(pair.clientError, NoAnswer)
         pair = Pair()
         pair.client.frameReceived(pair.hello())
         pair.client.timedOut()
@@ -833,30 +837,57 @@ class ClientHelloCheckTests(unittest.SynchronousTestCase):
         message = str(pair.clientError)
         self.assertIn("A256CBC-HS512", message)
         self.assertIn("ChaCha20-Poly1305", message)
-        self.assertIn("port 1 of 2", message)
+        self.assertIn("channel 0 uses", message)
 
     def test_downgradeSuite(self) -> None:
         """
-        T9: a man in the middle rewriting F1's suite from 0x02 to 0x01
-        makes the client abort with a L{ConfigurationError}.
+        T9: a man in the middle who rewrites F1's suite from 0x02 to 0x01,
+        and the channel map's entry to match, is caught by the client's
+        signature over F1: the server refuses F2 (alert 2) with no
+        private-key operation, and no side has a session.  Rewriting the
+        suite alone makes F1 unreadable.
         """
+        counter = countPrivateOperations(self)
+
+        def rewrite(body):
+            hello = frames.ServerHello.decode(body)
+            entries = list(hello.channelMap)
+            entries[0] = entries[0]._replace(suite=A256CBC_HS512.suiteID)
+            return hello._replace(
+                suite=A256CBC_HS512.suiteID, channelMap=tuple(entries)
+            ).encode()
+
+        pair = Pair(suite=CHACHA20_POLY1305).run(f1=rewrite)
+        self.assertEqual(frames.ServerHello.decode(pair.f1).suite, A256CBC_HS512.suiteID)
+        self.assertEqual(pair.alert, frames.ALERT_HANDSHAKE_FAILURE)
+        self.assertIn("signature", pair.reason)
+        self.assertEqual(counter.count, 0)
+        self.assertEqual(pair.serverOwner.results + pair.clientOwner.results, [])
         offset = F1_FIELDS["suite"]
         pair = Pair(suite=CHACHA20_POLY1305).run(f1=lambda body: flip(body, offset, 0x03))
-        self.assertEqual(pair.f1[offset], A256CBC_HS512.suiteID)
-        self.assertNothingSent(pair, ConfigurationError)
+        self.assertNothingSent(pair, ProtocolError)
 
     def test_redirectChannel(self) -> None:
         """
-        T9: F1 rewritten to another channel index or channel count makes the
-        client abort with a L{ConfigurationError}.
+        T9: F1 rewritten to another channel index or channel count makes a
+        client that was given its channels abort with a
+        L{ConfigurationError}, before anything is sent.
         """
-        for field, value in (("channel", 1), ("channelCount", 3)):
-            def rewrite(body):
-                hello = frames.ServerHello.decode(body)
-                return hello._replace(**{field: value}).encode()
+        def rewrite(body):
+            return frames.ServerHello.decode(body)._replace(channel=1).encode()
 
-            pair = Pair(channel=0, channelCount=2).run(f1=rewrite)
-            self.assertNothingSent(pair, ConfigurationError)
+        pair = Pair(channel=0, channelCount=2).run(f1=rewrite)
+        self.assertNothingSent(pair, ConfigurationError)
+
+        def grow(body):
+            hello = frames.ServerHello.decode(body)
+            return hello._replace(
+                channelCount=3, channelMap=hello.channelMap + (ChannelEntry(1, 9002),)
+            ).encode()
+
+        pair = Pair(channel=0, channelCount=2).run(f1=grow)
+        self.assertNothingSent(pair, ConfigurationError)
+        self.assertIn("the daemon has 3 channels; you gave 2", str(pair.clientError))
 
     def test_versionListRewritten(self) -> None:
         """
@@ -1006,6 +1037,7 @@ class HandmadeServer:
         self.hello = frames.ServerHello(
             (1,), spec.suite.suiteID, spec.channel, spec.channelCount, os.urandom(32),
             self._ephemeral.public, hostIdentity().publicDER,
+            (ChannelEntry(spec.suite.suiteID, 9000),) * spec.channelCount,
         ).encode()
 
     def finished(self, auth: bytes, session=None, epoch=0, params=frames.Params()):

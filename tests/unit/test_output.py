@@ -231,6 +231,30 @@ class ProgressBarTests(unittest.SynchronousTestCase):
         self.bar.fileDelivered("a.bin")
         self.assertEqual(self.stream.getvalue(), written)
 
+    def test_saidAboveTheBar(self) -> None:
+        """
+        A notice (a busy server's retry) takes a line of its own, not the
+        end of the bar's, and the bar is drawn again below it.
+        """
+        self.books(("a.bin", 100)).reporter("a.bin")(50)
+        self.bar.say("spc: server busy, retrying in 0.5 s")
+        shown = frames(self.stream.getvalue())
+        self.assertEqual(shown[-2], "spc: server busy, retrying in 0.5 s")
+        self.assertRegex(shown[-1], r"^a\.bin  50%")
+        self.assertIn("\rspc: server busy, retrying in 0.5 s\n", self.stream.getvalue())
+
+    def test_saidWithoutABar(self) -> None:
+        """
+        A notice is written whether or not a bar is drawn: before the
+        first file, on a stream that is not a terminal, with
+        C{--no-progress}.
+        """
+        for stream, enabled in ((self.stream, True), (io.StringIO(), True), (Terminal(), False)):
+            bar = ProgressBar(stream, self.clock, enabled=enabled)
+            bar.say("spc: server busy, retrying in 0.5 s")
+            bar.close()
+            self.assertEqual(stream.getvalue(), "spc: server busy, retrying in 0.5 s\n")
+
     def test_notATerminal(self) -> None:
         """
         On a stream that is not a terminal nothing is written, not even a
@@ -481,14 +505,41 @@ class HelpTests(unittest.SynchronousTestCase):
         """
         self.spc("send", "--help")
         examples = self.out[self.out.index("\nExamples:\n") :]
-        self.assertIn(
-            "\n  echo 'backup done' | spc send --server HOST --ports 9000-9003\n", examples
-        )
+        self.assertIn("\n  echo 'backup done' | spc send --server HOST\n", examples)
         self.assertIn(" - --name photos.tar\n", examples)
         codes = self.out[self.out.index("\nExit codes:\n") :].splitlines()[2:]
         self.assertEqual(
             [line.split()[0] for line in codes], ["0", "1", "2", "3", "4", "5", "130"]
         )
+
+    def test_sendExamplesOneAddress(self) -> None:
+        """
+        C{spc send --help} says which port C{--server HOST} means and that
+        it must be the daemon's first, and every example names the daemon
+        by that one address and parses so.
+        """
+        self.spc("send", "--help")
+        text = " ".join(self.out.split())
+        self.assertIn(
+            "--server HOST is HOST:9000; the port given must be the daemon's first port", text
+        )
+        self.assertIn("PORT its first port (9000 by default)", text)
+        examples = self.out[self.out.index("\nExamples:\n") : self.out.index("\nExit codes:")]
+        shown = [line.split("spc send ")[1] for line in examples.splitlines()[2:] if line]
+        self.assertEqual(len(shown), 6)
+        workspace = self.mktemp()
+        os.makedirs(os.path.join(workspace, "photos"))
+        for name in ("report.pdf", "notes.txt"):
+            with open(os.path.join(workspace, name), "w") as f:
+                f.write("x")
+        cwd = os.getcwd()
+        os.chdir(workspace)
+        self.addCleanup(os.chdir, cwd)
+        for example in shown:
+            options = main.SPCOptions()
+            options.parseOptions(["send", *example.replace("'backup done'", "done").split()])
+            self.assertTrue(options.subOptions["one-address"], example)
+            self.assertEqual(len(options.subOptions["endpoints"]), 1, example)
 
     def test_noStraySpacing(self) -> None:
         """
@@ -502,10 +553,12 @@ class HelpTests(unittest.SynchronousTestCase):
             for name, doc in options.docs.items():
                 text = " ".join((doc or "").split("\n"))
                 self.assertNotRegex(text.strip(), r"\S {2,}\S", f"{type(options)} --{name}")
-        self.spc("send", "--help")
         self.assertIn("(default: even channels AES-256-CBC, odd ChaCha20)", " ".join(
-            line.strip() for line in self.out.splitlines()
+            line.strip() for line in str(tap.Options()).splitlines()
         ))
+        self.spc("send", "--help")
+        self.assertIn("Cipher suites to accept, e.g. chacha20,aes-256-gcm (default: all three)",
+                      " ".join(line.strip() for line in self.out.splitlines()))
 
 
 class DemoSizeTests(unittest.SynchronousTestCase):

@@ -15,15 +15,18 @@ import stat
 from cryptography import x509
 from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.x509.oid import NameOID
+from OpenSSL import SSL
 from twisted.internet.testing import MemoryReactorClock
+from twisted.python.failure import Failure
 from twisted.trial.unittest import SynchronousTestCase
 
 from spc.cli.main import main
-from spc.errors import ConfigurationError, TLSFilesExist
+from spc.errors import ConfigurationError, NotTLS, TLSFilesExist
 from spc.keys.identity import PRIVATE_KEY_NAME
 from spc.keys.tlscert import certificateFingerprint, writeCertificate
 from spc.tap import makeService
 from spc.transport import tls
+from spc.transport.tls import TLSPeer, explainFailure
 from tests.unit.test_tap import HOST, keyDirWithIdentity, makeOptions
 
 
@@ -261,3 +264,35 @@ class DaemonTLSTests(SynchronousTestCase):
         )
         self.assertIn("the TLS key is the spc host key", str(error))
         self.assertTrue(str(error).startswith("spc: "), str(error))
+
+
+class TLSExplanationTests(SynchronousTestCase):
+    """
+    L{explainFailure} for the TLS mistakes users make.
+    """
+
+    def explain(self, reason: str, hostname: str = "spc.example") -> Exception:
+        error = SSL.Error([("SSL routines", "", reason)])
+        return explainFailure(Failure(error), TLSPeer("spc.example:9000", hostname)).value
+
+    def test_notTLS(self) -> None:
+        """
+        TLS to a port that does not speak it is not a trust failure: exit
+        code 1, saying the port does not speak TLS.
+        """
+        error = self.explain("wrong version number")
+        self.assertIsInstance(error, NotTLS)
+        self.assertEqual(error.exitCode, 1)
+        self.assertIn("spc.example:9000 does not speak TLS", str(error))
+        self.assertIn("connect without tls:", str(error))
+
+    def test_verifyFailedHint(self) -> None:
+        """
+        A certificate no trusted authority signed gets the client the two
+        ways to trust it; the server's log gets no such advice.
+        """
+        error = self.explain("certificate verify failed")
+        self.assertEqual(error.exitCode, 3)
+        self.assertIn("trustRoots=", str(error))
+        self.assertIn("--tls-fingerprint", str(error))
+        self.assertNotIn("trustRoots=", str(self.explain("certificate verify failed", "")))

@@ -1,7 +1,9 @@
 """
 Tests for L{spc.keys.trust} and L{spc.addresses}: host names,
 C{known_hosts}, C{authorized_keys} and the choice between them and their
-overrides.
+overrides; a pin that does not match is not a changed key, a pin given
+with C{--accept-new} is recorded, TLS pins live in C{known_hosts} beside
+key pins, and a server's lines leave it in one atomic rewrite.
 """
 
 from __future__ import annotations
@@ -18,11 +20,19 @@ from spc.errors import (
     ConfigurationError,
     InsecurePath,
     ServerKeyChanged,
+    ServerKeyMismatch,
     TrustFileError,
     UnknownServerKey,
 )
 from spc.keys import trust, trustfile
-from spc.keys.trust import AllowAny, AuthorizedKeys, KnownHosts, PinnedKey, TrustDecision
+from spc.keys.trust import (
+    AllowAny,
+    AuthorizedKeys,
+    KnownHosts,
+    PinnedKey,
+    TrustDecision,
+    loadServerTrust,
+)
 from tests.unit.test_identity import OTHER_FINGERPRINT, TEST_FINGERPRINT, writeFile
 
 
@@ -484,3 +494,210 @@ class AuthorizedKeysTests(unittest.SynchronousTestCase):
         self.assertTrue(AllowAny.isAuthorized(OTHER_FINGERPRINT))
         self.assertIsNone(AllowAny.nameOf(OTHER_FINGERPRINT))
         self.assertIn("--allow-any-client", AllowAny.describe())
+
+
+class KeyDirTestCase(unittest.SynchronousTestCase):
+    """
+    A key directory of this user's, mode 0700, and its C{known_hosts}.
+    """
+
+    def setUp(self) -> None:
+        self.keyDir = os.path.abspath(self.mktemp())
+        os.makedirs(self.keyDir, mode=0o700)
+        self.path = os.path.join(self.keyDir, "known_hosts")
+
+    def write(self, text: str) -> None:
+        writeFile(self.path, text.encode("utf-8"))
+
+    def read(self) -> str:
+        with open(self.path) as f:
+            return f.read()
+
+
+class PinTests(KeyDirTestCase):
+    """
+    C{--server-fingerprint}, alone and with C{--accept-new}.
+    """
+
+    def test_mismatchIsNotAChange(self) -> None:
+        """
+        A key other than the pin (a typo in the fingerprint) is a
+        L{ServerKeyMismatch}: it names both fingerprints and
+        C{--server-fingerprint}, and does not claim the key changed.
+        """
+        pin = PinnedKey(TEST_FINGERPRINT)
+        error = self.assertRaises(ServerKeyMismatch, pin.check, "h:1", OTHER_FINGERPRINT)
+        message = str(error)
+        self.assertNotIn("CHANGED", message)
+        self.assertIn("--server-fingerprint", message)
+        self.assertIn("typo", message)
+        self.assertIn(f"expected {TEST_FINGERPRINT}", message)
+        self.assertIn(f"received {OTHER_FINGERPRINT}", message)
+        self.assertEqual(error.exitCode, 3)
+
+    def test_acceptNewRecordsThePin(self) -> None:
+        """
+        With C{--accept-new}, the pinned key is recorded in known_hosts
+        once the server shows it; a mismatch records nothing.
+        """
+        trust = loadServerTrust(self.keyDir, TEST_FINGERPRINT, acceptNew=True)
+        self.assertRaises(ServerKeyMismatch, trust.check, "h.example:9000", OTHER_FINGERPRINT)
+        self.assertFalse(os.path.exists(self.path))
+        self.assertIs(trust.check("h.example:9000", TEST_FINGERPRINT), TrustDecision.ADDED)
+        self.assertEqual(self.read(), f"h.example:9000 {TEST_FINGERPRINT}\n")
+        self.assertIs(
+            loadServerTrust(self.keyDir).check("h.example:9000", TEST_FINGERPRINT),
+            TrustDecision.KNOWN,
+        )
+
+    def test_acceptNewKeepsAnotherKey(self) -> None:
+        """
+        A pin that differs from the key known_hosts holds is not recorded:
+        that is a changed key, refused, and the file is left alone.
+        """
+        self.write(f"h.example:9000 {OTHER_FINGERPRINT}\n")
+        trust = loadServerTrust(self.keyDir, TEST_FINGERPRINT, acceptNew=True)
+        self.assertRaises(ServerKeyChanged, trust.check, "h.example:9000", TEST_FINGERPRINT)
+        self.assertEqual(self.read(), f"h.example:9000 {OTHER_FINGERPRINT}\n")
+
+    def test_pinAloneRecordsNothing(self) -> None:
+        """
+        Without C{--accept-new}, a pin overrides known_hosts and writes
+        nothing, as before.
+        """
+        trust = loadServerTrust(self.keyDir, TEST_FINGERPRINT)
+        self.assertIs(trust.check("h.example:9000", TEST_FINGERPRINT), TrustDecision.KNOWN)
+        self.assertFalse(os.path.exists(self.path))
+
+
+class TLSPinTests(KeyDirTestCase):
+    """
+    C{tls:HOST:PORT SHA256:...} lines of known_hosts.
+    """
+
+    def test_parsedBesideKeys(self) -> None:
+        """
+        A TLS pin and a key pin of one server are separate entries; one
+        TLS pin per server, like one key.
+        """
+        known = KnownHosts.parse(
+            f"h:1 {TEST_FINGERPRINT}\nTLS:H:1 {OTHER_FINGERPRINT}\n", "known_hosts"
+        )
+        self.assertEqual(known.lookup("h:1"), TEST_FINGERPRINT)
+        self.assertEqual(known.tlsPin("h:1"), OTHER_FINGERPRINT)
+        self.assertIsNone(known.tlsPin("h:2"))
+        self.assertRaises(
+            TrustFileError, KnownHosts.parse,
+            f"tls:h:1 {TEST_FINGERPRINT}\ntls:h:1 {OTHER_FINGERPRINT}\n", "known_hosts",
+        )
+
+    @given(st.text(max_size=40))
+    def test_strict(self, name) -> None:
+        """
+        Whatever follows C{tls:}, the line is a TLS pin for a canonical
+        C{HOST:PORT} or the file is refused naming the line: nothing else.
+        """
+        try:
+            known = KnownHosts.parse(f"# x\ntls:{name} {TEST_FINGERPRINT}\n", "known_hosts")
+        except TrustFileError as error:
+            self.assertIn("known_hosts, line 2", str(error))
+            return
+        [(key, _)] = known._entries.items()
+        self.assertTrue(key.startswith("tls:"))
+        self.assertEqual(known.tlsPin(key[4:]), TEST_FINGERPRINT)
+
+
+PINNED_HOSTS = f"""\
+# servers I trust
+example.com:9000 {TEST_FINGERPRINT}
+[::1]:9000 {OTHER_FINGERPRINT}\r
+tls:Example.com:9000 {OTHER_FINGERPRINT}
+example.com:9001 {OTHER_FINGERPRINT}
+"""
+
+
+class ForgetTests(unittest.SynchronousTestCase):
+    """
+    L{KnownHosts.forget}.
+    """
+
+    def setUp(self) -> None:
+        self.keyDir = os.path.abspath(self.mktemp())
+        os.makedirs(self.keyDir, mode=0o700)
+        self.path = os.path.join(self.keyDir, "known_hosts")
+        writeFile(self.path, PINNED_HOSTS.encode("utf-8"), 0o640)
+
+    def read(self) -> str:
+        with open(self.path, newline="") as f:
+            return f.read()
+
+    def test_removesKeyAndTLSPin(self) -> None:
+        """
+        The server's key line and its TLS pin go, whatever case or spelling
+        they were written in; every other line, comments and line ends
+        included, stays byte for byte; the mode is kept.
+        """
+        known = KnownHosts.fromFile(self.path)
+        removed = known.forget("EXAMPLE.com:9000")
+        self.assertEqual(
+            removed,
+            [f"example.com:9000 {TEST_FINGERPRINT}", f"tls:Example.com:9000 {OTHER_FINGERPRINT}"],
+        )
+        self.assertEqual(
+            self.read(),
+            f"# servers I trust\n[::1]:9000 {OTHER_FINGERPRINT}\r\n"
+            f"example.com:9001 {OTHER_FINGERPRINT}\n",
+        )
+        self.assertEqual(stat.S_IMODE(os.stat(self.path).st_mode), 0o640)
+        self.assertIsNone(known.lookup("example.com:9000"))
+        self.assertEqual(known.lookup("example.com:9001"), OTHER_FINGERPRINT)
+
+    def test_ipv6(self) -> None:
+        """
+        An IPv6 server is named as known_hosts names it.
+        """
+        self.assertEqual(
+            KnownHosts.fromFile(self.path).forget("[0::1]:9000"),
+            [f"[::1]:9000 {OTHER_FINGERPRINT}"],
+        )
+
+    def test_nothingToRemove(self) -> None:
+        """
+        An unknown server changes nothing: the file is not rewritten.
+        """
+        before = os.stat(self.path)
+        self.assertEqual(KnownHosts.fromFile(self.path).forget("other.example:9000"), [])
+        self.assertEqual(self.read(), PINNED_HOSTS)
+        self.assertEqual(os.stat(self.path).st_ino, before.st_ino)
+
+    def test_symlinkKept(self) -> None:
+        """
+        A known_hosts that is a symbolic link stays one; its target is
+        rewritten.
+        """
+        link = os.path.join(self.keyDir, "link")
+        os.symlink(self.path, link)
+        KnownHosts.fromFile(link).forget("example.com:9001")
+        self.assertTrue(os.path.islink(link))
+        self.assertNotIn("9001", self.read())
+
+    def test_unsafeFileRefused(self) -> None:
+        """
+        A file another user could write is refused, as every read of it is,
+        and left alone.
+        """
+        known = KnownHosts.fromFile(self.path)
+        os.chmod(self.path, 0o666)
+        self.assertRaises(InsecurePath, known.forget, "example.com:9000")
+        self.assertEqual(self.read(), PINNED_HOSTS)
+
+    def test_invalidFileRefused(self) -> None:
+        """
+        A file with a bad line is refused, naming it, and left alone.
+        """
+        known = KnownHosts.fromFile(self.path)
+        with open(self.path, "a") as f:
+            f.write("example.com:9000 SHA256:nope\n")
+        error = self.assertRaises(TrustFileError, known.forget, "example.com:9000")
+        self.assertIn("line 6", str(error))
+        self.assertNotEqual(self.read(), PINNED_HOSTS)

@@ -11,7 +11,7 @@ nothing of its own rank or above:
   rank  units
   ====  =====================================================================
   0     C{errors}, C{interfaces}, C{text}, C{addresses}, C{inflight},
-        C{ratelimit}: what every layer may need
+        C{ratelimit}, C{lanes}: what every layer may need
   1     C{crypto}: primitives over bytes
   2     C{keys} (identities, trust files, certificates), C{logs}
   3     C{protocol}: SPC/1 without I/O
@@ -57,6 +57,7 @@ RANKS = {
     "addresses": 0,
     "inflight": 0,
     "ratelimit": 0,
+    "lanes": 0,
     "crypto": 1,
     "keys": 2,
     "logs": 2,

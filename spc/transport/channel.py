@@ -216,12 +216,12 @@ class ChannelProtocol(protocol.Protocol):
 
     # Frames.
 
-    def _deliver(self, body: bytes) -> bool:
+    def _deliver(self, body: bytes | bytearray | memoryview) -> bool:
         if self.dead:
             return False
         if self.records is None:
             self._cancelReplyTimer()
-            self._handshake.frameReceived(body)
+            self._handshake.frameReceived(bytes(body))
             return not self.dead
         try:
             epoch, plaintext = self.records.open(body)

@@ -17,7 +17,7 @@ from hypothesis import given, settings, strategies as st
 from twisted.trial.unittest import SkipTest, SynchronousTestCase
 
 from spc.errors import NameUnavailable, ResourceLimitExceeded
-from spc.files import store as filestore
+from spc.files import completed, store as filestore
 from spc.files.names import (
     MAX_COMPONENT_BYTES,
     MAX_DEPTH,
@@ -30,6 +30,7 @@ from spc.files.store import KEEP_SECONDS, FileStore
 from spc.protocol import records
 from spc.server.inbox import InboxReceiver
 from tests.names import nameStrategy
+from tests.test_completed import completedRecords
 
 PEER = "SHA256:peer"
 HOSTILE = [
@@ -660,18 +661,18 @@ class CompletedTests(SynchronousTestCase):
 
     def test_expiredForgotten(self) -> None:
         """
-        Entries older than 24 h are dropped from the completed file when
-        another transfer completes.
+        Entries older than 24 h are dropped from the completed log when it
+        is rewritten, here when another transfer completes.
         """
         directory = self.mktemp()
         now = Clock()
         store = FileStore(directory, now=now)
         keys = [store.key(PEER, bytes([n]) * 16) for n in range(2)]
+        self.patch(completed, "MAX_COMPLETED_BYTES", 250)
         for key in keys:
             store.open(key, "f", 0).finish()
             now.now += KEEP_SECONDS
-        with open(os.path.join(directory, PARTIAL_DIRECTORY, "completed.json")) as f:
-            self.assertEqual(list(json.load(f)), [keys[1]])
+        self.assertEqual(list(completedRecords(directory)), [keys[1]])
 
     def test_corruptCompletedFile(self) -> None:
         """
@@ -705,7 +706,9 @@ class ExpireTests(SynchronousTestCase):
         os.utime(os.path.join(directory, PARTIAL_DIRECTORY, stale + ".json"), (old, old))
         self.assertEqual(store.expire(), 1)
         remaining = sorted(os.listdir(os.path.join(directory, PARTIAL_DIRECTORY)))
-        self.assertEqual(remaining, sorted(["completed.json", fresh + ".json", fresh + ".part"]))
+        self.assertEqual(
+            remaining, sorted([completed.LOG_NAME, fresh + ".json", fresh + ".part"])
+        )
         self.assertEqual(store.expire(), 0)
 
     def test_expireWithInjectedTime(self) -> None:

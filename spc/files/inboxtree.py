@@ -124,15 +124,24 @@ class _Folders:
     def last(self) -> int:
         return self.descriptors[-1]
 
-    def syncMade(self) -> None:
+    def syncMade(self, later: list[int] | None = None) -> None:
         """
         fsync the last folder, then, from the deepest up, the parent of
         every folder this walk created: each new entry is then on disk.
+
+        @param later: if given, the folders are not synced now: copies of
+            their descriptors are added to it, for the caller to sync
+            together with others, and close.
         """
-        _fsync(self.last)
-        for depth in reversed(range(len(self.made))):
-            if self.made[depth]:
-                _fsync(self.descriptors[depth])
+        folders = [self.last] + [
+            self.descriptors[depth] for depth in reversed(range(len(self.made)))
+            if self.made[depth]
+        ]
+        for folder in folders:
+            if later is None:
+                _fsync(folder)
+            else:
+                later.append(os.dup(folder))
 
     def close(self) -> None:
         while self.descriptors:
@@ -150,11 +159,17 @@ def checkFolders(inbox: str, folders: Sequence[str]) -> None:
         pass
 
 
-def placeFile(inbox: str, source: str, parts: Sequence[str]) -> StoredFile:
+def placeFile(
+    inbox: str, source: str, parts: Sequence[str], syncLater: list[int] | None = None
+) -> StoredFile:
     """
     Link C{source} into the inbox under C{parts}, or under the first free
     C{stem (n).ext}, creating the folders; then unlink C{source}.  An
     existing entry is never replaced.
+
+    @param syncLater: if given, the folders to fsync are added to it (as
+        descriptors the caller closes) instead of being synced now
+        (L{_Folders.syncMade}).
 
     @raise NameUnavailable: if a folder of the path is not one, or every
         numbered name is taken.
@@ -170,7 +185,7 @@ def placeFile(inbox: str, source: str, parts: Sequence[str]) -> StoredFile:
                 continue
             os.unlink(source)
             status = os.stat(leaf, dir_fd=opened.last, follow_symlinks=False)
-            opened.syncMade()
+            opened.syncMade(syncLater)
             relative = "/".join([*folders, leaf])
             return StoredFile(os.path.join(inbox, *folders, leaf), relative, status)
     raise NameUnavailable(f"too many files named {wanted!r}")

@@ -14,6 +14,12 @@ replaced, and a partial or corrupt file never appears under a final name.
 A name that could not be stored is refused when it is offered, before any
 data is sent.  A completed transfer is remembered with the file it stored
 (L{spc.files.completed}), and counts as complete only while that file is there.
+
+A partial file (L{spc.files.partial}) hashes what is written to it as it
+comes, so a file is verified the moment its last byte is written.  The
+store is shared with the thread that writes partial files: its state files
+and its memory of completed transfers are changed under locks.  Many files complete together (L{FileStore.commit}): their data,
+then their names, made durable by one sync each (L{spc.files.durable}).
 """
 
 from __future__ import annotations
@@ -21,142 +27,32 @@ from __future__ import annotations
 import hashlib
 import json
 import os
+import threading
 import time
-from typing import Callable, Iterator
+from typing import Callable, Iterator, Sequence
 
 from spc.errors import ResourceLimitExceeded
 from spc.files.completed import CompletedTransfers, fileIdentity
+from spc.files.durable import syncTogether
+from spc.files.hashing import EarlyWindow
 from spc.files.inboxtree import StoredFile, checkFolders, findFile, makeFolders, placeFile
 from spc.files.names import PARTIAL_DIRECTORY, RESERVED_NAMES, safeParts
+from spc.files.partial import PartialFile
 from spc.files.ranges import RangeSet
 from spc.keys.keyfiles import replaceFile, unlinkQuietly
 
-__all__ = ["FileStore", "PartialFile"]
+__all__ = ["FileStore"]
 
 MAX_NAME_BYTES = 4096
 DEFAULT_RESERVE = 64 * 1024 * 1024
 DEFAULT_QUOTA = 256 * 1024**3
 KEEP_SECONDS = 24 * 3600
 EXPIRY_INTERVAL = 3600
-_HASH_BLOCK = 1024 * 1024
-
-
-class PartialFile:
-    """
-    A file being received.
-
-    @ivar size: the size the sender declared.
-    @ivar name: the sender's name for it.
-    @ivar held: byte ranges written and fsynced (safe to claim on resume).
-    @ivar written: byte ranges written, fsynced or not.
-    @ivar claim: the store's record of this opening; once the store forgot
-        it (the file completed, was discarded or revoked, or opened anew),
-        nothing this object does touches the state file again.
-    """
-
-    def __init__(
-        self, store: FileStore, key: str, name: str, size: int, held: RangeSet,
-        claim: tuple[str, int],
-    ) -> None:
-        self._store = store
-        self.claim = claim
-        self.key = key
-        self.name = name
-        self.size = size
-        self.held = held
-        self.written = RangeSet(held.ranges())
-        self.path = store.partialPath(key)
-        self._descriptor = os.open(
-            self.path, os.O_RDWR | os.O_CREAT | os.O_NOFOLLOW | os.O_CLOEXEC, 0o600
-        )
-
-    def write(self, offset: int, data: bytes | memoryview) -> bool:
-        """
-        Write C{data} at C{offset}, unless those bytes are already written.
-
-        @return: whether anything was written.
-        """
-        end = offset + len(data)
-        if self.written.covers(offset, end):
-            return False
-        view = memoryview(data)
-        done = 0
-        while done < len(view):
-            done += os.pwrite(self._descriptor, view[done:], offset + done)
-        self.written.add(offset, end)
-        return True
-
-    def isComplete(self) -> bool:
-        return self.written.covers(0, self.size) or self.size == 0
-
-    def syncData(self) -> None:
-        """
-        Make what was written durable; safe to call from a thread while the
-        reactor keeps writing (only ranges written before the call are
-        covered).
-        """
-        os.fsync(self._descriptor)
-
-    def saveHeld(self) -> None:
-        """
-        Record L{held} in the state file.
-        """
-        self._store.saveState(self)
-
-    def sync(self) -> None:
-        """
-        Make what was written durable, then claim it in the state file: a
-        resume never skips bytes a crash could have lost.
-        """
-        covered = self.written.ranges()
-        self.syncData()
-        self.held = RangeSet(covered)
-        self.saveHeld()
-
-    def digest(self) -> bytes:
-        """
-        SHA-256 of the file as written; reads it all, so call it off the
-        reactor thread.
-        """
-        digest = hashlib.sha256()
-        offset = 0
-        while offset < self.size:
-            block = os.pread(self._descriptor, min(_HASH_BLOCK, self.size - offset), offset)
-            if not block:
-                break
-            digest.update(block)
-            offset += len(block)
-        return digest.digest()
-
-    def finish(self) -> str:
-        """
-        Put the verified file under its final name and forget the partial.
-
-        @return: the final path.
-        """
-        os.fsync(self._descriptor)
-        os.close(self._descriptor)
-        self._descriptor = -1
-        try:
-            stored = self._store.place(self.path, self.name)
-        except BaseException:
-            self.discard()
-            raise
-        self._store.forget(self.key, stored)
-        return stored.path
-
-    def discard(self) -> None:
-        """
-        Delete the partial file and its state (a digest mismatch, a revoked
-        sender, an expired transfer).
-        """
-        self.close()
-        self._store.forget(self.key)
-
-    def close(self) -> None:
-        if self._descriptor >= 0:
-            os.close(self._descriptor)
-            self._descriptor = -1
+EARLY_WINDOW = 16 * 1024 * 1024
+"""
+Bytes of data that arrived ahead of its file's hash cursor the store's
+partial files may keep in memory together (L{spc.files.hashing}).
+"""
 
 
 class FileStore:
@@ -175,6 +71,11 @@ class FileStore:
         file, kept in memory so an offer costs no directory scan; the
         tuple is also the L{PartialFile.claim} of its latest opening.
     @ivar _completed: the completed transfers and what they stored.
+    @ivar _stateLock: held while a state file is written or a partial
+        forgotten: the writer's thread claims ranges while the reactor
+        thread may forget the transfer (revocation), and a state file must
+        not come back after it was forgotten.
+    @ivar earlyWindow: what the partial files' hashers may keep in memory.
     """
 
     def __init__(
@@ -192,9 +93,9 @@ class FileStore:
         self._now = now
         self._partials = os.path.join(directory, PARTIAL_DIRECTORY)
         os.makedirs(self._partials, mode=0o700, exist_ok=True)
-        self._completed = CompletedTransfers(
-            os.path.join(self._partials, "completed.json"), now, KEEP_SECONDS
-        )
+        self._completed = CompletedTransfers(self._partials, now, KEEP_SECONDS)
+        self._stateLock = threading.Lock()
+        self.earlyWindow = EarlyWindow(EARLY_WINDOW)
         self._owners: dict[str, tuple[str, int]] = dict(self._loadOwners())
         self._lastExpiry = self._now()
         self.expire()
@@ -294,37 +195,98 @@ class FileStore:
         claim = (peer, size)
         partial = PartialFile(self, key, name, size, held, claim)
         self._owners[key] = claim
-        self.saveState(partial)
+        self.saveState(partial, durable=bool(len(held)))
         return partial
 
-    def saveState(self, partial: PartialFile) -> None:
+    def saveState(self, partial: PartialFile, durable: bool = True) -> None:
         """
         Record what C{partial} holds, unless the store forgot that opening
         meanwhile: a transfer completed, discarded or revoked (A15) while
         an fsync of it was still running must not get its state file back,
         nor may an older opening's late claim replace a newer one's.
-        """
-        if self._owners.get(partial.key) is not partial.claim:
-            return
-        replaceFile(
-            self._statePath(partial.key),
-            json.dumps(
-                {
-                    "peer": self._owners[partial.key][0],
-                    "name": partial.name,
-                    "size": partial.size,
-                    "ranges": partial.held.ranges(),
-                    "updated": self._now(),
-                }
-            ).encode("utf-8"),
-            0o600,
-        )
 
-    def place(self, source: str, name: str) -> StoredFile:
+        @param durable: whether the state must survive a crash.  A new
+            transfer's first state claims nothing: lost in a crash, it
+            costs no data, only the quota's count of an unfinished file
+            until it expires, so it is not fsynced (two fsyncs a file
+            would make small files slow).
         """
-        Link C{source} under the safe, unique final path for C{name}.
+        with self._stateLock:
+            if self._owners.get(partial.key) is not partial.claim:
+                return
+            replaceFile(
+                self._statePath(partial.key),
+                json.dumps(
+                    {
+                        "peer": partial.claim[0],
+                        "name": partial.name,
+                        "size": partial.size,
+                        "ranges": partial.held.ranges(),
+                        "updated": self._now(),
+                    }
+                ).encode("utf-8"),
+                0o600,
+                durable,
+            )
+
+    def place(self, source: str, name: str, syncLater: list[int] | None = None) -> StoredFile:
         """
-        return placeFile(self.directory, source, safeParts(name, self.reserved))
+        Link C{source} under the safe, unique final path for C{name}
+        (L{placeFile}, which says what C{syncLater} is for).
+        """
+        return placeFile(self.directory, source, safeParts(name, self.reserved), syncLater)
+
+    def commit(self, files: Sequence[tuple[PartialFile, bytes]]) -> list[object]:
+        """
+        Verify and store several complete files at once (group commit):
+        compare each one's digest with the one expected, make the data of
+        those that match durable together, link them under their final
+        names, and make the names and their completion records durable
+        together.  Only then is any of them stored.
+
+        @param files: C{(partial, expected SHA-256)} pairs.
+        @return: for each file, in order, its final path; L{None} if its
+            digest did not match (it is deleted); or the exception that
+            kept it from being stored (it is deleted).
+        """
+        results: list[object] = [None] * len(files)
+        matching = []
+        for index, (partial, expected) in enumerate(files):
+            try:
+                if partial.matches(expected):
+                    matching.append(index)
+                    continue
+            except Exception as error:
+                results[index] = error
+            partial.discard()
+        try:
+            syncTogether([files[index][0].descriptor for index in matching])
+        except OSError as error:
+            for index in matching:
+                files[index][0].discard()
+                results[index] = error
+            return results
+        folders: list[int] = []
+        try:
+            for index in matching:
+                try:
+                    results[index] = files[index][0].place(folders).path
+                except Exception as error:
+                    results[index] = error
+            log = self._completed.descriptor()
+            syncTogether([log] if log >= 0 else [], folders)
+        except OSError as error:
+            results = [error if isinstance(result, str) else result for result in results]
+        finally:
+            for folder in folders:
+                os.close(folder)
+        return results
+
+    def syncCompleted(self) -> None:
+        """
+        Make the completions recorded so far durable.
+        """
+        self._completed.sync()
 
     def makeDirectory(self, name: str) -> str:
         """
@@ -344,9 +306,10 @@ class FileStore:
         Delete the partial file and state of C{key}; remember it as
         completed if it C{stored} a file.
         """
-        self._owners.pop(key, None)
-        unlinkQuietly(self.partialPath(key))
-        unlinkQuietly(self._statePath(key))
+        with self._stateLock:
+            self._owners.pop(key, None)
+            unlinkQuietly(self.partialPath(key))
+            unlinkQuietly(self._statePath(key))
         if stored is not None:
             self._completed.add(key, stored.name, stored.status)
 

@@ -21,7 +21,6 @@ from typing import Callable
 
 from twisted.internet.defer import Deferred, DeferredList, gatherResults, succeed
 from twisted.internet.interfaces import IReactorTime
-from twisted.internet.threads import deferToThread
 from twisted.logger import Logger
 from twisted.python.failure import Failure
 
@@ -37,6 +36,7 @@ from spc.files.receiving import IncomingFiles
 from spc.files.sending import FileSender, FolderSender
 from spc.files.store import FileStore
 from spc.interfaces import IMessageReceiver
+from spc.lanes import Workers, workersFor
 from spc.logs import events
 from spc.protocol import filerecords, frames, records
 from spc.protocol.handshake import JoinTicket
@@ -79,6 +79,9 @@ class Session:
     @ivar onEnd: called with the session once it ended.
     @ivar closedReason: why the session ended, once it did.
     @ivar started: when the session was made, on the session's clock.
+    @ivar workers: the lanes its bulk work runs in (L{spc.lanes}).
+    @ivar readingPaused: whether it stopped reading from its peer, until
+        the file data it received is written.
     """
 
     log = Logger()
@@ -99,9 +102,14 @@ class Session:
         files: FileStore | None = None,
         budget: Account | None = None,
         transferSecret: bytes | None = None,
-        runInThread: Callable[..., Deferred] = deferToThread,
         exchangeKey=None,
+        workers: Workers | None = None,
     ) -> None:
+        """
+        @param workers: the lanes for bulk work; those of C{clock}
+            (L{workersFor}) if not given: threads for a real reactor,
+            inline for a test's clock.
+        """
         self.id = sessionID
         self.isServer = isServer
         self.peer = peer
@@ -112,6 +120,8 @@ class Session:
         self.serverKey = serverKey
         self._transferSecret = transferSecret or os.urandom(32)
         self.started = clock.seconds()
+        self.workers = workers if workers is not None else workersFor(clock)
+        self.readingPaused = False
         self.channelSet = ChannelSet(clock, linger, self._abandoned)
         self.channels = self.channelSet.byIndex
         timers = params.seconds
@@ -120,7 +130,8 @@ class Session:
         )
         self.incomingFiles = IncomingFiles(
             files, peer, params.fragmentSize, self.sendControl, clock, self._fileStored,
-            runInThread, duplicateInterval=timers.heartbeatInterval,
+            self.workers.writer, duplicateInterval=timers.heartbeatInterval,
+            onBacklog=self._pauseReading,
         )
         self.epochKeys = EpochKeys(epoch, epochSecret, self.channelSet.connections)
         self.heartbeats = HeartbeatDriver(
@@ -291,6 +302,8 @@ class Session:
         confirmation); the client confirms at once with a heartbeat.
         """
         channel.owner = self
+        if self.readingPaused:
+            channel.pauseReading()
         self.epochKeys.activate(channel, epoch)
         self.heartbeats.attach(channel)
         self.channelSet.attached(channel, confirmed=not self.isServer)
@@ -322,6 +335,19 @@ class Session:
         Send a small control record at once (L{ChannelSet.sendControl}).
         """
         self.channelSet.sendControl(record)
+
+    def _pauseReading(self, pause: bool) -> None:
+        """
+        Stop reading from the peer while the file data it sent waits to be
+        written beyond what its send window allows, and read again once
+        it is written (L{spc.files.writing}).
+        """
+        self.readingPaused = pause
+        for channel in self.channelSet.connections():
+            if pause:
+                channel.pauseReading()
+            else:
+                channel.resumeReading()
 
     # ChannelOwner.
 

@@ -174,6 +174,19 @@ class ChannelProtocol(protocol.Protocol):
     def stopProducing(self) -> None:
         self.pauseProducing()
 
+    # Reading: its owner may ask it to stop for a while.
+
+    def pauseReading(self) -> None:
+        """
+        Read nothing more from the peer until L{resumeReading}: TCP's own
+        flow control then holds the peer back.
+        """
+        self.transport.pauseProducing()
+
+    def resumeReading(self) -> None:
+        if not self.dead:
+            self.transport.resumeProducing()
+
     def dataReceived(self, data: bytes) -> None:
         if self.dead:
             return

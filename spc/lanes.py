@@ -29,6 +29,13 @@ the synchronous runner of tests.  L{Workers} is the small, fixed set of
 lanes a process uses, L{workersFor} the one of a reactor: real threads for
 a reactor that runs threads, inline lanes for a test's clock.
 
+When the reactor shuts down, its lanes are stopped only once every
+service has stopped (in the "during" phase, as Twisted stops its own
+thread pool): sessions ended by then have given their last jobs (keeping
+partial files for a resume), and stopping waits for the threads to finish
+them, so a daemon that exits has kept what it received.  A job given to
+a stopped lane runs at once on the caller's thread.
+
 L{InOrder} keeps results in order when some are made at once and some in
 a lane: a connection seals its control records on the reactor thread and
 its bulk frames in a lane, and writes them all in sequence order.
@@ -57,12 +64,21 @@ if the job raised.
 _STOP = object()
 
 
-def startDaemonThread(target: Callable[[], None], name: str) -> None:
+STOP_TIMEOUT = 60.0
+"""
+Seconds L{Lane.stop} waits for its thread to finish the jobs it was given.
+"""
+
+
+def startDaemonThread(target: Callable[[], None], name: str) -> threading.Thread:
     """
     Start C{target} in a daemon thread: a process that ends does not wait
-    for a lane, whose unfinished work belongs to a session that is gone.
+    for a lane that is stuck (on a disk that stopped answering); stopping a
+    lane waits for it, within C{STOP_TIMEOUT}.
     """
-    threading.Thread(target=target, name=name, daemon=True).start()
+    thread = threading.Thread(target=target, name=name, daemon=True)
+    thread.start()
+    return thread
 
 
 class Lane:
@@ -79,14 +95,15 @@ class Lane:
         self,
         name: str,
         callFromThread: Callable[..., None],
-        startThread: Callable[[Callable[[], None], str], None] = startDaemonThread,
+        startThread: Callable[[Callable[[], None], str], object] = startDaemonThread,
     ) -> None:
         """
         @param callFromThread: how the worker reaches the reactor thread
             (C{reactor.callFromThread}); a test gives a list's C{append}
             and calls what it collected.
-        @param startThread: starts the worker loop; a test keeps the loop
-            and runs it by hand, after L{stop}, to run every job queued.
+        @param startThread: starts the worker loop, and returns its thread
+            (to wait for) or L{None}; a test keeps the loop and runs it by
+            hand, after L{stop}, to run every job queued.
         """
         self.name = name
         self.pending = 0
@@ -96,29 +113,34 @@ class Lane:
         self._lock = threading.Lock()
         self._reportDue = False
         self._stopped = False
-        startThread(self._work, name)
+        self._thread = startThread(self._work, name)
 
     def submit(self, job: Job, report: Report) -> None:
         """
         Run C{job} in the worker after every job submitted before it, then
         call C{report} with its result on the reactor thread, after the
-        reports of those jobs.
-
-        @raise RuntimeError: after L{stop}.
+        reports of those jobs.  Once the lane is stopped, the job runs and
+        is reported at once.
         """
         if self._stopped:
-            raise RuntimeError(f"the {self.name} lane is stopped")
+            _runNow(self.log, job, report)
+            return
         self.pending += 1
         self._jobs.put((job, report))
 
-    def stop(self) -> None:
+    def stop(self, timeout: float = STOP_TIMEOUT) -> None:
         """
-        Let the worker finish the jobs queued and end; their results are
-        still reported if the reactor runs.
+        Let the worker finish the jobs queued and end, and wait for it
+        (within C{timeout} seconds); their results are still reported if
+        the reactor runs.
         """
-        if not self._stopped:
-            self._stopped = True
-            self._jobs.put(_STOP)
+        if self._stopped:
+            return
+        self._stopped = True
+        self._jobs.put(_STOP)
+        join = getattr(self._thread, "join", None)
+        if join is not None and self._thread is not threading.current_thread():
+            join(timeout)
 
     def _work(self) -> None:
         """
@@ -173,16 +195,20 @@ class InlineLane:
         self.pending = 0
 
     def submit(self, job: Job, report: Report) -> None:
-        try:
-            result = job()
-        except BaseException:
-            result = Failure()
-        _call(self.log, report, result)
+        _runNow(self.log, job, report)
 
     def stop(self) -> None:
         """
         Nothing runs apart from the caller.
         """
+
+
+def _runNow(log: Logger, job: Job, report: Report) -> None:
+    try:
+        result = job()
+    except BaseException:
+        result = Failure()
+    _call(log, report, result)
 
 
 def _call(log: Logger, report: Report, result: Any) -> None:
@@ -227,7 +253,7 @@ class Workers:
         cls,
         callFromThread: Callable[..., None],
         cryptoLanes: int = 2,
-        startThread: Callable[[Callable[[], None], str], None] = startDaemonThread,
+        startThread: Callable[[Callable[[], None], str], object] = startDaemonThread,
     ) -> Workers:
         """
         One thread to read files, one to write them, and C{cryptoLanes}
@@ -258,8 +284,9 @@ _byReactor: dict[int, tuple[object, Workers]] = {}
 def workersFor(reactor) -> Workers:
     """
     The workers of C{reactor}: threads, made once, reporting through its
-    C{callFromThread} and stopped when it shuts down, if it runs threads;
-    otherwise (a test's clock) lanes that run inline.
+    C{callFromThread} and stopped when it shuts down (once its services
+    have stopped), if it runs threads; otherwise (a test's clock) lanes
+    that run inline.
     """
     if not IReactorThreads.providedBy(reactor):
         return _INLINE
@@ -273,7 +300,7 @@ def workersFor(reactor) -> Workers:
         workers.stop()
         _byReactor.pop(id(reactor), None)
 
-    reactor.addSystemEventTrigger("before", "shutdown", stop)
+    reactor.addSystemEventTrigger("during", "shutdown", stop)
     return workers
 
 

@@ -131,16 +131,30 @@ class LaneTests(SynchronousTestCase):
 
     def test_stop(self) -> None:
         """
-        A stopped lane runs what was queued before the stop and refuses
-        new jobs.
+        A stopped lane runs what was queued before the stop in its thread,
+        and a job given after the stop at once, on the caller's thread.
         """
         manual = ManualLane()
         manual.submit("queued", lambda: "done")
         manual.lane.stop()
-        self.assertRaises(RuntimeError, manual.lane.submit, lambda: None, print)
+        manual.submit("late", lambda: "at once")
+        self.assertEqual(manual.reported, [("late", "at once")])
         manual.work()
         manual.react()
-        self.assertEqual(manual.reported, [("queued", "done")])
+        self.assertEqual(manual.reported, [("late", "at once"), ("queued", "done")])
+
+    def test_stopWaits(self) -> None:
+        """
+        Stopping a lane with a real thread waits for the jobs it was given.
+        """
+        ran: list = []
+        lane = Lane("real", lambda function: None)
+        gate = threading.Event()
+        lane.submit(lambda: gate.wait(10), lambda result: None)
+        lane.submit(lambda: ran.append("last"), lambda result: None)
+        gate.set()
+        lane.stop()
+        self.assertEqual(ran, ["last"])
 
     def test_pendingBoundsTheCaller(self) -> None:
         """
@@ -234,16 +248,17 @@ class WorkersTests(SynchronousTestCase):
     def test_oneSetPerReactor(self) -> None:
         """
         A reactor that runs threads gets one set of threaded lanes, the
-        same each time, stopped before the reactor shuts down.
+        same each time, stopped (and waited for) when the reactor shuts
+        down, once its services have stopped.
         """
         reactor = ThreadedClock()
         workers = workersFor(reactor)
         self.assertTrue(workers.threaded)
         self.assertIs(workersFor(reactor), workers)
         [(phase, event, stop)] = reactor.triggers
-        self.assertEqual((phase, event), ("before", "shutdown"))
+        self.assertEqual((phase, event), ("during", "shutdown"))
         stop()
-        self.assertRaises(RuntimeError, workers.writer.submit, lambda: None, print)
+        self.assertFalse(workers.writer._thread.is_alive())
         self.assertIsNot(workersFor(reactor), workers)
         workersFor(reactor).stop()
 

@@ -29,12 +29,11 @@ from spc.errors import (
     SessionClosed,
     TransferFailed,
 )
-from spc.files import receiving as transfer, sending, writing
+from spc.files import reading, receiving as transfer, writing
 from spc.files.names import PARTIAL_DIRECTORY
 from spc.files.receiving import IncomingFiles
 from spc.files.sending import Delivered, FileSender, FolderSender, transferID
 from spc.files.store import FileStore
-from spc.interfaces import YIELD
 from spc.lanes import InlineLane
 from spc.logs import events as logevents
 from spc.protocol import filerecords, frames, records
@@ -101,13 +100,16 @@ class Link:
         self._deferreds: list[Deferred] = []
         testCase.addCleanup(self.close)
 
-    def send(self, path: str, name: str = "file.bin", secret: bytes = SECRET, progress=None):
+    def send(
+        self, path: str, name: str = "file.bin", secret: bytes = SECRET, progress=None,
+        reader=None,
+    ):
         """
-        Start sending C{path}.
+        Start sending C{path}, reading it in C{reader} (inline by default).
 
         @return: the L{FileSender} and its Deferred.
         """
-        sender = FileSender(path, name, secret, SERVER, SIZE, task.Clock(), progress)
+        sender = FileSender(path, name, secret, SERVER, SIZE, task.Clock(), progress, reader)
         sent = self.messenger.sendFile(sender)
         self._deferreds.append(sent)
         return sender, sent
@@ -451,11 +453,11 @@ class ResumeTests(TransferTestCase):
     def test_resumeEverythingHeld(self) -> None:
         """
         When the receiver holds every byte, no data is sent; the sender
-        still reads and hashes it all, yielding the reactor between
-        batches of skipped chunks.
+        still reads and hashes it all, in the reader's lane, at most
+        C{HELD_PER_JOB} bytes a job (and a last job closes the file).
         """
         self.patch(transfer, "SYNC_BYTES", SIZE)
-        self.patch(sending, "HELD_CHUNKS_PER_TURN", 2)
+        self.patch(reading, "HELD_PER_JOB", 2 * SIZE)
         data = os.urandom(6 * SIZE)
         path = self.source(data)
         first = Link(self, self.store)
@@ -465,26 +467,24 @@ class ResumeTests(TransferTestCase):
         first.close()
 
         second = Link(self, FileStore(self.inbox))
-        sender, sent = second.send(path)
-        answers = []
-        nextRecord = sender.nextRecord
-
-        def recording():
-            answer = nextRecord()
-            answers.append(answer)
-            return answer
-
-        sender.nextRecord = recording
+        reader = QueuedLane()
+        sender, sent = second.send(path, reader=reader)
         second.flow()
-        self.assertEqual(answers, [YIELD])
         self.assertEqual(second.sent(filerecords.FileEnd), [])
-        self.assertEqual(len(second.clock.getDelayedCalls()), 1)
-        second.clock.advance(0)
+        for _ in range(2):
+            self.assertEqual(len(reader.jobs), 1)
+            reader.runOne()
+            second.flow()
+            self.assertEqual(second.sent(filerecords.FileEnd), [])
+        reader.runAll()
         second.flow()
-        self.assertEqual(answers[:3], [YIELD] * 3)
+        self.assertEqual(reader.ran, 3)
         self.assertEqual(len(second.sent(filerecords.FileEnd)), 1)
         self.assertEqual(second.sent(filerecords.FileData), [])
         self.successResultOf(sent)
+        self.assertEqual(len(reader.jobs), 1)
+        reader.runAll()
+        self.assertEqual(sender._descriptor, -1)
         self.assertEqual(self.read(os.path.join(self.inbox, "file.bin")), data)
 
     def test_completedAnsweredAlreadyStored(self) -> None:
@@ -1260,17 +1260,20 @@ class SenderFailureTests(TransferTestCase):
 
 class SenderStepsTests(TransferTestCase):
     """
-    The steps of a L{FileSender}, fed the receiver's answers by hand: each
-    answer counts only in the step that expects it, and a done sender
-    ignores everything.
+    The steps of a L{FileSender}, fed the receiver's answers by hand
+    through its messenger: each answer counts only in the step that
+    expects it, and a done sender ignores everything.
     """
 
     def answer(self, sender, status: int, ranges=()) -> None:
-        sender.ackReceived(filerecords.FileAck(sender.transferID, status, tuple(ranges)))
+        self.messenger.fileAckReceived(
+            filerecords.FileAck(sender.transferID, status, tuple(ranges))
+        )
 
     def start(self, size: int = 2 * SIZE):
         sink = Sink()
         messenger = MultiChannelMessenger(sink, PARAMS, lambda data, kind: None, task.Clock())
+        self.messenger = messenger
         sender = FileSender(self.source(os.urandom(size)), "f", SECRET, SERVER, SIZE, task.Clock())
         sent = messenger.sendFile(sender)
         self.addCleanup(sent.addErrback, lambda failure: None)
@@ -1309,6 +1312,7 @@ class SenderStepsTests(TransferTestCase):
         delivered = self.successResultOf(sent)
         for status in (filerecords.FILE_RESTART, filerecords.FILE_REFUSED, filerecords.FILE_COMPLETE):
             self.answer(sender, status)
+            sender.ackReceived(filerecords.FileAck(sender.transferID, status))
         sender.sessionEnded(Failure(SessionClosed("over")))
         self.assertEqual(delivered.sent, 2 * SIZE)
         self.assertIsNone(sender.nextRecord())
@@ -1498,9 +1502,6 @@ class AnswerTests(TransferTestCase):
 
         for status, reason in ((filerecords.FILE_COMPLETE, 0), (filerecords.FILE_REFUSED, 2)):
             sender = FolderSender("f")
-            sender.messenger = MultiChannelMessenger(
-                Sink(), PARAMS, lambda data, kind: None, task.Clock()
-            )
             sender.ackReceived(filerecords.FileAck(sender.transferID, status, (), reason, detail))
             if status == filerecords.FILE_COMPLETE:
                 self.assertTrue(clean(self.successResultOf(sender.deferred).storedAs))

@@ -20,7 +20,7 @@ from functools import partial
 from typing import Callable, NamedTuple, Sequence
 
 from twisted.application.internet import backoffPolicy
-from twisted.internet.defer import DeferredList, DeferredSemaphore, inlineCallbacks
+from twisted.internet.defer import DeferredList, inlineCallbacks
 from twisted.internet.task import deferLater
 from twisted.internet.endpoints import HostnameEndpoint, clientFromString
 from twisted.internet.error import ConnectError
@@ -47,7 +47,6 @@ __all__ = ["SendRequest", "SendSummary", "clientEndpoints", "send"]
 log = Logger()
 
 BUSY_ATTEMPTS = 8
-FILES_AT_ONCE = 4
 MAX_RESETS = 3
 BUSY_FIRST_DELAY = 0.25
 BUSY_MAX_DELAY = 4.0
@@ -152,13 +151,17 @@ def _items(request: SendRequest) -> list[_Item]:
     return [_Item(index, *item) for index, item in enumerate(items)]
 
 
-def _start(session, limit: DeferredSemaphore, item: _Item, progress):
+def _start(session, item: _Item, progress):
+    """
+    Give C{item} to the session, which sends as many at once as the
+    daemon's limits allow (L{spc.session.messenger}).
+    """
     if item.kind == "message":
         return session.sendMessage(item.value, records.KIND_TEXT)
     if item.kind == "file":
         path, name = item.value
-        return limit.run(session.sendFile, path, name, partial(progress, path))
-    return limit.run(session.sendFolder, item.value)
+        return session.sendFile(path, name, partial(progress, path))
+    return session.sendFolder(item.value)
 
 
 def _error(item: _Item, failure) -> SPCError:
@@ -292,9 +295,8 @@ def send(reactor, request: SendRequest):
             failures.update((item, error) for item in pending)
             break
         channels, server = len(session.channels), session.peer
-        limit = DeferredSemaphore(FILES_AT_ONCE)
         try:
-            sends = [_start(session, limit, item, progress) for item in pending]
+            sends = [_start(session, item, progress) for item in pending]
             outcomes = yield DeferredList(sends, consumeErrors=True)
         finally:
             yield session.close()

@@ -7,7 +7,7 @@ that carry data, by index; the server's joined connections waiting for the
 client's key confirmation (PROTOCOL section 4.3); when each index was lost,
 for the rejoin's log line; and the linger timer that ends a session no
 channel came back to (section 7.4).  It is the messenger's
-L{spc.session.messenger.FragmentSink}: it picks a connection for the next
+L{spc.interfaces.FragmentSink}: it picks a connection for the next
 fragment, taking turns among those whose transport takes data (A6), and
 for a control record.  What to do when a connection comes, goes or is
 replaced is the session's.

@@ -182,7 +182,7 @@ class Session:
         name = name or os.path.basename(path)
         return self.messenger.sendFile(FileSender(
             path, name, self._transferSecret, self.peer, self.params.fragmentSize, self._clock,
-            progress,
+            progress, self.workers.reader,
         ))
 
     def sendFolder(self, name: str) -> Deferred:

@@ -240,6 +240,7 @@ class Workers:
         self.writer = writer
         self.crypto = list(crypto)
         self.threaded = threaded
+        self._turn = 0
 
     @classmethod
     def inline(cls) -> Workers:
@@ -266,11 +267,13 @@ class Workers:
             True,
         )
 
-    def cryptoLane(self, index: int):
+    def cryptoLane(self):
         """
-        The crypto lane of connection number C{index}.
+        The crypto lane of a new connection: each in turn, so connections
+        of the same session spread over them.
         """
-        return self.crypto[index % len(self.crypto)]
+        self._turn += 1
+        return self.crypto[self._turn % len(self.crypto)]
 
     def stop(self) -> None:
         for lane in (self.reader, self.writer, *self.crypto):

@@ -262,13 +262,14 @@ class WorkersTests(SynchronousTestCase):
         self.assertIsNot(workersFor(reactor), workers)
         workersFor(reactor).stop()
 
-    def test_cryptoLaneStable(self) -> None:
+    def test_cryptoLanesInTurn(self) -> None:
         """
-        A connection always gets the same crypto lane.
+        New connections get the crypto lanes in turn.
         """
         workers = Workers.threads(lambda f: None, 2, lambda target, name: None)
-        self.assertIs(workers.cryptoLane(3), workers.cryptoLane(3))
-        self.assertIsNot(workers.cryptoLane(0), workers.cryptoLane(1))
+        lanes = [workers.cryptoLane() for _ in range(4)]
+        self.assertIsNot(lanes[0], lanes[1])
+        self.assertEqual(lanes[:2], lanes[2:])
 
 
 class InOrderTests(SynchronousTestCase):

@@ -129,8 +129,13 @@ class FakeChannel:
         self.activated: tuple[int, bytes] | None = None
         self.sent: list[bytes] = []
 
+    cost = 1.0
+
     def __repr__(self) -> str:
         return f"<FakeChannel {self.result.keys.channel} at {id(self):x}>"
+
+    def canTakeData(self) -> bool:
+        return not self.writePaused
 
     def activate(self, epoch: int, secret: bytes) -> None:
         self.activated = (epoch, secret)

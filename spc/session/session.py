@@ -304,6 +304,7 @@ class Session:
         channel.owner = self
         if self.readingPaused:
             channel.pauseReading()
+        channel.cryptoLane = self.workers.cryptoLane()
         self.epochKeys.activate(channel, epoch)
         self.heartbeats.attach(channel)
         self.channelSet.attached(channel, confirmed=not self.isServer)

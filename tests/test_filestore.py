@@ -711,6 +711,35 @@ class ExpireTests(SynchronousTestCase):
         )
         self.assertEqual(store.expire(), 0)
 
+    def test_expireWithoutState(self) -> None:
+        """
+        A partial file left without a state file (a new transfer gets one
+        only when it is closed or claims data, and the daemon stopped
+        first) is deleted once untouched for a day; one still open is not.
+        """
+        now = Clock(time.time())
+        directory = self.mktemp()
+        store = makeStore(self, directory, now=now)
+        store.open(store.key(PEER, b"o" * 16), "f", 10)
+        orphan = FileStore(directory, now=now)
+        self.assertEqual(orphan.expire(), 0)
+        now.now += KEEP_SECONDS + 60
+        self.assertEqual(store.expire(), 0)
+        self.assertEqual(orphan.expire(), 1)
+        self.assertEqual(os.listdir(os.path.join(directory, PARTIAL_DIRECTORY)), [])
+
+    def test_noStateForAFileStoredAtOnce(self) -> None:
+        """
+        A file stored in the session it was offered in never had a state
+        file: nothing to write and delete for each small file.
+        """
+        store = makeStore(self)
+        written: list[str] = []
+        self.patch(filestore, "_overwrite", lambda path, data: written.append(path))
+        self.patch(filestore, "replaceFile", lambda *a, **k: written.append(a[0]))
+        placeBytes(store, "small.bin", b"x" * 10)
+        self.assertEqual(written, [])
+
     def test_expireWithInjectedTime(self) -> None:
         """
         The store's own C{now} decides what is stale.

@@ -585,9 +585,10 @@ class ResumeTests(TransferTestCase):
 
 class ThreadTests(TransferTestCase):
     """
-    Writing, fsync and verification run in the writer's lane (here: a
-    queue the test runs by hand); the reactor side claims only what an
-    fsync covered, and names a file only once verification finished.
+    Opening, writing, fsync and verification run in the writer's lane
+    (here: a queue the test runs by hand); the reactor side claims only
+    what an fsync covered, and names a file only once verification
+    finished.
     """
 
     def setUp(self) -> None:
@@ -608,6 +609,7 @@ class ThreadTests(TransferTestCase):
         self.patch(transfer, "SYNC_BYTES", 2 * SIZE)
         tid = b"y" * 16
         self.incoming.offerReceived(filerecords.FileOffer(tid, 4 * SIZE, "f"))
+        self.lane.runOne()
         for offset in (0, SIZE):
             self.incoming.dataReceived(filerecords.FileData(tid, offset, b"a" * SIZE))
         self.lane.runOne()
@@ -628,6 +630,7 @@ class ThreadTests(TransferTestCase):
         tid = b"v" * 16
         content = os.urandom(SIZE + 1)
         self.incoming.offerReceived(filerecords.FileOffer(tid, len(content), "v.bin"))
+        self.lane.runOne()
         self.incoming.dataReceived(filerecords.FileData(tid, 0, content[:SIZE]))
         self.incoming.dataReceived(filerecords.FileData(tid, SIZE, content[SIZE:]))
         end = filerecords.FileEnd(tid, hashlib.sha256(content).digest())
@@ -655,14 +658,16 @@ class ThreadTests(TransferTestCase):
         tid = b"r" * 16
         content = os.urandom(2 * SIZE)
         self.incoming.offerReceived(filerecords.FileOffer(tid, len(content), "r.bin"))
+        self.lane.runOne()
         self.incoming.dataReceived(filerecords.FileData(tid, 0, content[:SIZE]))
         self.incoming.dataReceived(filerecords.FileData(tid, SIZE, content[SIZE:]))
         self.incoming.endReceived(filerecords.FileEnd(tid, hashlib.sha256(content).digest()))
         self.lane.runOne()
         self.lane.runOne()
-        self.assertEqual(len(self.lane.jobs), 2)
+        [sync] = self.lane.jobs
         self.lane.runOne()
         self.assertEqual(self.inboxFiles(), [])
+        [commit] = self.lane.jobs
         self.lane.runOne()
         self.assertEqual(self.inboxFiles(), ["r.bin"])
         self.assertEqual(self.partials(), [])
@@ -676,6 +681,7 @@ class ThreadTests(TransferTestCase):
         self.patch(transfer, "SYNC_BYTES", SIZE)
         tid = b"c" * 16
         self.incoming.offerReceived(filerecords.FileOffer(tid, 4 * SIZE, "c.bin"))
+        self.lane.runOne()
         self.incoming.dataReceived(filerecords.FileData(tid, 0, b"c" * SIZE))
         self.incoming.dataReceived(filerecords.FileData(tid, SIZE, b"d" * SIZE))
         partial = self.incoming._active[tid].partial
@@ -694,6 +700,7 @@ class ThreadTests(TransferTestCase):
         """
         tid = b"n" * 16
         self.incoming.offerReceived(filerecords.FileOffer(tid, 4 * SIZE, "n.bin"))
+        self.lane.runOne()
         self.incoming.dataReceived(filerecords.FileData(tid, 0, b"n" * SIZE))
         partial = self.incoming._active[tid].partial
         self.incoming.close()
@@ -710,6 +717,7 @@ class ThreadTests(TransferTestCase):
         """
         tid = b"i" * 16
         self.incoming.offerReceived(filerecords.FileOffer(tid, 1, "i.bin"))
+        self.lane.runOne()
         self.incoming.dataReceived(filerecords.FileData(tid, 0, b"i"))
         self.incoming.endReceived(filerecords.FileEnd(tid, hashlib.sha256(b"i").digest()))
         self.lane.runOne()
@@ -726,6 +734,7 @@ class ThreadTests(TransferTestCase):
         """
         tid = b"e" * 16
         self.incoming.offerReceived(filerecords.FileOffer(tid, 1, "e.bin"))
+        self.lane.runOne()
         self.incoming.dataReceived(filerecords.FileData(tid, 0, b"e"))
         self.patch(self.store, "place", lambda source, name, syncLater=None: 1 / 0)
         self.incoming.endReceived(filerecords.FileEnd(tid, hashlib.sha256(b"e").digest()))
@@ -744,6 +753,7 @@ class ThreadTests(TransferTestCase):
         self.patch(transfer, "SYNC_BYTES", SIZE)
         tid = b"k" * 16
         self.incoming.offerReceived(filerecords.FileOffer(tid, 4 * SIZE, "k.bin"))
+        self.lane.runOne()
         self.incoming.dataReceived(filerecords.FileData(tid, 0, b"k" * SIZE))
         self.lane.runOne()
         self.assertEqual(len(self.lane.jobs), 1)
@@ -762,6 +772,7 @@ class ThreadTests(TransferTestCase):
         self.patch(transfer, "SYNC_BYTES", SIZE)
         tid = b"q" * 16
         self.incoming.offerReceived(filerecords.FileOffer(tid, 4 * SIZE, "q.bin"))
+        self.lane.runOne()
         self.incoming.dataReceived(filerecords.FileData(tid, 0, b"q" * SIZE))
         self.lane.runOne()
         self.store.forgetUnless(lambda peer: False)
@@ -770,25 +781,49 @@ class ThreadTests(TransferTestCase):
 
     def test_groupCommit(self) -> None:
         """
-        Files that complete while a commit is in the lane are verified and
-        stored together, by the next commit: one job for all of them.
+        Files that complete while the session's writes are in the lane wait
+        for them: then one commit verifies and stores them together, one
+        job for all of them.
         """
         contents = [os.urandom(10 + n) for n in range(5)]
         for n, content in enumerate(contents):
             tid = bytes([n]) * 16
             self.incoming.offerReceived(filerecords.FileOffer(tid, len(content), f"g{n}"))
+        self.lane.runAll()
+        for n, content in enumerate(contents):
+            tid = bytes([n]) * 16
             self.incoming.dataReceived(filerecords.FileData(tid, 0, content))
             self.incoming.endReceived(filerecords.FileEnd(tid, hashlib.sha256(content).digest()))
         for _ in contents:
+            self.assertEqual(self.inboxFiles(), [])
             self.lane.runOne()
-        self.assertEqual(len(self.lane.jobs), 1)
-        self.lane.runOne()
-        self.assertEqual(self.inboxFiles(), ["g0"])
         self.assertEqual(len(self.lane.jobs), 1)
         self.lane.runOne()
         self.assertEqual(self.lane.jobs, [])
         self.assertEqual(self.inboxFiles(), [f"g{n}" for n in range(5)])
         self.assertEqual(len(self.stored), 5)
+
+    def test_commitPatience(self) -> None:
+        """
+        A file ready to be committed waits for the session's other jobs at
+        most C{COMMIT_PATIENCE} reports: a stream of writes does not hold
+        it off for good.
+        """
+        self.patch(writing, "COMMIT_PATIENCE", 3)
+        self.incoming.offerReceived(filerecords.FileOffer(b"s" * 16, 1, "small"))
+        self.incoming.offerReceived(filerecords.FileOffer(b"b" * 16, 64 * SIZE, "big"))
+        self.lane.runAll()
+        self.incoming.dataReceived(filerecords.FileData(b"s" * 16, 0, b"s"))
+        self.incoming.endReceived(filerecords.FileEnd(b"s" * 16, hashlib.sha256(b"s").digest()))
+        for n in range(10):
+            self.incoming.dataReceived(filerecords.FileData(b"b" * 16, n * SIZE, b"b" * SIZE))
+        self.lane.runOne()
+        self.assertEqual(len(self.lane.jobs), 10)
+        for _ in range(3):
+            self.lane.runOne()
+        self.assertEqual(len(self.lane.jobs), 7 + 1)
+        self.lane.runAll()
+        self.assertEqual(self.inboxFiles(), ["small"])
 
     def test_backlogPausesReading(self) -> None:
         """
@@ -805,6 +840,7 @@ class ThreadTests(TransferTestCase):
         self.addCleanup(incoming.close)
         tid = b"b" * 16
         incoming.offerReceived(filerecords.FileOffer(tid, 8 * SIZE, "b"))
+        self.lane.runOne()
         for n in range(4):
             incoming.dataReceived(filerecords.FileData(tid, n * SIZE, b"b" * SIZE))
         self.assertEqual(asked, [True])

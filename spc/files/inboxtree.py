@@ -89,27 +89,32 @@ class _Folders:
             self.descriptors.append(os.open(self._inbox, os.O_RDONLY | _O_DIRECTORY | _O_CLOEXEC))
             for depth, folder in enumerate(self._folders):
                 _checkComponent(folder)
-                made = False
-                if self._create:
+                made = tried = False
+                while True:
+                    # Open first: a folder that exists (the usual case) costs
+                    # no failed mkdir, a change of the directory's metadata.
+                    try:
+                        self.descriptors.append(os.open(
+                            folder, os.O_RDONLY | _O_DIRECTORY | _O_NOFOLLOW | _O_CLOEXEC,
+                            dir_fd=self.descriptors[-1],
+                        ))
+                        break
+                    except FileNotFoundError:
+                        if not self._create:
+                            return self
+                        if tried:
+                            raise
+                    except OSError as error:
+                        if error.errno not in _NOT_A_FOLDER:
+                            raise
+                        shown = "/".join(self._folders[: depth + 1])
+                        raise NameUnavailable(f"{shown!r} in the inbox is not a folder") from None
+                    tried = True
                     try:
                         os.mkdir(folder, 0o700, dir_fd=self.descriptors[-1])
                         made = True
                     except FileExistsError:
                         pass
-                try:
-                    self.descriptors.append(os.open(
-                        folder, os.O_RDONLY | _O_DIRECTORY | _O_NOFOLLOW | _O_CLOEXEC,
-                        dir_fd=self.descriptors[-1],
-                    ))
-                except FileNotFoundError:
-                    if self._create:
-                        raise
-                    return self
-                except OSError as error:
-                    if error.errno not in _NOT_A_FOLDER:
-                        raise
-                    shown = "/".join(self._folders[: depth + 1])
-                    raise NameUnavailable(f"{shown!r} in the inbox is not a folder") from None
                 self.made.append(made)
             self.complete = True
             return self

@@ -54,10 +54,12 @@ class PartialFile:
         self.held = held
         self.written = RangeSet(held.ranges())
         self.path = store.partialPath(key)
+        fresh = os.O_TRUNC if not len(held) else 0
         self._descriptor = os.open(
-            self.path, os.O_RDWR | os.O_CREAT | os.O_NOFOLLOW | os.O_CLOEXEC, 0o600
+            self.path, os.O_RDWR | os.O_CREAT | fresh | os.O_NOFOLLOW | os.O_CLOEXEC, 0o600
         )
         self.hasher = InOrderHasher(size, store.earlyWindow, self._readBack, held)
+        self._stateSaved = bool(len(held))
 
     def write(self, offset: int, data: bytes | memoryview) -> bool:
         """
@@ -90,11 +92,12 @@ class PartialFile:
         """
         os.fsync(self._descriptor)
 
-    def saveHeld(self) -> None:
+    def saveHeld(self, durable: bool = True) -> None:
         """
         Record L{held} in the state file.
         """
-        self._store.saveState(self)
+        self._store.saveState(self, durable)
+        self._stateSaved = True
 
     def sync(self) -> list[tuple[int, int]]:
         """
@@ -151,7 +154,7 @@ class PartialFile:
         durable go to C{syncLater}, and the completion is durable after
         the store's next L{FileStore.syncCompleted}.
         """
-        self.close()
+        self._release()
         try:
             stored = self._store.place(self.path, self.name, syncLater)
         except BaseException:
@@ -165,10 +168,22 @@ class PartialFile:
         Delete the partial file and its state (a digest mismatch, a revoked
         sender, an expired transfer).
         """
-        self.close()
+        self._release()
         self._store.forget(self.key)
 
     def close(self) -> None:
+        """
+        Close the file and keep it for a later resume.  A new transfer gets
+        its state file only now, unless a claim wrote it before: it says
+        who sent the file, for the quota, revocation and expiry after a
+        restart, and it is not fsynced, as it claims nothing (a file stored
+        at once, the common case of a small one, never has one).
+        """
+        if self._descriptor >= 0 and not self._stateSaved:
+            self.saveHeld(durable=False)
+        self._release()
+
+    def _release(self) -> None:
         self.hasher.release()
         if self._descriptor >= 0:
             os.close(self._descriptor)

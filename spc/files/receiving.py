@@ -23,6 +23,7 @@ from twisted.logger import Logger, LogLevel
 from twisted.python.failure import Failure
 
 from spc.errors import NameUnavailable, ProtocolError, ResourceLimitExceeded
+from spc.files.partial import PartialFile
 from spc.files.progress import TransferProgress
 from spc.files.ranges import RangeSet
 from spc.files.store import FileStore
@@ -120,6 +121,7 @@ class IncomingFiles:
         self.onStored = onStored
         self._disk = DiskQueue(store, writer or InlineLane("writer"), onBacklog)
         self._active: dict[bytes, Receiving] = {}
+        self._opening: set[bytes] = set()
         self._acks = AckBatcher(clock, self._progressDue)
         self._closed = False
         self._ended: dict[bytes, tuple[int, int, str]] = {}
@@ -178,28 +180,42 @@ class IncomingFiles:
                 transfer, filerecords.FILE_REFUSED, (), filerecords.REFUSED_NO_FILES, NO_FILES
             )
             return
-        key = self._store.key(self._peer, transfer)
-        stored = self._store.completedName(key)
-        if stored is not None:
+        if transfer in self._opening:
+            return
+        if len(self._active) + len(self._opening) + self._folders >= MAX_ACTIVE_FILES:
+            raise ResourceLimitExceeded("too many files at once")
+        self._opening.add(transfer)
+        self._disk.offer(
+            self._peer, offer, lambda result: self._offerOpened(offer, result)
+        )
+
+    def _offerOpened(self, offer: filerecords.FileOffer, result: object) -> None:
+        """
+        The writer's lane looked the offer up: the file is stored already
+        (its name), its partial file is open, or it cannot be taken.
+        """
+        transfer = offer.transferID
+        self._opening.discard(transfer)
+        if isinstance(result, PartialFile) and self._closed:
+            self._disk.close(result)
+            return
+        if self._closed:
+            return
+        if isinstance(result, str):
             self._warnings.emit(
                 "already", LogLevel.info, "{name} from {peer} is stored already, as {stored}",
-                name=events.shortName(offer.name), peer=self._peer, stored=stored,
+                name=events.shortName(offer.name), peer=self._peer, stored=result,
             )
-            self._answer(transfer, filerecords.FILE_ALREADY_STORED, (), 0, stored)
-            return
-        if len(self._active) >= MAX_ACTIVE_FILES:
-            raise ResourceLimitExceeded("too many files at once")
-        try:
-            partial = self._store.open(key, offer.name, offer.size, self._peer)
-        except (ResourceLimitExceeded, OSError) as error:
-            self._warn("refused", "Refusing {name}: {error}", offer.name, error=str(error))
-            self._answer(transfer, filerecords.FILE_REFUSED, (), *refusal(error))
-            return
-        self._active[transfer] = Receiving(partial, self._clock.seconds())
-        self._answer(
-            transfer, filerecords.FILE_RESUME, partial.held.ranges()[: frames.MAX_ACK_RANGES]
-        )
-        self._maybeFinish(transfer)
+            self._answer(transfer, filerecords.FILE_ALREADY_STORED, (), 0, result)
+        elif isinstance(result, PartialFile):
+            self._active[transfer] = Receiving(result, self._clock.seconds())
+            self._answer(
+                transfer, filerecords.FILE_RESUME, result.held.ranges()[: frames.MAX_ACK_RANGES]
+            )
+            self._maybeFinish(transfer)
+        else:
+            why = self._whyRefused(offer.name, result)
+            self._answer(transfer, filerecords.FILE_REFUSED, (), *why)
 
     def folderOffered(self, offer: filerecords.FolderOffer) -> None:
         """
@@ -213,7 +229,7 @@ class IncomingFiles:
                 transfer, filerecords.FILE_REFUSED, (), filerecords.REFUSED_NO_FILES, NO_FILES
             )
             return
-        if len(self._active) + self._folders >= MAX_ACTIVE_FILES:
+        if len(self._active) + len(self._opening) + self._folders >= MAX_ACTIVE_FILES:
             raise ResourceLimitExceeded("too many files at once")
         self._folders += 1
 
@@ -433,7 +449,7 @@ class IncomingFiles:
             if not receiving.finishing:
                 self._disk.keep(receiving, self._notKept(receiving))
         self._active.clear()
-        self._disk.close()
+        self._disk.flush()
 
     def _notKept(self, receiving: Receiving) -> Callable[[Failure], None]:
         def failed(failure: Failure) -> None:

@@ -180,7 +180,8 @@ class FileStore:
                 held = RangeSet((int(s), int(n)) for s, n in state["ranges"])
         except (OSError, ValueError, KeyError, TypeError):
             pass
-        owing = sum(n for k, (owner, n) in list(self._owners.items()) if owner == peer and k != key)
+        with self._stateLock:
+            owing = sum(n for k, (owner, n) in self._owners.items() if owner == peer and k != key)
         if owing + size > self.quota:
             raise ResourceLimitExceeded(
                 f"{size} bytes would take the sender's unfinished files over "
@@ -190,12 +191,12 @@ class FileStore:
         stats = os.statvfs(self._partials)
         if missing > stats.f_bavail * stats.f_frsize - self.reserve:
             raise ResourceLimitExceeded(f"no room for a file of {size} bytes")
-        if not len(held):
-            unlinkQuietly(self.partialPath(key))
         claim = (peer, size)
         partial = PartialFile(self, key, name, size, held, claim)
-        self._owners[key] = claim
-        self.saveState(partial, durable=bool(len(held)))
+        with self._stateLock:
+            self._owners[key] = claim
+        if len(held):
+            self.saveState(partial)
         return partial
 
     def saveState(self, partial: PartialFile, durable: bool = True) -> None:
@@ -211,23 +212,22 @@ class FileStore:
             until it expires, so it is not fsynced (two fsyncs a file
             would make small files slow).
         """
+        state = json.dumps(
+            {
+                "peer": partial.claim[0],
+                "name": partial.name,
+                "size": partial.size,
+                "ranges": partial.held.ranges(),
+                "updated": self._now(),
+            }
+        ).encode("utf-8")
         with self._stateLock:
             if self._owners.get(partial.key) is not partial.claim:
                 return
-            replaceFile(
-                self._statePath(partial.key),
-                json.dumps(
-                    {
-                        "peer": partial.claim[0],
-                        "name": partial.name,
-                        "size": partial.size,
-                        "ranges": partial.held.ranges(),
-                        "updated": self._now(),
-                    }
-                ).encode("utf-8"),
-                0o600,
-                durable,
-            )
+            if durable:
+                replaceFile(self._statePath(partial.key), state, 0o600)
+            else:
+                _overwrite(self._statePath(partial.key), state)
 
     def place(self, source: str, name: str, syncLater: list[int] | None = None) -> StoredFile:
         """
@@ -304,27 +304,40 @@ class FileStore:
     def forget(self, key: str, stored: StoredFile | None = None) -> None:
         """
         Delete the partial file and state of C{key}; remember it as
-        completed if it C{stored} a file.
+        completed if it C{stored} a file (whose placing took the partial's
+        name away already).
         """
         with self._stateLock:
             self._owners.pop(key, None)
-            unlinkQuietly(self.partialPath(key))
+            if stored is None:
+                unlinkQuietly(self.partialPath(key))
             unlinkQuietly(self._statePath(key))
         if stored is not None:
             self._completed.add(key, stored.name, stored.status)
 
     def expire(self) -> int:
         """
-        Delete partial files untouched for a day.
+        Delete partial files untouched for a day: those whose state was not
+        rewritten, and those left without a state file (the daemon stopped
+        before it closed them) and not written to.
 
         @return: how many were deleted.
         """
         removed = 0
+        now = self._now()
         for entry in os.scandir(self._partials):
-            if entry.name.endswith(".json") and entry.name != "completed.json":
-                if self._now() - entry.stat().st_mtime > KEEP_SECONDS:
-                    self.forget(entry.name[: -len(".json")])
-                    removed += 1
+            key, suffix = os.path.splitext(entry.name)
+            if suffix == ".json" and entry.name != "completed.json":
+                stale = now - entry.stat().st_mtime > KEEP_SECONDS
+            elif suffix == ".part" and key not in self._owners:
+                stale = now - entry.stat().st_mtime > KEEP_SECONDS and not os.path.exists(
+                    self._statePath(key)
+                )
+            else:
+                continue
+            if stale:
+                self.forget(key)
+                removed += 1
         return removed
 
     def forgetUnless(self, admitted: Callable[[str], bool]) -> int:
@@ -335,10 +348,10 @@ class FileStore:
 
         @return: how many were deleted.
         """
-        revoked = [
-            key for key, (owner, _) in list(self._owners.items())
-            if owner and not admitted(owner)
-        ]
+        with self._stateLock:
+            revoked = [
+                key for key, (owner, _) in self._owners.items() if owner and not admitted(owner)
+            ]
         for key in revoked:
             self.forget(key)
         return len(revoked)
@@ -353,3 +366,23 @@ class FileStore:
                 except (OSError, ValueError, KeyError, TypeError, AttributeError):
                     continue
                 yield entry.name[: -len(".json")], owner
+
+
+_O_CLOEXEC = getattr(os, "O_CLOEXEC", 0)
+_O_NOFOLLOW = getattr(os, "O_NOFOLLOW", 0)
+
+
+def _overwrite(path: str, data: bytes) -> None:
+    """
+    Write C{data} over the file at C{path}, in place and without fsync: for
+    a state that claims nothing, where a torn or lost write (read as no
+    state at all) costs nothing, and a rename would cost a directory
+    change more.
+    """
+    descriptor = os.open(
+        path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC | _O_NOFOLLOW | _O_CLOEXEC, 0o600
+    )
+    try:
+        os.write(descriptor, data)
+    finally:
+        os.close(descriptor)

@@ -19,9 +19,12 @@ to read again when half of them are written: back-pressure, not
 buffering.
 
 Files complete in batches (group commit): a file whose every byte is
-written and whose digest arrived waits for the commit in progress, if any;
-the next commit verifies and stores every file waiting, with one sync of
-their data and one of their names (L{spc.files.store.FileStore.commit}).
+written and whose digest arrived waits while a commit is in progress, or
+while the session's other jobs (writes, offers) are in the lane, since
+they often bring the next files to their end; then one commit verifies and
+stores every file waiting, with one sync of their data and one of their
+names (L{spc.files.store.FileStore.commit}).  A commit waits for at most
+C{COMMIT_PATIENCE} job reports, so a stream of writes cannot hold it off.
 """
 
 from __future__ import annotations
@@ -34,13 +37,17 @@ from spc.files.partial import PartialFile
 from spc.files.ranges import RangeSet
 from spc.files.store import FileStore
 
-__all__ = ["BACKLOG_LIMIT", "DiskQueue", "Receiving"]
+__all__ = ["BACKLOG_LIMIT", "COMMIT_PATIENCE", "DiskQueue", "Receiving"]
 
 BACKLOG_LIMIT = 32 * 1024 * 1024
 """
 Bytes of one session's file data waiting to be written before it stops
 reading from its peer: twice the sender's window (docs/protocol.rst,
 section 7.1), which an honest sender never passes.
+"""
+COMMIT_PATIENCE = 64
+"""
+Reports of other jobs a file ready to be committed may wait for.
 """
 
 
@@ -109,6 +116,31 @@ class DiskQueue:
         self.paused = False
         self._waiting: list[tuple[Receiving, Callable[[object], None]]] = []
         self._committing = False
+        self._jobs = 0
+        self._waited = 0
+
+    def offer(self, peer: str, offer, done: Callable[[object], None]) -> None:
+        """
+        Look a file offer up: C{done} gets the name a completed transfer
+        stored it under, the partial file opened for it
+        (L{spc.files.store.FileStore.open}), or the L{Failure} of a refusal.
+        """
+        store = self._store
+
+        def look():
+            key = store.key(peer, offer.transferID)
+            stored = store.completedName(key)
+            if stored is not None:
+                return stored
+            return store.open(key, offer.name, offer.size, peer)
+
+        self._submit(look, done)
+
+    def close(self, partial: PartialFile) -> None:
+        """
+        Close a partial file opened after its session ended.
+        """
+        self._lane.submit(partial.close, lambda result: None)
 
     def write(
         self, receiving: Receiving, offset: int, payload, done: Callable[[object], None]
@@ -132,7 +164,7 @@ class DiskQueue:
                 self._onBacklog(False)
             done(result if isinstance(result, Failure) else None)
 
-        self._lane.submit(lambda: partial.write(offset, payload), written)
+        self._submit(lambda: partial.write(offset, payload), written)
 
     def sync(self, receiving: Receiving, done: Callable[[object], None]) -> None:
         """
@@ -141,7 +173,22 @@ class DiskQueue:
         or a L{Failure}.
         """
         receiving.unsynced = 0
-        self._lane.submit(receiving.partial.sync, done)
+        self._submit(receiving.partial.sync, done)
+
+    def _submit(self, job, done: Callable[[object], None]) -> None:
+        """
+        Submit one of the session's jobs that may bring files to their end,
+        and see, once it is reported, whether files waiting are committed.
+        """
+        self._jobs += 1
+
+        def reported(result: object) -> None:
+            self._jobs -= 1
+            done(result)
+            self._waited += 1
+            self._maybeCommit()
+
+        self._lane.submit(job, reported)
 
     def commit(self, receiving: Receiving, done: Callable[[object], None]) -> None:
         """
@@ -149,8 +196,15 @@ class DiskQueue:
         final path, L{None} if its digest did not match (it is deleted),
         or the exception that kept it from being stored.
         """
+        if not self._waiting:
+            self._waited = 0
         self._waiting.append((receiving, done))
-        if not self._committing:
+        self._maybeCommit()
+
+    def _maybeCommit(self) -> None:
+        if self._waiting and not self._committing and (
+            not self._jobs or self._waited >= COMMIT_PATIENCE
+        ):
             self._commitWaiting()
 
     def _commitWaiting(self) -> None:
@@ -167,7 +221,8 @@ class DiskQueue:
                 results = [results.value] * len(batch)
             for (_, done), result in zip(batch, results):
                 done(result)
-            self._commitWaiting()
+            self._waited = 0
+            self._maybeCommit()
 
         self._lane.submit(lambda: store.commit(files), committed)
 
@@ -200,7 +255,7 @@ class DiskQueue:
         store = self._store
         self._lane.submit(lambda: store.makeDirectory(name), done)
 
-    def close(self) -> None:
+    def flush(self) -> None:
         """
         The session ended: files waiting for a commit are committed still,
         now, whatever is in progress (their every byte is there, and a

@@ -1,4 +1,4 @@
-# -*- test-case-name: tests.test_layout -*-
+# -*- test-case-name: tests.unit.test_layout,tests.integration.test_layout -*-
 """
 spc, the Secure Parallel Communicator: messages and files between two
 machines over several TCP ports at once, each port its own authenticated,

@@ -1,4 +1,4 @@
-# -*- test-case-name: tests.test_trust -*-
+# -*- test-case-name: tests.unit.test_trust -*-
 """
 Servers named as C{host:port}: one canonical name per server, so that the
 user's C{--server}, a C{--connect} endpoint, a TLS peer and a

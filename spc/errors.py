@@ -1,4 +1,4 @@
-# -*- test-case-name: tests.test_errors -*-
+# -*- test-case-name: tests.unit.test_errors -*-
 """
 One exception hierarchy for spc.
 
@@ -15,6 +15,7 @@ __all__ = [
     "ConfigurationError",
     "ConnectFailed",
     "DaemonNotRunning",
+    "DiscardRefused",
     "EpochAhead",
     "FileFailed",
     "FileRefused",
@@ -24,6 +25,7 @@ __all__ = [
     "KeyFileError",
     "KeyFileExists",
     "MessageAbandoned",
+    "MessageTooLarge",
     "NameUnavailable",
     "PeerBusy",
     "ProtocolError",
@@ -39,6 +41,7 @@ __all__ = [
     "TLSFailed",
     "TLSFilesExist",
     "TransferFailed",
+    "TransferWithdrawn",
     "TrustError",
     "TrustFileError",
     "UnknownServerKey",
@@ -198,9 +201,40 @@ class ClientNotAuthorized(TrustError):
     """
 
 
+class PairingRefused(TrustError):
+    """
+    The pairing failed:
+    """
+
+
+class NoInvite(PairingRefused):
+    """
+    The receiver has no open invite numbered:
+    """
+
+
+class WrongCode(PairingRefused):
+    """
+    The code does not match the receiver's invite (a typo?), and that invite
+    is now used up; ask for a new code.
+    """
+
+
+class InviteRefused(SPCError):
+    """
+    The daemon made no invite:
+    """
+
+
 class TLSFailed(TrustError):
     """
     TLS:
+    """
+
+
+class TransferWithdrawn(SPCError):
+    """
+    The receiver stopped receiving the file, or cannot take it now:
     """
 
 
@@ -246,6 +280,21 @@ class MessageAbandoned(TransferFailed):
     """
 
 
+class MessageTooLarge(TransferFailed):
+    """
+    The message is larger than the peer takes in one message; send it as a
+    file:
+
+    @ivar size: the message's bytes.
+    @ivar limit: the most the peer takes in one message.
+    """
+
+    def __init__(self, size: int, limit: int) -> None:
+        super().__init__(f"{size} bytes, over its limit of {limit}")
+        self.size = size
+        self.limit = limit
+
+
 class PeerBusy(MessageAbandoned):
     """
     The peer had no memory to spare for the message each time it was sent,
@@ -282,6 +331,12 @@ class ConnectFailed(SPCError):
 class DaemonNotRunning(SPCError):
     """
     No spc daemon answers on the control socket (is it running?):
+    """
+
+
+class DiscardRefused(SPCError):
+    """
+    The daemon did not remove the unfinished file:
     """
 
 

@@ -1,4 +1,4 @@
-# -*- test-case-name: tests.test_inflight -*-
+# -*- test-case-name: tests.unit.test_inflight -*-
 """
 Counting work whose answer the peer still waits for (a file being
 verified, a message being delivered), so that a server shutting down can

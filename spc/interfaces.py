@@ -1,4 +1,4 @@
-# -*- test-case-name: tests.test_session -*-
+# -*- test-case-name: tests.memory.test_session -*-
 """
 The contracts between spc's layers: what an application implements to
 receive from its peers (whole verified messages, and news of stored files),

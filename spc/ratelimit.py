@@ -1,4 +1,4 @@
-# -*- test-case-name: tests.test_service -*-
+# -*- test-case-name: tests.unit.test_ratelimit -*-
 """
 Counting things per key over time, for the daemon's limits on
 unauthenticated peers and for its rate-limited log of their failures, for

@@ -1,4 +1,4 @@
-# -*- test-case-name: tests.test_tap -*-
+# -*- test-case-name: tests.unit.test_tap,tests.memory.test_tap -*-
 """
 The spc daemon as a twistd plugin:
 C{twistd -n spc --inbox DIR --ports 9000-9003}.
@@ -36,7 +36,7 @@ from spc.logs.jsonformat import checkFormat
 from spc.protocol.frames import MAX_FRAGMENT_SIZE, MIN_FRAGMENT_SIZE, Params, maxInnerSize
 from spc.server.daemon import DaemonService
 from spc.server.service import DEFAULT_SHUTDOWN_GRACE, ROUND_JITTER
-from spc.status.services import statusServices
+from spc.status.services import statusServices, warnEveryInterface
 from spc.status.snapshot import StatusSource
 from spc.transport import tls
 
@@ -61,6 +61,26 @@ def tcpEndpoint(port: int, interface: str) -> str:
     @return: For example C{tcp:9000:interface=127.0.0.1}.
     """
     return f"tcp:{port}:interface={quoteStringArgument(interface)}"
+
+
+def parseUmask(text: str) -> int:
+    """
+    The C{--inbox-umask}: octal digits, as C{umask} takes them (C{027},
+    C{0027}).  A mask may not take the daemon's own permissions away: it
+    must read and write its files and enter its folders.
+
+    @raise usage.UsageError: for anything else.
+    """
+    digits = text.strip().removeprefix("0o")
+    if not (0 < len(digits) <= 4 and all(digit in "01234567" for digit in digits)):
+        raise usage.UsageError(f"--inbox-umask: {text!r} is not an octal mask such as 077")
+    mask = int(digits, 8)
+    if mask > 0o777 or mask & 0o700:
+        raise usage.UsageError(
+            f"--inbox-umask: {text!r} would take the daemon's own permissions "
+            "away; mask only the group's and others' (0 to 077)"
+        )
+    return mask
 
 
 class Options(SuiteMapOption, StatusOptionsMixin, usage.Options):
@@ -141,6 +161,15 @@ class Options(SuiteMapOption, StatusOptionsMixin, usage.Options):
             "missed make a channel dead.",
         ],
         [
+            "inbox-umask",
+            None,
+            "077",
+            "Permission bits received files and folders do not get, in octal: "
+            "files are 0666 and folders 0777 less these (077: 0600 and 0700, "
+            "for the daemon's user alone; 027: 0640 and 0750, the group may "
+            "read). messages.jsonl and files.jsonl are files too.",
+        ],
+        [
             "partial-quota",
             None,
             "256G",
@@ -186,6 +215,31 @@ class Options(SuiteMapOption, StatusOptionsMixin, usage.Options):
         self["endpoints"] = []
         self["suites"] = None
         self["tls"] = {}
+        self._failed = False
+
+    def parseOptions(self, options=None) -> None:
+        """
+        Parse, remembering a failure for L{getUsage}.
+
+        @raise usage.UsageError: as L{usage.Options.parseOptions} does.
+        """
+        try:
+            super().parseOptions(options)
+        except usage.UsageError:
+            self._failed = True
+            raise
+
+    def getUsage(self, width: int | None = None) -> str:
+        """
+        Every option, for C{--help}; after a failed parse, one line.
+
+        twistd prints the usage of a command line it could not parse and
+        then the reason: the reason is what a user needs, and sixty lines
+        of options above it hide it.
+        """
+        if self._failed:
+            return f"       twistd [options] spc {self.synopsis} (--help: every option)"
+        return super().getUsage(width)
 
     def opt_ports(self, spec: str) -> None:
         """TCP ports, one channel each, e.g. 9000-9003 or 9000,9001,9005."""
@@ -260,6 +314,7 @@ class Options(SuiteMapOption, StatusOptionsMixin, usage.Options):
             raise usage.UsageError("--fragment-size must be from 16K to 1M")
         timers = {name: parseSeconds(self[name], name) for name in _TIMERS}
         self["shutdown-grace"] = parseSeconds(self["shutdown-grace"], "shutdown-grace")
+        self["inbox-umask"] = parseUmask(self["inbox-umask"])
         try:
             self["partial-quota"] = parseSize(self["partial-quota"])
         except usage.UsageError as error:
@@ -316,6 +371,9 @@ def makeService(
         from twisted.internet import reactor
     try:
         daemon = DaemonService(reactor, config)
+    except SPCError as error:
+        raise SystemExit(f"spc: {error}") from None
+    try:
         status = StatusSource(daemon.directory, reactor, daemon.hostIdentity.fingerprint)
         for service in statusServices(
             reactor,
@@ -323,8 +381,13 @@ def makeService(
             controlSocket=config["control-socket"],
             metrics=config["metrics"],
             skippedSocket=config["control-socket-skipped"],
+            invites=daemon.pairing,
         ):
             service.setServiceParent(daemon)
-    except SPCError as error:
-        raise SystemExit(f"spc: {error}") from None
+    except BaseException as error:
+        daemon.madeFolders.undo()
+        if isinstance(error, SPCError):
+            raise SystemExit(f"spc: {error}") from None
+        raise
+    warnEveryInterface(config["listen"])
     return daemon

@@ -1,4 +1,4 @@
-# -*- test-case-name: tests.test_filenames -*-
+# -*- test-case-name: tests.unit.test_names,tests.memory.test_logs -*-
 """
 Text a peer chose, made safe to show.
 

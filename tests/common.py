@@ -1,13 +1,13 @@
 """
-Fixtures shared by the handshake, record, asymmetric and channel tests.
+Fixtures shared by the tests of every tier: keys, and what the handshake,
+record, asymmetric and channel tests drive spc's machines with.
 
 RSA key generation is slow, so every key here is made at most once per
 process (on first use) and cached at module level; tests must treat the keys
-as read-only.  Besides keys this module offers the recording fakes the
-tier (a) tests drive the sans-IO machines with: owners that record what a
-handshake sends and reports, a fake L{spc.protocol.handshake.ServerDirectory} that
-records every question it is asked, and a counter of server private-key
-operations.
+as read-only.  Besides keys this module offers the recording owners the
+sans-IO machines are driven with (they record what a handshake sends and
+reports), a directory for a handshake to ask (L{tests.fakes.FakeDirectory})
+and a counter of server private-key operations.
 """
 
 from __future__ import annotations
@@ -22,17 +22,20 @@ from spc.crypto.suites import A256CBC_HS512, AES256_GCM, CHACHA20_POLY1305, SUIT
 from spc.keys import identity
 from spc.keys.identity import Identity
 from spc.protocol import frames
-from spc.protocol.handshake import ChannelSpec, JoinTarget
+from spc.protocol.handshake import ChannelSpec
+from tests.fakes import FakeDirectory
 
 __all__ = [
     "ALL_SUITES",
     "LOW_ORDER_SHARES",
-    "FakeDirectory",
     "PrivateOperationCounter",
     "RecordingChannelOwner",
     "RecordingClientOwner",
     "RecordingServerOwner",
     "bigIdentity",
+    "cachedExchangeKey",
+    "cachedIdentity",
+    "cachedKey",
     "clientIdentity",
     "countPrivateOperations",
     "exchangeKey",
@@ -129,6 +132,33 @@ def otherExchangeKeyDER() -> bytes:
     The public half of a second exchange key.
     """
     return publicDER(_once("other exchange", _generateExchangeKey))
+
+
+# Keys and identities by name, for the session, service, log and TLS tests.
+
+
+def cachedKey(name: str) -> rsa.RSAPrivateKey:
+    """
+    An RSA-2048 key made on first use and shared by every test after.
+    """
+    return _once(
+        "key " + name, lambda: rsa.generate_private_key(public_exponent=65537, key_size=2048)
+    )
+
+
+def cachedIdentity(name: str) -> Identity:
+    """
+    An L{Identity} for C{name} ("server", "client", ...), made once.
+    """
+    return _once("identity " + name, lambda: Identity(cachedKey(name)))
+
+
+def cachedExchangeKey() -> rsa.RSAPrivateKey:
+    """
+    The client exchange key every client session of the tests uses, in
+    place of a fresh one per session.
+    """
+    return cachedKey("exchange")
 
 
 # Keys outside the policy, for negative tests.
@@ -273,67 +303,6 @@ class RecordingChannelOwner:
 
 
 # The server's directory.
-
-
-class FakeDirectory:
-    """
-    A L{spc.protocol.handshake.ServerDirectory} with fixed answers that records every
-    call, in order, as C{(method name, arguments)}.
-
-    @ivar authorized: C{True}/C{False} for everyone, or a collection of
-        authorized fingerprints.
-    @ivar target: what L{joinTarget} answers (a L{JoinTarget} or C{None}).
-    @ivar existing: session ids L{sessionExists} reports.
-    """
-
-    def __init__(
-        self,
-        authorized=True,
-        admitNew: bool = True,
-        admitJoin: bool = True,
-        admitPrivate: bool = True,
-        target: JoinTarget | None = None,
-        existing=(),
-    ) -> None:
-        self.authorized = authorized
-        self.admitNew = admitNew
-        self.admitJoinAnswer = admitJoin
-        self.admitPrivate = admitPrivate
-        self.target = target
-        self.existing = set(existing)
-        self.calls: list[tuple[str, tuple]] = []
-
-    def names(self) -> list[str]:
-        """
-        The names of the methods called, in order.
-        """
-        return [name for name, _ in self.calls]
-
-    def isAuthorized(self, fingerprint: str) -> bool:
-        self.calls.append(("isAuthorized", (fingerprint,)))
-        if isinstance(self.authorized, bool):
-            return self.authorized
-        return fingerprint in self.authorized
-
-    def admitNewSession(self, fingerprint: str) -> bool:
-        self.calls.append(("admitNewSession", (fingerprint,)))
-        return self.admitNew
-
-    def admitJoin(self, session: bytes) -> bool:
-        self.calls.append(("admitJoin", (session,)))
-        return self.admitJoinAnswer
-
-    def admitPrivateOperation(self) -> bool:
-        self.calls.append(("admitPrivateOperation", ()))
-        return self.admitPrivate
-
-    def joinTarget(self, session, fingerprint, exchangeKey, epoch):
-        self.calls.append(("joinTarget", (session, fingerprint, exchangeKey, epoch)))
-        return self.target
-
-    def sessionExists(self, session: bytes) -> bool:
-        self.calls.append(("sessionExists", (session,)))
-        return session in self.existing
 
 
 def makeDirectory(**kw) -> FakeDirectory:

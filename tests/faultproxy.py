@@ -1,4 +1,4 @@
-# -*- test-case-name: tests.test_hostile -*-
+# -*- test-case-name: tests.integration.test_hostile -*-
 """
 A fault-injecting man in the middle for SPC/1 over real loopback TCP: the
 harness of PROTOCOL section 10.

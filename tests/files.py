@@ -1,12 +1,15 @@
 """
-Changing files behind spc's back, as a user or another program would.
+Changing files behind spc's back, as a user or another program would, and
+places short enough for a UNIX socket.
 """
 
 from __future__ import annotations
 
 import os
+import shutil
+import tempfile
 
-__all__ = ["rewriteKeepingTimes", "waitForChangeTimeAfter"]
+__all__ = ["rewriteKeepingTimes", "shortTemporaryDirectory", "waitForChangeTimeAfter"]
 
 
 def waitForChangeTimeAfter(changed: int, directory: str) -> None:
@@ -47,3 +50,14 @@ def rewriteKeepingTimes(path: str, data: bytes) -> os.stat_result:
         before.st_dev, before.st_ino, before.st_size, before.st_mtime_ns
     )
     return after
+
+
+def shortTemporaryDirectory(testCase) -> str:
+    """
+    A directory whose paths fit a UNIX socket's 107 bytes, wherever trial
+    keeps its own temporary files (their paths grow with the checkout's
+    path and the test's full name).
+    """
+    path = tempfile.mkdtemp(prefix="spc-test-")
+    testCase.addCleanup(shutil.rmtree, path, True)
+    return path

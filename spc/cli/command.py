@@ -1,4 +1,4 @@
-# -*- test-case-name: tests.test_cli -*-
+# -*- test-case-name: tests.unit.test_cli -*-
 """
 What every C{spc} subcommand shares: the streams and environment it may use
 (L{Context}), C{--help}/C{--version} through those streams, C{--key-dir},
@@ -12,7 +12,8 @@ L{spc.cli.main.SPCOptions.subCommands}.
 from __future__ import annotations
 
 import getopt
-from typing import Mapping, TextIO
+import io
+from typing import BinaryIO, Mapping, TextIO
 
 from twisted.internet.defer import Deferred, maybeDeferred
 from twisted.internet.task import react
@@ -26,6 +27,11 @@ from spc.keys.identity import defaultKeyDir
 EXIT_OK = 0
 EXIT_FAILURE = 1
 EXIT_USAGE = 2
+EXIT_INTERRUPTED = 130
+"""
+The exit code of a command stopped by Ctrl-C (SIGINT) or SIGTERM: 128 and
+SIGINT's number, as shells report a process killed by it.
+"""
 
 _INTERRUPTED = object()
 """
@@ -56,12 +62,21 @@ class Context:
     @ivar stdout: For results (a fingerprint, "Wrote ...").
     @ivar stderr: For errors and progress.
     @ivar environ: The environment, for C{$SPC_HOME}.
+    @ivar stdin: What C{spc send} reads messages and files from, as bytes;
+        empty unless given.
     """
 
-    def __init__(self, stdout: TextIO, stderr: TextIO, environ: Mapping[str, str]) -> None:
+    def __init__(
+        self,
+        stdout: TextIO,
+        stderr: TextIO,
+        environ: Mapping[str, str],
+        stdin: BinaryIO | None = None,
+    ) -> None:
         self.stdout = stdout
         self.stderr = stderr
         self.environ = environ
+        self.stdin = io.BytesIO() if stdin is None else stdin
 
 
 class _BaseOptions(usage.Options):
@@ -69,11 +84,22 @@ class _BaseOptions(usage.Options):
     Print C{--help} and C{--version} through L{main}'s streams.
     """
 
+    epilog = ""
+    """
+    Text after the options in C{--help}, kept as written: examples and exit
+    codes (Twisted wraps C{longdesc} into one paragraph).
+    """
+
     def opt_help(self) -> None:
         """
         Display this help and exit.
         """
         raise _Exit(str(self))
+
+    opt_h = opt_help
+
+    def getUsage(self, width: int | None = None) -> str:
+        return super().getUsage(width) + self.epilog
 
     def opt_version(self) -> None:
         """
@@ -122,8 +148,16 @@ class Command(_BaseOptions):
 
         @return: The exit code.
         @raise SPCError: For failures that a user can understand and fix.
+        @raise usage.UsageError: For a usage error found only now.
         """
         raise NotImplementedError()
+
+    def interruptedHint(self) -> str:
+        """
+        What a user should know of a command stopped before its work was
+        done, after "interrupted": nothing, unless the command says.
+        """
+        return ""
 
 
 class KeyDirMixin:

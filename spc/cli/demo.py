@@ -1,4 +1,4 @@
-# -*- test-case-name: tests.test_demo -*-
+# -*- test-case-name: tests.integration.test_demo -*-
 """
 C{spc demo}: everything spc does, in one process on loopback.
 
@@ -6,6 +6,10 @@ A server and a client with throwaway identities in a temporary directory;
 the client pins the server's key and the server authorizes only the client,
 exactly as two machines would be set up.  Messages go both ways over every
 channel, and a summary says what happened.
+
+The temporary directory holds the generated file twice (sent and
+received), so C{--size} is bounded by L{DEMO_MAX_SIZE}; it is removed
+however the demo ends, Ctrl-C included.
 """
 
 from __future__ import annotations
@@ -15,7 +19,7 @@ import os
 import shutil
 import tempfile
 import time
-from typing import Callable, TextIO
+from typing import TextIO
 
 from twisted.internet.defer import gatherResults, inlineCallbacks
 from twisted.internet.endpoints import TCP4ClientEndpoint, serverFromString
@@ -26,7 +30,9 @@ from zope.interface import implementer
 from spc.cli.command import Context, ReactorCommand
 from spc.cli.options import MAX_CHANNELS, parseSize
 from spc.cli.progress import ProgressBar
+from spc.cli.units import formatRate, formatSize
 from spc.client.connect import connect
+from spc.client.observer import ProgressBooks, SendObserver
 from spc.files.store import FileStore
 from spc.interfaces import IMessageReceiver
 from spc.keys.identity import generateIdentity
@@ -39,6 +45,7 @@ __all__ = ["DemoOptions", "runDemo"]
 DEMO_MESSAGES = 8
 DEMO_MESSAGE_SIZE = 64 * 1024
 DEMO_FILE_SIZE = 64 * 1024 * 1024
+DEMO_MAX_SIZE = 1 << 30
 # Rotate every 0.3 s, so even the short default transfer sees rotations.
 DEMO_PARAMS = frames.Params(rotationInterval=300, ackTimeout=100, overlap=100)
 
@@ -86,16 +93,21 @@ def runDemo(
     out: TextIO,
     channels: int = 4,
     size: int = DEMO_FILE_SIZE,
-    progress: Callable[[int, int], None] | None = None,
+    progress: SendObserver | None = None,
+    workspace: str | None = None,
 ):
     """
     Run the demo and write its report to C{out}.
 
     @param size: bytes of the generated file.
-    @param progress: called with C{(done, total)} bytes of the file.
+    @param progress: told how the file fares.
+    @param workspace: an empty directory to work in, which the caller
+        removes; without it, a temporary one, removed when the demo ends.
     @return: a Deferred firing with the exit code.
     """
-    workspace = tempfile.mkdtemp(prefix="spc-demo-")
+    owned = workspace is None
+    if workspace is None:
+        workspace = tempfile.mkdtemp(prefix="spc-demo-")
     try:
         server, client = generateIdentity(), generateIdentity()
         source = os.path.join(workspace, "demo.bin")
@@ -132,10 +144,9 @@ def runDemo(
                 )
                 + "\n"
             )
+            books = ProgressBooks(progress or SendObserver(), [("demo", "demo.bin", size)])
             started = time.monotonic()
-            yield session.sendFile(
-                source, "demo.bin", (lambda done: progress(done, size)) if progress else None
-            )
+            yield session.sendFile(source, "demo.bin", books.reporter("demo"))
             elapsed = time.monotonic() - started
             payloads = [os.urandom(DEMO_MESSAGE_SIZE) for _ in range(DEMO_MESSAGES)]
             yield gatherResults([session.sendMessage(p) for p in payloads])
@@ -153,7 +164,7 @@ def runDemo(
             f"{serverSession.rotationsRolledBack} rolled back"
         out.write(
             f"Key rotations every {DEMO_PARAMS.seconds.rotationInterval:g} s: {rotations}\n"
-            f"File: {size} bytes in {elapsed:.2f} s, {size / elapsed / 1e6:.1f} MB/s, "
+            f"File: {formatSize(size)} in {elapsed:.2f} s, {formatRate(size / elapsed)}, "
             f"SHA-256 {'OK' if fileOK else 'MISMATCH'} ({received[:16]}...)\n"
             f"Client -> server: {len(atServer.messages)} messages; "
             f"server -> client: {len(atClient.messages)} message\n"
@@ -161,7 +172,8 @@ def runDemo(
         )
         return 0 if ok else 1
     finally:
-        shutil.rmtree(workspace, ignore_errors=True)
+        if owned:
+            shutil.rmtree(workspace, ignore_errors=True)
 
 
 class DemoOptions(ReactorCommand):
@@ -172,7 +184,9 @@ class DemoOptions(ReactorCommand):
     synopsis = "[--channels N] [--size BYTES]"
     optParameters = [
         ["channels", None, "4", "How many channels (ports)."],
-        ["size", None, "64M", "Size of the generated file (suffixes K, M, G)."],
+        ["size", None, "64M",
+         "Size of the generated file (suffixes K, M, G), at most 1G: "
+         "the temporary directory holds it twice."],
     ]
     optFlags = [["no-progress", None, "Show no progress bar."]]
 
@@ -182,8 +196,27 @@ class DemoOptions(ReactorCommand):
             raise usage.UsageError(f"--channels must be 1 to {MAX_CHANNELS}")
         self["channels"] = int(text)
         self["size"] = parseSize(self["size"])
+        if self["size"] > DEMO_MAX_SIZE:
+            raise usage.UsageError(
+                f"--size: at most {formatSize(DEMO_MAX_SIZE)}; the demo writes the file "
+                "twice in the temporary directory"
+            )
+
+    def run(self, context: Context) -> int:
+        """
+        Work in a temporary directory made here and removed here, after the
+        reactor stopped: a demo stopped by Ctrl-C leaves nothing behind.
+        """
+        self._workspace = tempfile.mkdtemp(prefix="spc-demo-")
+        try:
+            return super().run(context)
+        finally:
+            shutil.rmtree(self._workspace, ignore_errors=True)
 
     def runWithReactor(self, reactor, context: Context):
-        bar = ProgressBar(context.stderr, enabled=not self["no-progress"])
-        result = runDemo(reactor, context.stdout, self["channels"], self["size"], bar.update)
+        bar = ProgressBar(context.stderr, reactor, enabled=not self["no-progress"])
+        reactor.addSystemEventTrigger("before", "shutdown", bar.close)
+        result = runDemo(
+            reactor, context.stdout, self["channels"], self["size"], bar, self._workspace
+        )
         return result.addBoth(bar.close)

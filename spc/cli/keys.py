@@ -1,4 +1,4 @@
-# -*- test-case-name: tests.test_cli -*-
+# -*- test-case-name: tests.unit.test_cli -*-
 """
 The commands that make and show keys: C{spc keygen} (the RSA identity
 peers pin), C{spc fingerprint} (what to give them) and C{spc tls-cert}

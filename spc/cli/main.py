@@ -1,14 +1,14 @@
-# -*- test-case-name: tests.test_cli -*-
+# -*- test-case-name: tests.unit.test_cli -*-
 """
-The C{spc} command: C{spc keygen}, C{spc fingerprint} and C{spc tls-cert}
-(L{spc.cli.keys}), C{spc send} (L{spc.cli.send}), C{spc demo}
-(L{spc.cli.demo}) and C{spc status} (L{spc.cli.status}).
+The C{spc} command: C{spc keygen}, C{spc fingerprint}, C{spc tls-cert},
+C{spc receive}, C{spc send}, C{spc invite}, C{spc pair}, C{spc demo},
+C{spc status} and C{spc discard}.
 
 Every subcommand is a L{spc.cli.command.Command} subclass with a C{run}
 method; to add one, list it in L{SPCOptions.subCommands}. L{main} turns the errors a user can
 cause into one line on stderr and an exit code (DESIGN.md section 1: 1
-generic, 2 usage, 3 trust, 4 transfer), so a user never sees a traceback for
-their own mistake. Output goes to streams passed in, so tests call L{main}
+generic, 2 usage, 3 trust, 4 transfer, 130 interrupted), so a user never
+sees a traceback for their own mistake. Output goes to streams passed in, so tests call L{main}
 directly.
 """
 
@@ -16,13 +16,14 @@ from __future__ import annotations
 
 import os
 import sys
-from typing import Mapping, Sequence, TextIO
+from typing import BinaryIO, Mapping, Sequence, TextIO
 
 from twisted.internet.error import ConnectError
 from twisted.python import usage
 
 from spc.cli.command import (
     EXIT_FAILURE,
+    EXIT_INTERRUPTED,
     EXIT_OK,
     EXIT_USAGE,
     Context,
@@ -30,7 +31,10 @@ from spc.cli.command import (
     _Exit,
 )
 from spc.cli.demo import DemoOptions
+from spc.cli.discard import DiscardOptions
 from spc.cli.keys import FingerprintOptions, KeygenOptions, TLSCertOptions
+from spc.cli.pair import InviteOptions, PairOptions
+from spc.cli.receive import ReceiveOptions
 from spc.cli.send import SendOptions
 from spc.cli.status import StatusOptions
 from spc.errors import SPCError
@@ -48,9 +52,13 @@ class SPCOptions(_BaseOptions):
         ["keygen", None, KeygenOptions, "Create an RSA identity in the key directory."],
         ["fingerprint", None, FingerprintOptions, "Print the fingerprint of a public key."],
         ["tls-cert", None, TLSCertOptions, "Make a TLS key and self-signed certificate."],
+        ["receive", None, ReceiveOptions, "Receive files from one sender, paired by a code."],
         ["send", None, SendOptions, "Send messages to an spc daemon."],
+        ["invite", None, InviteOptions, "Ask the daemon for a one-time pairing code."],
+        ["pair", None, PairOptions, "Pair with a daemon using its one-time code."],
         ["demo", None, DemoOptions, "Run a server and a client on loopback."],
         ["status", None, StatusOptions, "Show the sessions of a running daemon."],
+        ["discard", None, DiscardOptions, "Remove unfinished files a running daemon holds."],
     ]
 
     def getSynopsis(self) -> str:
@@ -72,6 +80,7 @@ def main(
     stderr: TextIO | None = None,
     *,
     environ: Mapping[str, str] | None = None,
+    stdin: BinaryIO | None = None,
 ) -> int:
     """
     Run the C{spc} command.
@@ -81,24 +90,33 @@ def main(
     @param stdout: Where results go (L{sys.stdout} if L{None}).
     @param stderr: Where errors go (L{sys.stderr} if L{None}).
     @param environ: The environment (L{os.environ} if L{None}).
+    @param stdin: What C{spc send} may read, as bytes (nothing if L{None}:
+        L{run} gives the process's stdin).
     @return: The exit code.
     """
     context = Context(
         sys.stdout if stdout is None else stdout,
         sys.stderr if stderr is None else stderr,
         os.environ if environ is None else environ,
+        stdin,
     )
     options = SPCOptions()
     try:
         options.parseOptions(list(sys.argv[1:] if argv is None else argv))
+        return options.subOptions.run(context)
     except _Exit as e:
         context.stdout.write(e.text.rstrip("\n") + "\n")
         return EXIT_OK
     except usage.UsageError as e:
         context.stderr.write(f"spc: {e}\n{_helpHint(options)}\n")
         return EXIT_USAGE
-    try:
-        return options.subOptions.run(context)
+    except KeyboardInterrupt:
+        command = getattr(options, "subOptions", None)
+        hint = command.interruptedHint() if command is not None else ""
+        context.stderr.write(
+            f"{_freshLine(context.stderr)}spc: interrupted{'; ' + hint if hint else ''}\n"
+        )
+        return EXIT_INTERRUPTED
     except SPCError as e:
         context.stderr.write(f"spc: {e}\n")
         return e.exitCode
@@ -109,13 +127,21 @@ def main(
         where = f": {e.filename}" if e.filename else ""
         context.stderr.write(f"spc: {e.strerror or e}{where}\n")
         return EXIT_FAILURE
-    except KeyboardInterrupt:
-        context.stderr.write("spc: interrupted\n")
-        return 130
+
+
+def _freshLine(stream: TextIO) -> str:
+    """
+    What starts a line on C{stream} that nothing stands before: on a
+    terminal, the cursor may follow a progress bar or the C{^C} the
+    terminal echoed, so the line is cleared (carriage return, erase line).
+    """
+    isatty = getattr(stream, "isatty", lambda: False)
+    return "\r\x1b[K" if isatty() else ""
 
 
 def run() -> None:
     """
     The console-script entry point (C{spc = spc.cli.main:run}).
     """
-    sys.exit(main())
+    stdin = getattr(sys.stdin, "buffer", None)
+    sys.exit(main(stdin=stdin))

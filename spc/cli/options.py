@@ -1,4 +1,4 @@
-# -*- test-case-name: tests.test_tap -*-
+# -*- test-case-name: tests.unit.test_tap,tests.memory.test_tap -*-
 """
 Command-line values the daemon (L{spc.tap}) and the sender
 (L{spc.cli.send}) read alike: port lists, sizes, seconds and the
@@ -12,6 +12,7 @@ resolved alike by the daemon that binds it and by C{spc status}
 
 from __future__ import annotations
 
+import inspect
 import os
 
 from twisted.internet.endpoints import serverFromString
@@ -25,6 +26,7 @@ from spc.errors import ConfigurationError, SPCError
 
 __all__ = [
     "CONTROL_SOCKET_NAME",
+    "flushLeft",
     "MAX_CHANNELS",
     "ParseOnlyReactor",
     "StatusOptionsMixin",
@@ -120,12 +122,24 @@ def _parsePort(text: str, spec: str) -> int:
         raise usage.UsageError(f"--ports: port {int(text)} is not in 1..65535") from None
 
 
+def flushLeft(method):
+    """
+    Make the docstring of an option method, which Twisted shows as the
+    option's help, flush left: Twisted wraps it, each line break a space,
+    but keeps the indentation of the lines after the first as runs of
+    spaces in the middle of the text.
+    """
+    method.__doc__ = inspect.cleandoc(method.__doc__)
+    return method
+
+
 class SuiteMapOption:
     """
     The C{--suites} option, which the daemon and the sender share: both
     ends must configure the same map, nothing is negotiated.
     """
 
+    @flushLeft
     def opt_suites(self, text: str) -> None:
         """Cipher suite of each channel, comma-separated, e.g.
         aes-256-cbc,chacha20,aes-256-gcm (default: even channels

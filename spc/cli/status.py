@@ -1,7 +1,9 @@
-# -*- test-case-name: tests.test_status -*-
+# -*- test-case-name: tests.unit.test_status,tests.integration.test_status -*-
 """
 C{spc status}: what a running daemon is doing, read over its control
-socket, as a table for people or one JSON document for scripts.
+socket, as a table for people or one JSON document for scripts: its
+sessions, their channels and files in progress, and the unfinished files
+it holds.
 """
 
 from __future__ import annotations
@@ -18,25 +20,25 @@ from twisted.python.failure import Failure
 
 from spc.cli.command import EXIT_OK, Context, KeyDirMixin, ReactorCommand
 from spc.cli.options import checkSocketPath, defaultControlSocket
+from spc.cli.units import formatSize
 from spc.errors import ConfigurationError, DaemonNotRunning, StatusUnavailable
 from spc.status.control import fetchStatus
 from spc.status.snapshot import SessionStatus, Snapshot
+from spc.status.unfinished import UnfinishedStatus
 from spc.text import withoutControls
 
-__all__ = ["StatusOptions", "formatJSON", "formatTable"]
+__all__ = ["ControlCommand", "StatusOptions", "formatJSON", "formatTable"]
 
 STATUS_TIMEOUT = 10.0
 """
 Seconds to wait for the daemon's whole answer.
 """
-
-
-def _bytes(count: int) -> str:
-    for unit in ("B", "KiB", "MiB", "GiB"):
-        if count < 1024 or unit == "GiB":
-            return f"{count} {unit}" if unit == "B" else f"{count:.1f} {unit}"
-        count /= 1024
-    raise AssertionError("unreachable")
+MAX_UNFINISHED_SHOWN = 50
+SHOWN_ID = 12
+"""
+Hex digits of an unfinished file's id the table shows: more than the 8
+C{spc discard} needs, so that one of them names the file.
+"""
 
 
 def _duration(seconds: float) -> str:
@@ -71,7 +73,7 @@ def _session(status: SessionStatus) -> list[str]:
         rtt = "-" if channel.rtt is None else f"{channel.rtt * 1000:.1f}"
         rows.append([
             str(channel.index), channel.suite, str(channel.epoch), rtt,
-            _bytes(channel.received), _bytes(channel.sent),
+            formatSize(channel.received), formatSize(channel.sent),
         ])
     lines += _rows(rows, "  ") if status.channels else ["  no live channel"]
     if status.transfers:
@@ -79,7 +81,7 @@ def _session(status: SessionStatus) -> list[str]:
         for transfer in status.transfers:
             rows.append([
                 transfer.name, transfer.direction,
-                f"{transfer.percent:.0f}%", _bytes(transfer.size),
+                f"{transfer.percent:.0f}%", formatSize(transfer.size),
             ])
         lines += _rows(rows, "  ")
     if status.transfersOmitted:
@@ -87,10 +89,34 @@ def _session(status: SessionStatus) -> list[str]:
     return lines
 
 
+def _unfinished(entries: list[UnfinishedStatus]) -> list[str]:
+    """
+    The unfinished files, oldest first, at most L{MAX_UNFINISHED_SHOWN}:
+    each with the first digits of its id, which C{spc discard} takes.
+    """
+    plural = "" if len(entries) == 1 else "s"
+    lines = [
+        f"{len(entries)} unfinished file{plural} (kept a day after the last write; "
+        "spc discard ID removes one)"
+    ]
+    rows = [["ID", "FROM", "FILE", "HELD", "SIZE", "AGE", "NOW"]]
+    for entry in sorted(entries, key=lambda e: -e.age)[:MAX_UNFINISHED_SHOWN]:
+        rows.append([
+            entry.id[:SHOWN_ID], entry.ownerName or entry.owner or "-", entry.name,
+            formatSize(entry.held), formatSize(entry.size), _duration(entry.age),
+            "receiving" if entry.receiving else "-",
+        ])
+    lines += _rows(rows, "  ")
+    if len(entries) > MAX_UNFINISHED_SHOWN:
+        more = len(entries) - MAX_UNFINISHED_SHOWN
+        lines.append(f"  and {more} more (spc status --json lists them all)")
+    return lines
+
+
 def formatTable(snapshot: Snapshot) -> str:
     """
     The daemon, then each session (oldest first) with its channels and
-    files in progress.
+    files in progress, then the unfinished files it holds.
     """
     daemon = snapshot.daemon
     plural = "" if daemon.sessions == 1 else "s"
@@ -102,6 +128,9 @@ def formatTable(snapshot: Snapshot) -> str:
     for status in sorted(snapshot.sessions, key=lambda s: -s.age):
         lines.append("")
         lines += _session(status)
+    if snapshot.unfinished:
+        lines.append("")
+        lines += _unfinished(snapshot.unfinished)
     return "\n".join(lines) + "\n"
 
 
@@ -134,16 +163,15 @@ def unreadable(failure: Failure) -> StatusUnavailable:
     return StatusUnavailable(f"the control protocol failed: {type(error).__name__}")
 
 
-class StatusOptions(KeyDirMixin, ReactorCommand):
+class ControlCommand(KeyDirMixin, ReactorCommand):
     """
-    C{spc status}: sessions, channels and transfers of a running daemon.
+    A command that talks to a running daemon over its control socket:
+    C{--key-dir} or C{--socket} find it.
     """
 
-    synopsis = "[--key-dir DIR | --socket PATH] [--json]"
     optParameters = [
         ["socket", None, None, "The daemon's control socket [default: KEYDIR/control.sock]."],
     ]
-    optFlags = [["json", None, "Print one JSON document instead of a table."]]
 
     def postOptions(self) -> None:
         if self["socket"] is not None and self["key-dir"] is not None:
@@ -158,25 +186,42 @@ class StatusOptions(KeyDirMixin, ReactorCommand):
         path = self["socket"] or defaultControlSocket(self.keyDir(context))
         return checkSocketPath(path, "--socket")
 
-    def runWithReactor(self, reactor, context: Context):
-        path = self.socketPath(context)
-        endpoint = UNIXClientEndpoint(reactor, path, timeout=STATUS_TIMEOUT)
-        fetching = fetchStatus(endpoint)
-        fetching.addTimeout(STATUS_TIMEOUT, reactor)
+    def endpoint(self, reactor, context: Context) -> UNIXClientEndpoint:
+        return UNIXClientEndpoint(reactor, self.socketPath(context), timeout=STATUS_TIMEOUT)
 
-        def failed(failure):
-            error = failure.trap(ConnectError, TimeoutError, ConnectionClosed, amp.AmpError)
-            if error is TimeoutError:
-                raise StatusUnavailable(f"no answer within {STATUS_TIMEOUT:g} seconds")
-            if error is not ConnectError:
-                raise unreadable(failure)
-            if failure.value.osError in (errno.ENOENT, errno.ECONNREFUSED):
-                raise DaemonNotRunning(path)
-            return failure
+    def failed(self, failure: Failure, context: Context):
+        """
+        Why talking to the daemon failed, in words.
+
+        @raise StatusUnavailable: when it broke off, erred or said nothing.
+        @raise DaemonNotRunning: when nothing listens on the socket.
+        """
+        error = failure.trap(ConnectError, TimeoutError, ConnectionClosed, amp.AmpError)
+        if error is TimeoutError:
+            raise StatusUnavailable(f"no answer within {STATUS_TIMEOUT:g} seconds")
+        if error is not ConnectError:
+            raise unreadable(failure)
+        if failure.value.osError in (errno.ENOENT, errno.ECONNREFUSED):
+            raise DaemonNotRunning(self.socketPath(context))
+        return failure
+
+
+class StatusOptions(ControlCommand):
+    """
+    C{spc status}: sessions, channels and transfers of a running daemon,
+    and the unfinished files it holds.
+    """
+
+    synopsis = "[--key-dir DIR | --socket PATH] [--json]"
+    optFlags = [["json", None, "Print one JSON document instead of a table."]]
+
+    def runWithReactor(self, reactor, context: Context):
+        fetching = fetchStatus(self.endpoint(reactor, context))
+        fetching.addTimeout(STATUS_TIMEOUT, reactor)
 
         def show(snapshot: Snapshot) -> int:
             text = formatJSON(snapshot) if self["json"] else formatTable(snapshot)
             context.stdout.write(text)
             return EXIT_OK
 
-        return fetching.addCallbacks(show, failed)
+        return fetching.addCallbacks(show, self.failed, errbackArgs=(context,))

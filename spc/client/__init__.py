@@ -1,4 +1,4 @@
-# -*- test-case-name: tests.test_layout -*-
+# -*- test-case-name: tests.unit.test_layout -*-
 """
 The client side: opening a session (L{spc.client.connect.connect}) and C{spc send}'s logic.
 """

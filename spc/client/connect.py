@@ -1,4 +1,4 @@
-# -*- test-case-name: tests.test_service -*-
+# -*- test-case-name: tests.memory.test_service,tests.integration.test_service -*-
 """
 The client end an application embeds: L{connect} opens a session with an
 spc server over one connection per endpoint, through a
@@ -32,7 +32,6 @@ from twisted.application.internet import backoffPolicy
 from twisted.internet import protocol
 from twisted.internet.defer import Deferred, DeferredList, inlineCallbacks
 from twisted.internet.interfaces import IDelayedCall, IStreamClientEndpoint
-from twisted.logger import Logger
 
 from spc.crypto import asymmetric
 from spc.crypto.suites import Suite
@@ -92,7 +91,7 @@ class ClientSessionFactory:
     session, the others join it.
     """
 
-    log = Logger()
+    log = events.NamedLogger(events.CLIENT)
 
     def __init__(
         self,

@@ -1,4 +1,4 @@
-# -*- test-case-name: tests.test_sender -*-
+# -*- test-case-name: tests.unit.test_send,tests.integration.test_send,tests.integration.test_sendreports -*-
 """
 What C{spc send} does once its options are parsed: open a session with the
 daemon, send every item, and report, item by item, what the daemon
@@ -16,35 +16,37 @@ answered busy, and at most C{BUSY_ATTEMPTS} times.
 from __future__ import annotations
 
 import os
-from functools import partial
-from typing import Callable, NamedTuple, Sequence
+from typing import NamedTuple, Sequence
 
 from twisted.application.internet import backoffPolicy
-from twisted.internet.defer import DeferredList, inlineCallbacks
+from twisted.internet.defer import DeferredList, fail, inlineCallbacks
 from twisted.internet.task import deferLater
 from twisted.internet.endpoints import HostnameEndpoint, clientFromString
 from twisted.internet.error import ConnectError
-from twisted.logger import Logger
 
 from spc.client.connect import connect
+from spc.client.observer import ConnectionWatch, ProgressBooks, SendObserver
 from spc.client.sendlist import shown
 from spc.crypto.suites import Suite
 from spc.errors import (
     ConfigurationError,
     ConnectFailed,
     FileFailed,
+    MessageTooLarge,
     ServerBusy,
     SessionReset,
     SPCError,
 )
 from spc.keys.identity import Identity
 from spc.keys.trust import ServerTrust
+from spc.logs import events
 from spc.protocol import records
+from spc.session.session import DEFAULT_LINGER
 from spc.transport import tls
 
 __all__ = ["SendRequest", "SendSummary", "clientEndpoints", "send"]
 
-log = Logger()
+log = events.NamedLogger(events.CLIENT)
 
 BUSY_ATTEMPTS = 8
 MAX_RESETS = 3
@@ -70,7 +72,7 @@ class SendRequest(NamedTuple):
     @ivar suites: the per-channel suite map, or C{None} for the default.
     @ivar transferSecret: keeps transfer ids stable across runs, so an
         interrupted file resumes.
-    @ivar progress: called with C{(done, total)} bytes of the files.
+    @ivar progress: told how the files and the connection fare.
     @ivar tlsFingerprints: SPKI fingerprints pinned for C{tls:} channels
         in place of checking the certificate's name.
     @ivar folders: the names of folders to make (those with nothing in
@@ -85,7 +87,7 @@ class SendRequest(NamedTuple):
     files: Sequence[tuple[str, str]] = ()
     suites: Sequence[Suite] | None = None
     transferSecret: bytes | None = None
-    progress: Callable[[int, int], None] | None = None
+    progress: SendObserver | None = None
     tlsFingerprints: Sequence[str] = ()
     folders: Sequence[str] = ()
 
@@ -109,6 +111,9 @@ class SendSummary(NamedTuple):
         already from an earlier run, so that nothing of it was sent.
     @ivar failed: C{(item, error)} for each item not delivered, in the
         order given, the item as a user can recognize it.
+    @ivar renamed: C{(name, stored name)} of each file the daemon stored
+        in this run under another name than the one sent (the name was
+        taken, or had to be cleaned).
     """
 
     messages: int
@@ -120,6 +125,7 @@ class SendSummary(NamedTuple):
     folders: int = 0
     already: tuple[tuple[str, str], ...] = ()
     failed: tuple[tuple[str, SPCError], ...] = ()
+    renamed: tuple[tuple[str, str], ...] = ()
 
 
 class _Item(NamedTuple):
@@ -151,16 +157,22 @@ def _items(request: SendRequest) -> list[_Item]:
     return [_Item(index, *item) for index, item in enumerate(items)]
 
 
-def _start(session, item: _Item, progress):
+def _start(session, item: _Item, books: ProgressBooks):
     """
     Give C{item} to the session, which sends as many at once as the
-    daemon's limits allow (L{spc.session.messenger}).
+    daemon's limits allow (L{spc.session.messenger}).  A message over the
+    daemon's limit, which it announced in the handshake, fails alone,
+    before any of it is sent.
     """
     if item.kind == "message":
+        most = session.params.maxMessageSize
+        if len(item.value) > most:
+            return fail(MessageTooLarge(len(item.value), most))
         return session.sendMessage(item.value, records.KIND_TEXT)
     if item.kind == "file":
         path, name = item.value
-        return session.sendFile(path, name, partial(progress, path))
+        sent = session.sendFile(path, name, books.reporter(item.index))
+        return sent.addCallback(books.delivered, item.index)
     return session.sendFolder(item.value)
 
 
@@ -273,18 +285,15 @@ def send(reactor, request: SendRequest):
         failure of the first session's handshake likewise fails the whole
         command, before anything is sent.
     """
-    total = sum(_size(path) for path, _ in request.files)
-    done: dict[str, int] = {}
-
-    def progress(path: str, acknowledged: int) -> None:
-        done[path] = acknowledged
-        if request.progress is not None:
-            request.progress(sum(done.values()), total)
-
     items = pending = _items(request)
+    observer = request.progress or SendObserver()
+    files = [item for item in items if item.kind == "file"]
+    books = ProgressBooks(
+        observer, [(item.index, item.value[1], _size(item.value[0])) for item in files]
+    )
     results: dict[_Item, object] = {}
     failures: dict[_Item, SPCError] = {}
-    channels, server = 0, ""
+    channels, server, lost = 0, "", False
     started = reactor.seconds()
     for attempt in range(MAX_RESETS + 1):
         try:
@@ -294,11 +303,17 @@ def send(reactor, request: SendRequest):
                 raise
             failures.update((item, error) for item in pending)
             break
+        if lost:
+            observer.connectionBack()
         channels, server = len(session.channels), session.peer
+        watch = ConnectionWatch(reactor, session, observer, DEFAULT_LINGER)
+        watch.start()
         try:
-            sends = [_start(session, item, progress) for item in pending]
+            sends = [_start(session, item, books) for item in pending]
             outcomes = yield DeferredList(sends, consumeErrors=True)
         finally:
+            watch.stop()
+            lost = watch.lost
             yield session.close()
         retry = []
         for item, (ok, result) in zip(pending, outcomes):
@@ -331,4 +346,9 @@ def _summary(items, results, failures, seconds, channels, server) -> SendSummary
         len(folders),
         tuple((shown(result.name), result.storedAs) for result in files if result.already),
         tuple((item.label, failures[item]) for item in items if item in failures),
+        tuple(
+            (shown(result.name), result.storedAs)
+            for result in files
+            if not result.already and result.storedAs != result.name
+        ),
     )

@@ -1,4 +1,4 @@
-# -*- test-case-name: tests.test_sendlist -*-
+# -*- test-case-name: tests.unit.test_sendlist -*-
 """
 What C{spc send} sends for the paths a user gave, decided before anything
 is sent.
@@ -29,7 +29,7 @@ from typing import NamedTuple, Sequence
 from spc.errors import ConfigurationError
 from spc.protocol import filerecords
 
-__all__ = ["SendList", "collectFiles", "shown"]
+__all__ = ["SendList", "checkName", "collectFiles", "shown"]
 
 _O_NONBLOCK = getattr(os, "O_NONBLOCK", 0)
 _O_CLOEXEC = getattr(os, "O_CLOEXEC", 0)
@@ -86,6 +86,18 @@ def _nameProblem(name: str) -> str | None:
     if len(encoded) > filerecords.MAX_FILE_NAME:
         return f"its name is longer than {filerecords.MAX_FILE_NAME} bytes"
     return None
+
+
+def checkName(name: str) -> None:
+    """
+    Check a name given for a file on the command line (C{--name}) as a
+    file's own name is checked.
+
+    @raise ConfigurationError: when it cannot go in C{FIL:}, or is empty.
+    """
+    why = "it is empty" if not name else _nameProblem(name)
+    if why is not None:
+        raise ConfigurationError(f"cannot send a file as {shown(name)!r}: {why}")
 
 
 def _fileProblem(path: str) -> str | None:

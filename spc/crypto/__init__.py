@@ -1,4 +1,4 @@
-# -*- test-case-name: tests.test_layout -*-
+# -*- test-case-name: tests.unit.test_layout -*-
 """
 Cryptographic primitives of SPC/1: cipher suites, the key schedule, RSA and X25519.
 

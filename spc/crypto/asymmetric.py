@@ -1,4 +1,4 @@
-# -*- test-case-name: tests.test_asymmetric -*-
+# -*- test-case-name: tests.unit.test_asymmetric -*-
 """
 The public-key operations of SPC/1, each with its parameters fixed in one
 place: RSA-OAEP (MGF1-SHA256, SHA-256, a label binding the ciphertext to its

@@ -1,4 +1,4 @@
-# -*- test-case-name: tests.test_keyschedule -*-
+# -*- test-case-name: tests.unit.test_keyschedule -*-
 """
 The SPC/1 key schedule: every secret spc uses comes from HKDF-SHA256 here.
 

@@ -1,4 +1,4 @@
-# -*- test-case-name: tests.test_suites -*-
+# -*- test-case-name: tests.unit.test_suites -*-
 """
 The cipher-suite registry: how one protected frame is sealed and opened.
 

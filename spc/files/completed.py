@@ -1,4 +1,4 @@
-# -*- test-case-name: tests.test_completed -*-
+# -*- test-case-name: tests.unit.test_completed -*-
 """
 The memory of completed transfers: which file each one stored, and how
 that file looked right after it was stored.

@@ -1,4 +1,4 @@
-# -*- test-case-name: tests.test_filestore -*-
+# -*- test-case-name: tests.unit.test_store -*-
 """
 Finished files in the inbox's folders, reached only through directory
 descriptors.
@@ -8,7 +8,8 @@ C{O_NOFOLLOW | O_DIRECTORY}, and the file is linked and looked up relative
 to the last one: a symbolic link planted in the inbox, or a C{..} that got
 past the name rules, cannot lead out of it.  What this module creates is
 fsynced (the file's folder, and the parent of every folder it made) before
-it returns, so a stored file survives a crash of the machine.
+it returns, or handed to the caller to fsync together with others, so a
+stored file survives a crash of the machine.
 """
 
 from __future__ import annotations
@@ -20,10 +21,27 @@ from typing import NamedTuple, Sequence
 
 from spc.errors import NameUnavailable
 from spc.files.names import numbered
+from spc.protocol.filerecords import NO_MTIME
 
-__all__ = ["MAX_UNIQUE_TRIES", "StoredFile", "checkFolders", "findFile", "makeFolders", "placeFile"]
+__all__ = [
+    "FILE_MODE",
+    "FOLDER_MODE",
+    "MAX_UNIQUE_TRIES",
+    "StoredFile",
+    "checkFolders",
+    "finalAttributes",
+    "findFile",
+    "makeFolders",
+    "placeFile",
+]
 
 MAX_UNIQUE_TRIES = 10_000
+FILE_MODE = 0o600
+FOLDER_MODE = 0o700
+"""
+The permissions of stored files and of the folders made for them, unless
+the store is told others (the daemon's C{--inbox-umask}).
+"""
 _O_CLOEXEC = getattr(os, "O_CLOEXEC", 0)
 _O_DIRECTORY = getattr(os, "O_DIRECTORY", 0)
 _O_NOFOLLOW = getattr(os, "O_NOFOLLOW", 0)
@@ -73,12 +91,17 @@ class _Folders:
     @ivar descriptors: the inbox's, then one per folder reached.
     @ivar made: for each folder reached, whether this walk created it.
     @ivar complete: whether every folder of the path was reached.
+    @ivar mode: the permissions of a folder this walk makes, whatever the
+        process's umask.
     """
 
-    def __init__(self, inbox: str, folders: Sequence[str], create: bool) -> None:
+    def __init__(
+        self, inbox: str, folders: Sequence[str], create: bool, mode: int = FOLDER_MODE
+    ) -> None:
         self._inbox = inbox
         self._folders = folders
         self._create = create
+        self.mode = mode
         self.descriptors: list[int] = []
         self.made: list[bool] = []
         self.complete = False
@@ -111,10 +134,14 @@ class _Folders:
                         raise NameUnavailable(f"{shown!r} in the inbox is not a folder") from None
                     tried = True
                     try:
-                        os.mkdir(folder, 0o700, dir_fd=self.descriptors[-1])
+                        os.mkdir(folder, self.mode & 0o700, dir_fd=self.descriptors[-1])
                         made = True
                     except FileExistsError:
                         pass
+                if made:
+                    # Made private, opened, then given its mode: a folder
+                    # the group may read is never open before it is ours.
+                    os.fchmod(self.descriptors[-1], self.mode)
                 self.made.append(made)
             self.complete = True
             return self
@@ -153,6 +180,26 @@ class _Folders:
             os.close(self.descriptors.pop())
 
 
+def finalAttributes(descriptor: int, mode: int, mtime: int = NO_MTIME) -> None:
+    """
+    Give a verified file what it keeps under its final name: the store's
+    mode and the sender's modification time, as C{scp -p} and C{rsync -t}
+    do (the access time stays the time of arrival).  Set before the file
+    is placed, since the completed-transfer check records the file's
+    modification and change times once it is placed
+    (L{spc.files.completed.fileIdentity}), and a change after that would
+    make the file look edited.  A time the file system cannot hold leaves
+    the file with the time it arrived.
+    """
+    os.fchmod(descriptor, mode)
+    if mtime == NO_MTIME:
+        return
+    try:
+        os.utime(descriptor, ns=(os.fstat(descriptor).st_atime_ns, mtime))
+    except (OSError, OverflowError, ValueError):
+        pass
+
+
 def checkFolders(inbox: str, folders: Sequence[str]) -> None:
     """
     Refuse, before any data is sent, a path that could never be stored.
@@ -165,12 +212,16 @@ def checkFolders(inbox: str, folders: Sequence[str]) -> None:
 
 
 def placeFile(
-    inbox: str, source: str, parts: Sequence[str], syncLater: list[int] | None = None
+    inbox: str,
+    source: str,
+    parts: Sequence[str],
+    folderMode: int = FOLDER_MODE,
+    syncLater: list[int] | None = None,
 ) -> StoredFile:
     """
     Link C{source} into the inbox under C{parts}, or under the first free
-    C{stem (n).ext}, creating the folders; then unlink C{source}.  An
-    existing entry is never replaced.
+    C{stem (n).ext}, creating the folders (with C{folderMode}); then
+    unlink C{source}.  An existing entry is never replaced.
 
     @param syncLater: if given, the folders to fsync are added to it (as
         descriptors the caller closes) instead of being synced now
@@ -180,7 +231,7 @@ def placeFile(
         numbered name is taken.
     """
     folders, wanted = parts[:-1], parts[-1]
-    with _Folders(inbox, folders, create=True) as opened:
+    with _Folders(inbox, folders, create=True, mode=folderMode) as opened:
         for number in range(MAX_UNIQUE_TRIES):
             leaf = wanted if number == 0 else numbered(wanted, number)
             _checkComponent(leaf)
@@ -196,15 +247,15 @@ def placeFile(
     raise NameUnavailable(f"too many files named {wanted!r}")
 
 
-def makeFolders(inbox: str, folders: Sequence[str]) -> str:
+def makeFolders(inbox: str, folders: Sequence[str], mode: int = FOLDER_MODE) -> str:
     """
     Make the folders C{folders} inside the inbox, each inside the one
-    before, keeping those that exist, and sync each new entry.
+    before, with C{mode}, keeping those that exist, and sync each new entry.
 
     @return: the path of the last one.
     @raise NameUnavailable: if an entry along the path is not a folder.
     """
-    with _Folders(inbox, folders, create=True) as opened:
+    with _Folders(inbox, folders, create=True, mode=mode) as opened:
         opened.syncMade()
     return os.path.join(inbox, *folders)
 

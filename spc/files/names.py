@@ -1,4 +1,4 @@
-# -*- test-case-name: tests.test_filenames -*-
+# -*- test-case-name: tests.unit.test_names -*-
 """
 The rules that turn a file name from the wire into path components the
 inbox can take.

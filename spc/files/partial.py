@@ -1,4 +1,4 @@
-# -*- test-case-name: tests.test_filestore -*-
+# -*- test-case-name: tests.unit.test_store -*-
 """
 A file being received (A3, A12): written at the offsets its fragments
 carry into a partial file under C{INBOX/.spc-partial/}, hashed in order
@@ -19,8 +19,9 @@ from typing import TYPE_CHECKING
 
 from spc.files.durable import fsyncFolder
 from spc.files.hashing import InOrderHasher
-from spc.files.inboxtree import StoredFile
+from spc.files.inboxtree import StoredFile, finalAttributes
 from spc.files.ranges import RangeSet
+from spc.protocol.filerecords import NO_MTIME
 
 if TYPE_CHECKING:
     from spc.files.store import FileStore
@@ -40,6 +41,10 @@ class PartialFile:
         it (the file completed, was discarded or revoked, or opened anew),
         nothing this object does touches the state file again.
     @ivar hasher: the SHA-256 of what is written, in order.
+    @ivar peerName: the sender's name in C{authorized_keys}, for the
+        receipt of the stored file.
+    @ivar mtime: the sender's modification time of the file, in
+        nanoseconds, which the stored file keeps; L{NO_MTIME} for none.
     """
 
     def __init__(
@@ -48,6 +53,8 @@ class PartialFile:
     ) -> None:
         self._store = store
         self.claim = claim
+        self.peerName: str | None = None
+        self.mtime = NO_MTIME
         self.key = key
         self.name = name
         self.size = size
@@ -128,13 +135,16 @@ class PartialFile:
         self.hasher.advance()
         return self.hasher.digest()
 
-    def finish(self) -> str:
+    def finish(self, digest: bytes | None = None) -> str:
         """
-        Put the verified file under its final name and forget the partial,
-        durably.
+        Put the verified file, with its final mode and modification time,
+        under its final name, forget the partial, durably, and record the
+        file's receipt.
 
+        @param digest: its SHA-256, as verified, for the receipt.
         @return: the final path.
         """
+        finalAttributes(self._descriptor, self._store.fileMode, self.mtime)
         os.fsync(self._descriptor)
         folders: list[int] = []
         try:
@@ -145,6 +155,7 @@ class PartialFile:
             for folder in folders:
                 os.close(folder)
         self._store.syncCompleted()
+        self._store.recordReceipts([(self, stored, digest)])
         return stored.path
 
     def place(self, syncLater: list[int]) -> StoredFile:

@@ -1,4 +1,4 @@
-# -*- test-case-name: tests.test_status -*-
+# -*- test-case-name: tests.memory.test_status -*-
 """
 How far a file in progress has come, in the one form both ends report it:
 the sending side (L{spc.files.sending}) and the receiving side

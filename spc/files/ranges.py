@@ -1,4 +1,4 @@
-# -*- test-case-name: tests.test_filestore -*-
+# -*- test-case-name: tests.unit.test_store -*-
 """
 Byte ranges of a file: what a receiver has written and fsynced, what a
 sender may skip on a resume, what a C{FAK:} acknowledges.  Both sides of a

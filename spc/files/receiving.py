@@ -1,4 +1,4 @@
-# -*- test-case-name: tests.test_transfer -*-
+# -*- test-case-name: tests.memory.test_receiving -*-
 """
 Receiving files (amendments A3, A12, A13, A14; the sending side is
 L{spc.files.sending}): each fragment is written at its offset into a partial
@@ -19,10 +19,11 @@ from typing import Callable
 
 from twisted.internet.defer import Deferred
 from twisted.internet.interfaces import IReactorTime
-from twisted.logger import Logger, LogLevel
+from twisted.logger import LogLevel
 from twisted.python.failure import Failure
 
-from spc.errors import NameUnavailable, ProtocolError, ResourceLimitExceeded
+from spc.errors import NameUnavailable, ProtocolError, ResourceLimitExceeded, TransferWithdrawn
+from spc.files.openings import Openings
 from spc.files.partial import PartialFile
 from spc.files.progress import TransferProgress
 from spc.files.ranges import RangeSet
@@ -66,6 +67,8 @@ def refusal(error: BaseException) -> tuple[int, str]:
     """
     if isinstance(error, NameUnavailable):
         return filerecords.REFUSED_NAME, _bounded(str(error), filerecords.MAX_REFUSAL_TEXT)
+    if isinstance(error, TransferWithdrawn):
+        return filerecords.REFUSED_WITHDRAWN, _bounded(error.args[0], filerecords.MAX_REFUSAL_TEXT)
     if isinstance(error, ResourceLimitExceeded):
         text = error.args[0] if error.args and isinstance(error.args[0], str) else str(error)
         return filerecords.REFUSED_LIMIT, _bounded(text, filerecords.MAX_REFUSAL_TEXT)
@@ -88,12 +91,18 @@ class IncomingFiles:
     answered again anyway (L{reacknowledge}), and a peer replaying them
     cannot make this end write more than it receives.
 
+    At most one session receives a file (L{spc.files.openings}): an offer
+    of a file another session receives takes it from that one, unless
+    that one is verifying it.
+
     @ivar onStored: called with C{(name, path, size)} for each stored file.
     @ivar verifying: the files being verified and stored, so that a
         shutdown waits for their answers.
+    @ivar _openings: the offers being looked up in the writer's lane, and
+        this session's claims on the files it receives.
     """
 
-    log = Logger()
+    log = events.NamedLogger(events.TRANSFER)
 
     def __init__(
         self,
@@ -106,6 +115,7 @@ class IncomingFiles:
         writer=None,
         duplicateInterval: float = 5.0,
         onBacklog: Callable[[bool], None] = lambda full: None,
+        peerName: str | None = None,
     ) -> None:
         """
         @param writer: the writer's lane (L{spc.lanes}); inline if not given.
@@ -115,15 +125,17 @@ class IncomingFiles:
         """
         self._store = store
         self._peer = peer
+        self._peerName = peerName
         self._fragmentSize = fragmentSize
         self._send = sendControl
         self._clock = clock
         self.onStored = onStored
         self._disk = DiskQueue(store, writer or InlineLane("writer"), onBacklog)
         self._active: dict[bytes, Receiving] = {}
-        self._opening: set[bytes] = set()
+        self._openings = Openings(
+            store, peer, peerName, self._disk, self._heldBytes, self._release
+        )
         self._acks = AckBatcher(clock, self._progressDue)
-        self._closed = False
         self._ended: dict[bytes, tuple[int, int, str]] = {}
         self._folders = 0
         self._duplicateAnswers = RateWindow(clock, duplicateInterval)
@@ -136,6 +148,10 @@ class IncomingFiles:
         self._warnings.emit(
             group, LogLevel.warn, format, name=events.shortName(name), **fields
         )
+
+    def _heldBytes(self, transfer: bytes) -> int:
+        receiving = self._active.get(transfer)
+        return 0 if receiving is None else receiving.held.total()
 
     def inProgress(self) -> list[TransferProgress]:
         """
@@ -180,14 +196,11 @@ class IncomingFiles:
                 transfer, filerecords.FILE_REFUSED, (), filerecords.REFUSED_NO_FILES, NO_FILES
             )
             return
-        if transfer in self._opening:
+        if transfer in self._openings:
             return
-        if len(self._active) + len(self._opening) + self._folders >= MAX_ACTIVE_FILES:
+        if len(self._active) + len(self._openings) + self._folders >= MAX_ACTIVE_FILES:
             raise ResourceLimitExceeded("too many files at once")
-        self._opening.add(transfer)
-        self._disk.offer(
-            self._peer, offer, lambda result: self._offerOpened(offer, result)
-        )
+        self._openings.open(offer, lambda result: self._offerOpened(offer, result))
 
     def _offerOpened(self, offer: filerecords.FileOffer, result: object) -> None:
         """
@@ -195,12 +208,6 @@ class IncomingFiles:
         (its name), its partial file is open, or it cannot be taken.
         """
         transfer = offer.transferID
-        self._opening.discard(transfer)
-        if isinstance(result, PartialFile) and self._closed:
-            self._disk.close(result)
-            return
-        if self._closed:
-            return
         if isinstance(result, str):
             self._warnings.emit(
                 "already", LogLevel.info, "{name} from {peer} is stored already, as {stored}",
@@ -229,7 +236,7 @@ class IncomingFiles:
                 transfer, filerecords.FILE_REFUSED, (), filerecords.REFUSED_NO_FILES, NO_FILES
             )
             return
-        if len(self._active) + len(self._opening) + self._folders >= MAX_ACTIVE_FILES:
+        if len(self._active) + len(self._openings) + self._folders >= MAX_ACTIVE_FILES:
             raise ResourceLimitExceeded("too many files at once")
         self._folders += 1
 
@@ -249,13 +256,36 @@ class IncomingFiles:
 
         self._disk.makeFolder(offer.name, made)
 
+    def _release(self, transfer: bytes, reason: str) -> bool:
+        """
+        The store takes the file of C{transfer} from this session, for
+        C{reason}: stop receiving it, tell the sender why, and close it
+        once its pending disk work is done (or, still being opened, once
+        it is open).  Its later records are dropped as those of any ended
+        transfer.
+
+        @return: whether it was let go; not while it is being verified.
+        """
+        receiving = self._active.get(transfer)
+        if receiving is not None and receiving.finishing:
+            return False
+        opening = self._openings.withdraw(transfer)
+        if opening is None and receiving is None:
+            return True
+        name = opening.name if opening is not None else receiving.partial.name
+        self._warn("released", "Stopped receiving {name}: {reason}", name, reason=reason)
+        self._end(transfer, filerecords.FILE_REFUSED, filerecords.REFUSED_WITHDRAWN, reason)
+        if receiving is not None:
+            self._disk.close(receiving.partial)
+        return True
+
     def _whyRefused(self, name: str, failure: Failure) -> tuple[int, str]:
         """
         Storing failed: log why (a traceback only for the unexpected).
 
         @return: what to tell the sender (L{refusal}).
         """
-        if failure.check(ResourceLimitExceeded, OSError):
+        if failure.check(ResourceLimitExceeded, TransferWithdrawn, OSError):
             self._warn("refused", "Refusing {name}: {error}", name, error=str(failure.value))
         else:
             self.log.failure("Storing {name} failed", failure, name=events.shortName(name))
@@ -340,6 +370,7 @@ class IncomingFiles:
 
     def _end(self, transfer: bytes, status: int, reason: int = 0, detail: str = "") -> None:
         self._active.pop(transfer, None)
+        self._openings.letGo(transfer)
         self._acks.acknowledged(transfer)
         self._ended[transfer] = (status, reason, detail)
         if len(self._ended) > REMEMBERED_TRANSFERS:
@@ -440,15 +471,17 @@ class IncomingFiles:
         """
         The session ended: keep partial files for a later resume, close
         them, once the lane has written what it was given; files waiting
-        to be committed are committed still.
+        to be committed are committed still, and stay this session's until
+        they are.
         """
-        self._closed = True
         self._acks.stop()
         self._warnings.flush()
-        for receiving in self._active.values():
+        self._openings.close()
+        for transfer, receiving in list(self._active.items()):
             if not receiving.finishing:
+                self._openings.letGo(transfer)
                 self._disk.keep(receiving, self._notKept(receiving))
-        self._active.clear()
+                del self._active[transfer]
         self._disk.flush()
 
     def _notKept(self, receiving: Receiving) -> Callable[[Failure], None]:

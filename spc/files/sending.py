@@ -1,4 +1,4 @@
-# -*- test-case-name: tests.test_transfer -*-
+# -*- test-case-name: tests.memory.test_receiving -*-
 """
 Sending a file: a L{spc.interfaces.Sender} whose fragments are read, and
 every byte hashed in order, by jobs of the reader's lane
@@ -22,7 +22,6 @@ from typing import Callable, Hashable, NamedTuple
 from automat import MethodicalMachine
 from twisted.internet.defer import Deferred
 from twisted.internet.interfaces import IReactorTime
-from twisted.logger import Logger
 from twisted.python.failure import Failure
 
 from spc.errors import FileFailed, FileRefused
@@ -120,7 +119,7 @@ class FileSender:
     @ivar done: whether it is over.
     """
 
-    log = Logger()
+    log = events.NamedLogger(events.TRANSFER)
     _machine = MethodicalMachine()
 
     def __init__(
@@ -187,7 +186,9 @@ class FileSender:
         return None
 
     def _offer(self):
-        offer = filerecords.FileOffer(self.transferID, self.size, self.name).encode()
+        offer = filerecords.FileOffer(
+            self.transferID, self.size, self.name, self._stat.st_mtime_ns
+        ).encode()
         self._offerTaken()
         return ("o", self.transferID), offer
 

@@ -1,4 +1,4 @@
-# -*- test-case-name: tests.test_filestore -*-
+# -*- test-case-name: tests.unit.test_store -*-
 """
 Where received files live on disk before and after they are complete.
 
@@ -14,12 +14,15 @@ replaced, and a partial or corrupt file never appears under a final name.
 A name that could not be stored is refused when it is offered, before any
 data is sent.  A completed transfer is remembered with the file it stored
 (L{spc.files.completed}), and counts as complete only while that file is there.
+The daemon's store also records each stored file in C{INBOX/files.jsonl}
+(L{spc.files.journal}), before the sender is told it is stored.
 
 A partial file (L{spc.files.partial}) hashes what is written to it as it
 comes, so a file is verified the moment its last byte is written.  The
 store is shared with the thread that writes partial files: its state files
-and its memory of completed transfers are changed under locks.  Many files complete together (L{FileStore.commit}): their data,
-then their names, made durable by one sync each (L{spc.files.durable}).
+and its memory of completed transfers are changed under locks.  Many files
+complete together (L{FileStore.commit}): their data, then their names,
+made durable by one sync each (L{spc.files.durable}), then their receipts.
 """
 
 from __future__ import annotations
@@ -31,33 +34,50 @@ import threading
 import time
 from typing import Callable, Iterator, Sequence
 
-from spc.errors import ResourceLimitExceeded
+from spc.errors import ResourceLimitExceeded, TransferWithdrawn
 from spc.files.completed import CompletedTransfers, fileIdentity
 from spc.files.durable import syncTogether
 from spc.files.hashing import EarlyWindow
-from spc.files.inboxtree import StoredFile, checkFolders, findFile, makeFolders, placeFile
-from spc.files.names import PARTIAL_DIRECTORY, RESERVED_NAMES, safeParts
+from spc.files.inboxtree import (
+    FILE_MODE,
+    FOLDER_MODE,
+    StoredFile,
+    checkFolders,
+    finalAttributes,
+    findFile,
+    makeFolders,
+    placeFile,
+)
+from spc.files.journal import Journal, receiptRecord
+from spc.files.names import PARTIAL_DIRECTORY, RECEIPTS_NAME, RESERVED_NAMES, safeParts
 from spc.files.partial import PartialFile
 from spc.files.ranges import RangeSet
+from spc.files.unfinished import KEEP_SECONDS, Receiver, UnfinishedFiles
 from spc.keys.keyfiles import replaceFile, unlinkQuietly
+from spc.logs import events
+from spc.protocol.filerecords import NO_MTIME
 
-__all__ = ["FileStore"]
+__all__ = ["KEEP_SECONDS", "TAKEN_OVER", "FileStore"]
 
 MAX_NAME_BYTES = 4096
 DEFAULT_RESERVE = 64 * 1024 * 1024
 DEFAULT_QUOTA = 256 * 1024**3
-KEEP_SECONDS = 24 * 3600
 EXPIRY_INTERVAL = 3600
 EARLY_WINDOW = 16 * 1024 * 1024
 """
 Bytes of data that arrived ahead of its file's hash cursor the store's
 partial files may keep in memory together (L{spc.files.hashing}).
 """
+TAKEN_OVER = "a newer session of this sender is receiving it"
+
+log = events.NamedLogger(events.TRANSFER)
 
 
-class FileStore:
+class FileStore(UnfinishedFiles):
     """
-    Partial and finished files of an inbox directory.
+    Partial and finished files of an inbox directory; its unfinished files
+    as a whole are listed, removed, expired and revoked by
+    L{UnfinishedFiles}.
 
     @ivar directory: the inbox.
     @ivar quota: the most bytes one identity's unfinished files may
@@ -76,6 +96,14 @@ class FileStore:
         thread may forget the transfer (revocation), and a state file must
         not come back after it was forgotten.
     @ivar earlyWindow: what the partial files' hashers may keep in memory.
+    @ivar _receipts: the C{files.jsonl} a receipt of each stored file goes
+        to, or L{None} for none.
+    @ivar _receiving: what receives each key now, and since when
+        (L{takeOver}): at most one session receives a file, and a newer
+        one takes it from an older one.  Only the reactor thread uses it.
+    @ivar fileMode: the permissions of a stored file (and of the receipts);
+        a partial file is 0600 until it is verified.
+    @ivar folderMode: the permissions of a folder made for stored files.
     """
 
     def __init__(
@@ -85,18 +113,31 @@ class FileStore:
         now: Callable[[], float] = time.time,
         reserved: frozenset[str] = frozenset(),
         quota: int = DEFAULT_QUOTA,
+        receipts: bool = False,
+        fileMode: int = FILE_MODE,
+        folderMode: int = FOLDER_MODE,
     ) -> None:
+        """
+        @param receipts: whether to record each stored file in
+            C{INBOX/files.jsonl} (the daemon does).
+        """
         self.directory = directory
         self.reserved = RESERVED_NAMES | frozenset(reserved)
         self.reserve = reserve
         self.quota = quota
+        self.fileMode = fileMode
+        self.folderMode = folderMode
         self._now = now
+        self._receipts = (
+            Journal(directory, RECEIPTS_NAME, log, fileMode) if receipts else None
+        )
         self._partials = os.path.join(directory, PARTIAL_DIRECTORY)
         os.makedirs(self._partials, mode=0o700, exist_ok=True)
         self._completed = CompletedTransfers(self._partials, now, KEEP_SECONDS)
         self._stateLock = threading.Lock()
         self.earlyWindow = EarlyWindow(EARLY_WINDOW)
         self._owners: dict[str, tuple[str, int]] = dict(self._loadOwners())
+        self._receiving: dict[str, tuple[Receiver, float]] = {}
         self._lastExpiry = self._now()
         self.expire()
 
@@ -110,9 +151,6 @@ class FileStore:
 
     def partialPath(self, key: str) -> str:
         return os.path.join(self._partials, key + ".part")
-
-    def _statePath(self, key: str) -> str:
-        return os.path.join(self._partials, key + ".json")
 
     def completedName(self, key: str) -> str | None:
         """
@@ -159,11 +197,13 @@ class FileStore:
         checkFolders(self.directory, parts[:-1])
         return parts
 
-    def open(self, key: str, name: str, size: int, peer: str = "") -> PartialFile:
+    def admit(self, key: str, name: str, size: int, peer: str = "") -> RangeSet:
         """
-        The partial file for a transfer from C{peer}: resumed if its state
-        matches, new otherwise.
+        Check that the transfer C{key} of a file C{name} of C{size} bytes
+        from C{peer} may be received, as L{open} does before it opens
+        anything.
 
+        @return: the byte ranges its state file says are held.
         @raise NameUnavailable: when the name could not be stored.
         @raise ResourceLimitExceeded: when the file would not fit on disk
             beyond the reserve, or would take C{peer} over its quota.
@@ -191,13 +231,62 @@ class FileStore:
         stats = os.statvfs(self._partials)
         if missing > stats.f_bavail * stats.f_frsize - self.reserve:
             raise ResourceLimitExceeded(f"no room for a file of {size} bytes")
+        return held
+
+    def open(
+        self, key: str, name: str, size: int, peer: str = "", peerName: str | None = None,
+        mtime: int = NO_MTIME,
+    ) -> PartialFile:
+        """
+        The partial file for a transfer from C{peer} (named C{peerName} in
+        C{authorized_keys}): resumed if its state matches, new otherwise.
+        Stored, it keeps the modification time C{mtime} (nanoseconds).
+
+        @raise NameUnavailable: when the name could not be stored.
+        @raise ResourceLimitExceeded: when the file would not fit on disk
+            beyond the reserve, or would take C{peer} over its quota.
+        """
+        held = self.admit(key, name, size, peer)
         claim = (peer, size)
         partial = PartialFile(self, key, name, size, held, claim)
+        partial.peerName, partial.mtime = peerName, mtime
         with self._stateLock:
             self._owners[key] = claim
         if len(held):
             self.saveState(partial)
         return partial
+
+    def receiver(self, key: str) -> Receiver | None:
+        """
+        What receives the file C{key} now, if anything does.
+        """
+        found = self._receiving.get(key)
+        return None if found is None else found[0]
+
+    def takeOver(self, key: str, receiver: Receiver) -> None:
+        """
+        Make C{receiver} the one that receives the file C{key}.  An older
+        receiver of it (a session that lingers after its sender was
+        interrupted, or runs beside a newer one) is asked to let it go
+        first, so that one session receives a file.  Called on the
+        reactor thread, before the file is opened for C{receiver}.
+
+        @raise TransferWithdrawn: when the older one is verifying it.
+        """
+        older = self.receiver(key)
+        if older is not None and older is not receiver and not older.release(TAKEN_OVER):
+            raise TransferWithdrawn(
+                "an earlier transfer of this file is being verified; send it again "
+                "to learn how that ended"
+            )
+        self._receiving[key] = (receiver, self._now())
+
+    def letGo(self, key: str, receiver: Receiver) -> None:
+        """
+        C{receiver} receives the file C{key} no more.
+        """
+        if self.receiver(key) is receiver:
+            del self._receiving[key]
 
     def saveState(self, partial: PartialFile, durable: bool = True) -> None:
         """
@@ -234,15 +323,19 @@ class FileStore:
         Link C{source} under the safe, unique final path for C{name}
         (L{placeFile}, which says what C{syncLater} is for).
         """
-        return placeFile(self.directory, source, safeParts(name, self.reserved), syncLater)
+        return placeFile(
+            self.directory, source, safeParts(name, self.reserved), self.folderMode, syncLater
+        )
 
     def commit(self, files: Sequence[tuple[PartialFile, bytes]]) -> list[object]:
         """
         Verify and store several complete files at once (group commit):
-        compare each one's digest with the one expected, make the data of
-        those that match durable together, link them under their final
-        names, and make the names and their completion records durable
-        together.  Only then is any of them stored.
+        compare each one's digest with the one expected, give those that
+        match their final mode and modification time (before they are
+        placed: L{finalAttributes}), make their data durable together,
+        link them under their final names, and make the names and their
+        completion records durable together; then record their receipts.
+        Only then is any of them stored.
 
         @param files: C{(partial, expected SHA-256)} pairs.
         @return: for each file, in order, its final path; L{None} if its
@@ -254,6 +347,7 @@ class FileStore:
         for index, (partial, expected) in enumerate(files):
             try:
                 if partial.matches(expected):
+                    finalAttributes(partial.descriptor, self.fileMode, partial.mtime)
                     matching.append(index)
                     continue
             except Exception as error:
@@ -267,19 +361,26 @@ class FileStore:
                 results[index] = error
             return results
         folders: list[int] = []
+        stored: list[tuple[PartialFile, StoredFile, bytes | None]] = []
         try:
             for index in matching:
+                partial, expected = files[index]
                 try:
-                    results[index] = files[index][0].place(folders).path
+                    placed = partial.place(folders)
                 except Exception as error:
                     results[index] = error
-            log = self._completed.descriptor()
-            syncTogether([log] if log >= 0 else [], folders)
+                else:
+                    results[index] = placed.path
+                    stored.append((partial, placed, expected))
+            completions = self._completed.descriptor()
+            syncTogether([completions] if completions >= 0 else [], folders)
         except OSError as error:
             results = [error if isinstance(result, str) else result for result in results]
+            stored = []
         finally:
             for folder in folders:
                 os.close(folder)
+        self.recordReceipts(stored)
         return results
 
     def syncCompleted(self) -> None:
@@ -287,6 +388,37 @@ class FileStore:
         Make the completions recorded so far durable.
         """
         self._completed.sync()
+
+    def recordReceipts(
+        self, stored: Sequence[tuple[PartialFile, StoredFile, bytes | None]]
+    ) -> None:
+        """
+        Append the receipts of files just stored, durably, to
+        C{files.jsonl}, if this store keeps receipts: one line each, with
+        one fsync for them all.  The files are stored whether or not their
+        receipts could be written, so a failure is logged, not raised.
+
+        @param stored: C{(partial, where it was stored, its SHA-256 as
+            verified)} of each file.
+        """
+        if self._receipts is None or not stored:
+            return
+        now = self._now()
+        records = [
+            receiptRecord(
+                partial.claim[0], partial.peerName, partial.name, placed.name, partial.size,
+                digest, now,
+            )
+            for partial, placed, digest in stored
+        ]
+        try:
+            self._receipts.append(*records)
+        except OSError as error:
+            log.error(
+                "Stored {stored} but could not record it in {path}: {error}",
+                stored=", ".join(placed.name for _, placed, _ in stored),
+                path=self._receipts.path, error=str(error),
+            )
 
     def makeDirectory(self, name: str) -> str:
         """
@@ -299,7 +431,7 @@ class FileStore:
         @raise NameUnavailable: when a component names something that is not
             a folder.
         """
-        return makeFolders(self.directory, safeParts(name, self.reserved))
+        return makeFolders(self.directory, safeParts(name, self.reserved), self.folderMode)
 
     def forget(self, key: str, stored: StoredFile | None = None) -> None:
         """
@@ -314,47 +446,6 @@ class FileStore:
             unlinkQuietly(self._statePath(key))
         if stored is not None:
             self._completed.add(key, stored.name, stored.status)
-
-    def expire(self) -> int:
-        """
-        Delete partial files untouched for a day: those whose state was not
-        rewritten, and those left without a state file (the daemon stopped
-        before it closed them) and not written to.
-
-        @return: how many were deleted.
-        """
-        removed = 0
-        now = self._now()
-        for entry in os.scandir(self._partials):
-            key, suffix = os.path.splitext(entry.name)
-            if suffix == ".json" and entry.name != "completed.json":
-                stale = now - entry.stat().st_mtime > KEEP_SECONDS
-            elif suffix == ".part" and key not in self._owners:
-                stale = now - entry.stat().st_mtime > KEEP_SECONDS and not os.path.exists(
-                    self._statePath(key)
-                )
-            else:
-                continue
-            if stale:
-                self.forget(key)
-                removed += 1
-        return removed
-
-    def forgetUnless(self, admitted: Callable[[str], bool]) -> int:
-        """
-        Delete the unfinished files of every identity C{admitted} refuses:
-        a revoked sender can never resume them (A15).  Files recorded
-        without their sender are left to expire.
-
-        @return: how many were deleted.
-        """
-        with self._stateLock:
-            revoked = [
-                key for key, (owner, _) in self._owners.items() if owner and not admitted(owner)
-            ]
-        for key in revoked:
-            self.forget(key)
-        return len(revoked)
 
     def _loadOwners(self) -> Iterator[tuple[str, tuple[str, int]]]:
         for entry in os.scandir(self._partials):

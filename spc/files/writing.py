@@ -119,11 +119,14 @@ class DiskQueue:
         self._jobs = 0
         self._waited = 0
 
-    def offer(self, peer: str, offer, done: Callable[[object], None]) -> None:
+    def offer(
+        self, peer: str, peerName: str | None, offer, done: Callable[[object], None]
+    ) -> None:
         """
-        Look a file offer up: C{done} gets the name a completed transfer
-        stored it under, the partial file opened for it
-        (L{spc.files.store.FileStore.open}), or the L{Failure} of a refusal.
+        Look a file offer from C{peer} (named C{peerName}) up: C{done} gets
+        the name a completed transfer stored it under, the partial file
+        opened for it (L{spc.files.store.FileStore.open}), or the
+        L{Failure} of a refusal.
         """
         store = self._store
 
@@ -132,9 +135,22 @@ class DiskQueue:
             stored = store.completedName(key)
             if stored is not None:
                 return stored
-            return store.open(key, offer.name, offer.size, peer)
+            return store.open(key, offer.name, offer.size, peer, peerName, offer.mtime)
 
         self._submit(look, done)
+
+    def admit(self, peer: str, offer, done: Callable[[object], None]) -> None:
+        """
+        Check that a file offer from C{peer} may be received
+        (L{spc.files.store.FileStore.admit}): C{done} gets L{None}, or the
+        L{Failure} of a refusal.
+        """
+        store = self._store
+
+        def check() -> None:
+            store.admit(store.key(peer, offer.transferID), offer.name, offer.size, peer)
+
+        self._submit(check, done)
 
     def close(self, partial: PartialFile) -> None:
         """

@@ -1,4 +1,4 @@
-# -*- test-case-name: tests.test_identity -*-
+# -*- test-case-name: tests.unit.test_identity -*-
 """
 Identities: long-term RSA keys, their files and their fingerprints.
 
@@ -417,8 +417,34 @@ def loadTransferSecret(keyDir: str) -> bytes:
         try:
             install(temporary, path, replace=False)
         except FileExistsError:
+            pass  # another process made it first: theirs is the secret
+        finally:
+            # Installed by a hard link, the staged name is still there.
             unlinkQuietly(temporary)
         _, data = readRegularFile(path, TRANSFER_SECRET_SIZE + 1)
     if len(data) != TRANSFER_SECRET_SIZE:
         raise KeyFileError(f"{path} is not {TRANSFER_SECRET_SIZE} bytes long")
     return data
+
+
+def loadOrMakeIdentity(keyDir: str) -> tuple[Identity, bool]:
+    """
+    The identity in C{keyDir}, made there first if it has none, as
+    C{spc keygen} would: the commands that pair with a code (C{spc
+    receive}, C{spc pair}, C{spc send --code}) need no key set up
+    beforehand, and a key kept in the key directory stays the one peers
+    recorded.
+
+    @return: the identity, and whether it was made now.
+    @raise KeyFileError: as L{loadIdentity}, for a key that is there but
+        cannot be used (only C{id_rsa.pub} present among them).
+    """
+    if not os.path.lexists(os.path.join(keyDir, PRIVATE_KEY_NAME)):
+        identity = generateIdentity()
+        try:
+            saveIdentity(identity, keyDir)
+        except KeyFileExists:
+            pass
+        else:
+            return identity, True
+    return loadIdentity(keyDir), False

@@ -1,4 +1,4 @@
-# -*- test-case-name: tests.test_files,tests.test_identity,tests.test_trust -*-
+# -*- test-case-name: tests.unit.test_keyfiles,tests.unit.test_identity,tests.unit.test_trust -*-
 """
 Reading and writing the small files that hold keys and trust, safely.
 

@@ -1,4 +1,4 @@
-# -*- test-case-name: tests.test_tls -*-
+# -*- test-case-name: tests.unit.test_tls -*-
 """
 The certificates of the TLS underlay: C{spc tls-cert} makes a key and a
 self-signed certificate for a host, and both ends read PEM files and name a

@@ -1,4 +1,4 @@
-# -*- test-case-name: tests.test_trust -*-
+# -*- test-case-name: tests.unit.test_trust -*-
 """
 Trust: which peers' keys are accepted, kept in C{known_hosts} and
 C{authorized_keys}.

@@ -1,4 +1,4 @@
-# -*- test-case-name: tests.test_trust -*-
+# -*- test-case-name: tests.unit.test_trust -*-
 """
 Reading the trust files, C{known_hosts} and C{authorized_keys}, for
 L{spc.keys.trust}.

@@ -1,4 +1,4 @@
-# -*- test-case-name: tests.test_layout -*-
+# -*- test-case-name: tests.unit.test_layout -*-
 """
 Structured log events and their JSON form.
 """

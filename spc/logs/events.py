@@ -1,4 +1,4 @@
-# -*- test-case-name: tests.test_logs -*-
+# -*- test-case-name: tests.unit.test_logs,tests.memory.test_logs,tests.integration.test_logs -*-
 """
 The events spc logs for operators and log collectors.
 
@@ -38,7 +38,13 @@ from spc.text import withoutControls
 
 __all__ = [
     "CHANNEL",
+    "CLIENT",
+    "DAEMON",
     "HANDSHAKE",
+    "MESSAGE",
+    "NAMESPACES",
+    "NamedLogger",
+    "PAIRING",
     "PreAuthLog",
     "ROTATION",
     "SESSION",
@@ -56,11 +62,22 @@ __all__ = [
     "shortName",
 ]
 
+DAEMON = "spc.daemon"
 HANDSHAKE = "spc.handshake"
 SESSION = "spc.session"
 CHANNEL = "spc.channel"
 ROTATION = "spc.rotation"
+MESSAGE = "spc.message"
 TRANSFER = "spc.transfer"
+PAIRING = "spc.pairing"
+CLIENT = "spc.client"
+NAMESPACES = (
+    DAEMON, HANDSHAKE, SESSION, CHANNEL, ROTATION, MESSAGE, TRANSFER, PAIRING, CLIENT
+)
+"""
+Every namespace spc logs under, as the README lists them: the daemon uses
+all but L{CLIENT}, which is C{spc send}'s side of a session.
+"""
 
 HANDSHAKE_ACCEPTED = (
     "Handshake accepted from {source}: {mode} channel {channel} of session "
@@ -108,6 +125,21 @@ LOGGED_NAME = 64
 Characters of a name a log line shows; a longer one is cut, and its
 length said.
 """
+
+
+class NamedLogger(Logger):
+    """
+    A logger that keeps the namespace it is given, also as a class
+    attribute.  Twisted's L{Logger} names the events of a class attribute
+    after the class (C{spc.session.session.Session}); spc's events are named
+    after what they are about (L{NAMESPACES}), so an operator can select
+    them by the names the README lists, whichever class logs them.
+    """
+
+    def __get__(self, instance: object, owner: type | None = None) -> NamedLogger:
+        return self.__class__(
+            self.namespace, owner if instance is None else instance, observer=self.observer
+        )
 
 
 def shortName(name: str) -> str:

@@ -1,4 +1,4 @@
-# -*- test-case-name: tests.test_logs -*-
+# -*- test-case-name: tests.unit.test_logs,tests.integration.test_logs -*-
 """
 The daemon's C{--log-format json}: the same events twistd would write as
 text lines, written as one JSON object per line to the same place (stdout
@@ -16,7 +16,7 @@ from __future__ import annotations
 
 import signal
 import sys
-from typing import IO, Any, Mapping
+from typing import IO, Any, Callable, Mapping
 
 from twisted.logger import ILogObserver, LogEvent, formatEvent, jsonFileLogObserver
 from twisted.python.logfile import LogFile
@@ -53,26 +53,46 @@ def logFileFor(twistdOptions: Mapping[str, Any]) -> IO[str]:
     return LogFile.fromFullPath(name or "twistd.log")
 
 
-def jsonObserver(outFile: IO[str]) -> ILogObserver:
+def jsonObserver(
+    outFile: IO[str], nameOf: Callable[[str], str | None] = lambda fingerprint: None
+) -> ILogObserver:
     """
     One JSON object per line, without the record separator character that
     RFC 7464 JSON text sequences put before each, and with the sentence the
     text log would show as C{log_text}, so a reader need not render
     C{log_format} itself.
+
+    An event that names a C{peer} (an identity fingerprint) also carries
+    its C{peer_name}, so a collector can select a sender's events by the
+    name it knows: the name the event gave, or else C{nameOf(peer)}
+    (L{None} for a peer without one).
+
+    @param nameOf: the name of a peer in C{authorized_keys}, or L{None}.
     """
     write = jsonFileLogObserver(outFile, recordSeparator="")
 
     @provider(ILogObserver)
     def observe(event: LogEvent) -> None:
-        write({**event, "log_text": formatEvent(event)})
+        extra: dict[str, Any] = {"log_text": formatEvent(event)}
+        peer = event.get("peer")
+        if isinstance(peer, str) and "peer_name" not in event:
+            extra["peer_name"] = nameOf(peer)
+        write({**event, **extra})
 
     return observe
 
 
-def installJSONObserver(application, twistdOptions: Mapping[str, Any], reactor) -> None:
+def installJSONObserver(
+    application,
+    twistdOptions: Mapping[str, Any],
+    reactor,
+    nameOf: Callable[[str], str | None] = lambda fingerprint: None,
+) -> None:
     """
     Give twistd's C{application} the JSON observer as its log observer;
     a log file is reopened on SIGUSR1, as twistd does for its own.
+
+    @param nameOf: see L{jsonObserver}.
     """
     outFile = logFileFor(twistdOptions)
     if isinstance(outFile, LogFile) and hasattr(signal, "SIGUSR1"):
@@ -80,4 +100,4 @@ def installJSONObserver(application, twistdOptions: Mapping[str, Any], reactor) 
             signal.signal(
                 signal.SIGUSR1, lambda signum, frame: reactor.callFromThread(outFile.rotate)
             )
-    application.setComponent(ILogObserver, jsonObserver(outFile))
+    application.setComponent(ILogObserver, jsonObserver(outFile, nameOf))

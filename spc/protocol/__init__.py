@@ -1,4 +1,4 @@
-# -*- test-case-name: tests.test_layout -*-
+# -*- test-case-name: tests.unit.test_layout -*-
 """
 SPC/1 without I/O: frames, inner records, the record layer, the handshake and rotation
 machines and liveness.

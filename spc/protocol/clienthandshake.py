@@ -1,4 +1,4 @@
-# -*- test-case-name: tests.test_handshake -*-
+# -*- test-case-name: tests.unit.test_handshake -*-
 """
 The client's side of the SPC/1 handshake: a sans-IO machine that answers
 the server's F1 with F2 and checks its F3 before the connection has keys.

@@ -1,4 +1,4 @@
-# -*- test-case-name: tests.test_records -*-
+# -*- test-case-name: tests.unit.test_records -*-
 """
 SPC/1 inner records of file transfer (amendments A12, A13): the offer of a
 file or a folder, file data, the file's end, and the receiver's answers.
@@ -26,13 +26,19 @@ FILE_REFUSED = 4
 FILE_ALREADY_STORED = 5
 FILE_STATUSES = frozenset(range(6))
 MAX_FILE_NAME = 4096
+NO_MTIME = -(2**63)
+"""
+C{FIL:}'s modification time when the sender gives none (a stream, not a
+file): the lowest signed 64-bit number, some 292 years before 1970.
+"""
 
 # FAK: refused, its reasons; the receiver's sentence after the code says more.
 REFUSED_NO_FILES = 1
 REFUSED_LIMIT = 2
 REFUSED_NAME = 3
 REFUSED_STORAGE = 4
-REFUSAL_REASONS = frozenset(range(1, 5))
+REFUSED_WITHDRAWN = 5
+REFUSAL_REASONS = frozenset(range(1, 6))
 MAX_REFUSAL_TEXT = 255
 
 _U8 = struct.Struct("!B")
@@ -40,30 +46,36 @@ _U8 = struct.Struct("!B")
 
 class FileOffer(NamedTuple):
     """
-    FIL: a file transfer begins (A12): its id, its size, fixed now, and the
-    sender's name for it (a relative path; the receiver makes it safe).
+    FIL: a file transfer begins (A12): its id, its size, fixed now, its
+    modification time, and the sender's name for it (a relative path; the
+    receiver makes it safe).
+
+    @ivar mtime: the file's modification time in nanoseconds since the
+        epoch, as the sender's C{fstat} gave it, which the receiver gives
+        the stored file; L{NO_MTIME} when the sender gives none.
     """
 
     TAG = b"FIL:"
-    _FIXED = struct.Struct("!16sQ")
+    _FIXED = struct.Struct("!16sQq")
 
     transferID: bytes
     size: int
     name: str
+    mtime: int = NO_MTIME
 
     def encode(self) -> bytes:
         return b"".join(
-            (self.TAG, self._FIXED.pack(self.transferID, self.size),
+            (self.TAG, self._FIXED.pack(self.transferID, self.size, self.mtime),
              sized(self.name.encode("utf-8")))
         )
 
     @classmethod
     def decode(cls, body: memoryview) -> FileOffer:
         reader = Reader(body)
-        transferID, size = reader.unpack(cls._FIXED)
+        transferID, size, mtime = reader.unpack(cls._FIXED)
         name = decodeText(reader, 1, MAX_FILE_NAME, "file name")
         reader.end()
-        return cls(transferID, size, name)
+        return cls(transferID, size, name, mtime)
 
 
 class FolderOffer(NamedTuple):

@@ -1,4 +1,4 @@
-# -*- test-case-name: tests.test_wire -*-
+# -*- test-case-name: tests.unit.test_frames -*-
 """
 SPC/1 frame layouts: bytes in, named tuples out, and back.  The inner
 records that protected frames carry are in L{spc.protocol.records}.
@@ -32,6 +32,7 @@ MAX_VERSIONS = 8
 SERVER_HELLO = 0x01
 CLIENT_AUTH = 0x02
 SERVER_FINISHED = 0x04
+PAIR = 0x05  # the frames of a pairing (amendment A20), in spc.protocol.pairframes
 HS_ALERT = 0x0F
 PROTECTED = 0x10
 
@@ -75,7 +76,9 @@ ALERT_UNSUPPORTED_VERSION = 1
 ALERT_HANDSHAKE_FAILURE = 2
 ALERT_BUSY = 3
 ALERT_TIMEOUT = 4
-ALERT_CODES = frozenset({1, 2, 3, 4})
+ALERT_NO_INVITE = 5  # pairing: no open invite has the code's slot
+ALERT_WRONG_CODE = 6  # pairing: the code's words were wrong; the invite is used up
+ALERT_CODES = frozenset({1, 2, 3, 4, 5, 6})
 
 _U8 = struct.Struct("!B")
 _VERSION_TYPE = struct.Struct("!BB")

@@ -1,4 +1,4 @@
-# -*- test-case-name: tests.test_handshake -*-
+# -*- test-case-name: tests.unit.test_handshake -*-
 """
 The SPC/1 handshake, one sans-IO machine per role.
 

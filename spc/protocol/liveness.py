@@ -1,4 +1,4 @@
-# -*- test-case-name: tests.test_heartbeat -*-
+# -*- test-case-name: tests.unit.test_liveness -*-
 """
 Heartbeats: is each channel alive, and do both ends agree on the epoch?
 

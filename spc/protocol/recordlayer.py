@@ -1,4 +1,4 @@
-# -*- test-case-name: tests.test_record -*-
+# -*- test-case-name: tests.unit.test_recordlayer -*-
 """
 The record layer of one connection: the keys its handshake left it
 (L{ConnectionKeys}), sealing outgoing inner records and opening incoming

@@ -1,4 +1,4 @@
-# -*- test-case-name: tests.test_records -*-
+# -*- test-case-name: tests.unit.test_records -*-
 """
 SPC/1 inner records: what a protected frame carries once it is opened.
 

@@ -1,4 +1,4 @@
-# -*- test-case-name: tests.test_rotation -*-
+# -*- test-case-name: tests.unit.test_rotation -*-
 """
 Key rotation, one sans-IO machine per role (PROTOCOL section 5 with
 amendments A10 and A11).

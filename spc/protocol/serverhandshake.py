@@ -1,4 +1,4 @@
-# -*- test-case-name: tests.test_handshake -*-
+# -*- test-case-name: tests.unit.test_handshake -*-
 """
 The server's side of the SPC/1 handshake: a sans-IO machine that sends F1,
 checks the client's F2 in its security order and answers with F3.
@@ -32,7 +32,10 @@ from spc.protocol.handshake import (
     _h,
     _mac,
 )
+from spc.protocol.pairframes import isPairFrame
+from spc.protocol.pairing import PairingDesk
 from spc.protocol.recordlayer import ConnectionKeys
+from spc.protocol.serverpairing import ServerPairing
 
 __all__ = ["ServerHandshake"]
 
@@ -63,6 +66,10 @@ class ServerHandshake:
     limits, and only then the one private-key operation; every refusal
     before that point costs the server no private-key work and tells the
     client only "handshake failure".
+
+    Given a C{pairing} desk, the connection may run a pairing instead
+    (amendment A20): a client that answers F1 with a PAIR frame hands the
+    connection to a L{ServerPairing}, and no session follows.
     """
 
     _machine = MethodicalMachine()
@@ -76,6 +83,7 @@ class ServerHandshake:
         directory: ServerDirectory,
         owner: ServerOwner,
         random: Callable[[int], bytes] = os.urandom,
+        pairing: PairingDesk | None = None,
     ) -> None:
         self._spec = spec
         self._hostKey = hostKey
@@ -86,6 +94,8 @@ class ServerHandshake:
         self._random = random
         self._ephemeral: asymmetric.Ephemeral | None = None
         self._helloFrame = b""
+        self._desk = pairing
+        self._pairing: ServerPairing | None = None
 
     # Inputs.
 
@@ -102,6 +112,10 @@ class ServerHandshake:
         "The peer sent something that ends the handshake."
 
     @_machine.input()
+    def gotPairing(self, body: bytes) -> None:
+        "The client answered F1 with a PAIR frame."
+
+    @_machine.input()
     def timedOut(self) -> None:
         "The peer took too long."
 
@@ -109,6 +123,12 @@ class ServerHandshake:
         """
         Parse and check one pre-authentication frame, then feed the machine.
         """
+        if self._pairing is not None:
+            self._pairing.frameReceived(body)
+            return
+        if self._desk is not None and self._ephemeral is not None and isPairFrame(body):
+            self.gotPairing(body)
+            return
         try:
             accepted = self._check(body)
         except _Refusal as refusal:
@@ -131,6 +151,10 @@ class ServerHandshake:
     @_machine.state()
     def established(self) -> None:
         "F3 sent: the connection belongs to a session."
+
+    @_machine.state()
+    def pairing(self) -> None:
+        "A pairing runs on the connection instead."
 
     @_machine.state()
     def closed(self) -> None:
@@ -167,12 +191,27 @@ class ServerHandshake:
         self._forget()
         self._owner.handshakeFailed(frames.ALERT_TIMEOUT, "handshake timed out")
 
+    @_machine.output()
+    def _handOver(self, body: bytes) -> None:
+        self._forget()
+        self._pairing = ServerPairing(
+            self._helloFrame, self._hostKeyDER, self._desk, self._owner, self._random
+        )
+        self._pairing.frameReceived(body)
+
+    @_machine.output()
+    def _pairingTimedOut(self) -> None:
+        self._pairing.timedOut()
+
     idle.upon(start, enter=awaitingAuth, outputs=[_sendHello])
     idle.upon(gotBad, enter=closed, outputs=[_refuse])
     idle.upon(timedOut, enter=closed, outputs=[_timeOut])
     awaitingAuth.upon(gotGoodAuth, enter=established, outputs=[_finish])
     awaitingAuth.upon(gotBad, enter=closed, outputs=[_refuse])
     awaitingAuth.upon(timedOut, enter=closed, outputs=[_timeOut])
+    awaitingAuth.upon(gotPairing, enter=pairing, outputs=[_handOver])
+    pairing.upon(timedOut, enter=closed, outputs=[_pairingTimedOut])
+    pairing.upon(gotBad, enter=closed, outputs=[_refuse])
     established.upon(gotBad, enter=closed, outputs=[_refuse])
     established.upon(timedOut, enter=established, outputs=[])
     closed.upon(gotBad, enter=closed, outputs=[])

@@ -1,4 +1,4 @@
-# -*- test-case-name: tests.test_service -*-
+# -*- test-case-name: tests.memory.test_service -*-
 """
 What the server's handshakes consult: L{SessionDirectory} knows who is
 authorized, which sessions a connection may join, and the L{Limits} that
@@ -12,9 +12,9 @@ from __future__ import annotations
 
 import secrets
 from collections import defaultdict
+from typing import Callable
 
 from twisted.internet.interfaces import IReactorTime
-from twisted.logger import Logger
 
 from spc.errors import SPCError
 from spc.files.store import FileStore
@@ -97,9 +97,11 @@ class SessionDirectory(HandshakeOwner):
     @ivar preAuthLog: the rate-limited log of unauthenticated peers'
         failures.
     @ivar budget: the memory for incoming messages every session shares.
+    @ivar pairing: the L{spc.protocol.pairing.PairingDesk} of channel 0 (A20).
+    @ivar sessionOpened: called with each session the server opens.
     """
 
-    log = Logger()
+    log = events.NamedLogger(events.SESSION)
 
     def __init__(
         self,
@@ -134,6 +136,8 @@ class SessionDirectory(HandshakeOwner):
         self.preAuthLog = events.PreAuthLog(clock, self.log)
         self._pending: dict[ChannelProtocol, str] = {}
         self.stopping = False
+        self.pairing = None
+        self.sessionOpened: Callable[[Session], object] = lambda session: None
         self._pendingBySource: dict[str, int] = defaultdict(int)
         self._newSessions = RateWindow(clock, self.limits.newSessionWindow)
         self._joins = RateWindow(clock, 60.0)
@@ -260,6 +264,7 @@ class SessionDirectory(HandshakeOwner):
 
     def channelEstablished(self, channel: ChannelProtocol, result: ServerResult) -> None:
         self._forgetPending(channel)
+        peerName = self.authorizer.nameOf(result.fingerprint)
         events.handshakeAccepted(
             self.log,
             channel.peerAddress(),
@@ -267,7 +272,7 @@ class SessionDirectory(HandshakeOwner):
             result.keys.channel,
             result.session,
             result.fingerprint,
-            self.authorizer.nameOf(result.fingerprint),
+            peerName,
         )
         if result.isNew:
             session = Session(
@@ -284,6 +289,7 @@ class SessionDirectory(HandshakeOwner):
                 files=self.files,
                 budget=self.budget.account(result.fingerprint),
                 exchangeKey=result.exchangeKey,
+                peerName=peerName,
             )
             self._admitSession(session)
             events.sessionOpened(self.log, session, "server")
@@ -302,6 +308,7 @@ class SessionDirectory(HandshakeOwner):
         self.sessions[session.id] = session
         session.onEnd.append(self._sessionEnded)
         session.onRotationEnded.append(self._rotationEnded)
+        self.sessionOpened(session)
 
     def _rotationEnded(self, committed: bool) -> None:
         self.roundOutcomes[committed] += 1

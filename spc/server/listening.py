@@ -1,4 +1,4 @@
-# -*- test-case-name: tests.test_service -*-
+# -*- test-case-name: tests.unit.test_listening -*-
 """
 A service that listens on one endpoint while it runs, and fails to start
 when the endpoint cannot listen.
@@ -17,8 +17,9 @@ from twisted.application.service import Service
 from twisted.internet.defer import CancelledError, Deferred, maybeDeferred
 from twisted.internet.interfaces import IListeningPort, IStreamServerEndpoint
 from twisted.internet.protocol import Factory
-from twisted.logger import Logger
 from twisted.python.failure import Failure
+
+from spc.logs import events
 
 __all__ = ["ListeningService"]
 
@@ -36,7 +37,7 @@ class ListeningService(Service):
         L{None} if listening failed (the failure was raised or logged).
     """
 
-    log = Logger()
+    log = events.NamedLogger(events.DAEMON)
 
     def __init__(self, endpoint: IStreamServerEndpoint, factory: Factory) -> None:
         self.endpoint = endpoint

@@ -1,4 +1,4 @@
-# -*- test-case-name: tests.test_rotation -*-
+# -*- test-case-name: tests.memory.test_rotation -*-
 """
 The server's rotation rounds (PROTOCOL section 8.1): every rotation
 interval each session rotates, at its own random moment early in the
@@ -17,7 +17,6 @@ from typing import Callable, Iterable, Protocol
 
 from twisted.internet.interfaces import IDelayedCall, IReactorTime
 from twisted.internet.task import LoopingCall
-from twisted.logger import Logger
 
 from spc.logs import events
 
@@ -44,7 +43,7 @@ class RotationRounds:
     @ivar count: the rounds run so far.
     """
 
-    log = Logger()
+    log = events.NamedLogger(events.ROTATION)
 
     def __init__(
         self,
@@ -92,11 +91,12 @@ class RotationRounds:
         Each session rotates, at a random moment within the first
         C{ROUND_JITTER} of the interval, so the RSA work of many sessions
         is spread out.  The outcome of the previous round is logged as a
-        whole.
+        whole, unless there is nothing to say: an idle daemon would
+        otherwise log one line every interval (2,880 a day at 30 s).
         """
         sessions = list(self._sessions())
         outcomes = self._outcomes
-        if self.count:
+        if self.count and (sessions or outcomes[True] or outcomes[False]):
             events.rotationRound(
                 self.log, self.count, outcomes[True], outcomes[False], len(sessions)
             )

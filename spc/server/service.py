@@ -1,4 +1,4 @@
-# -*- test-case-name: tests.test_service -*-
+# -*- test-case-name: tests.memory.test_service,tests.integration.test_service -*-
 """
 The server end an application embeds: L{ServerService}, a C{MultiService}
 with one listening endpoint per channel, each building its connections
@@ -17,13 +17,13 @@ from typing import Sequence
 from twisted.application.service import MultiService
 from twisted.internet import protocol
 from twisted.internet.defer import Deferred, gatherResults
-from twisted.logger import Logger
 from twisted.python.failure import Failure
 
 from spc.crypto.suites import Suite
 from spc.files.store import FileStore
 from spc.interfaces import IMessageReceiver
 from spc.keys.identity import Identity
+from spc.logs import events
 from spc.protocol import frames, records
 from spc.protocol.handshake import ChannelSpec, channelSpecs
 from spc.protocol.serverhandshake import ServerHandshake
@@ -73,6 +73,7 @@ class ServerChannelFactory(protocol.Factory):
             directory.params,
             directory,
             channel,
+            pairing=directory.pairing if self.spec.channel == 0 else None,
         )
 
 
@@ -88,7 +89,7 @@ class ServerService(MultiService):
         order.
     """
 
-    log = Logger()
+    log = events.NamedLogger(events.SESSION)
 
     def __init__(
         self,

@@ -1,4 +1,4 @@
-# -*- test-case-name: tests.test_layout -*-
+# -*- test-case-name: tests.unit.test_layout -*-
 """
 A peer's channels as one session: scheduling, rotation and heartbeat drivers, message
 fragmentation and reassembly.

@@ -1,4 +1,4 @@
-# -*- test-case-name: tests.test_channels,tests.test_session -*-
+# -*- test-case-name: tests.memory.test_channels,tests.memory.test_session -*-
 """
 The connections of one session, and which of them carries what.
 

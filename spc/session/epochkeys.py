@@ -1,4 +1,4 @@
-# -*- test-case-name: tests.test_epochkeys -*-
+# -*- test-case-name: tests.unit.test_epochkeys -*-
 """
 A session's epoch secrets, and the one place that gives them to its
 connections.

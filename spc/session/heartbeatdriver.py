@@ -1,4 +1,4 @@
-# -*- test-case-name: tests.test_heartbeat -*-
+# -*- test-case-name: tests.memory.test_heartbeatdriver -*-
 """
 The heartbeats of one session (PROTOCOL section 9): its timer, the records,
 and what they say of the peer.

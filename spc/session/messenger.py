@@ -1,4 +1,4 @@
-# -*- test-case-name: tests.test_messenger -*-
+# -*- test-case-name: tests.memory.test_messenger -*-
 """
 The MultiChannelMessenger: what a session sends, fragment by fragment, over
 whichever of its channels has room, and what it receives, gathered back into
@@ -52,11 +52,11 @@ from typing import Callable, Hashable, Iterable
 from twisted.application.internet import backoffPolicy
 from twisted.internet.defer import Deferred, fail
 from twisted.internet.interfaces import IDelayedCall, IReactorTime
-from twisted.logger import Logger
 from twisted.python.failure import Failure
 
 from spc.errors import MessageAbandoned, PeerBusy, TransferFailed
 from spc.interfaces import WAIT, FragmentSink, Sender, Source
+from spc.logs import events
 from spc.protocol import filerecords, frames, records
 from spc.session.outgoing import OutgoingMessage
 from spc.session.reassembly import Account, Reassembler
@@ -92,7 +92,7 @@ class MultiChannelMessenger:
     @ivar reassembler: the receiving half.
     """
 
-    log = Logger()
+    log = events.NamedLogger(events.MESSAGE)
 
     def __init__(
         self,

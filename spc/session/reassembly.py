@@ -1,4 +1,4 @@
-# -*- test-case-name: tests.test_reassembly -*-
+# -*- test-case-name: tests.memory.test_reassembly -*-
 """
 Incoming messages: fragments gathered into whole messages, verified, and
 delivered in message-id order, exactly once.
@@ -23,7 +23,7 @@ from typing import Callable
 
 from twisted.internet.defer import maybeDeferred
 from twisted.internet.interfaces import IDelayedCall, IReactorTime
-from twisted.logger import Logger, LogLevel
+from twisted.logger import LogLevel
 from twisted.python.failure import Failure
 
 from spc.errors import ProtocolError, ResourceLimitExceeded
@@ -181,7 +181,7 @@ class Reassembler:
     @ivar nextDeliveryID: the lowest message id not yet delivered.
     """
 
-    log = Logger()
+    log = events.NamedLogger(events.MESSAGE)
 
     def __init__(
         self,

@@ -1,4 +1,4 @@
-# -*- test-case-name: tests.test_rotationdriver,tests.test_rotation -*-
+# -*- test-case-name: tests.memory.test_rotationdriver,tests.memory.test_rotation -*-
 """
 The key rotation of one session: its machine, the timers the machine asks
 for, and the triggers that start a rotation.

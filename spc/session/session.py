@@ -1,4 +1,4 @@
-# -*- test-case-name: tests.test_session -*-
+# -*- test-case-name: tests.memory.test_session -*-
 """
 A session: one peer, its set of channels, and the parts that work over
 them.  Both roles use the same class; the server's directory and the
@@ -21,7 +21,6 @@ from typing import Callable
 
 from twisted.internet.defer import Deferred, DeferredList, gatherResults, succeed
 from twisted.internet.interfaces import IReactorTime
-from twisted.logger import Logger
 from twisted.python.failure import Failure
 
 from spc.errors import (
@@ -46,8 +45,8 @@ from spc.session.heartbeatdriver import HeartbeatDriver
 from spc.session.messenger import MultiChannelMessenger
 from spc.session.reassembly import Account
 from spc.session.rotationdriver import RotationDriver
-from spc.transport.channel import ChannelProtocol
 from spc.text import withoutControls
+from spc.transport.channel import ChannelProtocol
 
 __all__ = ["CLOSE_ERRORS", "DEFAULT_LINGER", "Session"]
 
@@ -65,6 +64,9 @@ class Session:
     @ivar isServer: which end this is.
     @ivar peer: the peer's identity fingerprint (the server's host key
         fingerprint on the client side).
+    @ivar peerName: the server's name for its client in C{authorized_keys}
+        when the session opened, or L{None} (a client without a name, and
+        the server seen from a client).
     @ivar params: the session parameters.
     @ivar channels: live connections by channel index.
     @ivar channelSet: the L{ChannelSet} that keeps them, and picks the one
@@ -79,12 +81,13 @@ class Session:
     @ivar onEnd: called with the session once it ended.
     @ivar closedReason: why the session ended, once it did.
     @ivar started: when the session was made, on the session's clock.
+    @ivar goodbye: the peer's goodbye to the session, if it said one.
     @ivar workers: the lanes its bulk work runs in (L{spc.lanes}).
     @ivar readingPaused: whether it stopped reading from its peer, until
         the file data it received is written.
     """
 
-    log = Logger()
+    log = events.NamedLogger(events.SESSION)
 
     def __init__(
         self,
@@ -103,6 +106,7 @@ class Session:
         budget: Account | None = None,
         transferSecret: bytes | None = None,
         exchangeKey=None,
+        peerName: str | None = None,
         workers: Workers | None = None,
     ) -> None:
         """
@@ -113,6 +117,7 @@ class Session:
         self.id = sessionID
         self.isServer = isServer
         self.peer = peer
+        self.peerName = peerName
         self.params = params
         self.receiver = receiver
         self._clock = clock
@@ -131,7 +136,7 @@ class Session:
         self.incomingFiles = IncomingFiles(
             files, peer, params.fragmentSize, self.sendControl, clock, self._fileStored,
             self.workers.writer, duplicateInterval=timers.heartbeatInterval,
-            onBacklog=self._pauseReading,
+            onBacklog=self._pauseReading, peerName=peerName,
         )
         self.epochKeys = EpochKeys(epoch, epochSecret, self.channelSet.connections)
         self.heartbeats = HeartbeatDriver(
@@ -147,6 +152,8 @@ class Session:
         self.onEnd: list[Callable[[Session], None]] = []
         self._closedWaiters: list[Deferred] = []
         self.closedReason: Failure | None = None
+        self.goodbye: records.Bye | None = None
+        self.onEnd: list[Callable[[Session], None]] = []
 
     def __repr__(self) -> str:
         return f"<Session {self.id.hex()[:8]} peer={self.peer}>"
@@ -426,6 +433,7 @@ class Session:
             reason=reason,
         )
         if bye.scope == records.SCOPE_SESSION:
+            self.goodbye = bye
             error = CLOSE_ERRORS.get(bye.code, SessionClosed)
             self._end(Failure(error(f"the peer closed the session: {reason}")))
         else:

@@ -1,4 +1,4 @@
-# -*- test-case-name: tests.test_layout -*-
+# -*- test-case-name: tests.unit.test_layout -*-
 """
 What a running daemon tells its operator: the status snapshot, the control socket and
 the Prometheus page.

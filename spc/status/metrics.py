@@ -1,4 +1,4 @@
-# -*- test-case-name: tests.test_metrics -*-
+# -*- test-case-name: tests.unit.test_metrics,tests.memory.test_metrics,tests.integration.test_metrics -*-
 """
 The daemon's figures for Prometheus (C{--metrics ENDPOINT}), the same
 ones C{spc status} shows, read from a L{StatusSource} at each scrape.

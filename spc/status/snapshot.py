@@ -1,4 +1,4 @@
-# -*- test-case-name: tests.test_status -*-
+# -*- test-case-name: tests.memory.test_status -*-
 """
 What an operator may see of a running daemon: its sessions, their channels
 and the files in progress, as plain data.
@@ -25,6 +25,7 @@ from twisted.internet.interfaces import IReactorTime
 from spc.logs.events import shortID
 from spc.server.directory import SessionDirectory
 from spc.session.session import Session
+from spc.status.unfinished import unfinishedStatuses
 from spc.text import withoutControls
 
 __all__ = [
@@ -171,10 +172,14 @@ class DaemonStatus:
 class Snapshot:
     """
     Everything C{spc status} shows, taken at one moment.
+
+    @ivar unfinished: the unfinished files the daemon holds
+        (L{spc.status.unfinished.UnfinishedStatus}).
     """
 
     daemon: DaemonStatus
     sessions: list[SessionStatus] = field(default_factory=list)
+    unfinished: list = field(default_factory=list)
 
     def asDict(self) -> dict[str, Any]:
         return asdict(self)
@@ -281,4 +286,6 @@ class StatusSource:
                 yield sessionStatus(session, now, nameOf)
 
     def snapshot(self) -> Snapshot:
-        return Snapshot(self.daemon(), list(self.sessions()))
+        return Snapshot(
+            self.daemon(), list(self.sessions()), list(unfinishedStatuses(self.directory))
+        )

@@ -1,4 +1,4 @@
-# -*- test-case-name: tests.test_channel,tests.test_lifetime -*-
+# -*- test-case-name: tests.memory.test_channel,tests.memory.test_lifetime -*-
 """
 One TCP connection of a session: framing, the handshake, the record layer.
 
@@ -17,8 +17,8 @@ below takes the same path, in the words of L{spc.transport.tls.explainFailure}.
 
 The factories carry per-port configuration; what a connection joins or
 creates is the business of the L{ChannelOwner} it reports to
-(L{spc.transport.owners}).  How a
-connection ends, and how long it may take, is L{spc.transport.closing}'s.
+(L{spc.transport.owners}).  How a connection ends, and how long it may
+take, is L{spc.transport.closing}'s.
 """
 
 from __future__ import annotations
@@ -29,7 +29,6 @@ from typing import Callable
 from twisted.internet import protocol
 from twisted.internet.defer import Deferred
 from twisted.internet.interfaces import IDelayedCall, IReactorTime
-from twisted.logger import Logger
 from twisted.python.failure import Failure
 
 from spc.addresses import peerText
@@ -44,7 +43,7 @@ from spc.transport.closing import ALERT_LINGER, CLOSE_TIMEOUT, closeThenAbort
 from spc.transport.framer import Framer
 from spc.transport.lifecycle import ChannelLifecycle
 from spc.transport.owners import ChannelOwner, HandshakeOwner
-from spc.transport.pipeline import MAX_QUEUED, Opener, Sealer
+from spc.transport.pipeline import MAX_QUEUED, Opener, ReadPauses, Sealer
 from spc.transport.tls import TLSPeer, explainFailure
 
 __all__ = [
@@ -100,7 +99,7 @@ class ChannelProtocol(protocol.Protocol):
         and opened at once.
     """
 
-    log = Logger()
+    log = events.NamedLogger(events.CHANNEL)
 
     def __init__(
         self,
@@ -138,7 +137,7 @@ class ChannelProtocol(protocol.Protocol):
         self._lane = None
         self._sealer: Sealer | None = None
         self._opener: Opener | None = None
-        self._readPauses: set[str] = set()
+        self._readPauses = ReadPauses()
 
     # Transport events.
 
@@ -200,21 +199,15 @@ class ChannelProtocol(protocol.Protocol):
         """
         return not self.writePaused and self._sealer.queued < MAX_QUEUED
 
-    # Reading: its owner, or its own opener, may ask it to stop for a while.
-
     def pauseReading(self, reason: str = "owner") -> None:
         """
         Read nothing more from the peer until L{resumeReading} for every
-        reason given: TCP's own flow control then holds the peer back.
+        reason given (L{ReadPauses}): its owner's, or its opener's.
         """
-        if not self._readPauses:
-            self.transport.pauseProducing()
-        self._readPauses.add(reason)
+        self._readPauses.pause(self.transport, reason)
 
     def resumeReading(self, reason: str = "owner") -> None:
-        self._readPauses.discard(reason)
-        if not (self._readPauses or self.dead):
-            self.transport.resumeProducing()
+        self._readPauses.resume(None if self.dead else self.transport, reason)
 
     def _openerReady(self) -> None:
         """
@@ -379,6 +372,15 @@ class ChannelProtocol(protocol.Protocol):
         else:
             self._life.fail(codeOrError)
 
+    def endWithoutSession(self) -> None:
+        """
+        Server: the connection served a pairing (A20), not a session; close
+        it once the last frame left, as after an alert.
+        """
+        self._cancelTimer()
+        self.dead = True
+        self._loseConnection(ALERT_LINGER)
+
     # Faults and timers.
 
     def fatal(self, reason: str) -> None:
@@ -495,4 +497,3 @@ class ChannelProtocol(protocol.Protocol):
         if self._replyTimer is not None and self._replyTimer.active():
             self._replyTimer.cancel()
         self._replyTimer = None
-

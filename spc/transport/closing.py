@@ -1,4 +1,4 @@
-# -*- test-case-name: tests.test_lifetime -*-
+# -*- test-case-name: tests.memory.test_lifetime -*-
 """
 How connections end: a close waits for the peer (TCP for it to read what
 is queued, TLS for its close_notify, and an alert written before a TLS

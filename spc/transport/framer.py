@@ -1,4 +1,4 @@
-# -*- test-case-name: tests.test_framer,tests.test_channel -*-
+# -*- test-case-name: tests.unit.test_framer -*-
 """
 The framer of a connection: it knows only length prefixes and the size cap
 of the current phase (docs/protocol.rst, section 2), nothing of what the

@@ -1,4 +1,4 @@
-# -*- test-case-name: tests.test_lifecycle,tests.test_channel -*-
+# -*- test-case-name: tests.unit.test_lifecycle,tests.memory.test_channel -*-
 """
 The life of one connection, as an explicit machine: unconnected, open,
 closing (this end closed it), refused (its handshake failed), faulted (a

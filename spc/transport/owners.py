@@ -1,4 +1,4 @@
-# -*- test-case-name: tests.test_channel -*-
+# -*- test-case-name: tests.memory.test_channel -*-
 """
 Who a connection reports to: the server's session directory or the
 client's connector while its handshake runs, then the session it belongs

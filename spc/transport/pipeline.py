@@ -17,7 +17,7 @@ keys of a new epoch (L{RecordLayer.check}).
 
 Both directions are bounded: the scheduler gives a connection no data
 while C{MAX_QUEUED} of its frames wait to be sealed, and a connection whose
-frame is being opened stops reading until it is.
+frame is being opened stops reading until it is (L{ReadPauses}).
 """
 
 from __future__ import annotations
@@ -30,7 +30,7 @@ from spc.errors import SPCError
 from spc.lanes import InOrder
 from spc.protocol.recordlayer import RecordLayer
 
-__all__ = ["BULK_BYTES", "MAX_QUEUED", "Opener", "Sealer"]
+__all__ = ["BULK_BYTES", "MAX_QUEUED", "Opener", "ReadPauses", "Sealer"]
 
 BULK_BYTES = 16 * 1024
 """
@@ -172,3 +172,29 @@ class Opener:
     def _failed(self, error: SPCError) -> None:
         self.stop()
         self._fault(error)
+
+
+class ReadPauses:
+    """
+    Why a connection reads nothing from its peer for a while: its owner
+    asked (its session's writer is behind), or a frame is being opened.
+    TCP's own flow control then holds the peer back; the connection reads
+    again once no reason is left.
+    """
+
+    def __init__(self) -> None:
+        self._reasons: set[str] = set()
+
+    def pause(self, transport, reason: str) -> None:
+        if not self._reasons:
+            transport.pauseProducing()
+        self._reasons.add(reason)
+
+    def resume(self, transport, reason: str) -> None:
+        """
+        Drop C{reason}; read again if it was the last, unless C{transport}
+        is L{None} (the connection is dead).
+        """
+        self._reasons.discard(reason)
+        if not self._reasons and transport is not None:
+            transport.resumeProducing()

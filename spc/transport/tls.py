@@ -1,4 +1,4 @@
-# -*- test-case-name: tests.test_tls -*-
+# -*- test-case-name: tests.unit.test_tls,tests.integration.test_tls -*-
 """
 The optional TLS underlay (docs/protocol.rst, section 2.1): each connection
 of a channel is first wrapped in TLS 1.3, and SPC/1 runs unchanged inside
@@ -43,7 +43,6 @@ from twisted.internet.ssl import (
     platformTrust,
     trustRootFromCertificates,
 )
-from twisted.logger import Logger
 from twisted.python.failure import Failure
 from zope.interface import implementer
 
@@ -51,6 +50,7 @@ from spc.addresses import formatHostPort, parsePort
 from spc.errors import ConfigurationError, TLSFailed
 from spc.keys.identity import fingerprintsEqual, parseFingerprint, publicKeyDER
 from spc.keys.tlscert import certificateFingerprint, isAddress, readCertificates, readPEM
+from spc.logs import events
 
 __all__ = [
     "MINIMUM_VERSION",
@@ -67,7 +67,7 @@ __all__ = [
     "tlsClientEndpoint",
 ]
 
-log = Logger()
+log = events.NamedLogger(events.CHANNEL)
 
 MINIMUM_VERSION = TLSVersion.TLSv1_3
 """

@@ -1,0 +1,3 @@
+"""
+Tests of code called directly: nothing scheduled, nothing connected.
+"""

@@ -180,15 +180,15 @@ class ChannelSet:
     def sendControl(self, record: bytes) -> None:
         """
         Send a small control record (an acknowledgement) right away, on the
-        cheapest live channel whose transport takes data (the first such in
-        channel order), or on the first live channel if none does: an
-        answer does not wait behind a queue that is not moving, nor adds to
-        it while another channel is free, nor costs a CBC seal where a
-        cheaper channel is free.  Without a live channel, nothing is sent.
+        first live channel whose transport takes data, or on the first live
+        channel if none does: an answer does not wait behind a queue that
+        is not moving, nor adds to it while another channel is free.  What
+        the channels cost does not count: a control record is small, and
+        where a rotation's records travel is part of the protocol
+        (docs/protocol.rst, section 13, items 25 and 26).  Without a live
+        channel, nothing is sent.
         """
         channels = self.live()
         ready = [channel for channel in channels if not channel.writePaused]
-        if ready:
-            min(ready, key=lambda channel: channel.cost).sendRecord(record)
-        elif channels:
-            channels[0].sendRecord(record)
+        if channels:
+            (ready or channels)[0].sendRecord(record)

@@ -237,18 +237,19 @@ class PickingTests(SynchronousTestCase):
         channels.sendControl(record)
         self.assertEqual(len(zero.sent + one.sent), 2)
 
-    def test_controlRecordCheapest(self) -> None:
+    def test_controlRecordWhateverCost(self) -> None:
         """
-        Of the live channels that take data, a control record goes on the
-        cheapest (the first of the cheapest): an acknowledgement costs no
-        CBC seal where a cheaper channel is free.
+        A control record goes on the first live channel that takes data,
+        whatever the channels cost: where a rotation's records travel is
+        part of the protocol (docs/protocol.rst, section 13, items 25 and
+        26), and a control record is too small for its seal to matter.
         """
         channels, _, _ = makeSet()
         record = records.Ack(0, records.ACK_COMPLETE).encode()
         zero, one, two = admitted(channels, 0, 1, 2)
         zero.cost, one.cost, two.cost = 15.0, 2.0, 2.0
         channels.sendControl(record)
-        self.assertEqual((zero.sent, one.sent, two.sent), ([], [record], []))
+        self.assertEqual((zero.sent, one.sent, two.sent), ([record], [], []))
 
     def test_sendOn(self) -> None:
         """

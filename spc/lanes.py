@@ -52,6 +52,8 @@ from twisted.internet.interfaces import IReactorThreads
 from twisted.logger import Logger
 from twisted.python.failure import Failure
 
+from spc.logs import events
+
 __all__ = ["InOrder", "InlineLane", "Lane", "Workers", "workersFor"]
 
 Job = Callable[[], Any]
@@ -89,7 +91,7 @@ class Lane:
     @ivar pending: jobs submitted whose results were not yet reported.
     """
 
-    log = Logger()
+    log = events.NamedLogger(events.SESSION)
 
     def __init__(
         self,
@@ -188,7 +190,7 @@ class InlineLane:
     @ivar pending: always 0 between calls.
     """
 
-    log = Logger()
+    log = events.NamedLogger(events.SESSION)
 
     def __init__(self, name: str = "inline") -> None:
         self.name = name

@@ -14,10 +14,11 @@ nothing of its own rank or above:
   rank  units
   ====  =====================================================================
   0     C{errors}, C{interfaces}, C{text}, C{addresses}, C{inflight},
-        C{ratelimit}, C{lanes}: what every layer may need
+        C{ratelimit}: what every layer may need
   1     C{crypto}: primitives over bytes
   2     C{keys} (identities, trust files, certificates), C{logs}
-  3     C{protocol}: SPC/1 without I/O
+  3     C{protocol}: SPC/1 without I/O; C{lanes}: worker threads for
+        bulk work, logging under C{spc.session}
   4     C{transport}: one connection
   5     C{files}: files on their way, and on disk
   6     C{session}: a peer's channels as one session
@@ -55,11 +56,11 @@ RANKS = {
     "addresses": 0,
     "inflight": 0,
     "ratelimit": 0,
-    "lanes": 0,
     "crypto": 1,
     "keys": 2,
     "logs": 2,
     "protocol": 3,
+    "lanes": 3,
     "transport": 4,
     "files": 5,
     "session": 6,

@@ -74,6 +74,7 @@ innerRecords = st.one_of(
         st.text(min_size=1, max_size=200).filter(
             lambda name: 0 < len(name.encode("utf-8")) <= filerecords.MAX_FILE_NAME
         ),
+        st.integers(-(2**63), 2**63 - 1),
     ),
     st.builds(filerecords.FileData, fixed(16), u64, st.binary(max_size=300)),
     st.builds(filerecords.FileEnd, fixed(16), fixed(32)),

@@ -1,4 +1,4 @@
-# -*- test-case-name: tests.test_lanes -*-
+# -*- test-case-name: tests.unit.test_lanes,tests.memory.test_lanes -*-
 """
 Worker lanes: bulk work (sealing and opening large frames, reading,
 hashing and writing file data) done off the reactor thread, in order, with

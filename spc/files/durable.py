@@ -1,4 +1,4 @@
-# -*- test-case-name: tests.test_filestore -*-
+# -*- test-case-name: tests.unit.test_store,tests.memory.test_receiving -*-
 """
 Making many files durable at once: the group commit of a receiver that
 stores many small files (docs/protocol.rst, section 7.7).

@@ -1,4 +1,4 @@
-# -*- test-case-name: tests.test_hashing -*-
+# -*- test-case-name: tests.unit.test_hashing -*-
 """
 The SHA-256 of a file being received, computed as its pieces are written,
 whatever order they arrive in (A3, A12): when the last byte is written the

@@ -1,4 +1,4 @@
-# -*- test-case-name: tests.test_transfer,tests.test_reading -*-
+# -*- test-case-name: tests.memory.test_receiving -*-
 """
 The reader's side of sending a file (A22): jobs of the reader's lane
 (L{spc.lanes}) read a file's next fragments straight into the records

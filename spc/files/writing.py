@@ -1,4 +1,4 @@
-# -*- test-case-name: tests.test_transfer,tests.test_writing -*-
+# -*- test-case-name: tests.memory.test_receiving -*-
 """
 The disk side of receiving files: what the writer's lane does for one
 session, in order, and what the reactor thread keeps of it (A22).

@@ -1,4 +1,4 @@
-# -*- test-case-name: tests.test_acks -*-
+# -*- test-case-name: tests.memory.test_acks -*-
 """
 When a receiver tells its sender what arrived (docs/protocol.rst, sections
 7.2 and 7.6): one rule for the fragments of messages and the data of

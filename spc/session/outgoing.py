@@ -1,4 +1,4 @@
-# -*- test-case-name: tests.test_messenger -*-
+# -*- test-case-name: tests.memory.test_messenger -*-
 """
 Messages on their way out, as sources of the messenger's one engine
 (L{spc.session.messenger}): each hands out its C{MSG:} fragments one at a

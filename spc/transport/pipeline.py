@@ -1,4 +1,4 @@
-# -*- test-case-name: tests.test_pipeline -*-
+# -*- test-case-name: tests.unit.test_pipeline,tests.memory.test_lifetime -*-
 """
 A connection's bulk frames through a crypto lane, in order (A22).
 

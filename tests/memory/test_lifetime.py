@@ -27,7 +27,7 @@ from spc.transport.channel import PAUSED_WRITE_LIMIT, ChannelProtocol
 from spc.transport.closing import ALERT_LINGER, CLOSE_TIMEOUT
 from spc.transport.pipeline import Sealer
 from tests.common import framedAlert
-from tests.lanes import QueuedLane
+from tests.fakes import QueuedLane
 from tests.memory.test_channel import Server, frameBodies
 
 HEARTBEAT = frames.Params().heartbeatInterval / 1000

@@ -39,7 +39,7 @@ from spc.logs import events
 from spc.protocol import filerecords, frames, records
 from spc.session.messenger import MultiChannelMessenger
 from tests.files import rewriteKeepingTimes
-from tests.lanes import QueuedLane
+from tests.fakes import QueuedLane
 
 SIZE = 16 * 1024
 PARAMS = frames.Params(fragmentSize=SIZE, maxInner=frames.maxInnerSize(SIZE))

@@ -35,7 +35,7 @@ from spc.status.control import ControlFactory, fetchStatus
 from spc.status.snapshot import StatusSource
 from spc.status.unfinished import DiscardUnfinished, callerUID
 from tests.common import cachedIdentity
-from tests.lanes import QueuedLane
+from tests.fakes import QueuedLane
 from tests.memory.test_receiving import SIZE
 from tests.memory.test_status import MemoryEndpoint
 from tests.unit.test_identity import OTHER_FINGERPRINT

@@ -1,3 +1,4 @@
+# -*- test-case-name: tests.memory.test_acks -*-
 """
 Tests for L{spc.protocol.acks}: the one rule by which messages and files
 are acknowledged.
@@ -20,6 +21,11 @@ def makeBatcher():
 
 
 class AckBatcherTests(SynchronousTestCase):
+    """
+    L{AckBatcher}: an item is acknowledged after C{ACK_EVERY} new pieces,
+    or C{ACK_DELAY} after the first of fewer.
+    """
+
     def test_constantsOnce(self) -> None:
         """
         Messages and files follow the same constants, defined once.

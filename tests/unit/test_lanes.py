@@ -1,9 +1,11 @@
+# -*- test-case-name: tests.unit.test_lanes -*-
 """
 Tests for L{spc.lanes}: a L{Lane} runs its jobs in order and reports
 them in order, in batches, on the reactor thread; here its worker loop
 runs by hand (the thread start is injected) and the reactor's
 C{callFromThread} is a list the test empties, so nothing depends on
-timing.  One test runs a real thread.
+timing.  Two tests run a real thread.  The lanes a reactor's sessions
+share are tested in L{tests.memory.test_lanes}.
 """
 
 from __future__ import annotations
@@ -11,14 +13,11 @@ from __future__ import annotations
 import threading
 
 from hypothesis import given, strategies as st
-from twisted.internet import task
-from twisted.internet.interfaces import IReactorThreads
 from twisted.python.failure import Failure
 from twisted.trial.unittest import SynchronousTestCase
-from zope.interface import implementer
 
 from spc import lanes
-from spc.lanes import InOrder, InlineLane, Lane, Workers, workersFor
+from spc.lanes import InOrder, InlineLane, Lane
 
 
 class ManualLane:
@@ -205,6 +204,11 @@ def pause(lane: Lane) -> None:
 
 
 class InlineTests(SynchronousTestCase):
+    """
+    An L{InlineLane}: the lane of work too small for a hand-off, and the
+    synchronous runner of tests.
+    """
+
     def test_inline(self) -> None:
         """
         An L{InlineLane} runs and reports each job before C{submit}
@@ -219,60 +223,11 @@ class InlineTests(SynchronousTestCase):
         self.assertEqual(lane.pending, 0)
 
 
-@implementer(IReactorThreads)
-class ThreadedClock(task.Clock):
-    """
-    A clock that says it runs threads, and records what it was asked.
-    """
-
-    def __init__(self) -> None:
-        super().__init__()
-        self.triggers: list = []
-
-    def callFromThread(self, function, *args) -> None:
-        function(*args)
-
-    def addSystemEventTrigger(self, phase, event, function, *args):
-        self.triggers.append((phase, event, function))
-
-
-class WorkersTests(SynchronousTestCase):
-    def test_clockRunsInline(self) -> None:
-        """
-        A reactor that runs no threads (a test's clock) gets inline lanes.
-        """
-        workers = workersFor(task.Clock())
-        self.assertFalse(workers.threaded)
-        self.assertIsInstance(workers.writer, InlineLane)
-
-    def test_oneSetPerReactor(self) -> None:
-        """
-        A reactor that runs threads gets one set of threaded lanes, the
-        same each time, stopped (and waited for) when the reactor shuts
-        down, once its services have stopped.
-        """
-        reactor = ThreadedClock()
-        workers = workersFor(reactor)
-        self.assertTrue(workers.threaded)
-        self.assertIs(workersFor(reactor), workers)
-        [(phase, event, stop)] = reactor.triggers
-        self.assertEqual((phase, event), ("during", "shutdown"))
-        stop()
-        self.assertFalse(workers.writer._thread.is_alive())
-        self.assertIsNot(workersFor(reactor), workers)
-        workersFor(reactor).stop()
-
-    def test_cryptoLanesInTurn(self) -> None:
-        """
-        New connections get the crypto lanes in turn.
-        """
-        workers = Workers.threads(lambda f: None, 2, lambda target, name: None)
-        lanes = [workers.cryptoLane() for _ in range(4)]
-        self.assertIsNot(lanes[0], lanes[1])
-        self.assertEqual(lanes[:2], lanes[2:])
-
-
 class InOrderTests(SynchronousTestCase):
+    """
+    L{InOrder} releases results in the order their work went in.
+    """
+
     @given(st.lists(st.booleans(), max_size=30), st.randoms(use_true_random=False))
     def test_released_in_order(self, inLane: list[bool], random) -> None:
         """

@@ -1,3 +1,4 @@
+# -*- test-case-name: tests.unit.test_hashing -*-
 """
 Tests for L{spc.files.hashing}: whatever the order of arrival, the
 duplicates and the ranges held from an earlier attempt, the digest is the
@@ -37,6 +38,10 @@ def arrivals(draw):
 
 
 class HasherTests(SynchronousTestCase):
+    """
+    L{InOrderHasher} and the L{EarlyWindow} its hashers share.
+    """
+
     @settings(max_examples=400)
     @given(arrivals(), st.integers(min_value=PIECE // 2, max_value=5 * PIECE))
     def test_anyOrder(self, arrival, block: int) -> None:

@@ -1,8 +1,9 @@
+# -*- test-case-name: tests.unit.test_pipeline -*-
 """
 Tests for L{spc.transport.pipeline}: a connection's frames sealed at once
 or in its crypto lane are written in sequence order; incoming frames are
 opened one at a time, in order, and nothing after a frame that fails is
-acted on.  The lane is run by hand (L{tests.lanes.QueuedLane}); the record
+acted on.  The lane is run by hand (L{tests.fakes.QueuedLane}); the record
 layers are real.
 """
 
@@ -16,7 +17,7 @@ from spc.errors import AuthenticationFailed, ProtocolError
 from spc.protocol import frames
 from spc.protocol.recordlayer import ConnectionKeys, RecordLayer
 from spc.transport.pipeline import BULK_BYTES, Opener, Sealer
-from tests.lanes import QueuedLane
+from tests.fakes import QueuedLane
 
 SECRET = b"e" * 32
 INNER = frames.maxInnerSize(frames.DEFAULT_FRAGMENT_SIZE)
@@ -35,6 +36,10 @@ def record(number: int, size: int) -> bytes:
 
 
 class SealerTests(SynchronousTestCase):
+    """
+    L{Sealer}: frames sealed at once or in the lane leave in sequence order.
+    """
+
     @settings(max_examples=100, deadline=None)
     @given(
         st.lists(st.sampled_from([16, BULK_BYTES, 2 * BULK_BYTES]), min_size=1, max_size=12),
@@ -80,6 +85,11 @@ class SealerTests(SynchronousTestCase):
 
 
 class OpenerTests(SynchronousTestCase):
+    """
+    L{Opener}: frames opened one at a time, in order, and nothing acted on
+    after one that fails.
+    """
+
     def frames(self, *sizes: int, suite=A256CBC_HS512) -> tuple[RecordLayer, list[bytes]]:
         client, server = layers(suite)
         bodies = []

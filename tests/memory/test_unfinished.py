@@ -21,7 +21,7 @@ from twisted.trial.unittest import SynchronousTestCase
 
 from spc.cli.status import formatJSON, formatTable
 from spc.errors import DiscardRefused, TransferWithdrawn
-from spc.files import store as storeModule
+from spc.files import receiving, store as storeModule
 from spc.files.names import PARTIAL_DIRECTORY
 from spc.files.receiving import IncomingFiles
 from spc.files.store import FileStore
@@ -213,6 +213,57 @@ class TakeOverTests(SynchronousTestCase):
         self.assertEqual(older.statuses()[-1], filerecords.FILE_COMPLETE)
         newer.offer()
         self.assertEqual(newer.statuses()[-1], filerecords.FILE_ALREADY_STORED)
+
+
+class SharedLaneTests(SynchronousTestCase):
+    """
+    The sessions of a daemon share one writer's lane (L{spc.lanes}): a
+    takeover is ordered in it.
+    """
+
+    def test_olderClosedBeforeNewerOpens(self) -> None:
+        """
+        The older session's last disk work on the file (its writes, their
+        fsync and claim, its close) runs before the newer session opens
+        the file, so the newer one is answered with every range the older
+        one claimed, and the older one's close writes no state over the
+        newer one's.
+        """
+        self.patch(receiving, "SYNC_BYTES", SIZE)
+        store = FileStore(self.mktemp())
+        lane = QueuedLane()
+        answers: dict[str, list] = {"older": [], "newer": []}
+        sessions = {
+            which: IncomingFiles(
+                store, PEER, SIZE,
+                lambda data, which=which: answers[which].append(records.decodeRecord(data)),
+                task.Clock(), writer=lane,
+            )
+            for which in answers
+        }
+        for incoming in sessions.values():
+            self.addCleanup(lane.runAll)
+            self.addCleanup(incoming.close)
+        offer = filerecords.FileOffer(TRANSFER, len(DATA), "big2.bin")
+        sessions["older"].offerReceived(offer)
+        lane.runAll()
+        for offset in (0, SIZE):
+            sessions["older"].dataReceived(
+                filerecords.FileData(TRANSFER, offset, DATA[offset : offset + SIZE])
+            )
+        sessions["newer"].offerReceived(offer)
+        self.assertEqual(answers["newer"], [])
+        lane.runAll()
+        self.assertEqual(
+            [(a.status, a.reason) for a in answers["older"]][-1],
+            (filerecords.FILE_REFUSED, filerecords.REFUSED_WITHDRAWN),
+        )
+        [resume] = answers["newer"]
+        self.assertEqual(
+            (resume.status, resume.ranges), (filerecords.FILE_RESUME, ((0, 2 * SIZE),))
+        )
+        with open(store._statePath(store.key(PEER, TRANSFER))) as f:
+            self.assertEqual(json.load(f)["ranges"], [[0, 2 * SIZE]])
 
 
 def daemonWith(store: FileStore) -> StatusSource:

@@ -8,6 +8,7 @@ L{RangeSet} against a model.
 
 from __future__ import annotations
 
+import hashlib
 import json
 import os
 import stat
@@ -621,6 +622,59 @@ class PartialTests(SynchronousTestCase):
         resumed = store.open(key, "f", 2000)
         self.assertEqual(resumed.held.ranges(), [(0, 1000)])
         resumed.close()
+
+
+class GroupCommitTests(SynchronousTestCase):
+    """
+    L{FileStore.commit} stores several complete files at once, and each
+    keeps what one stored alone keeps: its mode and modification time
+    given before it is placed, and its receipt.
+    """
+
+    def test_eachKeepsModeTimeAndReceipt(self) -> None:
+        """
+        Files stored by one commit each get the store's file mode, their
+        sender's modification time and a receipt line naming their sender;
+        a file whose digest does not match is deleted and gets none; the
+        receipts of the batch cost one fsync of C{files.jsonl}.
+        """
+        files = makeStore(self, receipts=True, fileMode=0o640)
+        receipts = os.path.join(files.directory, "files.jsonl")
+        synced: list[int] = []
+        realFsync = os.fsync
+
+        def fsync(descriptor: int) -> None:
+            if os.path.exists(receipts) and os.path.sameopenfile(
+                descriptor, os.open(receipts, os.O_RDONLY)
+            ):
+                synced.append(descriptor)
+            realFsync(descriptor)
+
+        self.patch(os, "fsync", fsync)
+        times = [(1_600_000_000 + n) * 10**9 + 123 for n in range(3)]
+        batch = []
+        for n, mtime in enumerate(times):
+            partial = files.open(
+                files.key(PEER, bytes([n]) * 16), f"f{n}.bin", 3, PEER, "alice", mtime
+            )
+            partial.write(0, b"ab" + bytes([n]))
+            batch.append((partial, hashlib.sha256(b"ab" + bytes([n])).digest()))
+        batch[1] = (batch[1][0], hashlib.sha256(b"not it").digest())
+        results = files.commit(batch)
+        self.assertIsNone(results[1])
+        for n in (0, 2):
+            status = os.stat(results[n])
+            self.assertEqual((stat.S_IMODE(status.st_mode), status.st_mtime_ns), (0o640, times[n]))
+        self.assertEqual(
+            sorted(os.listdir(files.directory)), [".spc-partial", "f0.bin", "f2.bin", "files.jsonl"]
+        )
+        with open(receipts) as f:
+            lines = [json.loads(line) for line in f]
+        self.assertEqual(
+            [(line["name"], line["from"], line["from_name"]) for line in lines],
+            [("f0.bin", PEER, "alice"), ("f2.bin", PEER, "alice")],
+        )
+        self.assertEqual(len(synced), 1)
 
 
 class CompletedTests(SynchronousTestCase):

@@ -14,7 +14,7 @@ from __future__ import annotations
 import ipaddress
 import re
 
-__all__ = ["formatHostPort", "parseHostPort", "parsePort"]
+__all__ = ["formatHostPort", "parseHostPort", "parsePort", "peerText"]
 
 _HOSTNAME = re.compile(r"[A-Za-z0-9._-]+")
 
@@ -80,3 +80,20 @@ def parsePort(text: str) -> int:
     if not (text.isascii() and text.isdigit() and 0 < int(text) < 65536):
         raise ValueError(f"port {text!r} is not a number from 1 to 65535")
     return int(text)
+
+
+def peerText(transport) -> str:
+    """
+    A connection's peer as C{host:port}, for logs: the canonical form when
+    it has one, whatever the transport says otherwise, and never an
+    exception.
+    """
+    try:
+        peer = transport.getPeer()
+    except Exception:
+        return "unknown peer"
+    host, port = getattr(peer, "host", None), getattr(peer, "port", None)
+    try:
+        return formatHostPort(host, port)
+    except (TypeError, ValueError):
+        return str(peer) if host is None else f"{host}:{port}"

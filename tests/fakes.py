@@ -13,13 +13,14 @@ from types import SimpleNamespace
 from twisted.internet import task
 from twisted.internet.defer import succeed
 from twisted.logger import Logger
+from twisted.python.failure import Failure
 
 from spc.crypto.suites import A256CBC_HS512
 from spc.files.progress import TransferProgress
 from spc.protocol import records
 from spc.protocol.handshake import JoinTarget
 
-__all__ = ["FakeChannel", "FakeDirectory", "FakeSession", "clockAt"]
+__all__ = ["FakeChannel", "FakeDirectory", "FakeSession", "QueuedLane", "clockAt"]
 
 
 def clockAt(seconds: float) -> task.Clock:
@@ -60,10 +61,14 @@ class FakeChannel:
         L{None}.
     @ivar room: how many more records a messenger's sink sends on it before
         its transport pauses it, or C{None} for no limit.
+    @ivar cost: what it costs to seal a byte on it, relative to the others
+        (the scheduler's weight, L{spc.crypto.suites.Suite.cost}); all the
+        same unless a test sets them.
     """
 
     bytesSent = 1 << 40
     bytesReceived = 1 << 40
+    cost = 1.0
 
     def __init__(self, index: int = 0, receivedFrames: int = 0) -> None:
         self.result = SimpleNamespace(keys=SimpleNamespace(suite=A256CBC_HS512, channel=index))
@@ -82,6 +87,9 @@ class FakeChannel:
 
     def __repr__(self) -> str:
         return f"<FakeChannel {self.result.keys.channel} at {id(self):x}>"
+
+    def canTakeData(self) -> bool:
+        return not self.writePaused
 
     def activate(self, epoch: int, secret: bytes) -> None:
         self.activated = (epoch, secret)
@@ -310,3 +318,48 @@ class FakeDirectory:
 
     def pendingHandshakes(self) -> int:
         return 2
+
+class QueuedLane:
+    """
+    A worker lane (L{spc.lanes}) the test runs by hand: jobs wait until the
+    test runs them, in order, and each is reported as soon as it ran, as a
+    real lane's would be on the reactor thread.
+
+    @ivar jobs: C{(job, report)} pairs not yet run, oldest first.
+    @ivar ran: how many jobs ran so far.
+    """
+
+    name = "queued"
+
+    def __init__(self) -> None:
+        self.jobs: list = []
+        self.ran = 0
+
+    @property
+    def pending(self) -> int:
+        return len(self.jobs)
+
+    def submit(self, job, report) -> None:
+        self.jobs.append((job, report))
+
+    def runOne(self) -> None:
+        """
+        Run the oldest job and report it.
+        """
+        job, report = self.jobs.pop(0)
+        try:
+            result = job()
+        except BaseException:
+            result = Failure()
+        self.ran += 1
+        report(result)
+
+    def runAll(self) -> None:
+        """
+        Run jobs, those their reports submit included, until none is left.
+        """
+        while self.jobs:
+            self.runOne()
+
+    def stop(self) -> None:
+        pass

@@ -38,6 +38,7 @@ from spc.cli.progress import ProgressBar
 from spc.cli.target import DEFAULT_PORT
 from spc.cli.units import formatSize
 from spc.errors import ConfigurationError, SessionReset
+from spc.files import completed
 from spc.files.names import PARTIAL_DIRECTORY, withoutControls
 from spc.files.store import FileStore
 from spc.interfaces import IFileReceiver, IMessageReceiver
@@ -313,7 +314,7 @@ class _Run:
             names = os.listdir(partials)
         except OSError:
             return
-        if all(name == "completed.json" for name in names):
+        if all(name in (completed.LOG_NAME, completed.OLD_NAME) for name in names):
             for name in names:
                 os.unlink(os.path.join(partials, name))
             os.rmdir(partials)

@@ -19,7 +19,7 @@ import os
 from typing import Callable, NamedTuple, Sequence
 
 from twisted.application.internet import backoffPolicy
-from twisted.internet.defer import DeferredList, DeferredSemaphore, fail, inlineCallbacks
+from twisted.internet.defer import DeferredList, fail, inlineCallbacks
 from twisted.internet.task import deferLater
 from twisted.internet.endpoints import HostnameEndpoint, clientFromString
 from twisted.internet.error import ConnectError
@@ -51,7 +51,6 @@ __all__ = ["SendRequest", "SendSummary", "clientEndpoints", "sameKindEndpoints",
 log = events.NamedLogger(events.CLIENT)
 
 BUSY_ATTEMPTS = 8
-FILES_AT_ONCE = 4
 MAX_RESETS = 3
 BUSY_FIRST_DELAY = 0.25
 BUSY_MAX_DELAY = 4.0
@@ -171,10 +170,12 @@ def _items(request: SendRequest) -> list[_Item]:
     return [_Item(index, *item) for index, item in enumerate(items)]
 
 
-def _start(session, limit: DeferredSemaphore, item: _Item, books: ProgressBooks):
+def _start(session, item: _Item, books: ProgressBooks):
     """
-    Start sending C{item}.  A message over the daemon's limit, which it
-    announced in the handshake, fails alone, before any of it is sent.
+    Give C{item} to the session, which sends as many at once as the
+    daemon's limits allow (L{spc.session.messenger}).  A message over the
+    daemon's limit, which it announced in the handshake, fails alone,
+    before any of it is sent.
     """
     if item.kind == "message":
         most = session.params.maxMessageSize
@@ -183,9 +184,9 @@ def _start(session, limit: DeferredSemaphore, item: _Item, books: ProgressBooks)
         return session.sendMessage(item.value, records.KIND_TEXT)
     if item.kind == "file":
         path, name = item.value
-        sent = limit.run(session.sendFile, path, name, books.reporter(item.index))
+        sent = session.sendFile(path, name, books.reporter(item.index))
         return sent.addCallback(books.delivered, item.index)
-    return limit.run(session.sendFolder, item.value)
+    return session.sendFolder(item.value)
 
 
 def _error(item: _Item, failure) -> SPCError:
@@ -348,11 +349,10 @@ def send(reactor, request: SendRequest):
         if lost:
             observer.connectionBack()
         channels, server = len(session.channels), session.peer
-        limit = DeferredSemaphore(FILES_AT_ONCE)
         watch = ConnectionWatch(reactor, session, observer, DEFAULT_LINGER)
         watch.start()
         try:
-            sends = [_start(session, limit, item, books) for item in pending]
+            sends = [_start(session, item, books) for item in pending]
             outcomes = yield DeferredList(sends, consumeErrors=True)
         finally:
             watch.stop()

@@ -8,7 +8,8 @@ C{O_NOFOLLOW | O_DIRECTORY}, and the file is linked and looked up relative
 to the last one: a symbolic link planted in the inbox, or a C{..} that got
 past the name rules, cannot lead out of it.  What this module creates is
 fsynced (the file's folder, and the parent of every folder it made) before
-it returns, so a stored file survives a crash of the machine.
+it returns, or handed to the caller to fsync together with others, so a
+stored file survives a crash of the machine.
 """
 
 from __future__ import annotations
@@ -111,27 +112,32 @@ class _Folders:
             self.descriptors.append(os.open(self._inbox, os.O_RDONLY | _O_DIRECTORY | _O_CLOEXEC))
             for depth, folder in enumerate(self._folders):
                 _checkComponent(folder)
-                made = False
-                if self._create:
+                made = tried = False
+                while True:
+                    # Open first: a folder that exists (the usual case) costs
+                    # no failed mkdir, a change of the directory's metadata.
+                    try:
+                        self.descriptors.append(os.open(
+                            folder, os.O_RDONLY | _O_DIRECTORY | _O_NOFOLLOW | _O_CLOEXEC,
+                            dir_fd=self.descriptors[-1],
+                        ))
+                        break
+                    except FileNotFoundError:
+                        if not self._create:
+                            return self
+                        if tried:
+                            raise
+                    except OSError as error:
+                        if error.errno not in _NOT_A_FOLDER:
+                            raise
+                        shown = "/".join(self._folders[: depth + 1])
+                        raise NameUnavailable(f"{shown!r} in the inbox is not a folder") from None
+                    tried = True
                     try:
                         os.mkdir(folder, self.mode & 0o700, dir_fd=self.descriptors[-1])
                         made = True
                     except FileExistsError:
                         pass
-                try:
-                    self.descriptors.append(os.open(
-                        folder, os.O_RDONLY | _O_DIRECTORY | _O_NOFOLLOW | _O_CLOEXEC,
-                        dir_fd=self.descriptors[-1],
-                    ))
-                except FileNotFoundError:
-                    if self._create:
-                        raise
-                    return self
-                except OSError as error:
-                    if error.errno not in _NOT_A_FOLDER:
-                        raise
-                    shown = "/".join(self._folders[: depth + 1])
-                    raise NameUnavailable(f"{shown!r} in the inbox is not a folder") from None
                 if made:
                     # Made private, opened, then given its mode: a folder
                     # the group may read is never open before it is ours.
@@ -150,15 +156,24 @@ class _Folders:
     def last(self) -> int:
         return self.descriptors[-1]
 
-    def syncMade(self) -> None:
+    def syncMade(self, later: list[int] | None = None) -> None:
         """
         fsync the last folder, then, from the deepest up, the parent of
         every folder this walk created: each new entry is then on disk.
+
+        @param later: if given, the folders are not synced now: copies of
+            their descriptors are added to it, for the caller to sync
+            together with others, and close.
         """
-        _fsync(self.last)
-        for depth in reversed(range(len(self.made))):
-            if self.made[depth]:
-                _fsync(self.descriptors[depth])
+        folders = [self.last] + [
+            self.descriptors[depth] for depth in reversed(range(len(self.made)))
+            if self.made[depth]
+        ]
+        for folder in folders:
+            if later is None:
+                _fsync(folder)
+            else:
+                later.append(os.dup(folder))
 
     def close(self) -> None:
         while self.descriptors:
@@ -197,12 +212,20 @@ def checkFolders(inbox: str, folders: Sequence[str]) -> None:
 
 
 def placeFile(
-    inbox: str, source: str, parts: Sequence[str], folderMode: int = FOLDER_MODE
+    inbox: str,
+    source: str,
+    parts: Sequence[str],
+    folderMode: int = FOLDER_MODE,
+    syncLater: list[int] | None = None,
 ) -> StoredFile:
     """
     Link C{source} into the inbox under C{parts}, or under the first free
     C{stem (n).ext}, creating the folders (with C{folderMode}); then
     unlink C{source}.  An existing entry is never replaced.
+
+    @param syncLater: if given, the folders to fsync are added to it (as
+        descriptors the caller closes) instead of being synced now
+        (L{_Folders.syncMade}).
 
     @raise NameUnavailable: if a folder of the path is not one, or every
         numbered name is taken.
@@ -218,7 +241,7 @@ def placeFile(
                 continue
             os.unlink(source)
             status = os.stat(leaf, dir_fd=opened.last, follow_symlinks=False)
-            opened.syncMade()
+            opened.syncMade(syncLater)
             relative = "/".join([*folders, leaf])
             return StoredFile(os.path.join(inbox, *folders, leaf), relative, status)
     raise NameUnavailable(f"too many files named {wanted!r}")

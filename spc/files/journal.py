@@ -4,12 +4,13 @@ The inbox's records: files of JSON lines (C{messages.jsonl},
 C{files.jsonl}), one object per line, appended durably, and what a
 received file's line holds (L{receiptRecord}).
 
-A line is written whole and fsynced before L{Journal.append} returns, and
-so is the inbox when the line is the file's first (the file's entry must
-survive a crash too): what a sender is told was stored is on disk.  A line
-that could not be written and fsynced whole is cut off again, so the next
-one starts on a line of its own instead of being glued to a torn one.  The
-file is never reached through a symbolic link.
+A line is written whole and fsynced before L{Journal.append} returns (the
+lines of many files stored together, with one fsync), and so is the inbox
+when the line is the file's first (the file's entry must survive a crash
+too): what a sender is told was stored is on disk.  Lines that could not
+be written and fsynced whole are cut off again, so the next one starts on
+a line of its own instead of being glued to a torn one.  The file is never
+reached through a symbolic link.
 """
 
 from __future__ import annotations
@@ -48,13 +49,16 @@ class Journal:
         self._log = log
         self._lock = threading.Lock()
 
-    def append(self, record: dict) -> None:
+    def append(self, *records: dict) -> None:
         """
-        Append C{record} as one line, durably.
+        Append each of C{records} as one line, durably: all of them, with
+        one fsync, or none.
 
-        @raise OSError: when it could not be stored.
+        @raise OSError: when they could not be stored.
         """
-        payload = (json.dumps(record, ensure_ascii=False) + "\n").encode("utf-8")
+        payload = "".join(
+            json.dumps(record, ensure_ascii=False) + "\n" for record in records
+        ).encode("utf-8")
         with self._lock:
             descriptor = self._open()
             try:

@@ -39,6 +39,16 @@ class RangeSet:
         index = bisect.bisect_right(self._starts, start) - 1
         return index >= 0 and self._ends[index] >= end
 
+    def runEnd(self, position: int) -> int | None:
+        """
+        @return: the end of the range that holds byte C{position}, or
+            L{None} if none does.
+        """
+        index = bisect.bisect_right(self._starts, position) - 1
+        if index >= 0 and self._ends[index] > position:
+            return self._ends[index]
+        return None
+
     def total(self) -> int:
         return sum(end - start for start, end in zip(self._starts, self._ends))
 

@@ -4,34 +4,41 @@ Receiving files (amendments A3, A12, A13, A14; the sending side is
 L{spc.files.sending}): each fragment is written at its offset into a partial
 file, only fsynced ranges are claimed for resumption, and the file gets its
 final name only once the whole-file digest matched.
+
+This is the protocol's side: which records are accepted and what each is
+answered.  What touches the disk is a job of the writer's lane
+(L{spc.files.writing}), off the reactor thread: data is acknowledged once
+the lane wrote it, and a file is verified from the digest computed while
+it was written.
 """
 
 from __future__ import annotations
 
-import hmac
 import os
 from typing import Callable
 
-from twisted.internet.defer import Deferred, DeferredLock
-from twisted.internet.interfaces import IDelayedCall, IReactorTime
-from twisted.internet.threads import deferToThread
+from twisted.internet.defer import Deferred
+from twisted.internet.interfaces import IReactorTime
 from twisted.logger import LogLevel
 from twisted.python.failure import Failure
 
 from spc.errors import NameUnavailable, ProtocolError, ResourceLimitExceeded, TransferWithdrawn
+from spc.files.openings import Openings
+from spc.files.partial import PartialFile
 from spc.files.progress import TransferProgress
 from spc.files.ranges import RangeSet
-from spc.files.store import FileStore, PartialFile
+from spc.files.store import FileStore
+from spc.files.writing import DiskQueue, Receiving
 from spc.inflight import InFlight
+from spc.lanes import InlineLane
 from spc.logs import events
 from spc.protocol import filerecords, frames
+from spc.protocol.acks import ACK_DELAY, ACK_EVERY, AckBatcher
 from spc.ratelimit import RateWindow
 
-__all__ = ["IncomingFiles"]
+__all__ = ["ACK_DELAY", "ACK_EVERY", "IncomingFiles"]
 
 SYNC_BYTES = 32 * 1024 * 1024
-ACK_EVERY = 16
-ACK_DELAY = 0.25
 MAX_ACTIVE_FILES = 64
 REMEMBERED_TRANSFERS = 1024
 RECENT_FINAL = 64
@@ -68,24 +75,6 @@ def refusal(error: BaseException) -> tuple[int, str]:
     return filerecords.REFUSED_STORAGE, STORAGE_FAILED
 
 
-class _Receiving:
-    __slots__ = (
-        "partial", "digest", "fragments", "unsynced", "progress", "finishing", "disk", "started"
-    )
-
-    def __init__(self, partial: PartialFile, started: float) -> None:
-        self.partial = partial
-        self.started = started
-        # One thread job at a time per file: an fsync never meets the
-        # final close, and a late claim never follows the verification.
-        self.disk = DeferredLock()
-        self.digest: bytes | None = None
-        self.fragments = 0
-        self.unsynced = 0
-        self.progress = RangeSet()
-        self.finishing = False
-
-
 class IncomingFiles:
     """
     The files one peer is sending to this end.
@@ -102,7 +91,15 @@ class IncomingFiles:
     answered again anyway (L{reacknowledge}), and a peer replaying them
     cannot make this end write more than it receives.
 
+    At most one session receives a file (L{spc.files.openings}): an offer
+    of a file another session receives takes it from that one, unless
+    that one is verifying it.
+
     @ivar onStored: called with C{(name, path, size)} for each stored file.
+    @ivar verifying: the files being verified and stored, so that a
+        shutdown waits for their answers.
+    @ivar _openings: the offers being looked up in the writer's lane, and
+        this session's claims on the files it receives.
     """
 
     log = events.NamedLogger(events.TRANSFER)
@@ -115,10 +112,17 @@ class IncomingFiles:
         sendControl: Callable[[bytes], None],
         clock: IReactorTime,
         onStored: Callable[[str, str, int], None] = lambda name, path, size: None,
-        runInThread: Callable[..., Deferred] = deferToThread,
+        writer=None,
         duplicateInterval: float = 5.0,
+        onBacklog: Callable[[bool], None] = lambda full: None,
         peerName: str | None = None,
     ) -> None:
+        """
+        @param writer: the writer's lane (L{spc.lanes}); inline if not given.
+        @param onBacklog: called with C{True} when data waits to be written
+            beyond what an honest sender sends, so that the session stops
+            reading from its peer, and with C{False} when it may read again.
+        """
         self._store = store
         self._peer = peer
         self._peerName = peerName
@@ -126,10 +130,12 @@ class IncomingFiles:
         self._send = sendControl
         self._clock = clock
         self.onStored = onStored
-        self._runInThread = runInThread
-        self._active: dict[bytes, _Receiving] = {}
-        self._ackCall: IDelayedCall | None = None
-        self._closed = False
+        self._disk = DiskQueue(store, writer or InlineLane("writer"), onBacklog)
+        self._active: dict[bytes, Receiving] = {}
+        self._openings = Openings(
+            store, peer, peerName, self._disk, self._heldBytes, self._release
+        )
+        self._acks = AckBatcher(clock, self._progressDue)
         self._ended: dict[bytes, tuple[int, int, str]] = {}
         self._folders = 0
         self._duplicateAnswers = RateWindow(clock, duplicateInterval)
@@ -143,6 +149,10 @@ class IncomingFiles:
             group, LogLevel.warn, format, name=events.shortName(name), **fields
         )
 
+    def _heldBytes(self, transfer: bytes) -> int:
+        receiving = self._active.get(transfer)
+        return 0 if receiving is None else receiving.held.total()
+
     def inProgress(self) -> list[TransferProgress]:
         """
         The files being received now, in the order they were offered.
@@ -151,8 +161,8 @@ class IncomingFiles:
             TransferProgress(
                 receiving.partial.name,
                 receiving.partial.size,
-                receiving.partial.written.total(),
-                receiving.partial.held.total(),
+                receiving.written.total(),
+                receiving.held.total(),
                 False,
             )
             for receiving in self._active.values()
@@ -179,43 +189,45 @@ class IncomingFiles:
         receiving = self._active.get(transfer)
         if receiving is not None:
             if self._duplicateAnswers.admit(transfer, 1):
-                self._answer(transfer, filerecords.FILE_RESUME, receiving.partial.held.ranges())
+                self._answer(transfer, filerecords.FILE_RESUME, receiving.held.ranges())
             return
         if self._store is None:
             self._answer(
                 transfer, filerecords.FILE_REFUSED, (), filerecords.REFUSED_NO_FILES, NO_FILES
             )
             return
-        key = self._store.key(self._peer, transfer)
-        stored = self._store.completedName(key)
-        if stored is not None:
+        if transfer in self._openings:
+            return
+        if len(self._active) + len(self._openings) + self._folders >= MAX_ACTIVE_FILES:
+            raise ResourceLimitExceeded("too many files at once")
+        self._openings.open(offer, lambda result: self._offerOpened(offer, result))
+
+    def _offerOpened(self, offer: filerecords.FileOffer, result: object) -> None:
+        """
+        The writer's lane looked the offer up: the file is stored already
+        (its name), its partial file is open, or it cannot be taken.
+        """
+        transfer = offer.transferID
+        if isinstance(result, str):
             self._warnings.emit(
                 "already", LogLevel.info, "{name} from {peer} is stored already, as {stored}",
-                name=events.shortName(offer.name), peer=self._peer, stored=stored,
+                name=events.shortName(offer.name), peer=self._peer, stored=result,
             )
-            self._answer(transfer, filerecords.FILE_ALREADY_STORED, (), 0, stored)
-            return
-        if len(self._active) >= MAX_ACTIVE_FILES:
-            raise ResourceLimitExceeded("too many files at once")
-        try:
-            partial = self._store.open(
-                key, offer.name, offer.size, self._peer, self._peerName, offer.mtime
+            self._answer(transfer, filerecords.FILE_ALREADY_STORED, (), 0, result)
+        elif isinstance(result, PartialFile):
+            self._active[transfer] = Receiving(result, self._clock.seconds())
+            self._answer(
+                transfer, filerecords.FILE_RESUME, result.held.ranges()[: frames.MAX_ACK_RANGES]
             )
-        except (ResourceLimitExceeded, TransferWithdrawn, OSError) as error:
-            self._warn("refused", "Refusing {name}: {error}", offer.name, error=str(error))
-            self._answer(transfer, filerecords.FILE_REFUSED, (), *refusal(error))
-            return
-        partial.onRelease = lambda reason: self._release(transfer, reason)
-        self._active[transfer] = _Receiving(partial, self._clock.seconds())
-        self._answer(
-            transfer, filerecords.FILE_RESUME, partial.held.ranges()[: frames.MAX_ACK_RANGES]
-        )
-        self._maybeFinish(transfer)
+            self._maybeFinish(transfer)
+        else:
+            why = self._whyRefused(offer.name, result)
+            self._answer(transfer, filerecords.FILE_REFUSED, (), *why)
 
     def folderOffered(self, offer: filerecords.FolderOffer) -> None:
         """
-        Make the folder, in a thread (the store may fsync), and answer
-        stored, with its name, or refused.  Folders being made count
+        Make the folder, in the writer's lane (the store fsyncs), and
+        answer stored, with its name, or refused.  Folders being made count
         against L{MAX_ACTIVE_FILES} with the files.
         """
         transfer = offer.transferID
@@ -224,44 +236,47 @@ class IncomingFiles:
                 transfer, filerecords.FILE_REFUSED, (), filerecords.REFUSED_NO_FILES, NO_FILES
             )
             return
-        if len(self._active) + self._folders >= MAX_ACTIVE_FILES:
+        if len(self._active) + len(self._openings) + self._folders >= MAX_ACTIVE_FILES:
             raise ResourceLimitExceeded("too many files at once")
         self._folders += 1
 
-        def made(path: str) -> None:
-            self._folders -= 1
-            stored = self._storedName(path)
-            self.log.info("Made folder {stored} for {peer}", stored=stored, peer=self._peer)
-            self._answer(transfer, filerecords.FILE_COMPLETE, (), 0, stored)
+        work: Deferred = Deferred()
+        self.verifying.track(work)
 
-        def failed(failure: Failure) -> None:
+        def made(result: object) -> None:
             self._folders -= 1
-            self._answer(
-                transfer, filerecords.FILE_REFUSED, (), *self._whyRefused(offer.name, failure)
-            )
+            if isinstance(result, Failure):
+                why = self._whyRefused(offer.name, result)
+                self._answer(transfer, filerecords.FILE_REFUSED, (), *why)
+            else:
+                stored = self._storedName(result)
+                self.log.info("Made folder {stored} for {peer}", stored=stored, peer=self._peer)
+                self._answer(transfer, filerecords.FILE_COMPLETE, (), 0, stored)
+            work.callback(None)
 
-        self.verifying.track(
-            self._runInThread(self._store.makeDirectory, offer.name).addCallbacks(made, failed)
-        )
+        self._disk.makeFolder(offer.name, made)
 
     def _release(self, transfer: bytes, reason: str) -> bool:
         """
         The store takes the file of C{transfer} from this session, for
         C{reason}: stop receiving it, tell the sender why, and close it
-        once its pending disk work is done.  Its later records are dropped
-        as those of any ended transfer.
+        once its pending disk work is done (or, still being opened, once
+        it is open).  Its later records are dropped as those of any ended
+        transfer.
 
         @return: whether it was let go; not while it is being verified.
         """
         receiving = self._active.get(transfer)
-        if receiving is None:
-            return True
-        if receiving.finishing:
+        if receiving is not None and receiving.finishing:
             return False
-        self._warn("released", "Stopped receiving {name}: {reason}", receiving.partial.name,
-                   reason=reason)
+        opening = self._openings.withdraw(transfer)
+        if opening is None and receiving is None:
+            return True
+        name = opening.name if opening is not None else receiving.partial.name
+        self._warn("released", "Stopped receiving {name}: {reason}", name, reason=reason)
         self._end(transfer, filerecords.FILE_REFUSED, filerecords.REFUSED_WITHDRAWN, reason)
-        receiving.disk.run(receiving.partial.close)
+        if receiving is not None:
+            self._disk.close(receiving.partial)
         return True
 
     def _whyRefused(self, name: str, failure: Failure) -> tuple[int, str]:
@@ -270,42 +285,62 @@ class IncomingFiles:
 
         @return: what to tell the sender (L{refusal}).
         """
-        if failure.check(ResourceLimitExceeded, OSError):
+        if failure.check(ResourceLimitExceeded, TransferWithdrawn, OSError):
             self._warn("refused", "Refusing {name}: {error}", name, error=str(failure.value))
         else:
             self.log.failure("Storing {name} failed", failure, name=events.shortName(name))
         return refusal(failure.value)
 
     def dataReceived(self, data: filerecords.FileData) -> None:
-        receiving = self._active.get(data.transferID)
+        """
+        Give new data to the writer's lane; a duplicate of data written
+        already is only acknowledged again, one of data not yet written
+        is dropped (its write will be acknowledged).
+        """
+        transfer = data.transferID
+        receiving = self._active.get(transfer)
         if receiving is None:
-            if self._endedAnswer(data.transferID) is not None:
+            if self._endedAnswer(transfer) is not None:
                 return
             raise ProtocolError("file data for a transfer that was never offered")
-        partial = receiving.partial
+        size = receiving.partial.size
         offset, length = data.offset, len(data.payload)
-        if offset % self._fragmentSize or offset >= partial.size or (
-            length != min(self._fragmentSize, partial.size - offset)
+        if offset % self._fragmentSize or offset >= size or (
+            length != min(self._fragmentSize, size - offset)
         ):
             raise ProtocolError("file data outside the file's fragment grid")
-        try:
-            written = partial.write(offset, data.payload)
-        except OSError as error:
-            self._warn("refused", "Refusing {name}: {error}", partial.name, error=str(error))
-            partial.discard()
-            self._end(data.transferID, filerecords.FILE_REFUSED, *refusal(error))
+        end = offset + length
+        if receiving.queued.covers(offset, end):
+            if receiving.written.covers(offset, end):
+                receiving.progress.add(offset, end)
+                self._acks.arrived(transfer)
             return
-        if written:
-            receiving.unsynced += length
-        receiving.progress.add(offset, offset + length)
-        receiving.fragments += 1
-        if receiving.fragments >= ACK_EVERY:
-            self._acknowledge(data.transferID, receiving)
-        elif self._ackCall is None:
-            self._ackCall = self._clock.callLater(ACK_DELAY, self._flushAcks)
+        self._disk.write(
+            receiving, offset, data.payload,
+            lambda failure: self._written(transfer, receiving, offset, end, failure),
+        )
+
+    def _written(
+        self, transfer: bytes, receiving: Receiving, offset: int, end: int, failure
+    ) -> None:
+        """
+        The lane wrote (and hashed) data of a transfer, or failed to.
+        """
+        if self._active.get(transfer) is not receiving or receiving.finishing:
+            return
+        if failure is not None:
+            error = failure.value
+            self._warn("refused", "Refusing {name}: {error}", receiving.partial.name, error=str(error))
+            self._disk.discard(receiving)
+            self._end(transfer, filerecords.FILE_REFUSED, *refusal(error))
+            return
+        receiving.written.add(offset, end)
+        receiving.progress.add(offset, end)
+        receiving.unsynced += end - offset
+        self._acks.arrived(transfer)
         if receiving.unsynced >= SYNC_BYTES:
             self._sync(receiving)
-        self._maybeFinish(data.transferID)
+        self._maybeFinish(transfer)
 
     def endReceived(self, end: filerecords.FileEnd) -> None:
         receiving = self._active.get(end.transferID)
@@ -335,16 +370,26 @@ class IncomingFiles:
 
     def _end(self, transfer: bytes, status: int, reason: int = 0, detail: str = "") -> None:
         self._active.pop(transfer, None)
+        self._openings.letGo(transfer)
+        self._acks.acknowledged(transfer)
         self._ended[transfer] = (status, reason, detail)
         if len(self._ended) > REMEMBERED_TRANSFERS:
             del self._ended[next(iter(self._ended))]
         self._answer(transfer, status, (), reason, detail)
 
-    def _acknowledge(self, transfer: bytes, receiving: _Receiving) -> None:
-        receiving.fragments = 0
+    def _acknowledge(self, transfer: bytes, receiving: Receiving) -> None:
+        """
+        Say what was written of C{transfer} since the last time.
+        """
+        self._acks.acknowledged(transfer)
         ranges, receiving.progress = receiving.progress.ranges(), RangeSet()
         if ranges:
             self._answer(transfer, filerecords.FILE_PROGRESS, ranges)
+
+    def _progressDue(self, transfer: bytes) -> None:
+        receiving = self._active.get(transfer)
+        if receiving is not None:
+            self._acknowledge(transfer, receiving)
 
     def reacknowledge(self) -> None:
         """
@@ -354,64 +399,55 @@ class IncomingFiles:
         file, and how the latest transfers ended.
         """
         for transfer, receiving in list(self._active.items()):
-            receiving.fragments = 0
+            self._acks.acknowledged(transfer)
             receiving.progress = RangeSet()
-            held = receiving.partial.held.ranges()[: frames.MAX_ACK_RANGES]
+            held = receiving.held.ranges()[: frames.MAX_ACK_RANGES]
             self._answer(transfer, filerecords.FILE_RESUME, held)
-            written = receiving.partial.written.ranges()
+            written = receiving.written.ranges()
             if written:
                 self._answer(transfer, filerecords.FILE_PROGRESS, written)
         for transfer in list(self._ended)[-RECENT_FINAL:]:
             status, reason, detail = self._ended[transfer]
             self._answer(transfer, status, (), reason, detail)
 
-    def _flushAcks(self) -> None:
-        self._ackCall = None
-        for transfer, receiving in list(self._active.items()):
-            self._acknowledge(transfer, receiving)
-
-    def _sync(self, receiving: _Receiving) -> None:
+    def _sync(self, receiving: Receiving) -> None:
         """
-        fsync in a thread, then claim what the fsync covered.
+        fsync in the lane, then claim what the fsync covered.
         """
-        receiving.unsynced = 0
-        partial = receiving.partial
-        covered = partial.written.ranges()
 
-        def claim(_):
-            partial.held = RangeSet(covered)
-            if not (self._closed or receiving.finishing):
-                partial.saveHeld()
+        def claimed(result: object) -> None:
+            if isinstance(result, Failure):
+                self.log.failure("Syncing a partial file failed", result)
+            else:
+                receiving.held = RangeSet(result)
 
-        receiving.disk.run(self._runInThread, partial.syncData).addCallback(claim).addErrback(
-            self.log.failure, "Syncing a partial file failed"
-        )
+        self._disk.sync(receiving, claimed)
 
     def _maybeFinish(self, transfer: bytes) -> None:
+        """
+        Every byte written and the digest in: verify and store the file
+        with the next commit.
+        """
         receiving = self._active.get(transfer)
         if receiving is None or receiving.finishing or receiving.digest is None:
             return
-        if not receiving.partial.isComplete():
+        if not receiving.isComplete():
             return
         receiving.finishing = True
         self._acknowledge(transfer, receiving)
-        partial = receiving.partial
-        expected = receiving.digest
+        work: Deferred = Deferred()
+        self.verifying.track(work)
 
-        def verify():
-            if not hmac.compare_digest(partial.digest(), expected):
-                partial.discard()
-                return None
-            return partial.finish(expected)
+        def committed(result: object) -> None:
+            if isinstance(result, BaseException):
+                self._failed(transfer, receiving, Failure(result))
+            else:
+                self._finished(transfer, receiving, result)
+            work.callback(None)
 
-        self.verifying.track(
-            receiving.disk.run(self._runInThread, verify).addCallbacks(
-                lambda path: self._finished(transfer, receiving, path),
-                lambda failure: self._failed(transfer, partial, failure),
-            )
-        )
+        self._disk.commit(receiving, committed)
 
-    def _finished(self, transfer: bytes, receiving: _Receiving, path: str | None) -> None:
+    def _finished(self, transfer: bytes, receiving: Receiving, path: str | None) -> None:
         partial = receiving.partial
         if path is None:
             self._warn("corrupt", "{name} arrived corrupt; asking for it again", partial.name)
@@ -424,35 +460,35 @@ class IncomingFiles:
         )
         self.onStored(partial.name, path, partial.size)
 
-    def _failed(self, transfer: bytes, partial: PartialFile, failure: Failure) -> None:
-        partial.discard()
-        self._end(transfer, filerecords.FILE_REFUSED, *self._whyRefused(partial.name, failure))
+    def _failed(self, transfer: bytes, receiving: Receiving, failure: Failure) -> None:
+        """
+        The file could not be stored (the store deleted it).
+        """
+        name = receiving.partial.name
+        self._end(transfer, filerecords.FILE_REFUSED, *self._whyRefused(name, failure))
 
     def close(self) -> None:
         """
         The session ended: keep partial files for a later resume, close
-        them.
+        them, once the lane has written what it was given; files waiting
+        to be committed are committed still, and stay this session's until
+        they are.
         """
-        self._closed = True
-        if self._ackCall is not None and self._ackCall.active():
-            self._ackCall.cancel()
-        self._ackCall = None
+        self._acks.stop()
         self._warnings.flush()
-        for receiving in self._active.values():
+        self._openings.close()
+        for transfer, receiving in list(self._active.items()):
             if not receiving.finishing:
-                receiving.disk.run(self._keep, receiving.partial)
-        self._active.clear()
+                self._openings.letGo(transfer)
+                self._disk.keep(receiving, self._notKept(receiving))
+                del self._active[transfer]
+        self._disk.flush()
 
-    def _keep(self, partial: PartialFile) -> None:
-        """
-        Claim and close a partial file for a later resume; run under the
-        file's lock, after any fsync still in its thread.
-        """
-        try:
-            partial.sync()
-        except OSError as error:
+    def _notKept(self, receiving: Receiving) -> Callable[[Failure], None]:
+        def failed(failure: Failure) -> None:
             self.log.warn(
                 "Could not keep {name}: {error}",
-                name=events.shortName(partial.name), error=str(error),
+                name=events.shortName(receiving.partial.name), error=str(failure.value),
             )
-        partial.close()
+
+        return failed

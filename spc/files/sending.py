@@ -1,10 +1,15 @@
 # -*- test-case-name: tests.memory.test_receiving -*-
 """
-Sending a file: a L{spc.session.messenger.Source} that reads the next fragment
-only when the messenger can send it, hashes every byte in order as it
-reads (the digest goes in the final record; nothing is read twice, and
-nothing is pre-hashed), and skips what the receiver said it already holds.
-A folder with nothing in it to send is one offer and its answer.
+Sending a file: a L{spc.interfaces.Sender} whose fragments are read, and
+every byte hashed in order, by jobs of the reader's lane
+(L{spc.files.reading}) a few fragments ahead of the channels; the digest
+goes in the final record (nothing is read twice, and nothing is
+pre-hashed), and what the receiver said it already holds is read and
+hashed but not sent.  A folder with nothing in it to send is one offer
+and its answer.
+
+Neither calls the messenger: it asks them for records and tells them the
+receiver's answers, and each answers with the keys those acknowledge.
 """
 
 from __future__ import annotations
@@ -12,7 +17,7 @@ from __future__ import annotations
 import hashlib
 import hmac
 import os
-from typing import Callable, NamedTuple
+from typing import Callable, Hashable, NamedTuple
 
 from automat import MethodicalMachine
 from twisted.internet.defer import Deferred
@@ -22,14 +27,14 @@ from twisted.python.failure import Failure
 from spc.errors import FileFailed, FileRefused
 from spc.files.progress import TransferProgress
 from spc.files.ranges import RangeSet
-from spc.interfaces import YIELD
+from spc.files.reading import READ_AHEAD, Attempt, FileChanged
+from spc.interfaces import WAIT
+from spc.lanes import InlineLane
 from spc.logs import events
 from spc.protocol import filerecords
 from spc.text import withoutControls
 
 __all__ = ["Delivered", "FileSender", "FolderSender", "transferID"]
-
-HELD_CHUNKS_PER_TURN = 256
 
 
 class Delivered(NamedTuple):
@@ -98,11 +103,10 @@ class FileSender:
     and delivery, failure or the end of the session makes it done.  What it
     gives the messenger in each step is the function the step set
     (L{_produce}), so the fragments of a file cost no transition each.
-    The machine is a C{MethodicalMachine}, not a C{TypeMachineBuilder} one:
-    its outputs call the messenger, which pumps this sender at once and so
-    feeds the machine its next input from inside a transition, and a
-    typed machine would postpone that input until the transition is over,
-    letting the step being left produce once more.
+
+    Each attempt (L{Attempt}) has its own hash and reading position, so
+    reads of an attempt abandoned for a restart that are still in the lane
+    change nothing of the next one; their reports are dropped.
 
     @ivar deferred: fires with a L{Delivered} once the receiver stored and
         verified the file, or held it already, or fails with L{FileFailed}
@@ -110,6 +114,9 @@ class FileSender:
     @ivar size: the file's size, fixed when the transfer starts.
     @ivar digest: the SHA-256 of what was read, once all of it was; it
         stays L{None} when the receiver already had the whole file.
+    @ivar transferID: the id of the current attempt; L{None} until it
+        started.
+    @ivar done: whether it is over.
     """
 
     log = events.NamedLogger(events.TRANSFER)
@@ -124,32 +131,51 @@ class FileSender:
         fragmentSize: int,
         clock: IReactorTime,
         progress: Callable[[int], None] | None = None,
+        reader=None,
     ) -> None:
+        """
+        @param reader: the reader's lane (L{spc.lanes}); inline if not
+            given.
+        """
         self.path = path
         self.name = name
         self._secret = secret
         self._server = server
         self._fragmentSize = fragmentSize
         self._progress = progress or (lambda done: None)
-        self._file = open(path, "rb", buffering=0)
-        self._stat = os.fstat(self._file.fileno())
-        self.size = self._stat.st_size
-        self.transferID = transferID(secret, server, path, name, self._stat)
+        self._reader = reader or InlineLane("reader")
+        self._descriptor = -1
+        self._stat: os.stat_result | None = None
+        self.size = 0
+        self.transferID: bytes | None = None
         self.deferred: Deferred = Deferred()
         self.digest: bytes | None = None
+        self.done = False
         self._clock = clock
         self._started = clock.seconds()
         self._restarted = False
         self._sent = 0
-        self._reset(RangeSet())
+        self._attempt: Attempt | None = None
+        self._waiting = False
+        self._ready: Callable[[], None] = lambda: None
         self._produce: Callable[[], object] = self._offer
-        self.messenger = None
 
-    def _reset(self, held: RangeSet) -> None:
-        self._held = held
-        self._offset = 0
-        self._hash = hashlib.sha256()
-        self._acked = held.total()
+    def start(self, ready: Callable[[], None]) -> None:
+        """
+        Open the file, now that the messenger starts it: its size and
+        transfer id are fixed from here on.  A file that cannot be opened
+        fails at once, with the C{OSError}.
+        """
+        self._ready = ready
+        try:
+            self._descriptor = os.open(self.path, os.O_RDONLY | getattr(os, "O_CLOEXEC", 0))
+            self._stat = os.fstat(self._descriptor)
+        except OSError as error:
+            self._failed(error)
+            return
+        self.size = self._stat.st_size
+        self.transferID = transferID(self._secret, self._server, self.path, self.name, self._stat)
+        self._attempt = Attempt(self.transferID, RangeSet())
 
     # Source.
 
@@ -166,65 +192,108 @@ class FileSender:
         self._offerTaken()
         return ("o", self.transferID), offer
 
-    def _readNext(self):
-        skipped = 0
-        while self._offset < self.size:
-            offset = self._offset
-            chunk = os.pread(self._file.fileno(), min(self._fragmentSize, self.size - offset), offset)
-            if len(chunk) != min(self._fragmentSize, self.size - offset):
-                self._failed(FileFailed(self.name, "shrank while it was being sent"))
-                return None
-            self._hash.update(chunk)
-            self._offset = offset + len(chunk)
-            if not self._held.covers(offset, self._offset):
-                self._sent += len(chunk)
-                data = filerecords.FileData(self.transferID, offset, chunk).encode()
-                return ("f", self.transferID, offset), data
-            skipped += 1
-            if skipped >= HELD_CHUNKS_PER_TURN:
-                return YIELD
+    def _sendNext(self):
+        """
+        The next fragment read, or the end record once every byte was read
+        and handed out; L{WAIT} while the lane reads.
+        """
+        attempt = self._attempt
+        if not attempt.ready and attempt.digest is None:
+            self._readAhead(attempt)
+        if attempt.ready:
+            offset, record = attempt.ready.popleft()
+            self._readAhead(attempt)
+            length = min(self._fragmentSize, self.size - offset)
+            attempt.outstanding[offset] = length
+            self._sent += length
+            return ("f", attempt.transferID, offset), record
+        if attempt.digest is None:
+            self._waiting = True
+            return WAIT
+        self.digest = attempt.digest
         self._allRead()
-        if self._changed():
-            self._failed(FileFailed(self.name, "changed while it was being sent"))
-            return None
-        self.digest = self._hash.digest()
-        end = filerecords.FileEnd(self.transferID, self.digest).encode()
-        return ("e", self.transferID), end
+        end = filerecords.FileEnd(attempt.transferID, self.digest).encode()
+        return ("e", attempt.transferID), end
+
+    def _readAhead(self, attempt: Attempt) -> None:
+        """
+        Ask the lane for fragments, up to C{READ_AHEAD} read or being read.
+        """
+        count = READ_AHEAD - len(attempt.ready) - attempt.requested
+        if attempt.digest is not None or count < (READ_AHEAD // 2 if attempt.requested else 1):
+            return
+        attempt.requested += count
+        descriptor, size, fragment = self._descriptor, self.size, self._fragmentSize
+        self._reader.submit(
+            lambda: attempt.read(descriptor, size, fragment, count, self._unchanged),
+            lambda result: self._readDone(attempt, count, result),
+        )
+
+    def _readDone(self, attempt: Attempt, count: int, result: object) -> None:
+        attempt.requested -= count
+        if attempt is not self._attempt or self.done:
+            return
+        if isinstance(result, Failure):
+            if result.check(FileChanged):
+                self._failed(FileFailed(self.name, str(result.value)))
+            else:
+                self._failed(FileFailed(self.name, f"could not be read ({result.value})"))
+        else:
+            made, digest = result
+            attempt.ready.extend(made)
+            attempt.digest = digest
+            if not made and digest is None:
+                self._readAhead(attempt)
+                return
+        if self._waiting:
+            self._waiting = False
+            self._ready()
+
+    def _unchanged(self) -> bool:
+        """
+        Whether the file is as it was when it was opened, by the same
+        measures as its transfer id.
+        """
+        now, then = os.fstat(self._descriptor), self._stat
+        return (now.st_size, now.st_mtime_ns, now.st_ctime_ns) == (
+            then.st_size, then.st_mtime_ns, then.st_ctime_ns
+        )
 
     def progress(self) -> TransferProgress:
         """
         The receiver acknowledges what it has written, not when it fsyncs,
         so this end knows nothing of what is held.
         """
-        return TransferProgress(self.name, self.size, self._acked, None, True)
-
-    def _changed(self) -> bool:
-        """
-        Whether the file changed since it was opened, by the same measures
-        as its transfer id.
-        """
-        now, then = os.fstat(self._file.fileno()), self._stat
-        return (now.st_size, now.st_mtime_ns, now.st_ctime_ns) != (
-            then.st_size, then.st_mtime_ns, then.st_ctime_ns
-        )
+        acked = self._attempt.acked if self._attempt is not None else 0
+        return TransferProgress(self.name, self.size, acked, None, True)
 
     # What the receiver says.
 
-    def ackReceived(self, ack: filerecords.FileAck) -> None:
+    def ackReceived(self, ack: filerecords.FileAck) -> list[Hashable]:
+        """
+        Take the receiver's answer.
+
+        @return: the keys of the records it acknowledges.
+        """
         status = ack.status
-        if status == filerecords.FILE_PROGRESS:
+        attempt = self._attempt
+        if status == filerecords.FILE_PROGRESS and attempt is not None:
+            keys = []
+            outstanding = attempt.outstanding
             for start, length in ack.ranges:
                 end = min(start + length, self.size)
-                first = start - start % self._fragmentSize
+                first = start + (-start % self._fragmentSize)
                 for offset in range(first, end, self._fragmentSize):
-                    if offset >= start and self.messenger.acknowledge(
-                        ("f", self.transferID, offset)
-                    ):
-                        self._acked += min(self._fragmentSize, self.size - offset)
-            self._progress(self._acked)
-        elif status == filerecords.FILE_RESUME:
+                    sent = outstanding.pop(offset, None)
+                    if sent is not None:
+                        attempt.acked += sent
+                        keys.append(("f", attempt.transferID, offset))
+            self._progress(attempt.acked)
+            return keys
+        if status == filerecords.FILE_RESUME:
             self._resumed(RangeSet(ack.ranges))
-        elif status in (filerecords.FILE_COMPLETE, filerecords.FILE_ALREADY_STORED):
+            return [("o", ack.transferID)]
+        if status in (filerecords.FILE_COMPLETE, filerecords.FILE_ALREADY_STORED):
             self._delivered(ack)
         elif status == filerecords.FILE_RESTART and not self._restarted:
             self._restartedAs(ack.transferID)
@@ -232,6 +301,7 @@ class FileSender:
             self._failed(FileFailed(self.name, "arrived corrupt twice"))
         elif status == filerecords.FILE_REFUSED:
             self._failed(_refused(self.name, ack))
+        return []
 
     # The steps.
 
@@ -268,7 +338,7 @@ class FileSender:
         "The offer is the next record."
 
     @_machine.state()
-    def _waiting(self) -> None:
+    def _waitingForAnswer(self) -> None:
         "The offer is out; the receiver's answer is awaited."
 
     @_machine.state()
@@ -289,22 +359,17 @@ class FileSender:
 
     @_machine.output()
     def _startSending(self, held: RangeSet) -> None:
-        self.messenger.acknowledge(("o", self.transferID))
-        self._reset(held)
-        self._produce = self._readNext
-        self._progress(self._acked)
-        self.messenger.addSource(self)
+        self._attempt = Attempt(self.transferID, held)
+        self._produce = self._sendNext
+        self._progress(self._attempt.acked)
 
     @_machine.output()
     def _offerAgain(self, previous: bytes) -> None:
-        self._produce = self._nothing
-        self._forgetKeys()
         self._restarted = True
         self.transferID = os.urandom(16)
-        self._reset(RangeSet())
+        self._attempt = Attempt(self.transferID, RangeSet())
+        self._waiting = False
         self._produce = self._offer
-        self.messenger.renameSender(self, previous)
-        self.messenger.addSource(self)
 
     @_machine.output()
     def _succeed(self, ack: filerecords.FileAck) -> None:
@@ -321,29 +386,29 @@ class FileSender:
 
     @_machine.output()
     def _abandon(self, reason: Failure) -> None:
-        self._produce = self._nothing
-        self._file.close()
+        self._finish()
         self.deferred.errback(reason)
 
     def _finish(self) -> None:
+        """
+        Nothing more to send; close the file once the reads in the lane are
+        over, and tell the messenger if it waits for this sender.
+        """
         self._produce = self._nothing
-        self._forgetKeys()
-        self._file.close()
-        self.messenger.senderDone(self)
+        self.done = True
+        descriptor, self._descriptor = self._descriptor, -1
+        if descriptor >= 0:
+            self._reader.submit(lambda: os.close(descriptor), lambda result: None)
+        if self._waiting:
+            self._waiting = False
+            self._ready()
 
-    def _forgetKeys(self) -> None:
-        messenger = self.messenger
-        for key in (("o", self.transferID), ("e", self.transferID)):
-            messenger.acknowledge(key)
-        for offset in range(0, self.size, self._fragmentSize):
-            messenger.acknowledge(("f", self.transferID, offset))
-
-    _offering.upon(_offerTaken, enter=_waiting, outputs=[_quiet])
-    _waiting.upon(_resumed, enter=_sending, outputs=[_startSending])
+    _offering.upon(_offerTaken, enter=_waitingForAnswer, outputs=[_quiet])
+    _waitingForAnswer.upon(_resumed, enter=_sending, outputs=[_startSending])
     _sending.upon(_allRead, enter=_ending, outputs=[_quiet])
     for _state in (_offering, _sending, _ending):
         _state.upon(_resumed, enter=_state, outputs=[])
-    for _state in (_offering, _waiting, _sending, _ending):
+    for _state in (_offering, _waitingForAnswer, _sending, _ending):
         _state.upon(_restartedAs, enter=_offering, outputs=[_offerAgain])
         _state.upon(_delivered, enter=_done, outputs=[_succeed])
         _state.upon(_failed, enter=_done, outputs=[_fail])
@@ -363,15 +428,25 @@ class FolderSender:
         folder or had it, or fails with L{FileRefused}.
     """
 
+    size = 0
+
     def __init__(self, name: str) -> None:
         self.name = name
         self.transferID = os.urandom(16)
         self.deferred: Deferred = Deferred()
-        self.messenger = None
         self._offered = False
 
+    @property
+    def done(self) -> bool:
+        return self.deferred.called
+
+    def start(self, ready: Callable[[], None]) -> None:
+        """
+        A folder is one record: nothing to prepare.
+        """
+
     def nextRecord(self):
-        if self._offered or self.deferred.called:
+        if self._offered or self.done:
             return None
         self._offered = True
         return ("d", self.transferID), filerecords.FolderOffer(self.transferID, self.name).encode()
@@ -379,17 +454,19 @@ class FolderSender:
     def progress(self) -> TransferProgress:
         return TransferProgress(self.name, 0, 0, None, True)
 
-    def ackReceived(self, ack: filerecords.FileAck) -> None:
+    def ackReceived(self, ack: filerecords.FileAck) -> list[Hashable]:
+        """
+        @return: the offer's key, once the answer is final.
+        """
+        if self.done:
+            return []
         if ack.status in (filerecords.FILE_COMPLETE, filerecords.FILE_ALREADY_STORED):
-            self._done()
             self.deferred.callback(_delivered(self.name, ack, 0))
         elif ack.status == filerecords.FILE_REFUSED:
-            self._done()
             self.deferred.errback(_refused(self.name, ack))
-
-    def _done(self) -> None:
-        self.messenger.acknowledge(("d", self.transferID))
-        self.messenger.senderDone(self)
+        else:
+            return []
+        return [("d", self.transferID)]
 
     def sessionEnded(self, reason: Failure) -> None:
         if not self.deferred.called:

@@ -16,6 +16,13 @@ data is sent.  A completed transfer is remembered with the file it stored
 (L{spc.files.completed}), and counts as complete only while that file is there.
 The daemon's store also records each stored file in C{INBOX/files.jsonl}
 (L{spc.files.journal}), before the sender is told it is stored.
+
+A partial file (L{spc.files.partial}) hashes what is written to it as it
+comes, so a file is verified the moment its last byte is written.  The
+store is shared with the thread that writes partial files: its state files
+and its memory of completed transfers are changed under locks.  Many files
+complete together (L{FileStore.commit}): their data, then their names,
+made durable by one sync each (L{spc.files.durable}), then their receipts.
 """
 
 from __future__ import annotations
@@ -23,11 +30,14 @@ from __future__ import annotations
 import hashlib
 import json
 import os
+import threading
 import time
-from typing import Callable, Iterator
+from typing import Callable, Iterator, Sequence
 
 from spc.errors import ResourceLimitExceeded, TransferWithdrawn
 from spc.files.completed import CompletedTransfers, fileIdentity
+from spc.files.durable import syncTogether
+from spc.files.hashing import EarlyWindow
 from spc.files.inboxtree import (
     FILE_MODE,
     FOLDER_MODE,
@@ -40,167 +50,27 @@ from spc.files.inboxtree import (
 )
 from spc.files.journal import Journal, receiptRecord
 from spc.files.names import PARTIAL_DIRECTORY, RECEIPTS_NAME, RESERVED_NAMES, safeParts
+from spc.files.partial import PartialFile
 from spc.files.ranges import RangeSet
-from spc.files.unfinished import KEEP_SECONDS, UnfinishedFiles
+from spc.files.unfinished import KEEP_SECONDS, Receiver, UnfinishedFiles
 from spc.keys.keyfiles import replaceFile, unlinkQuietly
 from spc.logs import events
 from spc.protocol.filerecords import NO_MTIME
 
-__all__ = ["KEEP_SECONDS", "FileStore", "PartialFile"]
+__all__ = ["KEEP_SECONDS", "TAKEN_OVER", "FileStore"]
 
 MAX_NAME_BYTES = 4096
 DEFAULT_RESERVE = 64 * 1024 * 1024
 DEFAULT_QUOTA = 256 * 1024**3
 EXPIRY_INTERVAL = 3600
-_HASH_BLOCK = 1024 * 1024
+EARLY_WINDOW = 16 * 1024 * 1024
+"""
+Bytes of data that arrived ahead of its file's hash cursor the store's
+partial files may keep in memory together (L{spc.files.hashing}).
+"""
 TAKEN_OVER = "a newer session of this sender is receiving it"
 
 log = events.NamedLogger(events.TRANSFER)
-
-
-class PartialFile:
-    """
-    A file being received.
-
-    @ivar size: the size the sender declared.
-    @ivar name: the sender's name for it.
-    @ivar held: byte ranges written and fsynced (safe to claim on resume).
-    @ivar written: byte ranges written, fsynced or not.
-    @ivar claim: the store's record of this opening; once the store forgot
-        it (the file completed, was discarded or revoked, or opened anew),
-        nothing this object does touches the state file again.
-    @ivar peerName: the sender's name in C{authorized_keys}, for the
-        receipt of the stored file.
-    @ivar mtime: the sender's modification time of the file, in
-        nanoseconds, which the stored file keeps; L{NO_MTIME} for none.
-    @ivar onRelease: set by whoever receives the file: called with a
-        reason when the store takes the file from this opening (a newer
-        one of the same sender, or the operator), it stops receiving and
-        answers C{True}, or C{False} when it cannot let go (the file is
-        being verified).
-    """
-
-    def __init__(
-        self, store: FileStore, key: str, name: str, size: int, held: RangeSet,
-        claim: tuple[str, int],
-    ) -> None:
-        self._store = store
-        self.claim = claim
-        self.peerName: str | None = None
-        self.mtime = NO_MTIME
-        self.onRelease: Callable[[str], bool] | None = None
-        self.key = key
-        self.name = name
-        self.size = size
-        self.held = held
-        self.written = RangeSet(held.ranges())
-        self.path = store.partialPath(key)
-        self._descriptor = os.open(
-            self.path, os.O_RDWR | os.O_CREAT | os.O_NOFOLLOW | os.O_CLOEXEC, 0o600
-        )
-
-    def write(self, offset: int, data: bytes | memoryview) -> bool:
-        """
-        Write C{data} at C{offset}, unless those bytes are already written.
-
-        @return: whether anything was written.
-        """
-        end = offset + len(data)
-        if self.written.covers(offset, end):
-            return False
-        view = memoryview(data)
-        done = 0
-        while done < len(view):
-            done += os.pwrite(self._descriptor, view[done:], offset + done)
-        self.written.add(offset, end)
-        return True
-
-    def isComplete(self) -> bool:
-        return self.written.covers(0, self.size) or self.size == 0
-
-    def syncData(self) -> None:
-        """
-        Make what was written durable; safe to call from a thread while the
-        reactor keeps writing (only ranges written before the call are
-        covered).
-        """
-        os.fsync(self._descriptor)
-
-    def saveHeld(self) -> None:
-        """
-        Record L{held} in the state file.
-        """
-        self._store.saveState(self)
-
-    def sync(self) -> None:
-        """
-        Make what was written durable, then claim it in the state file: a
-        resume never skips bytes a crash could have lost.
-        """
-        covered = self.written.ranges()
-        self.syncData()
-        self.held = RangeSet(covered)
-        self.saveHeld()
-
-    def digest(self) -> bytes:
-        """
-        SHA-256 of the file as written; reads it all, so call it off the
-        reactor thread.
-        """
-        digest = hashlib.sha256()
-        offset = 0
-        while offset < self.size:
-            block = os.pread(self._descriptor, min(_HASH_BLOCK, self.size - offset), offset)
-            if not block:
-                break
-            digest.update(block)
-            offset += len(block)
-        return digest.digest()
-
-    def finish(self, digest: bytes | None = None) -> str:
-        """
-        Put the verified file under its final name, forget the partial and
-        record the file's receipt.
-
-        @param digest: its SHA-256, as verified, for the receipt.
-        @return: the final path.
-        """
-        os.fsync(self._descriptor)
-        try:
-            finalAttributes(self._descriptor, self._store.fileMode, self.mtime)
-        finally:
-            os.close(self._descriptor)
-            self._descriptor = -1
-        try:
-            stored = self._store.place(self.path, self.name)
-        except BaseException:
-            self.discard()
-            raise
-        self._store.forget(self.key, stored)
-        self._store.recordReceipt(self, stored, digest)
-        return stored.path
-
-    def discard(self) -> None:
-        """
-        Delete the partial file and its state (a digest mismatch, a revoked
-        sender, an expired transfer).
-        """
-        self.close()
-        self._store.forget(self.key)
-
-    def release(self, reason: str) -> bool:
-        """
-        Ask whoever receives this file to let it go, for C{reason}.
-
-        @return: whether it did (or nobody receives it).
-        """
-        return self.onRelease is None or self.onRelease(reason)
-
-    def close(self) -> None:
-        self._store.closed(self)
-        if self._descriptor >= 0:
-            os.close(self._descriptor)
-            self._descriptor = -1
 
 
 class FileStore(UnfinishedFiles):
@@ -221,11 +91,16 @@ class FileStore(UnfinishedFiles):
         file, kept in memory so an offer costs no directory scan; the
         tuple is also the L{PartialFile.claim} of its latest opening.
     @ivar _completed: the completed transfers and what they stored.
+    @ivar _stateLock: held while a state file is written or a partial
+        forgotten: the writer's thread claims ranges while the reactor
+        thread may forget the transfer (revocation), and a state file must
+        not come back after it was forgotten.
+    @ivar earlyWindow: what the partial files' hashers may keep in memory.
     @ivar _receipts: the C{files.jsonl} a receipt of each stored file goes
         to, or L{None} for none.
-    @ivar _receiving: the open L{PartialFile} of each key being received:
-        at most one opening receives a file, and a newer one takes it from
-        an older one (L{open}).
+    @ivar _receiving: what receives each key now, and since when
+        (L{takeOver}): at most one session receives a file, and a newer
+        one takes it from an older one.  Only the reactor thread uses it.
     @ivar fileMode: the permissions of a stored file (and of the receipts);
         a partial file is 0600 until it is verified.
     @ivar folderMode: the permissions of a folder made for stored files.
@@ -258,11 +133,11 @@ class FileStore(UnfinishedFiles):
         )
         self._partials = os.path.join(directory, PARTIAL_DIRECTORY)
         os.makedirs(self._partials, mode=0o700, exist_ok=True)
-        self._completed = CompletedTransfers(
-            os.path.join(self._partials, "completed.json"), now, KEEP_SECONDS
-        )
+        self._completed = CompletedTransfers(self._partials, now, KEEP_SECONDS)
+        self._stateLock = threading.Lock()
+        self.earlyWindow = EarlyWindow(EARLY_WINDOW)
         self._owners: dict[str, tuple[str, int]] = dict(self._loadOwners())
-        self._receiving: dict[str, PartialFile] = {}
+        self._receiving: dict[str, tuple[Receiver, float]] = {}
         self._lastExpiry = self._now()
         self.expire()
 
@@ -322,23 +197,16 @@ class FileStore(UnfinishedFiles):
         checkFolders(self.directory, parts[:-1])
         return parts
 
-    def open(
-        self, key: str, name: str, size: int, peer: str = "", peerName: str | None = None,
-        mtime: int = NO_MTIME,
-    ) -> PartialFile:
+    def admit(self, key: str, name: str, size: int, peer: str = "") -> RangeSet:
         """
-        The partial file for a transfer from C{peer} (named C{peerName} in
-        C{authorized_keys}): resumed if its state matches, new otherwise.
-        Stored, it keeps the modification time C{mtime} (nanoseconds).
+        Check that the transfer C{key} of a file C{name} of C{size} bytes
+        from C{peer} may be received, as L{open} does before it opens
+        anything.
 
-        An older opening of the same transfer (a session that lingers after
-        its sender was interrupted, or runs beside a newer one) is asked to
-        let the file go first, so that one opening receives it.
-
+        @return: the byte ranges its state file says are held.
         @raise NameUnavailable: when the name could not be stored.
         @raise ResourceLimitExceeded: when the file would not fit on disk
             beyond the reserve, or would take C{peer} over its quota.
-        @raise TransferWithdrawn: when an older opening is verifying it.
         """
         self.checkName(name)
         if self._now() - self._lastExpiry > EXPIRY_INTERVAL:
@@ -352,7 +220,8 @@ class FileStore(UnfinishedFiles):
                 held = RangeSet((int(s), int(n)) for s, n in state["ranges"])
         except (OSError, ValueError, KeyError, TypeError):
             pass
-        owing = sum(n for k, (owner, n) in list(self._owners.items()) if owner == peer and k != key)
+        with self._stateLock:
+            owing = sum(n for k, (owner, n) in self._owners.items() if owner == peer and k != key)
         if owing + size > self.quota:
             raise ResourceLimitExceeded(
                 f"{size} bytes would take the sender's unfinished files over "
@@ -362,74 +231,194 @@ class FileStore(UnfinishedFiles):
         stats = os.statvfs(self._partials)
         if missing > stats.f_bavail * stats.f_frsize - self.reserve:
             raise ResourceLimitExceeded(f"no room for a file of {size} bytes")
-        older = self._receiving.get(key)
-        if older is not None and not older.release(TAKEN_OVER):
+        return held
+
+    def open(
+        self, key: str, name: str, size: int, peer: str = "", peerName: str | None = None,
+        mtime: int = NO_MTIME,
+    ) -> PartialFile:
+        """
+        The partial file for a transfer from C{peer} (named C{peerName} in
+        C{authorized_keys}): resumed if its state matches, new otherwise.
+        Stored, it keeps the modification time C{mtime} (nanoseconds).
+
+        @raise NameUnavailable: when the name could not be stored.
+        @raise ResourceLimitExceeded: when the file would not fit on disk
+            beyond the reserve, or would take C{peer} over its quota.
+        """
+        held = self.admit(key, name, size, peer)
+        claim = (peer, size)
+        partial = PartialFile(self, key, name, size, held, claim)
+        partial.peerName, partial.mtime = peerName, mtime
+        with self._stateLock:
+            self._owners[key] = claim
+        if len(held):
+            self.saveState(partial)
+        return partial
+
+    def receiver(self, key: str) -> Receiver | None:
+        """
+        What receives the file C{key} now, if anything does.
+        """
+        found = self._receiving.get(key)
+        return None if found is None else found[0]
+
+    def takeOver(self, key: str, receiver: Receiver) -> None:
+        """
+        Make C{receiver} the one that receives the file C{key}.  An older
+        receiver of it (a session that lingers after its sender was
+        interrupted, or runs beside a newer one) is asked to let it go
+        first, so that one session receives a file.  Called on the
+        reactor thread, before the file is opened for C{receiver}.
+
+        @raise TransferWithdrawn: when the older one is verifying it.
+        """
+        older = self.receiver(key)
+        if older is not None and older is not receiver and not older.release(TAKEN_OVER):
             raise TransferWithdrawn(
                 "an earlier transfer of this file is being verified; send it again "
                 "to learn how that ended"
             )
-        if not len(held):
-            unlinkQuietly(self.partialPath(key))
-        claim = (peer, size)
-        partial = PartialFile(self, key, name, size, held, claim)
-        partial.peerName, partial.mtime = peerName, mtime
-        self._owners[key] = claim
-        self._receiving[key] = partial
-        self.saveState(partial)
-        return partial
+        self._receiving[key] = (receiver, self._now())
 
-    def saveState(self, partial: PartialFile) -> None:
+    def letGo(self, key: str, receiver: Receiver) -> None:
+        """
+        C{receiver} receives the file C{key} no more.
+        """
+        if self.receiver(key) is receiver:
+            del self._receiving[key]
+
+    def saveState(self, partial: PartialFile, durable: bool = True) -> None:
         """
         Record what C{partial} holds, unless the store forgot that opening
         meanwhile: a transfer completed, discarded or revoked (A15) while
         an fsync of it was still running must not get its state file back,
         nor may an older opening's late claim replace a newer one's.
+
+        @param durable: whether the state must survive a crash.  A new
+            transfer's first state claims nothing: lost in a crash, it
+            costs no data, only the quota's count of an unfinished file
+            until it expires, so it is not fsynced (two fsyncs a file
+            would make small files slow).
         """
-        if self._owners.get(partial.key) is not partial.claim:
-            return
-        replaceFile(
-            self._statePath(partial.key),
-            json.dumps(
-                {
-                    "peer": self._owners[partial.key][0],
-                    "name": partial.name,
-                    "size": partial.size,
-                    "ranges": partial.held.ranges(),
-                    "updated": self._now(),
-                }
-            ).encode("utf-8"),
-            0o600,
+        state = json.dumps(
+            {
+                "peer": partial.claim[0],
+                "name": partial.name,
+                "size": partial.size,
+                "ranges": partial.held.ranges(),
+                "updated": self._now(),
+            }
+        ).encode("utf-8")
+        with self._stateLock:
+            if self._owners.get(partial.key) is not partial.claim:
+                return
+            if durable:
+                replaceFile(self._statePath(partial.key), state, 0o600)
+            else:
+                _overwrite(self._statePath(partial.key), state)
+
+    def place(self, source: str, name: str, syncLater: list[int] | None = None) -> StoredFile:
+        """
+        Link C{source} under the safe, unique final path for C{name}
+        (L{placeFile}, which says what C{syncLater} is for).
+        """
+        return placeFile(
+            self.directory, source, safeParts(name, self.reserved), self.folderMode, syncLater
         )
 
-    def recordReceipt(
-        self, partial: PartialFile, stored: StoredFile, digest: bytes | None
+    def commit(self, files: Sequence[tuple[PartialFile, bytes]]) -> list[object]:
+        """
+        Verify and store several complete files at once (group commit):
+        compare each one's digest with the one expected, give those that
+        match their final mode and modification time (before they are
+        placed: L{finalAttributes}), make their data durable together,
+        link them under their final names, and make the names and their
+        completion records durable together; then record their receipts.
+        Only then is any of them stored.
+
+        @param files: C{(partial, expected SHA-256)} pairs.
+        @return: for each file, in order, its final path; L{None} if its
+            digest did not match (it is deleted); or the exception that
+            kept it from being stored (it is deleted).
+        """
+        results: list[object] = [None] * len(files)
+        matching = []
+        for index, (partial, expected) in enumerate(files):
+            try:
+                if partial.matches(expected):
+                    finalAttributes(partial.descriptor, self.fileMode, partial.mtime)
+                    matching.append(index)
+                    continue
+            except Exception as error:
+                results[index] = error
+            partial.discard()
+        try:
+            syncTogether([files[index][0].descriptor for index in matching])
+        except OSError as error:
+            for index in matching:
+                files[index][0].discard()
+                results[index] = error
+            return results
+        folders: list[int] = []
+        stored: list[tuple[PartialFile, StoredFile, bytes | None]] = []
+        try:
+            for index in matching:
+                partial, expected = files[index]
+                try:
+                    placed = partial.place(folders)
+                except Exception as error:
+                    results[index] = error
+                else:
+                    results[index] = placed.path
+                    stored.append((partial, placed, expected))
+            completions = self._completed.descriptor()
+            syncTogether([completions] if completions >= 0 else [], folders)
+        except OSError as error:
+            results = [error if isinstance(result, str) else result for result in results]
+            stored = []
+        finally:
+            for folder in folders:
+                os.close(folder)
+        self.recordReceipts(stored)
+        return results
+
+    def syncCompleted(self) -> None:
+        """
+        Make the completions recorded so far durable.
+        """
+        self._completed.sync()
+
+    def recordReceipts(
+        self, stored: Sequence[tuple[PartialFile, StoredFile, bytes | None]]
     ) -> None:
         """
-        Append the receipt of a file just stored to C{files.jsonl}, if this
-        store keeps receipts.  The file is stored whether or not its
-        receipt could be written, so a failure is logged, not raised.
+        Append the receipts of files just stored, durably, to
+        C{files.jsonl}, if this store keeps receipts: one line each, with
+        one fsync for them all.  The files are stored whether or not their
+        receipts could be written, so a failure is logged, not raised.
+
+        @param stored: C{(partial, where it was stored, its SHA-256 as
+            verified)} of each file.
         """
-        if self._receipts is None:
+        if self._receipts is None or not stored:
             return
-        record = receiptRecord(
-            partial.claim[0], partial.peerName, partial.name, stored.name, partial.size,
-            digest, self._now(),
-        )
+        now = self._now()
+        records = [
+            receiptRecord(
+                partial.claim[0], partial.peerName, partial.name, placed.name, partial.size,
+                digest, now,
+            )
+            for partial, placed, digest in stored
+        ]
         try:
-            self._receipts.append(record)
+            self._receipts.append(*records)
         except OSError as error:
             log.error(
                 "Stored {stored} but could not record it in {path}: {error}",
-                stored=stored.name, path=self._receipts.path, error=str(error),
+                stored=", ".join(placed.name for _, placed, _ in stored),
+                path=self._receipts.path, error=str(error),
             )
-
-    def place(self, source: str, name: str) -> StoredFile:
-        """
-        Link C{source} under the safe, unique final path for C{name}.
-        """
-        return placeFile(
-            self.directory, source, safeParts(name, self.reserved), self.folderMode
-        )
 
     def makeDirectory(self, name: str) -> str:
         """
@@ -444,22 +433,17 @@ class FileStore(UnfinishedFiles):
         """
         return makeFolders(self.directory, safeParts(name, self.reserved), self.folderMode)
 
-    def closed(self, partial: PartialFile) -> None:
-        """
-        C{partial} is closed: it receives its file no more.
-        """
-        if self._receiving.get(partial.key) is partial:
-            del self._receiving[partial.key]
-
     def forget(self, key: str, stored: StoredFile | None = None) -> None:
         """
         Delete the partial file and state of C{key}; remember it as
-        completed if it C{stored} a file.
+        completed if it C{stored} a file (whose placing took the partial's
+        name away already).
         """
-        self._owners.pop(key, None)
-        self._receiving.pop(key, None)
-        unlinkQuietly(self.partialPath(key))
-        unlinkQuietly(self._statePath(key))
+        with self._stateLock:
+            self._owners.pop(key, None)
+            if stored is None:
+                unlinkQuietly(self.partialPath(key))
+            unlinkQuietly(self._statePath(key))
         if stored is not None:
             self._completed.add(key, stored.name, stored.status)
 
@@ -473,3 +457,23 @@ class FileStore(UnfinishedFiles):
                 except (OSError, ValueError, KeyError, TypeError, AttributeError):
                     continue
                 yield entry.name[: -len(".json")], owner
+
+
+_O_CLOEXEC = getattr(os, "O_CLOEXEC", 0)
+_O_NOFOLLOW = getattr(os, "O_NOFOLLOW", 0)
+
+
+def _overwrite(path: str, data: bytes) -> None:
+    """
+    Write C{data} over the file at C{path}, in place and without fsync: for
+    a state that claims nothing, where a torn or lost write (read as no
+    state at all) costs nothing, and a rename would cost a directory
+    change more.
+    """
+    descriptor = os.open(
+        path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC | _O_NOFOLLOW | _O_CLOEXEC, 0o600
+    )
+    try:
+        os.write(descriptor, data)
+    finally:
+        os.close(descriptor)

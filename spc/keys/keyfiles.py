@@ -82,9 +82,10 @@ def unlinkQuietly(path: str) -> None:
         pass
 
 
-def stage(finalPath: str, data: bytes, mode: int) -> str:
+def stage(finalPath: str, data: bytes, mode: int, durable: bool = True) -> str:
     """
-    Write C{data} to a new temporary file beside C{finalPath} and fsync it.
+    Write C{data} to a new temporary file beside C{finalPath} and fsync it
+    (unless not C{durable}).
 
     The file is created with C{O_EXCL} and C{mode} (less the umask), so it
     never has wider permissions than that, and nobody else can have
@@ -100,7 +101,8 @@ def stage(finalPath: str, data: bytes, mode: int) -> str:
         with os.fdopen(fd, "wb", closefd=True) as stream:
             stream.write(data)
             stream.flush()
-            os.fsync(stream.fileno())
+            if durable:
+                os.fsync(stream.fileno())
     except BaseException:
         unlinkQuietly(temporary)
         raise
@@ -178,19 +180,23 @@ def installFiles(files: Sequence[tuple[str, bytes, int]], replace: bool) -> None
     fsyncDirectory(os.path.dirname(files[0][0]))
 
 
-def replaceFile(path: str, data: bytes, mode: int) -> None:
+def replaceFile(path: str, data: bytes, mode: int, durable: bool = True) -> None:
     """
     Atomically and durably give C{path} the content C{data}: readers see the
     old file or the new one, never a mix.
 
     @param mode: The new file's permissions (less the umask).
+    @param durable: whether the new content must survive a crash of the
+        machine; if not, nothing is fsynced (a crash may leave the old
+        content, or an empty file).
     """
-    temporary = stage(path, data, mode)
+    temporary = stage(path, data, mode, durable)
     try:
         os.replace(temporary, path)
     finally:
         unlinkQuietly(temporary)
-    fsyncDirectory(os.path.dirname(path))
+    if durable:
+        fsyncDirectory(os.path.dirname(path))
 
 
 MAX_SYMLINKS = 40

@@ -11,16 +11,31 @@ fail), and its epoch must be one whose keys this connection still holds.
 Epochs only move forward per direction; the receive key of an epoch is
 dropped at the first authenticated frame of a newer one (amendment A10).
 Any failure raises L{ProtocolError}, which closes the connection.
+
+Sealing and opening are each split in two, so that the cryptography of a
+bulk frame may run in a worker lane (A22) while everything the record
+layer decides stays on the reactor thread, in order: L{RecordLayer.prepare}
+assigns the sequence number and epoch at hand-off and returns the sealing
+to do, and L{RecordLayer.check} checks a frame's header, sequence number
+and epoch and returns the opening to do, then L{RecordLayer.opened}
+updates the epochs once it is authenticated.  A rotation's send-key
+switch therefore applies from a sequence number on, never to a frame
+already handed off; and a connection checks its next frame only once the
+frame before it was opened and acted on, since that frame may have
+installed the keys of a new epoch.
 """
 
 from __future__ import annotations
+
+from functools import partial
+from typing import Callable, NamedTuple
 
 from spc.crypto import keyschedule
 from spc.crypto.suites import RecordCipher, Suite
 from spc.errors import EpochAhead, ProtocolError, SequenceExhausted
 from spc.protocol import frames
 
-__all__ = ["ConnectionKeys", "MAX_SEQUENCE", "RecordLayer"]
+__all__ = ["ConnectionKeys", "MAX_SEQUENCE", "Opening", "RecordLayer"]
 
 MAX_SEQUENCE = 1 << 48
 # Volume limits per send key (PROTOCOL 4.5): far below the AEAD and CBC
@@ -73,6 +88,21 @@ class ConnectionKeys:
 
     def __repr__(self) -> str:
         return f"<ConnectionKeys channel={self.channel} (redacted)>"
+
+
+class Opening(NamedTuple):
+    """
+    A protected frame whose header checked out: what is left is to
+    authenticate and decrypt it (L{open}, anywhere), then to tell the record
+    layer (L{RecordLayer.opened}, on the reactor thread).
+
+    @ivar epoch: the frame's epoch.
+    @ivar open: returns the inner plaintext, or raises
+        L{spc.errors.AuthenticationFailed}.
+    """
+
+    epoch: int
+    open: Callable[[], bytes]
 
 
 class RecordLayer:
@@ -157,6 +187,18 @@ class RecordLayer:
         @return: the length prefix and header (which are the associated
             data), and the suite body; write them in that order.
         """
+        aad, sealing = self.prepare(plaintext)
+        return aad, sealing()
+
+    def prepare(self, plaintext: bytes) -> tuple[bytes, Callable[[], bytes]]:
+        """
+        Hand one inner record to this connection: give it the next
+        sequence number under the current send epoch.
+
+        @return: the length prefix and header, and what makes the suite
+            body (anywhere, once); write them in that order, and in the
+            order they were prepared.
+        """
         seq = self.sentFrames
         if seq >= MAX_SEQUENCE:
             raise SequenceExhausted("sequence numbers exhausted")
@@ -171,11 +213,10 @@ class RecordLayer:
             self.sendEpoch,
             seq,
         )
-        body = cipher.seal(seq, aad, plaintext)
         self.sentFrames = seq + 1
         self.keyFrames += 1
         self.sentBytes += len(plaintext)
-        return aad, body
+        return aad, partial(cipher.seal, seq, aad, plaintext)
 
     def keyWornOut(self) -> bool:
         """
@@ -189,6 +230,19 @@ class RecordLayer:
         Authenticate and decrypt one protected frame body.
 
         @return: the frame's epoch and its inner plaintext.
+        """
+        opening = self.check(frame)
+        plaintext = opening.open()
+        self.opened(opening.epoch, plaintext)
+        return opening.epoch, plaintext
+
+    def check(self, frame: bytes | bytearray | memoryview) -> Opening:
+        """
+        Check the header of the next protected frame against what the
+        connection knows; its sequence number is taken once it is opened
+        (L{opened}), before the next frame is checked.
+
+        @return: its epoch and the opening to do.
         """
         header = frames.ProtectedHeader.decode(frame)
         if header.suite != self._suiteID:
@@ -207,7 +261,19 @@ class RecordLayer:
             )
         view = memoryview(frame)
         aad = frames.LENGTH.pack(len(frame)) + bytes(view[: frames.PROTECTED_HEADER_SIZE])
-        plaintext = cipher.open(header.seq, aad, view[frames.PROTECTED_HEADER_SIZE :])
+        return Opening(
+            epoch, partial(cipher.open, header.seq, aad, view[frames.PROTECTED_HEADER_SIZE :])
+        )
+
+    def opened(self, epoch: int, plaintext: bytes) -> None:
+        """
+        The frame of L{check} was authenticated: its sequence number is
+        taken, and the receive keys of older epochs go at the first frame
+        of a newer one (A10).
+
+        @raise ProtocolError: if its plaintext is larger than the session
+            allows.
+        """
         self.receivedFrames += 1
         if epoch > self._lastReceiveEpoch:
             for old in [e for e in self._receiveCiphers if e < epoch]:
@@ -215,4 +281,3 @@ class RecordLayer:
             self._lastReceiveEpoch = epoch
         if len(plaintext) > self._maxInner:
             raise ProtocolError("inner record larger than the session allows")
-        return epoch, plaintext

@@ -7,10 +7,21 @@ that carry data, by index; the server's joined connections waiting for the
 client's key confirmation (PROTOCOL section 4.3); when each index was lost,
 for the rejoin's log line; and the linger timer that ends a session no
 channel came back to (section 7.4).  It is the messenger's
-L{spc.session.messenger.FragmentSink}: it picks a connection for the next
-fragment, taking turns among those whose transport takes data (A6), and
-for a control record.  What to do when a connection comes, goes or is
-replaced is the session's.
+L{spc.interfaces.FragmentSink}: it picks a connection for the next
+fragment among those that can take data (A6), and for a control record.
+What to do when a connection comes, goes or is replaced is the session's.
+
+The channels of a session may run suites whose CPU cost differs by ten
+times or more (the default map: A256CBC-HS512 on even channels, ChaCha20
+on odd ones).  When every channel can take more, the machine's CPU, not
+the network, sets the pace, and fragments go where they cost least: each
+channel gets a share in inverse proportion to its suite's cost
+(L{spc.crypto.suites.Suite.cost}), by start-time fair queueing (each
+record a channel takes moves its start tag on by its length times its
+cost; the channel with the lowest tag takes the next one, a channel coming
+back from a pause starting level with the others).  So the costly channels keep
+carrying traffic, less of it, and take more whenever the others' paths
+are full.  Channels of one cost simply take turns, as they always did.
 """
 
 from __future__ import annotations
@@ -43,6 +54,8 @@ class ChannelSet:
         self._unconfirmed: set[ChannelProtocol] = set()
         self._lostAt: dict[int, float] = {}
         self._turn = 0
+        self._tags: dict[ChannelProtocol, float] = {}
+        self._virtual = 0.0
         self._lingerCall: IDelayedCall | None = None
 
     def live(self) -> list[ChannelProtocol]:
@@ -106,6 +119,7 @@ class ChannelSet:
         """
         self._unconfirmed.discard(channel)
         index = channel.result.keys.channel
+        self._tags.pop(channel, None)
         if self.byIndex.get(index) is channel:
             del self.byIndex[index]
             self._lostAt[index] = self._clock.seconds()
@@ -139,17 +153,28 @@ class ChannelSet:
 
     def writableChannel(self) -> ChannelProtocol | None:
         """
-        A live channel whose transport can take data now, taking turns among
-        them: a channel its transport paused gets nothing, so a slow path
-        never holds the others back (A6).
+        A live channel that can take data now: a channel its transport
+        paused (or whose crypto lane is full) gets nothing, so a slow path
+        never holds the others back (A6).  Channels of one cost take
+        turns; of mixed costs, the one with the lowest start tag goes.
         """
-        ready = [channel for channel in self.live() if not channel.writePaused]
+        ready = [channel for channel in self.live() if channel.canTakeData()]
         if not ready:
             return None
-        self._turn = (self._turn + 1) % len(ready)
-        return ready[self._turn]
+        if len({channel.cost for channel in ready}) == 1:
+            self._turn = (self._turn + 1) % len(ready)
+            return ready[self._turn]
+        tags, virtual = self._tags, self._virtual
+        return min(ready, key=lambda channel: max(tags.get(channel, 0.0), virtual))
 
     def sendOn(self, channel: ChannelProtocol, record: bytes) -> None:
+        """
+        Send C{record} on C{channel}, moving its start tag on by what the
+        record costs there.
+        """
+        start = max(self._tags.get(channel, 0.0), self._virtual)
+        self._virtual = start
+        self._tags[channel] = start + channel.cost * len(record)
         channel.sendRecord(record)
 
     def sendControl(self, record: bytes) -> None:
@@ -157,8 +182,11 @@ class ChannelSet:
         Send a small control record (an acknowledgement) right away, on the
         first live channel whose transport takes data, or on the first live
         channel if none does: an answer does not wait behind a queue that
-        is not moving, nor adds to it while another channel is free.
-        Without a live channel, nothing is sent.
+        is not moving, nor adds to it while another channel is free.  What
+        the channels cost does not count: a control record is small, and
+        where a rotation's records travel is part of the protocol
+        (docs/protocol.rst, section 13, items 25 and 26).  Without a live
+        channel, nothing is sent.
         """
         channels = self.live()
         ready = [channel for channel in channels if not channel.writePaused]

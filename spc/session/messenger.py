@@ -4,14 +4,30 @@ The MultiChannelMessenger: what a session sends, fragment by fragment, over
 whichever of its channels has room, and what it receives, gathered back into
 whole messages.
 
-Sending is pull-based.  Messages and files are I{sources} that make their
-next record only when asked, and L{MultiChannelMessenger.pump} asks only
-while some channel can take data (its transport has not paused it, A6/A10)
-and the bytes awaiting acknowledgement stay within the send window.  Every
-record handed out is kept until the peer acknowledges it; when a channel
-dies, what it carried and nobody acknowledged goes out again on the others.
-So a slow channel never sets the pace, memory stays bounded whatever the
-size of a file, and nothing is lost with a path.
+Sending is pull-based, and one engine serves messages and files alike.
+Messages (L{spc.session.outgoing}) and files and folders
+(L{spc.files.sending}) are I{sources} that make their next record only
+when asked, and L{MultiChannelMessenger.pump} asks only while some channel
+can take data (its transport has not paused it, A6/A10) and the bytes
+awaiting acknowledgement stay within the send window.  Every record handed
+out is kept until the peer acknowledges it; when a channel dies, what it
+carried and nobody acknowledged goes out again on the others.  So a slow
+channel never sets the pace, memory stays bounded whatever the size of a
+file, and nothing is lost with a path.
+
+The messenger owns the kept records, the window and retransmission; a
+source only makes records and, told the peer's answer (C{ACK:},
+C{FAK:}), says which of its records it acknowledges.  The messenger
+forgets them all and pumps once per answer, not once per record.  A file
+whose next records are being read in the reader's lane answers L{WAIT}
+and says when they are there through the one callable it was given; no
+source calls the messenger otherwise.
+
+Files and folders start when the peer's limits allow: at most
+C{FILES_AT_ONCE} at once, and no new one while those being sent declare
+C{FILE_BYTES_AT_ONCE} or more, so many small files are offered together
+(one round trip for a batch, not one each) and large ones follow each
+other.
 
 A message the peer refuses as busy (its memory for messages is taken, by
 other peers perhaps) is sent again under a new id after a growing wait,
@@ -25,15 +41,13 @@ take more; a task run in time slices would have to be paused and resumed
 with every transport, and would send on a later turn of the reactor what
 is sent now.  It would also cost more on the path every fragment takes:
 in a micro-benchmark, a task yielding after each record took more than
-twice this loop's time per record.  The one source that wants a later
-turn (a file skipping what the receiver holds, L{YIELD}) gets it from one
-C{callLater(0)}.
+twice this loop's time per record.
 """
 
 from __future__ import annotations
 
 from collections import deque
-from typing import Callable, Hashable, Protocol
+from typing import Callable, Hashable, Iterable
 
 from twisted.application.internet import backoffPolicy
 from twisted.internet.defer import Deferred, fail
@@ -41,14 +55,26 @@ from twisted.internet.interfaces import IDelayedCall, IReactorTime
 from twisted.python.failure import Failure
 
 from spc.errors import MessageAbandoned, PeerBusy, TransferFailed
-from spc.interfaces import YIELD, Source
+from spc.interfaces import WAIT, FragmentSink, Sender, Source
 from spc.logs import events
 from spc.protocol import filerecords, frames, records
+from spc.session.outgoing import OutgoingMessage
 from spc.session.reassembly import Account, Reassembler
 
-__all__ = ["FragmentSink", "MultiChannelMessenger", "SEND_WINDOW"]
+__all__ = ["FILES_AT_ONCE", "FILE_BYTES_AT_ONCE", "MultiChannelMessenger", "SEND_WINDOW"]
 
 SEND_WINDOW = 16 * 1024 * 1024
+FILES_AT_ONCE = 32
+"""
+The most files and folders being sent at once: half of what a receiver
+takes (C{MAX_ACTIVE_FILES} in L{spc.files.receiving}), so its answers may
+lag.
+"""
+FILE_BYTES_AT_ONCE = 64 * 1024 * 1024
+"""
+No file or folder starts while those being sent declare this many bytes
+or more together.
+"""
 BUSY_RETRIES = 20
 BUSY_POLICY = backoffPolicy(initialDelay=0.5, maxDelay=30.0)
 """
@@ -57,55 +83,6 @@ busy, by how often the first of them was refused: 0.5 s growing by half
 each time to at most 30 s, plus up to 1 s of jitter; the 19 waits before
 the 20th refusal come to about five and a half minutes.
 """
-
-
-class FragmentSink(Protocol):
-    """
-    The session, as the messenger sees it.
-    """
-
-    def writableChannel(self):
-        """
-        @return: a live channel whose transport can take data now, or
-            C{None}.
-        """
-
-    def sendOn(self, channel, record: bytes) -> None:
-        ...
-
-    def sendControl(self, record: bytes) -> None:
-        """
-        Send a small control record on any live channel.
-        """
-
-
-class _Message:
-    """
-    A message being sent, until the peer confirms, abandons or refuses it.
-
-    @ivar over: the peer's answer is final; send no more of it.
-    @ivar refused: the peer refused it as busy; its data went back to the
-        queue under a new id, and this one only keeps its id's place in
-        the peer's window until every earlier message is finished there.
-    @ivar refusals: how often the peer refused these bytes before.
-    """
-
-    __slots__ = (
-        "msgID", "data", "kind", "digest", "count", "deferred", "over", "refused", "refusals"
-    )
-
-    def __init__(
-        self, msgID: int, data: bytes, kind: int, size: int, deferred: Deferred, refusals: int
-    ):
-        self.msgID = msgID
-        self.data = data
-        self.kind = kind
-        self.digest = records.messageDigest(kind, data)
-        self.count = max(1, -(-len(data) // size))
-        self.deferred = deferred
-        self.over = False
-        self.refused = False
-        self.refusals = refusals
 
 
 class MultiChannelMessenger:
@@ -134,20 +111,23 @@ class MultiChannelMessenger:
         self._busyPolicy = busyPolicy
         self.reassembler = Reassembler(params, deliver, sink.sendControl, clock, budget)
         self._nextID = 0
-        self._messages: dict[int, _Message] = {}
+        self._messages: dict[int, OutgoingMessage] = {}
         self._declared = 0
-        self._files: dict[bytes, object] = {}
+        self._files: dict[bytes, Sender] = {}
+        self._queuedFiles: deque[Sender] = deque()
+        self._fileBytes = 0
         self._waiting: deque[tuple[bytes, int, Deferred, int]] = deque()
         self._refused: list[tuple[bytes, int, Deferred, int]] = []
         self._retryCall: IDelayedCall | None = None
         self._sources: deque[Source] = deque()
+        self._turns: set[Source] = set()
         self._unacked: dict[Hashable, bytes] = {}
+        self._keptBy: dict[Hashable, Source] = {}
         self._unackedBytes = 0
         self._sentOn: dict[Hashable, object] = {}
         self._retransmit: deque[Hashable] = deque()
         self._closed: Failure | None = None
         self._pumping = False
-        self._pumpLater = None
 
     @property
     def nextSendID(self) -> int:
@@ -197,27 +177,30 @@ class MultiChannelMessenger:
                 break
             self._declared += size
             data, kind, deferred, refusals = self._waiting.popleft()
-            message = _Message(
+            message = OutgoingMessage(
                 self._nextID, data, kind, self._params.fragmentSize, deferred, refusals
             )
             self._nextID += 1
             self._messages[message.msgID] = message
-            self.addSource(_MessageSource(message, self._params.fragmentSize))
+            self._takeTurns(message.source)
         self.pump()
 
     def ackReceived(self, ack: records.Ack) -> None:
+        """
+        The peer's C{ACK:}: forget what it acknowledges; a final answer
+        settles the message.
+        """
         message = self._messages.get(ack.msgID)
         if message is None or message.refused:
             return
-        if ack.status == records.ACK_PROGRESS:
-            for start, count in ack.ranges:
-                for index in range(start, min(start + count, message.count)):
-                    self.acknowledge(("m", ack.msgID, index))
-            return
+        self._forget(message.source.ackReceived(ack))
+        if ack.status != records.ACK_PROGRESS:
+            self._settle(message, ack)
+        self.pump()
+
+    def _settle(self, message: OutgoingMessage, ack: records.Ack) -> None:
         message.over = True
         self._declared -= len(message.data)
-        for index in range(message.count):
-            self.acknowledge(("m", ack.msgID, index))
         if ack.status == records.ACK_BUSY:
             message.refused = True
             self._refuse(message)
@@ -243,7 +226,7 @@ class MultiChannelMessenger:
                 return
             del self._messages[lowest.msgID]
 
-    def _refuse(self, message: _Message) -> None:
+    def _refuse(self, message: OutgoingMessage) -> None:
         """
         The peer has no memory for C{message} now: send its bytes again
         later, under a new id, or give up after C{BUSY_RETRIES} refusals.
@@ -279,10 +262,16 @@ class MultiChannelMessenger:
 
     def addSource(self, source: Source) -> None:
         """
-        Start taking records from C{source}.
+        Start taking records from C{source}, or again after it answered
+        L{WAIT} or C{None}.
         """
-        self._sources.append(source)
+        self._takeTurns(source)
         self.pump()
+
+    def _takeTurns(self, source: Source) -> None:
+        if source not in self._turns:
+            self._turns.add(source)
+            self._sources.append(source)
 
     def acknowledge(self, key: Hashable) -> bool:
         """
@@ -290,56 +279,112 @@ class MultiChannelMessenger:
 
         @return: whether C{key} was still awaiting acknowledgement.
         """
-        record = self._unacked.pop(key, None)
-        if record is None:
-            return False
-        self._unackedBytes -= len(record)
-        self._sentOn.pop(key, None)
+        forgotten = self._forget((key,))
         self.pump()
-        return True
+        return bool(forgotten)
+
+    def _forget(self, keys: Iterable[Hashable]) -> int:
+        """
+        Forget the records of C{keys}, those still kept; no pump.
+
+        @return: how many were kept.
+        """
+        unacked, sentOn, keptBy = self._unacked, self._sentOn, self._keptBy
+        forgotten = 0
+        for key in keys:
+            record = unacked.pop(key, None)
+            if record is None:
+                continue
+            forgotten += 1
+            self._unackedBytes -= len(record)
+            sentOn.pop(key, None)
+            keptBy.pop(key, None)
+        return forgotten
 
     # Sending files.
 
-    def sendFile(self, sender) -> Deferred:
+    def sendFile(self, sender: Sender) -> Deferred:
         """
-        Start sending a file.
+        Send a file or a folder, as soon as the peer's limits allow.
 
-        @param sender: a L{spc.files.sending.FileSender}.
+        @param sender: a L{spc.files.sending.FileSender} or
+            L{spc.files.sending.FolderSender}.
         @return: its Deferred.
         """
         if self._closed is not None:
             sender.sessionEnded(self._closed)
             return sender.deferred
-        if sender.transferID in self._files:
-            sender.sessionEnded(
-                Failure(TransferFailed(f"{sender.name} is already being sent"))
-            )
-            return sender.deferred
-        sender.messenger = self
-        self._files[sender.transferID] = sender
-        self.addSource(sender)
+        self._queuedFiles.append(sender)
+        self._startFiles()
         return sender.deferred
+
+    def _startFiles(self) -> None:
+        """
+        Start queued files and folders while fewer than C{FILES_AT_ONCE}
+        are under way and those declare fewer than C{FILE_BYTES_AT_ONCE}.
+        """
+        while self._queuedFiles and self._closed is None and (
+            len(self._files) < FILES_AT_ONCE
+            and (not self._files or self._fileBytes < FILE_BYTES_AT_ONCE)
+        ):
+            sender = self._queuedFiles.popleft()
+            sender.start(lambda sender=sender: self._senderReady(sender))
+            if sender.done:
+                continue
+            if sender.transferID in self._files:
+                sender.sessionEnded(
+                    Failure(TransferFailed(f"{sender.name} is already being sent"))
+                )
+                continue
+            self._files[sender.transferID] = sender
+            self._fileBytes += sender.size
+            self._takeTurns(sender)
+        self.pump()
+
+    def _senderReady(self, sender: Sender) -> None:
+        """
+        C{sender} has records again, or ended, after answering L{WAIT}.
+        """
+        if self._files.get(sender.transferID) is sender:
+            if sender.done:
+                self._retire(sender, sender.transferID)
+                self._startFiles()
+            else:
+                self.addSource(sender)
 
     def outgoingFiles(self) -> list:
         """
-        The L{spc.files.sending.FileSender}s still at work, oldest first.
+        The L{spc.files.sending.FileSender}s under way, oldest first.
         """
         return list(self._files.values())
 
     def fileAckReceived(self, ack: filerecords.FileAck) -> None:
+        """
+        The peer's C{FAK:}: its sender says what it acknowledges and what
+        follows; one pump for the whole answer.
+        """
         sender = self._files.get(ack.transferID)
-        if sender is not None:
-            sender.ackReceived(ack)
+        if sender is None:
+            return
+        self._forget(sender.ackReceived(ack))
+        if sender.done:
+            self._retire(sender, ack.transferID)
+            self._startFiles()
+            return
+        if sender.transferID != ack.transferID:
+            # Restarted: what the first attempt kept is of no use any more.
+            self._retire(sender, ack.transferID)
+            self._files[sender.transferID] = sender
+            self._fileBytes += sender.size
+        self.addSource(sender)
 
-    def senderDone(self, sender) -> None:
-        self._files.pop(sender.transferID, None)
-
-    def renameSender(self, sender, previous: bytes) -> None:
+    def _retire(self, sender: Sender, transferID: bytes) -> None:
         """
-        A restarted file goes on under a new transfer id.
+        Forget C{sender} under C{transferID}, and everything kept of it.
         """
-        self._files.pop(previous, None)
-        self._files[sender.transferID] = sender
+        if self._files.pop(transferID, None) is not None:
+            self._fileBytes -= sender.size
+        self._forget([key for key, source in self._keptBy.items() if source is sender])
 
     def pump(self) -> None:
         """
@@ -367,30 +412,24 @@ class MultiChannelMessenger:
             key = self._retransmit.popleft()
             if key in self._unacked:
                 return key
-        while self._sources and self._unackedBytes < self._window:
-            source = self._sources[0]
+        sources = self._sources
+        while sources and self._unackedBytes < self._window:
+            source = sources[0]
             produced = source.nextRecord()
-            if produced is YIELD:
-                self._sources.rotate(-1)
-                self._pumpSoon()
-                return None
-            if produced is None:
-                self._sources.popleft()
+            if produced is None or produced is WAIT:
+                sources.popleft()
+                self._turns.discard(source)
+                if produced is None and getattr(source, "done", False):
+                    self._retire(source, source.transferID)
+                    self._startFiles()
                 continue
             key, record = produced
-            self._sources.rotate(-1)
+            sources.rotate(-1)
             self._unacked[key] = record
+            self._keptBy[key] = source
             self._unackedBytes += len(record)
             return key
         return None
-
-    def _pumpSoon(self) -> None:
-        if self._pumpLater is None:
-            self._pumpLater = self._clock.callLater(0, self._pumpNow)
-
-    def _pumpNow(self) -> None:
-        self._pumpLater = None
-        self.pump()
 
     def channelDied(self, channel) -> None:
         """
@@ -418,17 +457,20 @@ class MultiChannelMessenger:
         The session is over: every outstanding send fails with C{reason}.
         """
         self._closed = reason
-        for call in (self._pumpLater, self._retryCall):
-            if call is not None and call.active():
-                call.cancel()
-        self._pumpLater = self._retryCall = None
+        if self._retryCall is not None and self._retryCall.active():
+            self._retryCall.cancel()
+        self._retryCall = None
         messages, self._messages = self._messages, {}
         waiting, self._waiting = self._waiting, deque()
         waiting.extend(self._refused)
         self._refused = []
         self._sources = deque()
+        self._turns = set()
         files, self._files = self._files, {}
+        queuedFiles, self._queuedFiles = self._queuedFiles, deque()
+        self._fileBytes = 0
         self._unacked.clear()
+        self._keptBy.clear()
         self._sentOn.clear()
         self._retransmit.clear()
         self._unackedBytes = 0
@@ -437,7 +479,7 @@ class MultiChannelMessenger:
                 message.deferred.errback(reason)
         for _, _, deferred, _ in waiting:
             deferred.errback(reason)
-        for sender in files.values():
+        for sender in [*files.values(), *queuedFiles]:
             sender.sessionEnded(reason)
         self.reassembler.close()
 
@@ -445,36 +487,3 @@ class MultiChannelMessenger:
 
     def fragmentReceived(self, fragment: records.Fragment) -> None:
         self.reassembler.fragmentReceived(fragment)
-
-
-class _MessageSource:
-    """
-    Hands out a message's fragments, encoding each only when a channel can
-    take it.
-    """
-
-    __slots__ = ("_message", "_view", "_size", "_next")
-
-    def __init__(self, message: _Message, size: int) -> None:
-        self._message = message
-        self._view = memoryview(message.data)
-        self._size = size
-        self._next = 0
-
-    def nextRecord(self):
-        message = self._message
-        index = self._next
-        if index >= message.count or message.over:
-            return None
-        self._next = index + 1
-        size = self._size
-        record = records.Fragment(
-            message.msgID,
-            index,
-            message.count,
-            len(message.data),
-            message.kind,
-            message.digest,
-            self._view[index * size : (index + 1) * size],
-        ).encode()
-        return ("m", message.msgID, index), record

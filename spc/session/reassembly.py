@@ -30,16 +30,15 @@ from spc.errors import ProtocolError, ResourceLimitExceeded
 from spc.inflight import InFlight
 from spc.logs import events
 from spc.protocol import frames, records
+from spc.protocol.acks import ACK_DELAY, ACK_EVERY, AckBatcher
 from spc.ratelimit import RateWindow
 
-__all__ = ["Account", "Budget", "Reassembler", "REASSEMBLY_TIMEOUT"]
+__all__ = ["ACK_DELAY", "ACK_EVERY", "Account", "Budget", "Reassembler", "REASSEMBLY_TIMEOUT"]
 
 REASSEMBLY_TIMEOUT = 60.0
 DEFAULT_GLOBAL_BUDGET = 1 << 30
 DEFAULT_IDENTITY_BUDGET = 256 << 20
 DEFAULT_DEADLINE = 1800.0
-ACK_EVERY = 16
-ACK_DELAY = 0.25
 REMEMBERED_FAILURES = 1024
 RECENT_FINAL = 64
 
@@ -143,7 +142,7 @@ class _Incoming:
     """
 
     __slots__ = (
-        "header", "parts", "received", "unacknowledged", "gathered", "data", "verdict",
+        "header", "parts", "received", "gathered", "data", "verdict",
         "reserved", "idle", "deadline",
     )
 
@@ -151,7 +150,6 @@ class _Incoming:
         self.header = header
         self.parts: dict[int, bytes] = {}
         self.received: set[int] = set()
-        self.unacknowledged = 0
         self.gathered = False
         self.data: bytes | None = None
         self.verdict = records.ACK_ABANDONED
@@ -204,7 +202,7 @@ class Reassembler:
         self._delivering = False
         self.delivering = InFlight()
         self._closed = False
-        self._ackCall: IDelayedCall | None = None
+        self._acks = AckBatcher(clock, self._progressDue)
         self._unsuccessful: dict[int, int] = {}
         self._recentFinal: deque[tuple[int, int]] = deque(maxlen=RECENT_FINAL)
         self._refusals = events.ThrottledLog(
@@ -238,14 +236,12 @@ class Reassembler:
             return
         incoming.parts[fragment.index] = bytes(fragment.payload)
         incoming.received.add(fragment.index)
-        incoming.unacknowledged += 1
         incoming.idle.reset(REASSEMBLY_TIMEOUT)
         if len(incoming.received) == fragment.count:
+            self._acks.acknowledged(msgID)
             self._complete(msgID, incoming)
-        elif incoming.unacknowledged >= ACK_EVERY:
-            self._sendProgress(msgID, incoming)
         else:
-            self._scheduleAcks()
+            self._acks.arrived(msgID)
 
     def _begin(self, fragment: records.Fragment) -> _Incoming:
         """
@@ -397,24 +393,19 @@ class Reassembler:
         """
         return self._duplicateAnswers.admit(msgID, 1)
 
-    # Progress acknowledgements: every ACK_EVERY fragments, or ACK_DELAY
-    # after the first unacknowledged one.
+    # Progress acknowledgements: when the AckBatcher says so (every
+    # ACK_EVERY fragments, or ACK_DELAY after the first unacknowledged one).
 
     def _sendProgress(self, msgID: int, incoming: _Incoming) -> None:
-        incoming.unacknowledged = 0
+        self._acks.acknowledged(msgID)
         self._acknowledge(
             records.Ack(msgID, records.ACK_PROGRESS, _indexRanges(incoming.received)).encode()
         )
 
-    def _scheduleAcks(self) -> None:
-        if self._ackCall is None:
-            self._ackCall = self._clock.callLater(ACK_DELAY, self._flushAcks)
-
-    def _flushAcks(self) -> None:
-        self._ackCall = None
-        for msgID, incoming in list(self._incoming.items()):
-            if incoming.unacknowledged and not incoming.gathered:
-                self._sendProgress(msgID, incoming)
+    def _progressDue(self, msgID: int) -> None:
+        incoming = self._incoming.get(msgID)
+        if incoming is not None and not incoming.gathered:
+            self._sendProgress(msgID, incoming)
 
     def reacknowledge(self) -> None:
         """
@@ -443,9 +434,7 @@ class Reassembler:
         The session ended: free everything, deliver nothing more.
         """
         self._closed = True
-        if self._ackCall is not None and self._ackCall.active():
-            self._ackCall.cancel()
-        self._ackCall = None
+        self._acks.stop()
         self._refusals.flush()
         for incoming in self._incoming.values():
             self._cancelTimers(incoming)

@@ -21,7 +21,6 @@ from typing import Callable
 
 from twisted.internet.defer import Deferred, DeferredList, gatherResults, succeed
 from twisted.internet.interfaces import IReactorTime
-from twisted.internet.threads import deferToThread
 from twisted.python.failure import Failure
 
 from spc.errors import (
@@ -36,6 +35,7 @@ from spc.files.receiving import IncomingFiles
 from spc.files.sending import FileSender, FolderSender
 from spc.files.store import FileStore
 from spc.interfaces import IMessageReceiver
+from spc.lanes import Workers, workersFor
 from spc.logs import events
 from spc.protocol import filerecords, frames, records
 from spc.protocol.handshake import JoinTicket
@@ -82,6 +82,9 @@ class Session:
     @ivar closedReason: why the session ended, once it did.
     @ivar started: when the session was made, on the session's clock.
     @ivar goodbye: the peer's goodbye to the session, if it said one.
+    @ivar workers: the lanes its bulk work runs in (L{spc.lanes}).
+    @ivar readingPaused: whether it stopped reading from its peer, until
+        the file data it received is written.
     """
 
     log = events.NamedLogger(events.SESSION)
@@ -102,10 +105,15 @@ class Session:
         files: FileStore | None = None,
         budget: Account | None = None,
         transferSecret: bytes | None = None,
-        runInThread: Callable[..., Deferred] = deferToThread,
         exchangeKey=None,
         peerName: str | None = None,
+        workers: Workers | None = None,
     ) -> None:
+        """
+        @param workers: the lanes for bulk work; those of C{clock}
+            (L{workersFor}) if not given: threads for a real reactor,
+            inline for a test's clock.
+        """
         self.id = sessionID
         self.isServer = isServer
         self.peer = peer
@@ -117,6 +125,8 @@ class Session:
         self.serverKey = serverKey
         self._transferSecret = transferSecret or os.urandom(32)
         self.started = clock.seconds()
+        self.workers = workers if workers is not None else workersFor(clock)
+        self.readingPaused = False
         self.channelSet = ChannelSet(clock, linger, self._abandoned)
         self.channels = self.channelSet.byIndex
         timers = params.seconds
@@ -125,7 +135,8 @@ class Session:
         )
         self.incomingFiles = IncomingFiles(
             files, peer, params.fragmentSize, self.sendControl, clock, self._fileStored,
-            runInThread, duplicateInterval=timers.heartbeatInterval, peerName=peerName,
+            self.workers.writer, duplicateInterval=timers.heartbeatInterval,
+            onBacklog=self._pauseReading, peerName=peerName,
         )
         self.epochKeys = EpochKeys(epoch, epochSecret, self.channelSet.connections)
         self.heartbeats = HeartbeatDriver(
@@ -179,7 +190,7 @@ class Session:
         name = name or os.path.basename(path)
         return self.messenger.sendFile(FileSender(
             path, name, self._transferSecret, self.peer, self.params.fragmentSize, self._clock,
-            progress,
+            progress, self.workers.reader,
         ))
 
     def sendFolder(self, name: str) -> Deferred:
@@ -299,6 +310,9 @@ class Session:
         confirmation); the client confirms at once with a heartbeat.
         """
         channel.owner = self
+        if self.readingPaused:
+            channel.pauseReading()
+        channel.cryptoLane = self.workers.cryptoLane()
         self.epochKeys.activate(channel, epoch)
         self.heartbeats.attach(channel)
         self.channelSet.attached(channel, confirmed=not self.isServer)
@@ -330,6 +344,19 @@ class Session:
         Send a small control record at once (L{ChannelSet.sendControl}).
         """
         self.channelSet.sendControl(record)
+
+    def _pauseReading(self, pause: bool) -> None:
+        """
+        Stop reading from the peer while the file data it sent waits to be
+        written beyond what its send window allows, and read again once
+        it is written (L{spc.files.writing}).
+        """
+        self.readingPaused = pause
+        for channel in self.channelSet.connections():
+            if pause:
+                channel.pauseReading()
+            else:
+                channel.resumeReading()
 
     # ChannelOwner.
 

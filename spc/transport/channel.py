@@ -17,8 +17,8 @@ below takes the same path, in the words of L{spc.transport.tls.explainFailure}.
 
 The factories carry per-port configuration; what a connection joins or
 creates is the business of the L{ChannelOwner} it reports to
-(L{spc.transport.owners}).  How a
-connection ends, and how long it may take, is L{spc.transport.closing}'s.
+(L{spc.transport.owners}).  How a connection ends, and how long it may
+take, is L{spc.transport.closing}'s.
 """
 
 from __future__ import annotations
@@ -30,7 +30,7 @@ from twisted.internet.defer import Deferred
 from twisted.internet.interfaces import IDelayedCall, IReactorTime
 from twisted.python.failure import Failure
 
-from spc.addresses import formatHostPort
+from spc.addresses import peerText
 from spc.errors import (
     EpochAhead,
     NoAnswer,
@@ -50,6 +50,7 @@ from spc.transport.closing import ALERT_LINGER, CLOSE_TIMEOUT, closeThenAbort
 from spc.transport.framer import Framer
 from spc.transport.lifecycle import ChannelLifecycle
 from spc.transport.owners import ChannelOwner, HandshakeOwner
+from spc.transport.pipeline import MAX_QUEUED, Opener, ReadPauses, Sealer
 from spc.transport.sockets import lowLatency
 from spc.transport.tls import TLSPeer, explainFailure
 
@@ -71,7 +72,8 @@ PAUSED_WRITE_LIMIT = 256 * 1024
 """
 Bytes of sealed records a connection may be given while its transport has
 paused it: in practice control records, as the scheduler gives a paused
-connection no data.  A peer that reads nothing cannot make this end buffer
+connection no data (frames handed over before the pause and still in its
+crypto lane do not count).  A peer that reads nothing cannot make this end buffer
 more: one more record and the connection is dead.  With the C{SEND_BUFFER}
 at which the transport pauses and the frame that made it pause, a
 connection holds at most C{SEND_BUFFER + PAUSED_WRITE_LIMIT} bytes and one
@@ -98,6 +100,10 @@ class ChannelProtocol(protocol.Protocol):
     @ivar tlsPeer: how the client named the server of this connection, if
         it runs over TLS (set by L{spc.transport.tls.tlsClientEndpoint}), so that a
         failed TLS handshake is reported in those words.
+    @ivar cryptoLane: where its bulk frames are sealed and opened, if its
+        suite is worth a hand-off (L{spc.crypto.suites.Suite.inLane}) and
+        its owner gave it one before L{activate}; otherwise they are sealed
+        and opened at once.
     """
 
     log = events.NamedLogger(events.CHANNEL)
@@ -134,6 +140,11 @@ class ChannelProtocol(protocol.Protocol):
         self.bytesSent = 0
         self.bytesReceived = 0
         self.tlsPeer: TLSPeer | None = None
+        self.cryptoLane = None
+        self._lane = None
+        self._sealer: Sealer | None = None
+        self._opener: Opener | None = None
+        self._readPauses = ReadPauses()
 
     # Transport events.
 
@@ -175,6 +186,40 @@ class ChannelProtocol(protocol.Protocol):
 
     def stopProducing(self) -> None:
         self.pauseProducing()
+
+    @property
+    def cost(self) -> float:
+        """
+        What a byte sent on it costs, relative to the cheapest suite.
+        """
+        return self.result.keys.suite.cost
+
+    def canTakeData(self) -> bool:
+        """
+        Whether the scheduler may give it a fragment now: its transport has
+        not paused it, and no more than C{MAX_QUEUED} frames wait for its
+        crypto lane.
+        """
+        return not self.writePaused and self._sealer.queued < MAX_QUEUED
+
+    def pauseReading(self, reason: str = "owner") -> None:
+        """
+        Read nothing more from the peer until L{resumeReading} for every
+        reason given (L{ReadPauses}): its owner's, or its opener's.
+        """
+        self._readPauses.pause(self.transport, reason)
+
+    def resumeReading(self, reason: str = "owner") -> None:
+        self._readPauses.resume(None if self.dead else self.transport, reason)
+
+    def _openerReady(self) -> None:
+        """
+        The frame the crypto lane opened was acted on: go on with the bytes
+        that waited for it, then read again.
+        """
+        self.dataReceived(b"")
+        if not (self.dead or self._opener.busy):
+            self.resumeReading("opening")
 
     def dataReceived(self, data: bytes) -> None:
         if self.dead:
@@ -220,29 +265,40 @@ class ChannelProtocol(protocol.Protocol):
 
     # Frames.
 
-    def _deliver(self, body: bytes) -> bool:
+    def _deliver(self, body: bytes | bytearray | memoryview) -> bool:
         if self.dead:
             return False
         if self.records is None:
             self._cancelReplyTimer()
-            self._handshake.frameReceived(body)
+            self._handshake.frameReceived(bytes(body))
             return not self.dead
+        if self._opener.received(body):
+            return not self.dead
+        if self._opener.busy:
+            self.pauseReading("opening")
+        return False
+
+    def _opened(self, epoch: int, plaintext: bytes) -> None:
+        """
+        A frame was opened (at once, or by the crypto lane), in order: the
+        record layer takes it, then the owner.
+        """
         try:
-            epoch, plaintext = self.records.open(body)
-        except EpochAhead as error:
-            self.fatal(str(error))
-            self.owner.epochAhead(self)
-            return False
+            self.records.opened(epoch, plaintext)
         except SPCError as error:
-            self.fatal(str(error))
-            return False
+            self._openFailed(error)
+            return
         try:
             record = records.decodeRecord(plaintext)
         except ProtocolError as error:
             self.owner.malformedRecord(self, str(error))
-            return False
+            return
         self.owner.recordReceived(self, epoch, record)
-        return not self.dead
+
+    def _openFailed(self, error: SPCError) -> None:
+        self.fatal(str(error))
+        if isinstance(error, EpochAhead):
+            self.owner.epochAhead(self)
 
     def sendFrame(self, body: bytes) -> None:
         """
@@ -253,27 +309,34 @@ class ChannelProtocol(protocol.Protocol):
 
     def sendRecord(self, plaintext: bytes) -> None:
         """
-        Seal and write one inner record under the current send epoch.  A
-        paused connection takes at most C{PAUSED_WRITE_LIMIT} bytes of them:
-        past that its peer is not reading, and it is dead.
+        Seal and write one inner record under the current send epoch (its
+        sequence number and epoch are assigned now, A22).  A paused
+        connection takes at most C{PAUSED_WRITE_LIMIT} bytes of them: past
+        that its peer is not reading, and it is dead.
         """
         if self.dead:
             return
         try:
-            aad, body = self.records.seal(plaintext)
+            aad, sealing = self.records.prepare(plaintext)
         except SequenceExhausted as error:
             self.fatal(str(error))
             return
-        size = len(aad) + len(body)
         if self.writePaused:
-            self._pausedBytes += size
+            self._pausedBytes += frames.LENGTH_PREFIX_SIZE + frames.LENGTH.unpack_from(aad)[0]
             if self._pausedBytes > PAUSED_WRITE_LIMIT:
                 self.fatal(f"the peer reads nothing; {self._pausedBytes} bytes wait to be sent")
                 return
-        self.bytesSent += size
-        self.transport.writeSequence([aad, body])
+        self._sealer.send(aad, sealing, len(plaintext))
         if self.records.keyWornOut():
             self.owner.keyWornOut(self)
+
+    def _writeFrame(self, aad: bytes, body: bytes) -> None:
+        if self.dead:
+            return
+        self.bytesSent += len(aad) + len(body)
+        self.transport.writeSequence([aad, body])
+        if self._lane is not None and not self._sealer.queued and not self.writePaused:
+            self.owner.channelWritable(self)
 
     # Handshake owner interface (both roles).
 
@@ -296,6 +359,12 @@ class ChannelProtocol(protocol.Protocol):
             epoch,
             epochSecret,
             self.result.params.maxInner,
+        )
+        if self.result.keys.suite.inLane:
+            self._lane = self.cryptoLane
+        self._sealer = Sealer(self._lane, self._writeFrame)
+        self._opener = Opener(
+            self.records, self._lane, self._opened, self._openFailed, self._openerReady
         )
 
     def handshakeFailed(self, codeOrError, reason: str = "") -> None:
@@ -352,6 +421,10 @@ class ChannelProtocol(protocol.Protocol):
 
     def markDead(self) -> None:
         self.dead = True
+        if self._sealer is not None:
+            self._sealer.clear()
+        if self._opener is not None:
+            self._opener.stop()
 
     def abortForFault(self, reason: str) -> None:
         self._lostReason = reason
@@ -398,7 +471,7 @@ class ChannelProtocol(protocol.Protocol):
         """
         The peer's address, C{host:port}, for logs.
         """
-        return _peerText(self.transport)
+        return peerText(self.transport)
 
     def _serverName(self) -> str:
         """
@@ -440,15 +513,3 @@ class ChannelProtocol(protocol.Protocol):
         if self._replyTimer is not None and self._replyTimer.active():
             self._replyTimer.cancel()
         self._replyTimer = None
-
-
-def _peerText(transport) -> str:
-    try:
-        peer = transport.getPeer()
-    except Exception:
-        return "unknown peer"
-    host, port = getattr(peer, "host", None), getattr(peer, "port", None)
-    try:
-        return formatHostPort(host, port)
-    except (TypeError, ValueError):
-        return str(peer) if host is None else f"{host}:{port}"

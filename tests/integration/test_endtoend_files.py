@@ -148,6 +148,13 @@ def tree(top: str) -> dict[str, tuple]:
     return found
 
 
+COMPLETED_LOGS = {"completed.json", "completed.jsonl"}
+"""
+The names of the store's memory of completed transfers, this version's
+and the older one's: neither is a partial file.
+"""
+
+
 def heldBytes(inbox: str) -> int:
     """
     How many bytes of interrupted transfers the daemon claims to hold: the
@@ -354,7 +361,7 @@ class FileTestCase(EndToEndTestCase):
         The partial folder holds nothing but the record of completed
         transfers: no partial file, no state file, no temporary file.
         """
-        left = sorted(set(os.listdir(self.partials)) - {"completed.json"})
+        left = sorted(set(os.listdir(self.partials)) - COMPLETED_LOGS)
         details = {}
         for name in left:
             path = os.path.join(self.partials, name)
@@ -1115,8 +1122,8 @@ class HostileNameTests(FileTestCase):
             self.assertNotEqual(parts[0].lower(), PARTIAL_DIRECTORY, name)
             if leaf is not None:
                 self.assertEqual(parts[-1], leaf, name)
-        self.assertEqual(sorted(set(os.listdir(self.partials)) - {"completed.json"}),
-                         sorted(set(before) - {"completed.json"}))
+        self.assertEqual(sorted(set(os.listdir(self.partials)) - COMPLETED_LOGS),
+                         sorted(set(before) - COMPLETED_LOGS))
 
     @inlineCallbacks
     def test_longAndDeepNames(self):

@@ -177,6 +177,47 @@ class PickingTests(SynchronousTestCase):
         zero.writePaused = two.writePaused = True
         self.assertIsNone(channels.writableChannel())
 
+    def shares(self, channels: ChannelSet, count: int) -> dict:
+        """
+        Send C{count} equal records the way the messenger does, and count
+        them by channel.
+        """
+        taken: dict = {}
+        for _ in range(count):
+            channel = channels.writableChannel()
+            channels.sendOn(channel, b"r" * 100)
+            taken[channel] = taken.get(channel, 0) + 1
+        return taken
+
+    def test_sharesByCost(self) -> None:
+        """
+        Channels of mixed costs that can all take data get shares in
+        inverse proportion to their costs: the costly ones keep carrying
+        traffic, less of it.
+        """
+        channels, _, _ = makeSet()
+        cheap, costly, middling = admitted(channels, 0, 1, 2)
+        cheap.cost, costly.cost, middling.cost = 1.0, 15.0, 2.0
+        taken = self.shares(channels, 600)
+        self.assertLess(abs(taken[cheap] / taken[costly] - 15), 1)
+        self.assertLess(abs(taken[cheap] / taken[middling] - 2), 0.2)
+
+    def test_pausedGivesWay(self) -> None:
+        """
+        While the cheap channel is paused, the costly one takes every
+        record; once it resumes it starts level, with no burst to catch up
+        (which would keep the costly one idle for 150 records here).
+        """
+        channels, _, _ = makeSet()
+        cheap, costly = admitted(channels, 0, 1)
+        cheap.cost, costly.cost = 1.0, 15.0
+        self.shares(channels, 10)
+        cheap.writePaused = True
+        self.assertEqual(self.shares(channels, 10), {costly: 10})
+        cheap.writePaused = False
+        taken = self.shares(channels, 32)
+        self.assertEqual((taken[cheap], taken[costly]), (31, 1))
+
     def test_controlRecord(self) -> None:
         """
         A control record goes on the first live channel that takes data,
@@ -195,6 +236,20 @@ class PickingTests(SynchronousTestCase):
         zero.dead = one.dead = True
         channels.sendControl(record)
         self.assertEqual(len(zero.sent + one.sent), 2)
+
+    def test_controlRecordWhateverCost(self) -> None:
+        """
+        A control record goes on the first live channel that takes data,
+        whatever the channels cost: where a rotation's records travel is
+        part of the protocol (docs/protocol.rst, section 13, items 25 and
+        26), and a control record is too small for its seal to matter.
+        """
+        channels, _, _ = makeSet()
+        record = records.Ack(0, records.ACK_COMPLETE).encode()
+        zero, one, two = admitted(channels, 0, 1, 2)
+        zero.cost, one.cost, two.cost = 15.0, 2.0, 2.0
+        channels.sendControl(record)
+        self.assertEqual((zero.sent, one.sent, two.sent), ([record], [], []))
 
     def test_sendOn(self) -> None:
         """

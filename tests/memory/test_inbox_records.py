@@ -18,10 +18,11 @@ from spc.files import store
 from spc.files.names import RECEIPTS_NAME
 from spc.files.receiving import IncomingFiles
 from spc.files.store import FileStore
+from spc.lanes import InlineLane
 from spc.protocol import filerecords, records
 from spc.server.inbox import InboxReceiver, messageRecord
 from tests.fakes import FakeSession
-from tests.memory.test_receiving import PEER, SIZE, Link, TransferTestCase, runNow
+from tests.memory.test_receiving import PEER, SIZE, Link, TransferTestCase
 from tests.memory.test_session import MemoryServer
 from tests.unit.test_inbox import SENDER, WHEN, readLines
 
@@ -88,7 +89,7 @@ def namedLink(testCase: SynchronousTestCase, store: FileStore, peerName: str | N
     link = Link(testCase, store)
     link.incoming = IncomingFiles(
         store, PEER, SIZE, link.faks.append, link.clock,
-        lambda *stored: link.stored.append(stored), runNow, peerName=peerName,
+        lambda *stored: link.stored.append(stored), InlineLane(), peerName=peerName,
     )
     return link
 

@@ -20,12 +20,14 @@ from twisted.trial.unittest import SynchronousTestCase
 
 from spc.errors import SessionClosed
 from spc.keys.trust import AuthorizedKeys
-from spc.protocol import frames, records
+from spc.protocol import filerecords, frames, records
 from spc.server.directory import Limits
 from spc.transport import channel
 from spc.transport.channel import PAUSED_WRITE_LIMIT, ChannelProtocol
 from spc.transport.closing import ALERT_LINGER, CLOSE_TIMEOUT
+from spc.transport.pipeline import Sealer
 from tests.common import framedAlert
+from tests.fakes import QueuedLane
 from tests.memory.test_channel import Server, frameBodies
 
 HEARTBEAT = frames.Params().heartbeatInterval / 1000
@@ -337,6 +339,22 @@ class StalledPeerTests(SynchronousTestCase):
         self.assertTrue(self.serverProtocol.dead)
         self.assertTrue(self.transport.disconnecting)
         self.assertLessEqual(self.unsent() - before, PAUSED_WRITE_LIMIT)
+
+    def test_laneFramesNotCounted(self) -> None:
+        """
+        Frames handed over before the transport paused the connection, and
+        sealed in its crypto lane after, are written without counting
+        against C{PAUSED_WRITE_LIMIT}: only what is given while paused does.
+        """
+        lane = QueuedLane()
+        self.serverProtocol._sealer = Sealer(lane, self.serverProtocol._writeFrame)
+        data = filerecords.FileData(b"d" * 16, 0, b"x" * (PAUSED_WRITE_LIMIT // 2)).encode()
+        for _ in range(3):
+            self.serverProtocol.sendRecord(data)
+        self.serverProtocol.pauseProducing()
+        lane.runAll()
+        self.assertFalse(self.serverProtocol.dead)
+        self.assertGreater(self.unsent(), PAUSED_WRITE_LIMIT)
 
     def test_clientBounded(self) -> None:
         """

@@ -18,9 +18,10 @@ from twisted.python.failure import Failure
 from twisted.trial.unittest import SynchronousTestCase
 
 from spc.errors import MessageAbandoned, PeerBusy, ProtocolError, SessionClosed
-from spc.interfaces import YIELD
+from spc.interfaces import WAIT
 from spc.protocol import filerecords, frames, records
 from spc.protocol.records import messageDigest
+from spc.session import messenger as messenger_module
 from spc.session.messenger import BUSY_RETRIES, SEND_WINDOW, MultiChannelMessenger
 from spc.session.reassembly import ACK_DELAY
 from tests.fakes import FakeChannel
@@ -444,19 +445,34 @@ class FakeFileSender:
     the receiver's answer, so it has nothing to send.
 
     @ivar ended: the reasons given to L{sessionEnded}.
+    @ivar heard: the answers given to L{ackReceived}.
+    @ivar ready: what L{start} was given, to say it has records again.
     """
+
+    name = "fake"
+    size = 0
 
     def __init__(self, transferID: bytes = b"f" * 16) -> None:
         self.transferID = transferID
         self.deferred: Deferred = Deferred()
-        self.messenger = None
         self.ended: list[Failure] = []
+        self.heard: list = []
+        self.ready = None
+        self.done = False
+
+    def start(self, ready) -> None:
+        self.ready = ready
 
     def nextRecord(self):
         return None
 
+    def ackReceived(self, ack) -> list:
+        self.heard.append(ack)
+        return []
+
     def sessionEnded(self, reason: Failure) -> None:
         self.ended.append(reason)
+        self.done = True
         self.deferred.errback(reason)
 
 
@@ -592,11 +608,14 @@ class SchedulerTests(SynchronousTestCase):
         messenger.channelDied(victim)
         resent = sink.take()
         self.assertEqual([record.index for _, record in resent], [lost])
-        self.assertNotIn(victim, [channel for channel, _ in resent])
+        [(resentOn, _)] = resent
+        self.assertIsNot(resentOn, victim)
         messenger.channelDied(victim)
-        messenger.channelDied(sink.channels[0])
+        first = sink.channels[0]
+        messenger.channelDied(first)
         self.assertEqual(
-            sorted(record.index for _, record in sink.take()), sorted(carried[sink.channels[0]])
+            sorted(record.index for _, record in sink.take()),
+            sorted(carried[first] + ([lost] if resentOn is first else [])),
         )
 
     def test_acknowledgedWhileQueued(self) -> None:
@@ -615,21 +634,27 @@ class SchedulerTests(SynchronousTestCase):
         messenger.pump()
         self.assertEqual([r.index for r in sink.takeRecords()], [0, 2])
 
-    def test_yieldAskedLater(self) -> None:
+    def test_waitAskedWhenReady(self) -> None:
         """
-        A source that answers L{YIELD} gets the reactor back: nothing more
-        is pulled in that turn, and it is asked again on the next turn of
-        the clock.
+        A source that answers L{WAIT} (its records are being read) is
+        asked nothing more, while the others go on, until it is added
+        again: then it is asked at once.
         """
         messenger, sink, _ = makeMessenger(channels=1)
-        source = ScriptedSource(keyed("y", 0), YIELD, keyed("y", 1))
+        source = ScriptedSource(keyed("w", 0), WAIT, keyed("w", 1))
+        other = ScriptedSource(keyed("o", 0), keyed("o", 1), keyed("o", 2))
         messenger.addSource(source)
-        self.assertEqual(len(sink.sent), 1)
+        messenger.addSource(other)
         self.assertEqual(source.asked, 2)
-        self.assertEqual(len(sink.clock.getDelayedCalls()), 1)
-        sink.clock.advance(0)
-        self.assertEqual(len(sink.sent), 2)
+        self.assertEqual(len(sink.takeRecords()), 4)
+        [channel] = sink.channels
+        channel.writePaused = True
+        messenger.addSource(source)
+        messenger.addSource(source)
+        channel.writePaused = False
+        messenger.pump()
         self.assertEqual(source.asked, 4)
+        self.assertEqual([r.offset for r in sink.takeRecords()], [1])
         self.assertEqual(sink.clock.getDelayedCalls(), [])
 
     def test_sourcesTakeTurns(self) -> None:
@@ -655,24 +680,31 @@ class SchedulerTests(SynchronousTestCase):
         """
         Habit 10: L{failAll} errbacks every outstanding Deferred with the
         reason: messages on the wire, messages waiting for the in-flight
-        limit, and file senders (through C{sessionEnded}); a pending
-        L{YIELD} turn is cancelled, and nothing more is sent.
+        limit, and file senders (through C{sessionEnded}), those not
+        started yet too; a source waiting for its records is forgotten,
+        and nothing more is sent.
         """
+        self.patch(messenger_module, "FILES_AT_ONCE", 1)
         messenger, sink, _ = makeMessenger(channels=1, maxInflightMessages=1)
         onWire = messenger.send(b"a")
         waiting = messenger.send(b"b")
         sender = FakeFileSender()
         fileSent = messenger.sendFile(sender)
-        self.assertIs(sender.messenger, messenger)
-        messenger.addSource(ScriptedSource(YIELD, keyed("y", 0)))
+        queued = FakeFileSender(b"q" * 16)
+        queuedSent = messenger.sendFile(queued)
+        self.assertIsNone(queued.ready)
+        source = ScriptedSource(WAIT, keyed("y", 0))
+        messenger.addSource(source)
         sink.take()
         reason = Failure(SessionClosed("gone"))
         messenger.failAll(reason)
         self.failureResultOf(onWire, SessionClosed)
         self.failureResultOf(waiting, SessionClosed)
         self.failureResultOf(fileSent, SessionClosed)
+        self.failureResultOf(queuedSent, SessionClosed)
         self.assertEqual(sender.ended, [reason])
         self.assertEqual(sink.clock.getDelayedCalls(), [])
+        messenger.addSource(source)
         messenger.pump()
         messenger.resendAll()
         self.assertEqual(sink.sent, [])
@@ -693,17 +725,68 @@ class SchedulerTests(SynchronousTestCase):
         one for an unknown transfer is ignored.
         """
         messenger, sink, _ = makeMessenger()
-        heard: list = []
         sender = FakeFileSender(b"1" * 16)
-        sender.ackReceived = heard.append
         messenger.sendFile(sender)
         ack = filerecords.FileAck(b"1" * 16, filerecords.FILE_PROGRESS, ((0, 5),))
         messenger.fileAckReceived(ack)
         messenger.fileAckReceived(filerecords.FileAck(b"2" * 16, filerecords.FILE_REFUSED))
-        self.assertEqual(heard, [ack])
-        messenger.senderDone(sender)
+        self.assertEqual(sender.heard, [ack])
+        sender.done = True
         messenger.fileAckReceived(ack)
-        self.assertEqual(heard, [ack])
+        messenger.fileAckReceived(ack)
+        self.assertEqual(sender.heard, [ack, ack])
+
+    def test_filesAtOnce(self) -> None:
+        """
+        At most C{FILES_AT_ONCE} files are under way; the next starts when
+        one is over.
+        """
+        self.patch(messenger_module, "FILES_AT_ONCE", 2)
+        messenger, sink, _ = makeMessenger()
+        senders = [FakeFileSender(bytes([n]) * 16) for n in range(4)]
+        for sender in senders:
+            messenger.sendFile(sender)
+        self.assertEqual([s.ready is not None for s in senders], [True, True, False, False])
+        senders[0].done = True
+        messenger.fileAckReceived(
+            filerecords.FileAck(bytes([0]) * 16, filerecords.FILE_COMPLETE, (), 0, "x")
+        )
+        self.assertEqual([s.ready is not None for s in senders], [True, True, True, False])
+        senders[1].sessionEnded(Failure(SessionClosed("x")))
+        self.failureResultOf(senders[1].deferred, SessionClosed)
+        senders[1].ready()
+        self.assertIsNotNone(senders[3].ready)
+
+    def test_fileBytesAtOnce(self) -> None:
+        """
+        No file starts while those under way declare C{FILE_BYTES_AT_ONCE}
+        or more; a file that large starts when none is under way.
+        """
+        self.patch(messenger_module, "FILE_BYTES_AT_ONCE", 100)
+        messenger, sink, _ = makeMessenger()
+        big, small = FakeFileSender(b"b" * 16), FakeFileSender(b"s" * 16)
+        big.size = 100
+        messenger.sendFile(big)
+        messenger.sendFile(small)
+        self.assertIsNotNone(big.ready)
+        self.assertIsNone(small.ready)
+        big.done = True
+        big.ready()
+        self.assertIsNotNone(small.ready)
+
+    def test_oneAnswerOnePump(self) -> None:
+        """
+        An answer that acknowledges many records makes the messenger pump
+        once, not once for each record.
+        """
+        messenger, sink, _ = makeMessenger(channels=1)
+        messenger.send(b"p" * (8 * SIZE))
+        sink.take()
+        pumps: list = []
+        pump = messenger.pump
+        self.patch(messenger, "pump", lambda: pumps.append(1) or pump())
+        messenger.ackReceived(records.Ack(0, records.ACK_PROGRESS, ((0, 8),)))
+        self.assertEqual(len(pumps), 1)
 
 
 def transfer(sender: RecordingSink, receiver: MultiChannelMessenger, shuffle=None) -> None:

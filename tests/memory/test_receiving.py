@@ -16,7 +16,7 @@ import unicodedata
 
 from hypothesis import given, settings, strategies as st
 from twisted.internet import task
-from twisted.internet.defer import Deferred, fail, succeed
+from twisted.internet.defer import Deferred
 from twisted.logger import Logger, formatEvent
 from twisted.python.failure import Failure
 from twisted.trial.unittest import SynchronousTestCase
@@ -29,32 +29,23 @@ from spc.errors import (
     SessionClosed,
     TransferFailed,
 )
-from spc.files import receiving, sending
+from spc.files import reading, receiving, writing
 from spc.files.names import PARTIAL_DIRECTORY
 from spc.files.receiving import IncomingFiles
 from spc.files.sending import Delivered, FileSender, FolderSender, transferID
 from spc.files.store import FileStore
-from spc.interfaces import YIELD
+from spc.lanes import InlineLane
 from spc.logs import events
 from spc.protocol import filerecords, frames, records
 from spc.session.messenger import MultiChannelMessenger
 from tests.files import rewriteKeepingTimes
+from tests.fakes import QueuedLane
 
 SIZE = 16 * 1024
 PARAMS = frames.Params(fragmentSize=SIZE, maxInner=frames.maxInnerSize(SIZE))
 PEER = "SHA256:sender"
 SERVER = "SHA256:server"
 SECRET = b"s" * 32
-
-
-def runNow(function, *args, **kwargs) -> Deferred:
-    """
-    A synchronous stand-in for C{deferToThread}.
-    """
-    try:
-        return succeed(function(*args, **kwargs))
-    except BaseException:
-        return fail()
 
 
 class Sink:
@@ -101,7 +92,7 @@ class Link:
         self.stored: list[tuple[str, str, int]] = []
         self.incoming = IncomingFiles(
             store, PEER, SIZE, self.faks.append, self.clock,
-            lambda *stored: self.stored.append(stored), runNow,
+            lambda *stored: self.stored.append(stored), InlineLane(),
         )
         self.seen: list = []
         self.answers: list[filerecords.FileAck] = []
@@ -109,13 +100,16 @@ class Link:
         self._deferreds: list[Deferred] = []
         testCase.addCleanup(self.close)
 
-    def send(self, path: str, name: str = "file.bin", secret: bytes = SECRET, progress=None):
+    def send(
+        self, path: str, name: str = "file.bin", secret: bytes = SECRET, progress=None,
+        reader=None,
+    ):
         """
-        Start sending C{path}.
+        Start sending C{path}, reading it in C{reader} (inline by default).
 
         @return: the L{FileSender} and its Deferred.
         """
-        sender = FileSender(path, name, secret, SERVER, SIZE, task.Clock(), progress)
+        sender = FileSender(path, name, secret, SERVER, SIZE, task.Clock(), progress, reader)
         sent = self.messenger.sendFile(sender)
         self._deferreds.append(sent)
         return sender, sent
@@ -229,7 +223,7 @@ class TransferTestCase(SynchronousTestCase):
     def partials(self) -> list[str]:
         return sorted(
             name for name in os.listdir(os.path.join(self.inbox, PARTIAL_DIRECTORY))
-            if name != "completed.json"
+            if name not in ("completed.json", "completed.jsonl")
         )
 
     def read(self, path: str) -> bytes:
@@ -459,11 +453,11 @@ class ResumeTests(TransferTestCase):
     def test_resumeEverythingHeld(self) -> None:
         """
         When the receiver holds every byte, no data is sent; the sender
-        still reads and hashes it all, yielding the reactor between
-        batches of skipped chunks.
+        still reads and hashes it all, in the reader's lane, at most
+        C{HELD_PER_JOB} bytes a job (and a last job closes the file).
         """
         self.patch(receiving, "SYNC_BYTES", SIZE)
-        self.patch(sending, "HELD_CHUNKS_PER_TURN", 2)
+        self.patch(reading, "HELD_PER_JOB", 2 * SIZE)
         data = os.urandom(6 * SIZE)
         path = self.source(data)
         first = Link(self, self.store)
@@ -473,26 +467,24 @@ class ResumeTests(TransferTestCase):
         first.close()
 
         second = Link(self, FileStore(self.inbox))
-        sender, sent = second.send(path)
-        answers = []
-        nextRecord = sender.nextRecord
-
-        def recording():
-            answer = nextRecord()
-            answers.append(answer)
-            return answer
-
-        sender.nextRecord = recording
+        reader = QueuedLane()
+        sender, sent = second.send(path, reader=reader)
         second.flow()
-        self.assertEqual(answers, [YIELD])
         self.assertEqual(second.sent(filerecords.FileEnd), [])
-        self.assertEqual(len(second.clock.getDelayedCalls()), 1)
-        second.clock.advance(0)
+        for _ in range(2):
+            self.assertEqual(len(reader.jobs), 1)
+            reader.runOne()
+            second.flow()
+            self.assertEqual(second.sent(filerecords.FileEnd), [])
+        reader.runAll()
         second.flow()
-        self.assertEqual(answers[:3], [YIELD] * 3)
+        self.assertEqual(reader.ran, 3)
         self.assertEqual(len(second.sent(filerecords.FileEnd)), 1)
         self.assertEqual(second.sent(filerecords.FileData), [])
         self.successResultOf(sent)
+        self.assertEqual(len(reader.jobs), 1)
+        reader.runAll()
+        self.assertEqual(sender._descriptor, -1)
         self.assertEqual(self.read(os.path.join(self.inbox, "file.bin")), data)
 
     def test_completedAnsweredAlreadyStored(self) -> None:
@@ -593,34 +585,22 @@ class ResumeTests(TransferTestCase):
 
 class ThreadTests(TransferTestCase):
     """
-    fsync and verification run in a thread (here: a queue the test runs by
-    hand); the reactor side claims only what an fsync covered, and names a
-    file only once verification finished.
+    Opening, writing, fsync and verification run in the writer's lane
+    (here: a queue the test runs by hand); the reactor side claims only
+    what an fsync covered, and names a file only once verification
+    finished.
     """
 
     def setUp(self) -> None:
         super().setUp()
-        self.work: list[tuple[Deferred, object]] = []
+        self.lane = QueuedLane()
         self.answers: list[bytes] = []
         self.stored: list = []
         self.incoming = IncomingFiles(
             self.store, PEER, SIZE, self.answers.append, task.Clock(),
-            lambda *stored: self.stored.append(stored), self.later,
+            lambda *stored: self.stored.append(stored), self.lane,
         )
         self.addCleanup(self.incoming.close)
-
-    def later(self, function) -> Deferred:
-        done: Deferred = Deferred()
-        self.work.append((done, function))
-        return done
-
-    def runWork(self) -> None:
-        work, self.work = self.work, []
-        for done, function in work:
-            try:
-                done.callback(function())
-            except Exception:
-                done.errback()
 
     def test_claimsOnlyWhatFsyncCovered(self) -> None:
         """
@@ -629,11 +609,14 @@ class ThreadTests(TransferTestCase):
         self.patch(receiving, "SYNC_BYTES", 2 * SIZE)
         tid = b"y" * 16
         self.incoming.offerReceived(filerecords.FileOffer(tid, 4 * SIZE, "f"))
+        self.lane.runOne()
         for offset in (0, SIZE):
             self.incoming.dataReceived(filerecords.FileData(tid, offset, b"a" * SIZE))
-        self.assertEqual(len(self.work), 1)
+        self.lane.runOne()
+        self.lane.runOne()
+        self.assertEqual(len(self.lane.jobs), 1)
         self.incoming.dataReceived(filerecords.FileData(tid, 2 * SIZE, b"b" * SIZE))
-        self.runWork()
+        self.lane.runOne()
         with open(os.path.join(self.inbox, PARTIAL_DIRECTORY,
                                self.store.key(PEER, tid) + ".json")) as f:
             self.assertEqual(json.load(f)["ranges"], [[0, 2 * SIZE]])
@@ -641,67 +624,91 @@ class ThreadTests(TransferTestCase):
     def test_nameOnlyAfterVerification(self) -> None:
         """
         The file gets its final name, and the sender its "complete", only
-        when the verification in the thread finished; a repeated end
+        when the verification in the lane finished; a repeated end
         meanwhile starts no second verification.
         """
         tid = b"v" * 16
         content = os.urandom(SIZE + 1)
         self.incoming.offerReceived(filerecords.FileOffer(tid, len(content), "v.bin"))
+        self.lane.runOne()
         self.incoming.dataReceived(filerecords.FileData(tid, 0, content[:SIZE]))
         self.incoming.dataReceived(filerecords.FileData(tid, SIZE, content[SIZE:]))
         end = filerecords.FileEnd(tid, hashlib.sha256(content).digest())
         self.incoming.endReceived(end)
+        self.lane.runOne()
+        self.lane.runOne()
         self.incoming.endReceived(end)
-        self.assertEqual(len(self.work), 1)
+        self.assertEqual(len(self.lane.jobs), 1)
         self.assertEqual(self.inboxFiles(), [])
         self.assertNotIn(
             filerecords.FILE_COMPLETE, [records.decodeRecord(a).status for a in self.answers]
         )
-        self.runWork()
+        self.lane.runAll()
         self.assertEqual(self.inboxFiles(), ["v.bin"])
         self.assertEqual(records.decodeRecord(self.answers[-1]).status, filerecords.FILE_COMPLETE)
         self.assertEqual(len(self.stored), 1)
 
     def test_syncInFlightWhenComplete(self) -> None:
         """
-        A file that completes while an fsync of it is still in its thread is
-        verified only after that fsync, and the fsync's late claim leaves no
-        state file behind the finished file.
+        A file that completes while an fsync of it is still in the lane is
+        verified only after that fsync, and the fsync's late claim leaves
+        no state file behind the finished file.
         """
         self.patch(receiving, "SYNC_BYTES", 2 * SIZE)
         tid = b"r" * 16
         content = os.urandom(2 * SIZE)
         self.incoming.offerReceived(filerecords.FileOffer(tid, len(content), "r.bin"))
+        self.lane.runOne()
         self.incoming.dataReceived(filerecords.FileData(tid, 0, content[:SIZE]))
         self.incoming.dataReceived(filerecords.FileData(tid, SIZE, content[SIZE:]))
         self.incoming.endReceived(filerecords.FileEnd(tid, hashlib.sha256(content).digest()))
-        self.assertEqual(len(self.work), 1)
-        self.runWork()
-        self.assertEqual(len(self.work), 1)
+        self.lane.runOne()
+        self.lane.runOne()
+        [sync] = self.lane.jobs
+        self.lane.runOne()
         self.assertEqual(self.inboxFiles(), [])
-        self.runWork()
+        [commit] = self.lane.jobs
+        self.lane.runOne()
         self.assertEqual(self.inboxFiles(), ["r.bin"])
         self.assertEqual(self.partials(), [])
 
     def test_closeWaitsForSync(self) -> None:
         """
-        A session that ends while an fsync of a file is in its thread keeps
+        A session that ends while an fsync of a file is in the lane keeps
         the file only after that fsync: the descriptor is not closed under
         it, and what was written is claimed.
         """
         self.patch(receiving, "SYNC_BYTES", SIZE)
         tid = b"c" * 16
         self.incoming.offerReceived(filerecords.FileOffer(tid, 4 * SIZE, "c.bin"))
+        self.lane.runOne()
         self.incoming.dataReceived(filerecords.FileData(tid, 0, b"c" * SIZE))
         self.incoming.dataReceived(filerecords.FileData(tid, SIZE, b"d" * SIZE))
         partial = self.incoming._active[tid].partial
+        self.lane.runOne()
         self.incoming.close()
-        self.assertGreaterEqual(partial._descriptor, 0)
-        while self.work:
-            self.runWork()
-        self.assertEqual(partial._descriptor, -1)
+        self.assertGreaterEqual(partial.descriptor, 0)
+        self.lane.runAll()
+        self.assertEqual(partial.descriptor, -1)
         with open(partial.path[: -len(".part")] + ".json") as f:
             self.assertEqual(json.load(f)["ranges"], [[0, 2 * SIZE]])
+
+    def test_writtenBeforeClose(self) -> None:
+        """
+        Data still waiting for the lane when the session ends is written,
+        and claimed, before the file is closed.
+        """
+        tid = b"n" * 16
+        self.incoming.offerReceived(filerecords.FileOffer(tid, 4 * SIZE, "n.bin"))
+        self.lane.runOne()
+        self.incoming.dataReceived(filerecords.FileData(tid, 0, b"n" * SIZE))
+        partial = self.incoming._active[tid].partial
+        self.incoming.close()
+        self.lane.runAll()
+        with open(partial.path, "rb") as f:
+            self.assertEqual(f.read(), b"n" * SIZE)
+        with open(partial.path[: -len(".part")] + ".json") as f:
+            self.assertEqual(json.load(f)["ranges"], [[0, SIZE]])
 
     def test_verificationInFlight(self) -> None:
         """
@@ -710,62 +717,138 @@ class ThreadTests(TransferTestCase):
         """
         tid = b"i" * 16
         self.incoming.offerReceived(filerecords.FileOffer(tid, 1, "i.bin"))
+        self.lane.runOne()
         self.incoming.dataReceived(filerecords.FileData(tid, 0, b"i"))
         self.incoming.endReceived(filerecords.FileEnd(tid, hashlib.sha256(b"i").digest()))
+        self.lane.runOne()
         idle = self.incoming.verifying.whenIdle()
         self.assertNoResult(idle)
-        self.runWork()
+        self.lane.runAll()
         self.successResultOf(idle)
         self.assertEqual(records.decodeRecord(self.answers[-1]).status, filerecords.FILE_COMPLETE)
 
     def test_storeFailureRefuses(self) -> None:
         """
-        Verification or naming that fails in the thread (the disk gave out)
+        Verification or naming that fails in the lane (the disk gave out)
         is logged and answered "refused".
         """
         tid = b"e" * 16
         self.incoming.offerReceived(filerecords.FileOffer(tid, 1, "e.bin"))
+        self.lane.runOne()
         self.incoming.dataReceived(filerecords.FileData(tid, 0, b"e"))
-        self.patch(self.store, "place", lambda source, name: 1 / 0)
+        self.patch(self.store, "place", lambda source, name, syncLater=None: 1 / 0)
         self.incoming.endReceived(filerecords.FileEnd(tid, hashlib.sha256(b"e").digest()))
-        self.runWork()
+        self.lane.runAll()
         self.assertEqual(records.decodeRecord(self.answers[-1]).status, filerecords.FILE_REFUSED)
         self.assertEqual(len(self.flushLoggedErrors(ZeroDivisionError)), 1)
         self.assertEqual(self.stored, [])
 
-
     def test_revokedWhileSyncing(self) -> None:
         """
-        A sender revoked while an fsync of its file is in the thread: the
+        A sender revoked while an fsync of its file is in the lane: the
         session ends, the store deletes the sender's unfinished files
-        (A15), and when the fsync returns, neither its claim nor the
+        (A15), and when the fsync runs, neither its claim nor the
         session's final sync brings the state file back.
         """
         self.patch(receiving, "SYNC_BYTES", SIZE)
         tid = b"k" * 16
         self.incoming.offerReceived(filerecords.FileOffer(tid, 4 * SIZE, "k.bin"))
+        self.lane.runOne()
         self.incoming.dataReceived(filerecords.FileData(tid, 0, b"k" * SIZE))
-        self.assertEqual(len(self.work), 1)
+        self.lane.runOne()
+        self.assertEqual(len(self.lane.jobs), 1)
         self.incoming.close()
         self.assertEqual(self.store.forgetUnless(lambda peer: False), 1)
         self.assertEqual(self.partials(), [])
-        while self.work:
-            self.runWork()
+        self.lane.runAll()
         self.assertEqual(self.partials(), [])
 
     def test_revokedBeforeClaim(self) -> None:
         """
-        A sender's files deleted while an fsync is in the thread and its
+        A sender's files deleted while an fsync is in the lane and its
         session still open: the fsync's claim does not bring the state
         file back either.
         """
         self.patch(receiving, "SYNC_BYTES", SIZE)
         tid = b"q" * 16
         self.incoming.offerReceived(filerecords.FileOffer(tid, 4 * SIZE, "q.bin"))
+        self.lane.runOne()
         self.incoming.dataReceived(filerecords.FileData(tid, 0, b"q" * SIZE))
+        self.lane.runOne()
         self.store.forgetUnless(lambda peer: False)
-        self.runWork()
+        self.lane.runAll()
         self.assertEqual(self.partials(), [])
+
+    def test_groupCommit(self) -> None:
+        """
+        Files that complete while the session's writes are in the lane wait
+        for them: then one commit verifies and stores them together, one
+        job for all of them.
+        """
+        contents = [os.urandom(10 + n) for n in range(5)]
+        for n, content in enumerate(contents):
+            tid = bytes([n]) * 16
+            self.incoming.offerReceived(filerecords.FileOffer(tid, len(content), f"g{n}"))
+        self.lane.runAll()
+        for n, content in enumerate(contents):
+            tid = bytes([n]) * 16
+            self.incoming.dataReceived(filerecords.FileData(tid, 0, content))
+            self.incoming.endReceived(filerecords.FileEnd(tid, hashlib.sha256(content).digest()))
+        for _ in contents:
+            self.assertEqual(self.inboxFiles(), [])
+            self.lane.runOne()
+        self.assertEqual(len(self.lane.jobs), 1)
+        self.lane.runOne()
+        self.assertEqual(self.lane.jobs, [])
+        self.assertEqual(self.inboxFiles(), [f"g{n}" for n in range(5)])
+        self.assertEqual(len(self.stored), 5)
+
+    def test_commitPatience(self) -> None:
+        """
+        A file ready to be committed waits for the session's other jobs at
+        most C{COMMIT_PATIENCE} reports: a stream of writes does not hold
+        it off for good.
+        """
+        self.patch(writing, "COMMIT_PATIENCE", 3)
+        self.incoming.offerReceived(filerecords.FileOffer(b"s" * 16, 1, "small"))
+        self.incoming.offerReceived(filerecords.FileOffer(b"b" * 16, 64 * SIZE, "big"))
+        self.lane.runAll()
+        self.incoming.dataReceived(filerecords.FileData(b"s" * 16, 0, b"s"))
+        self.incoming.endReceived(filerecords.FileEnd(b"s" * 16, hashlib.sha256(b"s").digest()))
+        for n in range(10):
+            self.incoming.dataReceived(filerecords.FileData(b"b" * 16, n * SIZE, b"b" * SIZE))
+        self.lane.runOne()
+        self.assertEqual(len(self.lane.jobs), 10)
+        for _ in range(3):
+            self.lane.runOne()
+        self.assertEqual(len(self.lane.jobs), 7 + 1)
+        self.lane.runAll()
+        self.assertEqual(self.inboxFiles(), ["small"])
+
+    def test_backlogPausesReading(self) -> None:
+        """
+        Once more data waits for the lane than an honest sender sends, the
+        session is asked to stop reading; once half of it is written, to
+        read again.
+        """
+        self.patch(writing, "BACKLOG_LIMIT", 3 * SIZE)
+        asked: list[bool] = []
+        incoming = IncomingFiles(
+            self.store, PEER, SIZE, self.answers.append, task.Clock(),
+            writer=self.lane, onBacklog=asked.append,
+        )
+        self.addCleanup(incoming.close)
+        tid = b"b" * 16
+        incoming.offerReceived(filerecords.FileOffer(tid, 8 * SIZE, "b"))
+        self.lane.runOne()
+        for n in range(4):
+            incoming.dataReceived(filerecords.FileData(tid, n * SIZE, b"b" * SIZE))
+        self.assertEqual(asked, [True])
+        self.lane.runOne()
+        self.lane.runOne()
+        self.assertEqual(asked, [True])
+        self.lane.runOne()
+        self.assertEqual(asked, [True, False])
 
 
 class CorruptionTests(TransferTestCase):
@@ -774,30 +857,43 @@ class CorruptionTests(TransferTestCase):
     the sender restarts once from offset 0 with a new transfer id.
     """
 
-    def corrupt(self, which: bytes) -> None:
+    def corrupt(self, link: Link, attempts: int = 1) -> None:
         """
-        Flip one byte of the partial file of transfer C{which} on disk.
+        Flip one byte of the second fragment of the first C{attempts}
+        attempts to send a file over C{link}, as it is handed to the
+        receiver: what the receiver writes is not what was read.  (The
+        receiver hashes what it writes as it writes it, so a byte changed
+        on its disk afterwards goes unseen; a changed fragment is what the
+        digest catches.)
         """
-        path = self.store.partialPath(self.store.key(PEER, which))
-        with open(path, "r+b") as f:
-            f.seek(SIZE + 3)
-            byte = f.read(1)
-            f.seek(SIZE + 3)
-            f.write(bytes([byte[0] ^ 0xFF]))
+        deliver = link.deliver
+        corrupted: set[bytes] = set()
+
+        def tampering(record) -> None:
+            if (
+                type(record) is filerecords.FileData and record.offset == SIZE
+                and len(corrupted) < attempts and record.transferID not in corrupted
+            ):
+                corrupted.add(record.transferID)
+                payload = bytearray(record.payload)
+                payload[3] ^= 0xFF
+                record = record._replace(payload=bytes(payload))
+            deliver(record)
+
+        link.deliver = tampering
 
     def test_restartOnce(self) -> None:
         """
-        One corrupted byte on disk: C{FAK:} restart, the partial is
-        deleted, nothing is stored under a final name; the sender offers
-        again under a new transfer id, sends everything again, and
-        succeeds.
+        One corrupted byte: C{FAK:} restart, the partial is deleted,
+        nothing is stored under a final name; the sender offers again under
+        a new transfer id, sends everything again, and succeeds.
         """
         data = os.urandom(3 * SIZE + 9)
         link = Link(self, self.store)
+        self.corrupt(link)
         sender, sent = link.send(self.source(data))
         firstID = sender.transferID
         link.flow(hold=(filerecords.FileEnd,))
-        self.corrupt(firstID)
         link.release()
         self.assertIn(filerecords.FILE_RESTART, link.statuses())
         self.assertNotEqual(sender.transferID, firstID)
@@ -817,9 +913,9 @@ class CorruptionTests(TransferTestCase):
         """
         data = os.urandom(2 * SIZE + 9)
         link = Link(self, self.store)
+        self.corrupt(link)
         sender, sent = link.send(self.source(data))
         link.flow(hold=(filerecords.FileEnd,))
-        self.corrupt(sender.transferID)
         [end] = link.held
         link.held = []
         link.deliver(end)
@@ -840,10 +936,10 @@ class CorruptionTests(TransferTestCase):
         stored and no partial is left.
         """
         link = Link(self, self.store)
+        self.corrupt(link, attempts=2)
         sender, sent = link.send(self.source(os.urandom(2 * SIZE + 1)))
         for _ in range(2):
             link.flow(hold=(filerecords.FileEnd,))
-            self.corrupt(sender.transferID)
             held, link.held = link.held, []
             for record in held:
                 link.deliver(record)
@@ -980,7 +1076,7 @@ class HostileDataTests(TransferTestCase):
         super().setUp()
         self.answers: list[bytes] = []
         self.incoming = IncomingFiles(
-            self.store, PEER, SIZE, self.answers.append, task.Clock(), runInThread=runNow
+            self.store, PEER, SIZE, self.answers.append, task.Clock(), writer=InlineLane()
         )
         self.addCleanup(self.incoming.close)
         self.transfer = b"h" * 16
@@ -1059,7 +1155,7 @@ class LateRecordTests(TransferTestCase):
         self.answers: list[bytes] = []
         self.clock = task.Clock()
         self.incoming = IncomingFiles(
-            self.store, PEER, SIZE, self.answers.append, self.clock, runInThread=runNow,
+            self.store, PEER, SIZE, self.answers.append, self.clock, writer=InlineLane(),
             duplicateInterval=2.0,
         )
         self.addCleanup(self.incoming.close)
@@ -1200,17 +1296,20 @@ class SenderFailureTests(TransferTestCase):
 
 class SenderStepsTests(TransferTestCase):
     """
-    The steps of a L{FileSender}, fed the receiver's answers by hand: each
-    answer counts only in the step that expects it, and a done sender
-    ignores everything.
+    The steps of a L{FileSender}, fed the receiver's answers by hand
+    through its messenger: each answer counts only in the step that
+    expects it, and a done sender ignores everything.
     """
 
     def answer(self, sender, status: int, ranges=()) -> None:
-        sender.ackReceived(filerecords.FileAck(sender.transferID, status, tuple(ranges)))
+        self.messenger.fileAckReceived(
+            filerecords.FileAck(sender.transferID, status, tuple(ranges))
+        )
 
     def start(self, size: int = 2 * SIZE):
         sink = Sink()
         messenger = MultiChannelMessenger(sink, PARAMS, lambda data, kind: None, task.Clock())
+        self.messenger = messenger
         sender = FileSender(self.source(os.urandom(size)), "f", SECRET, SERVER, SIZE, task.Clock())
         sent = messenger.sendFile(sender)
         self.addCleanup(sent.addErrback, lambda failure: None)
@@ -1249,6 +1348,7 @@ class SenderStepsTests(TransferTestCase):
         delivered = self.successResultOf(sent)
         for status in (filerecords.FILE_RESTART, filerecords.FILE_REFUSED, filerecords.FILE_COMPLETE):
             self.answer(sender, status)
+            sender.ackReceived(filerecords.FileAck(sender.transferID, status))
         sender.sessionEnded(Failure(SessionClosed("over")))
         self.assertEqual(delivered.sent, 2 * SIZE)
         self.assertIsNone(sender.nextRecord())
@@ -1380,7 +1480,7 @@ class AnswerTests(TransferTestCase):
         """
         secret = os.path.join(self.inbox, "private", "path")
 
-        def broken(source, name):
+        def broken(source, name, syncLater=None):
             raise PermissionError(13, "Permission denied", secret)
 
         self.patch(self.store, "place", broken)
@@ -1438,9 +1538,6 @@ class AnswerTests(TransferTestCase):
 
         for status, reason in ((filerecords.FILE_COMPLETE, 0), (filerecords.FILE_REFUSED, 2)):
             sender = FolderSender("f")
-            sender.messenger = MultiChannelMessenger(
-                Sink(), PARAMS, lambda data, kind: None, task.Clock()
-            )
             sender.ackReceived(filerecords.FileAck(sender.transferID, status, (), reason, detail))
             if status == filerecords.FILE_COMPLETE:
                 self.assertTrue(clean(self.successResultOf(sender.deferred).storedAs))
@@ -1525,10 +1622,8 @@ class FolderTests(TransferTestCase):
         C{MAX_ACTIVE_FILES}.
         """
         self.patch(receiving, "MAX_ACTIVE_FILES", 2)
-        pending: list[Deferred] = []
         incoming = IncomingFiles(
-            self.store, PEER, SIZE, [].append, task.Clock(),
-            runInThread=lambda f, *a: pending.append(Deferred()) or pending[-1],
+            self.store, PEER, SIZE, [].append, task.Clock(), writer=QueuedLane()
         )
         self.addCleanup(incoming.close)
         incoming.offerReceived(filerecords.FileOffer(b"f" * 16, 10, "f"))

@@ -15,19 +15,19 @@ import os
 import socket
 
 from twisted.internet import task
-from twisted.internet.defer import Deferred
 from twisted.internet.endpoints import connectProtocol
 from twisted.protocols import amp
 from twisted.trial.unittest import SynchronousTestCase
 
 from spc.cli.status import formatJSON, formatTable
 from spc.errors import DiscardRefused, TransferWithdrawn
-from spc.files import store as storeModule
+from spc.files import receiving, store as storeModule
 from spc.files.names import PARTIAL_DIRECTORY
 from spc.files.receiving import IncomingFiles
 from spc.files.store import FileStore
 from spc.files.unfinished import REMOVED
 from spc.keys.trust import AuthorizedKeys
+from spc.lanes import InlineLane
 from spc.protocol import filerecords, records
 from spc.server.directory import SessionDirectory
 from spc.status import unfinished as statusUnfinished
@@ -35,7 +35,8 @@ from spc.status.control import ControlFactory, fetchStatus
 from spc.status.snapshot import StatusSource
 from spc.status.unfinished import DiscardUnfinished, callerUID
 from tests.common import cachedIdentity
-from tests.memory.test_receiving import SIZE, runNow
+from tests.fakes import QueuedLane
+from tests.memory.test_receiving import SIZE
 from tests.memory.test_status import MemoryEndpoint
 from tests.unit.test_identity import OTHER_FINGERPRINT
 
@@ -50,43 +51,38 @@ class Receiver:
     answered.
 
     @ivar answers: its decoded C{FAK:}s, in order.
-    @ivar work: its thread jobs, when it runs them by hand.
+    @ivar lane: its writer's lane: inline, or, when it works by hand, one
+        that runs the disk work of an offer or of data at once and keeps
+        the rest (the verification) for L{runWork}.
     """
 
     def __init__(
         self, testCase: SynchronousTestCase, store: FileStore, byHand: bool = False
     ) -> None:
         self.answers: list[filerecords.FileAck] = []
-        self.work: list[tuple[Deferred, object]] = []
         self.stored: list = []
+        self.lane = QueuedLane() if byHand else InlineLane()
         self.incoming = IncomingFiles(
             store, PEER, SIZE, lambda data: self.answers.append(records.decodeRecord(data)),
-            task.Clock(), lambda *stored: self.stored.append(stored),
-            self.later if byHand else runNow,
+            task.Clock(), lambda *stored: self.stored.append(stored), self.lane,
         )
+        testCase.addCleanup(self.runWork)
         testCase.addCleanup(self.incoming.close)
 
-    def later(self, function, *args) -> Deferred:
-        done: Deferred = Deferred()
-        self.work.append((done, lambda: function(*args)))
-        return done
-
     def runWork(self) -> None:
-        while self.work:
-            done, function = self.work.pop(0)
-            try:
-                done.callback(function())
-            except Exception:
-                done.errback()
+        if isinstance(self.lane, QueuedLane):
+            self.lane.runAll()
 
     def offer(self, size: int = len(DATA)) -> None:
         self.incoming.offerReceived(filerecords.FileOffer(TRANSFER, size, "big2.bin"))
+        self.runWork()
 
     def data(self, *offsets: int) -> None:
         for offset in offsets:
             self.incoming.dataReceived(
                 filerecords.FileData(TRANSFER, offset, DATA[offset : offset + SIZE])
             )
+            self.runWork()
 
     def end(self) -> None:
         self.incoming.endReceived(filerecords.FileEnd(TRANSFER, hashlib.sha256(DATA).digest()))
@@ -217,6 +213,57 @@ class TakeOverTests(SynchronousTestCase):
         self.assertEqual(older.statuses()[-1], filerecords.FILE_COMPLETE)
         newer.offer()
         self.assertEqual(newer.statuses()[-1], filerecords.FILE_ALREADY_STORED)
+
+
+class SharedLaneTests(SynchronousTestCase):
+    """
+    The sessions of a daemon share one writer's lane (L{spc.lanes}): a
+    takeover is ordered in it.
+    """
+
+    def test_olderClosedBeforeNewerOpens(self) -> None:
+        """
+        The older session's last disk work on the file (its writes, their
+        fsync and claim, its close) runs before the newer session opens
+        the file, so the newer one is answered with every range the older
+        one claimed, and the older one's close writes no state over the
+        newer one's.
+        """
+        self.patch(receiving, "SYNC_BYTES", SIZE)
+        store = FileStore(self.mktemp())
+        lane = QueuedLane()
+        answers: dict[str, list] = {"older": [], "newer": []}
+        sessions = {
+            which: IncomingFiles(
+                store, PEER, SIZE,
+                lambda data, which=which: answers[which].append(records.decodeRecord(data)),
+                task.Clock(), writer=lane,
+            )
+            for which in answers
+        }
+        for incoming in sessions.values():
+            self.addCleanup(lane.runAll)
+            self.addCleanup(incoming.close)
+        offer = filerecords.FileOffer(TRANSFER, len(DATA), "big2.bin")
+        sessions["older"].offerReceived(offer)
+        lane.runAll()
+        for offset in (0, SIZE):
+            sessions["older"].dataReceived(
+                filerecords.FileData(TRANSFER, offset, DATA[offset : offset + SIZE])
+            )
+        sessions["newer"].offerReceived(offer)
+        self.assertEqual(answers["newer"], [])
+        lane.runAll()
+        self.assertEqual(
+            [(a.status, a.reason) for a in answers["older"]][-1],
+            (filerecords.FILE_REFUSED, filerecords.REFUSED_WITHDRAWN),
+        )
+        [resume] = answers["newer"]
+        self.assertEqual(
+            (resume.status, resume.ranges), (filerecords.FILE_RESUME, ((0, 2 * SIZE),))
+        )
+        with open(store._statePath(store.key(PEER, TRANSFER))) as f:
+            self.assertEqual(json.load(f)["ranges"], [[0, 2 * SIZE]])
 
 
 def daemonWith(store: FileStore) -> StatusSource:

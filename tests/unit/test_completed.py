@@ -22,6 +22,23 @@ from tests.files import rewriteKeepingTimes, waitForChangeTimeAfter
 PEER = "SHA256:peer"
 
 
+def completedRecords(inbox: str) -> dict:
+    """
+    The records the completed log of C{inbox} keeps, by key, oldest
+    first: its lines replayed (a drop removing a key), and only the newest
+    C{MAX_COMPLETED}.  This test's own reading of the format.
+    """
+    records: dict = {}
+    with open(os.path.join(inbox, PARTIAL_DIRECTORY, completed.LOG_NAME)) as f:
+        for line in f:
+            entry = json.loads(line)
+            key = entry.pop("key")
+            records.pop(key, None)
+            if not entry.get("drop"):
+                records[key] = entry
+    return dict(list(records.items())[-completed.MAX_COMPLETED :])
+
+
 class CompletedNameTests(SynchronousTestCase):
     """
     L{FileStore.completedName} names the stored file while it is there.
@@ -44,8 +61,7 @@ class CompletedNameTests(SynchronousTestCase):
         return key, partial.finish()
 
     def completedFile(self) -> dict:
-        with open(os.path.join(self.inbox, PARTIAL_DIRECTORY, "completed.json")) as f:
-            return json.load(f)
+        return completedRecords(self.inbox)
 
     def test_name(self) -> None:
         """
@@ -158,19 +174,51 @@ class CompletedNameTests(SynchronousTestCase):
     def test_garbage(self) -> None:
         """
         Records that are not what this version writes are ignored, one by
-        one; a file that is not a JSON object is ignored whole.
+        one, in the log and in an older version's file; an older file that
+        is not a JSON object is ignored whole.
         """
         key, _ = self.complete("f", b"x")
-        path = os.path.join(self.inbox, PARTIAL_DIRECTORY, "completed.json")
-        content = self.completedFile()
-        content.update({"a": [1], "b": {"finished": "x"}, "c": {"finished": float("nan"),
-                        "name": "f", "file": [1, 2, 3, 4, 5]}, "d": {"name": "f"}})
-        with open(path, "w") as f:
-            json.dump(content, f)
-        self.assertEqual(FileStore(self.inbox, now=self.clock.seconds).completedName(key), "f")
-        with open(path, "w") as f:
+        record = self.completedFile()[key]
+        log = os.path.join(self.inbox, PARTIAL_DIRECTORY, completed.LOG_NAME)
+        garbage = {"a": [1], "b": {"finished": "x"}, "c": {"finished": float("nan"),
+                   "name": "f", "file": [1, 2, 3, 4, 5]}, "d": {"name": "f"}}
+        with open(log, "a") as f:
+            for other, value in garbage.items():
+                f.write(json.dumps({"key": other, **(value if isinstance(value, dict) else {})}))
+                f.write("\n")
+            f.write("[1, 2]\n{\"key\": 5}\n{\"truncated")
+        store = FileStore(self.inbox, now=self.clock.seconds)
+        self.assertEqual(store.completedName(key), "f")
+        for other in garbage:
+            self.assertIsNone(store.completedName(other))
+        old = os.path.join(self.inbox, PARTIAL_DIRECTORY, "completed.json")
+        os.unlink(log)
+        with open(old, "w") as f:
+            json.dump({key: record, **garbage}, f)
+        store = FileStore(self.inbox, now=self.clock.seconds)
+        self.assertEqual(store.completedName(key), "f")
+        for other in garbage:
+            self.assertIsNone(store.completedName(other))
+        os.unlink(log)
+        with open(old, "w") as f:
             f.write("[1, 2]")
         self.assertFalse(FileStore(self.inbox, now=self.clock.seconds).isCompleted(key))
+
+    def test_appendedNotRewritten(self) -> None:
+        """
+        Each completion appends one line to the log: the log is not
+        rewritten whole for every file stored, and a line is durable once
+        the store syncs the log (one fsync for many completions).
+        """
+        self.complete("first", b"1", b"0" * 16)
+        log = os.path.join(self.inbox, PARTIAL_DIRECTORY, completed.LOG_NAME)
+        before = os.stat(log)
+        for n in range(1, 10):
+            self.complete(f"f{n}", b"x", bytes([n]) * 16)
+        after = os.stat(log)
+        self.assertEqual(after.st_ino, before.st_ino)
+        with open(log) as f:
+            self.assertEqual(len(f.readlines()), 10)
 
     def test_boundedInCount(self) -> None:
         """
@@ -192,7 +240,7 @@ class CompletedNameTests(SynchronousTestCase):
         """
         self.patch(completed, "MAX_COMPLETED_BYTES", 1000)
         keys = [self.complete("n" * 200 + str(n), b"x", bytes([n]) * 16)[0] for n in range(6)]
-        path = os.path.join(self.inbox, PARTIAL_DIRECTORY, "completed.json")
+        path = os.path.join(self.inbox, PARTIAL_DIRECTORY, completed.LOG_NAME)
         self.assertLessEqual(os.path.getsize(path), 1000)
         remembered = list(self.completedFile())
         self.assertEqual(remembered, keys[-len(remembered):])

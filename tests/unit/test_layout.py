@@ -17,7 +17,8 @@ nothing of its own rank or above:
         C{ratelimit}: what every layer may need
   1     C{crypto}: primitives over bytes
   2     C{keys} (identities, trust files, certificates), C{logs}
-  3     C{protocol}: SPC/1 without I/O
+  3     C{protocol}: SPC/1 without I/O; C{lanes}: worker threads for
+        bulk work, logging under C{spc.session}
   4     C{transport}: one connection
   5     C{files}: files on their way, and on disk
   6     C{session}: a peer's channels as one session
@@ -59,6 +60,7 @@ RANKS = {
     "keys": 2,
     "logs": 2,
     "protocol": 3,
+    "lanes": 3,
     "transport": 4,
     "files": 5,
     "session": 6,

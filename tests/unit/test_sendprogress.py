@@ -54,29 +54,6 @@ class RecordingObserver(SendObserver):
         return [event for event in self.events if event[0] == name]
 
 
-class FakeMessenger:
-    """
-    As much of a messenger as a L{FileSender} calls: every key is
-    acknowledged, and sources are kept.
-    """
-
-    def __init__(self) -> None:
-        self.sources: list = []
-        self.done: list = []
-
-    def acknowledge(self, key) -> bool:
-        return True
-
-    def addSource(self, source) -> None:
-        self.sources.append(source)
-
-    def senderDone(self, sender) -> None:
-        self.done.append(sender)
-
-    def renameSender(self, sender, previous) -> None:
-        pass
-
-
 class FileSenderReportTests(unittest.SynchronousTestCase):
     """
     The contract L{ProgressBooks} relies on: a L{FileSender}'s first
@@ -91,7 +68,7 @@ class FileSenderReportTests(unittest.SynchronousTestCase):
         sender = FileSender(
             path, "f.bin", b"s" * 32, "SHA256:server", FRAGMENT, task.Clock(), reports.append
         )
-        sender.messenger = FakeMessenger()
+        sender.start(lambda: None)
         self.addCleanup(sender.sessionEnded, Failure(SessionClosed("test over")))
         sender.deferred.addErrback(lambda failure: None)
         sender.nextRecord()

@@ -8,6 +8,7 @@ L{RangeSet} against a model.
 
 from __future__ import annotations
 
+import hashlib
 import json
 import os
 import stat
@@ -17,7 +18,7 @@ from hypothesis import given, settings, strategies as st
 from twisted.trial.unittest import SkipTest, SynchronousTestCase
 
 from spc.errors import NameUnavailable, ResourceLimitExceeded
-from spc.files import store
+from spc.files import completed, store
 from spc.files.names import (
     MAX_COMPONENT_BYTES,
     MAX_DEPTH,
@@ -31,6 +32,7 @@ from spc.protocol import records
 from spc.server.inbox import InboxReceiver
 from tests.fakes import clockAt
 from tests.names import nameStrategy
+from tests.unit.test_completed import completedRecords
 
 PEER = "SHA256:peer"
 HOSTILE = [
@@ -622,6 +624,59 @@ class PartialTests(SynchronousTestCase):
         resumed.close()
 
 
+class GroupCommitTests(SynchronousTestCase):
+    """
+    L{FileStore.commit} stores several complete files at once, and each
+    keeps what one stored alone keeps: its mode and modification time
+    given before it is placed, and its receipt.
+    """
+
+    def test_eachKeepsModeTimeAndReceipt(self) -> None:
+        """
+        Files stored by one commit each get the store's file mode, their
+        sender's modification time and a receipt line naming their sender;
+        a file whose digest does not match is deleted and gets none; the
+        receipts of the batch cost one fsync of C{files.jsonl}.
+        """
+        files = makeStore(self, receipts=True, fileMode=0o640)
+        receipts = os.path.join(files.directory, "files.jsonl")
+        synced: list[int] = []
+        realFsync = os.fsync
+
+        def fsync(descriptor: int) -> None:
+            if os.path.exists(receipts) and os.path.sameopenfile(
+                descriptor, os.open(receipts, os.O_RDONLY)
+            ):
+                synced.append(descriptor)
+            realFsync(descriptor)
+
+        self.patch(os, "fsync", fsync)
+        times = [(1_600_000_000 + n) * 10**9 + 123 for n in range(3)]
+        batch = []
+        for n, mtime in enumerate(times):
+            partial = files.open(
+                files.key(PEER, bytes([n]) * 16), f"f{n}.bin", 3, PEER, "alice", mtime
+            )
+            partial.write(0, b"ab" + bytes([n]))
+            batch.append((partial, hashlib.sha256(b"ab" + bytes([n])).digest()))
+        batch[1] = (batch[1][0], hashlib.sha256(b"not it").digest())
+        results = files.commit(batch)
+        self.assertIsNone(results[1])
+        for n in (0, 2):
+            status = os.stat(results[n])
+            self.assertEqual((stat.S_IMODE(status.st_mode), status.st_mtime_ns), (0o640, times[n]))
+        self.assertEqual(
+            sorted(os.listdir(files.directory)), [".spc-partial", "f0.bin", "f2.bin", "files.jsonl"]
+        )
+        with open(receipts) as f:
+            lines = [json.loads(line) for line in f]
+        self.assertEqual(
+            [(line["name"], line["from"], line["from_name"]) for line in lines],
+            [("f0.bin", PEER, "alice"), ("f2.bin", PEER, "alice")],
+        )
+        self.assertEqual(len(synced), 1)
+
+
 class CompletedTests(SynchronousTestCase):
     """
     Completed transfers are remembered for 24 h, across restarts.
@@ -649,18 +704,18 @@ class CompletedTests(SynchronousTestCase):
 
     def test_expiredForgotten(self) -> None:
         """
-        Entries older than 24 h are dropped from the completed file when
-        another transfer completes.
+        Entries older than 24 h are dropped from the completed log when it
+        is rewritten, here when another transfer completes.
         """
         directory = self.mktemp()
         clock = clockAt(1_000_000.0)
         store = FileStore(directory, now=clock.seconds)
         keys = [store.key(PEER, bytes([n]) * 16) for n in range(2)]
+        self.patch(completed, "MAX_COMPLETED_BYTES", 250)
         for key in keys:
             store.open(key, "f", 0).finish()
             clock.advance(KEEP_SECONDS)
-        with open(os.path.join(directory, PARTIAL_DIRECTORY, "completed.json")) as f:
-            self.assertEqual(list(json.load(f)), [keys[1]])
+        self.assertEqual(list(completedRecords(directory)), [keys[1]])
 
     def test_corruptCompletedFile(self) -> None:
         """
@@ -694,8 +749,39 @@ class ExpireTests(SynchronousTestCase):
         os.utime(os.path.join(directory, PARTIAL_DIRECTORY, stale + ".json"), (old, old))
         self.assertEqual(store.expire(), 1)
         remaining = sorted(os.listdir(os.path.join(directory, PARTIAL_DIRECTORY)))
-        self.assertEqual(remaining, sorted(["completed.json", fresh + ".json", fresh + ".part"]))
+        self.assertEqual(
+            remaining, sorted([completed.LOG_NAME, fresh + ".json", fresh + ".part"])
+        )
         self.assertEqual(store.expire(), 0)
+
+    def test_expireWithoutState(self) -> None:
+        """
+        A partial file left without a state file (a new transfer gets one
+        only when it is closed or claims data, and the daemon stopped
+        first) is deleted once untouched for a day; one still open is not.
+        """
+        clock = clockAt(time.time())
+        directory = self.mktemp()
+        store = makeStore(self, directory, now=clock.seconds)
+        store.open(store.key(PEER, b"o" * 16), "f", 10)
+        orphan = FileStore(directory, now=clock.seconds)
+        self.assertEqual(orphan.expire(), 0)
+        clock.advance(KEEP_SECONDS + 60)
+        self.assertEqual(store.expire(), 0)
+        self.assertEqual(orphan.expire(), 1)
+        self.assertEqual(os.listdir(os.path.join(directory, PARTIAL_DIRECTORY)), [])
+
+    def test_noStateForAFileStoredAtOnce(self) -> None:
+        """
+        A file stored in the session it was offered in never had a state
+        file: nothing to write and delete for each small file.
+        """
+        files = makeStore(self)
+        written: list[str] = []
+        self.patch(store, "_overwrite", lambda path, data: written.append(path))
+        self.patch(store, "replaceFile", lambda *a, **k: written.append(a[0]))
+        placeBytes(files, "small.bin", b"x" * 10)
+        self.assertEqual(written, [])
 
     def test_expireWithInjectedTime(self) -> None:
         """

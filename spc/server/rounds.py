@@ -20,14 +20,9 @@ from twisted.internet.task import LoopingCall
 from twisted.logger import Logger
 
 from spc.logs import events
+from spc.protocol.timers import ROUND_JITTER
 
 __all__ = ["ROUND_JITTER", "RotationRounds"]
-
-ROUND_JITTER = 0.1
-"""
-The part of the interval over which a round spreads its sessions'
-rotations.
-"""
 
 
 class Rotatable(Protocol):

@@ -22,6 +22,10 @@ cost; the channel with the lowest tag takes the next one, a channel coming
 back from a pause starting level with the others).  So the costly channels keep
 carrying traffic, less of it, and take more whenever the others' paths
 are full.  Channels of one cost simply take turns, as they always did.
+
+Whatever their cost, a channel takes data only while its data in flight is
+within what its L{spc.session.pacing} allows, so a saturated path keeps
+its queue short.
 """
 
 from __future__ import annotations
@@ -30,6 +34,7 @@ from typing import Callable
 
 from twisted.internet.interfaces import IDelayedCall, IReactorTime
 
+from spc.session.pacing import Pacing
 from spc.transport.channel import ChannelProtocol
 
 __all__ = ["ChannelSet"]
@@ -38,6 +43,7 @@ __all__ = ["ChannelSet"]
 class ChannelSet:
     """
     @ivar byIndex: the channels that carry data, by channel index.
+    @ivar pacing: each channel's data in flight and its limit.
     """
 
     def __init__(
@@ -57,6 +63,7 @@ class ChannelSet:
         self._tags: dict[ChannelProtocol, float] = {}
         self._virtual = 0.0
         self._lingerCall: IDelayedCall | None = None
+        self.pacing = Pacing(clock)
 
     def live(self) -> list[ChannelProtocol]:
         """
@@ -120,6 +127,7 @@ class ChannelSet:
         self._unconfirmed.discard(channel)
         index = channel.result.keys.channel
         self._tags.pop(channel, None)
+        self.pacing.forget(channel)
         if self.byIndex.get(index) is channel:
             del self.byIndex[index]
             self._lostAt[index] = self._clock.seconds()
@@ -154,11 +162,16 @@ class ChannelSet:
     def writableChannel(self) -> ChannelProtocol | None:
         """
         A live channel that can take data now: a channel its transport
-        paused (or whose crypto lane is full) gets nothing, so a slow path
-        never holds the others back (A6).  Channels of one cost take
-        turns; of mixed costs, the one with the lowest start tag goes.
+        paused (or whose crypto lane is full), or with as much in flight
+        as its pace allows, gets nothing, so a slow path never holds the
+        others back (A6) nor queues more than its pace.  Channels of one
+        cost take turns; of mixed costs, the one with the lowest start
+        tag goes.
         """
-        ready = [channel for channel in self.live() if channel.canTakeData()]
+        allows = self.pacing.allows
+        ready = [
+            channel for channel in self.live() if channel.canTakeData() and allows(channel)
+        ]
         if not ready:
             return None
         if len({channel.cost for channel in ready}) == 1:
@@ -192,3 +205,4 @@ class ChannelSet:
             min(ready, key=lambda channel: channel.cost).sendRecord(record)
         elif channels:
             channels[0].sendRecord(record)
+

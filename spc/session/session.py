@@ -126,7 +126,8 @@ class Session:
         self.channels = self.channelSet.byIndex
         timers = params.seconds
         self.messenger = MultiChannelMessenger(
-            self.channelSet, params, self._deliver, clock, budget
+            self.channelSet, params, self._deliver, clock, budget,
+            pacing=self.channelSet.pacing,
         )
         self.incomingFiles = IncomingFiles(
             files, peer, params.fragmentSize, self.sendControl, clock, self._fileStored,

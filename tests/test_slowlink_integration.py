@@ -1,0 +1,136 @@
+# -*- test-case-name: tests.test_slowlink_integration -*-
+"""
+End to end on a slow link: the real daemon (C{twistd -n spc}) behind
+L{tests.faultproxy.FaultProxy}, which lets each channel carry only so many
+bytes a second from the client to the server, as a home uplink or a
+congested path does.  A file large enough to keep every channel busy
+crosses it while the daemon rotates its keys, and a message sent halfway
+through arrives in time (docs/protocol.rst, sections 7.1 and 8.3).
+
+The harness (daemon process, key directories, ports, C{spc} runner) is
+L{tests.test_endtoend}'s.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import time
+
+from twisted.internet import reactor
+from twisted.internet.defer import Deferred, inlineCallbacks
+from twisted.internet.endpoints import TCP4ClientEndpoint
+
+from spc.client.connect import connect
+from spc.keys.trust import PinnedKey
+from tests.faultproxy import FaultProxy
+from tests.test_endtoend import SPC, EndToEndTestCase, run, sharedIdentity
+from tests.test_endtoend_files import randomFile, sha256
+
+MiB = 1024 * 1024
+MB = 1000 * 1000
+COMMITTED = re.compile(r"Rotation to epoch (\d+) with \S+ committed")
+ROLLED_BACK = re.compile(r"Rotation to epoch \d+ with \S+ rolled back")
+OPENED = re.compile(r"Session \S+ opened with")
+DEAD = re.compile(r"Channel \d+ of session \S+ with \S+ at \S+ dead")
+
+
+def sleep(seconds: float) -> Deferred:
+    waiter: Deferred = Deferred()
+    reactor.callLater(seconds, waiter.callback, None)
+    return waiter
+
+
+class SlowLinkTestCase(EndToEndTestCase):
+    """
+    A daemon behind a proxy that limits every channel's upstream to
+    C{rate} bytes a second.
+    """
+
+    def startProxy(self, rate: float) -> FaultProxy:
+        proxy = FaultProxy(reactor, self.ports)
+        for channel in range(len(self.ports)):
+            proxy.limit(channel, rate)
+        proxy.start()
+        self.addCleanup(proxy.stop)
+        return proxy
+
+    def sendThrough(self, proxy: FaultProxy, path: str):
+        """
+        Run C{spc send PATH}, one C{--connect} per proxy port.
+        """
+        args = [
+            "send", "--key-dir", self.clientKeys, "--server", self.server,
+            "--server-fingerprint", self.serverFingerprint, "--no-progress",
+        ]
+        for port in proxy.ports:
+            args += ["--connect", f"tcp:127.0.0.1:{port}"]
+        return run(SPC + args + [path], self.root, self.env)
+
+    @inlineCallbacks
+    def rotateWhileSending(self, rate: float, size: int, timers: list[str], rounds: int):
+        """
+        Send a file of C{size} bytes through the proxy at C{rate} per
+        channel to a daemon started with C{timers}, and check that the
+        session was never replaced, no channel died, no rotation was rolled
+        back and at least C{rounds} committed.
+
+        @return: a Deferred firing with the transfer's seconds.
+        """
+        path, digest = randomFile("slow.bin", size)
+        self.authorize(self.serverKeys, "client")
+        daemon = yield self.startDaemon(*timers)
+        proxy = self.startProxy(rate)
+        started = time.monotonic()
+        result = yield self.sendThrough(proxy, path)
+        elapsed = time.monotonic() - started
+        log = daemon.output.log
+        self.assertEqual(result.code, 0, f"{result}\n{log}")
+        self.assertIn("Delivered 0 message(s) and 1 file(s)", result.out)
+        self.assertEqual(sha256(os.path.join(self.inbox, "slow.bin")), digest)
+        self.assertEqual(len(OPENED.findall(log)), 1, log)
+        self.assertEqual(DEAD.findall(log), [], log)
+        self.assertEqual(ROLLED_BACK.findall(log), [], log)
+        self.assertNotIn("key rotation failed", log)
+        epochs = [int(epoch) for epoch in COMMITTED.findall(log)]
+        self.assertGreaterEqual(len(epochs), rounds, f"{elapsed:.1f} s:\n{log}")
+        return elapsed
+
+
+class MessageOnSlowLinkTests(SlowLinkTestCase):
+    """
+    A message does not wait behind the file's queued megabytes.
+    """
+
+    timeout = 120
+
+    @inlineCallbacks
+    def test_messageHalfway(self):
+        """
+        At 1 MB/s per channel, a message sent halfway through a 48 MiB file
+        is stored, and its delivery confirmed, within 1 s of being sent.
+        """
+        path, _ = randomFile("halfway.bin", 48 * MiB)
+        self.authorize(self.serverKeys, "client")
+        yield self.startDaemon()
+        proxy = self.startProxy(1 * MB)
+        endpoints = [TCP4ClientEndpoint(reactor, "127.0.0.1", port) for port in proxy.ports]
+        session = yield connect(
+            reactor,
+            endpoints,
+            sharedIdentity("client"),
+            PinnedKey(self.serverFingerprint),
+            f"127.0.0.1:{proxy.ports[0]}",
+        )
+        self.addCleanup(session.close)
+        sent = session.sendFile(path)
+        yield sleep(6.0)
+        self.assertNoResult(sent)
+        started = time.monotonic()
+        yield session.sendMessage(b"halfway there")
+        latency = time.monotonic() - started
+        self.assertNoResult(sent)
+        self.assertLess(latency, 1.0)
+        [record] = self.storedMessages()
+        self.assertEqual(record["text"], "halfway there")
+        yield sent

@@ -1,0 +1,122 @@
+# -*- test-case-name: tests.test_slowlink_memory -*-
+"""
+Tests for the slow-link rules wired into a session, on fake channels and a
+L{task.Clock}: the scheduler gives a channel no more data than its pace
+allows (L{spc.session.channels}, L{spc.session.messenger}).
+"""
+
+from __future__ import annotations
+
+from twisted.internet import task
+from twisted.trial.unittest import SynchronousTestCase
+
+from spc.protocol import records
+from spc.session.channels import ChannelSet
+from spc.session.messenger import MultiChannelMessenger
+from spc.session.pacing import Pacing
+from tests.test_messenger import SIZE, makeParams
+from tests.test_session import FakeChannel
+
+LIMIT = 2 * SIZE
+
+
+def pacedMessenger(count: int = 2):
+    """
+    A messenger on a real L{ChannelSet} of C{count} fake channels, whose
+    pace allows each channel two 16 KiB fragments in flight.
+
+    @return: C{(messenger, channels, clock)}.
+    """
+    clock = task.Clock()
+    channelSet = ChannelSet(clock, 60.0, lambda: None)
+    channelSet.pacing = Pacing(clock, floor=LIMIT, initial=LIMIT)
+    channels = []
+    for index in range(count):
+        channel = FakeChannel(index)
+        channelSet.attached(channel, confirmed=True)
+        channelSet.admit(channel)
+        channels.append(channel)
+    params = makeParams(maxMessageSize=64 * SIZE, reassemblyBudget=256 * SIZE)
+    messenger = MultiChannelMessenger(
+        channelSet, params, lambda data, kind: None, clock, pacing=channelSet.pacing
+    )
+    return messenger, channels, clock
+
+
+def sentOf(channel: FakeChannel, kind: type) -> list:
+    """
+    The records of C{kind} sent on C{channel}, decoded.
+    """
+    return [
+        record
+        for record in map(records.decodeRecord, channel.sent)
+        if isinstance(record, kind)
+    ]
+
+
+def fragmentsOn(channel: FakeChannel) -> list[records.Fragment]:
+    return sentOf(channel, records.Fragment)
+
+
+class SchedulerTests(SynchronousTestCase):
+    """
+    A channel takes data only while its data in flight is within its pace.
+    """
+
+    def test_heldToPace(self) -> None:
+        """
+        A message of 40 fragments over two channels: each channel takes
+        what its pace allows (the check is before each record), and no
+        more until the peer acknowledges some.
+        """
+        messenger, (zero, one), _ = pacedMessenger()
+        messenger.send(b"x" * (40 * SIZE))
+        self.assertEqual(len(fragmentsOn(zero)), 2)
+        self.assertEqual(len(fragmentsOn(one)), 2)
+        first = fragmentsOn(zero)[0].index
+        messenger.ackReceived(records.Ack(0, records.ACK_PROGRESS, ((first, 1),)))
+        self.assertEqual(len(fragmentsOn(zero)), 3)
+        self.assertEqual(len(fragmentsOn(one)), 2)
+
+    def test_messageNotBehindFile(self) -> None:
+        """
+        While a large message fills every channel's pace, a second message
+        waits in spc's hands, not behind megabytes handed to TCP: it takes
+        its turn as soon as the peer acknowledges (one record per source
+        in turn, so the second freed place is its).
+        """
+        messenger, channels, _ = pacedMessenger()
+        messenger.send(b"x" * (40 * SIZE))
+        messenger.send(b"urgent")
+        sent = [fragment for channel in channels for fragment in fragmentsOn(channel)]
+        self.assertEqual([fragment.msgID for fragment in sent], [0, 0, 0, 0])
+        acknowledged = tuple((fragment.index, 1) for fragment in sent[:2])
+        messenger.ackReceived(records.Ack(0, records.ACK_PROGRESS, acknowledged))
+        urgent = [
+            fragment
+            for channel in channels
+            for fragment in fragmentsOn(channel)
+            if fragment.msgID == 1
+        ]
+        self.assertEqual([fragment.payload for fragment in urgent], [b"urgent"])
+
+    def test_deadChannelForgotten(self) -> None:
+        """
+        A lost channel's pace is forgotten: its replacement starts afresh.
+        """
+        clock = task.Clock()
+        channelSet = ChannelSet(clock, 60.0, lambda: None)
+        [zero] = attachedTo(channelSet, 0)
+        channelSet.pacing.sent(zero, "k", 10)
+        channelSet.lost(zero)
+        self.assertEqual(channelSet.pacing.inFlight(zero), 0)
+
+
+def attachedTo(channelSet: ChannelSet, *indexes: int) -> list[FakeChannel]:
+    made = []
+    for index in indexes:
+        channel = FakeChannel(index)
+        channelSet.attached(channel, confirmed=True)
+        channelSet.admit(channel)
+        made.append(channel)
+    return made

@@ -27,7 +27,9 @@ class FakeSession:
     """
     What a rotation driver asks of a session, recorded.
 
-    @ivar live: the live channels it reports.
+    @ivar live: the live channels it reports; rotation records go on the
+        first.
+    @ivar roundTrips: the round trip under load it reports, by channel.
     @ivar sent: the control records sent, decoded.
     @ivar ended: C{(code, reason, error)} of each L{terminate}.
     @ivar events: what it logged.
@@ -39,6 +41,7 @@ class FakeSession:
     def __init__(self, isServer: bool) -> None:
         self.isServer = isServer
         self.live: list[object] = ["a channel"]
+        self.roundTrips: dict[object, float] = {}
         self.sent: list[object] = []
         self.ended: list[tuple[int, str, type]] = []
         self.events: list[dict] = []
@@ -49,6 +52,13 @@ class FakeSession:
 
     def sendControl(self, record: bytes) -> None:
         self.sent.append(records.decodeRecord(record))
+
+    def sendRotation(self, record: bytes) -> object:
+        self.sent.append(records.decodeRecord(record))
+        return self.live[0] if self.live else None
+
+    def loadedRoundTrip(self, channel: object) -> float | None:
+        return self.roundTrips.get(channel)
 
     def terminate(self, code: int, reason: str, error: type) -> None:
         self.ended.append((code, reason, error))

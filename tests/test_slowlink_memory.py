@@ -2,7 +2,9 @@
 """
 Tests for the slow-link rules wired into a session, on fake channels and a
 L{task.Clock}: the scheduler gives a channel no more data than its pace
-allows (L{spc.session.channels}, L{spc.session.messenger}).
+allows (L{spc.session.channels}, L{spc.session.messenger}), rotation
+records go on the channel with the shortest queue and their deadline
+follows its round trip (L{spc.session.rotationdriver}).
 """
 
 from __future__ import annotations
@@ -13,9 +15,10 @@ from twisted.trial.unittest import SynchronousTestCase
 from spc.protocol import records
 from spc.session.channels import ChannelSet
 from spc.session.messenger import MultiChannelMessenger
-from spc.session.pacing import Pacing
+from spc.session.pacing import ACK_RTTS, Pacing
 from tests.test_messenger import SIZE, makeParams
-from tests.test_session import FakeChannel
+from tests.test_rotationdriver import TIMERS, makeDriver
+from tests.test_session import FakeChannel, attached, makeSession
 
 LIMIT = 2 * SIZE
 
@@ -120,3 +123,86 @@ def attachedTo(channelSet: ChannelSet, *indexes: int) -> list[FakeChannel]:
         channelSet.admit(channel)
         made.append(channel)
     return made
+
+
+class RotationChannelTests(SynchronousTestCase):
+    """
+    A rotation record goes on the live channel with the shortest queue.
+    """
+
+    def test_shortestQueue(self) -> None:
+        """
+        The channel with the fewest bytes in flight takes it; a paused one
+        only when every channel is paused.
+        """
+        channelSet = ChannelSet(task.Clock(), 60.0, lambda: None)
+        zero, one, two = attachedTo(channelSet, 0, 1, 2)
+        channelSet.pacing.sent(zero, "a", 1000)
+        channelSet.pacing.sent(one, "b", 10)
+        channelSet.pacing.sent(two, "c", 100)
+        self.assertIs(channelSet.sendRotation(b"RKO:1"), one)
+        one.writePaused = True
+        self.assertIs(channelSet.sendRotation(b"RKO:2"), two)
+        zero.writePaused = two.writePaused = True
+        self.assertIs(channelSet.sendRotation(b"RKO:3"), one)
+        self.assertEqual(one.sent, [b"RKO:1", b"RKO:3"])
+        self.assertEqual(two.sent, [b"RKO:2"])
+
+    def test_noChannel(self) -> None:
+        channelSet = ChannelSet(task.Clock(), 60.0, lambda: None)
+        self.assertIsNone(channelSet.sendRotation(b"RKO:1"))
+
+    def test_sessionSendsRotationRecords(self) -> None:
+        """
+        A session's rotation records take the channel with the shortest
+        queue, where its acknowledgements take the first free channel.
+        """
+        session = makeSession(isServer=False)
+        zero, one = attached(session, 0, 1)
+        session.channelSet.pacing.sent(zero, "file data", 10_000)
+        self.assertIs(session.sendRotation(b"RKR:x"), one)
+        self.assertEqual(one.sent[-1:], [b"RKR:x"])
+
+
+class AckDeadlineTests(SynchronousTestCase):
+    """
+    The server waits for a rotation's acknowledgement as long as its
+    offer's channel's round trip under load asks, within the cap.
+    """
+
+    def test_loadedChannel(self) -> None:
+        """
+        With a measured round trip of 1.5 s on the offer's channel, the
+        offer waits 6 s (four round trips), not the configured 5 s.
+        """
+        driver, session, _, _, clock = makeDriver(fake=False)
+        session.roundTrips["a channel"] = 1.5
+        driver.rotate()
+        [offer] = session.sent
+        self.assertIsInstance(offer, records.RotationOffer)
+        clock.advance(TIMERS.ackTimeout + 0.5)
+        self.assertEqual(driver.rolledBack, 0)
+        clock.advance(ACK_RTTS * 1.5 - TIMERS.ackTimeout - 0.5)
+        self.assertEqual(driver.rolledBack, 1)
+
+    def test_capped(self) -> None:
+        """
+        However long the round trip, the offer is rolled back once what the
+        interval leaves after the transition has passed (27 - 10 s).
+        """
+        driver, session, _, _, clock = makeDriver(fake=False)
+        session.roundTrips["a channel"] = 100.0
+        driver.rotate()
+        clock.advance(16.9)
+        self.assertEqual(driver.rolledBack, 0)
+        clock.advance(0.2)
+        self.assertEqual(driver.rolledBack, 1)
+
+    def test_unmeasured(self) -> None:
+        """
+        Without a measured round trip the configured timeout holds.
+        """
+        driver, session, _, _, clock = makeDriver(fake=False)
+        driver.rotate()
+        clock.advance(TIMERS.ackTimeout)
+        self.assertEqual(driver.rolledBack, 1)

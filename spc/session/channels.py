@@ -25,7 +25,8 @@ are full.  Channels of one cost simply take turns, as they always did.
 
 Whatever their cost, a channel takes data only while its data in flight is
 within what its L{spc.session.pacing} allows, so a saturated path keeps
-its queue short.
+its queue short, and a rotation record goes on the channel with the
+shortest queue.
 """
 
 from __future__ import annotations
@@ -206,3 +207,18 @@ class ChannelSet:
         elif channels:
             channels[0].sendRecord(record)
 
+    def sendRotation(self, record: bytes) -> ChannelProtocol | None:
+        """
+        Send a rotation record at once on the live channel with the
+        shortest queue (L{Pacing.shortestQueue}) among those whose
+        transport takes data, or among every live one if none does: its
+        answer is awaited against a deadline.
+
+        @return: the channel it went on, or L{None} without a live channel.
+        """
+        channels = self.live()
+        ready = [channel for channel in channels if not channel.writePaused]
+        channel = self.pacing.shortestQueue(ready or channels)
+        if channel is not None:
+            channel.sendRecord(record)
+        return channel

@@ -338,6 +338,20 @@ class Session:
         """
         self.channelSet.sendControl(record)
 
+    def sendRotation(self, record: bytes) -> ChannelProtocol | None:
+        """
+        Send a rotation record at once (L{ChannelSet.sendRotation}).
+
+        @return: the channel it went on.
+        """
+        return self.channelSet.sendRotation(record)
+
+    def loadedRoundTrip(self, channel: ChannelProtocol) -> float | None:
+        """
+        C{channel}'s smoothed round trip under load (L{spc.session.pacing}).
+        """
+        return self.channelSet.pacing.smoothedRoundTrip(channel)
+
     def _pauseReading(self, pause: bool) -> None:
         """
         Stop reading from the peer while the file data it sent waits to be

@@ -4,7 +4,8 @@ Tests for the slow-link rules wired into a session, on fake channels and a
 L{task.Clock}: the scheduler gives a channel no more data than its pace
 allows (L{spc.session.channels}, L{spc.session.messenger}), rotation
 records go on the channel with the shortest queue and their deadline
-follows its round trip (L{spc.session.rotationdriver}).
+follows its round trip (L{spc.session.rotationdriver}), and heartbeat
+round trips feed the pace (L{spc.session.heartbeatdriver}).
 """
 
 from __future__ import annotations
@@ -18,7 +19,7 @@ from spc.session.messenger import MultiChannelMessenger
 from spc.session.pacing import ACK_RTTS, Pacing
 from tests.test_messenger import SIZE, makeParams
 from tests.test_rotationdriver import TIMERS, makeDriver
-from tests.test_session import FakeChannel, attached, makeSession
+from tests.test_session import FakeChannel, attached, decoded, makeSession
 
 LIMIT = 2 * SIZE
 
@@ -206,3 +207,29 @@ class AckDeadlineTests(SynchronousTestCase):
         driver.rotate()
         clock.advance(TIMERS.ackTimeout)
         self.assertEqual(driver.rolledBack, 1)
+
+
+class HeartbeatRoundTripTests(SynchronousTestCase):
+    """
+    Heartbeat round trips feed the channel's round trip under load, so an
+    end that only receives knows how long its peer's answers take.
+    """
+
+    def test_answerMeasures(self) -> None:
+        clock = task.Clock()
+        session = makeSession(isServer=False, clock=clock)
+        [zero] = attached(session, 0)
+        clock.advance(session.params.seconds.heartbeatInterval)
+        request = sentOf(zero, records.HeartbeatRequest)[-1]
+        clock.advance(0.75)
+        session.recordReceived(
+            zero,
+            0,
+            decoded(
+                records.HeartbeatResponse(
+                    request.hbID, request.originTime, 0, records.NO_EPOCH,
+                    records.NO_SEQUENCE, 0, 0,
+                )
+            ),
+        )
+        self.assertEqual(session.loadedRoundTrip(zero), 0.75)

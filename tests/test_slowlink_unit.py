@@ -2,17 +2,19 @@
 """
 Tests for what keeps a slow link's queues short, called directly on a
 L{task.Clock}: each channel's pace (L{spc.session.pacing}), the deadline of
-a rotation's acknowledgement, and the test proxy's
+a rotation's acknowledgement, the heartbeat dead-time that follows the
+measured round trip (L{spc.protocol.liveness}), and the test proxy's
 L{tests.throttle.Throttle}.
 """
 
 from __future__ import annotations
 
-from hypothesis import given, settings
+from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from twisted.internet import task
 from twisted.trial.unittest import SynchronousTestCase
 
+from spc.protocol.liveness import MAX_GRACE, Liveness
 from spc.protocol.timers import Timers
 from spc.session.pacing import (
     ACK_RTTS,
@@ -31,6 +33,13 @@ MiB = 1024 * KiB
 FRAGMENT = 256 * KiB
 TEST_TIMERS = Timers(5.0, 8.0, 3.0, 2.0)
 DEFAULT_TIMERS = Timers(5.0, 30.0, 5.0, 10.0)
+PROPERTY = dict(
+    max_examples=200, deadline=None, derandomize=True,
+    suppress_health_check=[HealthCheck.too_slow],
+)
+"""
+Settings of the property tests: the machine running them may be busy.
+"""
 
 
 class Link:
@@ -175,7 +184,7 @@ class ChannelPaceTests(SynchronousTestCase):
         self.assertGreater(link.pace.limit, 64 * MiB)
         self.assertGreater(link.delivered, 300_000_000)
 
-    @settings(max_examples=200, deadline=None)
+    @settings(**PROPERTY)
     @given(
         st.lists(
             st.tuples(
@@ -289,6 +298,7 @@ class AckDeadlineTests(SynchronousTestCase):
         self.assertAlmostEqual(ackDeadline(3.0, 10.0, TEST_TIMERS), 8 * 0.9 - 2)
         self.assertAlmostEqual(ackDeadline(5.0, 10.0, DEFAULT_TIMERS), 30 * 0.9 - 10)
 
+    @settings(**PROPERTY)
     @given(
         st.floats(min_value=0.001, max_value=100, allow_nan=False),
         st.floats(min_value=0.001, max_value=1000, allow_nan=False),
@@ -304,6 +314,97 @@ class AckDeadlineTests(SynchronousTestCase):
         deadline = ackDeadline(configured, roundTrip, timers)
         self.assertGreaterEqual(deadline, configured)
         self.assertLessEqual(deadline, ackDeadlineCap(configured, timers))
+
+
+def answerAfter(liveness: Liveness, roundTrip: float, interval: float, until: float):
+    """
+    Beat every C{interval} until C{until}, each request answered
+    C{roundTrip} later.
+
+    @return: the times at which L{Liveness.isDead} said yes, at a beat.
+    """
+    clock = task.Clock()
+    dead = []
+
+    def beat():
+        now = clock.seconds()
+        if liveness.isDead(now):
+            dead.append(now)
+        hbID = liveness.request(now)
+        clock.callLater(roundTrip, answer, hbID)
+
+    def answer(hbID):
+        now = clock.seconds()
+        liveness.heard(now)
+        liveness.answered(hbID, now)
+
+    call = task.LoopingCall(beat)
+    call.clock = clock
+    call.start(interval, now=False)
+    while clock.seconds() < until:
+        clock.advance(min(interval, roundTrip) / 2)
+    call.stop()
+    return dead
+
+
+class DeadTimeTests(SynchronousTestCase):
+    """
+    The heartbeat dead-time follows the measured round trip: a slow but
+    live channel is never dead, a dead one is still found in bounded time.
+    """
+
+    def test_slowButLive(self) -> None:
+        """
+        Answers that take 2 s, four of the 0.5 s intervals, do not make a
+        channel dead once one of them measured the round trip.
+        """
+        liveness = Liveness(0.5, 3, now=0.0)
+        liveness.request(0.0)
+        liveness.answered(1, 2.0)
+        liveness.heard(2.0)
+        self.assertEqual(liveness.grace, 8.0)
+        self.assertEqual(answerAfter(liveness, 2.0, 0.5, 60.0), [])
+
+    def test_slowButLiveBefore(self) -> None:
+        """
+        Without the grace, the same channel was dead: three requests in a
+        row unanswered at a beat, as the interval rule alone says.
+        """
+        liveness = Liveness(0.5, 3, now=0.0)
+        self.assertNotEqual(answerAfter(liveness, 2.0, 0.5, 60.0), [])
+
+    def test_deadStillFound(self) -> None:
+        """
+        A channel whose answers stop is dead within the interval rule plus
+        the grace (and one beat), for a measured round trip of 2 s.
+        """
+        liveness = Liveness(0.5, 3, now=0.0)
+        liveness.request(0.0)
+        liveness.answered(1, 2.0)
+        liveness.heard(2.0)
+        beat = 2.0
+        while not liveness.isDead(beat):
+            liveness.request(beat)
+            beat += 0.5
+        self.assertLessEqual(beat - 2.0, liveness.deadTime + 0.5)
+        self.assertGreaterEqual(beat - 2.0, liveness.grace)
+
+    @settings(**PROPERTY)
+    @given(
+        st.floats(min_value=0.1, max_value=60, allow_nan=False),
+        st.floats(min_value=0, max_value=1e6, allow_nan=False),
+    )
+    def test_graceBounded(self, interval, roundTrip) -> None:
+        """
+        Whatever the round trip measured, the dead-time is the interval
+        rule plus at most C{MAX_GRACE}, and never less than the interval
+        rule.
+        """
+        liveness = Liveness(interval, 3, now=0.0)
+        hbID = liveness.request(0.0)
+        liveness.answered(hbID, roundTrip)
+        self.assertGreaterEqual(liveness.deadTime, 3 * interval)
+        self.assertLessEqual(liveness.deadTime, 3 * interval + MAX_GRACE)
 
 
 class ThrottleTests(SynchronousTestCase):

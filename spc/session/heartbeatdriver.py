@@ -82,6 +82,7 @@ class HeartbeatDriver:
         timers: Timers,
         missLimit: int,
         onBeat: Callable[[], None],
+        onRoundTrip: Callable[[object, float], None] | None = None,
     ) -> None:
         """
         @param timers: the session's timers: it beats every heartbeat
@@ -91,6 +92,8 @@ class HeartbeatDriver:
             make a connection dead.
         @param onBeat: called at every beat, before the connections are
             looked at (the key age check of section 8.1).
+        @param onRoundTrip: called with a channel and each round trip
+            measured on it (the session's L{spc.session.pacing}).
         """
         self._session = session
         self._connections = connections
@@ -101,6 +104,7 @@ class HeartbeatDriver:
         self._missLimit = missLimit
         self._overlap = timers.overlap
         self._onBeat = onBeat
+        self._onRoundTrip = onRoundTrip
         self._beats = LoopingCall(self._beat)
         self._beats.clock = clock
         self._liveness: dict[object, Liveness] = {}
@@ -234,8 +238,9 @@ class HeartbeatDriver:
             self._commitMissed = True
         self._checkPeerState(channel, response)
         liveness = self._liveness.get(channel)
-        if liveness is not None:
-            liveness.answered(response.hbID, self._clock.seconds())
+        if liveness is not None and liveness.answered(response.hbID, self._clock.seconds()):
+            if self._onRoundTrip is not None:
+                self._onRoundTrip(channel, liveness.rtt)
 
     def _checkPeerState(self, channel, beat) -> None:
         """

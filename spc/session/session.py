@@ -138,6 +138,7 @@ class Session:
         self.heartbeats = HeartbeatDriver(
             self, self.channelSet, self.epochKeys, self.messenger, clock, timers,
             params.heartbeatMissLimit, lambda: self.rotations.checkKeyAge(),
+            self.channelSet.pacing.roundTrip,
         )
         self.rotations = RotationDriver(
             self, self.epochKeys, self.heartbeats, clock, timers, exchangeKey

@@ -97,6 +97,42 @@ class SlowLinkTestCase(EndToEndTestCase):
         return elapsed
 
 
+class RotationOnSlowLinkTests(SlowLinkTestCase):
+    """
+    Rotation rounds commit while a file saturates every channel.
+    """
+
+    timeout = 240
+
+    @inlineCallbacks
+    def test_oneMegabytePerChannel(self):
+        """
+        At 1 MB/s per channel, with C{--rotate-interval 8 --ack-timeout 3
+        --transition 2}, a 72 MiB file takes about 19 s: every rotation
+        round that starts during the transfer (at 8 and 16 s of the daemon's
+        life, and a little after, by its jitter) commits, none is rolled
+        back, no channel dies and the session is the same from start to end.
+        """
+        elapsed = yield self.rotateWhileSending(
+            1 * MB, 72 * MiB,
+            ["--rotate-interval", "8", "--ack-timeout", "3", "--transition", "2"],
+            rounds=2,
+        )
+        self.assertGreater(elapsed, 17)
+
+    @inlineCallbacks
+    def test_halfMegabytePerChannelDefaultTimers(self):
+        """
+        At 0.5 MB/s per channel, with the default timers (30 s interval,
+        5 s acknowledgement, 10 s transition), an 80 MiB file takes about
+        42 s: the round at 30 s commits, none is rolled back, the session
+        stays.  This is a long test (about 45 s), kept as short as a round
+        inside the transfer allows.
+        """
+        elapsed = yield self.rotateWhileSending(0.5 * MB, 80 * MiB, [], rounds=1)
+        self.assertGreater(elapsed, 36)
+
+
 class MessageOnSlowLinkTests(SlowLinkTestCase):
     """
     A message does not wait behind the file's queued megabytes.

@@ -174,6 +174,29 @@ class ChannelPaceTests(SynchronousTestCase):
         self.assertLess(max(settled), TARGET_DELAY + 0.3)
         self.assertLess(link.pace.limit, 1_000_000 * (TARGET_DELAY + 0.5))
 
+    def test_slowLinksStayBusy(self) -> None:
+        """
+        At 0.25 and 0.5 MB/s, slower than a 256 KiB fragment per target
+        delay, two fragments stay in flight: one crosses while the other's
+        acknowledgement (held up to C{ACK_DELAY} by the receiver) comes
+        back, so the path stays busy.
+        """
+        for rate in (250_000, 500_000):
+            link = Link(rate)
+            link.run(30)
+            self.assertGreater(link.delivered / 30, 0.9 * rate, rate)
+
+    def test_twoRecords(self) -> None:
+        """
+        Below two records in flight a channel always takes one more,
+        whatever their size.
+        """
+        pace = ChannelPace(task.Clock(), floor=1, initial=1)
+        pace.sent("a", 10 * FLOOR)
+        self.assertTrue(pace.allows())
+        pace.sent("b", 10 * FLOOR)
+        self.assertFalse(pace.allows())
+
     def test_fastLinkIsNotHeldBack(self) -> None:
         """
         On a fast path the limit grows with the measured rate, within a
@@ -242,7 +265,8 @@ class PacingTests(SynchronousTestCase):
         forgotten starts again.
         """
         pacing = Pacing(task.Clock(), initial=FLOOR)
-        pacing.sent("a", 1, FLOOR)
+        pacing.sent("a", 1, FLOOR // 2)
+        pacing.sent("a", 3, FLOOR // 2)
         pacing.sent("b", 2, 10)
         self.assertFalse(pacing.allows("a"))
         self.assertTrue(pacing.allows("b"))

@@ -19,7 +19,8 @@ had delivered, and when, at the moment it was sent; its acknowledgement
 then gives the bytes delivered since over the time since.  The estimate is
 the largest sample of the last C{RATE_WINDOW} seconds (ack batching and a
 busy reader make single samples low, never high for long).  The limit is
-C{max(floor, rate x TARGET_DELAY)}: the fastest channel gets the most; a
+C{max(floor, rate x TARGET_DELAY)}, and never fewer than C{MIN_RECORDS}
+records: the fastest channel gets the most; a
 channel that is faster than its estimate delivers more than the estimate
 within the target (its queue is empty, and the acknowledgement comes
 within one round trip plus the receiver's acknowledgement delay, both well
@@ -53,6 +54,7 @@ __all__ = [
     "ChannelPace",
     "FLOOR",
     "INITIAL",
+    "MIN_RECORDS",
     "Pacing",
     "RATE_WINDOW",
     "TARGET_DELAY",
@@ -70,6 +72,13 @@ FLOOR = 256 * 1024
 """
 Bytes a channel may always have in flight, whatever its rate: A10's floor
 for unsent data, so at least one default fragment is always on its way.
+"""
+MIN_RECORDS = 2
+"""
+Records a channel may always have in flight, whatever their size: one
+crossing the path while the acknowledgement of the other is on its way
+back.  With one, a channel slower than a fragment per target delay (1 MB/s
+at the default 256 KiB) would idle while each acknowledgement is awaited.
 """
 INITIAL = 1024 * 1024
 """
@@ -137,9 +146,10 @@ class ChannelPace:
     def allows(self) -> bool:
         """
         Whether one more record may go: the check is made before each
-        record, so the limit is exceeded by at most one.
+        record, so the limit is exceeded by at most one; below
+        C{MIN_RECORDS} records in flight, one always may.
         """
-        return self.inFlight < self.limit
+        return self.inFlight < self.limit or len(self._records) < MIN_RECORDS
 
     def sent(self, key: Hashable, size: int) -> None:
         """

@@ -95,15 +95,17 @@ class SlowLinkTestCase(EndToEndTestCase):
     def rotateWhileSending(self, rate: float, size: int, timers: list[str], rounds: int):
         """
         Send a file of C{size} bytes through the proxy at C{rate} per
-        channel to a daemon started with C{timers}, and check that the
+        channel to a daemon started with C{timers} (first, so that no other
+        test takes the ports it was given while the file is written), and
+        check that the
         session was never replaced, no channel died, no rotation was rolled
         back and at least C{rounds} committed.
 
         @return: a Deferred firing with the transfer's seconds.
         """
-        path, digest = randomFile("slow.bin", size)
         self.authorize(self.serverKeys, "client")
         daemon = yield self.startDaemon(*timers)
+        path, digest = randomFile("slow.bin", size)
         proxy = self.startProxy(rate)
         started = time.monotonic()
         result = yield self.sendThrough(proxy, path)
@@ -171,9 +173,9 @@ class MessageOnSlowLinkTests(SlowLinkTestCase):
         At 1 MB/s per channel, a message sent halfway through a 48 MiB file
         is stored, and its delivery confirmed, within 1 s of being sent.
         """
-        path, _ = randomFile("halfway.bin", 48 * MiB)
         self.authorize(self.serverKeys, "client")
         yield self.startDaemon()
+        path, _ = randomFile("halfway.bin", 48 * MiB)
         proxy = self.startProxy(1 * MB)
         endpoints = [TCP4ClientEndpoint(reactor, "127.0.0.1", port) for port in proxy.ports]
         session = yield connect(

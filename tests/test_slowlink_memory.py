@@ -19,7 +19,13 @@ from spc.session.messenger import MultiChannelMessenger
 from spc.session.pacing import ACK_RTTS, Pacing
 from tests.test_messenger import SIZE, makeParams
 from tests.test_rotationdriver import TIMERS, makeDriver
-from tests.test_session import FakeChannel, attached, decoded, makeSession
+from tests.test_session import (
+    FakeChannel,
+    attached,
+    cachedExchangeKey,
+    decoded,
+    makeSession,
+)
 
 LIMIT = 2 * SIZE
 
@@ -163,6 +169,20 @@ class RotationChannelTests(SynchronousTestCase):
         session.channelSet.pacing.sent(zero, "file data", 10_000)
         self.assertIs(session.sendRotation(b"RKR:x"), one)
         self.assertEqual(one.sent[-1:], [b"RKR:x"])
+
+    def test_requestOnShortestQueue(self) -> None:
+        """
+        A client whose key wore out asks for a rotation on the channel with
+        the shortest queue, not on the first one.
+        """
+        session = makeSession(isServer=False, exchangeKey=cachedExchangeKey())
+        zero, one = attached(session, 0, 1)
+        session.channelSet.pacing.sent(zero, "file data", 10_000)
+        session.keyWornOut(zero)
+        self.assertEqual(sentOf(zero, records.RotationRequest), [])
+        self.assertEqual(
+            sentOf(one, records.RotationRequest), [records.RotationRequest(records.REKEY_VOLUME)]
+        )
 
 
 class AckDeadlineTests(SynchronousTestCase):

@@ -178,7 +178,7 @@ class RotationDriver:
             self.rotate()
         elif not self._requested:
             self._requested = True
-            self._session.sendControl(records.RotationRequest(reason).encode())
+            self.sendControl(records.RotationRequest(reason).encode())
 
     # Records and frames.
 

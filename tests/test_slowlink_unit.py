@@ -139,11 +139,26 @@ class ChannelPaceTests(SynchronousTestCase):
         """
         clock = task.Clock()
         pace = ChannelPace(clock)
-        pace.sent("a", 1000)
+        pace.sent("a", FRAGMENT)
         clock.advance(100)
         pace.acked(["a"])
-        self.assertEqual(pace.rate, 10.0)
+        self.assertEqual(pace.rate, FRAGMENT / 100)
         self.assertEqual(pace.limit, FLOOR)
+
+    def test_smallRecordNoRateSample(self) -> None:
+        """
+        A lone small record acknowledged late (a file's offer, answered
+        once the receiver opened the file) gives no rate: the channel keeps
+        its initial allowance rather than falling to the floor.
+        """
+        clock = task.Clock()
+        pace = ChannelPace(clock)
+        pace.sent("offer", 300)
+        clock.advance(0.3)
+        pace.acked(["offer"])
+        self.assertIsNone(pace.rate)
+        self.assertEqual(pace.limit, INITIAL)
+        self.assertEqual(pace.srtt, 0.3)
 
     def test_idleTimeIsNoDeliveryTime(self) -> None:
         """

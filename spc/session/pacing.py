@@ -55,6 +55,7 @@ __all__ = [
     "FLOOR",
     "INITIAL",
     "MIN_RECORDS",
+    "MIN_SAMPLE",
     "Pacing",
     "RATE_WINDOW",
     "TARGET_DELAY",
@@ -85,6 +86,12 @@ INITIAL = 1024 * 1024
 Bytes a channel may have in flight before its first acknowledgement: with
 four channels, the C{ACK_EVERY} fragments of 256 KiB after which a receiver
 answers at once are in flight before the first answer.
+"""
+MIN_SAMPLE = 64 * 1024
+"""
+Bytes a delivery-rate sample must span: the acknowledgement of a lone
+small record (a file's offer, answered once the receiver opened the file)
+says how long the receiver took, not how fast the path is.
 """
 RATE_WINDOW = 2.0
 """
@@ -168,7 +175,8 @@ class ChannelPace:
     def acked(self, keys: Iterable[Hashable]) -> None:
         """
         The peer acknowledged the records of C{keys}, those this channel
-        carried: each is a round-trip sample and a delivery-rate sample.
+        carried: each is a round-trip sample, and a delivery-rate sample if
+        it spans at least C{MIN_SAMPLE} bytes delivered.
         """
         now = self._clock.seconds()
         for key in keys:
@@ -179,9 +187,9 @@ class ChannelPace:
             self.inFlight -= size
             self.delivered += size
             self.roundTrip(now - sentAt)
-            elapsed = now - deliveredAtThen
-            if elapsed > 0:
-                self._rateSample((self.delivered - deliveredThen) / elapsed, now)
+            elapsed, spanned = now - deliveredAtThen, self.delivered - deliveredThen
+            if elapsed > 0 and spanned >= MIN_SAMPLE:
+                self._rateSample(spanned / elapsed, now)
         self._deliveredAt = now
 
     def roundTrip(self, seconds: float) -> None:

@@ -1,4 +1,4 @@
-# -*- test-case-name: tests.test_slowlink_unit -*-
+# -*- test-case-name: tests.test_slowlink_unit,tests.test_slowlink_memory -*-
 """
 How much data each channel may have in flight, so that a busy link keeps
 its queues short.

@@ -167,7 +167,9 @@ class FakeSession:
     @ivar channels: the live channels by index, as a status lists them (set
         by a test).
     @ivar live: the channels L{liveChannels} reports to a driver: one by
-        default (set by a test).
+        default (set by a test); rotation records go on the first.
+    @ivar roundTrips: the round trip under load L{loadedRoundTrip} reports,
+        by channel (set by a test).
     @ivar incomingFiles: C{transfers} files called C{name} half received,
         as C{inProgress()} lists them.
     @ivar messenger: a messenger sending no file.
@@ -178,7 +180,7 @@ class FakeSession:
     @ivar started: when it started.
     @ivar events: the events logged through C{log}.
     @ivar log: a logger whose events land in C{events}.
-    @ivar sent: the control records sent with L{sendControl}, decoded.
+    @ivar sent: the control and rotation records sent, decoded.
     @ivar errors: the reasons given to L{protocolError}.
     @ivar ended: C{(code, reason, error)} of each L{terminate}.
     """
@@ -203,6 +205,7 @@ class FakeSession:
         self.isServer = isServer
         self.channels: dict = {}
         self.live: list = ["a channel"]
+        self.roundTrips: dict = {}
         self.onChannelLost: list = []
         progress = [TransferProgress(name, 100, 50, 25, False) for _ in range(transfers)]
         self.incomingFiles = _Listing(progress)
@@ -224,6 +227,13 @@ class FakeSession:
 
     def sendControl(self, record: bytes) -> None:
         self.sent.append(records.decodeRecord(record))
+
+    def sendRotation(self, record: bytes) -> object:
+        self.sent.append(records.decodeRecord(record))
+        return self.live[0] if self.live else None
+
+    def loadedRoundTrip(self, channel: object) -> float | None:
+        return self.roundTrips.get(channel)
 
     def protocolError(self, reason: str) -> None:
         self.errors.append(reason)

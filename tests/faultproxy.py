@@ -22,7 +22,12 @@ to whole frames:
     - truncate frame N (forward its first bytes, then close both sides);
     - kill the connection (abort both sides) after frame N, or on demand;
     - hold frames from frame N on (optionally forwarding the first bytes of
-      frame N) until released, or black-hole them (discard, TCP stays open).
+      frame N) until released, or black-hole them (discard, TCP stays open);
+    - limit a channel's client-to-server rate (L{FaultProxy.limit}), as a
+      slow uplink does: a L{Throttle}, a token bucket on the reactor's
+      clock (L{tests.throttle}), lets the bytes through, and the proxy stops
+      reading from the client while more than C{THROTTLE_BUFFER} wait, so the rest queues in
+      TCP's buffers, as in front of a real bottleneck.
 
 Frames are selected per direction by L{frame} (the N-th frame, handshake
 frames included), L{protected} (the frame with sequence number N) or L{big}
@@ -48,6 +53,8 @@ from twisted.internet.defer import Deferred, gatherResults, succeed
 from twisted.internet.endpoints import TCP4ClientEndpoint
 from twisted.internet.error import ConnectionDone
 from twisted.python.failure import Failure
+
+from tests.throttle import Throttle
 
 __all__ = [
     "Applied",
@@ -259,6 +266,8 @@ class Stream:
     @ivar dropped: frames discarded (dropped or black-holed).
     @ivar applied: an L{Applied} for every rule that fired, in order.
     @ivar holding: whether frames are being held.
+    @ivar throttle: the L{Throttle} its bytes go through, if its channel
+        is rate-limited in this direction.
     """
 
     def __init__(self, connection: ProxiedConnection, name: str, plan: Plan | None) -> None:
@@ -280,6 +289,12 @@ class Stream:
         self._swapped: bytes | None = None
         self._template: bytes | None = None
         self._stopped = False
+        self.throttle: Throttle | None = None
+        rate = connection.proxy._limits.get(connection.channel) if name == UP else None
+        if rate is not None:
+            self.throttle = Throttle(
+                connection.proxy.reactor, rate, self._forward, onBacklog=self._backlog
+            )
 
     @property
     def holding(self) -> bool:
@@ -395,9 +410,30 @@ class Stream:
         transport = self._destination()
         if transport is None or self._stopped:
             return False
-        transport.write(data)
+        if self.throttle is None:
+            transport.write(data)
+        else:
+            self.throttle.send(data)
         self.bytesOut += len(data)
         return True
+
+    def _forward(self, data: bytes) -> None:
+        transport = self._destination()
+        if transport is not None and not self._stopped:
+            transport.write(data)
+
+    def _backlog(self, full: bool) -> None:
+        """
+        The throttle holds too much: stop reading from the source until it
+        drained, so TCP holds the source back.
+        """
+        source = self.connection.clientSide if self.name == UP else self.connection.serverSide
+        if source is None or self._stopped:
+            return
+        if full:
+            source.transport.pauseProducing()
+        else:
+            source.transport.resumeProducing()
 
     # On demand.
 
@@ -447,6 +483,8 @@ class Stream:
         self._stopped = True
         self._held = None
         self._buffer.clear()
+        if self.throttle is not None:
+            self.throttle.stop()
 
 
 class ProxiedConnection:
@@ -647,6 +685,7 @@ class FaultProxy:
         self.captured: dict[str, bytes] = {}
         self.onActivity: list[Callable[[], None]] = []
         self._plans: dict[tuple[int, int, str], Plan] = {}
+        self._limits: dict[int, float] = {}
         self._listening: list = []
         self._perChannel: dict[int, int] = {}
         self._connectionWaiters: dict[tuple[int, int], list[Deferred]] = {}
@@ -661,6 +700,14 @@ class FaultProxy:
         C{direction}; configure them before that connection is accepted.
         """
         return self._plans.setdefault((channel, connection, direction), Plan())
+
+    def limit(self, channel: int, rate: float) -> None:
+        """
+        Let every later connection of C{channel} carry at most C{rate}
+        bytes per second from the client to the server (a truncation or
+        a close forgets what its throttle still holds).
+        """
+        self._limits[channel] = rate
 
     # Life cycle.
 

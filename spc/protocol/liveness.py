@@ -5,7 +5,11 @@ Heartbeats: is each channel alive, and do both ends agree on the epoch?
 A channel is dead when nothing authenticated arrived on it for
 C{missLimit} heartbeat intervals, or when that many heartbeats in a row got
 no answer: a path that silently drops everything (no RST) is found within a
-bounded time, and its fragments go elsewhere.  So is a channel whose peer
+bounded time, and its fragments go elsewhere.  A slow path is not a dead
+one: on a saturated link an answer waits behind the peer's data, so each
+of these times is lengthened by a grace of C{LATE_RTTS} smoothed round
+trips of the channel's answers (at most C{MAX_GRACE}), and a request counts
+as missed only once it is older than that grace.  So is a channel whose peer
 has read nothing of it for as long, heartbeats or not: one that answers
 heartbeats it never read (their ids are sequential) still cannot keep a
 connection whose send queue never drains.  Heartbeats carry each side's
@@ -33,7 +37,24 @@ from twisted.internet.interfaces import IReactorTime
 
 from spc.ratelimit import TokenBuckets
 
-__all__ = ["Liveness", "RequestLimiter", "epochsAgree"]
+__all__ = ["LATE_RTTS", "Liveness", "MAX_GRACE", "RequestLimiter", "epochsAgree"]
+
+LATE_RTTS = 4
+"""
+Smoothed round trips after which a heartbeat request is late.
+"""
+MAX_GRACE = 30.0
+"""
+The most, in seconds, a measured round trip lengthens the dead-time: a
+dead channel is found within C{missLimit} intervals plus this, and one
+beat.
+"""
+KEPT_REQUESTS = 256
+"""
+Requests whose sending times are kept, so that an answer that took many
+intervals still counts as one.
+"""
+SRTT_GAIN = 0.125
 
 
 class Liveness:
@@ -46,6 +67,7 @@ class Liveness:
         as it has looked (L{sent}).
     @ivar unanswered: heartbeats sent since the last answer.
     @ivar rtt: the last measured round trip, in seconds, or C{None}.
+    @ivar srtt: the smoothed round trip of the answers, or C{None}.
     """
 
     def __init__(self, interval: float, missLimit: int, now: float) -> None:
@@ -55,10 +77,12 @@ class Liveness:
         self.lastSent = now
         self.unanswered = 0
         self.rtt: float | None = None
+        self.srtt: float | None = None
         self._nextID = 0
         self._sent: dict[int, float] = {}
         self._framesSeen = 0
         self._silenceFrom = now
+        self._unansweredAt: list[float] = []
 
     def heard(self, now: float) -> None:
         self.lastHeard = now
@@ -73,15 +97,38 @@ class Liveness:
             self._silenceFrom = now
         self.interval = interval
 
+    @property
+    def grace(self) -> float:
+        """
+        How much longer than its interval rule a channel may stay silent
+        or unanswered: C{LATE_RTTS} smoothed round trips, at most
+        C{MAX_GRACE}; none before the first answer.
+        """
+        return 0.0 if self.srtt is None else min(LATE_RTTS * self.srtt, MAX_GRACE)
+
+    @property
+    def deadTime(self) -> float:
+        """
+        Seconds of silence after which the channel is dead.
+        """
+        return self._missLimit * self.interval + self.grace
+
     def deadline(self) -> float:
         """
         When the channel is dead unless something authenticated arrives on
         it before.
         """
-        return max(self.lastHeard, self._silenceFrom) + self._missLimit * self.interval
+        return max(self.lastHeard, self._silenceFrom) + self.deadTime
 
     def isDead(self, now: float) -> bool:
-        return now > self.deadline() or self.unanswered >= self._missLimit
+        """
+        Silent past its deadline, or C{missLimit} requests in a row
+        unanswered, the last of them for longer than the grace.
+        """
+        if now > self.deadline():
+            return True
+        limit = self._missLimit
+        return self.unanswered >= limit and now - self._unansweredAt[limit - 1] >= self.grace
 
     def sent(self, frames: int, now: float) -> None:
         """
@@ -108,7 +155,7 @@ class Liveness:
         @param pausedSince: when the transport paused the connection, or
             L{None} if it takes data.
         """
-        return pausedSince is not None and now - pausedSince > self._missLimit * self.interval
+        return pausedSince is not None and now - pausedSince > self.deadTime
 
     def request(self, now: float) -> int:
         """
@@ -116,17 +163,28 @@ class Liveness:
         """
         hbID = self._nextID = (self._nextID + 1) & 0xFFFFFFFF
         self.unanswered += 1
+        if len(self._unansweredAt) < self._missLimit:
+            self._unansweredAt.append(now)
         self._sent[hbID] = now
-        if len(self._sent) > self._missLimit + 1:
-            del self._sent[min(self._sent)]
+        if len(self._sent) > KEPT_REQUESTS:
+            del self._sent[next(iter(self._sent))]
         return hbID
 
-    def answered(self, hbID: int, now: float) -> None:
+    def answered(self, hbID: int, now: float) -> bool:
+        """
+        An answer to request C{hbID} arrived.
+
+        @return: whether it answers a kept request, and so measured a
+            round trip.
+        """
         sent = self._sent.pop(hbID, None)
         if sent is None:
-            return
+            return False
         self.unanswered = 0
-        self.rtt = now - sent
+        self._unansweredAt = []
+        self.rtt = rtt = max(0.0, now - sent)
+        self.srtt = rtt if self.srtt is None else self.srtt + SRTT_GAIN * (rtt - self.srtt)
+        return True
 
 
 REQUESTS_PER_INTERVAL = 2

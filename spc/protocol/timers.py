@@ -12,11 +12,17 @@ from __future__ import annotations
 
 from typing import NamedTuple
 
-__all__ = ["MILLISECONDS", "Timers"]
+__all__ = ["MILLISECONDS", "ROUND_JITTER", "Timers"]
 
 MILLISECONDS = 1000
 """
 Milliseconds in a second: the wire's unit of time.
+"""
+ROUND_JITTER = 0.1
+"""
+The part of the rotation interval over which a server's round spreads its
+sessions' rotations (L{spc.server.rounds}); the timers of a session leave
+room for it (L{spc.session.pacing.ackDeadlineCap}).
 """
 
 

@@ -19,14 +19,9 @@ from twisted.internet.interfaces import IDelayedCall, IReactorTime
 from twisted.internet.task import LoopingCall
 
 from spc.logs import events
+from spc.protocol.timers import ROUND_JITTER
 
 __all__ = ["ROUND_JITTER", "RotationRounds"]
-
-ROUND_JITTER = 0.1
-"""
-The part of the interval over which a round spreads its sessions'
-rotations.
-"""
 
 
 class Rotatable(Protocol):

@@ -22,6 +22,11 @@ cost; the channel with the lowest tag takes the next one, a channel coming
 back from a pause starting level with the others).  So the costly channels keep
 carrying traffic, less of it, and take more whenever the others' paths
 are full.  Channels of one cost simply take turns, as they always did.
+
+Whatever their cost, a channel takes data only while its data in flight is
+within what its L{spc.session.pacing} allows, so a saturated path keeps
+its queue short, and a rotation record goes on the channel with the
+shortest queue.
 """
 
 from __future__ import annotations
@@ -30,6 +35,7 @@ from typing import Callable
 
 from twisted.internet.interfaces import IDelayedCall, IReactorTime
 
+from spc.session.pacing import Pacing
 from spc.transport.channel import ChannelProtocol
 
 __all__ = ["ChannelSet"]
@@ -38,6 +44,7 @@ __all__ = ["ChannelSet"]
 class ChannelSet:
     """
     @ivar byIndex: the channels that carry data, by channel index.
+    @ivar pacing: each channel's data in flight and its limit.
     """
 
     def __init__(
@@ -57,6 +64,7 @@ class ChannelSet:
         self._tags: dict[ChannelProtocol, float] = {}
         self._virtual = 0.0
         self._lingerCall: IDelayedCall | None = None
+        self.pacing = Pacing(clock)
 
     def live(self) -> list[ChannelProtocol]:
         """
@@ -120,6 +128,7 @@ class ChannelSet:
         self._unconfirmed.discard(channel)
         index = channel.result.keys.channel
         self._tags.pop(channel, None)
+        self.pacing.forget(channel)
         if self.byIndex.get(index) is channel:
             del self.byIndex[index]
             self._lostAt[index] = self._clock.seconds()
@@ -154,11 +163,16 @@ class ChannelSet:
     def writableChannel(self) -> ChannelProtocol | None:
         """
         A live channel that can take data now: a channel its transport
-        paused (or whose crypto lane is full) gets nothing, so a slow path
-        never holds the others back (A6).  Channels of one cost take
-        turns; of mixed costs, the one with the lowest start tag goes.
+        paused (or whose crypto lane is full), or with as much in flight
+        as its pace allows, gets nothing, so a slow path never holds the
+        others back (A6) nor queues more than its pace.  Channels of one
+        cost take turns; of mixed costs, the one with the lowest start
+        tag goes.
         """
-        ready = [channel for channel in self.live() if channel.canTakeData()]
+        allows = self.pacing.allows
+        ready = [
+            channel for channel in self.live() if channel.canTakeData() and allows(channel)
+        ]
         if not ready:
             return None
         if len({channel.cost for channel in ready}) == 1:
@@ -192,3 +206,19 @@ class ChannelSet:
         ready = [channel for channel in channels if not channel.writePaused]
         if channels:
             (ready or channels)[0].sendRecord(record)
+
+    def sendRotation(self, record: bytes) -> ChannelProtocol | None:
+        """
+        Send a rotation record at once on the live channel with the
+        shortest queue (L{Pacing.shortestQueue}) among those whose
+        transport takes data, or among every live one if none does: its
+        answer is awaited against a deadline.
+
+        @return: the channel it went on, or L{None} without a live channel.
+        """
+        channels = self.live()
+        ready = [channel for channel in channels if not channel.writePaused]
+        channel = self.pacing.shortestQueue(ready or channels)
+        if channel is not None:
+            channel.sendRecord(record)
+        return channel

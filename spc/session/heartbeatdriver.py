@@ -128,6 +128,7 @@ class HeartbeatDriver:
         missLimit: int,
         onBeat: Callable[[], None],
         maintenanceSent: Callable[[], int] = lambda: 0,
+        onRoundTrip: Callable[[object, float], None] | None = None,
     ) -> None:
         """
         @param timers: the session's timers: it beats every heartbeat
@@ -139,6 +140,8 @@ class HeartbeatDriver:
             looked at (the key age check of section 8.1).
         @param maintenanceSent: how many rotation records the session has
             sent so far, which are not traffic.
+        @param onRoundTrip: called with a channel and each round trip
+            measured on it (the session's L{spc.session.pacing}).
         """
         self._session = session
         self._connections = connections
@@ -150,6 +153,7 @@ class HeartbeatDriver:
         self._overlap = timers.overlap
         self._onBeat = onBeat
         self._maintenanceSent = maintenanceSent
+        self._onRoundTrip = onRoundTrip
         self._beats = LoopingCall(self._beat)
         self._beats.clock = clock
         self._beating = False
@@ -425,8 +429,9 @@ class HeartbeatDriver:
             self._commitMissed = True
         self._checkPeerState(channel, response)
         liveness = self._liveness.get(channel)
-        if liveness is not None:
-            liveness.answered(response.hbID, self._clock.seconds())
+        if liveness is not None and liveness.answered(response.hbID, self._clock.seconds()):
+            if self._onRoundTrip is not None:
+                self._onRoundTrip(channel, liveness.rtt)
 
     def _checkPeerState(self, channel, beat) -> None:
         """

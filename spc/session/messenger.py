@@ -59,6 +59,7 @@ from spc.interfaces import WAIT, FragmentSink, Sender, Source
 from spc.logs import events
 from spc.protocol import filerecords, frames, records
 from spc.session.outgoing import OutgoingMessage
+from spc.session.pacing import Pacing
 from spc.session.reassembly import Account, Reassembler
 
 __all__ = ["FILES_AT_ONCE", "FILE_BYTES_AT_ONCE", "MultiChannelMessenger", "SEND_WINDOW"]
@@ -103,8 +104,13 @@ class MultiChannelMessenger:
         budget: Account | None = None,
         window: int = SEND_WINDOW,
         busyPolicy: Callable[[int], float] = BUSY_POLICY,
+        pacing: Pacing | None = None,
     ) -> None:
+        """
+        @param pacing: the sink's count of each channel's data in flight.
+        """
         self._sink = sink
+        self._pacing = pacing if pacing is not None else Pacing(clock)
         self._params = params
         self._clock = clock
         self._window = window
@@ -297,7 +303,9 @@ class MultiChannelMessenger:
                 continue
             forgotten += 1
             self._unackedBytes -= len(record)
-            sentOn.pop(key, None)
+            channel = sentOn.pop(key, None)
+            if channel is not None:
+                self._pacing.acked(channel, (key,))
             keptBy.pop(key, None)
         return forgotten
 
@@ -402,8 +410,10 @@ class MultiChannelMessenger:
                 key = self._nextKey()
                 if key is None:
                     return
+                record = self._unacked[key]
                 self._sentOn[key] = channel
-                self._sink.sendOn(channel, self._unacked[key])
+                self._pacing.sent(channel, key, len(record))
+                self._sink.sendOn(channel, record)
         finally:
             self._pumping = False
 

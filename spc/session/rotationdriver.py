@@ -12,6 +12,12 @@ machine's input; it starts a rotation on the triggers of PROTOCOL section
 the rotation records to the machine.  The epochs themselves are the
 session's L{spc.session.epochkeys.EpochKeys}, which the machine changes
 directly.
+
+Rotation records go on the channel with the shortest queue, and an offer's
+acknowledgement is given as long as that channel's round trip under load
+asks for, within what the rotation interval leaves
+(L{spc.session.pacing.ackDeadline}): a saturated slow link delays the
+answer, it does not roll the rotation back.
 """
 
 from __future__ import annotations
@@ -26,6 +32,7 @@ from spc.logs.events import shortID
 from spc.protocol import records
 from spc.protocol.rotation import ClientRotation, RotationKeys, ServerRotation
 from spc.protocol.timers import Timers
+from spc.session.pacing import ackDeadline
 
 __all__ = ["CommitProbe", "MAX_KEY_AGE_ROUNDS", "RotatingSession", "RotationDriver"]
 
@@ -39,8 +46,8 @@ rounds do (section 8.1).
 class RotatingSession(Protocol):
     """
     What a rotation driver asks of its session (L{spc.session.session.Session}):
-    its live channels, to send a control record on one of them at once,
-    and to end with a goodbye.
+    its live channels, to send a control or rotation record on one of them
+    at once, a channel's round trip under load, and to end with a goodbye.
     """
 
     id: bytes
@@ -51,6 +58,10 @@ class RotatingSession(Protocol):
     def liveChannels(self) -> list: ...
 
     def sendControl(self, record: bytes) -> None: ...
+
+    def sendRotation(self, record: bytes) -> object | None: ...
+
+    def loadedRoundTrip(self, channel: object) -> float | None: ...
 
     def terminate(self, code: int, reason: str, error: type) -> None: ...
 
@@ -118,6 +129,7 @@ class RotationDriver:
         self._ackTimeout: IDelayedCall | None = None
         self._overlapEnd: IDelayedCall | None = None
         self._nextRotation: IDelayedCall | None = None
+        self._offerChannel: object | None = None
         self.machine = self._makeMachine(exchangeKey)
 
     def _makeMachine(self, exchangeKey) -> ServerRotation | ClientRotation | None:
@@ -235,15 +247,24 @@ class RotationDriver:
     def sendOffer(self, record: bytes) -> None:
         """
         L{rotate} offers only with a live channel, so the offer goes out
-        at once, as a control record does.
+        at once, on the channel with the shortest queue, whose round trip
+        sets the deadline of its acknowledgement.
         """
-        self.sendControl(record)
+        self.recordsSent += 1
+        self._offerChannel = self._session.sendRotation(record)
 
     def sendControl(self, record: bytes) -> None:
         self.recordsSent += 1
-        self._session.sendControl(record)
+        self._session.sendRotation(record)
 
     def startAckTimeout(self, seconds: float) -> None:
+        """
+        Wait C{seconds} (the configured C{ackTimeout}) for the offer's
+        acknowledgement, or longer on a loaded path (L{ackDeadline}).
+        """
+        channel = self._offerChannel
+        roundTrip = None if channel is None else self._session.loadedRoundTrip(channel)
+        seconds = ackDeadline(seconds, roundTrip, self._timers)
         _cancel(self._ackTimeout)
         self._ackTimeout = self._clock.callLater(seconds, self._ackTimedOut)
 

@@ -131,7 +131,8 @@ class Session:
         self.channels = self.channelSet.byIndex
         timers = params.seconds
         self.messenger = MultiChannelMessenger(
-            self.channelSet, params, self._deliver, clock, budget
+            self.channelSet, params, self._deliver, clock, budget,
+            pacing=self.channelSet.pacing,
         )
         self.incomingFiles = IncomingFiles(
             files, peer, params.fragmentSize, self.sendControl, clock, self._fileStored,
@@ -143,6 +144,7 @@ class Session:
             self, self.channelSet, self.epochKeys, self.messenger, clock, timers,
             params.heartbeatMissLimit, lambda: self.rotations.checkKeyAge(),
             lambda: self.rotations.recordsSent,
+            self.channelSet.pacing.roundTrip,
         )
         self.rotations = RotationDriver(
             self, self.epochKeys, self.heartbeats, clock, timers, exchangeKey
@@ -344,6 +346,20 @@ class Session:
         Send a small control record at once (L{ChannelSet.sendControl}).
         """
         self.channelSet.sendControl(record)
+
+    def sendRotation(self, record: bytes) -> ChannelProtocol | None:
+        """
+        Send a rotation record at once (L{ChannelSet.sendRotation}).
+
+        @return: the channel it went on.
+        """
+        return self.channelSet.sendRotation(record)
+
+    def loadedRoundTrip(self, channel: ChannelProtocol) -> float | None:
+        """
+        C{channel}'s smoothed round trip under load (L{spc.session.pacing}).
+        """
+        return self.channelSet.pacing.smoothedRoundTrip(channel)
 
     def _pauseReading(self, pause: bool) -> None:
         """

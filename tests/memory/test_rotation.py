@@ -185,6 +185,7 @@ class Tap:
         self.dropped: list[object] = []
         self._clock = clock
         session.sendControl = self._outgoing(session.sendControl)
+        session.sendRotation = self._outgoing(session.sendRotation)
         original, lose = session.recordReceived, session.channelLost
 
         def recordReceived(channel, epoch, record):
@@ -207,7 +208,7 @@ class Tap:
                 self.dropped.append(decoded)
                 return
             self.sent.append((self._clock.seconds(), decoded))
-            send(record)
+            return send(record)
 
         return tapped
 

@@ -426,6 +426,7 @@ class ClientServiceTests(unittest.SynchronousTestCase):
             PinnedKey(hostIdentity().fingerprint),
             HOST_PORT,
             suites=[A256CBC_HS512, CHACHA20_POLY1305],
+            exchangeKeys=inlineKeyPool(),
         )
         self.flushAll()
         error = self.failureResultOf(connecting, ChannelsMismatch).value

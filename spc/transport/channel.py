@@ -50,6 +50,7 @@ from spc.transport.closing import ALERT_LINGER, CLOSE_TIMEOUT, closeThenAbort
 from spc.transport.framer import Framer
 from spc.transport.lifecycle import ChannelLifecycle
 from spc.transport.owners import ChannelOwner, HandshakeOwner
+from spc.transport.deadlines import HandshakeDeadlines
 from spc.transport.pipeline import MAX_QUEUED, Opener, ReadPauses, Sealer
 from spc.transport.sockets import lowLatency
 from spc.transport.tls import TLSPeer, explainFailure
@@ -125,8 +126,7 @@ class ChannelProtocol(protocol.Protocol):
         self.isServer = isServer
         self._framer = Framer(frames.MAX_BODY_PRE)
         self._handshake: ServerHandshake | ClientHandshake | None = None
-        self._timer: IDelayedCall | None = None
-        self._replyTimer: IDelayedCall | None = None
+        self._deadlines = HandshakeDeadlines(clock, self._timedOut)
         self.records: RecordLayer | None = None
         self.result: ServerResult | ClientResult | None = None
         self.dead = False
@@ -152,10 +152,9 @@ class ChannelProtocol(protocol.Protocol):
         self._life.connected()
         self._limitBuffering()
         self.transport.registerProducer(self, True)
-        self._timer = self._clock.callLater(self._handshakeTimeout, self._timedOut)
+        self._deadlines.start(self._handshakeTimeout, self._replyTimeout if self.isServer else None)
         self._handshake = self._makeHandshake(self)
         if self.isServer:
-            self._replyTimer = self._clock.callLater(self._replyTimeout, self._timedOut)
             self._handshake.start()
 
     def _limitBuffering(self) -> None:
@@ -240,7 +239,7 @@ class ChannelProtocol(protocol.Protocol):
         The lifecycle's report of a lost connection
         (L{spc.transport.lifecycle.ChannelActions.connectionGone}).
         """
-        self._cancelTimer()
+        self._deadlines.cancel()
         if self._abortCall is not None and self._abortCall.active():
             self._abortCall.cancel()
         self._abortCall = None
@@ -269,7 +268,7 @@ class ChannelProtocol(protocol.Protocol):
         if self.dead:
             return False
         if self.records is None:
-            self._cancelReplyTimer()
+            self._deadlines.replied()
             self._handshake.frameReceived(bytes(body))
             return not self.dead
         if self._opener.received(body):
@@ -341,7 +340,7 @@ class ChannelProtocol(protocol.Protocol):
     # Handshake owner interface (both roles).
 
     def handshakeSucceeded(self, result: ServerResult | ClientResult) -> None:
-        self._cancelTimer()
+        self._deadlines.cancel()
         self.result = result
         self._handshake = None
         self._framer.maxBody = frames.maxProtectedBody(result.params.maxInner)
@@ -386,7 +385,7 @@ class ChannelProtocol(protocol.Protocol):
         Server: the connection served a pairing (A20), not a session; close
         it once the last frame left, as after an alert.
         """
-        self._cancelTimer()
+        self._deadlines.cancel()
         self.dead = True
         self._loseConnection(ALERT_LINGER)
 
@@ -430,18 +429,18 @@ class ChannelProtocol(protocol.Protocol):
         self._lostReason = reason
         if self.result is None:
             self.owner.handshakeRefused(self, "aborted", reason, None)
-        self._cancelTimer()
+        self._deadlines.cancel()
         self.transport.abortConnection()
 
     def refuseHandshake(self, code: int, reason: str) -> None:
-        self._cancelTimer()
+        self._deadlines.cancel()
         kind = "timeout" if code == frames.ALERT_TIMEOUT else "refused"
         self.owner.handshakeRefused(self, kind, reason, code)
         self.sendFrame(frames.Alert(code).encode())
         self._loseConnection(ALERT_LINGER)
 
     def failHandshake(self, error: SPCError) -> None:
-        self._cancelTimer()
+        self._deadlines.cancel()
         self.transport.abortConnection()
         self.owner.channelFailed(self, error)
 
@@ -493,23 +492,7 @@ class ChannelProtocol(protocol.Protocol):
         )
 
     def _timedOut(self) -> None:
-        self._cancelTimer()
         if self._handshake is not None:
             self._handshake.timedOut()
         if not self.dead:
             self.fatal("handshake timed out")
-
-    def _cancelTimer(self) -> None:
-        if self._timer is not None and self._timer.active():
-            self._timer.cancel()
-        self._timer = None
-        self._cancelReplyTimer()
-
-    def _cancelReplyTimer(self) -> None:
-        """
-        The peer's first frame arrived (or the handshake is over): the
-        short deadline of a server waiting for F2 (A16) no longer applies.
-        """
-        if self._replyTimer is not None and self._replyTimer.active():
-            self._replyTimer.cancel()
-        self._replyTimer = None

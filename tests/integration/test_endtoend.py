@@ -17,6 +17,7 @@ import base64
 import datetime
 import json
 import os
+import random
 import socket
 import sys
 from typing import NamedTuple
@@ -90,17 +91,36 @@ def sharedIdentity(name: str) -> Identity:
     return _identities[name]
 
 
+LISTEN_PORTS = range(20000, 32000)
+"""
+The ports these tests' daemons listen on: below Linux's ephemeral range
+(32768 and up), from which every outgoing connection takes its source
+port, so that no client socket, of this test or another running beside
+it, holds a daemon's port when the daemon starts or restarts on it.
+"""
+
+
 def freePorts(count: int = 4, host: str = "127.0.0.1") -> list[int]:
     """
-    Loopback ports that were free a moment ago (another process could take
-    one before the daemon binds it; the race is accepted).
+    Loopback ports, drawn at random from L{LISTEN_PORTS}, that were free a
+    moment ago (another test could take one before the daemon binds it;
+    drawn at random among 12,000, that race is accepted).
     """
     family = socket.AF_INET6 if ":" in host else socket.AF_INET
-    sockets = [socket.socket(family) for _ in range(count)]
+    ports: list[int] = []
+    sockets: list[socket.socket] = []
     try:
-        for s in sockets:
-            s.bind((host, 0))
-        return [s.getsockname()[1] for s in sockets]
+        while len(ports) < count:
+            port = random.choice(LISTEN_PORTS)
+            s = socket.socket(family)
+            try:
+                s.bind((host, port))
+            except OSError:
+                s.close()
+                continue
+            sockets.append(s)
+            ports.append(port)
+        return ports
     finally:
         for s in sockets:
             s.close()

@@ -20,6 +20,7 @@ import stat
 from typing import NamedTuple, Sequence
 
 from spc.errors import NameUnavailable
+from spc.files.durable import fsyncFolder
 from spc.files.names import numbered
 from spc.protocol.filerecords import NO_MTIME
 
@@ -70,18 +71,6 @@ def _checkComponent(name: str) -> None:
     """
     if name in ("", ".", "..") or "/" in name or "\0" in name:
         raise NameUnavailable(f"{name!r} cannot be a name in the inbox")
-
-
-def _fsync(descriptor: int) -> None:
-    """
-    fsync a folder; a file system that cannot fsync folders at all is no
-    reason to refuse a file, a failing disk is.
-    """
-    try:
-        os.fsync(descriptor)
-    except OSError as error:
-        if error.errno not in (errno.EINVAL, errno.ENOTSUP, errno.EBADF):
-            raise
 
 
 class _Folders:
@@ -171,7 +160,7 @@ class _Folders:
         ]
         for folder in folders:
             if later is None:
-                _fsync(folder)
+                fsyncFolder(folder)
             else:
                 later.append(os.dup(folder))
 

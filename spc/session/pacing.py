@@ -231,10 +231,7 @@ class Pacing:
         floor: int = FLOOR,
         initial: int = INITIAL,
     ) -> None:
-        self._clock = clock
-        self._target = target
-        self._floor = floor
-        self._initial = initial
+        self._newPace = lambda: ChannelPace(clock, target, floor, initial)
         self._paces: dict[object, ChannelPace] = {}
 
     def pace(self, channel: object) -> ChannelPace:
@@ -243,7 +240,7 @@ class Pacing:
         """
         pace = self._paces.get(channel)
         if pace is None:
-            pace = ChannelPace(self._clock, self._target, self._floor, self._initial)
+            pace = self._newPace()
             self._paces[channel] = pace
         return pace
 

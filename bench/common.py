@@ -13,11 +13,13 @@ from __future__ import annotations
 
 import hashlib
 import os
+import shutil
 import signal
 import socket
 import statistics
 import subprocess
 import sys
+import tempfile
 import threading
 import time
 
@@ -337,3 +339,21 @@ def exitOnTerminate() -> None:
     runs when it is terminated as when it is interrupted.
     """
     signal.signal(signal.SIGTERM, lambda signum, frame: sys.exit(128 + signum))
+
+
+def reactInScratch(run, options, prefix: str) -> None:
+    """
+    Run C{run(reactor, options, work, processes)} under C{task.react} in a
+    scratch directory, and whatever ends it (the end, Ctrl-C, SIGTERM),
+    stop every process it started and remove the directory.
+    """
+    from twisted.internet import task
+
+    exitOnTerminate()
+    processes = Processes()
+    work = tempfile.mkdtemp(prefix=prefix)
+    try:
+        task.react(run, [options, work, processes])
+    finally:
+        processes.stopAll()
+        shutil.rmtree(work, ignore_errors=True)

@@ -50,10 +50,8 @@ import itertools
 import os
 import re
 import resource
-import shutil
 import subprocess
 import sys
-import tempfile
 import time
 
 from common import (
@@ -62,10 +60,10 @@ from common import (
     TWISTD,
     Processes,
     cpuSeconds,
-    exitOnTerminate,
     fileContains,
     freePorts,
     median,
+    reactInScratch,
     spcEnvironment,
     spcKeygen,
     waitUntil,
@@ -489,14 +487,7 @@ def main() -> None:
         parser.error(f"the daemon keeps at most {SESSIONS_PER_IDENTITY} sessions per identity: "
                      f"give --identities of at least {least}")
     raiseFileLimit(options.channels * options.sessions + 200)
-    exitOnTerminate()
-    processes = Processes()
-    work = tempfile.mkdtemp(prefix="spc-sessions-")
-    try:
-        task.react(run, [options, work, processes])
-    finally:
-        processes.stopAll()
-        shutil.rmtree(work, ignore_errors=True)
+    reactInScratch(run, options, "spc-sessions-")
 
 
 if __name__ == "__main__":

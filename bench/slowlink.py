@@ -40,12 +40,12 @@ from common import (
     ROOT,
     TWISTD,
     Processes,
-    exitOnTerminate,
     fileContains,
     freePorts,
     makeRandomFile,
     median,
     parseSize,
+    reactInScratch,
     spcEnvironment,
     spcKeygen,
     waitUntil,
@@ -200,14 +200,7 @@ def main() -> None:
     parser.add_argument("--message-every", type=float, default=1.0)
     parser.add_argument("--verbose", action="store_true", help="print each daemon's log")
     options = parser.parse_args()
-    exitOnTerminate()
-    processes = Processes()
-    work = tempfile.mkdtemp(prefix="spc-slowlink-")
-    try:
-        task.react(run, [options, work, processes])
-    finally:
-        processes.stopAll()
-        shutil.rmtree(work, ignore_errors=True)
+    reactInScratch(run, options, "spc-slowlink-")
 
 
 if __name__ == "__main__":
